@@ -1,0 +1,12 @@
+// The authenticated identity a session acts for. The tenant comes from here, never from SQL.
+
+export interface Principal {
+  /** The user name the client connected as (startup `user`). */
+  readonly user: string;
+  /** Subject of a JWT, or the user name for users-file principals. */
+  readonly subject: string;
+  /** Tenant identifier as text; the policy types it when it builds predicates. */
+  readonly tenantId: string;
+  readonly roles: readonly string[];
+  readonly authMethod: 'scram-sha-256' | 'password' | 'jwt';
+}

@@ -1,0 +1,207 @@
+// The one catalogue of errors the proxy sends to clients: code, SQLSTATE, message, hint.
+//
+// Every error a client sees from the proxy itself is a ProxyError built from an entry
+// here. The policy code is machine-readable in three places of the ErrorResponse: as
+// the message prefix (`code: text`), and in the routine field (`ormai.<code>`), which
+// drivers expose as `err.routine`. Hints are written for an LLM agent: what to do
+// instead, never which hidden names exist.
+
+export type Severity = 'ERROR' | 'FATAL';
+
+export interface CatalogueEntry {
+  sqlstate: string;
+  severity: Severity;
+  /** Default client message; a constructor may give a more specific one. */
+  message: string;
+  hint: string;
+}
+
+export const catalogue = {
+  statement_not_allowed: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'this kind of statement is not allowed through the proxy',
+    hint: 'Only SELECT, INSERT, UPDATE, DELETE, transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) and SET/SHOW of a few harmless settings are allowed. Rewrite the request as one of those.',
+  },
+  setting_not_allowed: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'this setting cannot be changed or read through the proxy',
+    hint: 'Allowed settings: application_name, DateStyle, IntervalStyle, TimeZone, extra_float_digits, lock_timeout, idle_in_transaction_session_timeout, and statement_timeout (lower only). The session role, search_path, encoding and read-only mode belong to the proxy.',
+  },
+  statement_timeout_raise: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'statement_timeout may only be lowered',
+    hint: 'The policy sets the maximum statement_timeout; choose a value at or below it, or make the query cheaper (add a selective WHERE clause or a LIMIT).',
+  },
+  syntax_error: {
+    sqlstate: '42601',
+    severity: 'ERROR',
+    message: 'syntax error',
+    hint: 'The statement could not be parsed with the PostgreSQL grammar. Check quoting and keywords, and send one statement at a time.',
+  },
+  statement_not_understood: {
+    sqlstate: '0A000',
+    severity: 'ERROR',
+    message: 'the statement uses a form the proxy cannot check safely',
+    hint: 'Rewrite the statement in a simpler form (plain SELECT with joins and subqueries, or a single-table INSERT/UPDATE/DELETE).',
+  },
+  model_writes_disabled: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'writes of this kind are not enabled for this table',
+    hint: 'The policy does not allow this operation on this table. Read the data instead, or ask a human operator to make the change.',
+  },
+  startup_parameter_not_allowed: {
+    sqlstate: '42501',
+    severity: 'FATAL',
+    message: 'startup parameter not allowed',
+    hint: 'Connect with only user, database, application_name and harmless client settings (DateStyle, TimeZone, extra_float_digits, client_encoding=UTF8). Session settings such as role, search_path or options are controlled by the proxy.',
+  },
+  database_not_found: {
+    sqlstate: '3D000',
+    severity: 'FATAL',
+    message: 'database does not exist',
+    hint: 'Use the database name from the connection string the operator gave you.',
+  },
+  authentication_failed: {
+    sqlstate: '28P01',
+    severity: 'FATAL',
+    message: 'password authentication failed',
+    hint: 'Check the user name and password (or token) in the connection string.',
+  },
+  authentication_method_not_supported: {
+    sqlstate: '28000',
+    severity: 'FATAL',
+    message: 'the client did not complete the requested authentication method',
+    hint: 'Use a driver that supports SCRAM-SHA-256 or cleartext password authentication.',
+  },
+  principal_has_no_policy: {
+    sqlstate: '28000',
+    severity: 'FATAL',
+    message: 'no policy applies to this user',
+    hint: 'Ask the operator to give this user a role that a mounted policy accepts.',
+  },
+  ssl_required: {
+    sqlstate: '28000',
+    severity: 'FATAL',
+    message: 'this connection must use TLS',
+    hint: 'Connect with sslmode=require (or stronger).',
+  },
+  too_many_connections: {
+    sqlstate: '53300',
+    severity: 'FATAL',
+    message: 'too many client connections to the proxy',
+    hint: 'Close idle connections or retry later; the proxy limits concurrent client connections.',
+  },
+  protocol_violation: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'invalid frontend message',
+    hint: 'The client sent bytes that are not a valid PostgreSQL protocol 3.0 message. Use a standard PostgreSQL driver.',
+  },
+  message_too_large: {
+    sqlstate: '08P01',
+    severity: 'FATAL',
+    message: 'message exceeds the maximum size',
+    hint: 'Send smaller statements and parameters; the proxy limits the size of one protocol message.',
+  },
+  unsupported_protocol: {
+    sqlstate: '0A000',
+    severity: 'FATAL',
+    message: 'unsupported frontend protocol',
+    hint: 'Connect with protocol version 3.0 (any current PostgreSQL driver does).',
+  },
+  upstream_unavailable: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'the database behind the proxy is not reachable',
+    hint: 'This is temporary: reconnect in a few seconds. If it persists, tell the operator.',
+  },
+  upstream_lost: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'the connection to the database behind the proxy was lost',
+    hint: 'Reconnect and retry the statement; an open transaction was rolled back.',
+  },
+  proxy_shutting_down: {
+    sqlstate: '57P01',
+    severity: 'FATAL',
+    message: 'the proxy is shutting down',
+    hint: 'Reconnect in a few seconds.',
+  },
+  internal_error: {
+    sqlstate: 'XX000',
+    severity: 'ERROR',
+    message: 'internal proxy error',
+    hint: 'Retry once; if it happens again, tell the operator (the proxy log has the details).',
+  },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof catalogue;
+
+export interface ProxyErrorOptions {
+  message?: string;
+  detail?: string;
+  hint?: string;
+  /** Goes to the log only, never to the client. */
+  logMessage?: string;
+  /** 1-based character position in the statement, as in ErrorResponse 'P'. */
+  position?: number;
+}
+
+export class ProxyError extends Error {
+  readonly code: ErrorCode;
+  readonly sqlstate: string;
+  readonly severity: Severity;
+  readonly hint: string;
+  readonly detail?: string;
+  readonly logMessage?: string;
+  readonly position?: number;
+
+  constructor(code: ErrorCode, opts: ProxyErrorOptions = {}) {
+    const entry: CatalogueEntry = catalogue[code];
+    super(opts.message ?? entry.message);
+    this.name = 'ProxyError';
+    this.code = code;
+    this.sqlstate = entry.sqlstate;
+    this.severity = entry.severity;
+    this.hint = opts.hint ?? entry.hint;
+    this.detail = opts.detail;
+    this.logMessage = opts.logMessage;
+    this.position = opts.position;
+  }
+
+  /** The fields of the ErrorResponse a client receives. */
+  toFields(): ErrorFields {
+    const fields: ErrorFields = {
+      severity: this.severity,
+      code: this.sqlstate,
+      message: `${this.code}: ${this.message}`,
+      hint: this.hint,
+      routine: `ormai.${this.code}`,
+    };
+    if (this.detail !== undefined) fields.detail = this.detail;
+    if (this.position !== undefined) fields.position = String(this.position);
+    return fields;
+  }
+}
+
+/** ErrorResponse / NoticeResponse fields, named as in the protocol documentation. */
+export interface ErrorFields {
+  severity: string;
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+  position?: string;
+  routine?: string;
+}
+
+/** Any exception becomes a ProxyError; unexpected ones become XX000 without internals. */
+export function toProxyError(err: unknown): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const logMessage = err instanceof Error ? err.stack ?? err.message : String(err);
+  return new ProxyError('internal_error', { logMessage });
+}
