@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// The ormai-proxy command line: serve, demo, check, hash-password.
+import { parseArgs } from 'node:util';
+import { startProxy } from './app';
+import { hashPassword } from './auth/verifier';
+import { loadConfig } from './config/load';
+import { runDemo } from './demo/demo';
+import { createLogger } from './log';
+
+const USAGE = `Usage:
+  ormai-proxy serve --config FILE      run the proxy
+  ormai-proxy demo [--listen HOST:PORT] embedded PostgreSQL + proxy with the quickstart policy
+  ormai-proxy check --config FILE      validate the configuration and policy files
+  ormai-proxy hash-password            read a password on stdin, print a SCRAM-SHA-256 verifier
+`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  switch (command) {
+    case 'serve': {
+      if (!values.config) throw new Error('serve needs --config FILE');
+      const config = loadConfig(values.config);
+      const log = createLogger(config.raw.log_level);
+      const proxy = await startProxy(config, log);
+      const stop = () => {
+        log.info('shutting down');
+        void proxy.close().then(() => process.exit(0));
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return -1;
+    }
+    case 'demo':
+      await runDemo({ listen: values.listen, configFile: values.config });
+      return -1;
+    case 'check': {
+      if (!values.config) throw new Error('check needs --config FILE');
+      const config = loadConfig(values.config);
+      process.stdout.write(`ok: ${config.file}\n`);
+      for (const p of config.policies) process.stdout.write(`  policy ${p.name} (${p.file}) sha256:${p.hash}\n`);
+      return 0;
+    }
+    case 'hash-password':
+      process.stdout.write(hashPassword(await readStdin()) + '\n');
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: Error) => {
+    process.stderr.write(`ormai-proxy: ${err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,140 @@
+// Reads ormai.yaml, applies env overrides, resolves files, and returns the resolved configuration.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseConnectionString } from 'pg-connection-string';
+import { z } from 'zod';
+import { formatIssues, loadPolicyFile, parseStructuredFile, type PolicySnapshot } from '../policy/load';
+import { configSchema, type RawConfig } from './schema';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface UpstreamTarget {
+  host: string;
+  port: number;
+  user: string;
+  /** Non-enumerable on the resolved object: never logged or serialised. */
+  password?: string;
+  database: string;
+  tls: { mode: 'disable' | 'require' | 'verify-full'; ca?: Buffer };
+  connectTimeoutMs: number;
+  searchPath: string;
+}
+
+export interface ProxyConfig {
+  file: string;
+  dir: string;
+  raw: RawConfig;
+  listen: HostPort;
+  adminListen: HostPort;
+  database: string;
+  maxClientConnections: number;
+  maxMessageSize: number;
+  tls?: { cert: Buffer; key: Buffer; required: boolean };
+  upstream: UpstreamTarget;
+  policies: PolicySnapshot[];
+}
+
+export function parseHostPort(value: string): HostPort {
+  const i = value.lastIndexOf(':');
+  const host = value.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(value.slice(i + 1));
+  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`not a host:port: "${value}"`);
+  return { host, port };
+}
+
+function readFile(dir: string, file: string, what: string): Buffer {
+  try {
+    return readFileSync(path.resolve(dir, file));
+  } catch (err) {
+    throw new ConfigError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function parseUpstreamUrl(url: string, raw: RawConfig, dir: string): UpstreamTarget {
+  let parsed: ReturnType<typeof parseConnectionString>;
+  let sslmode: string | null = null;
+  try {
+    parsed = parseConnectionString(url);
+    sslmode = new URL(url).searchParams.get('sslmode');
+  } catch {
+    throw new ConfigError('upstream URL is not a valid postgres:// URL');
+  }
+  const modeFromUrl = sslmode === 'verify-full' ? 'verify-full' : sslmode && !['disable', 'allow', 'prefer'].includes(sslmode) ? 'require' : 'disable';
+  const tlsCfg = raw.upstream.tls;
+  const target: UpstreamTarget = {
+    host: parsed.host ?? '127.0.0.1',
+    port: Number(parsed.port ?? 5432),
+    user: parsed.user ?? 'postgres',
+    database: parsed.database ?? parsed.user ?? 'postgres',
+    tls: {
+      mode: tlsCfg?.mode ?? modeFromUrl,
+      ca: tlsCfg?.ca_file ? readFile(dir, tlsCfg.ca_file, 'upstream CA file') : undefined,
+    },
+    connectTimeoutMs: raw.upstream.connect_timeout_ms,
+    searchPath: raw.upstream.search_path,
+  };
+  Object.defineProperty(target, 'password', { value: parsed.password || undefined, enumerable: false });
+  return target;
+}
+
+function upstreamUrl(raw: RawConfig, dir: string, env: NodeJS.ProcessEnv): string {
+  if (env.ORMAI_UPSTREAM_URL) return env.ORMAI_UPSTREAM_URL;
+  if (raw.upstream.url) return raw.upstream.url;
+  if (raw.upstream.url_file) return readFile(dir, raw.upstream.url_file, 'upstream URL file').toString('utf8').trim();
+  throw new ConfigError('no upstream database: set upstream.url or upstream.url_file in the config, or ORMAI_UPSTREAM_URL');
+}
+
+/** Validates a parsed config document; env overrides apply before validation. */
+export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const withEnv = { ...(doc && typeof doc === 'object' ? (doc as Record<string, unknown>) : {}) };
+  if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) throw new ConfigError(`${file}: expected a mapping at the top level`);
+  if (env.ORMAI_LISTEN) withEnv.listen = env.ORMAI_LISTEN;
+  if (env.ORMAI_ADMIN_LISTEN) withEnv.admin_listen = env.ORMAI_ADMIN_LISTEN;
+  const result = configSchema.safeParse(withEnv);
+  if (!result.success) throw new ConfigError(`invalid config ${file}:\n${formatIssues(result.error as z.ZodError)}`);
+  const raw = result.data;
+  const dir = path.dirname(path.resolve(file));
+  const upstream = parseUpstreamUrl(upstreamUrl(raw, dir, env), raw, dir);
+  const policies = raw.policies.map((p) => loadPolicyFile(path.resolve(dir, p)));
+  const names = new Set<string>();
+  for (const p of policies) {
+    if (names.has(p.name)) throw new ConfigError(`two policies are named "${p.name}"`);
+    names.add(p.name);
+  }
+  return {
+    file,
+    dir,
+    raw,
+    listen: parseHostPort(raw.listen),
+    adminListen: parseHostPort(raw.admin_listen),
+    database: raw.database ?? upstream.database,
+    maxClientConnections: raw.max_client_connections,
+    maxMessageSize: raw.max_message_size,
+    tls: raw.tls
+      ? { cert: readFile(dir, raw.tls.cert_file, 'TLS certificate'), key: readFile(dir, raw.tls.key_file, 'TLS key'), required: raw.tls.required }
+      : undefined,
+    upstream,
+    policies,
+  };
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const text = readFile(process.cwd(), file, 'config file').toString('utf8');
+  let doc: unknown;
+  try {
+    doc = parseStructuredFile(text, file);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return resolveConfig(doc, file, env);
+}

@@ -1,0 +1,71 @@
+// The proxy's own configuration file (ormai.yaml): strict zod schema with defaults.
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:6432');
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+/** A byte size: an integer, or a string such as "64MiB" or "512kB". */
+export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(v);
+  const unit = SIZE_UNITS[(m?.[2] || 'b').toLowerCase()];
+  if (!m || unit === undefined) {
+    ctx.addIssue({ code: 'custom', message: `not a size: "${v}" (use bytes or kB/KiB/MB/MiB/GB/GiB)` });
+    return z.NEVER;
+  }
+  return Number(m[1]) * unit;
+});
+
+const tlsServer = z.strictObject({
+  cert_file: z.string(),
+  key_file: z.string(),
+  /** Refuse clients that do not ask for TLS (loopback clients included). */
+  required: z.boolean().default(false),
+});
+
+const upstreamTls = z.strictObject({
+  /** disable | require (encrypt, no verification) | verify-full (CA and host name checked). */
+  mode: z.enum(['disable', 'require', 'verify-full']).default('disable'),
+  ca_file: z.string().optional(),
+});
+
+const upstream = z.strictObject({
+  /** postgres://user:password@host:port/db; or give url_file (a mounted secret). */
+  url: z.string().optional(),
+  url_file: z.string().optional(),
+  /** Overrides sslmode in the URL when given. */
+  tls: upstreamTls.optional(),
+  connect_timeout_ms: z.number().int().positive().default(5000),
+  /** Pinned on every upstream session; the agent cannot change it. */
+  search_path: z.string().default('public'),
+});
+
+const auth = z.strictObject({
+  /** How users from users_file authenticate: SCRAM-SHA-256 (default) or cleartext password. */
+  method: z.enum(['scram-sha-256', 'password']).default('scram-sha-256'),
+  users_file: z.string().optional(),
+  /** A signed JWT as the password; see src/auth/jwt.ts for the keys. */
+  jwt: z.unknown().optional(),
+  /** Allow cleartext passwords (and JWTs) only over TLS or loopback. */
+  cleartext_only_secure: z.boolean().default(true),
+});
+
+export const configSchema = z.strictObject({
+  listen: hostPort.default('127.0.0.1:6432'),
+  admin_listen: hostPort.default('127.0.0.1:9090'),
+  /** The database name agents connect to; defaults to the upstream database's name. */
+  database: z.string().min(1).optional(),
+  max_client_connections: z.number().int().positive().default(100),
+  max_message_size: byteSize.default(64 * 1024 * 1024),
+  tls: tlsServer.optional(),
+  upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public' }),
+  auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),
+  /** Policy files; the principal's role picks one (see require_principal_role). */
+  policies: z.array(z.string()).min(1),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;

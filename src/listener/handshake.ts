@@ -1,0 +1,195 @@
+// The startup phase of one client connection: TLS negotiation, startup packet, authentication, upstream session.
+import net from 'node:net';
+import tls from 'node:tls';
+import { ulid } from 'ulid';
+import { beginAuth, type AuthRequest, type AuthSettings } from '../auth/authenticator';
+import type { ProxyConfig } from '../config/load';
+import { ProxyError, toProxyError } from '../errors/catalogue';
+import type { Logger } from '../log';
+import { selectPolicy } from '../policy/load';
+import { FrontendDecoder } from '../protocol/frontend/decoder';
+import type { FrontendMessage } from '../protocol/frontend/messages';
+import * as backend from '../protocol/backend/serializer';
+import { Session } from '../session/session';
+import { connectUpstream, UpstreamConnectError } from '../upstream/connect';
+import type { CancelRegistry } from './cancel';
+import { PacketStream } from './packet-stream';
+import { filterStartupParams } from './startup-params';
+
+export interface ListenerContext {
+  config: ProxyConfig;
+  auth: AuthSettings;
+  cancels: CancelRegistry;
+  log: Logger;
+  /** Connections open right now, this one included. */
+  openConnections: () => number;
+  onSession: (session: Session) => void;
+  onSessionClosed: (session: Session) => void;
+}
+
+/** PostgreSQL's own default for authentication_timeout is one minute; agents need far less. */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+
+function authMessage(request: AuthRequest): Buffer {
+  switch (request.kind) {
+    case 'cleartext':
+      return backend.authenticationCleartextPassword();
+    case 'sasl':
+      return backend.authenticationSASL(request.mechanisms);
+    case 'sasl-continue':
+      return backend.authenticationSASLContinue(request.data);
+    case 'sasl-final':
+      return backend.authenticationSASLFinal(request.data);
+  }
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return !!address && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
+}
+
+export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<void> {
+  const { config, log } = ctx;
+  const id = ulid();
+  const stream = new PacketStream(new FrontendDecoder({ maxMessageSize: config.maxMessageSize }));
+  let socket: net.Socket = raw;
+  let secure = false;
+  const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
+  const fatal = (err: unknown) => {
+    const error = toProxyError(err);
+    if (error.logMessage) log.warn({ session: id, code: error.code, reason: error.logMessage }, 'connection refused');
+    else log.info({ session: id, code: error.code }, 'connection refused');
+    if (!socket.destroyed) socket.end(backend.errorResponse({ ...error.toFields(), severity: 'FATAL' }));
+  };
+
+  try {
+    stream.attach(socket);
+    let startup;
+    for (;;) {
+      const packet = await stream.next();
+      if (packet.type === 'SSLRequest') {
+        if (!config.tls || secure) {
+          socket.write(backend.sslResponse(false));
+          stream.resumeDecoding();
+          continue;
+        }
+        // Bytes sent before the TLS handshake must not be read as part of the encrypted session.
+        if (stream.decoder.bufferedBytes() > 0 || stream.queued > 0) {
+          throw new ProxyError('protocol_violation', { message: 'received unencrypted data after SSL request' });
+        }
+        socket.write(backend.sslResponse(true));
+        stream.detach();
+        socket = new tls.TLSSocket(socket, { isServer: true, cert: config.tls.cert, key: config.tls.key });
+        secure = true;
+        stream.attach(socket);
+        continue;
+      }
+      if (packet.type === 'GSSENCRequest') {
+        socket.write(backend.sslResponse(false));
+        stream.resumeDecoding();
+        continue;
+      }
+      if (packet.type === 'CancelRequest') {
+        const matched = ctx.cancels.cancel(packet.processId, packet.secretKey);
+        log.debug({ matched }, 'cancel request');
+        socket.destroy();
+        return;
+      }
+      if (packet.type === 'StartupMessage') {
+        startup = packet;
+        break;
+      }
+      throw new ProxyError('protocol_violation', { message: 'expected a startup packet' });
+    }
+
+    if (startup.majorVersion !== 3) throw new ProxyError('unsupported_protocol', { message: `unsupported frontend protocol ${startup.majorVersion}.${startup.minorVersion}` });
+    const request = filterStartupParams(startup.params);
+    if (startup.minorVersion > 0 || request.protocolOptions.length > 0) {
+      socket.write(backend.negotiateProtocolVersion(0, request.protocolOptions));
+    }
+    if (config.tls?.required && !secure) throw new ProxyError('ssl_required');
+    if (ctx.openConnections() > config.maxClientConnections) throw new ProxyError('too_many_connections');
+
+    const conversation = beginAuth(ctx.auth, request.user);
+    let next: AuthRequest | undefined = conversation.first;
+    let principal;
+    for (;;) {
+      if (next) {
+        if (next.kind === 'cleartext' && config.raw.auth.cleartext_only_secure && !secure && !isLoopback(raw.remoteAddress)) {
+          throw new ProxyError('ssl_required', { message: 'password authentication needs TLS on a non-loopback connection' });
+        }
+        // SASLFinal carries the proxy's signature; it goes out before AuthenticationOk.
+        socket.write(authMessage(next));
+      }
+      if (principal) break;
+      const packet = await stream.next();
+      if (packet.type === 'Terminate') {
+        socket.destroy();
+        return;
+      }
+      if (packet.type !== 'AuthResponse') throw new ProxyError('authentication_method_not_supported');
+      ({ next, principal } = await conversation.step(packet.data));
+    }
+
+    const policy = selectPolicy(config.policies, principal);
+    if (!policy) throw new ProxyError('principal_has_no_policy');
+    if (request.database !== config.database) {
+      throw new ProxyError('database_not_found', { message: `database "${request.database}" does not exist` });
+    }
+
+    let upstream;
+    try {
+      upstream = await connectUpstream(
+        config.upstream,
+        {
+          application_name: 'ormai-proxy',
+          ...request.settings,
+          search_path: config.upstream.searchPath,
+          statement_timeout: String(policy.statementTimeoutMs),
+          ...(policy.raw.enable_writes.length === 0 ? { default_transaction_read_only: 'on' } : {}),
+        },
+        config.maxMessageSize,
+      );
+    } catch (err) {
+      if (err instanceof UpstreamConnectError) throw new ProxyError('upstream_unavailable', { logMessage: err.message });
+      throw err;
+    }
+    clearTimeout(timer);
+
+    let session: Session | undefined;
+    const { processId, secretKey } = ctx.cancels.register(() => session?.cancel());
+    const hello: Buffer[] = [backend.authenticationOk()];
+    for (const [name, value] of upstream.parameters) {
+      if (name === 'session_authorization') hello.push(backend.parameterStatus(name, principal.user));
+      else if (name === 'is_superuser') hello.push(backend.parameterStatus(name, 'off'));
+      else hello.push(backend.parameterStatus(name, value));
+    }
+    hello.push(backend.backendKeyData(processId, secretKey), backend.readyForQuery('I'));
+    socket.write(Buffer.concat(hello));
+
+    const sessionLog = log.child({ session: id, user: principal.user, tenant: principal.tenantId, policy: policy.name });
+    sessionLog.info('session started');
+    session = new Session({
+      id,
+      client: socket,
+      decoder: stream.decoder,
+      upstream,
+      principal,
+      policy,
+      config,
+      log: sessionLog,
+      onClose: () => {
+        ctx.cancels.unregister(processId);
+        sessionLog.info('session ended');
+        ctx.onSessionClosed(session!);
+      },
+    });
+    ctx.onSession(session);
+    session.start(stream.detach() as FrontendMessage[]);
+  } catch (err) {
+    clearTimeout(timer);
+    stream.detach();
+    if (err instanceof ProxyError) fatal(err);
+    else if ((err as Error).message === 'client closed the connection') socket.destroy();
+    else fatal(err);
+  }
+}

@@ -1,0 +1,84 @@
+// The TCP listener: accepts agent connections, counts them, and shuts down cleanly.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import type { AuthSettings } from '../auth/authenticator';
+import type { ProxyConfig } from '../config/load';
+import { ProxyError } from '../errors/catalogue';
+import type { Logger } from '../log';
+import type { Session } from '../session/session';
+import { CancelRegistry } from './cancel';
+import { handshake } from './handshake';
+
+export class ProxyServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<Session>();
+  /** Raw sockets whose handshake finished; the rest are still starting up. */
+  private readonly sessionSockets = new WeakSet<net.Socket>();
+  private readonly cancels = new CancelRegistry();
+
+  constructor(
+    private readonly config: ProxyConfig,
+    private readonly auth: AuthSettings,
+    private readonly log: Logger,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+    this.server.on('error', (err) => log.error({ err: err.message }, 'listener error'));
+  }
+
+  static authSettings(partial: Omit<AuthSettings, 'mockSecret'>): AuthSettings {
+    return { ...partial, mockSecret: randomBytes(32) };
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
+  listen(): Promise<{ host: string; port: number }> {
+    const { host, port } = this.config.listen;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address() as net.AddressInfo;
+        this.log.info({ host: address.address, port: address.port }, 'listening');
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops accepting, ends every session with a clear FATAL, and waits for sockets to close. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const session of this.sessions) session.shutdown(new ProxyError('proxy_shutting_down'));
+    for (const socket of this.sockets) if (!this.sessionSockets.has(socket)) socket.destroy();
+    const deadline = Date.now() + 5000;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    void handshake(socket, {
+      config: this.config,
+      auth: this.auth,
+      cancels: this.cancels,
+      log: this.log,
+      openConnections: () => this.sockets.size,
+      onSession: (s) => {
+        this.sessions.add(s);
+        this.sessionSockets.add(socket);
+      },
+      onSessionClosed: (s) => this.sessions.delete(s),
+    }).catch((err) => {
+      this.log.error({ err: (err as Error).message }, 'unexpected handshake failure');
+      socket.destroy();
+    });
+  }
+}

@@ -1,0 +1,111 @@
+// Loads and validates policy files into immutable snapshots with a content hash.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { z } from 'zod';
+import type { Principal } from '../auth/principal';
+import { policySchema, profileDefaults, type RawPolicy, type WriteOperation } from './schema';
+
+export interface WriteTargetRef {
+  schema?: string;
+  name: string;
+  op: 'insert' | 'update' | 'delete';
+}
+
+export interface PolicySnapshot {
+  readonly name: string;
+  /** sha256 of the validated policy (canonical JSON), computed once per load. */
+  readonly hash: string;
+  readonly file: string;
+  readonly raw: RawPolicy;
+  readonly maxRows: number;
+  readonly statementTimeoutMs: number;
+  readonly requireReason: boolean;
+  /** Table names (lower-case, unqualified) the policy registers. */
+  readonly tables: ReadonlySet<string>;
+  isWriteAllowed(target: WriteTargetRef): boolean;
+}
+
+const OP_TO_OPERATION: Record<WriteTargetRef['op'], WriteOperation> = { insert: 'create', update: 'update', delete: 'delete' };
+
+export class PolicyFileError extends Error {
+  constructor(file: string, detail: string) {
+    super(`invalid policy file ${file}: ${detail}`);
+    this.name = 'PolicyFileError';
+  }
+}
+
+/** Readable, path-qualified zod issues, one per line. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+}
+
+export function parseStructuredFile(text: string, file: string): unknown {
+  try {
+    return file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text, { uniqueKeys: true });
+  } catch (err) {
+    throw new PolicyFileError(file, `not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function tableName(ref: string): string {
+  const parts = ref.split('.');
+  return parts[parts.length - 1].toLowerCase();
+}
+
+export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
+  const defaults = profileDefaults[raw.profile];
+  const tables = new Set(raw.models.map((m) => tableName(typeof m === 'string' ? m : m.table)));
+  for (const grant of raw.enable_writes) {
+    for (const m of grant.models) {
+      if (!tables.has(tableName(m))) throw new PolicyFileError(file, `enable_writes names "${m}", which is not in models`);
+    }
+  }
+  const grants = raw.enable_writes.map((g) => ({ tables: new Set(g.models.map(tableName)), ops: new Set(g.operations) }));
+  return Object.freeze({
+    name: raw.name,
+    hash: createHash('sha256').update(canonicalJson(raw)).digest('hex'),
+    file,
+    raw,
+    maxRows: raw.max_rows ?? defaults.max_rows,
+    statementTimeoutMs: raw.statement_timeout_ms ?? defaults.statement_timeout_ms,
+    requireReason: defaults.require_reason,
+    tables,
+    isWriteAllowed(target: WriteTargetRef): boolean {
+      const name = target.name.toLowerCase();
+      const op = OP_TO_OPERATION[target.op];
+      return grants.some((g) => g.tables.has(name) && g.ops.has(op));
+    },
+  });
+}
+
+export function loadPolicyFile(file: string): PolicySnapshot {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PolicyFileError(file, (err as Error).message);
+  }
+  const parsed = policySchema.safeParse(parseStructuredFile(text, file));
+  if (!parsed.success) throw new PolicyFileError(file, `\n${formatIssues(parsed.error)}`);
+  return buildPolicy(parsed.data, file);
+}
+
+/** The policy a principal uses: the first that requires one of its roles, else the first that requires none. */
+export function selectPolicy(policies: readonly PolicySnapshot[], principal: Principal): PolicySnapshot | undefined {
+  return (
+    policies.find((p) => p.raw.require_principal_role !== undefined && principal.roles.includes(p.raw.require_principal_role)) ??
+    policies.find((p) => p.raw.require_principal_role === undefined)
+  );
+}

@@ -1,0 +1,30 @@
+// Starts a real proxy in-process on a free port, configured from the quickstart files.
+import path from 'node:path';
+import { startProxy, type RunningProxy } from '../../src/app';
+import { loadConfig, resolveConfig } from '../../src/config/load';
+import { createLogger, silentLogger } from '../../src/log';
+import { parseStructuredFile } from '../../src/policy/load';
+import { readFileSync } from 'node:fs';
+
+export const QUICKSTART = path.resolve(__dirname, '..', '..', 'config', 'quickstart', 'ormai.yaml');
+
+export interface TestProxy extends RunningProxy {
+  /** Connection URL for a quickstart user through the proxy. */
+  url(user?: string, password?: string, database?: string): string;
+}
+
+/** `overrides` are merged over the quickstart ormai.yaml (top-level keys replace). */
+export async function startTestProxy(upstreamUrl: string, overrides: Record<string, unknown> = {}): Promise<TestProxy> {
+  const doc = { ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object), ...overrides };
+  const env = { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0' };
+  const config = resolveConfig(doc, QUICKSTART, env);
+  const log = process.env.ORMAI_TEST_LOG ? createLogger(process.env.ORMAI_TEST_LOG) : silentLogger;
+  const proxy = await startProxy(config, log);
+  return {
+    ...proxy,
+    url: (user = 'tenant1-agent', password = 'tenant1-password', database = 'app') =>
+      `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${proxy.port}/${database}`,
+  };
+}
+
+export { loadConfig };
