@@ -1,0 +1,172 @@
+// Malformed and oversized wire messages, connection caps, forged cancel keys: clear errors, never a crash.
+import net from 'node:net';
+import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+import { loginError } from '../support/clients';
+
+let db: TestDatabase;
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  proxy = await startTestProxy(db.url, { max_message_size: '1MiB' });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await db?.drop();
+});
+
+async function stillServes(): Promise<void> {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    expect((await c.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Logs in with pg, then writes raw bytes on its socket and returns the error the proxy answers with. */
+async function afterLoginSend(bytes: Buffer): Promise<Error & { code?: string }> {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  const failed = new Promise<Error & { code?: string }>((resolve) => {
+    c.on('error', (e) => resolve(e as Error & { code?: string }));
+    c.on('end', () => resolve(Object.assign(new Error('ended without an error'), { code: 'none' })));
+  });
+  (c as unknown as { connection: { stream: net.Socket } }).connection.stream.write(bytes);
+  const err = await failed;
+  await c.end().catch(() => undefined);
+  return err;
+}
+
+function frame(type: string, body: Buffer, lengthOverride?: number): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeInt32BE(lengthOverride ?? body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+test('a message over max_message_size ends that connection with 08P01, and only that one', async () => {
+  const err = await afterLoginSend(frame('Q', Buffer.alloc(0), 512 * 1024 * 1024));
+  expect(err.code).toBe('08P01');
+  expect(err.message).toMatch(/message_too_large/);
+  await stillServes();
+});
+
+test.each([
+  ['unknown message type', frame('!', Buffer.from('x'))],
+  ['length shorter than its own header', frame('Q', Buffer.alloc(0), 2)],
+  ['Query without a terminating NUL', frame('Q', Buffer.from('SELECT 1'))],
+  ['Bind with a parameter count larger than the body', frame('B', Buffer.concat([Buffer.from('\0\0'), Buffer.from([0, 0, 0, 9])]))],
+  ['Describe of an unknown target', frame('D', Buffer.from('X\0'))],
+])('%s gives a protocol violation, and the proxy keeps serving', async (_name, bytes) => {
+  const err = await afterLoginSend(bytes);
+  expect(err.code).toBe('08P01');
+  await stillServes();
+});
+
+test('random garbage before and after login never crashes the proxy', async () => {
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  for (let i = 0; i < 40; i++) {
+    const junk = Buffer.from(Array.from({ length: 1 + (rand() % 64) }, () => rand() & 0xff));
+    await new Promise<void>((resolve) => {
+      const s = net.connect(proxy.port, '127.0.0.1', () => s.end(junk));
+      s.on('data', () => undefined);
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+      setTimeout(() => {
+        s.destroy();
+        resolve();
+      }, 1000);
+    });
+  }
+  for (let i = 0; i < 20; i++) {
+    const junk = Buffer.from(Array.from({ length: 5 + (rand() % 64) }, () => rand() & 0xff));
+    await afterLoginSend(junk);
+  }
+  await stillServes();
+});
+
+test('an SSLRequest without TLS configured is answered N, and the plain session proceeds', async () => {
+  const answer = await new Promise<Buffer>((resolve, reject) => {
+    const s = net.connect(proxy.port, '127.0.0.1', () => {
+      const req = Buffer.alloc(8);
+      req.writeInt32BE(8, 0);
+      req.writeInt32BE(80877103, 4);
+      s.write(req);
+    });
+    s.once('data', (d) => {
+      resolve(d);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+  expect(answer.toString('latin1')).toBe('N');
+});
+
+test('a forged cancel key cancels nothing', async () => {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+    const running = c.query('SELECT pg_sleep(1.5) AS slept');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const [pid, key] of [
+      [processID, (secretKey + 1) | 0],
+      [processID + 1, secretKey],
+    ]) {
+      const packet = Buffer.alloc(16);
+      packet.writeInt32BE(16, 0);
+      packet.writeInt32BE(80877102, 4);
+      packet.writeInt32BE(pid, 8);
+      packet.writeInt32BE(key, 12);
+      await new Promise<void>((resolve) => {
+        const s = net.connect(proxy.port, '127.0.0.1', () => s.end(packet));
+        s.on('close', () => resolve());
+        s.on('error', () => resolve());
+      });
+    }
+    const r = await running;
+    expect(r.rows).toHaveLength(1);
+  } finally {
+    await c.end();
+  }
+});
+
+test('the agent sees its own name as session_authorization, and no superuser flag', async () => {
+  const c = new Client({ connectionString: proxy.url() });
+  const seen: Record<string, string> = {};
+  (c as unknown as { connection: NodeJS.EventEmitter }).connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
+    seen[m.parameterName] = m.parameterValue;
+  });
+  await c.connect();
+  await c.end();
+  expect(seen.session_authorization).toBe('tenant1-agent');
+  expect(seen.is_superuser).toBe('off');
+  expect(seen.server_version).toMatch(/^\d+/);
+});
+
+test('client connections beyond max_client_connections get a clear 53300', async () => {
+  const small = await startTestProxy(db.url, { max_client_connections: 2 });
+  const clients: Client[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = new Client({ connectionString: small.url() });
+      await c.connect();
+      clients.push(c);
+    }
+    expect(await loginError(small.url())).toMatchObject({ code: '53300' });
+    await clients.pop()!.end();
+    // Capacity is back once a client leaves.
+    await new Promise((r) => setTimeout(r, 100));
+    const again = new Client({ connectionString: small.url() });
+    await again.connect();
+    clients.push(again);
+  } finally {
+    for (const c of clients) await c.end().catch(() => undefined);
+    await small.close();
+  }
+});
