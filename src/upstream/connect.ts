@@ -91,6 +91,7 @@ async function startTls(socket: net.Socket, target: UpstreamTarget): Promise<net
   return new Promise((resolve, reject) => {
     const secure = tls.connect({
       socket,
+      host: target.host,
       servername: net.isIP(target.host) ? undefined : target.host,
       rejectUnauthorized: verify,
       ca: target.tls.ca,

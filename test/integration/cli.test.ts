@@ -1,0 +1,125 @@
+// The ormai-proxy command (compiled; `npm test` builds first): demo, serve, check — started and stopped as a user would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { freePort } from '../../src/demo/embedded';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+
+const CLI = path.resolve(__dirname, '../../dist/cli.js');
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitForOutput(output: () => string, pattern: RegExp, ms: number): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const m = pattern.exec(output());
+    if (m) return m;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${pattern}; output so far:\n${output()}`);
+}
+
+async function processes(): Promise<Array<{ pid: number; ppid: number; args: string }>> {
+  const ps = spawn('ps', ['-eo', 'pid=,ppid=,args=']);
+  let list = '';
+  ps.stdout.on('data', (d) => (list += d));
+  await new Promise((r) => ps.once('exit', r));
+  return list
+    .split('\n')
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3] }));
+}
+
+test('demo: prints working connection strings for both tenants and stops cleanly on SIGTERM', async () => {
+  const port = await freePort();
+  const demo = start(['demo', '--listen', `127.0.0.1:${port}`]);
+  try {
+    await waitForOutput(demo.output, /Press Ctrl-C to stop/, 60_000);
+    const urls = [...demo.output().matchAll(/psql "(postgres:\/\/[^"]+)"/g)].map((m) => m[1]);
+    expect(urls).toHaveLength(2);
+    const names: string[][] = [];
+    for (const url of urls) {
+      const c = new Client({ connectionString: url });
+      await c.connect();
+      names.push((await c.query('SELECT name FROM customers ORDER BY id')).rows.map((r: { name: string }) => r.name));
+      await c.end();
+    }
+    // Tenant scoping arrives with the read policy (#3); here both agents reach the seeded data.
+    expect(names[0]).toContain('Acme Corp');
+    expect(names[1]).toContain('Globex Inc');
+    // The embedded PostgreSQL is the demo's child process; it and its data directory must go with the demo.
+    const [server] = (await processes()).filter((p) => p.ppid === demo.child.pid && / -D /.test(p.args));
+    expect(server).toBeDefined();
+    const dataDir = / -D (\S+)/.exec(server.args)![1];
+    expect(existsSync(dataDir)).toBe(true);
+
+    demo.child.kill('SIGTERM');
+    expect(await demo.exited).toBe(0);
+    expect((await processes()).some((p) => p.pid === server.pid)).toBe(false);
+    expect(existsSync(dataDir)).toBe(false);
+  } finally {
+    demo.child.kill('SIGKILL');
+  }
+}, 90_000);
+
+describe('serve and check', () => {
+  let db: TestDatabase;
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-cli-'));
+    const quickstart = path.resolve(__dirname, '../../config/quickstart');
+    for (const f of ['policy.yaml', 'users.yaml']) writeFileSync(path.join(dir, f), readFileSync(path.join(quickstart, f)));
+    writeFileSync(path.join(dir, 'ormai.yaml'), 'database: app\nauth: { users_file: users.yaml }\npolicies: [policy.yaml]\nlog_level: warn\n');
+    writeFileSync(path.join(dir, 'bad.yaml'), 'database: app\npolicies: [policy.yaml]\nlisten_adress: 1.2.3.4:5\n');
+  });
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await db?.drop();
+  });
+
+  test('serve runs the proxy from a config file and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const serve = start(['serve', '--config', path.join(dir, 'ormai.yaml')], { ORMAI_UPSTREAM_URL: db.url, ORMAI_LISTEN: `127.0.0.1:${port}` });
+    try {
+      let connected = false;
+      for (let i = 0; i < 100 && !connected; i++) {
+        const c = new Client({ connectionString: `postgres://tenant2-agent:tenant2-password@127.0.0.1:${port}/app` });
+        try {
+          await c.connect();
+          expect((await c.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+          await c.end();
+          connected = true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      expect(connected).toBe(true);
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+    } finally {
+      serve.child.kill('SIGKILL');
+    }
+  });
+
+  test('check validates and prints the policy hash; a bad config names the bad key', async () => {
+    const ok = start(['check', '--config', path.join(dir, 'ormai.yaml')], { ORMAI_UPSTREAM_URL: db.url });
+    expect(await ok.exited).toBe(0);
+    expect(ok.output()).toMatch(/policy quickstart .* sha256:[0-9a-f]{64}/);
+    const bad = start(['check', '--config', path.join(dir, 'bad.yaml')], { ORMAI_UPSTREAM_URL: db.url });
+    expect(await bad.exited).toBe(1);
+    expect(bad.output()).toMatch(/listen_adress/);
+    const unknown = start(['frobnicate']);
+    expect(await unknown.exited).toBe(2);
+  });
+});
