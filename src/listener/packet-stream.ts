@@ -5,6 +5,14 @@ import type { FrontendMessage, StartupPacket } from '../protocol/frontend/messag
 
 export type Packet = StartupPacket | FrontendMessage;
 
+/** The client closed its connection before the handshake finished. */
+export class ClientGone extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientGone';
+  }
+}
+
 export class PacketStream {
   private readonly queue: Packet[] = [];
   private waiter?: { resolve: (p: Packet) => void; reject: (e: Error) => void };
@@ -19,7 +27,7 @@ export class PacketStream {
     }
     this.wake();
   };
-  private readonly onEnd = () => this.fail(new Error('client closed the connection'));
+  private readonly onEnd = () => this.fail(new ClientGone());
 
   constructor(readonly decoder: FrontendDecoder) {}
 

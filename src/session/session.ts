@@ -9,7 +9,7 @@ import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
-import type { BackendFrame } from '../protocol/backend/framer';
+import { parameterStatusOf, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
 import { PendingQueue, type PendingItem } from './pending';
@@ -24,6 +24,13 @@ const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
 
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
+
+/** The upstream's role and superuser status are the proxy's business, not the agent's. */
+export function clientParameterValue(name: string, value: string, principal: Principal): string {
+  if (name === 'session_authorization') return principal.user;
+  if (name === 'is_superuser') return 'off';
+  return value;
+}
 
 export interface SessionDeps {
   id: string;
@@ -90,6 +97,8 @@ export class Session {
   }
 
   private handleMessages(messages: FrontendMessage[]): void {
+    // One write towards the upstream per batch of client messages, however many they are.
+    this.server.cork();
     try {
       for (const message of messages) {
         if (this.closed || this.terminating) return;
@@ -100,6 +109,8 @@ export class Session {
       if (error.logMessage) this.deps.log.error({ err: error.logMessage }, 'session failed');
       this.fatal(error);
       return;
+    } finally {
+      this.server.uncork();
     }
     if (this.server.writableLength > UPSTREAM_HIGH_WATER) this.client.pause();
   }
@@ -278,13 +289,10 @@ export class Session {
     return bytes;
   }
 
-  /** The upstream's role and superuser status are the proxy's business, not the agent's. */
   private parameterStatus(frame: BackendFrame): Buffer {
-    const body = frame.raw.subarray(5);
-    const name = body.toString('utf8', 0, body.indexOf(0));
-    if (name === 'session_authorization') return backend.parameterStatus(name, this.deps.principal.user);
-    if (name === 'is_superuser') return backend.parameterStatus(name, 'off');
-    return frame.raw;
+    const { name, value } = parameterStatusOf(frame);
+    const shown = clientParameterValue(name, value, this.deps.principal);
+    return shown === value ? frame.raw : backend.parameterStatus(name, shown);
   }
 
   // ---- endings ----

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { serialize } from 'pg-protocol';
 import { createScramClient } from '../auth/scram';
 import type { UpstreamTarget } from '../config/load';
-import { BackendFramer, type BackendFrame } from '../protocol/backend/framer';
+import { BackendFramer, errorFields, parameterStatusOf, type BackendFrame } from '../protocol/backend/framer';
 
 /** Why an upstream session could not be opened; `detail` is for the log only. */
 export class UpstreamConnectError extends Error {
@@ -111,24 +111,6 @@ function md5Password(user: string, password: string, salt: Buffer): string {
   return 'md5' + createHash('md5').update(Buffer.concat([Buffer.from(inner), salt])).digest('hex');
 }
 
-function errorText(frame: BackendFrame): { message: string; sqlstate?: string } {
-  // ErrorResponse body: repeated (code byte, cstring), then a zero byte.
-  const body = frame.raw.subarray(5);
-  let message = 'error';
-  let sqlstate: string | undefined;
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const code = String.fromCharCode(body[i]);
-    const end = body.indexOf(0, i + 1);
-    if (end < 0) break;
-    const value = body.toString('utf8', i + 1, end);
-    if (code === 'M') message = value;
-    if (code === 'C') sqlstate = value;
-    i = end + 1;
-  }
-  return { message, sqlstate };
-}
-
 /**
  * Connects and authenticates; resolves once the upstream sent ReadyForQuery.
  * `params` are the startup parameters (user and database are taken from the target).
@@ -206,8 +188,8 @@ function handshake(socket: net.Socket, target: UpstreamTarget, maxMessageSize: n
               break;
             }
             case 'S': {
-              const nul = body.indexOf(0);
-              parameters.set(body.toString('utf8', 0, nul), body.toString('utf8', nul + 1, body.length - 1));
+              const { name, value } = parameterStatusOf(frame);
+              parameters.set(name, value);
               break;
             }
             case 'K':
@@ -215,8 +197,8 @@ function handshake(socket: net.Socket, target: UpstreamTarget, maxMessageSize: n
               secretKey = Buffer.from(body.subarray(4));
               break;
             case 'E': {
-              const { message, sqlstate } = errorText(frame);
-              throw new UpstreamConnectError(`upstream refused the session: ${message}`, sqlstate);
+              const { message, code } = errorFields(frame);
+              throw new UpstreamConnectError(`upstream refused the session: ${message}`, code);
             }
             case 'N':
             case 'v':

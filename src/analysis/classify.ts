@@ -1,0 +1,194 @@
+// Classification: each parsed statement's kind and written tables, and refusal of every kind not allowed.
+import type { ExplainStmt, Node, RangeVar, TransactionStmt, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
+import { ProxyError } from '../errors/catalogue';
+import { notAllowed, statementName } from './labels';
+import { checkSet, checkShow, checkTransactionOptions } from './settings';
+import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type WriteTarget } from './types';
+
+/**
+ * Classifies one top-level statement, or throws the ProxyError that refuses it. Fail closed:
+ * a node type not handled below is refused, so a grammar addition never slips through.
+ */
+export function classify(node: Node, ctx: AnalysisContext): AnalyzedStatement {
+  const nodeType = nodeTypeOf(node);
+  const done = (kind: AnalyzedStatement['kind'], writes: WriteTarget[] = []): AnalyzedStatement => ({
+    kind,
+    nodeType,
+    stmt: node,
+    writes,
+    sql: '',
+  });
+  switch (nodeType) {
+    case 'SelectStmt':
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt': {
+      const writes = checkQuery(node, ctx);
+      return done(writes.length > 0 ? 'write' : 'read', writes);
+    }
+    case 'ExplainStmt':
+      checkExplain(nodeBody<ExplainStmt>(node), ctx);
+      return done('read');
+    case 'TransactionStmt':
+      checkTransaction(nodeBody<TransactionStmt>(node));
+      return done('transaction');
+    case 'VariableSetStmt':
+      return done(checkSet(nodeBody<VariableSetStmt>(node), ctx));
+    case 'VariableShowStmt':
+      checkShow(nodeBody<VariableShowStmt>(node));
+      return done('session');
+    case 'MergeStmt':
+      throw notAllowed(nodeType, nodeBody(node), ' is not supported yet');
+    default:
+      throw notAllowed(nodeType, nodeBody(node));
+  }
+}
+
+const OPS = { InsertStmt: 'insert', UpdateStmt: 'update', DeleteStmt: 'delete' } as const;
+
+/**
+ * Walks a whole SELECT/INSERT/UPDATE/DELETE tree (iteratively: trees can be deep) and returns
+ * every table it writes. Clauses are recognised by their field names wherever they occur, so
+ * a SELECT nested unwrapped in a set operation (larg/rarg) is checked like any other, and a
+ * data-modifying statement below the top-level WITH is still seen (PostgreSQL rejects it).
+ */
+function checkQuery(root: Node, ctx: AnalysisContext): WriteTarget[] {
+  const writes: WriteTarget[] = [];
+  const seen = new Set<string>();
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+      continue;
+    }
+    for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+      switch (key) {
+        case 'intoClause':
+          throw new ProxyError('statement_not_allowed', {
+            message: 'SELECT ... INTO is not allowed',
+            hint: 'SELECT INTO creates a table. Use a plain SELECT and keep the result on your side.',
+          });
+        case 'lockingClause':
+          throw lockingRefusal(child as Node[]);
+        case 'MergeStmt':
+          throw notAllowed(key, child as Record<string, unknown>, ' is not supported yet');
+        case 'InsertStmt':
+        case 'UpdateStmt':
+        case 'DeleteStmt': {
+          const target = writeTarget((child as { relation?: RangeVar }).relation, OPS[key]);
+          const id = `${target.op}:${target.schema ?? ''}.${target.name}`;
+          if (!seen.has(id)) {
+            seen.add(id);
+            writes.push(target);
+          }
+        }
+      }
+      if (child !== null && typeof child === 'object') stack.push(child);
+    }
+  }
+  for (const target of writes) {
+    if (!ctx.writeGate || !ctx.writeGate(target)) {
+      const table = target.schema ? `${target.schema}.${target.name}` : target.name;
+      throw new ProxyError('model_writes_disabled', { message: `${target.op.toUpperCase()} on ${table} is not allowed` });
+    }
+  }
+  return writes;
+}
+
+const LOCKS: Record<string, string> = {
+  LCS_FORUPDATE: 'FOR UPDATE',
+  LCS_FORNOKEYUPDATE: 'FOR NO KEY UPDATE',
+  LCS_FORSHARE: 'FOR SHARE',
+  LCS_FORKEYSHARE: 'FOR KEY SHARE',
+};
+
+function lockingRefusal(clauses: Node[] | undefined): ProxyError {
+  const first = clauses?.[0];
+  const strength = first && 'LockingClause' in first ? first.LockingClause.strength : undefined;
+  return new ProxyError('statement_not_allowed', {
+    message: `SELECT ... ${LOCKS[strength ?? ''] ?? 'FOR UPDATE/SHARE'} is not allowed`,
+    hint: 'Reads through the proxy take no row locks. Remove the locking clause; to change rows, use UPDATE directly.',
+  });
+}
+
+function writeTarget(relation: RangeVar | undefined, op: WriteTarget['op']): WriteTarget {
+  if (!relation?.relname || relation.catalogname) {
+    // A database-qualified name (db.schema.table) cannot be checked against a policy of tables.
+    throw new ProxyError('statement_not_understood', {
+      message: `${op.toUpperCase()} target must be a table or schema.table`,
+    });
+  }
+  return relation.schemaname
+    ? { schema: relation.schemaname, name: relation.relname, op }
+    : { name: relation.relname, op };
+}
+
+/** EXPLAIN options that only shape the output; ANALYZE (which runs the statement) must be off. */
+const EXPLAIN_OPTIONS = new Set([
+  'analyze', 'verbose', 'costs', 'settings', 'generic_plan', 'buffers', 'wal', 'timing', 'summary', 'memory', 'serialize', 'format',
+]);
+
+function checkExplain(explain: ExplainStmt, ctx: AnalysisContext): void {
+  for (const option of explain.options ?? []) {
+    const def = 'DefElem' in option ? option.DefElem : undefined;
+    const name = def?.defname ?? '';
+    if (name === 'analyze' && !isFalse(def?.arg)) {
+      throw new ProxyError('statement_not_allowed', {
+        message: 'EXPLAIN ANALYZE is not allowed',
+        hint: 'EXPLAIN ANALYZE runs the statement. Use EXPLAIN without ANALYZE to see the plan.',
+      });
+    }
+    if (!EXPLAIN_OPTIONS.has(name)) {
+      throw new ProxyError('statement_not_understood', { message: `EXPLAIN option ${name} is not understood` });
+    }
+  }
+  const inner = explain.query;
+  const innerType = inner ? nodeTypeOf(inner) : '';
+  if (inner && (innerType === 'SelectStmt' || Object.hasOwn(OPS, innerType))) {
+    // Same rules as the statement itself: EXPLAIN of a write runs nothing, but only a
+    // principal allowed to make that write has any use for its plan.
+    checkQuery(inner, ctx);
+  } else {
+    throw new ProxyError('statement_not_allowed', {
+      message: `EXPLAIN ${inner ? statementName(innerType, nodeBody(inner)) : ''} is not allowed`,
+      hint: 'EXPLAIN works for SELECT, INSERT, UPDATE and DELETE.',
+    });
+  }
+}
+
+/** EXPLAIN's boolean options: PostgreSQL accepts 0, false and off for "no" (defGetBoolean). */
+function isFalse(arg: Node | undefined): boolean {
+  if (!arg) return false;
+  if ('Integer' in arg) return (arg.Integer.ival ?? 0) === 0;
+  if ('String' in arg) return ['false', 'off'].includes((arg.String.sval ?? '').toLowerCase());
+  if ('Boolean' in arg) return arg.Boolean.boolval !== true;
+  return false;
+}
+
+function checkTransaction(stmt: TransactionStmt): void {
+  switch (stmt.kind) {
+    case 'TRANS_STMT_BEGIN':
+      return checkTransactionOptions(stmt.options, 'BEGIN');
+    case 'TRANS_STMT_START':
+      return checkTransactionOptions(stmt.options, 'START TRANSACTION');
+    case 'TRANS_STMT_COMMIT':
+    case 'TRANS_STMT_ROLLBACK':
+    case 'TRANS_STMT_SAVEPOINT':
+    case 'TRANS_STMT_RELEASE':
+    case 'TRANS_STMT_ROLLBACK_TO':
+      return;
+    case 'TRANS_STMT_PREPARE':
+    case 'TRANS_STMT_COMMIT_PREPARED':
+    case 'TRANS_STMT_ROLLBACK_PREPARED': {
+      const name = stmt.kind.slice('TRANS_STMT_'.length).replace('_', ' ');
+      throw new ProxyError('statement_not_allowed', {
+        message: `${name === 'PREPARE' ? 'PREPARE TRANSACTION' : name} is not allowed`,
+        hint: 'Two-phase commit is not available; finish the transaction with COMMIT or ROLLBACK.',
+      });
+    }
+    default:
+      throw new ProxyError('statement_not_understood', { message: 'this transaction statement is not understood' });
+  }
+}

@@ -1,0 +1,110 @@
+// Deparse and verify: the forwarded text is always printed from the tree, re-parsed, and must give that tree back.
+//
+// pgsql-deparser is good but not perfect: it prints `(ARRAY[1,2])[1]` without its
+// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query).
+// So every printed statement is parsed again with PostgreSQL's grammar and compared with
+// the tree that was meant, node for node except source positions. Any difference, and any
+// deparser exception, refuses the statement: the proxy never forwards a guess.
+import type { Node, TransactionStmt } from '@pgsql/types';
+import { Deparser } from 'pgsql-deparser';
+import { ProxyError } from '../errors/catalogue';
+import { statementName } from './labels';
+import { parseStatements } from './parser';
+import { nodeBody, nodeTypeOf } from './types';
+
+type DeparserContext = Parameters<Deparser['TransactionStmt']>[1];
+
+/** pgsql-deparser with one slip corrected that would otherwise refuse an allowed statement. */
+class ProxyDeparser extends Deparser {
+  // COMMIT AND CHAIN / ROLLBACK AND CHAIN come out without AND CHAIN.
+  override TransactionStmt(node: TransactionStmt, context: DeparserContext): string {
+    const text = super.TransactionStmt(node, context);
+    return node.chain && !/ AND CHAIN$/.test(text) ? `${text} AND CHAIN` : text;
+  }
+}
+
+/** Fields that record where a node was in the source text, not what it means. */
+const POSITION_FIELDS = new Set([
+  'location',
+  'stmt_location',
+  'stmt_len',
+  'list_start',
+  'list_end',
+  'name_location',
+  'rexpr_list_start',
+  'rexpr_list_end',
+]);
+
+/**
+ * Prints each statement, then parses all printed statements together (exactly as they will be
+ * forwarded, joined with '; ') and checks that they come back as the same trees. Returns the
+ * text of each statement; throws ProxyError('statement_not_understood') otherwise.
+ */
+export function deparseVerified(stmts: Node[]): string[] {
+  const texts = stmts.map(deparseOne);
+  let reparsed: Node[];
+  try {
+    reparsed = parseStatements(texts.join('; '));
+  } catch (err) {
+    const reason = err instanceof ProxyError ? err.message : String(err);
+    throw notReproduced(stmts[0], `printed text does not parse: ${reason}`);
+  }
+  if (reparsed.length !== stmts.length) {
+    throw notReproduced(stmts[0], `printed ${stmts.length} statement(s), parsed back ${reparsed.length}`);
+  }
+  for (let i = 0; i < stmts.length; i++) {
+    let same: boolean;
+    try {
+      same = sameTree(stmts[i], reparsed[i]);
+    } catch (err) {
+      // A tree deep enough to exhaust the stack cannot be vouched for.
+      throw notReproduced(stmts[i], `comparison failed: ${String(err)}`);
+    }
+    if (!same) throw notReproduced(stmts[i], 'parsed back to a different tree');
+  }
+  return texts;
+}
+
+function deparseOne(stmt: Node): string {
+  try {
+    return new ProxyDeparser(stmt, { pretty: false }).deparseQuery();
+  } catch (err) {
+    throw notReproduced(stmt, `deparser: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function notReproduced(stmt: Node, why: string): ProxyError {
+  const type = nodeTypeOf(stmt);
+  return new ProxyError('statement_not_understood', {
+    message: `the proxy cannot reproduce this ${statementName(type, nodeBody(stmt))} statement exactly`,
+    // Node type and reason only: statement text can carry row values, which stay out of logs.
+    logMessage: `deparse/verify ${type}: ${why}`,
+  });
+}
+
+/**
+ * Structural equality of two parse trees, ignoring source positions. A key whose value is
+ * undefined counts as absent, so a rewrite may build nodes with optional fields left unset.
+ */
+export function sameTree(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameTree(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  let count = 0;
+  for (const key in ra) {
+    if (POSITION_FIELDS.has(key) || ra[key] === undefined) continue;
+    if (!sameTree(ra[key], rb[key])) return false;
+    count++;
+  }
+  for (const key in rb) {
+    if (!POSITION_FIELDS.has(key) && rb[key] !== undefined) count--;
+  }
+  return count === 0;
+}

@@ -1,0 +1,51 @@
+// The analysis stage's public entry: statement text in, verified text to forward (or a refusal) out.
+//
+// analyze() is pure (no I/O, no clock) and runs for every Query and every Parse:
+//   parse (libpg-query) → classify and refuse → rewrite (identity until issue #3) → deparse → verify.
+// Only the deparsed text is ever forwarded; the agent's own text, comments included, never is.
+import { ProxyError, toProxyError } from '../errors/catalogue';
+import { classify } from './classify';
+import { extractTags } from './comments';
+import { deparseVerified } from './deparse';
+import { parseStatements } from './parser';
+import type { Analysis, AnalysisContext, AnalyzedStatement, RewriteStep } from './types';
+
+export { initAnalysis } from './parser';
+export type {
+  Analysis,
+  AnalysisContext,
+  AnalyzedStatement,
+  RewriteStep,
+  StatementKind,
+  WriteTarget,
+} from './types';
+
+/** The rewrite step until policies are enforced: the tree as the agent wrote it. */
+export const identityRewrite: RewriteStep = (stmt) => stmt;
+
+/**
+ * Analyses one statement text. Requires `await initAnalysis()` once beforehand.
+ * Simple protocol: every statement must be allowed or nothing is forwarded. Extended
+ * protocol: at most one statement, as PostgreSQL itself requires of a prepared statement.
+ * Empty or comment-only text gives `sql: ''`, which PostgreSQL answers with EmptyQueryResponse.
+ */
+export function analyze(sql: string, ctx: AnalysisContext): Analysis {
+  const tags = extractTags(sql);
+  try {
+    const nodes = parseStatements(sql);
+    if (nodes.length === 0) return { ok: true, sql: '', statements: [], tags };
+    if (nodes.length > 1 && ctx.protocol === 'extended') {
+      // PostgreSQL's own answer to the same Parse, so drivers see what they expect.
+      throw new ProxyError('syntax_error', { message: 'cannot insert multiple commands into a prepared statement' });
+    }
+    const rewrite = ctx.rewrite ?? identityRewrite;
+    // Classify everything before printing anything: one refused part refuses the whole text.
+    const classified = nodes.map((node) => classify(node, ctx));
+    const rewritten = classified.map((stmt) => rewrite(stmt, ctx));
+    const texts = deparseVerified(rewritten.map((s) => s.stmt));
+    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i] }));
+    return { ok: true, sql: texts.join('; '), statements, tags };
+  } catch (err) {
+    return { ok: false, error: toProxyError(err), tags };
+  }
+}

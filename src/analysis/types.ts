@@ -1,0 +1,57 @@
+// The analysis stage's vocabulary: statement kinds, write targets, context in, result out.
+import type { Node } from '@pgsql/types';
+import type { ProxyError } from '../errors/catalogue';
+
+export type StatementKind = 'read' | 'write' | 'transaction' | 'session';
+
+/** A table a statement writes to, named as PostgreSQL folded it (unquoted names arrive lower-case). */
+export interface WriteTarget {
+  schema?: string;
+  name: string;
+  op: 'insert' | 'update' | 'delete';
+}
+
+export interface AnalyzedStatement {
+  kind: StatementKind;
+  /** The statement's node type as libpg-query names it, e.g. 'SelectStmt'. */
+  nodeType: string;
+  /** The statement's tree after the rewrite step; this is what was deparsed and verified. */
+  stmt: Node;
+  /** Every table written, top-level and in data-modifying CTEs (empty for EXPLAIN, which writes nothing). */
+  writes: WriteTarget[];
+  /** The forwarded text of this one statement (empty until deparse). */
+  sql: string;
+}
+
+/**
+ * The step between classification and deparse (issue #3: tenant predicates, masks).
+ * It must return a tree and must not mutate its input: parsed trees will be cached
+ * across statements. Whatever it returns is deparsed, parsed back and compared, so new
+ * nodes must be shaped as libpg-query shapes them (it omits zeros, false and empty lists);
+ * splicing nodes parsed from a snippet of SQL is the simplest way to get that right.
+ */
+export type RewriteStep = (stmt: AnalyzedStatement, ctx: AnalysisContext) => AnalyzedStatement;
+
+export interface AnalysisContext {
+  protocol: 'simple' | 'extended';
+  /** The policy's statement_timeout in ms: the agent may SET a lower value, never a higher one, nor 0. Undefined = no bound. */
+  statementTimeoutMaxMs?: number;
+  /** Is this write allowed? Absent → every write is refused (fail closed). Refusal → ProxyError('model_writes_disabled'). */
+  writeGate?: (target: WriteTarget) => boolean;
+  /** The rewrite step; absent = identity. */
+  rewrite?: RewriteStep;
+}
+
+export type Analysis =
+  | { ok: true; sql: string; statements: AnalyzedStatement[]; tags: Record<string, string> }
+  | { ok: false; error: ProxyError; tags: Record<string, string> };
+
+/** libpg-query wraps every node as `{ TypeName: body }`; these two read that shape. */
+export function nodeTypeOf(node: Node): string {
+  for (const key in node) return key;
+  return '';
+}
+
+export function nodeBody<T = Record<string, unknown>>(node: Node): T {
+  return (node as unknown as Record<string, T>)[nodeTypeOf(node)];
+}
