@@ -90,23 +90,6 @@ test('random garbage before and after login never crashes the proxy', async () =
   await stillServes();
 });
 
-test('an SSLRequest without TLS configured is answered N, and the plain session proceeds', async () => {
-  const answer = await new Promise<Buffer>((resolve, reject) => {
-    const s = net.connect(proxy.port, '127.0.0.1', () => {
-      const req = Buffer.alloc(8);
-      req.writeInt32BE(8, 0);
-      req.writeInt32BE(80877103, 4);
-      s.write(req);
-    });
-    s.once('data', (d) => {
-      resolve(d);
-      s.destroy();
-    });
-    s.on('error', reject);
-  });
-  expect(answer.toString('latin1')).toBe('N');
-});
-
 test('a forged cancel key cancels nothing', async () => {
   const c = new Client({ connectionString: proxy.url() });
   await c.connect();
@@ -169,4 +152,82 @@ test('client connections beyond max_client_connections get a clear 53300', async
     for (const c of clients) await c.end().catch(() => undefined);
     await small.close();
   }
+});
+
+/** Opens a raw connection, sends `bytes`, and collects what the proxy answers within `ms`. */
+function rawExchange(bytes: Buffer, ms = 500): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(proxy.port, '127.0.0.1', () => s.write(bytes));
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', () => undefined);
+    const done = () => {
+      s.destroy();
+      resolve(Buffer.concat(chunks));
+    };
+    s.on('close', done);
+    setTimeout(done, ms);
+  });
+}
+
+function startup(major: number, minor: number, params: Record<string, string>): Buffer {
+  const body = Buffer.concat([...Object.entries(params).flatMap(([k, v]) => [Buffer.from(`${k}\0${v}\0`)]), Buffer.from([0])]);
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(8 + body.length, 0);
+  head.writeInt16BE(major, 4);
+  head.writeInt16BE(minor, 6);
+  return Buffer.concat([head, body]);
+}
+
+test('a client asking for protocol 3.2 is answered with NegotiateProtocolVersion, then authenticated on 3.0', async () => {
+  const answer = await rawExchange(startup(3, 2, { user: 'tenant1-agent', database: 'app', '_pq_.test_option': 'x' }));
+  expect(String.fromCharCode(answer[0])).toBe('v');
+  const length = answer.readInt32BE(1);
+  expect(answer.readInt32BE(5)).toBe(0); // newest minor version supported
+  expect(answer.readInt32BE(9)).toBe(1); // one unrecognised option
+  expect(answer.toString('utf8', 13, 1 + length - 1)).toBe('_pq_.test_option');
+  expect(String.fromCharCode(answer[1 + length])).toBe('R'); // authentication request follows
+});
+
+test('protocol 2 is refused with a clear FATAL', async () => {
+  const answer = await rawExchange(startup(2, 0, { user: 'tenant1-agent' }));
+  expect(String.fromCharCode(answer[0])).toBe('E');
+  expect(answer.toString('utf8')).toMatch(/unsupported_protocol/);
+});
+
+test('GSSENCRequest is answered N', async () => {
+  const req = Buffer.alloc(8);
+  req.writeInt32BE(8, 0);
+  req.writeInt32BE(80877104, 4);
+  expect((await rawExchange(req, 200)).toString('latin1')).toBe('N');
+});
+
+test('a stale cancel key (from a closed session) cancels nothing in a new session', async () => {
+  const old = new Client({ connectionString: proxy.url() });
+  await old.connect();
+  const { processID, secretKey } = old as unknown as { processID: number; secretKey: number };
+  await old.end();
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    const running = c.query('SELECT pg_sleep(0.8) AS slept');
+    await new Promise((r) => setTimeout(r, 150));
+    const packet = Buffer.alloc(16);
+    packet.writeInt32BE(16, 0);
+    packet.writeInt32BE(80877102, 4);
+    packet.writeInt32BE(processID, 8);
+    packet.writeInt32BE(secretKey, 12);
+    await rawExchange(packet, 100);
+    expect((await running).rows).toHaveLength(1);
+  } finally {
+    await c.end();
+  }
+});
+
+test('an SSLRequest without TLS configured is answered N, and a startup sent right behind it proceeds', async () => {
+  const ssl = Buffer.alloc(8);
+  ssl.writeInt32BE(8, 0);
+  ssl.writeInt32BE(80877103, 4);
+  const answer = await rawExchange(Buffer.concat([ssl, startup(3, 0, { user: 'tenant1-agent', database: 'app' })]));
+  expect(answer.toString('latin1', 0, 2)).toBe('NR');
 });
