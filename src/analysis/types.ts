@@ -1,6 +1,8 @@
 // The analysis stage's vocabulary: statement kinds, write targets, context in, result out.
 import type { Node } from '@pgsql/types';
+import type { Principal } from '../auth/principal';
 import type { ProxyError } from '../errors/catalogue';
+import type { ReadScope } from '../policy/scope';
 
 export type StatementKind = 'read' | 'write' | 'transaction' | 'session';
 
@@ -21,6 +23,10 @@ export interface AnalyzedStatement {
   writes: WriteTarget[];
   /** The forwarded text of this one statement (empty until deparse). */
   sql: string;
+  /** Audit flags the rewrite raised, e.g. 'tenant_forged' (a predicate naming another tenant). */
+  flags?: string[];
+  /** Rows the agent may receive from this statement; the wire path enforces it as a backstop. */
+  rowLimit?: number;
 }
 
 /**
@@ -40,6 +46,10 @@ export interface AnalysisContext {
   writeGate?: (target: WriteTarget) => boolean;
   /** The rewrite step; absent = identity. */
   rewrite?: RewriteStep;
+  /** The read policy compiled against the live catalog (issue #3); absent = no read policy. */
+  scope?: ReadScope;
+  /** Whose session this is: the tenant in every predicate comes from here. */
+  principal?: Principal;
 }
 
 export type Analysis =

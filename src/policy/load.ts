@@ -4,12 +4,20 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import type { Principal } from '../auth/principal';
-import { policySchema, profileDefaults, type RawPolicy, type WriteOperation } from './schema';
+import { ALWAYS_DENIED, policySchema, profileDefaults, type RawPolicy, type WriteOperation } from './schema';
 
 export interface WriteTargetRef {
   schema?: string;
   name: string;
   op: 'insert' | 'update' | 'delete';
+}
+
+export interface ModelRef {
+  schema?: string;
+  table: string;
+  /** The model's name for the agent's tooling (defaults to the table name). */
+  name: string;
+  rowFilter?: string;
 }
 
 export interface PolicySnapshot {
@@ -23,6 +31,10 @@ export interface PolicySnapshot {
   readonly requireReason: boolean;
   /** Table names (lower-case, unqualified) the policy registers. */
   readonly tables: ReadonlySet<string>;
+  /** Registered models, names split and case-folded. */
+  readonly models: readonly ModelRef[];
+  /** The policy's deny_fields plus the always-denied secret patterns. */
+  readonly deniedFieldGlobs: readonly string[];
   isWriteAllowed(target: WriteTargetRef): boolean;
 }
 
@@ -72,6 +84,23 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
       if (!tables.has(tableName(m))) throw new PolicyFileError(file, `enable_writes names "${m}", which is not in models`);
     }
   }
+  const models: ModelRef[] = raw.models.map((m) => {
+    const spec = typeof m === 'string' ? { table: m } : m;
+    const parts = spec.table.toLowerCase().split('.');
+    if (parts.length > 2) throw new PolicyFileError(file, `model "${spec.table}": use table or schema.table`);
+    const table = parts[parts.length - 1];
+    return {
+      ...(parts.length === 2 ? { schema: parts[0] } : {}),
+      table,
+      name: ('name' in spec && spec.name) || table,
+      ...('row_filter' in spec && spec.row_filter ? { rowFilter: spec.row_filter } : {}),
+    };
+  });
+  for (const m of raw.mask_fields) {
+    if (typeof m !== 'string' && m.strategy === 'hash') {
+      throw new PolicyFileError(file, `mask_fields ${m.field}: the hash strategy is not supported yet (use email, phone, partial, last4 or null)`);
+    }
+  }
   const grants = raw.enable_writes.map((g) => ({ tables: new Set(g.models.map(tableName)), ops: new Set(g.operations) }));
   return Object.freeze({
     name: raw.name,
@@ -82,6 +111,8 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
     statementTimeoutMs: raw.statement_timeout_ms ?? defaults.statement_timeout_ms,
     requireReason: defaults.require_reason,
     tables,
+    models,
+    deniedFieldGlobs: [...raw.deny_fields, ...ALWAYS_DENIED],
     isWriteAllowed(target: WriteTargetRef): boolean {
       const name = target.name.toLowerCase();
       const op = OP_TO_OPERATION[target.op];

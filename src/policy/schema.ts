@@ -23,6 +23,9 @@ const maskRule = z.strictObject({
   strategy: z.enum(maskStrategies).optional(),
 });
 
+export const tenantTypes = ['integer', 'bigint', 'text', 'uuid'] as const;
+export type TenantType = (typeof tenantTypes)[number];
+
 export const writeOperations = ['create', 'update', 'delete'] as const;
 export type WriteOperation = (typeof writeOperations)[number];
 
@@ -61,7 +64,7 @@ export const policySchema = z.strictObject({
   tenant_scope: z
     .strictObject({
       column: z.string().min(1),
-      type: z.enum(['integer', 'bigint', 'text', 'uuid']).default('integer'),
+      type: z.enum(tenantTypes).default('integer'),
     })
     .optional(),
   /** Column globs (case-insensitive) that do not exist for the agent; secret patterns are always added. */

@@ -1,0 +1,178 @@
+// The compiled read scope: a policy applied to the live catalog — which relations exist for the agent, with which columns and masks.
+import type { MaskStrategy, TenantType } from './schema';
+import type { PolicySnapshot } from './load';
+
+/** One column of a real relation, as the upstream catalog describes it. */
+export interface CatalogColumn {
+  name: string;
+  attnum: number;
+  /** format_type() of the column, e.g. 'character varying(120)'. */
+  type: string;
+  typeOid: number;
+  notNull: boolean;
+}
+
+export interface CatalogRelation {
+  schema: string;
+  name: string;
+  oid: number;
+  /** pg_class.relkind: r table, p partitioned table, v view, m materialized view, f foreign table. */
+  kind: string;
+  columns: CatalogColumn[];
+}
+
+/** What the proxy knows of the upstream database; loaded at start and on policy reload. */
+export interface CatalogSnapshot {
+  database: string;
+  /** The pinned search_path, in order (pg_catalog is searched first implicitly, as in PostgreSQL). */
+  searchPath: string[];
+  /** Relations by `schema.name`; columns are loaded only for relations a policy registers. */
+  relations: Map<string, CatalogRelation>;
+}
+
+/** A column the agent can see; `mask` set when it only ever sees the masked value. */
+export interface VisibleColumn {
+  name: string;
+  /** Position in the real table (1-based, gaps where columns are hidden or dropped). */
+  attnum: number;
+  type: string;
+  typeOid: number;
+  notNull: boolean;
+  mask?: MaskStrategy;
+}
+
+/** A registered model as the agent sees it. */
+export interface ScopedTable {
+  schema: string;
+  name: string;
+  model: string;
+  /** Visible columns in attnum order (denied ones removed). */
+  columns: VisibleColumn[];
+  /** Set when the table is tenant-scoped: every read filters on it, writes set it. */
+  tenantColumn?: string;
+  /** Optional extra predicate (SQL over the table's own columns) from the policy. */
+  rowFilter?: string;
+}
+
+export type Resolution =
+  | { kind: 'table'; table: ScopedTable }
+  | { kind: 'virtual'; name: 'tables' | 'columns' }
+  | { kind: 'catalog'; schema: string; name: string }
+  | { kind: 'unknown' };
+
+export interface ReadScope {
+  readonly policy: PolicySnapshot;
+  readonly catalog: CatalogSnapshot;
+  readonly tenantType?: TenantType;
+  /** Registered tables by `schema.name`. */
+  readonly tables: ReadonlyMap<string, ScopedTable>;
+  /** Resolves a relation reference as PostgreSQL would with the pinned search_path. */
+  resolve(schema: string | undefined, name: string): Resolution;
+}
+
+const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
+
+/** Case-insensitive glob over a name: `*` any run, `?` one character. */
+export function globToRegExp(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${escaped}$`, 'i');
+}
+
+/** Default strategy from a column's name, when the policy names none. */
+export function defaultMaskStrategy(column: string): MaskStrategy {
+  const c = column.toLowerCase();
+  if (c.includes('email')) return 'email';
+  if (c.includes('phone') || c.includes('mobile')) return 'phone';
+  return 'partial';
+}
+
+/** `table.column` or `schema.table.column` rules, split into matchers. */
+function fieldMatcher(ref: string): (schema: string, table: string, column: string) => boolean {
+  const parts = ref.split('.');
+  const [schemaGlob, tableGlob, columnGlob] = parts.length === 3 ? parts : [undefined, parts[0], parts[1]];
+  const s = schemaGlob ? globToRegExp(schemaGlob) : undefined;
+  const t = globToRegExp(tableGlob);
+  const c = globToRegExp(columnGlob);
+  return (schema, table, column) => (!s || s.test(schema)) && t.test(table) && c.test(column);
+}
+
+export class PolicyCatalogError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyCatalogError';
+  }
+}
+
+/**
+ * Compiles a policy against the catalog. Throws PolicyCatalogError when the policy names a
+ * table that does not exist upstream (a typo must not silently expose nothing or everything).
+ */
+export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): ReadScope {
+  const denied = policy.deniedFieldGlobs.map((g) => (g.includes('.') ? fieldMatcher(g) : ((_s: string, _t: string, c: string) => globToRegExp(g).test(c))));
+  const masks = policy.raw.mask_fields.map((m) => (typeof m === 'string' ? { field: m, strategy: undefined } : m));
+  const maskers = masks.map((m) => ({ match: fieldMatcher(m.field), strategy: m.strategy }));
+  const tenantColumn = policy.raw.tenant_scope?.column.toLowerCase();
+
+  const tables = new Map<string, ScopedTable>();
+  for (const model of policy.models) {
+    const relation = findRelation(catalog, model.schema, model.table);
+    if (!relation) throw new PolicyCatalogError(`policy ${policy.name}: table "${model.schema ? `${model.schema}.` : ''}${model.table}" does not exist in the database`);
+    const columns: VisibleColumn[] = [];
+    for (const col of relation.columns) {
+      if (denied.some((d) => d(relation.schema, relation.name, col.name))) continue;
+      const masker = maskers.find((m) => m.match(relation.schema, relation.name, col.name));
+      columns.push({
+        name: col.name,
+        attnum: col.attnum,
+        type: col.type,
+        typeOid: col.typeOid,
+        notNull: col.notNull,
+        ...(masker ? { mask: masker.strategy ?? defaultMaskStrategy(col.name) } : {}),
+      });
+    }
+    const scoped = tenantColumn && relation.columns.some((c) => c.name === tenantColumn) ? tenantColumn : undefined;
+    if (scoped && !columns.some((c) => c.name === scoped)) {
+      throw new PolicyCatalogError(`policy ${policy.name}: the tenant column "${scoped}" of ${relation.name} is denied or masked`);
+    }
+    if (scoped && columns.find((c) => c.name === scoped)?.mask) {
+      throw new PolicyCatalogError(`policy ${policy.name}: the tenant column "${scoped}" of ${relation.name} cannot be masked`);
+    }
+    tables.set(`${relation.schema}.${relation.name}`, {
+      schema: relation.schema,
+      name: relation.name,
+      model: model.name,
+      columns,
+      ...(scoped ? { tenantColumn: scoped } : {}),
+      ...(model.rowFilter ? { rowFilter: model.rowFilter } : {}),
+    });
+  }
+
+  const resolve = (schema: string | undefined, name: string): Resolution => {
+    if (schema !== undefined) {
+      if (schema === 'information_schema' && (name === 'tables' || name === 'columns')) return { kind: 'virtual', name };
+      if (SYSTEM_SCHEMAS.has(schema) || schema.startsWith('pg_temp') || schema.startsWith('pg_toast')) return { kind: 'catalog', schema, name };
+      const table = tables.get(`${schema}.${name}`);
+      return table ? { kind: 'table', table } : { kind: 'unknown' };
+    }
+    // pg_catalog is searched before the search_path unless the path names it (the proxy pins it without).
+    if (catalog.relations.has(`pg_catalog.${name}`)) return { kind: 'catalog', schema: 'pg_catalog', name };
+    for (const s of catalog.searchPath) {
+      if (catalog.relations.has(`${s}.${name}`)) {
+        const table = tables.get(`${s}.${name}`);
+        return table ? { kind: 'table', table } : { kind: 'unknown' };
+      }
+    }
+    return { kind: 'unknown' };
+  };
+
+  return Object.freeze({ policy, catalog, tenantType: policy.raw.tenant_scope?.type, tables, resolve });
+}
+
+function findRelation(catalog: CatalogSnapshot, schema: string | undefined, name: string): CatalogRelation | undefined {
+  if (schema) return catalog.relations.get(`${schema}.${name}`);
+  for (const s of catalog.searchPath) {
+    const r = catalog.relations.get(`${s}.${name}`);
+    if (r) return r;
+  }
+  return undefined;
+}

@@ -1,0 +1,78 @@
+// Reads the live catalog from the upstream database (relations, and columns of registered tables).
+import net from 'node:net';
+import { Client, type ClientConfig } from 'pg';
+import type { UpstreamTarget } from '../config/load';
+import type { PolicySnapshot } from '../policy/load';
+import type { CatalogRelation, CatalogSnapshot } from '../policy/scope';
+
+/** A pg client configuration for the proxy's own connections (catalog, planner, audit). */
+export function adminClientConfig(target: UpstreamTarget, applicationName: string): ClientConfig {
+  const ssl =
+    target.tls.mode === 'disable'
+      ? false
+      : target.tls.mode === 'require'
+        ? { rejectUnauthorized: false }
+        : { rejectUnauthorized: true, ca: target.tls.ca, servername: net.isIP(target.host) ? undefined : target.host };
+  return {
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    database: target.database,
+    ssl,
+    application_name: applicationName,
+    connectionTimeoutMillis: target.connectTimeoutMs,
+    options: `-c search_path=${target.searchPath}`,
+  };
+}
+
+const RELATIONS = `
+  SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, c.relkind AS kind
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname <> 'pg_toast' AND n.nspname NOT LIKE 'pg_temp_%'`;
+
+const COLUMNS = `
+  SELECT c.oid::int8 AS oid, a.attname AS name, a.attnum::int AS attnum, format_type(a.atttypid, a.atttypmod) AS type,
+         a.atttypid::int8 AS type_oid, a.attnotnull AS not_null
+  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+  WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+  ORDER BY c.oid, a.attnum`;
+
+/** Loads what the policies need to resolve names and build derived tables. */
+export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
+  const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
+  await client.connect();
+  try {
+    const relations = new Map<string, CatalogRelation>();
+    const byOid = new Map<number, CatalogRelation>();
+    for (const row of (await client.query(RELATIONS)).rows as Array<{ schema: string; name: string; oid: string; kind: string }>) {
+      const rel: CatalogRelation = { schema: row.schema, name: row.name, oid: Number(row.oid), kind: row.kind, columns: [] };
+      relations.set(`${rel.schema}.${rel.name}`, rel);
+      byOid.set(rel.oid, rel);
+    }
+    const searchPath = target.searchPath
+      .split(',')
+      .map((s) => s.trim().replace(/^"(.*)"$/, '$1'))
+      .filter((s) => s.length > 0 && s !== '$user');
+    const wanted = new Set<number>();
+    for (const policy of policies) {
+      for (const model of policy.models) {
+        const schemas = model.schema ? [model.schema] : searchPath;
+        for (const s of schemas) {
+          const rel = relations.get(`${s}.${model.table}`);
+          if (rel) {
+            wanted.add(rel.oid);
+            break;
+          }
+        }
+      }
+    }
+    const cols = await client.query(COLUMNS, [[...wanted]]);
+    for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean }>) {
+      byOid.get(Number(row.oid))?.columns.push({ name: row.name, attnum: row.attnum, type: row.type, typeOid: Number(row.type_oid), notNull: row.not_null });
+    }
+    return { database: target.database, searchPath, relations };
+  } finally {
+    await client.end();
+  }
+}
