@@ -6,6 +6,9 @@ import { loadUsersFile } from './auth/users';
 import { ConfigError, type ProxyConfig } from './config/load';
 import { formatIssues } from './policy/load';
 import { ProxyServer } from './listener/server';
+import { ScopeProvider } from './policy/provider';
+import { PolicyCatalogError } from './policy/scope';
+import { loadCatalog } from './upstream/catalog';
 import type { Logger } from './log';
 
 export interface RunningProxy {
@@ -28,9 +31,25 @@ export async function buildAuthSettings(config: ProxyConfig) {
   return ProxyServer.authSettings({ method: auth.method, users, jwt });
 }
 
+/**
+ * Loads the catalog and compiles the policies against it. A policy naming a table that does
+ * not exist stops start-up; an unreachable database does not (sessions retry the load).
+ */
+async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopeProvider> {
+  const scopes = new ScopeProvider(config.upstream, config.policies, loadCatalog, log);
+  try {
+    await scopes.refresh();
+  } catch (err) {
+    if (err instanceof PolicyCatalogError) throw new ConfigError(err.message);
+    log.warn({ err: (err as Error).message }, 'database not reachable at start-up; the catalog loads with the first session');
+  }
+  return scopes;
+}
+
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
   await initAnalysis();
-  const server = new ProxyServer(config, await buildAuthSettings(config), log);
+  const auth = await buildAuthSettings(config);
+  const server = new ProxyServer(config, auth, await prepareScopes(config, log), log);
   const { host, port } = await server.listen();
   return { host, port, server, close: () => server.close() };
 }

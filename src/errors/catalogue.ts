@@ -131,6 +131,18 @@ export const catalogue = {
     message: 'the proxy is shutting down',
     hint: 'Reconnect in a few seconds and retry; an open transaction was rolled back.',
   },
+  query_rate_limited: {
+    sqlstate: '53400',
+    severity: 'ERROR',
+    message: "the tenant's statement budget for this minute is used up",
+    hint: 'Wait until the next minute and retry; combine several small queries into one (joins, IN lists, aggregates).',
+  },
+  invalid_tenant: {
+    sqlstate: '28000',
+    severity: 'FATAL',
+    message: "the credential's tenant does not fit the policy's tenant type",
+    hint: 'Ask the operator to check the tenant_id of this user or token against the policy tenant_scope.type.',
+  },
   internal_error: {
     sqlstate: 'XX000',
     severity: 'ERROR',

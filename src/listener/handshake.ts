@@ -7,10 +7,15 @@ import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import { selectPolicy } from '../policy/load';
+import type { ScopeProvider } from '../policy/provider';
+import { tenantFitsType } from '../policy/tenant';
+import type { StatementCache } from '../analysis/cache';
+import type { RateLimitStore } from '../budgets/rate-limit';
 import { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import * as backend from '../protocol/backend/serializer';
-import { clientParameterValue, Session } from '../session/session';
+import { clientParameterValue } from '../session/router';
+import { Session } from '../session/session';
 import { connectUpstream, UpstreamConnectError } from '../upstream/connect';
 import type { CancelRegistry } from './cancel';
 import { ClientGone, PacketStream } from './packet-stream';
@@ -18,6 +23,9 @@ import { filterStartupParams } from './startup-params';
 
 export interface ListenerContext {
   config: ProxyConfig;
+  scopes: ScopeProvider;
+  cache: StatementCache;
+  rateLimits: RateLimitStore;
   auth: AuthSettings;
   cancels: CancelRegistry;
   log: Logger;
@@ -136,6 +144,16 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       throw new ProxyError('database_not_found', { message: `database "${request.database}" does not exist` });
     }
 
+    if (policy.raw.tenant_scope && !tenantFitsType(principal.tenantId, policy.raw.tenant_scope.type)) {
+      throw new ProxyError('invalid_tenant', { logMessage: `tenant of ${principal.user} is not a valid ${policy.raw.tenant_scope.type}` });
+    }
+    let scope;
+    try {
+      scope = await ctx.scopes.get(policy);
+    } catch (err) {
+      throw new ProxyError('upstream_unavailable', { logMessage: `catalog: ${(err as Error).message}` });
+    }
+
     let upstream;
     try {
       upstream = await connectUpstream(
@@ -177,6 +195,10 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       upstream,
       principal,
       policy,
+      scope,
+      scopeKey: `${policy.hash}:${ctx.scopes.version}`,
+      cache: ctx.cache,
+      rateLimits: ctx.rateLimits,
       config,
       log: sessionLog,
       onClose: () => {

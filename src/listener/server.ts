@@ -1,7 +1,10 @@
 // The TCP listener: accepts agent connections, counts them, and shuts down cleanly.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
+import { MemoryRateLimitStore, type RateLimitStore } from '../budgets/rate-limit';
+import type { ScopeProvider } from '../policy/provider';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
@@ -17,9 +20,13 @@ export class ProxyServer {
   private readonly sessionSockets = new WeakSet<net.Socket>();
   private readonly cancels = new CancelRegistry();
 
+  readonly cache = new StatementCache();
+  readonly rateLimits: RateLimitStore = new MemoryRateLimitStore();
+
   constructor(
     private readonly config: ProxyConfig,
     private readonly auth: AuthSettings,
+    private readonly scopes: ScopeProvider,
     private readonly log: Logger,
   ) {
     this.server = net.createServer((socket) => this.accept(socket));
@@ -68,6 +75,9 @@ export class ProxyServer {
     void handshake(socket, {
       config: this.config,
       auth: this.auth,
+      scopes: this.scopes,
+      cache: this.cache,
+      rateLimits: this.rateLimits,
       cancels: this.cancels,
       log: this.log,
       openConnections: () => this.sockets.size,

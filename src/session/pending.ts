@@ -1,18 +1,22 @@
 // The FIFO of requests forwarded upstream whose responses have not all arrived yet.
 //
 // Each item says which upstream message completes it, so that responses can be
-// attributed to the statement that caused them (error substitution for refused
-// statements now; row caps, masking and audit rows later).
+// attributed to the statement that caused them: error substitution for refused
+// statements, row caps per result, and (later) audit rows.
 import type { ProxyError } from '../errors/catalogue';
+import type { RowCap } from '../results/row-cap';
 
 export type PendingKind = 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync';
 
 export interface PendingItem {
   kind: PendingKind;
-  /** Set when the proxy refused the statement: the upstream error is replaced by this one. */
+  /** Set when the proxy refused the request: the upstream error is replaced by this one. */
   refused?: ProxyError;
-  /** Rows seen so far (DataRow messages). */
-  rows: number;
+  /** query: the row limit of each statement, in order; execute: the portal's cap. */
+  rowLimits?: Array<number | undefined>;
+  cap?: RowCap;
+  /** query: index of the statement whose result is arriving. */
+  result: number;
 }
 
 export class PendingQueue {
@@ -21,10 +25,10 @@ export class PendingQueue {
   /** After an extended-protocol error the upstream discards everything up to Sync. */
   private skipping = false;
 
-  push(kind: PendingKind, refused?: ProxyError): void {
-    if (kind === 'sync') this.skipping = false;
+  push(item: Omit<PendingItem, 'result'>): void {
+    if (item.kind === 'sync') this.skipping = false;
     else if (this.skipping) return;
-    this.items.push({ kind, refused, rows: 0 });
+    this.items.push({ ...item, result: 0 });
   }
 
   peek(): PendingItem | undefined {

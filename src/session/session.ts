@@ -2,17 +2,22 @@
 import type net from 'node:net';
 import { serialize } from 'pg-protocol';
 import type { Principal } from '../auth/principal';
-import { analyze, type Analysis } from '../analysis/pipeline';
+import { StatementCache } from '../analysis/cache';
+import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
+import type { RateLimitStore } from '../budgets/rate-limit';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
+import type { ReadScope } from '../policy/scope';
+import type { BackendFrame } from '../protocol/backend/framer';
+import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
-import { parameterStatusOf, type BackendFrame } from '../protocol/backend/framer';
-import * as backend from '../protocol/backend/serializer';
+import { RowCap } from '../results/row-cap';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
-import { PendingQueue, type PendingItem } from './pending';
+import type { PendingItem } from './pending';
+import { ResponseRouter } from './router';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -21,16 +26,12 @@ import { PendingQueue, type PendingItem } from './pending';
  * the resulting ErrorResponse with its own. Nothing of the refused text is sent.
  */
 const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
+/** Executing a portal that cannot exist fails the same way, for refusals decided at Execute. */
+const REFUSED_PORTAL = 'ormai_proxy_refused_portal';
 
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
-
-/** The upstream's role and superuser status are the proxy's business, not the agent's. */
-export function clientParameterValue(name: string, value: string, principal: Principal): string {
-  if (name === 'session_authorization') return principal.user;
-  if (name === 'is_superuser') return 'off';
-  return value;
-}
+const MINUTE_MS = 60_000;
 
 export interface SessionDeps {
   id: string;
@@ -39,23 +40,52 @@ export interface SessionDeps {
   upstream: UpstreamHandshake;
   principal: Principal;
   policy: PolicySnapshot;
+  scope: ReadScope;
+  /** Identifies the compiled scope in cache keys (policy hash and catalog version). */
+  scopeKey: string;
+  cache: StatementCache;
+  rateLimits: RateLimitStore;
   config: ProxyConfig;
   log: Logger;
   onClose: () => void;
 }
 
+interface Portal {
+  cap: RowCap;
+}
+
 export class Session {
-  private readonly pending = new PendingQueue();
+  private readonly router: ResponseRouter;
   private readonly client: net.Socket;
   private readonly server: net.Socket;
+  private readonly context: Omit<AnalysisContext, 'protocol'>;
+  private readonly inbox: FrontendMessage[] = [];
+  private pumping = false;
   private closed = false;
   private terminating = false;
-  /** Transaction status from the last ReadyForQuery: I idle, T in a block, E failed block. */
-  txStatus: 'I' | 'T' | 'E' = 'I';
+  /** Row limits of prepared statements, by name ('' is the unnamed statement). */
+  private readonly statements = new Map<string, number | undefined>();
+  private readonly portals = new Map<string, Portal>();
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
     this.server = deps.upstream.socket;
+    this.router = new ResponseRouter(deps.principal);
+    // Portals live until the end of their transaction.
+    this.router.onReady = (status) => {
+      if (status === 'I') this.portals.clear();
+    };
+    const { policy, scope, principal } = deps;
+    this.context = {
+      statementTimeoutMaxMs: policy.statementTimeoutMs,
+      writeGate: (target) => policy.isWriteAllowed(target),
+      scope,
+      principal,
+    };
+  }
+
+  get txStatus(): 'I' | 'T' | 'E' {
+    return this.router.txStatus;
   }
 
   start(initial: FrontendMessage[]): void {
@@ -68,7 +98,7 @@ export class Session {
     this.server.on('error', (err) => this.deps.log.warn({ err: err.message }, 'upstream socket error'));
     this.server.on('drain', () => this.client.resume());
     if (this.deps.upstream.leftover.length > 0) this.relay(this.deps.upstream.leftover);
-    this.handleMessages(initial);
+    this.enqueue(initial);
   }
 
   /** Cancel the statement running upstream (the client sent a CancelRequest). */
@@ -93,89 +123,139 @@ export class Session {
       this.fatal(toProxyError(err));
       return;
     }
-    this.handleMessages(messages);
+    this.enqueue(messages);
   }
 
-  private handleMessages(messages: FrontendMessage[]): void {
-    // One write towards the upstream per batch of client messages, however many they are.
-    this.server.cork();
+  private enqueue(messages: FrontendMessage[]): void {
+    for (const m of messages) this.inbox.push(m);
+    if (!this.pumping) void this.pump();
+  }
+
+  /**
+   * Handles client messages strictly in order. Most are handled synchronously; a check that
+   * needs I/O (a shared rate-limit store) suspends the pump, and new messages wait in the inbox.
+   */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    this.server.cork(); // one write upstream per batch of client messages
     try {
-      for (const message of messages) {
-        if (this.closed || this.terminating) return;
-        this.handle(message);
+      while (this.inbox.length > 0 && !this.closed && !this.terminating) {
+        const pending = this.handle(this.inbox.shift()!);
+        if (pending) {
+          this.server.uncork();
+          await pending;
+          this.server.cork();
+        }
       }
     } catch (err) {
       const error = toProxyError(err);
       if (error.logMessage) this.deps.log.error({ err: error.logMessage }, 'session failed');
       this.fatal(error);
-      return;
     } finally {
       this.server.uncork();
+      this.pumping = false;
     }
     if (this.server.writableLength > UPSTREAM_HIGH_WATER) this.client.pause();
   }
 
-  private handle(message: FrontendMessage): void {
+  /** Handles one message; returns a promise only when it had to wait for I/O. */
+  private handle(message: FrontendMessage): Promise<void> | undefined {
     switch (message.type) {
-      case 'Query': {
-        const result = this.analyze(message.sql, 'simple');
-        if (result.ok) this.forward(serialize.query(result.sql), 'query');
-        else this.forward(serialize.query(REFUSED_SENTINEL), 'query', result.error);
-        return;
-      }
+      case 'Query':
+        return this.afterRateCheck(() => {
+          const result = this.analyze(message.sql, 'simple');
+          if (result.ok) this.forward(serialize.query(result.sql), { kind: 'query', rowLimits: result.statements.map((s) => s.rowLimit) });
+          else this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused: result.error });
+        }, () => serialize.query(REFUSED_SENTINEL), 'query');
       case 'Parse': {
         const result = this.analyze(message.sql, 'extended');
-        if (result.ok) this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), 'parse');
-        else this.forward(serialize.parse({ name: message.name, text: REFUSED_SENTINEL, types: [] }), 'parse', result.error);
-        return;
+        if (result.ok) {
+          this.statements.set(message.name, result.statements[0]?.rowLimit);
+          this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), { kind: 'parse' });
+        } else {
+          this.statements.delete(message.name);
+          this.forward(serialize.parse({ name: message.name, text: REFUSED_SENTINEL, types: [] }), { kind: 'parse', refused: result.error });
+        }
+        return undefined;
       }
       case 'Bind':
-        return this.forward(message.raw, 'bind');
+        this.portals.set(message.portal, { cap: new RowCap(this.statements.get(message.statement)) });
+        this.forward(message.raw, { kind: 'bind' });
+        return undefined;
       case 'Describe':
-        return this.forward(message.raw, 'describe');
+        this.forward(message.raw, { kind: 'describe' });
+        return undefined;
       case 'Execute':
-        return this.forward(message.raw, 'execute');
+        return this.afterRateCheck(
+          () => this.forward(message.raw, { kind: 'execute', cap: this.portals.get(message.portal)?.cap }),
+          () => serialize.execute({ portal: REFUSED_PORTAL }),
+          'execute',
+        );
       case 'Close':
-        return this.forward(message.raw, 'close');
+        if (message.target === 'P') this.portals.delete(message.name);
+        else this.statements.delete(message.name);
+        this.forward(message.raw, { kind: 'close' });
+        return undefined;
       case 'Sync':
-        return this.forward(message.raw, 'sync');
+        this.forward(message.raw, { kind: 'sync' });
+        return undefined;
       case 'Flush':
         this.server.write(message.raw);
-        return;
+        return undefined;
       case 'Terminate':
         this.terminate();
-        return;
+        return undefined;
       case 'CopyData':
       case 'CopyDone':
       case 'CopyFail':
         // COPY is never allowed, so the session is never in copy mode; PostgreSQL
         // ignores these messages outside copy mode, and so does the proxy.
-        return;
+        return undefined;
       case 'FunctionCall':
-        this.forward(
-          serialize.query(REFUSED_SENTINEL),
-          'query',
-          new ProxyError('statement_not_allowed', { message: 'the fast-path function call interface is not allowed' }),
-        );
-        return;
+        this.forward(serialize.query(REFUSED_SENTINEL), {
+          kind: 'query',
+          refused: new ProxyError('statement_not_allowed', { message: 'the fast-path function call interface is not allowed' }),
+        });
+        return undefined;
       case 'AuthResponse':
         throw new ProxyError('protocol_violation', { message: 'unexpected authentication message after startup' });
     }
   }
 
-  private analyze(sql: string, protocol: 'simple' | 'extended'): Analysis {
-    const { policy } = this.deps;
-    const result = analyze(sql, {
-      protocol,
-      statementTimeoutMaxMs: policy.statementTimeoutMs,
-      writeGate: (target) => policy.isWriteAllowed(target),
+  /**
+   * Runs `proceed` when the tenant's queries-per-minute budget allows one more statement;
+   * otherwise forwards `refusal()` (which fails upstream) and substitutes the rate-limit error.
+   */
+  private afterRateCheck(proceed: () => void, refusal: () => Buffer, kind: PendingItem['kind']): Promise<void> | undefined {
+    const limit = this.deps.policy.raw.queries_per_minute_per_tenant;
+    if (limit === undefined) {
+      proceed();
+      return undefined;
+    }
+    const key = `q:${this.deps.policy.name}:${this.deps.principal.tenantId}`;
+    return this.deps.rateLimits.hit(key, limit, MINUTE_MS).then((decision) => {
+      if (this.closed) return;
+      if (decision.allowed) proceed();
+      else {
+        const refused = new ProxyError('query_rate_limited', {
+          message: `the tenant's budget of ${limit} statements per minute is used up`,
+          detail: `retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`,
+        });
+        this.deps.log.info({ code: refused.code }, 'statement refused');
+        this.forward(refusal(), { kind, refused });
+      }
     });
+  }
+
+  private analyze(sql: string, protocol: 'simple' | 'extended'): Analysis {
+    const { cache, scopeKey, principal } = this.deps;
+    const result = cache.get(StatementCache.key(scopeKey, principal.tenantId, protocol, sql), () => analyze(sql, { ...this.context, protocol }));
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }
 
-  private forward(bytes: Buffer, kind: PendingItem['kind'], refused?: ProxyError): void {
-    this.pending.push(kind, refused);
+  private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {
+    this.router.pending.push(item);
     this.server.write(bytes);
   }
 
@@ -198,7 +278,7 @@ export class Session {
     const out: Buffer[] = [];
     try {
       for (const frame of frames) {
-        const bytes = this.route(frame);
+        const bytes = this.router.route(frame);
         if (bytes) out.push(bytes);
       }
     } catch (err) {
@@ -211,88 +291,6 @@ export class Session {
     if (out.length === 0) return;
     const ok = this.client.write(out.length === 1 ? out[0] : Buffer.concat(out));
     if (!ok) this.server.pause();
-  }
-
-  /** Attributes one upstream message to the pending request it answers; returns the bytes to send on. */
-  private route(frame: BackendFrame): Buffer | undefined {
-    const head = this.pending.peek();
-    switch (frame.code) {
-      case 'N': // NoticeResponse
-      case 'A': // NotificationResponse
-        return frame.raw;
-      case 'S':
-        return this.parameterStatus(frame);
-      case 'E':
-        return this.upstreamError(frame, head);
-      case 'Z':
-        this.expect(head, frame, 'query', 'sync');
-        this.pending.shift();
-        this.txStatus = String.fromCharCode(frame.raw[5]) as 'I' | 'T' | 'E';
-        return frame.raw;
-      case '1':
-        this.complete(head, frame, 'parse');
-        return frame.raw;
-      case '2':
-        this.complete(head, frame, 'bind');
-        return frame.raw;
-      case '3':
-        this.complete(head, frame, 'close');
-        return frame.raw;
-      case 't': // ParameterDescription, first half of a statement Describe
-        this.expect(head, frame, 'describe');
-        return frame.raw;
-      case 'T': // RowDescription
-        if (head?.kind === 'describe') this.pending.shift();
-        else this.expect(head, frame, 'query');
-        return frame.raw;
-      case 'n': // NoData
-        this.complete(head, frame, 'describe');
-        return frame.raw;
-      case 'D':
-        this.expect(head, frame, 'query', 'execute');
-        head!.rows++;
-        return frame.raw;
-      case 'C': // CommandComplete
-      case 'I': // EmptyQueryResponse
-        if (head?.kind === 'execute') this.pending.shift();
-        else this.expect(head, frame, 'query');
-        return frame.raw;
-      case 's': // PortalSuspended
-        this.complete(head, frame, 'execute');
-        return frame.raw;
-      default:
-        // COPY and anything else a checked statement cannot produce: fail closed.
-        throw new ProxyError('internal_error', { logMessage: `unexpected upstream message '${frame.code}'` });
-    }
-  }
-
-  private expect(head: PendingItem | undefined, frame: BackendFrame, ...kinds: PendingItem['kind'][]): void {
-    if (!head || !kinds.includes(head.kind)) {
-      throw new ProxyError('internal_error', {
-        logMessage: `upstream message '${frame.code}' does not answer the pending ${head?.kind ?? 'nothing'}`,
-      });
-    }
-  }
-
-  private complete(head: PendingItem | undefined, frame: BackendFrame, kind: PendingItem['kind']): void {
-    this.expect(head, frame, kind);
-    this.pending.shift();
-  }
-
-  private upstreamError(frame: BackendFrame, head: PendingItem | undefined): Buffer {
-    if (!head) return frame.raw; // e.g. FATAL before the upstream closes
-    const bytes = head.refused ? backend.errorResponse(head.refused.toFields()) : frame.raw;
-    if (head.kind !== 'query' && head.kind !== 'sync') {
-      this.pending.shift();
-      this.pending.skipToSync();
-    }
-    return bytes;
-  }
-
-  private parameterStatus(frame: BackendFrame): Buffer {
-    const { name, value } = parameterStatusOf(frame);
-    const shown = clientParameterValue(name, value, this.deps.principal);
-    return shown === value ? frame.raw : backend.parameterStatus(name, shown);
   }
 
   // ---- endings ----
@@ -327,7 +325,7 @@ export class Session {
 
   /** Cancels anything still running upstream, then closes the upstream session. */
   private releaseUpstream(): void {
-    if (this.pending.size > 0) {
+    if (this.router.pending.size > 0) {
       const { upstream, config } = this.deps;
       void cancelUpstream(config.upstream, upstream.processId, upstream.secretKey).finally(() => this.server.destroy());
     } else if (!this.server.destroyed) {
@@ -341,3 +339,4 @@ export class Session {
     this.deps.onClose();
   }
 }
+

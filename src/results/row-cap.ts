@@ -1,0 +1,42 @@
+// The wire-side row cap: at most max_rows rows reach the agent, and a truncated result says so.
+import { commandCompleteTag, type BackendFrame } from '../protocol/backend/framer';
+import * as backend from '../protocol/backend/serializer';
+
+/** Counts the rows of one result; past the limit, rows are dropped and the completion says so. */
+export class RowCap {
+  rows = 0;
+  truncated = false;
+
+  constructor(readonly limit: number | undefined) {}
+
+  /** True when this DataRow may be forwarded. */
+  admit(): boolean {
+    if (this.limit !== undefined && this.rows >= this.limit) {
+      this.truncated = true;
+      return false;
+    }
+    this.rows++;
+    return true;
+  }
+
+  /**
+   * The bytes to send for the CommandComplete that ends the result: unchanged when nothing was
+   * dropped; otherwise a NOTICE explaining the cut, then the tag with the count actually sent.
+   */
+  complete(frame: BackendFrame): Buffer {
+    if (!this.truncated) return frame.raw;
+    const tag = commandCompleteTag(frame);
+    const words = tag.split(' ');
+    words[words.length - 1] = String(this.rows);
+    return Buffer.concat([
+      backend.noticeResponse({
+        severity: 'NOTICE',
+        code: '01000',
+        message: `result truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per statement`,
+        hint: 'Add a narrower WHERE clause, aggregate in SQL (count, sum, GROUP BY), or page with ORDER BY … LIMIT/OFFSET.',
+        routine: 'ormai.rows_truncated',
+      }),
+      backend.commandComplete(words.join(' ')),
+    ]);
+  }
+}

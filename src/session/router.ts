@@ -1,0 +1,118 @@
+// Routes each upstream message to the request it answers and decides what the client receives.
+import type { Principal } from '../auth/principal';
+import { ProxyError } from '../errors/catalogue';
+import { parameterStatusOf, readyForQueryStatus, type BackendFrame } from '../protocol/backend/framer';
+import * as backend from '../protocol/backend/serializer';
+import { RowCap } from '../results/row-cap';
+import { PendingQueue, type PendingItem, type PendingKind } from './pending';
+
+/** The upstream's role and superuser status are the proxy's business, not the agent's. */
+export function clientParameterValue(name: string, value: string, principal: Principal): string {
+  if (name === 'session_authorization') return principal.user;
+  if (name === 'is_superuser') return 'off';
+  return value;
+}
+
+export class ResponseRouter {
+  readonly pending = new PendingQueue();
+  /** Transaction status from the last ReadyForQuery: I idle, T in a block, E failed block. */
+  txStatus: 'I' | 'T' | 'E' = 'I';
+  /** Called on every ReadyForQuery (portals end with their transaction). */
+  onReady: (status: 'I' | 'T' | 'E') => void = () => undefined;
+
+  constructor(private readonly principal: Principal) {}
+
+  /** Returns the bytes to send to the client for this upstream message (possibly none). */
+  route(frame: BackendFrame): Buffer | undefined {
+    const head = this.pending.peek();
+    switch (frame.code) {
+      case 'N': // NoticeResponse
+      case 'A': // NotificationResponse
+        return frame.raw;
+      case 'S':
+        return this.parameterStatus(frame);
+      case 'E':
+        return this.error(frame, head);
+      case 'Z': {
+        this.expect(head, frame, 'query', 'sync');
+        this.pending.shift();
+        this.txStatus = readyForQueryStatus(frame) as 'I' | 'T' | 'E';
+        this.onReady(this.txStatus);
+        return frame.raw;
+      }
+      case '1':
+        return this.complete(head, frame, 'parse');
+      case '2':
+        return this.complete(head, frame, 'bind');
+      case '3':
+        return this.complete(head, frame, 'close');
+      case 't': // ParameterDescription, first half of a statement Describe
+        this.expect(head, frame, 'describe');
+        return frame.raw;
+      case 'T': // RowDescription: a Describe's answer, or a new result set of a simple query
+        if (head?.kind === 'describe') {
+          this.pending.shift();
+          return frame.raw;
+        }
+        this.expect(head, frame, 'query');
+        head!.cap = new RowCap(head!.rowLimits?.[head!.result]);
+        return frame.raw;
+      case 'n': // NoData
+        return this.complete(head, frame, 'describe');
+      case 'D':
+        this.expect(head, frame, 'query', 'execute');
+        return head!.cap && !head!.cap.admit() ? undefined : frame.raw;
+      case 'C': // CommandComplete
+      case 'I': // EmptyQueryResponse
+        return this.endResult(frame, head);
+      case 's': // PortalSuspended
+        this.complete(head, frame, 'execute');
+        return frame.raw;
+      default:
+        // COPY and anything else a checked statement cannot produce: fail closed.
+        throw new ProxyError('internal_error', { logMessage: `unexpected upstream message '${frame.code}'` });
+    }
+  }
+
+  private endResult(frame: BackendFrame, head: PendingItem | undefined): Buffer {
+    this.expect(head, frame, 'query', 'execute');
+    const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
+    if (head!.kind === 'execute') this.pending.shift();
+    else {
+      head!.result++;
+      head!.cap = undefined;
+    }
+    return bytes;
+  }
+
+  private expect(head: PendingItem | undefined, frame: BackendFrame, ...kinds: PendingKind[]): void {
+    if (!head || !kinds.includes(head.kind)) {
+      throw new ProxyError('internal_error', {
+        logMessage: `upstream message '${frame.code}' does not answer the pending ${head?.kind ?? 'nothing'}`,
+      });
+    }
+  }
+
+  private complete(head: PendingItem | undefined, frame: BackendFrame, kind: PendingKind): Buffer {
+    this.expect(head, frame, kind);
+    this.pending.shift();
+    return frame.raw;
+  }
+
+  private error(frame: BackendFrame, head: PendingItem | undefined): Buffer {
+    if (!head) return frame.raw; // e.g. FATAL before the upstream closes
+    const bytes = head.refused ? backend.errorResponse(head.refused.toFields()) : frame.raw;
+    if (head.kind !== 'query' && head.kind !== 'sync') {
+      this.pending.shift();
+      this.pending.skipToSync();
+    }
+    return bytes;
+  }
+
+  private parameterStatus(frame: BackendFrame): Buffer {
+    const { name, value } = parameterStatusOf(frame);
+    const shown = clientParameterValue(name, value, this.principal);
+    return shown === value ? frame.raw : backend.parameterStatus(name, shown);
+  }
+}
+
