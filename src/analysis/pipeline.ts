@@ -1,13 +1,15 @@
 // The analysis stage's public entry: statement text in, verified text to forward (or a refusal) out.
 //
 // analyze() is pure (no I/O, no clock) and runs for every Query and every Parse:
-//   parse (libpg-query) → classify and refuse → rewrite (identity until issue #3) → deparse → verify.
+//   parse (libpg-query) → classify and refuse → rewrite (the read policy, when a scope is set) → deparse → verify.
 // Only the deparsed text is ever forwarded; the agent's own text, comments included, never is.
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import { classify } from './classify';
 import { extractTags } from './comments';
 import { deparseVerified } from './deparse';
+import { checkExpressions } from './expressions';
 import { parseStatements } from './parser';
+import { rewriteReads } from './rewrite';
 import type { Analysis, AnalysisContext, AnalyzedStatement, RewriteStep } from './types';
 
 export { initAnalysis } from './parser';
@@ -20,7 +22,7 @@ export type {
   WriteTarget,
 } from './types';
 
-/** The rewrite step until policies are enforced: the tree as the agent wrote it. */
+/** A rewrite step that leaves the tree as the agent wrote it. */
 export const identityRewrite: RewriteStep = (stmt) => stmt;
 
 /**
@@ -38,9 +40,12 @@ export function analyze(sql: string, ctx: AnalysisContext): Analysis {
       // PostgreSQL's own answer to the same Parse, so drivers see what they expect.
       throw new ProxyError('syntax_error', { message: 'cannot insert multiple commands into a prepared statement' });
     }
-    const rewrite = ctx.rewrite ?? identityRewrite;
+    // With a read scope the policy rewrite applies; without one it is the identity.
+    const rewrite = ctx.rewrite ?? rewriteReads;
     // Classify everything before printing anything: one refused part refuses the whole text.
     const classified = nodes.map((node) => classify(node, ctx));
+    // Functions, reg* casts and join depth, on the agent's own tree before anything is added to it.
+    for (const stmt of classified) checkExpressions(stmt, ctx, () => rewrite(stmt, ctx));
     const rewritten = classified.map((stmt) => rewrite(stmt, ctx));
     const texts = deparseVerified(rewritten.map((s) => s.stmt));
     const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i] }));

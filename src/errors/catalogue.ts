@@ -53,6 +53,30 @@ export const catalogue = {
     message: 'writes of this kind are not enabled for this table',
     hint: 'The policy does not allow this operation on this table. Read the data instead, or ask a human operator to make the change.',
   },
+  function_not_allowed: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'this function is not allowed through the proxy',
+    hint: 'Use standard SQL functions for math, text, dates, JSON, arrays, aggregates and window functions; session, system and administration functions are not available.',
+  },
+  join_depth_exceeded: {
+    sqlstate: '54000',
+    severity: 'ERROR',
+    message: 'the query joins more tables than the policy allows',
+    hint: 'Join fewer tables in one query, or split the question into several queries.',
+  },
+  model_not_allowed: {
+    sqlstate: '42P01',
+    severity: 'ERROR',
+    message: 'relation does not exist',
+    hint: 'Only the tables listed by SELECT table_schema, table_name FROM information_schema.tables are available; use one of those.',
+  },
+  catalog_not_allowed: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'system catalogs are not available through the proxy',
+    hint: "System catalogs are not available; list tables with SELECT table_name FROM information_schema.tables and columns with SELECT column_name, data_type FROM information_schema.columns WHERE table_name = '…'.",
+  },
   startup_parameter_not_allowed: {
     sqlstate: '42501',
     severity: 'FATAL',
@@ -130,6 +154,24 @@ export const catalogue = {
     severity: 'FATAL',
     message: 'the proxy is shutting down',
     hint: 'Reconnect in a few seconds and retry; an open transaction was rolled back.',
+  },
+  type_not_allowed: {
+    sqlstate: '42704',
+    severity: 'ERROR',
+    message: 'type does not exist',
+    hint: 'Cast only to built-in types such as text, integer, bigint, numeric, boolean, date, timestamp, interval, uuid, json and jsonb.',
+  },
+  scan_budget_exceeded: {
+    sqlstate: '54000',
+    severity: 'ERROR',
+    message: 'the statement would scan more rows than the policy allows',
+    hint: 'Add a selective filter on an indexed column (for example an id or a date range), aggregate less data, or add a LIMIT without an ORDER BY on an unindexed column.',
+  },
+  budget_unavailable: {
+    sqlstate: '57P03',
+    severity: 'ERROR',
+    message: 'the scan budget could not be checked right now',
+    hint: 'Retry in a few seconds; the proxy could not reach the database planner to check the statement.',
   },
   query_rate_limited: {
     sqlstate: '53400',

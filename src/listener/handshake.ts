@@ -11,6 +11,7 @@ import type { ScopeProvider } from '../policy/provider';
 import { tenantFitsType } from '../policy/tenant';
 import type { StatementCache } from '../analysis/cache';
 import type { RateLimitStore } from '../budgets/rate-limit';
+import type { Planner } from '../budgets/planner';
 import { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import * as backend from '../protocol/backend/serializer';
@@ -26,6 +27,7 @@ export interface ListenerContext {
   scopes: ScopeProvider;
   cache: StatementCache;
   rateLimits: RateLimitStore;
+  planner: Planner;
   auth: AuthSettings;
   cancels: CancelRegistry;
   log: Logger;
@@ -199,6 +201,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       scopeKey: `${policy.hash}:${ctx.scopes.version}`,
       cache: ctx.cache,
       rateLimits: ctx.rateLimits,
+      planner: ctx.planner,
       config,
       log: sessionLog,
       onClose: () => {

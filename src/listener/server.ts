@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
+import { Planner } from '../budgets/planner';
 import { MemoryRateLimitStore, type RateLimitStore } from '../budgets/rate-limit';
 import type { ScopeProvider } from '../policy/provider';
 import type { ProxyConfig } from '../config/load';
@@ -22,6 +23,7 @@ export class ProxyServer {
 
   readonly cache = new StatementCache();
   readonly rateLimits: RateLimitStore = new MemoryRateLimitStore();
+  readonly planner: Planner;
 
   constructor(
     private readonly config: ProxyConfig,
@@ -29,6 +31,7 @@ export class ProxyServer {
     private readonly scopes: ScopeProvider,
     private readonly log: Logger,
   ) {
+    this.planner = new Planner(config.upstream, config.maxMessageSize, log);
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => log.error({ err: err.message }, 'listener error'));
   }
@@ -64,6 +67,7 @@ export class ProxyServer {
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const socket of this.sockets) socket.destroy();
     await closed;
+    await this.planner.close();
   }
 
   private accept(socket: net.Socket): void {
@@ -78,6 +82,7 @@ export class ProxyServer {
       scopes: this.scopes,
       cache: this.cache,
       rateLimits: this.rateLimits,
+      planner: this.planner,
       cancels: this.cancels,
       log: this.log,
       openConnections: () => this.sockets.size,

@@ -28,6 +28,8 @@ export interface PolicySnapshot {
   readonly raw: RawPolicy;
   readonly maxRows: number;
   readonly statementTimeoutMs: number;
+  /** Joins allowed in one FROM clause (relations at one query level − 1); see analysis/join-depth.ts. */
+  readonly maxJoinDepth: number;
   readonly requireReason: boolean;
   /** Table names (lower-case, unqualified) the policy registers. */
   readonly tables: ReadonlySet<string>;
@@ -109,6 +111,7 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
     raw,
     maxRows: raw.max_rows ?? defaults.max_rows,
     statementTimeoutMs: raw.statement_timeout_ms ?? defaults.statement_timeout_ms,
+    maxJoinDepth: raw.max_join_depth ?? defaults.max_join_depth,
     requireReason: defaults.require_reason,
     tables,
     models,

@@ -18,6 +18,8 @@ export interface CatalogRelation {
   oid: number;
   /** pg_class.relkind: r table, p partitioned table, v view, m materialized view, f foreign table. */
   kind: string;
+  /** pg_class.reltuples when the catalog was loaded (-1: never analysed). */
+  rowEstimate: number;
   columns: CatalogColumn[];
 }
 
@@ -28,6 +30,8 @@ export interface CatalogSnapshot {
   searchPath: string[];
   /** Relations by `schema.name`; columns are loaded only for relations a policy registers. */
   relations: Map<string, CatalogRelation>;
+  /** Names of the built-in types (pg_catalog), the only ones a statement may name. */
+  types: ReadonlySet<string>;
 }
 
 /** A column the agent can see; `mask` set when it only ever sees the masked value. */

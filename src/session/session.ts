@@ -4,6 +4,7 @@ import { serialize } from 'pg-protocol';
 import type { Principal } from '../auth/principal';
 import { StatementCache } from '../analysis/cache';
 import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
+import type { PlanParams, Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
@@ -15,7 +16,7 @@ import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
-import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
+import { cancelUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
 
@@ -28,6 +29,8 @@ import { ResponseRouter } from './router';
 const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
 /** Executing a portal that cannot exist fails the same way, for refusals decided at Execute. */
 const REFUSED_PORTAL = 'ormai_proxy_refused_portal';
+/** …and binding a statement that cannot exist, for refusals decided at Bind. */
+const REFUSED_STATEMENT = 'ormai_proxy_refused_statement';
 
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
@@ -45,6 +48,7 @@ export interface SessionDeps {
   scopeKey: string;
   cache: StatementCache;
   rateLimits: RateLimitStore;
+  planner: Planner;
   config: ProxyConfig;
   log: Logger;
   onClose: () => void;
@@ -52,6 +56,15 @@ export interface SessionDeps {
 
 interface Portal {
   cap: RowCap;
+}
+
+/** What the session remembers of a prepared statement. */
+interface Prepared {
+  sql: string;
+  types: number[];
+  rowLimit?: number;
+  /** Reads are checked against the scan budget when bound. */
+  reads: boolean;
 }
 
 export class Session {
@@ -63,8 +76,8 @@ export class Session {
   private pumping = false;
   private closed = false;
   private terminating = false;
-  /** Row limits of prepared statements, by name ('' is the unnamed statement). */
-  private readonly statements = new Map<string, number | undefined>();
+  /** Prepared statements by name ('' is the unnamed statement). */
+  private readonly statements = new Map<string, Prepared>();
   private readonly portals = new Map<string, Portal>();
 
   constructor(private readonly deps: SessionDeps) {
@@ -162,15 +175,17 @@ export class Session {
   private handle(message: FrontendMessage): Promise<void> | undefined {
     switch (message.type) {
       case 'Query':
-        return this.afterRateCheck(() => {
-          const result = this.analyze(message.sql, 'simple');
-          if (result.ok) this.forward(serialize.query(result.sql), { kind: 'query', rowLimits: result.statements.map((s) => s.rowLimit) });
-          else this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused: result.error });
-        }, () => serialize.query(REFUSED_SENTINEL), 'query');
+        return this.afterRateCheck(() => this.query(message.sql), () => serialize.query(REFUSED_SENTINEL), 'query');
       case 'Parse': {
         const result = this.analyze(message.sql, 'extended');
         if (result.ok) {
-          this.statements.set(message.name, result.statements[0]?.rowLimit);
+          const first = result.statements[0];
+          this.statements.set(message.name, {
+            sql: result.sql,
+            types: message.paramTypes,
+            rowLimit: first?.rowLimit,
+            reads: first !== undefined && this.checksScans(first.nodeType),
+          });
           this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), { kind: 'parse' });
         } else {
           this.statements.delete(message.name);
@@ -178,10 +193,19 @@ export class Session {
         }
         return undefined;
       }
-      case 'Bind':
-        this.portals.set(message.portal, { cap: new RowCap(this.statements.get(message.statement)) });
-        this.forward(message.raw, { kind: 'bind' });
-        return undefined;
+      case 'Bind': {
+        const prepared = this.statements.get(message.statement);
+        this.portals.set(message.portal, { cap: new RowCap(prepared?.rowLimit) });
+        if (!prepared?.reads || this.deps.policy.raw.max_scan_rows === undefined) {
+          this.forward(message.raw, { kind: 'bind' });
+          return undefined;
+        }
+        const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
+        return this.scanCheck([prepared.sql], params).then((refused) => {
+          if (refused) this.forward(serialize.bind({ statement: REFUSED_STATEMENT }), { kind: 'bind', refused });
+          else this.forward(message.raw, { kind: 'bind' });
+        });
+      }
       case 'Describe':
         this.forward(message.raw, { kind: 'describe' });
         return undefined;
@@ -222,20 +246,69 @@ export class Session {
     }
   }
 
+  private query(sql: string): Promise<void> | undefined {
+    const result = this.analyze(sql, 'simple');
+    if (!result.ok) {
+      this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused: result.error });
+      return undefined;
+    }
+    const send = () => this.forward(serialize.query(result.sql), { kind: 'query', rowLimits: result.statements.map((s) => s.rowLimit) });
+    const reads = result.statements.filter((s) => this.checksScans(s.nodeType)).map((s) => s.sql);
+    if (reads.length === 0 || this.deps.policy.raw.max_scan_rows === undefined) {
+      send();
+      return undefined;
+    }
+    return this.scanCheck(reads, { types: [], values: [], formats: [] }).then((refused) => {
+      if (refused) this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused });
+      else send();
+    });
+  }
+
+  private checksScans(nodeType: string): boolean {
+    return nodeType === 'SelectStmt';
+  }
+
+  /**
+   * Asks the planner how many rows each statement would scan; returns the refusal when one
+   * exceeds max_scan_rows. A statement the planner rejects is let through: the database will
+   * give the agent the same error for the statement itself.
+   */
+  private async scanCheck(sqls: string[], params: PlanParams): Promise<ProxyError | undefined> {
+    const { policy, scope, scopeKey, planner, log } = this.deps;
+    const budget = policy.raw.max_scan_rows!;
+    for (const sql of sqls) {
+      let rows: number;
+      try {
+        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`);
+      } catch (err) {
+        if (err instanceof UpstreamConnectError) {
+          log.warn({ err: err.message }, 'planner unavailable');
+          return new ProxyError('budget_unavailable');
+        }
+        log.debug({ err: (err as Error).message }, 'EXPLAIN failed; the statement goes ahead');
+        continue;
+      }
+      if (rows > budget) {
+        log.info({ code: 'scan_budget_exceeded', rows, budget }, 'statement refused');
+        return new ProxyError('scan_budget_exceeded', {
+          message: `the statement would scan about ${rows} rows; the policy allows ${budget}`,
+        });
+      }
+    }
+    return undefined;
+  }
+
   /**
    * Runs `proceed` when the tenant's queries-per-minute budget allows one more statement;
    * otherwise forwards `refusal()` (which fails upstream) and substitutes the rate-limit error.
    */
-  private afterRateCheck(proceed: () => void, refusal: () => Buffer, kind: PendingItem['kind']): Promise<void> | undefined {
+  private afterRateCheck(proceed: () => Promise<void> | void, refusal: () => Buffer, kind: PendingItem['kind']): Promise<void> | undefined {
     const limit = this.deps.policy.raw.queries_per_minute_per_tenant;
-    if (limit === undefined) {
-      proceed();
-      return undefined;
-    }
+    if (limit === undefined) return proceed() ?? undefined;
     const key = `q:${this.deps.policy.name}:${this.deps.principal.tenantId}`;
     return this.deps.rateLimits.hit(key, limit, MINUTE_MS).then((decision) => {
       if (this.closed) return;
-      if (decision.allowed) proceed();
+      if (decision.allowed) return proceed();
       else {
         const refused = new ProxyError('query_rate_limited', {
           message: `the tenant's budget of ${limit} statements per minute is used up`,

@@ -27,7 +27,7 @@ export function adminClientConfig(target: UpstreamTarget, applicationName: strin
 }
 
 const RELATIONS = `
-  SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, c.relkind AS kind
+  SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, c.relkind AS kind, c.reltuples::float8 AS reltuples
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname <> 'pg_toast' AND n.nspname NOT LIKE 'pg_temp_%'`;
 
@@ -45,8 +45,8 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
   try {
     const relations = new Map<string, CatalogRelation>();
     const byOid = new Map<number, CatalogRelation>();
-    for (const row of (await client.query(RELATIONS)).rows as Array<{ schema: string; name: string; oid: string; kind: string }>) {
-      const rel: CatalogRelation = { schema: row.schema, name: row.name, oid: Number(row.oid), kind: row.kind, columns: [] };
+    for (const row of (await client.query(RELATIONS)).rows as Array<{ schema: string; name: string; oid: string; kind: string; reltuples: number }>) {
+      const rel: CatalogRelation = { schema: row.schema, name: row.name, oid: Number(row.oid), kind: row.kind, rowEstimate: row.reltuples, columns: [] };
       relations.set(`${rel.schema}.${rel.name}`, rel);
       byOid.set(rel.oid, rel);
     }
@@ -71,7 +71,10 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean }>) {
       byOid.get(Number(row.oid))?.columns.push({ name: row.name, attnum: row.attnum, type: row.type, typeOid: Number(row.type_oid), notNull: row.not_null });
     }
-    return { database: target.database, searchPath, relations };
+    const types = new Set(
+      ((await client.query("SELECT t.typname AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'pg_catalog'")).rows as Array<{ name: string }>).map((r) => r.name),
+    );
+    return { database: target.database, searchPath, relations, types };
   } finally {
     await client.end();
   }

@@ -1,10 +1,12 @@
 // psql and pgbench (when installed) against the proxy.
 import { execFile, spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 
 const run = promisify(execFile);
+const SELECT_ONLY = path.resolve(__dirname, '../../bench/pgbench-select-only.sql');
 const has = (bin: string) => spawnSync(bin, ['--version']).status === 0;
 const hasPsql = has('psql');
 const hasPgbench = has('pgbench');
@@ -26,8 +28,14 @@ afterAll(async () => {
 const env = { ...process.env, PGCONNECT_TIMEOUT: '5', PGSSLMODE: 'prefer' };
 
 (hasPsql ? test : test.skip)('psql runs queries and shows structured refusals', async () => {
-  const ok = await run('psql', [proxy.url(), '-X', '-At', '-c', 'SELECT name FROM customers WHERE tenant_id = 2 ORDER BY id'], { env });
+  const ok = await run('psql', [proxy.url('tenant2-agent', 'tenant2-password'), '-X', '-At', '-c', 'SELECT name FROM customers ORDER BY id'], { env });
   expect(ok.stdout.trim().split('\n')).toEqual(['Globex Inc', 'Globex Shipping']);
+  const describe = await run('psql', [proxy.url(), '-X', '-c', '\\d customers'], { env }).then(
+    () => undefined,
+    (e: { stderr: string }) => e,
+  );
+  expect(describe?.stderr).toMatch(/catalog_not_allowed/);
+  expect(describe?.stderr).toMatch(/information_schema/);
   // The proxy runs in this process: psql must run asynchronously.
   const refused = await run('psql', [proxy.url(), '-X', '-v', 'VERBOSITY=verbose', '-c', 'DROP TABLE orders'], { env }).then(
     () => undefined,
@@ -39,12 +47,12 @@ const env = { ...process.env, PGCONNECT_TIMEOUT: '5', PGSSLMODE: 'prefer' };
   expect(refused!.stderr).toMatch(/HINT:/);
 });
 
-(hasPgbench ? test : test.skip)('pgbench -S (select-only) runs through the proxy, simple and prepared', async () => {
+(hasPgbench ? test : test.skip)('pgbench select-only runs through the proxy: simple, extended and prepared', async () => {
   await run('pgbench', ['-i', '-s', '1', '-q', db.url], { env });
-  const bench = await startTestProxy(db.url);
+  const bench = await startTestProxy(db.url, { policies: [path.resolve(__dirname, '../fixtures/pgbench-policy.yaml')] });
   try {
     for (const mode of ['simple', 'extended', 'prepared']) {
-      const out = await run('pgbench', ['-S', '-n', '-M', mode, '-c', '2', '-t', '200', bench.url()], { env });
+      const out = await run('pgbench', ['-n', '-f', SELECT_ONLY, '-D', 'scale=1', '-M', mode, '-c', '2', '-t', '200', bench.url()], { env });
       expect(out.stdout).toMatch(/number of transactions actually processed: 400\/400/);
       expect(out.stdout).toMatch(/number of failed transactions: 0/);
     }

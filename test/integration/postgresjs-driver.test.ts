@@ -2,6 +2,7 @@
 import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
+import { SLOW_QUERY } from '../support/clients';
 
 let db: TestDatabase;
 let proxy: TestProxy;
@@ -24,7 +25,8 @@ test('parameters and prepared statements', async () => {
   try {
     for (const tenant of [1, 2, 1]) {
       const rows = await sql`SELECT count(*)::int AS n FROM orders WHERE tenant_id = ${tenant}`;
-      expect(rows[0].n).toBe(tenant === 1 ? 4 : 3);
+      // Tenant 1's agent: its own 4 orders; a forged tenant_id = 2 matches nothing.
+      expect(rows[0].n).toBe(tenant === 1 ? 4 : 0);
     }
   } finally {
     await sql.end();
@@ -85,7 +87,7 @@ test('transactions commit and roll back through sql.begin', async () => {
 test('cancel through postgres.js', async () => {
   const sql = connect();
   try {
-    const q = sql`SELECT pg_sleep(10)`;
+    const q = sql.unsafe(SLOW_QUERY);
     const settled = q.then(
       () => undefined,
       (e: Error & { code?: string }) => e,

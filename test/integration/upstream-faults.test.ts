@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { startRelay, type Relay } from '../support/relay';
-import { loginError } from '../support/clients';
+import { activeStatements, loginError, SLOW_QUERY, waitFor } from '../support/clients';
 
 let db: TestDatabase;
 let relay: Relay;
@@ -25,28 +25,14 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function runningSleeps(): Promise<number> {
-  const [row] = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()",
-  );
-  return row.n;
-}
-
-async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
-}
+const runningSlow = () => activeStatements(db.url, 'generate_series(1, 200000)');
 
 test('losing the upstream mid-query gives connected clients an error, and the proxy serves again once it is back', async () => {
   const c = new Client({ connectionString: proxy.url() });
   await c.connect();
   const errors: Error[] = [];
   c.on('error', (e) => errors.push(e));
-  const running = c.query('SELECT pg_sleep(2)').then(
+  const running = c.query(SLOW_QUERY).then(
     () => undefined,
     (e: Error & { code?: string }) => e,
   );
@@ -76,11 +62,11 @@ test('a client that disconnects mid-query leaves no running query upstream', asy
   const c = new Client({ connectionString: proxy.url() });
   await c.connect();
   c.on('error', () => undefined);
-  const running = c.query('SELECT pg_sleep(2.5)').catch(() => undefined);
-  expect(await waitFor(async () => (await runningSleeps()) === 1, 2000)).toBe(true);
+  const running = c.query(SLOW_QUERY).catch(() => undefined);
+  expect(await waitFor(async () => (await runningSlow()) === 1, 2000)).toBe(true);
   (c as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
   await running;
-  expect(await waitFor(async () => (await runningSleeps()) === 0, 1500)).toBe(true);
+  expect(await waitFor(async () => (await runningSlow()) === 0, 1500)).toBe(true);
 });
 
 test('an upstream that accepts but never answers does not hang the client', async () => {

@@ -10,7 +10,8 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-export async function startRelay(targetHost: string, targetPort: number): Promise<Relay> {
+/** `tap` sees every byte the target sends back to clients (what a client of the relay receives). */
+export async function startRelay(targetHost: string, targetPort: number, tap?: (chunk: Buffer) => void): Promise<Relay> {
   const live = new Set<net.Socket>();
   let down = false;
   const server = net.createServer((client) => {
@@ -30,6 +31,7 @@ export async function startRelay(targetHost: string, targetPort: number): Promis
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
     client.pipe(upstream);
+    if (tap) upstream.on('data', tap);
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

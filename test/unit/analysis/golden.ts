@@ -25,6 +25,10 @@ export interface Golden {
   ctx?: Partial<AnalysisContext>;
   /** More than one statement: under the extended protocol the case must be a syntax_error. */
   multi?: boolean;
+  /** Audit flags of the first statement ([] = none). */
+  flags?: string[];
+  /** The row cap of the first statement (null = none). */
+  rowLimit?: number | null;
 }
 
 const PROTOCOLS: AnalysisContext['protocol'][] = ['simple', 'extended'];
@@ -68,6 +72,8 @@ export function runGolden(cases: Golden[], base: Omit<AnalysisContext, 'protocol
         expectForwarded(result, c.out ?? '(out missing)');
         if (c.kinds) expect(result.statements.map((s) => s.kind)).toEqual(c.kinds);
         if (c.writes) expect(result.statements.flatMap((s) => s.writes)).toEqual(c.writes);
+        if (c.flags) expect(result.statements[0].flags ?? []).toEqual(c.flags);
+        if (c.rowLimit !== undefined) expect(result.statements[0].rowLimit ?? null).toBe(c.rowLimit);
       });
     });
   }

@@ -29,8 +29,8 @@ const cases: Golden[] = [
   { sql: 'SELECT status, count(*) FILTER (WHERE total > 0) FROM orders GROUP BY status HAVING count(*) > 1',
     out: 'SELECT status, count(*) FILTER (WHERE total > 0) FROM orders GROUP BY status HAVING count(*) > 1' },
   { sql: 'SELECT * FROM t FETCH FIRST 3 ROWS ONLY', out: 'SELECT * FROM t LIMIT 3' },
-  // Functions are issue #3's allow-list; this stage lets them through.
-  { sql: 'SELECT pg_sleep(1)', out: 'SELECT pg_sleep(1)', kinds: ['read'] },
+  // Functions are allow-listed even without a policy (functions.test.ts has the cases).
+  { sql: 'SELECT pg_sleep(1)', err: 'function_not_allowed', message: 'function pg_sleep() is not allowed' },
 
   // Parameters survive exactly, including gaps and casts.
   { sql: 'SELECT $1, $2::text WHERE $10 = 1', out: 'SELECT $1, CAST($2 AS text) WHERE $10 = 1' },

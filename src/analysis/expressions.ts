@@ -1,0 +1,73 @@
+// One walk over a classified read or write: function allow-list, reg* casts, session value functions, join depth.
+import type { FuncCall, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
+import { ProxyError } from '../errors/catalogue';
+import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
+import { checkJoinDepth } from './join-depth';
+import type { AnalysisContext, AnalyzedStatement } from './types';
+
+/**
+ * Checks every expression of a read or write (EXPLAIN's statement included) and every query
+ * level's join count; throws the ProxyError that refuses the statement. Runs on the agent's
+ * own tree, before any rewrite, so what the proxy itself adds is never counted or refused.
+ *
+ * Nodes are recognised by their type wherever they sit (target lists, WHERE, FROM functions,
+ * ORDER BY, window specs, FILTER, CTEs, subqueries, VALUES, RETURNING, ON CONFLICT, ...), so
+ * no clause can be forgotten. The walk is iterative: trees can be very deep.
+ *
+ * Without a policy (no ctx.scope) functions are still checked against the built-ins alone:
+ * fail closed. Join depth needs the policy's limit and is skipped.
+ */
+export function checkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext, relationsFirst?: () => unknown): void {
+  try {
+    walkExpressions(stmt, ctx);
+  } catch (err) {
+    // A statement that reads a system catalog is refused for that first (psql's \d calls
+    // catalog functions too): the catalog hint tells the agent what to use instead.
+    if (err instanceof ProxyError && err.code === 'function_not_allowed' && relationsFirst) {
+      try {
+        relationsFirst();
+      } catch (relationErr) {
+        if (relationErr instanceof ProxyError && relationErr.code === 'catalog_not_allowed') throw relationErr;
+      }
+    }
+    throw err;
+  }
+}
+
+function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
+  if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
+  const policy = ctx.scope?.policy;
+  const maxJoins = policy?.maxJoinDepth;
+  const stack: unknown[] = [stmt.stmt];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+      continue;
+    }
+    const node = value as Record<string, unknown>;
+    if (maxJoins !== undefined) checkJoinDepth(node, maxJoins);
+    for (const key in node) {
+      const child = node[key];
+      if (child === null || typeof child !== 'object') continue;
+      switch (key) {
+        case 'FuncCall':
+          checkFuncCall(child as FuncCall, policy);
+          break;
+        case 'SQLValueFunction':
+          checkValueFunction(child as SQLValueFunction);
+          break;
+        case 'RangeTableSample':
+          checkSampleMethod(child as RangeTableSample, policy);
+          break;
+        // TypeCast.typeName, coldef lists, XMLSERIALIZE/RETURNING types: unwrapped; elsewhere wrapped.
+        case 'typeName':
+        case 'TypeName':
+          checkTypeName(child as TypeName, ctx.scope?.catalog.types);
+          break;
+      }
+      stack.push(child);
+    }
+  }
+}

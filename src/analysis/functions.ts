@@ -1,0 +1,153 @@
+// The function allow-list applied to one tree node: calls, casts to reg* types, session value functions, TABLESAMPLE methods.
+import type { FuncCall, Node, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
+import { ProxyError } from '../errors/catalogue';
+import type { PolicySnapshot } from '../policy/load';
+import { globToRegExp } from '../policy/scope';
+import {
+  BUILTIN_FUNCTIONS,
+  BUILTIN_SAMPLE_METHODS,
+  NEVER_ALLOWED,
+  REFUSED_BY_DEFAULT,
+  REG_TYPES,
+} from './function-allowlist';
+
+const BUILTIN: ReadonlySet<string> = new Set(Object.values(BUILTIN_FUNCTIONS).flat());
+
+function matcher(globs: readonly string[]): (name: string) => boolean {
+  const res = globs.map(globToRegExp);
+  return (name) => res.some((re) => re.test(name));
+}
+
+const isNever = matcher(NEVER_ALLOWED);
+const isRefusedByDefault = matcher(REFUSED_BY_DEFAULT);
+
+/**
+ * A policy's allow_functions as lookup keys: `name` (a pg_catalog name or one the pinned
+ * search_path resolves) or `schema.name`; `pg_catalog.x` is the same as `x`. Entries are
+ * folded to lower case, as unquoted identifiers are, like the table names in `models`.
+ */
+const policyAllows = new WeakMap<PolicySnapshot, ReadonlySet<string>>();
+
+function allowedBy(policy: PolicySnapshot | undefined): ReadonlySet<string> {
+  if (!policy) return new Set();
+  let set = policyAllows.get(policy);
+  if (!set) {
+    set = new Set(policy.raw.allow_functions.map((f) => f.toLowerCase().replace(/^pg_catalog\./, '')));
+    policyAllows.set(policy, set);
+  }
+  return set;
+}
+
+/** The name parts of a function or type reference, as PostgreSQL folded them. */
+function nameParts(names: Node[] | undefined): string[] {
+  return (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+}
+
+/** An identifier as the agent would have to write it to mean this name. */
+function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Is a call of this (folded) name allowed? Unqualified and pg_catalog-qualified calls match
+ * the built-ins; a call in any other schema only when allow_functions names it exactly. A
+ * database-qualified name (db.schema.f) is never allowed.
+ */
+export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapshot | undefined): boolean {
+  if (parts.length === 0 || parts.length > 2 || parts.some((p) => p === '')) return false;
+  const system = parts.length === 1 || parts[0] === 'pg_catalog';
+  const name = parts[parts.length - 1];
+  const allowed = allowedBy(policy);
+  if (!system) return allowed.has(parts.join('.'));
+  if (isNever(name)) return false;
+  if (allowed.has(name)) return true;
+  return BUILTIN.has(name) && !isRefusedByDefault(name);
+}
+
+const SESSION_HINT =
+  'The database session belongs to the proxy: its user, role, schema and database name are not available to queries. Use CURRENT_DATE, CURRENT_TIMESTAMP and the like freely.';
+
+export function checkFuncCall(call: FuncCall, policy: PolicySnapshot | undefined): void {
+  const parts = nameParts(call.funcname);
+  if (isFunctionAllowed(parts, policy)) return;
+  if (call.funcformat === 'COERCE_SQL_SYNTAX') {
+    // Written as SQL syntax (SYSTEM_USER, XMLEXISTS(...)): name it as the agent wrote it.
+    const name = parts[parts.length - 1];
+    throw new ProxyError('function_not_allowed', {
+      message: `${name.toUpperCase()} is not allowed`,
+      ...(name === 'system_user' ? { hint: SESSION_HINT } : {}),
+    });
+  }
+  throw new ProxyError('function_not_allowed', { message: `function ${parts.map(quoteIdent).join('.')}() is not allowed` });
+}
+
+const REG_HINT =
+  'Casts to reg* types look names up in the system catalogs. To discover tables and columns, query information_schema.tables and information_schema.columns.';
+
+/** Refuses a type reference to a reg* type (or an array of one), however it is qualified or spelled. */
+/**
+ * `builtinTypes` (the catalog's pg_catalog type names) makes the check strict: any other type
+ * name is refused in the words PostgreSQL uses for a missing type, whether or not it exists.
+ * A table's row type (`NULL::customers`, `json_populate_record(NULL::t, …)`) would otherwise
+ * show a table's columns, hidden ones included, and tell which table names exist.
+ */
+export function checkTypeName(type: TypeName, builtinTypes?: ReadonlySet<string>): void {
+  const parts = nameParts(type.names);
+  if (parts.length === 0) return; // %TYPE references and the like carry no name list here
+  const system = parts.length === 1 || parts[0] === 'pg_catalog';
+  if (builtinTypes && (!system || parts.length > 2 || !builtinTypes.has(parts[parts.length - 1]))) {
+    throw new ProxyError('type_not_allowed', { message: `type "${parts.join('.')}" does not exist` });
+  }
+  const name = parts[parts.length - 1].replace(/^_/, '');
+  if (system && REG_TYPES.has(name)) {
+    throw new ProxyError('function_not_allowed', {
+      message: `cast to ${name}${type.arrayBounds || parts[parts.length - 1].startsWith('_') ? '[]' : ''} is not allowed`,
+      hint: REG_HINT,
+    });
+  }
+}
+
+/** SQL's niladic value functions: the clock ones are fine; the session's identity is the proxy's. */
+const SESSION_VALUES: Record<string, string> = {
+  SVFOP_CURRENT_ROLE: 'CURRENT_ROLE',
+  SVFOP_CURRENT_USER: 'CURRENT_USER',
+  SVFOP_USER: 'USER',
+  SVFOP_SESSION_USER: 'SESSION_USER',
+  SVFOP_CURRENT_CATALOG: 'CURRENT_CATALOG',
+  SVFOP_CURRENT_SCHEMA: 'CURRENT_SCHEMA',
+};
+
+const CLOCK_VALUES = new Set([
+  'SVFOP_CURRENT_DATE',
+  'SVFOP_CURRENT_TIME',
+  'SVFOP_CURRENT_TIME_N',
+  'SVFOP_CURRENT_TIMESTAMP',
+  'SVFOP_CURRENT_TIMESTAMP_N',
+  'SVFOP_LOCALTIME',
+  'SVFOP_LOCALTIME_N',
+  'SVFOP_LOCALTIMESTAMP',
+  'SVFOP_LOCALTIMESTAMP_N',
+]);
+
+export function checkValueFunction(fn: SQLValueFunction): void {
+  const op = fn.op ?? '';
+  if (CLOCK_VALUES.has(op)) return;
+  throw new ProxyError('function_not_allowed', {
+    // An operator the grammar gains later is refused too, named by its enum.
+    message: `${SESSION_VALUES[op] ?? op} is not allowed`,
+    hint: SESSION_HINT,
+  });
+}
+
+/** TABLESAMPLE's method names a sampling function: the two built-in ones, or one the policy lists. */
+export function checkSampleMethod(sample: RangeTableSample, policy: PolicySnapshot | undefined): void {
+  const parts = nameParts(sample.method);
+  const system = parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog');
+  const name = parts[parts.length - 1] ?? '';
+  if (system && BUILTIN_SAMPLE_METHODS.includes(name)) return;
+  if (parts.length <= 2 && allowedBy(policy).has(parts.join('.').replace(/^pg_catalog\./, ''))) return;
+  throw new ProxyError('function_not_allowed', {
+    message: `TABLESAMPLE method ${parts.map(quoteIdent).join('.')} is not allowed`,
+    hint: 'Use TABLESAMPLE BERNOULLI (percent) or TABLESAMPLE SYSTEM (percent).',
+  });
+}

@@ -1,0 +1,131 @@
+// The derived table that stands in for a policy table: visible columns only, masks applied (as SQL), filtered by tenant and row filter.
+import type { A_Expr, BoolExpr, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { Principal } from '../../auth/principal';
+import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
+import { cloneTree, parseTemplate, quoteIdent, templateError } from './nodes';
+import { tenantLiteral, tenantType } from './tenant';
+
+/**
+ * `OFFSET 0` keeps PostgreSQL from pulling the subquery up into the agent's query. Without
+ * it the agent's predicates join the tenant predicate in one list on the table scan, and
+ * the planner may evaluate a cheap one first: an error it raises on another tenant's row
+ * (an invalid regular expression, a division by zero) would reveal that row. The cost is
+ * that the agent's own predicates are applied above the tenant scan instead of in it.
+ */
+const FENCE = ' OFFSET 0';
+
+/** One parsed template per compiled table; the scope is immutable, so the template never goes stale. */
+const templates = new WeakMap<ScopedTable, SelectStmt>();
+
+/** `(SELECT <visible columns> FROM [ONLY] schema.table WHERE <tenant> [AND (<row filter>)] OFFSET 0) AS <alias>` */
+export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal | undefined): Node {
+  let template = templates.get(table);
+  if (!template) {
+    template = buildTemplate(table, scope);
+    templates.set(table, template);
+  }
+  const select = cloneTree(template);
+  const from = select.fromClause?.[0] as { RangeVar: RangeVar };
+  if (rv.inh) from.RangeVar.inh = true;
+  else delete from.RangeVar.inh;
+  const tenant = tenantComparison(select, table);
+  if (tenant) tenant.rexpr = tenantLiteral(scope, principal);
+  return {
+    RangeSubselect: {
+      subquery: { SelectStmt: select },
+      alias: { aliasname: rv.alias?.aliasname ?? rv.relname },
+    },
+  };
+}
+
+function buildTemplate(table: ScopedTable, scope: ReadScope): SelectStmt {
+  const what = `${table.schema}.${table.name}`;
+  const columns = table.columns.map(columnSql).join(', ');
+  // The tenant constant is a placeholder replaced by a node per principal; the row filter, too, is spliced as a node.
+  const conditions: string[] = [];
+  if (table.tenantColumn) conditions.push(`${quoteIdent(table.tenantColumn)} = '0'::${tenantType(scope)}`);
+  if (table.rowFilter) conditions.push('(true)');
+  // Without a filter there is nothing for the agent's predicates to overtake: no fence needed.
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}${FENCE}` : '';
+  const select = parseTemplate(`SELECT ${columns} FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}${where}`, what);
+  if (table.rowFilter) {
+    const filter = parseRowFilter(table.rowFilter, what);
+    const where = select.whereClause as Node;
+    if ('BoolExpr' in where) (where.BoolExpr as BoolExpr).args![1] = filter;
+    else select.whereClause = filter;
+  }
+  return select;
+}
+
+/** The tenant comparison inside a template: the whole WHERE, or its first conjunct. */
+function tenantComparison(select: SelectStmt, table: ScopedTable): A_Expr | undefined {
+  if (!table.tenantColumn) return undefined;
+  const where = select.whereClause as Node;
+  const first = 'BoolExpr' in where ? (where.BoolExpr.args?.[0] as Node) : where;
+  return (first as { A_Expr: A_Expr }).A_Expr;
+}
+
+/**
+ * A policy row filter is one boolean expression over the table's columns. It is parsed on
+ * its own and spliced in as a node, so a filter that closes a parenthesis, adds a clause or a
+ * second statement can never change the shape of the query around it.
+ */
+function parseRowFilter(filter: string, what: string): Node {
+  const select = parseTemplate(`SELECT WHERE ${filter}`, `the row filter of ${what}`);
+  const extra = Object.keys(select).filter((k) => !['whereClause', 'limitOption', 'op'].includes(k));
+  if (extra.length > 0 || select.op !== 'SETOP_NONE' || select.limitOption !== 'LIMIT_OPTION_DEFAULT' || !select.whereClause) {
+    throw templateError(`the row filter of ${what}`, 'not a single boolean expression');
+  }
+  return select.whereClause;
+}
+
+// Masks are SQL expressions inside the derived table, so every use of the column sees only the masked value.
+
+/** Types whose masked value keeps the declared type; any other masked column reads as text. */
+const STRING_TYPE = /^(text|citext|character varying|varchar|character|char|bpchar)\b/;
+
+function isStringType(type: string): boolean {
+  return STRING_TYPE.test(type);
+}
+
+/** The type a column has as the agent sees it: a mask turns non-string columns into text. */
+export function visibleType(column: VisibleColumn): string {
+  if (!column.mask || column.mask === 'null' || isStringType(column.type)) return column.type;
+  return 'text';
+}
+
+/**
+ * The select-list entry for a column: its plain name, or for a masked column the masking
+ * expression aliased to the column's name. Text over a catalog type name (format_type output,
+ * already valid SQL) and quoted identifiers only; the caller parses it.
+ */
+export function columnSql(column: VisibleColumn): string {
+  const name = quoteIdent(column.name);
+  if (!column.mask) return name;
+  if (column.mask === 'null') return `CAST(NULL AS ${column.type}) AS ${name}`;
+  const value = isStringType(column.type) ? name : `CAST(${name} AS text)`;
+  return `CAST(${maskSql(column.mask, value)} AS ${visibleType(column)}) AS ${name}`;
+}
+
+/**
+ * NULL stays NULL in every strategy (each expression is strict in its input).
+ *   email   jane@acme.com → j***@acme.com; no '@' → ***
+ *   phone   first 2 and last 2 kept, the rest starred; 4 characters or fewer fully starred
+ *   last4   all but the last 4 starred
+ */
+function maskSql(strategy: NonNullable<VisibleColumn['mask']>, v: string): string {
+  switch (strategy) {
+    case 'email':
+      // split_part with -1 takes the text after the last '@' (PostgreSQL 14 and later).
+      return `CASE WHEN strpos(${v}, '@') = 0 THEN '***' ELSE left(${v}, 1) || '***@' || split_part(${v}, '@', -1) END`;
+    case 'phone':
+    case 'partial':
+      return `CASE WHEN length(${v}) <= 4 THEN repeat('*', length(${v})) ELSE left(${v}, 2) || repeat('*', length(${v}) - 4) || right(${v}, 2) END`;
+    case 'last4':
+      return `repeat('*', length(${v}) - 4) || right(${v}, 4)`;
+    case 'hash':
+    case 'null':
+      // hash is refused when the policy loads; null is handled by the caller.
+      return 'NULL';
+  }
+}

@@ -1,0 +1,128 @@
+// The read-policy rewrite step: every relation read becomes its policy view, the outermost SELECT is capped, forged tenants flagged.
+//
+// Plan, then apply: the statement is copied once, relation references are resolved against the
+// compiled scope and replaced in the copy, then the row cap goes on the top node. Pure: the same
+// (tree, scope, principal) always gives the same tree; the input tree is never modified.
+import type { ExplainStmt, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { Principal } from '../../auth/principal';
+import { ProxyError } from '../../errors/catalogue';
+import type { ReadScope } from '../../policy/scope';
+import { nodeBody, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
+import { derivedTable } from './derived';
+import { cloneTree, intConst, parseTemplate } from './nodes';
+import {
+  catalogNotAllowed,
+  columnAliasesRefused,
+  databaseQualifiedRefused,
+  modelNotAllowed,
+  tableSampleRefused,
+  tooDeep,
+} from './refusals';
+import { forgesTenant } from './tenant';
+import { typesTable, virtualTable } from './virtual';
+import { replaceRelations } from './walk';
+
+export { replaceRelations, type ReplaceRelation } from './walk';
+
+/** Statements whose reads are rewritten; the rest (transaction control, SET, SHOW) read no relation. */
+const READING = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'ExplainStmt']);
+
+/**
+ * The RewriteStep for a session with a read scope (identity without one). Throws ProxyError:
+ * model_not_allowed, catalog_not_allowed, statement_not_understood (forms the rewrite would
+ * change the meaning of), internal_error (no principal, or a tenant id that does not fit).
+ */
+export const rewriteReads: RewriteStep = (stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStatement => {
+  try {
+    return rewrite(stmt, ctx);
+  } catch (err) {
+    // Every walk here is iterative or guarded; this catches what a future change might miss.
+    if (err instanceof RangeError) throw tooDeep();
+    throw err;
+  }
+};
+
+function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStatement {
+  const scope = ctx.scope;
+  if (!scope || !READING.has(stmt.nodeType)) return stmt;
+  const principal = ctx.principal;
+  if (!principal) throw new ProxyError('internal_error', { logMessage: 'rewrite: a read scope without a principal' });
+
+  const tree = cloneTree(stmt.stmt);
+  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal);
+  if (stmt.nodeType === 'ExplainStmt') {
+    // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
+    const explain = nodeBody<ExplainStmt>(tree);
+    if (explain.query) explain.query = replaceRelations(explain.query, replace);
+  } else {
+    replaceRelations(tree, replace);
+  }
+
+  const out: AnalyzedStatement = { ...stmt, stmt: tree };
+  if (stmt.nodeType === 'SelectStmt') {
+    capRows(nodeBody<SelectStmt>(tree), scope.policy.maxRows);
+    out.rowLimit = scope.policy.maxRows;
+  }
+  if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {
+    out.flags = [...(stmt.flags ?? []), 'tenant_forged'];
+  }
+  return out;
+}
+
+/** What a relation reference becomes: a policy view, the policy's information_schema, or a refusal. */
+function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal): Node {
+  if (rv.catalogname !== undefined) throw databaseQualifiedRefused(rv);
+  const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
+  switch (resolution.kind) {
+    case 'catalog':
+      if (resolution.schema === 'pg_catalog' && resolution.name === 'pg_type' && !sampled && !rv.alias?.colnames?.length) return typesTable(rv);
+      throw catalogNotAllowed(rv);
+    case 'unknown':
+      throw modelNotAllowed(rv);
+    case 'table':
+    case 'virtual':
+      // Both would silently mean something else over a derived table with fewer columns.
+      if (sampled) throw tableSampleRefused(rv);
+      if (rv.alias?.colnames?.length) throw columnAliasesRefused(rv);
+      return resolution.kind === 'table'
+        ? derivedTable(resolution.table, rv, scope, principal)
+        : virtualTable(resolution.name, rv, scope);
+  }
+}
+
+// The row cap: the outermost LIMIT of a top-level SELECT lets at most max_rows + 1 rows leave the database.
+
+let bigintCast: Node | undefined;
+
+/** `<n>::bigint`: the type PostgreSQL gives a LIMIT parameter, so `LEAST($1, n)` keeps `$1` a bigint. */
+function bigint(n: number): Node {
+  bigintCast ??= parseTemplate('SELECT 0::bigint', 'bigint cast').targetList?.[0] as Node;
+  const cast = cloneTree((bigintCast as { ResTarget: { val: Node } }).ResTarget.val) as { TypeCast: { arg: Node } };
+  cast.TypeCast.arg = intConst(n);
+  return cast as unknown as Node;
+}
+
+function hasParam(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some(hasParam);
+  if ('ParamRef' in value) return true;
+  return Object.values(value).some(hasParam);
+}
+
+/**
+ * Caps the top node of a SELECT (for a set operation that is the node holding LIMIT for the
+ * whole result; FETCH FIRST n ROWS ONLY is the same field). One row more than max_rows is
+ * let through so the wire path can tell a truncated result from one that fits exactly.
+ * `LIMIT ALL` is a NULL constant, which LEAST ignores.
+ */
+export function capRows(select: SelectStmt, maxRows: number): void {
+  const agent = select.limitCount;
+  const cap = maxRows + 1;
+  if (!agent) {
+    select.limitCount = intConst(cap);
+    // OFFSET alone already sets the option to COUNT; WITH TIES is kept as written.
+    if (select.limitOption !== 'LIMIT_OPTION_WITH_TIES') select.limitOption = 'LIMIT_OPTION_COUNT';
+    return;
+  }
+  select.limitCount = { MinMaxExpr: { op: 'IS_LEAST', args: [agent, hasParam(agent) ? bigint(cap) : intConst(cap)] } };
+}

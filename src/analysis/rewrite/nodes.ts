@@ -1,0 +1,105 @@
+// Building blocks for new tree nodes: constants shaped as libpg-query shapes them, quoting, and parsed SQL templates.
+import type { A_Const, Node, SelectStmt } from '@pgsql/types';
+import { ProxyError } from '../../errors/catalogue';
+import { parseStatements } from '../parser';
+import { nodeBody, nodeTypeOf } from '../types';
+
+/**
+ * libpg-query omits zero, false and empty fields: `0` is `{ ival: {} }`, `false` is
+ * `{ boolval: {} }`. Nodes built here follow suit so that the printed text parses back
+ * to the very same tree.
+ */
+export function stringConst(value: string): Node {
+  return { A_Const: { sval: { sval: value } } };
+}
+
+export function intConst(value: number): Node {
+  return { A_Const: { ival: value === 0 ? {} : { ival: value } } };
+}
+
+export function nullConst(): Node {
+  return { A_Const: { isnull: true } };
+}
+
+/**
+ * A deep copy of a parse tree (plain objects, arrays, primitives), without recursion:
+ * structuredClone gives up on trees the parser and deparser still handle.
+ */
+export function cloneTree<T>(tree: T): T {
+  const copy = (v: unknown): unknown => (v === null || typeof v !== 'object' ? v : Array.isArray(v) ? new Array(v.length) : {});
+  const root = copy(tree);
+  const stack: Array<[unknown, unknown]> = [[tree, root]];
+  while (stack.length > 0) {
+    const [from, to] = stack.pop()!;
+    if (from === null || typeof from !== 'object') continue;
+    const src = from as Record<string, unknown>;
+    const dst = to as Record<string, unknown>;
+    for (const key of Object.keys(src)) {
+      const child = copy(src[key]);
+      dst[key] = child;
+      if (child !== null && typeof child === 'object') stack.push([src[key], child]);
+    }
+  }
+  return root as T;
+}
+
+/** A double-quoted identifier: text built from catalog names is parsed, never trusted unquoted. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Parses one SELECT the proxy wrote itself (from policy and catalog data). A failure here
+ * means the policy or catalog holds something the proxy cannot express: an internal error
+ * for the agent, with the reason in the log only.
+ */
+export function parseTemplate(sql: string, what: string): SelectStmt {
+  let nodes: Node[];
+  try {
+    nodes = parseStatements(sql);
+  } catch (err) {
+    throw templateError(what, err instanceof Error ? err.message : String(err));
+  }
+  if (nodes.length !== 1 || nodeTypeOf(nodes[0]) !== 'SelectStmt') throw templateError(what, 'not a single SELECT');
+  return stripLocations(nodeBody<SelectStmt>(nodes[0]));
+}
+
+/** A template's error: never the agent's fault, never shown to it. */
+export function templateError(what: string, why: string): ProxyError {
+  return new ProxyError('internal_error', { logMessage: `rewrite template for ${what}: ${why}` });
+}
+
+/**
+ * Source positions of a template point into text the agent never sent; dropping them keeps
+ * error positions from pointing at the wrong place in the agent's statement.
+ */
+function stripLocations<T>(value: T): T {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      for (const item of v) stack.push(item);
+      continue;
+    }
+    const rec = v as Record<string, unknown>;
+    for (const key of Object.keys(rec)) {
+      if (key === 'location') delete rec[key];
+      else stack.push(rec[key]);
+    }
+  }
+  return value;
+}
+
+/** The value of a constant, when the node is one (possibly under a cast); undefined otherwise. */
+export function constantText(node: Node | undefined): string | undefined {
+  if (!node) return undefined;
+  if ('TypeCast' in node) return constantText(node.TypeCast.arg);
+  if (!('A_Const' in node)) return undefined;
+  const c: A_Const = node.A_Const;
+  if (c.isnull) return undefined;
+  if (c.ival) return String(c.ival.ival ?? 0);
+  if (c.fval) return c.fval.fval ?? '0';
+  if (c.sval) return c.sval.sval ?? '';
+  return undefined;
+}

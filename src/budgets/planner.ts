@@ -1,0 +1,144 @@
+// Asks the database's planner, on the proxy's own connections, how many rows a statement would scan.
+import { LRUCache } from 'lru-cache';
+import { serialize } from 'pg-protocol';
+import type { UpstreamTarget } from '../config/load';
+import type { Logger } from '../log';
+import type { CatalogSnapshot } from '../policy/scope';
+import { dataRowValues, errorFields, type BackendFrame } from '../protocol/backend/framer';
+import { connectUpstream, type UpstreamHandshake } from '../upstream/connect';
+import { estimateScanRows } from './scan-estimate';
+
+export interface PlanParams {
+  types: number[];
+  values: Array<Buffer | null>;
+  formats: number[];
+}
+
+/** One connection that runs EXPLAIN statements, one at a time. */
+class PlannerConnection {
+  private waiting?: { resolve: (v: string) => void; reject: (e: Error) => void; rows: string[]; error?: string };
+  broken = false;
+
+  constructor(private readonly upstream: UpstreamHandshake) {
+    upstream.socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const frame of upstream.framer.push(chunk)) this.onFrame(frame);
+      } catch (err) {
+        this.fail(err as Error);
+      }
+    });
+    upstream.socket.on('close', () => this.fail(new Error('planner connection closed')));
+    upstream.socket.on('error', () => undefined);
+  }
+
+  explain(sql: string, params: PlanParams): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject, rows: [] };
+      const values = params.values.map((v, i) => {
+        const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[i];
+        return v === null ? null : format === 1 ? v : v.toString('utf8');
+      });
+      this.upstream.socket.write(
+        Buffer.concat([
+          serialize.parse({ name: '', text: `EXPLAIN (FORMAT JSON, VERBOSE) ${sql}`, types: params.types }),
+          serialize.bind({ statement: '', values }),
+          serialize.execute({}),
+          serialize.sync(),
+        ]),
+      );
+    });
+  }
+
+  close(): void {
+    this.upstream.socket.end(serialize.end());
+  }
+
+  private onFrame(frame: BackendFrame): void {
+    const w = this.waiting;
+    if (!w) return;
+    if (frame.code === 'D') w.rows.push(String(dataRowValues(frame)[0] ?? ''));
+    else if (frame.code === 'E') w.error = errorFields(frame).message;
+    else if (frame.code === 'Z') {
+      this.waiting = undefined;
+      if (w.error !== undefined) w.reject(new Error(w.error));
+      else w.resolve(w.rows.join('\n'));
+    }
+  }
+
+  private fail(err: Error): void {
+    this.broken = true;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.reject(err);
+  }
+}
+
+/**
+ * A small pool of planner connections and a cache of estimates per statement shape (the
+ * rewritten text). Estimates come from the first parameter values seen for a shape.
+ */
+export class Planner {
+  private readonly idle: PlannerConnection[] = [];
+  private open = 0;
+  private readonly queue: Array<(c: PlannerConnection) => void> = [];
+  private readonly estimates = new LRUCache<string, number>({ max: 10_000 });
+
+  constructor(
+    private readonly target: UpstreamTarget,
+    private readonly maxMessageSize: number,
+    private readonly log: Logger,
+    private readonly size = 2,
+  ) {}
+
+  /** Estimated rows scanned; throws when the planner cannot be asked (the caller decides). */
+  async scanRows(sql: string, params: PlanParams, catalog: CatalogSnapshot, cacheKey: string): Promise<number> {
+    const cached = this.estimates.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const conn = await this.acquire();
+    try {
+      const text = await conn.explain(sql, params);
+      const rows = estimateScanRows(JSON.parse(text), catalog);
+      this.estimates.set(cacheKey, rows);
+      return rows;
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.idle.splice(0)) c.close();
+  }
+
+  private async acquire(): Promise<PlannerConnection> {
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.open < this.size) {
+      this.open++;
+      try {
+        const upstream = await connectUpstream(
+          this.target,
+          { application_name: 'ormai-proxy planner', search_path: this.target.searchPath, statement_timeout: '5000', default_transaction_read_only: 'on' },
+          this.maxMessageSize,
+        );
+        return new PlannerConnection(upstream);
+      } catch (err) {
+        this.open--;
+        throw err;
+      }
+    }
+    return new Promise((resolve) => this.queue.push(resolve));
+  }
+
+  private release(conn: PlannerConnection): void {
+    if (conn.broken) {
+      this.open--;
+      this.log.warn('planner connection lost');
+      const next = this.queue.shift();
+      if (next) void this.acquire().then(next, () => undefined);
+      return;
+    }
+    const next = this.queue.shift();
+    if (next) next(conn);
+    else this.idle.push(conn);
+  }
+}

@@ -1,0 +1,58 @@
+// Reads a planner estimate of how many rows a statement scans, from EXPLAIN (FORMAT JSON, VERBOSE) output.
+import type { CatalogSnapshot } from '../policy/scope';
+
+interface PlanNode {
+  'Node Type': string;
+  'Plan Rows'?: number;
+  'Relation Name'?: string;
+  Schema?: string;
+  'Parent Relationship'?: string;
+  Plans?: PlanNode[];
+}
+
+const SCAN_NODES = new Set(['Seq Scan', 'Index Scan', 'Index Only Scan', 'Bitmap Heap Scan', 'Tid Scan', 'Tid Range Scan', 'Sample Scan', 'Foreign Scan']);
+
+/** Nodes that consume all of their input before producing a row: a LIMIT above them does not shorten the scans below. */
+const BLOCKING_NODES = new Set(['Sort', 'Incremental Sort', 'Aggregate', 'Hash', 'SetOp', 'WindowAgg', 'Materialize', 'Gather Merge']);
+
+/**
+ * Rows the statement is expected to read from tables:
+ * - a sequential scan reads the whole table: the table's size (pg_class.reltuples, or the
+ *   node's own estimate when larger or when the table was never analysed);
+ * - other scans read their estimated rows;
+ * - the inner side of a nested loop runs once per outer row;
+ * - a LIMIT shortens the scans below it in proportion, unless a blocking node (sort,
+ *   aggregate, hash…) sits in between and reads everything first.
+ */
+export function estimateScanRows(explainJson: unknown, catalog: CatalogSnapshot): number {
+  const root = (Array.isArray(explainJson) ? explainJson[0] : explainJson) as { Plan?: PlanNode } | undefined;
+  if (!root?.Plan) throw new Error('EXPLAIN output has no plan');
+  return Math.round(walk(root.Plan, 1, 1, catalog));
+}
+
+function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogSnapshot): number {
+  const type = node['Node Type'];
+  let total = 0;
+  if (SCAN_NODES.has(type)) {
+    let rows = node['Plan Rows'] ?? 0;
+    if (type === 'Seq Scan' && node['Relation Name']) {
+      const rel = catalog.relations.get(`${node.Schema ?? catalog.searchPath[0] ?? 'public'}.${node['Relation Name']}`);
+      if (rel && rel.rowEstimate > rows) rows = rel.rowEstimate;
+    }
+    total += rows * loops * fraction;
+  }
+  const children = node.Plans ?? [];
+  let childFraction = BLOCKING_NODES.has(type) ? 1 : fraction;
+  if (type === 'Limit' && children[0]) {
+    const wanted = node['Plan Rows'] ?? 0;
+    const available = children[0]['Plan Rows'] ?? 0;
+    if (available > 0) childFraction *= Math.min(1, wanted / available);
+  }
+  const nested = type === 'Nested Loop';
+  const outerRows = nested ? Math.max(1, children.find((c) => c['Parent Relationship'] === 'Outer')?.['Plan Rows'] ?? 1) : 1;
+  for (const child of children) {
+    const inner = nested && child['Parent Relationship'] === 'Inner';
+    total += walk(child, inner ? loops * outerRows * childFraction : loops, inner ? 1 : childFraction, catalog);
+  }
+  return total;
+}

@@ -1,0 +1,237 @@
+// Golden cases for the policy knobs of the read rewrite: row cap, tenant_forged, tenant literal types, mask strategies, row filters.
+import type { Node } from '@pgsql/types';
+import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
+import { classify } from '../../../src/analysis/classify';
+import { parseStatements } from '../../../src/analysis/parser';
+import { rewriteReads } from '../../../src/analysis/rewrite';
+import type { AnalysisContext } from '../../../src/analysis/types';
+import type { ReadScope } from '../../../src/policy/scope';
+import { gate, runGolden } from './golden';
+import { COUNTRIES, CUSTOMERS, ORDERS, principal, QUICKSTART, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+
+const scope = scopeFromFile(WITH_COUNTRIES);
+const base = { scope, principal: principal('1'), writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
+const orders = (tenant: string): string => ORDERS.replace(`'1'::int`, tenant);
+
+describe('row cap', () => {
+  runGolden(
+    [
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${ORDERS} AS orders LIMIT 201`, rowLimit: 200 },
+      { sql: 'SELECT id FROM orders LIMIT 10', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(10, 201)`, rowLimit: 200 },
+      { sql: 'SELECT id FROM orders LIMIT 1000', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(1000, 201)` },
+      { sql: 'SELECT id FROM orders LIMIT $1', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST($1, CAST(201 AS bigint))` },
+      { sql: 'SELECT id FROM orders LIMIT $1 OFFSET $2', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST($1, CAST(201 AS bigint)) OFFSET $2` },
+      { sql: 'SELECT id FROM orders LIMIT ALL', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(NULL, 201)` },
+      { sql: 'SELECT id FROM orders LIMIT NULL', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(NULL, 201)` },
+      { sql: 'SELECT id FROM orders OFFSET 5', out: `SELECT id FROM ${ORDERS} AS orders LIMIT 201 OFFSET 5` },
+      { sql: 'SELECT id FROM orders FETCH FIRST 5 ROWS ONLY', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(5, 201)` },
+      { sql: 'SELECT id FROM orders ORDER BY id FETCH FIRST 5 ROWS WITH TIES', err: 'statement_not_understood' },
+      // Set operations: the cap belongs to the node above the arms; an arm's own LIMIT is the agent's business.
+      { sql: 'SELECT 1 UNION SELECT 2', out: 'SELECT 1 UNION SELECT 2 LIMIT 201' },
+      { sql: 'SELECT 1 UNION ALL SELECT 2 LIMIT 1', out: 'SELECT 1 UNION ALL SELECT 2 LIMIT LEAST(1, 201)' },
+      { sql: '(SELECT 1 LIMIT 500) UNION (SELECT 2 LIMIT 500)', out: '(SELECT 1 LIMIT 500) UNION (SELECT 2 LIMIT 500) LIMIT 201' },
+      { sql: 'SELECT 1 INTERSECT SELECT 1 EXCEPT SELECT 2 LIMIT $1', out: '(SELECT 1 INTERSECT SELECT 1) EXCEPT SELECT 2 LIMIT LEAST($1, CAST(201 AS bigint))' },
+      // Only the outermost LIMIT: subqueries and CTEs keep theirs.
+      { sql: 'SELECT * FROM (SELECT id FROM orders LIMIT 1000) s', out: `SELECT * FROM ( SELECT id FROM ${ORDERS} AS orders LIMIT 1000 ) AS s LIMIT 201` },
+      { sql: 'WITH t AS (SELECT id FROM orders LIMIT 1000) SELECT * FROM t LIMIT 300', out: `WITH t AS (SELECT id FROM ${ORDERS} AS orders LIMIT 1000) SELECT * FROM t LIMIT LEAST(300, 201)` },
+      // Not a top-level SELECT: no cap.
+      { sql: 'EXPLAIN SELECT id FROM orders', out: `EXPLAIN SELECT id FROM ${ORDERS} AS orders`, rowLimit: null },
+      { sql: 'EXPLAIN SELECT id FROM orders LIMIT 5000', out: `EXPLAIN SELECT id FROM ${ORDERS} AS orders LIMIT 5000`, rowLimit: null },
+      { sql: 'INSERT INTO orders (customer_id, total_cents) SELECT customer_id, 1 FROM orders', out: `INSERT INTO orders (customer_id, total_cents) SELECT customer_id, 1 FROM ${ORDERS} AS orders`, rowLimit: null },
+      { sql: 'BEGIN', out: 'BEGIN', rowLimit: null },
+      { sql: 'SELECT id FROM orders; SELECT 1', out: `SELECT id FROM ${ORDERS} AS orders LIMIT 201; SELECT 1 LIMIT 201`, multi: true },
+      { sql: 'SELECT 1', out: 'SELECT 1 LIMIT 6', rowLimit: 5, ctx: { scope: scopeVariant(WITH_COUNTRIES, { max_rows: 5 }) } },
+    ],
+    base,
+  );
+});
+
+describe('tenant_forged', () => {
+  runGolden(
+    [
+      { sql: 'SELECT * FROM orders WHERE tenant_id = 2', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = 2 LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: 'SELECT * FROM orders o WHERE o.tenant_id IN (2, 3)', out: `SELECT * FROM ${ORDERS} AS o WHERE o.tenant_id IN (2, 3) LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: 'SELECT * FROM orders o WHERE 7 = o.tenant_id', out: `SELECT * FROM ${ORDERS} AS o WHERE 7 = o.tenant_id LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: "SELECT * FROM orders WHERE tenant_id = '2'", out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = '2' LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: 'SELECT * FROM orders WHERE tenant_id = 2::bigint', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = CAST(2 AS bigint) LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: 'SELECT * FROM orders WHERE tenant_id = ANY (ARRAY[1, 2])', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = ANY (ARRAY[1, 2]) LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: 'SELECT * FROM orders WHERE tenant_id IS NOT DISTINCT FROM 2', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id IS NOT DISTINCT FROM 2 LIMIT 201`, flags: ['tenant_forged'] },
+      {
+        sql: 'SELECT * FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.tenant_id = 2)',
+        out: `SELECT * FROM ${CUSTOMERS} AS c WHERE EXISTS (SELECT 1 FROM ${ORDERS} AS o WHERE o.customer_id = c.id AND o.tenant_id = 2) LIMIT 201`,
+        flags: ['tenant_forged'],
+      },
+      { sql: 'WITH x AS (SELECT * FROM orders) SELECT * FROM x WHERE x.tenant_id = 2', out: `WITH x AS (SELECT * FROM ${ORDERS} AS orders) SELECT * FROM x WHERE x.tenant_id = 2 LIMIT 201`, flags: ['tenant_forged'] },
+      { sql: "UPDATE orders SET status = 'paid' WHERE tenant_id = 2", out: "UPDATE orders SET status = 'paid' WHERE tenant_id = 2", flags: ['tenant_forged'] },
+      // The principal's own tenant, parameters, and comparisons that name no tenant are not flagged.
+      { sql: 'SELECT * FROM orders WHERE tenant_id = 1', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = 1 LIMIT 201`, flags: [] },
+      { sql: "SELECT * FROM orders WHERE tenant_id IN (1, '1')", out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id IN (1, '1') LIMIT 201`, flags: [] },
+      { sql: 'SELECT * FROM orders WHERE tenant_id = $1', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = $1 LIMIT 201`, flags: [] },
+      { sql: 'SELECT * FROM orders WHERE tenant_id > 1', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id > 1 LIMIT 201`, flags: [] },
+      { sql: 'SELECT * FROM orders WHERE customer_id = 2', out: `SELECT * FROM ${ORDERS} AS orders WHERE customer_id = 2 LIMIT 201`, flags: [] },
+      { sql: "SELECT * FROM countries WHERE code = '2'", out: `SELECT * FROM ${COUNTRIES} AS countries WHERE code = '2' LIMIT 201`, flags: [] },
+    ],
+    base,
+  );
+});
+
+describe('the tenant literal follows the tenant type', () => {
+  const typed = (type: 'text' | 'uuid' | 'bigint'): ReadScope => scopeVariant(WITH_COUNTRIES, { tenant_scope: { column: 'tenant_id', type } });
+  const uuid = '2b1e7c1e-0f5a-4c3e-9d2b-7a1f3e5c9d01';
+  runGolden(
+    [
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${orders(`'acme'::text`)} AS orders LIMIT 201`, ctx: { scope: typed('text'), principal: principal('acme') } },
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${orders(`'o''brien'::text`)} AS orders LIMIT 201`, ctx: { scope: typed('text'), principal: principal("o'brien") } },
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${orders(`E'a\\\\b'::text`)} AS orders LIMIT 201`, ctx: { scope: typed('text'), principal: principal('a\\b') } },
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${orders(`'x'' OR true --'::text`)} AS orders LIMIT 201`, ctx: { scope: typed('text'), principal: principal("x' OR true --") } },
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${orders(`'${uuid}'::uuid`)} AS orders LIMIT 201`, ctx: { scope: typed('uuid'), principal: principal(uuid) } },
+      { sql: 'SELECT id FROM orders', out: `SELECT id FROM ${orders(`CAST('9007199254740993' AS bigint)`)} AS orders LIMIT 201`, ctx: { scope: typed('bigint'), principal: principal('9007199254740993') } },
+      { sql: "SELECT id FROM orders WHERE tenant_id = 'acme'", out: `SELECT id FROM ${orders(`'acme'::text`)} AS orders WHERE tenant_id = 'acme' LIMIT 201`, flags: [], ctx: { scope: typed('text'), principal: principal('acme') } },
+      { sql: "SELECT id FROM orders WHERE tenant_id = 'ACME'", out: `SELECT id FROM ${orders(`'acme'::text`)} AS orders WHERE tenant_id = 'ACME' LIMIT 201`, flags: ['tenant_forged'], ctx: { scope: typed('text'), principal: principal('acme') } },
+      { sql: `SELECT id FROM orders WHERE tenant_id = '${uuid.toUpperCase()}'`, out: `SELECT id FROM ${orders(`'${uuid}'::uuid`)} AS orders WHERE tenant_id = '${uuid.toUpperCase()}' LIMIT 201`, flags: [], ctx: { scope: typed('uuid'), principal: principal(uuid) } },
+      // An id that does not fit the type never reaches the SQL.
+      { sql: 'SELECT id FROM orders', err: 'internal_error', ctx: { principal: principal('1 OR true') } },
+      { sql: 'SELECT id FROM orders', err: 'internal_error', ctx: { principal: principal('99999999999') } },
+      { sql: 'SELECT id FROM orders', err: 'internal_error', ctx: { scope: typed('uuid'), principal: principal("2b1e7c1e'--") } },
+      { sql: 'SELECT id FROM orders', err: 'internal_error', ctx: { principal: undefined } },
+      // A global table needs no tenant, so any principal reads it the same way.
+      { sql: 'SELECT * FROM countries', out: `SELECT * FROM ${COUNTRIES} AS countries LIMIT 201`, ctx: { principal: principal('7') } },
+    ],
+    base,
+  );
+});
+
+describe('mask strategies and row filters', () => {
+  const masked = scopeVariant(WITH_COUNTRIES, {
+    mask_fields: [
+      { field: 'customers.email', strategy: 'email' },
+      { field: 'customers.name', strategy: 'null' },
+      { field: 'orders.total_cents', strategy: 'last4' },
+      { field: 'orders.status', strategy: 'partial' },
+      { field: 'countries.name', strategy: 'phone' },
+    ],
+  });
+  const filtered = scopeVariant(WITH_COUNTRIES, {
+    models: ['customers', { table: 'orders', row_filter: "status <> 'cancelled' AND total_cents > 0" }, { table: 'countries', row_filter: "code <> 'zz' OR name IS NULL" }],
+  });
+  const badFilter = (row_filter: string): ReadScope => scopeVariant(WITH_COUNTRIES, { models: [{ table: 'orders', row_filter }] });
+  runGolden(
+    [
+      {
+        sql: 'SELECT name, total_cents, status FROM customers, orders',
+        out:
+          `SELECT name, total_cents, status FROM ( SELECT id, tenant_id, CAST(NULL AS varchar(120)) AS name, CAST(CASE WHEN strpos(email, '@') = 0 THEN '***' ELSE ("left"(email, 1) || '***@') || split_part(email, '@', -1) END AS varchar(120)) AS email, phone FROM public.customers WHERE tenant_id = '1'::int OFFSET 0 ) AS customers, ` +
+          `( SELECT id, tenant_id, customer_id, CAST(repeat('*', length(total_cents::text) - 4) || "right"(total_cents::text, 4) AS text) AS total_cents, CAST(CASE WHEN length(status) <= 4 THEN repeat('*', length(status)) ELSE ("left"(status, 2) || repeat('*', length(status) - 4)) || "right"(status, 2) END AS varchar(20)) AS status, created_at FROM public.orders WHERE tenant_id = '1'::int OFFSET 0 ) AS orders LIMIT 201`,
+        ctx: { scope: masked },
+      },
+      {
+        sql: 'SELECT name FROM countries',
+        out: `SELECT name FROM ( SELECT code, CAST(CASE WHEN length(name) <= 4 THEN repeat('*', length(name)) ELSE ("left"(name, 2) || repeat('*', length(name) - 4)) || "right"(name, 2) END AS text) AS name FROM public.countries ) AS countries LIMIT 201`,
+        ctx: { scope: masked },
+      },
+      {
+        sql: 'SELECT * FROM orders',
+        out: `SELECT * FROM ( SELECT id, tenant_id, customer_id, total_cents, status, created_at FROM public.orders WHERE tenant_id = '1'::int AND (status <> 'cancelled' AND total_cents > 0) OFFSET 0 ) AS orders LIMIT 201`,
+        ctx: { scope: filtered },
+      },
+      {
+        sql: 'SELECT * FROM countries',
+        out: `SELECT * FROM ( SELECT code, name FROM public.countries WHERE code <> 'zz' OR name IS NULL OFFSET 0 ) AS countries LIMIT 201`,
+        ctx: { scope: filtered },
+      },
+      // A row filter is one expression: anything that would escape it is a policy error, never SQL.
+      { sql: 'SELECT * FROM orders', err: 'internal_error', ctx: { scope: badFilter('true) OR (true') } },
+      { sql: 'SELECT * FROM orders', err: 'internal_error', ctx: { scope: badFilter('true; DELETE FROM orders') } },
+      { sql: 'SELECT * FROM orders', err: 'internal_error', ctx: { scope: badFilter('true LIMIT 1') } },
+      { sql: 'SELECT * FROM orders', err: 'internal_error', ctx: { scope: badFilter('true UNION SELECT 1') } },
+      // A comment cannot swallow what follows: the filter is spliced as a node, not pasted as text.
+      { sql: 'SELECT * FROM orders', out: `SELECT * FROM ${ORDERS.replace("'1'::int", "'1'::int AND true")} AS orders LIMIT 201`, ctx: { scope: badFilter('true -- ') } },
+    ],
+    base,
+  );
+
+  test('information_schema.columns reports the type the agent sees and the strategy', () => {
+    const result = analyze("SELECT * FROM information_schema.columns WHERE table_name = 'orders'", { ...base, scope: masked, protocol: 'simple' });
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.sql).toContain(`('app', 'public', 'orders', 'total_cents', 4, NULL::text, 'NO', 'text', NULL::int, NULL::text, 'last4')`);
+    expect(result.sql).toContain(`('app', 'public', 'customers', 'name', 3, NULL::text, 'YES', 'character varying', 120, NULL::text, 'null')`);
+  });
+});
+
+describe('the quickstart policy file', () => {
+  const quickstart = scopeFromFile(QUICKSTART);
+  runGolden(
+    [
+      { sql: 'SELECT id, email FROM customers', out: `SELECT id, email FROM ${CUSTOMERS} AS customers LIMIT 201` },
+      // countries is registered only in the test fixture.
+      { sql: 'SELECT * FROM countries', err: 'model_not_allowed', message: 'relation "countries" does not exist' },
+      { sql: 'SELECT table_name FROM information_schema.tables', out: "SELECT table_name FROM ( VALUES ('app', 'public', 'customers', 'BASE TABLE'), ('app', 'public', 'orders', 'BASE TABLE') ) AS tables(table_catalog, table_schema, table_name, table_type) LIMIT 201" },
+    ],
+    { ...base, scope: quickstart },
+  );
+});
+
+describe('information_schema with nothing visible', () => {
+  const bare = scopeVariant(WITH_COUNTRIES, { models: ['countries'], tenant_scope: undefined, deny_fields: ['*'], mask_fields: [] });
+  const empty: ReadScope = { ...bare, tables: new Map(), resolve: bare.resolve };
+  runGolden(
+    [
+      {
+        sql: 'SELECT * FROM information_schema.columns',
+        out: 'SELECT * FROM ( SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::text WHERE false ) AS columns(table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, data_type, character_maximum_length, udt_name, ormai_mask) LIMIT 201',
+        ctx: { scope: bare },
+      },
+      { sql: 'SELECT count(*) FROM countries', out: 'SELECT count(*) FROM ( SELECT FROM public.countries ) AS countries LIMIT 201', ctx: { scope: bare } },
+      {
+        sql: 'SELECT table_name FROM information_schema.tables',
+        out: 'SELECT table_name FROM ( SELECT NULL::text, NULL::text, NULL::text, NULL::text WHERE false ) AS tables(table_catalog, table_schema, table_name, table_type) LIMIT 201',
+        ctx: { scope: empty },
+      },
+    ],
+    base,
+  );
+});
+
+describe('rewriteReads is pure', () => {
+  beforeAll(() => initAnalysis());
+  const ctx = (tenant: string, extra: Partial<AnalysisContext> = {}): AnalysisContext => ({ protocol: 'simple', ...base, principal: principal(tenant), ...extra });
+  const classified = (sql: string, c: AnalysisContext) => classify(parseStatements(sql)[0], c);
+  const SQL = "WITH x AS (SELECT * FROM orders) SELECT c, (SELECT count(*) FROM x) FROM customers c WHERE email LIKE 'a%' AND tenant_id = 2 LIMIT $1";
+
+  test('the input tree is never modified', () => {
+    const stmt = classified(SQL, ctx('1'));
+    const before = JSON.stringify(stmt);
+    const out = rewriteReads(stmt, ctx('1'));
+    expect(JSON.stringify(stmt)).toBe(before);
+    expect(out.stmt).not.toBe(stmt.stmt);
+    expect(out.flags).toEqual(['tenant_forged']);
+    expect(stmt.flags).toBeUndefined();
+  });
+
+  test('results do not share nodes with each other or with cached templates', () => {
+    const first = rewriteReads(classified(SQL, ctx('1')), ctx('1'));
+    const snapshot = JSON.stringify(first.stmt);
+    const other = rewriteReads(classified(SQL, ctx('2')), ctx('2'));
+    expect(JSON.stringify(other.stmt)).not.toBe(snapshot);
+    // Scribble over a result: later results must not see it.
+    const scribble = (v: unknown): void => {
+      if (v && typeof v === 'object') for (const [k, child] of Object.entries(v)) if (k === 'sval') (v as Record<string, unknown>)[k] = 'X'; else scribble(child);
+    };
+    scribble(other.stmt);
+    const again = rewriteReads(classified(SQL, ctx('1')), ctx('1'));
+    expect(JSON.stringify(again.stmt)).toBe(snapshot);
+  });
+
+  test('without a scope the tree passes through untouched', () => {
+    const stmt = classified('SELECT * FROM internal_notes', { protocol: 'simple' });
+    expect(rewriteReads(stmt, { protocol: 'simple' })).toBe(stmt);
+    const result = analyze('SELECT * FROM internal_notes', { protocol: 'simple' });
+    expect(result.ok && result.sql).toBe('SELECT * FROM internal_notes');
+  });
+
+  test('an explicit rewrite step in the context wins', () => {
+    const identity = (s: { stmt: Node }) => s;
+    const result = analyze('SELECT * FROM internal_notes', { ...ctx('1'), rewrite: identity as never });
+    expect(result.ok && result.sql).toBe('SELECT * FROM internal_notes');
+  });
+});
