@@ -1,34 +1,40 @@
-// Fixed-window rate limits behind a store interface: in memory for one proxy, shared stores later.
+// Rate limits over a sliding one-window log, behind a store interface: in memory for one proxy, shared stores later.
 
 export interface RateDecision {
   allowed: boolean;
-  /** Milliseconds until the current window ends. */
+  /** Milliseconds until one more event would be allowed (0 when allowed). */
   retryAfterMs: number;
+  /** Events counted in the window, this one included when allowed. */
   count: number;
 }
 
 export interface RateLimitStore {
-  /** Counts one event for `key` in the current window of `windowMs`; allowed while count ≤ limit. */
+  /** Counts one event for `key` if fewer than `limit` were counted in the last `windowMs`. */
   hit(key: string, limit: number, windowMs: number, now?: number): Promise<RateDecision>;
 }
 
-/** One process's counters; windows are aligned to multiples of windowMs. */
+/**
+ * One process's counters. Each key keeps the times of its last `limit` allowed events, so the
+ * rule holds over every window of `windowMs`, not only over aligned minutes; refused events are
+ * not counted (a client that keeps retrying does not push its own budget further away).
+ */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  private readonly logs = new Map<string, number[]>();
 
   async hit(key: string, limit: number, windowMs: number, now = Date.now()): Promise<RateDecision> {
-    const start = now - (now % windowMs);
-    let w = this.windows.get(key);
-    if (!w || w.start !== start) {
-      w = { start, count: 0 };
-      this.windows.set(key, w);
-      if (this.windows.size > 100_000) this.sweep(now, windowMs);
+    let log = this.logs.get(key);
+    if (!log) {
+      log = [];
+      this.logs.set(key, log);
+      if (this.logs.size > 100_000) this.sweep(now, windowMs);
     }
-    w.count++;
-    return { allowed: w.count <= limit, retryAfterMs: start + windowMs - now, count: w.count };
+    while (log.length > 0 && log[0] <= now - windowMs) log.shift();
+    if (log.length >= limit) return { allowed: false, retryAfterMs: log[0] + windowMs - now, count: log.length };
+    log.push(now);
+    return { allowed: true, retryAfterMs: 0, count: log.length };
   }
 
   private sweep(now: number, windowMs: number): void {
-    for (const [k, w] of this.windows) if (w.start + windowMs <= now) this.windows.delete(k);
+    for (const [k, log] of this.logs) if (log.length === 0 || log[log.length - 1] <= now - windowMs) this.logs.delete(k);
   }
 }
