@@ -1,0 +1,176 @@
+// JSON Schemas for editors, generated from the zod schemas of the policy file and ormai.yaml (`npm run schema`).
+import { z } from 'zod';
+import { jwtConfigSchema } from '../auth/jwt';
+import { ALWAYS_DENIED, policySchema, profileDefaults, profileNames } from '../policy/schema';
+import { configSchema } from './schema';
+
+export type JsonSchema = { [key: string]: unknown };
+
+/** "prod 100, internal 1000, dev 10000": a profile-dependent default, read from profileDefaults so it cannot drift. */
+function byProfile(key: 'max_rows' | 'statement_timeout_ms' | 'max_join_depth' | 'require_reason'): string {
+  return profileNames.map((p) => `${p} ${profileDefaults[p][key]}`).join(', ');
+}
+
+const ENFORCED_WITH_WRITES = 'Validated; enforced from #4 (writes).';
+
+/**
+ * What each policy key does, for the editor's hover text. Keys are property paths; `[]` is
+ * an array's items. Every property must have an entry and every entry must match a property
+ * (generation throws otherwise), so a key added to the zod schema cannot go undocumented.
+ */
+const policyDescriptions: Record<string, string> = {
+  name: 'Names the policy; unique among the mounted policies. Printed by `ormai-proxy check`.',
+  profile: `Defaults for what the file leaves out: max_rows (${byProfile('max_rows')}), statement_timeout_ms (${byProfile('statement_timeout_ms')}), max_join_depth (${byProfile('max_join_depth')}), write reasons required (${byProfile('require_reason')}). Default: prod.`,
+  require_principal_role:
+    'Only principals holding this role use this policy. A principal uses the first policy whose role it holds, else the first policy without a role; with neither, its login is refused. Default: none (the fallback policy).',
+  models:
+    'The tables the agent may see: `table` or `schema.table` (case-folded), or { table, name, row_filter }. Any other table reads as "relation does not exist". Each must exist in the database.',
+  'models[].table': 'The table: `table` or `schema.table`.',
+  'models[].name': 'The model name known to the agent\'s tooling. Default: the table name. SQL always uses the table name.',
+  'models[].row_filter':
+    'One SQL boolean expression over the table\'s own columns, ANDed with the tenant filter on every read, e.g. "deleted_at IS NULL". Default: none.',
+  tenant_scope:
+    'Scopes every read to the principal\'s tenant. Tables with this column see only that tenant\'s rows; tables without it are global lookup tables. Default: no tenant scope.',
+  'tenant_scope.column': 'The tenant column (case-folded). It cannot be denied or masked.',
+  'tenant_scope.type': 'The column\'s type; a principal whose tenant id does not fit it is refused at login. Default: integer.',
+  deny_fields: `Column globs (case-insensitive, * and ?) that do not exist for the agent: \`column\` in any table, \`table.column\` or \`schema.table.column\`. Always added: ${ALWAYS_DENIED.join(', ')}. Default: [].`,
+  mask_fields:
+    'Columns the agent only ever sees masked (in every expression, filter, sort and join): `table.column` (globs allowed) or { field, strategy }. The first matching rule wins; a denied column stays denied. Default: [].',
+  'mask_fields[].field': '`table.column` or `schema.table.column`; globs (case-insensitive) allowed.',
+  'mask_fields[].strategy':
+    'email: jane@acme.com -> j***@acme.com; phone, partial: first 2 and last 2 characters kept (555-0100 -> 55****00); last4: all but the last 4 starred; null: always NULL; hash: refused at load for now. Default: from the column name (email if it contains "email", phone if "phone" or "mobile", else partial).',
+  mask_hash_key_file: `File holding the key for the hash mask strategy; the database never sees it. ${ENFORCED_WITH_WRITES}`,
+  enable_writes:
+    'Write grants. A write to a table and operation no grant covers is refused; without any grant the upstream session is read-only. Default: [] (read-only).',
+  'enable_writes[].models': 'Tables the grant covers; each must be in models.',
+  'enable_writes[].operations': 'create (INSERT), update (UPDATE), delete (DELETE). Default: all three.',
+  'enable_writes[].require_reason': `The agent must give a reason for each write. Default: from the profile. ${ENFORCED_WITH_WRITES}`,
+  'enable_writes[].writable_fields': `Per model, the only columns the agent may assign. Default: every visible column except the tenant column. ${ENFORCED_WITH_WRITES}`,
+  'enable_writes[].max_affected_rows': `A write touching more rows is refused (or held for approval). Default: none. ${ENFORCED_WITH_WRITES}`,
+  require_approval: `Writes held until approved. Default: []. ${ENFORCED_WITH_WRITES}`,
+  'require_approval[].operation': 'create, update or delete.',
+  'require_approval[].model': 'The model (table) the rule applies to.',
+  'require_approval[].when': 'Only writes matching this condition need approval. Default: every write of this operation and model.',
+  'require_approval[].when.field': 'The column the condition looks at.',
+  'require_approval[].when.in': 'The value written is one of these.',
+  'require_approval[].when.equals': 'The value written equals this.',
+  'require_approval[].when.affected_rows_gt': 'The write touches more than this many rows.',
+  'require_approval[].approvers': 'Approvals needed. Default: 1.',
+  'require_approval[].expires_in_s': 'Seconds before an unapproved write expires. Default: 3600.',
+  max_writes_per_minute: `Writes per minute. Default: none. ${ENFORCED_WITH_WRITES}`,
+  max_rows: `Rows per statement: the outermost LIMIT becomes LEAST(agent's, max_rows), and a longer result is cut with a NOTICE. Default from the profile: ${byProfile('max_rows')}.`,
+  max_scan_rows:
+    'Before each read the planner is asked (EXPLAIN) how many rows it would scan; above this the statement is refused with scan_budget_exceeded. Default: no check.',
+  statement_timeout_ms: `statement_timeout of the upstream session, in ms; the agent may lower it, never raise it. Default from the profile: ${byProfile('statement_timeout_ms')}.`,
+  max_join_depth: `Joins allowed in one FROM clause: relations joined at one query level minus one (subqueries and CTEs count at their own level). Default from the profile: ${byProfile('max_join_depth')}.`,
+  queries_per_minute_per_tenant:
+    'Statements (Query and Execute messages) per tenant per minute; beyond it they are refused with query_rate_limited. Default: no limit.',
+  allow_functions:
+    'Functions allowed beyond the built-in allow-list, by exact name (case-folded): `f` allows unqualified and pg_catalog.f calls; a call written schema.f needs `schema.f`. Built-ins such as set_config, dblink*, lo_*, pg_read_* stay refused even when listed. Default: [].',
+};
+
+const configDescriptions: Record<string, string> = {
+  listen: 'host:port where agents connect; env ORMAI_LISTEN overrides. Default: 127.0.0.1:6432.',
+  admin_listen: 'host:port of the admin HTTP listener (not served yet); env ORMAI_ADMIN_LISTEN overrides. Default: 127.0.0.1:9090.',
+  database: 'The database name agents put in their connection string. Default: the upstream database\'s name.',
+  max_client_connections: 'Further clients are refused with 53300 too_many_connections. Default: 100.',
+  max_message_size: 'Largest protocol message from a client, in bytes or with a unit (kB, KiB, MB, MiB, GB, GiB); larger ones end the connection. Default: 64MiB.',
+  tls: 'TLS for agents (SSLRequest answered S). Default: no TLS.',
+  'tls.cert_file': 'PEM certificate (chain), relative to this file.',
+  'tls.key_file': 'PEM private key, relative to this file.',
+  'tls.required': 'Refuse agents that do not use TLS, loopback ones included. Default: false.',
+  upstream: 'The real database.',
+  'upstream.url': 'postgres://user:password@host:port/db; env ORMAI_UPSTREAM_URL overrides. Give url or url_file.',
+  'upstream.url_file': 'A file (e.g. a mounted secret) holding the URL, relative to this file.',
+  'upstream.tls': 'TLS towards the database; overrides sslmode in the URL.',
+  'upstream.tls.mode': 'disable, require (encrypt, no verification) or verify-full (CA and host name checked). Default: from sslmode in the URL, else disable.',
+  'upstream.tls.ca_file': 'CA bundle for verify-full, relative to this file. Default: the system CAs.',
+  'upstream.connect_timeout_ms': 'Limit for connecting and starting up towards the database, in ms. Default: 5000.',
+  'upstream.search_path': 'Pinned on every upstream session; the agent cannot change it. Default: public.',
+  auth: 'How agents authenticate; the tenant comes from the credential, never from SQL.',
+  'auth.method': 'How users from users_file log in: scram-sha-256 or password (cleartext). Default: scram-sha-256.',
+  'auth.users_file': 'Agents: users: [{ name, password | scram_verifier, tenant_id, roles }], relative to this file.',
+  'auth.jwt': 'Accept a signed JWT as the password from users not in users_file. Default: off.',
+  'auth.jwt.algorithms': 'Accepted signature algorithms; any other, none included, is refused.',
+  'auth.jwt.secret_file': 'Shared secret for HS* (at least 32 bytes; one trailing newline ignored), relative to this file. Required with an HS* algorithm, refused without one.',
+  'auth.jwt.public_key_file': 'PEM public key (BEGIN PUBLIC KEY) for RS*, PS*, ES*, EdDSA, relative to this file. Required with such an algorithm, refused without one.',
+  'auth.jwt.issuer': 'Required iss claim. Default: not checked.',
+  'auth.jwt.audience': 'Required aud claim. Default: not checked.',
+  'auth.jwt.clock_tolerance_s': 'Clock skew allowed on exp/nbf, in seconds. Default: 30.',
+  'auth.jwt.claims': 'Claim names to read.',
+  'auth.jwt.claims.tenant': 'The tenant claim (string or integer; required in every token). Default: tenant_id.',
+  'auth.jwt.claims.subject': 'The subject claim. Default: sub.',
+  'auth.jwt.claims.roles': 'The roles claim: an array of strings or one space-separated string. Default: roles.',
+  'auth.jwt.require_user_match': 'Require the startup user name to equal the subject claim. Default: false.',
+  'auth.cleartext_only_secure': 'Cleartext passwords and JWTs only over TLS or loopback. Default: true.',
+  policies: 'Policy files, relative to this file; the principal\'s role selects one (see require_principal_role).',
+  log_level: 'pino log level; logs go to stderr as JSON lines. Default: info.',
+};
+
+/** Adds each property's description, failing on a property without one or a description without a property. */
+function addDescriptions(root: JsonSchema, descriptions: Record<string, string>, what: string): void {
+  const used = new Set<string>();
+  const visit = (node: JsonSchema, path: string): void => {
+    for (const branch of (node.anyOf as JsonSchema[] | undefined) ?? []) visit(branch, path);
+    if (node.items && typeof node.items === 'object') visit(node.items as JsonSchema, `${path}[]`);
+    const properties = node.properties as Record<string, JsonSchema> | undefined;
+    for (const [key, child] of Object.entries(properties ?? {})) {
+      const childPath = path ? `${path}.${key}` : key;
+      const description = descriptions[childPath];
+      if (description === undefined) throw new Error(`${what}: no description for "${childPath}" in src/config/json-schema.ts`);
+      used.add(childPath);
+      properties![key] = { description, ...child };
+      visit(properties![key], childPath);
+    }
+  };
+  visit(root, '');
+  const stale = Object.keys(descriptions).filter((k) => !used.has(k));
+  if (stale.length > 0) throw new Error(`${what}: descriptions for keys the schema does not have: ${stale.join(', ')}`);
+}
+
+/**
+ * draft-07, the newest draft the YAML language server (VS Code's YAML extension) fully
+ * supports. "input" so that keys with defaults are optional, as they are in the files.
+ */
+function generate(schema: z.ZodType): JsonSchema {
+  return z.toJSONSchema(schema, { io: 'input', target: 'draft-07' }) as JsonSchema;
+}
+
+function finish(schema: JsonSchema, head: { $id: string; title: string; description: string }): JsonSchema {
+  const { $schema, ...rest } = schema;
+  return { $schema, ...head, ...rest };
+}
+
+export function policyJsonSchema(): JsonSchema {
+  const schema = generate(policySchema);
+  addDescriptions(schema, policyDescriptions, 'policy schema');
+  return finish(schema, {
+    $id: 'urn:ormai-proxy:policy.schema.json',
+    title: 'OrmAI Proxy policy file',
+    description: 'What an agent may see and do through the proxy. Unknown keys are errors. See "Policy files" in README.md.',
+  });
+}
+
+export function configJsonSchema(): JsonSchema {
+  const schema = generate(configSchema);
+  // auth.jwt is z.unknown() in the config schema (the JWT module validates it when it starts);
+  // editors get the JWT module's own schema. Its cross-field rules (secret_file for HS*,
+  // public_key_file for the others) are only in the descriptions.
+  const auth = (schema.properties as Record<string, JsonSchema>).auth;
+  const authProperties = auth.properties as Record<string, JsonSchema>;
+  if (Object.keys(authProperties.jwt).length !== 0) throw new Error('config schema: auth.jwt is no longer z.unknown(); drop the substitution in src/config/json-schema.ts');
+  const { $schema: _, ...jwt } = generate(jwtConfigSchema);
+  authProperties.jwt = jwt;
+  addDescriptions(schema, configDescriptions, 'config schema');
+  return finish(schema, {
+    $id: 'urn:ormai-proxy:ormai.schema.json',
+    title: 'OrmAI Proxy configuration (ormai.yaml)',
+    description: 'The proxy\'s own configuration. Unknown keys are errors; relative paths are resolved against this file\'s directory. See "Configuration" in README.md.',
+  });
+}
+
+/** The generated files, by name under config/. */
+export function jsonSchemaFiles(): Record<string, string> {
+  const render = (schema: JsonSchema) => `${JSON.stringify(schema, null, 2)}\n`;
+  return { 'policy.schema.json': render(policyJsonSchema()), 'ormai.schema.json': render(configJsonSchema()) };
+}
