@@ -159,7 +159,7 @@ function checkExplain(explain: ExplainStmt, ctx: AnalysisContext): void {
 }
 
 /** EXPLAIN's boolean options: PostgreSQL accepts 0, false and off for "no" (defGetBoolean). */
-function isFalse(arg: Node | undefined): boolean {
+export function isFalse(arg: Node | undefined): boolean {
   if (!arg) return false;
   if ('Integer' in arg) return (arg.Integer.ival ?? 0) === 0;
   if ('String' in arg) return ['false', 'off'].includes((arg.String.sval ?? '').toLowerCase());

@@ -155,6 +155,18 @@ export const catalogue = {
     message: 'the proxy is shutting down',
     hint: 'Reconnect in a few seconds and retry; an open transaction was rolled back.',
   },
+  field_not_writable: {
+    sqlstate: '42703',
+    severity: 'ERROR',
+    message: 'this column cannot be written',
+    hint: 'Assign only the columns listed for this table in information_schema.columns.',
+  },
+  tenant_forged: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'the statement names another tenant',
+    hint: 'Leave the tenant column out: the proxy fills it in from your credentials.',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',

@@ -7,7 +7,8 @@ import type { ExplainStmt, Node, RangeVar, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { ReadScope } from '../../policy/scope';
-import { nodeBody, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
+import { isFalse } from '../classify';
+import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
 import { derivedTable } from './derived';
 import { cloneTree, intConst, parseTemplate } from './nodes';
 import {
@@ -21,6 +22,7 @@ import {
 import { forgesTenant } from './tenant';
 import { typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
+import { guardWrite } from './writes';
 
 export { replaceRelations, type ReplaceRelation } from './walk';
 
@@ -50,14 +52,26 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 
   const tree = cloneTree(stmt.stmt);
   const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal);
+  let top: Node | undefined = tree;
   if (stmt.nodeType === 'ExplainStmt') {
     // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
     const explain = nodeBody<ExplainStmt>(tree);
+    costsOff(explain);
     if (explain.query) explain.query = replaceRelations(explain.query, replace);
+    top = explain.query;
   } else {
     replaceRelations(tree, replace);
   }
 
+  // Only the statement itself may write: a write inside WITH (of a SELECT, INSERT, UPDATE or
+  // DELETE, at any depth) would escape the target checks below.
+  if (top && nestedWrites(top)) {
+    throw new ProxyError('statement_not_allowed', {
+      message: 'data-modifying statements inside WITH are not allowed',
+      hint: 'Send each INSERT as its own statement, then read the result with a SELECT.',
+    });
+  }
+  if (top && nodeTypeOf(top) !== 'SelectStmt') guardWrite(top, scope, principal);
   const out: AnalyzedStatement = { ...stmt, stmt: tree };
   if (stmt.nodeType === 'SelectStmt') {
     capRows(nodeBody<SelectStmt>(tree), scope.policy.maxRows);
@@ -88,6 +102,45 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
         ? derivedTable(resolution.table, rv, scope, principal)
         : virtualTable(resolution.name, rv, scope);
   }
+}
+
+const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/** True when a data-modifying statement occurs anywhere below the top node (iterative: trees can be deep). */
+export function nestedWrites(top: Node): boolean {
+  const stack: unknown[] = [nodeBody(top)];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      stack.push(...value);
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (WRITE_NODES.has(key)) return true;
+      stack.push(child);
+    }
+  }
+  return false;
+}
+
+/**
+ * Plans are shown without cost and row estimates: those come from statistics gathered over
+ * every tenant's rows (a row estimate for `name = 'x'` says whether another tenant has an x).
+ */
+function costsOff(explain: ExplainStmt): void {
+  const options = explain.options ?? [];
+  for (const option of options) {
+    const def = 'DefElem' in option ? option.DefElem : undefined;
+    if (def?.defname === 'costs') {
+      if (isFalse(def.arg)) return;
+      throw new ProxyError('statement_not_allowed', {
+        message: 'EXPLAIN with COSTS is not allowed',
+        hint: 'Cost and row estimates come from statistics over all tenants; use EXPLAIN (COSTS OFF) to see the plan.',
+      });
+    }
+  }
+  explain.options = [...options, { DefElem: { defname: 'costs', arg: { String: { sval: 'off' } }, defaction: 'DEFELEM_UNSPEC', location: -1 } } as Node];
 }
 
 // The row cap: the outermost LIMIT of a top-level SELECT lets at most max_rows + 1 rows leave the database.
