@@ -75,11 +75,52 @@ function deparseOne(stmt: Node): string {
 
 function notReproduced(stmt: Node, why: string): ProxyError {
   const type = nodeTypeOf(stmt);
+  const construct = knownConstruct(stmt);
   return new ProxyError('statement_not_understood', {
-    message: `the proxy cannot reproduce this ${statementName(type, nodeBody(stmt))} statement exactly`,
+    message: construct
+      ? `${construct.name} is not supported by the proxy`
+      : `the proxy cannot reproduce this ${statementName(type, nodeBody(stmt))} statement exactly`,
+    ...(construct ? { hint: construct.hint } : {}),
     // Node type and reason only: statement text can carry row values, which stay out of logs.
     logMessage: `deparse/verify ${type}: ${why}`,
   });
+}
+
+const JSON_FUNCTIONS: Record<string, string> = {
+  JSON_QUERY_OP: 'JSON_QUERY',
+  JSON_VALUE_OP: 'JSON_VALUE',
+  JSON_EXISTS_OP: 'JSON_EXISTS',
+};
+
+/**
+ * Constructs the deparser is known not to print faithfully, so that the refusal can name what
+ * to change instead of asking the agent to guess. Looked for only once a statement has failed.
+ */
+function knownConstruct(stmt: Node): { name: string; hint: string } | undefined {
+  const stack: unknown[] = [stmt];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]); // first in the text, first found
+      continue;
+    }
+    const node = value as Record<string, unknown>;
+    if ('JsonTable' in node) return { name: 'JSON_TABLE', hint: 'Use jsonb_to_recordset(...) or jsonb_array_elements(...) in FROM instead.' };
+    if ('RangeTableFunc' in node) return { name: 'XMLTABLE', hint: 'Read the document with xpath(...) instead, or select the column as text.' };
+    const json = node.JsonFuncExpr as { op?: string } | undefined;
+    if (json) {
+      return {
+        name: JSON_FUNCTIONS[json.op ?? ''] ?? 'this SQL/JSON function',
+        hint: 'Use jsonb_path_query_first(doc, path), jsonb_path_exists(doc, path) or the -> and ->> operators instead.',
+      };
+    }
+    if (node.limitOption === 'LIMIT_OPTION_WITH_TIES') {
+      return { name: 'FETCH FIRST … WITH TIES', hint: 'Use LIMIT n, or rank() OVER (ORDER BY …) in a subquery and filter on the rank.' };
+    }
+    stack.push(...Object.values(node).reverse());
+  }
+  return undefined;
 }
 
 /**

@@ -128,5 +128,5 @@ export const BUILTIN_SAMPLE_METHODS: readonly string[] = ['bernoulli', 'system']
 /** Casts to these types look names up in the catalogs (an existence oracle); `_x` is the array type. */
 export const REG_TYPES: ReadonlySet<string> = new Set([
   'regclass', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regtype', 'regrole', 'regnamespace',
-  'regconfig', 'regdictionary', 'regcollation',
+  'regconfig', 'regdictionary', 'regcollation', 'aclitem',
 ]);

@@ -107,6 +107,23 @@ export function checkTypeName(type: TypeName, builtinTypes?: ReadonlySet<string>
   }
 }
 
+/**
+ * The parameter types a Parse message declares: 0 (let the server infer) or a built-in type
+ * a value may safely arrive as (CatalogSnapshot.parameterTypes). A reg* type would resolve the
+ * bound text in the catalogs and print names back; a row type would spell out a relation's
+ * real columns. Refused like a cast to a type that does not exist.
+ */
+export function checkParameterTypes(oids: readonly number[], allowed: ReadonlySet<number>): void {
+  for (const oid of oids) {
+    if (oid !== 0 && !allowed.has(oid)) {
+      throw new ProxyError('type_not_allowed', {
+        message: `parameter type ${oid} is not allowed`,
+        hint: 'Declare parameters as unspecified (type OID 0) or as a built-in type such as text, int4, int8, numeric, bool, date, timestamptz, uuid or jsonb.',
+      });
+    }
+  }
+}
+
 /** SQL's niladic value functions: the clock ones are fine; the session's identity is the proxy's. */
 const SESSION_VALUES: Record<string, string> = {
   SVFOP_CURRENT_ROLE: 'CURRENT_ROLE',

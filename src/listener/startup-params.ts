@@ -72,7 +72,7 @@ function addSetting(settings: Record<string, string>, name: string, value: strin
     if (!UTF8_NAMES.has(value.toLowerCase())) throw refuse('client_encoding');
     return; // the upstream session is always UTF8
   }
-  const canonical = FORWARDED[key];
+  const canonical = Object.hasOwn(FORWARDED, key) ? FORWARDED[key] : undefined;
   if (!canonical) throw refuse(name);
   settings[canonical] = value;
 }

@@ -32,6 +32,12 @@ export interface CatalogSnapshot {
   relations: Map<string, CatalogRelation>;
   /** Names of the built-in types (pg_catalog), the only ones a statement may name. */
   types: ReadonlySet<string>;
+  /**
+   * OIDs a Parse message may declare for its parameters: built-in base, enum, range and
+   * multirange types, without the reg* types (which look names up in the catalogs) and without
+   * row types (whose text form lists a relation's real columns).
+   */
+  parameterTypes: ReadonlySet<number>;
 }
 
 /** A column the agent can see; `mask` set when it only ever sees the masked value. */

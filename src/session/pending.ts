@@ -15,6 +15,8 @@ export interface PendingItem {
   /** query: the row limit of each statement, in order; execute: the portal's cap. */
   rowLimits?: Array<number | undefined>;
   cap?: RowCap;
+  /** query and parse: the text sent upstream and the agent's, when they differ (error positions are moved). */
+  texts?: { sent: string; agent: string };
   /** query: index of the statement whose result is arriving. */
   result: number;
 }

@@ -1,6 +1,7 @@
 // Routes each upstream message to the request it answers and decides what the client receives.
 import type { Principal } from '../auth/principal';
 import { ProxyError } from '../errors/catalogue';
+import { withAgentPosition } from '../results/error-position';
 import { parameterStatusOf, readyForQueryStatus, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import { RowCap } from '../results/row-cap';
@@ -101,7 +102,11 @@ export class ResponseRouter {
 
   private error(frame: BackendFrame, head: PendingItem | undefined): Buffer {
     if (!head) return frame.raw; // e.g. FATAL before the upstream closes
-    const bytes = head.refused ? backend.errorResponse(head.refused.toFields()) : frame.raw;
+    const bytes = head.refused
+      ? backend.errorResponse(head.refused.toFields())
+      : head.texts
+        ? withAgentPosition(frame.raw, head.texts.sent, head.texts.agent)
+        : frame.raw;
     if (head.kind !== 'query' && head.kind !== 'sync') {
       this.pending.shift();
       this.pending.skipToSync();

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { serialize } from 'pg-protocol';
 import type { Principal } from '../auth/principal';
 import { StatementCache } from '../analysis/cache';
+import { checkParameterTypes } from '../analysis/functions';
 import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
 import type { PlanParams, Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
@@ -177,7 +178,7 @@ export class Session {
       case 'Query':
         return this.afterRateCheck(() => this.query(message.sql), () => serialize.query(REFUSED_SENTINEL), 'query');
       case 'Parse': {
-        const result = this.analyze(message.sql, 'extended');
+        const result = this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended');
         if (result.ok) {
           const first = result.statements[0];
           this.statements.set(message.name, {
@@ -186,7 +187,7 @@ export class Session {
             rowLimit: first?.rowLimit,
             reads: first !== undefined && this.checksScans(first.nodeType),
           });
-          this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), { kind: 'parse' });
+          this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), { kind: 'parse', texts: texts(result.sql, message.sql) });
         } else {
           this.statements.delete(message.name);
           this.forward(serialize.parse({ name: message.name, text: REFUSED_SENTINEL, types: [] }), { kind: 'parse', refused: result.error });
@@ -252,7 +253,8 @@ export class Session {
       this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused: result.error });
       return undefined;
     }
-    const send = () => this.forward(serialize.query(result.sql), { kind: 'query', rowLimits: result.statements.map((s) => s.rowLimit) });
+    const send = () =>
+      this.forward(serialize.query(result.sql), { kind: 'query', rowLimits: result.statements.map((s) => s.rowLimit), texts: texts(result.sql, sql) });
     const reads = result.statements.filter((s) => this.checksScans(s.nodeType)).map((s) => s.sql);
     if (reads.length === 0 || this.deps.policy.raw.max_scan_rows === undefined) {
       send();
@@ -318,6 +320,19 @@ export class Session {
         this.forward(refusal(), { kind, refused });
       }
     });
+  }
+
+  /** A refusal when Parse declares a parameter type the policy's catalog does not allow. */
+  private parseTypesError(types: readonly number[]): Analysis | undefined {
+    if (types.length === 0) return undefined;
+    try {
+      checkParameterTypes(types, this.deps.scope.catalog.parameterTypes);
+      return undefined;
+    } catch (err) {
+      const error = toProxyError(err);
+      this.deps.log.info({ code: error.code, protocol: 'extended' }, 'statement refused');
+      return { ok: false, error, tags: {} };
+    }
   }
 
   private analyze(sql: string, protocol: 'simple' | 'extended'): Analysis {
@@ -413,3 +428,7 @@ export class Session {
   }
 }
 
+/** Both texts when the proxy sent something other than what the agent wrote (error positions are then moved). */
+function texts(sent: string, agent: string): PendingItem['texts'] {
+  return sent === agent ? undefined : { sent, agent };
+}

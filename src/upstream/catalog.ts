@@ -1,9 +1,22 @@
 // Reads the live catalog from the upstream database (relations, and columns of registered tables).
 import net from 'node:net';
 import { Client, type ClientConfig } from 'pg';
+import { REG_TYPES } from '../analysis/function-allowlist';
 import type { UpstreamTarget } from '../config/load';
 import type { PolicySnapshot } from '../policy/load';
 import type { CatalogRelation, CatalogSnapshot } from '../policy/scope';
+
+const TYPES = `
+  SELECT t.oid::int8 AS oid, t.typname AS name, t.typtype::text AS typtype, e.typtype::text AS elem_typtype, e.typname AS elem_name
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+   WHERE n.nspname = 'pg_catalog'`;
+
+/** Base, enum, range and multirange types (and arrays of them), minus the reg* family; `unknown` is what drivers send for untyped text. */
+function parameterType(row: { name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }): boolean {
+  if (row.name === 'unknown') return true;
+  const [typtype, name] = row.elem_typtype ? [row.elem_typtype, row.elem_name ?? ''] : [row.typtype, row.name];
+  return ['b', 'e', 'r', 'm'].includes(typtype) && !REG_TYPES.has(name);
+}
 
 /** A pg client configuration for the proxy's own connections (catalog, planner, audit). */
 export function adminClientConfig(target: UpstreamTarget, applicationName: string): ClientConfig {
@@ -71,10 +84,10 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean }>) {
       byOid.get(Number(row.oid))?.columns.push({ name: row.name, attnum: row.attnum, type: row.type, typeOid: Number(row.type_oid), notNull: row.not_null });
     }
-    const types = new Set(
-      ((await client.query("SELECT t.typname AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'pg_catalog'")).rows as Array<{ name: string }>).map((r) => r.name),
-    );
-    return { database: target.database, searchPath, relations, types };
+    const typeRows = (await client.query(TYPES)).rows as Array<{ oid: string; name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }>;
+    const types = new Set(typeRows.map((r) => r.name));
+    const parameterTypes = new Set(typeRows.filter(parameterType).map((r) => Number(r.oid)));
+    return { database: target.database, searchPath, relations, types, parameterTypes };
   } finally {
     await client.end();
   }

@@ -37,6 +37,7 @@ const catalog: CatalogSnapshot = {
   database: 'app',
   searchPath: ['public'],
   types: PG_CATALOG_TYPES,
+  parameterTypes: new Set(),
   relations: new Map(
     [
       relation('customers', ['id', 'tenant_id', 'name', 'email', 'api_secret']),

@@ -72,10 +72,13 @@ const cases: Golden[] = [
   { sql: '(SELECT id FROM orders FOR SHARE) EXCEPT SELECT 1', err: 'statement_not_allowed', message: 'FOR SHARE' },
 
   // Known deparser slips: refused, never forwarded wrong.
-  { sql: 'SELECT (ARRAY[1,2])[1]', err: 'statement_not_understood' },
-  { sql: 'SELECT * FROM orders ORDER BY total FETCH FIRST 3 ROWS WITH TIES', err: 'statement_not_understood' },
-  { sql: "SELECT JSON_VALUE(j, '$.a' RETURNING int) FROM t", err: 'statement_not_understood' },
-  { sql: "SELECT * FROM xmltable('/a' PASSING '<a/>' COLUMNS x int PATH '.')", err: 'statement_not_understood' },
+  { sql: 'SELECT (ARRAY[1,2])[1]', err: 'statement_not_understood', message: 'the proxy cannot reproduce this SELECT statement exactly' },
+  // ... and where the construct is known, named, with what to use instead.
+  { sql: 'SELECT * FROM orders ORDER BY total FETCH FIRST 3 ROWS WITH TIES', err: 'statement_not_understood', message: 'FETCH FIRST … WITH TIES is not supported by the proxy' },
+  { sql: "SELECT JSON_VALUE(j, '$.a' RETURNING int) FROM t", err: 'statement_not_understood', message: 'JSON_VALUE is not supported by the proxy' },
+  { sql: "SELECT 1 FROM t WHERE JSON_EXISTS(j, '$.a') AND JSON_QUERY(j, '$.b') IS NULL", err: 'statement_not_understood', message: 'JSON_EXISTS is not supported by the proxy' },
+  { sql: "SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (x int PATH '$'))", err: 'statement_not_understood', message: 'JSON_TABLE is not supported by the proxy' },
+  { sql: "SELECT * FROM xmltable('/a' PASSING '<a/>' COLUMNS x int PATH '.')", err: 'statement_not_understood', message: 'XMLTABLE is not supported by the proxy' },
   { sql: 'SHOW "TimeZone"', err: 'statement_not_understood' },
   { sql: "SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE", err: 'statement_not_understood' },
 ];

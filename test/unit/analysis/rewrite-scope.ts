@@ -54,7 +54,7 @@ export function quickstartCatalog(): CatalogSnapshot {
     relation('information_schema', 'columns', 13001, [], 'v'),
     relation('information_schema', 'schemata', 13002, [], 'v'),
   ];
-  return { database: 'app', searchPath: ['public'], relations: new Map(rels.map((r) => [`${r.schema}.${r.name}`, r])), types: PG_CATALOG_TYPES };
+  return { database: 'app', searchPath: ['public'], relations: new Map(rels.map((r) => [`${r.schema}.${r.name}`, r])), types: PG_CATALOG_TYPES, parameterTypes: new Set() };
 }
 
 export function scopeFromFile(file: string): ReadScope {

@@ -6,6 +6,7 @@ const catalog: CatalogSnapshot = {
   database: 'app',
   searchPath: ['public'],
   types: new Set(),
+  parameterTypes: new Set(),
   relations: new Map([['public.events', { schema: 'public', name: 'events', oid: 1, kind: 'r', rowEstimate: 50_000, columns: [] }]]),
 };
 const plan = (p: object) => [{ Plan: p }];
