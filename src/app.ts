@@ -3,6 +3,13 @@ import path from 'node:path';
 import { initAnalysis } from './analysis/parser';
 import { createJwtVerifier, jwtConfigSchema } from './auth/jwt';
 import { loadUsersFile } from './auth/users';
+import { AdminToken } from './admin/auth';
+import { AdminServer } from './admin/server';
+import { upstreamExecutor } from './approvals/executor';
+import { createApprovalStore } from './approvals/factory';
+import type { ApprovalExecutor, ApprovalListener, ApprovalStore } from './approvals/types';
+import { MemoryRateLimitStore, type RateLimitStore } from './budgets/rate-limit';
+import { RedisRateLimitStore } from './budgets/redis-store';
 import { ConfigError, type ProxyConfig } from './config/load';
 import { formatIssues } from './policy/load';
 import { ProxyServer } from './listener/server';
@@ -15,7 +22,20 @@ export interface RunningProxy {
   host: string;
   port: number;
   server: ProxyServer;
+  /** The admin HTTP listener (health, approvals) and its bound address. */
+  admin: { host: string; port: number; server: AdminServer };
+  approvals: ApprovalStore;
   close(): Promise<void>;
+}
+
+/** What the embedding code supplies beyond the configuration. */
+export interface ProxyOptions {
+  /** Runs a held write once its approvals reach the threshold. Default: upstreamExecutor (the proxy's own upstream connection). */
+  approvalExecutor?: ApprovalExecutor;
+  /** Approve, deny, expire and execute events, for the audit trail. */
+  onApprovalEvent?: ApprovalListener;
+  /** A store to use instead of the configured one; the caller then closes it. */
+  approvals?: ApprovalStore;
 }
 
 export async function buildAuthSettings(config: ProxyConfig) {
@@ -46,10 +66,58 @@ async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopePro
   return scopes;
 }
 
-export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
+/**
+ * Redis when a URL is configured (budgets shared by every sidecar), else this process's memory.
+ * An unreachable Redis does not stop start-up: statements meet store.reads_when_unavailable
+ * until it answers, and the store keeps reconnecting.
+ */
+async function createRateLimitStore(config: ProxyConfig, log: Logger): Promise<{ store: RateLimitStore; close(): Promise<void> }> {
+  const { redisUrl, keyPrefix, commandTimeoutMs } = config.store;
+  if (!redisUrl) return { store: new MemoryRateLimitStore(), close: async () => undefined };
+  const store = new RedisRateLimitStore({ url: redisUrl, keyPrefix: `${keyPrefix}rl:`, commandTimeoutMs, log });
+  try {
+    await store.connect();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'rate-limit store not reachable at start-up');
+  }
+  return { store, close: () => store.close() };
+}
+
+export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<RunningProxy> {
   await initAnalysis();
   const auth = await buildAuthSettings(config);
-  const server = new ProxyServer(config, auth, await prepareScopes(config, log), log);
-  const { host, port } = await server.listen();
-  return { host, port, server, close: () => server.close() };
+  const adminToken = AdminToken.fromConfig(config);
+  const scopes = await prepareScopes(config, log);
+  const limits = await createRateLimitStore(config, log);
+  const approvals = options.approvals ?? (await createApprovalStore(config, log));
+  const server = new ProxyServer(config, auth, scopes, log, limits.store, approvals);
+  const admin = new AdminServer({
+    listen: config.adminListen,
+    token: adminToken,
+    approvals,
+    executor: options.approvalExecutor ?? upstreamExecutor(config, log),
+    log,
+    sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
+    onApprovalEvent: options.onApprovalEvent,
+  });
+  const close = async () => {
+    // Admin first (no approval starts running while sessions end), then sessions: they may still be asking the stores.
+    try {
+      await admin.close();
+      await server.close();
+    } finally {
+      if (!options.approvals) await approvals.close();
+      await limits.close();
+    }
+  };
+  let address: { host: string; port: number };
+  let adminAddress: { host: string; port: number };
+  try {
+    address = await server.listen();
+    adminAddress = await admin.listen();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ...address, server, admin: { ...adminAddress, server: admin }, approvals, close };
 }

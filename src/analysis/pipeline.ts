@@ -31,8 +31,9 @@ export const identityRewrite: RewriteStep = (stmt) => stmt;
  * protocol: at most one statement, as PostgreSQL itself requires of a prepared statement.
  * Empty or comment-only text gives `sql: ''`, which PostgreSQL answers with EmptyQueryResponse.
  */
-export function analyze(sql: string, ctx: AnalysisContext): Analysis {
+export function analyze(sql: string, context: AnalysisContext): Analysis {
   const tags = extractTags(sql);
+  const ctx: AnalysisContext = { ...context, tags };
   try {
     const nodes = parseStatements(sql);
     if (nodes.length === 0) return { ok: true, sql: '', statements: [], tags };

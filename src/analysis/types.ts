@@ -3,6 +3,8 @@ import type { Node } from '@pgsql/types';
 import type { Principal } from '../auth/principal';
 import type { ProxyError } from '../errors/catalogue';
 import type { ReadScope } from '../policy/scope';
+import type { AgentApproval } from './rewrite/virtual';
+import type { WriteInfo } from './rewrite/writes';
 
 export type StatementKind = 'read' | 'write' | 'transaction' | 'session';
 
@@ -27,6 +29,8 @@ export interface AnalyzedStatement {
   flags?: string[];
   /** Rows the agent may receive from this statement; the wire path enforces it as a backstop. */
   rowLimit?: number;
+  /** Set for INSERT, UPDATE and DELETE under a policy: what is written, and why. */
+  write?: WriteInfo;
 }
 
 /**
@@ -50,6 +54,10 @@ export interface AnalysisContext {
   scope?: ReadScope;
   /** Whose session this is: the tenant in every predicate comes from here. */
   principal?: Principal;
+  /** sqlcommenter tags of the statement text (reason, dry_run, traceparent, …); set by analyze(). */
+  tags?: Record<string, string>;
+  /** The principal's approvals, for ormai.approvals; absent = the relation does not exist (no approvals store). */
+  approvals?: readonly AgentApproval[];
 }
 
 export type Analysis =

@@ -1,4 +1,4 @@
-// Asks the database's planner, on the proxy's own connections, how many rows a statement would scan.
+// Asks the database, on the proxy's own read-only connections, how many rows a statement would scan (the planner) or change (a count).
 import { LRUCache } from 'lru-cache';
 import { serialize } from 'pg-protocol';
 import type { UpstreamTarget } from '../config/load';
@@ -32,6 +32,11 @@ class PlannerConnection {
   }
 
   explain(sql: string, params: PlanParams): Promise<string> {
+    return this.run(`EXPLAIN (FORMAT JSON, VERBOSE) ${sql}`, params);
+  }
+
+  /** Runs one read-only statement; resolves with the first column of its rows, joined by newlines. */
+  run(sql: string, params: PlanParams): Promise<string> {
     return new Promise((resolve, reject) => {
       this.waiting = { resolve, reject, rows: [] };
       const values = params.values.map((v, i) => {
@@ -40,7 +45,7 @@ class PlannerConnection {
       });
       this.upstream.socket.write(
         Buffer.concat([
-          serialize.parse({ name: '', text: `EXPLAIN (FORMAT JSON, VERBOSE) ${sql}`, types: params.types }),
+          serialize.parse({ name: '', text: sql, types: params.types }),
           serialize.bind({ statement: '', values }),
           serialize.execute({}),
           serialize.sync(),
@@ -100,6 +105,16 @@ export class Planner {
       const rows = estimateScanRows(JSON.parse(text), catalog);
       this.estimates.set(cacheKey, rows);
       return rows;
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  /** Runs a `SELECT count(*) …` the analysis built (never agent text) on a read-only connection. */
+  async countRows(sql: string, params: PlanParams): Promise<number> {
+    const conn = await this.acquire();
+    try {
+      return Number(await conn.run(sql, params));
     } finally {
       this.release(conn);
     }

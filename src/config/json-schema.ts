@@ -11,7 +11,7 @@ function byProfile(key: 'max_rows' | 'statement_timeout_ms' | 'max_join_depth' |
   return profileNames.map((p) => `${p} ${profileDefaults[p][key]}`).join(', ');
 }
 
-const ENFORCED_WITH_WRITES = 'Validated; enforced from #4 (writes).';
+const NOT_YET_ENFORCED = 'Validated; not enforced yet: the hash strategy is refused at load.';
 
 /**
  * What each policy key does, for the editor's hover text. Keys are property paths; `[]` is
@@ -39,15 +39,15 @@ const policyDescriptions: Record<string, string> = {
   'mask_fields[].field': '`table.column` or `schema.table.column`; globs (case-insensitive) allowed.',
   'mask_fields[].strategy':
     'email: jane@acme.com -> j***@acme.com; phone, partial: first 2 and last 2 characters kept (555-0100 -> 55****00); last4: all but the last 4 starred; null: always NULL; hash: refused at load for now. Default: from the column name (email if it contains "email", phone if "phone" or "mobile", else partial).',
-  mask_hash_key_file: `File holding the key for the hash mask strategy; the database never sees it. ${ENFORCED_WITH_WRITES}`,
+  mask_hash_key_file: `File holding the key for the hash mask strategy; the database never sees it. ${NOT_YET_ENFORCED}`,
   enable_writes:
     'Write grants. A write to a table and operation no grant covers is refused; without any grant the upstream session is read-only. Default: [] (read-only).',
   'enable_writes[].models': 'Tables the grant covers; each must be in models.',
   'enable_writes[].operations': 'create (INSERT), update (UPDATE), delete (DELETE). Default: all three.',
-  'enable_writes[].require_reason': `The agent must give a reason for each write. Default: from the profile. ${ENFORCED_WITH_WRITES}`,
-  'enable_writes[].writable_fields': `Per model, the only columns the agent may assign. Default: every visible column except the tenant column. ${ENFORCED_WITH_WRITES}`,
-  'enable_writes[].max_affected_rows': `A write touching more rows is refused (or held for approval). Default: none. ${ENFORCED_WITH_WRITES}`,
-  require_approval: `Writes held until approved. Default: []. ${ENFORCED_WITH_WRITES}`,
+  'enable_writes[].require_reason': `The agent must give a reason for each write, as a sqlcommenter tag: /*reason='…'*/. Default: from the profile.`,
+  'enable_writes[].writable_fields': `Per model, the only columns the agent may assign (INSERT column lists, SET). Default: every visible column except the tenant column, which is never assignable.`,
+  'enable_writes[].max_affected_rows': `A write that would change more rows is refused before anything is written (max_affected_rows_exceeded); INSERT … SELECT is refused under a cap. Default: none.`,
+  require_approval: `Writes held until approved: the agent gets pending_approval with the approval id, humans approve through the admin API, and the proxy then runs the held statement once. Default: [].`,
   'require_approval[].operation': 'create, update or delete.',
   'require_approval[].model': 'The model (table) the rule applies to.',
   'require_approval[].when': 'Only writes matching this condition need approval. Default: every write of this operation and model.',
@@ -57,7 +57,7 @@ const policyDescriptions: Record<string, string> = {
   'require_approval[].when.affected_rows_gt': 'The write touches more than this many rows.',
   'require_approval[].approvers': 'Approvals needed. Default: 1.',
   'require_approval[].expires_in_s': 'Seconds before an unapproved write expires. Default: 3600.',
-  max_writes_per_minute: `Writes per minute. Default: none. ${ENFORCED_WITH_WRITES}`,
+  max_writes_per_minute: `Write statements per minute, per agent and per tenant (shared across proxies with store.redis_url). Default: none.`,
   max_rows: `Rows per statement: the outermost LIMIT becomes LEAST(agent's, max_rows), and a longer result is cut with a NOTICE. Default from the profile: ${byProfile('max_rows')}.`,
   max_scan_rows:
     'Before each read the planner is asked (EXPLAIN) how many rows it would scan; above this the statement is refused with scan_budget_exceeded. Default: no check.',
@@ -71,7 +71,7 @@ const policyDescriptions: Record<string, string> = {
 
 const configDescriptions: Record<string, string> = {
   listen: 'host:port where agents connect; env ORMAI_LISTEN overrides. Default: 127.0.0.1:6432.',
-  admin_listen: 'host:port of the admin HTTP listener (not served yet); env ORMAI_ADMIN_LISTEN overrides. Default: 127.0.0.1:9090.',
+  admin_listen: 'host:port of the admin HTTP listener (health, approvals); env ORMAI_ADMIN_LISTEN overrides. Default: 127.0.0.1:9090.',
   database: 'The database name agents put in their connection string. Default: the upstream database\'s name.',
   max_client_connections: 'Further clients are refused with 53300 too_many_connections. Default: 100.',
   max_message_size: 'Largest protocol message from a client, in bytes or with a unit (kB, KiB, MB, MiB, GB, GiB); larger ones end the connection. Default: 64MiB.',
@@ -105,6 +105,22 @@ const configDescriptions: Record<string, string> = {
   'auth.cleartext_only_secure': 'Cleartext passwords and JWTs only over TLS or loopback. Default: true.',
   policies: 'Policy files, relative to this file; the principal\'s role selects one (see require_principal_role).',
   log_level: 'pino log level; logs go to stderr as JSON lines. Default: info.',
+  admin: 'The admin HTTP API on admin_listen.',
+  'admin.token_file':
+    'A file (e.g. a mounted secret) holding the bearer token the admin API requires, relative to this file; one trailing newline is ignored. Without it every route but /healthz answers 503. Default: none.',
+  approvals: 'Writes held for approval (require_approval in the policy).',
+  'approvals.store':
+    'memory (this process only, lost on restart) or postgres (a table in the upstream database, reached with the upstream credentials, shared by every sidecar). Default: memory.',
+  'approvals.table': 'The postgres store\'s table, `table` or `schema.table`; created if missing. Do not list it in a policy. Default: ormai_approvals (in public).',
+  'approvals.sweep_interval_ms': 'How often pending approvals past their expiry are denied, in ms. Default: 5000.',
+  store:
+    'Where budgets (queries_per_minute_per_tenant) are counted. With a Redis URL, every proxy pointing at the same Redis shares one budget per tenant; without one, each proxy counts in its own memory. Default: memory.',
+  'store.redis_url': 'redis:// or rediss:// URL (may carry a password); env ORMAI_REDIS_URL overrides. Give redis_url or redis_url_file, or neither for in-memory budgets.',
+  'store.redis_url_file': 'A file (e.g. a mounted secret) holding the Redis URL, relative to this file.',
+  'store.key_prefix': 'Prefix of every Redis key the proxy writes (rate limits under <prefix>rl:), so deployments can share one Redis. Default: ormai:.',
+  'store.command_timeout_ms': 'A Redis command (or the first connection) slower than this counts as the store being unavailable. Default: 500.',
+  'store.reads_when_unavailable':
+    'While Redis is unreachable: refuse (statements are refused with rate_store_unavailable, fail closed) or allow (reads go through unchecked, with a warning in the log). Writes are always refused then. Default: refuse.',
 };
 
 /** Adds each property's description, failing on a property without one or a description without a property. */

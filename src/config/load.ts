@@ -30,6 +30,15 @@ export interface UpstreamTarget {
   searchPath: string;
 }
 
+/** Where shared budgets live; without a Redis URL, in this process's memory. */
+export interface StoreSettings {
+  /** Non-enumerable: it may carry a password, so it is never logged or serialised. */
+  redisUrl?: string;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+  readsWhenUnavailable: 'refuse' | 'allow';
+}
+
 export interface ProxyConfig {
   file: string;
   dir: string;
@@ -42,6 +51,7 @@ export interface ProxyConfig {
   tls?: { cert: Buffer; key: Buffer; required: boolean };
   upstream: UpstreamTarget;
   policies: PolicySnapshot[];
+  store: StoreSettings;
 }
 
 export function parseHostPort(value: string): HostPort {
@@ -97,6 +107,22 @@ function upstreamUrl(raw: RawConfig, dir: string, env: NodeJS.ProcessEnv): strin
   throw new ConfigError('no upstream database: set upstream.url or upstream.url_file in the config, or ORMAI_UPSTREAM_URL');
 }
 
+/** The store's Redis URL, by the same precedence as the upstream URL: env, then the file's url, then url_file. */
+function resolveStore(raw: RawConfig, dir: string, env: NodeJS.ProcessEnv): StoreSettings {
+  const { store } = raw;
+  let url = env.ORMAI_REDIS_URL || store.redis_url;
+  if (!url && store.redis_url_file) url = readFile(dir, store.redis_url_file, 'Redis URL file').toString('utf8').trim();
+  // The message never repeats the URL: it may hold a password.
+  if (url !== undefined && !/^rediss?:\/\/[^\s]+$/.test(url)) throw new ConfigError('store Redis URL must be a redis:// or rediss:// URL');
+  const settings: StoreSettings = {
+    keyPrefix: store.key_prefix,
+    commandTimeoutMs: store.command_timeout_ms,
+    readsWhenUnavailable: store.reads_when_unavailable,
+  };
+  Object.defineProperty(settings, 'redisUrl', { value: url || undefined, enumerable: false });
+  return settings;
+}
+
 /** Validates a parsed config document; env overrides apply before validation. */
 export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv = process.env): ProxyConfig {
   const withEnv = { ...(doc && typeof doc === 'object' ? (doc as Record<string, unknown>) : {}) };
@@ -128,6 +154,7 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
       : undefined,
     upstream,
     policies,
+    store: resolveStore(raw, dir, env),
   };
 }
 

@@ -53,6 +53,35 @@ const auth = z.strictObject({
   cleartext_only_secure: z.boolean().default(true),
 });
 
+const store = z.strictObject({
+  /** redis:// or rediss:// URL of the store shared by all sidecars; or give redis_url_file. Absent: in-memory budgets. */
+  redis_url: z.string().optional(),
+  redis_url_file: z.string().optional(),
+  /** Every key the proxy writes starts with this, so several deployments can share one Redis. */
+  key_prefix: z.string().default('ormai:'),
+  /** A slow store counts as an unavailable one: statements never wait longer on it. */
+  command_timeout_ms: z.number().int().positive().default(500),
+  /** While the store is unreachable: refuse reads (fail closed) or let them through with a warning. Writes are then always refused. */
+  reads_when_unavailable: z.enum(['refuse', 'allow']).default('refuse'),
+});
+
+const admin = z.strictObject({
+  /** A mounted secret holding the admin API's bearer token; without it only /healthz is served. */
+  token_file: z.string().optional(),
+});
+
+const approvals = z.strictObject({
+  /** memory: this process only; postgres: a table in the upstream database, shared by every sidecar. */
+  store: z.enum(['memory', 'postgres']).default('memory'),
+  /** The postgres store's table, `table` or `schema.table` (schema default public); created if missing. */
+  table: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, 'expected table or schema.table (letters, digits, underscores)')
+    .default('ormai_approvals'),
+  /** How often pending approvals past their expiry are denied. */
+  sweep_interval_ms: z.number().int().positive().default(5000),
+});
+
 export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:6432'),
   admin_listen: hostPort.default('127.0.0.1:9090'),
@@ -65,6 +94,9 @@ export const configSchema = z.strictObject({
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),
   /** Policy files; the principal's role picks one (see require_principal_role). */
   policies: z.array(z.string()).min(1),
+  store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
+  admin: admin.default({}),
+  approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -167,6 +167,42 @@ export const catalogue = {
     message: 'the statement names another tenant',
     hint: 'Leave the tenant column out: the proxy fills it in from your credentials.',
   },
+  column_not_found: {
+    sqlstate: '42703',
+    severity: 'ERROR',
+    message: 'column does not exist',
+    hint: 'Use only the columns listed for this table in information_schema.columns; in a write, qualify columns of other tables with their alias.',
+  },
+  field_masked: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'a masked column cannot be used in this part of a write',
+    hint: 'Masked columns may be assigned and returned, not read into conditions or other columns. Filter on an id or another unmasked column instead.',
+  },
+  reason_required: {
+    sqlstate: '42501',
+    severity: 'ERROR',
+    message: 'this write needs a reason',
+    hint: "Put the reason in a comment at the start of the statement, e.g. /*reason='Customer asked to cancel order 7'*/ INSERT INTO … (URL-encode quotes and commas, as sqlcommenter does).",
+  },
+  max_affected_rows_exceeded: {
+    sqlstate: '54000',
+    severity: 'ERROR',
+    message: 'the write would change more rows than the policy allows',
+    hint: 'Narrow the WHERE clause (for example to a list of ids) and split the change into several smaller writes.',
+  },
+  pending_approval: {
+    sqlstate: '55000',
+    severity: 'ERROR',
+    message: 'the write is held for approval',
+    hint: 'Do not send it again: a human must approve it, and the proxy then runs it once. Tell the user the approval id; its state is in SELECT * FROM ormai.approvals.',
+  },
+  write_rate_limited: {
+    sqlstate: '53400',
+    severity: 'ERROR',
+    message: 'the write budget for this minute is used up',
+    hint: 'Wait and retry after the time given; combine several rows into one INSERT or one UPDATE … WHERE id IN (…).',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',
@@ -202,6 +238,12 @@ export const catalogue = {
     severity: 'ERROR',
     message: 'internal proxy error',
     hint: 'Retry once; if it happens again, tell the operator (the proxy log has the details).',
+  },
+  rate_store_unavailable: {
+    sqlstate: '57P03',
+    severity: 'ERROR',
+    message: 'the shared rate-limit store is not reachable',
+    hint: 'Retry in a few seconds; nothing was run. If it keeps happening, tell the operator that the rate-limit store (Redis) is down.',
   },
 } as const satisfies Record<string, CatalogueEntry>;
 

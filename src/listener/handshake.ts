@@ -10,6 +10,7 @@ import { selectPolicy } from '../policy/load';
 import type { ScopeProvider } from '../policy/provider';
 import { tenantFitsType } from '../policy/tenant';
 import type { StatementCache } from '../analysis/cache';
+import type { ApprovalStore } from '../approvals/types';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import type { Planner } from '../budgets/planner';
 import { FrontendDecoder } from '../protocol/frontend/decoder';
@@ -27,6 +28,7 @@ export interface ListenerContext {
   scopes: ScopeProvider;
   cache: StatementCache;
   rateLimits: RateLimitStore;
+  approvals?: ApprovalStore;
   planner: Planner;
   auth: AuthSettings;
   cancels: CancelRegistry;
@@ -201,6 +203,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       scopeKey: `${policy.hash}:${ctx.scopes.version}`,
       cache: ctx.cache,
       rateLimits: ctx.rateLimits,
+      ...(ctx.approvals ? { approvals: ctx.approvals } : {}),
       planner: ctx.planner,
       config,
       log: sessionLog,

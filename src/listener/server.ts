@@ -1,6 +1,7 @@
 // The TCP listener: accepts agent connections, counts them, and shuts down cleanly.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { ApprovalStore } from '../approvals/types';
 import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
 import { Planner } from '../budgets/planner';
@@ -22,14 +23,17 @@ export class ProxyServer {
   private readonly cancels = new CancelRegistry();
 
   readonly cache = new StatementCache();
-  readonly rateLimits: RateLimitStore = new MemoryRateLimitStore();
   readonly planner: Planner;
 
+  /** `rateLimits`: the store budgets are counted in (a shared Redis, or this process's memory by default). */
   constructor(
     private readonly config: ProxyConfig,
     private readonly auth: AuthSettings,
     private readonly scopes: ScopeProvider,
     private readonly log: Logger,
+    readonly rateLimits: RateLimitStore = new MemoryRateLimitStore(),
+    /** Where writes held for approval go; without one they are refused. */
+    readonly approvals?: ApprovalStore,
   ) {
     this.planner = new Planner(config.upstream, config.maxMessageSize, log);
     this.server = net.createServer((socket) => this.accept(socket));
@@ -82,6 +86,7 @@ export class ProxyServer {
       scopes: this.scopes,
       cache: this.cache,
       rateLimits: this.rateLimits,
+      approvals: this.approvals,
       planner: this.planner,
       cancels: this.cancels,
       log: this.log,

@@ -38,6 +38,15 @@ export interface PolicySnapshot {
   /** The policy's deny_fields plus the always-denied secret patterns. */
   readonly deniedFieldGlobs: readonly string[];
   isWriteAllowed(target: WriteTargetRef): boolean;
+  /** The first enable_writes grant covering the target, as rules; undefined when none does. */
+  writeRule(target: WriteTargetRef): WriteRule | undefined;
+}
+
+export interface WriteRule {
+  requireReason: boolean;
+  /** The only columns the agent may assign (lower-case); absent = every visible column except the tenant column. */
+  writableFields?: ReadonlySet<string>;
+  maxAffectedRows?: number;
 }
 
 const OP_TO_OPERATION: Record<WriteTargetRef['op'], WriteOperation> = { insert: 'create', update: 'update', delete: 'delete' };
@@ -103,7 +112,23 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
       throw new PolicyFileError(file, `mask_fields ${m.field}: the hash strategy is not supported yet (use email, phone, partial, last4 or null)`);
     }
   }
-  const grants = raw.enable_writes.map((g) => ({ tables: new Set(g.models.map(tableName)), ops: new Set(g.operations) }));
+  const grants = raw.enable_writes.map((g) => ({
+    tables: new Set(g.models.map(tableName)),
+    ops: new Set(g.operations),
+    requireReason: g.require_reason ?? defaults.require_reason,
+    writableFields: new Map(Object.entries(g.writable_fields ?? {}).map(([m, cols]) => [tableName(m), new Set(cols.map((c) => c.toLowerCase()))])),
+    maxAffectedRows: g.max_affected_rows,
+  }));
+  for (const grant of raw.enable_writes) {
+    for (const m of Object.keys(grant.writable_fields ?? {})) {
+      if (!grant.models.some((g) => tableName(g) === tableName(m))) throw new PolicyFileError(file, `writable_fields names "${m}", which this grant's models do not list`);
+    }
+  }
+  const covering = (target: WriteTargetRef) => {
+    const name = target.name.toLowerCase();
+    const op = OP_TO_OPERATION[target.op];
+    return grants.find((g) => g.tables.has(name) && g.ops.has(op));
+  };
   return Object.freeze({
     name: raw.name,
     hash: createHash('sha256').update(canonicalJson(raw)).digest('hex'),
@@ -117,9 +142,17 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
     models,
     deniedFieldGlobs: [...raw.deny_fields, ...ALWAYS_DENIED],
     isWriteAllowed(target: WriteTargetRef): boolean {
-      const name = target.name.toLowerCase();
-      const op = OP_TO_OPERATION[target.op];
-      return grants.some((g) => g.tables.has(name) && g.ops.has(op));
+      return covering(target) !== undefined;
+    },
+    writeRule(target: WriteTargetRef): WriteRule | undefined {
+      const grant = covering(target);
+      if (!grant) return undefined;
+      const fields = grant.writableFields.get(target.name.toLowerCase());
+      return {
+        requireReason: grant.requireReason,
+        ...(fields ? { writableFields: fields } : {}),
+        ...(grant.maxAffectedRows !== undefined ? { maxAffectedRows: grant.maxAffectedRows } : {}),
+      };
     },
   });
 }

@@ -5,6 +5,7 @@
 // place, often past the end of what the agent typed. The word at that position is looked up in
 // the agent's text: found exactly once, the position moves there; otherwise it is dropped,
 // because a wrong caret misleads more than none.
+import { FIELD, readErrorFields, writeErrorFields } from '../protocol/backend/error-fields';
 
 /** The word at a position: an identifier, a quoted identifier, or a number. */
 const TOKEN = /^(?:"(?:[^"]|"")*"|[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*|[0-9]+(?:\.[0-9]+)?)/;
@@ -30,35 +31,15 @@ export function mapPosition(position: number, sent: string, agent: string): numb
 }
 
 /**
- * The ErrorResponse frame (tag, length, fields) with its position moved into the agent's text,
- * or removed. Frames without a position are returned unchanged.
+ * The ErrorResponse frame with its position moved into the agent's text, or removed. Frames
+ * without a position, and malformed ones, are returned unchanged.
  */
 export function withAgentPosition(frame: Buffer, sent: string, agent: string): Buffer {
-  const fields: Array<[number, Buffer]> = [];
-  let position: string | undefined;
-  let at = 5;
-  while (at < frame.length && frame[at] !== 0) {
-    const code = frame[at];
-    const end = frame.indexOf(0, at + 1);
-    if (end < 0) return frame; // malformed: the framer's concern, left as it came
-    const value = frame.subarray(at + 1, end);
-    if (code === 0x50 /* P */) position = value.toString('utf8');
-    else fields.push([code, value]);
-    at = end + 1;
-  }
-  if (position === undefined) return frame;
-  const mapped = mapPosition(Number(position), sent, agent);
-  if (mapped !== undefined) fields.push([0x50, Buffer.from(String(mapped))]);
-  const length = 4 + fields.reduce((n, [, v]) => n + 2 + v.length, 0) + 1;
-  const out = Buffer.alloc(1 + length);
-  out[0] = frame[0];
-  out.writeUInt32BE(length, 1);
-  let w = 5;
-  for (const [code, value] of fields) {
-    out[w++] = code;
-    w += value.copy(out, w);
-    out[w++] = 0;
-  }
-  out[w] = 0;
-  return out;
+  const fields = readErrorFields(frame);
+  const position = fields?.find(([code]) => code === FIELD.position);
+  if (!fields || !position) return frame;
+  const kept = fields.filter(([code]) => code !== FIELD.position);
+  const mapped = mapPosition(Number(position[1].toString('utf8')), sent, agent);
+  if (mapped !== undefined) kept.push([FIELD.position, Buffer.from(String(mapped))]);
+  return writeErrorFields(frame[0], kept);
 }

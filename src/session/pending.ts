@@ -17,6 +17,8 @@ export interface PendingItem {
   cap?: RowCap;
   /** query and parse: the text sent upstream and the agent's, when they differ (error positions are moved). */
   texts?: { sent: string; agent: string };
+  /** query, parse and execute of a write: the database's errors are reduced (results/write-errors.ts). */
+  write?: boolean;
   /** query: index of the statement whose result is arriving. */
   result: number;
 }

@@ -2,6 +2,7 @@
 import type { Principal } from '../auth/principal';
 import { ProxyError } from '../errors/catalogue';
 import { withAgentPosition } from '../results/error-position';
+import { sanitizeWriteError } from '../results/write-errors';
 import { parameterStatusOf, readyForQueryStatus, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import { RowCap } from '../results/row-cap';
@@ -102,11 +103,12 @@ export class ResponseRouter {
 
   private error(frame: BackendFrame, head: PendingItem | undefined): Buffer {
     if (!head) return frame.raw; // e.g. FATAL before the upstream closes
-    const bytes = head.refused
-      ? backend.errorResponse(head.refused.toFields())
-      : head.texts
-        ? withAgentPosition(frame.raw, head.texts.sent, head.texts.agent)
-        : frame.raw;
+    let bytes = frame.raw;
+    if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
+    else {
+      if (head.texts) bytes = withAgentPosition(bytes, head.texts.sent, head.texts.agent);
+      if (head.write) bytes = sanitizeWriteError(bytes);
+    }
     if (head.kind !== 'query' && head.kind !== 'sync') {
       this.pending.shift();
       this.pending.skipToSync();

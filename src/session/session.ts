@@ -3,10 +3,13 @@ import type net from 'node:net';
 import { serialize } from 'pg-protocol';
 import type { Principal } from '../auth/principal';
 import { StatementCache } from '../analysis/cache';
+import type { Approval, ApprovalStore } from '../approvals/types';
+import type { AgentApproval } from '../analysis/rewrite/virtual';
 import { checkParameterTypes } from '../analysis/functions';
-import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
+import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
 import type { PlanParams, Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
+import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
@@ -17,6 +20,7 @@ import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
+import { holdForApproval, type HeldWrite } from './approval-hold';
 import { cancelUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
@@ -49,6 +53,8 @@ export interface SessionDeps {
   scopeKey: string;
   cache: StatementCache;
   rateLimits: RateLimitStore;
+  /** Where writes held for approval go; without one they are refused. */
+  approvals?: ApprovalStore;
   planner: Planner;
   config: ProxyConfig;
   log: Logger;
@@ -57,6 +63,10 @@ export interface SessionDeps {
 
 interface Portal {
   cap: RowCap;
+  /** Runs a write (or is unknown): refused whenever the rate-limit store is unavailable. */
+  writes: boolean;
+  /** A write a require_approval rule may hold: checked at Execute, with these parameters. */
+  held?: HeldWrite;
 }
 
 /** What the session remembers of a prepared statement. */
@@ -66,6 +76,9 @@ interface Prepared {
   rowLimit?: number;
   /** Reads are checked against the scan budget when bound. */
   reads: boolean;
+  writes: boolean;
+  /** The agent's text and the analysed write, when a require_approval rule may hold it. */
+  held?: { originalSql: string; write: HeldWrite['write'] };
 }
 
 export class Session {
@@ -176,27 +189,20 @@ export class Session {
   private handle(message: FrontendMessage): Promise<void> | undefined {
     switch (message.type) {
       case 'Query':
-        return this.afterRateCheck(() => this.query(message.sql), () => serialize.query(REFUSED_SENTINEL), 'query');
-      case 'Parse': {
-        const result = this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended');
-        if (result.ok) {
-          const first = result.statements[0];
-          this.statements.set(message.name, {
-            sql: result.sql,
-            types: message.paramTypes,
-            rowLimit: first?.rowLimit,
-            reads: first !== undefined && this.checksScans(first.nodeType),
-          });
-          this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), { kind: 'parse', texts: texts(result.sql, message.sql) });
-        } else {
-          this.statements.delete(message.name);
-          this.forward(serialize.parse({ name: message.name, text: REFUSED_SENTINEL, types: [] }), { kind: 'parse', refused: result.error });
-        }
+        return this.afterRateCheck(() => this.query(message.sql), () => serialize.query(REFUSED_SENTINEL), 'query', () => this.queryAccess(message.sql));
+      case 'Parse':
+        if (this.readsApprovals(message.sql)) return this.withApprovals((rows) => this.parse(message, rows));
+        this.parse(message);
         return undefined;
-      }
       case 'Bind': {
         const prepared = this.statements.get(message.statement);
-        this.portals.set(message.portal, { cap: new RowCap(prepared?.rowLimit) });
+        this.portals.set(message.portal, {
+          cap: new RowCap(prepared?.rowLimit),
+          writes: prepared?.writes ?? true,
+          ...(prepared?.held
+            ? { held: { ...prepared.held, statementSql: prepared.sql, params: { types: prepared.types, values: message.params, formats: message.paramFormats } } }
+            : {}),
+        });
         if (!prepared?.reads || this.deps.policy.raw.max_scan_rows === undefined) {
           this.forward(message.raw, { kind: 'bind' });
           return undefined;
@@ -212,9 +218,10 @@ export class Session {
         return undefined;
       case 'Execute':
         return this.afterRateCheck(
-          () => this.forward(message.raw, { kind: 'execute', cap: this.portals.get(message.portal)?.cap }),
+          () => this.execute(message.raw, message.portal),
           () => serialize.execute({ portal: REFUSED_PORTAL }),
           'execute',
+          () => (this.portals.get(message.portal)?.writes === false ? 'read' : 'write'),
         );
       case 'Close':
         if (message.target === 'P') this.portals.delete(message.name);
@@ -247,14 +254,88 @@ export class Session {
     }
   }
 
+  private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[]): void {
+    const result = this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
+    if (result.ok) {
+      const first = result.statements[0];
+      this.statements.set(message.name, {
+        sql: result.sql,
+        types: message.paramTypes,
+        rowLimit: first?.rowLimit,
+        reads: first !== undefined && this.checksScans(first.nodeType),
+        writes: result.statements.some(isWrite),
+        ...(first?.write?.approval ? { held: { originalSql: message.sql, write: first.write as HeldWrite['write'] } } : {}),
+      });
+      this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
+        kind: 'parse',
+        texts: texts(result.sql, message.sql),
+        ...(result.statements.some(isWrite) ? { write: true } : {}),
+      });
+    } else {
+      this.statements.delete(message.name);
+      this.forward(serialize.parse({ name: message.name, text: REFUSED_SENTINEL, types: [] }), { kind: 'parse', refused: result.error });
+    }
+  }
+
   private query(sql: string): Promise<void> | undefined {
-    const result = this.analyze(sql, 'simple');
+    if (this.readsApprovals(sql)) return this.withApprovals((rows) => this.queryAnalyzed(sql, this.analyze(sql, 'simple', rows)));
+    return this.queryAnalyzed(sql, this.analyze(sql, 'simple'));
+  }
+
+  /** A statement that may read ormai.approvals is analysed with the principal's approvals as of now (never cached). */
+  private readsApprovals(sql: string): boolean {
+    return this.deps.approvals !== undefined && /approvals/i.test(sql);
+  }
+
+  private withApprovals(then: (rows: readonly AgentApproval[]) => Promise<void> | void): Promise<void> {
+    const { approvals, principal, log } = this.deps;
+    return approvals!.list({ tenantId: principal.tenantId, user: principal.user }).then(
+      (list) => then(list.map(agentApproval)),
+      (err: unknown) => {
+        log.warn({ err: (err as Error).message }, 'approvals store unavailable');
+        return then([]);
+      },
+    );
+  }
+
+  private queryAnalyzed(sql: string, result: Analysis): Promise<void> | undefined {
     if (!result.ok) {
       this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused: result.error });
       return undefined;
     }
+    const writes = result.statements.filter(isWrite).length;
     const send = () =>
-      this.forward(serialize.query(result.sql), { kind: 'query', rowLimits: result.statements.map((s) => s.rowLimit), texts: texts(result.sql, sql) });
+      this.forward(serialize.query(result.sql), {
+        kind: 'query',
+        rowLimits: result.statements.map((s) => s.rowLimit),
+        texts: texts(result.sql, sql),
+        ...(writes > 0 ? { write: true } : {}),
+      });
+    const held = result.statements.find((s) => s.write?.approval);
+    if (held && result.statements.length > 1) {
+      const refused = new ProxyError('statement_not_allowed', {
+        message: 'a write that needs approval must be sent on its own',
+        hint: 'Send it as a single statement, outside a multi-statement string.',
+      });
+      this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused });
+      return undefined;
+    }
+    if (writes > 0 && (this.deps.policy.raw.max_writes_per_minute !== undefined || held)) {
+      return (async () => {
+        const refused =
+          (this.deps.policy.raw.max_writes_per_minute !== undefined ? await this.writeBudget(writes) : undefined) ??
+          (held
+            ? await holdForApproval(this.deps, {
+                write: held.write as HeldWrite['write'],
+                statementSql: held.sql,
+                originalSql: sql,
+                params: { types: [], values: [], formats: [] },
+              })
+            : undefined);
+        if (refused) this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused });
+        else send();
+      })();
+    }
     const reads = result.statements.filter((s) => this.checksScans(s.nodeType)).map((s) => s.sql);
     if (reads.length === 0 || this.deps.policy.raw.max_scan_rows === undefined) {
       send();
@@ -303,8 +384,14 @@ export class Session {
   /**
    * Runs `proceed` when the tenant's queries-per-minute budget allows one more statement;
    * otherwise forwards `refusal()` (which fails upstream) and substitutes the rate-limit error.
+   * `access` is asked only when the shared store is unavailable: writes then always fail closed.
    */
-  private afterRateCheck(proceed: () => Promise<void> | void, refusal: () => Buffer, kind: PendingItem['kind']): Promise<void> | undefined {
+  private afterRateCheck(
+    proceed: () => Promise<void> | void,
+    refusal: () => Buffer,
+    kind: PendingItem['kind'],
+    access: () => StoreAccess,
+  ): Promise<void> | undefined {
     const limit = this.deps.policy.raw.queries_per_minute_per_tenant;
     if (limit === undefined) return proceed() ?? undefined;
     const key = `q:${this.deps.policy.name}:${this.deps.principal.tenantId}`;
@@ -319,7 +406,74 @@ export class Session {
         this.deps.log.info({ code: refused.code }, 'statement refused');
         this.forward(refusal(), { kind, refused });
       }
+    }, (err: unknown) => {
+      if (!(err instanceof RateStoreUnavailableError)) throw err;
+      if (this.closed) return;
+      const mode = this.deps.config.store.readsWhenUnavailable;
+      const refused = refusalWhenStoreUnavailable(mode === 'allow' ? access() : 'write', mode, err);
+      if (!refused) {
+        // Every statement let through unchecked is logged: the operator chose to fail open for reads.
+        this.deps.log.warn({ err: err.message }, 'rate-limit store unavailable; read allowed without a budget check');
+        return proceed();
+      }
+      this.deps.log.warn({ code: refused.code, err: err.message }, 'statement refused');
+      this.forward(refusal(), { kind, refused });
     });
+  }
+
+  /** Execute of a portal: a write portal spends the write budget first; the database's errors for it are reduced. */
+  private execute(raw: Buffer, name: string): Promise<void> | undefined {
+    const portal = this.portals.get(name);
+    const send = () => this.forward(raw, { kind: 'execute', cap: portal?.cap, ...(portal?.writes ? { write: true } : {}) });
+    const budgeted = this.deps.policy.raw.max_writes_per_minute !== undefined;
+    if (!portal?.writes || (!budgeted && !portal.held)) {
+      send();
+      return undefined;
+    }
+    return (async () => {
+      const refused = (budgeted ? await this.writeBudget(1) : undefined) ?? (portal.held ? await holdForApproval(this.deps, portal.held) : undefined);
+      if (refused) this.forward(serialize.execute({ portal: REFUSED_PORTAL }), { kind: 'execute', refused });
+      else send();
+    })();
+  }
+
+  /**
+   * Spends `count` writes of max_writes_per_minute, per agent and per tenant (across the
+   * tenant's sessions, and across proxies with a shared store). Returns the refusal when one
+   * is used up; an unreachable shared store refuses writes, always.
+   */
+  private async writeBudget(count: number): Promise<ProxyError | undefined> {
+    const { policy, principal, rateLimits, log } = this.deps;
+    const limit = policy.raw.max_writes_per_minute!;
+    const budgets: Array<[key: string, whose: string]> = [
+      [`w:${policy.name}:u:${principal.user}`, 'for this agent'],
+      [`w:${policy.name}:t:${principal.tenantId}`, 'for this tenant'],
+    ];
+    try {
+      for (let i = 0; i < count; i++) {
+        for (const [key, whose] of budgets) {
+          const decision = await rateLimits.hit(key, limit, MINUTE_MS);
+          if (!decision.allowed) {
+            log.info({ code: 'write_rate_limited' }, 'statement refused');
+            return new ProxyError('write_rate_limited', {
+              message: `the budget of ${limit} writes per minute ${whose} is used up`,
+              detail: `retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`,
+            });
+          }
+        }
+      }
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof RateStoreUnavailableError)) throw err;
+      log.warn({ err: err.message }, 'rate-limit store unavailable; write refused');
+      return refusalWhenStoreUnavailable('write', 'refuse', err);
+    }
+  }
+
+  /** Whether a simple-protocol Query writes; one the analyser refuses counts as a write (it is refused either way). */
+  private queryAccess(sql: string): StoreAccess {
+    const result = this.analyze(sql, 'simple');
+    return result.ok && !result.statements.some(isWrite) ? 'read' : 'write';
   }
 
   /** A refusal when Parse declares a parameter type the policy's catalog does not allow. */
@@ -335,9 +489,11 @@ export class Session {
     }
   }
 
-  private analyze(sql: string, protocol: 'simple' | 'extended'): Analysis {
+  private analyze(sql: string, protocol: 'simple' | 'extended', approvals?: readonly AgentApproval[]): Analysis {
     const { cache, scopeKey, principal } = this.deps;
-    const result = cache.get(StatementCache.key(scopeKey, principal.tenantId, protocol, sql), () => analyze(sql, { ...this.context, protocol }));
+    const result = approvals
+      ? analyze(sql, { ...this.context, protocol, approvals })
+      : cache.get(StatementCache.key(scopeKey, principal.tenantId, protocol, sql), () => analyze(sql, { ...this.context, protocol }));
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }
@@ -428,7 +584,29 @@ export class Session {
   }
 }
 
+function isWrite(statement: AnalyzedStatement): boolean {
+  return statement.kind === 'write' || statement.writes.length > 0;
+}
+
 /** Both texts when the proxy sent something other than what the agent wrote (error positions are then moved). */
 function texts(sent: string, agent: string): PendingItem['texts'] {
   return sent === agent ? undefined : { sent, agent };
+}
+
+/** An approval as its requester sees it in ormai.approvals. */
+function agentApproval(a: Approval): AgentApproval {
+  return {
+    id: a.id,
+    state: a.state,
+    operation: a.operation,
+    model: a.model,
+    rule: a.rule,
+    ...(a.reason ? { reason: a.reason } : {}),
+    createdAt: a.createdAt,
+    expiresAt: a.expiresAt,
+    received: a.approvals.length,
+    required: a.approvers,
+    ...(a.result?.rowsAffected !== undefined ? { rowsAffected: a.result.rowsAffected } : {}),
+    ...(a.result?.error ? { error: `${a.result.error.code}: ${a.result.error.message}` } : {}),
+  };
 }

@@ -117,7 +117,7 @@ test('a refused Parse in a pipeline: error, the rest skipped up to Sync, the nex
 
 test('an implicit transaction spanning a batch is rolled back when a later statement is refused', async () => {
   c.send(
-    serialize.parse({ name: '', text: 'INSERT INTO orders (tenant_id, customer_id, total_cents) VALUES (1, 1, 9191)', types: [] }),
+    serialize.parse({ name: '', text: "/*reason='test'*/ INSERT INTO orders (tenant_id, customer_id, total_cents) VALUES (1, 1, 9191)", types: [] }),
     serialize.bind({}),
     serialize.execute({}),
     serialize.parse({ name: '', text: 'DELETE FROM orders', types: [] }),

@@ -70,11 +70,11 @@ test('transactions commit and roll back through sql.begin', async () => {
   const sql = connect();
   try {
     await sql.begin(async (tx) => {
-      await tx`INSERT INTO orders (tenant_id, customer_id, total_cents) VALUES (1, 1, 333)`;
+      await tx`/*reason='test'*/ INSERT INTO orders (tenant_id, customer_id, total_cents) VALUES (1, 1, 333)`;
     });
     await expect(
       sql.begin(async (tx) => {
-        await tx`INSERT INTO orders (tenant_id, customer_id, total_cents) VALUES (1, 1, 444)`;
+        await tx`/*reason='test'*/ INSERT INTO orders (tenant_id, customer_id, total_cents) VALUES (1, 1, 444)`;
         await tx`SELECT 1/0`;
       }),
     ).rejects.toMatchObject({ code: '22012' });

@@ -4,6 +4,7 @@
 // Probes that the proxy holds are regression tests. Probes that show a real leak (or a crash, hang, internal
 // error or an error an agent cannot act on) are `test.failing` with a comment describing the leak: they pass
 // while the hole exists and start failing (as a reminder to flip them to `test`) once it is fixed.
+import path from 'node:path';
 import { Client } from 'pg';
 import { serialize } from 'pg-protocol';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -22,7 +23,7 @@ interface Target {
 async function startTarget(setup: string[] = []): Promise<Target> {
   const db = await createTestDatabase();
   for (const sql of setup) await db.query(sql);
-  const proxy = await startTestProxy(db.url);
+  const proxy = await startTestProxy(db.url, { policies: [path.resolve(__dirname, '..', 'fixtures', 'red-team-policy.yaml')] });
   const target = { db, proxy, received: [] as Buffer[] } as Target;
   target.relay = await startRelay('127.0.0.1', proxy.port, (chunk) => target.received.push(Buffer.from(chunk)));
   return target;
@@ -414,15 +415,32 @@ const REFUSALS: Array<[string, string]> = [
   ['EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM customers', 'ormai.statement_not_allowed'],
   ['SELECT * FROM orders FOR SHARE', 'ormai.statement_not_allowed'],
   ["WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x", 'ormai.statement_not_allowed'],
-  ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *", 'ormai.statement_not_allowed'],
-  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status", 'ormai.statement_not_allowed'],
-  ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders", 'ormai.statement_not_allowed'],
+  ["INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.reason_required'],
+  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.field_not_writable'],
+  ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING orders", 'ormai.statement_not_allowed'],
+  ["/*dry_run='true'*/ /*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.statement_not_allowed'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 2)", 'ormai.tenant_forged'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 1 + 1)", 'ormai.tenant_forged'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, DEFAULT)", 'ormai.tenant_forged'],
   ["INSERT INTO customers (name, email) VALUES ('x', 'y')", 'ormai.model_writes_disabled'],
   ["UPDATE orders SET status = 'x'", 'ormai.model_writes_disabled'],
 ];
+
+// Write shapes the policy allows: they run, and still show nothing of another tenant.
+const ALLOWED_WRITES = [
+  "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *",
+  "/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status RETURNING *",
+  "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders WHERE total_cents > 100000 RETURNING *",
+];
+
+describe.each(modes)('red-team allowed writes under the $protocol protocol', (mode) => {
+  test.each(ALLOWED_WRITES)('%s', async (sql) => {
+    const outcome = await run(sql, mode);
+    expect(outcome.error).toBeUndefined();
+    for (const row of outcome.rows ?? []) expect(row).toMatchObject({ tenant_id: 1 });
+    expectNothingForbidden(outcome.bytes, sql);
+  });
+});
 
 describe.each(modes)('red-team refusals under the $protocol protocol', (mode) => {
   test.each(REFUSALS)('%s → %s', async (sql, routine) => {

@@ -16,7 +16,7 @@ export interface TestProxy extends RunningProxy {
 /** `overrides` are merged over the quickstart ormai.yaml (top-level keys replace). */
 export async function startTestProxy(upstreamUrl: string, overrides: Record<string, unknown> = {}): Promise<TestProxy> {
   const doc = { ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object), ...overrides };
-  const env = { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0' };
+  const env = { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' };
   const config = resolveConfig(doc, QUICKSTART, env);
   const log = process.env.ORMAI_TEST_LOG ? createLogger(process.env.ORMAI_TEST_LOG) : silentLogger;
   const proxy = await startProxy(config, log);

@@ -40,7 +40,7 @@ export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope,
 
 function buildTemplate(table: ScopedTable, scope: ReadScope): SelectStmt {
   const what = `${table.schema}.${table.name}`;
-  const columns = table.columns.map(columnSql).join(', ');
+  const columns = table.columns.map((c) => columnSql(c)).join(', ');
   // The tenant constant is a placeholder replaced by a node per principal; the row filter, too, is spliced as a node.
   const conditions: string[] = [];
   if (table.tenantColumn) conditions.push(`${quoteIdent(table.tenantColumn)} = '0'::${tenantType(scope)}`);
@@ -95,15 +95,16 @@ export function visibleType(column: VisibleColumn): string {
 }
 
 /**
- * The select-list entry for a column: its plain name, or for a masked column the masking
- * expression aliased to the column's name. Text over a catalog type name (format_type output,
+ * The select-list entry for a column: its plain name (qualified when a qualifier is given),
+ * or for a masked column the masking expression aliased to the column's name. Text over a catalog type name (format_type output,
  * already valid SQL) and quoted identifiers only; the caller parses it.
  */
-export function columnSql(column: VisibleColumn): string {
+export function columnSql(column: VisibleColumn, qualifier?: string): string {
   const name = quoteIdent(column.name);
-  if (!column.mask) return name;
+  const ref = qualifier === undefined ? name : `${quoteIdent(qualifier)}.${name}`;
+  if (!column.mask) return ref;
   if (column.mask === 'null') return `CAST(NULL AS ${column.type}) AS ${name}`;
-  const value = isStringType(column.type) ? name : `CAST(${name} AS text)`;
+  const value = isStringType(column.type) ? ref : `CAST(${ref} AS text)`;
   return `CAST(${maskSql(column.mask, value)} AS ${visibleType(column)}) AS ${name}`;
 }
 

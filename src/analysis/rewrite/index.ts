@@ -20,7 +20,7 @@ import {
   tooDeep,
 } from './refusals';
 import { forgesTenant } from './tenant';
-import { typesTable, virtualTable } from './virtual';
+import { approvalsTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite } from './writes';
 
@@ -51,7 +51,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   if (!principal) throw new ProxyError('internal_error', { logMessage: 'rewrite: a read scope without a principal' });
 
   const tree = cloneTree(stmt.stmt);
-  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal);
+  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals);
   let top: Node | undefined = tree;
   if (stmt.nodeType === 'ExplainStmt') {
     // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
@@ -71,8 +71,8 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
       hint: 'Send each INSERT as its own statement, then read the result with a SELECT.',
     });
   }
-  if (top && nodeTypeOf(top) !== 'SelectStmt') guardWrite(top, scope, principal);
-  const out: AnalyzedStatement = { ...stmt, stmt: tree };
+  const write = top && nodeTypeOf(top) !== 'SelectStmt' ? guardWrite(top, scope, principal, ctx.tags ?? {}, top !== tree) : undefined;
+  const out: AnalyzedStatement = { ...stmt, stmt: tree, ...(write && top === tree ? { write } : {}) };
   if (stmt.nodeType === 'SelectStmt') {
     capRows(nodeBody<SelectStmt>(tree), scope.policy.maxRows);
     out.rowLimit = scope.policy.maxRows;
@@ -84,8 +84,13 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 }
 
 /** What a relation reference becomes: a policy view, the policy's information_schema, or a refusal. */
-function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal): Node {
+function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal, approvals: AnalysisContext['approvals']): Node {
   if (rv.catalogname !== undefined) throw databaseQualifiedRefused(rv);
+  if (rv.schemaname === 'ormai' && rv.relname === 'approvals' && approvals) {
+    if (sampled) throw tableSampleRefused(rv);
+    if (rv.alias?.colnames?.length) throw columnAliasesRefused(rv);
+    return approvalsTable(rv, approvals);
+  }
   const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
   switch (resolution.kind) {
     case 'catalog':

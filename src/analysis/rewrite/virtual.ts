@@ -1,10 +1,10 @@
-// information_schema.tables and .columns answered from the policy: a VALUES list of only what the agent may see.
+// information_schema.tables and .columns answered from the policy, and ormai.approvals from the approvals store: VALUES lists of only what the agent may see.
 import type { Node, RangeVar, ResTarget, SelectStmt } from '@pgsql/types';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
 import { visibleType } from './derived';
 import { cloneTree, intConst, parseTemplate, stringConst } from './nodes';
 
-type Kind = 'text' | 'int';
+type Kind = 'text' | 'int' | 'timestamptz';
 type Value = string | number | null;
 
 const TABLE_COLUMNS: Array<[string, Kind]> = [
@@ -102,18 +102,24 @@ function maxLength(type: string): number | null {
 
 let nulls: Record<Kind, Node> | undefined;
 
-/** `NULL::text` and `NULL::integer`, typed so that a column of NULLs (or an empty list) still has its type. */
+/** `NULL::text`, `NULL::integer`, `NULL::timestamptz`: typed so that a column of NULLs (or an empty list) still has its type. */
 function typedNull(kind: Kind): Node {
   if (!nulls) {
-    const select = parseTemplate('SELECT NULL::text, NULL::integer', 'typed NULL');
-    const [text, int] = (select.targetList as Array<{ ResTarget: ResTarget }>).map((t) => t.ResTarget.val as Node);
-    nulls = { text, int };
+    const select = parseTemplate('SELECT NULL::text, NULL::integer, NULL::timestamptz', 'typed NULL');
+    const [text, int, timestamptz] = (select.targetList as Array<{ ResTarget: ResTarget }>).map((t) => t.ResTarget.val as Node);
+    nulls = { text, int, timestamptz };
   }
   return cloneTree(nulls[kind]);
 }
 
 function value(v: Value, kind: Kind): Node {
   if (v === null) return typedNull(kind);
+  if (kind === 'timestamptz') {
+    // The typed NULL's cast, around the value's text: '…'::timestamptz.
+    const cast = typedNull(kind) as { TypeCast: { arg: Node } };
+    cast.TypeCast.arg = stringConst(String(v));
+    return cast as unknown as Node;
+  }
   return typeof v === 'number' ? intConst(v) : stringConst(v);
 }
 
@@ -150,4 +156,48 @@ export function typesTable(rv: RangeVar): Node {
   const view = cloneTree(typesView) as { RangeSubselect: { alias: { aliasname: string } } };
   view.RangeSubselect.alias = { aliasname: rv.alias?.aliasname ?? rv.relname ?? 'pg_type' };
   return view as unknown as Node;
+}
+
+/** One of the principal's own approvals, as ormai.approvals shows it. */
+export interface AgentApproval {
+  id: string;
+  state: string;
+  operation: string;
+  model: string;
+  rule: string;
+  reason?: string;
+  createdAt: string;
+  expiresAt: string;
+  received: number;
+  required: number;
+  rowsAffected?: number;
+  error?: string;
+}
+
+const APPROVAL_COLUMNS: Array<[string, Kind]> = [
+  ['approval_id', 'text'],
+  ['state', 'text'],
+  ['operation', 'text'],
+  ['model', 'text'],
+  ['rule', 'text'],
+  ['reason', 'text'],
+  ['created_at', 'timestamptz'],
+  ['expires_at', 'timestamptz'],
+  ['approvals_received', 'int'],
+  ['approvals_required', 'int'],
+  ['rows_affected', 'int'],
+  ['error', 'text'],
+];
+
+/** `ormai.approvals`: the principal's own approvals, as the session read them from the store for this statement. */
+export function approvalsTable(rv: RangeVar, approvals: readonly AgentApproval[]): Node {
+  const rows: Value[][] = approvals.map((a) => [
+    a.id, a.state, a.operation, a.model, a.rule, a.reason ?? null, a.createdAt, a.expiresAt, a.received, a.required, a.rowsAffected ?? null, a.error ?? null,
+  ]);
+  return {
+    RangeSubselect: {
+      subquery: { SelectStmt: build(APPROVAL_COLUMNS, rows) },
+      alias: { aliasname: rv.alias?.aliasname ?? rv.relname, colnames: APPROVAL_COLUMNS.map(([c]) => ({ String: { sval: c } })) },
+    },
+  };
 }

@@ -1,72 +1,508 @@
-// Write targets under the read scope, fail closed until the write policy (#4): INSERT … VALUES carries the principal's tenant; the rest is refused.
-import type { DeleteStmt, InsertStmt, Node, RangeVar, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
+// Write targets under the policy (I1, I2, I3, I5): writable columns, the tenant on every target row, references to hidden and masked columns, RETURNING as the read policy shows it.
+//
+// Reads inside a write (FROM, USING, subqueries, CTEs) are already derived tables. The target
+// itself cannot be: PostgreSQL writes to the real table, and every column of it is in scope
+// in SET, WHERE, ON CONFLICT and RETURNING, hidden ones included. So the target gets
+// explicit checks: its tenant predicate (and row filter) is ANDed into the statement, and
+// every column reference that could reach a hidden or masked column of it is resolved here.
+import type { BoolExpr, ColumnRef, DeleteStmt, InsertStmt, Node, OnConflictClause, RangeVar, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
-import type { ReadScope, ScopedTable } from '../../policy/scope';
+import type { WriteRule } from '../../policy/load';
+import type { RawPolicy } from '../../policy/schema';
+import { deparseVerified } from '../deparse';
+import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { nodeBody, nodeTypeOf } from '../types';
-import { constantText } from './nodes';
+import { columnSql } from './derived';
+import { cloneTree, constantText, parseTemplate, quoteIdent } from './nodes';
 import { modelNotAllowed } from './refusals';
 import { isPrincipalTenant, tenantLiteral, tenantType } from './tenant';
 
-const NOT_YET = 'arrives with the write policy';
+type Op = 'insert' | 'update' | 'delete';
 
-function refuse(message: string, hint: string): ProxyError {
-  return new ProxyError('statement_not_allowed', { message, hint });
+/** What the session and the audit trail need to know about a write. */
+export interface WriteInfo {
+  op: Op;
+  /** `schema.table` of the target. */
+  table: string;
+  model: string;
+  /** Columns the statement assigns (INSERT column list, SET targets, ON CONFLICT DO UPDATE SET). */
+  assigned: string[];
+  reason?: string;
+  /** Set when a require_approval rule matches (or may match, see `affectedRowsGt`): the session holds the write. */
+  approval?: ApprovalNeed;
 }
 
-/** The registered table a write targets; anything else does not exist for the agent. */
-function target(rv: RangeVar | undefined, scope: ReadScope): ScopedTable {
+export interface ApprovalNeed {
+  /** The rule, for humans: "update orders when affected_rows > 50". */
+  rule: string;
+  approvers: number;
+  expiresInS: number;
+  /** The rule holds only when more rows than this would change: the session counts first, with `countSql`. */
+  affectedRowsGt?: number;
+  /** `SELECT count(*) …` over the same rows as the write (its parameters are the write's). */
+  countSql?: string;
+}
+
+interface Target {
+  table: ScopedTable;
+  /** The names that denote the target row in expressions: its alias, else its name. */
+  refs: Set<string>;
+  /** Columns of the real table that the agent cannot see. */
+  hidden: Set<string>;
+  masked: Map<string, VisibleColumn>;
+  visible: Map<string, VisibleColumn>;
+}
+
+const OP_NAMES: Record<Op, string> = { insert: 'INSERT', update: 'UPDATE', delete: 'DELETE' };
+
+/**
+ * Checks and rewrites, in place, a top-level INSERT, UPDATE or DELETE (the caller has refused
+ * writes nested in WITH). Returns undefined for any other statement.
+ */
+export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>, explain = false): WriteInfo | undefined {
+  const type = nodeTypeOf(tree);
+  const op: Op | undefined = type === 'InsertStmt' ? 'insert' : type === 'UpdateStmt' ? 'update' : type === 'DeleteStmt' ? 'delete' : undefined;
+  if (!op) return undefined;
+  const stmt = nodeBody<InsertStmt & UpdateStmt & DeleteStmt>(tree);
+  const target = resolveTarget(stmt.relation, scope, op);
+  const rule = scope.policy.writeRule({ ...(target.table.schema ? { schema: target.table.schema } : {}), name: target.table.name, op });
+  // classify's write gate has refused what no grant covers; a rule is always there.
+  if (!rule) throw new ProxyError('model_writes_disabled', { message: `${OP_NAMES[op]} on ${target.table.name} is not allowed` });
+
+  const reason = tags.reason?.trim();
+  // EXPLAIN runs nothing: its plan needs no reason.
+  if (rule.requireReason && !reason && !explain) {
+    throw new ProxyError('reason_required', { message: `${OP_NAMES[op]} on ${target.table.name} needs a reason` });
+  }
+
+  if (!explain) refuseUnenforced(tags);
+
+  // 1. Check the agent's tree as written: every reference that could reach the target's columns.
+  const returning = returningItems(stmt);
+  checkReferences(tree, target, returning);
+  let assigned: string[];
+  if (op === 'insert') assigned = checkInsert(stmt, target, rule, scope, principal);
+  else if (op === 'update') assigned = checkAssignments(stmt.targetList ?? [], target, rule);
+  else assigned = [];
+  if (stmt.onConflictClause) assigned = [...assigned, ...checkOnConflict(stmt.onConflictClause, target, rule)];
+
+  // 2. Then add what the policy adds.
+  if (op !== 'insert') stmt.whereClause = and(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.whereClause);
+  if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') {
+    // The conflicting row may be another tenant's: it is then left alone, as PostgreSQL does when the WHERE is false.
+    stmt.onConflictClause.whereClause = and(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.onConflictClause.whereClause);
+  }
+  if (returning.length > 0) rewriteReturning(returning, target, op, stmt);
+  const approval = explain ? undefined : approvalNeed(stmt, op, target.table, scope);
+  if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows);
+
+  return {
+    op,
+    table: `${target.table.schema}.${target.table.name}`,
+    model: target.table.model,
+    assigned,
+    ...(reason ? { reason } : {}),
+    ...(approval ? { approval } : {}),
+  };
+}
+
+/** Dry runs are not run yet: a write tagged as one is refused, never run for real. */
+function refuseUnenforced(tags: Record<string, string>): void {
+  if ('dry_run' in tags) {
+    throw new ProxyError('statement_not_allowed', {
+      message: 'dry runs are not available yet',
+      hint: 'Read the rows the write would change with a SELECT using the same WHERE, then send the write without dry_run.',
+    });
+  }
+}
+
+function resolveTarget(rv: RangeVar | undefined, scope: ReadScope, op: Op): Target {
   if (!rv) throw new ProxyError('statement_not_understood', { logMessage: 'write without a target' });
   const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
   if (resolution.kind !== 'table') throw modelNotAllowed(rv);
-  return resolution.table;
+  const table = resolution.table;
+  const real = scope.catalog.relations.get(`${table.schema}.${table.name}`)?.columns ?? [];
+  const visible = new Map(table.columns.map((c) => [c.name, c]));
+  const refs = new Set([refName(rv)]);
+  // RETURNING old.x / new.x (PostgreSQL 18) and ON CONFLICT's excluded.x denote target rows too.
+  if (op !== 'delete') refs.add('excluded');
+  refs.add('old').add('new');
+  return {
+    table,
+    refs,
+    hidden: new Set(real.map((c) => c.name).filter((n) => !visible.has(n))),
+    masked: new Map(table.columns.filter((c) => c.mask).map((c) => [c.name, c])),
+    visible,
+  };
+}
+
+function refName(rv: RangeVar): string {
+  return rv.alias?.aliasname ?? rv.relname ?? '';
+}
+
+function notFound(column: string, table?: string): ProxyError {
+  return new ProxyError('column_not_found', { message: table ? `column "${column}" of relation "${table}" does not exist` : `column "${column}" does not exist` });
+}
+
+// ---- references ----
+
+function returningItems(stmt: InsertStmt | UpdateStmt | DeleteStmt): ResTarget[] {
+  const clause = stmt.returningClause as { exprs?: Node[]; options?: Node[] } | undefined;
+  if (clause?.options?.length) {
+    throw new ProxyError('statement_not_allowed', { message: 'RETURNING WITH (OLD/NEW AS …) is not allowed', hint: 'Use RETURNING with the column names.' });
+  }
+  return (clause?.exprs ?? []).map((e) => (e as { ResTarget: ResTarget }).ResTarget);
 }
 
 /**
- * Checks (and for INSERT completes) the target of a top-level INSERT/UPDATE/DELETE in place.
- * Until the write policy is enforced: UPDATE and DELETE of registered tables, RETURNING and
- * ON CONFLICT are refused, because their target rows and returned columns are not yet
- * filtered by tenant or masked; INSERT must name its columns, may assign visible columns
- * only, and always writes the principal's tenant (another tenant is `tenant_forged`).
+ * Every ColumnRef of the statement, at any depth (an unqualified name inside a subquery falls
+ * back to the target when no inner table has it). A reference that names a hidden column of
+ * the target reads as a missing column; one that names a masked column is refused, except a
+ * bare RETURNING item, which is returned masked. Over-refusal is possible (an inner table's
+ * column with the same name); the hint says to qualify it.
  */
-export function guardWrite(tree: Node, scope: ReadScope, principal: Principal): void {
-  const type = nodeTypeOf(tree);
-  if (type === 'UpdateStmt' || type === 'DeleteStmt') {
-    const stmt = nodeBody<UpdateStmt | DeleteStmt>(tree);
-    target(stmt.relation, scope);
-    throw refuse(`${type === 'UpdateStmt' ? 'UPDATE' : 'DELETE'} ${NOT_YET}`, 'Only INSERT … VALUES is available for now; ask a human operator to change or remove rows.');
-  }
-  if (type !== 'InsertStmt') return;
-  const insert = nodeBody<InsertStmt>(tree);
-  const table = target(insert.relation, scope);
-  if (insert.returningClause) throw refuse(`INSERT … RETURNING ${NOT_YET}`, 'Send the INSERT without RETURNING, then read the row with a SELECT.');
-  if (insert.onConflictClause) throw refuse(`INSERT … ON CONFLICT ${NOT_YET}`, 'Send a plain INSERT … VALUES.');
-  const cols = (insert.cols ?? []).map((c) => (c as { ResTarget: ResTarget }).ResTarget);
-  if (cols.length === 0) throw refuse('INSERT without a column list is not allowed', 'Name the columns: INSERT INTO t (a, b) VALUES (…).');
-  const select = insert.selectStmt ? nodeBody<SelectStmt>(insert.selectStmt) : undefined;
-  const rows = select?.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items);
-  if (!select || !rows || select.op !== 'SETOP_NONE' || select.withClause) {
-    throw refuse(`INSERT … SELECT ${NOT_YET}`, 'Use INSERT INTO t (a, b) VALUES (…), (…).');
-  }
-  const visible = new Set(table.columns.map((c) => c.name));
-  for (const col of cols) {
-    if (col.indirection?.length || !col.name || !visible.has(col.name)) {
-      // A hidden column is written about exactly like a missing one.
-      throw new ProxyError('field_not_writable', { message: `column "${col.name ?? '?'}" of relation "${table.name}" does not exist` });
+function checkReferences(tree: Node, target: Target, returning: ResTarget[]): void {
+  const bareReturning = new Set<unknown>(returning.map((r) => r.val && 'ColumnRef' in r.val ? r.val.ColumnRef : undefined));
+  const stack: unknown[] = [nodeBody(tree)];
+  const relation = (nodeBody(tree) as { relation?: unknown }).relation;
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object' || value === relation) continue;
+    if (Array.isArray(value)) {
+      stack.push(...value);
+      continue;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      if (key === 'ColumnRef') checkColumnRef(child as ColumnRef, target, bareReturning.has(child));
+      else if (key === 'IndexElem') checkIndexElem(child as { name?: string }, target);
+      stack.push(child);
     }
   }
-  const tenantColumn = table.tenantColumn;
-  if (!tenantColumn) return;
-  const at = cols.findIndex((c) => c.name === tenantColumn);
-  if (at < 0) {
-    insert.cols = [...(insert.cols ?? []), { ResTarget: { name: tenantColumn, location: -1 } } as unknown as Node];
-    for (const row of rows) row.push(tenantLiteral(scope, principal));
+}
+
+function checkColumnRef(ref: ColumnRef, target: Target, bareReturning: boolean): void {
+  const fields = (ref.fields ?? []).map((f) => ('String' in f ? (f.String.sval ?? '') : '*'));
+  let column: string;
+  if (fields.length === 1) {
+    column = fields[0];
+    if (column !== '*' && target.refs.has(column) && !target.visible.has(column) && !target.hidden.has(column)) {
+      throw new ProxyError('statement_not_allowed', {
+        message: `a whole-row reference to "${column}" is not allowed in a write`,
+        hint: 'Name the columns instead.',
+      });
+    }
+  } else if (fields.length === 2 && target.refs.has(fields[0])) {
+    column = fields[1];
+  } else {
+    return; // another table's column: a derived table, which shows only what the policy allows
+  }
+  if (column === '*') {
+    // `t.*` as a RETURNING item is expanded to the visible columns; anywhere else it is the whole row.
+    if (fields.length === 2 && !bareReturning) {
+      throw new ProxyError('statement_not_allowed', { message: `a whole-row reference to "${fields[0]}" is not allowed in a write`, hint: 'Name the columns instead.' });
+    }
     return;
   }
-  for (const row of rows) {
-    const text = constantText(row[at]);
-    if (text === undefined || !isPrincipalTenant(text, tenantType(scope), principal.tenantId)) {
-      throw new ProxyError('tenant_forged', { message: `"${tenantColumn}" must be your own tenant; leave it out and the proxy sets it` });
-    }
+  // PostgreSQL's own wording for a missing column, qualified or not (results/write-errors.ts reports those the same way).
+  if (target.hidden.has(column)) throw fields.length === 2 ? new ProxyError('column_not_found', { message: `column ${fields[0]}.${column} does not exist` }) : notFound(column);
+  if (target.masked.has(column) && !bareReturning && fields[0] !== 'excluded') {
+    throw new ProxyError('field_masked', { message: `masked column "${column}" cannot be read in a write` });
   }
+}
+
+function checkIndexElem(elem: { name?: string }, target: Target): void {
+  if (elem.name && target.hidden.has(elem.name)) throw notFound(elem.name);
+}
+
+// ---- assignments ----
+
+function checkAssignments(items: Node[], target: Target, rule: WriteRule): string[] {
+  const names: string[] = [];
+  for (const item of items) {
+    const res = (item as { ResTarget: ResTarget }).ResTarget;
+    const name = res.name ?? '';
+    checkWritable(name, target, rule);
+    names.push(name);
+  }
+  return names;
+}
+
+function checkWritable(name: string, target: Target, rule: WriteRule): void {
+  const { table } = target;
+  if (!target.visible.has(name)) throw notFound(name, table.name);
+  if (name === table.tenantColumn) {
+    throw new ProxyError('field_not_writable', {
+      message: `the tenant column "${name}" cannot be assigned`,
+      hint: 'Leave the tenant column out: the proxy sets it on INSERT, and it never changes.',
+    });
+  }
+  if (rule.writableFields && !rule.writableFields.has(name)) {
+    throw new ProxyError('field_not_writable', {
+      message: `column "${name}" of "${table.name}" is not writable`,
+      hint: `Writable columns of ${table.name}: ${[...rule.writableFields].filter((f) => target.visible.has(f)).join(', ') || 'none'}.`,
+    });
+  }
+}
+
+function checkOnConflict(clause: OnConflictClause, target: Target, rule: WriteRule): string[] {
+  if (clause.action !== 'ONCONFLICT_UPDATE') return [];
+  return checkAssignments(clause.targetList ?? [], target, rule);
+}
+
+// ---- INSERT: the column list, and the tenant from the principal ----
+
+function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule, scope: ReadScope, principal: Principal): string[] {
+  const { table } = target;
+  const cols = (insert.cols ?? []).map((c) => (c as { ResTarget: ResTarget }).ResTarget);
+  if (cols.length === 0) {
+    throw new ProxyError('statement_not_allowed', { message: 'INSERT without a column list is not allowed', hint: 'Name the columns: INSERT INTO t (a, b) VALUES (…).' });
+  }
+  const tenantColumn = table.tenantColumn;
+  const names: string[] = [];
+  for (const col of cols) {
+    const name = col.name ?? '';
+    if (tenantColumn && name === tenantColumn && !col.indirection?.length) continue; // checked against the principal below
+    checkWritable(name, target, rule);
+    names.push(name);
+  }
+  if (!tenantColumn) return names;
+  const at = cols.findIndex((c) => c.name === tenantColumn);
+  const select = insert.selectStmt ? nodeBody<SelectStmt>(insert.selectStmt) : undefined;
+  const rows = select && select.op === 'SETOP_NONE' && !select.withClause ? select.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items) : undefined;
+  if (rows) {
+    if (at < 0) {
+      insert.cols = [...(insert.cols ?? []), { ResTarget: { name: tenantColumn } } as Node];
+      for (const row of rows) row.push(tenantLiteral(scope, principal));
+      return names;
+    }
+    for (const row of rows) {
+      const text = constantText(row[at]);
+      if (text === undefined || !isPrincipalTenant(text, tenantType(scope), principal.tenantId)) throw forged(tenantColumn);
+    }
+    return names;
+  }
+  // INSERT … SELECT: the rows come from a query, so the tenant is appended to each of them.
+  if (at >= 0) throw forged(tenantColumn);
+  if (!insert.selectStmt) throw new ProxyError('statement_not_allowed', { message: 'INSERT … DEFAULT VALUES is not allowed', hint: 'Name the columns and give VALUES.' });
+  insert.cols = [...(insert.cols ?? []), { ResTarget: { name: tenantColumn } } as Node];
+  insert.selectStmt = withTenant(insert.selectStmt, scope, principal);
+  return names;
+}
+
+function forged(column: string): ProxyError {
+  return new ProxyError('tenant_forged', { message: `"${column}" must be your own tenant; leave it out and the proxy sets it` });
+}
+
+const SOURCE = 'ormai_source';
+
+/** `SELECT ormai_source.*, <tenant> FROM (<the agent's query>) AS ormai_source` */
+function withTenant(query: Node, scope: ReadScope, principal: Principal): Node {
+  const outer = parseTemplate(`SELECT ${SOURCE}.*, 0 FROM (SELECT) AS ${SOURCE}`, 'INSERT … SELECT wrapper');
+  (outer.targetList![1] as { ResTarget: ResTarget }).ResTarget.val = tenantLiteral(scope, principal);
+  (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = query;
+  return { SelectStmt: outer };
+}
+
+// ---- the target's tenant predicate and row filter ----
+
+function targetPredicate(target: Target, scope: ReadScope, principal: Principal, ref: string): Node | undefined {
+  const { table } = target;
+  const parts: Node[] = [];
+  if (table.tenantColumn) {
+    const select = parseTemplate(`SELECT WHERE ${quoteIdent(ref)}.${quoteIdent(table.tenantColumn)} = 0`, 'write tenant predicate');
+    const cmp = select.whereClause as { A_Expr: { rexpr: Node } };
+    cmp.A_Expr.rexpr = tenantLiteral(scope, principal);
+    parts.push(select.whereClause!);
+  }
+  if (table.rowFilter) parts.push(qualified(parseTemplate(`SELECT WHERE ${table.rowFilter}`, `the row filter of ${table.name}`).whereClause!, ref));
+  if (parts.length === 0) return undefined;
+  return parts.length === 1 ? parts[0] : { BoolExpr: { boolop: 'AND_EXPR', args: parts } };
+}
+
+/** The row filter's own columns, qualified with the target's name: in UPDATE … FROM they would otherwise be ambiguous. */
+function qualified(expr: Node, ref: string): Node {
+  const copy = cloneTree(expr);
+  const stack: unknown[] = [copy];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      stack.push(...value);
+      continue;
+    }
+    const col = (value as { ColumnRef?: ColumnRef }).ColumnRef;
+    if (col?.fields?.length === 1) col.fields = [{ String: { sval: ref } }, ...col.fields];
+    stack.push(...Object.values(value));
+  }
+  return copy;
+}
+
+/**
+ * `left AND right`, shaped as PostgreSQL's parser shapes it: an AND on the left is flattened
+ * into one list (an AND on the right stays nested), so the printed text parses back the same.
+ */
+function and(left: Node | undefined, right: Node | undefined): Node | undefined {
+  if (!left) return right;
+  if (!right) return left;
+  const bool = (left as { BoolExpr?: BoolExpr }).BoolExpr;
+  if (bool?.boolop === 'AND_EXPR') return { BoolExpr: { ...bool, args: [...(bool.args ?? []), right] } };
+  return { BoolExpr: { boolop: 'AND_EXPR', args: [left, right] } };
+}
+
+// ---- max_affected_rows: decided inside the statement, before anything is committed ----
+
+/** The marker the database's error carries when the cap is exceeded; results/write-errors.ts turns it into max_affected_rows_exceeded. */
+export const AFFECTED_ROWS_MARKER = 'ormai:max_affected_rows:';
+
+/**
+ * INSERT … VALUES: the rows are counted here. UPDATE and DELETE get one more condition: an
+ * uncorrelated subquery (run once, in the statement's own snapshot) counts the rows the same
+ * FROM/USING and WHERE select, and when there are more than the cap it fails the statement with
+ * a cast error carrying the marker and the count: nothing is written, in or out of a
+ * transaction block, under either protocol. The failing cast depends on the count, so the
+ * planner cannot fold it into an error before the statement runs.
+ */
+function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap: number): void {
+  if (op === 'insert') {
+    const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
+    const rows = select?.valuesLists?.length;
+    if (rows === undefined || select?.op !== 'SETOP_NONE') {
+      throw new ProxyError('statement_not_allowed', {
+        message: `INSERT … SELECT into ${stmt.relation?.relname} is not allowed under max_affected_rows`,
+        hint: `Insert with VALUES, at most ${cap} rows per statement.`,
+      });
+    }
+    if (rows > cap) throw tooManyRows(rows, cap);
+    return;
+  }
+  const guard = parseTemplate(
+    `SELECT WHERE (SELECT CASE WHEN ormai_count.n <= ${cap} THEN true ELSE ('${AFFECTED_ROWS_MARKER}' || ormai_count.n || ':${cap}')::int > 0 END ` +
+      'FROM (SELECT) AS ormai_count)',
+    'affected-row guard',
+  ).whereClause as { SubLink: { subselect: { SelectStmt: SelectStmt } } };
+  const from = guard.SubLink.subselect.SelectStmt.fromClause![0] as { RangeSubselect: { subquery: Node } };
+  from.RangeSubselect.subquery = { SelectStmt: countRows(stmt, op) };
+  stmt.whereClause = and(stmt.whereClause, guard as unknown as Node);
+}
+
+/** `SELECT count(*) AS n FROM <target>, <FROM/USING> WHERE <the write's WHERE>`: the rows an UPDATE or DELETE changes. */
+function countRows(stmt: UpdateStmt & DeleteStmt, op: Op): SelectStmt {
+  const ref = refName(stmt.relation!);
+  const sources = (op === 'update' ? stmt.fromClause : stmt.usingClause) ?? [];
+  // With FROM/USING, a target row joined to several source rows is still changed once.
+  const counted = sources.length > 0 ? `DISTINCT ${quoteIdent(ref)}.ctid` : '*';
+  const count = parseTemplate(`SELECT count(${counted}) AS n`, 'row count');
+  count.fromClause = [{ RangeVar: cloneTree(stmt.relation!) }, ...cloneTree(sources)];
+  if (stmt.whereClause) count.whereClause = cloneTree(stmt.whereClause);
+  return count;
+}
+
+// ---- require_approval: which rule holds this write ----
+
+/**
+ * The first require_approval rule for this operation and model whose condition holds. A
+ * condition on an assigned field compares the constant the statement assigns; a field assigned
+ * from anything else (a parameter, an expression, a query) may hold any value, so the rule
+ * applies. A condition on affected rows is left to the session, which counts first.
+ */
+function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope): ApprovalNeed | undefined {
+  const operation = op === 'insert' ? 'create' : op;
+  for (const rule of scope.policy.raw.require_approval) {
+    if (rule.operation !== operation || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
+    const when = rule.when;
+    if (when?.field !== undefined && !fieldMatches(stmt, op, when.field.toLowerCase(), when)) continue;
+    const need: ApprovalNeed = { rule: describeRule(rule), approvers: rule.approvers, expiresInS: rule.expires_in_s };
+    if (when?.affected_rows_gt === undefined) return need;
+    if (op === 'insert') {
+      const rows = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt).valuesLists?.length : 1;
+      if (rows !== undefined && rows <= when.affected_rows_gt) continue;
+      return need;
+    }
+    return { ...need, affectedRowsGt: when.affected_rows_gt, countSql: deparseVerified([{ SelectStmt: countRows(stmt, op) }])[0] };
+  }
+  return undefined;
+}
+
+type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;
+
+function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when: Condition): boolean {
+  const values: Array<Node | undefined> = [];
+  const setValues = (items: Node[] | undefined) => {
+    for (const item of items ?? []) {
+      const res = (item as { ResTarget: ResTarget }).ResTarget;
+      if (res.name === field) values.push(res.val);
+    }
+  };
+  if (op === 'insert') {
+    const at = (stmt.cols ?? []).findIndex((c) => (c as { ResTarget: ResTarget }).ResTarget.name === field);
+    const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
+    if (at >= 0) {
+      const rows = select?.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items);
+      if (!rows) return true; // INSERT … SELECT: any value
+      for (const row of rows) values.push(row[at]);
+    }
+  } else {
+    setValues(stmt.targetList);
+  }
+  setValues(stmt.onConflictClause?.targetList);
+  return values.some((v) => {
+    const text = constantText(v);
+    if (text === undefined) return true;
+    if (when.equals !== undefined && text !== String(when.equals)) return false;
+    if (when.in !== undefined && !when.in.map(String).includes(text)) return false;
+    return true;
+  });
+}
+
+function describeRule(rule: RawPolicy['require_approval'][number]): string {
+  const parts: string[] = [];
+  const w = rule.when;
+  if (w?.field !== undefined && w.equals !== undefined) parts.push(`${w.field} = ${JSON.stringify(w.equals)}`);
+  if (w?.field !== undefined && w.in !== undefined) parts.push(`${w.field} in ${JSON.stringify(w.in)}`);
+  if (w?.affected_rows_gt !== undefined) parts.push(`affected_rows > ${w.affected_rows_gt}`);
+  return `${rule.operation} ${rule.model}${parts.length ? ` when ${parts.join(' and ')}` : ''}`;
+}
+
+export function tooManyRows(rows: number, cap: number): ProxyError {
+  return new ProxyError('max_affected_rows_exceeded', { message: `the write would change ${rows} rows; the policy allows at most ${cap}` });
+}
+
+// ---- RETURNING: visible columns, masked ones masked ----
+
+function rewriteReturning(items: ResTarget[], target: Target, op: Op, stmt: UpdateStmt & DeleteStmt): void {
+  const ref = refName(stmt.relation!);
+  const out: Node[] = [];
+  for (const item of items) {
+    const col = item.val && 'ColumnRef' in item.val ? (item.val.ColumnRef as ColumnRef) : undefined;
+    const fields = (col?.fields ?? []).map((f) => ('String' in f ? (f.String.sval ?? '') : '*'));
+    const star = fields.length > 0 && fields[fields.length - 1] === '*';
+    if (star && (fields.length === 1 || target.refs.has(fields[0]))) {
+      if (fields.length === 1 && ((op === 'update' && stmt.fromClause?.length) || (op === 'delete' && stmt.usingClause?.length))) {
+        throw new ProxyError('statement_not_allowed', {
+          message: 'RETURNING * is not allowed together with FROM or USING',
+          hint: `Name the columns, e.g. RETURNING ${ref}.id.`,
+        });
+      }
+      out.push(...expand(target, fields.length === 1 ? ref : fields[0]));
+      continue;
+    }
+    const column = col && !star ? fields[fields.length - 1] : undefined;
+    const masked = column !== undefined && (fields.length === 1 || target.refs.has(fields[0])) ? target.masked.get(column) : undefined;
+    if (masked) {
+      const expr = returningColumns([columnSql(masked, fields.length === 2 ? fields[0] : ref)])[0] as { ResTarget: ResTarget };
+      out.push({ ResTarget: { ...expr.ResTarget, name: item.name ?? masked.name } } as Node);
+      continue;
+    }
+    out.push({ ResTarget: item } as Node);
+  }
+  (stmt.returningClause as { exprs: Node[] }).exprs = out;
+}
+
+function expand(target: Target, qualifier: string): Node[] {
+  return returningColumns(target.table.columns.map((c) => columnSql(c, qualifier)));
+}
+
+function returningColumns(list: string[]): Node[] {
+  return parseTemplate(`SELECT ${list.join(', ')}`, 'RETURNING list').targetList ?? [];
 }

@@ -64,7 +64,9 @@ export function scopeFromFile(file: string): ReadScope {
 /** A variant of a policy file: the same file with some keys replaced, validated like a loaded file. */
 export function scopeVariant(file: string, change: Partial<RawPolicy>): ReadScope {
   const base: PolicySnapshot = loadPolicyFile(file);
-  return compileScope(buildPolicy(policySchema.parse({ ...base.raw, ...change }), file), quickstartCatalog());
+  // Write grants name models: a variant with other models keeps none unless it says so.
+  const writes = change.models && !change.enable_writes ? { enable_writes: [] } : {};
+  return compileScope(buildPolicy(policySchema.parse({ ...base.raw, ...writes, ...change }), file), quickstartCatalog());
 }
 
 export function principal(tenantId: string): Principal {

@@ -1,0 +1,117 @@
+// Admin routes for held writes: list, show, approve (running the statement at the threshold), deny.
+import { z } from 'zod';
+import { ApprovalError, APPROVAL_STATES, type Approval, type ApprovalExecutor, type ApprovalListener, type ApprovalStore, type ExecutionResult } from '../approvals/types';
+import type { Logger } from '../log';
+import { HttpError } from './http';
+import type { AdminResponse, Router } from './router';
+
+export interface ApprovalRouteDeps {
+  store: ApprovalStore;
+  executor: ApprovalExecutor;
+  log: Logger;
+  now: () => Date;
+  onEvent?: ApprovalListener;
+}
+
+// Control characters would let an identity forge lines in logs and terminals.
+const identity = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(200)
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+const decisionBody = z.strictObject({ approver: identity, note: z.string().max(4000).optional() });
+const listQuery = z.strictObject({ state: z.enum(APPROVAL_STATES as [string, ...string[]]).optional(), tenant: z.string().optional(), user: z.string().optional() });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message));
+  throw new HttpError(400, 'invalid_request', `invalid ${what}: ${issues.join('; ')}`);
+}
+
+/** Typed store refusals become their HTTP status; anything else propagates (and becomes a 500). */
+async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof ApprovalError) throw new HttpError(err.status, err.code, err.message);
+    throw err;
+  }
+}
+
+export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps): void {
+  const { store, log } = deps;
+  const emit = (event: Parameters<ApprovalListener>[0]) => {
+    try {
+      deps.onEvent?.(event);
+    } catch (err) {
+      log.error({ err: (err as Error).message, approval_id: event.approval.id }, 'approval listener failed');
+    }
+  };
+  const ok = (body: unknown): AdminResponse => ({ status: 200, body });
+
+  router.add({
+    method: 'GET',
+    path: '/approvals',
+    handler: async (req) => {
+      const q = parse(listQuery, Object.fromEntries(req.query), 'query');
+      const approvals = await store.list({ state: q.state as Approval['state'] | undefined, tenantId: q.tenant, user: q.user });
+      return ok({ approvals });
+    },
+  });
+
+  router.add({
+    method: 'GET',
+    path: '/approvals/:id',
+    handler: async (req) => {
+      const approval = await store.get(req.params.id);
+      if (!approval) throw new HttpError(404, 'approval_not_found', 'no approval with this id');
+      return ok({ approval });
+    },
+  });
+
+  router.add({
+    method: 'POST',
+    path: '/approvals/:id/approve',
+    handler: async (req) => {
+      const body = parse(decisionBody, await req.json(), 'body');
+      const { approval, ready } = await storeCall(() => store.approve(req.params.id, body.approver, body.note, deps.now()));
+      log.info({ approval_id: approval.id, approver: body.approver, approvals: approval.approvals.length, needed: approval.approvers }, 'approval recorded');
+      emit({ action: 'approve', approval, actor: body.approver });
+      if (!ready) return ok({ approval, executed: false });
+      return ok({ approval: await execute(deps, approval, emit), executed: true });
+    },
+  });
+
+  router.add({
+    method: 'POST',
+    path: '/approvals/:id/deny',
+    handler: async (req) => {
+      const body = parse(decisionBody, await req.json(), 'body');
+      const approval = await storeCall(() => store.deny(req.params.id, body.approver, body.note, deps.now()));
+      log.info({ approval_id: approval.id, by: body.approver }, 'approval denied');
+      emit({ action: 'deny', approval, actor: body.approver });
+      return ok({ approval });
+    },
+  });
+}
+
+/**
+ * Runs the statement once (only the caller that got ready=true gets here) and records what
+ * happened. An executor that throws counts as a failure: an approved write is never retried,
+ * so a statement that may have run is not run twice.
+ */
+async function execute(deps: ApprovalRouteDeps, approval: Approval, emit: ApprovalListener): Promise<Approval> {
+  let result: ExecutionResult;
+  try {
+    result = await deps.executor(approval);
+  } catch (err) {
+    result = { error: { code: 'executor_error', message: `the executor failed: ${(err as Error).message}` } };
+  }
+  const final = await storeCall(() => deps.store.recordResult(approval.id, result, deps.now()));
+  // The error message may quote row values, so only its code is logged.
+  deps.log.info({ approval_id: final.id, state: final.state, rows: final.result?.rowsAffected, error_code: final.result?.error?.code }, 'approved write finished');
+  emit({ action: 'execute', approval: final });
+  return final;
+}

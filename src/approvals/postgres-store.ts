@@ -1,0 +1,220 @@
+// Approvals in a PostgreSQL table shared by every sidecar: row locks make approve decide exactly once.
+import { Pool, type ClientConfig, type PoolClient } from 'pg';
+import { silentLogger, type Logger } from '../log';
+import { approveTransition, denyTransition, newApproval, resultTransition, type Outcome } from './transitions';
+import { ApprovalError, EXPIRY_ACTOR, type Approval, type ApprovalFilter, type ApprovalRequest, type ApprovalStore, type ExecutionResult } from './types';
+
+export const DEFAULT_APPROVALS_TABLE = 'ormai_approvals';
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `table` or `schema.table`, each part a plain identifier (checked, then quoted); the schema defaults to public. */
+export function approvalsTableName(name: string): { schema: string; table: string; qualified: string } {
+  const parts = name.split('.');
+  const [schema, table] = parts.length === 2 ? parts : ['public', parts[0]];
+  if (parts.length > 2 || !IDENTIFIER.test(schema) || !IDENTIFIER.test(table)) {
+    throw new Error(`approvals table must be "table" or "schema.table" made of letters, digits and underscores, not "${name}"`);
+  }
+  return { schema, table, qualified: `"${schema}"."${table}"` };
+}
+
+interface Row {
+  id: string;
+  state: Approval['state'];
+  created_at: Date;
+  expires_at: Date;
+  request: ApprovalRequest;
+  approvals: Approval['approvals'];
+  decision: Approval['decision'] | null;
+  result: Approval['result'] | null;
+}
+
+function fromRow(row: Row): Approval {
+  return {
+    ...row.request,
+    id: row.id,
+    state: row.state,
+    createdAt: row.created_at.toISOString(),
+    expiresAt: row.expires_at.toISOString(),
+    approvals: row.approvals,
+    ...(row.decision ? { decision: row.decision } : {}),
+    ...(row.result ? { result: row.result } : {}),
+  };
+}
+
+/** The request part of a record: what create stored, unchanged by any transition. */
+function requestOf(a: Approval): ApprovalRequest {
+  const { id: _id, state: _s, createdAt: _c, expiresAt: _e, approvals: _a, decision: _d, result: _r, ...request } = a;
+  return request;
+}
+
+const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
+
+export interface PostgresApprovalStoreOptions {
+  /** Connection settings (the proxy passes adminClientConfig of the upstream). */
+  client: ClientConfig;
+  /** `table` or `schema.table`. Default: ormai_approvals in public. */
+  table?: string;
+  poolSize?: number;
+  log?: Logger;
+}
+
+export class PostgresApprovalStore implements ApprovalStore {
+  private readonly pool: Pool;
+  private readonly name: ReturnType<typeof approvalsTableName>;
+  private readonly log: Logger;
+  private initialised?: Promise<void>;
+
+  constructor(options: PostgresApprovalStoreOptions) {
+    this.name = approvalsTableName(options.table ?? DEFAULT_APPROVALS_TABLE);
+    this.log = options.log ?? silentLogger;
+    this.pool = new Pool({ ...options.client, max: options.poolSize ?? 4 });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'approvals store connection lost'));
+  }
+
+  /**
+   * Creates the table if needed. Sidecars starting together would race on CREATE TABLE IF NOT
+   * EXISTS (a duplicate pg_type row), so creation is serialised by a transaction-scoped advisory lock.
+   * A failure is not cached: the next operation tries again.
+   */
+  init(): Promise<void> {
+    this.initialised ??= this.createTable().catch((err: unknown) => {
+      this.initialised = undefined;
+      throw err;
+    });
+    return this.initialised;
+  }
+
+  private async createTable(): Promise<void> {
+    const t = this.name.qualified;
+    await this.transaction(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ormai-proxy approvals ${t}`]);
+      await c.query(`
+        CREATE TABLE IF NOT EXISTS ${t} (
+          id text PRIMARY KEY,
+          state text NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'executed', 'failed')),
+          tenant_id text NOT NULL,
+          requester text NOT NULL,
+          created_at timestamptz NOT NULL,
+          expires_at timestamptz NOT NULL,
+          request jsonb NOT NULL,
+          approvals jsonb NOT NULL DEFAULT '[]',
+          decision jsonb,
+          result jsonb,
+          updated_at timestamptz NOT NULL DEFAULT now()
+        )`);
+      await c.query(`CREATE INDEX IF NOT EXISTS "${this.name.table}_pending_idx" ON ${t} (expires_at) WHERE state = 'pending'`);
+    });
+  }
+
+  async create(req: ApprovalRequest, now: Date = new Date()): Promise<Approval> {
+    const a = newApproval(req, now);
+    await this.init();
+    await this.pool.query(
+      `INSERT INTO ${this.name.qualified} (id, state, tenant_id, requester, created_at, expires_at, request, approvals)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::jsonb)`,
+      [a.id, a.state, a.requester.tenantId, a.requester.user, a.createdAt, a.expiresAt, json(requestOf(a))],
+    );
+    return a;
+  }
+
+  async get(id: string): Promise<Approval | undefined> {
+    await this.init();
+    const { rows } = await this.pool.query<Row>(`SELECT * FROM ${this.name.qualified} WHERE id = $1`, [id]);
+    return rows[0] && fromRow(rows[0]);
+  }
+
+  async list(filter: ApprovalFilter = {}): Promise<Approval[]> {
+    await this.init();
+    const where: string[] = [];
+    const params: string[] = [];
+    const add = (column: string, value: string | undefined) => {
+      if (value === undefined) return;
+      params.push(value);
+      where.push(`${column} = $${params.length}`);
+    };
+    add('state', filter.state);
+    add('tenant_id', filter.tenantId);
+    add('requester', filter.user);
+    const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const { rows } = await this.pool.query<Row>(`SELECT * FROM ${this.name.qualified} ${clause} ORDER BY id`, params);
+    return rows.map(fromRow);
+  }
+
+  async approve(id: string, approver: string, note?: string, now: Date = new Date()): Promise<{ approval: Approval; ready: boolean }> {
+    const { approval, value } = await this.apply(id, (a) => approveTransition(a, approver, note, now));
+    return { approval, ready: value === true };
+  }
+
+  async deny(id: string, by: string, note?: string, now: Date = new Date()): Promise<Approval> {
+    return (await this.apply(id, (a) => denyTransition(a, by, note, now))).approval;
+  }
+
+  async recordResult(id: string, result: ExecutionResult, now: Date = new Date()): Promise<Approval> {
+    return (await this.apply(id, (a) => resultTransition(a, result, now))).approval;
+  }
+
+  /** One UPDATE: a row another sidecar expires first is skipped here (its state is re-checked after the lock). */
+  async expire(now: Date = new Date()): Promise<Approval[]> {
+    await this.init();
+    const at = now.toISOString();
+    const { rows } = await this.pool.query<Row>(
+      `UPDATE ${this.name.qualified}
+          SET state = 'expired', decision = jsonb_build_object('by', $2::text, 'at', $3::text), updated_at = now()
+        WHERE state = 'pending' AND expires_at <= $1
+        RETURNING *`,
+      [at, EXPIRY_ACTOR, at],
+    );
+    return rows.map(fromRow).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /**
+   * Reads the row under FOR UPDATE, decides in JS, writes the outcome, commits. A second
+   * approver in another process waits on the row lock and then sees the first one's vote,
+   * so only one of them can take the request over its threshold.
+   */
+  private async apply<T>(id: string, transition: (a: Approval) => Outcome<T>): Promise<{ approval: Approval; value?: T }> {
+    await this.init();
+    const outcome = await this.transaction(async (c): Promise<Outcome<T> & { current?: Approval }> => {
+      const { rows } = await c.query<Row>(`SELECT * FROM ${this.name.qualified} WHERE id = $1 FOR UPDATE`, [id]);
+      if (!rows[0]) return { error: new ApprovalError('approval_not_found') };
+      const current = fromRow(rows[0]);
+      const result = transition(current);
+      if (result.next) {
+        const n = result.next;
+        await c.query(
+          `UPDATE ${this.name.qualified}
+              SET state = $2, approvals = $3::jsonb, decision = $4::jsonb, result = $5::jsonb, updated_at = now()
+            WHERE id = $1`,
+          [id, n.state, json(n.approvals), json(n.decision), json(n.result)],
+        );
+      }
+      return { ...result, current };
+    });
+    if (outcome.error) throw outcome.error;
+    return { approval: outcome.next ?? outcome.current!, value: outcome.value };
+  }
+
+  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const value = await work(client);
+      await client.query('COMMIT');
+      return value;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+        broken = rollbackErr;
+      });
+      throw err;
+    } finally {
+      // A connection that could not roll back is in an unknown state: drop it instead of reusing it.
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+// Errors the database raises for a write, reduced to what the agent may see.
+//
+// A write runs against the real table, so PostgreSQL's error can describe more of it than the
+// policy shows: a NOT NULL or CHECK violation's DETAIL prints the whole new row ("Failing row
+// contains (…)", hidden columns included), and a missing column's HINT may suggest the name of
+// a hidden one. So DETAIL and HINT are dropped, and a missing column is reported exactly as the
+// proxy reports a hidden one, so that the two cannot be told apart. The affected-row guard's
+// failure (analysis/rewrite/writes.ts) becomes max_affected_rows_exceeded.
+import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/writes';
+import { ProxyError } from '../errors/catalogue';
+import { FIELD, readErrorFields, writeErrorFields } from '../protocol/backend/error-fields';
+import * as backend from '../protocol/backend/serializer';
+
+const UNDEFINED_COLUMN = '42703';
+const INVALID_TEXT = '22P02';
+
+export function sanitizeWriteError(frame: Buffer): Buffer {
+  const fields = readErrorFields(frame);
+  if (!fields) return frame;
+  const value = (code: number) => fields.find(([c]) => c === code)?.[1].toString('utf8');
+  const capped = value(FIELD.code) === INVALID_TEXT ? new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`).exec(value(FIELD.message) ?? '') : null;
+  if (capped) return backend.errorResponse(tooManyRows(Number(capped[1]), Number(capped[2])).toFields());
+  if (value(FIELD.code) === UNDEFINED_COLUMN) {
+    // Without a position, like the proxy's own refusal.
+    return backend.errorResponse(new ProxyError('column_not_found', { message: value(FIELD.message) ?? 'column does not exist' }).toFields());
+  }
+  return writeErrorFields(frame[0], fields.filter(([code]) => code !== FIELD.detail && code !== FIELD.hint));
+}

@@ -1,0 +1,86 @@
+// Writes a require_approval rule holds: counted first when the rule is about affected rows, then stored and answered with pending_approval.
+import type { ApprovalNeed, WriteInfo } from '../analysis/rewrite/writes';
+import type { ApprovalStore } from '../approvals/types';
+import type { Principal } from '../auth/principal';
+import type { PlanParams, Planner } from '../budgets/planner';
+import { ProxyError } from '../errors/catalogue';
+import type { Logger } from '../log';
+import type { PolicySnapshot } from '../policy/load';
+
+export interface HoldDeps {
+  approvals?: ApprovalStore;
+  planner: Planner;
+  principal: Principal;
+  policy: PolicySnapshot;
+  log: Logger;
+}
+
+export interface HeldWrite {
+  write: WriteInfo & { approval: ApprovalNeed };
+  /** The rewritten statement: what the proxy runs once the write is approved. */
+  statementSql: string;
+  originalSql: string;
+  params: PlanParams;
+}
+
+const OPERATIONS = { insert: 'create', update: 'update', delete: 'delete' } as const;
+
+/**
+ * Undefined when the write may run now (its rule is about affected rows, and it changes no
+ * more than that); otherwise the refusal the agent receives: pending_approval with the
+ * approval's id, or why the write could not be held. Never runs the write itself.
+ */
+export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<ProxyError | undefined> {
+  const { approval } = held.write;
+  if (approval.countSql !== undefined && approval.affectedRowsGt !== undefined) {
+    try {
+      const rows = await deps.planner.countRows(approval.countSql, held.params);
+      if (rows <= approval.affectedRowsGt) return undefined;
+    } catch (err) {
+      // Rows that cannot be counted may be any number: the rule holds (fail closed).
+      deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
+    }
+  }
+  if (!deps.approvals) {
+    return new ProxyError('statement_not_allowed', { message: 'this write needs an approval, and this proxy has no approval store', hint: 'Ask a human operator to make this change.' });
+  }
+  const params = textParams(held.params);
+  if (!params) {
+    return new ProxyError('statement_not_allowed', {
+      message: 'a write held for approval must send its parameters in text format',
+      hint: 'Send the parameters as text (most drivers do by default), or put the values in the statement.',
+    });
+  }
+  const { principal, policy } = deps;
+  const created = await deps.approvals.create({
+    requester: { user: principal.user, tenantId: principal.tenantId, roles: [...principal.roles] },
+    policy: { name: policy.name, hash: policy.hash },
+    rule: approval.rule,
+    operation: OPERATIONS[held.write.op],
+    model: held.write.model,
+    ...(held.write.reason ? { reason: held.write.reason } : {}),
+    originalSql: held.originalSql,
+    statementSql: held.statementSql,
+    params,
+    approvers: approval.approvers,
+    expiresInS: approval.expiresInS,
+  });
+  deps.log.info({ code: 'pending_approval', approval: created.id }, 'write held for approval');
+  return new ProxyError('pending_approval', {
+    message: `the write is held for approval ${created.id} (${approval.rule}); it expires at ${created.expiresAt}`,
+    detail: `approval_id=${created.id} expires_at=${created.expiresAt} approvers=${approval.approvers}`,
+  });
+}
+
+/** Parameter values as text, as the executor sends them; undefined when one is in binary format. */
+function textParams(params: PlanParams): Array<string | null> | undefined {
+  const out: Array<string | null> = [];
+  for (let i = 0; i < params.values.length; i++) {
+    const v = params.values[i];
+    const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[i];
+    if (v === null) out.push(null);
+    else if (format !== 0) return undefined;
+    else out.push(v.toString('utf8'));
+  }
+  return out;
+}

@@ -1,0 +1,122 @@
+// Approvals end to end (I5): a write a rule holds is stored, not run; two distinct approvers over the admin API make the
+// proxy run it once; the requester cannot approve; expiry denies; the agent sees its approvals in ormai.approvals.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { api, TOKEN } from '../support/admin';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+
+const R = "/*reason='customer asked'*/ ";
+let db: TestDatabase;
+let proxy: TestProxy;
+let dir: string;
+let admin: { url: string };
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-approvals-'));
+  writeFileSync(path.join(dir, 'admin-token'), `${TOKEN}\n`);
+  db = await createTestDatabase();
+  proxy = await startTestProxy(db.url, {
+    policies: [path.resolve(__dirname, '..', 'fixtures', 'approval-policy.yaml')],
+    admin: { token_file: path.join(dir, 'admin-token') },
+    approvals: { store: 'postgres', table: 'ormai_approvals_e2e', sweep_interval_ms: 100 },
+  });
+  admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
+});
+afterAll(async () => {
+  await proxy?.close();
+  await db?.query('DROP TABLE IF EXISTS ormai_approvals_e2e');
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Mode = { protocol: string; extended: boolean };
+const modes: Mode[] = [
+  { protocol: 'simple', extended: false },
+  { protocol: 'extended', extended: true },
+];
+
+async function agent<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+function run(c: Client, sql: string, mode: Mode, values: unknown[] = []) {
+  return c.query(mode.extended ? ({ text: sql, values, queryMode: 'extended' } as never) : sql);
+}
+
+function approvalId(err: unknown): string {
+  const detail = (err as { detail?: string }).detail ?? '';
+  const id = /approval_id=(appr_[0-9A-Z]+)/.exec(detail)?.[1];
+  if (!id) throw new Error(`no approval id in ${JSON.stringify(err)}`);
+  return id;
+}
+
+describe.each(modes)('approvals under the $protocol protocol', (mode) => {
+  test('a held write runs once, after two distinct approvers, never by its requester', async () => {
+    const status = `approved-${mode.protocol}`;
+    // Extended: the value travels as a parameter, and the approved statement runs with it.
+    const sql = `${R}UPDATE orders SET status = ${mode.extended ? '$1' : `'${status}'`} WHERE customer_id = 1`;
+    const error = await agent((c) => run(c, sql, mode, mode.extended ? [status] : []).catch((e: unknown) => e));
+    expect(error).toMatchObject({ code: '55000', routine: 'ormai.pending_approval' });
+    const id = approvalId(error);
+    expect(await db.query('SELECT count(*)::int AS n FROM orders WHERE status = $1', [status])).toEqual([{ n: 0 }]);
+
+    const seen = await agent((c) =>
+      run(c, `SELECT approval_id, state, operation, model, approvals_received, approvals_required, reason FROM ormai.approvals WHERE approval_id = '${id}'`, mode),
+    );
+    expect(seen.rows).toEqual([{ approval_id: id, state: 'pending', operation: 'update', model: 'orders', approvals_received: 0, approvals_required: 2, reason: 'customer asked' }]);
+
+    const shown = await api(admin, 'GET', `/approvals/${id}`);
+    expect(shown.body.approval).toMatchObject({ state: 'pending', requester: { user: 'tenant1-agent', tenantId: '1' }, reason: 'customer asked' });
+    expect(shown.body.approval.statementSql).toContain("orders.tenant_id = '1'::int");
+
+    expect((await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'tenant1-agent' } })).status).toBe(403);
+    const first = await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice', note: 'ok' } });
+    expect(first.body.approval.state).toBe('pending');
+    expect((await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } })).status).toBe(409);
+    const second = await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'bob' } });
+    expect(second.body.approval).toMatchObject({ state: 'executed', result: { rowsAffected: 2 } });
+
+    expect(await db.query('SELECT tenant_id, customer_id FROM orders WHERE status = $1 ORDER BY id', [status])).toEqual([
+      { tenant_id: 1, customer_id: 1 },
+      { tenant_id: 1, customer_id: 1 },
+    ]);
+    const after = await agent((c) => run(c, `SELECT state, rows_affected FROM ormai.approvals WHERE approval_id = '${id}'`, mode));
+    expect(after.rows).toEqual([{ state: 'executed', rows_affected: 2 }]);
+  });
+
+  test('a write the rule does not cover runs at once', async () => {
+    const r = await agent((c) => run(c, `${R}UPDATE orders SET status = 'single-${mode.protocol}' WHERE id = 1`, mode));
+    expect(r.rowCount).toBe(1);
+  });
+
+  test('an unanswered approval expires and is denied', async () => {
+    const error = await agent((c) => run(c, `${R}DELETE FROM orders WHERE id = 2`, mode).catch((e: unknown) => e));
+    const id = approvalId(error);
+    await new Promise((r) => setTimeout(r, 1500));
+    const late = await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } });
+    expect([409, 410]).toContain(late.status);
+    const seen = await agent((c) => run(c, `SELECT state FROM ormai.approvals WHERE approval_id = '${id}'`, mode));
+    expect(seen.rows).toEqual([{ state: 'expired' }]);
+    expect(await db.query('SELECT count(*)::int AS n FROM orders WHERE id = 2')).toEqual([{ n: 1 }]);
+  });
+
+  test('another tenant sees none of these approvals', async () => {
+    const other = new Client({ connectionString: proxy.url('tenant2-agent', 'tenant2-password') });
+    await other.connect();
+    try {
+      const rows = await run(other, 'SELECT count(*)::int AS n FROM ormai.approvals', mode);
+      expect(rows.rows).toEqual([{ n: 0 }]);
+    } finally {
+      await other.end();
+    }
+  });
+});

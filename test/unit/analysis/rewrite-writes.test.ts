@@ -1,0 +1,176 @@
+// Golden cases for writes under the policy: the tenant on every target row, writable columns, hidden and masked references, RETURNING, reasons.
+import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
+import { gate, runGolden, type Golden } from './golden';
+import { CUSTOMERS, ORDERS, principal, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+
+const scope = scopeFromFile(WITH_COUNTRIES);
+const base = { scope, principal: principal('1'), writeGate: gate('insert:orders', 'update:orders', 'delete:orders', 'insert:customers', 'update:customers') };
+const T = `'1'::int`;
+const REASON = "/*reason='ticket 7'*/ ";
+const EMAIL_MASK = `CAST(CASE WHEN strpos(customers.email, '@') = 0 THEN '***' ELSE ("left"(customers.email, 1) || '***@') || split_part(customers.email, '@', -1) END AS varchar(120)) AS email`;
+
+const CAPPED = scopeVariant(WITH_COUNTRIES, { enable_writes: [{ models: ['orders'], operations: ['create', 'update', 'delete'], require_reason: false, max_affected_rows: 5 }] });
+
+const cases: Golden[] = [
+  // INSERT: the tenant comes from the principal.
+  { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (5, 100)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, ${T})` },
+  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (6, 7, 1)', out: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (6, 7, 1)' },
+  { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES ((SELECT max(id) FROM customers), 100)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES ((SELECT max(id) FROM ${CUSTOMERS} AS customers), 100, ${T})` },
+  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 2)', err: 'tenant_forged', message: '"tenant_id" must be your own tenant' },
+  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (5, 100, $1)', err: 'tenant_forged' },
+  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT 1, 2, 1', err: 'tenant_forged' },
+  {
+    sql: `INSERT INTO orders (customer_id, total_cents) SELECT id, 100 FROM customers WHERE name = 'x'`,
+    out: `INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT ormai_source.*, ${T} FROM ( SELECT id, 100 FROM ${CUSTOMERS} AS customers WHERE name = 'x' ) AS ormai_source`,
+  },
+  { sql: 'INSERT INTO orders VALUES (1, 1, 1, 1)', err: 'statement_not_allowed', message: 'INSERT without a column list is not allowed' },
+  { sql: 'INSERT INTO orders DEFAULT VALUES', err: 'statement_not_allowed' },
+  { sql: `${REASON}INSERT INTO customers (name, api_secret) VALUES ('x', 'y')`, err: 'column_not_found', message: 'column "api_secret" of relation "customers" does not exist' },
+  { sql: `${REASON}INSERT INTO customers (name, nonexistent) VALUES ('x', 'y')`, err: 'column_not_found', message: 'column "nonexistent" of relation "customers" does not exist' },
+  { sql: `${REASON}INSERT INTO customers (id, name) VALUES (1, 'x')`, err: 'field_not_writable', message: 'column "id" of "customers" is not writable' },
+  // RETURNING: visible columns, masked ones masked.
+  { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (1, 100) RETURNING id', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 100, ${T}) RETURNING id` },
+  {
+    sql: `${REASON}INSERT INTO customers (name, email) VALUES ('x', 'x@y.z') RETURNING *`,
+    out: `INSERT INTO customers (name, email, tenant_id) VALUES ('x', 'x@y.z', ${T}) RETURNING customers.id, customers.tenant_id, customers.name, ${EMAIL_MASK}, CAST(CASE WHEN length(customers.phone) <= 4 THEN repeat('*', length(customers.phone)) ELSE ("left"(customers.phone, 2) || repeat('*', length(customers.phone) - 4)) || "right"(customers.phone, 2) END AS varchar(40)) AS phone`,
+  },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') RETURNING email`, out: `INSERT INTO customers (name, tenant_id) VALUES ('x', ${T}) RETURNING ${EMAIL_MASK}` },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') RETURNING email AS e`, out: `INSERT INTO customers (name, tenant_id) VALUES ('x', ${T}) RETURNING ${EMAIL_MASK.replace(/AS email$/, 'AS e')}` },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') RETURNING upper(email)`, err: 'field_masked' },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') RETURNING api_secret`, err: 'column_not_found', message: 'column "api_secret" does not exist' },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') RETURNING customers`, err: 'statement_not_allowed', message: 'whole-row reference' },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') RETURNING to_jsonb(customers.*)`, err: 'statement_not_allowed', message: 'whole-row reference' },
+  { sql: `${REASON}UPDATE customers c SET name = 'x' WHERE row_to_json(c.*)::text LIKE '%k%'`, err: 'statement_not_allowed', message: 'whole-row reference' },
+  { sql: `${REASON}UPDATE customers c SET name = 'x' WHERE c::text LIKE '%k%'`, err: 'statement_not_allowed', message: 'whole-row reference' },
+  // ON CONFLICT: the conflicting row must be the principal's own.
+  {
+    sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET total_cents = excluded.total_cents',
+    out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT (id) DO UPDATE SET total_cents = excluded.total_cents WHERE orders.tenant_id = ${T}`,
+  },
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2', err: 'field_not_writable', message: 'the tenant column "tenant_id" cannot be assigned' },
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT DO NOTHING', out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT DO NOTHING` },
+  { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') ON CONFLICT (api_secret) DO NOTHING`, err: 'column_not_found' },
+
+  // UPDATE and DELETE: the target rows are the principal's own.
+  { sql: "UPDATE orders SET status = 'paid' WHERE id = 1", out: `UPDATE orders SET status = 'paid' WHERE orders.tenant_id = ${T} AND id = 1` },
+  { sql: "UPDATE orders SET status = 'paid'", out: `UPDATE orders SET status = 'paid' WHERE orders.tenant_id = ${T}` },
+  { sql: "UPDATE orders o SET status = 'paid' WHERE o.id = 1 OR o.id = 2", out: `UPDATE orders AS o SET status = 'paid' WHERE o.tenant_id = ${T} AND (o.id = 1 OR o.id = 2)` },
+  {
+    sql: 'UPDATE orders SET total_cents = (SELECT max(total_cents) FROM orders o2) FROM customers c WHERE c.id = orders.customer_id',
+    out: `UPDATE orders SET total_cents = (SELECT max(total_cents) FROM ${ORDERS} AS o2) FROM ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND c.id = orders.customer_id`,
+  },
+  { sql: 'UPDATE orders SET tenant_id = 2 WHERE id = 1', err: 'field_not_writable', message: 'the tenant column "tenant_id" cannot be assigned' },
+  { sql: 'UPDATE orders SET nope = 2 WHERE id = 1', err: 'column_not_found', message: 'column "nope" of relation "orders" does not exist' },
+  { sql: "UPDATE orders SET status = 'paid' WHERE tenant_id = 2", out: `UPDATE orders SET status = 'paid' WHERE orders.tenant_id = ${T} AND tenant_id = 2`, flags: ['tenant_forged'] },
+  { sql: 'DELETE FROM orders WHERE id = 1', out: `DELETE FROM orders WHERE orders.tenant_id = ${T} AND id = 1` },
+  { sql: 'DELETE FROM orders', out: `DELETE FROM orders WHERE orders.tenant_id = ${T}` },
+  {
+    sql: `DELETE FROM orders USING customers c WHERE c.id = orders.customer_id AND c.email LIKE 'x%' RETURNING orders.id`,
+    out: `DELETE FROM orders USING ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND (c.id = orders.customer_id AND c.email LIKE 'x%') RETURNING orders.id`,
+  },
+  { sql: 'DELETE FROM orders USING customers c WHERE c.id = orders.customer_id RETURNING *', err: 'statement_not_allowed', message: 'RETURNING * is not allowed together with FROM or USING' },
+  { sql: 'DELETE FROM orders WHERE id = 1 RETURNING *', out: `DELETE FROM orders WHERE orders.tenant_id = ${T} AND id = 1 RETURNING orders.id, orders.tenant_id, orders.customer_id, orders.total_cents, orders.status, orders.created_at` },
+  // Hidden and masked columns of the target, wherever they are named.
+  { sql: `${REASON}UPDATE customers SET name = 'x' WHERE api_secret = 'k'`, err: 'column_not_found', message: 'column "api_secret" does not exist' },
+  { sql: `${REASON}UPDATE customers c SET name = 'x' WHERE c.api_secret = 'k'`, err: 'column_not_found', message: 'column c.api_secret does not exist' },
+  { sql: `${REASON}UPDATE customers SET name = 'x' WHERE id IN (SELECT id FROM orders WHERE api_secret = 'k')`, err: 'column_not_found' },
+  { sql: `${REASON}UPDATE customers SET name = api_secret`, err: 'column_not_found' },
+  { sql: `${REASON}UPDATE customers SET api_secret = 'x'`, err: 'column_not_found', message: 'column "api_secret" of relation "customers" does not exist' },
+  { sql: `${REASON}UPDATE customers SET name = email`, err: 'field_masked', message: 'masked column "email" cannot be read in a write' },
+  { sql: `${REASON}UPDATE customers SET name = 'x' WHERE email LIKE 'a%'`, err: 'field_masked' },
+  { sql: `${REASON}UPDATE customers SET name = 'x' WHERE customers.phone IS NULL`, err: 'field_masked' },
+  { sql: `${REASON}UPDATE customers SET email = 'new@acme.com' WHERE id = 3`, out: `UPDATE customers SET email = 'new@acme.com' WHERE customers.tenant_id = ${T} AND id = 3` },
+  { sql: `${REASON}UPDATE customers SET name = 'x' WHERE id = 3 RETURNING id, email`, out: `UPDATE customers SET name = 'x' WHERE customers.tenant_id = ${T} AND id = 3 RETURNING id, ${EMAIL_MASK}` },
+  { sql: `${REASON}UPDATE customers SET name = 'x' RETURNING customers`, err: 'statement_not_allowed', message: 'whole-row reference' },
+
+  // Reasons, where the grant requires one.
+  { sql: "UPDATE customers SET name = 'x' WHERE id = 3", err: 'reason_required', message: 'UPDATE on customers needs a reason' },
+  { sql: "/*reason=''*/ UPDATE customers SET name = 'x' WHERE id = 3", err: 'reason_required' },
+  { sql: "UPDATE customers SET name = 'x' WHERE id = 3 /*reason='Customer%20asked'*/", out: `UPDATE customers SET name = 'x' WHERE customers.tenant_id = ${T} AND id = 3` },
+  { sql: "EXPLAIN UPDATE customers SET name = 'x' WHERE id = 3", out: `EXPLAIN (COSTS OFF) UPDATE customers SET name = 'x' WHERE customers.tenant_id = ${T} AND id = 3` },
+
+  // Rules not enforced yet refuse what they cover; a dry run never writes.
+  { sql: "/*dry_run='true'*/ UPDATE orders SET status = 'x' WHERE id = 1", err: 'statement_not_allowed', message: 'dry runs are not available yet' },
+  // max_affected_rows: counted inside the statement, in its own snapshot, failing it before anything is written.
+  {
+    sql: "UPDATE orders SET status = 'x' WHERE id = 1",
+    out: `UPDATE orders SET status = 'x' WHERE orders.tenant_id = ${T} AND id = 1 AND (SELECT CASE WHEN ormai_count.n <= 5 THEN true ELSE CAST(('ormai:max_affected_rows:' || ormai_count.n) || ':5' AS int) > 0 END FROM ( SELECT count(*) AS n FROM orders WHERE (orders.tenant_id = ${T} AND id = 1) ) AS ormai_count)`,
+    ctx: { scope: CAPPED },
+  },
+  {
+    sql: 'DELETE FROM orders o USING customers c WHERE c.id = o.customer_id',
+    out: `DELETE FROM orders AS o USING ${CUSTOMERS} AS c WHERE o.tenant_id = ${T} AND c.id = o.customer_id AND (SELECT CASE WHEN ormai_count.n <= 5 THEN true ELSE CAST(('ormai:max_affected_rows:' || ormai_count.n) || ':5' AS int) > 0 END FROM ( SELECT count(DISTINCT o.ctid) AS n FROM orders AS o, ${CUSTOMERS} AS c WHERE (o.tenant_id = ${T} AND c.id = o.customer_id) ) AS ormai_count)`,
+    ctx: { scope: CAPPED },
+  },
+  { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6)', err: 'max_affected_rows_exceeded', message: 'the write would change 6 rows; the policy allows at most 5', ctx: { scope: CAPPED } },
+  { sql: 'INSERT INTO orders (customer_id, total_cents) SELECT 1, 1', err: 'statement_not_allowed', message: 'not allowed under max_affected_rows', ctx: { scope: CAPPED } },
+  { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, ${T})`, ctx: { scope: CAPPED } },
+  { sql: "EXPLAIN UPDATE orders SET status = 'x'", out: `EXPLAIN (COSTS OFF) UPDATE orders SET status = 'x' WHERE orders.tenant_id = ${T}`, ctx: { scope: CAPPED } },
+
+  // Grants: operations and tables the policy does not list.
+  { sql: `${REASON}DELETE FROM customers WHERE id = 1`, err: 'model_writes_disabled', ctx: { writeGate: () => true } },
+  { sql: 'UPDATE internal_notes SET body = 1', err: 'model_writes_disabled', message: 'UPDATE on internal_notes is not allowed' },
+  { sql: 'UPDATE internal_notes SET body = 1', err: 'model_not_allowed', message: 'relation "internal_notes" does not exist', ctx: { writeGate: () => true } },
+  { sql: 'INSERT INTO orders (customer_id, total_cents) SELECT id, 1 FROM internal_notes', err: 'model_not_allowed', message: 'relation "internal_notes" does not exist' },
+  { sql: 'UPDATE countries SET name = 1', err: 'model_writes_disabled', ctx: { writeGate: () => true } },
+
+  // No write hides inside WITH, at any depth, whatever the outer statement.
+  { sql: `WITH d AS (DELETE FROM orders WHERE status = 'cancelled' RETURNING *) SELECT count(*) FROM d`, err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  { sql: 'WITH d AS (DELETE FROM orders RETURNING 1) INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  { sql: 'WITH a AS (UPDATE orders SET status = 1 RETURNING 1), b AS (UPDATE orders SET status = 2 RETURNING 1) SELECT 1', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  { sql: 'SELECT * FROM (WITH d AS (DELETE FROM orders RETURNING id) SELECT id FROM d) s', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  { sql: 'EXPLAIN WITH d AS (DELETE FROM orders RETURNING id) SELECT id FROM d', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  // A read CTE under a write is rewritten like any read.
+  {
+    sql: 'WITH c AS (SELECT id FROM customers) UPDATE orders SET status = 1 WHERE customer_id IN (SELECT id FROM c)',
+    out: `WITH c AS (SELECT id FROM ${CUSTOMERS} AS customers) UPDATE orders SET status = 1 WHERE orders.tenant_id = ${T} AND customer_id IN (SELECT id FROM c)`,
+  },
+  { sql: 'EXPLAIN INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)', out: `EXPLAIN (COSTS OFF) INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, ${T})` },
+];
+
+describe('writes under the policy', () => {
+  runGolden(cases, base);
+});
+
+describe('require_approval: which writes a rule holds', () => {
+  beforeAll(() => initAnalysis());
+  const rules = scopeVariant(WITH_COUNTRIES, {
+    require_approval: [
+      { operation: 'update', model: 'orders', when: { field: 'status', in: ['refunded', 'void'] }, approvers: 2, expires_in_s: 600 },
+      { operation: 'delete', model: 'orders', when: { affected_rows_gt: 1 }, approvers: 1, expires_in_s: 60 },
+      { operation: 'create', model: 'orders', when: { affected_rows_gt: 2 }, approvers: 1, expires_in_s: 60 },
+    ],
+  });
+  const need = (sql: string) => {
+    const result = analyze(sql, { ...base, scope: rules, protocol: 'simple' });
+    if (!result.ok) throw new Error(`${result.error.code}: ${result.error.message}`);
+    return result.statements[0].write?.approval;
+  };
+
+  test('a condition on an assigned constant', () => {
+    expect(need("UPDATE orders SET status = 'refunded' WHERE id = 1")).toEqual({ rule: 'update orders when status in ["refunded","void"]', approvers: 2, expiresInS: 600 });
+    expect(need("UPDATE orders SET status = 'paid' WHERE id = 1")).toBeUndefined();
+    expect(need('UPDATE orders SET total_cents = 1 WHERE id = 1')).toBeUndefined();
+  });
+
+  test('a field assigned from anything but a constant may hold any value: the rule applies', () => {
+    expect(need('UPDATE orders SET status = $1 WHERE id = 1')?.approvers).toBe(2);
+    expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")?.approvers).toBe(2);
+  });
+
+  test('a condition on affected rows carries the count the session runs first', () => {
+    expect(need('DELETE FROM orders WHERE id = $1')).toEqual({
+      rule: 'delete orders when affected_rows > 1',
+      approvers: 1,
+      expiresInS: 60,
+      affectedRowsGt: 1,
+      countSql: `SELECT count(*) AS n FROM orders WHERE orders.tenant_id = ${T} AND id = $1`,
+    });
+    expect(need('INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2)')).toBeUndefined();
+    expect(need('INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2), (1, 3)')?.rule).toBe('create orders when affected_rows > 2');
+  });
+
+  test('EXPLAIN is never held', () => {
+    expect(need("EXPLAIN UPDATE orders SET status = 'void'")).toBeUndefined();
+  });
+});
