@@ -112,9 +112,14 @@ export class Planner {
 
   /** Runs a `SELECT count(*) …` the analysis built (never agent text) on a read-only connection. */
   async countRows(sql: string, params: PlanParams): Promise<number> {
+    return Number(await this.rows(sql, params));
+  }
+
+  /** Runs a one-column SELECT the analysis built (never agent text) on a read-only connection; its rows joined by newlines. */
+  async rows(sql: string, params: PlanParams): Promise<string> {
     const conn = await this.acquire();
     try {
-      return Number(await conn.run(sql, params));
+      return await conn.run(sql, params);
     } finally {
       this.release(conn);
     }

@@ -21,6 +21,8 @@ export interface CatalogRelation {
   /** pg_class.reltuples when the catalog was loaded (-1: never analysed). */
   rowEstimate: number;
   columns: CatalogColumn[];
+  /** Primary key columns in key order (loaded for registered relations; absent without a primary key). */
+  primaryKey?: string[];
 }
 
 /** What the proxy knows of the upstream database; loaded at start and on policy reload. */
@@ -62,6 +64,8 @@ export interface ScopedTable {
   tenantColumn?: string;
   /** Optional extra predicate (SQL over the table's own columns) from the policy. */
   rowFilter?: string;
+  /** The primary key, when the table has one and all its columns are visible: it identifies rows in dry runs. */
+  primaryKey?: string[];
 }
 
 export type Resolution =
@@ -154,6 +158,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       columns,
       ...(scoped ? { tenantColumn: scoped } : {}),
       ...(model.rowFilter ? { rowFilter: model.rowFilter } : {}),
+      ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
     });
   }
 

@@ -52,6 +52,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     });
   }
   const { principal, policy } = deps;
+  const preview = approval.previewSql === undefined ? undefined : await readPreview(deps, approval.previewSql, held.params);
   const created = await deps.approvals.create({
     requester: { user: principal.user, tenantId: principal.tenantId, roles: [...principal.roles] },
     policy: { name: policy.name, hash: policy.hash },
@@ -62,6 +63,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     originalSql: held.originalSql,
     statementSql: held.statementSql,
     params,
+    ...(preview !== undefined ? { preview } : {}),
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,
   });
@@ -70,6 +72,16 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     message: `the write is held for approval ${created.id} (${approval.rule}); it expires at ${created.expiresAt}`,
     detail: `approval_id=${created.id} expires_at=${created.expiresAt} approvers=${approval.approvers}`,
   });
+}
+
+/** The dry-run rows the approvers see; a preview that cannot be read is left out, never guessed. */
+async function readPreview(deps: HoldDeps, sql: string, params: PlanParams): Promise<unknown> {
+  try {
+    return JSON.parse(await deps.planner.rows(sql, params));
+  } catch (err) {
+    deps.log.warn({ err: (err as Error).message }, 'could not read the preview of a held write');
+    return undefined;
+  }
 }
 
 /** Parameter values as text, as the executor sends them; undefined when one is in binary format. */

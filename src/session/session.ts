@@ -65,6 +65,8 @@ interface Portal {
   cap: RowCap;
   /** Runs a write (or is unknown): refused whenever the rate-limit store is unavailable. */
   writes: boolean;
+  /** Names a write target (a write or a dry run): errors are reduced. */
+  targets: boolean;
   /** A write a require_approval rule may hold: checked at Execute, with these parameters. */
   held?: HeldWrite;
 }
@@ -77,6 +79,8 @@ interface Prepared {
   /** Reads are checked against the scan budget when bound. */
   reads: boolean;
   writes: boolean;
+  /** Names a write target (a write or a dry run): errors are reduced. */
+  targets: boolean;
   /** The agent's text and the analysed write, when a require_approval rule may hold it. */
   held?: { originalSql: string; write: HeldWrite['write'] };
 }
@@ -199,6 +203,7 @@ export class Session {
         this.portals.set(message.portal, {
           cap: new RowCap(prepared?.rowLimit),
           writes: prepared?.writes ?? true,
+          targets: prepared?.targets ?? true,
           ...(prepared?.held
             ? { held: { ...prepared.held, statementSql: prepared.sql, params: { types: prepared.types, values: message.params, formats: message.paramFormats } } }
             : {}),
@@ -264,12 +269,13 @@ export class Session {
         rowLimit: first?.rowLimit,
         reads: first !== undefined && this.checksScans(first.nodeType),
         writes: result.statements.some(isWrite),
+        targets: result.statements.some(touchesWriteTarget),
         ...(first?.write?.approval ? { held: { originalSql: message.sql, write: first.write as HeldWrite['write'] } } : {}),
       });
       this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
         kind: 'parse',
         texts: texts(result.sql, message.sql),
-        ...(result.statements.some(isWrite) ? { write: true } : {}),
+        ...(result.statements.some(touchesWriteTarget) ? { write: true } : {}),
       });
     } else {
       this.statements.delete(message.name);
@@ -309,7 +315,7 @@ export class Session {
         kind: 'query',
         rowLimits: result.statements.map((s) => s.rowLimit),
         texts: texts(result.sql, sql),
-        ...(writes > 0 ? { write: true } : {}),
+        ...(result.statements.some(touchesWriteTarget) ? { write: true } : {}),
       });
     const held = result.statements.find((s) => s.write?.approval);
     if (held && result.statements.length > 1) {
@@ -424,7 +430,7 @@ export class Session {
   /** Execute of a portal: a write portal spends the write budget first; the database's errors for it are reduced. */
   private execute(raw: Buffer, name: string): Promise<void> | undefined {
     const portal = this.portals.get(name);
-    const send = () => this.forward(raw, { kind: 'execute', cap: portal?.cap, ...(portal?.writes ? { write: true } : {}) });
+    const send = () => this.forward(raw, { kind: 'execute', cap: portal?.cap, ...(portal?.targets ? { write: true } : {}) });
     const budgeted = this.deps.policy.raw.max_writes_per_minute !== undefined;
     if (!portal?.writes || (!budgeted && !portal.held)) {
       send();
@@ -584,7 +590,13 @@ export class Session {
   }
 }
 
+/** Changes data when run (a dry run does not: it runs its preview instead). */
 function isWrite(statement: AnalyzedStatement): boolean {
+  return touchesWriteTarget(statement) && !statement.write?.dryRun;
+}
+
+/** Names a write target, so reads the real table: the database's errors for it are reduced (dry runs included). */
+function touchesWriteTarget(statement: AnalyzedStatement): boolean {
   return statement.kind === 'write' || statement.writes.length > 0;
 }
 

@@ -51,6 +51,13 @@ const COLUMNS = `
   WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
   ORDER BY c.oid, a.attnum`;
 
+const PRIMARY_KEYS = `
+  SELECT i.indrelid::int8 AS oid, array_agg(a.attname::text ORDER BY k.ord) AS columns
+  FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+  WHERE i.indisprimary AND i.indrelid = ANY($1::oid[])
+  GROUP BY i.indrelid`;
+
 /** Loads what the policies need to resolve names and build derived tables. */
 export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
@@ -83,6 +90,10 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     const cols = await client.query(COLUMNS, [[...wanted]]);
     for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean }>) {
       byOid.get(Number(row.oid))?.columns.push({ name: row.name, attnum: row.attnum, type: row.type, typeOid: Number(row.type_oid), notNull: row.not_null });
+    }
+    for (const row of (await client.query(PRIMARY_KEYS, [[...wanted]])).rows as Array<{ oid: string; columns: string[] }>) {
+      const rel = byOid.get(Number(row.oid));
+      if (rel) rel.primaryKey = row.columns;
     }
     const typeRows = (await client.query(TYPES)).rows as Array<{ oid: string; name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }>;
     const types = new Set(typeRows.map((r) => r.name));

@@ -62,6 +62,7 @@ function approvalId(err: unknown): string {
 describe.each(modes)('approvals under the $protocol protocol', (mode) => {
   test('a held write runs once, after two distinct approvers, never by its requester', async () => {
     const status = `approved-${mode.protocol}`;
+    const current = await db.query<{ id: number; status: string }>('SELECT id, status FROM orders WHERE tenant_id = 1 AND customer_id = 1 ORDER BY id');
     // Extended: the value travels as a parameter, and the approved statement runs with it.
     const sql = `${R}UPDATE orders SET status = ${mode.extended ? '$1' : `'${status}'`} WHERE customer_id = 1`;
     const error = await agent((c) => run(c, sql, mode, mode.extended ? [status] : []).catch((e: unknown) => e));
@@ -77,6 +78,8 @@ describe.each(modes)('approvals under the $protocol protocol', (mode) => {
     const shown = await api(admin, 'GET', `/approvals/${id}`);
     expect(shown.body.approval).toMatchObject({ state: 'pending', requester: { user: 'tenant1-agent', tenantId: '1' }, reason: 'customer asked' });
     expect(shown.body.approval.statementSql).toContain("orders.tenant_id = '1'::int");
+    // The approvers see what the write would change.
+    expect(shown.body.approval.preview).toEqual(current.map((r) => ({ affected_rows: 2, id: r.id, status_before: r.status, status_after: status })));
 
     expect((await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'tenant1-agent' } })).status).toBe(403);
     const first = await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice', note: 'ok' } });

@@ -418,7 +418,7 @@ const REFUSALS: Array<[string, string]> = [
   ["INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.reason_required'],
   ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.field_not_writable'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING orders", 'ormai.statement_not_allowed'],
-  ["/*dry_run='true'*/ /*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.statement_not_allowed'],
+  ["/*dry_run='perhaps'*/ /*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.statement_not_allowed'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 2)", 'ormai.tenant_forged'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 1 + 1)", 'ormai.tenant_forged'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, DEFAULT)", 'ormai.tenant_forged'],
@@ -431,6 +431,7 @@ const ALLOWED_WRITES = [
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *",
   "/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status RETURNING *",
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders WHERE total_cents > 100000 RETURNING *",
+  "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders",
 ];
 
 describe.each(modes)('red-team allowed writes under the $protocol protocol', (mode) => {

@@ -166,7 +166,28 @@ describe.each(modes)('writes under the $protocol protocol', (mode) => {
     expect((await run(`${R}UPDATE customers SET id = 99 WHERE id = 1`, mode)).error?.routine).toBe('ormai.field_not_writable');
     expect((await run(`${R}UPDATE orders SET tenant_id = 2 WHERE id = 1`, mode)).error?.routine).toBe('ormai.field_not_writable');
     expect((await run(`${R}DELETE FROM customers WHERE id = 1`, mode)).error?.routine).toBe('ormai.model_writes_disabled');
-    expect((await run(`/*dry_run='true'*/ ${R}DELETE FROM orders WHERE id = 1`, mode)).error?.routine).toBe('ormai.statement_not_allowed');
+    // A dry run is checked like the write it previews.
+    expect((await run(`/*dry_run='true'*/ DELETE FROM customers WHERE id = 1`, mode)).error?.routine).toBe('ormai.model_writes_disabled');
+    expect((await run(`/*dry_run='yes please'*/ ${R}DELETE FROM orders WHERE id = 1`, mode)).error?.routine).toBe('ormai.statement_not_allowed');
+    const preview = await run(`/*dry_run='true'*/ DELETE FROM orders WHERE id = 1`, mode);
+    expect(preview.rows?.map((r) => r.id)).toEqual([1]);
+    expect(await db.query('SELECT count(*)::int AS n FROM orders WHERE id = 1')).toEqual([{ n: 1 }]);
+  });
+
+  test('a dry run shows what would change, writes nothing, and needs no reason', async () => {
+    const sql = mode.extended
+      ? "/*dry_run='true'*/ UPDATE orders SET status = $1 WHERE customer_id = $2"
+      : "/*dry_run='true'*/ UPDATE orders SET status = 'dry' WHERE customer_id = 1";
+    const before = await db.query('SELECT id, status FROM orders WHERE tenant_id = 1 AND customer_id = 1 ORDER BY id');
+    const outcome = await run(sql, mode, ['dry', 1]);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.rows).toEqual(before.map((r) => ({ affected_rows: String(before.length), id: r.id, status_before: r.status, status_after: 'dry' })));
+    expect(await db.query('SELECT id, status FROM orders WHERE tenant_id = 1 AND customer_id = 1 ORDER BY id')).toEqual(before);
+    const masked = await run(`/*dry_run='true'*/ UPDATE customers SET email = 'new@acme.com' WHERE id = 1`, mode);
+    expect(masked.rows).toEqual([{ affected_rows: '1', id: 1, email_before: 'j***@acme.com', email_after: 'new@acme.com' }]);
+    expectNothingForbidden(masked, '');
+    const foreign = await run("/*dry_run='true'*/ DELETE FROM orders WHERE total_cents = 990000", mode);
+    expect(foreign.rows).toEqual([]);
   });
 
   test('parameters work in writes', async () => {
@@ -189,6 +210,11 @@ describe('max_writes_per_minute', () => {
 
   test('writes beyond the budget are refused, across sessions and protocols; reads go on', async () => {
     const outcomes: Array<string | undefined> = [];
+    // Dry runs write nothing, so they spend nothing.
+    const c0 = new Client({ connectionString: budgeted.url() });
+    await c0.connect();
+    for (let i = 0; i < 5; i++) await c0.query("/*dry_run='true'*/ UPDATE orders SET status = 'x' WHERE id = 1");
+    await c0.end();
     for (const extended of [false, true, false, true]) {
       const c = new Client({ connectionString: budgeted.url() });
       await c.connect();

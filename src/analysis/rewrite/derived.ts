@@ -96,13 +96,13 @@ export function visibleType(column: VisibleColumn): string {
 
 /**
  * The select-list entry for a column: its plain name (qualified when a qualifier is given),
- * or for a masked column the masking expression aliased to the column's name. Text over a catalog type name (format_type output,
+ * or for a masked column the masking expression aliased to the column's name (or `alias`). Text over a catalog type name (format_type output,
  * already valid SQL) and quoted identifiers only; the caller parses it.
  */
-export function columnSql(column: VisibleColumn, qualifier?: string): string {
-  const name = quoteIdent(column.name);
-  const ref = qualifier === undefined ? name : `${quoteIdent(qualifier)}.${name}`;
-  if (!column.mask) return ref;
+export function columnSql(column: VisibleColumn, qualifier?: string, alias?: string): string {
+  const name = quoteIdent(alias ?? column.name);
+  const ref = qualifier === undefined ? quoteIdent(column.name) : `${quoteIdent(qualifier)}.${quoteIdent(column.name)}`;
+  if (!column.mask) return alias === undefined ? ref : `${ref} AS ${name}`;
   if (column.mask === 'null') return `CAST(NULL AS ${column.type}) AS ${name}`;
   const value = isStringType(column.type) ? ref : `CAST(${ref} AS text)`;
   return `CAST(${maskSql(column.mask, value)} AS ${visibleType(column)}) AS ${name}`;

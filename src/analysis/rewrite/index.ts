@@ -71,10 +71,15 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
       hint: 'Send each INSERT as its own statement, then read the result with a SELECT.',
     });
   }
-  const write = top && nodeTypeOf(top) !== 'SelectStmt' ? guardWrite(top, scope, principal, ctx.tags ?? {}, top !== tree) : undefined;
-  const out: AnalyzedStatement = { ...stmt, stmt: tree, ...(write && top === tree ? { write } : {}) };
-  if (stmt.nodeType === 'SelectStmt') {
-    capRows(nodeBody<SelectStmt>(tree), scope.policy.maxRows);
+  const guarded = top && nodeTypeOf(top) !== 'SelectStmt' ? guardWrite(top, scope, principal, ctx.tags ?? {}, top !== tree) : undefined;
+  const out: AnalyzedStatement = { ...stmt, stmt: tree, ...(guarded && top === tree ? { write: guarded.info } : {}) };
+  if (guarded?.preview) {
+    // A dry run: the preview SELECT is what runs, capped like any read; the write is never sent.
+    out.stmt = { SelectStmt: guarded.preview };
+    out.nodeType = 'SelectStmt';
+  }
+  if (out.nodeType === 'SelectStmt') {
+    capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows);
     out.rowLimit = scope.policy.maxRows;
   }
   if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {

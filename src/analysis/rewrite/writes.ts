@@ -14,6 +14,7 @@ import { deparseVerified } from '../deparse';
 import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { nodeBody, nodeTypeOf } from '../types';
 import { columnSql } from './derived';
+import { previewDelete, previewInsert, previewUpdate } from './dry-run';
 import { cloneTree, constantText, parseTemplate, quoteIdent } from './nodes';
 import { modelNotAllowed } from './refusals';
 import { isPrincipalTenant, tenantLiteral, tenantType } from './tenant';
@@ -31,6 +32,14 @@ export interface WriteInfo {
   reason?: string;
   /** Set when a require_approval rule matches (or may match, see `affectedRowsGt`): the session holds the write. */
   approval?: ApprovalNeed;
+  /** A dry run: `preview` replaces the write, which is never sent. */
+  dryRun?: boolean;
+}
+
+/** What guardWrite made of a write: its description, and for a dry run the SELECT that replaces it. */
+export interface GuardedWrite {
+  info: WriteInfo;
+  preview?: SelectStmt;
 }
 
 export interface ApprovalNeed {
@@ -42,6 +51,8 @@ export interface ApprovalNeed {
   affectedRowsGt?: number;
   /** `SELECT count(*) …` over the same rows as the write (its parameters are the write's). */
   countSql?: string;
+  /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
+  previewSql?: string;
 }
 
 interface Target {
@@ -60,7 +71,7 @@ const OP_NAMES: Record<Op, string> = { insert: 'INSERT', update: 'UPDATE', delet
  * Checks and rewrites, in place, a top-level INSERT, UPDATE or DELETE (the caller has refused
  * writes nested in WITH). Returns undefined for any other statement.
  */
-export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>, explain = false): WriteInfo | undefined {
+export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>, explain = false): GuardedWrite | undefined {
   const type = nodeTypeOf(tree);
   const op: Op | undefined = type === 'InsertStmt' ? 'insert' : type === 'UpdateStmt' ? 'update' : type === 'DeleteStmt' ? 'delete' : undefined;
   if (!op) return undefined;
@@ -71,12 +82,11 @@ export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, t
   if (!rule) throw new ProxyError('model_writes_disabled', { message: `${OP_NAMES[op]} on ${target.table.name} is not allowed` });
 
   const reason = tags.reason?.trim();
-  // EXPLAIN runs nothing: its plan needs no reason.
-  if (rule.requireReason && !reason && !explain) {
+  const dryRun = !explain && isDryRun(tags);
+  // EXPLAIN and dry runs write nothing: they need no reason.
+  if (rule.requireReason && !reason && !explain && !dryRun) {
     throw new ProxyError('reason_required', { message: `${OP_NAMES[op]} on ${target.table.name} needs a reason` });
   }
-
-  if (!explain) refuseUnenforced(tags);
 
   // 1. Check the agent's tree as written: every reference that could reach the target's columns.
   const returning = returningItems(stmt);
@@ -93,28 +103,33 @@ export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, t
     // The conflicting row may be another tenant's: it is then left alone, as PostgreSQL does when the WHERE is false.
     stmt.onConflictClause.whereClause = and(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.onConflictClause.whereClause);
   }
+  const ref = refName(stmt.relation!);
+  if (dryRun) {
+    const preview = op === 'insert' ? previewInsert(stmt) : op === 'update' ? previewUpdate(stmt, target.table, ref) : previewDelete(stmt, target.table, ref);
+    return { info: { op, table: `${target.table.schema}.${target.table.name}`, model: target.table.model, assigned, ...(reason ? { reason } : {}), dryRun: true }, preview };
+  }
   if (returning.length > 0) rewriteReturning(returning, target, op, stmt);
   const approval = explain ? undefined : approvalNeed(stmt, op, target.table, scope);
   if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows);
 
   return {
-    op,
-    table: `${target.table.schema}.${target.table.name}`,
-    model: target.table.model,
-    assigned,
-    ...(reason ? { reason } : {}),
-    ...(approval ? { approval } : {}),
+    info: {
+      op,
+      table: `${target.table.schema}.${target.table.name}`,
+      model: target.table.model,
+      assigned,
+      ...(reason ? { reason } : {}),
+      ...(approval ? { approval } : {}),
+    },
   };
 }
 
-/** Dry runs are not run yet: a write tagged as one is refused, never run for real. */
-function refuseUnenforced(tags: Record<string, string>): void {
-  if ('dry_run' in tags) {
-    throw new ProxyError('statement_not_allowed', {
-      message: 'dry runs are not available yet',
-      hint: 'Read the rows the write would change with a SELECT using the same WHERE, then send the write without dry_run.',
-    });
-  }
+/** dry_run='true' (or '1'); 'false' and '0' mean a real write; any other value is refused rather than guessed. */
+function isDryRun(tags: Record<string, string>): boolean {
+  const value = tags.dry_run?.trim().toLowerCase();
+  if (value === undefined || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1') return true;
+  throw new ProxyError('statement_not_allowed', { message: `dry_run='${tags.dry_run}' is not understood`, hint: "Use /*dry_run='true'*/ to preview the write, or leave the tag out." });
 }
 
 function resolveTarget(rv: RangeVar | undefined, scope: ReadScope, op: Op): Target {
@@ -412,7 +427,8 @@ function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table:
     if (rule.operation !== operation || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
     const when = rule.when;
     if (when?.field !== undefined && !fieldMatches(stmt, op, when.field.toLowerCase(), when)) continue;
-    const need: ApprovalNeed = { rule: describeRule(rule), approvers: rule.approvers, expiresInS: rule.expires_in_s };
+    const preview = previewSql(stmt, op, table);
+    const need: ApprovalNeed = { rule: describeRule(rule), approvers: rule.approvers, expiresInS: rule.expires_in_s, ...(preview ? { previewSql: preview } : {}) };
     if (when?.affected_rows_gt === undefined) return need;
     if (op === 'insert') {
       const rows = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt).valuesLists?.length : 1;
@@ -422,6 +438,24 @@ function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table:
     return { ...need, affectedRowsGt: when.affected_rows_gt, countSql: deparseVerified([{ SelectStmt: countRows(stmt, op) }])[0] };
   }
   return undefined;
+}
+
+const PREVIEW_ROWS = 100;
+
+/** The dry run of the write, as one JSON value; undefined for the shapes a dry run cannot show. */
+function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): string | undefined {
+  let preview: SelectStmt;
+  try {
+    const ref = refName(stmt.relation!);
+    preview = op === 'insert' ? previewInsert(stmt) : op === 'update' ? previewUpdate(stmt, table, ref) : previewDelete(stmt, table, ref);
+  } catch {
+    return undefined;
+  }
+  preview.limitCount = { A_Const: { ival: { ival: PREVIEW_ROWS } } };
+  preview.limitOption = 'LIMIT_OPTION_COUNT';
+  const outer = parseTemplate("SELECT coalesce(json_agg(ormai_preview), '[]') FROM (SELECT) AS ormai_preview", 'approval preview');
+  (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: preview };
+  return deparseVerified([{ SelectStmt: outer }])[0];
 }
 
 type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;

@@ -14,7 +14,8 @@ type Col = [name: string, type: string, typeOid: number, notNull: boolean];
 
 function relation(schema: string, name: string, oid: number, cols: Col[] = [], kind = 'r'): CatalogRelation {
   const columns: CatalogColumn[] = cols.map(([n, type, typeOid, notNull], i) => ({ name: n, attnum: i + 1, type, typeOid, notNull }));
-  return { schema, name, oid, kind, rowEstimate: -1, columns };
+  // Like config/quickstart/schema.sql: tables with an id column have it as their primary key.
+  return { schema, name, oid, kind, rowEstimate: -1, columns, ...(columns.some((c) => c.name === 'id') ? { primaryKey: ['id'] } : {}) };
 }
 
 /** config/quickstart/schema.sql, a global lookup table, an unregistered table, and a few system relations. */

@@ -90,7 +90,29 @@ const cases: Golden[] = [
   { sql: "EXPLAIN UPDATE customers SET name = 'x' WHERE id = 3", out: `EXPLAIN (COSTS OFF) UPDATE customers SET name = 'x' WHERE customers.tenant_id = ${T} AND id = 3` },
 
   // Rules not enforced yet refuse what they cover; a dry run never writes.
-  { sql: "/*dry_run='true'*/ UPDATE orders SET status = 'x' WHERE id = 1", err: 'statement_not_allowed', message: 'dry runs are not available yet' },
+  // Dry runs: the write becomes the SELECT of what it would change; no reason needed, nothing written.
+  {
+    sql: "/*dry_run='true'*/ UPDATE orders SET status = 'cancelled', total_cents = total_cents + $1 WHERE status = 'pending'",
+    out: `SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'cancelled' AS status_after, orders.total_cents AS total_cents_before, total_cents + $1 AS total_cents_after FROM orders WHERE orders.tenant_id = ${T} AND status = 'pending' ORDER BY orders.id LIMIT 201`,
+  },
+  {
+    sql: `/*dry_run='true'*/ UPDATE customers c SET email = 'new@x.io' WHERE c.id = 3`,
+    out: `SELECT count(*) OVER () AS affected_rows, c.id, ${EMAIL_MASK.replace(/customers\./g, 'c.').replace(/AS email$/, 'AS email_before')}, 'new@x.io' AS email_after FROM customers AS c WHERE c.tenant_id = ${T} AND c.id = 3 ORDER BY c.id LIMIT 201`,
+  },
+  {
+    sql: "/*dry_run='1'*/ DELETE FROM orders USING customers c WHERE c.id = orders.customer_id AND c.name = 'x'",
+    out: `SELECT count(*) OVER () AS affected_rows, orders.id, orders.tenant_id, orders.customer_id, orders.total_cents, orders.status, orders.created_at FROM orders, ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND (c.id = orders.customer_id AND c.name = 'x') ORDER BY orders.id LIMIT 201`,
+  },
+  {
+    sql: "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 2), (3, 4)",
+    out: `SELECT count(*) OVER () AS affected_rows, ormai_insert.* FROM ( VALUES (1, 2, ${T}), (3, 4, ${T}) ) AS ormai_insert(customer_id, total_cents, tenant_id) LIMIT 201`,
+  },
+  { sql: "/*dry_run='true'*/ UPDATE orders SET tenant_id = 2", err: 'field_not_writable' },
+  { sql: "/*dry_run='true'*/ UPDATE customers SET name = email", err: 'field_masked' },
+  { sql: "/*dry_run='true'*/ UPDATE orders SET (status, total_cents) = ('a', 1)", err: 'statement_not_allowed', message: 'a dry run of UPDATE' },
+  { sql: "/*dry_run='true'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT DO NOTHING", err: 'statement_not_allowed', message: 'a dry run of INSERT … ON CONFLICT' },
+  { sql: "/*dry_run='maybe'*/ UPDATE orders SET status = 'x'", err: 'statement_not_allowed', message: "dry_run='maybe' is not understood" },
+  { sql: "/*dry_run='false'*/ UPDATE orders SET status = 'x'", out: `UPDATE orders SET status = 'x' WHERE orders.tenant_id = ${T}` },
   // max_affected_rows: counted inside the statement, in its own snapshot, failing it before anything is written.
   {
     sql: "UPDATE orders SET status = 'x' WHERE id = 1",
@@ -148,7 +170,13 @@ describe('require_approval: which writes a rule holds', () => {
   };
 
   test('a condition on an assigned constant', () => {
-    expect(need("UPDATE orders SET status = 'refunded' WHERE id = 1")).toEqual({ rule: 'update orders when status in ["refunded","void"]', approvers: 2, expiresInS: 600 });
+    expect(need("UPDATE orders SET status = 'refunded' WHERE id = 1")).toEqual({
+      rule: 'update orders when status in ["refunded","void"]',
+      approvers: 2,
+      expiresInS: 600,
+      // What the approvers see: the dry run of the write, as JSON.
+      previewSql: `SELECT COALESCE(json_agg(ormai_preview), '[]') FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id LIMIT 100 ) AS ormai_preview`,
+    });
     expect(need("UPDATE orders SET status = 'paid' WHERE id = 1")).toBeUndefined();
     expect(need('UPDATE orders SET total_cents = 1 WHERE id = 1')).toBeUndefined();
   });
@@ -159,7 +187,7 @@ describe('require_approval: which writes a rule holds', () => {
   });
 
   test('a condition on affected rows carries the count the session runs first', () => {
-    expect(need('DELETE FROM orders WHERE id = $1')).toEqual({
+    expect(need('DELETE FROM orders WHERE id = $1')).toMatchObject({
       rule: 'delete orders when affected_rows > 1',
       approvers: 1,
       expiresInS: 60,
