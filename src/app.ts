@@ -4,10 +4,15 @@ import { initAnalysis } from './analysis/parser';
 import { createJwtVerifier, jwtConfigSchema } from './auth/jwt';
 import { loadUsersFile } from './auth/users';
 import { AdminToken } from './admin/auth';
+import { proxyVersion, rateLimitStatus, registerHealthRoutes } from './admin/health-routes';
+import { ProxyMetrics } from './admin/metrics';
 import { AdminServer } from './admin/server';
 import { upstreamExecutor } from './approvals/executor';
 import { createApprovalStore } from './approvals/factory';
 import type { ApprovalExecutor, ApprovalListener, ApprovalStore } from './approvals/types';
+import { createAuditLog } from './audit/factory';
+import type { AuditLog } from './audit/log';
+import { auditPort } from './audit/port';
 import { MemoryRateLimitStore, type RateLimitStore } from './budgets/rate-limit';
 import { RedisRateLimitStore } from './budgets/redis-store';
 import { ConfigError, type ProxyConfig } from './config/load';
@@ -24,7 +29,11 @@ export interface RunningProxy {
   server: ProxyServer;
   /** The admin HTTP listener (health, approvals) and its bound address. */
   admin: { host: string; port: number; server: AdminServer };
+  /** Prometheus metrics (served on the admin listener's /metrics); the session records statements here. */
+  metrics: ProxyMetrics;
   approvals: ApprovalStore;
+  /** The audit trail (sinks from config.audit); close() drains it after the sessions stop. */
+  audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -90,7 +99,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const scopes = await prepareScopes(config, log);
   const limits = await createRateLimitStore(config, log);
   const approvals = options.approvals ?? (await createApprovalStore(config, log));
-  const server = new ProxyServer(config, auth, scopes, log, limits.store, approvals);
+  const audit = await createAuditLog(config, log);
+  const metrics = new ProxyMetrics({ version: proxyVersion() });
+  const server = new ProxyServer(config, auth, scopes, log, { rateLimits: limits.store, approvals, audit: auditPort(audit), metrics });
   const admin = new AdminServer({
     listen: config.adminListen,
     token: adminToken,
@@ -100,12 +111,31 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
     onApprovalEvent: options.onApprovalEvent,
   });
+  const rateLimit = rateLimitStatus(limits.store);
+  metrics.setSessionSource(() => server.activeSessions);
+  metrics.setCacheSource(() => server.cache.stats());
+  metrics.setRateLimitSource(rateLimit.available);
+  metrics.setApprovalSource(approvals);
+  metrics.setPolicySource(() => config.policies);
+  const health = registerHealthRoutes(admin.router, {
+    upstream: config.upstream,
+    scopes,
+    policies: () => config.policies,
+    metrics,
+    metricsAuth: config.raw.admin.metrics_auth,
+    rateLimit,
+    approvalsStore: config.raw.approvals.store,
+    log,
+  });
   const close = async () => {
     // Admin first (no approval starts running while sessions end), then sessions: they may still be asking the stores.
     try {
       await admin.close();
+      await health.close();
       await server.close();
     } finally {
+      // Sessions have stopped: no more events, and the queue drains before the process exits (SIGTERM).
+      await audit.close();
       if (!options.approvals) await approvals.close();
       await limits.close();
     }
@@ -119,5 +149,5 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     await close();
     throw err;
   }
-  return { ...address, server, admin: { ...adminAddress, server: admin }, approvals, close };
+  return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, close };
 }

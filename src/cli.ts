@@ -1,17 +1,24 @@
 #!/usr/bin/env node
-// The ormai-proxy command line: serve, demo, check, hash-password.
+// The ormai-proxy command line: serve, demo, check, test, hash-password.
 import { parseArgs } from 'node:util';
 import { startProxy } from './app';
+import { auditCommand } from './audit/verify';
 import { hashPassword } from './auth/verifier';
 import { loadConfig } from './config/load';
 import { runDemo } from './demo/demo';
 import { createLogger } from './log';
+import { runCheckCommand } from './policy/tooling/check';
+import { runTestCommand } from './policy/tooling/suite';
 
 const USAGE = `Usage:
   ormai-proxy serve --config FILE      run the proxy
   ormai-proxy demo [--listen HOST:PORT] embedded PostgreSQL + proxy with the quickstart policy
-  ormai-proxy check --config FILE      validate the configuration and policy files
+  ormai-proxy check --config FILE [--strict] [--json]
+                                       validate the configuration and policy files, lint the policies against the database
+  ormai-proxy test --config FILE CASES.yaml
+                                       run a policy regression suite through an in-process proxy
   ormai-proxy hash-password            read a password on stdin, print a SCRAM-SHA-256 verifier
+  ormai-proxy audit verify FILE        check the hash chain of an audit file (exit 0 intact, 1 tampered)
 `;
 
 async function readStdin(): Promise<string> {
@@ -22,6 +29,10 @@ async function readStdin(): Promise<string> {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // check and test take their own flags (--strict, --json, a case file).
+  if (command === 'check') return runCheckCommand(rest);
+  if (command === 'test') return runTestCommand(rest);
+  if (command === 'audit') return auditCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
@@ -48,13 +59,6 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       await runDemo({ listen: values.listen, configFile: values.config });
       return -1;
-    case 'check': {
-      if (!values.config) throw new Error('check needs --config FILE');
-      const config = loadConfig(values.config);
-      process.stdout.write(`ok: ${config.file}\n`);
-      for (const p of config.policies) process.stdout.write(`  policy ${p.name} (${p.file}) sha256:${p.hash}\n`);
-      return 0;
-    }
     case 'hash-password':
       process.stdout.write(hashPassword(await readStdin()) + '\n');
       return 0;

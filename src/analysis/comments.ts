@@ -13,6 +13,10 @@ const MAX_KEY_LENGTH = 64;
 const MAX_VALUE_LENGTH = 2048;
 
 const KEY = /^[A-Za-z0-9_.:-]+$/;
+
+/** Set by extractTags when a comment mentions dry_run but no dry_run tag could be read from it. */
+export const UNREADABLE_DRY_RUN = 'ormai.unreadable_dry_run';
+const DRY_RUN_MENTION = /dry(?:[\s_-]|%5f)*run/i;
 const PAIR = /^\s*([^=\s']+)\s*=\s*'((?:[^'\\]|\\.)*)'\s*$/s;
 
 /**
@@ -31,6 +35,9 @@ export function extractTags(sql: string): Record<string, string> {
     return tags;
   }
   for (const comment of comments) parseCommentTags(comment, tags);
+  // A dry-run request the tag syntax lost (a missing quote, another case, a dropped pair) must
+  // not become a real write: it is flagged, and writes refuse it (analysis/rewrite/writes.ts).
+  if (!('dry_run' in tags) && comments.some((c) => DRY_RUN_MENTION.test(c))) tags[UNREADABLE_DRY_RUN] = '1';
   return tags;
 }
 

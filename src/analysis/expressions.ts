@@ -1,5 +1,5 @@
 // One walk over a classified read or write: function allow-list, reg* casts, session value functions, join depth.
-import type { FuncCall, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
+import type { Alias, ColumnRef, CommonTableExpr, FuncCall, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
@@ -34,6 +34,21 @@ export function checkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext, 
   }
 }
 
+const RESERVED_PREFIX = 'ormai_';
+
+/** Names with the prefix that the agent does see: information_schema.columns' mask column. */
+const PUBLIC_NAMES = new Set(['ormai_mask']);
+
+function reserved(name: string | undefined): void {
+  const lower = name?.toLowerCase();
+  if (lower?.startsWith(RESERVED_PREFIX) && !PUBLIC_NAMES.has(lower)) {
+    throw new ProxyError('statement_not_allowed', {
+      message: `names starting with "${RESERVED_PREFIX}" are reserved for the proxy`,
+      hint: 'Use another name for this alias, CTE or column.',
+    });
+  }
+}
+
 function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
   if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
   const policy = ctx.scope?.policy;
@@ -65,6 +80,16 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
         case 'typeName':
         case 'TypeName':
           checkTypeName(child as TypeName, ctx.scope?.catalog.types);
+          break;
+        // Names the proxy gives what it adds (ormai_old, ormai_source, ormai_count, …) are not the agent's to use.
+        case 'ColumnRef':
+          for (const f of (child as ColumnRef).fields ?? []) if ('String' in f) reserved(f.String.sval);
+          break;
+        case 'alias':
+          reserved((child as Alias).aliasname);
+          break;
+        case 'CommonTableExpr':
+          reserved((child as CommonTableExpr).ctename);
           break;
       }
       stack.push(child);

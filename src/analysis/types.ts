@@ -56,6 +56,8 @@ export interface AnalysisContext {
   principal?: Principal;
   /** sqlcommenter tags of the statement text (reason, dry_run, traceparent, …); set by analyze(). */
   tags?: Record<string, string>;
+  /** Append before/after capture columns to writes (default true; golden tests of other rules turn it off). */
+  captureWrites?: boolean;
   /** The principal's approvals, for ormai.approvals; absent = the relation does not exist (no approvals store). */
   approvals?: readonly AgentApproval[];
 }

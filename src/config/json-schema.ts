@@ -107,12 +107,26 @@ const configDescriptions: Record<string, string> = {
   log_level: 'pino log level; logs go to stderr as JSON lines. Default: info.',
   admin: 'The admin HTTP API on admin_listen.',
   'admin.token_file':
-    'A file (e.g. a mounted secret) holding the bearer token the admin API requires, relative to this file; one trailing newline is ignored. Without it every route but /healthz answers 503. Default: none.',
+    'A file (e.g. a mounted secret) holding the bearer token the admin API requires, relative to this file; one trailing newline is ignored. Without it every route that needs the token answers 503 (all but /healthz, /readyz, /version and, unless metrics_auth, /metrics). Default: none.',
+  'admin.metrics_auth':
+    'Require the bearer token for /metrics as well. Default: false (/metrics, like /healthz, /readyz and /version, needs no token; none of them reveals secrets).',
   approvals: 'Writes held for approval (require_approval in the policy).',
   'approvals.store':
     'memory (this process only, lost on restart) or postgres (a table in the upstream database, reached with the upstream credentials, shared by every sidecar). Default: memory.',
   'approvals.table': 'The postgres store\'s table, `table` or `schema.table`; created if missing. Do not list it in a policy. Default: ormai_approvals (in public).',
   'approvals.sweep_interval_ms': 'How often pending approvals past their expiry are denied, in ms. Default: 5000.',
+  audit: 'The audit trail: one event per statement, connection and approval step, delivered to every sink.',
+  'audit.sinks': 'Where events go, several at once: { type: stdout } (JSON lines), { type: file, path } (hash-chained JSON lines, check with `ormai-proxy audit verify FILE`), { type: postgres, url?, url_file?, table? }. Default: [{ type: stdout }].',
+  'audit.sinks[].type': 'stdout, file or postgres.',
+  'audit.sinks[].path': 'The file, relative to this file; created if missing, and its chain continued if it exists. One proxy per file.',
+  'audit.sinks[].url': 'postgres:// URL of the audit database (may carry a password). Default: the upstream database and credentials.',
+  'audit.sinks[].url_file': 'A file (e.g. a mounted secret) holding that URL, relative to this file.',
+  'audit.sinks[].table': 'The table, `table` or `schema.table`; created if missing when the role may, else it must exist (the sink then needs INSERT only). Default: ormai_audit (in public).',
+  'audit.redact_literals': 'Store statement text with every literal replaced by a $n placeholder (and comments dropped); sql_hmac keeps a keyed hash of the raw text. Default: true.',
+  'audit.key_file': 'A file (e.g. a mounted secret, at least 32 bytes) keying sql_hmac, relative to this file. Default: a random key per process, with a warning.',
+  'audit.queue_size': 'Events held until every sink has them; when full, further events are lost (counted and logged) and the trail is unavailable. Default: 10000.',
+  'audit.reads_when_unavailable': 'While a sink is down or the queue is full: allow reads, or refuse them with audit_unavailable. Writes are always refused then. Default: allow.',
+  'audit.write_guarantee': 'durable: a write is acknowledged only once its event is persisted by every sink (refused with audit_unavailable otherwise); async: queued is enough. Default: durable.',
   store:
     'Where budgets (queries_per_minute_per_tenant) are counted. With a Redis URL, every proxy pointing at the same Redis shares one budget per tenant; without one, each proxy counts in its own memory. Default: memory.',
   'store.redis_url': 'redis:// or rediss:// URL (may carry a password); env ORMAI_REDIS_URL overrides. Give redis_url or redis_url_file, or neither for in-memory budgets.',

@@ -66,8 +66,10 @@ const store = z.strictObject({
 });
 
 const admin = z.strictObject({
-  /** A mounted secret holding the admin API's bearer token; without it only /healthz is served. */
+  /** A mounted secret holding the admin API's bearer token; without it only the routes that need no token are served. */
   token_file: z.string().optional(),
+  /** /metrics requires the bearer token too (it is open by default, like /healthz, /readyz and /version). */
+  metrics_auth: z.boolean().default(false),
 });
 
 const approvals = z.strictObject({
@@ -80,6 +82,32 @@ const approvals = z.strictObject({
     .default('ormai_approvals'),
   /** How often pending approvals past their expiry are denied. */
   sweep_interval_ms: z.number().int().positive().default(5000),
+});
+
+const qualifiedTable = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, 'expected table or schema.table (letters, digits, underscores)');
+
+/** One audit destination. z.enum rather than z.literal: the generated JSON Schema then uses only keywords editors and our test check. */
+const auditSink = z.union([
+  z.strictObject({ type: z.enum(['stdout']) }),
+  /** Hash-chained JSON lines, fsynced per batch; relative to the config file. */
+  z.strictObject({ type: z.enum(['file']), path: z.string().min(1) }),
+  /** A table written over the sink's own connection; url or url_file, else the upstream credentials. */
+  z.strictObject({ type: z.enum(['postgres']), url: z.string().optional(), url_file: z.string().optional(), table: qualifiedTable.default('ormai_audit') }),
+], { error: 'expected { type: stdout }, { type: file, path } or { type: postgres, url?, url_file?, table? }' });
+
+const audit = z.strictObject({
+  sinks: z.array(auditSink).min(1).default([{ type: 'stdout' }]),
+  /** Statement text in events has its literals replaced by placeholders. */
+  redact_literals: z.boolean().default(true),
+  /** A mounted secret keying sql_hmac; absent: a random key per process (with a warning). */
+  key_file: z.string().optional(),
+  queue_size: z.number().int().positive().default(10000),
+  /** While a sink is down or the queue is full: writes are always refused; reads follow this. */
+  reads_when_unavailable: z.enum(['allow', 'refuse']).default('allow'),
+  /** durable: a write is acknowledged only once its event is persisted by every sink; async: queued is enough. */
+  write_guarantee: z.enum(['durable', 'async']).default('durable'),
 });
 
 export const configSchema = z.strictObject({
@@ -95,8 +123,9 @@ export const configSchema = z.strictObject({
   /** Policy files; the principal's role picks one (see require_principal_role). */
   policies: z.array(z.string()).min(1),
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
-  admin: admin.default({}),
+  admin: admin.default({ metrics_auth: false }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
+  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable' }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -245,6 +245,12 @@ export const catalogue = {
     message: 'the shared rate-limit store is not reachable',
     hint: 'Retry in a few seconds; nothing was run. If it keeps happening, tell the operator that the rate-limit store (Redis) is down.',
   },
+  audit_unavailable: {
+    sqlstate: '57P03',
+    severity: 'ERROR',
+    message: 'the audit trail is not available',
+    hint: 'Retry shortly: the proxy refuses writes while it cannot record them. If it keeps happening, tell the operator that the audit sink is down.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;

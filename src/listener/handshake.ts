@@ -10,7 +10,9 @@ import { selectPolicy } from '../policy/load';
 import type { ScopeProvider } from '../policy/provider';
 import { tenantFitsType } from '../policy/tenant';
 import type { StatementCache } from '../analysis/cache';
+import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
+import type { AuditPort } from '../audit/port';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import type { Planner } from '../budgets/planner';
 import { FrontendDecoder } from '../protocol/frontend/decoder';
@@ -28,7 +30,9 @@ export interface ListenerContext {
   scopes: ScopeProvider;
   cache: StatementCache;
   rateLimits: RateLimitStore;
-  approvals?: ApprovalStore;
+  approvals?: ApprovalStore | undefined;
+  audit?: AuditPort | undefined;
+  metrics?: ProxyMetrics | undefined;
   planner: Planner;
   auth: AuthSettings;
   cancels: CancelRegistry;
@@ -66,8 +70,14 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
   let socket: net.Socket = raw;
   let secure = false;
   const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
+  let attemptedUser: string | undefined;
   const fatal = (err: unknown) => {
     const error = toProxyError(err);
+    // A refused login is an audit event; a probe that never named a user is not.
+    if (error.code === 'authentication_failed') ctx.metrics?.login('other', false);
+    if (attemptedUser !== undefined) {
+      ctx.audit?.emit({ kind: 'connection', decision: 'login_failed', session_id: id, code: error.code, client: raw.remoteAddress ?? '', message: `user "${attemptedUser}"` });
+    }
     if (error.logMessage) log.warn({ session: id, code: error.code, reason: error.logMessage }, 'connection refused');
     else log.info({ session: id, code: error.code }, 'connection refused');
     if (!socket.destroyed) socket.end(backend.errorResponse({ ...error.toFields(), severity: 'FATAL' }));
@@ -115,6 +125,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
 
     if (startup.majorVersion !== 3) throw new ProxyError('unsupported_protocol', { message: `unsupported frontend protocol ${startup.majorVersion}.${startup.minorVersion}` });
     const request = filterStartupParams(startup.params);
+    attemptedUser = request.user;
     if (startup.minorVersion > 0 || request.protocolOptions.length > 0) {
       socket.write(backend.negotiateProtocolVersion(0, request.protocolOptions));
     }
@@ -142,6 +153,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       ({ next, principal } = await conversation.step(packet.data));
     }
 
+    ctx.metrics?.login(principal.authMethod, true);
     const policy = selectPolicy(config.policies, principal);
     if (!policy) throw new ProxyError('principal_has_no_policy');
     if (request.database !== config.database) {
@@ -204,6 +216,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       cache: ctx.cache,
       rateLimits: ctx.rateLimits,
       ...(ctx.approvals ? { approvals: ctx.approvals } : {}),
+      ...(ctx.audit ? { audit: ctx.audit } : {}),
+      ...(ctx.metrics ? { metrics: ctx.metrics } : {}),
       planner: ctx.planner,
       config,
       log: sessionLog,

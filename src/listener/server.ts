@@ -1,7 +1,9 @@
 // The TCP listener: accepts agent connections, counts them, and shuts down cleanly.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
+import type { AuditPort } from '../audit/port';
 import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
 import { Planner } from '../budgets/planner';
@@ -14,6 +16,17 @@ import type { Session } from '../session/session';
 import { CancelRegistry } from './cancel';
 import { handshake } from './handshake';
 
+/** What sessions share beyond the configuration; each is optional so the wire can be tested alone. */
+export interface ServerServices {
+  /** Where budgets are counted (a shared Redis, or this process's memory by default). */
+  rateLimits?: RateLimitStore;
+  /** Where writes held for approval go; without one they are refused. */
+  approvals?: ApprovalStore;
+  /** The audit trail; without one nothing is recorded. */
+  audit?: AuditPort;
+  metrics?: ProxyMetrics;
+}
+
 export class ProxyServer {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
@@ -25,16 +38,22 @@ export class ProxyServer {
   readonly cache = new StatementCache();
   readonly planner: Planner;
 
-  /** `rateLimits`: the store budgets are counted in (a shared Redis, or this process's memory by default). */
+  readonly rateLimits: RateLimitStore;
+  readonly approvals?: ApprovalStore;
+  private readonly audit?: AuditPort;
+  private readonly metrics?: ProxyMetrics;
+
   constructor(
     private readonly config: ProxyConfig,
     private readonly auth: AuthSettings,
     private readonly scopes: ScopeProvider,
     private readonly log: Logger,
-    readonly rateLimits: RateLimitStore = new MemoryRateLimitStore(),
-    /** Where writes held for approval go; without one they are refused. */
-    readonly approvals?: ApprovalStore,
+    services: ServerServices = {},
   ) {
+    this.rateLimits = services.rateLimits ?? new MemoryRateLimitStore();
+    if (services.approvals) this.approvals = services.approvals;
+    if (services.audit) this.audit = services.audit;
+    if (services.metrics) this.metrics = services.metrics;
     this.planner = new Planner(config.upstream, config.maxMessageSize, log);
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => log.error({ err: err.message }, 'listener error'));
@@ -87,6 +106,8 @@ export class ProxyServer {
       cache: this.cache,
       rateLimits: this.rateLimits,
       approvals: this.approvals,
+      audit: this.audit,
+      metrics: this.metrics,
       planner: this.planner,
       cancels: this.cancels,
       log: this.log,

@@ -14,7 +14,14 @@ import * as backend from '../protocol/backend/serializer';
 const UNDEFINED_COLUMN = '42703';
 const INVALID_TEXT = '22P02';
 
-export function sanitizeWriteError(frame: Buffer): Buffer {
+/** Fields that name database objects: the column, constraint, table, schema and type an error is about. */
+const OBJECT_FIELDS = new Set([0x63 /* c */, 0x6e /* n */, 0x74 /* t */, 0x73 /* s */, 0x64 /* d */]);
+
+/**
+ * `hidden`: the write target's columns the agent cannot see; a message naming one is replaced
+ * by a generic one (a NOT NULL violation names its column).
+ */
+export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = new Set()): Buffer {
   const fields = readErrorFields(frame);
   if (!fields) return frame;
   const value = (code: number) => fields.find(([c]) => c === code)?.[1].toString('utf8');
@@ -24,5 +31,11 @@ export function sanitizeWriteError(frame: Buffer): Buffer {
     // Without a position, like the proxy's own refusal.
     return backend.errorResponse(new ProxyError('column_not_found', { message: value(FIELD.message) ?? 'column does not exist' }).toFields());
   }
-  return writeErrorFields(frame[0], fields.filter(([code]) => code !== FIELD.detail && code !== FIELD.hint));
+  const kept = fields.filter(([code]) => code !== FIELD.detail && code !== FIELD.hint && !OBJECT_FIELDS.has(code));
+  const message = value(FIELD.message) ?? '';
+  if ([...hidden].some((name) => message.includes(`"${name}"`))) {
+    const generic = value(FIELD.code) === '23502' ? 'a column the write does not set needs a value' : 'the write violates a constraint of the table';
+    return writeErrorFields(frame[0], kept.map(([code, v]) => (code === FIELD.message ? [code, Buffer.from(generic)] : [code, v])));
+  }
+  return writeErrorFields(frame[0], kept);
 }

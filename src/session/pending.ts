@@ -2,8 +2,9 @@
 //
 // Each item says which upstream message completes it, so that responses can be
 // attributed to the statement that caused them: error substitution for refused
-// statements, row caps per result, and (later) audit rows.
+// statements, row caps per result, and the outcome of each statement for its audit event.
 import type { ProxyError } from '../errors/catalogue';
+import type { CaptureSpec } from '../results/capture-columns';
 import type { RowCap } from '../results/row-cap';
 
 export type PendingKind = 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync';
@@ -19,8 +20,38 @@ export interface PendingItem {
   texts?: { sent: string; agent: string };
   /** query, parse and execute of a write: the database's errors are reduced (results/write-errors.ts). */
   write?: boolean;
+  /** The write target's hidden columns, which no error may name. */
+  hidden?: ReadonlySet<string>;
+  /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
+  captures?: Array<CaptureSpec | undefined>;
+  /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
+  audit?: AuditHook;
   /** query: index of the statement whose result is arriving. */
   result: number;
+}
+
+/** How one statement ended, as the upstream's answers show it. */
+export interface StatementOutcome {
+  /** CommandComplete's tag ('' for an empty query, 'SUSPENDED' for a portal that stopped at its row limit). */
+  tag?: string;
+  /** DataRows the client received. */
+  rows: number;
+  /** The database's error (SQLSTATE and message). */
+  error?: { code: string; message: string };
+  /** The proxy's refusal, sent instead of the upstream's error. */
+  refused?: ProxyError;
+  /** What the write capture columns held (results/capture-columns.ts). */
+  captured?: CaptureSpec;
+}
+
+export interface AuditHook {
+  /**
+   * Statement `index` of the item ended. A returned promise holds everything the client
+   * receives from then on until it settles (a write's event is made durable first).
+   */
+  result(index: number, outcome: StatementOutcome): Promise<void> | void;
+  /** The item is done: statements not reported did not run. */
+  end(): void;
 }
 
 export class PendingQueue {
@@ -52,7 +83,7 @@ export class PendingQueue {
 
   /** The upstream reported an error for an extended-protocol message: drop what it will skip. */
   skipToSync(): void {
-    while (this.head < this.items.length && this.items[this.head].kind !== 'sync') this.head++;
+    while (this.head < this.items.length && this.items[this.head].kind !== 'sync') this.items[this.head++].audit?.end();
     if (this.head >= this.items.length) this.skipping = true;
   }
 

@@ -3,10 +3,11 @@ import type { Principal } from '../auth/principal';
 import { ProxyError } from '../errors/catalogue';
 import { withAgentPosition } from '../results/error-position';
 import { sanitizeWriteError } from '../results/write-errors';
-import { parameterStatusOf, readyForQueryStatus, type BackendFrame } from '../protocol/backend/framer';
+import { commandCompleteTag, errorFields, parameterStatusOf, readyForQueryStatus, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
+import { cutDataRow, cutRowDescription, noData } from '../results/capture-columns';
 import { RowCap } from '../results/row-cap';
-import { PendingQueue, type PendingItem, type PendingKind } from './pending';
+import { PendingQueue, type PendingItem, type PendingKind, type StatementOutcome } from './pending';
 
 /** The upstream's role and superuser status are the proxy's business, not the agent's. */
 export function clientParameterValue(name: string, value: string, principal: Principal): string {
@@ -21,6 +22,25 @@ export class ResponseRouter {
   txStatus: 'I' | 'T' | 'E' = 'I';
   /** Called on every ReadyForQuery (portals end with their transaction). */
   onReady: (status: 'I' | 'T' | 'E') => void = () => undefined;
+  /** Set by route() when an audit hook asked to hold the client's output; taken by the session. */
+  private gate?: Promise<void>;
+  /** DataRows the client received for the result in progress. */
+  private rowsSent = 0;
+
+  /** A promise the client's output from the last routed frame on must wait for, once. */
+  takeGate(): Promise<void> | undefined {
+    const gate = this.gate;
+    this.gate = undefined;
+    return gate;
+  }
+
+  private report(head: PendingItem, outcome: Omit<StatementOutcome, 'rows'>): void {
+    const rows = this.rowsSent;
+    this.rowsSent = 0;
+    const captured = head.captures?.[head.kind === 'query' ? head.result : 0];
+    const held = head.audit?.result(head.result, { ...outcome, rows, ...(captured ? { captured } : {}) });
+    if (held) this.gate = this.gate ? this.gate.then(() => held) : held;
+  }
 
   constructor(private readonly principal: Principal) {}
 
@@ -38,6 +58,7 @@ export class ResponseRouter {
       case 'Z': {
         this.expect(head, frame, 'query', 'sync');
         this.pending.shift();
+        head!.audit?.end();
         this.txStatus = readyForQueryStatus(frame) as 'I' | 'T' | 'E';
         this.onReady(this.txStatus);
         return frame.raw;
@@ -51,24 +72,39 @@ export class ResponseRouter {
       case 't': // ParameterDescription, first half of a statement Describe
         this.expect(head, frame, 'describe');
         return frame.raw;
-      case 'T': // RowDescription: a Describe's answer, or a new result set of a simple query
+      case 'T': { // RowDescription: a Describe's answer, or a new result set of a simple query
         if (head?.kind === 'describe') {
           this.pending.shift();
-          return frame.raw;
+          const spec = head.captures?.[0];
+          return spec ? (cutRowDescription(frame, spec) ?? noData()) : frame.raw;
         }
         this.expect(head, frame, 'query');
         head!.cap = new RowCap(head!.rowLimits?.[head!.result]);
-        return frame.raw;
+        const spec = head!.captures?.[head!.result];
+        return spec ? cutRowDescription(frame, spec) : frame.raw;
+      }
       case 'n': // NoData
         return this.complete(head, frame, 'describe');
-      case 'D':
+      case 'D': {
         this.expect(head, frame, 'query', 'execute');
-        return head!.cap && !head!.cap.admit() ? undefined : frame.raw;
+        const spec = head!.captures?.[head!.kind === 'query' ? head!.result : 0];
+        if (spec) {
+          const row = cutDataRow(frame, spec);
+          if (row) this.rowsSent++;
+          return row;
+        }
+        if (head!.cap && !head!.cap.admit()) return undefined;
+        this.rowsSent++;
+        return frame.raw;
+      }
       case 'C': // CommandComplete
       case 'I': // EmptyQueryResponse
         return this.endResult(frame, head);
       case 's': // PortalSuspended
-        this.complete(head, frame, 'execute');
+        this.expect(head, frame, 'execute');
+        this.report(head!, { tag: 'SUSPENDED' });
+        this.pending.shift();
+        head!.audit?.end();
         return frame.raw;
       default:
         // COPY and anything else a checked statement cannot produce: fail closed.
@@ -79,8 +115,11 @@ export class ResponseRouter {
   private endResult(frame: BackendFrame, head: PendingItem | undefined): Buffer {
     this.expect(head, frame, 'query', 'execute');
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
-    if (head!.kind === 'execute') this.pending.shift();
-    else {
+    this.report(head!, { tag: frame.code === 'C' ? commandCompleteTag(frame) : '' });
+    if (head!.kind === 'execute') {
+      this.pending.shift();
+      head!.audit?.end();
+    } else {
       head!.result++;
       head!.cap = undefined;
     }
@@ -107,10 +146,16 @@ export class ResponseRouter {
     if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
     else {
       if (head.texts) bytes = withAgentPosition(bytes, head.texts.sent, head.texts.agent);
-      if (head.write) bytes = sanitizeWriteError(bytes);
+      if (head.write) bytes = sanitizeWriteError(bytes, head.hidden);
+    }
+    if (head.refused) this.report(head, { refused: head.refused });
+    else {
+      const fields = errorFields(frame);
+      this.report(head, { error: { code: fields.code ?? 'XX000', message: fields.message ?? '' } });
     }
     if (head.kind !== 'query' && head.kind !== 'sync') {
       this.pending.shift();
+      head.audit?.end();
       this.pending.skipToSync();
     }
     return bytes;

@@ -1,15 +1,15 @@
-// One client session: frontend messages in, analysis, forwarding upstream, responses back in order.
+// One client session: frontend messages in, analysis and budgets, forwarding upstream, responses back in order, one audit event per statement.
 import type net from 'node:net';
 import { serialize } from 'pg-protocol';
-import type { Principal } from '../auth/principal';
 import { StatementCache } from '../analysis/cache';
-import type { Approval, ApprovalStore } from '../approvals/types';
-import type { AgentApproval } from '../analysis/rewrite/virtual';
 import { checkParameterTypes } from '../analysis/functions';
-import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
+import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
+import type { AgentApproval } from '../analysis/rewrite/virtual';
+import type { ProxyMetrics } from '../admin/metrics';
+import type { ApprovalStore } from '../approvals/types';
+import type { Principal } from '../auth/principal';
 import type { PlanParams, Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
-import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
@@ -20,10 +20,13 @@ import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
+import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
 import { holdForApproval, type HeldWrite } from './approval-hold';
-import { cancelUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
+import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
+import { SessionBudgets } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
+import { agentApproval, captureOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -39,7 +42,6 @@ const REFUSED_STATEMENT = 'ormai_proxy_refused_statement';
 
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
-const MINUTE_MS = 60_000;
 
 export interface SessionDeps {
   id: string;
@@ -55,56 +57,51 @@ export interface SessionDeps {
   rateLimits: RateLimitStore;
   /** Where writes held for approval go; without one they are refused. */
   approvals?: ApprovalStore;
+  /** The audit trail; without one nothing is recorded (tests of the wire alone). */
+  audit?: AuditPort;
+  metrics?: ProxyMetrics;
   planner: Planner;
   config: ProxyConfig;
   log: Logger;
   onClose: () => void;
 }
 
-interface Portal {
-  cap: RowCap;
-  /** Runs a write (or is unknown): refused whenever the rate-limit store is unavailable. */
-  writes: boolean;
-  /** Names a write target (a write or a dry run): errors are reduced. */
-  targets: boolean;
-  /** A write a require_approval rule may hold: checked at Execute, with these parameters. */
-  held?: HeldWrite;
-}
-
-/** What the session remembers of a prepared statement. */
-interface Prepared {
-  sql: string;
-  types: number[];
-  rowLimit?: number;
-  /** Reads are checked against the scan budget when bound. */
-  reads: boolean;
-  writes: boolean;
-  /** Names a write target (a write or a dry run): errors are reduced. */
-  targets: boolean;
-  /** The agent's text and the analysed write, when a require_approval rule may hold it. */
-  held?: { originalSql: string; write: HeldWrite['write'] };
-}
+const NO_PARAMS: PlanParams = { types: [], values: [], formats: [] };
 
 export class Session {
   private readonly router: ResponseRouter;
   private readonly client: net.Socket;
   private readonly server: net.Socket;
   private readonly context: Omit<AnalysisContext, 'protocol'>;
+  private readonly budgets: SessionBudgets;
+  private readonly auditor: StatementAuditor;
   private readonly inbox: FrontendMessage[] = [];
   private pumping = false;
   private closed = false;
   private terminating = false;
+  /** Output to the client waits behind this while a write's audit event is made durable. */
+  private output?: Promise<void>;
   /** Prepared statements by name ('' is the unnamed statement). */
   private readonly statements = new Map<string, Prepared>();
   private readonly portals = new Map<string, Portal>();
+  /** Query and Sync messages sent upstream, and ReadyForQuery messages received: each Query or Sync gets one. */
+  private readySent = 0;
+  private readySeen = 0;
+  /** A BEGIN may have opened a transaction block whose ReadyForQuery has not arrived yet. */
+  private blockMaybeOpen = false;
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
     this.server = deps.upstream.socket;
     this.router = new ResponseRouter(deps.principal);
-    // Portals live until the end of their transaction.
+    // Portals live until the end of their transaction: an idle ReadyForQuery ends the portals
+    // bound before the Query or Sync it answers, not those bound after it (pipelining).
     this.router.onReady = (status) => {
-      if (status === 'I') this.portals.clear();
+      this.readySeen++;
+      if (status === 'I') {
+        for (const [name, portal] of this.portals) if (portal.boundAt < this.readySeen) this.portals.delete(name);
+        this.blockMaybeOpen = false;
+      }
     };
     const { policy, scope, principal } = deps;
     this.context = {
@@ -113,6 +110,8 @@ export class Session {
       scope,
       principal,
     };
+    this.budgets = new SessionBudgets(deps);
+    this.auditor = new StatementAuditor(deps.audit, deps.metrics, { sessionId: deps.id, principal, policy }, deps.log);
   }
 
   get txStatus(): 'I' | 'T' | 'E' {
@@ -128,6 +127,7 @@ export class Session {
     this.server.on('close', () => this.onUpstreamClose());
     this.server.on('error', (err) => this.deps.log.warn({ err: err.message }, 'upstream socket error'));
     this.server.on('drain', () => this.client.resume());
+    this.auditor.connection('login', { client: this.client.remoteAddress ?? '' });
     if (this.deps.upstream.leftover.length > 0) this.relay(this.deps.upstream.leftover);
     this.enqueue(initial);
   }
@@ -164,7 +164,7 @@ export class Session {
 
   /**
    * Handles client messages strictly in order. Most are handled synchronously; a check that
-   * needs I/O (a shared rate-limit store) suspends the pump, and new messages wait in the inbox.
+   * needs I/O (a shared store, the planner) suspends the pump, and new messages wait in the inbox.
    */
   private async pump(): Promise<void> {
     this.pumping = true;
@@ -193,47 +193,29 @@ export class Session {
   private handle(message: FrontendMessage): Promise<void> | undefined {
     switch (message.type) {
       case 'Query':
-        return this.afterRateCheck(() => this.query(message.sql), () => serialize.query(REFUSED_SENTINEL), 'query', () => this.queryAccess(message.sql));
+        return this.query(message.sql);
       case 'Parse':
         if (this.readsApprovals(message.sql)) return this.withApprovals((rows) => this.parse(message, rows));
         this.parse(message);
         return undefined;
-      case 'Bind': {
-        const prepared = this.statements.get(message.statement);
-        this.portals.set(message.portal, {
-          cap: new RowCap(prepared?.rowLimit),
-          writes: prepared?.writes ?? true,
-          targets: prepared?.targets ?? true,
-          ...(prepared?.held
-            ? { held: { ...prepared.held, statementSql: prepared.sql, params: { types: prepared.types, values: message.params, formats: message.paramFormats } } }
-            : {}),
-        });
-        if (!prepared?.reads || this.deps.policy.raw.max_scan_rows === undefined) {
-          this.forward(message.raw, { kind: 'bind' });
-          return undefined;
-        }
-        const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
-        return this.scanCheck([prepared.sql], params).then((refused) => {
-          if (refused) this.forward(serialize.bind({ statement: REFUSED_STATEMENT }), { kind: 'bind', refused });
-          else this.forward(message.raw, { kind: 'bind' });
-        });
-      }
-      case 'Describe':
-        this.forward(message.raw, { kind: 'describe' });
+      case 'Bind':
+        return this.bind(message);
+      case 'Describe': {
+        // A write's capture columns are cut off its description too.
+        const prepared = message.target === 'S' ? this.statements.get(message.name) : this.portals.get(message.name)?.prepared;
+        const spec = prepared?.statements[0] ? captureOf(prepared.statements[0]) : undefined;
+        this.forward(message.raw, { kind: 'describe', ...(spec ? { captures: [spec] } : {}) });
         return undefined;
+      }
       case 'Execute':
-        return this.afterRateCheck(
-          () => this.execute(message.raw, message.portal),
-          () => serialize.execute({ portal: REFUSED_PORTAL }),
-          'execute',
-          () => (this.portals.get(message.portal)?.writes === false ? 'read' : 'write'),
-        );
+        return this.execute(message.raw, message.portal);
       case 'Close':
         if (message.target === 'P') this.portals.delete(message.name);
         else this.statements.delete(message.name);
         this.forward(message.raw, { kind: 'close' });
         return undefined;
       case 'Sync':
+        this.readySent++;
         this.forward(message.raw, { kind: 'sync' });
         return undefined;
       case 'Flush':
@@ -248,44 +230,207 @@ export class Session {
         // COPY is never allowed, so the session is never in copy mode; PostgreSQL
         // ignores these messages outside copy mode, and so does the proxy.
         return undefined;
-      case 'FunctionCall':
-        this.forward(serialize.query(REFUSED_SENTINEL), {
-          kind: 'query',
-          refused: new ProxyError('statement_not_allowed', { message: 'the fast-path function call interface is not allowed' }),
-        });
+      case 'FunctionCall': {
+        const refused = new ProxyError('statement_not_allowed', { message: 'the fast-path function call interface is not allowed' });
+        this.refuse('query', refused, { protocol: 'extended', agentSql: '<fast-path function call>', statements: [], tags: {} });
         return undefined;
+      }
       case 'AuthResponse':
         throw new ProxyError('protocol_violation', { message: 'unexpected authentication message after startup' });
     }
   }
 
-  private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[]): void {
-    const result = this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
-    if (result.ok) {
-      const first = result.statements[0];
-      this.statements.set(message.name, {
-        sql: result.sql,
-        types: message.paramTypes,
-        rowLimit: first?.rowLimit,
-        reads: first !== undefined && this.checksScans(first.nodeType),
-        writes: result.statements.some(isWrite),
-        targets: result.statements.some(touchesWriteTarget),
-        ...(first?.write?.approval ? { held: { originalSql: message.sql, write: first.write as HeldWrite['write'] } } : {}),
-      });
-      this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
-        kind: 'parse',
-        texts: texts(result.sql, message.sql),
-        ...(result.statements.some(touchesWriteTarget) ? { write: true } : {}),
-      });
-    } else {
-      this.statements.delete(message.name);
-      this.forward(serialize.parse({ name: message.name, text: REFUSED_SENTINEL, types: [] }), { kind: 'parse', refused: result.error });
-    }
-  }
+  // ---- simple protocol ----
 
   private query(sql: string): Promise<void> | undefined {
     if (this.readsApprovals(sql)) return this.withApprovals((rows) => this.queryAnalyzed(sql, this.analyze(sql, 'simple', rows)));
     return this.queryAnalyzed(sql, this.analyze(sql, 'simple'));
+  }
+
+  private queryAnalyzed(sql: string, result: Analysis): Promise<void> | undefined {
+    const sent: SentStatement = { protocol: 'simple', agentSql: sql, statements: result.ok ? result.statements : [], tags: result.tags };
+    if (!result.ok) {
+      this.refuse('query', result.error, sent);
+      return undefined;
+    }
+    const writes = result.statements.filter(isWrite).length;
+    const held = result.statements.find((s) => s.write?.approval);
+    const scans = this.budgets.limitsScans ? result.statements.filter((s) => s.nodeType === 'SelectStmt').map((s) => s.sql) : [];
+    const send = () =>
+      this.forward(serialize.query(result.sql), {
+        kind: 'query',
+        rowLimits: result.statements.map((s) => s.rowLimit),
+        texts: texts(result.sql, sql),
+        ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
+        ...(result.statements.some((s) => s.write?.capture) ? { captures: result.statements.map((s) => captureOf(s)) } : {}),
+        audit: this.auditor.hook(sent),
+      });
+    const sync = this.firstRefusal(writes > 0);
+    if (sync) {
+      this.refuse('query', sync, sent);
+      return undefined;
+    }
+    if (held && this.inBlock()) {
+      this.refuse('query', heldInBlock(), sent);
+      return undefined;
+    }
+    if (result.statements.some((s) => s.kind === 'transaction')) this.blockMaybeOpen = true;
+    if (held && result.statements.length > 1) {
+      this.refuse('query', new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' }), sent);
+      return undefined;
+    }
+    if (!this.budgets.limitsQueries && !(writes > 0 && this.budgets.limitsWrites) && !held && scans.length === 0) {
+      send();
+      return undefined;
+    }
+    return (async () => {
+      const refused =
+        (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
+        (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined) ??
+        (held ? await holdForApproval(this.deps, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: NO_PARAMS }) : undefined) ??
+        (scans.length > 0 ? await this.budgets.scans(scans, NO_PARAMS) : undefined);
+      if (this.closed) return;
+      if (refused) this.refuse('query', refused, sent);
+      else send();
+    })();
+  }
+
+  // ---- extended protocol ----
+
+  private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[]): void {
+    const result = this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
+    if (!result.ok) {
+      // PostgreSQL drops the unnamed statement when a Parse for it fails; a named one it keeps.
+      if (message.name === '') this.statements.delete('');
+      // The refused Parse keeps its statement name: an unnamed Parse would drop the client's unnamed statement upstream.
+      this.refuse('parse', result.error, { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
+      return;
+    }
+    const first = result.statements[0];
+    this.statements.set(message.name, {
+      sql: result.sql,
+      agentSql: message.sql,
+      types: message.paramTypes,
+      rowLimit: first?.rowLimit,
+      reads: first?.nodeType === 'SelectStmt',
+      writes: result.statements.some(isWrite),
+      targets: result.statements.some(touchesWriteTarget),
+      statements: result.statements,
+      tags: result.tags,
+      ...(first?.write?.approval ? { held: { originalSql: message.sql, write: first.write as HeldWrite['write'] } } : {}),
+    });
+    this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
+      kind: 'parse',
+      texts: texts(result.sql, message.sql),
+      ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
+    });
+  }
+
+  private bind(message: Extract<FrontendMessage, { type: 'Bind' }>): Promise<void> | undefined {
+    const prepared = this.statements.get(message.statement);
+    if (!prepared) {
+      // The proxy knows every statement the upstream holds for this session; one it does not know was never analysed.
+      this.portals.delete(message.portal);
+      this.refuse('bind', new ProxyError('statement_not_understood', { message: `prepared statement "${message.statement}" does not exist` }), this.sentOf(undefined));
+      return undefined;
+    }
+    const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
+    this.portals.set(message.portal, {
+      boundAt: this.readySent,
+      cap: new RowCap(prepared?.rowLimit),
+      resultFormats: message.resultFormats,
+      writes: prepared.writes,
+      targets: prepared.targets,
+      prepared,
+      ...(prepared.held ? { held: { ...prepared.held, statementSql: prepared.sql, params } } : {}),
+    });
+    if (!prepared.reads || !this.budgets.limitsScans) {
+      this.forward(message.raw, { kind: 'bind' });
+      return undefined;
+    }
+    return this.budgets.scans([prepared.sql], params).then((refused) => {
+      if (this.closed) return;
+      if (refused) this.refuse('bind', refused, this.sentOf(prepared));
+      else this.forward(message.raw, { kind: 'bind' });
+    });
+  }
+
+  /** Execute of a portal: the query budget, then for a write the write budget and approval rules; its audit event when it ends. */
+  private execute(raw: Buffer, name: string): Promise<void> | undefined {
+    const portal = this.portals.get(name);
+    const sent = this.sentOf(portal?.prepared);
+    if (!portal) {
+      this.refuse('execute', new ProxyError('statement_not_understood', { message: `portal "${name}" does not exist` }), sent);
+      return undefined;
+    }
+    const writes = portal?.writes ?? true;
+    const spec = portal?.prepared?.statements[0] ? captureOf(portal.prepared.statements[0], portal.resultFormats) : undefined;
+    const send = () =>
+      this.forward(raw, {
+        kind: 'execute',
+        cap: portal?.cap,
+        ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
+        ...(spec ? { captures: [spec] } : {}),
+        audit: this.auditor.hook(sent),
+      });
+    const sync = this.firstRefusal(writes && portal?.prepared !== undefined);
+    if (sync) {
+      this.refuse('execute', sync, sent);
+      return undefined;
+    }
+    const writeBudget = writes && portal?.prepared !== undefined && this.budgets.limitsWrites;
+    if (!this.budgets.limitsQueries && !writeBudget && !portal?.held) {
+      send();
+      return undefined;
+    }
+    if (portal.held && this.inBlock()) {
+      this.refuse('execute', heldInBlock(), sent);
+      return undefined;
+    }
+    return (async () => {
+      const refused =
+        (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes ? 'write' : 'read'))).refused : undefined) ??
+        (writeBudget ? await this.budgets.writes(1) : undefined) ??
+        (portal?.held ? await holdForApproval(this.deps, portal.held) : undefined);
+      if (this.closed) return;
+      if (refused) this.refuse('execute', refused, sent);
+      else send();
+    })();
+  }
+
+  private sentOf(prepared: Prepared | undefined): SentStatement {
+    return prepared
+      ? { protocol: 'extended', agentSql: prepared.agentSql, statements: prepared.statements, tags: prepared.tags }
+      : { protocol: 'extended', agentSql: '', statements: [], tags: {} };
+  }
+
+  // ---- shared ----
+
+  /** Inside a transaction block, or maybe (a BEGIN is on its way): rows and counts seen elsewhere may differ. */
+  private inBlock(): boolean {
+    return this.router.txStatus !== 'I' || this.blockMaybeOpen;
+  }
+
+  /** A refusal decided without I/O: the audit trail cannot take the statement now. */
+  private firstRefusal(writes: boolean): ProxyError | undefined {
+    if (!this.auditor.unavailable(writes)) return undefined;
+    return new ProxyError('audit_unavailable');
+  }
+
+  /**
+   * Sends upstream what fails exactly as the refused request would have (a parse error, a
+   * portal or statement that cannot exist), and has the router put the proxy's error in its place.
+   */
+  private refuse(kind: 'query' | 'parse' | 'bind' | 'execute', refused: ProxyError, sent: SentStatement, name = ''): void {
+    const bytes =
+      kind === 'query'
+        ? serialize.query(REFUSED_SENTINEL)
+        : kind === 'parse'
+          ? serialize.parse({ name, text: REFUSED_SENTINEL, types: [] })
+          : kind === 'bind'
+            ? serialize.bind({ statement: REFUSED_STATEMENT })
+            : serialize.execute({ portal: REFUSED_PORTAL });
+    this.forward(bytes, { kind, refused, audit: this.auditor.hook(sent) });
   }
 
   /** A statement that may read ormai.approvals is analysed with the principal's approvals as of now (never cached). */
@@ -302,184 +447,6 @@ export class Session {
         return then([]);
       },
     );
-  }
-
-  private queryAnalyzed(sql: string, result: Analysis): Promise<void> | undefined {
-    if (!result.ok) {
-      this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused: result.error });
-      return undefined;
-    }
-    const writes = result.statements.filter(isWrite).length;
-    const send = () =>
-      this.forward(serialize.query(result.sql), {
-        kind: 'query',
-        rowLimits: result.statements.map((s) => s.rowLimit),
-        texts: texts(result.sql, sql),
-        ...(result.statements.some(touchesWriteTarget) ? { write: true } : {}),
-      });
-    const held = result.statements.find((s) => s.write?.approval);
-    if (held && result.statements.length > 1) {
-      const refused = new ProxyError('statement_not_allowed', {
-        message: 'a write that needs approval must be sent on its own',
-        hint: 'Send it as a single statement, outside a multi-statement string.',
-      });
-      this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused });
-      return undefined;
-    }
-    if (writes > 0 && (this.deps.policy.raw.max_writes_per_minute !== undefined || held)) {
-      return (async () => {
-        const refused =
-          (this.deps.policy.raw.max_writes_per_minute !== undefined ? await this.writeBudget(writes) : undefined) ??
-          (held
-            ? await holdForApproval(this.deps, {
-                write: held.write as HeldWrite['write'],
-                statementSql: held.sql,
-                originalSql: sql,
-                params: { types: [], values: [], formats: [] },
-              })
-            : undefined);
-        if (refused) this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused });
-        else send();
-      })();
-    }
-    const reads = result.statements.filter((s) => this.checksScans(s.nodeType)).map((s) => s.sql);
-    if (reads.length === 0 || this.deps.policy.raw.max_scan_rows === undefined) {
-      send();
-      return undefined;
-    }
-    return this.scanCheck(reads, { types: [], values: [], formats: [] }).then((refused) => {
-      if (refused) this.forward(serialize.query(REFUSED_SENTINEL), { kind: 'query', refused });
-      else send();
-    });
-  }
-
-  private checksScans(nodeType: string): boolean {
-    return nodeType === 'SelectStmt';
-  }
-
-  /**
-   * Asks the planner how many rows each statement would scan; returns the refusal when one
-   * exceeds max_scan_rows. A statement the planner rejects is let through: the database will
-   * give the agent the same error for the statement itself.
-   */
-  private async scanCheck(sqls: string[], params: PlanParams): Promise<ProxyError | undefined> {
-    const { policy, scope, scopeKey, planner, log } = this.deps;
-    const budget = policy.raw.max_scan_rows!;
-    for (const sql of sqls) {
-      let rows: number;
-      try {
-        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`);
-      } catch (err) {
-        if (err instanceof UpstreamConnectError) {
-          log.warn({ err: err.message }, 'planner unavailable');
-          return new ProxyError('budget_unavailable');
-        }
-        log.debug({ err: (err as Error).message }, 'EXPLAIN failed; the statement goes ahead');
-        continue;
-      }
-      if (rows > budget) {
-        log.info({ code: 'scan_budget_exceeded', rows, budget }, 'statement refused');
-        return new ProxyError('scan_budget_exceeded', {
-          message: `the statement would scan about ${rows} rows; the policy allows ${budget}`,
-        });
-      }
-    }
-    return undefined;
-  }
-
-  /**
-   * Runs `proceed` when the tenant's queries-per-minute budget allows one more statement;
-   * otherwise forwards `refusal()` (which fails upstream) and substitutes the rate-limit error.
-   * `access` is asked only when the shared store is unavailable: writes then always fail closed.
-   */
-  private afterRateCheck(
-    proceed: () => Promise<void> | void,
-    refusal: () => Buffer,
-    kind: PendingItem['kind'],
-    access: () => StoreAccess,
-  ): Promise<void> | undefined {
-    const limit = this.deps.policy.raw.queries_per_minute_per_tenant;
-    if (limit === undefined) return proceed() ?? undefined;
-    const key = `q:${this.deps.policy.name}:${this.deps.principal.tenantId}`;
-    return this.deps.rateLimits.hit(key, limit, MINUTE_MS).then((decision) => {
-      if (this.closed) return;
-      if (decision.allowed) return proceed();
-      else {
-        const refused = new ProxyError('query_rate_limited', {
-          message: `the tenant's budget of ${limit} statements per minute is used up`,
-          detail: `retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`,
-        });
-        this.deps.log.info({ code: refused.code }, 'statement refused');
-        this.forward(refusal(), { kind, refused });
-      }
-    }, (err: unknown) => {
-      if (!(err instanceof RateStoreUnavailableError)) throw err;
-      if (this.closed) return;
-      const mode = this.deps.config.store.readsWhenUnavailable;
-      const refused = refusalWhenStoreUnavailable(mode === 'allow' ? access() : 'write', mode, err);
-      if (!refused) {
-        // Every statement let through unchecked is logged: the operator chose to fail open for reads.
-        this.deps.log.warn({ err: err.message }, 'rate-limit store unavailable; read allowed without a budget check');
-        return proceed();
-      }
-      this.deps.log.warn({ code: refused.code, err: err.message }, 'statement refused');
-      this.forward(refusal(), { kind, refused });
-    });
-  }
-
-  /** Execute of a portal: a write portal spends the write budget first; the database's errors for it are reduced. */
-  private execute(raw: Buffer, name: string): Promise<void> | undefined {
-    const portal = this.portals.get(name);
-    const send = () => this.forward(raw, { kind: 'execute', cap: portal?.cap, ...(portal?.targets ? { write: true } : {}) });
-    const budgeted = this.deps.policy.raw.max_writes_per_minute !== undefined;
-    if (!portal?.writes || (!budgeted && !portal.held)) {
-      send();
-      return undefined;
-    }
-    return (async () => {
-      const refused = (budgeted ? await this.writeBudget(1) : undefined) ?? (portal.held ? await holdForApproval(this.deps, portal.held) : undefined);
-      if (refused) this.forward(serialize.execute({ portal: REFUSED_PORTAL }), { kind: 'execute', refused });
-      else send();
-    })();
-  }
-
-  /**
-   * Spends `count` writes of max_writes_per_minute, per agent and per tenant (across the
-   * tenant's sessions, and across proxies with a shared store). Returns the refusal when one
-   * is used up; an unreachable shared store refuses writes, always.
-   */
-  private async writeBudget(count: number): Promise<ProxyError | undefined> {
-    const { policy, principal, rateLimits, log } = this.deps;
-    const limit = policy.raw.max_writes_per_minute!;
-    const budgets: Array<[key: string, whose: string]> = [
-      [`w:${policy.name}:u:${principal.user}`, 'for this agent'],
-      [`w:${policy.name}:t:${principal.tenantId}`, 'for this tenant'],
-    ];
-    try {
-      for (let i = 0; i < count; i++) {
-        for (const [key, whose] of budgets) {
-          const decision = await rateLimits.hit(key, limit, MINUTE_MS);
-          if (!decision.allowed) {
-            log.info({ code: 'write_rate_limited' }, 'statement refused');
-            return new ProxyError('write_rate_limited', {
-              message: `the budget of ${limit} writes per minute ${whose} is used up`,
-              detail: `retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`,
-            });
-          }
-        }
-      }
-      return undefined;
-    } catch (err) {
-      if (!(err instanceof RateStoreUnavailableError)) throw err;
-      log.warn({ err: err.message }, 'rate-limit store unavailable; write refused');
-      return refusalWhenStoreUnavailable('write', 'refuse', err);
-    }
-  }
-
-  /** Whether a simple-protocol Query writes; one the analyser refuses counts as a write (it is refused either way). */
-  private queryAccess(sql: string): StoreAccess {
-    const result = this.analyze(sql, 'simple');
-    return result.ok && !result.statements.some(isWrite) ? 'read' : 'write';
   }
 
   /** A refusal when Parse declares a parameter type the policy's catalog does not allow. */
@@ -505,6 +472,7 @@ export class Session {
   }
 
   private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {
+    if (item.kind === 'query') this.readySent++;
     this.router.pending.push(item);
     this.server.write(bytes);
   }
@@ -529,18 +497,34 @@ export class Session {
     try {
       for (const frame of frames) {
         const bytes = this.router.route(frame);
+        const gate = this.router.takeGate();
+        if (gate) {
+          // What came before goes out now; this frame and everything after wait for the gate.
+          if (out.length > 0) this.toClient(Buffer.concat(out.splice(0)));
+          const previous = this.output ?? Promise.resolve();
+          this.output = previous.then(() => gate);
+        }
         if (bytes) out.push(bytes);
       }
     } catch (err) {
       const error = toProxyError(err);
       this.deps.log.error({ err: error.logMessage ?? error.message }, 'session failed on upstream data');
-      if (out.length > 0) this.client.write(Buffer.concat(out));
+      if (out.length > 0) this.toClient(Buffer.concat(out));
       this.fatal(error);
       return;
     }
-    if (out.length === 0) return;
-    const ok = this.client.write(out.length === 1 ? out[0] : Buffer.concat(out));
-    if (!ok) this.server.pause();
+    if (out.length > 0) this.toClient(out.length === 1 ? out[0] : Buffer.concat(out));
+  }
+
+  /** In order, behind any write whose audit event is still being made durable. */
+  private toClient(bytes: Buffer): void {
+    if (!this.output) {
+      if (!this.client.write(bytes)) this.server.pause();
+      return;
+    }
+    this.output = this.output.then(() => {
+      if (!this.client.destroyed && !this.client.write(bytes)) this.server.pause();
+    });
   }
 
   // ---- endings ----
@@ -586,39 +570,18 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.auditor.connection('disconnect');
     this.deps.onClose();
   }
 }
 
-/** Changes data when run (a dry run does not: it runs its preview instead). */
-function isWrite(statement: AnalyzedStatement): boolean {
-  return touchesWriteTarget(statement) && !statement.write?.dryRun;
-}
-
-/** Names a write target, so reads the real table: the database's errors for it are reduced (dry runs included). */
-function touchesWriteTarget(statement: AnalyzedStatement): boolean {
-  return statement.kind === 'write' || statement.writes.length > 0;
-}
-
-/** Both texts when the proxy sent something other than what the agent wrote (error positions are then moved). */
-function texts(sent: string, agent: string): PendingItem['texts'] {
-  return sent === agent ? undefined : { sent, agent };
-}
-
-/** An approval as its requester sees it in ormai.approvals. */
-function agentApproval(a: Approval): AgentApproval {
-  return {
-    id: a.id,
-    state: a.state,
-    operation: a.operation,
-    model: a.model,
-    rule: a.rule,
-    ...(a.reason ? { reason: a.reason } : {}),
-    createdAt: a.createdAt,
-    expiresAt: a.expiresAt,
-    received: a.approvals.length,
-    required: a.approvers,
-    ...(a.result?.rowsAffected !== undefined ? { rowsAffected: a.result.rowsAffected } : {}),
-    ...(a.result?.error ? { error: `${a.result.error.code}: ${a.result.error.message}` } : {}),
-  };
+/**
+ * A held write runs later, on its own, after approval: inside the agent's transaction its rows
+ * (and the count that decides whether it is held) could depend on changes not yet committed.
+ */
+function heldInBlock(): ProxyError {
+  return new ProxyError('statement_not_allowed', {
+    message: 'a write that may need approval cannot be sent inside a transaction block',
+    hint: 'Commit or roll back first, then send the write on its own.',
+  });
 }

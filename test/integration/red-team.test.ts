@@ -416,7 +416,9 @@ const REFUSALS: Array<[string, string]> = [
   ['SELECT * FROM orders FOR SHARE', 'ormai.statement_not_allowed'],
   ["WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x", 'ormai.statement_not_allowed'],
   ["INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.reason_required'],
-  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.field_not_writable'],
+  // The quickstart grants create only: DO UPDATE needs the update grant.
+  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.model_writes_disabled'],
+  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status RETURNING *", 'ormai.model_writes_disabled'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING orders", 'ormai.statement_not_allowed'],
   ["/*dry_run='perhaps'*/ /*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.statement_not_allowed'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 2)", 'ormai.tenant_forged'],
@@ -429,7 +431,6 @@ const REFUSALS: Array<[string, string]> = [
 // Write shapes the policy allows: they run, and still show nothing of another tenant.
 const ALLOWED_WRITES = [
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *",
-  "/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status RETURNING *",
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders WHERE total_cents > 100000 RETURNING *",
   "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders",
 ];

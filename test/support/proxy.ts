@@ -4,24 +4,39 @@ import { startProxy, type RunningProxy } from '../../src/app';
 import { loadConfig, resolveConfig } from '../../src/config/load';
 import { createLogger, silentLogger } from '../../src/log';
 import { parseStructuredFile } from '../../src/policy/load';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import type { AuditEvent } from '../../src/audit/event';
 
 export const QUICKSTART = path.resolve(__dirname, '..', '..', 'config', 'quickstart', 'ormai.yaml');
 
 export interface TestProxy extends RunningProxy {
+  /** The hash-chained audit file this proxy writes (unless the overrides configure other sinks). */
+  auditFile: string;
+  /** The events in the audit file so far. */
+  auditEvents(): AuditEvent[];
   /** Connection URL for a quickstart user through the proxy. */
   url(user?: string, password?: string, database?: string): string;
 }
 
 /** `overrides` are merged over the quickstart ormai.yaml (top-level keys replace). */
 export async function startTestProxy(upstreamUrl: string, overrides: Record<string, unknown> = {}): Promise<TestProxy> {
-  const doc = { ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object), ...overrides };
+  // Audit events go to a file of this proxy's own (not stdout, where they would fill the test output).
+  const auditDir = mkdtempSync(path.join(os.tmpdir(), 'ormai-audit-'));
+  const auditFile = path.join(auditDir, 'audit.jsonl');
+  const doc = { ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object), audit: { sinks: [{ type: 'file', path: auditFile }] }, ...overrides };
   const env = { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' };
   const config = resolveConfig(doc, QUICKSTART, env);
   const log = process.env.ORMAI_TEST_LOG ? createLogger(process.env.ORMAI_TEST_LOG) : silentLogger;
   const proxy = await startProxy(config, log);
   return {
     ...proxy,
+    auditFile,
+    close: async () => {
+      await proxy.close();
+      rmSync(auditDir, { recursive: true, force: true });
+    },
+    auditEvents: () => (existsSync(auditFile) ? readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent) : []),
     url: (user = 'tenant1-agent', password = 'tenant1-password', database = 'app') =>
       `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${proxy.port}/${database}`,
   };

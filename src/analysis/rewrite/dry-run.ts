@@ -8,7 +8,7 @@
 // assigned column `<col>_before` (masked when the column is) and `<col>_after` (the SET
 // expression, evaluated on the row). What a preview cannot show: defaults, triggers and
 // constraint checks run only by the write itself.
-import type { DeleteStmt, InsertStmt, Node, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
+import type { DeleteStmt, InsertStmt, Node, RangeVar, ResTarget, SelectStmt, UpdateStmt, WithClause } from '@pgsql/types';
 import { ProxyError } from '../../errors/catalogue';
 import type { ScopedTable } from '../../policy/scope';
 import { columnSql } from './derived';
@@ -41,16 +41,34 @@ export function previewUpdate(stmt: UpdateStmt, table: ScopedTable, ref: string)
   afters.forEach((val, i) => {
     ((select.targetList ?? [])[first + 2 * i + 1] as { ResTarget: ResTarget }).ResTarget.val = val;
   });
-  select.fromClause = [{ RangeVar: cloneTree(stmt.relation!) }, ...cloneTree(stmt.fromClause ?? [])];
+  select.fromClause = [{ RangeVar: targetOf(stmt.relation!, table) }, ...cloneTree(stmt.fromClause ?? [])];
   if (stmt.whereClause) select.whereClause = cloneTree(stmt.whereClause);
+  withClauseOf(stmt, select);
   return select;
+}
+
+/**
+ * The write's own WITH goes along: a CTE may shadow a table name that the SET expressions or
+ * the WHERE use, and without it that name would reach the real table.
+ */
+function withClauseOf(stmt: { withClause?: WithClause }, select: SelectStmt): void {
+  if (stmt.withClause) select.withClause = cloneTree(stmt.withClause);
+}
+
+/** The target, schema-qualified (a CTE of the same name must not take its place) and named as in the write. */
+export function targetOf(rv: RangeVar, table: ScopedTable): RangeVar {
+  const copy = cloneTree(rv);
+  copy.schemaname = table.schema;
+  copy.alias = { aliasname: rv.alias?.aliasname ?? rv.relname ?? table.name };
+  return copy;
 }
 
 /** The preview of a DELETE: the rows that would go, as the agent may see them. */
 export function previewDelete(stmt: DeleteStmt, table: ScopedTable, ref: string): SelectStmt {
   const select = template([COUNT, ...table.columns.map((c) => columnSql(c, ref))], table, ref);
-  select.fromClause = [{ RangeVar: cloneTree(stmt.relation!) }, ...cloneTree(stmt.usingClause ?? [])];
+  select.fromClause = [{ RangeVar: targetOf(stmt.relation!, table) }, ...cloneTree(stmt.usingClause ?? [])];
   if (stmt.whereClause) select.whereClause = cloneTree(stmt.whereClause);
+  withClauseOf(stmt, select);
   return select;
 }
 
@@ -61,6 +79,7 @@ export function previewInsert(stmt: InsertStmt): SelectStmt {
   const cols = (stmt.cols ?? []).map((c) => quoteIdent((c as { ResTarget: ResTarget }).ResTarget.name ?? ''));
   const select = parseTemplate(`SELECT ${COUNT}, ormai_insert.* FROM (SELECT) AS ormai_insert(${cols.join(', ')})`, 'dry run');
   (select.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = cloneTree(stmt.selectStmt);
+  withClauseOf(stmt, select);
   return select;
 }
 

@@ -71,7 +71,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
       hint: 'Send each INSERT as its own statement, then read the result with a SELECT.',
     });
   }
-  const guarded = top && nodeTypeOf(top) !== 'SelectStmt' ? guardWrite(top, scope, principal, ctx.tags ?? {}, top !== tree) : undefined;
+  const guarded = top && nodeTypeOf(top) !== 'SelectStmt' ? guardWrite(top, scope, principal, ctx.tags ?? {}, top !== tree, ctx.captureWrites ?? true) : undefined;
   const out: AnalyzedStatement = { ...stmt, stmt: tree, ...(guarded && top === tree ? { write: guarded.info } : {}) };
   if (guarded?.preview) {
     // A dry run: the preview SELECT is what runs, capped like any read; the write is never sent.

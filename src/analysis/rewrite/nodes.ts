@@ -1,5 +1,5 @@
 // Building blocks for new tree nodes: constants shaped as libpg-query shapes them, quoting, and parsed SQL templates.
-import type { A_Const, Node, SelectStmt } from '@pgsql/types';
+import type { A_Const, BoolExpr, Node, SelectStmt } from '@pgsql/types';
 import { ProxyError } from '../../errors/catalogue';
 import { parseStatements } from '../parser';
 import { nodeBody, nodeTypeOf } from '../types';
@@ -92,6 +92,11 @@ function stripLocations<T>(value: T): T {
 }
 
 /** The value of a constant, when the node is one (possibly under a cast); undefined otherwise. */
+/** The text of a constant written without any cast (a cast may turn '1'::bit(1)::bit(2)::int into 2). */
+export function bareConstantText(node: Node | undefined): string | undefined {
+  return node && 'A_Const' in node ? constantText(node) : undefined;
+}
+
 export function constantText(node: Node | undefined): string | undefined {
   if (!node) return undefined;
   if ('TypeCast' in node) return constantText(node.TypeCast.arg);
@@ -102,4 +107,16 @@ export function constantText(node: Node | undefined): string | undefined {
   if (c.fval) return c.fval.fval ?? '0';
   if (c.sval) return c.sval.sval ?? '';
   return undefined;
+}
+
+/**
+ * `left AND right`, shaped as PostgreSQL's parser shapes it: an AND on the left is flattened
+ * into one list (an AND on the right stays nested), so the printed text parses back the same.
+ */
+export function andExpr(left: Node | undefined, right: Node | undefined): Node | undefined {
+  if (!left) return right;
+  if (!right) return left;
+  const bool = (left as { BoolExpr?: BoolExpr }).BoolExpr;
+  if (bool?.boolop === 'AND_EXPR') return { BoolExpr: { ...bool, args: [...(bool.args ?? []), right] } };
+  return { BoolExpr: { boolop: 'AND_EXPR', args: [left, right] } };
 }

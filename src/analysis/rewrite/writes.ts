@@ -5,17 +5,20 @@
 // in SET, WHERE, ON CONFLICT and RETURNING, hidden ones included. So the target gets
 // explicit checks: its tenant predicate (and row filter) is ANDed into the statement, and
 // every column reference that could reach a hidden or masked column of it is resolved here.
-import type { BoolExpr, ColumnRef, DeleteStmt, InsertStmt, Node, OnConflictClause, RangeVar, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
+import type { ColumnRef, DeleteStmt, InsertStmt, Node, OnConflictClause, RangeVar, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { WriteRule } from '../../policy/load';
 import type { RawPolicy } from '../../policy/schema';
+import { UNREADABLE_DRY_RUN } from '../comments';
 import { deparseVerified } from '../deparse';
 import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { nodeBody, nodeTypeOf } from '../types';
 import { columnSql } from './derived';
-import { previewDelete, previewInsert, previewUpdate } from './dry-run';
-import { cloneTree, constantText, parseTemplate, quoteIdent } from './nodes';
+import { addCapture, type CapturePlan } from './capture';
+import { guardedWhere } from './guard-order';
+import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
+import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent } from './nodes';
 import { modelNotAllowed } from './refusals';
 import { isPrincipalTenant, tenantLiteral, tenantType } from './tenant';
 
@@ -34,6 +37,10 @@ export interface WriteInfo {
   approval?: ApprovalNeed;
   /** A dry run: `preview` replaces the write, which is never sent. */
   dryRun?: boolean;
+  /** The capture columns appended to RETURNING (undefined: nothing captured, e.g. no primary key). */
+  capture?: CapturePlan;
+  /** The target's columns the agent cannot see: the database's errors must not name them. */
+  hidden: string[];
 }
 
 /** What guardWrite made of a write: its description, and for a dry run the SELECT that replaces it. */
@@ -71,12 +78,19 @@ const OP_NAMES: Record<Op, string> = { insert: 'INSERT', update: 'UPDATE', delet
  * Checks and rewrites, in place, a top-level INSERT, UPDATE or DELETE (the caller has refused
  * writes nested in WITH). Returns undefined for any other statement.
  */
-export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>, explain = false): GuardedWrite | undefined {
+export function guardWrite(
+  tree: Node,
+  scope: ReadScope,
+  principal: Principal,
+  tags: Record<string, string>,
+  explain = false,
+  captureWrites = true,
+): GuardedWrite | undefined {
   const type = nodeTypeOf(tree);
   const op: Op | undefined = type === 'InsertStmt' ? 'insert' : type === 'UpdateStmt' ? 'update' : type === 'DeleteStmt' ? 'delete' : undefined;
   if (!op) return undefined;
   const stmt = nodeBody<InsertStmt & UpdateStmt & DeleteStmt>(tree);
-  const target = resolveTarget(stmt.relation, scope, op);
+  const target = resolveTarget(stmt.relation, scope, op, stmt.onConflictClause !== undefined);
   const rule = scope.policy.writeRule({ ...(target.table.schema ? { schema: target.table.schema } : {}), name: target.table.name, op });
   // classify's write gate has refused what no grant covers; a rule is always there.
   if (!rule) throw new ProxyError('model_writes_disabled', { message: `${OP_NAMES[op]} on ${target.table.name} is not allowed` });
@@ -95,22 +109,32 @@ export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, t
   if (op === 'insert') assigned = checkInsert(stmt, target, rule, scope, principal);
   else if (op === 'update') assigned = checkAssignments(stmt.targetList ?? [], target, rule);
   else assigned = [];
-  if (stmt.onConflictClause) assigned = [...assigned, ...checkOnConflict(stmt.onConflictClause, target, rule)];
+  if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') {
+    // DO UPDATE changes existing rows: it needs the update grant, and that grant's writable fields.
+    const update = scope.policy.writeRule({ schema: target.table.schema, name: target.table.name, op: 'update' });
+    if (!update) throw new ProxyError('model_writes_disabled', { message: `INSERT … ON CONFLICT DO UPDATE on ${target.table.name} needs the update grant` });
+    assigned = [...assigned, ...checkOnConflict(stmt.onConflictClause, target, update)];
+  }
 
   // 2. Then add what the policy adds.
-  if (op !== 'insert') stmt.whereClause = and(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.whereClause);
+  if (op !== 'insert') stmt.whereClause = guardedWhere(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.whereClause);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') {
     // The conflicting row may be another tenant's: it is then left alone, as PostgreSQL does when the WHERE is false.
-    stmt.onConflictClause.whereClause = and(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.onConflictClause.whereClause);
+    stmt.onConflictClause.whereClause = guardedWhere(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.onConflictClause.whereClause);
   }
   const ref = refName(stmt.relation!);
   if (dryRun) {
     const preview = op === 'insert' ? previewInsert(stmt) : op === 'update' ? previewUpdate(stmt, target.table, ref) : previewDelete(stmt, target.table, ref);
-    return { info: { op, table: `${target.table.schema}.${target.table.name}`, model: target.table.model, assigned, ...(reason ? { reason } : {}), dryRun: true }, preview };
+    return {
+      info: { op, table: `${target.table.schema}.${target.table.name}`, model: target.table.model, assigned, hidden: [...target.hidden], ...(reason ? { reason } : {}), dryRun: true },
+      preview,
+    };
   }
   if (returning.length > 0) rewriteReturning(returning, target, op, stmt);
   const approval = explain ? undefined : approvalNeed(stmt, op, target.table, scope);
-  if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows);
+  if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows, target.table);
+  // Before/after for the audit trail; not for ON CONFLICT DO UPDATE, whose rows may be inserted or updated.
+  const capture = explain || !captureWrites || stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE' ? undefined : addCapture(stmt, op, target.table, ref, assigned, scope, principal);
 
   return {
     info: {
@@ -118,30 +142,42 @@ export function guardWrite(tree: Node, scope: ReadScope, principal: Principal, t
       table: `${target.table.schema}.${target.table.name}`,
       model: target.table.model,
       assigned,
+      hidden: [...target.hidden],
       ...(reason ? { reason } : {}),
       ...(approval ? { approval } : {}),
+      ...(capture ? { capture } : {}),
     },
   };
 }
 
 /** dry_run='true' (or '1'); 'false' and '0' mean a real write; any other value is refused rather than guessed. */
 function isDryRun(tags: Record<string, string>): boolean {
+  if (tags[UNREADABLE_DRY_RUN]) {
+    throw new ProxyError('statement_not_allowed', { message: 'a dry_run tag could not be read', hint: "Write it exactly as /*dry_run='true'*/ (single quotes, lower case), or leave it out." });
+  }
   const value = tags.dry_run?.trim().toLowerCase();
   if (value === undefined || value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1') return true;
   throw new ProxyError('statement_not_allowed', { message: `dry_run='${tags.dry_run}' is not understood`, hint: "Use /*dry_run='true'*/ to preview the write, or leave the tag out." });
 }
 
-function resolveTarget(rv: RangeVar | undefined, scope: ReadScope, op: Op): Target {
+/** Names that denote target rows in PostgreSQL (ON CONFLICT's excluded, RETURNING's old and new): never an alias. */
+const RESERVED_ALIASES = new Set(['excluded', 'old', 'new']);
+
+function resolveTarget(rv: RangeVar | undefined, scope: ReadScope, op: Op, onConflict: boolean): Target {
   if (!rv) throw new ProxyError('statement_not_understood', { logMessage: 'write without a target' });
   const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
   if (resolution.kind !== 'table') throw modelNotAllowed(rv);
   const table = resolution.table;
   const real = scope.catalog.relations.get(`${table.schema}.${table.name}`)?.columns ?? [];
   const visible = new Map(table.columns.map((c) => [c.name, c]));
+  const alias = rv.alias?.aliasname;
+  if (alias !== undefined && RESERVED_ALIASES.has(alias)) {
+    throw new ProxyError('statement_not_allowed', { message: `"${alias}" cannot be the alias of the write target`, hint: 'Choose another alias.' });
+  }
   const refs = new Set([refName(rv)]);
   // RETURNING old.x / new.x (PostgreSQL 18) and ON CONFLICT's excluded.x denote target rows too.
-  if (op !== 'delete') refs.add('excluded');
+  if (onConflict) refs.add('excluded');
   refs.add('old').add('new');
   return {
     table,
@@ -185,7 +221,7 @@ function checkReferences(tree: Node, target: Target, returning: ResTarget[]): vo
     const value = stack.pop();
     if (value === null || typeof value !== 'object' || value === relation) continue;
     if (Array.isArray(value)) {
-      stack.push(...value);
+      for (const item of value) stack.push(item);
       continue;
     }
     for (const [key, child] of Object.entries(value)) {
@@ -221,13 +257,16 @@ function checkColumnRef(ref: ColumnRef, target: Target, bareReturning: boolean):
   }
   // PostgreSQL's own wording for a missing column, qualified or not (results/write-errors.ts reports those the same way).
   if (target.hidden.has(column)) throw fields.length === 2 ? new ProxyError('column_not_found', { message: `column ${fields[0]}.${column} does not exist` }) : notFound(column);
-  if (target.masked.has(column) && !bareReturning && fields[0] !== 'excluded') {
+  // excluded.<column> is the value this INSERT proposes (only INSERT … ON CONFLICT has it in refs).
+  if (target.masked.has(column) && !bareReturning && !(fields.length === 2 && fields[0] === 'excluded' && target.refs.has('excluded'))) {
     throw new ProxyError('field_masked', { message: `masked column "${column}" cannot be read in a write` });
   }
 }
 
 function checkIndexElem(elem: { name?: string }, target: Target): void {
   if (elem.name && target.hidden.has(elem.name)) throw notFound(elem.name);
+  // A conflict on a masked value tells whether that raw value exists.
+  if (elem.name && target.masked.has(elem.name)) throw new ProxyError('field_masked', { message: `masked column "${elem.name}" cannot be a conflict target` });
 }
 
 // ---- assignments ----
@@ -292,8 +331,10 @@ function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule, scope:
       return names;
     }
     for (const row of rows) {
-      const text = constantText(row[at]);
+      // Only a plain constant can be judged; whatever it says, the proxy's own literal is what is written.
+      const text = bareConstantText(row[at]);
       if (text === undefined || !isPrincipalTenant(text, tenantType(scope), principal.tenantId)) throw forged(tenantColumn);
+      row[at] = tenantLiteral(scope, principal);
     }
     return names;
   }
@@ -353,17 +394,6 @@ function qualified(expr: Node, ref: string): Node {
   return copy;
 }
 
-/**
- * `left AND right`, shaped as PostgreSQL's parser shapes it: an AND on the left is flattened
- * into one list (an AND on the right stays nested), so the printed text parses back the same.
- */
-function and(left: Node | undefined, right: Node | undefined): Node | undefined {
-  if (!left) return right;
-  if (!right) return left;
-  const bool = (left as { BoolExpr?: BoolExpr }).BoolExpr;
-  if (bool?.boolop === 'AND_EXPR') return { BoolExpr: { ...bool, args: [...(bool.args ?? []), right] } };
-  return { BoolExpr: { boolop: 'AND_EXPR', args: [left, right] } };
-}
 
 // ---- max_affected_rows: decided inside the statement, before anything is committed ----
 
@@ -378,7 +408,7 @@ export const AFFECTED_ROWS_MARKER = 'ormai:max_affected_rows:';
  * transaction block, under either protocol. The failing cast depends on the count, so the
  * planner cannot fold it into an error before the statement runs.
  */
-function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap: number): void {
+function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap: number, table: ScopedTable): void {
   if (op === 'insert') {
     const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
     const rows = select?.valuesLists?.length;
@@ -391,24 +421,51 @@ function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap
     if (rows > cap) throw tooManyRows(rows, cap);
     return;
   }
+  refuseVolatile(stmt, 'max_affected_rows');
   const guard = parseTemplate(
     `SELECT WHERE (SELECT CASE WHEN ormai_count.n <= ${cap} THEN true ELSE ('${AFFECTED_ROWS_MARKER}' || ormai_count.n || ':${cap}')::int > 0 END ` +
       'FROM (SELECT) AS ormai_count)',
     'affected-row guard',
   ).whereClause as { SubLink: { subselect: { SelectStmt: SelectStmt } } };
   const from = guard.SubLink.subselect.SelectStmt.fromClause![0] as { RangeSubselect: { subquery: Node } };
-  from.RangeSubselect.subquery = { SelectStmt: countRows(stmt, op) };
-  stmt.whereClause = and(stmt.whereClause, guard as unknown as Node);
+  from.RangeSubselect.subquery = { SelectStmt: countRows(stmt, op, table) };
+  stmt.whereClause = andExpr(stmt.whereClause, guard as unknown as Node);
+}
+
+/** Functions whose value changes from one call to the next: a count of the rows they select says nothing about the write's. */
+const VOLATILE = new Set(['random', 'random_normal', 'setseed', 'gen_random_uuid', 'uuidv4', 'uuidv7', 'clock_timestamp', 'timeofday', 'nextval']);
+
+function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string): void {
+  const stack: unknown[] = [stmt.whereClause, stmt.fromClause, stmt.usingClause];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push(item);
+      continue;
+    }
+    const call = (value as { FuncCall?: { funcname?: Node[] } }).FuncCall;
+    const name = call?.funcname?.at(-1);
+    if (name && 'String' in name && VOLATILE.has(name.String.sval ?? '')) {
+      throw new ProxyError('statement_not_allowed', {
+        message: `${name.String.sval}() cannot choose the rows of a write under ${what}`,
+        hint: 'Choose the rows with a deterministic condition (ids, dates, statuses).',
+      });
+    }
+    for (const child of Object.values(value)) stack.push(child);
+  }
 }
 
 /** `SELECT count(*) AS n FROM <target>, <FROM/USING> WHERE <the write's WHERE>`: the rows an UPDATE or DELETE changes. */
-function countRows(stmt: UpdateStmt & DeleteStmt, op: Op): SelectStmt {
+function countRows(stmt: UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): SelectStmt {
   const ref = refName(stmt.relation!);
   const sources = (op === 'update' ? stmt.fromClause : stmt.usingClause) ?? [];
   // With FROM/USING, a target row joined to several source rows is still changed once.
   const counted = sources.length > 0 ? `DISTINCT ${quoteIdent(ref)}.ctid` : '*';
   const count = parseTemplate(`SELECT count(${counted}) AS n`, 'row count');
-  count.fromClause = [{ RangeVar: cloneTree(stmt.relation!) }, ...cloneTree(sources)];
+  count.fromClause = [{ RangeVar: targetOf(stmt.relation!, table) }, ...cloneTree(sources)];
+  // The write's WITH: a CTE may shadow a name the WHERE uses (the target itself is schema-qualified above).
+  if (stmt.withClause) count.withClause = cloneTree(stmt.withClause);
   if (stmt.whereClause) count.whereClause = cloneTree(stmt.whereClause);
   return count;
 }
@@ -422,9 +479,11 @@ function countRows(stmt: UpdateStmt & DeleteStmt, op: Op): SelectStmt {
  * applies. A condition on affected rows is left to the session, which counts first.
  */
 function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope): ApprovalNeed | undefined {
-  const operation = op === 'insert' ? 'create' : op;
+  // INSERT … ON CONFLICT DO UPDATE may update rows: the update rules apply to it as well.
+  const operations = new Set<string>([op === 'insert' ? 'create' : op]);
+  if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
   for (const rule of scope.policy.raw.require_approval) {
-    if (rule.operation !== operation || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
+    if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
     const when = rule.when;
     if (when?.field !== undefined && !fieldMatches(stmt, op, when.field.toLowerCase(), when)) continue;
     const preview = previewSql(stmt, op, table);
@@ -435,7 +494,8 @@ function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table:
       if (rows !== undefined && rows <= when.affected_rows_gt) continue;
       return need;
     }
-    return { ...need, affectedRowsGt: when.affected_rows_gt, countSql: deparseVerified([{ SelectStmt: countRows(stmt, op) }])[0] };
+    refuseVolatile(stmt, 'an approval rule on affected rows');
+    return { ...need, affectedRowsGt: when.affected_rows_gt, countSql: deparseVerified([{ SelectStmt: countRows(stmt, op, table) }])[0] };
   }
   return undefined;
 }
@@ -481,10 +541,12 @@ function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when
   }
   setValues(stmt.onConflictClause?.targetList);
   return values.some((v) => {
-    const text = constantText(v);
+    // Only a plain constant is compared; anything else (a cast, a parameter, an expression) may be any value.
+    const text = bareConstantText(v);
     if (text === undefined) return true;
-    if (when.equals !== undefined && text !== String(when.equals)) return false;
-    if (when.in !== undefined && !when.in.map(String).includes(text)) return false;
+    const same = (x: string | number | boolean) => (typeof x === 'number' && text.trim() !== '' && !Number.isNaN(Number(text)) ? Number(text) === x : String(x) === text);
+    if (when.equals !== undefined && !same(when.equals)) return false;
+    if (when.in !== undefined && !when.in.some(same)) return false;
     return true;
   });
 }

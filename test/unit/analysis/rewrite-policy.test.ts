@@ -10,7 +10,7 @@ import { gate, runGolden } from './golden';
 import { COUNTRIES, CUSTOMERS, ORDERS, principal, QUICKSTART, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
-const base = { scope, principal: principal('1'), writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
+const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
 const orders = (tenant: string): string => ORDERS.replace(`'1'::int`, tenant);
 
 describe('row cap', () => {

@@ -4,7 +4,7 @@ import { gate, runGolden, type Golden } from './golden';
 import { CUSTOMERS, ORDERS, principal, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
-const base = { scope, principal: principal('1'), writeGate: gate('insert:orders', 'update:orders', 'delete:orders', 'insert:customers', 'update:customers') };
+const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders', 'insert:customers', 'update:customers') };
 const T = `'1'::int`;
 const REASON = "/*reason='ticket 7'*/ ";
 const EMAIL_MASK = `CAST(CASE WHEN strpos(customers.email, '@') = 0 THEN '***' ELSE ("left"(customers.email, 1) || '***@') || split_part(customers.email, '@', -1) END AS varchar(120)) AS email`;
@@ -14,7 +14,10 @@ const CAPPED = scopeVariant(WITH_COUNTRIES, { enable_writes: [{ models: ['orders
 const cases: Golden[] = [
   // INSERT: the tenant comes from the principal.
   { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (5, 100)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, ${T})` },
-  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (6, 7, 1)', out: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (6, 7, 1)' },
+  // A tenant the agent wrote is checked, then replaced by the proxy's own literal.
+  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (6, 7, 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, ${T}), (6, 7, ${T})` },
+  { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (4, 1, 1::bit(1)::bit(2)::int)', err: 'tenant_forged' },
+  { sql: "INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (4, 1, '1'::\"char\"::int)", err: 'tenant_forged' },
   { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES ((SELECT max(id) FROM customers), 100)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES ((SELECT max(id) FROM ${CUSTOMERS} AS customers), 100, ${T})` },
   { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 2)', err: 'tenant_forged', message: '"tenant_id" must be your own tenant' },
   { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, 1), (5, 100, $1)', err: 'tenant_forged' },
@@ -54,7 +57,12 @@ const cases: Golden[] = [
   // UPDATE and DELETE: the target rows are the principal's own.
   { sql: "UPDATE orders SET status = 'paid' WHERE id = 1", out: `UPDATE orders SET status = 'paid' WHERE orders.tenant_id = ${T} AND id = 1` },
   { sql: "UPDATE orders SET status = 'paid'", out: `UPDATE orders SET status = 'paid' WHERE orders.tenant_id = ${T}` },
-  { sql: "UPDATE orders o SET status = 'paid' WHERE o.id = 1 OR o.id = 2", out: `UPDATE orders AS o SET status = 'paid' WHERE o.tenant_id = ${T} AND (o.id = 1 OR o.id = 2)` },
+  { sql: "UPDATE orders o SET status = 'paid' WHERE o.id = 1 OR o.id = 2", out: `UPDATE orders AS o SET status = 'paid' WHERE o.tenant_id = ${T} AND CASE WHEN o.tenant_id = ${T} THEN (o.id = 1 OR o.id = 2) ELSE false END` },
+  // Conditions that can raise an error run only on the principal's rows; plain comparisons stay outside the CASE.
+  {
+    sql: 'UPDATE orders SET status = 1 WHERE total_cents > 50000 AND make_date(2000, 1, total_cents) IS NOT NULL AND id IN (1, $1)',
+    out: `UPDATE orders SET status = 1 WHERE orders.tenant_id = ${T} AND total_cents > 50000 AND id IN (1, $1) AND CASE WHEN orders.tenant_id = ${T} THEN make_date(2000, 1, total_cents) IS NOT NULL ELSE false END`,
+  },
   {
     sql: 'UPDATE orders SET total_cents = (SELECT max(total_cents) FROM orders o2) FROM customers c WHERE c.id = orders.customer_id',
     out: `UPDATE orders SET total_cents = (SELECT max(total_cents) FROM ${ORDERS} AS o2) FROM ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND c.id = orders.customer_id`,
@@ -66,7 +74,7 @@ const cases: Golden[] = [
   { sql: 'DELETE FROM orders', out: `DELETE FROM orders WHERE orders.tenant_id = ${T}` },
   {
     sql: `DELETE FROM orders USING customers c WHERE c.id = orders.customer_id AND c.email LIKE 'x%' RETURNING orders.id`,
-    out: `DELETE FROM orders USING ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND (c.id = orders.customer_id AND c.email LIKE 'x%') RETURNING orders.id`,
+    out: `DELETE FROM orders USING ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND c.id = orders.customer_id AND CASE WHEN orders.tenant_id = ${T} THEN c.email LIKE 'x%' ELSE false END RETURNING orders.id`,
   },
   { sql: 'DELETE FROM orders USING customers c WHERE c.id = orders.customer_id RETURNING *', err: 'statement_not_allowed', message: 'RETURNING * is not allowed together with FROM or USING' },
   { sql: 'DELETE FROM orders WHERE id = 1 RETURNING *', out: `DELETE FROM orders WHERE orders.tenant_id = ${T} AND id = 1 RETURNING orders.id, orders.tenant_id, orders.customer_id, orders.total_cents, orders.status, orders.created_at` },
@@ -93,15 +101,15 @@ const cases: Golden[] = [
   // Dry runs: the write becomes the SELECT of what it would change; no reason needed, nothing written.
   {
     sql: "/*dry_run='true'*/ UPDATE orders SET status = 'cancelled', total_cents = total_cents + $1 WHERE status = 'pending'",
-    out: `SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'cancelled' AS status_after, orders.total_cents AS total_cents_before, total_cents + $1 AS total_cents_after FROM orders WHERE orders.tenant_id = ${T} AND status = 'pending' ORDER BY orders.id LIMIT 201`,
+    out: `SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'cancelled' AS status_after, orders.total_cents AS total_cents_before, total_cents + $1 AS total_cents_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND status = 'pending' ORDER BY orders.id LIMIT 201`,
   },
   {
     sql: `/*dry_run='true'*/ UPDATE customers c SET email = 'new@x.io' WHERE c.id = 3`,
-    out: `SELECT count(*) OVER () AS affected_rows, c.id, ${EMAIL_MASK.replace(/customers\./g, 'c.').replace(/AS email$/, 'AS email_before')}, 'new@x.io' AS email_after FROM customers AS c WHERE c.tenant_id = ${T} AND c.id = 3 ORDER BY c.id LIMIT 201`,
+    out: `SELECT count(*) OVER () AS affected_rows, c.id, ${EMAIL_MASK.replace(/customers\./g, 'c.').replace(/AS email$/, 'AS email_before')}, 'new@x.io' AS email_after FROM public.customers AS c WHERE c.tenant_id = ${T} AND c.id = 3 ORDER BY c.id LIMIT 201`,
   },
   {
     sql: "/*dry_run='1'*/ DELETE FROM orders USING customers c WHERE c.id = orders.customer_id AND c.name = 'x'",
-    out: `SELECT count(*) OVER () AS affected_rows, orders.id, orders.tenant_id, orders.customer_id, orders.total_cents, orders.status, orders.created_at FROM orders, ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND (c.id = orders.customer_id AND c.name = 'x') ORDER BY orders.id LIMIT 201`,
+    out: `SELECT count(*) OVER () AS affected_rows, orders.id, orders.tenant_id, orders.customer_id, orders.total_cents, orders.status, orders.created_at FROM public.orders AS orders, ${CUSTOMERS} AS c WHERE orders.tenant_id = ${T} AND c.id = orders.customer_id AND c.name = 'x' ORDER BY orders.id LIMIT 201`,
   },
   {
     sql: "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 2), (3, 4)",
@@ -116,12 +124,12 @@ const cases: Golden[] = [
   // max_affected_rows: counted inside the statement, in its own snapshot, failing it before anything is written.
   {
     sql: "UPDATE orders SET status = 'x' WHERE id = 1",
-    out: `UPDATE orders SET status = 'x' WHERE orders.tenant_id = ${T} AND id = 1 AND (SELECT CASE WHEN ormai_count.n <= 5 THEN true ELSE CAST(('ormai:max_affected_rows:' || ormai_count.n) || ':5' AS int) > 0 END FROM ( SELECT count(*) AS n FROM orders WHERE (orders.tenant_id = ${T} AND id = 1) ) AS ormai_count)`,
+    out: `UPDATE orders SET status = 'x' WHERE orders.tenant_id = ${T} AND id = 1 AND (SELECT CASE WHEN ormai_count.n <= 5 THEN true ELSE CAST(('ormai:max_affected_rows:' || ormai_count.n) || ':5' AS int) > 0 END FROM ( SELECT count(*) AS n FROM public.orders AS orders WHERE (orders.tenant_id = ${T} AND id = 1) ) AS ormai_count)`,
     ctx: { scope: CAPPED },
   },
   {
     sql: 'DELETE FROM orders o USING customers c WHERE c.id = o.customer_id',
-    out: `DELETE FROM orders AS o USING ${CUSTOMERS} AS c WHERE o.tenant_id = ${T} AND c.id = o.customer_id AND (SELECT CASE WHEN ormai_count.n <= 5 THEN true ELSE CAST(('ormai:max_affected_rows:' || ormai_count.n) || ':5' AS int) > 0 END FROM ( SELECT count(DISTINCT o.ctid) AS n FROM orders AS o, ${CUSTOMERS} AS c WHERE (o.tenant_id = ${T} AND c.id = o.customer_id) ) AS ormai_count)`,
+    out: `DELETE FROM orders AS o USING ${CUSTOMERS} AS c WHERE o.tenant_id = ${T} AND c.id = o.customer_id AND (SELECT CASE WHEN ormai_count.n <= 5 THEN true ELSE CAST(('ormai:max_affected_rows:' || ormai_count.n) || ':5' AS int) > 0 END FROM ( SELECT count(DISTINCT o.ctid) AS n FROM public.orders AS o, ${CUSTOMERS} AS c WHERE (o.tenant_id = ${T} AND c.id = o.customer_id) ) AS ormai_count)`,
     ctx: { scope: CAPPED },
   },
   { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6)', err: 'max_affected_rows_exceeded', message: 'the write would change 6 rows; the policy allows at most 5', ctx: { scope: CAPPED } },
@@ -145,7 +153,7 @@ const cases: Golden[] = [
   // A read CTE under a write is rewritten like any read.
   {
     sql: 'WITH c AS (SELECT id FROM customers) UPDATE orders SET status = 1 WHERE customer_id IN (SELECT id FROM c)',
-    out: `WITH c AS (SELECT id FROM ${CUSTOMERS} AS customers) UPDATE orders SET status = 1 WHERE orders.tenant_id = ${T} AND customer_id IN (SELECT id FROM c)`,
+    out: `WITH c AS (SELECT id FROM ${CUSTOMERS} AS customers) UPDATE orders SET status = 1 WHERE orders.tenant_id = ${T} AND CASE WHEN orders.tenant_id = ${T} THEN customer_id IN (SELECT id FROM c) ELSE false END`,
   },
   { sql: 'EXPLAIN INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)', out: `EXPLAIN (COSTS OFF) INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, ${T})` },
 ];
@@ -175,7 +183,7 @@ describe('require_approval: which writes a rule holds', () => {
       approvers: 2,
       expiresInS: 600,
       // What the approvers see: the dry run of the write, as JSON.
-      previewSql: `SELECT COALESCE(json_agg(ormai_preview), '[]') FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id LIMIT 100 ) AS ormai_preview`,
+      previewSql: `SELECT COALESCE(json_agg(ormai_preview), '[]') FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id LIMIT 100 ) AS ormai_preview`,
     });
     expect(need("UPDATE orders SET status = 'paid' WHERE id = 1")).toBeUndefined();
     expect(need('UPDATE orders SET total_cents = 1 WHERE id = 1')).toBeUndefined();
@@ -192,7 +200,7 @@ describe('require_approval: which writes a rule holds', () => {
       approvers: 1,
       expiresInS: 60,
       affectedRowsGt: 1,
-      countSql: `SELECT count(*) AS n FROM orders WHERE orders.tenant_id = ${T} AND id = $1`,
+      countSql: `SELECT count(*) AS n FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND id = $1`,
     });
     expect(need('INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2)')).toBeUndefined();
     expect(need('INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2), (1, 3)')?.rule).toBe('create orders when affected_rows > 2');
@@ -201,4 +209,67 @@ describe('require_approval: which writes a rule holds', () => {
   test('EXPLAIN is never held', () => {
     expect(need("EXPLAIN UPDATE orders SET status = 'void'")).toBeUndefined();
   });
+});
+
+describe('before/after capture columns', () => {
+  // What the session always runs: the capture columns come last and the router cuts them off.
+  runGolden(
+    [
+      {
+        sql: "UPDATE orders SET status = 'paid' WHERE id = 1",
+        out:
+          `UPDATE orders SET status = 'paid' FROM ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} OFFSET 0 ) AS ormai_old ` +
+          `WHERE orders.tenant_id = ${T} AND id = 1 AND orders.id = ormai_old.ormai_key_0 RETURNING orders.id AS ormai_capture_0, ormai_old.ormai_before_0 AS ormai_capture_1, orders.status AS ormai_capture_2`,
+      },
+      {
+        sql: "UPDATE orders o SET status = 'paid' FROM customers c WHERE c.id = o.customer_id RETURNING o.id",
+        out:
+          `UPDATE orders AS o SET status = 'paid' FROM ${CUSTOMERS} AS c, ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} OFFSET 0 ) AS ormai_old ` +
+          `WHERE o.tenant_id = ${T} AND c.id = o.customer_id AND o.id = ormai_old.ormai_key_0 RETURNING o.id, o.id AS ormai_capture_0, ormai_old.ormai_before_0 AS ormai_capture_1, o.status AS ormai_capture_2`,
+      },
+      {
+        sql: 'DELETE FROM orders WHERE id = 1',
+        out:
+          `DELETE FROM orders WHERE orders.tenant_id = ${T} AND id = 1 RETURNING orders.id AS ormai_capture_0, orders.tenant_id AS ormai_capture_1, orders.customer_id AS ormai_capture_2, ` +
+          'orders.total_cents AS ormai_capture_3, orders.status AS ormai_capture_4, orders.created_at AS ormai_capture_5',
+      },
+      {
+        sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (5, 100)',
+        out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (5, 100, ${T}) RETURNING orders.id AS ormai_capture_0, orders.customer_id AS ormai_capture_1, orders.total_cents AS ormai_capture_2, orders.tenant_id AS ormai_capture_3`,
+      },
+      // Not captured: ON CONFLICT DO UPDATE (a row may be inserted or updated), tables without a visible primary key.
+      {
+        sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET total_cents = 2',
+        out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT (id) DO UPDATE SET total_cents = 2 WHERE orders.tenant_id = ${T}`,
+      },
+    ],
+    { ...base, captureWrites: true },
+  );
+});
+
+describe('names and shapes the red team found', () => {
+  runGolden(
+    [
+      // Names the proxy gives what it adds are not the agent's to use (information_schema's ormai_mask is).
+      { sql: "UPDATE customers SET name = 'x' WHERE id = 1 RETURNING ormai_old.ormai_before_0", err: 'statement_not_allowed', message: 'reserved for the proxy', ctx: { writeGate: () => true } },
+      { sql: 'SELECT 1 AS x FROM orders AS ormai_source', err: 'statement_not_allowed', message: 'reserved for the proxy' },
+      { sql: 'WITH ormai_count AS (SELECT 1) SELECT * FROM ormai_count', err: 'statement_not_allowed', message: 'reserved for the proxy' },
+      // excluded, old and new name target rows in PostgreSQL: never the target's alias.
+      { sql: "/*reason='r'*/ UPDATE customers AS excluded SET name = excluded.email", err: 'statement_not_allowed', message: 'cannot be the alias of the write target' },
+      // A dry run keeps the write's WITH: a CTE may shadow a table name.
+      {
+        sql: "/*dry_run='true'*/ WITH customers AS (SELECT 1 AS x) UPDATE orders SET status = (SELECT max(c.x)::text FROM customers c) WHERE orders.id = 1",
+        out: `WITH customers AS (SELECT 1 AS x) SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, (SELECT (max(c.x))::text FROM customers AS c) AS status_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND orders.id = 1 ORDER BY orders.id LIMIT 201`,
+      },
+      // A dry_run the tag syntax lost never becomes a real write.
+      { sql: "/*dry_run=true*/ UPDATE orders SET status = 'x' WHERE id = 1", err: 'statement_not_allowed', message: 'a dry_run tag could not be read' },
+      { sql: "/*DRY_RUN='true'*/ UPDATE orders SET status = 'x' WHERE id = 1", err: 'statement_not_allowed', message: 'a dry_run tag could not be read' },
+      // DO UPDATE needs the update grant; a masked column cannot be a conflict target.
+      { sql: "/*reason='r'*/ INSERT INTO customers (name) VALUES ('x') ON CONFLICT (id) DO UPDATE SET name = 'y'", err: 'model_writes_disabled', message: 'needs the update grant', ctx: { scope: scopeVariant(WITH_COUNTRIES, { enable_writes: [{ models: ['customers'], operations: ['create'], require_reason: true }] }) } },
+      { sql: "/*reason='r'*/ INSERT INTO customers (name) VALUES ('x') ON CONFLICT (email) DO NOTHING", err: 'field_masked', message: 'cannot be a conflict target' },
+      // Volatile functions cannot choose rows under a count-based rule.
+      { sql: "UPDATE orders SET status = 'x' WHERE random() < 0.5", err: 'statement_not_allowed', message: 'random() cannot choose the rows', ctx: { scope: CAPPED } },
+    ],
+    base,
+  );
 });

@@ -4,7 +4,7 @@ import { gate, runGolden, type Golden } from './golden';
 import { COUNTRIES, CUSTOMERS, ORDERS, principal, scopeFromFile, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
-const base = { scope, principal: principal('1'), writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
+const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
 
 const INFO_TABLES = `( VALUES ('app', 'public', 'countries', 'BASE TABLE'), ('app', 'public', 'customers', 'BASE TABLE'), ('app', 'public', 'orders', 'BASE TABLE') )`;
 const INFO_COLUMNS = `( VALUES ${[

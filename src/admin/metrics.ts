@@ -1,0 +1,214 @@
+// The proxy's Prometheus metrics: one registry per proxy, a typed recording API for the session, and gauges read from callbacks.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CacheStats } from '../analysis/cache';
+import type { StatementKind } from '../analysis/types';
+import type { ApprovalStore } from '../approvals/types';
+import { catalogue } from '../errors/catalogue';
+import { CachedSource } from './cached-source';
+
+export type StatementDecision = 'allowed' | 'refused' | 'held' | 'error';
+
+export interface StatementObservation {
+  /** 'unknown' when the text did not parse. */
+  kind: StatementKind | 'unknown';
+  decision: StatementDecision;
+  /** The catalogue code of a refusal or a held write; anything else (a SQLSTATE, a typo) counts as 'other'. */
+  code?: string;
+  /** Parse, check, rewrite and deparse (near zero on a statement cache hit). */
+  analysisSeconds?: number;
+  /** From sending upstream to the last row or the error. */
+  upstreamSeconds?: number;
+}
+
+export interface AuditCounters {
+  depth: number;
+  failures: number;
+}
+
+export const BUDGET_CODES = ['scan_budget_exceeded', 'query_rate_limited', 'write_rate_limited', 'max_affected_rows_exceeded'] as const;
+const KINDS = new Set<string>(['read', 'write', 'transaction', 'session', 'unknown']);
+const DECISIONS = new Set<string>(['allowed', 'refused', 'held', 'error']);
+const LOGIN_METHODS = new Set<string>(['scram-sha-256', 'password', 'jwt']);
+const BUDGET = new Set<string>(BUDGET_CODES);
+
+/** 50 µs (a cached analysis) to 10 s (the slowest statement a timeout lets through). */
+export const DURATION_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+const NO_CACHE: CacheStats = { hits: 0, misses: 0, size: 0 };
+const NO_AUDIT: AuditCounters = { depth: 0, failures: 0 };
+
+/** Pending approvals are counted with a query on a shared store: at most once per this many ms. */
+const APPROVALS_CACHE_MS = 5000;
+/** A scrape never waits longer than this for a store; it reports the last known value instead. */
+const SOURCE_WAIT_MS = 1000;
+
+/** Labels take only known values, so that no client input can grow the number of series. */
+function bounded(value: string | undefined, known: (v: string) => boolean, none = 'none'): string {
+  if (value === undefined || value === '') return none;
+  return known(value) ? value : 'other';
+}
+
+export const metricCode = (code: string | undefined): string => bounded(code, (c) => Object.hasOwn(catalogue, c));
+
+/**
+ * Default process metrics (CPU, memory, event loop, GC) describe the process, not a proxy, and
+ * each registration installs its own GC observer and event-loop monitor that are never removed;
+ * so every ProxyMetrics in a process shares one registry for them, created on first use.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+export class ProxyMetrics {
+  /** This proxy's own metrics (never the global registry: several proxies may share a process). */
+  readonly registry = new Registry();
+  readonly contentType = this.registry.contentType;
+
+  private readonly statements: Counter<'kind' | 'decision' | 'code'>;
+  private readonly budgetRefusals: Counter<'code'>;
+  private readonly analysisTime: Histogram;
+  private readonly upstreamTime: Histogram;
+  private readonly logins: Counter<'method' | 'outcome'>;
+  private readonly reloads: Counter;
+  private readonly reloadFailures: Counter;
+  private readonly includeProcess: boolean;
+
+  private sessions: () => number = () => 0;
+  private cache: () => CacheStats = () => NO_CACHE;
+  private audit: () => AuditCounters = () => NO_AUDIT;
+  private rateLimitUp: () => Promise<boolean> | boolean = () => true;
+  private pendingApprovals?: CachedSource<number>;
+  private policies: () => ReadonlyArray<{ name: string; hash: string }> = () => [];
+
+  constructor(options: { version?: string; defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    const self = this;
+    this.includeProcess = options.defaultMetrics ?? true;
+    this.statements = new Counter({ name: 'ormai_statements_total', help: 'Statements from agents, by kind, decision and error code.', labelNames: ['kind', 'decision', 'code'], registers });
+    this.budgetRefusals = new Counter({ name: 'ormai_budget_refusals_total', help: 'Statements refused by a budget or rate limit, by code.', labelNames: ['code'], registers });
+    for (const code of BUDGET_CODES) this.budgetRefusals.inc({ code }, 0);
+    this.analysisTime = new Histogram({ name: 'ormai_rewrite_duration_seconds', help: 'Time to parse, check, rewrite and deparse a statement.', buckets: DURATION_BUCKETS, registers });
+    this.upstreamTime = new Histogram({ name: 'ormai_upstream_duration_seconds', help: 'Time the upstream database took to answer a statement.', buckets: DURATION_BUCKETS, registers });
+    this.logins = new Counter({ name: 'ormai_logins_total', help: 'Agent logins, by method and outcome.', labelNames: ['method', 'outcome'], registers });
+    this.reloads = new Counter({ name: 'ormai_policy_reloads_total', help: 'Policy reloads that replaced the snapshot.', registers });
+    this.reloadFailures = new Counter({ name: 'ormai_policy_reload_failures_total', help: 'Policy reloads refused (the last good policy stays).', registers });
+    new Gauge({ name: 'ormai_sessions_active', help: 'Agent sessions past authentication.', registers, collect() { this.set(read(self.sessions, 0)); } });
+    new Counter({ name: 'ormai_statement_cache_hits_total', help: 'Statements answered from the analysis cache.', registers, collect() { setCounter(this, read(self.cache, NO_CACHE).hits); } });
+    new Counter({ name: 'ormai_statement_cache_misses_total', help: 'Statements analysed afresh.', registers, collect() { setCounter(this, read(self.cache, NO_CACHE).misses); } });
+    new Gauge({ name: 'ormai_statement_cache_entries', help: 'Analyses held in the statement cache.', registers, collect() { this.set(read(self.cache, NO_CACHE).size); } });
+    new Gauge({ name: 'ormai_audit_queue_depth', help: 'Audit events waiting for their sinks.', registers, collect() { this.set(read(self.audit, NO_AUDIT).depth); } });
+    new Counter({ name: 'ormai_audit_failures_total', help: 'Audit sink deliveries that failed.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).failures); } });
+    new Gauge({
+      name: 'ormai_rate_limit_store_up',
+      help: '1 when the rate-limit store answers (always 1 in memory), else 0.',
+      registers,
+      async collect() {
+        this.set((await Promise.resolve().then(self.rateLimitUp).catch(() => false)) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'ormai_approvals_pending',
+      help: 'Held writes waiting for approval (refreshed at most every 5 s).',
+      registers,
+      async collect() {
+        this.set(self.pendingApprovals ? await self.pendingApprovals.get() : 0);
+      },
+    });
+    new Gauge({
+      name: 'ormai_policy_info',
+      help: 'The mounted policies: 1 per name and content hash.',
+      labelNames: ['name', 'hash'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of read(self.policies, [])) this.set({ name: p.name, hash: p.hash }, 1);
+      },
+    });
+    const build = new Gauge({ name: 'ormai_build_info', help: 'The proxy version and Node.js version.', labelNames: ['version', 'node'], registers });
+    build.set({ version: options.version ?? 'unknown', node: process.version }, 1);
+  }
+
+  /** One statement the agent sent, whatever became of it. */
+  statement(o: StatementObservation): void {
+    const code = metricCode(o.code);
+    this.statements.inc({ kind: bounded(o.kind, (k) => KINDS.has(k), 'unknown'), decision: bounded(o.decision, (d) => DECISIONS.has(d)), code });
+    if (BUDGET.has(code)) this.budgetRefusals.inc({ code });
+    if (validSeconds(o.analysisSeconds)) this.analysisTime.observe(o.analysisSeconds);
+    if (validSeconds(o.upstreamSeconds)) this.upstreamTime.observe(o.upstreamSeconds);
+  }
+
+  /** `method`: scram-sha-256, password or jwt (anything else counts as 'other'). */
+  login(method: string, ok: boolean): void {
+    this.logins.inc({ method: bounded(method, (m) => LOGIN_METHODS.has(m)), outcome: ok ? 'success' : 'failure' });
+  }
+
+  /** A policy reload: `ok` false when the new file was refused. */
+  reload(ok: boolean): void {
+    (ok ? this.reloads : this.reloadFailures).inc();
+  }
+
+  setSessionSource(fn: () => number): void {
+    this.sessions = fn;
+  }
+
+  setCacheSource(fn: () => CacheStats): void {
+    this.cache = fn;
+  }
+
+  setAuditSource(fn: () => AuditCounters): void {
+    this.audit = fn;
+  }
+
+  /** Called on each scrape; keep it cheap or cached (see rateLimitStatus). */
+  setRateLimitSource(fn: () => Promise<boolean> | boolean): void {
+    this.rateLimitUp = fn;
+  }
+
+  /** Counts pending approvals with `store.list`, cached; a store that fails keeps the last count. */
+  setApprovalSource(store: Pick<ApprovalStore, 'list'>, cacheMs = APPROVALS_CACHE_MS): void {
+    this.pendingApprovals = new CachedSource(async () => (await store.list({ state: 'pending' })).length, {
+      ttlMs: cacheMs,
+      waitMs: SOURCE_WAIT_MS,
+      fallback: (_err, last) => last ?? 0,
+    });
+  }
+
+  setPolicySource(fn: () => ReadonlyArray<{ name: string; hash: string }>): void {
+    this.policies = fn;
+  }
+
+  /** The Prometheus text exposition: this proxy's metrics, then the process's. */
+  async text(): Promise<string> {
+    const own = await this.registry.metrics();
+    if (!this.includeProcess) return own;
+    const shared = await processMetrics().metrics();
+    return own.endsWith('\n') ? own + shared : `${own}\n${shared}`;
+  }
+}
+
+/**
+ * A source that throws must not fail the whole scrape (Prometheus would then lose every metric):
+ * its metric reads as the fallback instead.
+ */
+function read<T>(source: () => T, fallback: T): T {
+  try {
+    return source();
+  } catch {
+    return fallback;
+  }
+}
+
+/** Counters mirrored from a source that counts by itself: the scrape copies its current total. */
+function setCounter(counter: Counter, total: number): void {
+  counter.reset();
+  counter.inc(Number.isFinite(total) && total > 0 ? total : 0);
+}
+
+function validSeconds(s: number | undefined): s is number {
+  return s !== undefined && Number.isFinite(s) && s >= 0;
+}

@@ -1,0 +1,76 @@
+// Before/after capture for writes: columns appended to RETURNING that the wire path strips from what the agent receives.
+//
+// Every executed write records, per changed row, its primary key and the changed columns before
+// and after (DELETE: the row's visible columns before), for the audit trail and for rollback.
+// RETURNING gives the values after; PostgreSQL before 18 has no `RETURNING old.x`, so an UPDATE
+// also joins, on the key, a fenced subquery of the same table (the principal's rows only) that
+// is read in the statement's snapshot: its values are the row's values before the change. The
+// appended items come last, after whatever the agent asked to return; the router
+// (results/capture-columns.ts) cuts them off RowDescription and every DataRow, and drops
+// both entirely when the agent asked for no RETURNING, so the agent's result is unchanged.
+import type { DeleteStmt, InsertStmt, Node, SelectStmt, UpdateStmt } from '@pgsql/types';
+import type { Principal } from '../../auth/principal';
+import type { ReadScope, ScopedTable } from '../../policy/scope';
+import { andExpr, parseTemplate, quoteIdent } from './nodes';
+import { tenantLiteral, tenantType } from './tenant';
+
+/** Where each captured column lands in the audit record. */
+export interface CapturePlan {
+  table: string;
+  operation: 'insert' | 'update' | 'delete';
+  key: string[];
+  before: string[];
+  after: string[];
+  /** Columns appended to RETURNING (key, then before, then after). */
+  width: number;
+  /** The agent asked for RETURNING: its columns come first and stay. */
+  agentReturning: boolean;
+}
+
+const OLD = 'ormai_old';
+
+/** Adds the capture to a checked, completed write; undefined (nothing added) when the table has no visible primary key. */
+export function addCapture(
+  stmt: InsertStmt & UpdateStmt & DeleteStmt,
+  op: CapturePlan['operation'],
+  table: ScopedTable,
+  ref: string,
+  assigned: string[],
+  scope: ReadScope,
+  principal: Principal,
+): CapturePlan | undefined {
+  const key = table.primaryKey;
+  if (!key || key.length === 0) return undefined;
+  const visible = table.columns.map((c) => c.name);
+  const changed = [...new Set(assigned)].filter((c) => !key.includes(c));
+  const before = op === 'delete' ? visible.filter((c) => !key.includes(c)) : op === 'update' ? changed : [];
+  const after = op === 'delete' ? [] : op === 'insert' ? [...new Set([...assigned, ...(table.tenantColumn ? [table.tenantColumn] : [])])].filter((c) => !key.includes(c)) : changed;
+  const q = (t: string, c: string) => `${quoteIdent(t)}.${quoteIdent(c)}`;
+  const items = [
+    ...key.map((c) => q(ref, c)),
+    ...before.map((c, i) => (op === 'update' ? `${OLD}.ormai_before_${i}` : q(ref, c))),
+    ...after.map((c) => q(ref, c)),
+  ].map((expr, i) => `${expr} AS ormai_capture_${i}`);
+  const clause = stmt.returningClause as { exprs?: Node[] } | undefined;
+  const agentReturning = (clause?.exprs?.length ?? 0) > 0;
+  const added = parseTemplate(`SELECT ${items.join(', ')}`, 'write capture').targetList ?? [];
+  stmt.returningClause = { ...(clause ?? {}), exprs: [...(clause?.exprs ?? []), ...added] } as UpdateStmt['returningClause'];
+  if (op === 'update' && before.length > 0) joinOldRow(stmt, table, ref, key, before, scope, principal);
+  return { table: `${table.schema}.${table.name}`, operation: op, key, before, after, width: items.length, agentReturning };
+}
+
+/**
+ * `FROM (SELECT key, before… FROM t WHERE tenant = … OFFSET 0) AS ormai_old` and
+ * `AND ref.key = ormai_old.key`: one row per target row, in the statement's snapshot.
+ */
+function joinOldRow(stmt: UpdateStmt, table: ScopedTable, ref: string, key: string[], before: string[], scope: ReadScope, principal: Principal): void {
+  // Renamed, so that the agent's unqualified column names stay unambiguous.
+  const cols = [...key.map((k, i) => `${quoteIdent(k)} AS ormai_key_${i}`), ...before.map((c, i) => `${quoteIdent(c)} AS ormai_before_${i}`)].join(', ');
+  const tenant = table.tenantColumn ? ` WHERE ${quoteIdent(table.tenantColumn)} = '0'::${tenantType(scope)}` : '';
+  const template = parseTemplate(`SELECT FROM (SELECT ${cols} FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}${tenant} OFFSET 0) AS ${OLD}`, 'write capture');
+  const sub = (template.fromClause![0] as { RangeSubselect: { subquery: { SelectStmt: SelectStmt } } }).RangeSubselect.subquery.SelectStmt;
+  if (table.tenantColumn) ((sub.whereClause as { A_Expr: { rexpr: Node } }).A_Expr.rexpr = tenantLiteral(scope, principal));
+  stmt.fromClause = [...(stmt.fromClause ?? []), template.fromClause![0]];
+  const join = parseTemplate(`SELECT WHERE ${key.map((k, i) => `${quoteIdent(ref)}.${quoteIdent(k)} = ${OLD}.ormai_key_${i}`).join(' AND ')}`, 'write capture').whereClause!;
+  stmt.whereClause = andExpr(stmt.whereClause, join);
+}

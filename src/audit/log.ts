@@ -1,0 +1,270 @@
+// The audit log: takes events without blocking, holds them in a bounded queue, and delivers each to every sink in order.
+import { randomBytes } from 'node:crypto';
+import { monotonicFactory } from 'ulid';
+import { silentLogger, type Logger } from '../log';
+import { SinkChannel, type Entry } from './channel';
+import type { AuditEvent } from './event';
+import { AuditText } from './redact';
+import { AuditUnavailableError, type AuditSink } from './sink';
+
+/** What a session hands to emit(): an event whose id and time the log fills in when absent. */
+export type AuditEventInput = Omit<AuditEvent, 'id' | 'time'> & Partial<Pick<AuditEvent, 'id' | 'time'>>;
+
+export interface AuditLogOptions {
+  sinks: AuditSink[];
+  /** Events held until every sink has them. Default: 10000. */
+  queueSize?: number;
+  /** What acceptsReads() answers while the trail is unavailable. Default: allow. */
+  readsWhenUnavailable?: 'allow' | 'refuse';
+  /** durable: the session awaits durable() before acknowledging a write; async: it does not. Default: durable. */
+  writeGuarantee?: 'durable' | 'async';
+  /** Redaction and the HMAC key for statement text. Default: redacted, with a random key. */
+  text?: AuditText;
+  /** How long close() waits for the queue to drain. Default: 10000 ms. */
+  closeTimeoutMs?: number;
+  /** durable() rejects (timeout) when the sinks have not confirmed the event within this. Default: 5000 ms. */
+  durableTimeoutMs?: number;
+  /** Events per sink write. Default: 256. */
+  batchSize?: number;
+  /** Backoff between retries of a failed sink. Default: 100 ms doubling up to 5000 ms. */
+  minRetryMs?: number;
+  maxRetryMs?: number;
+  log?: Logger;
+}
+
+export interface AuditSinkStats {
+  name: string;
+  up: boolean;
+  /** Events this sink has not persisted yet. */
+  queued: number;
+  delivered: number;
+  /** Failed writes (and failed opens); each is retried. */
+  failures: number;
+}
+
+export interface AuditStats {
+  healthy: boolean;
+  /** Events not yet persisted by every sink. */
+  queueDepth: number;
+  queueSize: number;
+  /** Events persisted by every sink. */
+  delivered: number;
+  /** Events never queued: the queue was full or the log closed. Each was logged at error level. */
+  dropped: number;
+  sinks: AuditSinkStats[];
+}
+
+export class AuditLog {
+  readonly queueSize: number;
+  readonly readsWhenUnavailable: 'allow' | 'refuse';
+  readonly writeGuarantee: 'durable' | 'async';
+  readonly text: AuditText;
+  private readonly channels: SinkChannel[];
+  /** Weak: an event the caller no longer holds needs no durable() answer. */
+  private readonly entries = new WeakMap<AuditEvent, Entry>();
+  private readonly nextId = monotonicFactory();
+  private readonly log: Logger;
+  private readonly closeTimeoutMs: number;
+  private readonly durableTimeoutMs: number;
+  private depth = 0;
+  private deliveredCount = 0;
+  private droppedCount = 0;
+  /** Set by a dropped event; cleared once the queue is half empty, so health does not flap at the limit. */
+  private overflowing = false;
+  private closing?: Promise<void>;
+
+  constructor(options: AuditLogOptions) {
+    if (options.sinks.length === 0) throw new Error('an audit log needs at least one sink');
+    const names = options.sinks.map((s) => s.name);
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined) throw new Error(`two audit sinks are named "${twice}"`);
+    this.queueSize = options.queueSize ?? 10_000;
+    this.readsWhenUnavailable = options.readsWhenUnavailable ?? 'allow';
+    this.writeGuarantee = options.writeGuarantee ?? 'durable';
+    this.text = options.text ?? new AuditText(randomBytes(32));
+    this.log = options.log ?? silentLogger;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+    this.durableTimeoutMs = options.durableTimeoutMs ?? 5_000;
+    const hooks = {
+      delivered: (channel: SinkChannel, batch: readonly Entry[]) => this.onDelivered(channel, batch),
+      down: (channel: SinkChannel) => this.onDown(channel),
+    };
+    const channelOptions = { batchSize: options.batchSize ?? 256, minRetryMs: options.minRetryMs ?? 100, maxRetryMs: options.maxRetryMs ?? 5_000, log: this.log };
+    this.channels = options.sinks.map((sink) => new SinkChannel(sink, hooks, channelOptions));
+    for (const channel of this.channels) channel.start();
+  }
+
+  /**
+   * Stamps the event (ULID id, ISO time) unless it has them, queues it for every sink and
+   * returns it at once. A full queue (or a closed log) loses the event, never silently: it is
+   * counted, logged at error level, and the log turns unhealthy.
+   */
+  emit(input: AuditEventInput): AuditEvent {
+    const { id, time, ...rest } = input;
+    const event: AuditEvent = { id: id ?? this.nextId(), time: time ?? new Date().toISOString(), ...rest };
+    const entry: Entry = { event, pending: new Set(this.channels), state: 'queued', waiters: [] };
+    this.entries.set(event, entry);
+    if (this.closing !== undefined) this.drop(entry, 'closed');
+    else if (this.depth >= this.queueSize) this.drop(entry, 'queue_full');
+    else {
+      this.depth++;
+      for (const channel of this.channels) channel.push(entry);
+    }
+    return event;
+  }
+
+  /**
+   * Resolves once every sink has persisted the event (an event returned by emit()). Rejects
+   * with AuditUnavailableError when the event was dropped, when a sink that still owes it is
+   * down (at once, or as soon as it fails), or when the sinks take longer than durableTimeoutMs;
+   * the event itself stays queued and is delivered when the sink is back.
+   */
+  durable(event: AuditEvent): Promise<void> {
+    const entry = this.entries.get(event);
+    if (entry === undefined) return Promise.reject(new TypeError('durable() takes an event returned by emit() of this log'));
+    if (entry.state === 'delivered') return Promise.resolve();
+    if (entry.state === 'dropped') return Promise.reject(new AuditUnavailableError(entry.dropReason ?? 'queue_full'));
+    // A sink still opening is waited for; one whose last attempt failed answers no at once.
+    const down = [...entry.pending].find((channel) => channel.failing);
+    if (down !== undefined) return Promise.reject(new AuditUnavailableError('sink_down', down.name));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => {
+        entry.waiters = entry.waiters.filter((w) => w !== waiter);
+        reject(new AuditUnavailableError('timeout', [...entry.pending].map((c) => c.name).join(', ')));
+      }, this.durableTimeoutMs);
+      timer.unref();
+      entry.waiters.push(waiter);
+    });
+  }
+
+  /** Settles once every sink has tried to open (file opened, database connected), so start-up reports a true health. */
+  async ready(): Promise<void> {
+    await Promise.all(this.channels.map((c) => c.opening));
+  }
+
+  /** Every sink up, the queue not overflowing, the log not closing. */
+  healthy(): boolean {
+    return this.closing === undefined && !this.overflowing && this.channels.every((c) => c.up);
+  }
+
+  /** Writes need a working trail: they are refused whenever it is not healthy. */
+  acceptsWrites(): boolean {
+    return this.healthy();
+  }
+
+  /** Reads follow reads_when_unavailable while the trail is unhealthy. */
+  acceptsReads(): boolean {
+    return this.healthy() || this.readsWhenUnavailable === 'allow';
+  }
+
+  get queueDepth(): number {
+    return this.depth;
+  }
+
+  get delivered(): number {
+    return this.deliveredCount;
+  }
+
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  /** Failed writes per sink name, for the failures metric. */
+  failuresBySink(): Record<string, number> {
+    return Object.fromEntries(this.channels.map((c) => [c.name, c.failures]));
+  }
+
+  stats(): AuditStats {
+    return {
+      healthy: this.healthy(),
+      queueDepth: this.depth,
+      queueSize: this.queueSize,
+      delivered: this.deliveredCount,
+      dropped: this.droppedCount,
+      sinks: this.channels.map((c) => ({ name: c.name, up: c.up, queued: c.queue.length, delivered: c.delivered, failures: c.failures })),
+    };
+  }
+
+  /**
+   * Stops taking events and drains the queue into the sinks (retrying a failed one) for at most
+   * closeTimeoutMs, then closes the sinks. What could not be delivered by then is logged as lost.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const channel of this.channels) channel.drain();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.all(this.channels.map((c) => c.whenIdle())).then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.closeTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      const undelivered = this.channels.filter((c) => c.queue.length > 0).map((c) => ({ sink: c.name, events: c.queue.length }));
+      this.log.error({ undelivered }, 'audit queue not drained before the shutdown timeout; these events are lost');
+      const err = new AuditUnavailableError('closed');
+      for (const channel of this.channels) {
+        channel.stop();
+        for (const entry of channel.queue) this.settle(entry, err);
+      }
+    }
+    await Promise.allSettled(this.channels.map((c) => c.sink.close()));
+  }
+
+  private drop(entry: Entry, reason: 'queue_full' | 'closed'): void {
+    entry.state = 'dropped';
+    entry.dropReason = reason;
+    entry.pending.clear();
+    this.droppedCount++;
+    if (reason === 'queue_full') this.overflowing = true;
+    const { id, kind, decision } = entry.event;
+    this.log.error(
+      { id, kind, decision, reason, queue_size: this.queueSize, dropped: this.droppedCount },
+      reason === 'queue_full' ? 'audit queue full: event not recorded' : 'audit log closed: event not recorded',
+    );
+  }
+
+  private onDelivered(channel: SinkChannel, batch: readonly Entry[]): void {
+    for (const entry of batch) {
+      entry.pending.delete(channel);
+      if (entry.pending.size > 0 || entry.state !== 'queued') continue;
+      entry.state = 'delivered';
+      this.depth--;
+      this.deliveredCount++;
+      this.settle(entry);
+    }
+    if (this.overflowing && this.depth <= this.queueSize / 2) {
+      this.overflowing = false;
+      this.log.warn({ queue_depth: this.depth, dropped: this.droppedCount }, 'audit queue has room again');
+    }
+  }
+
+  /** The sink failed: nobody waiting on an event it still owes can be told "durable". */
+  private onDown(channel: SinkChannel): void {
+    const err = new AuditUnavailableError('sink_down', channel.name);
+    for (const entry of channel.queue) this.settle(entry, err);
+  }
+
+  private settle(entry: Entry, err?: Error): void {
+    const waiters = entry.waiters;
+    if (waiters.length === 0) return;
+    entry.waiters = [];
+    for (const w of waiters) {
+      if (err) w.reject(err);
+      else w.resolve();
+    }
+  }
+}

@@ -1,0 +1,26 @@
+// What a session needs of the audit trail, and the AuditLog seen through it.
+import type { AuditEvent } from './event';
+import type { AuditLog } from './log';
+
+export interface AuditPort {
+  emit(event: Omit<AuditEvent, 'id' | 'time'>): AuditEvent;
+  /** Settles when every sink holds the event; rejects when one cannot. */
+  durable(event: AuditEvent): Promise<void>;
+  acceptsWrites(): boolean;
+  acceptsReads(): boolean;
+  /** The statement text as the audit trail keeps it (literals redacted unless configured otherwise) and its keyed hash. */
+  text(sql: string): { sql: string; sql_hmac: string };
+}
+
+export function auditPort(log: AuditLog): AuditPort {
+  return {
+    emit: (event) => log.emit(event),
+    durable: (event) => log.durable(event),
+    acceptsWrites: () => log.acceptsWrites(),
+    acceptsReads: () => log.acceptsReads(),
+    text: (sql) => {
+      const fields = log.text.fields(sql);
+      return { sql: fields.sql ?? '', sql_hmac: fields.sql_hmac ?? '' };
+    },
+  };
+}

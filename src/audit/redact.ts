@@ -1,0 +1,114 @@
+// Statement text for the audit trail: literals replaced by placeholders, comments dropped, and a keyed hash of the raw text.
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { normalizeSync, parseSync, scanSync } from 'libpg-query';
+import { ConfigError } from '../config/load';
+import type { Logger } from '../log';
+import type { AuditEvent } from './event';
+
+/** Stands for text PostgreSQL's grammar rejects: such text may be anything, secrets included, so none of it is kept. */
+export const UNPARSEABLE = '<unparseable statement>';
+
+const CONTROL_ALL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/g;
+const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
+
+/**
+ * Drops comments from normalized text. normalizeSync keeps them, and a comment can carry
+ * anything (a sqlcommenter reason, a pasted customer record); the reason has its own field.
+ * Scanner offsets are in bytes, hence the Buffer.
+ */
+function withoutComments(text: string): string {
+  // The scanner's JSON output breaks on raw control characters; they are one byte each, so a
+  // space in their place keeps every offset.
+  const tokens = scanSync(text.replace(CONTROL_ALL, ' ')).tokens.filter((t) => t.tokenName === 'C_COMMENT' || t.tokenName === 'SQL_COMMENT');
+  if (tokens.length === 0) return text;
+  const bytes = Buffer.from(text, 'utf8');
+  let out = '';
+  let pos = 0;
+  for (const t of tokens) {
+    out += bytes.subarray(pos, t.start).toString('utf8');
+    pos = t.end;
+    const spaceBefore = out.length === 0 || /\s$/.test(out);
+    const spaceAfter = pos >= bytes.length || SPACE.has(bytes[pos]);
+    // The whitespace after the comment goes with it; two tokens the comment separated stay apart.
+    while (pos < bytes.length && SPACE.has(bytes[pos])) pos++;
+    if (!spaceBefore && !spaceAfter) out += ' ';
+  }
+  out += bytes.subarray(pos).toString('utf8');
+  return out.trim();
+}
+
+/**
+ * The statement with every literal replaced by a `$n` placeholder (numbered after any the text
+ * already has), using PostgreSQL's own normalisation as pg_stat_statements does. Requires the
+ * parser module loaded (initAnalysis). Text that does not parse becomes UNPARSEABLE.
+ */
+export function redactSql(sql: string): string {
+  if (sql.trim() === '') return '';
+  // The parser reads a C string: text after a zero byte would silently vanish from the result.
+  if (sql.includes('\0')) return UNPARSEABLE;
+  try {
+    // Parsed first: on some errors normalizeSync returns the parser's message instead of
+    // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
+    parseSync(sql);
+    return withoutComments(normalizeSync(sql));
+  } catch {
+    return UNPARSEABLE;
+  }
+}
+
+/** HMAC-SHA256 of the raw text, hex: proves later whether a given text is the one the agent sent, without storing it. */
+export function sqlHmac(sql: string, key: Buffer): string {
+  return createHmac('sha256', key).update(sql, 'utf8').digest('hex');
+}
+
+const MIN_KEY_BYTES = 32;
+
+/**
+ * The audit key from a mounted secret (one trailing newline ignored), or a random key for this
+ * process only, with a warning: hashes made with it cannot be checked after a restart.
+ */
+export function loadAuditKey(file: string | undefined, log: Logger): Buffer {
+  if (file === undefined) {
+    log.warn('audit.key_file is not set: sql_hmac uses a random key of this process, so it cannot be checked after a restart');
+    return randomBytes(MIN_KEY_BYTES);
+  }
+  let key: Buffer;
+  try {
+    key = readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`cannot read audit key file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (key.length > 0 && key[key.length - 1] === 0x0a) key = key.subarray(0, key.length - (key[key.length - 2] === 0x0d ? 2 : 1));
+  if (key.length < MIN_KEY_BYTES) throw new ConfigError(`audit key file ${file} must hold at least ${MIN_KEY_BYTES} bytes`);
+  return key;
+}
+
+/** How the log turns an agent's text into event fields: redacted (or raw, if so configured) text and its keyed hash. */
+export class AuditText {
+  declare private readonly key: Buffer;
+
+  constructor(
+    key: Buffer,
+    readonly redactLiterals: boolean = true,
+  ) {
+    // Non-enumerable: the key never shows up in a log line or a serialised object.
+    Object.defineProperty(this, 'key', { value: key, enumerable: false });
+  }
+
+  /** The text to store: redacted unless redact_literals is off. */
+  sql(text: string): string {
+    return this.redactLiterals ? redactSql(text) : text;
+  }
+
+  hmac(text: string): string {
+    return sqlHmac(text, this.key);
+  }
+
+  /** sql, sql_hmac and (when given) rewritten_sql of a statement event. */
+  fields(raw: string, rewritten?: string): Pick<AuditEvent, 'sql' | 'sql_hmac' | 'rewritten_sql'> {
+    const fields: Pick<AuditEvent, 'sql' | 'sql_hmac' | 'rewritten_sql'> = { sql: this.sql(raw), sql_hmac: this.hmac(raw) };
+    if (rewritten !== undefined) fields.rewritten_sql = this.sql(rewritten);
+    return fields;
+  }
+}

@@ -1,0 +1,135 @@
+// The file sink: hash-chained JSON lines, fsynced per batch, continuing the chain of the file it finds.
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { silentLogger, type Logger } from '../../log';
+import { chainLine, GENESIS_HASH, lastHashOf } from '../chain';
+import type { AuditEvent } from '../event';
+import type { AuditSink } from '../sink';
+
+/** Where the tail search starts; a line longer than this (a large write's changes) doubles it. */
+const TAIL_CHUNK = 64 * 1024;
+
+export class FileSinkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FileSinkError';
+  }
+}
+
+/**
+ * One writer per file: two processes appending to the same file would interleave two chains.
+ * Give each sidecar its own file (e.g. a path with the pod name).
+ */
+export class FileSink implements AuditSink {
+  readonly name: string;
+  private handle?: FileHandle;
+  /** Bytes of complete, chained lines: where a failed batch is cut back to. */
+  private size = 0;
+  private lastHash = GENESIS_HASH;
+  private opening?: Promise<void>;
+
+  constructor(
+    readonly file: string,
+    private readonly log: Logger = silentLogger,
+  ) {
+    this.name = `file:${file}`;
+  }
+
+  /** Opens (creating if needed) and reads the last hash of the file, so that a restarted proxy continues its chain. */
+  open(): Promise<void> {
+    if (this.handle) return Promise.resolve();
+    this.opening ??= this.openFile().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async openFile(): Promise<void> {
+    await mkdir(path.dirname(this.file), { recursive: true });
+    // a+: appends always go to the end, and positioned reads of the tail still work.
+    const handle = await open(this.file, 'a+', 0o600);
+    try {
+      const { size } = await handle.stat();
+      const tail = await this.readTail(handle, size);
+      this.size = tail.size;
+      this.lastHash = tail.hash;
+      this.handle = handle;
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * The last complete line's hash and the size up to it. Bytes after the last newline are a
+   * batch a crash interrupted: it was never fsynced, so never confirmed to anyone, and it is cut
+   * off (with a warning) so that the chain goes on from the last whole line.
+   */
+  private async readTail(handle: FileHandle, size: number): Promise<{ size: number; hash: string }> {
+    if (size === 0) return { size: 0, hash: GENESIS_HASH };
+    for (let chunk = TAIL_CHUNK; ; chunk *= 2) {
+      const start = Math.max(0, size - chunk);
+      const buf = Buffer.alloc(size - start);
+      await handle.read(buf, 0, buf.length, start);
+      const lastNewline = buf.lastIndexOf(0x0a);
+      const lineStart = lastNewline > 0 ? buf.lastIndexOf(0x0a, lastNewline - 1) + 1 : 0;
+      // Not yet the whole last line (or the start of the partial one) in view: read more.
+      if (start > 0 && (lastNewline < 0 || lineStart === 0)) continue;
+      const complete = lastNewline < 0 ? 0 : start + lastNewline + 1;
+      if (complete < size) {
+        // Only what looks like the start of one of our lines is cut; anything else is not our file.
+        if (buf[complete - start] !== 0x7b) throw new FileSinkError(`${this.file} does not end like an audit file; refusing to append`);
+        this.log.warn({ sink: this.name, bytes: size - complete }, 'audit file ends in an unfinished line (an interrupted write); cutting it off');
+        await handle.truncate(complete);
+      }
+      if (complete === 0) return { size: 0, hash: GENESIS_HASH };
+      const hash = lastHashOf(buf.subarray(lineStart, lastNewline).toString('utf8'));
+      // Appending after a line that is not ours would start a chain nobody can verify; refuse,
+      // which keeps the sink down (and writes refused) until an operator looks at the file.
+      if (!hash) throw new FileSinkError(`the last line of ${this.file} is not a hash-chained audit event; refusing to append`);
+      return { size: complete, hash };
+    }
+  }
+
+  async write(batch: readonly AuditEvent[]): Promise<void> {
+    await this.open();
+    const handle = this.handle!;
+    let hash = this.lastHash;
+    const lines: string[] = [];
+    for (const event of batch) {
+      const linked = chainLine(event, hash);
+      lines.push(linked.line);
+      hash = linked.hash;
+    }
+    const data = Buffer.from(lines.join(''), 'utf8');
+    try {
+      let written = 0;
+      while (written < data.length) written += (await handle.write(data, written, data.length - written)).bytesWritten;
+      await handle.sync();
+    } catch (err) {
+      await this.rollback(handle);
+      throw err;
+    }
+    this.size += data.length;
+    this.lastHash = hash;
+  }
+
+  /**
+   * Cuts a failed batch off so that its retry does not append a second copy. If even that
+   * fails, the file is reopened before the retry and the chain resumes from what is on disk.
+   */
+  private async rollback(handle: FileHandle): Promise<void> {
+    try {
+      await handle.truncate(this.size);
+    } catch {
+      this.handle = undefined;
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle?.close();
+  }
+}

@@ -1,0 +1,149 @@
+// One audit event per statement the agent sends: built from what the session knew when it sent it and how the database answered.
+import { performance } from 'node:perf_hooks';
+import type { AnalyzedStatement } from '../analysis/pipeline';
+import type { CapturePlan } from '../analysis/rewrite/capture';
+import type { AuditChanges, AuditEvent } from '../audit/event';
+import type { AuditPort } from '../audit/port';
+import type { ProxyMetrics, StatementObservation } from '../admin/metrics';
+import type { CaptureSpec } from '../results/capture-columns';
+import type { Principal } from '../auth/principal';
+import type { Logger } from '../log';
+import type { PolicySnapshot } from '../policy/load';
+import type { AuditHook, StatementOutcome } from './pending';
+import { isWrite } from './statements';
+
+export type { AuditPort };
+
+/** One Query text, or one Parse/Bind/Execute, as sent. */
+export interface SentStatement {
+  protocol: 'simple' | 'extended';
+  agentSql: string;
+  /** The analysed statements (none when the text was refused whole). */
+  statements: readonly AnalyzedStatement[];
+  tags: Readonly<Record<string, string>>;
+}
+
+const TAG_ROWS = /(\d+)$/;
+
+/** The captured columns of each changed row, named: key, then before, then after (analysis/rewrite/capture.ts). */
+export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChanges {
+  const rows = captured.rows.map((values) => {
+    let i = 0;
+    const take = (names: string[]) => Object.fromEntries(names.map((n) => [n, values[i++] ?? null]));
+    const key = take(plan.key);
+    const before = take(plan.before);
+    const after = take(plan.after);
+    return { key, ...(plan.before.length ? { before } : {}), ...(plan.after.length ? { after } : {}) };
+  });
+  return { table: plan.table, operation: plan.operation, rows, ...(captured.truncated ? { truncated: true } : {}) };
+}
+
+export class StatementAuditor {
+  constructor(
+    private readonly port: AuditPort | undefined,
+    private readonly metrics: ProxyMetrics | undefined,
+    private readonly base: { sessionId: string; principal: Principal; policy: PolicySnapshot },
+    private readonly log: Logger,
+  ) {}
+
+  get enabled(): boolean {
+    return this.port !== undefined;
+  }
+
+  /** The refusal for a statement the audit trail cannot take now (writes always; reads as configured). */
+  unavailable(writes: boolean): boolean {
+    if (!this.port) return false;
+    return writes ? !this.port.acceptsWrites() : !this.port.acceptsReads();
+  }
+
+  /** The hook for the pending item that carries `sent`: one event per statement, when its outcome is known. */
+  hook(sent: SentStatement): AuditHook | undefined {
+    const { port, metrics } = this;
+    if (!port && !metrics) return undefined;
+    const started = performance.now();
+    const count = Math.max(1, sent.statements.length);
+    const reported = new Array<boolean>(count).fill(false);
+    const text = port?.text(sent.agentSql) ?? { sql: '', sql_hmac: '' };
+    return {
+      result: (index, outcome) => {
+        if (index >= count || reported[index]) return;
+        reported[index] = true;
+        const statement = sent.statements[index];
+        const ms = performance.now() - started;
+        const draft = this.event(sent, text, statement, outcome, ms);
+        metrics?.statement({
+          kind: (statement?.kind ?? 'unknown') as StatementObservation['kind'],
+          decision: draft.decision as StatementObservation['decision'],
+          ...(draft.code ? { code: draft.code } : {}),
+          upstreamSeconds: ms / 1000,
+        });
+        if (!port) return undefined;
+        const event = port.emit(draft);
+        if (statement && isWrite(statement) && event.decision === 'allowed') {
+          // The write's acknowledgement waits for its event to be durable (I7).
+          return port.durable(event).catch((err: unknown) => {
+            this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
+          });
+        }
+        return undefined;
+      },
+      end: () => {
+        for (let i = 0; i < count; i++) {
+          if (!reported[i]) {
+            reported[i] = true;
+            port?.emit(this.event(sent, text, sent.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
+          }
+        }
+      },
+    };
+  }
+
+  /** A connection event: login, login_failed, disconnect. */
+  connection(decision: 'login' | 'disconnect', extra: Partial<AuditEvent> = {}): void {
+    this.port?.emit({ kind: 'connection', decision, ...this.who(), ...extra });
+  }
+
+  private who(): Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> {
+    const { sessionId, principal, policy } = this.base;
+    return {
+      session_id: sessionId,
+      principal: { user: principal.user, tenant_id: principal.tenantId, roles: [...principal.roles] },
+      policy: { name: policy.name, hash: policy.hash },
+    };
+  }
+
+  private event(
+    sent: SentStatement,
+    text: { sql: string; sql_hmac: string },
+    statement: AnalyzedStatement | undefined,
+    outcome: StatementOutcome,
+    ms: number,
+  ): Omit<AuditEvent, 'id' | 'time'> {
+    const refused = outcome.refused;
+    const held = refused?.code === 'pending_approval';
+    const decision = held ? 'held' : refused ? 'refused' : outcome.error ? 'error' : 'allowed';
+    const tagRows = outcome.tag ? TAG_ROWS.exec(outcome.tag)?.[1] : undefined;
+    const write = statement?.write;
+    const reason = write?.reason ?? sent.tags.reason;
+    return {
+      kind: 'statement',
+      decision,
+      ...this.who(),
+      statement_kind: statement ? (write?.dryRun ? 'dry_run' : statement.kind) : 'unknown',
+      protocol: sent.protocol,
+      sql: text.sql,
+      sql_hmac: text.sql_hmac,
+      ...(statement?.sql && this.port ? { rewritten_sql: this.port.text(statement.sql).sql } : {}),
+      ...(refused ? { code: refused.code } : outcome.error ? { code: outcome.error.code } : {}),
+      // The row count of an INSERT/UPDATE/DELETE/SELECT tag; else the rows the client received.
+      rows: tagRows !== undefined ? Number(tagRows) : outcome.rows,
+      duration_ms: Math.round(ms * 1000) / 1000,
+      ...(reason ? { reason } : {}),
+      ...(sent.tags.traceparent ? { trace_id: sent.tags.traceparent } : {}),
+      ...(sent.tags.tool_call_id ? { tool_call_id: sent.tags.tool_call_id } : {}),
+      ...(statement?.flags?.length ? { flags: [...statement.flags] } : {}),
+      ...(held ? { approval_id: /approval_id=(\S+)/.exec(refused?.detail ?? '')?.[1] } : {}),
+      ...(write?.capture && outcome.captured && decision === 'allowed' ? { changes: changesOf(write.capture, outcome.captured) } : {}),
+    };
+  }
+}

@@ -1,0 +1,135 @@
+// A session's budgets: the tenant's statements per minute, the agent's and tenant's writes per minute, the planner's scan estimate.
+import type { PlanParams, Planner } from '../budgets/planner';
+import type { RateLimitStore } from '../budgets/rate-limit';
+import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
+import type { Principal } from '../auth/principal';
+import type { ProxyConfig } from '../config/load';
+import { ProxyError } from '../errors/catalogue';
+import type { Logger } from '../log';
+import type { PolicySnapshot } from '../policy/load';
+import type { ReadScope } from '../policy/scope';
+import { UpstreamConnectError } from '../upstream/connect';
+
+const MINUTE_MS = 60_000;
+
+export interface BudgetDeps {
+  policy: PolicySnapshot;
+  scope: ReadScope;
+  scopeKey: string;
+  principal: Principal;
+  rateLimits: RateLimitStore;
+  planner: Planner;
+  config: ProxyConfig;
+  log: Logger;
+}
+
+/** What a budget check decided: go ahead, or the refusal to send instead. */
+export type Verdict = { refused?: ProxyError };
+
+export class SessionBudgets {
+  constructor(private readonly deps: BudgetDeps) {}
+
+  get limitsQueries(): boolean {
+    return this.deps.policy.raw.queries_per_minute_per_tenant !== undefined;
+  }
+
+  get limitsWrites(): boolean {
+    return this.deps.policy.raw.max_writes_per_minute !== undefined;
+  }
+
+  get limitsScans(): boolean {
+    return this.deps.policy.raw.max_scan_rows !== undefined;
+  }
+
+  /**
+   * One statement of queries_per_minute_per_tenant. When the shared store is unavailable,
+   * `access()` says whether the statement reads or writes: writes always fail closed, reads
+   * follow store.reads_when_unavailable (each one let through is logged).
+   */
+  async query(access: () => StoreAccess): Promise<Verdict> {
+    const { policy, principal, rateLimits, config, log } = this.deps;
+    const limit = policy.raw.queries_per_minute_per_tenant!;
+    try {
+      const decision = await rateLimits.hit(`q:${policy.name}:${principal.tenantId}`, limit, MINUTE_MS);
+      if (decision.allowed) return {};
+      log.info({ code: 'query_rate_limited' }, 'statement refused');
+      return {
+        refused: new ProxyError('query_rate_limited', {
+          message: `the tenant's budget of ${limit} statements per minute is used up`,
+          detail: `retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`,
+        }),
+      };
+    } catch (err) {
+      if (!(err instanceof RateStoreUnavailableError)) throw err;
+      const mode = config.store.readsWhenUnavailable;
+      const refused = refusalWhenStoreUnavailable(mode === 'allow' ? access() : 'write', mode, err);
+      if (!refused) {
+        log.warn({ err: err.message }, 'rate-limit store unavailable; read allowed without a budget check');
+        return {};
+      }
+      log.warn({ code: refused.code, err: err.message }, 'statement refused');
+      return { refused };
+    }
+  }
+
+  /**
+   * Spends `count` writes of max_writes_per_minute, per agent and per tenant (across the
+   * tenant's sessions, and across proxies with a shared store). An unreachable shared store
+   * refuses writes, always.
+   */
+  async writes(count: number): Promise<ProxyError | undefined> {
+    const { policy, principal, rateLimits, log } = this.deps;
+    const limit = policy.raw.max_writes_per_minute!;
+    const budgets: Array<[key: string, whose: string]> = [
+      [`w:${policy.name}:u:${principal.user}`, 'for this agent'],
+      [`w:${policy.name}:t:${principal.tenantId}`, 'for this tenant'],
+    ];
+    try {
+      for (let i = 0; i < count; i++) {
+        for (const [key, whose] of budgets) {
+          const decision = await rateLimits.hit(key, limit, MINUTE_MS);
+          if (!decision.allowed) {
+            log.info({ code: 'write_rate_limited' }, 'statement refused');
+            return new ProxyError('write_rate_limited', {
+              message: `the budget of ${limit} writes per minute ${whose} is used up`,
+              detail: `retry after ${Math.ceil(decision.retryAfterMs / 1000)} s`,
+            });
+          }
+        }
+      }
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof RateStoreUnavailableError)) throw err;
+      log.warn({ err: err.message }, 'rate-limit store unavailable; write refused');
+      return refusalWhenStoreUnavailable('write', 'refuse', err);
+    }
+  }
+
+  /**
+   * Asks the planner how many rows each statement would scan; the refusal when one exceeds
+   * max_scan_rows. A statement the planner rejects is let through: the database gives the
+   * agent the same error for the statement itself.
+   */
+  async scans(sqls: string[], params: PlanParams): Promise<ProxyError | undefined> {
+    const { policy, scope, scopeKey, planner, log } = this.deps;
+    const budget = policy.raw.max_scan_rows!;
+    for (const sql of sqls) {
+      let rows: number;
+      try {
+        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`);
+      } catch (err) {
+        if (err instanceof UpstreamConnectError) {
+          log.warn({ err: err.message }, 'planner unavailable');
+          return new ProxyError('budget_unavailable');
+        }
+        log.debug({ err: (err as Error).message }, 'EXPLAIN failed; the statement goes ahead');
+        continue;
+      }
+      if (rows > budget) {
+        log.info({ code: 'scan_budget_exceeded', rows, budget }, 'statement refused');
+        return new ProxyError('scan_budget_exceeded', { message: `the statement would scan about ${rows} rows; the policy allows ${budget}` });
+      }
+    }
+    return undefined;
+  }
+}

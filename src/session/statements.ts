@@ -1,0 +1,86 @@
+// What a session remembers between extended-protocol messages, and how it reads an analysed statement.
+import type { AnalyzedStatement } from '../analysis/pipeline';
+import type { AgentApproval } from '../analysis/rewrite/virtual';
+import type { Approval } from '../approvals/types';
+import { captureSpec, type CaptureSpec } from '../results/capture-columns';
+import type { RowCap } from '../results/row-cap';
+import type { HeldWrite } from './approval-hold';
+import type { PendingItem } from './pending';
+
+/** A prepared statement, by name ('' is the unnamed one). */
+export interface Prepared {
+  sql: string;
+  /** The agent's text, for the audit trail. */
+  agentSql: string;
+  types: number[];
+  rowLimit?: number;
+  /** Reads are checked against the scan budget when bound. */
+  reads: boolean;
+  writes: boolean;
+  /** Names a write target (a write or a dry run): errors are reduced. */
+  targets: boolean;
+  statements: AnalyzedStatement[];
+  tags: Record<string, string>;
+  /** The analysed write, when a require_approval rule may hold it. */
+  held?: { originalSql: string; write: HeldWrite['write'] };
+}
+
+/** A bound portal, until its transaction ends. */
+export interface Portal {
+  /** Query and Sync messages sent before this Bind: the ReadyForQuery that ends its transaction comes after them. */
+  boundAt: number;
+  cap: RowCap;
+  /** Bind's result format codes: the capture columns' formats follow from them. */
+  resultFormats: number[];
+  /** Runs a write (or is unknown): refused whenever the rate-limit store is unavailable. */
+  writes: boolean;
+  targets: boolean;
+  prepared?: Prepared;
+  /** A write a require_approval rule may hold: checked at Execute, with these parameters. */
+  held?: HeldWrite;
+}
+
+/** Changes data when run (a dry run does not: it runs its preview instead). */
+export function isWrite(statement: AnalyzedStatement): boolean {
+  return touchesWriteTarget(statement) && !statement.write?.dryRun;
+}
+
+/** Names a write target, so reads the real table: the database's errors for it are reduced (dry runs included). */
+export function touchesWriteTarget(statement: AnalyzedStatement): boolean {
+  return statement.kind === 'write' || statement.writes.length > 0;
+}
+
+/** A fresh capture spec for one execution of a write that appends capture columns. */
+export function captureOf(statement: AnalyzedStatement, resultFormats: readonly number[] = []): CaptureSpec | undefined {
+  const plan = statement.write?.capture;
+  return plan ? captureSpec(plan.width, plan.agentReturning, resultFormats) : undefined;
+}
+
+/** The hidden columns of every write target among `statements`, for the write-error filter. */
+export function hiddenOf(statements: readonly AnalyzedStatement[]): { hidden?: ReadonlySet<string> } {
+  const names = statements.flatMap((s) => s.write?.hidden ?? []);
+  return names.length > 0 ? { hidden: new Set(names) } : {};
+}
+
+/** Both texts when the proxy sent something other than what the agent wrote (error positions are then moved). */
+export function texts(sent: string, agent: string): PendingItem['texts'] {
+  return sent === agent ? undefined : { sent, agent };
+}
+
+/** An approval as its requester sees it in ormai.approvals. */
+export function agentApproval(a: Approval): AgentApproval {
+  return {
+    id: a.id,
+    state: a.state,
+    operation: a.operation,
+    model: a.model,
+    rule: a.rule,
+    ...(a.reason ? { reason: a.reason } : {}),
+    createdAt: a.createdAt,
+    expiresAt: a.expiresAt,
+    received: a.approvals.length,
+    required: a.approvers,
+    ...(a.result?.rowsAffected !== undefined ? { rowsAffected: a.result.rowsAffected } : {}),
+    ...(a.result?.error ? { error: `${a.result.error.code}: ${a.result.error.message}` } : {}),
+  };
+}

@@ -1,0 +1,233 @@
+// /readyz, /version and /metrics on a running proxy's admin listener, against a real database and a relay that goes down.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { api, TOKEN } from '../support/admin';
+import { approvalRequest } from '../support/approvals';
+import { waitFor } from '../support/clients';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+import { startRelay, type Relay } from '../support/relay';
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+const METRIC_NAMES = [
+  'ormai_statements_total',
+  'ormai_budget_refusals_total',
+  'ormai_rewrite_duration_seconds',
+  'ormai_upstream_duration_seconds',
+  'ormai_sessions_active',
+  'ormai_statement_cache_hits_total',
+  'ormai_statement_cache_misses_total',
+  'ormai_audit_queue_depth',
+  'ormai_audit_failures_total',
+  'ormai_rate_limit_store_up',
+  'ormai_approvals_pending',
+  'ormai_policy_reloads_total',
+  'ormai_policy_reload_failures_total',
+  'ormai_logins_total',
+  'ormai_policy_info',
+  'process_cpu_seconds_total',
+];
+
+let db: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-health-'));
+  writeFileSync(path.join(dir, 'admin-token'), `${TOKEN}\n`);
+});
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await db?.drop();
+});
+
+const adminOf = (p: TestProxy) => ({ url: `http://127.0.0.1:${p.admin.port}` });
+
+async function scrape(p: TestProxy, token?: string): Promise<Response> {
+  return fetch(`${adminOf(p).url}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+}
+
+/** The exposition as name{labels} → value, checking every line is a comment or a well-formed sample (prom-client writes NaN as Nan; Prometheus reads either). */
+function parseExposition(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* /.test(line)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?[0-9.e+-]+|[Nn]a[Nn]|[+-]Inf)$/.exec(line);
+    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
+    samples.set(m[1], Number(m[2]));
+  }
+  return samples;
+}
+
+async function metricValue(p: TestProxy, sample: string): Promise<number | undefined> {
+  return parseExposition(await (await scrape(p)).text()).get(sample);
+}
+
+describe('a proxy with its database up', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startTestProxy(db.url);
+  });
+  afterAll(() => proxy?.close());
+
+  test('/readyz answers 200 with every check passing, without a token', async () => {
+    const reply = await api(adminOf(proxy), 'GET', '/readyz', { token: null });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({
+      status: 'ready',
+      checks: { upstream: { ok: true }, policy: { ok: true, loaded: 1 }, catalog: { ok: true }, audit: { ok: true, status: 'not configured' } },
+    });
+    expect(reply.headers.get('cache-control')).toBe('no-store');
+  });
+
+  test('/version gives the version, Node, policy names and hashes, and which stores, without a token', async () => {
+    const reply = await api(adminOf(proxy), 'GET', '/version', { token: null });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({
+      version: PACKAGE_VERSION,
+      node: process.version,
+      policies: [{ name: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) }],
+      audit: { status: 'not configured' },
+      rate_limit_store: { kind: 'memory', status: 'up' },
+      approvals_store: 'memory',
+    });
+    expect(JSON.stringify(reply.body)).not.toMatch(/postgres:|password|127\.0\.0\.1/);
+  });
+
+  test('/metrics is Prometheus text with every metric, open by default; the proxy records into RunningProxy.metrics', async () => {
+    proxy.metrics.statement({ kind: 'read', decision: 'refused', code: 'scan_budget_exceeded', analysisSeconds: 0.001 });
+    await proxy.approvals.create(approvalRequest());
+    const res = await scrape(proxy);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    for (const name of METRIC_NAMES) expect(text).toContain(`# TYPE ${name} `);
+    const samples = parseExposition(text);
+    expect(samples.get('ormai_statements_total{kind="read",decision="refused",code="scan_budget_exceeded"}')).toBe(1);
+    expect(samples.get('ormai_budget_refusals_total{code="scan_budget_exceeded"}')).toBe(1);
+    expect(samples.get('ormai_approvals_pending')).toBe(1);
+    expect(samples.get('ormai_rate_limit_store_up')).toBe(1);
+    expect(samples.get(`ormai_build_info{version="${PACKAGE_VERSION}",node="${process.version}"}`)).toBe(1);
+  });
+
+  test('the active sessions gauge follows a pg client connecting and disconnecting; the statement cache counts', async () => {
+    expect(await metricValue(proxy, 'ormai_sessions_active')).toBe(0);
+    const client = new Client({ connectionString: proxy.url() });
+    await client.connect();
+    try {
+      await client.query('SELECT id FROM orders LIMIT 1');
+      await client.query('SELECT id FROM orders LIMIT 1');
+      expect(await metricValue(proxy, 'ormai_sessions_active')).toBe(1);
+      expect(await metricValue(proxy, 'ormai_statement_cache_hits_total')).toBeGreaterThanOrEqual(1);
+      expect(await metricValue(proxy, 'ormai_statement_cache_misses_total')).toBeGreaterThanOrEqual(1);
+    } finally {
+      await client.end();
+    }
+    expect(await waitFor(async () => (await metricValue(proxy, 'ormai_sessions_active')) === 0, 5000)).toBe(true);
+  });
+});
+
+describe('admin.metrics_auth', () => {
+  test('requires the bearer token for /metrics only', async () => {
+    const proxy = await startTestProxy(db.url, { admin: { token_file: path.join(dir, 'admin-token'), metrics_auth: true } });
+    try {
+      expect((await scrape(proxy)).status).toBe(401);
+      expect((await scrape(proxy, 'wrong-token-wrong-token')).status).toBe(401);
+      expect((await scrape(proxy, TOKEN)).status).toBe(200);
+      expect((await api(adminOf(proxy), 'GET', '/readyz', { token: null })).status).toBe(200);
+      expect((await api(adminOf(proxy), 'GET', '/version', { token: null })).status).toBe(200);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('without a token file, /metrics under metrics_auth answers 503 like the other token routes', async () => {
+    const proxy = await startTestProxy(db.url, { admin: { metrics_auth: true } });
+    try {
+      expect((await scrape(proxy)).status).toBe(503);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('readiness when the upstream goes away', () => {
+  let relay: Relay;
+  const viaRelay = () => {
+    const url = new URL(db.url);
+    url.hostname = '127.0.0.1';
+    url.port = String(relay.port);
+    return url.toString();
+  };
+  beforeEach(async () => {
+    const target = new URL(db.url);
+    relay = await startRelay(target.hostname, Number(target.port || 5432));
+  });
+  afterEach(() => relay.close());
+
+  const readyz = (p: TestProxy) => api(adminOf(p), 'GET', '/readyz', { token: null });
+
+  test('503 with the failing check while the upstream is unreachable, 200 again once it is back; no addresses leak', async () => {
+    const proxy = await startTestProxy(viaRelay(), { upstream: { connect_timeout_ms: 500 } });
+    try {
+      expect((await readyz(proxy)).status).toBe(200);
+      relay.setDown(true);
+      relay.cut();
+      expect(await waitFor(async () => (await readyz(proxy)).status === 503, 5000)).toBe(true);
+      const down = await readyz(proxy);
+      expect(down.body).toMatchObject({ status: 'not ready', checks: { upstream: { ok: false, error: 'unreachable' }, policy: { ok: true }, catalog: { ok: true } } });
+      expect(JSON.stringify(down.body)).not.toContain(String(relay.port));
+      // /version and /metrics keep answering while the database is down.
+      expect((await api(adminOf(proxy), 'GET', '/version', { token: null })).status).toBe(200);
+      expect((await scrape(proxy)).status).toBe(200);
+      relay.setDown(false);
+      expect(await waitFor(async () => (await readyz(proxy)).status === 200, 5000)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a proxy started before its database is not ready (catalog not loaded) until the database answers, and /readyz loads the catalog', async () => {
+    relay.setDown(true);
+    const proxy = await startTestProxy(viaRelay(), { upstream: { connect_timeout_ms: 500 } });
+    try {
+      const down = await readyz(proxy);
+      expect(down.status).toBe(503);
+      expect(down.body.checks).toMatchObject({ upstream: { ok: false }, catalog: { ok: false, error: 'not loaded' } });
+      relay.setDown(false);
+      expect(await waitFor(async () => (await readyz(proxy)).status === 200, 5000)).toBe(true);
+      expect((await readyz(proxy)).body.checks.catalog).toMatchObject({ ok: true, version: 1 });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a closed relay (connection refused) is a 503 too', async () => {
+    const proxy = await startTestProxy(viaRelay(), { upstream: { connect_timeout_ms: 500 } });
+    try {
+      await relay.close();
+      relay.cut();
+      expect(await waitFor(async () => (await readyz(proxy)).status === 503, 5000)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('the rate-limit store in /version and /metrics', () => {
+  test('an unreachable Redis reads as kind redis, status down, and ormai_rate_limit_store_up 0', async () => {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((r) => server.close(r));
+    const proxy = await startTestProxy(db.url, { store: { redis_url: `redis://127.0.0.1:${port}`, command_timeout_ms: 200 } });
+    try {
+      expect((await api(adminOf(proxy), 'GET', '/version', { token: null })).body.rate_limit_store).toEqual({ kind: 'redis', status: 'down' });
+      expect(await metricValue(proxy, 'ormai_rate_limit_store_up')).toBe(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,55 @@
+// In-process audit sinks for tests: they record what they persist and can be made to fail or to hold a batch.
+import type { AuditEvent } from '../../src/audit/event';
+import type { AuditSink } from '../../src/audit/sink';
+
+export class MemorySink implements AuditSink {
+  readonly events: AuditEvent[] = [];
+  /** Every write attempted, successful or not, by batch size. */
+  readonly attempts: number[] = [];
+  down = false;
+  closed = false;
+  private gate?: Promise<void>;
+  private release?: () => void;
+
+  constructor(readonly name = 'memory') {}
+
+  /** Holds every write until release() — an in-flight batch. */
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.release = resolve));
+  }
+
+  unhold(): void {
+    this.release?.();
+    this.gate = undefined;
+  }
+
+  async write(batch: readonly AuditEvent[]): Promise<void> {
+    this.attempts.push(batch.length);
+    // Asynchronous like a real sink, even when not held.
+    await (this.gate ?? Promise.resolve());
+    if (this.down) throw Object.assign(new Error('sink is down'), { code: 'ECONNREFUSED' });
+    this.events.push(...batch);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+/** A sink with an open() step that fails while `down`. */
+export class OpeningSink extends MemorySink {
+  opens = 0;
+
+  async open(): Promise<void> {
+    this.opens++;
+    if (this.down) throw new Error('cannot open');
+  }
+}
+
+export async function until(condition: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

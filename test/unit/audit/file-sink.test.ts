@@ -1,0 +1,117 @@
+// The hash-chained file sink: canonical hashing, the chain across batches and restarts, interrupted writes, foreign files.
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { canonicalJson, chainLine, GENESIS_HASH } from '../../../src/audit/chain';
+import type { AuditEvent } from '../../../src/audit/event';
+import { AuditLog } from '../../../src/audit/log';
+import { FileSink } from '../../../src/audit/sinks/file';
+import { verifyFile } from '../../../src/audit/verify';
+
+let dir: string;
+let file: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-audit-file-'));
+  file = path.join(dir, 'nested', 'audit.jsonl');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const event = (n: number, extra: Partial<AuditEvent> = {}): AuditEvent => ({
+  id: `01J0000000000000000000${String(n).padStart(4, '0')}`,
+  time: new Date(Date.UTC(2025, 0, 1, 0, 0, n)).toISOString(),
+  kind: 'statement',
+  decision: 'allowed',
+  principal: { user: 'agent', tenant_id: '1', roles: ['support'] },
+  sql: 'SELECT $1',
+  rows: n,
+  ...extra,
+});
+
+const lines = () => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '');
+const parsed = () => lines().map((l) => JSON.parse(l) as AuditEvent & { prev_hash: string; hash: string });
+
+test('canonical JSON sorts keys at every depth, drops undefined, and has no whitespace', () => {
+  expect(canonicalJson({ b: 1, a: { d: [1, 'x', null], c: undefined, b: true } })).toBe('{"a":{"b":true,"d":[1,"x",null]},"b":1}');
+  expect(canonicalJson({ é: 'ü', e: '\n' })).toBe('{"e":"\\n","é":"ü"}');
+});
+
+test('each line carries prev_hash and a SHA-256 of its canonical JSON without hash', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1), event(2)]);
+  await sink.write([event(3)]);
+  await sink.close();
+  const rows = parsed();
+  expect(rows.map((r) => r.rows)).toEqual([1, 2, 3]);
+  expect(rows[0].prev_hash).toBe(GENESIS_HASH);
+  for (let i = 0; i < rows.length; i++) {
+    const { hash, ...body } = rows[i];
+    expect(hash).toBe(createHash('sha256').update(canonicalJson(body)).digest('hex'));
+    if (i > 0) expect(rows[i].prev_hash).toBe(rows[i - 1].hash);
+  }
+  expect(await verifyFile(file)).toEqual({ ok: true, intact: 3, lastHash: rows[2].hash });
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+});
+
+test('the hash covers what a reader parses back: undefined fields, nested changes, odd characters', async () => {
+  const tricky = event(1, { message: undefined, reason: 'quote " backslash \\ tab \t emoji 😀 lone \ud800', changes: { table: 'public.orders', operation: 'update', rows: [{ key: { id: 7 }, before: { status: 'new' }, after: { status: 'paid' } }] } });
+  const { line, hash } = chainLine(tricky, GENESIS_HASH);
+  expect(line.endsWith('\n')).toBe(true);
+  expect(JSON.parse(line)).toMatchObject({ prev_hash: GENESIS_HASH, hash });
+  const sink = new FileSink(file);
+  await sink.write([tricky, event(2, { duration_ms: -0 })]);
+  await sink.close();
+  expect((await verifyFile(file)).ok).toBe(true);
+});
+
+test('a restarted proxy continues the chain from the last line of the file', async () => {
+  const first = new FileSink(file);
+  await first.write([event(1), event(2)]);
+  await first.close();
+  const lastHash = parsed()[1].hash;
+  const second = new FileSink(file);
+  await second.open();
+  await second.write([event(3)]);
+  await second.close();
+  expect(parsed()[2].prev_hash).toBe(lastHash);
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
+});
+
+test('the chain continues past a last line longer than the tail chunk', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1), event(2, { message: 'x'.repeat(200_000) })]);
+  await sink.close();
+  const again = new FileSink(file);
+  await again.write([event(3)]);
+  await again.close();
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
+});
+
+test('an unfinished last line (a crash mid-write) is cut off at open, and the chain goes on', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1)]);
+  await sink.close();
+  appendFileSync(file, '{"id":"01J00000000000000000000002","ti');
+  expect(await verifyFile(file)).toMatchObject({ ok: false, badLine: 2, problem: expect.stringMatching(/unfinished/) });
+  const again = new FileSink(file);
+  await again.write([event(2)]);
+  await again.close();
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 2 });
+});
+
+test('a file that does not end in a chained line is refused, not appended to (or cut)', async () => {
+  writeFileSync(path.join(dir, 'notes.txt'), 'not an audit file\n');
+  await expect(new FileSink(path.join(dir, 'notes.txt')).open()).rejects.toThrow(/not a hash-chained audit event/);
+  writeFileSync(path.join(dir, 'partial.txt'), 'plain text without a newline');
+  await expect(new FileSink(path.join(dir, 'partial.txt')).open()).rejects.toThrow(/does not end like an audit file/);
+  expect(readFileSync(path.join(dir, 'partial.txt'), 'utf8')).toBe('plain text without a newline');
+});
+
+test('through an AuditLog: events land in emission order, and close() leaves a verifiable file', async () => {
+  const log = new AuditLog({ sinks: [new FileSink(file)], batchSize: 7 });
+  const events = Array.from({ length: 50 }, (_, i) => log.emit({ kind: 'statement', decision: i % 3 ? 'allowed' : 'refused', rows: i }));
+  await log.durable(events[49]);
+  await log.close();
+  expect(parsed().map((r) => r.id)).toEqual(events.map((e) => e.id));
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 50 });
+});

@@ -1,0 +1,211 @@
+// The audit log's queue: stamping, order, the bound, outages and retries, durable() and draining on close — with in-process sinks.
+import { PassThrough } from 'node:stream';
+import { decodeTime, isValid } from 'ulid';
+import { AuditLog, type AuditLogOptions } from '../../../src/audit/log';
+import { AuditUnavailableError } from '../../../src/audit/sink';
+import { StdoutSink } from '../../../src/audit/sinks/stdout';
+import { ProxyError } from '../../../src/errors/catalogue';
+import { createLogger } from '../../../src/log';
+import { MemorySink, OpeningSink, until } from '../../support/audit-sinks';
+
+const logs: AuditLog[] = [];
+afterEach(async () => {
+  await Promise.all(logs.splice(0).map((l) => l.close()));
+});
+
+function auditLog(options: Partial<AuditLogOptions> & { sinks: AuditLogOptions['sinks'] }): AuditLog {
+  const log = new AuditLog({ minRetryMs: 5, maxRetryMs: 20, closeTimeoutMs: 1000, ...options });
+  logs.push(log);
+  return log;
+}
+
+const statement = (n: number) => ({ kind: 'statement' as const, decision: 'allowed' as const, rows: n });
+const rowsOf = (sink: MemorySink) => sink.events.map((e) => e.rows);
+
+test('emit stamps a monotonic ULID and an ISO time, keeps given ones, and returns at once', async () => {
+  const sink = new MemorySink();
+  const log = auditLog({ sinks: [sink] });
+  const a = log.emit(statement(1));
+  const b = log.emit(statement(2));
+  expect(isValid(a.id)).toBe(true);
+  expect(b.id > a.id).toBe(true);
+  expect(new Date(a.time).toISOString()).toBe(a.time);
+  expect(Math.abs(decodeTime(a.id) - Date.parse(a.time))).toBeLessThan(1000);
+  const given = log.emit({ ...statement(3), id: '01ARZ3NDEKTSV4RRFFQ69G5FAV', time: '2024-01-01T00:00:00.000Z' });
+  expect(given).toMatchObject({ id: '01ARZ3NDEKTSV4RRFFQ69G5FAV', time: '2024-01-01T00:00:00.000Z' });
+  expect(sink.events).toHaveLength(0);
+  await log.durable(given);
+  expect(rowsOf(sink)).toEqual([1, 2, 3]);
+});
+
+test('every sink gets every event, in order, in batches of at most batchSize', async () => {
+  const [a, b] = [new MemorySink('a'), new MemorySink('b')];
+  const log = auditLog({ sinks: [a, b], batchSize: 4 });
+  a.hold();
+  const events = Array.from({ length: 10 }, (_, i) => log.emit(statement(i)));
+  a.unhold();
+  await Promise.all(events.map((e) => log.durable(e)));
+  expect(rowsOf(a)).toEqual([...Array(10).keys()]);
+  expect(rowsOf(b)).toEqual([...Array(10).keys()]);
+  expect(Math.max(...a.attempts)).toBeLessThanOrEqual(4);
+  expect(log.stats()).toMatchObject({ healthy: true, queueDepth: 0, delivered: 10, dropped: 0 });
+});
+
+test('the queue is bounded: a full queue loses the event loudly, turns unhealthy, and recovers once half empty', async () => {
+  const lines: string[] = [];
+  const logger = createLogger('error', { write: (l: string) => lines.push(l) });
+  const sink = new MemorySink();
+  const log = auditLog({ sinks: [sink], queueSize: 4, log: logger, readsWhenUnavailable: 'refuse' });
+  sink.hold();
+  const kept = Array.from({ length: 4 }, (_, i) => log.emit(statement(i)));
+  expect(log.queueDepth).toBe(4);
+  const lost = log.emit({ ...statement(99), sql: 'SELECT $1' });
+  expect(log.dropped).toBe(1);
+  expect(log.healthy()).toBe(false);
+  expect([log.acceptsWrites(), log.acceptsReads()]).toEqual([false, false]);
+  await expect(log.durable(lost)).rejects.toMatchObject({ name: 'AuditUnavailableError', reason: 'queue_full', code: 'audit_unavailable' });
+  // Logged at error level with the event's id, never its SQL.
+  const record = JSON.parse(lines.find((l) => l.includes('audit queue full'))!);
+  expect(record).toMatchObject({ level: 50, id: lost.id, reason: 'queue_full' });
+  expect(lines.join('')).not.toContain('SELECT');
+  sink.unhold();
+  await Promise.all(kept.map((e) => log.durable(e)));
+  expect(rowsOf(sink)).toEqual([0, 1, 2, 3]);
+  expect(log.healthy()).toBe(true);
+});
+
+test('reads follow reads_when_unavailable while the trail is down; writes never', async () => {
+  const sink = new MemorySink();
+  sink.down = true;
+  const allow = auditLog({ sinks: [sink] });
+  allow.emit(statement(1));
+  await until(() => !allow.healthy());
+  expect([allow.acceptsWrites(), allow.acceptsReads()]).toEqual([false, true]);
+  const other = new MemorySink('other');
+  other.down = true;
+  const refuse = auditLog({ sinks: [other], readsWhenUnavailable: 'refuse' });
+  refuse.emit(statement(1));
+  await until(() => !refuse.healthy());
+  expect([refuse.acceptsWrites(), refuse.acceptsReads()]).toEqual([false, false]);
+});
+
+test('an outage: durable() rejects while the sink is down; everything queued arrives after, in order, with no loss', async () => {
+  const [good, flaky] = [new MemorySink('good'), new MemorySink('flaky')];
+  const log = auditLog({ sinks: [good, flaky], batchSize: 3 });
+  const before = log.emit(statement(0));
+  await log.durable(before);
+  flaky.down = true;
+  const during = Array.from({ length: 7 }, (_, i) => log.emit(statement(i + 1)));
+  const rejected = await log.durable(during[0]).catch((e: unknown) => e);
+  expect(rejected).toBeInstanceOf(AuditUnavailableError);
+  expect(rejected).toBeInstanceOf(ProxyError);
+  expect(rejected).toMatchObject({ reason: 'sink_down', sink: 'flaky' });
+  // Now that the sink is known down, durable() answers at once.
+  await expect(log.durable(during[6])).rejects.toMatchObject({ reason: 'sink_down' });
+  expect(log.acceptsWrites()).toBe(false);
+  await until(() => flaky.attempts.length >= 3);
+  expect(log.failuresBySink()).toMatchObject({ good: 0, flaky: expect.any(Number) });
+  expect(log.failuresBySink().flaky).toBeGreaterThanOrEqual(2);
+  expect(rowsOf(good)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  flaky.down = false;
+  // Until its next retry succeeds the sink counts as down, and durable() keeps refusing.
+  await until(() => log.healthy());
+  const after = log.emit(statement(8));
+  await log.durable(after);
+  expect(rowsOf(flaky)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  expect(log.healthy()).toBe(true);
+  expect(log.stats().sinks.find((s) => s.name === 'flaky')).toMatchObject({ up: true, queued: 0, delivered: 9 });
+});
+
+test('durable() waiting on a batch in flight rejects when that batch fails, and resolves for events already persisted', async () => {
+  const sink = new MemorySink();
+  const log = auditLog({ sinks: [sink] });
+  const first = log.emit(statement(1));
+  await log.durable(first);
+  sink.hold();
+  const second = log.emit(statement(2));
+  const waiting = log.durable(second);
+  sink.down = true;
+  sink.unhold();
+  await expect(waiting).rejects.toMatchObject({ reason: 'sink_down' });
+  await expect(log.durable(first)).resolves.toBeUndefined();
+  sink.down = false;
+  await until(() => sink.events.length === 2);
+});
+
+test('durable() rejects with timeout when a sink does not answer in time, and for events this log never emitted', async () => {
+  const sink = new MemorySink();
+  const log = auditLog({ sinks: [sink], durableTimeoutMs: 30 });
+  sink.hold();
+  const event = log.emit(statement(1));
+  await expect(log.durable(event)).rejects.toMatchObject({ reason: 'timeout', sink: 'memory' });
+  await expect(log.durable({ ...event })).rejects.toThrow(TypeError);
+  sink.unhold();
+  await until(() => sink.events.length === 1);
+  await expect(log.durable(event)).resolves.toBeUndefined();
+});
+
+test('a sink with open() is down until it opens, retried without traffic, and ready() waits for the first attempt', async () => {
+  const sink = new OpeningSink();
+  sink.down = true;
+  const log = auditLog({ sinks: [sink] });
+  await log.ready();
+  expect(log.healthy()).toBe(false);
+  await until(() => sink.opens >= 3);
+  sink.down = false;
+  await until(() => log.healthy());
+  const event = log.emit(statement(1));
+  await log.durable(event);
+  expect(rowsOf(sink)).toEqual([1]);
+});
+
+test('close() drains what is queued, through an outage, before resolving, then closes the sinks', async () => {
+  const sink = new MemorySink();
+  const log = auditLog({ sinks: [sink] });
+  sink.down = true;
+  for (let i = 0; i < 5; i++) log.emit(statement(i));
+  await until(() => sink.attempts.length >= 2);
+  setTimeout(() => (sink.down = false), 50);
+  await log.close();
+  expect(rowsOf(sink)).toEqual([0, 1, 2, 3, 4]);
+  expect(sink.closed).toBe(true);
+  expect(log.queueDepth).toBe(0);
+});
+
+test('close() gives up after its timeout, says what is lost, and emit() after close loses the event loudly', async () => {
+  const lines: string[] = [];
+  const sink = new MemorySink();
+  sink.down = true;
+  const log = auditLog({ sinks: [sink], closeTimeoutMs: 100, log: createLogger('error', { write: (l: string) => lines.push(l) }) });
+  const stuck = log.emit(statement(1));
+  const waiting = log.durable(stuck).catch((e: unknown) => e);
+  const started = Date.now();
+  await log.close();
+  expect(Date.now() - started).toBeLessThan(2000);
+  expect(await waiting).toMatchObject({ reason: 'sink_down' });
+  expect(lines.some((l) => /not drained/.test(l) && /"events":1/.test(l))).toBe(true);
+  const late = log.emit(statement(2));
+  await expect(log.durable(late)).rejects.toMatchObject({ reason: 'closed' });
+  expect(log.dropped).toBe(1);
+  expect(log.healthy()).toBe(false);
+  expect(sink.closed).toBe(true);
+});
+
+test('two sinks with one name are refused; so is a log without sinks', () => {
+  expect(() => new AuditLog({ sinks: [] })).toThrow(/at least one sink/);
+  expect(() => new AuditLog({ sinks: [new MemorySink('x'), new MemorySink('x')] })).toThrow(/two audit sinks/);
+});
+
+test('the stdout sink writes one JSON line per event, in order, and survives a broken pipe as a failure', async () => {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (d) => (text += d));
+  const sink = new StdoutSink(stream);
+  const log = auditLog({ sinks: [sink] });
+  const events = [1, 2, 3].map((n) => log.emit(statement(n)));
+  await log.durable(events[2]);
+  expect(text.split('\n')).toEqual([...events.map((e) => JSON.stringify(e)), '']);
+  stream.destroy(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+  const lost = log.emit(statement(4));
+  await expect(log.durable(lost)).rejects.toMatchObject({ reason: 'sink_down', sink: 'stdout' });
+});
