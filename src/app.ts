@@ -6,6 +6,7 @@ import { loadUsersFile } from './auth/users';
 import { AdminToken } from './admin/auth';
 import { proxyVersion, rateLimitStatus, registerHealthRoutes } from './admin/health-routes';
 import { ProxyMetrics } from './admin/metrics';
+import { registerRollbackRoutes } from './admin/rollback-routes';
 import { AdminServer } from './admin/server';
 import { upstreamExecutor } from './approvals/executor';
 import { createApprovalStore } from './approvals/factory';
@@ -19,6 +20,7 @@ import { ConfigError, type ProxyConfig } from './config/load';
 import { formatIssues } from './policy/load';
 import { ProxyServer } from './listener/server';
 import { ScopeProvider } from './policy/provider';
+import { HotReload, type HotReloadOptions, type ReloadReport } from './policy/reload';
 import { PolicyCatalogError } from './policy/scope';
 import { loadCatalog } from './upstream/catalog';
 import type { Logger } from './log';
@@ -34,6 +36,8 @@ export interface RunningProxy {
   approvals: ApprovalStore;
   /** The audit trail (sinks from config.audit); close() drains it after the sessions stop. */
   audit: AuditLog;
+  /** Re-reads the policy and users files now (what SIGHUP does); an invalid file keeps the last good snapshot. */
+  reload(): Promise<ReloadReport>;
   close(): Promise<void>;
 }
 
@@ -45,6 +49,8 @@ export interface ProxyOptions {
   onApprovalEvent?: ApprovalListener;
   /** A store to use instead of the configured one; the caller then closes it. */
   approvals?: ApprovalStore;
+  /** How the policy and users files are watched (default: fs.watch, a 200 ms debounce, a poll every 5 s). */
+  reload?: Pick<HotReloadOptions, 'watch' | 'pollMs' | 'debounceMs'>;
 }
 
 export async function buildAuthSettings(config: ProxyConfig) {
@@ -106,7 +112,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     listen: config.adminListen,
     token: adminToken,
     approvals,
-    executor: options.approvalExecutor ?? upstreamExecutor(config, log),
+    executor: options.approvalExecutor ?? upstreamExecutor(config, log, () => scopes.policies),
     log,
     sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
     onApprovalEvent: options.onApprovalEvent,
@@ -116,20 +122,34 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   metrics.setCacheSource(() => server.cache.stats());
   metrics.setRateLimitSource(rateLimit.available);
   metrics.setApprovalSource(approvals);
-  metrics.setPolicySource(() => config.policies);
+  metrics.setPolicySource(() => scopes.policies);
+  registerRollbackRoutes(admin.router, config, audit);
   const health = registerHealthRoutes(admin.router, {
     upstream: config.upstream,
     scopes,
-    policies: () => config.policies,
+    policies: () => scopes.policies,
     metrics,
     metricsAuth: config.raw.admin.metrics_auth,
     rateLimit,
     approvalsStore: config.raw.approvals.store,
     log,
   });
+  const reloader = new HotReload({
+    policyFiles: config.raw.policies.map((p) => path.resolve(config.dir, p)),
+    usersFile: config.raw.auth.users_file ? path.resolve(config.dir, config.raw.auth.users_file) : undefined,
+    scopes,
+    // Each login reads auth.users once, when it starts: new logins see the new file, open sessions keep their principal.
+    onUsers: (users) => {
+      auth.users = users;
+    },
+    metrics,
+    log: log.child({ component: 'reload' }),
+    ...options.reload,
+  });
   const close = async () => {
     // Admin first (no approval starts running while sessions end), then sessions: they may still be asking the stores.
     try {
+      await reloader.close();
       await admin.close();
       await health.close();
       await server.close();
@@ -149,5 +169,6 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     await close();
     throw err;
   }
-  return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, close };
+  void reloader.start();
+  return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, reload: () => reloader.reload(), close };
 }

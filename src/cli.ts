@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The ormai-proxy command line: serve, demo, check, test, hash-password.
+// The ormai-proxy command line: serve, demo, check, test, hash-password, audit verify, rollback.
 import { parseArgs } from 'node:util';
 import { startProxy } from './app';
+import { rollbackCommand } from './audit/rollback-command';
 import { auditCommand } from './audit/verify';
 import { hashPassword } from './auth/verifier';
 import { loadConfig } from './config/load';
@@ -19,6 +20,8 @@ const USAGE = `Usage:
                                        run a policy regression suite through an in-process proxy
   ormai-proxy hash-password            read a password on stdin, print a SCRAM-SHA-256 verifier
   ormai-proxy audit verify FILE        check the hash chain of an audit file (exit 0 intact, 1 tampered)
+  ormai-proxy rollback --config FILE [--file AUDIT.jsonl] [--yes] [--by NAME] AUDIT_ID
+                                       show the inverse of a write from its audit event and run it on confirmation
 `;
 
 async function readStdin(): Promise<string> {
@@ -33,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'check') return runCheckCommand(rest);
   if (command === 'test') return runTestCommand(rest);
   if (command === 'audit') return auditCommand(rest);
+  if (command === 'rollback') return rollbackCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
@@ -54,6 +58,11 @@ async function main(argv: string[]): Promise<number> {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // The files are watched too; SIGHUP is for volumes that give no events, and recompiles against a fresh catalog.
+      process.on('SIGHUP', () => {
+        log.info('SIGHUP: reloading policy and users files');
+        void proxy.reload();
+      });
       return -1;
     }
     case 'demo':

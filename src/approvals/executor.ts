@@ -11,10 +11,10 @@ import type { Approval, ApprovalExecutor, ExecutionResult } from './types';
  * predicate, the affected-row guard, RETURNING masks), so it runs as it is, in its own
  * transaction, under the policy's statement_timeout. A failure is recorded, never retried.
  */
-export function upstreamExecutor(config: ProxyConfig, log: Logger): ApprovalExecutor {
-  const policies = new Map<string, PolicySnapshot>(config.policies.map((p) => [p.name, p]));
+export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () => readonly PolicySnapshot[] = () => config.policies): ApprovalExecutor {
   return async (approval: Approval): Promise<ExecutionResult> => {
-    const policy = policies.get(approval.policy.name);
+    // The policies in force when it runs (hot reload): a write held under rules since changed or removed does not run.
+    const policy = policies().find((p) => p.name === approval.policy.name);
     if (!policy || policy.hash !== approval.policy.hash) {
       // The rules the statement was rewritten under are no longer the ones in force.
       return { error: { code: 'policy_changed', message: `policy ${approval.policy.name} changed since the write was held; ask the agent to send it again` } };

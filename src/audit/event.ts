@@ -79,6 +79,8 @@ export interface AuditEvent {
   /** For approval events: who approved, denied or ran it. */
   actor?: string;
   changes?: AuditChanges;
+  /** For a rollback: the id of the write event it reverts. */
+  rolls_back?: string;
   /** The client's address for connection events. */
   client?: string;
 }

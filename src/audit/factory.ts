@@ -21,7 +21,7 @@ const APPLICATION_NAME = 'ormai-proxy audit';
  * The sink's own connection: its url or url_file (sslmode from that URL, not the upstream's
  * tls section, since it may be another server), else the upstream's credentials.
  */
-function postgresClient(sink: Extract<SinkConfig, { type: 'postgres' }>, config: ProxyConfig): ClientConfig {
+export function postgresClient(sink: Extract<SinkConfig, { type: 'postgres' }>, config: ProxyConfig): ClientConfig {
   let url = sink.url;
   if (url === undefined && sink.url_file !== undefined) {
     try {

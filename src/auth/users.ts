@@ -129,7 +129,11 @@ export function buildUsersSnapshot(data: unknown, source = 'users file'): UsersS
 
 /** Reads and validates the users file (YAML, so JSON too). */
 export function loadUsersFile(path: string): UsersSnapshot {
-  const text = readFileSync(path, 'utf8');
+  return parseUsersText(readFileSync(path, 'utf8'), path);
+}
+
+/** Validates the text of a users file; `path` only names it in errors. */
+export function parseUsersText(text: string, path: string): UsersSnapshot {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {

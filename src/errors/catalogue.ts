@@ -203,6 +203,12 @@ export const catalogue = {
     message: 'the write budget for this minute is used up',
     hint: 'Wait and retry after the time given; combine several rows into one INSERT or one UPDATE … WHERE id IN (…).',
   },
+  prepared_statement_outdated: {
+    sqlstate: '0A000',
+    severity: 'ERROR',
+    message: 'the policy changed since this statement was prepared',
+    hint: 'Prepare the statement again (or reconnect): it is checked against the policy now in force.',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',
@@ -250,6 +256,12 @@ export const catalogue = {
     severity: 'ERROR',
     message: 'the audit trail is not available',
     hint: 'Retry shortly: the proxy refuses writes while it cannot record them. If it keeps happening, tell the operator that the audit sink is down.',
+  },
+  policy_removed: {
+    sqlstate: '55000',
+    severity: 'ERROR',
+    message: 'the policy this session was opened under has been removed',
+    hint: 'Nothing was run. Disconnect and connect again: a new session gets the policy that now applies to this user, if any.',
   },
 } as const satisfies Record<string, CatalogueEntry>;
 

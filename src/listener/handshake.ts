@@ -154,7 +154,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     }
 
     ctx.metrics?.login(principal.authMethod, true);
-    const policy = selectPolicy(config.policies, principal);
+    // The policies in force now: after a hot reload, new logins select among the new ones.
+    let policy = selectPolicy(ctx.scopes.policies, principal);
     if (!policy) throw new ProxyError('principal_has_no_policy');
     if (request.database !== config.database) {
       throw new ProxyError('database_not_found', { message: `database "${request.database}" does not exist` });
@@ -163,12 +164,14 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     if (policy.raw.tenant_scope && !tenantFitsType(principal.tenantId, policy.raw.tenant_scope.type)) {
       throw new ProxyError('invalid_tenant', { logMessage: `tenant of ${principal.user} is not a valid ${policy.raw.tenant_scope.type}` });
     }
-    let scope;
+    let view;
     try {
-      scope = await ctx.scopes.get(policy);
+      view = await ctx.scopes.get(policy);
     } catch (err) {
       throw new ProxyError('upstream_unavailable', { logMessage: `catalog: ${(err as Error).message}` });
     }
+    // A reload may have landed while the catalog loaded: the session starts on the compiled version.
+    policy = view.policy;
 
     let upstream;
     try {
@@ -210,9 +213,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       decoder: stream.decoder,
       upstream,
       principal,
-      policy,
-      scope,
-      scopeKey: `${policy.hash}:${ctx.scopes.version}`,
+      initial: view,
+      current: () => ctx.scopes.current(view.policy.name),
       cache: ctx.cache,
       rateLimits: ctx.rateLimits,
       ...(ctx.approvals ? { approvals: ctx.approvals } : {}),

@@ -164,6 +164,11 @@ export function loadPolicyFile(file: string): PolicySnapshot {
   } catch (err) {
     throw new PolicyFileError(file, (err as Error).message);
   }
+  return parsePolicyText(text, file);
+}
+
+/** Validates the text of a policy file (`file` names it in errors and picks YAML or JSON). */
+export function parsePolicyText(text: string, file: string): PolicySnapshot {
   const parsed = policySchema.safeParse(parseStructuredFile(text, file));
   if (!parsed.success) throw new PolicyFileError(file, `\n${formatIssues(parsed.error)}`);
   return buildPolicy(parsed.data, file);

@@ -1,4 +1,4 @@
-// Provides compiled read scopes: loads the live catalog once (single flight), compiles each policy against it.
+// Holds the live policy snapshot: the mounted policies compiled against the catalog, swapped whole on reload.
 import type { UpstreamTarget } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from './load';
@@ -6,46 +6,86 @@ import { compileScope, type CatalogSnapshot, type ReadScope } from './scope';
 
 export type CatalogLoader = (target: UpstreamTarget, policies: readonly PolicySnapshot[]) => Promise<CatalogSnapshot>;
 
+/** One policy as a statement runs under it. */
+export interface PolicyView {
+  readonly policy: PolicySnapshot;
+  readonly scope: ReadScope;
+  /** Identifies the compiled scope in cache keys (policy hash and catalog version). */
+  readonly scopeKey: string;
+}
+
+/** One successful load: replaced as a whole, so a reader never sees new policies with an old catalog. */
+interface Compiled {
+  readonly policies: readonly PolicySnapshot[];
+  readonly views: ReadonlyMap<string, PolicyView>;
+}
+
 export class ScopeProvider {
-  private loading?: Promise<Map<PolicySnapshot, ReadScope>>;
-  private scopes?: Map<PolicySnapshot, ReadScope>;
+  private loading?: Promise<Compiled>;
+  private compiled?: Compiled;
+  /** The policies sessions select from; replaced only together with their compiled scopes. */
+  private mounted: readonly PolicySnapshot[];
   /** Bumped on every successful load; part of statement cache keys. */
   version = 0;
 
   constructor(
     private readonly target: UpstreamTarget,
-    private readonly policies: readonly PolicySnapshot[],
+    policies: readonly PolicySnapshot[],
     private readonly loader: CatalogLoader,
     private readonly log: Logger,
-  ) {}
-
-  /** The scope for a policy; loads the catalog on first use (a failed load is retried next time). */
-  async get(policy: PolicySnapshot): Promise<ReadScope> {
-    const scopes = this.scopes ?? (await this.load());
-    const scope = scopes.get(policy);
-    if (!scope) throw new Error(`policy ${policy.name} is not one of the mounted policies`);
-    return scope;
+  ) {
+    this.mounted = policies;
   }
 
-  /** Reloads the catalog and recompiles every policy (on policy reload or schema change). */
-  refresh(): Promise<Map<PolicySnapshot, ReadScope>> {
-    this.scopes = undefined;
-    return this.load();
+  /** The policies in force now (the start-up ones until a reload compiles others). */
+  get policies(): readonly PolicySnapshot[] {
+    return this.mounted;
   }
 
-  private load(): Promise<Map<PolicySnapshot, ReadScope>> {
-    this.loading ??= (async () => {
-      try {
-        const catalog = await this.loader(this.target, this.policies);
-        const scopes = new Map(this.policies.map((p) => [p, compileScope(p, catalog)] as const));
-        this.scopes = scopes;
-        this.version++;
-        this.log.info({ relations: catalog.relations.size, policies: scopes.size }, 'catalog loaded');
-        return scopes;
-      } finally {
-        this.loading = undefined;
-      }
+  /**
+   * The current compiled version of the policy named like `policy`; loads the catalog on first
+   * use (a failed load is retried next time). Throws when no mounted policy has that name.
+   */
+  async get(policy: PolicySnapshot): Promise<PolicyView> {
+    const compiled = this.compiled ?? (await (this.loading ?? this.load(this.mounted)));
+    const view = compiled.views.get(policy.name);
+    if (!view) throw new Error(`policy ${policy.name} is not one of the mounted policies`);
+    return view;
+  }
+
+  /** The policy of this name as of now, without I/O; undefined once a reload removed it. */
+  current(name: string): PolicyView | undefined {
+    return this.compiled?.views.get(name);
+  }
+
+  /**
+   * Reloads the catalog and compiles `policies` (default: the mounted ones) against it. Only a
+   * complete success replaces what sessions see; on any error the last good snapshot stays.
+   */
+  refresh(policies: readonly PolicySnapshot[] = this.mounted): Promise<ReadonlyMap<string, PolicyView>> {
+    return this.load(policies).then((c) => c.views);
+  }
+
+  /** Loads run one after another: a refresh with new policies never races a load of the old ones. */
+  private load(policies: readonly PolicySnapshot[]): Promise<Compiled> {
+    const previous = this.loading;
+    const run = (async () => {
+      if (previous) await previous.catch(() => undefined);
+      const catalog = await this.loader(this.target, policies);
+      const scopes = policies.map((p) => [p, compileScope(p, catalog)] as const);
+      const version = this.version + 1;
+      const views = new Map(scopes.map(([p, scope]) => [p.name, Object.freeze({ policy: p, scope, scopeKey: `${p.hash}:${version}` })] as const));
+      const compiled: Compiled = { policies, views };
+      this.version = version;
+      this.compiled = compiled;
+      this.mounted = policies;
+      this.log.info({ relations: catalog.relations.size, policies: views.size }, 'catalog loaded');
+      return compiled;
     })();
-    return this.loading;
+    const tracked: Promise<Compiled> = run.finally(() => {
+      if (this.loading === tracked) this.loading = undefined;
+    });
+    this.loading = tracked;
+    return tracked;
   }
 }

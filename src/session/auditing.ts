@@ -64,13 +64,15 @@ export class StatementAuditor {
     const count = Math.max(1, sent.statements.length);
     const reported = new Array<boolean>(count).fill(false);
     const text = port?.text(sent.agentSql) ?? { sql: '', sql_hmac: '' };
+    // The policy as the statement was sent: a hot reload before its results arrive must not relabel it.
+    const who = this.who();
     return {
       result: (index, outcome) => {
         if (index >= count || reported[index]) return;
         reported[index] = true;
         const statement = sent.statements[index];
         const ms = performance.now() - started;
-        const draft = this.event(sent, text, statement, outcome, ms);
+        const draft = this.event(who, sent, text, statement, outcome, ms);
         metrics?.statement({
           kind: (statement?.kind ?? 'unknown') as StatementObservation['kind'],
           decision: draft.decision as StatementObservation['decision'],
@@ -87,11 +89,14 @@ export class StatementAuditor {
         }
         return undefined;
       },
+      skip: () => {
+        reported.fill(true);
+      },
       end: () => {
         for (let i = 0; i < count; i++) {
           if (!reported[i]) {
             reported[i] = true;
-            port?.emit(this.event(sent, text, sent.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
+            port?.emit(this.event(who, sent, text, sent.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
           }
         }
       },
@@ -113,6 +118,7 @@ export class StatementAuditor {
   }
 
   private event(
+    who: Pick<AuditEvent, 'session_id' | 'principal' | 'policy'>,
     sent: SentStatement,
     text: { sql: string; sql_hmac: string },
     statement: AnalyzedStatement | undefined,
@@ -128,7 +134,7 @@ export class StatementAuditor {
     return {
       kind: 'statement',
       decision,
-      ...this.who(),
+      ...who,
       statement_kind: statement ? (write?.dryRun ? 'dry_run' : statement.kind) : 'unknown',
       protocol: sent.protocol,
       sql: text.sql,

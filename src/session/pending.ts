@@ -24,6 +24,8 @@ export interface PendingItem {
   hidden?: ReadonlySet<string>;
   /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
   captures?: Array<CaptureSpec | undefined>;
+  /** Sent by the proxy on its own (a re-Parse after a reload): its answer is not the client's. */
+  silent?: boolean;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
   /** query: index of the statement whose result is arriving. */
@@ -52,6 +54,8 @@ export interface AuditHook {
   result(index: number, outcome: StatementOutcome): Promise<void> | void;
   /** The item is done: statements not reported did not run. */
   end(): void;
+  /** The item was skipped with its batch after an earlier error: no event (the error's own event covers it). */
+  skip(): void;
 }
 
 export class PendingQueue {
@@ -81,9 +85,20 @@ export class PendingQueue {
     return item;
   }
 
-  /** The upstream reported an error for an extended-protocol message: drop what it will skip. */
-  skipToSync(): void {
-    while (this.head < this.items.length && this.items[this.head].kind !== 'sync') this.items[this.head++].audit?.end();
+  /**
+   * The upstream reported an error for an extended-protocol message: drop what it will skip.
+   * `failure` is an error no event has reported yet (one at Parse or Bind of an allowed
+   * statement): the first skipped item with an audit hook (its Execute) reports it.
+   */
+  skipToSync(failure?: StatementOutcome): void {
+    while (this.head < this.items.length && this.items[this.head].kind !== 'sync') {
+      const audit = this.items[this.head++].audit;
+      if (audit && failure) {
+        void audit.result(0, failure);
+        audit.end();
+        failure = undefined;
+      } else audit?.skip();
+    }
     if (this.head >= this.items.length) this.skipping = true;
   }
 

@@ -134,10 +134,10 @@ export class ResponseRouter {
     }
   }
 
-  private complete(head: PendingItem | undefined, frame: BackendFrame, kind: PendingKind): Buffer {
+  private complete(head: PendingItem | undefined, frame: BackendFrame, kind: PendingKind): Buffer | undefined {
     this.expect(head, frame, kind);
     this.pending.shift();
-    return frame.raw;
+    return head!.silent ? undefined : frame.raw;
   }
 
   private error(frame: BackendFrame, head: PendingItem | undefined): Buffer {
@@ -148,15 +148,14 @@ export class ResponseRouter {
       if (head.texts) bytes = withAgentPosition(bytes, head.texts.sent, head.texts.agent);
       if (head.write) bytes = sanitizeWriteError(bytes, head.hidden);
     }
-    if (head.refused) this.report(head, { refused: head.refused });
-    else {
-      const fields = errorFields(frame);
-      this.report(head, { error: { code: fields.code ?? 'XX000', message: fields.message ?? '' } });
-    }
+    const fields = head.refused ? undefined : errorFields(frame);
+    const outcome = head.refused ? { refused: head.refused } : { error: { code: fields?.code ?? 'XX000', message: fields?.message ?? '' } };
+    if (head.audit) this.report(head, outcome);
     if (head.kind !== 'query' && head.kind !== 'sync') {
       this.pending.shift();
       head.audit?.end();
-      this.pending.skipToSync();
+      // An error at Parse or Bind of an allowed statement belongs to its Execute, skipped below.
+      this.pending.skipToSync(head.audit ? undefined : { ...outcome, rows: 0 });
     }
     return bytes;
   }

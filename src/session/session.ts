@@ -13,17 +13,16 @@ import type { RateLimitStore } from '../budgets/rate-limit';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
-import type { PolicySnapshot } from '../policy/load';
-import type { ReadScope } from '../policy/scope';
+import type { PolicyView } from '../policy/provider';
 import type { BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
-import { holdForApproval, type HeldWrite } from './approval-hold';
+import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
-import { SessionBudgets } from './budgets';
+import { SessionBudgets, type BudgetDeps } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
 import { agentApproval, captureOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
@@ -49,10 +48,13 @@ export interface SessionDeps {
   decoder: FrontendDecoder;
   upstream: UpstreamHandshake;
   principal: Principal;
-  policy: PolicySnapshot;
-  scope: ReadScope;
-  /** Identifies the compiled scope in cache keys (policy hash and catalog version). */
-  scopeKey: string;
+  /** The policy the login selected, compiled: what the session runs under until its first statement. */
+  initial: PolicyView;
+  /**
+   * The same policy (by name) as of now, after any hot reload; undefined once a reload removed it.
+   * Read once per statement, so that one statement is analysed, budgeted and audited under one snapshot.
+   */
+  current: () => PolicyView | undefined;
   cache: StatementCache;
   rateLimits: RateLimitStore;
   /** Where writes held for approval go; without one they are refused. */
@@ -72,7 +74,10 @@ export class Session {
   private readonly router: ResponseRouter;
   private readonly client: net.Socket;
   private readonly server: net.Socket;
-  private readonly context: Omit<AnalysisContext, 'protocol'>;
+  /** The snapshot of the statement being handled: pinned per message, steady while the pump waits on it. */
+  private snap: PolicyView;
+  /** The deps as budgets and approval holds read them: policy, scope and scopeKey of the pinned snapshot. */
+  private readonly pinned: BudgetDeps & HoldDeps;
   private readonly budgets: SessionBudgets;
   private readonly auditor: StatementAuditor;
   private readonly inbox: FrontendMessage[] = [];
@@ -103,15 +108,29 @@ export class Session {
         this.blockMaybeOpen = false;
       }
     };
-    const { policy, scope, principal } = deps;
-    this.context = {
-      statementTimeoutMaxMs: policy.statementTimeoutMs,
-      writeGate: (target) => policy.isWriteAllowed(target),
-      scope,
-      principal,
+    this.snap = deps.initial;
+    const snap = () => this.snap;
+    this.pinned = {
+      ...deps,
+      get policy() {
+        return snap().policy;
+      },
+      get scope() {
+        return snap().scope;
+      },
+      get scopeKey() {
+        return snap().scopeKey;
+      },
     };
-    this.budgets = new SessionBudgets(deps);
-    this.auditor = new StatementAuditor(deps.audit, deps.metrics, { sessionId: deps.id, principal, policy }, deps.log);
+    this.budgets = new SessionBudgets(this.pinned);
+    const base = {
+      sessionId: deps.id,
+      principal: deps.principal,
+      get policy() {
+        return snap().policy;
+      },
+    };
+    this.auditor = new StatementAuditor(deps.audit, deps.metrics, base, deps.log);
   }
 
   get txStatus(): 'I' | 'T' | 'E' {
@@ -194,10 +213,12 @@ export class Session {
     switch (message.type) {
       case 'Query':
         return this.query(message.sql);
-      case 'Parse':
-        if (this.readsApprovals(message.sql)) return this.withApprovals((rows) => this.parse(message, rows));
-        this.parse(message);
+      case 'Parse': {
+        const removed = this.pin();
+        if (!removed && this.readsApprovals(message.sql)) return this.withApprovals((rows) => this.parse(message, rows));
+        this.parse(message, undefined, removed);
         return undefined;
+      }
       case 'Bind':
         return this.bind(message);
       case 'Describe': {
@@ -243,6 +264,8 @@ export class Session {
   // ---- simple protocol ----
 
   private query(sql: string): Promise<void> | undefined {
+    const removed = this.pin();
+    if (removed) return this.queryAnalyzed(sql, removed);
     if (this.readsApprovals(sql)) return this.withApprovals((rows) => this.queryAnalyzed(sql, this.analyze(sql, 'simple', rows)));
     return this.queryAnalyzed(sql, this.analyze(sql, 'simple'));
   }
@@ -287,7 +310,7 @@ export class Session {
       const refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
         (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined) ??
-        (held ? await holdForApproval(this.deps, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: NO_PARAMS }) : undefined) ??
+        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: NO_PARAMS }) : undefined) ??
         (scans.length > 0 ? await this.budgets.scans(scans, NO_PARAMS) : undefined);
       if (this.closed) return;
       if (refused) this.refuse('query', refused, sent);
@@ -297,8 +320,8 @@ export class Session {
 
   // ---- extended protocol ----
 
-  private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[]): void {
-    const result = this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
+  private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[], removed?: Analysis): void {
+    const result = removed ?? this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
     if (!result.ok) {
       // PostgreSQL drops the unnamed statement when a Parse for it fails; a named one it keeps.
       if (message.name === '') this.statements.delete('');
@@ -308,6 +331,7 @@ export class Session {
     }
     const first = result.statements[0];
     this.statements.set(message.name, {
+      name: message.name,
       sql: result.sql,
       agentSql: message.sql,
       types: message.paramTypes,
@@ -318,6 +342,7 @@ export class Session {
       statements: result.statements,
       tags: result.tags,
       ...(first?.write?.approval ? { held: { originalSql: message.sql, write: first.write as HeldWrite['write'] } } : {}),
+      snap: this.snap,
     });
     this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
       kind: 'parse',
@@ -332,6 +357,12 @@ export class Session {
       // The proxy knows every statement the upstream holds for this session; one it does not know was never analysed.
       this.portals.delete(message.portal);
       this.refuse('bind', new ProxyError('statement_not_understood', { message: `prepared statement "${message.statement}" does not exist` }), this.sentOf(undefined));
+      return undefined;
+    }
+    const removed = this.resume(prepared);
+    if (removed) {
+      this.portals.delete(message.portal);
+      this.refuse('bind', removed, this.sentOf(prepared));
       return undefined;
     }
     const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
@@ -363,6 +394,11 @@ export class Session {
       this.refuse('execute', new ProxyError('statement_not_understood', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
     }
+    const removed = portal.prepared && this.resume(portal.prepared);
+    if (removed) {
+      this.refuse('execute', removed, sent);
+      return undefined;
+    }
     const writes = portal?.writes ?? true;
     const spec = portal?.prepared?.statements[0] ? captureOf(portal.prepared.statements[0], portal.resultFormats) : undefined;
     const send = () =>
@@ -391,7 +427,7 @@ export class Session {
       const refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes ? 'write' : 'read'))).refused : undefined) ??
         (writeBudget ? await this.budgets.writes(1) : undefined) ??
-        (portal?.held ? await holdForApproval(this.deps, portal.held) : undefined);
+        (portal?.held ? await holdForApproval(this.pinned, portal.held) : undefined);
       if (this.closed) return;
       if (refused) this.refuse('execute', refused, sent);
       else send();
@@ -449,11 +485,65 @@ export class Session {
     );
   }
 
+  /**
+   * Pins the snapshot a new statement (Query, Parse) runs under: the session's policy as of now,
+   * so a hot reload shows from the next statement on. A refusal when a reload removed the policy.
+   */
+  private pin(): Analysis | undefined {
+    const live = this.deps.current();
+    if (live) {
+      this.snap = live;
+      return undefined;
+    }
+    this.deps.log.info({ code: 'policy_removed' }, 'statement refused');
+    return { ok: false, error: policyRemoved(this.snap.policy.name), tags: {} };
+  }
+
+  /**
+   * Bind and Execute run under the snapshot their statement was analysed under. After a reload
+   * changed the policy, the statement is analysed again and moves to the new snapshot (its
+   * upstream text replaced under the same name when it changed); one the new policy refuses is
+   * refused with that reason. A reload that removed the policy refuses it too.
+   */
+  private resume(prepared: Prepared): ProxyError | undefined {
+    const live = this.deps.current();
+    if (!live) {
+      this.snap = prepared.snap;
+      this.deps.log.info({ code: 'policy_removed' }, 'statement refused');
+      return policyRemoved(prepared.snap.policy.name);
+    }
+    if (live.scopeKey === prepared.snap.scopeKey) {
+      this.snap = prepared.snap;
+      return undefined;
+    }
+    this.snap = live;
+    const again = this.analyze(prepared.agentSql, 'extended');
+    if (again.ok && again.sql !== prepared.sql) {
+      // The text changed (a new row cap, a new mask): the upstream statement is replaced under the
+      // same name, and the client, which knows nothing of it, sees only its own Bind's answer.
+      this.forward(serialize.close({ type: 'S', name: prepared.name }), { kind: 'close', silent: true });
+      this.forward(serialize.parse({ name: prepared.name, text: again.sql, types: prepared.types }), { kind: 'parse', silent: true });
+      prepared.sql = again.sql;
+    }
+    if (again.ok && again.sql === prepared.sql) {
+      // Same text, but the rules around it (row cap, approvals, budgets) are the new policy's.
+      const first = again.statements[0];
+      prepared.snap = live;
+      prepared.statements = again.statements;
+      prepared.rowLimit = first?.rowLimit;
+      prepared.held = first?.write?.approval ? { originalSql: prepared.agentSql, write: first.write as HeldWrite['write'] } : undefined;
+      return undefined;
+    }
+    // The statement is refused under the policy now in force: the agent gets the reason.
+    this.snap = prepared.snap;
+    return again.ok ? new ProxyError('prepared_statement_outdated') : again.error;
+  }
+
   /** A refusal when Parse declares a parameter type the policy's catalog does not allow. */
   private parseTypesError(types: readonly number[]): Analysis | undefined {
     if (types.length === 0) return undefined;
     try {
-      checkParameterTypes(types, this.deps.scope.catalog.parameterTypes);
+      checkParameterTypes(types, this.snap.scope.catalog.parameterTypes);
       return undefined;
     } catch (err) {
       const error = toProxyError(err);
@@ -463,10 +553,12 @@ export class Session {
   }
 
   private analyze(sql: string, protocol: 'simple' | 'extended', approvals?: readonly AgentApproval[]): Analysis {
-    const { cache, scopeKey, principal } = this.deps;
+    const { cache, principal } = this.deps;
+    const { policy, scope, scopeKey } = this.snap;
+    const context: AnalysisContext = { protocol, statementTimeoutMaxMs: policy.statementTimeoutMs, writeGate: (target) => policy.isWriteAllowed(target), scope, principal };
     const result = approvals
-      ? analyze(sql, { ...this.context, protocol, approvals })
-      : cache.get(StatementCache.key(scopeKey, principal.tenantId, protocol, sql), () => analyze(sql, { ...this.context, protocol }));
+      ? analyze(sql, { ...context, approvals })
+      : cache.get(StatementCache.key(scopeKey, principal.tenantId, protocol, sql), () => analyze(sql, context));
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }
@@ -573,6 +665,10 @@ export class Session {
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }
+}
+
+function policyRemoved(name: string): ProxyError {
+  return new ProxyError('policy_removed', { logMessage: `policy ${name} was removed by a reload` });
 }
 
 /**

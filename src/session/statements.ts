@@ -2,6 +2,7 @@
 import type { AnalyzedStatement } from '../analysis/pipeline';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { Approval } from '../approvals/types';
+import type { PolicyView } from '../policy/provider';
 import { captureSpec, type CaptureSpec } from '../results/capture-columns';
 import type { RowCap } from '../results/row-cap';
 import type { HeldWrite } from './approval-hold';
@@ -9,6 +10,8 @@ import type { PendingItem } from './pending';
 
 /** A prepared statement, by name ('' is the unnamed one). */
 export interface Prepared {
+  /** The statement's name ('' is the unnamed one). */
+  name: string;
   sql: string;
   /** The agent's text, for the audit trail. */
   agentSql: string;
@@ -23,6 +26,8 @@ export interface Prepared {
   tags: Record<string, string>;
   /** The analysed write, when a require_approval rule may hold it. */
   held?: { originalSql: string; write: HeldWrite['write'] };
+  /** The policy it was analysed under: its Bind and Execute are budgeted and audited under the same one. */
+  snap: PolicyView;
 }
 
 /** A bound portal, until its transaction ends. */

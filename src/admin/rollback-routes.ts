@@ -1,0 +1,43 @@
+// Admin routes for rollback: the inverse of a write from its audit event (GET shows it, POST runs it).
+import { z } from 'zod';
+import { findAuditEvent, executeRollback } from '../audit/rollback-command';
+import type { AuditLog } from '../audit/log';
+import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
+import type { ProxyConfig } from '../config/load';
+import { HttpError } from './http';
+import type { Router } from './router';
+
+const body = z.strictObject({ by: z.string().trim().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]+$/) });
+
+async function inverseFor(config: ProxyConfig, id: string) {
+  const event = await findAuditEvent(config, id);
+  if (!event) throw new HttpError(404, 'event_not_found', `no audit event ${id} in the file or postgres sinks`);
+  try {
+    return { event, statements: inverseOf(event) };
+  } catch (err) {
+    if (err instanceof NotReversibleError) throw new HttpError(409, 'not_reversible', err.message);
+    throw err;
+  }
+}
+
+export function registerRollbackRoutes(router: Router, config: ProxyConfig, audit: AuditLog): void {
+  router.add({
+    method: 'GET',
+    path: '/audit/:id/rollback',
+    handler: async (req) => {
+      const { event, statements } = await inverseFor(config, req.params.id);
+      return { status: 200, body: { event: event.id, table: event.changes?.table, operation: event.changes?.operation, rows: statements.length, sql: describeInverse(statements) } };
+    },
+  });
+  router.add({
+    method: 'POST',
+    path: '/audit/:id/rollback',
+    handler: async (req) => {
+      const parsed = body.safeParse(await req.json());
+      if (!parsed.success) throw new HttpError(400, 'invalid_request', 'body must be { "by": "<who runs the rollback>" }');
+      const { event, statements } = await inverseFor(config, req.params.id);
+      const result = await executeRollback(config, event, statements, parsed.data.by, audit);
+      return { status: 200, body: { event: event.id, rows: statements.length, ...result } };
+    },
+  });
+}

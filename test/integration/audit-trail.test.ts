@@ -1,0 +1,124 @@
+// The audit trail end to end (I7): one event per statement the agent sends, refused ones included, under both protocols;
+// writes carry their before/after; the chained file verifies; a write is rolled back from its event.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import type { AuditEvent } from '../../src/audit/event';
+import { verifyFile } from '../../src/audit/verify';
+import { api, TOKEN } from '../support/admin';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+
+const POLICY = path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml');
+let db: TestDatabase;
+let proxy: TestProxy;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-audit-trail-'));
+  writeFileSync(path.join(dir, 'admin-token'), TOKEN);
+  db = await createTestDatabase();
+  proxy = await startTestProxy(db.url, { policies: [POLICY], admin: { token_file: path.join(dir, 'admin-token') } });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Events of one session, once its disconnect event has been written. */
+async function eventsOf(sessionId: () => string | undefined): Promise<AuditEvent[]> {
+  for (let i = 0; i < 100; i++) {
+    const id = sessionId();
+    const events = proxy.auditEvents().filter((e) => e.session_id === id);
+    if (id && events.some((e) => e.decision === 'disconnect')) return events;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the session’s events did not arrive');
+}
+
+/** Runs statements in one session; returns that session's events. */
+async function session(statements: string[], extended: boolean): Promise<AuditEvent[]> {
+  const before = new Set(proxy.auditEvents().map((e) => e.session_id));
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  for (const sql of statements) await c.query(extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql).catch(() => undefined);
+  await c.end();
+  let id: string | undefined;
+  return eventsOf(() => (id ??= proxy.auditEvents().find((e) => e.kind === 'connection' && e.decision === 'login' && !before.has(e.session_id))?.session_id));
+}
+
+describe.each([false, true])('one event per statement (extended: %s)', (extended) => {
+  test('allowed, refused, failed and written statements are each recorded once', async () => {
+    const statements = [
+      "SELECT name FROM customers WHERE name = 'Acme Corp'",
+      'DROP TABLE orders',
+      "/*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',tool_call_id='call_42'*/ SELECT count(*) FROM orders WHERE tenant_id = 2",
+      'SELECT 1/0',
+      "/*reason='customer asked'*/ UPDATE orders SET status = 'audited' WHERE id = 1",
+    ];
+    const events = await session(statements, extended);
+    const stmts = events.filter((e) => e.kind === 'statement');
+    expect(stmts.map((e) => [e.decision, e.code ?? null])).toEqual([
+      ['allowed', null],
+      ['refused', 'statement_not_allowed'],
+      ['allowed', null],
+      ['error', '22012'],
+      ['allowed', null],
+    ]);
+    expect(events.filter((e) => e.kind === 'connection').map((e) => e.decision)).toEqual(['login', 'disconnect']);
+    for (const e of stmts) {
+      expect(e).toMatchObject({ principal: { user: 'tenant1-agent', tenant_id: '1' }, policy: { name: 'write-tests' }, protocol: extended ? 'extended' : 'simple' });
+      expect(e.sql_hmac).toMatch(/^[0-9a-f]{64}$/);
+    }
+    // Literals are redacted; the rewritten text is recorded; rows, trace and tool-call ids, flags.
+    expect(stmts[0].sql).not.toContain('Acme');
+    expect(stmts[0].rewritten_sql).toContain("tenant_id = $");
+    expect(stmts[0].rows).toBe(1);
+    expect(stmts[2]).toMatchObject({ trace_id: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tool_call_id: 'call_42', flags: ['tenant_forged'] });
+    // The write: its reason, and the changed row before and after.
+    expect(stmts[4]).toMatchObject({
+      statement_kind: 'write',
+      reason: 'customer asked',
+      rows: 1,
+      changes: { table: 'public.orders', operation: 'update', rows: [{ key: { id: '1' }, before: { status: expect.any(String) }, after: { status: 'audited' } }] },
+    });
+  });
+});
+
+test('a wrong password is a login_failed event', async () => {
+  const c = new Client({ connectionString: proxy.url('tenant1-agent', 'wrong') });
+  await expect(c.connect()).rejects.toMatchObject({ code: '28P01' });
+  await new Promise((r) => setTimeout(r, 100));
+  expect(proxy.auditEvents().some((e) => e.decision === 'login_failed' && e.code === 'authentication_failed')).toBe(true);
+});
+
+test('the chained audit file verifies', async () => {
+  await new Promise((r) => setTimeout(r, 100));
+  const result = await verifyFile(proxy.auditFile);
+  expect(result).toMatchObject({ ok: true });
+});
+
+test('a write is rolled back from its event, only where the row is still as the write left it', async () => {
+  const [{ status: original }] = await db.query<{ status: string }>('SELECT status FROM orders WHERE id = 2');
+  const events = await session(["/*reason='to be undone'*/ UPDATE orders SET status = 'mistake' WHERE id = 2"], false);
+  const write = events.find((e) => e.statement_kind === 'write')!;
+  expect(await db.query('SELECT status FROM orders WHERE id = 2')).toEqual([{ status: 'mistake' }]);
+  const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
+  const preview = await api(admin, 'GET', `/audit/${write.id}/rollback`);
+  expect(preview.body).toMatchObject({ event: write.id, operation: 'update', rows: 1 });
+  expect(preview.body.sql).toContain(`SET "status" = '${original}' WHERE "id" = '2' AND "status" IS NOT DISTINCT FROM 'mistake'`);
+  const done = await api(admin, 'POST', `/audit/${write.id}/rollback`, { body: { by: 'alice' } });
+  expect(done.body).toMatchObject({ reverted: 1, skipped: 0 });
+  expect(await db.query('SELECT status FROM orders WHERE id = 2')).toEqual([{ status: original }]);
+  // Again: the row is no longer as the write left it, so nothing is touched.
+  const again = await api(admin, 'POST', `/audit/${write.id}/rollback`, { body: { by: 'alice' } });
+  expect(again.body).toMatchObject({ reverted: 0, skipped: 1 });
+  await new Promise((r) => setTimeout(r, 100));
+  expect(proxy.auditEvents().filter((e) => e.rolls_back === write.id).map((e) => [e.decision, e.actor, e.rows])).toEqual([
+    ['rolled_back', 'alice', 1],
+    ['rolled_back', 'alice', 0],
+  ]);
+  expect((await api(admin, 'GET', `/audit/${events.find((e) => e.kind === 'connection')!.id}/rollback`)).status).toBe(409);
+});
