@@ -10,8 +10,9 @@ import { registerRollbackRoutes } from './admin/rollback-routes';
 import { AdminServer } from './admin/server';
 import { upstreamExecutor } from './approvals/executor';
 import { createApprovalStore } from './approvals/factory';
-import type { ApprovalExecutor, ApprovalListener, ApprovalStore } from './approvals/types';
+import type { ApprovalEvent, ApprovalExecutor, ApprovalListener, ApprovalStore } from './approvals/types';
 import { createAuditLog } from './audit/factory';
+import type { AuditEvent } from './audit/event';
 import type { AuditLog } from './audit/log';
 import { auditPort } from './audit/port';
 import { MemoryRateLimitStore, type RateLimitStore } from './budgets/rate-limit';
@@ -115,7 +116,11 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     executor: options.approvalExecutor ?? upstreamExecutor(config, log, () => scopes.policies),
     log,
     sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
-    onApprovalEvent: options.onApprovalEvent,
+    // Every approval step is an audit event linked to the held statement's by approval_id.
+    onApprovalEvent: (event) => {
+      audit.emit(approvalAuditEvent(event));
+      options.onApprovalEvent?.(event);
+    },
   });
   const rateLimit = rateLimitStatus(limits.store);
   metrics.setSessionSource(() => server.activeSessions);
@@ -171,4 +176,24 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   }
   void reloader.start();
   return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, reload: () => reloader.reload(), close };
+}
+
+const APPROVAL_DECISIONS = { approve: 'approved', deny: 'denied', expire: 'expired' } as const;
+
+/** An approval step as an audit event: approved, denied, expired, or executed / failed with the result. */
+export function approvalAuditEvent(event: ApprovalEvent): Omit<AuditEvent, 'id' | 'time'> {
+  const { approval } = event;
+  const result = approval.result;
+  const decision = event.action === 'execute' ? (result?.error ? 'failed' : 'executed') : APPROVAL_DECISIONS[event.action];
+  return {
+    kind: 'approval',
+    decision,
+    approval_id: approval.id,
+    principal: { user: approval.requester.user, tenant_id: approval.requester.tenantId, roles: [...approval.requester.roles] },
+    policy: approval.policy,
+    ...(event.actor ? { actor: event.actor } : {}),
+    ...(approval.reason ? { reason: approval.reason } : {}),
+    ...(result?.rowsAffected !== undefined ? { rows: result.rowsAffected } : {}),
+    ...(result?.error ? { code: result.error.code } : {}),
+  };
 }

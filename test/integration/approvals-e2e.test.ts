@@ -94,6 +94,15 @@ describe.each(modes)('approvals under the $protocol protocol', (mode) => {
     ]);
     const after = await agent((c) => run(c, `SELECT state, rows_affected FROM ormai.approvals WHERE approval_id = '${id}'`, mode));
     expect(after.rows).toEqual([{ state: 'executed', rows_affected: 2 }]);
+    // Request, approvals and execution are linked in the audit trail by the approval id.
+    await new Promise((r) => setTimeout(r, 100));
+    const trail = proxy.auditEvents().filter((e) => e.approval_id === id).map((e) => [e.kind, e.decision, e.actor ?? null]);
+    expect(trail).toEqual([
+      ['statement', 'held', null],
+      ['approval', 'approved', 'alice'],
+      ['approval', 'approved', 'bob'],
+      ['approval', 'executed', null],
+    ]);
   });
 
   test('a write the rule does not cover runs at once', async () => {

@@ -69,6 +69,31 @@ describeRedis('budgets shared through Redis', () => {
     await db?.drop();
   });
 
+  test('two proxies enforce one combined write budget; Redis gone refuses writes', async () => {
+    // Its own prefix (cleaned up with the rest): the per-tenant test below checks which keys exist.
+    const store = { redis_url: REDIS_URL, key_prefix: `${prefix}writes:` };
+    const policies = [path.resolve(__dirname, '../fixtures/shared-write-budget-policy.yaml')];
+    const a = await startTestProxy(db.url, { policies, store, admin_listen: '127.0.0.1:0' });
+    const b = await startTestProxy(db.url, { policies, store, admin_listen: '127.0.0.1:0' });
+    proxies.push(a, b);
+    const viaA = await client(a);
+    const viaB = await client(b);
+    const write = 'UPDATE orders SET status = status WHERE id = 1';
+    // The budget is 3 writes a minute for the agent, counted in one place: 2 through A, 1 through B, then B refuses.
+    expect(await attempt(viaA, write, false)).toBeUndefined();
+    expect(await attempt(viaA, write, true)).toBeUndefined();
+    expect(await attempt(viaB, write, false)).toBeUndefined();
+    expect((await attempt(viaB, write, true))?.routine).toBe('ormai.write_rate_limited');
+    expect((await attempt(viaA, write, false))?.routine).toBe('ormai.write_rate_limited');
+    // Reads do not spend the write budget.
+    expect(await attempt(viaA, 'SELECT count(*) FROM orders', false)).toBeUndefined();
+    const dead = await startTestProxy(db.url, { policies, store: { redis_url: await deadRedisUrl(), reads_when_unavailable: 'allow' }, admin_listen: '127.0.0.1:0' });
+    proxies.push(dead);
+    const viaDead = await client(dead);
+    expect((await attempt(viaDead, write, false))?.routine).toBe('ormai.rate_store_unavailable');
+    expect(await attempt(viaDead, 'SELECT count(*) FROM orders', true)).toBeUndefined();
+  });
+
   test('two proxies enforce one combined per-tenant budget', async () => {
     const store = { redis_url: REDIS_URL, key_prefix: prefix };
     const a = await start(store);
@@ -83,7 +108,7 @@ describeRedis('budgets shared through Redis', () => {
     // Now A is out of budget too, and its session stays usable (the refusal is an ordinary error).
     expect(await attempt(viaA, 'SELECT 1', false)).toMatchObject({ routine: 'ormai.query_rate_limited' });
     // Both proxies counted in the same key, under the configured prefix.
-    expect(await admin.keys(`${prefix}*`)).toEqual([`${prefix}rl:q:shared-budgets:1`]);
+    expect(await admin.keys(`${prefix}rl:*`)).toEqual([`${prefix}rl:q:shared-budgets:1`]);
     // Another tenant has its own budget.
     const other = await client(b, 'tenant2-agent');
     expect(await attempt(other, 'SELECT count(*) FROM customers', false)).toBeUndefined();

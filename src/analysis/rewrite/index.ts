@@ -10,7 +10,7 @@ import type { ReadScope } from '../../policy/scope';
 import { isFalse } from '../classify';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
 import { derivedTable } from './derived';
-import { cloneTree, intConst, parseTemplate } from './nodes';
+import { cloneTree, intConst, parseTemplate, walk } from './nodes';
 import {
   catalogNotAllowed,
   columnAliasesRefused,
@@ -118,20 +118,7 @@ const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStm
 
 /** True when a data-modifying statement occurs anywhere below the top node (iterative: trees can be deep). */
 export function nestedWrites(top: Node): boolean {
-  const stack: unknown[] = [nodeBody(top)];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      stack.push(...value);
-      continue;
-    }
-    for (const [key, child] of Object.entries(value)) {
-      if (WRITE_NODES.has(key)) return true;
-      stack.push(child);
-    }
-  }
-  return false;
+  return walk([nodeBody(top)], (node) => Object.keys(node).some((key) => WRITE_NODES.has(key)));
 }
 
 /**

@@ -120,3 +120,23 @@ export function andExpr(left: Node | undefined, right: Node | undefined): Node |
   if (bool?.boolop === 'AND_EXPR') return { BoolExpr: { ...bool, args: [...(bool.args ?? []), right] } };
   return { BoolExpr: { boolop: 'AND_EXPR', args: [left, right] } };
 }
+
+/**
+ * Visits every object of a parse tree below `roots` (iteratively: trees can be very deep, and
+ * lists very long). `visit` returning true stops the walk; walk() then returns true.
+ */
+export function walk(roots: unknown[], visit: (node: Record<string, unknown>) => boolean | void): boolean {
+  const stack: unknown[] = [...roots];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push(item);
+      continue;
+    }
+    const node = value as Record<string, unknown>;
+    if (visit(node)) return true;
+    for (const key in node) stack.push(node[key]);
+  }
+  return false;
+}

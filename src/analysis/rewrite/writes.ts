@@ -18,7 +18,7 @@ import { columnSql } from './derived';
 import { addCapture, type CapturePlan } from './capture';
 import { guardedWhere } from './guard-order';
 import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
-import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent } from './nodes';
+import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
 import { modelNotAllowed } from './refusals';
 import { isPrincipalTenant, tenantLiteral, tenantType } from './tenant';
 
@@ -379,18 +379,10 @@ function targetPredicate(target: Target, scope: ReadScope, principal: Principal,
 /** The row filter's own columns, qualified with the target's name: in UPDATE … FROM they would otherwise be ambiguous. */
 function qualified(expr: Node, ref: string): Node {
   const copy = cloneTree(expr);
-  const stack: unknown[] = [copy];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      stack.push(...value);
-      continue;
-    }
-    const col = (value as { ColumnRef?: ColumnRef }).ColumnRef;
+  walk([copy], (node) => {
+    const col = (node as { ColumnRef?: ColumnRef }).ColumnRef;
     if (col?.fields?.length === 1) col.fields = [{ String: { sval: ref } }, ...col.fields];
-    stack.push(...Object.values(value));
-  }
+  });
   return copy;
 }
 
@@ -436,24 +428,15 @@ function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap
 const VOLATILE = new Set(['random', 'random_normal', 'setseed', 'gen_random_uuid', 'uuidv4', 'uuidv7', 'clock_timestamp', 'timeofday', 'nextval']);
 
 function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string): void {
-  const stack: unknown[] = [stmt.whereClause, stmt.fromClause, stmt.usingClause];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      for (const item of value) stack.push(item);
-      continue;
-    }
-    const call = (value as { FuncCall?: { funcname?: Node[] } }).FuncCall;
-    const name = call?.funcname?.at(-1);
+  walk([stmt.whereClause, stmt.fromClause, stmt.usingClause], (node) => {
+    const name = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall?.funcname?.at(-1);
     if (name && 'String' in name && VOLATILE.has(name.String.sval ?? '')) {
       throw new ProxyError('statement_not_allowed', {
         message: `${name.String.sval}() cannot choose the rows of a write under ${what}`,
         hint: 'Choose the rows with a deterministic condition (ids, dates, statuses).',
       });
     }
-    for (const child of Object.values(value)) stack.push(child);
-  }
+  });
 }
 
 /** `SELECT count(*) AS n FROM <target>, <FROM/USING> WHERE <the write's WHERE>`: the rows an UPDATE or DELETE changes. */
