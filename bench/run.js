@@ -1,5 +1,6 @@
 // `npm run bench`: pgbench select-only and a multi-tenant analytic query, direct vs through the proxy, in one run.
 // Uses DATABASE_URL when set, otherwise an embedded PostgreSQL. Prints ratios (proxy / direct).
+const fs = require('node:fs');
 const { execFile, spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { promisify } = require('node:util');
@@ -84,7 +85,9 @@ async function main() {
     await seedTenants(url);
     const hasPgbench = spawnSync('pgbench', ['--version']).status === 0;
     if (hasPgbench) await run('pgbench', ['-i', '-q', '-s', '2', url], { maxBuffer: 1 << 24 });
-    const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0' });
+    fs.mkdirSync(path.join(__dirname, '..', '.tmp'), { recursive: true });
+    fs.rmSync(path.join(__dirname, '..', '.tmp', 'bench-audit.jsonl'), { force: true });
+    const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
     proxy = await startProxy(config, createLogger('warn'));
     const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
     const rows = [];

@@ -8,8 +8,11 @@ export interface AuditPort {
   durable(event: AuditEvent): Promise<void>;
   acceptsWrites(): boolean;
   acceptsReads(): boolean;
-  /** The statement text as the audit trail keeps it (literals redacted unless configured otherwise) and its keyed hash. */
-  text(sql: string): { sql: string; sql_hmac: string };
+  /**
+   * The statement text as the audit trail keeps it (literals redacted unless configured
+   * otherwise) and its keyed hash. `parsed`: the proxy's analysis parsed the text.
+   */
+  text(sql: string, parsed?: boolean): { sql: string; sql_hmac: string };
 }
 
 export function auditPort(log: AuditLog): AuditPort {
@@ -18,9 +21,6 @@ export function auditPort(log: AuditLog): AuditPort {
     durable: (event) => log.durable(event),
     acceptsWrites: () => log.acceptsWrites(),
     acceptsReads: () => log.acceptsReads(),
-    text: (sql) => {
-      const fields = log.text.fields(sql);
-      return { sql: fields.sql ?? '', sql_hmac: fields.sql_hmac ?? '' };
-    },
+    text: (sql, parsed = false) => ({ sql: log.text.sql(sql, parsed), sql_hmac: log.text.hmac(sql) }),
   };
 }

@@ -43,14 +43,18 @@ function withoutComments(text: string): string {
  * already has), using PostgreSQL's own normalisation as pg_stat_statements does. Requires the
  * parser module loaded (initAnalysis). Text that does not parse becomes UNPARSEABLE.
  */
-export function redactSql(sql: string): string {
+/**
+ * `parsed`: the caller knows PostgreSQL's grammar accepts the text (the proxy's analysis parsed
+ * it); the check parse, which guards against normalizeSync's error messages, is then skipped.
+ */
+export function redactSql(sql: string, parsed = false): string {
   if (sql.trim() === '') return '';
   // The parser reads a C string: text after a zero byte would silently vanish from the result.
   if (sql.includes('\0')) return UNPARSEABLE;
   try {
     // Parsed first: on some errors normalizeSync returns the parser's message instead of
     // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
-    parseSync(sql);
+    if (!parsed) parseSync(sql);
     return withoutComments(normalizeSync(sql));
   } catch {
     return UNPARSEABLE;
@@ -97,8 +101,8 @@ export class AuditText {
   }
 
   /** The text to store: redacted unless redact_literals is off. */
-  sql(text: string): string {
-    return this.redactLiterals ? redactSql(text) : text;
+  sql(text: string, parsed = false): string {
+    return this.redactLiterals ? redactSql(text, parsed) : text;
   }
 
   hmac(text: string): string {

@@ -1,5 +1,6 @@
 // One audit event per statement the agent sends: built from what the session knew when it sent it and how the database answered.
 import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
 import type { AnalyzedStatement } from '../analysis/pipeline';
 import type { CapturePlan } from '../analysis/rewrite/capture';
 import type { AuditChanges, AuditEvent } from '../audit/event';
@@ -25,6 +26,9 @@ export interface SentStatement {
 
 const TAG_ROWS = /(\d+)$/;
 
+/** Redacted texts per audit trail (see textOf). */
+const TEXTS = new WeakMap<AuditPort, LRUCache<string, { sql: string; sql_hmac: string }>>();
+
 /** The captured columns of each changed row, named: key, then before, then after (analysis/rewrite/capture.ts). */
 export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChanges {
   const rows = captured.rows.map((values) => {
@@ -46,6 +50,24 @@ export class StatementAuditor {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Redaction parses the statement again; a session repeats its statements (prepared ones on
+   * every Execute), so the redacted text and its hash are kept per text, shared by the sessions.
+   */
+  private textOf(port: AuditPort, sql: string, parsed: boolean): { sql: string; sql_hmac: string } {
+    let cache = TEXTS.get(port);
+    if (!cache) {
+      cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: 2000 });
+      TEXTS.set(port, cache);
+    }
+    let text = cache.get(sql);
+    if (!text) {
+      text = port.text(sql, parsed);
+      cache.set(sql, text);
+    }
+    return text;
+  }
+
   get enabled(): boolean {
     return this.port !== undefined;
   }
@@ -63,7 +85,7 @@ export class StatementAuditor {
     const started = performance.now();
     const count = Math.max(1, sent.statements.length);
     const reported = new Array<boolean>(count).fill(false);
-    const text = port?.text(sent.agentSql) ?? { sql: '', sql_hmac: '' };
+    const text = port ? this.textOf(port, sent.agentSql, sent.statements.length > 0) : { sql: '', sql_hmac: '' };
     // The policy as the statement was sent: a hot reload before its results arrive must not relabel it.
     const who = this.who();
     return {
@@ -139,7 +161,7 @@ export class StatementAuditor {
       protocol: sent.protocol,
       sql: text.sql,
       sql_hmac: text.sql_hmac,
-      ...(statement?.sql && this.port ? { rewritten_sql: this.port.text(statement.sql).sql } : {}),
+      ...(statement?.sql && this.port ? { rewritten_sql: this.textOf(this.port, statement.sql, true).sql } : {}),
       ...(refused ? { code: refused.code } : outcome.error ? { code: outcome.error.code } : {}),
       // The row count of an INSERT/UPDATE/DELETE/SELECT tag; else the rows the client received.
       rows: tagRows !== undefined ? Number(tagRows) : outcome.rows,
