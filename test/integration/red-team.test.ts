@@ -414,7 +414,10 @@ const REFUSALS: Array<[string, string]> = [
   ['EXPLAIN (ANALYZE 1) SELECT * FROM customers', 'ormai.statement_not_allowed'],
   ['EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM customers', 'ormai.statement_not_allowed'],
   ['SELECT * FROM orders FOR SHARE', 'ormai.statement_not_allowed'],
-  ["WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x", 'ormai.statement_not_allowed'],
+  // A write in the WITH of a SELECT meets the write rules: here the reason the quickstart requires.
+  ["WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x", 'ormai.reason_required'],
+  ["/*reason='probe'*/ WITH x AS (UPDATE orders SET status = status WHERE total_cents = 990000 RETURNING *) SELECT * FROM x", 'ormai.model_writes_disabled'],
+  ["/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING id) INSERT INTO orders (customer_id, total_cents) SELECT 1, id FROM x", 'ormai.statement_not_allowed'],
   ["INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.reason_required'],
   // The quickstart grants create only: DO UPDATE needs the update grant.
   ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.model_writes_disabled'],
@@ -433,6 +436,7 @@ const ALLOWED_WRITES = [
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *",
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders WHERE total_cents > 100000 RETURNING *",
   "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders",
+  "/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x",
 ];
 
 describe.each(modes)('red-team allowed writes under the $protocol protocol', (mode) => {

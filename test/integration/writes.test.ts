@@ -190,6 +190,17 @@ describe.each(modes)('writes under the $protocol protocol', (mode) => {
     expect(foreign.rows).toEqual([]);
   });
 
+  test('a write in the WITH of a SELECT meets the same rules', async () => {
+    const mine = await run(`${R}WITH u AS (UPDATE orders SET status = status WHERE id IN (1, 2) RETURNING id) SELECT count(*)::int AS n FROM u`, mode);
+    expect(mine.rows).toEqual([{ n: 2 }]);
+    const foreign = await run(`${R}WITH u AS (UPDATE orders SET status = 'hijacked' WHERE total_cents = 990000 RETURNING id) SELECT count(*)::int AS n FROM u`, mode);
+    expect(foreign.rows).toEqual([{ n: 0 }]);
+    const masked = await run(`${R}WITH u AS (UPDATE customers SET name = name WHERE id = 1 RETURNING *) SELECT * FROM u`, mode);
+    expect(masked.rows).toEqual([{ id: 1, tenant_id: 1, name: 'Acme Corp', email: 'j***@acme.com', phone: '55****00' }]);
+    expectNothingForbidden(masked, '');
+    expect((await run(`${R}WITH u AS (UPDATE customers SET name = api_secret RETURNING id) SELECT * FROM u`, mode)).error?.code).toBe('42703');
+  });
+
   test('parameters work in writes', async () => {
     if (!mode.extended) return;
     const outcome = await run(`${R}UPDATE orders SET status = $1 WHERE id = $2 RETURNING status`, mode, ['param-set', 1]);

@@ -22,7 +22,7 @@ import {
 import { forgesTenant } from './tenant';
 import { approvalsTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
-import { guardWrite } from './writes';
+import { guardWrite, type WriteInfo } from './writes';
 
 export { replaceRelations, type ReplaceRelation } from './walk';
 
@@ -63,16 +63,18 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     replaceRelations(tree, replace);
   }
 
-  // Only the statement itself may write: a write inside WITH (of a SELECT, INSERT, UPDATE or
-  // DELETE, at any depth) would escape the target checks below.
-  if (top && nestedWrites(top)) {
+  // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
+  // write below the statement would escape them.
+  const cteWrites = top && stmt.nodeType === 'SelectStmt' ? guardCteWrites(top, scope, principal, ctx.tags ?? {}) : [];
+  if (top && nestedWrites(top, new Set(cteWrites.map((w) => w.body)))) {
     throw new ProxyError('statement_not_allowed', {
-      message: 'data-modifying statements inside WITH are not allowed',
-      hint: 'Send each INSERT as its own statement, then read the result with a SELECT.',
+      message: 'data-modifying statements inside WITH are not allowed here',
+      hint: 'A write may sit in the WITH of a SELECT, not in the WITH of another write, a subquery or EXPLAIN; or send it as its own statement.',
     });
   }
   const guarded = top && nodeTypeOf(top) !== 'SelectStmt' ? guardWrite(top, scope, principal, ctx.tags ?? {}, top !== tree, ctx.captureWrites ?? true) : undefined;
-  const out: AnalyzedStatement = { ...stmt, stmt: tree, ...(guarded && top === tree ? { write: guarded.info } : {}) };
+  const write = guarded && top === tree ? guarded.info : cteWrites.length > 0 ? mergedCteWrites(cteWrites.map((w) => w.info)) : undefined;
+  const out: AnalyzedStatement = { ...stmt, stmt: tree, ...(write ? { write } : {}) };
   if (guarded?.preview) {
     // A dry run: the preview SELECT is what runs, capped like any read; the write is never sent.
     out.stmt = { SelectStmt: guarded.preview };
@@ -116,9 +118,43 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
 
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
-/** True when a data-modifying statement occurs anywhere below the top node (iterative: trees can be deep). */
-export function nestedWrites(top: Node): boolean {
-  return walk([nodeBody(top)], (node) => Object.keys(node).some((key) => WRITE_NODES.has(key)));
+/** True when a data-modifying statement other than the `allowed` ones occurs anywhere below the top node. */
+export function nestedWrites(top: Node, allowed: ReadonlySet<unknown> = new Set()): boolean {
+  return walk([nodeBody(top)], (node) => Object.entries(node).some(([key, body]) => WRITE_NODES.has(key) && !allowed.has(body)));
+}
+
+/**
+ * `WITH d AS (UPDATE … RETURNING …) SELECT … FROM d`: each write in the SELECT's own WITH is
+ * checked and completed like a statement of its own (grant, reason, tenant, columns, RETURNING
+ * masks, max_affected_rows). What needs the write to stand alone is refused: approval rules
+ * (the proxy holds whole statements), dry runs (the preview would carry the write along), and
+ * MERGE. These writes are not captured before/after, so their events cannot be rolled back.
+ */
+function guardCteWrites(top: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>): Array<{ body: unknown; info: WriteInfo }> {
+  const out: Array<{ body: unknown; info: WriteInfo }> = [];
+  const ctes = (nodeBody<SelectStmt>(top).withClause?.ctes ?? []) as Array<{ CommonTableExpr?: { ctequery?: Node } }>;
+  for (const cte of ctes) {
+    const query = cte.CommonTableExpr?.ctequery;
+    if (!query || !['InsertStmt', 'UpdateStmt', 'DeleteStmt'].includes(nodeTypeOf(query))) continue;
+    const guarded = guardWrite(query, scope, principal, tags, false, false)!;
+    if (guarded.preview) {
+      throw new ProxyError('statement_not_allowed', { message: 'a dry run of a write inside WITH is not supported', hint: 'Dry-run the write as its own statement.' });
+    }
+    if (guarded.info.approval) {
+      throw new ProxyError('statement_not_allowed', {
+        message: 'a write that may need approval cannot sit inside WITH',
+        hint: 'Send the write as its own statement: it can then be held for approval.',
+      });
+    }
+    out.push({ body: nodeBody(query), info: guarded.info });
+  }
+  return out;
+}
+
+/** One description for a SELECT's writes (the session and audit see one write statement). */
+function mergedCteWrites(infos: WriteInfo[]): WriteInfo {
+  const [first] = infos;
+  return { ...first, hidden: [...new Set(infos.flatMap((i) => i.hidden))], assigned: infos.flatMap((i) => i.assigned) };
 }
 
 /**

@@ -144,10 +144,33 @@ const cases: Golden[] = [
   { sql: 'INSERT INTO orders (customer_id, total_cents) SELECT id, 1 FROM internal_notes', err: 'model_not_allowed', message: 'relation "internal_notes" does not exist' },
   { sql: 'UPDATE countries SET name = 1', err: 'model_writes_disabled', ctx: { writeGate: () => true } },
 
-  // No write hides inside WITH, at any depth, whatever the outer statement.
-  { sql: `WITH d AS (DELETE FROM orders WHERE status = 'cancelled' RETURNING *) SELECT count(*) FROM d`, err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  // A write in the WITH of a SELECT goes through the write rules like a statement of its own.
+  {
+    sql: `WITH d AS (DELETE FROM orders WHERE status = 'cancelled' RETURNING *) SELECT count(*) FROM d`,
+    out: `WITH d AS (DELETE FROM orders WHERE orders.tenant_id = ${T} AND status = 'cancelled' RETURNING orders.id, orders.tenant_id, orders.customer_id, orders.total_cents, orders.status, orders.created_at) SELECT count(*) FROM d LIMIT 201`,
+  },
+  {
+    sql: `/*reason='r'*/ WITH u AS (UPDATE customers SET name = 'x' WHERE id = 1 RETURNING id, email) SELECT * FROM u`,
+    out: `WITH u AS (UPDATE customers SET name = 'x' WHERE customers.tenant_id = ${T} AND id = 1 RETURNING id, ${EMAIL_MASK}) SELECT * FROM u LIMIT 201`,
+  },
+  { sql: `WITH u AS (UPDATE customers SET name = 'x' WHERE id = 1 RETURNING id) SELECT * FROM u`, err: 'reason_required' },
+  { sql: `/*reason='r'*/ WITH u AS (UPDATE customers SET name = api_secret RETURNING id) SELECT * FROM u`, err: 'column_not_found' },
+  { sql: `/*reason='r'*/ WITH u AS (UPDATE customers SET name = email RETURNING id) SELECT * FROM u`, err: 'field_masked' },
+  { sql: `WITH u AS (INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 2) RETURNING id) SELECT * FROM u`, err: 'tenant_forged' },
+  { sql: `WITH d AS (DELETE FROM customers RETURNING id) SELECT * FROM d`, err: 'model_writes_disabled' },
+  { sql: `/*dry_run='true'*/ WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d`, err: 'statement_not_allowed', message: 'a dry run of a write inside WITH' },
+  {
+    sql: `WITH d AS (UPDATE orders SET status = 'x' RETURNING id) SELECT * FROM d`,
+    err: 'statement_not_allowed',
+    message: 'cannot sit inside WITH',
+    ctx: { scope: scopeVariant(WITH_COUNTRIES, { require_approval: [{ operation: 'update', model: 'orders', approvers: 1, expires_in_s: 60 }] }) },
+  },
+  // Anywhere else a write below the statement is refused.
   { sql: 'WITH d AS (DELETE FROM orders RETURNING 1) INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
-  { sql: 'WITH a AS (UPDATE orders SET status = 1 RETURNING 1), b AS (UPDATE orders SET status = 2 RETURNING 1) SELECT 1', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
+  {
+    sql: 'WITH a AS (UPDATE orders SET status = 1 RETURNING 1), b AS (UPDATE orders SET status = 2 RETURNING 1) SELECT 1',
+    out: `WITH a AS (UPDATE orders SET status = 1 WHERE orders.tenant_id = ${T} RETURNING 1), b AS (UPDATE orders SET status = 2 WHERE orders.tenant_id = ${T} RETURNING 1) SELECT 1 LIMIT 201`,
+  },
   { sql: 'SELECT * FROM (WITH d AS (DELETE FROM orders RETURNING id) SELECT id FROM d) s', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
   { sql: 'EXPLAIN WITH d AS (DELETE FROM orders RETURNING id) SELECT id FROM d', err: 'statement_not_allowed', message: 'data-modifying statements inside WITH are not allowed' },
   // A read CTE under a write is rewritten like any read.
