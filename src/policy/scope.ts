@@ -10,6 +10,8 @@ export interface CatalogColumn {
   type: string;
   typeOid: number;
   notNull: boolean;
+  /** Filled in by the database: an identity, a generated column, or a serial's sequence default. */
+  generated?: boolean;
 }
 
 export interface CatalogRelation {
@@ -50,6 +52,8 @@ export interface VisibleColumn {
   type: string;
   typeOid: number;
   notNull: boolean;
+  /** Filled in by the database (see CatalogColumn). */
+  generated?: boolean;
   mask?: MaskStrategy;
 }
 
@@ -141,6 +145,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
         type: col.type,
         typeOid: col.typeOid,
         notNull: col.notNull,
+        ...(col.generated ? { generated: true } : {}),
         ...(masker ? { mask: masker.strategy ?? defaultMaskStrategy(col.name) } : {}),
       });
     }

@@ -46,8 +46,10 @@ const RELATIONS = `
 
 const COLUMNS = `
   SELECT c.oid::int8 AS oid, a.attname AS name, a.attnum::int AS attnum, format_type(a.atttypid, a.atttypmod) AS type,
-         a.atttypid::int8 AS type_oid, a.attnotnull AS not_null
+         a.atttypid::int8 AS type_oid, a.attnotnull AS not_null,
+         (a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
   WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
   ORDER BY c.oid, a.attnum`;
 
@@ -88,8 +90,15 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       }
     }
     const cols = await client.query(COLUMNS, [[...wanted]]);
-    for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean }>) {
-      byOid.get(Number(row.oid))?.columns.push({ name: row.name, attnum: row.attnum, type: row.type, typeOid: Number(row.type_oid), notNull: row.not_null });
+    for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean }>) {
+      byOid.get(Number(row.oid))?.columns.push({
+        name: row.name,
+        attnum: row.attnum,
+        type: row.type,
+        typeOid: Number(row.type_oid),
+        notNull: row.not_null,
+        ...(row.generated ? { generated: true } : {}),
+      });
     }
     for (const row of (await client.query(PRIMARY_KEYS, [[...wanted]])).rows as Array<{ oid: string; columns: string[] }>) {
       const rel = byOid.get(Number(row.oid));

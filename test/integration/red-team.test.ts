@@ -419,9 +419,11 @@ const REFUSALS: Array<[string, string]> = [
   ["/*reason='probe'*/ WITH x AS (UPDATE orders SET status = status WHERE total_cents = 990000 RETURNING *) SELECT * FROM x", 'ormai.model_writes_disabled'],
   ["/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING id) INSERT INTO orders (customer_id, total_cents) SELECT 1, id FROM x", 'ormai.statement_not_allowed'],
   ["INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.reason_required'],
-  // The quickstart grants create only: DO UPDATE needs the update grant.
-  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.model_writes_disabled'],
-  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status RETURNING *", 'ormai.model_writes_disabled'],
+  // The quickstart lists no writable fields: a key the database numbers is not the agent's to choose.
+  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.field_not_writable'],
+  ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET status = orders.status RETURNING *", 'ormai.field_not_writable'],
+  // … and DO UPDATE needs the update grant, which the quickstart does not give.
+  ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET status = 'x'", 'ormai.model_writes_disabled'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING orders", 'ormai.statement_not_allowed'],
   ["/*dry_run='perhaps'*/ /*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.statement_not_allowed'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 2)", 'ormai.tenant_forged'],
@@ -652,11 +654,11 @@ describe('red-team write-path findings', () => {
       expect(foreign.error?.code).toBeDefined();
     });
 
-    // LEAK (I1, existence oracle): explicit primary-key values are writable, so the unique violation
+    // Fixed, kept as a regression test. Was: LEAK (I1, existence oracle): explicit primary-key values were writable, so the unique violation
     // "Key (id)=(7) already exists" reveals that id 7 exists (tenant 2's order) while an unused id succeeds.
     // Fix: make serial/identity primary keys non-writable by default (writes.ts guardWrite, writable_fields),
     // or map 23505 on a key the agent cannot see to a generic error.
-    test.failing('LEAK: unique violation on an explicit id reveals another tenant’s row', async () => {
+    test('FIXED unique violation on an explicit id reveals another tenant’s row (serial keys are not writable by default)', async () => {
       const sql = "/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (7, 1, 1)";
       const outcome = await run(sql, mode, { target: w });
       expect(outcome.error?.routine).toMatch(/^ormai\./);

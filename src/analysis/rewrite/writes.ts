@@ -291,6 +291,14 @@ function checkWritable(name: string, target: Target, rule: WriteRule): void {
       hint: 'Leave the tenant column out: the proxy sets it on INSERT, and it never changes.',
     });
   }
+  // Keys the database numbers (serial, identity) are not the agent's to choose unless the policy
+  // lists them: an explicit key that another tenant's row holds would fail and reveal that row.
+  if (!rule.writableFields && target.visible.get(name)?.generated) {
+    throw new ProxyError('field_not_writable', {
+      message: `column "${name}" of "${table.name}" is set by the database`,
+      hint: `Leave "${name}" out: the database assigns it. Read it back with RETURNING ${name}.`,
+    });
+  }
   if (rule.writableFields && !rule.writableFields.has(name)) {
     throw new ProxyError('field_not_writable', {
       message: `column "${name}" of "${table.name}" is not writable`,

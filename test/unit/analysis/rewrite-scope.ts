@@ -13,7 +13,8 @@ export const WITH_COUNTRIES = path.join(root, 'test/fixtures/policy-rewrite.yaml
 type Col = [name: string, type: string, typeOid: number, notNull: boolean];
 
 function relation(schema: string, name: string, oid: number, cols: Col[] = [], kind = 'r'): CatalogRelation {
-  const columns: CatalogColumn[] = cols.map(([n, type, typeOid, notNull], i) => ({ name: n, attnum: i + 1, type, typeOid, notNull }));
+  // Like config/quickstart/schema.sql: an id column is a serial.
+  const columns: CatalogColumn[] = cols.map(([n, type, typeOid, notNull], i) => ({ name: n, attnum: i + 1, type, typeOid, notNull, ...(n === 'id' ? { generated: true } : {}) }));
   // Like config/quickstart/schema.sql: tables with an id column have it as their primary key.
   return { schema, name, oid, kind, rowEstimate: -1, columns, ...(columns.some((c) => c.name === 'id') ? { primaryKey: ['id'] } : {}) };
 }

@@ -9,6 +9,10 @@ const T = `'1'::int`;
 const REASON = "/*reason='ticket 7'*/ ";
 const EMAIL_MASK = `CAST(CASE WHEN strpos(customers.email, '@') = 0 THEN '***' ELSE ("left"(customers.email, 1) || '***@') || split_part(customers.email, '@', -1) END AS varchar(120)) AS email`;
 
+/** Orders whose key the agent may choose (the policy lists it among the writable fields). */
+const IDS = scopeVariant(WITH_COUNTRIES, {
+  enable_writes: [{ models: ['orders'], operations: ['create', 'update', 'delete'], require_reason: false, writable_fields: { orders: ['id', 'customer_id', 'total_cents', 'status'] } }],
+});
 const CAPPED = scopeVariant(WITH_COUNTRIES, { enable_writes: [{ models: ['orders'], operations: ['create', 'update', 'delete'], require_reason: false, max_affected_rows: 5 }] });
 
 const cases: Golden[] = [
@@ -31,6 +35,9 @@ const cases: Golden[] = [
   { sql: `${REASON}INSERT INTO customers (name, api_secret) VALUES ('x', 'y')`, err: 'column_not_found', message: 'column "api_secret" of relation "customers" does not exist' },
   { sql: `${REASON}INSERT INTO customers (name, nonexistent) VALUES ('x', 'y')`, err: 'column_not_found', message: 'column "nonexistent" of relation "customers" does not exist' },
   { sql: `${REASON}INSERT INTO customers (id, name) VALUES (1, 'x')`, err: 'field_not_writable', message: 'column "id" of "customers" is not writable' },
+  // A key the database numbers is not writable unless the policy lists it: another tenant's row might hold it.
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (7, 1, 1)', err: 'field_not_writable', message: 'column "id" of "orders" is set by the database' },
+  { sql: 'UPDATE orders SET id = 7 WHERE id = 1', err: 'field_not_writable', message: 'is set by the database' },
   // RETURNING: visible columns, masked ones masked.
   { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (1, 100) RETURNING id', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 100, ${T}) RETURNING id` },
   {
@@ -49,9 +56,10 @@ const cases: Golden[] = [
   {
     sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET total_cents = excluded.total_cents',
     out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT (id) DO UPDATE SET total_cents = excluded.total_cents WHERE orders.tenant_id = ${T}`,
+    ctx: { scope: IDS },
   },
-  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2', err: 'field_not_writable', message: 'the tenant column "tenant_id" cannot be assigned' },
-  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT DO NOTHING', out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT DO NOTHING` },
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2', err: 'field_not_writable', message: 'the tenant column "tenant_id" cannot be assigned' , ctx: { scope: IDS } },
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT DO NOTHING', out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT DO NOTHING` , ctx: { scope: IDS } },
   { sql: `${REASON}INSERT INTO customers (name) VALUES ('x') ON CONFLICT (api_secret) DO NOTHING`, err: 'column_not_found' },
 
   // UPDATE and DELETE: the target rows are the principal's own.
@@ -118,7 +126,7 @@ const cases: Golden[] = [
   { sql: "/*dry_run='true'*/ UPDATE orders SET tenant_id = 2", err: 'field_not_writable' },
   { sql: "/*dry_run='true'*/ UPDATE customers SET name = email", err: 'field_masked' },
   { sql: "/*dry_run='true'*/ UPDATE orders SET (status, total_cents) = ('a', 1)", err: 'statement_not_allowed', message: 'a dry run of UPDATE' },
-  { sql: "/*dry_run='true'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT DO NOTHING", err: 'statement_not_allowed', message: 'a dry run of INSERT … ON CONFLICT' },
+  { sql: "/*dry_run='true'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT DO NOTHING", err: 'statement_not_allowed', message: 'a dry run of INSERT … ON CONFLICT' , ctx: { scope: IDS } },
   { sql: "/*dry_run='maybe'*/ UPDATE orders SET status = 'x'", err: 'statement_not_allowed', message: "dry_run='maybe' is not understood" },
   { sql: "/*dry_run='false'*/ UPDATE orders SET status = 'x'", out: `UPDATE orders SET status = 'x' WHERE orders.tenant_id = ${T}` },
   // max_affected_rows: counted inside the statement, in its own snapshot, failing it before anything is written.
@@ -264,6 +272,7 @@ describe('before/after capture columns', () => {
       {
         sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (1, 1, 1) ON CONFLICT (id) DO UPDATE SET total_cents = 2',
         out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT (id) DO UPDATE SET total_cents = 2 WHERE orders.tenant_id = ${T}`,
+        ctx: { scope: IDS },
       },
     ],
     { ...base, captureWrites: true },
