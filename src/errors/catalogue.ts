@@ -203,6 +203,12 @@ export const catalogue = {
     message: 'the write budget for this minute is used up',
     hint: 'Wait and retry after the time given; combine several rows into one INSERT or one UPDATE … WHERE id IN (…).',
   },
+  reference_not_found: {
+    sqlstate: '23503',
+    severity: 'ERROR',
+    message: 'the write refers to a row that does not exist',
+    hint: 'Use the id of a row you can read (SELECT it first); rows of other tenants do not exist for you.',
+  },
   prepared_statement_outdated: {
     sqlstate: '0A000',
     severity: 'ERROR',

@@ -25,6 +25,8 @@ export interface CatalogRelation {
   columns: CatalogColumn[];
   /** Primary key columns in key order (loaded for registered relations; absent without a primary key). */
   primaryKey?: string[];
+  /** Single-column foreign keys of registered relations: column → `schema.table`(parentColumn). */
+  foreignKeys?: Array<{ column: string; parent: string; parentColumn: string }>;
 }
 
 /** What the proxy knows of the upstream database; loaded at start and on policy reload. */
@@ -70,6 +72,8 @@ export interface ScopedTable {
   rowFilter?: string;
   /** The primary key, when the table has one and all its columns are visible: it identifies rows in dry runs. */
   primaryKey?: string[];
+  /** Single-column foreign keys from visible columns: the parent's rows must be checked through its policy view. */
+  foreignKeys?: Array<{ column: string; parent: string; parentColumn: string }>;
 }
 
 export type Resolution =
@@ -164,6 +168,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       ...(scoped ? { tenantColumn: scoped } : {}),
       ...(model.rowFilter ? { rowFilter: model.rowFilter } : {}),
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
+      ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
     });
   }
 

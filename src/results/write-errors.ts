@@ -6,6 +6,7 @@
 // a hidden one. So DETAIL and HINT are dropped, and a missing column is reported exactly as the
 // proxy reports a hidden one, so that the two cannot be told apart. The affected-row guard's
 // failure (analysis/rewrite/writes.ts) becomes max_affected_rows_exceeded.
+import { NO_PARENT_MARKER } from '../analysis/rewrite/foreign-keys';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/writes';
 import { ProxyError } from '../errors/catalogue';
 import { FIELD, readErrorFields, writeErrorFields } from '../protocol/backend/error-fields';
@@ -27,6 +28,8 @@ export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = 
   const value = (code: number) => fields.find(([c]) => c === code)?.[1].toString('utf8');
   const capped = value(FIELD.code) === INVALID_TEXT ? new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`).exec(value(FIELD.message) ?? '') : null;
   if (capped) return backend.errorResponse(tooManyRows(Number(capped[1]), Number(capped[2])).toFields());
+  const orphan = value(FIELD.code) === INVALID_TEXT ? new RegExp(`"${NO_PARENT_MARKER}([^"]*)"`).exec(value(FIELD.message) ?? '') : null;
+  if (orphan) return backend.errorResponse(new ProxyError('reference_not_found', { message: `"${orphan[1]}" refers to a row that does not exist` }).toFields());
   if (value(FIELD.code) === UNDEFINED_COLUMN) {
     // Without a position, like the proxy's own refusal.
     return backend.errorResponse(new ProxyError('column_not_found', { message: value(FIELD.message) ?? 'column does not exist' }).toFields());

@@ -60,6 +60,14 @@ const PRIMARY_KEYS = `
   WHERE i.indisprimary AND i.indrelid = ANY($1::oid[])
   GROUP BY i.indrelid`;
 
+const FOREIGN_KEYS = `
+  SELECT c.conrelid::int8 AS oid, a.attname::text AS column, n.nspname AS parent_schema, p.relname AS parent, pa.attname::text AS parent_column
+  FROM pg_constraint c
+  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+  JOIN pg_class p ON p.oid = c.confrelid JOIN pg_namespace n ON n.oid = p.relnamespace
+  JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
+  WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND c.conrelid = ANY($1::oid[])`;
+
 /** Loads what the policies need to resolve names and build derived tables. */
 export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
@@ -99,6 +107,10 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
         notNull: row.not_null,
         ...(row.generated ? { generated: true } : {}),
       });
+    }
+    for (const row of (await client.query(FOREIGN_KEYS, [[...wanted]])).rows as Array<{ oid: string; column: string; parent_schema: string; parent: string; parent_column: string }>) {
+      const rel = byOid.get(Number(row.oid));
+      if (rel) (rel.foreignKeys ??= []).push({ column: row.column, parent: `${row.parent_schema}.${row.parent}`, parentColumn: row.parent_column });
     }
     for (const row of (await client.query(PRIMARY_KEYS, [[...wanted]])).rows as Array<{ oid: string; columns: string[] }>) {
       const rel = byOid.get(Number(row.oid));

@@ -641,17 +641,21 @@ describe('red-team write-path findings', () => {
       expect(await tenant2Orders()).toEqual(before);
     });
 
-    // LEAK (I1, existence oracle + integrity): an INSERT may reference another tenant's customer. The FK check
+    // Fixed, kept as a regression test. Was: LEAK (I1, existence oracle + integrity): an INSERT may reference another tenant's customer. The FK check
     // runs on the real table: customer_id = 4 (tenant 2's) is accepted while 99 fails with 23503, so tenant 1
     // learns which ids exist in other tenants, and creates orders that point at tenant 2's customer.
     // Fix (write policy, #4): for FK columns into tenant-scoped tables, check the referenced row through the
     // derived table (e.g. rewrite VALUES into INSERT … SELECT … WHERE EXISTS (SELECT 1 FROM <derived customers>
     // WHERE id = v)) or require tenant-composite FKs; report a missing/foreign parent identically.
-    test.failing('LEAK: FK check tells another tenant’s customer id from a missing one', async () => {
+    test('FIXED FK check tells another tenant’s customer id from a missing one (references are checked through the parent’s policy view)', async () => {
+      const before = await w.db.query('SELECT count(*)::int AS n FROM orders');
       const foreign = await run("/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (4, 1)", mode, { target: w });
       const missing = await run("/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (99, 1)", mode, { target: w });
-      expect(foreign.error?.code).toBe(missing.error?.code);
-      expect(foreign.error?.code).toBeDefined();
+      expect(foreign.error).toMatchObject({ code: '23503', routine: 'ormai.reference_not_found' });
+      expect(missing.error?.message).toBe(foreign.error?.message);
+      expect(await w.db.query('SELECT count(*)::int AS n FROM orders')).toEqual(before);
+      const own = await run("/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", mode, { target: w });
+      expect(own.error).toBeUndefined();
     });
 
     // Fixed, kept as a regression test. Was: LEAK (I1, existence oracle): explicit primary-key values were writable, so the unique violation

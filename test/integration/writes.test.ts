@@ -190,6 +190,17 @@ describe.each(modes)('writes under the $protocol protocol', (mode) => {
     expect(foreign.rows).toEqual([]);
   });
 
+  test('a reference to another tenant’s row reads like one to a missing row', async () => {
+    const foreign = await run(`${R}UPDATE orders SET customer_id = 4 WHERE id = 1`, mode);
+    const missing = await run(`${R}UPDATE orders SET customer_id = 99 WHERE id = 1`, mode);
+    expect(foreign.error).toMatchObject({ code: '23503', routine: 'ormai.reference_not_found' });
+    expect(missing.error?.message).toBe(foreign.error?.message);
+    const inserted = await run(`${R}INSERT INTO orders (customer_id, total_cents) VALUES (5, 1)`, mode);
+    expect(inserted.error?.routine).toBe('ormai.reference_not_found');
+    expect((await run(`${R}UPDATE orders SET customer_id = 2 WHERE id = 1 RETURNING customer_id`, mode)).rows).toEqual([{ customer_id: 2 }]);
+    expect((await run(`${R}UPDATE orders SET customer_id = 1 WHERE id = 1`, mode)).rowCount).toBe(1);
+  });
+
   test('a write in the WITH of a SELECT meets the same rules', async () => {
     const mine = await run(`${R}WITH u AS (UPDATE orders SET status = status WHERE id IN (1, 2) RETURNING id) SELECT count(*)::int AS n FROM u`, mode);
     expect(mine.rows).toEqual([{ n: 2 }]);

@@ -16,6 +16,7 @@ import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { nodeBody, nodeTypeOf } from '../types';
 import { columnSql } from './derived';
 import { addCapture, type CapturePlan } from './capture';
+import { checkedReferences, checkedValue } from './foreign-keys';
 import { guardedWhere } from './guard-order';
 import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
 import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
@@ -116,7 +117,9 @@ export function guardWrite(
     assigned = [...assigned, ...checkOnConflict(stmt.onConflictClause, target, update)];
   }
 
-  // 2. Then add what the policy adds.
+  // 2. Then add what the policy adds: references checked through their parent's policy view, …
+  applyReferenceChecks(stmt, op, target, scope, principal);
+  // … the tenant predicate on the target rows, …
   if (op !== 'insert') stmt.whereClause = guardedWhere(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.whereClause);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') {
     // The conflicting row may be another tenant's: it is then left alone, as PostgreSQL does when the WHERE is false.
@@ -366,6 +369,50 @@ function withTenant(query: Node, scope: ReadScope, principal: Principal): Node {
   (outer.targetList![1] as { ResTarget: ResTarget }).ResTarget.val = tenantLiteral(scope, principal);
   (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = query;
   return { SelectStmt: outer };
+}
+
+// ---- foreign keys into tenant-scoped tables (foreign-keys.ts) ----
+
+function applyReferenceChecks(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, target: Target, scope: ReadScope, principal: Principal): void {
+  const refs = checkedReferences(target.table, scope);
+  if (refs.size === 0 || op === 'delete') return;
+  const check = (value: Node, column: string): Node => {
+    const ref = refs.get(column)!;
+    return checkedValue(value, column, target.visible.get(column)!.type, ref, scope, principal);
+  };
+  const assignments = (items: Node[] | undefined) => {
+    for (const item of items ?? []) {
+      const res = (item as { ResTarget: ResTarget }).ResTarget;
+      if (!res.name || !refs.has(res.name) || !res.val || 'SetToDefault' in res.val) continue;
+      if ('MultiAssignRef' in res.val) {
+        throw new ProxyError('statement_not_allowed', { message: `assign "${res.name}" on its own, not in SET (a, b) = …`, hint: `Write SET ${res.name} = … as its own assignment.` });
+      }
+      res.val = check(res.val, res.name);
+    }
+  };
+  if (op === 'update') assignments(stmt.targetList);
+  assignments(stmt.onConflictClause?.targetList);
+  if (op !== 'insert' || !stmt.selectStmt) return;
+  const names = (stmt.cols ?? []).map((c) => (c as { ResTarget: ResTarget }).ResTarget.name ?? '');
+  if (!names.some((n) => refs.has(n))) return;
+  const select = nodeBody<SelectStmt>(stmt.selectStmt);
+  const rows = select.op === 'SETOP_NONE' && !select.withClause ? select.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items) : undefined;
+  if (rows) {
+    for (const row of rows) names.forEach((n, i) => {
+      if (refs.has(n) && row[i] && !('SetToDefault' in row[i])) row[i] = check(row[i], n);
+    });
+    return;
+  }
+  // INSERT … SELECT: each row of the query, checked in a wrapper that names its columns.
+  const aliases = names.map((_, i) => `ormai_c${i}`);
+  const outer = parseTemplate(`SELECT ${aliases.map((a) => `ormai_checked.${a}`).join(', ')} FROM (SELECT) AS ormai_checked(${aliases.join(', ')})`, 'foreign key check');
+  names.forEach((n, i) => {
+    if (!refs.has(n)) return;
+    const res = (outer.targetList![i] as { ResTarget: ResTarget }).ResTarget;
+    res.val = check(res.val as Node, n);
+  });
+  (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = stmt.selectStmt;
+  stmt.selectStmt = { SelectStmt: outer };
 }
 
 // ---- the target's tenant predicate and row filter ----

@@ -63,6 +63,13 @@ export function scopeFromFile(file: string): ReadScope {
   return compileScope(loadPolicyFile(file), quickstartCatalog());
 }
 
+/** The same catalog with schema.sql's foreign key orders.customer_id → customers(id) (kept out of the other goldens for brevity). */
+export function scopeWithForeignKeys(file: string): ReadScope {
+  const catalog = quickstartCatalog();
+  catalog.relations.get('public.orders')!.foreignKeys = [{ column: 'customer_id', parent: 'public.customers', parentColumn: 'id' }];
+  return compileScope(loadPolicyFile(file), catalog);
+}
+
 /** A variant of a policy file: the same file with some keys replaced, validated like a loaded file. */
 export function scopeVariant(file: string, change: Partial<RawPolicy>): ReadScope {
   const base: PolicySnapshot = loadPolicyFile(file);

@@ -1,7 +1,7 @@
 // Golden cases for writes under the policy: the tenant on every target row, writable columns, hidden and masked references, RETURNING, reasons.
 import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
 import { gate, runGolden, type Golden } from './golden';
-import { CUSTOMERS, ORDERS, principal, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+import { CUSTOMERS, ORDERS, principal, scopeFromFile, scopeVariant, scopeWithForeignKeys, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders', 'insert:customers', 'update:customers') };
@@ -303,5 +303,25 @@ describe('names and shapes the red team found', () => {
       { sql: "UPDATE orders SET status = 'x' WHERE random() < 0.5", err: 'statement_not_allowed', message: 'random() cannot choose the rows', ctx: { scope: CAPPED } },
     ],
     base,
+  );
+});
+
+describe('references into tenant-scoped tables', () => {
+  // Checked through the parent's policy view: another tenant's customer reads like a missing one.
+  const FK = scopeWithForeignKeys(WITH_COUNTRIES);
+  const checked = (v: string) =>
+    `COALESCE((SELECT ormai_parent.id FROM ( SELECT id FROM public.customers WHERE tenant_id = ${T} OFFSET 0 ) AS ormai_parent WHERE ormai_parent.id = ${v}), CASE WHEN ${v} IS NULL THEN NULL ELSE CAST((SELECT 'ormai:no_parent:customer_id') AS int) END)`;
+  runGolden(
+    [
+      { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (4, 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (${checked('4')}, 1, ${T})` },
+      { sql: 'UPDATE orders SET customer_id = $1 WHERE id = 1', out: `UPDATE orders SET customer_id = ${checked('$1')} WHERE orders.tenant_id = ${T} AND id = 1` },
+      {
+        sql: 'INSERT INTO orders (customer_id, total_cents) SELECT 4, 1',
+        out: `INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT ${checked('ormai_checked.ormai_c0')}, ormai_checked.ormai_c1, ormai_checked.ormai_c2 FROM ( SELECT ormai_source.*, ${T} FROM ( SELECT 4, 1 ) AS ormai_source ) AS ormai_checked(ormai_c0, ormai_c1, ormai_c2)`,
+      },
+      { sql: 'UPDATE orders SET (customer_id, total_cents) = (SELECT 4, 1) WHERE id = 1', err: 'statement_not_allowed', message: 'assign "customer_id" on its own' },
+      { sql: 'INSERT INTO orders (total_cents, status) VALUES (1, DEFAULT)', out: `INSERT INTO orders (total_cents, status, tenant_id) VALUES (1, DEFAULT, ${T})` },
+    ],
+    { ...base, scope: FK },
   );
 });
