@@ -5,7 +5,7 @@
 // So every printed statement is parsed again with PostgreSQL's grammar and compared with
 // the tree that was meant, node for node except source positions. Any difference, and any
 // deparser exception, refuses the statement: the proxy never forwards a guess.
-import type { Node, TransactionStmt } from '@pgsql/types';
+import type { Node, SelectStmt as SelectStmtNode, TransactionStmt } from '@pgsql/types';
 import { Deparser } from 'pgsql-deparser';
 import { ProxyError } from '../errors/catalogue';
 import { statementName } from './labels';
@@ -14,8 +14,24 @@ import { nodeBody, nodeTypeOf } from './types';
 
 type DeparserContext = Parameters<Deparser['TransactionStmt']>[1];
 
-/** pgsql-deparser with one slip corrected that would otherwise refuse an allowed statement. */
+/** pgsql-deparser with slips corrected that would otherwise refuse allowed statements. */
 class ProxyDeparser extends Deparser {
+  // A SELECT inside an UPDATE's SET (or an INSERT's column list) inherits the flag that prints
+  // `name = value` / bare names, so `SELECT x AS email` came out as `SELECT email = x`.
+  override SelectStmt(node: SelectStmtNode, context: DeparserContext): string {
+    const { update, insertColumns } = context as { update?: boolean; insertColumns?: boolean };
+    if (!update && !insertColumns) return super.SelectStmt(node, context);
+    const flags = context as { update?: boolean; insertColumns?: boolean };
+    flags.update = false;
+    flags.insertColumns = false;
+    try {
+      return super.SelectStmt(node, context);
+    } finally {
+      flags.update = update;
+      flags.insertColumns = insertColumns;
+    }
+  }
+
   // COMMIT AND CHAIN / ROLLBACK AND CHAIN come out without AND CHAIN.
   override TransactionStmt(node: TransactionStmt, context: DeparserContext): string {
     const text = super.TransactionStmt(node, context);

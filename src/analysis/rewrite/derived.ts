@@ -30,12 +30,16 @@ export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope,
   else delete from.RangeVar.inh;
   const tenant = tenantComparison(select, table);
   if (tenant) tenant.rexpr = tenantLiteral(scope, principal);
-  return {
-    RangeSubselect: {
-      subquery: { SelectStmt: select },
-      alias: { aliasname: rv.alias?.aliasname ?? rv.relname },
-    },
-  };
+  const view = { subquery: { SelectStmt: select }, alias: { aliasname: rv.alias?.aliasname ?? rv.relname } };
+  POLICY_VIEWS.add(view);
+  return { RangeSubselect: view };
+}
+
+/** The derived tables this module built: the proxy's own SQL, which the write checks do not read as the agent's. */
+const POLICY_VIEWS = new WeakSet<object>();
+
+export function isPolicyView(node: unknown): boolean {
+  return typeof node === 'object' && node !== null && POLICY_VIEWS.has(node);
 }
 
 function buildTemplate(table: ScopedTable, scope: ReadScope): SelectStmt {

@@ -14,7 +14,7 @@ import { UNREADABLE_DRY_RUN } from '../comments';
 import { deparseVerified } from '../deparse';
 import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { nodeBody, nodeTypeOf } from '../types';
-import { columnSql } from './derived';
+import { columnSql, isPolicyView } from './derived';
 import { addCapture, type CapturePlan } from './capture';
 import { checkedReferences, checkedValue } from './foreign-keys';
 import { guardedWhere } from './guard-order';
@@ -228,6 +228,7 @@ function checkReferences(tree: Node, target: Target, returning: ResTarget[]): vo
       continue;
     }
     for (const [key, child] of Object.entries(value)) {
+      if (key === 'RangeSubselect' && isPolicyView(child)) continue; // a policy view: the proxy's own columns and masks
       if (key === 'ColumnRef') checkColumnRef(child as ColumnRef, target, bareReturning.has(child));
       else if (key === 'IndexElem') checkIndexElem(child as { name?: string }, target);
       stack.push(child);

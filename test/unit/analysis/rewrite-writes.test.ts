@@ -325,3 +325,16 @@ describe('references into tenant-scoped tables', () => {
     { ...base, scope: FK },
   );
 });
+
+describe('a SELECT inside SET prints as a SELECT', () => {
+  // The derived table of a masked column aliases its targets; inside SET they once printed as assignments.
+  runGolden(
+    [
+      {
+        sql: `${REASON}UPDATE customers SET name = (SELECT c.email FROM customers c WHERE c.id = 2) WHERE id = 1`,
+        out: `UPDATE customers SET name = (SELECT c.email FROM ${CUSTOMERS} AS c WHERE c.id = 2) WHERE customers.tenant_id = ${T} AND id = 1`,
+      },
+    ],
+    base,
+  );
+});
