@@ -1,5 +1,5 @@
 // The audit log: takes events without blocking, holds them in a bounded queue, and delivers each to every sink in order.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import { silentLogger, type Logger } from '../log';
 import { SinkChannel, type Entry } from './channel';
@@ -62,7 +62,7 @@ export class AuditLog {
   private readonly channels: SinkChannel[];
   /** Weak: an event the caller no longer holds needs no durable() answer. */
   private readonly entries = new WeakMap<AuditEvent, Entry>();
-  private readonly nextId = monotonicFactory();
+  private readonly nextId = monotonicFactory(pooledRandom());
   private readonly log: Logger;
   private readonly closeTimeoutMs: number;
   private readonly durableTimeoutMs: number;
@@ -267,4 +267,21 @@ export class AuditLog {
       else w.resolve();
     }
   }
+}
+
+/**
+ * ULID randomness from a pooled buffer: one randomFillSync per 4096 characters instead of one
+ * call per character (a profile of cached statements showed the per-event cost). Each byte maps
+ * to one of ULID's 32 symbols without bias (256 is a multiple of 32).
+ */
+function pooledRandom(): () => number {
+  const pool = Buffer.alloc(4096);
+  let at = pool.length;
+  return () => {
+    if (at === pool.length) {
+      randomFillSync(pool);
+      at = 0;
+    }
+    return pool[at++] / 256;
+  };
 }
