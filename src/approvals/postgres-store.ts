@@ -1,20 +1,14 @@
 // Approvals in a PostgreSQL table shared by every sidecar: row locks make approve decide exactly once.
 import { Pool, type ClientConfig, type PoolClient } from 'pg';
 import { silentLogger, type Logger } from '../log';
+import { ownTableName, type TableName } from '../upstream/table-name';
 import { approveTransition, denyTransition, newApproval, resultTransition, type Outcome } from './transitions';
 import { ApprovalError, EXPIRY_ACTOR, type Approval, type ApprovalFilter, type ApprovalRequest, type ApprovalStore, type ExecutionResult } from './types';
 
 export const DEFAULT_APPROVALS_TABLE = 'ormai_approvals';
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** `table` or `schema.table`, each part a plain identifier (checked, then quoted); the schema defaults to public. */
-export function approvalsTableName(name: string): { schema: string; table: string; qualified: string } {
-  const parts = name.split('.');
-  const [schema, table] = parts.length === 2 ? parts : ['public', parts[0]];
-  if (parts.length > 2 || !IDENTIFIER.test(schema) || !IDENTIFIER.test(table)) {
-    throw new Error(`approvals table must be "table" or "schema.table" made of letters, digits and underscores, not "${name}"`);
-  }
-  return { schema, table, qualified: `"${schema}"."${table}"` };
+export function approvalsTableName(name: string): TableName {
+  return ownTableName(name, 'approvals table');
 }
 
 interface Row {

@@ -1,20 +1,14 @@
 // The postgres sink: events in batches into a table over the sink's own connection, one committed INSERT per batch.
 import { Client, type ClientConfig } from 'pg';
 import { silentLogger, type Logger } from '../../log';
+import { ownTableName, type TableName } from '../../upstream/table-name';
 import type { AuditEvent } from '../event';
 import { errorSummary, type AuditSink } from '../sink';
 
 export const DEFAULT_AUDIT_TABLE = 'ormai_audit';
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** `table` or `schema.table`, each part a plain identifier (checked, then quoted); the schema defaults to public. */
-export function auditTableName(name: string): { schema: string; table: string; qualified: string } {
-  const parts = name.split('.');
-  const [schema, table] = parts.length === 2 ? parts : ['public', parts[0]];
-  if (parts.length > 2 || !IDENTIFIER.test(schema) || !IDENTIFIER.test(table)) {
-    throw new Error(`audit table must be "table" or "schema.table" made of letters, digits and underscores, not "${name}"`);
-  }
-  return { schema, table, qualified: `"${schema}"."${table}"` };
+export function auditTableName(name: string): TableName {
+  return ownTableName(name, 'audit table');
 }
 
 /** The table, for operators who create it themselves (then the sink's role needs INSERT only). */
