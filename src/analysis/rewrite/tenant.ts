@@ -5,7 +5,7 @@ import { ProxyError } from '../../errors/catalogue';
 import type { ReadScope } from '../../policy/scope';
 import type { TenantType } from '../../policy/schema';
 import { tenantFitsType } from '../../policy/tenant';
-import { cloneTree, constantText, parseTemplate } from './nodes';
+import { cloneTree, constantText, parseTemplate, walk } from './nodes';
 
 const casts = new Map<TenantType, TypeCast>();
 
@@ -88,25 +88,12 @@ export function forgesTenant(root: Node, scope: ReadScope, tenantId: string): bo
     return text !== undefined && !isPrincipalTenant(text, type, tenantId);
   };
 
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      // One push per element: spreading a long IN list into push() would overflow the call stack.
-      for (const item of value) stack.push(item);
-      continue;
-    }
-    const expr = (value as { A_Expr?: A_Expr }).A_Expr;
-    if (expr && isEquality(expr)) {
-      const left = isTenantColumn(expr.lexpr, columns);
-      const right = isTenantColumn(expr.rexpr, columns);
-      if (left && constantsOf(expr).some(foreign)) return true;
-      if (right && expr.kind !== 'AEXPR_IN' && expr.kind !== 'AEXPR_OP_ANY' && foreign(expr.lexpr)) return true;
-    }
-    for (const child of Object.values(value)) stack.push(child);
-  }
-  return false;
+  return walk([root], (node) => {
+    const expr = (node as { A_Expr?: A_Expr }).A_Expr;
+    if (!expr || !isEquality(expr)) return false;
+    if (isTenantColumn(expr.lexpr, columns) && constantsOf(expr).some(foreign)) return true;
+    return isTenantColumn(expr.rexpr, columns) && expr.kind !== 'AEXPR_IN' && expr.kind !== 'AEXPR_OP_ANY' && foreign(expr.lexpr);
+  });
 }
 
 function isEquality(expr: A_Expr): boolean {
