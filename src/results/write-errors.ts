@@ -14,6 +14,9 @@ import * as backend from '../protocol/backend/serializer';
 
 const UNDEFINED_COLUMN = '42703';
 const INVALID_TEXT = '22P02';
+/** The markers the proxy's own guards put in a failing cast (analysis/rewrite/writes.ts, foreign-keys.ts). */
+const CAPPED = new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`);
+const ORPHAN = new RegExp(`"${NO_PARENT_MARKER}([^"]*)"`);
 
 /** Fields that name database objects: the column, constraint, table, schema and type an error is about. */
 const OBJECT_FIELDS = new Set([0x63 /* c */, 0x6e /* n */, 0x74 /* t */, 0x73 /* s */, 0x64 /* d */]);
@@ -26,9 +29,9 @@ export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = 
   const fields = readErrorFields(frame);
   if (!fields) return frame;
   const value = (code: number) => fields.find(([c]) => c === code)?.[1].toString('utf8');
-  const capped = value(FIELD.code) === INVALID_TEXT ? new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`).exec(value(FIELD.message) ?? '') : null;
+  const capped = value(FIELD.code) === INVALID_TEXT ? CAPPED.exec(value(FIELD.message) ?? '') : null;
   if (capped) return backend.errorResponse(tooManyRows(Number(capped[1]), Number(capped[2])).toFields());
-  const orphan = value(FIELD.code) === INVALID_TEXT ? new RegExp(`"${NO_PARENT_MARKER}([^"]*)"`).exec(value(FIELD.message) ?? '') : null;
+  const orphan = value(FIELD.code) === INVALID_TEXT ? ORPHAN.exec(value(FIELD.message) ?? '') : null;
   if (orphan) return backend.errorResponse(new ProxyError('reference_not_found', { message: `"${orphan[1]}" refers to a row that does not exist` }).toFields());
   if (value(FIELD.code) === UNDEFINED_COLUMN) {
     // Without a position, like the proxy's own refusal.
