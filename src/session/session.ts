@@ -25,7 +25,7 @@ import { StatementAuditor, type AuditPort, type SentStatement } from './auditing
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
-import { agentApproval, captureOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
+import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -341,7 +341,7 @@ export class Session {
       targets: result.statements.some(touchesWriteTarget),
       statements: result.statements,
       tags: result.tags,
-      ...(first?.write?.approval ? { held: { originalSql: message.sql, write: first.write as HeldWrite['write'] } } : {}),
+      held: heldOf(first, message.sql),
       snap: this.snap,
     });
     this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
@@ -531,7 +531,7 @@ export class Session {
       prepared.snap = live;
       prepared.statements = again.statements;
       prepared.rowLimit = first?.rowLimit;
-      prepared.held = first?.write?.approval ? { originalSql: prepared.agentSql, write: first.write as HeldWrite['write'] } : undefined;
+      prepared.held = heldOf(first, prepared.agentSql);
       return undefined;
     }
     // The statement is refused under the policy now in force: the agent gets the reason.

@@ -45,6 +45,11 @@ export interface Portal {
   held?: HeldWrite;
 }
 
+/** What a prepared write needs to be held at Execute, when a require_approval rule may hold it. */
+export function heldOf(statement: AnalyzedStatement | undefined, agentSql: string): Prepared['held'] {
+  return statement?.write?.approval ? { originalSql: agentSql, write: statement.write as HeldWrite['write'] } : undefined;
+}
+
 /** Changes data when run (a dry run does not: it runs its preview instead). */
 export function isWrite(statement: AnalyzedStatement): boolean {
   return touchesWriteTarget(statement) && !statement.write?.dryRun;
