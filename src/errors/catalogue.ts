@@ -215,6 +215,18 @@ export const catalogue = {
     message: 'the policy changed since this statement was prepared',
     hint: 'Prepare the statement again (or reconnect): it is checked against the policy now in force.',
   },
+  prepared_statement_not_found: {
+    sqlstate: '26000',
+    severity: 'ERROR',
+    message: 'prepared statement does not exist',
+    hint: 'Prepare the statement again (Parse) before binding it; a failed Parse or a Close leaves no statement of that name.',
+  },
+  portal_not_found: {
+    sqlstate: '34000',
+    severity: 'ERROR',
+    message: 'portal does not exist',
+    hint: 'Bind the statement again before executing it: portals end with their transaction, and a failed Bind or an error in the transaction leaves none.',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',

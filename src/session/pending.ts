@@ -6,6 +6,7 @@
 import type { ProxyError } from '../errors/catalogue';
 import type { CaptureSpec } from '../results/capture-columns';
 import type { RowCap } from '../results/row-cap';
+import type { Effect } from './state';
 
 export type PendingKind = 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync';
 
@@ -28,6 +29,8 @@ export interface PendingItem {
   silent?: boolean;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
+  /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */
+  effect?: Effect;
   /** query: index of the statement whose result is arriving. */
   result: number;
 }
@@ -64,10 +67,15 @@ export class PendingQueue {
   /** After an extended-protocol error the upstream discards everything up to Sync. */
   private skipping = false;
 
-  push(item: Omit<PendingItem, 'result'>): void {
+  /** Queues a request; one sent while the upstream skips to Sync is answered by nothing, and false is returned. */
+  push(item: Omit<PendingItem, 'result'>): boolean {
     if (item.kind === 'sync') this.skipping = false;
-    else if (this.skipping) return;
+    else if (this.skipping) {
+      item.effect?.skipped();
+      return false;
+    }
     this.items.push({ ...item, result: 0 });
+    return true;
   }
 
   peek(): PendingItem | undefined {
@@ -92,7 +100,8 @@ export class PendingQueue {
    */
   skipToSync(failure?: StatementOutcome): void {
     while (this.head < this.items.length && this.items[this.head].kind !== 'sync') {
-      const audit = this.items[this.head++].audit;
+      const { audit, effect } = this.items[this.head++];
+      effect?.skipped();
       if (audit && failure) {
         void audit.result(0, failure);
         audit.end();
