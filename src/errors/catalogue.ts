@@ -227,6 +227,12 @@ export const catalogue = {
     message: 'portal does not exist',
     hint: 'Bind the statement again before executing it: portals end with their transaction, and a failed Bind or an error in the transaction leaves none.',
   },
+  session_limit_exceeded: {
+    sqlstate: '54000',
+    severity: 'ERROR',
+    message: 'the session holds as many prepared statements or portals as the proxy allows',
+    hint: 'Close (or DEALLOCATE) prepared statements and portals that are no longer needed, or reuse the unnamed statement; nothing was run.',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',

@@ -72,6 +72,13 @@ export interface SessionDeps {
   onClose: () => void;
 }
 
+/**
+ * PostgreSQL holds as many prepared statements and portals as a session creates; the proxy holds a
+ * record of each too. Bounded so that one session cannot grow either without end. Drivers keep far
+ * fewer: pgx caches 512 statements, JDBC 256, psycopg 100.
+ */
+export const SESSION_LIMITS = { statements: 1000, portals: 1000 };
+
 const NO_PARAMS: PlanParams = { types: [], values: [], formats: [] };
 
 export class Session {
@@ -339,6 +346,10 @@ export class Session {
       this.refuse('parse', result.error, { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
       return;
     }
+    if (this.state.full('S', message.name, SESSION_LIMITS.statements)) {
+      this.refuse('parse', sessionLimit('prepared statements', SESSION_LIMITS.statements), { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
+      return;
+    }
     const first = result.statements[0];
     const prepared: Prepared = {
       name: message.name,
@@ -374,6 +385,10 @@ export class Session {
       return undefined;
     }
     const prepared = resumed;
+    if (this.state.full('P', message.portal, SESSION_LIMITS.portals)) {
+      this.refuse('bind', sessionLimit('portals', SESSION_LIMITS.portals), this.sentOf(prepared));
+      return undefined;
+    }
     const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
     const portal: Portal = {
       cap: new RowCap(prepared.rowLimit),
@@ -685,6 +700,10 @@ export class Session {
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }
+}
+
+function sessionLimit(what: string, limit: number): ProxyError {
+  return new ProxyError('session_limit_exceeded', { message: `the session holds ${limit} ${what}, as many as the proxy allows` });
 }
 
 function policyRemoved(name: string): ProxyError {

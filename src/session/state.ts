@@ -54,6 +54,8 @@ export class SessionState {
   private readonly inFlight = new Map<string, Change[]>();
   /** Syncs and Queries sent: the messages between two of them run, or are skipped, together. */
   private batch = 0;
+  /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
+  private readonly adding = { S: 0, P: 0 };
 
   statement(name: string): Lookup<Prepared> {
     return this.lookup('S', name);
@@ -66,6 +68,19 @@ export class SessionState {
   /** Confirmed statements and portals. */
   get size(): { statements: number; portals: number } {
     return { statements: this.confirmed.S.size, portals: this.confirmed.P.size };
+  }
+
+  /**
+   * Would a Parse (S) or Bind (P) of `name` make PostgreSQL hold more than `limit` statements or
+   * portals? The unnamed ones replace each other and never count; an in-flight change counts as
+   * an addition until it is answered.
+   */
+  full(table: Table, name: string, limit: number): boolean {
+    if (name === '') return false;
+    const key = nameKey(name);
+    const held = this.confirmed[table];
+    if (held.has(key)) return false;
+    return held.size - (held.has('') ? 1 : 0) + this.adding[table] >= limit;
   }
 
   /** A Sync or Query was sent: what follows is a new batch. */
@@ -151,10 +166,13 @@ export class SessionState {
       if (list) list.push(change);
       else this.inFlight.set(id, [change]);
     }
+    const adds = value !== undefined && key !== '';
+    if (adds) this.adding[table]++;
     let open = true;
     const finish = (outcome: Value | typeof KEEP) => {
       if (!open) return;
       open = false;
+      if (adds) this.adding[table]--;
       const changes = this.inFlight.get(id);
       const at = changes ? changes.indexOf(change) : -1;
       if (at >= 0) {

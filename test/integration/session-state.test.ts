@@ -14,6 +14,7 @@ import { startTestProxy, type TestProxy } from '../support/proxy';
 import { RawClient, type Message } from '../support/raw-client';
 // pg-protocol's serializer warns on every name over 63 bytes; this one writes the same bytes silently.
 import { parseMessage } from '../../src/upstream/parse-message';
+import { SESSION_LIMITS } from '../../src/session/session';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const POLICY = path.join(FIXTURES, 'session-state-policy.yaml');
@@ -423,4 +424,34 @@ describe("a write's RETURNING is capped like a read (max_rows 2)", () => {
       }
     });
   }
+});
+
+describe('a session holds a bounded number of statements and portals', () => {
+  test('past the limit a new named Parse or Bind is refused; closing one makes room; unnamed ones always work', async () => {
+    const p = await start();
+    await withClient(p, async (c) => {
+      const parses = Array.from({ length: SESSION_LIMITS.statements }, (_, i) => parseMessage(`s${i}`, 'SELECT 1'));
+      c.send(...parses, serialize.sync());
+      expect(errors(await c.untilReady())).toEqual([]);
+      c.send(parseMessage('one_more', 'SELECT 1'), serialize.sync());
+      expect(errors(await c.untilReady()).map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
+      c.send(parseMessage('', 'SELECT 2 AS n'), ...runStatement(''));
+      expect(rowsOf(await c.untilReady())).toEqual([['2']]);
+      // A Close not yet answered does not make room (the proxy counts what PostgreSQL may still hold).
+      c.send(serialize.close({ type: 'S', name: 's0' }), serialize.sync());
+      await c.untilReady();
+      c.send(parseMessage('one_more', 'SELECT 3 AS n'), serialize.sync(), ...runStatement('one_more'));
+      const [parsed, ran] = await untilReadyN(c, 2);
+      expect(errors(parsed)).toEqual([]);
+      expect(rowsOf(ran)).toEqual([['3']]);
+      c.send(serialize.query('BEGIN'));
+      for (let i = 0; i < SESSION_LIMITS.portals; i++) c.send(serialize.bind({ portal: `p${i}`, statement: 's1' }));
+      c.send(serialize.sync());
+      const [, bound] = await untilReadyN(c, 2);
+      expect(errors(bound)).toEqual([]);
+      c.send(serialize.bind({ portal: 'p_more', statement: 's1' }), serialize.sync(), serialize.query('ROLLBACK'));
+      const [more] = await untilReadyN(c, 2);
+      expect(errors(more).map((e) => e.routine)).toEqual(['ormai.session_limit_exceeded']);
+    });
+  });
 });
