@@ -233,6 +233,12 @@ export const catalogue = {
     message: 'the session holds as many prepared statements or portals as the proxy allows',
     hint: 'Close (or DEALLOCATE) prepared statements and portals that are no longer needed, or reuse the unnamed statement; nothing was run.',
   },
+  statement_deadline_exceeded: {
+    sqlstate: '57014',
+    severity: 'FATAL',
+    message: 'the statement ran past the policy\'s statement_timeout and did not stop when cancelled',
+    hint: 'Reconnect and send a cheaper statement: fewer CTEs, joins or nested subqueries (PostgreSQL cannot interrupt some planning work), or filter earlier.',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',

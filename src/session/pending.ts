@@ -66,6 +66,12 @@ export class PendingQueue {
   private head = 0;
   /** After an extended-protocol error the upstream discards everything up to Sync. */
   private skipping = false;
+  /** When the upstream started on the head item (performance.now()), or last finished a statement of it. */
+  private headSince = 0;
+  /** Items pushed, and the count as of the last request that makes PostgreSQL answer (Sync, Query, Flush). */
+  private pushed = 0;
+  private answerable = 0;
+  private shifted = 0;
 
   /** Queues a request; one sent while the upstream skips to Sync is answered by nothing, and false is returned. */
   push(item: Omit<PendingItem, 'result'>): boolean {
@@ -74,8 +80,40 @@ export class PendingQueue {
       item.effect?.skipped();
       return false;
     }
+    if (this.size === 0) this.headSince = performance.now();
     this.items.push({ ...item, result: 0 });
+    this.pushed++;
+    if (item.kind === 'sync' || item.kind === 'query') this.answerable = this.pushed;
     return true;
+  }
+
+  /** A Flush went upstream: PostgreSQL answers everything sent so far. */
+  flushed(): void {
+    this.answerable = this.pushed;
+  }
+
+  /** A statement of the head item ended: the next one has the full time again. */
+  progressed(): void {
+    this.headSince = performance.now();
+  }
+
+  /**
+   * How long PostgreSQL has been working on the head item without finishing a statement of it,
+   * in ms; undefined when nothing is pending or PostgreSQL has not been asked to answer yet
+   * (messages before a Sync or Flush may wait on the client, not on the server).
+   */
+  busyFor(now: number): number | undefined {
+    if (this.size === 0 || this.shifted >= this.answerable) return undefined;
+    return now - this.headSince;
+  }
+
+  /** Every pending item, oldest first, leaving the queue empty (the session is ending). */
+  drain(): PendingItem[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    this.shifted = this.pushed;
+    return rest;
   }
 
   peek(): PendingItem | undefined {
@@ -86,6 +124,8 @@ export class PendingQueue {
     const item = this.items[this.head];
     if (item === undefined) return undefined;
     this.head++;
+    this.shifted++;
+    this.headSince = performance.now();
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -100,6 +140,7 @@ export class PendingQueue {
    */
   skipToSync(failure?: StatementOutcome): void {
     while (this.head < this.items.length && this.items[this.head].kind !== 'sync') {
+      this.shifted++;
       const { audit, effect } = this.items[this.head++];
       effect?.skipped();
       if (audit && failure) {

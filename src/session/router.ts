@@ -122,6 +122,7 @@ export class ResponseRouter {
     this.expect(head, frame, 'query', 'execute');
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
     this.report(head!, { tag: frame.code === 'C' ? commandCompleteTag(frame) : '' });
+    this.pending.progressed();
     if (head!.kind === 'execute') {
       this.pending.shift();
       head!.audit?.end();
@@ -177,6 +178,23 @@ export class ResponseRouter {
   private notice(frame: BackendFrame): Buffer | undefined {
     const severity = errorFields(frame).severity;
     return severity === 'DEBUG' || severity === 'LOG' ? undefined : frame.raw;
+  }
+
+  /**
+   * The session ends with requests unanswered: the statement running reports `error`, the
+   * requests behind it did not run (their events say so), and no change they carried applies.
+   */
+  abandon(error: ProxyError): void {
+    const items = this.pending.drain();
+    // The statement running is the first with an event before the batch ends (a Parse or Bind
+    // being planned reports through its Execute).
+    const sync = items.findIndex((item) => item.kind === 'sync');
+    const running = items.findIndex((item, i) => item.audit !== undefined && (sync < 0 || i < sync));
+    items.forEach((item, i) => {
+      if (i === running) this.report(item, { refused: error });
+      item.audit?.end();
+      item.effect?.skipped();
+    });
   }
 
   private parameterStatus(frame: BackendFrame): Buffer {

@@ -43,6 +43,14 @@ import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWrit
 const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
 const REFUSED_NAME = 'ormai_proxy_refused';
 
+/**
+ * PostgreSQL checks statement_timeout only where it checks for interrupts, which planning may not
+ * do for a long time (a chain of a thousand CTEs plans for minutes under a 3 s timeout, and a
+ * cancel request waits just the same). The proxy gives a statement the policy's timeout plus this
+ * margin, then asks PostgreSQL to cancel it, and after the same margin again ends the session.
+ */
+export const DEADLINE = { marginMs: 2000 };
+
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
 
@@ -101,6 +109,10 @@ export class Session {
   private readonly state = new SessionState();
   /** A BEGIN may have opened a transaction block whose ReadyForQuery has not arrived yet. */
   private blockMaybeOpen = false;
+  /** Armed while requests are pending upstream: checks that no statement runs past its deadline. */
+  private watchdog?: NodeJS.Timeout;
+  /** The request the proxy asked PostgreSQL to cancel for running past its deadline. */
+  private cancelled?: PendingItem;
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
@@ -251,6 +263,8 @@ export class Session {
         return undefined;
       case 'Flush':
         this.server.write(message.raw);
+        this.router.pending.flushed();
+        this.armDeadline();
         return undefined;
       case 'Terminate':
         this.terminate();
@@ -600,8 +614,48 @@ export class Session {
   private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {
     // Every simple Query, refused ones included, replaces the unnamed statement and portal.
     this.router.pending.push(item.kind === 'query' ? { ...item, effect: this.state.query() } : item);
-    if (item.kind === 'query' || item.kind === 'sync') this.state.endBatch();
+    if (item.kind === 'query' || item.kind === 'sync') {
+      this.state.endBatch();
+      this.armDeadline();
+    }
     this.server.write(bytes);
+  }
+
+  private armDeadline(): void {
+    const limit = this.snap.policy.statementTimeoutMs;
+    if (this.watchdog || !limit || this.closed) return;
+    this.watchdog = setTimeout(() => this.onDeadline(), limit + DEADLINE.marginMs);
+    this.watchdog.unref();
+  }
+
+  /** The statement at the head of the queue has run past the policy's timeout: cancel it, then end the session. */
+  private onDeadline(): void {
+    this.watchdog = undefined;
+    const limit = this.snap.policy.statementTimeoutMs;
+    const busy = this.router.pending.busyFor(performance.now());
+    if (this.closed || busy === undefined || !limit) return;
+    const head = this.router.pending.peek();
+    const due = this.cancelled === head ? limit + 2 * DEADLINE.marginMs : limit + DEADLINE.marginMs;
+    if (busy < due) {
+      this.watchdog = setTimeout(() => this.onDeadline(), due - busy);
+      this.watchdog.unref();
+      return;
+    }
+    if (this.cancelled !== head) {
+      this.cancelled = head;
+      this.deps.log.warn({ ms: Math.round(busy) }, 'statement past its deadline: cancelling it upstream');
+      this.cancel();
+      this.armDeadline();
+      return;
+    }
+    this.deps.log.warn({ ms: Math.round(busy) }, 'statement past its deadline did not stop: ending the session');
+    const error = new ProxyError('statement_deadline_exceeded', {
+      message: `the statement ran for more than ${Math.round(busy / 1000)} s, past the policy's statement_timeout of ${limit} ms, and did not stop when cancelled`,
+    });
+    // Nothing more is read from this upstream session: it is dropped, not ended politely.
+    this.router.abandon(error);
+    this.server.destroy();
+    this.fatal(error);
   }
 
   // ---- upstream → client ----
@@ -697,6 +751,7 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.watchdog) clearTimeout(this.watchdog);
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }

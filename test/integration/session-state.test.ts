@@ -14,7 +14,7 @@ import { startTestProxy, type TestProxy } from '../support/proxy';
 import { RawClient, type Message } from '../support/raw-client';
 // pg-protocol's serializer warns on every name over 63 bytes; this one writes the same bytes silently.
 import { parseMessage } from '../../src/upstream/parse-message';
-import { SESSION_LIMITS } from '../../src/session/session';
+import { DEADLINE, SESSION_LIMITS } from '../../src/session/session';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const POLICY = path.join(FIXTURES, 'session-state-policy.yaml');
@@ -454,4 +454,58 @@ describe('a session holds a bounded number of statements and portals', () => {
       expect(errors(more).map((e) => e.routine)).toEqual(['ormai.session_limit_exceeded']);
     });
   });
+});
+
+describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (statement_timeout_ms 500, margin 300 ms)', () => {
+  // A chain of CTEs that PostgreSQL plans for seconds without checking for interrupts: statement_timeout
+  // and a cancel request both wait for the planner.
+  const CHAIN = 400;
+  let own: TestDatabase;
+  const margin = DEADLINE.marginMs;
+  beforeAll(async () => {
+    own = await createTestDatabase();
+    // The proxy runs in this process: a short margin (cancel at 0.8 s, end at 1.1 s) keeps the test well inside
+    // the planning time on any machine.
+    DEADLINE.marginMs = 300;
+  });
+  afterAll(async () => {
+    DEADLINE.marginMs = margin;
+    // The abandoned backends plan on until they reach an interrupt check; the database can be dropped after.
+    for (let i = 0; i < 240; i++) {
+      const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [own.name]);
+      if (n === 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await own?.drop();
+  });
+  const sql =
+    'WITH ' +
+    Array.from({ length: CHAIN }, (_, i) => (i === 0 ? 'c0 AS (SELECT 1 AS x)' : `c${i} AS (SELECT x + 1 AS x FROM c${i - 1})`)).join(', ') +
+    ` SELECT * FROM c${CHAIN - 1}`;
+
+  for (const extended of [false, true]) {
+    test(`${extended ? 'extended' : 'simple'} protocol: the agent gets 57014 within the deadline, the session ends, a new one works`, async () => {
+      const p = (proxy = await startTestProxy(own.url, { policies: [path.join(FIXTURES, 'deadline-policy.yaml')] }));
+      const c = new Client({ connectionString: p.url() });
+      c.on('error', () => undefined);
+      await c.connect();
+      const err = (await c.query(extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql).then(
+        () => undefined,
+        (e: Error & { code?: string; routine?: string }) => e,
+      )) as (Error & { code?: string; routine?: string }) | undefined;
+      await c.end().catch(() => undefined);
+      // PostgreSQL alone would answer only once planning is over (seconds), with its own 57014.
+      expect([err?.code, err?.routine]).toEqual(['57014', 'ormai.statement_deadline_exceeded']);
+      const fresh = new Client({ connectionString: p.url() });
+      await fresh.connect();
+      try {
+        expect((await fresh.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      } finally {
+        await fresh.end();
+      }
+      const events = p.auditEvents().filter((e) => e.kind === 'statement' && e.sql?.startsWith('WITH c0'));
+      expect(events).toHaveLength(1);
+      expect(events[0].code === 'statement_deadline_exceeded' || events[0].code === '57014').toBe(true);
+    });
+  }
 });
