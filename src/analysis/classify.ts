@@ -37,6 +37,13 @@ export function classify(node: Node, ctx: AnalysisContext): AnalyzedStatement {
     case 'VariableShowStmt':
       checkShow(nodeBody<VariableShowStmt>(node));
       return done('session');
+    // What drivers and pools send on their own to tidy a session; each acts only on the session's
+    // own statements, portals and listeners (the session follows PostgreSQL's answer, session/state.ts).
+    case 'DeallocateStmt':
+    case 'ClosePortalStmt':
+    case 'DiscardStmt':
+    case 'UnlistenStmt':
+      return done('session');
     case 'MergeStmt':
       throw notAllowed(nodeType, nodeBody(node), ' is not supported yet');
     default:

@@ -31,6 +31,8 @@ export interface PendingItem {
   audit?: AuditHook;
   /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */
   effect?: Effect;
+  /** query: per statement, execute: for its statement, the change a DEALLOCATE, CLOSE or DISCARD makes when it completes. */
+  effects?: Array<Effect | undefined>;
   /** query: index of the statement whose result is arriving. */
   result: number;
 }
@@ -77,7 +79,7 @@ export class PendingQueue {
   push(item: Omit<PendingItem, 'result'>): boolean {
     if (item.kind === 'sync') this.skipping = false;
     else if (this.skipping) {
-      item.effect?.skipped();
+      skipEffects(item);
       return false;
     }
     if (this.size === 0) this.headSince = performance.now();
@@ -141,8 +143,9 @@ export class PendingQueue {
   skipToSync(failure?: StatementOutcome): void {
     while (this.head < this.items.length && this.items[this.head].kind !== 'sync') {
       this.shifted++;
-      const { audit, effect } = this.items[this.head++];
-      effect?.skipped();
+      const item = this.items[this.head++];
+      const audit = item.audit;
+      skipEffects(item);
       if (audit && failure) {
         void audit.result(0, failure);
         audit.end();
@@ -155,4 +158,10 @@ export class PendingQueue {
   get size(): number {
     return this.items.length - this.head;
   }
+}
+
+/** The item did not run (or no longer can): none of its changes applies. */
+export function skipEffects(item: Pick<PendingItem, 'effect' | 'effects'>): void {
+  item.effect?.skipped();
+  for (const e of item.effects ?? []) e?.skipped();
 }

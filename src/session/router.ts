@@ -7,7 +7,7 @@ import { commandCompleteTag, errorFields, parameterStatusOf, readyForQueryStatus
 import * as backend from '../protocol/backend/serializer';
 import { cutDataRow, cutRowDescription, noData } from '../results/capture-columns';
 import { RowCap } from '../results/row-cap';
-import { PendingQueue, type PendingItem, type PendingKind, type StatementOutcome } from './pending';
+import { PendingQueue, skipEffects, type PendingItem, type PendingKind, type StatementOutcome } from './pending';
 
 /** The upstream's role and superuser status are the proxy's business, not the agent's. */
 export function clientParameterValue(name: string, value: string, principal: Principal): string {
@@ -62,6 +62,7 @@ export class ResponseRouter {
         this.expect(head, frame, 'query', 'sync');
         this.pending.shift();
         head!.effect?.done();
+        skipEffects(head!);
         head!.audit?.end();
         this.txStatus = readyForQueryStatus(frame) as 'I' | 'T' | 'E';
         this.onReady(this.txStatus);
@@ -123,6 +124,7 @@ export class ResponseRouter {
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
     this.report(head!, { tag: frame.code === 'C' ? commandCompleteTag(frame) : '' });
     this.pending.progressed();
+    head!.effects?.[head!.kind === 'query' ? head!.result : 0]?.done();
     if (head!.kind === 'execute') {
       this.pending.shift();
       head!.audit?.end();
@@ -151,6 +153,7 @@ export class ResponseRouter {
   private error(frame: BackendFrame, head: PendingItem | undefined): Buffer {
     if (!head) return frame.raw; // e.g. FATAL before the upstream closes
     head.effect?.failed();
+    head.effects?.[head.kind === 'query' ? head.result : 0]?.failed();
     this.onError();
     let bytes = frame.raw;
     if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
@@ -193,7 +196,7 @@ export class ResponseRouter {
     items.forEach((item, i) => {
       if (i === running) this.report(item, { refused: error });
       item.audit?.end();
-      item.effect?.skipped();
+      skipEffects(item);
     });
   }
 

@@ -1,9 +1,11 @@
 // One client session: frontend messages in, analysis and budgets, forwarding upstream, responses back in order, one audit event per statement.
 import type net from 'node:net';
+import type { ClosePortalStmt, DeallocateStmt, DiscardStmt } from '@pgsql/types';
 import { serialize } from 'pg-protocol';
 import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
-import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
+import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
+import { nodeBody } from '../analysis/types';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
@@ -26,7 +28,7 @@ import { StatementAuditor, type AuditPort, type SentStatement } from './auditing
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
-import { SessionState } from './state';
+import { SessionState, type Effect } from './state';
 import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
@@ -318,6 +320,7 @@ export class Session {
         texts: texts(result.sql, sql),
         ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
         ...(result.statements.some((s) => s.write?.capture) ? { captures: result.statements.map((s) => captureOf(s)) } : {}),
+        ...this.sessionEffects(result.statements),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes > 0);
@@ -445,6 +448,7 @@ export class Session {
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
         ...(spec ? { captures: [spec] } : {}),
+        ...this.sessionEffects(portal.prepared?.statements ?? []),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes && portal?.prepared !== undefined);
@@ -479,6 +483,29 @@ export class Session {
   }
 
   // ---- shared ----
+
+  /** What DEALLOCATE, CLOSE and DISCARD statements change in the session's statements and portals, once they complete. */
+  private sessionEffects(statements: readonly AnalyzedStatement[]): { effects?: Array<Effect | undefined> } {
+    if (!statements.some((s) => s.kind === 'session')) return {};
+    return {
+      effects: statements.map((s) => {
+        switch (s.nodeType) {
+          case 'DeallocateStmt': {
+            const body = nodeBody<DeallocateStmt>(s.stmt);
+            return body.isall || body.name === undefined ? this.state.removeAll('S') : this.state.close('S', body.name);
+          }
+          case 'ClosePortalStmt': {
+            const name = nodeBody<ClosePortalStmt>(s.stmt).portalname;
+            return name === undefined ? this.state.removeAll('P') : this.state.close('P', name);
+          }
+          case 'DiscardStmt':
+            return nodeBody<DiscardStmt>(s.stmt).target === 'DISCARD_ALL' ? this.state.discardAll() : undefined;
+          default:
+            return undefined;
+        }
+      }),
+    };
+  }
 
   /** Inside a transaction block, or maybe (a BEGIN is on its way): rows and counts seen elsewhere may differ. */
   private inBlock(): boolean {

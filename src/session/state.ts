@@ -24,6 +24,8 @@ export function nameKey(name: string): string {
   return Buffer.from(name, 'utf8').subarray(0, 63).toString('latin1');
 }
 const ASCII = /^[\x00-\x7f]*$/;
+/** The key of a change to every name of a table: no name's key, since names never contain NUL. */
+const ALL = '\u0000all';
 
 /** How PostgreSQL answered a message that may change the tables; the router calls exactly one. */
 export interface Effect {
@@ -40,6 +42,8 @@ const KEEP = Symbol('keep');
 
 interface Change {
   batch: number;
+  /** Order of sending, across names: a change of every name (DEALLOCATE ALL) is compared with one of a single name. */
+  seq: number;
   /** What the name holds once the change is confirmed; undefined removes it. */
   value: Value;
   settled: Promise<void>;
@@ -54,6 +58,7 @@ export class SessionState {
   private readonly inFlight = new Map<string, Change[]>();
   /** Syncs and Queries sent: the messages between two of them run, or are skipped, together. */
   private batch = 0;
+  private seq = 0;
   /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
   private readonly adding = { S: 0, P: 0 };
 
@@ -121,6 +126,18 @@ export class SessionState {
     return this.change(target, name, undefined, KEEP);
   }
 
+  /** DEALLOCATE ALL (S), CLOSE ALL (P): every name of the table is gone once PostgreSQL confirms it. */
+  removeAll(table: Table): Effect {
+    return this.change(table, ALL, undefined, KEEP);
+  }
+
+  /** DISCARD ALL: every statement and portal. */
+  discardAll(): Effect {
+    const s = this.removeAll('S');
+    const p = this.removeAll('P');
+    return { done: () => (s.done(), p.done()), failed: () => (s.failed(), p.failed()), skipped: () => (s.skipped(), p.skipped()) };
+  }
+
   /** A simple Query replaces the unnamed statement and portal with its own (exec_simple_query), whatever its outcome. */
   query(): Effect {
     const s = this.change('S', '', undefined, undefined);
@@ -144,8 +161,11 @@ export class SessionState {
 
   private lookup<T extends Table>(table: T, name: string): Lookup<Entry<T>> {
     const key = nameKey(name);
-    const changes = this.inFlight.get(table + key);
-    const last = changes?.[changes.length - 1];
+    const own = this.inFlight.get(table + key);
+    const every = this.inFlight.get(table + ALL);
+    const mine = own?.[own.length - 1];
+    const all = every?.[every.length - 1];
+    const last = mine && all ? (mine.seq > all.seq ? mine : all) : (mine ?? all);
     if (last) return last.batch === this.batch ? { value: last.value as Entry<T> | undefined } : { wait: last.settled };
     return { value: this.confirmed[table].get(key) as Entry<T> | undefined };
   }
@@ -160,13 +180,13 @@ export class SessionState {
     const key = nameKey(name);
     const id = table + key;
     let settle!: () => void;
-    const change: Change = { batch: this.batch, value, settled: new Promise<void>((resolve) => (settle = resolve)) };
+    const change: Change = { batch: this.batch, seq: this.seq++, value, settled: new Promise<void>((resolve) => (settle = resolve)) };
     if (!invisible) {
       const list = this.inFlight.get(id);
       if (list) list.push(change);
       else this.inFlight.set(id, [change]);
     }
-    const adds = value !== undefined && key !== '';
+    const adds = value !== undefined && key !== '' && key !== ALL;
     if (adds) this.adding[table]++;
     let open = true;
     const finish = (outcome: Value | typeof KEEP) => {
@@ -180,8 +200,10 @@ export class SessionState {
         if (changes!.length === 0) this.inFlight.delete(id);
       }
       if (outcome !== KEEP) {
+        // Answers come in order: every entry confirmed so far was created before a removal of all.
         const map = this.confirmed[table] as Map<string, Prepared | Portal>;
-        if (outcome === undefined) map.delete(key);
+        if (key === ALL) map.clear();
+        else if (outcome === undefined) map.delete(key);
         else map.set(key, outcome);
       }
       settle();

@@ -509,3 +509,62 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
     });
   }
 });
+
+describe('what drivers send to tidy a session is run, and the session follows it', () => {
+  test('DEALLOCATE, DEALLOCATE ALL, CLOSE, CLOSE ALL: later Binds and Executes of those names are refused as PostgreSQL refuses them', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(parseMessage('a', 'SELECT 1 AS n'), parseMessage('b', 'SELECT 2 AS n'), parseMessage('c', 'SELECT 3 AS n'), serialize.sync());
+      // A simple Query and an extended Execute of DEALLOCATE, each followed (next batch) by a Bind of the name.
+      c.send(serialize.query('DEALLOCATE a'), ...runStatement('a'));
+      c.send(parseMessage('', 'DEALLOCATE PREPARE b'), ...runStatement(''), ...runStatement('b'));
+      // A name PostgreSQL does not hold: its error, and nothing changes.
+      c.send(serialize.query('DEALLOCATE nope'), ...runStatement('c'));
+      c.send(serialize.query('DEALLOCATE ALL'), ...runStatement('c'));
+      c.send(serialize.query('BEGIN'), parseMessage('d', 'SELECT 4 AS n'), serialize.bind({ portal: 'p', statement: 'd' }), serialize.bind({ portal: 'q', statement: 'd' }), serialize.sync());
+      c.send(serialize.query('CLOSE p'), serialize.execute({ portal: 'p' }), serialize.sync());
+      c.send(serialize.query('ROLLBACK; BEGIN'), serialize.bind({ portal: 'q', statement: 'd' }), serialize.sync(), serialize.query('CLOSE ALL'), serialize.execute({ portal: 'q' }), serialize.sync());
+      c.send(serialize.query('ROLLBACK'));
+      return untilReadyN(c, 18);
+    });
+    const codes = answers.map((ms) => errors(ms).map((e) => e.code).join(',') || tags(ms).join(','));
+    expect(codes).toEqual([
+      '', // three Parses
+      'DEALLOCATE', '26000',
+      'DEALLOCATE', '26000', // DEALLOCATE through Parse/Bind/Execute, then b is gone
+      '26000', '3', // DEALLOCATE nope fails; c still runs
+      'DEALLOCATE ALL', '26000',
+      'BEGIN', '', 'CLOSE CURSOR', '34000',
+      'ROLLBACK,BEGIN', '', 'CLOSE CURSOR ALL', '34000',
+      'ROLLBACK',
+    ].map((c) => (c === '3' ? 'SELECT 1' : c)));
+  });
+
+  test('DISCARD ALL drops statements and portals, and the policy settings hold after it (they are the session defaults)', async () => {
+    const p = await start();
+    const c = new Client({ connectionString: p.url() });
+    await c.connect();
+    try {
+      const policyTimeout = (await c.query('SHOW statement_timeout')).rows[0].statement_timeout;
+      await c.query({ name: 'kept', text: 'SELECT 1 AS n' });
+      await c.query('SET statement_timeout = 50');
+      await c.query('DISCARD ALL');
+      expect((await c.query('SHOW statement_timeout')).rows[0].statement_timeout).toBe(policyTimeout);
+      await expect(c.query({ name: 'kept', text: 'SELECT 1 AS n' })).rejects.toMatchObject({ code: '26000' });
+      await c.query('UNLISTEN *');
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('a DEALLOCATE in a failed transaction changes nothing', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(parseMessage('k', 'SELECT 9 AS n'), serialize.sync());
+      c.send(serialize.query('BEGIN'), serialize.query('SELECT 1/0'), serialize.query('DEALLOCATE k'), serialize.query('ROLLBACK'), ...runStatement('k'));
+      return untilReadyN(c, 6);
+    });
+    expect(errors(answers[3]).map((e) => e.code)).toEqual(['25P02']);
+    expect(rowsOf(answers[5])).toEqual([['9']]);
+  });
+});

@@ -13,22 +13,18 @@ const cases: Golden[] = [
   // SQL-level prepared statements and cursors.
   refused('PREPARE p AS SELECT 1', 'PREPARE'),
   refused('EXECUTE p', 'EXECUTE'),
-  refused('DEALLOCATE ALL', 'DEALLOCATE'),
   refused('DECLARE c CURSOR FOR SELECT * FROM orders', 'DECLARE CURSOR'),
   refused('FETCH 10 FROM c', 'FETCH'),
   refused('MOVE NEXT IN c', 'MOVE'),
-  refused('CLOSE c', 'CLOSE'),
   // Notifications, locks, maintenance, server state.
   refused('LISTEN orders_changed', 'LISTEN'),
   refused("NOTIFY orders_changed, 'x'", 'NOTIFY'),
-  refused('UNLISTEN *', 'UNLISTEN'),
   refused('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE', 'LOCK'),
   refused('VACUUM FULL orders', 'VACUUM'),
   refused('ANALYZE orders', 'ANALYZE'),
   refused('CLUSTER orders USING orders_pkey', 'CLUSTER'),
   refused('REINDEX TABLE orders', 'REINDEX'),
   refused('CHECKPOINT', 'CHECKPOINT'),
-  refused('DISCARD ALL', 'DISCARD'),
   refused("LOAD 'auto_explain'", 'LOAD'),
   refused('SET CONSTRAINTS ALL DEFERRED', 'SET CONSTRAINTS'),
   refused("ALTER SYSTEM SET work_mem = '1GB'", 'ALTER SYSTEM'),
@@ -74,3 +70,13 @@ const cases: Golden[] = [
 ];
 
 runGolden(cases);
+
+// What drivers and pools send to tidy a session: understood and forwarded, never refused for being unfamiliar.
+runGolden([
+  { sql: 'DEALLOCATE ALL', out: 'DEALLOCATE ALL', kinds: ['session'] },
+  { sql: 'DEALLOCATE PREPARE s1', out: 'DEALLOCATE s1', kinds: ['session'] },
+  { sql: 'CLOSE c', out: 'CLOSE c', kinds: ['session'] },
+  { sql: 'CLOSE ALL', out: 'CLOSE ALL', kinds: ['session'] },
+  { sql: 'UNLISTEN *', out: 'UNLISTEN *', kinds: ['session'] },
+  { sql: 'DISCARD ALL', out: 'DISCARD ALL', kinds: ['session'] },
+]);
