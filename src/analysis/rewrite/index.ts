@@ -20,6 +20,7 @@ import {
   tooDeep,
 } from './refusals';
 import { forgesTenant } from './tenant';
+import { checkTenantBinding } from './tenant-binding';
 import { approvalsTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
@@ -87,6 +88,8 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {
     out.flags = [...(stmt.flags ?? []), 'tenant_forged'];
   }
+  // Last, on the tree that is forwarded: every inserted row carries the proxy's tenant (tenant-binding.ts).
+  checkTenantBinding(out.stmt, scope, principal);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // Limits on how much a write may change: max_affected_rows, decided inside the statement, and the require_approval rule that holds a write.
 import type { DeleteStmt, InsertStmt, Node, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
+import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { RawPolicy } from '../../policy/schema';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
@@ -7,6 +8,7 @@ import { deparseVerified } from '../deparse';
 import { nodeBody } from '../types';
 import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
 import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
+import { checkTenantBinding } from './tenant-binding';
 import { refName, type Op } from './write-target';
 
 export interface ApprovalNeed {
@@ -96,7 +98,7 @@ function countRows(stmt: UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): S
  * from anything else (a parameter, an expression, a query) may hold any value, so the rule
  * applies. A condition on affected rows is left to the session, which counts first.
  */
-export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope): ApprovalNeed | undefined {
+export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): ApprovalNeed | undefined {
   // INSERT … ON CONFLICT DO UPDATE may update rows: the update rules apply to it as well.
   const operations = new Set<string>([op === 'insert' ? 'create' : op]);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
@@ -104,7 +106,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
     if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
     const when = rule.when;
     if (when?.field !== undefined && !fieldMatches(stmt, op, when.field.toLowerCase(), when)) continue;
-    const preview = previewSql(stmt, op, table);
+    const preview = previewSql(stmt, op, table, scope, principal);
     const need: ApprovalNeed = { rule: describeRule(rule), approvers: rule.approvers, expiresInS: rule.expires_in_s, ...(preview ? { previewSql: preview } : {}) };
     if (when?.affected_rows_gt === undefined) return need;
     if (op === 'insert') {
@@ -121,11 +123,11 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
 const PREVIEW_ROWS = 100;
 
 /** The dry run of the write, as one JSON value; undefined for the shapes a dry run cannot show. */
-function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): string | undefined {
+function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): string | undefined {
   let preview: SelectStmt;
   try {
     const ref = refName(stmt.relation!);
-    preview = op === 'insert' ? previewInsert(stmt) : op === 'update' ? previewUpdate(stmt, table, ref) : previewDelete(stmt, table, ref);
+    preview = op === 'insert' ? previewInsert(stmt, table) : op === 'update' ? previewUpdate(stmt, table, ref) : previewDelete(stmt, table, ref);
   } catch {
     return undefined;
   }
@@ -133,6 +135,8 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
   preview.limitOption = 'LIMIT_OPTION_COUNT';
   const outer = parseTemplate("SELECT coalesce(json_agg(ormai_preview), '[]') FROM (SELECT) AS ormai_preview", 'approval preview');
   (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: preview };
+  // The approvers' preview is forwarded too: its rows meet the same check as the write's.
+  checkTenantBinding({ SelectStmt: outer }, scope, principal);
   return deparseVerified([{ SelectStmt: outer }])[0];
 }
 

@@ -5,6 +5,7 @@
 // a column of the target is resolved here against what the policy shows.
 import type { ColumnRef, DeleteStmt, InsertStmt, Node, RangeVar, ResTarget, UpdateStmt } from '@pgsql/types';
 import { ProxyError } from '../../errors/catalogue';
+import type { WriteRule } from '../../policy/load';
 import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { nodeBody } from '../types';
 import { columnSql, isPolicyView } from './derived';
@@ -56,6 +57,33 @@ export function refName(rv: RangeVar): string {
 
 export function notFound(column: string, table?: string): ProxyError {
   return new ProxyError('column_not_found', { message: table ? `column "${column}" of relation "${table}" does not exist` : `column "${column}" does not exist` });
+}
+
+// ---- columns the agent may assign ----
+
+export function checkWritable(name: string, target: Target, rule: WriteRule): void {
+  const { table } = target;
+  if (!target.visible.has(name)) throw notFound(name, table.name);
+  if (name === table.tenantColumn) {
+    throw new ProxyError('field_not_writable', {
+      message: `the tenant column "${name}" cannot be assigned`,
+      hint: 'Leave the tenant column out: the proxy sets it on INSERT, and it never changes.',
+    });
+  }
+  // Keys the database numbers (serial, identity) are not the agent's to choose unless the policy
+  // lists them: an explicit key that another tenant's row holds would fail and reveal that row.
+  if (!rule.writableFields && target.visible.get(name)?.generated) {
+    throw new ProxyError('field_not_writable', {
+      message: `column "${name}" of "${table.name}" is set by the database`,
+      hint: `Leave "${name}" out: the database assigns it. Read it back with RETURNING ${name}.`,
+    });
+  }
+  if (rule.writableFields && !rule.writableFields.has(name)) {
+    throw new ProxyError('field_not_writable', {
+      message: `column "${name}" of "${table.name}" is not writable`,
+      hint: `Writable columns of ${table.name}: ${[...rule.writableFields].filter((f) => target.visible.has(f)).join(', ') || 'none'}.`,
+    });
+  }
 }
 
 // ---- references ----

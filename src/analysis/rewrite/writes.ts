@@ -16,10 +16,11 @@ import { addCapture, type CapturePlan } from './capture';
 import { checkedReferences, checkedValue } from './foreign-keys';
 import { guardedWhere } from './guard-order';
 import { previewDelete, previewInsert, previewUpdate } from './dry-run';
-import { bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
-import { isPrincipalTenant, tenantLiteral, tenantType } from './tenant';
+import { bindTenant, checkInsert, checkRowReferences } from './insert-rows';
+import { cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
+import { tenantLiteral } from './tenant';
 import { approvalNeed, capAffectedRows, type ApprovalNeed } from './write-limits';
-import { checkReferences, notFound, refName, resolveTarget, returningItems, rewriteReturning, type Op, type Target } from './write-target';
+import { checkReferences, checkWritable, refName, resolveTarget, returningItems, rewriteReturning, type Op, type Target } from './write-target';
 
 export { AFFECTED_ROWS_MARKER, tooManyRows, type ApprovalNeed } from './write-limits';
 
@@ -94,6 +95,8 @@ export function guardWrite(
 
   // 2. Then add what the policy adds: references checked through their parent's policy view, …
   applyReferenceChecks(stmt, op, target, scope, principal);
+  // … the proxy's tenant in every inserted row (after the checks above, which map the agent's columns by position), …
+  if (op === 'insert') bindTenant(stmt, target.table, scope, principal);
   // … the tenant predicate on the target rows, …
   if (op !== 'insert') stmt.whereClause = guardedWhere(targetPredicate(target, scope, principal, refName(stmt.relation!)), stmt.whereClause);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') {
@@ -102,14 +105,14 @@ export function guardWrite(
   }
   const ref = refName(stmt.relation!);
   if (dryRun) {
-    const preview = op === 'insert' ? previewInsert(stmt) : op === 'update' ? previewUpdate(stmt, target.table, ref) : previewDelete(stmt, target.table, ref);
+    const preview = op === 'insert' ? previewInsert(stmt, target.table) : op === 'update' ? previewUpdate(stmt, target.table, ref) : previewDelete(stmt, target.table, ref);
     return {
       info: { op, table: `${target.table.schema}.${target.table.name}`, model: target.table.model, assigned, hidden: [...target.hidden], ...(reason ? { reason } : {}), dryRun: true },
       preview,
     };
   }
   if (returning.length > 0) rewriteReturning(returning, target, op, stmt);
-  const approval = explain ? undefined : approvalNeed(stmt, op, target.table, scope);
+  const approval = explain ? undefined : approvalNeed(stmt, op, target.table, scope, principal);
   if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows, target.table);
   // Before/after for the audit trail; not for ON CONFLICT DO UPDATE, whose rows may be inserted or updated.
   const capture = explain || !captureWrites || stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE' ? undefined : addCapture(stmt, op, target.table, ref, assigned, scope, principal);
@@ -151,90 +154,9 @@ function checkAssignments(items: Node[], target: Target, rule: WriteRule): strin
   return names;
 }
 
-function checkWritable(name: string, target: Target, rule: WriteRule): void {
-  const { table } = target;
-  if (!target.visible.has(name)) throw notFound(name, table.name);
-  if (name === table.tenantColumn) {
-    throw new ProxyError('field_not_writable', {
-      message: `the tenant column "${name}" cannot be assigned`,
-      hint: 'Leave the tenant column out: the proxy sets it on INSERT, and it never changes.',
-    });
-  }
-  // Keys the database numbers (serial, identity) are not the agent's to choose unless the policy
-  // lists them: an explicit key that another tenant's row holds would fail and reveal that row.
-  if (!rule.writableFields && target.visible.get(name)?.generated) {
-    throw new ProxyError('field_not_writable', {
-      message: `column "${name}" of "${table.name}" is set by the database`,
-      hint: `Leave "${name}" out: the database assigns it. Read it back with RETURNING ${name}.`,
-    });
-  }
-  if (rule.writableFields && !rule.writableFields.has(name)) {
-    throw new ProxyError('field_not_writable', {
-      message: `column "${name}" of "${table.name}" is not writable`,
-      hint: `Writable columns of ${table.name}: ${[...rule.writableFields].filter((f) => target.visible.has(f)).join(', ') || 'none'}.`,
-    });
-  }
-}
-
 function checkOnConflict(clause: OnConflictClause, target: Target, rule: WriteRule): string[] {
   if (clause.action !== 'ONCONFLICT_UPDATE') return [];
   return checkAssignments(clause.targetList ?? [], target, rule);
-}
-
-// ---- INSERT: the column list, and the tenant from the principal ----
-
-function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule, scope: ReadScope, principal: Principal): string[] {
-  const { table } = target;
-  const cols = (insert.cols ?? []).map((c) => (c as { ResTarget: ResTarget }).ResTarget);
-  if (cols.length === 0) {
-    throw new ProxyError('statement_not_allowed', { message: 'INSERT without a column list is not allowed', hint: 'Name the columns: INSERT INTO t (a, b) VALUES (…).' });
-  }
-  const tenantColumn = table.tenantColumn;
-  const names: string[] = [];
-  for (const col of cols) {
-    const name = col.name ?? '';
-    if (tenantColumn && name === tenantColumn && !col.indirection?.length) continue; // checked against the principal below
-    checkWritable(name, target, rule);
-    names.push(name);
-  }
-  if (!tenantColumn) return names;
-  const at = cols.findIndex((c) => c.name === tenantColumn);
-  const select = insert.selectStmt ? nodeBody<SelectStmt>(insert.selectStmt) : undefined;
-  const rows = select && select.op === 'SETOP_NONE' && !select.withClause ? select.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items) : undefined;
-  if (rows) {
-    if (at < 0) {
-      insert.cols = [...(insert.cols ?? []), { ResTarget: { name: tenantColumn } } as Node];
-      for (const row of rows) row.push(tenantLiteral(scope, principal));
-      return names;
-    }
-    for (const row of rows) {
-      // Only a plain constant can be judged; whatever it says, the proxy's own literal is what is written.
-      const text = bareConstantText(row[at]);
-      if (text === undefined || !isPrincipalTenant(text, tenantType(scope), principal.tenantId)) throw forged(tenantColumn);
-      row[at] = tenantLiteral(scope, principal);
-    }
-    return names;
-  }
-  // INSERT … SELECT: the rows come from a query, so the tenant is appended to each of them.
-  if (at >= 0) throw forged(tenantColumn);
-  if (!insert.selectStmt) throw new ProxyError('statement_not_allowed', { message: 'INSERT … DEFAULT VALUES is not allowed', hint: 'Name the columns and give VALUES.' });
-  insert.cols = [...(insert.cols ?? []), { ResTarget: { name: tenantColumn } } as Node];
-  insert.selectStmt = withTenant(insert.selectStmt, scope, principal);
-  return names;
-}
-
-function forged(column: string): ProxyError {
-  return new ProxyError('tenant_forged', { message: `"${column}" must be your own tenant; leave it out and the proxy sets it` });
-}
-
-const SOURCE = 'ormai_source';
-
-/** `SELECT ormai_source.*, <tenant> FROM (<the agent's query>) AS ormai_source` */
-function withTenant(query: Node, scope: ReadScope, principal: Principal): Node {
-  const outer = parseTemplate(`SELECT ${SOURCE}.*, 0 FROM (SELECT) AS ${SOURCE}`, 'INSERT … SELECT wrapper');
-  (outer.targetList![1] as { ResTarget: ResTarget }).ResTarget.val = tenantLiteral(scope, principal);
-  (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = query;
-  return { SelectStmt: outer };
 }
 
 // ---- foreign keys into tenant-scoped tables (foreign-keys.ts) ----
@@ -258,27 +180,7 @@ function applyReferenceChecks(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op
   };
   if (op === 'update') assignments(stmt.targetList);
   assignments(stmt.onConflictClause?.targetList);
-  if (op !== 'insert' || !stmt.selectStmt) return;
-  const names = (stmt.cols ?? []).map((c) => (c as { ResTarget: ResTarget }).ResTarget.name ?? '');
-  if (!names.some((n) => refs.has(n))) return;
-  const select = nodeBody<SelectStmt>(stmt.selectStmt);
-  const rows = select.op === 'SETOP_NONE' && !select.withClause ? select.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items) : undefined;
-  if (rows) {
-    for (const row of rows) names.forEach((n, i) => {
-      if (refs.has(n) && row[i] && !('SetToDefault' in row[i])) row[i] = check(row[i], n);
-    });
-    return;
-  }
-  // INSERT … SELECT: each row of the query, checked in a wrapper that names its columns.
-  const aliases = names.map((_, i) => `ormai_c${i}`);
-  const outer = parseTemplate(`SELECT ${aliases.map((a) => `ormai_checked.${a}`).join(', ')} FROM (SELECT) AS ormai_checked(${aliases.join(', ')})`, 'foreign key check');
-  names.forEach((n, i) => {
-    if (!refs.has(n)) return;
-    const res = (outer.targetList![i] as { ResTarget: ResTarget }).ResTarget;
-    res.val = check(res.val as Node, n);
-  });
-  (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = stmt.selectStmt;
-  stmt.selectStmt = { SelectStmt: outer };
+  if (op === 'insert') checkRowReferences(stmt, new Set(refs.keys()), target.table.tenantColumn, check);
 }
 
 // ---- the target's tenant predicate and row filter ----
