@@ -18,11 +18,19 @@ export interface Target {
   table: ScopedTable;
   /** The names that denote the target row in expressions: its alias, else its name. */
   refs: Set<string>;
-  /** Columns of the real table that the agent cannot see. */
+  /** Columns of the real table that the agent cannot see, its system columns included. */
   hidden: Set<string>;
   masked: Map<string, VisibleColumn>;
   visible: Map<string, VisibleColumn>;
 }
+
+/**
+ * PostgreSQL's system columns, in scope on every real table (ddl.sgml, "System Columns"): a row's
+ * physical place, its transaction ids and its table's oid say when and how other rows were
+ * written. A derived table has none; the write target would, so they are hidden there like any
+ * column the policy does not show.
+ */
+const SYSTEM_COLUMNS = ['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'];
 
 /** Names that denote target rows in PostgreSQL (ON CONFLICT's excluded, RETURNING's old and new): never an alias. */
 const RESERVED_ALIASES = new Set(['excluded', 'old', 'new']);
@@ -45,7 +53,7 @@ export function resolveTarget(rv: RangeVar | undefined, scope: ReadScope, op: Op
   return {
     table,
     refs,
-    hidden: new Set(real.map((c) => c.name).filter((n) => !visible.has(n))),
+    hidden: new Set([...real.map((c) => c.name).filter((n) => !visible.has(n)), ...SYSTEM_COLUMNS]),
     masked: new Map(table.columns.filter((c) => c.mask).map((c) => [c.name, c])),
     visible,
   };
