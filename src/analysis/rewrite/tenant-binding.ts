@@ -30,6 +30,8 @@ export function checkTenantBinding(tree: Node, scope: ReadScope, principal: Prin
 
 class Checker {
   private literal?: string;
+  /** How many INSERT sources (or previews of one) the walk is inside. */
+  private sources = 0;
 
   constructor(
     private readonly scope: ReadScope,
@@ -55,9 +57,12 @@ class Checker {
     if ('RangeSubselect' in node) {
       const sub = node.RangeSubselect as RangeSubselect;
       const target = insertPreviewTarget(sub);
-      if (target) this.rows(sub.alias?.colnames?.map((c) => ('String' in c ? (c.String.sval ?? '') : '')) ?? [], sub.subquery as Node, target, ctes, 'INSERT preview');
-      else if (sub.alias?.aliasname === 'ormai_insert') throw new ProxyError('internal_error', { logMessage: `${LOG}: an INSERT preview of unknown origin` });
-      else if (sub.alias?.aliasname?.startsWith('ormai_') && sub.alias.colnames?.length) {
+      if (target) {
+        this.rows(sub.alias?.colnames?.map((c) => ('String' in c ? (c.String.sval ?? '') : '')) ?? [], sub.subquery as Node, target, ctes, 'INSERT preview');
+        return this.source(sub.subquery, ctes);
+      }
+      if (sub.alias?.aliasname === 'ormai_insert') throw new ProxyError('internal_error', { logMessage: `${LOG}: an INSERT preview of unknown origin` });
+      if (this.sources > 0 && sub.alias?.aliasname?.startsWith('ormai_') && sub.alias.colnames?.length) {
         // A wrapper the proxy built (the foreign-key check) names every column it passes on: fewer names would drop values.
         const given = columnCount((sub.subquery as { SelectStmt: SelectStmt }).SelectStmt, ctes);
         if (given !== sub.alias.colnames.length) throw insertArityError(sub.alias.colnames.length, given, `${LOG}: ${sub.alias.aliasname} names ${sub.alias.colnames.length} of ${given} columns`);
@@ -94,7 +99,15 @@ class Checker {
     if (!insert.selectStmt) throw new ProxyError('internal_error', { logMessage: `${LOG}: an INSERT without a source` });
     this.rows(cols.map((c) => c.name ?? ''), insert.selectStmt, table, scope, 'INSERT');
     this.assignments(insert.onConflictClause as OnConflictClause | undefined, table);
-    for (const key of ['selectStmt', 'onConflictClause', 'returningClause'] as const) this.visit(insert[key], scope);
+    this.source(insert.selectStmt, scope);
+    for (const key of ['onConflictClause', 'returningClause'] as const) this.visit(insert[key], scope);
+  }
+
+  /** The rows of an INSERT or preview: the proxy's own wrappers in it are checked too. */
+  private source(rows: unknown, scope: CteScope): void {
+    this.sources++;
+    this.visit(rows, scope);
+    this.sources--;
   }
 
   private update(update: UpdateStmt, outer: CteScope): void {
