@@ -144,6 +144,7 @@ const ARITY: Array<[Probe, string]> = [
   // Inside a writing CTE, under a dry run, under EXPLAIN.
   [p(`${R}WITH x AS (INSERT INTO orders (customer_id, total_cents) SELECT 1, 100, 2 RETURNING tenant_id) SELECT * FROM x`), MORE],
   [p(`${R}WITH x AS (INSERT INTO customers (name, email) VALUES ('n', 'e', 2) RETURNING tenant_id) SELECT * FROM x`), MORE],
+  [p(`${R}WITH s AS (SELECT 1, 100, 2), x AS (INSERT INTO orders (customer_id, total_cents) SELECT * FROM s RETURNING tenant_id) SELECT * FROM x`), MORE],
   [p(`${DRY}INSERT INTO orders (customer_id, total_cents) SELECT 1, 100, 2`, { sql: `${DRY}INSERT INTO orders (customer_id, total_cents) SELECT $1::int, $2::int, $3::int`, values: [1, 100, 2] }), MORE],
   [p(`${DRY}INSERT INTO customers (name, email) VALUES ('n', 'e', 2)`), MORE],
   [p(`EXPLAIN INSERT INTO orders (customer_id, total_cents) SELECT 1, 100, 2`), MORE],
@@ -198,6 +199,7 @@ const ALLOWED: Array<[Probe, { orders: number; customers: number }]> = [
   [p(`${R}INSERT INTO customers (name, email) SELECT * FROM (VALUES ('n2', 'n2@x.io'), ('n3', 'n3@x.io')) v RETURNING tenant_id`), { orders: 0, customers: 2 }],
   [p(`${R}INSERT INTO customers (name, email, tenant_id) VALUES ('n4', 'n4@x.io', DEFAULT) RETURNING tenant_id`), { orders: 0, customers: 1 }],
   [p(`${R}WITH x AS (INSERT INTO orders (customer_id, total_cents) SELECT 1, 110 RETURNING tenant_id) SELECT * FROM x`), { orders: 1, customers: 0 }],
+  [p(`${R}WITH s AS (SELECT 2, 111), x AS (INSERT INTO orders (customer_id, total_cents) SELECT * FROM s RETURNING tenant_id) SELECT * FROM x`), { orders: 1, customers: 0 }],
   [p(`${R}WITH x AS (INSERT INTO customers (name, email, tenant_id) VALUES ('n5', 'n5@x.io', DEFAULT) RETURNING tenant_id) SELECT * FROM x`), { orders: 0, customers: 1 }],
 ];
 

@@ -13,7 +13,7 @@ import type { WriteRule } from '../../policy/load';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
 import { nodeBody } from '../types';
 import { bareConstantText, parseTemplate } from './nodes';
-import { columnCount, insertArityError, NO_CTES, withScope } from './source-arity';
+import { columnCount, insertArityError, NO_CTES, withScope, type CteScope } from './source-arity';
 import { isPrincipalTenant, tenantLiteral, tenantType } from './tenant';
 import { checkWritable, type Target } from './write-target';
 
@@ -35,8 +35,9 @@ export function valuesRows(insert: InsertStmt): Node[][] | undefined {
 /**
  * Checks the column list and counts the source, before anything is added to either. Returns
  * the columns the agent assigns (the tenant column is not one of them: its value is the proxy's).
+ * `ctes`: the CTEs the INSERT sees from around it (its siblings, for an INSERT in a SELECT's WITH).
  */
-export function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule, scope: ReadScope, principal: Principal): string[] {
+export function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule, scope: ReadScope, principal: Principal, ctes: CteScope = NO_CTES): string[] {
   const { table } = target;
   const cols = columnsOf(insert);
   if (cols.length === 0) {
@@ -57,7 +58,7 @@ export function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule,
   });
   if (tenantColumn && tenantAt.length > 1) throw forged(tenantColumn);
 
-  const given = columnCount(nodeBody<SelectStmt>(insert.selectStmt), withScope(insert.withClause, NO_CTES));
+  const given = columnCount(nodeBody<SelectStmt>(insert.selectStmt), withScope(insert.withClause, ctes));
   if (given !== cols.length) throw insertArityError(cols.length, given);
 
   if (!tenantColumn || tenantAt.length === 0) return names;

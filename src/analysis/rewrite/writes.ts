@@ -18,6 +18,7 @@ import { guardedWhere } from './guard-order';
 import { previewDelete, previewInsert, previewUpdate } from './dry-run';
 import { bindTenant, checkInsert, checkRowReferences } from './insert-rows';
 import { cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
+import { NO_CTES, type CteScope } from './source-arity';
 import { tenantLiteral } from './tenant';
 import { approvalNeed, capAffectedRows, type ApprovalNeed } from './write-limits';
 import { checkReferences, checkWritable, refName, resolveTarget, returningItems, rewriteReturning, type Op, type Target } from './write-target';
@@ -62,6 +63,7 @@ export function guardWrite(
   tags: Record<string, string>,
   explain = false,
   captureWrites = true,
+  ctes: CteScope = NO_CTES,
 ): GuardedWrite | undefined {
   const type = nodeTypeOf(tree);
   const op: Op | undefined = type === 'InsertStmt' ? 'insert' : type === 'UpdateStmt' ? 'update' : type === 'DeleteStmt' ? 'delete' : undefined;
@@ -83,7 +85,7 @@ export function guardWrite(
   const returning = returningItems(stmt);
   checkReferences(tree, target, returning);
   let assigned: string[];
-  if (op === 'insert') assigned = checkInsert(stmt, target, rule, scope, principal);
+  if (op === 'insert') assigned = checkInsert(stmt, target, rule, scope, principal, ctes);
   else if (op === 'update') assigned = checkAssignments(stmt.targetList ?? [], target, rule);
   else assigned = [];
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') {

@@ -68,6 +68,14 @@ const cases: Golden[] = [
     sql: 'INSERT INTO orders (customer_id, total_cents) SELECT id, 1 FROM customers UNION SELECT 2, 3 EXCEPT SELECT 4, 5',
     out: `INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT ormai_source.*, ${T} FROM ( (SELECT id, 1 FROM ${CUSTOMERS} AS customers UNION SELECT 2, 3) EXCEPT SELECT 4, 5 ) AS ormai_source`,
   },
+  // A writing CTE's source counted through its siblings (a write's RETURNING * is its visible columns).
+  {
+    sql: 'WITH s AS (SELECT 1, 100), x AS (INSERT INTO orders (customer_id, total_cents) SELECT * FROM s RETURNING tenant_id) SELECT * FROM x',
+    out: `WITH s AS (SELECT 1, 100), x AS (INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT ormai_source.*, ${T} FROM ( SELECT * FROM s ) AS ormai_source RETURNING tenant_id) SELECT * FROM x LIMIT 201`,
+  },
+  { sql: 'WITH s AS (SELECT 1, 100, 2), x AS (INSERT INTO orders (customer_id, total_cents) SELECT * FROM s RETURNING id) SELECT * FROM x', err: 'column_count_mismatch', message: MORE },
+  { sql: 'WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING *), x AS (INSERT INTO orders (customer_id, total_cents) SELECT * FROM d RETURNING id) SELECT * FROM x', err: 'column_count_mismatch', message: MORE },
+  { sql: 'WITH d AS (DELETE FROM orders WHERE id = 1 RETURNING customer_id), x AS (INSERT INTO orders (customer_id, total_cents) SELECT * FROM d RETURNING id) SELECT * FROM x', err: 'column_count_mismatch', message: FEWER },
   // With a foreign key: the agent's columns are checked first, the tenant is bound outside the check.
   {
     sql: 'INSERT INTO orders (customer_id, total_cents) SELECT * FROM (SELECT 4, 1 UNION ALL SELECT 5, 2) s',
