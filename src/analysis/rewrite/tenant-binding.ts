@@ -150,6 +150,8 @@ class Checker {
     const scope = withScope(select.withClause, outer);
     if (select.op && select.op !== 'SETOP_NONE') return this.bound(select.larg as SelectStmt, at, scope) && this.bound(select.rarg as SelectStmt, at, scope);
     if (select.valuesLists?.length) return select.valuesLists.every((l) => this.isLiteral((l as { List: { items?: Node[] } }).List.items?.[at]));
+    // Under GROUPING SETS an output column left out of a set reads as NULL, a constant included.
+    if (select.groupClause?.length) return false;
     let position = 0;
     for (const item of select.targetList ?? []) {
       const res = (item as { ResTarget: ResTarget }).ResTarget;

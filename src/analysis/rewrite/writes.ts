@@ -3,8 +3,10 @@
 // Reads inside a write (FROM, USING, subqueries, CTEs) are already derived tables. The target
 // itself cannot be: PostgreSQL writes to the real table, and every column of it is in scope
 // in SET, WHERE, ON CONFLICT and RETURNING, hidden ones included. So the target gets
-// explicit checks: its tenant predicate (and row filter) is ANDed into the statement, and
-// every column reference that could reach a hidden or masked column of it is resolved here.
+// explicit checks: its tenant predicate (and row filter) is ANDed into the statement, every
+// column reference that could reach a hidden or masked column of it is resolved
+// (write-target.ts), and an INSERT's rows get the proxy's tenant (insert-rows.ts), which
+// tenant-binding.ts checks again on the tree that is forwarded.
 import type { ColumnRef, DeleteStmt, InsertStmt, Node, OnConflictClause, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';

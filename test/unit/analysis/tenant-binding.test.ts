@@ -52,6 +52,7 @@ const FORWARDED: Array<[string, ErrorCode | 'ok']> = [
   [`INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT 1, 2, ${T} UNION ALL SELECT 1, 2, '2'::int`, 'tenant_forged'],
   [`INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT * FROM (SELECT 1, 2, ${T}) AS s`, 'tenant_forged'],
   [`INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT 1, 2, (SELECT ${T})`, 'tenant_forged'],
+  [`INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT 1, 2, ${T} FROM (SELECT 1) s GROUP BY GROUPING SETS ((1), (3))`, 'tenant_forged'],
   [`WITH x AS (INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, '2'::int) RETURNING id) SELECT * FROM x`, 'tenant_forged'],
   [`SELECT * FROM (WITH x AS (INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, '2'::int) RETURNING id) SELECT * FROM x) s`, 'tenant_forged'],
   [`EXPLAIN INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, '2'::int)`, 'tenant_forged'],
