@@ -167,6 +167,12 @@ export const catalogue = {
     message: 'the statement names another tenant',
     hint: 'Leave the tenant column out: the proxy fills it in from your credentials.',
   },
+  column_count_mismatch: {
+    sqlstate: '42601',
+    severity: 'ERROR',
+    message: 'INSERT has more expressions than target columns',
+    hint: 'Give exactly one value per listed column, in every VALUES row and in the SELECT list (in each branch of a UNION, INTERSECT or EXCEPT). Leave the tenant column out: the proxy sets it.',
+  },
   column_not_found: {
     sqlstate: '42703',
     severity: 'ERROR',

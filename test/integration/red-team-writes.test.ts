@@ -19,6 +19,7 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { RawClient, type Message } from '../support/raw-client';
 import { startRelay, type Relay } from '../support/relay';
+import { checkTenantIntegrityAfterEach, unwatchTenantIntegrity, watchTenantIntegrity } from '../support/tenant-integrity';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const WRITE_POLICY = path.join(FIXTURES, 'write-policy.yaml');
@@ -66,6 +67,7 @@ interface Target {
 async function startTarget(policy: string, setup: string[] = [], extraForbidden: string[] = []): Promise<Target> {
   const db = await createTestDatabase();
   for (const sql of [...setup, 'ANALYZE customers', 'ANALYZE orders']) await db.query(sql);
+  watchTenantIntegrity(db);
   const proxy = await startTestProxy(db.url, { policies: [policy] });
   const target = { db, proxy, received: [] as Buffer[], forbidden: [...FORBIDDEN, ...extraForbidden], clients: new Map() } as Target;
   target.relay = await startRelay('127.0.0.1', proxy.port, (chunk) => target.received.push(Buffer.from(chunk)));
@@ -78,11 +80,15 @@ async function closeClients(t: Target | undefined): Promise<void> {
 }
 
 async function stopTarget(t: Target | undefined): Promise<void> {
+  unwatchTenantIntegrity(t?.db);
   await closeClients(t);
   await t?.relay?.close();
   await t?.proxy?.close();
   await t?.db?.drop();
 }
+
+// After every test: no row of one tenant references a row of another, in any database a target holds.
+checkTenantIntegrityAfterEach();
 
 type PgError = Error & { code?: string; routine?: string; detail?: string; hint?: string; column?: string; constraint?: string };
 

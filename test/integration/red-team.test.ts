@@ -428,7 +428,6 @@ const REFUSALS: Array<[string, string]> = [
   ["/*dry_run='perhaps'*/ /*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.statement_not_allowed'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 2)", 'ormai.tenant_forged'],
   ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, 1 + 1)", 'ormai.tenant_forged'],
-  ["/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, DEFAULT)", 'ormai.tenant_forged'],
   ["INSERT INTO customers (name, email) VALUES ('x', 'y')", 'ormai.model_writes_disabled'],
   ["UPDATE orders SET status = 'x'", 'ormai.model_writes_disabled'],
 ];
@@ -439,6 +438,8 @@ const ALLOWED_WRITES = [
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders WHERE total_cents > 100000 RETURNING *",
   "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders",
   "/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x",
+  // DEFAULT for the tenant column is the proxy's tenant, as when the column is left out.
+  "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, DEFAULT) RETURNING *",
 ];
 
 describe.each(modes)('red-team allowed writes under the $protocol protocol', (mode) => {

@@ -5,6 +5,7 @@ import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { startRelay, type Relay } from '../support/relay';
+import { expectNoCrossTenantReferences } from '../support/tenant-integrity';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml');
 const R = "/*reason='integration test'*/ ";
@@ -24,6 +25,8 @@ afterAll(async () => {
   await proxy?.close();
   await db?.drop();
 });
+// After every test: no row of one tenant references a row of another.
+afterEach(() => expectNoCrossTenantReferences(db));
 
 /** Tenant 2's data and every hidden or raw masked value: none of it may reach tenant 1's agent. */
 const FORBIDDEN = ['Globex', 'hank@globex.com', '990000', '123400', 'sk_live_', 'DO_NOT_LEAK', 'jane@acme.com', 'joe@acmelabs.com', '555-0100'];

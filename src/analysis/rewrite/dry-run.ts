@@ -72,13 +72,23 @@ export function previewDelete(stmt: DeleteStmt, table: ScopedTable, ref: string)
   return select;
 }
 
-/** The preview of an INSERT: the rows as they would be inserted (the tenant column included). */
-export function previewInsert(stmt: InsertStmt): SelectStmt {
+/** The previews of INSERTs this module built, with their target: tenant-binding.ts checks their rows as it checks an INSERT's. */
+const INSERT_PREVIEWS = new WeakMap<object, ScopedTable>();
+
+/** The target of an INSERT preview (`(<rows>) AS ormai_insert(<columns>)`), when `node` is one. */
+export function insertPreviewTarget(node: object): ScopedTable | undefined {
+  return INSERT_PREVIEWS.get(node);
+}
+
+/** The preview of an INSERT: the rows as they would be inserted (the tenant column included), named by the INSERT's column list. */
+export function previewInsert(stmt: InsertStmt, table: ScopedTable): SelectStmt {
   if (stmt.onConflictClause) throw unsupported('INSERT … ON CONFLICT');
   if (!stmt.selectStmt) throw unsupported('INSERT … DEFAULT VALUES');
   const cols = (stmt.cols ?? []).map((c) => quoteIdent((c as { ResTarget: ResTarget }).ResTarget.name ?? ''));
   const select = parseTemplate(`SELECT ${COUNT}, ormai_insert.* FROM (SELECT) AS ormai_insert(${cols.join(', ')})`, 'dry run');
-  (select.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = cloneTree(stmt.selectStmt);
+  const rows = (select.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect;
+  rows.subquery = cloneTree(stmt.selectStmt);
+  INSERT_PREVIEWS.set(rows, table);
   withClauseOf(stmt, select);
   return select;
 }

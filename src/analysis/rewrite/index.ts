@@ -20,6 +20,8 @@ import {
   tooDeep,
 } from './refusals';
 import { forgesTenant } from './tenant';
+import { NO_CTES, withScope } from './source-arity';
+import { checkTenantBinding } from './tenant-binding';
 import { approvalsTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
@@ -90,6 +92,8 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {
     out.flags = [...(stmt.flags ?? []), 'tenant_forged'];
   }
+  // Last, on the tree that is forwarded: every inserted row carries the proxy's tenant (tenant-binding.ts).
+  checkTenantBinding(out.stmt, scope, principal);
   return out;
 }
 
@@ -135,11 +139,14 @@ export function nestedWrites(top: Node, allowed: ReadonlySet<unknown> = new Set(
  */
 function guardCteWrites(top: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>): Array<{ body: unknown; info: WriteInfo }> {
   const out: Array<{ body: unknown; info: WriteInfo }> = [];
-  const ctes = (nodeBody<SelectStmt>(top).withClause?.ctes ?? []) as Array<{ CommonTableExpr?: { ctequery?: Node } }>;
+  const withClause = nodeBody<SelectStmt>(top).withClause;
+  const ctes = (withClause?.ctes ?? []) as Array<{ CommonTableExpr?: { ctename?: string; ctequery?: Node } }>;
+  // What each CTE sees of its siblings: an INSERT's source may read one, and is counted through it.
+  const visible = withScope(withClause, NO_CTES);
   for (const cte of ctes) {
     const query = cte.CommonTableExpr?.ctequery;
     if (!query || !['InsertStmt', 'UpdateStmt', 'DeleteStmt'].includes(nodeTypeOf(query))) continue;
-    const guarded = guardWrite(query, scope, principal, tags, false, false)!;
+    const guarded = guardWrite(query, scope, principal, tags, false, false, visible.get(cte.CommonTableExpr?.ctename ?? '')?.scope)!;
     if (guarded.preview) {
       throw new ProxyError('statement_not_allowed', { message: 'a dry run of a write inside WITH is not supported', hint: 'Dry-run the write as its own statement.' });
     }

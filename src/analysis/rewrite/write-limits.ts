@@ -1,0 +1,187 @@
+// Limits on how much a write may change: max_affected_rows, decided inside the statement, and the require_approval rule that holds a write.
+import type { DeleteStmt, InsertStmt, Node, ResTarget, SelectStmt, UpdateStmt } from '@pgsql/types';
+import type { Principal } from '../../auth/principal';
+import { ProxyError } from '../../errors/catalogue';
+import type { RawPolicy } from '../../policy/schema';
+import type { ReadScope, ScopedTable } from '../../policy/scope';
+import { deparseVerified } from '../deparse';
+import { nodeBody } from '../types';
+import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
+import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
+import { checkTenantBinding } from './tenant-binding';
+import { refName, type Op } from './write-target';
+
+export interface ApprovalNeed {
+  /** The rule, for humans: "update orders when affected_rows > 50". */
+  rule: string;
+  approvers: number;
+  expiresInS: number;
+  /** The rule holds only when more rows than this would change: the session counts first, with `countSql`. */
+  affectedRowsGt?: number;
+  /** `SELECT count(*) …` over the same rows as the write (its parameters are the write's). */
+  countSql?: string;
+  /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
+  previewSql?: string;
+}
+
+// ---- max_affected_rows: decided inside the statement, before anything is committed ----
+
+/** The marker the database's error carries when the cap is exceeded; results/write-errors.ts turns it into max_affected_rows_exceeded. */
+export const AFFECTED_ROWS_MARKER = 'ormai:max_affected_rows:';
+
+/**
+ * INSERT … VALUES: the rows are counted here. UPDATE and DELETE get one more condition: an
+ * uncorrelated subquery (run once, in the statement's own snapshot) counts the rows the same
+ * FROM/USING and WHERE select, and when there are more than the cap it fails the statement with
+ * a cast error carrying the marker and the count: nothing is written, in or out of a
+ * transaction block, under either protocol. The failing cast depends on the count, so the
+ * planner cannot fold it into an error before the statement runs.
+ */
+export function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap: number, table: ScopedTable): void {
+  if (op === 'insert') {
+    const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
+    const rows = select?.valuesLists?.length;
+    if (rows === undefined || select?.op !== 'SETOP_NONE') {
+      throw new ProxyError('statement_not_allowed', {
+        message: `INSERT … SELECT into ${stmt.relation?.relname} is not allowed under max_affected_rows`,
+        hint: `Insert with VALUES, at most ${cap} rows per statement.`,
+      });
+    }
+    if (rows > cap) throw tooManyRows(rows, cap);
+    return;
+  }
+  refuseVolatile(stmt, 'max_affected_rows');
+  const guard = parseTemplate(
+    `SELECT WHERE (SELECT CASE WHEN ormai_count.n <= ${cap} THEN true ELSE ('${AFFECTED_ROWS_MARKER}' || ormai_count.n || ':${cap}')::int > 0 END ` +
+      'FROM (SELECT) AS ormai_count)',
+    'affected-row guard',
+  ).whereClause as { SubLink: { subselect: { SelectStmt: SelectStmt } } };
+  const from = guard.SubLink.subselect.SelectStmt.fromClause![0] as { RangeSubselect: { subquery: Node } };
+  from.RangeSubselect.subquery = { SelectStmt: countRows(stmt, op, table) };
+  stmt.whereClause = andExpr(stmt.whereClause, guard as unknown as Node);
+}
+
+/** Functions whose value changes from one call to the next: a count of the rows they select says nothing about the write's. */
+const VOLATILE = new Set(['random', 'random_normal', 'setseed', 'gen_random_uuid', 'uuidv4', 'uuidv7', 'clock_timestamp', 'timeofday', 'nextval']);
+
+function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string): void {
+  walk([stmt.whereClause, stmt.fromClause, stmt.usingClause], (node) => {
+    const name = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall?.funcname?.at(-1);
+    if (name && 'String' in name && VOLATILE.has(name.String.sval ?? '')) {
+      throw new ProxyError('statement_not_allowed', {
+        message: `${name.String.sval}() cannot choose the rows of a write under ${what}`,
+        hint: 'Choose the rows with a deterministic condition (ids, dates, statuses).',
+      });
+    }
+  });
+}
+
+/** `SELECT count(*) AS n FROM <target>, <FROM/USING> WHERE <the write's WHERE>`: the rows an UPDATE or DELETE changes. */
+function countRows(stmt: UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): SelectStmt {
+  const ref = refName(stmt.relation!);
+  const sources = (op === 'update' ? stmt.fromClause : stmt.usingClause) ?? [];
+  // With FROM/USING, a target row joined to several source rows is still changed once.
+  const counted = sources.length > 0 ? `DISTINCT ${quoteIdent(ref)}.ctid` : '*';
+  const count = parseTemplate(`SELECT count(${counted}) AS n`, 'row count');
+  count.fromClause = [{ RangeVar: targetOf(stmt.relation!, table) }, ...cloneTree(sources)];
+  // The write's WITH: a CTE may shadow a name the WHERE uses (the target itself is schema-qualified above).
+  if (stmt.withClause) count.withClause = cloneTree(stmt.withClause);
+  if (stmt.whereClause) count.whereClause = cloneTree(stmt.whereClause);
+  return count;
+}
+
+// ---- require_approval: which rule holds this write ----
+
+/**
+ * The first require_approval rule for this operation and model whose condition holds. A
+ * condition on an assigned field compares the constant the statement assigns; a field assigned
+ * from anything else (a parameter, an expression, a query) may hold any value, so the rule
+ * applies. A condition on affected rows is left to the session, which counts first.
+ */
+export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): ApprovalNeed | undefined {
+  // INSERT … ON CONFLICT DO UPDATE may update rows: the update rules apply to it as well.
+  const operations = new Set<string>([op === 'insert' ? 'create' : op]);
+  if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
+  for (const rule of scope.policy.raw.require_approval) {
+    if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
+    const when = rule.when;
+    if (when?.field !== undefined && !fieldMatches(stmt, op, when.field.toLowerCase(), when)) continue;
+    const preview = previewSql(stmt, op, table, scope, principal);
+    const need: ApprovalNeed = { rule: describeRule(rule), approvers: rule.approvers, expiresInS: rule.expires_in_s, ...(preview ? { previewSql: preview } : {}) };
+    if (when?.affected_rows_gt === undefined) return need;
+    if (op === 'insert') {
+      const rows = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt).valuesLists?.length : 1;
+      if (rows !== undefined && rows <= when.affected_rows_gt) continue;
+      return need;
+    }
+    refuseVolatile(stmt, 'an approval rule on affected rows');
+    return { ...need, affectedRowsGt: when.affected_rows_gt, countSql: deparseVerified([{ SelectStmt: countRows(stmt, op, table) }])[0] };
+  }
+  return undefined;
+}
+
+const PREVIEW_ROWS = 100;
+
+/** The dry run of the write, as one JSON value; undefined for the shapes a dry run cannot show. */
+function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): string | undefined {
+  let preview: SelectStmt;
+  try {
+    const ref = refName(stmt.relation!);
+    preview = op === 'insert' ? previewInsert(stmt, table) : op === 'update' ? previewUpdate(stmt, table, ref) : previewDelete(stmt, table, ref);
+  } catch {
+    return undefined;
+  }
+  preview.limitCount = { A_Const: { ival: { ival: PREVIEW_ROWS } } };
+  preview.limitOption = 'LIMIT_OPTION_COUNT';
+  const outer = parseTemplate("SELECT coalesce(json_agg(ormai_preview), '[]') FROM (SELECT) AS ormai_preview", 'approval preview');
+  (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: preview };
+  // The approvers' preview is forwarded too: its rows meet the same check as the write's.
+  checkTenantBinding({ SelectStmt: outer }, scope, principal);
+  return deparseVerified([{ SelectStmt: outer }])[0];
+}
+
+type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;
+
+function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when: Condition): boolean {
+  const values: Array<Node | undefined> = [];
+  const setValues = (items: Node[] | undefined) => {
+    for (const item of items ?? []) {
+      const res = (item as { ResTarget: ResTarget }).ResTarget;
+      if (res.name === field) values.push(res.val);
+    }
+  };
+  if (op === 'insert') {
+    const at = (stmt.cols ?? []).findIndex((c) => (c as { ResTarget: ResTarget }).ResTarget.name === field);
+    const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
+    if (at >= 0) {
+      const rows = select?.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items);
+      if (!rows) return true; // INSERT … SELECT: any value
+      for (const row of rows) values.push(row[at]);
+    }
+  } else {
+    setValues(stmt.targetList);
+  }
+  setValues(stmt.onConflictClause?.targetList);
+  return values.some((v) => {
+    // Only a plain constant is compared; anything else (a cast, a parameter, an expression) may be any value.
+    const text = bareConstantText(v);
+    if (text === undefined) return true;
+    const same = (x: string | number | boolean) => (typeof x === 'number' && text.trim() !== '' && !Number.isNaN(Number(text)) ? Number(text) === x : String(x) === text);
+    if (when.equals !== undefined && !same(when.equals)) return false;
+    if (when.in !== undefined && !when.in.some(same)) return false;
+    return true;
+  });
+}
+
+function describeRule(rule: RawPolicy['require_approval'][number]): string {
+  const parts: string[] = [];
+  const w = rule.when;
+  if (w?.field !== undefined && w.equals !== undefined) parts.push(`${w.field} = ${JSON.stringify(w.equals)}`);
+  if (w?.field !== undefined && w.in !== undefined) parts.push(`${w.field} in ${JSON.stringify(w.in)}`);
+  if (w?.affected_rows_gt !== undefined) parts.push(`affected_rows > ${w.affected_rows_gt}`);
+  return `${rule.operation} ${rule.model}${parts.length ? ` when ${parts.join(' and ')}` : ''}`;
+}
+
+export function tooManyRows(rows: number, cap: number): ProxyError {
+  return new ProxyError('max_affected_rows_exceeded', { message: `the write would change ${rows} rows; the policy allows at most ${cap}` });
+}
