@@ -22,7 +22,7 @@ import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
-import { parseMessage } from '../upstream/parse-message';
+import { parseMessage, withResultFormats } from '../upstream/messages';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
@@ -407,15 +407,16 @@ export class Session {
       return undefined;
     }
     const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
+    const formats = this.resultFormats(message, prepared);
     const portal: Portal = {
       cap: new RowCap(prepared.rowLimit),
-      resultFormats: message.resultFormats,
+      resultFormats: formats,
       writes: prepared.writes,
       targets: prepared.targets,
       prepared,
       ...(prepared.held ? { held: { ...prepared.held, statementSql: prepared.sql, params } } : {}),
     };
-    const send = () => this.forward(message.raw, { kind: 'bind', effect: this.state.bind(message.portal, portal) });
+    const send = () => this.forward(this.bindBytes(message, formats), { kind: 'bind', effect: this.state.bind(message.portal, portal) });
     if (!prepared.reads || !this.budgets.limitsScans) {
       send();
       return undefined;
@@ -425,6 +426,22 @@ export class Session {
       if (refused) this.refuse('bind', refused, this.sentOf(prepared));
       else send();
     });
+  }
+
+  /**
+   * The Bind to forward: the agent's bytes, unless the statement's capture columns need result
+   * formats of their own. A list of one code per column (pgx and JDBC send one) would be short
+   * by the columns the proxy appended; they are read as text.
+   */
+  private bindBytes(message: Extract<FrontendMessage, { type: 'Bind' }>, formats: readonly number[]): Buffer {
+    return formats === message.resultFormats ? message.raw : withResultFormats(message, formats);
+  }
+
+  /** The result formats forwarded: the agent's, and text for the capture columns when the agent gave one code per column. */
+  private resultFormats(message: Extract<FrontendMessage, { type: 'Bind' }>, prepared: Prepared): number[] {
+    const width = prepared.statements[0]?.write?.capture?.width ?? 0;
+    if (width === 0 || message.resultFormats.length <= 1) return message.resultFormats;
+    return [...message.resultFormats, ...new Array<number>(width).fill(0)];
   }
 
   /** Execute of a portal: the query budget, then for a write the write budget and approval rules; its audit event when it ends. */

@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { RawClient, type Message } from '../support/raw-client';
 // pg-protocol's serializer warns on every name over 63 bytes; this one writes the same bytes silently.
-import { parseMessage } from '../../src/upstream/parse-message';
+import { parseMessage, withResultFormats } from '../../src/upstream/messages';
 import { DEADLINE, SESSION_LIMITS } from '../../src/session/session';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
@@ -566,5 +566,30 @@ describe('what drivers send to tidy a session is run, and the session follows it
     });
     expect(errors(answers[3]).map((e) => e.code)).toEqual(['25P02']);
     expect(rowsOf(answers[5])).toEqual([['9']]);
+  });
+});
+
+describe('result formats of a write with capture columns (pgx, JDBC)', () => {
+  test('a Bind with one format code per RETURNING column runs the write; codes apply to the agent\'s columns', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      const bind = serialize.bind({ statement: 'w' });
+      c.send(
+        parseMessage('w', `${R}UPDATE orders SET total_cents = total_cents WHERE id = 1 RETURNING id, status`),
+        withResultFormats({ portal: '', statement: 'w', paramFormats: [], params: [], raw: bind }, [1, 0]),
+        serialize.describe({ type: 'P', name: '' }),
+        serialize.execute({}),
+        serialize.sync(),
+      );
+      return untilReadyN(c, 1);
+    });
+    expect(errors(answers[0])).toEqual([]);
+    const description = answers[0].find((m) => m.name === 'rowDescription') as unknown as { fields: Array<{ name: string; format: string }> };
+    expect(description.fields.map((f) => [f.name, f.format])).toEqual([['id', 'binary'], ['status', 'text']]);
+    const row = answers[0].find((m) => m.name === 'dataRow') as unknown as { fields: unknown[] };
+    expect(row.fields).toHaveLength(2);
+    expect(tags(answers[0])).toEqual(['UPDATE 1']);
+    const [event] = await statementEvents(p, 1);
+    expect(event.changes?.rows).toEqual([{ key: { id: '1' }, before: { total_cents: '10000' }, after: { total_cents: '10000' } }]);
   });
 });

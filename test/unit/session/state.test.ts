@@ -2,7 +2,7 @@
 import { serialize } from 'pg-protocol';
 import { nameKey, SessionState } from '../../../src/session/state';
 import type { Portal, Prepared } from '../../../src/session/statements';
-import { parseMessage } from '../../../src/upstream/parse-message';
+import { parseMessage, withResultFormats } from '../../../src/upstream/messages';
 
 const prepared = (name: string, sql: string) => ({ name, sql }) as unknown as Prepared;
 const portal = (sql: string) => ({ prepared: prepared('', sql) }) as unknown as Portal;
@@ -114,5 +114,17 @@ describe('parseMessage', () => {
     ['né', "SELECT 'ü'", [4294967295]],
   ])('writes the same bytes as pg-protocol for %j', (name, text, types) => {
     expect(parseMessage(name, text, types)).toEqual(serialize.parse({ name, text, types }));
+  });
+});
+
+describe('withResultFormats', () => {
+  test('replaces the tail of a Bind and keeps the rest byte for byte', () => {
+    const params = [Buffer.from('42'), null, Buffer.from('x')];
+    const before = serialize.bind({ portal: 'p', statement: 's', values: ['42', null, 'x'] });
+    const after = withResultFormats({ portal: 'p', statement: 's', paramFormats: [0, 0, 0], params, raw: before }, [1, 0, 0]);
+    const head = before.length - 2 - 2; // the agent's Bind asked for one format code (text)
+    expect(after.subarray(5, head)).toEqual(before.subarray(5, head));
+    expect(after.readInt32BE(1)).toBe(after.length - 1);
+    expect([...after.subarray(head)]).toEqual([0, 3, 0, 1, 0, 0, 0, 0]);
   });
 });
