@@ -47,12 +47,18 @@ export function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule,
   const tenantColumn = table.tenantColumn;
   const names: string[] = [];
   const tenantAt: number[] = [];
+  // A column given DEFAULT in every VALUES row is one left out (ORMs write `VALUES (DEFAULT, …)`):
+  // no rule about assigning it applies, since nothing is assigned.
+  const valueRows = valuesRows(insert);
+  const defaulted = (i: number) => valueRows !== undefined && valueRows.length > 0 && valueRows.every((row) => row[i] !== undefined && 'SetToDefault' in row[i]);
   cols.forEach((col, i) => {
     const name = col.name ?? '';
     if (tenantColumn && name === tenantColumn && !col.indirection?.length) {
       tenantAt.push(i); // checked against the principal below
       return;
     }
+    // (A hidden column still does not exist, DEFAULT or not.)
+    if (defaulted(i) && !col.indirection?.length && target.visible.has(name)) return;
     checkWritable(name, target, rule);
     names.push(name);
   });
@@ -62,7 +68,7 @@ export function checkInsert(insert: InsertStmt, target: Target, rule: WriteRule,
   if (given !== cols.length) throw insertArityError(cols.length, given);
 
   if (!tenantColumn || tenantAt.length === 0) return names;
-  const rows = valuesRows(insert);
+  const rows = valueRows;
   // INSERT … SELECT naming the tenant column: its values come from a query and cannot be judged.
   if (!rows) throw forged(tenantColumn);
   for (const row of rows) {

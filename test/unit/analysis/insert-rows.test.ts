@@ -96,6 +96,11 @@ const cases: Golden[] = [
     out: `WITH x AS (INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, ${T}) RETURNING tenant_id) SELECT * FROM x LIMIT 201`,
   },
   { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT 1, 1, DEFAULT', err: 'tenant_forged' },
+  // DEFAULT in every row is a column left out: a key the database numbers may be listed so (Drizzle, TypeORM)…
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (DEFAULT, 1, 1), (DEFAULT, 2, 2)', out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (DEFAULT, 1, 1, ${T}), (DEFAULT, 2, 2, ${T})` },
+  // …but a value in any row assigns it, and a hidden column does not exist either way.
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) VALUES (DEFAULT, 1, 1), (7, 2, 2)', err: 'field_not_writable' },
+  { sql: 'INSERT INTO orders (id, customer_id, total_cents) SELECT DEFAULT, 1, 1', err: 'field_not_writable' },
   { sql: 'INSERT INTO orders (tenant_id, customer_id, tenant_id) VALUES (1, 1, 1)', err: 'tenant_forged' },
   { sql: 'INSERT INTO orders (customer_id, total_cents, tenant_id) SELECT 1, 2, 1 UNION SELECT 1, 2, 1', err: 'tenant_forged' },
   // A table without a tenant column: the count still holds, nothing is added.
