@@ -1,6 +1,7 @@
 // The proxy's Prometheus metrics: one registry per proxy, a typed recording API for the session, and gauges read from callbacks.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheStats } from '../analysis/cache';
+import { parserStats } from '../analysis/parser-host';
 import type { StatementKind } from '../analysis/types';
 import type { ApprovalStore } from '../approvals/types';
 import { catalogue } from '../errors/catalogue';
@@ -25,6 +26,7 @@ export interface AuditCounters {
   failures: number;
 }
 
+export const ANALYSIS_ERROR_CODES = ['statement_too_large', 'statement_too_complex', 'analysis_unavailable', 'internal_error'] as const;
 export const BUDGET_CODES = ['scan_budget_exceeded', 'query_rate_limited', 'write_rate_limited', 'max_affected_rows_exceeded'] as const;
 const KINDS = new Set<string>(['read', 'write', 'transaction', 'session', 'unknown']);
 const DECISIONS = new Set<string>(['allowed', 'refused', 'held', 'error']);
@@ -101,6 +103,31 @@ export class ProxyMetrics {
     new Counter({ name: 'ormai_statement_cache_hits_total', help: 'Statements answered from the analysis cache.', registers, collect() { setCounter(this, read(self.cache, NO_CACHE).hits); } });
     new Counter({ name: 'ormai_statement_cache_misses_total', help: 'Statements analysed afresh.', registers, collect() { setCounter(this, read(self.cache, NO_CACHE).misses); } });
     new Gauge({ name: 'ormai_statement_cache_entries', help: 'Analyses held in the statement cache.', registers, collect() { this.set(read(self.cache, NO_CACHE).size); } });
+    new Gauge({ name: 'ormai_statement_cache_bytes', help: 'Estimated heap bytes held by the statement cache.', registers, collect() { this.set(read(self.cache, NO_CACHE).bytes ?? 0); } });
+    // The parser is the process's (one WebAssembly instance at a time), so these count for the process.
+    new Counter({
+      name: 'ormai_parser_recycles_total',
+      help: 'Parser instances replaced, by reason (failure: a call ended abnormally; memory: its heap grew too large).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const recycled = read(parserStats, undefined)?.recycled ?? { failure: 0, memory: 0 };
+        this.reset();
+        for (const [reason, n] of Object.entries(recycled)) this.inc({ reason }, n);
+      },
+    });
+    new Counter({ name: 'ormai_parser_unavailable_total', help: 'Statements refused because no parser instance was loaded.', registers, collect() { setCounter(this, read(parserStats, undefined)?.unavailable ?? 0); } });
+    new Counter({
+      name: 'ormai_analysis_errors_total',
+      help: 'Analyses refused by a work bound or ended by a failure, by error code.',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        const errors = read(parserStats, undefined)?.analysisErrors ?? {};
+        this.reset();
+        for (const code of ANALYSIS_ERROR_CODES) this.inc({ code }, errors[code] ?? 0);
+      },
+    });
     new Gauge({ name: 'ormai_audit_queue_depth', help: 'Audit events waiting for their sinks.', registers, collect() { this.set(read(self.audit, NO_AUDIT).depth); } });
     new Counter({ name: 'ormai_audit_failures_total', help: 'Audit sink deliveries that failed.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).failures); } });
     new Gauge({

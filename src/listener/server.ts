@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
 import type { AuditPort } from '../audit/port';
+import { setAnalysisLimits } from '../analysis/bounds';
 import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
 import { Planner } from '../budgets/planner';
@@ -35,7 +36,7 @@ export class ProxyServer {
   private readonly sessionSockets = new WeakSet<net.Socket>();
   private readonly cancels = new CancelRegistry();
 
-  readonly cache = new StatementCache();
+  readonly cache: StatementCache;
   readonly planner: Planner;
 
   readonly rateLimits: RateLimitStore;
@@ -50,6 +51,9 @@ export class ProxyServer {
     private readonly log: Logger,
     services: ServerServices = {},
   ) {
+    // The analysis bounds are the process's: one proxy per process.
+    setAnalysisLimits(config.analysis);
+    this.cache = new StatementCache(config.analysis.cacheBytes);
     this.rateLimits = services.rateLimits ?? new MemoryRateLimitStore();
     if (services.approvals) this.approvals = services.approvals;
     if (services.audit) this.audit = services.audit;
