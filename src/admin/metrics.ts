@@ -26,6 +26,11 @@ export interface AuditCounters {
   failures: number;
 }
 
+/** Why a connection was refused before its session started (the bounds on unauthenticated clients). */
+export const CONNECTION_REFUSALS = ['startup_connections', 'startup_message_too_large', 'startup_timeout', 'too_many_connections'] as const;
+export type ConnectionRefusal = (typeof CONNECTION_REFUSALS)[number];
+const REFUSALS = new Set<string>(CONNECTION_REFUSALS);
+
 export const ANALYSIS_ERROR_CODES = ['statement_too_large', 'statement_too_complex', 'analysis_unavailable', 'internal_error'] as const;
 export const BUDGET_CODES = ['scan_budget_exceeded', 'query_rate_limited', 'write_rate_limited', 'max_affected_rows_exceeded'] as const;
 const KINDS = new Set<string>(['read', 'write', 'transaction', 'session', 'unknown']);
@@ -76,6 +81,7 @@ export class ProxyMetrics {
   private readonly analysisTime: Histogram;
   private readonly upstreamTime: Histogram;
   private readonly logins: Counter<'method' | 'outcome'>;
+  private readonly refusedConnections: Counter<'reason'>;
   private readonly reloads: Counter;
   private readonly reloadFailures: Counter;
   private readonly includeProcess: boolean;
@@ -97,6 +103,8 @@ export class ProxyMetrics {
     this.analysisTime = new Histogram({ name: 'ormai_rewrite_duration_seconds', help: 'Time to parse, check, rewrite and deparse a statement.', buckets: DURATION_BUCKETS, registers });
     this.upstreamTime = new Histogram({ name: 'ormai_upstream_duration_seconds', help: 'Time the upstream database took to answer a statement.', buckets: DURATION_BUCKETS, registers });
     this.logins = new Counter({ name: 'ormai_logins_total', help: 'Agent logins, by method and outcome.', labelNames: ['method', 'outcome'], registers });
+    this.refusedConnections = new Counter({ name: 'ormai_connections_refused_total', help: 'Connections refused before their session started, by the bound that refused them.', labelNames: ['reason'], registers });
+    for (const reason of CONNECTION_REFUSALS) this.refusedConnections.inc({ reason }, 0);
     this.reloads = new Counter({ name: 'ormai_policy_reloads_total', help: 'Policy reloads that replaced the snapshot.', registers });
     this.reloadFailures = new Counter({ name: 'ormai_policy_reload_failures_total', help: 'Policy reloads refused (the last good policy stays).', registers });
     new Gauge({ name: 'ormai_sessions_active', help: 'Agent sessions past authentication.', registers, collect() { this.set(read(self.sessions, 0)); } });
@@ -172,6 +180,11 @@ export class ProxyMetrics {
   /** `method`: scram-sha-256, password or jwt (anything else counts as 'other'). */
   login(method: string, ok: boolean): void {
     this.logins.inc({ method: bounded(method, (m) => LOGIN_METHODS.has(m)), outcome: ok ? 'success' : 'failure' });
+  }
+
+  /** A connection refused by a bound on unauthenticated clients or on sessions. */
+  connectionRefused(reason: ConnectionRefusal): void {
+    this.refusedConnections.inc({ reason: REFUSALS.has(reason) ? reason : 'other' });
   }
 
   /** A policy reload: `ok` false when the new file was refused. */

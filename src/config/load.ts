@@ -50,6 +50,7 @@ export interface ProxyConfig {
   maxClientConnections: number;
   maxMessageSize: number;
   analysis: AnalysisLimits & { cacheBytes: number };
+  startup: { maxMessageSize: number; timeoutMs: number; maxConnections: number };
   tls?: { cert: Buffer; key: Buffer; required: boolean };
   upstream: UpstreamTarget;
   policies: PolicySnapshot[];
@@ -161,6 +162,11 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
       maxStatementsPerQuery: raw.analysis.max_statements_per_query,
       analysisBudgetMs: raw.analysis.budget_ms,
       cacheBytes: raw.analysis.cache_size,
+    },
+    startup: {
+      maxMessageSize: Math.min(raw.startup.max_message_size, raw.max_message_size),
+      timeoutMs: raw.startup.timeout_ms,
+      maxConnections: raw.startup.max_connections,
     },
     tls: raw.tls
       ? { cert: readFile(dir, raw.tls.cert_file, 'TLS certificate'), key: readFile(dir, raw.tls.key_file, 'TLS key'), required: raw.tls.required }

@@ -131,6 +131,16 @@ const analysis = z.strictObject({
   cache_size: byteSize.default(64 * 1024 * 1024),
 });
 
+/** Connections that have not finished startup and authentication. */
+const startup = z.strictObject({
+  /** Largest message before authentication (startup packet, password, SASL); refused as soon as its length is read. */
+  max_message_size: byteSize.default(10_000),
+  /** Time from accept to a finished login; PostgreSQL's authentication_timeout is 60 s. */
+  timeout_ms: z.number().int().positive().default(10_000),
+  /** Connections still in startup or authentication at once, apart from max_client_connections. */
+  max_connections: z.number().int().positive().default(32),
+});
+
 export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:6432'),
   admin_listen: hostPort.default('127.0.0.1:9090'),
@@ -149,6 +159,7 @@ export const configSchema = z.strictObject({
     budget_ms: 2000,
     cache_size: 64 * 1024 * 1024,
   }),
+  startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
   tls: tlsServer.optional(),
   upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public' }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),

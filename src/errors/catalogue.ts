@@ -287,6 +287,12 @@ export const catalogue = {
     message: 'the proxy cannot check statements right now',
     hint: 'Nothing was run. The statement checker is restarting; retry the same statement in a moment.',
   },
+  authentication_timeout: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'authentication did not complete in time',
+    hint: 'Complete the startup and authentication exchange promptly after connecting; the proxy closes connections that stay unauthenticated.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;
