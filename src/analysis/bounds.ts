@@ -34,7 +34,7 @@ export const DEFAULT_ANALYSIS_LIMITS: AnalysisLimits = Object.freeze({
   maxStatementBytes: 1024 * 1024,
   maxNestingDepth: 400,
   maxTerms: 100_000,
-  maxParseNodes: 1_000_000,
+  maxParseNodes: 100_000,
   maxCtes: 100,
   maxCteDepth: 16,
   maxStatementsPerQuery: 1_000,

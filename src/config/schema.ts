@@ -119,7 +119,7 @@ const analysis = z.strictObject({
   /** Names, keywords, literals and parameters in one text. */
   max_terms: z.number().int().positive().default(100_000),
   /** Nodes of the parsed tree. */
-  max_parse_nodes: z.number().int().positive().default(1_000_000),
+  max_parse_nodes: z.number().int().positive().default(100_000),
   max_ctes: z.number().int().positive().default(100),
   /** How deeply a WITH may nest inside a CTE. */
   max_cte_depth: z.number().int().positive().default(16),
@@ -152,7 +152,7 @@ export const configSchema = z.strictObject({
     max_statement_size: 1024 * 1024,
     max_nesting_depth: 400,
     max_terms: 100_000,
-    max_parse_nodes: 1_000_000,
+    max_parse_nodes: 100_000,
     max_ctes: 100,
     max_cte_depth: 16,
     max_statements_per_query: 1000,
