@@ -24,6 +24,10 @@ export interface StatementObservation {
 export interface AuditCounters {
   depth: number;
   failures: number;
+  /** Events never queued (queue full, log closed, or the session over its share). */
+  dropped?: number;
+  /** Of those, events of a session over its share of the queue. */
+  droppedOverShare?: number;
 }
 
 /** Why a connection was refused before its session started (the bounds on unauthenticated clients). */
@@ -137,6 +141,8 @@ export class ProxyMetrics {
       },
     });
     new Gauge({ name: 'ormai_audit_queue_depth', help: 'Audit events waiting for their sinks.', registers, collect() { this.set(read(self.audit, NO_AUDIT).depth); } });
+    new Counter({ name: 'ormai_audit_dropped_total', help: 'Audit events never queued: the queue was full, the log closed, or the session had used up its share.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).dropped ?? 0); } });
+    new Counter({ name: 'ormai_audit_dropped_session_share_total', help: 'Audit events of a session over its share of the queue (other sessions keep their room).', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).droppedOverShare ?? 0); } });
     new Counter({ name: 'ormai_audit_failures_total', help: 'Audit sink deliveries that failed.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).failures); } });
     new Gauge({
       name: 'ormai_rate_limit_store_up',

@@ -66,6 +66,16 @@ function run<T>(fn: (p: ParserInstance) => T): T {
  * statement_too_complex for text over the analysis bounds.
  */
 export function parseStatements(sql: string): Node[] {
+  return parseWithTexts(sql).map((s) => s.node);
+}
+
+/** Each statement of the text with its own text as the agent wrote it (for one audit event per statement). */
+export interface ParsedStatement {
+  node: Node;
+  text: string;
+}
+
+export function parseWithTexts(sql: string): ParsedStatement[] {
   assertLoaded();
   // The parser reads a C string: text after a NUL would be silently ignored. PostgreSQL's own
   // protocol cannot carry a NUL inside a statement, so anything holding one is refused.
@@ -88,11 +98,21 @@ export function parseStatements(sql: string): Node[] {
     }
     throw err;
   }
-  const nodes: Node[] = [];
-  for (const raw of result.stmts ?? []) {
-    if (raw.stmt) nodes.push(raw.stmt);
+  const raws = result.stmts ?? [];
+  // Locations are byte offsets into the UTF-8 text; ASCII text can be sliced as it is.
+  const ascii = !/[^\x00-\x7f]/.test(sql);
+  const bytes = ascii ? undefined : Buffer.from(sql, 'utf8');
+  const length = bytes ? bytes.length : sql.length;
+  const out: ParsedStatement[] = [];
+  for (const raw of raws) {
+    if (!raw.stmt) continue;
+    const start = raw.stmt_location ?? 0;
+    // stmt_len 0 means "to the end of the text".
+    const end = raw.stmt_len ? start + raw.stmt_len : length;
+    const text = raws.length === 1 ? sql : (bytes ? bytes.subarray(start, end).toString('utf8') : sql.slice(start, end)).trim();
+    out.push({ node: raw.stmt, text });
   }
-  return nodes;
+  return out;
 }
 
 /** The scanner's tokens (bounded like a parse). Throws GrammarError for text the scanner rejects. */

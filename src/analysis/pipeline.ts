@@ -10,7 +10,7 @@ import { extractTags } from './comments';
 import { deparseVerified } from './deparse';
 import { checkExpressions } from './expressions';
 import { checkText } from './bounds';
-import { parseStatements } from './parser';
+import { parseWithTexts } from './parser';
 import { countAnalysisError } from './parser-host';
 import { rewriteReads } from './rewrite';
 import { AnalysisBudget, checkTree } from './tree-bounds';
@@ -46,7 +46,8 @@ export function analyze(sql: string, context: AnalysisContext): Analysis {
     const budget = new AnalysisBudget();
     tags = extractTags(sql);
     const ctx: AnalysisContext = { ...context, tags };
-    const nodes = parseStatements(sql);
+    const parsed = parseWithTexts(sql);
+    const nodes = parsed.map((p) => p.node);
     if (nodes.length === 0) return { ok: true, sql: '', statements: [], tags };
     if (nodes.length > 1 && ctx.protocol === 'extended') {
       // PostgreSQL's own answer to the same Parse, so drivers see what they expect.
@@ -64,7 +65,7 @@ export function analyze(sql: string, context: AnalysisContext): Analysis {
     const rewritten = classified.map((stmt) => rewrite(stmt, ctx));
     budget.check('deparse');
     const texts = deparseVerified(rewritten.map((s) => s.stmt));
-    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i] }));
+    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i], agentSql: parsed[i].text }));
     return { ok: true, sql: texts.join('; '), statements, tags };
   } catch (err) {
     const error = toProxyError(err);

@@ -77,6 +77,12 @@ export class StatementAuditor {
     return text;
   }
 
+  /** The text an event carries: its own statement's within a multi-statement Query, else the whole text. */
+  private ownText(sent: SentStatement, statement: AnalyzedStatement | undefined, whole: { sql: string; sql_hmac: string }): { sql: string; sql_hmac: string } {
+    if (!this.port || sent.statements.length <= 1) return whole;
+    return this.textOf(this.port, statement?.agentSql ?? sent.agentSql, true);
+  }
+
   get enabled(): boolean {
     return this.port !== undefined;
   }
@@ -84,6 +90,8 @@ export class StatementAuditor {
   /** The refusal for a statement the audit trail cannot take now (writes always; reads as configured). */
   unavailable(writes: boolean): boolean {
     if (!this.port) return false;
+    // Back-pressure: a session whose own events fill its share of the queue waits for them to be written.
+    if (this.port.acceptsSession && !this.port.acceptsSession(this.base.sessionId)) return true;
     return writes ? !this.port.acceptsWrites() : !this.port.acceptsReads();
   }
 
@@ -100,9 +108,12 @@ export class StatementAuditor {
     const reported = new Array<boolean>(count).fill(false);
     let left = count;
     // The policy as the statement was sent: a hot reload before its results arrive must not relabel it.
+    // One statement (or a text refused whole): its event carries the whole text. Several: each
+    // event carries its own statement's text, so the trail grows with the text, not its square.
+    const whole = sent.statements.length <= 1;
     let live: { sent: SentStatement; text: { sql: string; sql_hmac: string }; who: Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> } | undefined = {
       sent,
-      text: port ? this.textOf(port, sent.agentSql, sent.statements.length > 0) : { sql: '', sql_hmac: '' },
+      text: port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0) : { sql: '', sql_hmac: '' },
       who: this.who(),
     };
     const mark = (index: number): void => {
@@ -116,7 +127,7 @@ export class StatementAuditor {
         mark(index);
         const statement = s.statements[index];
         const ms = performance.now() - started;
-        const draft = this.event(who, s, text, statement, outcome, ms);
+        const draft = this.event(who, s, this.ownText(s, statement, text), statement, outcome, ms);
         metrics?.statement({
           kind: (statement?.kind ?? 'unknown') as StatementObservation['kind'],
           decision: draft.decision as StatementObservation['decision'],
@@ -143,7 +154,7 @@ export class StatementAuditor {
           if (!reported[i]) {
             const { sent: s, text, who } = live;
             mark(i);
-            port?.emit(this.event(who, s, text, s.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
+            port?.emit(this.event(who, s, this.ownText(s, s.statements[i], text), s.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
           }
         }
         live = undefined;
