@@ -89,7 +89,8 @@ export function withParser<T>(fn: (p: ParserInstance) => T): T | undefined {
     if (!(err instanceof GrammarError) && instance.broken && active === instance) retire('failure');
     throw err;
   } finally {
-    if (!instance.broken && active === instance && instance.heapBytes() > RECYCLE_HEAP_BYTES) retire('memory');
+    // Grown, not broken: it keeps serving until a spare is loaded to take its place.
+    if (!instance.broken && active === instance && spare !== undefined && instance.heapBytes() > RECYCLE_HEAP_BYTES) retire('memory');
   }
 }
 

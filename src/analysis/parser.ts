@@ -1,23 +1,23 @@
 // PostgreSQL's own grammar (libpg-query, WebAssembly): bounded input, parsing, scanning for comments.
 //
 // Why the text is bounded before it reaches the parser, and why instances are replaced
-// (figures from this repository's machine, Node 20, libpg-query 18.1.5):
+// (figures from a shared 2-core machine, Node 20, libpg-query 18.1.5):
 // - The parser recurses once per tree level. `SELECT 1+1+…` with 10,000 terms overflows the
 //   stack inside the WebAssembly code (a RangeError thrown out of C); the C stack pointer is
-//   left where the trap hit, so each such failure leaks C stack, and after about 15 of them the
-//   stack runs into the heap: every later parse in the process failed with internal_error.
-//   Alone, parseSync still parses a 7,000-term chain; the proxy's full analysis (JSON, tree
-//   walkers, deparse and the verifying re-parse) breaks between 1,000 and 2,000 levels. The
-//   depth pre-scan (bounds.ts, default 400 levels) costs ~1 µs per 200-byte statement and
-//   refuses before any of that runs.
+//   left where the trap hit, so each such failure leaks C stack, and after 15 of them the
+//   stack ran into the heap: every later parse in the process failed with internal_error.
+//   The parser alone breaks between 7,000 and 8,000 levels; the proxy's full analysis (JSON,
+//   tree walkers, deparse and the verifying re-parse) between 1,000 and 2,000. The depth
+//   pre-scan (bounds.ts, default 400 levels) costs ~4 µs for a 160-byte statement whose parse
+//   costs ~80 µs (5%), and refuses before any of that runs; cache hits skip both.
 // - Should a call still end abnormally, the instance is retired and a spare, already loaded,
 //   takes over (parser-host.ts). Loading an instance costs ~9 ms and ~2 MB RSS (128 MiB of
 //   linear memory is reserved and touched lazily). Sessions never notice.
 // - Considered and not chosen: a worker_threads pool. analyze() is synchronous in the session,
 //   so a worker can only be called synchronously (Atomics.wait + receiveMessageOnPort): 155 µs
-//   per first-seen statement instead of 36 µs in-process, with the event loop still blocked for
-//   the whole call. It only pays once the session awaits analysis, and the bounds here already
-//   keep one analysis to milliseconds.
+//   per first-seen statement instead of 36 µs in-process (same run), with the event loop still
+//   blocked for the whole call. It pays only once the session awaits analysis; until then the
+//   tree bound (100,000 nodes, ~8 µs each) keeps one analysis under about a second.
 import type { Node } from '@pgsql/types';
 import type { ScanResult } from 'libpg-query';
 import { ProxyError } from '../errors/catalogue';
