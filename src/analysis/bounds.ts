@@ -89,8 +89,8 @@ const CHAINING = new Set(['NOT', 'AT', 'COLLATE', 'UNION', 'INTERSECT', 'EXCEPT'
 /**
  * One pass over the text as PostgreSQL's scanner splits it (comments nest; '…', E'…', "…" and
  * $tag$…$tag$ are opaque). Depth is the sum over the open groups of one plus the operators
- * chained in that group; a comma, a semicolon, AND and OR end a chain, since PostgreSQL
- * keeps lists and AND/OR arguments flat. It overestimates, never underestimates, a
+ * chained in that group; a comma, a semicolon, AND, OR, WHEN, THEN and ELSE end a chain,
+ * since PostgreSQL keeps lists, AND/OR arguments and CASE arms flat. It overestimates, never underestimates, a
  * tree's depth for the shapes that nest.
  */
 export function scanShape(sql: string, stopAt: { depth: number; terms: number } = { depth: Infinity, terms: Infinity }): TextShape {
@@ -169,7 +169,8 @@ export function scanShape(sql: string, stopAt: { depth: number; terms: number } 
       const len = i - start;
       if (len > 9) continue;
       const word = sql.slice(start, i).toUpperCase();
-      if (word === 'AND' || word === 'OR') endChain();
+      // AND/OR arguments and CASE arms are flat lists in PostgreSQL's tree: each starts afresh.
+      if (word === 'AND' || word === 'OR' || word === 'WHEN' || word === 'THEN' || word === 'ELSE') endChain();
       else if (word === 'CASE') open(true);
       else if (word === 'END') {
         if (caseGroup[caseGroup.length - 1]) close();

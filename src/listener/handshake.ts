@@ -208,8 +208,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       if (err instanceof UpstreamConnectError) throw new ProxyError('upstream_unavailable', { logMessage: err.message });
       throw err;
     }
-    if (socket.destroyed || timedOut) {
-      // The client left (or timed out) while the upstream session was being opened.
+    if (socket.destroyed || timedOut || !socket.writable) {
+      // The client left, timed out or gave up its startup slot while the upstream session was being opened.
       upstream.socket.destroy();
       return;
     }

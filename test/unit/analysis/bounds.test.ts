@@ -72,6 +72,7 @@ test.each([
   ['a long flat IN list', `SELECT * FROM t WHERE id IN (${Array.from({ length: 900 }, (_, i) => i).join(',')})`],
   ['a long OR list', 'SELECT * FROM t WHERE ' + Array.from({ length: 300 }, (_, i) => `id = ${i}`).join(' OR ')],
   ['an ORM-style query', 'SELECT "o"."id", "o"."total" FROM "orders" AS "o" LEFT JOIN "customers" AS "c" ON "c"."id" = "o"."customer_id" WHERE ("o"."status" = $1 AND ("o"."total" > $2 OR "o"."total" IS NULL)) ORDER BY "o"."created_at" DESC LIMIT $3 OFFSET $4'],
+  ['a CASE of 120 arms', 'SELECT CASE ' + Array.from({ length: 120 }, (_, i) => `WHEN a = ${i} THEN 'v${i}' || 'w'`).join(' ') + ' ELSE b + 1 END FROM t'],
   ['many statements', Array.from({ length: 300 }, (_, i) => `SELECT ${i}`).join('; ')],
 ])('%s passes', (_name, sql) => {
   expect(refusal(sql)).toBeUndefined();
