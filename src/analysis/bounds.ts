@@ -151,9 +151,15 @@ export function scanShape(sql: string, stopAt: { depth: number; terms: number } 
       endChain();
       i++;
     } else if (isOperatorChar(c)) {
-      // A run of operator characters is one operator (or a prefix and an operator: counted once,
-      // which the chain it belongs to makes up for).
-      while (i < n && isOperatorChar(sql.charCodeAt(i)) && !(sql.charCodeAt(i) === Ch.Minus && sql.charCodeAt(i + 1) === Ch.Minus) && !(sql.charCodeAt(i) === Ch.Slash && sql.charCodeAt(i + 1) === Ch.Star)) i++;
+      // A run of operator characters is one operator, except that PostgreSQL's scanner splits
+      // trailing + and - off as prefix operators of their own (`1+-+-1` nests four deep): every
+      // + or - after the first character counts as a level too.
+      const start = i;
+      while (i < n && isOperatorChar(sql.charCodeAt(i)) && !sql.startsWith('--', i) && !sql.startsWith('/*', i)) {
+        const o = sql.charCodeAt(i);
+        if (i > start && (o === Ch.Plus || o === Ch.Minus)) chain();
+        i++;
+      }
       chain();
     } else if (c >= Ch.Zero && c <= Ch.Nine) {
       terms++;

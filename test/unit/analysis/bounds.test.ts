@@ -27,6 +27,9 @@ test.each([
   ['SELECT x::int::text', 3],
   ['SELECT 1 UNION SELECT 2 UNION SELECT 3', 3],
   ['SELECT NOT NOT true', 3],
+  ['SELECT a || b', 2],
+  ["SELECT j->>'k'", 2],
+  ['SELECT 1+-1', 3],
 ])('%s has depth %i', (sql, depth) => {
   expect(scanShape(sql).depth).toBe(depth);
 });
@@ -58,6 +61,8 @@ test('terms count names, literals and parameters', () => {
 
 test.each([
   ['a chain of 10,000 terms', 'SELECT 1' + '+1'.repeat(9999), '54001 statement_too_complex'],
+  ['a run of prefix signs', 'SELECT 1' + '+-'.repeat(100) + '1', '54001 statement_too_complex'],
+  ['a chain of prefix operators', 'SELECT ' + '- '.repeat(100) + '1', '54001 statement_too_complex'],
   ['deep parentheses', 'SELECT ' + '('.repeat(100) + '1' + ')'.repeat(100), '54001 statement_too_complex'],
   ['a chain of joins', 'SELECT 1 FROM t0 ' + Array.from({ length: 60 }, (_, i) => `JOIN t${i + 1} ON true`).join(' '), '54001 statement_too_complex'],
   ['a chain of unions', Array.from({ length: 60 }, (_, i) => `SELECT ${i}`).join(' UNION '), '54001 statement_too_complex'],
