@@ -84,7 +84,7 @@ function isWordChar(c: number): boolean {
 }
 
 // Keywords that join their operands into a left-deep (or right-deep) tree, one level per use.
-const CHAINING = new Set(['NOT', 'AT', 'COLLATE', 'UNION', 'INTERSECT', 'EXCEPT', 'JOIN', 'IS', 'LIKE', 'ILIKE', 'SIMILAR', 'BETWEEN', 'IN', 'OVERLAPS']);
+const CHAINING = new Set(['NOT', 'AT', 'COLLATE', 'OPERATOR', 'UNION', 'INTERSECT', 'EXCEPT', 'JOIN', 'IS', 'LIKE', 'ILIKE', 'SIMILAR', 'BETWEEN', 'IN', 'OVERLAPS']);
 
 /**
  * One pass over the text as PostgreSQL's scanner splits it (comments nest; '…', E'…', "…" and

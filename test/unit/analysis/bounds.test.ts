@@ -61,6 +61,7 @@ test('terms count names, literals and parameters', () => {
 
 test.each([
   ['a chain of 10,000 terms', 'SELECT 1' + '+1'.repeat(9999), '54001 statement_too_complex'],
+  ['a chain of OPERATOR()', 'SELECT 1' + ' OPERATOR(pg_catalog.+) 1'.repeat(100), '54001 statement_too_complex'],
   ['a run of prefix signs', 'SELECT 1' + '+-'.repeat(100) + '1', '54001 statement_too_complex'],
   ['a chain of prefix operators', 'SELECT ' + '- '.repeat(100) + '1', '54001 statement_too_complex'],
   ['deep parentheses', 'SELECT ' + '('.repeat(100) + '1' + ')'.repeat(100), '54001 statement_too_complex'],
