@@ -53,7 +53,7 @@ describe('a multi-statement Query', () => {
     expect(await outcome(c, 'SELECT 1;'.repeat(4000))).toMatch(/^54001 statement_too_complex: the message holds 4000 statements/);
     await c.end();
     for (let i = 0; i < 100 && proxy.audit.queueDepth > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    const events = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement' && e.sql.startsWith('SELECT $1'));
+    const events = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement' && (e.sql ?? '').startsWith('SELECT $1'));
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ decision: 'refused', code: 'statement_too_complex' });
     await newSessionRunsNewStatement(proxy);
