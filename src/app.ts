@@ -125,6 +125,10 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const rateLimit = rateLimitStatus(limits.store);
   metrics.setSessionSource(() => server.activeSessions);
   metrics.setCacheSource(() => server.cache.stats());
+  metrics.setAuditSource(() => {
+    const stats = audit.stats();
+    return { depth: stats.queueDepth, failures: stats.sinks.reduce((n, s) => n + s.failures, 0), dropped: stats.dropped, droppedOverShare: stats.droppedOverShare };
+  });
   metrics.setRateLimitSource(rateLimit.available);
   metrics.setApprovalSource(approvals);
   metrics.setPolicySource(() => scopes.policies);
@@ -137,6 +141,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     metricsAuth: config.raw.admin.metrics_auth,
     rateLimit,
     approvalsStore: config.raw.approvals.store,
+    audit: () => audit.health(),
     log,
   });
   const reloader = new HotReload({

@@ -1,6 +1,7 @@
 // The proxy's Prometheus metrics: one registry per proxy, a typed recording API for the session, and gauges read from callbacks.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CacheStats } from '../analysis/cache';
+import { parserStats } from '../analysis/parser-host';
 import type { StatementKind } from '../analysis/types';
 import type { ApprovalStore } from '../approvals/types';
 import { catalogue } from '../errors/catalogue';
@@ -23,8 +24,18 @@ export interface StatementObservation {
 export interface AuditCounters {
   depth: number;
   failures: number;
+  /** Events never queued (queue full, log closed, or the session over its share). */
+  dropped?: number;
+  /** Of those, events of a session over its share of the queue. */
+  droppedOverShare?: number;
 }
 
+/** Why a connection was refused before its session started (the bounds on unauthenticated clients). */
+export const CONNECTION_REFUSALS = ['startup_connections', 'startup_message_too_large', 'startup_timeout', 'too_many_connections'] as const;
+export type ConnectionRefusal = (typeof CONNECTION_REFUSALS)[number];
+const REFUSALS = new Set<string>(CONNECTION_REFUSALS);
+
+export const ANALYSIS_ERROR_CODES = ['statement_too_large', 'statement_too_complex', 'analysis_unavailable', 'internal_error'] as const;
 export const BUDGET_CODES = ['scan_budget_exceeded', 'query_rate_limited', 'write_rate_limited', 'max_affected_rows_exceeded'] as const;
 const KINDS = new Set<string>(['read', 'write', 'transaction', 'session', 'unknown']);
 const DECISIONS = new Set<string>(['allowed', 'refused', 'held', 'error']);
@@ -74,6 +85,7 @@ export class ProxyMetrics {
   private readonly analysisTime: Histogram;
   private readonly upstreamTime: Histogram;
   private readonly logins: Counter<'method' | 'outcome'>;
+  private readonly refusedConnections: Counter<'reason'>;
   private readonly reloads: Counter;
   private readonly reloadFailures: Counter;
   private readonly includeProcess: boolean;
@@ -95,13 +107,42 @@ export class ProxyMetrics {
     this.analysisTime = new Histogram({ name: 'ormai_rewrite_duration_seconds', help: 'Time to parse, check, rewrite and deparse a statement.', buckets: DURATION_BUCKETS, registers });
     this.upstreamTime = new Histogram({ name: 'ormai_upstream_duration_seconds', help: 'Time the upstream database took to answer a statement.', buckets: DURATION_BUCKETS, registers });
     this.logins = new Counter({ name: 'ormai_logins_total', help: 'Agent logins, by method and outcome.', labelNames: ['method', 'outcome'], registers });
+    this.refusedConnections = new Counter({ name: 'ormai_connections_refused_total', help: 'Connections refused before their session started, by the bound that refused them.', labelNames: ['reason'], registers });
+    for (const reason of CONNECTION_REFUSALS) this.refusedConnections.inc({ reason }, 0);
     this.reloads = new Counter({ name: 'ormai_policy_reloads_total', help: 'Policy reloads that replaced the snapshot.', registers });
     this.reloadFailures = new Counter({ name: 'ormai_policy_reload_failures_total', help: 'Policy reloads refused (the last good policy stays).', registers });
     new Gauge({ name: 'ormai_sessions_active', help: 'Agent sessions past authentication.', registers, collect() { this.set(read(self.sessions, 0)); } });
     new Counter({ name: 'ormai_statement_cache_hits_total', help: 'Statements answered from the analysis cache.', registers, collect() { setCounter(this, read(self.cache, NO_CACHE).hits); } });
     new Counter({ name: 'ormai_statement_cache_misses_total', help: 'Statements analysed afresh.', registers, collect() { setCounter(this, read(self.cache, NO_CACHE).misses); } });
     new Gauge({ name: 'ormai_statement_cache_entries', help: 'Analyses held in the statement cache.', registers, collect() { this.set(read(self.cache, NO_CACHE).size); } });
+    new Gauge({ name: 'ormai_statement_cache_bytes', help: 'Estimated heap bytes held by the statement cache.', registers, collect() { this.set(read(self.cache, NO_CACHE).bytes ?? 0); } });
+    // The parser is the process's (one WebAssembly instance at a time), so these count for the process.
+    new Counter({
+      name: 'ormai_parser_recycles_total',
+      help: 'Parser instances replaced, by reason (failure: a call ended abnormally; memory: its heap grew too large).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const recycled = read(parserStats, undefined)?.recycled ?? { failure: 0, memory: 0 };
+        this.reset();
+        for (const [reason, n] of Object.entries(recycled)) this.inc({ reason }, n);
+      },
+    });
+    new Counter({ name: 'ormai_parser_unavailable_total', help: 'Statements refused because no parser instance was loaded.', registers, collect() { setCounter(this, read(parserStats, undefined)?.unavailable ?? 0); } });
+    new Counter({
+      name: 'ormai_analysis_errors_total',
+      help: 'Analyses refused by a work bound or ended by a failure, by error code.',
+      labelNames: ['code'],
+      registers,
+      collect() {
+        const errors = read(parserStats, undefined)?.analysisErrors ?? {};
+        this.reset();
+        for (const code of ANALYSIS_ERROR_CODES) this.inc({ code }, errors[code] ?? 0);
+      },
+    });
     new Gauge({ name: 'ormai_audit_queue_depth', help: 'Audit events waiting for their sinks.', registers, collect() { this.set(read(self.audit, NO_AUDIT).depth); } });
+    new Counter({ name: 'ormai_audit_dropped_total', help: 'Audit events never queued: the queue was full, the log closed, or the session had used up its share.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).dropped ?? 0); } });
+    new Counter({ name: 'ormai_audit_dropped_session_share_total', help: 'Audit events of a session over its share of the queue (other sessions keep their room).', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).droppedOverShare ?? 0); } });
     new Counter({ name: 'ormai_audit_failures_total', help: 'Audit sink deliveries that failed.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).failures); } });
     new Gauge({
       name: 'ormai_rate_limit_store_up',
@@ -145,6 +186,11 @@ export class ProxyMetrics {
   /** `method`: scram-sha-256, password or jwt (anything else counts as 'other'). */
   login(method: string, ok: boolean): void {
     this.logins.inc({ method: bounded(method, (m) => LOGIN_METHODS.has(m)), outcome: ok ? 'success' : 'failure' });
+  }
+
+  /** A connection refused by a bound on unauthenticated clients or on sessions. */
+  connectionRefused(reason: ConnectionRefusal): void {
+    this.refusedConnections.inc({ reason: REFUSALS.has(reason) ? reason : 'other' });
   }
 
   /** A policy reload: `ok` false when the new file was refused. */

@@ -1,6 +1,7 @@
-// Readiness: the upstream answers SELECT 1 over the probe's own connection, the policies and catalog are loaded, the audit trail is healthy.
+// Readiness: the upstream answers SELECT 1 over the probe's own connection, the policies and catalog are loaded, the statement parser and the audit trail are healthy.
 import { performance } from 'node:perf_hooks';
 import { Client } from 'pg';
+import { parserHealth, parserStats } from '../analysis/parser-host';
 import type { UpstreamTarget } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
@@ -14,6 +15,8 @@ export interface AuditHealth {
   healthy: boolean;
   /** One word for /version, e.g. ok, degraded, down. */
   status: string;
+  /** Why it is unhealthy, as a fixed phrase (e.g. 'queue full'). */
+  reason?: string;
   sinks?: Array<{ name: string; status: string }>;
 }
 
@@ -28,7 +31,7 @@ export interface Check {
 
 export interface ReadinessReport {
   ready: boolean;
-  checks: { upstream: Check; policy: Check; catalog: Check; audit: Check };
+  checks: { upstream: Check; policy: Check; catalog: Check; analysis: Check; audit: Check };
 }
 
 /**
@@ -119,7 +122,7 @@ export class Readiness {
       ttlMs: deps.cacheMs ?? 1000,
       // The checks bound themselves; this only guards against a check that forgets to.
       waitMs: this.timeoutMs * 3 + 500,
-      fallback: () => ({ ready: false, checks: { upstream: unknown(), policy: unknown(), catalog: unknown(), audit: unknown() } }),
+      fallback: () => ({ ready: false, checks: { upstream: unknown(), policy: unknown(), catalog: unknown(), analysis: unknown(), audit: unknown() } }),
     });
   }
 
@@ -136,7 +139,8 @@ export class Readiness {
     const policies = this.deps.policies();
     const policy: Check = { ok: policies.length > 0, loaded: policies.length };
     const [catalog, audit] = await Promise.all([this.catalogCheck(upstream.ok, policies), this.auditCheck()]);
-    const report: ReadinessReport = { ready: upstream.ok && policy.ok && catalog.ok && audit.ok, checks: { upstream, policy, catalog, audit } };
+    const analysis = analysisCheck();
+    const report: ReadinessReport = { ready: upstream.ok && policy.ok && catalog.ok && analysis.ok && audit.ok, checks: { upstream, policy, catalog, analysis, audit } };
     if (report.ready !== this.lastReady) {
       const failing = Object.entries(report.checks).filter(([, c]) => !c.ok).map(([name, c]) => `${name}: ${c.error ?? 'failed'}`);
       if (report.ready) this.deps.log.info('ready');
@@ -176,12 +180,19 @@ export class Readiness {
     if (!this.deps.audit) return { ok: true, status: 'not configured' };
     try {
       const health = await withTimeout(Promise.resolve(this.deps.audit()), this.timeoutMs);
-      return health.healthy ? { ok: true, status: health.status } : { ok: false, status: health.status, error: 'unhealthy' };
+      return health.healthy ? { ok: true, status: health.status } : { ok: false, status: health.status, error: health.reason ?? 'unhealthy' };
     } catch (err) {
       this.deps.log.debug({ err: (err as Error).message }, 'readiness: audit status unavailable');
       return { ok: false, error: 'status unavailable' };
     }
   }
+}
+
+/** The statement parser: a healthy instance is loaded (a failed one is replaced by a spare). */
+function analysisCheck(): Check {
+  const health = parserHealth();
+  const { recycled } = parserStats();
+  return health.ready ? { ok: true, recycled } : { ok: false, error: health.reason ?? 'parser unavailable', recycled };
 }
 
 const unknown = (): Check => ({ ok: false, error: 'check did not finish' });

@@ -1,24 +1,36 @@
-// libpg-query, PostgreSQL's own grammar: one-time WASM load, parsing, and scanning for comments.
-import { loadModule, parseSync, scanSync, hasSqlDetails } from 'libpg-query';
+// PostgreSQL's own grammar (libpg-query, WebAssembly): bounded input, parsing, scanning for comments.
+//
+// Why the text is bounded before it reaches the parser, and why instances are replaced
+// (figures from a shared 2-core machine, Node 20, libpg-query 18.1.5):
+// - The parser recurses once per tree level. `SELECT 1+1+…` with 10,000 terms overflows the
+//   stack inside the WebAssembly code (a RangeError thrown out of C); the C stack pointer is
+//   left where the trap hit, so each such failure leaks C stack, and after 15 of them the
+//   stack ran into the heap: every later parse in the process failed with internal_error.
+//   The parser alone breaks between 7,000 and 8,000 levels; the proxy's full analysis (JSON,
+//   tree walkers, deparse and the verifying re-parse) between 1,000 and 2,000. The depth
+//   pre-scan (bounds.ts, default 400 levels) costs ~4 µs for a 160-byte statement whose parse
+//   costs ~80 µs (5%), and refuses before any of that runs; cache hits skip both.
+// - Should a call still end abnormally, the instance is retired and a spare, already loaded,
+//   takes over (parser-host.ts). Loading an instance costs ~9 ms and ~2 MB RSS (128 MiB of
+//   linear memory is reserved and touched lazily). Sessions never notice.
+// - Considered and not chosen: a worker_threads pool. analyze() is synchronous in the session,
+//   so a worker can only be called synchronously (Atomics.wait + receiveMessageOnPort): 155 µs
+//   per first-seen statement instead of 36 µs in-process (same run), with the event loop still
+//   blocked for the whole call. It pays only once the session awaits analysis; until then the
+//   tree bound (100,000 nodes, ~8 µs each) keeps one analysis under about a second.
 import type { Node } from '@pgsql/types';
+import type { ScanResult } from 'libpg-query';
 import { ProxyError } from '../errors/catalogue';
+import { checkText } from './bounds';
+import { initParser, withParser } from './parser-host';
+import { GrammarError, type ParserInstance } from './wasm-parser';
 
-let loading: Promise<void> | undefined;
 let loaded = false;
 
 /** Loads the parser's WebAssembly module; call (and await) once before the first analyze(). */
-export function initAnalysis(): Promise<void> {
-  loading ??= loadModule().then(
-    () => {
-      loaded = true;
-    },
-    (err: unknown) => {
-      // Let a later call retry instead of caching the failure forever.
-      loading = undefined;
-      throw err;
-    },
-  );
-  return loading;
+export async function initAnalysis(): Promise<void> {
+  await initParser();
+  loaded = true;
 }
 
 function assertLoaded(): void {
@@ -26,12 +38,44 @@ function assertLoaded(): void {
   if (!loaded) throw new Error('libpg-query is not loaded: await initAnalysis() before analyze()');
 }
 
+/** Runs fn on the process's parser; refuses (analysis_unavailable) while none is loaded. */
+function run<T>(fn: (p: ParserInstance) => T): T {
+  assertLoaded();
+  let result: T | undefined;
+  let ran = false;
+  try {
+    result = withParser((p) => {
+      ran = true;
+      return fn(p);
+    });
+  } catch (err) {
+    if (err instanceof GrammarError || err instanceof ProxyError) throw err;
+    // A failure inside the parser: the instance has been replaced; this statement is refused.
+    throw new ProxyError('statement_too_complex', {
+      message: 'the statement is nested too deeply to be checked',
+      logMessage: `parser: ${err instanceof Error ? err.message : String(err)}`,
+    });
+  }
+  if (!ran) throw new ProxyError('analysis_unavailable');
+  return result as T;
+}
+
 /**
  * Parses SQL text into its statements (empty for empty or comment-only text).
- * Throws ProxyError: syntax_error for text PostgreSQL would reject, statement_not_understood
- * for trees too deep to handle.
+ * Throws ProxyError: syntax_error for text PostgreSQL would reject, statement_too_large or
+ * statement_too_complex for text over the analysis bounds.
  */
 export function parseStatements(sql: string): Node[] {
+  return parseWithTexts(sql).map((s) => s.node);
+}
+
+/** Each statement of the text with its own text as the agent wrote it (for one audit event per statement). */
+export interface ParsedStatement {
+  node: Node;
+  text: string;
+}
+
+export function parseWithTexts(sql: string): ParsedStatement[] {
   assertLoaded();
   // The parser reads a C string: text after a NUL would be silently ignored. PostgreSQL's own
   // protocol cannot carry a NUL inside a statement, so anything holding one is refused.
@@ -40,31 +84,49 @@ export function parseStatements(sql: string): Node[] {
     throw new ProxyError('syntax_error', { message: 'statement text contains a zero byte', position: nul + 1 });
   }
   if (sql.length === 0) return [];
+  checkText(sql);
   let result;
   try {
-    result = parseSync(sql);
+    result = run((p) => p.parse(sql));
   } catch (err) {
-    if (hasSqlDetails(err) && err.sqlDetails) {
-      const { message, cursorPosition } = err.sqlDetails;
-      // libpg-query's cursor is 0-based in characters; ErrorResponse 'P' is 1-based.
+    if (err instanceof GrammarError) {
+      // The parser's cursor is 0-based in characters; ErrorResponse 'P' is 1-based.
       throw new ProxyError('syntax_error', {
-        message,
-        position: cursorPosition >= 0 ? cursorPosition + 1 : undefined,
-      });
-    }
-    if (err instanceof RangeError) {
-      throw new ProxyError('statement_not_understood', {
-        message: 'the statement is nested too deeply to be checked',
-        logMessage: `parse: ${err.message}`,
+        message: err.message,
+        position: err.cursorPosition >= 0 ? err.cursorPosition + 1 : undefined,
       });
     }
     throw err;
   }
-  const nodes: Node[] = [];
-  for (const raw of result.stmts ?? []) {
-    if (raw.stmt) nodes.push(raw.stmt);
+  const raws = result.stmts ?? [];
+  // Locations are byte offsets into the UTF-8 text; ASCII text can be sliced as it is.
+  const ascii = !/[^\x00-\x7f]/.test(sql);
+  const bytes = ascii ? undefined : Buffer.from(sql, 'utf8');
+  const length = bytes ? bytes.length : sql.length;
+  const out: ParsedStatement[] = [];
+  for (const raw of raws) {
+    if (!raw.stmt) continue;
+    const start = raw.stmt_location ?? 0;
+    // stmt_len 0 means "to the end of the text".
+    const end = raw.stmt_len ? start + raw.stmt_len : length;
+    const text = raws.length === 1 ? sql : (bytes ? bytes.subarray(start, end).toString('utf8') : sql.slice(start, end)).trim();
+    out.push({ node: raw.stmt, text });
   }
-  return nodes;
+  return out;
+}
+
+/** The scanner's tokens (bounded like a parse). Throws GrammarError for text the scanner rejects. */
+export function scanTokens(sql: string): ScanResult {
+  assertLoaded();
+  checkText(sql);
+  return run((p) => p.scan(sql));
+}
+
+/** PostgreSQL's normalisation (literals become $n), as pg_stat_statements shows statements. */
+export function normalizeText(sql: string): string {
+  assertLoaded();
+  checkText(sql);
+  return run((p) => p.normalize(sql));
 }
 
 const CONTROL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/;
@@ -72,12 +134,11 @@ const CONTROL_ALL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/g;
 
 /** The text of every C-style comment, as PostgreSQL's scanner delimits them (nesting included). */
 export function scanComments(sql: string): string[] {
-  assertLoaded();
   // The scanner's JSON output breaks on raw control characters. After a successful parse they
   // can only sit inside literals and comments, so a space keeps every token boundary intact.
   const safe = CONTROL.test(sql) ? sql.replace(CONTROL_ALL, ' ') : sql;
   const comments: string[] = [];
-  for (const token of scanSync(safe).tokens) {
+  for (const token of scanTokens(safe).tokens) {
     if (token.tokenName === 'C_COMMENT') comments.push(token.text);
   }
   return comments;

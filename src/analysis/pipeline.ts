@@ -3,13 +3,17 @@
 // analyze() is pure (no I/O, no clock) and runs for every Query and every Parse:
 //   parse (libpg-query) → classify and refuse → rewrite (the read policy, when a scope is set) → deparse → verify.
 // Only the deparsed text is ever forwarded; the agent's own text, comments included, never is.
+// The one exception to "no clock": a wall-time budget, checked between stages (tree-bounds.ts).
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import { classify } from './classify';
 import { extractTags } from './comments';
 import { deparseVerified } from './deparse';
 import { checkExpressions } from './expressions';
-import { parseStatements } from './parser';
+import { checkText } from './bounds';
+import { parseWithTexts } from './parser';
+import { countAnalysisError } from './parser-host';
 import { rewriteReads } from './rewrite';
+import { AnalysisBudget, checkTree } from './tree-bounds';
 import type { Analysis, AnalysisContext, AnalyzedStatement, RewriteStep } from './types';
 
 export { initAnalysis } from './parser';
@@ -22,6 +26,9 @@ export type {
   WriteTarget,
 } from './types';
 
+/** Refusals that say the analysis itself was bounded or failed, as opposed to what the policy decided. */
+const COUNTED = new Set(['statement_too_large', 'statement_too_complex', 'analysis_unavailable', 'internal_error']);
+
 /** A rewrite step that leaves the tree as the agent wrote it. */
 export const identityRewrite: RewriteStep = (stmt) => stmt;
 
@@ -32,26 +39,37 @@ export const identityRewrite: RewriteStep = (stmt) => stmt;
  * Empty or comment-only text gives `sql: ''`, which PostgreSQL answers with EmptyQueryResponse.
  */
 export function analyze(sql: string, context: AnalysisContext): Analysis {
-  const tags = extractTags(sql);
-  const ctx: AnalysisContext = { ...context, tags };
+  let tags: Record<string, string> = Object.create(null) as Record<string, string>;
   try {
-    const nodes = parseStatements(sql);
+    // Size, depth and term bounds come before anything reads the text, the comment scanner included.
+    checkText(sql);
+    const budget = new AnalysisBudget();
+    tags = extractTags(sql);
+    const ctx: AnalysisContext = { ...context, tags };
+    const parsed = parseWithTexts(sql);
+    const nodes = parsed.map((p) => p.node);
     if (nodes.length === 0) return { ok: true, sql: '', statements: [], tags };
     if (nodes.length > 1 && ctx.protocol === 'extended') {
       // PostgreSQL's own answer to the same Parse, so drivers see what they expect.
       throw new ProxyError('syntax_error', { message: 'cannot insert multiple commands into a prepared statement' });
     }
+    checkTree(nodes, ctx.protocol);
+    budget.check('classify');
     // With a read scope the policy rewrite applies; without one it is the identity.
     const rewrite = ctx.rewrite ?? rewriteReads;
     // Classify everything before printing anything: one refused part refuses the whole text.
     const classified = nodes.map((node) => classify(node, ctx));
     // Functions, reg* casts and join depth, on the agent's own tree before anything is added to it.
     for (const stmt of classified) checkExpressions(stmt, ctx, () => rewrite(stmt, ctx));
+    budget.check('rewrite');
     const rewritten = classified.map((stmt) => rewrite(stmt, ctx));
+    budget.check('deparse');
     const texts = deparseVerified(rewritten.map((s) => s.stmt));
-    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i] }));
+    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i], agentSql: parsed[i].text }));
     return { ok: true, sql: texts.join('; '), statements, tags };
   } catch (err) {
-    return { ok: false, error: toProxyError(err), tags };
+    const error = toProxyError(err);
+    if (COUNTED.has(error.code)) countAnalysisError(error.code);
+    return { ok: false, error, tags };
   }
 }

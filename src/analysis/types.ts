@@ -25,6 +25,8 @@ export interface AnalyzedStatement {
   writes: WriteTarget[];
   /** The forwarded text of this one statement (empty until deparse). */
   sql: string;
+  /** This statement's own text as the agent wrote it (set by analyze(); one part of a multi-statement Query). */
+  agentSql?: string;
   /** Audit flags the rewrite raised, e.g. 'tenant_forged' (a predicate naming another tenant). */
   flags?: string[];
   /** Rows the agent may receive from this statement; the wire path enforces it as a backstop. */

@@ -51,6 +51,8 @@ export interface AuditStats {
   delivered: number;
   /** Events never queued: the queue was full or the log closed. Each was logged at error level. */
   dropped: number;
+  /** Of those, events of a session that had used up its own share of the queue. */
+  droppedOverShare: number;
   sinks: AuditSinkStats[];
 }
 
@@ -69,6 +71,14 @@ export class AuditLog {
   private depth = 0;
   private deliveredCount = 0;
   private droppedCount = 0;
+  private droppedOverShare = 0;
+  /**
+   * Events queued per session. One session may hold at most a quarter of the queue, so a burst
+   * from one agent cannot push other sessions' events out; sessions are refused new statements
+   * (acceptsSession) at half their share, so a share is only overrun within one message.
+   */
+  readonly sessionShare: number;
+  private readonly bySession = new Map<string, number>();
   /** Set by a dropped event; cleared once the queue is half empty, so health does not flap at the limit. */
   private overflowing = false;
   private closing?: Promise<void>;
@@ -79,6 +89,7 @@ export class AuditLog {
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) throw new Error(`two audit sinks are named "${twice}"`);
     this.queueSize = options.queueSize ?? 10_000;
+    this.sessionShare = Math.max(1, Math.floor(this.queueSize / 4));
     this.readsWhenUnavailable = options.readsWhenUnavailable ?? 'allow';
     this.writeGuarantee = options.writeGuarantee ?? 'durable';
     this.text = options.text ?? new AuditText(randomBytes(32));
@@ -104,10 +115,13 @@ export class AuditLog {
     const event: AuditEvent = { id: id ?? this.nextId(), time: time ?? new Date().toISOString(), ...rest };
     const entry: Entry = { event, pending: new Set(this.channels), state: 'queued', waiters: [] };
     this.entries.set(event, entry);
+    const session = event.session_id;
     if (this.closing !== undefined) this.drop(entry, 'closed');
     else if (this.depth >= this.queueSize) this.drop(entry, 'queue_full');
+    else if (session !== undefined && (this.bySession.get(session) ?? 0) >= this.sessionShare) this.drop(entry, 'session_share');
     else {
       this.depth++;
+      if (session !== undefined) this.bySession.set(session, (this.bySession.get(session) ?? 0) + 1);
       for (const channel of this.channels) channel.push(entry);
     }
     return event;
@@ -152,6 +166,20 @@ export class AuditLog {
     await Promise.all(this.channels.map((c) => c.opening));
   }
 
+  /** False while the session's queued events reach half its share: its next statements wait (are refused) until they drain. */
+  acceptsSession(sessionId: string): boolean {
+    return (this.bySession.get(sessionId) ?? 0) < this.sessionShare / 2;
+  }
+
+  /** Health with the reason, for /readyz. */
+  health(): { healthy: boolean; status: string; reason?: string; sinks: Array<{ name: string; status: string }> } {
+    const sinks = this.channels.map((c) => ({ name: c.name, status: c.up ? 'up' : 'down' }));
+    if (this.closing !== undefined) return { healthy: false, status: 'down', reason: 'closing', sinks };
+    if (this.overflowing) return { healthy: false, status: 'degraded', reason: 'queue full', sinks };
+    if (!this.channels.every((c) => c.up)) return { healthy: false, status: 'degraded', reason: 'sink down', sinks };
+    return { healthy: true, status: 'ok', sinks };
+  }
+
   /** Every sink up, the queue not overflowing, the log not closing. */
   healthy(): boolean {
     return this.closing === undefined && !this.overflowing && this.channels.every((c) => c.up);
@@ -191,6 +219,7 @@ export class AuditLog {
       queueSize: this.queueSize,
       delivered: this.deliveredCount,
       dropped: this.droppedCount,
+      droppedOverShare: this.droppedOverShare,
       sinks: this.channels.map((c) => ({ name: c.name, up: c.up, queued: c.queue.length, delivered: c.delivered, failures: c.failures })),
     };
   }
@@ -224,16 +253,17 @@ export class AuditLog {
     await Promise.allSettled(this.channels.map((c) => c.sink.close()));
   }
 
-  private drop(entry: Entry, reason: 'queue_full' | 'closed'): void {
+  private drop(entry: Entry, reason: 'queue_full' | 'closed' | 'session_share'): void {
     entry.state = 'dropped';
-    entry.dropReason = reason;
+    entry.dropReason = reason === 'session_share' ? 'queue_full' : reason;
     entry.pending.clear();
     this.droppedCount++;
     if (reason === 'queue_full') this.overflowing = true;
+    if (reason === 'session_share') this.droppedOverShare++;
     const { id, kind, decision } = entry.event;
     this.log.error(
       { id, kind, decision, reason, queue_size: this.queueSize, dropped: this.droppedCount },
-      reason === 'queue_full' ? 'audit queue full: event not recorded' : 'audit log closed: event not recorded',
+      reason === 'queue_full' ? 'audit queue full: event not recorded' : reason === 'session_share' ? "audit queue: the session's share is full, event not recorded" : 'audit log closed: event not recorded',
     );
   }
 
@@ -243,6 +273,12 @@ export class AuditLog {
       if (entry.pending.size > 0 || entry.state !== 'queued') continue;
       entry.state = 'delivered';
       this.depth--;
+      const session = entry.event.session_id;
+      if (session !== undefined) {
+        const left = (this.bySession.get(session) ?? 1) - 1;
+        if (left > 0) this.bySession.set(session, left);
+        else this.bySession.delete(session);
+      }
       this.deliveredCount++;
       this.settle(entry);
     }

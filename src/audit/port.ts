@@ -8,6 +8,8 @@ export interface AuditPort {
   durable(event: AuditEvent): Promise<void>;
   acceptsWrites(): boolean;
   acceptsReads(): boolean;
+  /** False while the session's own events fill its share of the queue (per-session back-pressure). */
+  acceptsSession?(sessionId: string): boolean;
   /**
    * The statement text as the audit trail keeps it (literals redacted unless configured
    * otherwise) and its keyed hash. `parsed`: the proxy's analysis parsed the text.
@@ -21,6 +23,7 @@ export function auditPort(log: AuditLog): AuditPort {
     durable: (event) => log.durable(event),
     acceptsWrites: () => log.acceptsWrites(),
     acceptsReads: () => log.acceptsReads(),
+    acceptsSession: (sessionId) => log.acceptsSession(sessionId),
     text: (sql, parsed = false) => ({ sql: log.text.sql(sql, parsed), sql_hmac: log.text.hmac(sql) }),
   };
 }

@@ -1,26 +1,29 @@
 // Statement text for the audit trail: literals replaced by placeholders, comments dropped, and a keyed hash of the raw text.
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { normalizeSync, parseSync, scanSync } from 'libpg-query';
+import { normalizeText, parseStatements, scanTokens } from '../analysis/parser';
+import { ProxyError } from '../errors/catalogue';
 import { ConfigError } from '../config/load';
 import type { Logger } from '../log';
 import type { AuditEvent } from './event';
 
 /** Stands for text PostgreSQL's grammar rejects: such text may be anything, secrets included, so none of it is kept. */
 export const UNPARSEABLE = '<unparseable statement>';
+/** Stands for text over the analysis bounds (size, depth, terms): it was never parsed, so none of it is kept. */
+export const OVER_LIMITS = '<statement over the analysis limits>';
 
 const CONTROL_ALL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/g;
 const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
 
 /**
- * Drops comments from normalized text. normalizeSync keeps them, and a comment can carry
+ * Drops comments from normalized text. PostgreSQL's normalisation keeps them, and a comment can carry
  * anything (a sqlcommenter reason, a pasted customer record); the reason has its own field.
  * Scanner offsets are in bytes, hence the Buffer.
  */
 function withoutComments(text: string): string {
   // The scanner's JSON output breaks on raw control characters; they are one byte each, so a
   // space in their place keeps every offset.
-  const tokens = scanSync(text.replace(CONTROL_ALL, ' ')).tokens.filter((t) => t.tokenName === 'C_COMMENT' || t.tokenName === 'SQL_COMMENT');
+  const tokens = scanTokens(text.replace(CONTROL_ALL, ' ')).tokens.filter((t) => t.tokenName === 'C_COMMENT' || t.tokenName === 'SQL_COMMENT');
   if (tokens.length === 0) return text;
   const bytes = Buffer.from(text, 'utf8');
   let out = '';
@@ -45,18 +48,19 @@ function withoutComments(text: string): string {
  */
 /**
  * `parsed`: the caller knows PostgreSQL's grammar accepts the text (the proxy's analysis parsed
- * it); the check parse, which guards against normalizeSync's error messages, is then skipped.
+ * it); the check parse, which guards against the normaliser's error messages, is then skipped.
  */
 export function redactSql(sql: string, parsed = false): string {
   if (sql.trim() === '') return '';
   // The parser reads a C string: text after a zero byte would silently vanish from the result.
   if (sql.includes('\0')) return UNPARSEABLE;
   try {
-    // Parsed first: on some errors normalizeSync returns the parser's message instead of
+    // Parsed first: on some errors the normaliser returns the parser's message instead of
     // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
-    if (!parsed) parseSync(sql);
-    return withoutComments(normalizeSync(sql));
-  } catch {
+    if (!parsed) parseStatements(sql);
+    return withoutComments(normalizeText(sql));
+  } catch (err) {
+    if (err instanceof ProxyError && (err.code === 'statement_too_large' || err.code === 'statement_too_complex')) return OVER_LIMITS;
     return UNPARSEABLE;
   }
 }

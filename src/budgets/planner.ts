@@ -86,7 +86,9 @@ export class Planner {
   private readonly idle: PlannerConnection[] = [];
   private open = 0;
   private readonly queue: Array<(c: PlannerConnection) => void> = [];
-  private readonly estimates = new LRUCache<string, number>({ max: 10_000 });
+  // Keyed by whole rewritten texts: bounded by their length, not only their number (10,000 keys
+  // of 300 kB statements would hold 3 GB).
+  private readonly estimates = new LRUCache<string, number>({ max: 10_000, maxSize: 16 * 1024 * 1024, maxEntrySize: 256 * 1024, sizeCalculation: (_rows, key) => key.length + 32 });
 
   constructor(
     private readonly target: UpstreamTarget,

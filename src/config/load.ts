@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { z } from 'zod';
 import { formatIssues, loadPolicyFile, parseStructuredFile, type PolicySnapshot } from '../policy/load';
+import type { AnalysisLimits } from '../analysis/bounds';
 import { configSchema, type RawConfig } from './schema';
 
 export class ConfigError extends Error {
@@ -48,6 +49,8 @@ export interface ProxyConfig {
   database: string;
   maxClientConnections: number;
   maxMessageSize: number;
+  analysis: AnalysisLimits & { cacheBytes: number };
+  startup: { maxMessageSize: number; timeoutMs: number; maxConnections: number };
   tls?: { cert: Buffer; key: Buffer; required: boolean };
   upstream: UpstreamTarget;
   policies: PolicySnapshot[];
@@ -149,6 +152,22 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
     database: raw.database ?? upstream.database,
     maxClientConnections: raw.max_client_connections,
     maxMessageSize: raw.max_message_size,
+    analysis: {
+      maxStatementBytes: raw.analysis.max_statement_size,
+      maxNestingDepth: raw.analysis.max_nesting_depth,
+      maxTerms: raw.analysis.max_terms,
+      maxParseNodes: raw.analysis.max_parse_nodes,
+      maxCtes: raw.analysis.max_ctes,
+      maxCteDepth: raw.analysis.max_cte_depth,
+      maxStatementsPerQuery: raw.analysis.max_statements_per_query,
+      analysisBudgetMs: raw.analysis.budget_ms,
+      cacheBytes: raw.analysis.cache_size,
+    },
+    startup: {
+      maxMessageSize: Math.min(raw.startup.max_message_size, raw.max_message_size),
+      timeoutMs: raw.startup.timeout_ms,
+      maxConnections: raw.startup.max_connections,
+    },
     tls: raw.tls
       ? { cert: readFile(dir, raw.tls.cert_file, 'TLS certificate'), key: readFile(dir, raw.tls.key_file, 'TLS key'), required: raw.tls.required }
       : undefined,

@@ -110,6 +110,37 @@ const audit = z.strictObject({
   write_guarantee: z.enum(['durable', 'async']).default('durable'),
 });
 
+/** Work bounds of one statement's analysis (src/analysis/bounds.ts); each refusal is statement_too_large or statement_too_complex. */
+const analysis = z.strictObject({
+  /** Bytes of one statement text; far below max_message_size, which also carries parameters. */
+  max_statement_size: byteSize.default(1024 * 1024),
+  /** Parentheses, brackets, CASE and chained operators (1+1+…, a JOIN b JOIN …, UNION …) counted as levels. */
+  max_nesting_depth: z.number().int().positive().max(1000).default(400),
+  /** Names, keywords, literals and parameters in one text. */
+  max_terms: z.number().int().positive().default(100_000),
+  /** Nodes of the parsed tree. */
+  max_parse_nodes: z.number().int().positive().default(100_000),
+  max_ctes: z.number().int().positive().default(100),
+  /** How deeply a WITH may nest inside a CTE. */
+  max_cte_depth: z.number().int().positive().default(16),
+  /** Statements in one simple-protocol Query message. */
+  max_statements_per_query: z.number().int().positive().default(1000),
+  /** Wall time of one analysis (parse, checks, rewrite, deparse), checked between stages. */
+  budget_ms: z.number().int().positive().default(2000),
+  /** Memory of the cache of analysed statements, counted in bytes of text and trees. */
+  cache_size: byteSize.default(64 * 1024 * 1024),
+});
+
+/** Connections that have not finished startup and authentication. */
+const startup = z.strictObject({
+  /** Largest message before authentication (startup packet, password, SASL); refused as soon as its length is read. */
+  max_message_size: byteSize.default(10_000),
+  /** Time from accept to a finished login; PostgreSQL's authentication_timeout is 60 s. */
+  timeout_ms: z.number().int().positive().default(10_000),
+  /** Connections still in startup or authentication at once, apart from max_client_connections. */
+  max_connections: z.number().int().positive().default(32),
+});
+
 export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:6432'),
   admin_listen: hostPort.default('127.0.0.1:9090'),
@@ -117,6 +148,18 @@ export const configSchema = z.strictObject({
   database: z.string().min(1).optional(),
   max_client_connections: z.number().int().positive().default(100),
   max_message_size: byteSize.default(64 * 1024 * 1024),
+  analysis: analysis.default({
+    max_statement_size: 1024 * 1024,
+    max_nesting_depth: 400,
+    max_terms: 100_000,
+    max_parse_nodes: 100_000,
+    max_ctes: 100,
+    max_cte_depth: 16,
+    max_statements_per_query: 1000,
+    budget_ms: 2000,
+    cache_size: 64 * 1024 * 1024,
+  }),
+  startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
   tls: tlsServer.optional(),
   upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public' }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),

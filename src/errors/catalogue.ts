@@ -299,6 +299,30 @@ export const catalogue = {
     message: 'the policy this session was opened under has been removed',
     hint: 'Nothing was run. Disconnect and connect again: a new session gets the policy that now applies to this user, if any.',
   },
+  statement_too_large: {
+    sqlstate: '54000',
+    severity: 'ERROR',
+    message: 'the statement text exceeds the maximum size',
+    hint: 'Nothing was run. Send a shorter statement: pass long value lists as one array parameter (WHERE id = ANY($1)) or split the work into several statements.',
+  },
+  statement_too_complex: {
+    sqlstate: '54001',
+    severity: 'ERROR',
+    message: 'the statement is too complex to be checked',
+    hint: 'Nothing was run. Simplify the statement: fewer nested parentheses or chained operators, fewer terms or CTEs, or fewer statements in one message; long value lists fit in one array parameter (= ANY($1)).',
+  },
+  analysis_unavailable: {
+    sqlstate: '53000',
+    severity: 'ERROR',
+    message: 'the proxy cannot check statements right now',
+    hint: 'Nothing was run. The statement checker is restarting; retry the same statement in a moment.',
+  },
+  authentication_timeout: {
+    sqlstate: '08006',
+    severity: 'FATAL',
+    message: 'authentication did not complete in time',
+    hint: 'Complete the startup and authentication exchange promptly after connecting; the proxy closes connections that stay unauthenticated.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -37,14 +37,14 @@ export interface ListenerContext {
   auth: AuthSettings;
   cancels: CancelRegistry;
   log: Logger;
-  /** Connections open right now, this one included. */
+  /** Agent sessions past authentication right now, this one included. */
   openConnections: () => number;
   onSession: (session: Session) => void;
   onSessionClosed: (session: Session) => void;
 }
 
-/** PostgreSQL's own default for authentication_timeout is one minute; agents need far less. */
-const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** After a FATAL, the client has this long to read it and close before the socket is destroyed. */
+const LINGER_MS = 1000;
 
 function authMessage(request: AuthRequest): Buffer {
   switch (request.kind) {
@@ -66,13 +66,24 @@ function isLoopback(address: string | undefined): boolean {
 export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<void> {
   const { config, log } = ctx;
   const id = ulid();
-  const stream = new PacketStream(new FrontendDecoder({ maxMessageSize: config.maxMessageSize }));
+  // Until the login succeeds a message may be no larger than a startup packet: the decoder refuses
+  // a longer one as soon as its length header is read, before any of its bytes are buffered.
+  const stream = new PacketStream(new FrontendDecoder({ maxMessageSize: config.startup.maxMessageSize }));
   let socket: net.Socket = raw;
   let secure = false;
-  const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
   let attemptedUser: string | undefined;
-  const fatal = (err: unknown) => {
+  let timedOut = false;
+  // The socket closes once the client has read the FATAL (or after LINGER_MS); the pending read
+  // then fails with ClientGone and the steps below stop.
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctx.metrics?.connectionRefused('startup_timeout');
+    fatal(new ProxyError('authentication_timeout'));
+  }, config.startup.timeoutMs);
+  function fatal(err: unknown): void {
     const error = toProxyError(err);
+    if (error.code === 'message_too_large') ctx.metrics?.connectionRefused('startup_message_too_large');
+    if (error.code === 'too_many_connections') ctx.metrics?.connectionRefused('too_many_connections');
     // A refused login is an audit event; a probe that never named a user is not.
     if (error.code === 'authentication_failed') ctx.metrics?.login('other', false);
     if (attemptedUser !== undefined) {
@@ -80,8 +91,13 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     }
     if (error.logMessage) log.warn({ session: id, code: error.code, reason: error.logMessage }, 'connection refused');
     else log.info({ session: id, code: error.code }, 'connection refused');
-    if (!socket.destroyed) socket.end(backend.errorResponse({ ...error.toFields(), severity: 'FATAL' }));
-  };
+    if (!socket.destroyed) {
+      socket.end(backend.errorResponse({ ...error.toFields(), severity: 'FATAL' }));
+      // A client that keeps sending instead of reading the answer does not keep the socket.
+      const s = socket;
+      setTimeout(() => s.destroy(), LINGER_MS).unref();
+    }
+  }
 
   try {
     stream.attach(socket);
@@ -192,8 +208,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       if (err instanceof UpstreamConnectError) throw new ProxyError('upstream_unavailable', { logMessage: err.message });
       throw err;
     }
-    if (socket.destroyed) {
-      // The client left (or timed out) while the upstream session was being opened.
+    if (socket.destroyed || timedOut || !socket.writable) {
+      // The client left, timed out or gave up its startup slot while the upstream session was being opened.
       upstream.socket.destroy();
       return;
     }
@@ -230,6 +246,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       },
     });
     ctx.onSession(session);
+    stream.decoder.setMaxMessageSize(config.maxMessageSize);
     session.start(stream.detach() as FrontendMessage[]);
   } catch (err) {
     stream.detach();

@@ -1,6 +1,7 @@
 // Pull-style reading of decoded packets from a socket during startup and authentication.
 import type net from 'node:net';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
+import { ProxyError } from '../errors/catalogue';
 import type { FrontendMessage, StartupPacket } from '../protocol/frontend/messages';
 
 export type Packet = StartupPacket | FrontendMessage;
@@ -13,6 +14,12 @@ export class ClientGone extends Error {
   }
 }
 
+/**
+ * Before authentication a client has nothing to pipeline beyond a request to encrypt, its
+ * startup packet and an answer or two: more messages waiting than this is a flood.
+ */
+const MAX_QUEUED = 16;
+
 export class PacketStream {
   private readonly queue: Packet[] = [];
   private waiter?: { resolve: (p: Packet) => void; reject: (e: Error) => void };
@@ -21,6 +28,7 @@ export class PacketStream {
   private readonly onData = (chunk: Buffer) => {
     try {
       this.queue.push(...this.decoder.push(chunk));
+      if (this.queue.length > MAX_QUEUED) throw new ProxyError('protocol_violation', { message: 'too many messages before authentication' });
     } catch (err) {
       this.fail(err as Error);
       return;

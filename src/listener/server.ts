@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
 import type { AuditPort } from '../audit/port';
+import { setAnalysisLimits } from '../analysis/bounds';
 import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
 import { Planner } from '../budgets/planner';
@@ -12,6 +13,7 @@ import type { ScopeProvider } from '../policy/provider';
 import type { ProxyConfig } from '../config/load';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
+import { errorResponse } from '../protocol/backend/serializer';
 import type { Session } from '../session/session';
 import { CancelRegistry } from './cancel';
 import { handshake } from './handshake';
@@ -35,7 +37,7 @@ export class ProxyServer {
   private readonly sessionSockets = new WeakSet<net.Socket>();
   private readonly cancels = new CancelRegistry();
 
-  readonly cache = new StatementCache();
+  readonly cache: StatementCache;
   readonly planner: Planner;
 
   readonly rateLimits: RateLimitStore;
@@ -50,6 +52,9 @@ export class ProxyServer {
     private readonly log: Logger,
     services: ServerServices = {},
   ) {
+    // The analysis bounds are the process's: one proxy per process.
+    setAnalysisLimits(config.analysis);
+    this.cache = new StatementCache(config.analysis.cacheBytes);
     this.rateLimits = services.rateLimits ?? new MemoryRateLimitStore();
     if (services.approvals) this.approvals = services.approvals;
     if (services.audit) this.audit = services.audit;
@@ -93,12 +98,39 @@ export class ProxyServer {
     await this.planner.close();
   }
 
+  /**
+   * Connections still in startup or authentication, oldest first: capped apart from sessions, so
+   * unauthenticated sockets cannot take the slots of logged-in agents.
+   */
+  private readonly starting = new Set<net.Socket>();
+
+  /**
+   * When every startup slot is taken, the oldest connection still starting up gives up its slot:
+   * a real client finishes its login in milliseconds, so the oldest one is the stalling one, and
+   * a flood of slow clients cannot keep real ones out.
+   */
+  private makeStartupRoom(): void {
+    if (this.starting.size < this.config.startup.maxConnections) return;
+    const oldest = this.starting.values().next().value as net.Socket;
+    this.starting.delete(oldest);
+    this.metrics?.connectionRefused('startup_connections');
+    const error = new ProxyError('too_many_connections', { message: 'too many connections are still starting up' });
+    if (!oldest.destroyed) oldest.end(errorResponse({ ...error.toFields(), severity: 'FATAL' }));
+    setTimeout(() => oldest.destroy(), 1000).unref();
+  }
+
   private accept(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    this.makeStartupRoom();
+    this.starting.add(socket);
+    const done = (): void => {
+      this.starting.delete(socket);
+    };
+    socket.once('close', done);
     void handshake(socket, {
       config: this.config,
       auth: this.auth,
@@ -111,8 +143,9 @@ export class ProxyServer {
       planner: this.planner,
       cancels: this.cancels,
       log: this.log,
-      openConnections: () => this.sockets.size,
+      openConnections: () => this.sessions.size + 1,
       onSession: (s) => {
+        done();
         this.sessions.add(s);
         this.sessionSockets.add(socket);
       },

@@ -29,6 +29,15 @@ const TAG_ROWS = /(\d+)$/;
 /** Redacted texts per audit trail (see textOf). */
 const TEXTS = new WeakMap<AuditPort, LRUCache<string, { sql: string; sql_hmac: string }>>();
 
+/**
+ * Bounded by what the entries hold, not by their number: keyed by whole statement texts, 2,000
+ * entries of 300 kB statements (their rewritten texts too) held hundreds of MB. Texts this long
+ * are rare and not repeated; they are redacted each time instead of kept.
+ */
+const TEXT_CACHE_BYTES = 8 * 1024 * 1024;
+const TEXT_CACHE_MAX_ENTRY = 64 * 1024;
+const textBytes = (value: { sql: string; sql_hmac: string }, key: string): number => key.length + value.sql.length + value.sql_hmac.length + 64;
+
 /** The captured columns of each changed row, named: key, then before, then after (analysis/rewrite/capture.ts). */
 export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChanges {
   const rows = captured.rows.map((values) => {
@@ -57,7 +66,7 @@ export class StatementAuditor {
   private textOf(port: AuditPort, sql: string, parsed: boolean): { sql: string; sql_hmac: string } {
     let cache = TEXTS.get(port);
     if (!cache) {
-      cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: 2000 });
+      cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: 2000, maxSize: TEXT_CACHE_BYTES, maxEntrySize: TEXT_CACHE_MAX_ENTRY, sizeCalculation: textBytes });
       TEXTS.set(port, cache);
     }
     let text = cache.get(sql);
@@ -68,6 +77,12 @@ export class StatementAuditor {
     return text;
   }
 
+  /** The text an event carries: its own statement's within a multi-statement Query, else the whole text. */
+  private ownText(sent: SentStatement, statement: AnalyzedStatement | undefined, whole: { sql: string; sql_hmac: string }): { sql: string; sql_hmac: string } {
+    if (!this.port || sent.statements.length <= 1) return whole;
+    return this.textOf(this.port, statement?.agentSql ?? sent.agentSql, true);
+  }
+
   get enabled(): boolean {
     return this.port !== undefined;
   }
@@ -75,26 +90,44 @@ export class StatementAuditor {
   /** The refusal for a statement the audit trail cannot take now (writes always; reads as configured). */
   unavailable(writes: boolean): boolean {
     if (!this.port) return false;
+    // Back-pressure: a session whose own events fill its share of the queue waits for them to be written.
+    if (this.port.acceptsSession && !this.port.acceptsSession(this.base.sessionId)) return true;
     return writes ? !this.port.acceptsWrites() : !this.port.acceptsReads();
   }
 
-  /** The hook for the pending item that carries `sent`: one event per statement, when its outcome is known. */
+  /**
+   * The hook for the pending item that carries `sent`: one event per statement, when its outcome is known.
+   * Once every statement is reported the hook lets go of the statement (trees and texts): the
+   * session's queue of answered items may keep the hook itself for a while.
+   */
   hook(sent: SentStatement): AuditHook | undefined {
     const { port, metrics } = this;
     if (!port && !metrics) return undefined;
     const started = performance.now();
     const count = Math.max(1, sent.statements.length);
     const reported = new Array<boolean>(count).fill(false);
-    const text = port ? this.textOf(port, sent.agentSql, sent.statements.length > 0) : { sql: '', sql_hmac: '' };
+    let left = count;
     // The policy as the statement was sent: a hot reload before its results arrive must not relabel it.
-    const who = this.who();
+    // One statement (or a text refused whole): its event carries the whole text. Several: each
+    // event carries its own statement's text, so the trail grows with the text, not its square.
+    const whole = sent.statements.length <= 1;
+    let live: { sent: SentStatement; text: { sql: string; sql_hmac: string }; who: Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> } | undefined = {
+      sent,
+      text: port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0) : { sql: '', sql_hmac: '' },
+      who: this.who(),
+    };
+    const mark = (index: number): void => {
+      reported[index] = true;
+      if (--left === 0) live = undefined;
+    };
     return {
       result: (index, outcome) => {
-        if (index >= count || reported[index]) return;
-        reported[index] = true;
-        const statement = sent.statements[index];
+        if (index >= count || reported[index] || !live) return;
+        const { sent: s, text, who } = live;
+        mark(index);
+        const statement = s.statements[index];
         const ms = performance.now() - started;
-        const draft = this.event(who, sent, text, statement, outcome, ms);
+        const draft = this.event(who, s, this.ownText(s, statement, text), statement, outcome, ms);
         metrics?.statement({
           kind: (statement?.kind ?? 'unknown') as StatementObservation['kind'],
           decision: draft.decision as StatementObservation['decision'],
@@ -113,14 +146,18 @@ export class StatementAuditor {
       },
       skip: () => {
         reported.fill(true);
+        left = 0;
+        live = undefined;
       },
       end: () => {
-        for (let i = 0; i < count; i++) {
+        for (let i = 0; i < count && live; i++) {
           if (!reported[i]) {
-            reported[i] = true;
-            port?.emit(this.event(who, sent, text, sent.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
+            const { sent: s, text, who } = live;
+            mark(i);
+            port?.emit(this.event(who, s, this.ownText(s, s.statements[i], text), s.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
           }
         }
+        live = undefined;
       },
     };
   }

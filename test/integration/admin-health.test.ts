@@ -77,7 +77,7 @@ describe('a proxy with its database up', () => {
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({
       status: 'ready',
-      checks: { upstream: { ok: true }, policy: { ok: true, loaded: 1 }, catalog: { ok: true }, audit: { ok: true, status: 'not configured' } },
+      checks: { upstream: { ok: true }, policy: { ok: true, loaded: 1 }, catalog: { ok: true }, audit: { ok: true, status: 'ok' } },
     });
     expect(reply.headers.get('cache-control')).toBe('no-store');
   });
@@ -89,7 +89,7 @@ describe('a proxy with its database up', () => {
       version: PACKAGE_VERSION,
       node: process.version,
       policies: [{ name: expect.any(String), hash: expect.stringMatching(/^[0-9a-f]{64}$/) }],
-      audit: { status: 'not configured' },
+      audit: { status: 'ok', sinks: [{ name: expect.any(String), status: 'up' }] },
       rate_limit_store: { kind: 'memory', status: 'up' },
       approvals_store: 'memory',
     });

@@ -187,7 +187,7 @@ describe('what the agent cannot learn', () => {
   test('deep trees are rewritten or refused as not understood, never an internal error', () => {
     for (const n of [300, 800, 3000]) {
       const result = run(`SELECT ${'(SELECT '.repeat(n)}id FROM orders${')'.repeat(n)}`);
-      if (!result.ok) expect(result.error.code).toBe('statement_not_understood');
+      if (!result.ok) expect(['statement_not_understood', 'statement_too_complex']).toContain(result.error.code);
       else expect(result.sql.split('FROM public.orders WHERE tenant_id').length).toBe(2);
     }
   });

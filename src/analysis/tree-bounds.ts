@@ -1,0 +1,84 @@
+// Work bounds on a parsed tree: node count, CTE count and CTE nesting, walked without recursion.
+import type { Node } from '@pgsql/types';
+import { ProxyError } from '../errors/catalogue';
+import { analysisLimits, type AnalysisLimits } from './bounds';
+
+export interface TreeShape {
+  nodes: number;
+  ctes: number;
+  cteDepth: number;
+}
+
+/** Counts objects (every node and node body) and CTEs; stops counting once a bound is passed. */
+export function treeShape(roots: readonly Node[], stopAt: Pick<AnalysisLimits, 'maxParseNodes' | 'maxCtes' | 'maxCteDepth'>): TreeShape {
+  const shape: TreeShape = { nodes: 0, ctes: 0, cteDepth: 0 };
+  // Values and the number of CommonTableExpr nodes above each: an explicit stack, since the
+  // trees this bounds are the ones deep enough to matter.
+  const values: unknown[] = [...roots];
+  const depths: number[] = roots.map(() => 0);
+  while (values.length > 0) {
+    const value = values.pop();
+    let depth = depths.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    shape.nodes++;
+    if (shape.nodes > stopAt.maxParseNodes || shape.ctes > stopAt.maxCtes || shape.cteDepth > stopAt.maxCteDepth) break;
+    if (Array.isArray(value)) {
+      for (const item of value) {
+        values.push(item);
+        depths.push(depth);
+      }
+      continue;
+    }
+    const record = value as Record<string, unknown>;
+    if ('CommonTableExpr' in record) {
+      shape.ctes++;
+      depth++;
+      if (depth > shape.cteDepth) shape.cteDepth = depth;
+    }
+    for (const key in record) {
+      const child = record[key];
+      if (child !== null && typeof child === 'object') {
+        values.push(child);
+        depths.push(depth);
+      }
+    }
+  }
+  return shape;
+}
+
+/** Throws statement_too_complex when a parsed text passes the node, CTE or statement bounds. */
+export function checkTree(roots: readonly Node[], protocol: 'simple' | 'extended', limits: AnalysisLimits = analysisLimits()): void {
+  if (protocol === 'simple' && roots.length > limits.maxStatementsPerQuery) {
+    throw new ProxyError('statement_too_complex', {
+      message: `the message holds ${roots.length} statements; the limit is ${limits.maxStatementsPerQuery}`,
+    });
+  }
+  const shape = treeShape(roots, limits);
+  if (shape.nodes > limits.maxParseNodes) {
+    throw new ProxyError('statement_too_complex', { message: `the statement's tree has more than ${limits.maxParseNodes} nodes` });
+  }
+  if (shape.ctes > limits.maxCtes) {
+    throw new ProxyError('statement_too_complex', { message: `the statement has more than ${limits.maxCtes} common table expressions` });
+  }
+  if (shape.cteDepth > limits.maxCteDepth) {
+    throw new ProxyError('statement_too_complex', { message: `WITH nests more than ${limits.maxCteDepth} levels deep` });
+  }
+}
+
+/** A wall-clock budget for one analysis, checked between its stages (each stage is bounded by the checks above). */
+export class AnalysisBudget {
+  private readonly deadline: number;
+
+  constructor(limits: AnalysisLimits = analysisLimits()) {
+    this.deadline = performance.now() + limits.analysisBudgetMs;
+  }
+
+  check(stage: string): void {
+    if (performance.now() > this.deadline) {
+      throw new ProxyError('statement_too_complex', {
+        message: `checking the statement took longer than ${analysisLimits().analysisBudgetMs} ms`,
+        logMessage: `analysis budget spent before ${stage}`,
+      });
+    }
+  }
+}

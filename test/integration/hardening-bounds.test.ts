@@ -1,0 +1,88 @@
+// Work per statement is bounded: size, terms, tree, CTEs, statements per Query and analysis time,
+// each refused with a structured error while other sessions carry on.
+import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { heapUsed, MB, metric, newSessionRunsNewStatement, outcome } from '../support/hardening';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+
+let db: TestDatabase;
+let proxy: TestProxy;
+let c: Client;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  proxy = await startTestProxy(db.url);
+  c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+});
+afterAll(async () => {
+  await c?.end();
+  await proxy?.close();
+  await db?.drop();
+});
+
+const ids = (n: number, from = 0): string => Array.from({ length: n }, (_, i) => i + from).join(',');
+
+test('a 400,000-term IN list (2.7 MB) is refused by size before it is parsed', async () => {
+  const heap = heapUsed();
+  const cpu = process.cpuUsage();
+  const sql = `SELECT id FROM orders WHERE id IN (${ids(400_000)})`;
+  expect(sql.length).toBeGreaterThan(2_500_000);
+  expect(await outcome(c, sql)).toMatch(/^54000 statement_too_large: the statement text is \d+ bytes; the limit is 1048576/);
+  const used = process.cpuUsage(cpu);
+  // Refused by a byte count: a few ms of CPU (this process also runs the client that built it).
+  expect((used.user + used.system) / 1000).toBeLessThan(1500);
+  await newSessionRunsNewStatement(proxy);
+  expect(heapUsed() - heap).toBeLessThan(64 * MB);
+});
+
+test('terms, statements per Query, CTEs and WITH nesting each have a bound', async () => {
+  // 120,000 terms in 800 kB: under the byte bound, over the term bound.
+  expect(await outcome(c, `SELECT id FROM orders WHERE id IN (${ids(120_000)})`)).toMatch(/^54001 statement_too_complex: the statement has more than 100000 terms/);
+  expect(await outcome(c, 'SELECT 1;'.repeat(1001))).toMatch(/^54001 statement_too_complex: the message holds 1001 statements; the limit is 1000/);
+  const ctes = Array.from({ length: 101 }, (_, i) => `c${i} AS (SELECT ${i} AS n)`).join(', ');
+  expect(await outcome(c, `WITH ${ctes} SELECT n FROM c0`)).toMatch(/^54001 statement_too_complex: the statement has more than 100 common table expressions/);
+  let nested = 'SELECT 1 AS n';
+  for (let i = 0; i < 17; i++) nested = `WITH w${i} AS (${nested}) SELECT n FROM w${i}`;
+  expect(await outcome(c, nested)).toMatch(/^54001 statement_too_complex: WITH nests more than 16 levels deep/);
+  // Below every bound, the same shapes run.
+  expect((await c.query(`SELECT count(*)::int AS n FROM orders WHERE id IN (${ids(5_000)})`)).rows[0].n).toBeGreaterThanOrEqual(0);
+  expect(await outcome(c, 'SELECT 1;'.repeat(50))).toBe('ok');
+  await newSessionRunsNewStatement(proxy);
+  expect(await metric(proxy, 'ormai_analysis_errors_total', { code: 'statement_too_complex' })).toBeGreaterThanOrEqual(4);
+});
+
+test('the bounds apply under the extended protocol too', async () => {
+  await expect(c.query({ text: `SELECT id FROM orders WHERE id IN (${ids(400_000)}) AND id = $1`, values: [1] })).rejects.toMatchObject({ code: '54000' });
+  await expect(c.query({ text: `SELECT id FROM orders WHERE id IN (${ids(120_000)}) AND id = $1`, values: [1] })).rejects.toMatchObject({ code: '54001' });
+  expect((await c.query({ text: 'SELECT $1::int AS n', values: [7] })).rows[0].n).toBe(7);
+});
+
+// The bounds are the process's (one proxy per process): each proxy below sets them as it starts.
+async function withProxy(analysis: Record<string, unknown>, fn: (s: Client) => Promise<void>): Promise<void> {
+  const other = await startTestProxy(db.url, { analysis });
+  const s = new Client({ connectionString: other.url() });
+  try {
+    await s.connect();
+    await fn(s);
+  } finally {
+    await s.end();
+    await other.close();
+  }
+}
+
+test('configured bounds are read from the config: size and tree nodes', async () => {
+  await withProxy({ max_statement_size: '4kB', max_parse_nodes: 1000 }, async (s) => {
+    expect(await outcome(s, `SELECT id FROM orders WHERE id IN (${ids(2000)})`)).toMatch(/^54000 statement_too_large: the statement text is \d+ bytes; the limit is 4000/);
+    expect(await outcome(s, `SELECT id FROM orders WHERE id IN (${ids(600)})`)).toMatch(/^54001 statement_too_complex: the statement's tree has more than 1000 nodes/);
+    expect(await outcome(s, 'SELECT 1 AS n')).toBe('ok');
+  });
+});
+
+test('the analysis time budget refuses a statement whose checks take longer', async () => {
+  await withProxy({ budget_ms: 1 }, async (s) => {
+    // 1 ms is less than the policy rewrite of a 150-way OR takes on this machine.
+    const sql = 'SELECT id FROM orders WHERE ' + Array.from({ length: 150 }, (_, i) => `(id = ${i} AND status <> 'x${i}')`).join(' OR ');
+    expect(await outcome(s, sql)).toMatch(/^54001 statement_too_complex: checking the statement took longer than 1 ms/);
+  });
+});
