@@ -64,7 +64,8 @@ export interface AuditHook {
 }
 
 export class PendingQueue {
-  private items: PendingItem[] = [];
+  /** Answered items are cleared from their slot at once: they hold statement texts and trees. */
+  private items: Array<PendingItem | undefined> = [];
   private head = 0;
   /** After an extended-protocol error the upstream discards everything up to Sync. */
   private skipping = false;
@@ -111,7 +112,7 @@ export class PendingQueue {
 
   /** Every pending item, oldest first, leaving the queue empty (the session is ending). */
   drain(): PendingItem[] {
-    const rest = this.items.slice(this.head);
+    const rest = this.items.slice(this.head) as PendingItem[];
     this.items = [];
     this.head = 0;
     this.shifted = this.pushed;
@@ -125,6 +126,7 @@ export class PendingQueue {
   shift(): PendingItem | undefined {
     const item = this.items[this.head];
     if (item === undefined) return undefined;
+    this.items[this.head] = undefined;
     this.head++;
     this.shifted++;
     this.headSince = performance.now();
@@ -141,9 +143,10 @@ export class PendingQueue {
    * statement): the first skipped item with an audit hook (its Execute) reports it.
    */
   skipToSync(failure?: StatementOutcome): void {
-    while (this.head < this.items.length && this.items[this.head].kind !== 'sync') {
+    while (this.head < this.items.length && this.items[this.head]!.kind !== 'sync') {
       this.shifted++;
-      const item = this.items[this.head++];
+      const item = this.items[this.head]!;
+      this.items[this.head++] = undefined;
       const audit = item.audit;
       skipEffects(item);
       if (audit && failure) {
