@@ -12,6 +12,13 @@ export interface CatalogColumn {
   notNull: boolean;
   /** Filled in by the database: an identity, a generated column, or a serial's sequence default. */
   generated?: boolean;
+  /** The type's schema and name in pg_type (information_schema's udt_schema, udt_name). */
+  udtSchema?: string;
+  udtName?: string;
+  /** pg_attribute.attidentity: 'a' GENERATED ALWAYS, 'd' BY DEFAULT; absent for other columns. */
+  identity?: 'a' | 'd';
+  /** A stored generated column (GENERATED ALWAYS AS (…) STORED). */
+  stored?: boolean;
 }
 
 export interface CatalogRelation {
@@ -56,6 +63,10 @@ export interface VisibleColumn {
   notNull: boolean;
   /** Filled in by the database (see CatalogColumn). */
   generated?: boolean;
+  udtSchema?: string;
+  udtName?: string;
+  identity?: 'a' | 'd';
+  stored?: boolean;
   mask?: MaskStrategy;
 }
 
@@ -150,6 +161,9 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
         typeOid: col.typeOid,
         notNull: col.notNull,
         ...(col.generated ? { generated: true } : {}),
+        ...(col.udtName !== undefined ? { udtSchema: col.udtSchema, udtName: col.udtName } : {}),
+        ...(col.identity ? { identity: col.identity } : {}),
+        ...(col.stored ? { stored: true } : {}),
         ...(masker ? { mask: masker.strategy ?? defaultMaskStrategy(col.name) } : {}),
       });
     }

@@ -3,7 +3,7 @@
 // Plan, then apply: the statement is copied once, relation references are resolved against the
 // compiled scope and replaced in the copy, then the row cap goes on the top node. Pure: the same
 // (tree, scope, principal) always gives the same tree; the input tree is never modified.
-import type { ExplainStmt, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { ReadScope } from '../../policy/scope';
@@ -20,7 +20,7 @@ import {
   tooDeep,
 } from './refusals';
 import { forgesTenant } from './tenant';
-import { approvalsTable, typesTable, virtualTable } from './virtual';
+import { approvalsTable, databaseName, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
 
@@ -62,6 +62,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   } else {
     replaceRelations(tree, replace);
   }
+  connectedDatabase(tree, principal.database);
 
   // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
   // write below the statement would escape them.
@@ -112,8 +113,24 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
       if (rv.alias?.colnames?.length) throw columnAliasesRefused(rv);
       return resolution.kind === 'table'
         ? derivedTable(resolution.table, rv, scope, principal)
-        : virtualTable(resolution.name, rv, scope);
+        : virtualTable(resolution.name, rv, scope, principal.database);
   }
+}
+
+/**
+ * `current_database()` (refused unless the policy lists it) answers with the name the agent
+ * connected to: the upstream database's name is the proxy's business, like its role and schema.
+ */
+function connectedDatabase(tree: Node, database: string | undefined): void {
+  walk([tree], (node) => {
+    const call = (node as { FuncCall?: FuncCall }).FuncCall;
+    if (!call || call.args?.length || call.agg_star || call.over) return;
+    const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
+    if (parts[parts.length - 1] !== 'current_database' || (parts.length === 2 && parts[0] !== 'pg_catalog') || parts.length > 2) return;
+    const replacement = databaseName(database);
+    delete (node as { FuncCall?: FuncCall }).FuncCall;
+    Object.assign(node, replacement);
+  });
 }
 
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);

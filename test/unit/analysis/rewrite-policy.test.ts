@@ -7,7 +7,7 @@ import { rewriteReads } from '../../../src/analysis/rewrite';
 import type { AnalysisContext } from '../../../src/analysis/types';
 import type { ReadScope } from '../../../src/policy/scope';
 import { gate, runGolden } from './golden';
-import { COUNTRIES, CUSTOMERS, ORDERS, principal, QUICKSTART, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+import { COUNTRIES, CUSTOMERS, INFO_COLUMN_NAMES, INFO_TABLE_NAMES, infoColumnRow, infoTableRow, ORDERS, principal, QUICKSTART, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
@@ -153,8 +153,9 @@ describe('mask strategies and row filters', () => {
   test('information_schema.columns reports the type the agent sees and the strategy', () => {
     const result = analyze("SELECT * FROM information_schema.columns WHERE table_name = 'orders'", { ...base, scope: masked, protocol: 'simple' });
     if (!result.ok) throw new Error(result.error.message);
-    expect(result.sql).toContain(`('app', 'public', 'orders', 'total_cents', 4, NULL::text, 'NO', 'text', NULL::int, NULL::text, 'last4')`);
-    expect(result.sql).toContain(`('app', 'public', 'customers', 'name', 3, NULL::text, 'YES', 'character varying', 120, NULL::text, 'null')`);
+    // A masked integer reads as text, with text's facts; the null strategy makes the column nullable.
+    expect(result.sql).toContain(infoColumnRow('orders', 'total_cents', 4, false, 'text', 'last4'));
+    expect(result.sql).toContain(infoColumnRow('customers', 'name', 3, true, 'character varying(120)', 'null'));
   });
 });
 
@@ -165,11 +166,15 @@ describe('the quickstart policy file', () => {
       { sql: 'SELECT id, email FROM customers', out: `SELECT id, email FROM ${CUSTOMERS} AS customers LIMIT 201` },
       // countries is registered only in the test fixture.
       { sql: 'SELECT * FROM countries', err: 'model_not_allowed', message: 'relation "countries" does not exist' },
-      { sql: 'SELECT table_name FROM information_schema.tables', out: "SELECT table_name FROM ( VALUES ('app', 'public', 'customers', 'BASE TABLE'), ('app', 'public', 'orders', 'BASE TABLE') ) AS tables(table_catalog, table_schema, table_name, table_type) LIMIT 201" },
+      { sql: 'SELECT table_name FROM information_schema.tables', out: `SELECT table_name FROM ( VALUES ${infoTableRow('public', 'customers')}, ${infoTableRow('public', 'orders')} ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201` },
     ],
     { ...base, scope: quickstart },
   );
 });
+
+/** information_schema.columns' typed NULLs: the cardinal_number columns are integers, the rest text. */
+const INT_COLUMNS = new Set([4, 8, 9, 10, 11, 12, 13, 15, 31]);
+const EMPTY_COLUMNS = INFO_COLUMN_NAMES.split(', ').map((_, i) => (INT_COLUMNS.has(i) ? 'NULL::int' : 'NULL::text')).join(', ');
 
 describe('information_schema with nothing visible', () => {
   const bare = scopeVariant(WITH_COUNTRIES, { models: ['countries'], tenant_scope: undefined, deny_fields: ['*'], mask_fields: [] });
@@ -178,13 +183,13 @@ describe('information_schema with nothing visible', () => {
     [
       {
         sql: 'SELECT * FROM information_schema.columns',
-        out: 'SELECT * FROM ( SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::text WHERE false ) AS columns(table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, data_type, character_maximum_length, udt_name, ormai_mask) LIMIT 201',
+        out: `SELECT * FROM ( SELECT ${EMPTY_COLUMNS} WHERE false ) AS columns(${INFO_COLUMN_NAMES}) LIMIT 201`,
         ctx: { scope: bare },
       },
       { sql: 'SELECT count(*) FROM countries', out: 'SELECT count(*) FROM ( SELECT FROM public.countries ) AS countries LIMIT 201', ctx: { scope: bare } },
       {
         sql: 'SELECT table_name FROM information_schema.tables',
-        out: 'SELECT table_name FROM ( SELECT NULL::text, NULL::text, NULL::text, NULL::text WHERE false ) AS tables(table_catalog, table_schema, table_name, table_type) LIMIT 201',
+        out: `SELECT table_name FROM ( SELECT ${Array(12).fill('NULL::text').join(', ')} WHERE false ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201`,
         ctx: { scope: empty },
       },
     ],
@@ -233,5 +238,33 @@ describe('rewriteReads is pure', () => {
     const identity = (s: { stmt: Node }) => s;
     const result = analyze('SELECT * FROM internal_notes', { ...ctx('1'), rewrite: identity as never });
     expect(result.ok && result.sql).toBe('SELECT * FROM internal_notes');
+  });
+});
+
+describe('the database name is the one the agent connected to', () => {
+  // The fixture's upstream database is "app"; this agent connected as "agentdb".
+  const agent = { ...principal('1'), database: 'agentdb' };
+  const allowing = scopeVariant(WITH_COUNTRIES, { allow_functions: ['current_database'] });
+  runGolden(
+    [
+      {
+        sql: 'SELECT table_catalog FROM information_schema.tables',
+        out: `SELECT table_catalog FROM ( VALUES ${['countries', 'customers', 'orders'].map((t) => infoTableRow('public', t).replace("'app'", "'agentdb'")).join(', ')} ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201`,
+      },
+      { sql: 'SELECT current_database()', err: 'function_not_allowed' },
+      { sql: 'SELECT CURRENT_CATALOG', err: 'function_not_allowed' },
+      { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) LIMIT 201", ctx: { scope: allowing } },
+      { sql: 'SELECT pg_catalog.current_database() AS db, name FROM countries', out: `SELECT CAST('agentdb' AS name) AS db, name FROM ${COUNTRIES} AS countries LIMIT 201`, ctx: { scope: allowing } },
+      // Without a connected name (no session), NULL rather than the upstream name.
+      { sql: 'SELECT current_database()', out: 'SELECT CAST(NULL AS name) LIMIT 201', ctx: { scope: allowing, principal: { ...agent, database: undefined } } },
+    ],
+    { ...base, principal: agent },
+  );
+
+  test('no catalog column names the upstream database', () => {
+    const result = analyze('SELECT * FROM information_schema.columns', { ...base, principal: agent, protocol: 'simple' });
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.sql).toContain("'agentdb'");
+    expect(result.sql).not.toContain("'app'");
   });
 });
