@@ -1,6 +1,7 @@
-// One walk over a classified read or write: function allow-list, reg* casts, session value functions, join depth.
+// One walk over a classified read or write: function allow-list (attribute notation too), reg* casts, session value functions, join depth.
 import type { Alias, ColumnRef, CommonTableExpr, FuncCall, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
+import { checkAttributeNotation } from './attributes';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
 import type { AnalysisContext, AnalyzedStatement } from './types';
@@ -52,6 +53,7 @@ function reserved(name: string | undefined): void {
 function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
   if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
   const policy = ctx.scope?.policy;
+  checkAttributeNotation(stmt.stmt, ctx.scope, policy);
   const maxJoins = policy?.maxJoinDepth;
   const stack: unknown[] = [stmt.stmt];
   while (stack.length > 0) {

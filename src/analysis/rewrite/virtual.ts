@@ -72,6 +72,11 @@ const COLUMN_COLUMNS: Array<[string, Kind]> = [
   ['ormai_mask', 'text'],
 ];
 
+/** The column names of information_schema.tables or .columns as the proxy serves them. */
+export function virtualColumnNames(name: 'tables' | 'columns'): readonly string[] {
+  return (name === 'tables' ? TABLE_COLUMNS : COLUMN_COLUMNS).map(([c]) => c);
+}
+
 /** Built once per compiled scope and database name: the answer depends on the policy, the catalog and the name the agent connected to. */
 const cache = new WeakMap<ReadScope, Map<string, SelectStmt>>();
 
@@ -297,6 +302,14 @@ const TYPES_VIEW = `SELECT * FROM (SELECT t.* FROM pg_catalog.pg_type t WHERE t.
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = t.typelem AND e.typrelid <> 0) OFFSET 0) AS pg_type`;
 let typesView: Node | undefined;
 
+/** pg_type's columns (PostgreSQL 14 and later), for resolving `t.name` over the view above. */
+export const PG_TYPE_COLUMNS: readonly string[] = [
+  'oid', 'typname', 'typnamespace', 'typowner', 'typlen', 'typbyval', 'typtype', 'typcategory', 'typispreferred',
+  'typisdefined', 'typdelim', 'typrelid', 'typsubscript', 'typelem', 'typarray', 'typinput', 'typoutput', 'typreceive',
+  'typsend', 'typmodin', 'typmodout', 'typanalyze', 'typalign', 'typstorage', 'typnotnull', 'typbasetype', 'typtypmod',
+  'typndims', 'typcollation', 'typdefaultbin', 'typdefault', 'typacl',
+];
+
 export function typesTable(rv: RangeVar): Node {
   typesView ??= parseTemplate(TYPES_VIEW, 'pg_type view').fromClause?.[0] as Node;
   const view = cloneTree(typesView) as { RangeSubselect: { alias: { aliasname: string } } };
@@ -334,6 +347,8 @@ const APPROVAL_COLUMNS: Array<[string, Kind]> = [
   ['rows_affected', 'int'],
   ['error', 'text'],
 ];
+
+export const APPROVAL_COLUMN_NAMES: readonly string[] = APPROVAL_COLUMNS.map(([c]) => c);
 
 /** `ormai.approvals`: the principal's own approvals, as the session read them from the store for this statement. */
 export function approvalsTable(rv: RangeVar, approvals: readonly AgentApproval[]): Node {

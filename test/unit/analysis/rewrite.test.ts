@@ -52,7 +52,7 @@ const cases: Golden[] = [
 
   // Denied columns: absent from every derived table, so PostgreSQL says the column does not exist.
   { sql: 'SELECT api_secret FROM customers', out: `SELECT api_secret FROM ${CUSTOMERS} AS customers LIMIT 201` },
-  { sql: 'SELECT c.api_secret FROM customers c WHERE c.api_secret IS NOT NULL', out: `SELECT c.api_secret FROM ${CUSTOMERS} AS c WHERE c.api_secret IS NOT NULL LIMIT 201` },
+  { sql: 'SELECT c.api_secret FROM customers c WHERE c.api_secret IS NOT NULL', err: 'column_not_found', message: 'column c.api_secret does not exist' },
 
   // Joins.
   { sql: 'SELECT c.name, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id', out: `SELECT c.name, o.total_cents FROM ${CUSTOMERS} AS c JOIN ${ORDERS} AS o ON o.customer_id = c.id LIMIT 201` },
