@@ -54,6 +54,7 @@ type CteScope = ReadonlyMap<string, Columns>;
 /** What one statement's range-table entries are: refname → every entry of that name (any query level). */
 class Entries {
   private readonly byName = new Map<string, Columns[]>();
+  private readonly raw = new Set<string>();
   private readonly outputs = new WeakMap<object, Columns>();
 
   constructor(
@@ -130,7 +131,10 @@ class Entries {
               const name = (option as { ReturningOption?: { value?: string } }).ReturningOption?.value;
               if (name) extra.push(name);
             }
-            for (const name of extra) for (const columns of target) this.add(name, columns);
+            for (const name of extra) {
+              for (const columns of target) this.add(name, columns);
+              this.raw.add(name);
+            }
             break;
           }
         }
@@ -140,6 +144,15 @@ class Entries {
 
   get(name: string): Columns[] | undefined {
     return this.byName.get(name);
+  }
+
+  /**
+   * Does the name denote a write target's row (or EXCLUDED, OLD, NEW)? Those rows are the real
+   * table's, hidden columns included: only visible columns may be named on them, never a
+   * function of the whole row (`c.to_jsonb` is to_jsonb(c) over every column).
+   */
+  isRaw(name: string): boolean {
+    return this.raw.has(name);
   }
 
   /** Could a bare name be a column of some entry? (Unknown entries could have any column.) */
@@ -407,9 +420,9 @@ function check(root: Node, scope: ReadScope | undefined, policy: PolicySnapshot 
       const last = fields[fields.length - 1];
       if (fields.length < 2 || !last || !('String' in last)) return false;
       const name = last.String.sval ?? '';
-      if (allowed(name)) return false;
       const qualifier = names(fields.slice(0, -1)).pop() ?? '';
       entries ??= new Entries(root, scope, policy);
+      if (allowed(name) && !entries.isRaw(qualifier)) return false;
       const readings = entries.get(qualifier);
       // No entry of that name: PostgreSQL answers that the FROM entry is missing; nothing is called.
       if (!readings) return false;
@@ -422,13 +435,19 @@ function check(root: Node, scope: ReadScope | undefined, policy: PolicySnapshot 
       (indirection.indirection ?? []).forEach((field, i) => {
         if (!('String' in field)) return;
         const name = field.String.sval ?? '';
-        if (allowed(name)) return;
         entries ??= new Entries(root, scope, policy);
+        if (allowed(name) && !rawRow(indirection.arg, entries)) return;
         if (i !== 0 || !fieldOf(indirection.arg, name, entries)) throw unresolved(name);
       });
     }
     return false;
   });
+}
+
+/** `(q)` or `(q.*)` over a write target's row. */
+function rawRow(arg: Node | undefined, entries: Entries): boolean {
+  const fields = arg && 'ColumnRef' in arg ? (arg.ColumnRef.fields ?? []) : [];
+  return fields.length > 0 && 'String' in fields[0] && entries.isRaw(fields[0].String.sval ?? '');
 }
 
 /** Is `name` certainly a field of `(arg)`: a whole-row reference to entries that have that column, or a known function result? */
