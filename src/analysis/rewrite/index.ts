@@ -19,6 +19,7 @@ import {
   tableSampleRefused,
   tooDeep,
 } from './refusals';
+import { dropSchemaQualifiers } from './qualified';
 import { forgesTenant } from './tenant';
 import { approvalsTable, databaseName, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
@@ -51,6 +52,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   if (!principal) throw new ProxyError('internal_error', { logMessage: 'rewrite: a read scope without a principal' });
 
   const tree = cloneTree(stmt.stmt);
+  dropSchemaQualifiers(tree, scope);
   const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals);
   let top: Node | undefined = tree;
   if (stmt.nodeType === 'ExplainStmt') {

@@ -82,3 +82,20 @@ describe('without a read policy', () => {
     { sql: 'SELECT o.id FROM orders o', out: 'SELECT o.id FROM orders AS o' },
   ]);
 });
+
+describe('schema.table.column references', () => {
+  runGolden(
+    [
+      { sql: 'SELECT public.customers.name FROM public.customers', out: `SELECT customers.name FROM ${CUSTOMERS} AS customers LIMIT 201` },
+      { sql: 'SELECT public.customers.name FROM customers WHERE public.customers.id > 1 ORDER BY public.customers.id', out: `SELECT customers.name FROM ${CUSTOMERS} AS customers WHERE customers.id > 1 ORDER BY customers.id LIMIT 201` },
+      { sql: 'SELECT public.customers.* FROM customers', out: `SELECT customers.* FROM ${CUSTOMERS} AS customers LIMIT 201` },
+      { sql: 'SELECT public.orders.total_cents, public.customers.name FROM public.orders JOIN public.customers ON public.customers.id = public.orders.customer_id', out: `SELECT orders.total_cents, customers.name FROM ${ORDERS} AS orders JOIN ${CUSTOMERS} AS customers ON customers.id = orders.customer_id LIMIT 201` },
+      // An alias hides the table's name (PostgreSQL would answer that the FROM entry is missing): refused with a hint.
+      { sql: 'SELECT public.customers.name FROM customers c', err: 'statement_not_understood', message: 'schema.table.column' },
+      { sql: 'SELECT public.customers.pg_column_size FROM customers', err: 'column_not_found' },
+      { sql: 'SELECT public.customers.api_secret FROM customers', err: 'column_not_found' },
+      { sql: "/*reason='r'*/ UPDATE orders SET status = 'x' WHERE public.orders.id = 1", out: "UPDATE orders SET status = 'x' WHERE orders.tenant_id = '1'::int AND orders.id = 1" },
+    ],
+    base,
+  );
+});
