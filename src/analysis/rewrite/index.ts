@@ -84,7 +84,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     out.nodeType = 'SelectStmt';
   }
   if (out.nodeType === 'SelectStmt') {
-    capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows);
+    out.stmt = { SelectStmt: capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows) };
     out.rowLimit = scope.policy.maxRows;
   }
   if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {
@@ -220,14 +220,35 @@ function hasParam(value: unknown): boolean {
  * let through so the wire path can tell a truncated result from one that fits exactly.
  * `LIMIT ALL` is a NULL constant, which LEAST ignores.
  */
-export function capRows(select: SelectStmt, maxRows: number): void {
+export function capRows(select: SelectStmt, maxRows: number): SelectStmt {
   const agent = select.limitCount;
   const cap = maxRows + 1;
+  if (select.limitOption === 'LIMIT_OPTION_WITH_TIES' && agent) return tiesCapped(select, cap);
   if (!agent) {
     select.limitCount = intConst(cap);
-    // OFFSET alone already sets the option to COUNT; WITH TIES is kept as written.
-    if (select.limitOption !== 'LIMIT_OPTION_WITH_TIES') select.limitOption = 'LIMIT_OPTION_COUNT';
-    return;
+    // OFFSET alone already sets the option to COUNT.
+    select.limitOption = 'LIMIT_OPTION_COUNT';
+    return select;
   }
   select.limitCount = { MinMaxExpr: { op: 'IS_LEAST', args: [agent, hasParam(agent) ? bigint(cap) : intConst(cap)] } };
+  return select;
+}
+
+let tiesTemplate: SelectStmt | undefined;
+
+/**
+ * FETCH FIRST n ROWS WITH TIES returns every row that ties with the n-th, so capping n caps
+ * nothing: `ORDER BY status FETCH FIRST 1 ROW WITH TIES` can return the whole table. The
+ * agent's query keeps its n and becomes the subquery of a SELECT that carries the cap. Nothing
+ * between the two re-sorts, so the rows keep the subquery's order. The WITH clause moves up,
+ * where PostgreSQL requires a data-modifying CTE to be.
+ */
+function tiesCapped(select: SelectStmt, cap: number): SelectStmt {
+  tiesTemplate ??= parseTemplate('SELECT * FROM (SELECT) AS ormai_ties LIMIT 1', 'WITH TIES cap');
+  const outer = cloneTree(tiesTemplate);
+  const { withClause, ...inner } = select;
+  (outer.fromClause?.[0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: inner };
+  if (withClause) outer.withClause = withClause;
+  outer.limitCount = intConst(cap);
+  return outer;
 }
