@@ -33,6 +33,18 @@ export function checkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext, 
     }
     throw err;
   }
+  if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
+  try {
+    checkAttributeNotation(stmt.stmt, ctx.scope, ctx.scope?.policy);
+  } catch (err) {
+    // Checked last: a refusal by the relation or write rules names the problem more precisely.
+    try {
+      relationsFirst?.();
+    } catch (other) {
+      if (other instanceof ProxyError) throw other;
+    }
+    throw err;
+  }
 }
 
 const RESERVED_PREFIX = 'ormai_';
@@ -53,7 +65,6 @@ function reserved(name: string | undefined): void {
 function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
   if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
   const policy = ctx.scope?.policy;
-  checkAttributeNotation(stmt.stmt, ctx.scope, policy);
   const maxJoins = policy?.maxJoinDepth;
   const stack: unknown[] = [stmt.stmt];
   while (stack.length > 0) {
