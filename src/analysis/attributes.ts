@@ -10,7 +10,7 @@
 import type { Alias, ColumnDef, ColumnRef, CommonTableExpr, FuncCall, Node, RangeFunction, RangeSubselect, RangeVar, ResTarget, SelectStmt } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import type { PolicySnapshot } from '../policy/load';
-import type { ReadScope } from '../policy/scope';
+import { SYSTEM_COLUMNS, type ReadScope } from '../policy/scope';
 import { isBuiltinFunction, isFunctionAllowed, isRefusedFunctionName } from './functions';
 import { walk } from './rewrite/nodes';
 import { APPROVAL_COLUMN_NAMES, PG_TYPE_COLUMNS, virtualColumnNames } from './rewrite/virtual';
@@ -178,7 +178,7 @@ class Entries {
     const resolution = this.scope.resolve(rv.schemaname, rv.relname ?? '');
     switch (resolution.kind) {
       case 'table':
-        return [renamed(resolution.table.columns.map((c) => c.name), rv.alias)];
+        return [renamed([...resolution.table.columns.map((c) => c.name), ...(resolution.table.systemColumns ? SYSTEM_COLUMNS : [])], rv.alias)];
       case 'virtual':
         return [renamed(virtualColumnNames(resolution.name), rv.alias)];
       case 'catalog':

@@ -81,6 +81,8 @@ export interface ScopedTable {
   tenantColumn?: string;
   /** Optional extra predicate (SQL over the table's own columns) from the policy. */
   rowFilter?: string;
+  /** The policy lets statements read the system columns (SYSTEM_COLUMNS) of this table. */
+  systemColumns?: true;
   /** The primary key, when the table has one and all its columns are visible: it identifies rows in dry runs. */
   primaryKey?: string[];
   /** Single-column foreign keys from visible columns: the parent's rows must be checked through its policy view. */
@@ -102,6 +104,9 @@ export interface ReadScope {
   /** Resolves a relation reference as PostgreSQL would with the pinned search_path. */
   resolve(schema: string | undefined, name: string): Resolution;
 }
+
+/** PostgreSQL's system columns of a table: hidden from reads unless the model sets system_columns. */
+export const SYSTEM_COLUMNS: readonly string[] = ['tableoid', 'ctid', 'xmin', 'cmin', 'xmax', 'cmax'];
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
 
@@ -147,7 +152,8 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
   const tenantColumn = policy.raw.tenant_scope?.column.toLowerCase();
 
   const tables = new Map<string, ScopedTable>();
-  for (const model of policy.models) {
+  policy.models.forEach((model, index) => {
+    const spec = policy.raw.models[index];
     const relation = findRelation(catalog, model.schema, model.table);
     if (!relation) throw new PolicyCatalogError(`policy ${policy.name}: table "${model.schema ? `${model.schema}.` : ''}${model.table}" does not exist in the database`);
     const columns: VisibleColumn[] = [];
@@ -181,10 +187,11 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       columns,
       ...(scoped ? { tenantColumn: scoped } : {}),
       ...(model.rowFilter ? { rowFilter: model.rowFilter } : {}),
+      ...(typeof spec !== 'string' && spec?.system_columns ? { systemColumns: true as const } : {}),
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
     });
-  }
+  });
 
   const resolve = (schema: string | undefined, name: string): Resolution => {
     if (schema !== undefined) {

@@ -3,10 +3,10 @@
 // Plan, then apply: the statement is copied once, relation references are resolved against the
 // compiled scope and replaced in the copy, then the row cap goes on the top node. Pure: the same
 // (tree, scope, principal) always gives the same tree; the input tree is never modified.
-import type { ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { ColumnRef, ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
-import type { ReadScope } from '../../policy/scope';
+import { SYSTEM_COLUMNS, type ReadScope } from '../../policy/scope';
 import { isFalse } from '../classify';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
 import { derivedTable } from './derived';
@@ -53,7 +53,8 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 
   const tree = cloneTree(stmt.stmt);
   dropSchemaQualifiers(tree, scope);
-  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals);
+  const system = systemColumnsNamed(tree);
+  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals, system);
   let top: Node | undefined = tree;
   if (stmt.nodeType === 'ExplainStmt') {
     // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
@@ -94,7 +95,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 }
 
 /** What a relation reference becomes: a policy view, the policy's information_schema, or a refusal. */
-function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal, approvals: AnalysisContext['approvals']): Node {
+function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal, approvals: AnalysisContext['approvals'], system: readonly string[]): Node {
   if (rv.catalogname !== undefined) throw databaseQualifiedRefused(rv);
   if (rv.schemaname === 'ormai' && rv.relname === 'approvals' && approvals) {
     if (sampled) throw tableSampleRefused(rv);
@@ -114,9 +115,23 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
       if (sampled) throw tableSampleRefused(rv);
       if (rv.alias?.colnames?.length) throw columnAliasesRefused(rv);
       return resolution.kind === 'table'
-        ? derivedTable(resolution.table, rv, scope, principal)
+        ? derivedTable(resolution.table, rv, scope, principal, system)
         : virtualTable(resolution.name, rv, scope, principal.database);
   }
+}
+
+/**
+ * The system columns a statement names (as a column or a field), in a fixed order. A policy
+ * view is a derived table, which has none of its own: a table whose model sets
+ * system_columns carries these, and only these, in its view.
+ */
+function systemColumnsNamed(tree: Node): string[] {
+  const named = new Set<string>();
+  walk([tree], (node) => {
+    const fields = (node as { ColumnRef?: ColumnRef }).ColumnRef?.fields ?? (node as { A_Indirection?: { indirection?: Node[] } }).A_Indirection?.indirection ?? [];
+    for (const f of fields) if ('String' in f && SYSTEM_COLUMNS.includes(f.String.sval ?? '')) named.add(f.String.sval ?? '');
+  });
+  return SYSTEM_COLUMNS.filter((c) => named.has(c));
 }
 
 /**
