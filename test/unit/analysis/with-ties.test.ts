@@ -25,6 +25,10 @@ const cases: Golden[] = [
     sql: 'SELECT * FROM (SELECT * FROM orders ORDER BY status FETCH FIRST 1 ROW WITH TIES) s',
     out: `SELECT * FROM ( SELECT * FROM ${ORDERS} AS orders ORDER BY status FETCH FIRST (1) ROWS WITH TIES ) AS s LIMIT 201`,
   },
+  {
+    sql: '(SELECT id FROM orders ORDER BY status FETCH FIRST 1 ROW WITH TIES) UNION ALL SELECT 1',
+    out: `(SELECT id FROM ${ORDERS} AS orders ORDER BY status FETCH FIRST (1) ROWS WITH TIES) UNION ALL SELECT 1 LIMIT 201`,
+  },
   // PostgreSQL's grammar requires ORDER BY.
   { sql: 'SELECT * FROM orders FETCH FIRST 1 ROW WITH TIES', err: 'syntax_error' },
 ];
