@@ -298,9 +298,10 @@ class Entries {
     }
   }
 
+  /** Without an alias, a function in FROM (ROWS FROM too) is named after its first function. */
   private functionName(fn: RangeFunction): string | undefined {
-    const calls = this.functionCalls(fn);
-    return calls.length === 1 && calls[0].call ? names(calls[0].call.funcname).pop() : undefined;
+    const first = this.functionCalls(fn)[0]?.call;
+    return first ? names(first.funcname).pop() : undefined;
   }
 
   private functionCalls(fn: RangeFunction): Array<{ call?: FuncCall; coldefs: Node[] }> {
@@ -342,24 +343,35 @@ function union(lists: Columns[]): Columns {
 
 /** The name PostgreSQL gives an unnamed select-list entry (FigureColname), for the forms whose name is certain. */
 function figureColname(node: Node | undefined): string | undefined {
+  return figure(node)?.[0];
+}
+
+/**
+ * FigureColnameInternal: a name and its strength (2: a column, function or field name; 1: a
+ * type name from a cast). A cast takes its argument's name only when that one is strong, so
+ * `x::int::text` is x but `(1::int)::text` is text. Forms left out get no name here.
+ */
+function figure(node: Node | undefined): [string, number] | undefined {
   if (!node) return undefined;
   if ('ColumnRef' in node) {
     const fields = node.ColumnRef.fields ?? [];
     const last = fields[fields.length - 1];
-    return last && 'String' in last ? last.String.sval : undefined;
+    return last && 'String' in last ? [last.String.sval ?? '', 2] : undefined;
   }
-  if ('FuncCall' in node) return names(node.FuncCall.funcname).pop();
+  if ('FuncCall' in node) {
+    const name = names(node.FuncCall.funcname).pop();
+    return name === undefined ? undefined : [name, 2];
+  }
   if ('A_Indirection' in node) {
-    const fields = node.A_Indirection.indirection ?? [];
-    const last = fields[fields.length - 1];
-    if (last && 'String' in last) return last.String.sval;
-    return figureColname(node.A_Indirection.arg);
+    let field: string | undefined;
+    for (const f of node.A_Indirection.indirection ?? []) if ('String' in f) field = f.String.sval;
+    return field !== undefined ? [field, 2] : figure(node.A_Indirection.arg);
   }
   if ('TypeCast' in node) {
-    const arg = node.TypeCast.arg;
-    const strong = arg && ('ColumnRef' in arg || 'FuncCall' in arg || 'A_Indirection' in arg || 'TypeCast' in arg);
-    if (strong) return figureColname(arg);
-    return names(node.TypeCast.typeName?.names).pop();
+    const inner = figure(node.TypeCast.arg);
+    if (inner && inner[1] === 2) return inner;
+    const type = names(node.TypeCast.typeName?.names).pop();
+    return type === undefined ? undefined : [type, 1];
   }
   return undefined;
 }

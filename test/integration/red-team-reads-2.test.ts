@@ -51,6 +51,7 @@ const ATTRIBUTE_REFUSALS: Array<[string, string]> = [
   ['SELECT s.pg_column_size FROM (SELECT * FROM customers) s', 'ormai.column_not_found'],
   ['WITH x AS (SELECT * FROM orders) SELECT x.hash_record FROM x', 'ormai.column_not_found'],
   ['SELECT x.pg_get_userbyid FROM generate_series(10, 10) x', 'ormai.column_not_found'],
+  ['SELECT generate_series.pg_column_size FROM ROWS FROM (generate_series(1, 2), generate_series(1, 3))', 'ormai.column_not_found'],
   ["SELECT x.current_setting FROM unnest(ARRAY['search_path']) x", 'ormai.statement_not_understood'],
   ["SELECT x.pg_ls_dir FROM unnest(ARRAY['.']) x", 'ormai.statement_not_understood'],
   ['SELECT (10).pg_get_userbyid', 'ormai.statement_not_understood'],

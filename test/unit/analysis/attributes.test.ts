@@ -28,6 +28,13 @@ const cases: Golden[] = [
   { sql: "SELECT e.pg_column_size FROM jsonb_each('{}') e", err: 'column_not_found' },
   { sql: `SELECT x.a FROM json_to_record('{"a":1}') AS x(a int)`, out: `SELECT x.a FROM json_to_record('{"a":1}') x (a int) LIMIT 201` },
   { sql: "SELECT g.n, g.ordinality FROM generate_series(1, 2) WITH ORDINALITY AS g(n)", out: 'SELECT g.n, g.ordinality FROM generate_series(1, 2) WITH ORDINALITY AS g(n) LIMIT 201' },
+  // ROWS FROM without an alias is named after its first function.
+  { sql: 'SELECT generate_series.pg_column_size FROM ROWS FROM (generate_series(1, 2), generate_series(1, 3))', err: 'column_not_found' },
+  { sql: 'SELECT generate_series.generate_series FROM ROWS FROM (generate_series(1, 2), generate_series(1, 3))', out: 'SELECT generate_series.generate_series FROM ROWS FROM (generate_series(1, 2), generate_series(1, 3)) LIMIT 201' },
+  // Unnamed select-list entries are named as PostgreSQL names them: a cast of a constant by its type.
+  { sql: 'SELECT s.text FROM (SELECT (1::int)::text) s', out: 'SELECT s.text FROM ( SELECT CAST(1::int AS text) ) AS s LIMIT 201' },
+  { sql: "SELECT s.name FROM (SELECT ('x'::name)::text) s", err: 'column_not_found' },
+  { sql: 'SELECT s.name FROM (SELECT c.name::text FROM customers c) s', out: `SELECT s.name FROM ( SELECT c.name::text FROM ${CUSTOMERS} AS c ) AS s LIMIT 201` },
   // unnest's columns depend on its argument's type (a tsvector has three): only allowed functions pass.
   { sql: "SELECT x.pg_ls_dir FROM unnest(ARRAY['.']) x", err: 'statement_not_understood', message: '.pg_ls_dir' },
   { sql: "SELECT x.current_setting FROM unnest(ARRAY['search_path']) x", err: 'statement_not_understood' },
