@@ -310,6 +310,19 @@ export class Entries {
     });
   }
 
+  /**
+   * unnest(x) is one column for an array (named by the alias) and three for a tsvector (its
+   * OUT parameters). Only the names both readings share are known: `unnest($1::int[]) AS t(id)`
+   * has the column id either way. Without an alias list nothing is known.
+   */
+  private unnestColumns(fn: RangeFunction): Columns {
+    if (!fn.alias?.colnames?.length) return undefined;
+    const [array, tsvector] = [[fn.alias?.aliasname ?? 'unnest'], ['lexeme', 'positions', 'weights']].map(
+      (r) => renamed(fn.ordinality ? [...r, 'ordinality'] : r, fn.alias) as string[],
+    );
+    return array.filter((c) => tsvector.includes(c));
+  }
+
   /** PostgreSQL's names for a function's result columns (chooseScalarFunctionAlias for scalar results). */
   private functionColumns(fn: RangeFunction): Columns {
     const calls = this.functionCalls(fn);
@@ -323,7 +336,9 @@ export class Entries {
       const parts = names(call?.funcname);
       const name = parts[parts.length - 1] ?? '';
       const system = parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog');
-      if (!call || !system || !isBuiltinFunction(name) || !isFunctionAllowed(parts, this.policy) || ARGUMENT_TYPED.has(name)) return undefined;
+      if (!call || !system || !isBuiltinFunction(name) || !isFunctionAllowed(parts, this.policy)) return undefined;
+      if (name === 'unnest' && calls.length === 1 && call.args?.length === 1) return this.unnestColumns(fn);
+      if (ARGUMENT_TYPED.has(name)) return undefined;
       if (OUT_COLUMNS[name]) columns.push(...OUT_COLUMNS[name]);
       else columns.push(calls.length === 1 && fn.alias?.aliasname ? fn.alias.aliasname : name);
     }

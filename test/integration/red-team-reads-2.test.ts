@@ -77,7 +77,9 @@ describe.each(modes)('attribute notation under the $protocol protocol', (mode) =
     expect(row.rows).toEqual([{ j: { id: 1, tenant_id: 1, name: 'Acme Corp', email: 'j***@acme.com', phone: '55****00' } }]);
     const keys = await run(main, 'SELECT e.key FROM customers c, LATERAL jsonb_each(to_jsonb(c)) e WHERE c.id = 1 ORDER BY e.key', mode);
     expect(keys.rows!.map((r) => r.key)).toEqual(['email', 'id', 'name', 'phone', 'tenant_id']);
-    for (const o of [names, row, keys]) expectNothingForbidden(o.bytes, '', forbidden);
+    const unnested = await run(main, 'SELECT t.id, c.name FROM unnest(ARRAY[3, 1]) AS t(id) JOIN customers c ON c.id = t.id ORDER BY t.id', mode);
+    expect(unnested.rows).toEqual([{ id: 1, name: 'Acme Corp' }, { id: 3, name: 'Acme Retail' }]);
+    for (const o of [names, row, keys, unnested]) expectNothingForbidden(o.bytes, '', forbidden);
   });
 });
 

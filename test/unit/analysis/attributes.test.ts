@@ -39,6 +39,10 @@ const cases: Golden[] = [
   { sql: "SELECT x.pg_ls_dir FROM unnest(ARRAY['.']) x", err: 'statement_not_understood', message: '.pg_ls_dir' },
   { sql: "SELECT x.current_setting FROM unnest(ARRAY['search_path']) x", err: 'statement_not_understood' },
   { sql: "SELECT x.upper FROM unnest(ARRAY['a']) x", out: "SELECT x.upper FROM unnest(ARRAY['a']) AS x LIMIT 201" },
+  // With a column alias, unnest's first column has that name whatever the argument's type.
+  { sql: 'SELECT t.id FROM unnest($1::int[]) AS t(id)', out: 'SELECT t.id FROM unnest(CAST($1 AS int[])) AS t(id) LIMIT 201' },
+  { sql: 'SELECT t.id, t.n FROM unnest($1::int[]) WITH ORDINALITY AS t(id, n)', out: 'SELECT t.id, t.n FROM unnest(CAST($1 AS int[])) WITH ORDINALITY AS t(id, n) LIMIT 201' },
+  { sql: 'SELECT t.pg_column_size FROM unnest($1::int[]) AS t(id)', err: 'column_not_found' },
   // (expr).f calls f(expr) for a value of any type.
   { sql: 'SELECT (10).pg_get_userbyid', err: 'statement_not_understood' },
   { sql: "SELECT ('search_path').current_setting", err: 'statement_not_understood' },
