@@ -215,6 +215,30 @@ export const catalogue = {
     message: 'the policy changed since this statement was prepared',
     hint: 'Prepare the statement again (or reconnect): it is checked against the policy now in force.',
   },
+  prepared_statement_not_found: {
+    sqlstate: '26000',
+    severity: 'ERROR',
+    message: 'prepared statement does not exist',
+    hint: 'Prepare the statement again (Parse) before binding it; a failed Parse or a Close leaves no statement of that name.',
+  },
+  portal_not_found: {
+    sqlstate: '34000',
+    severity: 'ERROR',
+    message: 'portal does not exist',
+    hint: 'Bind the statement again before executing it: portals end with their transaction, and a failed Bind or an error in the transaction leaves none.',
+  },
+  session_limit_exceeded: {
+    sqlstate: '54000',
+    severity: 'ERROR',
+    message: 'the session holds as many prepared statements or portals as the proxy allows',
+    hint: 'Close (or DEALLOCATE) prepared statements and portals that are no longer needed, or reuse the unnamed statement; nothing was run.',
+  },
+  statement_deadline_exceeded: {
+    sqlstate: '57014',
+    severity: 'FATAL',
+    message: 'the statement ran past the policy\'s statement_timeout and did not stop when cancelled',
+    hint: 'Reconnect and send a cheaper statement: fewer CTEs, joins or nested subqueries (PostgreSQL cannot interrupt some planning work), or filter earlier.',
+  },
   type_not_allowed: {
     sqlstate: '42704',
     severity: 'ERROR',

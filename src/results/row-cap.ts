@@ -21,19 +21,25 @@ export class RowCap {
 
   /**
    * The bytes to send for the CommandComplete that ends the result: unchanged when nothing was
-   * dropped; otherwise a NOTICE explaining the cut, then the tag with the count actually sent.
+   * dropped; otherwise a NOTICE explaining the cut, then the tag: a SELECT's or FETCH's with the
+   * count actually sent, a write's unchanged (its count is of rows written, which all were).
    */
   complete(frame: BackendFrame): Buffer {
     if (!this.truncated) return frame.raw;
     const tag = commandCompleteTag(frame);
     const words = tag.split(' ');
-    words[words.length - 1] = String(this.rows);
+    const read = words[0] === 'SELECT' || words[0] === 'FETCH';
+    if (read) words[words.length - 1] = String(this.rows);
     return Buffer.concat([
       backend.noticeResponse({
         severity: 'NOTICE',
         code: '01000',
-        message: `result truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per statement`,
-        hint: 'Add a narrower WHERE clause, aggregate in SQL (count, sum, GROUP BY), or page with ORDER BY … LIMIT/OFFSET.',
+        message: read
+          ? `result truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per statement`
+          : `RETURNING truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per statement; all ${words[words.length - 1]} rows were written`,
+        hint: read
+          ? 'Add a narrower WHERE clause, aggregate in SQL (count, sum, GROUP BY), or page with ORDER BY … LIMIT/OFFSET.'
+          : 'The write itself is complete. To see the changed rows, SELECT them in pages with ORDER BY … LIMIT/OFFSET, or write fewer rows per statement.',
         routine: 'ormai.rows_truncated',
       }),
       backend.commandComplete(words.join(' ')),

@@ -6,6 +6,7 @@
 import type { ProxyError } from '../errors/catalogue';
 import type { CaptureSpec } from '../results/capture-columns';
 import type { RowCap } from '../results/row-cap';
+import type { Effect } from './state';
 
 export type PendingKind = 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync';
 
@@ -28,6 +29,8 @@ export interface PendingItem {
   silent?: boolean;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
+  /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */
+  effect?: Effect;
   /** query: index of the statement whose result is arriving. */
   result: number;
 }
@@ -63,11 +66,54 @@ export class PendingQueue {
   private head = 0;
   /** After an extended-protocol error the upstream discards everything up to Sync. */
   private skipping = false;
+  /** When the upstream started on the head item (performance.now()), or last finished a statement of it. */
+  private headSince = 0;
+  /** Items pushed, and the count as of the last request that makes PostgreSQL answer (Sync, Query, Flush). */
+  private pushed = 0;
+  private answerable = 0;
+  private shifted = 0;
 
-  push(item: Omit<PendingItem, 'result'>): void {
+  /** Queues a request; one sent while the upstream skips to Sync is answered by nothing, and false is returned. */
+  push(item: Omit<PendingItem, 'result'>): boolean {
     if (item.kind === 'sync') this.skipping = false;
-    else if (this.skipping) return;
+    else if (this.skipping) {
+      item.effect?.skipped();
+      return false;
+    }
+    if (this.size === 0) this.headSince = performance.now();
     this.items.push({ ...item, result: 0 });
+    this.pushed++;
+    if (item.kind === 'sync' || item.kind === 'query') this.answerable = this.pushed;
+    return true;
+  }
+
+  /** A Flush went upstream: PostgreSQL answers everything sent so far. */
+  flushed(): void {
+    this.answerable = this.pushed;
+  }
+
+  /** A statement of the head item ended: the next one has the full time again. */
+  progressed(): void {
+    this.headSince = performance.now();
+  }
+
+  /**
+   * How long PostgreSQL has been working on the head item without finishing a statement of it,
+   * in ms; undefined when nothing is pending or PostgreSQL has not been asked to answer yet
+   * (messages before a Sync or Flush may wait on the client, not on the server).
+   */
+  busyFor(now: number): number | undefined {
+    if (this.size === 0 || this.shifted >= this.answerable) return undefined;
+    return now - this.headSince;
+  }
+
+  /** Every pending item, oldest first, leaving the queue empty (the session is ending). */
+  drain(): PendingItem[] {
+    const rest = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    this.shifted = this.pushed;
+    return rest;
   }
 
   peek(): PendingItem | undefined {
@@ -78,6 +124,8 @@ export class PendingQueue {
     const item = this.items[this.head];
     if (item === undefined) return undefined;
     this.head++;
+    this.shifted++;
+    this.headSince = performance.now();
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -92,7 +140,9 @@ export class PendingQueue {
    */
   skipToSync(failure?: StatementOutcome): void {
     while (this.head < this.items.length && this.items[this.head].kind !== 'sync') {
-      const audit = this.items[this.head++].audit;
+      this.shifted++;
+      const { audit, effect } = this.items[this.head++];
+      effect?.skipped();
       if (audit && failure) {
         void audit.result(0, failure);
         audit.end();

@@ -22,6 +22,8 @@ export class ResponseRouter {
   txStatus: 'I' | 'T' | 'E' = 'I';
   /** Called on every ReadyForQuery (portals end with their transaction). */
   onReady: (status: 'I' | 'T' | 'E') => void = () => undefined;
+  /** Called on every ErrorResponse that answers a request: the transaction failed (portals with it). */
+  onError: () => void = () => undefined;
   /** Set by route() when an audit hook asked to hold the client's output; taken by the session. */
   private gate?: Promise<void>;
   /** DataRows the client received for the result in progress. */
@@ -49,6 +51,7 @@ export class ResponseRouter {
     const head = this.pending.peek();
     switch (frame.code) {
       case 'N': // NoticeResponse
+        return this.notice(frame);
       case 'A': // NotificationResponse
         return frame.raw;
       case 'S':
@@ -58,6 +61,7 @@ export class ResponseRouter {
       case 'Z': {
         this.expect(head, frame, 'query', 'sync');
         this.pending.shift();
+        head!.effect?.done();
         head!.audit?.end();
         this.txStatus = readyForQueryStatus(frame) as 'I' | 'T' | 'E';
         this.onReady(this.txStatus);
@@ -89,8 +93,10 @@ export class ResponseRouter {
         this.expect(head, frame, 'query', 'execute');
         const spec = head!.captures?.[head!.kind === 'query' ? head!.result : 0];
         if (spec) {
+          // The capture values are kept for every row; the agent's part of the row counts against its cap.
           const row = cutDataRow(frame, spec);
-          if (row) this.rowsSent++;
+          if (!row || (head!.cap && !head!.cap.admit())) return undefined;
+          this.rowsSent++;
           return row;
         }
         if (head!.cap && !head!.cap.admit()) return undefined;
@@ -116,6 +122,7 @@ export class ResponseRouter {
     this.expect(head, frame, 'query', 'execute');
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
     this.report(head!, { tag: frame.code === 'C' ? commandCompleteTag(frame) : '' });
+    this.pending.progressed();
     if (head!.kind === 'execute') {
       this.pending.shift();
       head!.audit?.end();
@@ -137,11 +144,14 @@ export class ResponseRouter {
   private complete(head: PendingItem | undefined, frame: BackendFrame, kind: PendingKind): Buffer | undefined {
     this.expect(head, frame, kind);
     this.pending.shift();
+    head!.effect?.done();
     return head!.silent ? undefined : frame.raw;
   }
 
   private error(frame: BackendFrame, head: PendingItem | undefined): Buffer {
     if (!head) return frame.raw; // e.g. FATAL before the upstream closes
+    head.effect?.failed();
+    this.onError();
     let bytes = frame.raw;
     if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
     else {
@@ -158,6 +168,33 @@ export class ResponseRouter {
       this.pending.skipToSync(head.audit ? undefined : { ...outcome, rows: 0 });
     }
     return bytes;
+  }
+
+  /**
+   * DEBUG and LOG messages describe the server's internals (plans, the proxy's rewritten text);
+   * they reach a client only if client_min_messages was lowered, which the agent may not do, and
+   * never leave the proxy.
+   */
+  private notice(frame: BackendFrame): Buffer | undefined {
+    const severity = errorFields(frame).severity;
+    return severity === 'DEBUG' || severity === 'LOG' ? undefined : frame.raw;
+  }
+
+  /**
+   * The session ends with requests unanswered: the statement running reports `error`, the
+   * requests behind it did not run (their events say so), and no change they carried applies.
+   */
+  abandon(error: ProxyError): void {
+    const items = this.pending.drain();
+    // The statement running is the first with an event before the batch ends (a Parse or Bind
+    // being planned reports through its Execute).
+    const sync = items.findIndex((item) => item.kind === 'sync');
+    const running = items.findIndex((item, i) => item.audit !== undefined && (sync < 0 || i < sync));
+    items.forEach((item, i) => {
+      if (i === running) this.report(item, { refused: error });
+      item.audit?.end();
+      item.effect?.skipped();
+    });
   }
 
   private parameterStatus(frame: BackendFrame): Buffer {

@@ -20,11 +20,13 @@ import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
+import { parseMessage } from '../upstream/parse-message';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
+import { SessionState } from './state';
 import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
@@ -32,12 +34,22 @@ import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWrit
  * upstream reacts exactly as PostgreSQL does to any error (the transaction block
  * fails, an extended-protocol batch is skipped up to Sync), and the proxy replaces
  * the resulting ErrorResponse with its own. Nothing of the refused text is sent.
+ *
+ * Refusals decided at Bind or Execute are sent as a Parse of this text under a name of
+ * their own: PostgreSQL raises the syntax error before it looks at the name
+ * (exec_parse_message parses first, stores last), so the refusal fails whatever
+ * statements and portals the agent has created, under any name.
  */
 const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
-/** Executing a portal that cannot exist fails the same way, for refusals decided at Execute. */
-const REFUSED_PORTAL = 'ormai_proxy_refused_portal';
-/** …and binding a statement that cannot exist, for refusals decided at Bind. */
-const REFUSED_STATEMENT = 'ormai_proxy_refused_statement';
+const REFUSED_NAME = 'ormai_proxy_refused';
+
+/**
+ * PostgreSQL checks statement_timeout only where it checks for interrupts, which planning may not
+ * do for a long time (a chain of a thousand CTEs plans for minutes under a 3 s timeout, and a
+ * cancel request waits just the same). The proxy gives a statement the policy's timeout plus this
+ * margin, then asks PostgreSQL to cancel it, and after the same margin again ends the session.
+ */
+export const DEADLINE = { marginMs: 2000 };
 
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
@@ -68,6 +80,13 @@ export interface SessionDeps {
   onClose: () => void;
 }
 
+/**
+ * PostgreSQL holds as many prepared statements and portals as a session creates; the proxy holds a
+ * record of each too. Bounded so that one session cannot grow either without end. Drivers keep far
+ * fewer: pgx caches 512 statements, JDBC 256, psycopg 100.
+ */
+export const SESSION_LIMITS = { statements: 1000, portals: 1000 };
+
 const NO_PARAMS: PlanParams = { types: [], values: [], formats: [] };
 
 export class Session {
@@ -86,28 +105,28 @@ export class Session {
   private terminating = false;
   /** Output to the client waits behind this while a write's audit event is made durable. */
   private output?: Promise<void>;
-  /** Prepared statements by name ('' is the unnamed statement). */
-  private readonly statements = new Map<string, Prepared>();
-  private readonly portals = new Map<string, Portal>();
-  /** Query and Sync messages sent upstream, and ReadyForQuery messages received: each Query or Sync gets one. */
-  private readySent = 0;
-  private readySeen = 0;
+  /** Prepared statements and portals, as PostgreSQL has confirmed them. */
+  private readonly state = new SessionState();
   /** A BEGIN may have opened a transaction block whose ReadyForQuery has not arrived yet. */
   private blockMaybeOpen = false;
+  /** Armed while requests are pending upstream: checks that no statement runs past its deadline. */
+  private watchdog?: NodeJS.Timeout;
+  /** The request the proxy asked PostgreSQL to cancel for running past its deadline. */
+  private cancelled?: PendingItem;
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
     this.server = deps.upstream.socket;
     this.router = new ResponseRouter(deps.principal);
-    // Portals live until the end of their transaction: an idle ReadyForQuery ends the portals
-    // bound before the Query or Sync it answers, not those bound after it (pipelining).
+    // Portals live until the end of their transaction. Those confirmed so far were all bound before
+    // the Query or Sync an idle ReadyForQuery answers (answers come in order); later Binds are still in flight.
     this.router.onReady = (status) => {
-      this.readySeen++;
       if (status === 'I') {
-        for (const [name, portal] of this.portals) if (portal.boundAt < this.readySeen) this.portals.delete(name);
+        this.state.transactionEnded();
         this.blockMaybeOpen = false;
       }
     };
+    this.router.onError = () => this.state.transactionFailed();
     this.snap = deps.initial;
     const snap = () => this.snap;
     this.pinned = {
@@ -219,28 +238,33 @@ export class Session {
         this.parse(message, undefined, removed);
         return undefined;
       }
-      case 'Bind':
-        return this.bind(message);
+      case 'Bind': {
+        const found = this.state.statement(message.statement);
+        return found.wait ? this.after(found.wait, message) : this.bind(message, found.value);
+      }
       case 'Describe': {
+        const found = message.target === 'S' ? this.state.statement(message.name) : this.state.portal(message.name);
+        if (found.wait) return this.after(found.wait, message);
         // A write's capture columns are cut off its description too.
-        const prepared = message.target === 'S' ? this.statements.get(message.name) : this.portals.get(message.name)?.prepared;
+        const prepared = message.target === 'S' ? (found.value as Prepared | undefined) : (found.value as Portal | undefined)?.prepared;
         const spec = prepared?.statements[0] ? captureOf(prepared.statements[0]) : undefined;
         this.forward(message.raw, { kind: 'describe', ...(spec ? { captures: [spec] } : {}) });
         return undefined;
       }
-      case 'Execute':
-        return this.execute(message.raw, message.portal);
+      case 'Execute': {
+        const found = this.state.portal(message.portal);
+        return found.wait ? this.after(found.wait, message) : this.execute(message.raw, message.portal, found.value);
+      }
       case 'Close':
-        if (message.target === 'P') this.portals.delete(message.name);
-        else this.statements.delete(message.name);
-        this.forward(message.raw, { kind: 'close' });
+        this.forward(message.raw, { kind: 'close', effect: this.state.close(message.target, message.name) });
         return undefined;
       case 'Sync':
-        this.readySent++;
         this.forward(message.raw, { kind: 'sync' });
         return undefined;
       case 'Flush':
         this.server.write(message.raw);
+        this.router.pending.flushed();
+        this.armDeadline();
         return undefined;
       case 'Terminate':
         this.terminate();
@@ -259,6 +283,14 @@ export class Session {
       case 'AuthResponse':
         throw new ProxyError('protocol_violation', { message: 'unexpected authentication message after startup' });
     }
+  }
+
+  /**
+   * The message depends on a statement or portal whose Parse, Bind or Close, sent in an earlier
+   * batch, PostgreSQL has not answered yet: it is handled once that answer is in.
+   */
+  private after(answered: Promise<void>, message: FrontendMessage): Promise<void> {
+    return answered.then(() => (this.closed ? undefined : this.handle(message)));
   }
 
   // ---- simple protocol ----
@@ -323,14 +355,17 @@ export class Session {
   private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[], removed?: Analysis): void {
     const result = removed ?? this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
     if (!result.ok) {
-      // PostgreSQL drops the unnamed statement when a Parse for it fails; a named one it keeps.
-      if (message.name === '') this.statements.delete('');
-      // The refused Parse keeps its statement name: an unnamed Parse would drop the client's unnamed statement upstream.
+      // The refused Parse keeps its statement name: PostgreSQL drops the unnamed statement when a
+      // Parse for it fails, as the agent's own would have; a named one it keeps.
       this.refuse('parse', result.error, { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
       return;
     }
+    if (this.state.full('S', message.name, SESSION_LIMITS.statements)) {
+      this.refuse('parse', sessionLimit('prepared statements', SESSION_LIMITS.statements), { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
+      return;
+    }
     const first = result.statements[0];
-    this.statements.set(message.name, {
+    const prepared: Prepared = {
       name: message.name,
       sql: result.sql,
       agentSql: message.sql,
@@ -343,59 +378,62 @@ export class Session {
       tags: result.tags,
       held: heldOf(first, message.sql),
       snap: this.snap,
-    });
-    this.forward(serialize.parse({ name: message.name, text: result.sql, types: message.paramTypes }), {
+    };
+    this.forward(parseMessage(message.name, result.sql, message.paramTypes), {
       kind: 'parse',
+      effect: this.state.parse(prepared),
       texts: texts(result.sql, message.sql),
       ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
     });
   }
 
-  private bind(message: Extract<FrontendMessage, { type: 'Bind' }>): Promise<void> | undefined {
-    const prepared = this.statements.get(message.statement);
-    if (!prepared) {
-      // The proxy knows every statement the upstream holds for this session; one it does not know was never analysed.
-      this.portals.delete(message.portal);
-      this.refuse('bind', new ProxyError('statement_not_understood', { message: `prepared statement "${message.statement}" does not exist` }), this.sentOf(undefined));
+  private bind(message: Extract<FrontendMessage, { type: 'Bind' }>, found: Prepared | undefined): Promise<void> | undefined {
+    if (!found) {
+      // The proxy knows every statement the upstream holds for this session, as PostgreSQL confirmed it.
+      this.refuse('bind', new ProxyError('prepared_statement_not_found', { message: `prepared statement "${message.statement}" does not exist` }), this.sentOf(undefined));
       return undefined;
     }
-    const removed = this.resume(prepared);
-    if (removed) {
-      this.portals.delete(message.portal);
-      this.refuse('bind', removed, this.sentOf(prepared));
+    const resumed = this.resume(found, true);
+    if (resumed instanceof ProxyError) {
+      this.refuse('bind', resumed, this.sentOf(found));
+      return undefined;
+    }
+    const prepared = resumed;
+    if (this.state.full('P', message.portal, SESSION_LIMITS.portals)) {
+      this.refuse('bind', sessionLimit('portals', SESSION_LIMITS.portals), this.sentOf(prepared));
       return undefined;
     }
     const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
-    this.portals.set(message.portal, {
-      boundAt: this.readySent,
-      cap: new RowCap(prepared?.rowLimit),
+    const portal: Portal = {
+      cap: new RowCap(prepared.rowLimit),
       resultFormats: message.resultFormats,
       writes: prepared.writes,
       targets: prepared.targets,
       prepared,
       ...(prepared.held ? { held: { ...prepared.held, statementSql: prepared.sql, params } } : {}),
-    });
+    };
+    const send = () => this.forward(message.raw, { kind: 'bind', effect: this.state.bind(message.portal, portal) });
     if (!prepared.reads || !this.budgets.limitsScans) {
-      this.forward(message.raw, { kind: 'bind' });
+      send();
       return undefined;
     }
     return this.budgets.scans([prepared.sql], params).then((refused) => {
       if (this.closed) return;
       if (refused) this.refuse('bind', refused, this.sentOf(prepared));
-      else this.forward(message.raw, { kind: 'bind' });
+      else send();
     });
   }
 
   /** Execute of a portal: the query budget, then for a write the write budget and approval rules; its audit event when it ends. */
-  private execute(raw: Buffer, name: string): Promise<void> | undefined {
-    const portal = this.portals.get(name);
+  private execute(raw: Buffer, name: string, portal: Portal | undefined): Promise<void> | undefined {
     const sent = this.sentOf(portal?.prepared);
     if (!portal) {
-      this.refuse('execute', new ProxyError('statement_not_understood', { message: `portal "${name}" does not exist` }), sent);
+      this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
     }
-    const removed = portal.prepared && this.resume(portal.prepared);
-    if (removed) {
+    // The portal runs the text it was bound with: a reload that changed that text refuses it.
+    const removed = portal.prepared && this.resume(portal.prepared, false);
+    if (removed instanceof ProxyError) {
       this.refuse('execute', removed, sent);
       return undefined;
     }
@@ -461,12 +499,9 @@ export class Session {
     const bytes =
       kind === 'query'
         ? serialize.query(REFUSED_SENTINEL)
-        : kind === 'parse'
-          ? serialize.parse({ name, text: REFUSED_SENTINEL, types: [] })
-          : kind === 'bind'
-            ? serialize.bind({ statement: REFUSED_STATEMENT })
-            : serialize.execute({ portal: REFUSED_PORTAL });
-    this.forward(bytes, { kind, refused, audit: this.auditor.hook(sent) });
+        : parseMessage(kind === 'parse' ? name : REFUSED_NAME, REFUSED_SENTINEL);
+    const effect = kind === 'parse' ? this.state.refusedParse(name) : undefined;
+    this.forward(bytes, { kind, refused, audit: this.auditor.hook(sent), ...(effect ? { effect } : {}) });
   }
 
   /** A statement that may read ormai.approvals is analysed with the principal's approvals as of now (never cached). */
@@ -505,34 +540,47 @@ export class Session {
    * upstream text replaced under the same name when it changed); one the new policy refuses is
    * refused with that reason. A reload that removed the policy refuses it too.
    */
-  private resume(prepared: Prepared): ProxyError | undefined {
+  private resume(prepared: Prepared, replace: boolean): Prepared | ProxyError {
     const live = this.deps.current();
     if (!live) {
       this.snap = prepared.snap;
       this.deps.log.info({ code: 'policy_removed' }, 'statement refused');
       return policyRemoved(prepared.snap.policy.name);
     }
-    if (live.scopeKey === prepared.snap.scopeKey) {
+    if (live.scopeKey === prepared.snap.scopeKey && !prepared.orphan) {
       this.snap = prepared.snap;
-      return undefined;
+      return prepared;
     }
     this.snap = live;
     const again = this.analyze(prepared.agentSql, 'extended');
-    if (again.ok && again.sql !== prepared.sql) {
-      // The text changed (a new row cap, a new mask): the upstream statement is replaced under the
-      // same name, and the client, which knows nothing of it, sees only its own Bind's answer.
-      this.forward(serialize.close({ type: 'S', name: prepared.name }), { kind: 'close', silent: true });
-      this.forward(serialize.parse({ name: prepared.name, text: again.sql, types: prepared.types }), { kind: 'parse', silent: true });
-      prepared.sql = again.sql;
-    }
-    if (again.ok && again.sql === prepared.sql) {
-      // Same text, but the rules around it (row cap, approvals, budgets) are the new policy's.
+    if (again.ok && ((again.sql === prepared.sql && !prepared.orphan) || replace)) {
+      // The rules around it (row cap, approvals, budgets) are the new policy's.
       const first = again.statements[0];
-      prepared.snap = live;
-      prepared.statements = again.statements;
-      prepared.rowLimit = first?.rowLimit;
-      prepared.held = heldOf(first, prepared.agentSql);
-      return undefined;
+      const next: Prepared = {
+        ...prepared,
+        sql: again.sql,
+        snap: live,
+        statements: again.statements,
+        rowLimit: first?.rowLimit,
+        reads: first?.nodeType === 'SelectStmt',
+        writes: again.statements.some(isWrite),
+        targets: again.statements.some(touchesWriteTarget),
+        held: heldOf(first, prepared.agentSql),
+      };
+      if (again.sql === prepared.sql && !prepared.orphan) {
+        Object.assign(prepared, next);
+        return prepared;
+      }
+      // The text changed (a new row cap, a new mask): the upstream statement is replaced under the
+      // same name, and the client, which knows nothing of it, sees only its own Bind's answer. The
+      // proxy's record changes when PostgreSQL confirms; the Bind that follows in this batch runs
+      // only if both succeed. If the new text fails upstream, the name is kept as an orphan, parsed
+      // again at its next Bind.
+      if (!prepared.orphan) this.forward(serialize.close({ type: 'S', name: prepared.name }), { kind: 'close', silent: true, effect: this.state.close('S', prepared.name) });
+      const orphan: Prepared = { ...next, orphan: true };
+      const effect = this.state.reparse(next, orphan);
+      this.forward(parseMessage(prepared.name, again.sql, prepared.types), { kind: 'parse', silent: true, effect });
+      return next;
     }
     // The statement is refused under the policy now in force: the agent gets the reason.
     this.snap = prepared.snap;
@@ -564,9 +612,50 @@ export class Session {
   }
 
   private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {
-    if (item.kind === 'query') this.readySent++;
-    this.router.pending.push(item);
+    // Every simple Query, refused ones included, replaces the unnamed statement and portal.
+    this.router.pending.push(item.kind === 'query' ? { ...item, effect: this.state.query() } : item);
+    if (item.kind === 'query' || item.kind === 'sync') {
+      this.state.endBatch();
+      this.armDeadline();
+    }
     this.server.write(bytes);
+  }
+
+  private armDeadline(): void {
+    const limit = this.snap.policy.statementTimeoutMs;
+    if (this.watchdog || !limit || this.closed) return;
+    this.watchdog = setTimeout(() => this.onDeadline(), limit + DEADLINE.marginMs);
+    this.watchdog.unref();
+  }
+
+  /** The statement at the head of the queue has run past the policy's timeout: cancel it, then end the session. */
+  private onDeadline(): void {
+    this.watchdog = undefined;
+    const limit = this.snap.policy.statementTimeoutMs;
+    const busy = this.router.pending.busyFor(performance.now());
+    if (this.closed || busy === undefined || !limit) return;
+    const head = this.router.pending.peek();
+    const due = this.cancelled === head ? limit + 2 * DEADLINE.marginMs : limit + DEADLINE.marginMs;
+    if (busy < due) {
+      this.watchdog = setTimeout(() => this.onDeadline(), due - busy);
+      this.watchdog.unref();
+      return;
+    }
+    if (this.cancelled !== head) {
+      this.cancelled = head;
+      this.deps.log.warn({ ms: Math.round(busy) }, 'statement past its deadline: cancelling it upstream');
+      this.cancel();
+      this.armDeadline();
+      return;
+    }
+    this.deps.log.warn({ ms: Math.round(busy) }, 'statement past its deadline did not stop: ending the session');
+    const error = new ProxyError('statement_deadline_exceeded', {
+      message: `the statement ran for more than ${Math.round(busy / 1000)} s, past the policy's statement_timeout of ${limit} ms, and did not stop when cancelled`,
+    });
+    // Nothing more is read from this upstream session: it is dropped, not ended politely.
+    this.router.abandon(error);
+    this.server.destroy();
+    this.fatal(error);
   }
 
   // ---- upstream → client ----
@@ -662,9 +751,14 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.watchdog) clearTimeout(this.watchdog);
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }
+}
+
+function sessionLimit(what: string, limit: number): ProxyError {
+  return new ProxyError('session_limit_exceeded', { message: `the session holds ${limit} ${what}, as many as the proxy allows` });
 }
 
 function policyRemoved(name: string): ProxyError {

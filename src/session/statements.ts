@@ -28,12 +28,12 @@ export interface Prepared {
   held?: { originalSql: string; write: HeldWrite['write'] };
   /** The policy it was analysed under: its Bind and Execute are budgeted and audited under the same one. */
   snap: PolicyView;
+  /** PostgreSQL no longer holds it (the proxy's re-Parse after a reload failed): the next Bind parses it again. */
+  orphan?: boolean;
 }
 
 /** A bound portal, until its transaction ends. */
 export interface Portal {
-  /** Query and Sync messages sent before this Bind: the ReadyForQuery that ends its transaction comes after them. */
-  boundAt: number;
   cap: RowCap;
   /** Bind's result format codes: the capture columns' formats follow from them. */
   resultFormats: number[];

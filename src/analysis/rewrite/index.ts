@@ -87,6 +87,9 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   if (out.nodeType === 'SelectStmt') {
     out.stmt = { SelectStmt: capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows) };
     out.rowLimit = scope.policy.maxRows;
+  } else if (write) {
+    // A write's RETURNING reaches the agent under the same cap, on the wire (every row is still written).
+    out.rowLimit = scope.policy.maxRows;
   }
   if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {
     out.flags = [...(stmt.flags ?? []), 'tenant_forged'];

@@ -38,7 +38,8 @@ describe('row cap', () => {
       // Not a top-level SELECT: no cap.
       { sql: 'EXPLAIN SELECT id FROM orders', out: `EXPLAIN (COSTS OFF) SELECT id FROM ${ORDERS} AS orders`, rowLimit: null },
       { sql: 'EXPLAIN SELECT id FROM orders LIMIT 5000', out: `EXPLAIN (COSTS OFF) SELECT id FROM ${ORDERS} AS orders LIMIT 5000`, rowLimit: null },
-      { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES ((SELECT max(customer_id) FROM orders), 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES ((SELECT max(customer_id) FROM ${ORDERS} AS orders), 1, '1'::int)`, rowLimit: null },
+      // A write is not rewritten with a LIMIT; its RETURNING rows are capped on the wire.
+      { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES ((SELECT max(customer_id) FROM orders), 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES ((SELECT max(customer_id) FROM ${ORDERS} AS orders), 1, '1'::int)`, rowLimit: 200 },
       { sql: 'BEGIN', out: 'BEGIN', rowLimit: null },
       { sql: 'SELECT id FROM orders; SELECT 1', out: `SELECT id FROM ${ORDERS} AS orders LIMIT 201; SELECT 1 LIMIT 201`, multi: true },
       { sql: 'SELECT 1', out: 'SELECT 1 LIMIT 6', rowLimit: 5, ctx: { scope: scopeVariant(WITH_COUNTRIES, { max_rows: 5 }) } },

@@ -1,0 +1,191 @@
+// The session's prepared statements and portals as PostgreSQL holds them: changed only on PostgreSQL's word.
+//
+// Every message that may change them (Parse, Bind, Close, a simple Query) is sent with an Effect. The
+// response router settles it when PostgreSQL answers: done on ParseComplete, BindComplete,
+// CloseComplete or the Query's ReadyForQuery; failed on the message's own ErrorResponse; skipped when
+// PostgreSQL discarded it after an earlier error (up to Sync). Only then do the tables change.
+//
+// A message handled before that answer sees the table as it will be once everything sent before it has
+// run (the in-flight effects over the confirmed entries), but only when those effects were sent in the
+// same batch (since the last Sync or Query): if one of them fails, PostgreSQL skips the rest of the
+// batch, the new message included, so the picture it was checked against can never differ from what
+// runs. An effect from an earlier batch may still fail on its own; a message that depends on it waits
+// for its answer first.
+import type { Portal, Prepared } from './statements';
+
+/**
+ * PostgreSQL keeps statement and portal names in hash tables keyed by NAMEDATALEN bytes: a name is
+ * cut to its first 63 bytes (the cut can split a multi-byte character), so two names that share them
+ * are one name. The proxy keys its tables the same way.
+ */
+export function nameKey(name: string): string {
+  // A key is the name's first 63 UTF-8 bytes, one character per byte; for a short ASCII name that is the name.
+  if (name.length <= 63 && ASCII.test(name)) return name;
+  return Buffer.from(name, 'utf8').subarray(0, 63).toString('latin1');
+}
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** How PostgreSQL answered a message that may change the tables; the router calls exactly one. */
+export interface Effect {
+  done(): void;
+  failed(): void;
+  skipped(): void;
+}
+
+type Table = 'S' | 'P';
+type Entry<T extends Table> = T extends 'S' ? Prepared : Portal;
+type Value = Prepared | Portal | undefined;
+/** A failed message leaves the name as it was. */
+const KEEP = Symbol('keep');
+
+interface Change {
+  batch: number;
+  /** What the name holds once the change is confirmed; undefined removes it. */
+  value: Value;
+  settled: Promise<void>;
+}
+
+/** What a message sees under a name now, or the answer it has to wait for first. */
+export type Lookup<T> = { value: T | undefined; wait?: undefined } | { wait: Promise<void> };
+
+export class SessionState {
+  private readonly confirmed = { S: new Map<string, Prepared>(), P: new Map<string, Portal>() };
+  /** Changes sent and not yet answered, by table and key, oldest first. */
+  private readonly inFlight = new Map<string, Change[]>();
+  /** Syncs and Queries sent: the messages between two of them run, or are skipped, together. */
+  private batch = 0;
+  /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
+  private readonly adding = { S: 0, P: 0 };
+
+  statement(name: string): Lookup<Prepared> {
+    return this.lookup('S', name);
+  }
+
+  portal(name: string): Lookup<Portal> {
+    return this.lookup('P', name);
+  }
+
+  /** Confirmed statements and portals. */
+  get size(): { statements: number; portals: number } {
+    return { statements: this.confirmed.S.size, portals: this.confirmed.P.size };
+  }
+
+  /**
+   * Would a Parse (S) or Bind (P) of `name` make PostgreSQL hold more than `limit` statements or
+   * portals? The unnamed ones replace each other and never count; an in-flight change counts as
+   * an addition until it is answered.
+   */
+  full(table: Table, name: string, limit: number): boolean {
+    if (name === '') return false;
+    const key = nameKey(name);
+    const held = this.confirmed[table];
+    if (held.has(key)) return false;
+    return held.size - (held.has('') ? 1 : 0) + this.adding[table] >= limit;
+  }
+
+  /** A Sync or Query was sent: what follows is a new batch. */
+  endBatch(): void {
+    this.batch++;
+  }
+
+  /**
+   * Parse of a statement the proxy accepted: the name holds it once PostgreSQL says ParseComplete.
+   * A Parse of the unnamed statement drops the previous one before anything can fail
+   * (exec_parse_message), so a failed one leaves no unnamed statement; a failed named one changes nothing.
+   */
+  parse(prepared: Prepared): Effect {
+    return this.change('S', prepared.name, prepared, prepared.name === '' ? undefined : KEEP);
+  }
+
+  /**
+   * A Parse the proxy sends on its own, replacing a statement after a reload (behind a Close of the
+   * name). If PostgreSQL refuses it, the name holds `orphan`: the agent's statement, which PostgreSQL
+   * no longer has.
+   */
+  reparse(prepared: Prepared, orphan: Prepared): Effect {
+    return this.change('S', prepared.name, prepared, orphan);
+  }
+
+  /** A Parse the proxy refused (sent as one that fails): only the unnamed statement changes, dropped. */
+  refusedParse(name: string): Effect {
+    return this.change('S', name, undefined, name === '' ? undefined : KEEP, name !== '');
+  }
+
+  /** Bind: the portal exists once PostgreSQL says BindComplete; a failed Bind leaves no usable portal of that name. */
+  bind(name: string, portal: Portal): Effect {
+    return this.change('P', name, portal, undefined);
+  }
+
+  /** Close of a statement or portal; closing a name that does not exist is not an error. */
+  close(target: Table, name: string): Effect {
+    return this.change(target, name, undefined, KEEP);
+  }
+
+  /** A simple Query replaces the unnamed statement and portal with its own (exec_simple_query), whatever its outcome. */
+  query(): Effect {
+    const s = this.change('S', '', undefined, undefined);
+    const p = this.change('P', '', undefined, undefined);
+    return { done: () => (s.done(), p.done()), failed: () => (s.failed(), p.failed()), skipped: () => (s.skipped(), p.skipped()) };
+  }
+
+  /**
+   * An error ended the transaction's portals: an aborted block keeps none that can run, and an
+   * implicit transaction is rolled back. (Portals bound before a savepoint that is rolled back to
+   * survive in PostgreSQL; the proxy forgets them too, so their Execute is refused, never run.)
+   */
+  transactionFailed(): void {
+    this.confirmed.P.clear();
+  }
+
+  /** A ReadyForQuery with status idle: the transaction ended, and its portals with it. */
+  transactionEnded(): void {
+    this.confirmed.P.clear();
+  }
+
+  private lookup<T extends Table>(table: T, name: string): Lookup<Entry<T>> {
+    const key = nameKey(name);
+    const changes = this.inFlight.get(table + key);
+    const last = changes?.[changes.length - 1];
+    if (last) return last.batch === this.batch ? { value: last.value as Entry<T> | undefined } : { wait: last.settled };
+    return { value: this.confirmed[table].get(key) as Entry<T> | undefined };
+  }
+
+  /**
+   * Records an in-flight change of one name: done() applies `value`, failed() applies `onFail`
+   * (KEEP: nothing), skipped() nothing; the first call settles it, later ones are ignored.
+   * `invisible` changes settle like the others but are not what later messages see (a refused
+   * named Parse, which PostgreSQL rejects before looking at the name).
+   */
+  private change(table: Table, name: string, value: Value, onFail: Value | typeof KEEP, invisible = false): Effect {
+    const key = nameKey(name);
+    const id = table + key;
+    let settle!: () => void;
+    const change: Change = { batch: this.batch, value, settled: new Promise<void>((resolve) => (settle = resolve)) };
+    if (!invisible) {
+      const list = this.inFlight.get(id);
+      if (list) list.push(change);
+      else this.inFlight.set(id, [change]);
+    }
+    const adds = value !== undefined && key !== '';
+    if (adds) this.adding[table]++;
+    let open = true;
+    const finish = (outcome: Value | typeof KEEP) => {
+      if (!open) return;
+      open = false;
+      if (adds) this.adding[table]--;
+      const changes = this.inFlight.get(id);
+      const at = changes ? changes.indexOf(change) : -1;
+      if (at >= 0) {
+        changes!.splice(at, 1);
+        if (changes!.length === 0) this.inFlight.delete(id);
+      }
+      if (outcome !== KEEP) {
+        const map = this.confirmed[table] as Map<string, Prepared | Portal>;
+        if (outcome === undefined) map.delete(key);
+        else map.set(key, outcome);
+      }
+      settle();
+    };
+    return { done: () => finish(value), failed: () => finish(onFail), skipped: () => finish(KEEP) };
+  }
+}

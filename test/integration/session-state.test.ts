@@ -1,0 +1,511 @@
+// The proxy's picture of the session follows PostgreSQL's (I8b): prepared statements and portals change only on
+// ParseComplete, BindComplete and CloseComplete, names are compared as PostgreSQL compares them (cut to 63 bytes),
+// and a refusal runs nothing under any name the agent can create. Every probe pipelines a message PostgreSQL refuses
+// (a duplicate Parse, a Bind in a failed transaction, a Parse after an error) ahead of messages that depend on it,
+// and then checks what really ran: rows written per tenant, rows returned, write budget spent, approvals asked, and
+// the audit trail's record of the statement. These probes need control of single protocol messages, so they run
+// under the extended protocol; where a simple Query changes the session (it replaces the unnamed statement and
+// portal), the probe mixes both.
+import path from 'node:path';
+import { Client } from 'pg';
+import { serialize } from 'pg-protocol';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+import { RawClient, type Message } from '../support/raw-client';
+// pg-protocol's serializer warns on every name over 63 bytes; this one writes the same bytes silently.
+import { parseMessage } from '../../src/upstream/parse-message';
+import { DEADLINE, SESSION_LIMITS } from '../../src/session/session';
+
+const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
+const POLICY = path.join(FIXTURES, 'session-state-policy.yaml');
+const APPROVAL_POLICY = path.join(FIXTURES, 'rtw-approval-policy.yaml');
+const R = "/*reason='session state'*/ ";
+const INSERT = `${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)`;
+
+let db: TestDatabase;
+let proxy: TestProxy | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+afterEach(async () => {
+  await proxy?.close();
+  proxy = undefined;
+  // Whatever ran, no tenant holds a row of another, and tenant 2's rows are as seeded.
+  expect(await db.query('SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.tenant_id <> c.tenant_id')).toEqual([]);
+  expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM orders WHERE tenant_id = 2'))[0].n)).toBe(3);
+});
+
+async function start(policy = POLICY): Promise<TestProxy> {
+  proxy = await startTestProxy(db.url, { policies: [policy] });
+  return proxy;
+}
+
+async function withClient<T>(p: TestProxy, fn: (c: RawClient) => Promise<T>): Promise<T> {
+  const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+  try {
+    return await fn(c);
+  } finally {
+    c.end();
+  }
+}
+
+async function tenantOrders(): Promise<number> {
+  return Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM orders WHERE tenant_id = 1'))[0].n);
+}
+
+/** Reads answers until `count` ReadyForQuery messages have arrived. */
+async function untilReadyN(c: RawClient, count: number): Promise<Message[][]> {
+  const out: Message[][] = [];
+  for (let i = 0; i < count; i++) out.push(await c.untilReady());
+  return out;
+}
+
+type Err = Message & { code: string; message: string; routine?: string };
+const errors = (ms: Message[]) => ms.filter((m) => m.name === 'error') as Err[];
+const tags = (ms: Message[]) => ms.filter((m) => m.name === 'commandComplete').map((m) => (m as unknown as { text: string }).text);
+const rowsOf = (ms: Message[]) => ms.filter((m) => m.name === 'dataRow').map((m) => (m as unknown as { fields: Array<string | null> }).fields);
+
+/** Statement events of the audit trail for texts whose reason is R's, once `count` of them are there. */
+async function statementEvents(p: TestProxy, count: number) {
+  const ours = () => p.auditEvents().filter((e) => e.kind === 'statement' && e.reason === 'session state');
+  for (let i = 0; i < 100 && ours().length < count; i++) await new Promise((r) => setTimeout(r, 20));
+  return ours();
+}
+
+const runStatement = (statement: string, portal = '') => [serialize.bind({ portal, statement }), serialize.execute({ portal }), serialize.sync()];
+
+describe('a Parse PostgreSQL refuses leaves the statement it had', () => {
+  test('re-Parse of an existing name as a read, pipelined ahead of its Executes: the write budget and the audit follow the write PostgreSQL keeps', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('s', INSERT),
+        serialize.sync(),
+        // PostgreSQL: 42P05 prepared statement "s" already exists; s is still the INSERT.
+        parseMessage('s', 'SELECT 1 AS one'),
+        serialize.sync(),
+        ...Array.from({ length: 6 }, () => runStatement('s')).flat(),
+      );
+      return untilReadyN(c, 8);
+    });
+    expect(errors(answers[1]).map((e) => e.code)).toEqual(['42P05']);
+    const runs = answers.slice(2);
+    expect(runs.map((ms) => tags(ms)[0] ?? errors(ms)[0]?.routine)).toEqual([
+      'INSERT 0 1', 'INSERT 0 1', 'INSERT 0 1',
+      'ormai.write_rate_limited', 'ormai.write_rate_limited', 'ormai.write_rate_limited',
+    ]);
+    expect(await tenantOrders()).toBe(before + 3);
+    const events = await statementEvents(p, 6);
+    expect(events.map((e) => [e.decision, e.statement_kind, e.sql])).toEqual([
+      ...Array.from({ length: 3 }, () => ['allowed', 'write', 'INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2)']),
+      ...Array.from({ length: 3 }, () => ['refused', 'write', 'INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2)']),
+    ]);
+  });
+
+  test('re-Parse of a held write as a read: the Execute is still held for approval', async () => {
+    const p = await start(APPROVAL_POLICY);
+    const row = await db.query('SELECT * FROM orders WHERE id = 4');
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('h', `${R}DELETE FROM orders WHERE id = 4`),
+        serialize.sync(),
+        parseMessage('h', 'SELECT 1'),
+        serialize.sync(),
+        ...runStatement('h'),
+      );
+      return untilReadyN(c, 3);
+    });
+    expect(errors(answers[1]).map((e) => e.code)).toEqual(['42P05']);
+    expect(errors(answers[2]).map((e) => e.routine)).toEqual(['ormai.pending_approval']);
+    expect(await db.query('SELECT * FROM orders WHERE id = 4')).toEqual(row);
+  });
+
+  test('re-Parse of a write with capture columns as a read: Describe and the rows show only what the agent asked for', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('w', `${R}UPDATE orders SET status = status WHERE id = 1 RETURNING id`),
+        serialize.sync(),
+        parseMessage('w', 'SELECT 1 AS a, 2 AS b, 3 AS c, 4 AS d'),
+        serialize.describe({ type: 'S', name: 'w' }),
+        serialize.sync(),
+        serialize.describe({ type: 'S', name: 'w' }),
+        ...runStatement('w'),
+      );
+      return untilReadyN(c, 3);
+    });
+    expect(errors(answers[1]).map((e) => e.code)).toEqual(['42P05']);
+    const description = answers[2].find((m) => m.name === 'rowDescription') as unknown as { fields: Array<{ name: string }> };
+    expect(description.fields.map((f) => f.name)).toEqual(['id']);
+    expect(rowsOf(answers[2])).toEqual([['1']]);
+    expect(tags(answers[2])).toEqual(['UPDATE 1']);
+  });
+
+  test('a Parse in a failed transaction changes nothing: the read under that name still runs as the read', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('r', 'SELECT count(*) FROM orders'),
+        serialize.sync(),
+        serialize.query('BEGIN'),
+        serialize.query('SELECT 1/0'),
+        // PostgreSQL: 25P02 current transaction is aborted; r stays the read.
+        parseMessage('r2', INSERT),
+        serialize.sync(),
+        serialize.query('ROLLBACK'),
+        ...runStatement('r'),
+        ...runStatement('r2'),
+      );
+      return untilReadyN(c, 7);
+    });
+    expect(errors(answers[3]).map((e) => e.code)).toEqual(['25P02']);
+    expect(rowsOf(answers[5])).toEqual([[String(before)]]);
+    expect(errors(answers[6]).map((e) => [e.code, e.routine])).toEqual([['26000', 'ormai.prepared_statement_not_found']]);
+    expect(await tenantOrders()).toBe(before);
+  });
+
+  test('after an error the rest of the batch is skipped: a statement parsed after it does not exist', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('n', 'SELECT $1::int AS n'),
+        serialize.bind({ statement: 'n', values: ['not a number'] }),
+        serialize.execute({}),
+        parseMessage('later', INSERT),
+        serialize.sync(),
+        ...runStatement('later'),
+      );
+      return untilReadyN(c, 2);
+    });
+    expect(errors(answers[0]).map((e) => e.code)).toEqual(['22P02']);
+    expect(errors(answers[1]).map((e) => [e.code, e.routine])).toEqual([['26000', 'ormai.prepared_statement_not_found']]);
+    expect(await tenantOrders()).toBe(before);
+  });
+});
+
+describe('names are compared as PostgreSQL compares them', () => {
+  const n63 = 'x'.repeat(63);
+
+  test('two names that share their first 63 bytes are one statement: the second Parse fails and Executes run the first', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage(`${n63}_write`, INSERT),
+        serialize.sync(),
+        parseMessage(`${n63}_read`, 'SELECT 1'),
+        serialize.sync(),
+        ...Array.from({ length: 5 }, () => runStatement(`${n63}_read`)).flat(),
+      );
+      return untilReadyN(c, 7);
+    });
+    expect(errors(answers[1]).map((e) => e.code)).toEqual(['42P05']);
+    expect(answers.slice(2).map((ms) => tags(ms)[0] ?? errors(ms)[0]?.routine)).toEqual([
+      'INSERT 0 1', 'INSERT 0 1', 'INSERT 0 1', 'ormai.write_rate_limited', 'ormai.write_rate_limited',
+    ]);
+    expect(await tenantOrders()).toBe(before + 3);
+    const events = await statementEvents(p, 5);
+    expect(events.filter((e) => e.statement_kind === 'write')).toHaveLength(5);
+  });
+
+  test('a name of exactly 63 bytes and the same name longer are one; a cut inside a multi-byte character too', async () => {
+    const p = await start();
+    const n62 = 'y'.repeat(62);
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage(n63, 'SELECT 63 AS n'),
+        serialize.sync(),
+        ...runStatement(`${n63}and more`),
+        // 'é' and 'è' are C3 A9 and C3 A8: cut at 63 bytes, both names end in C3.
+        parseMessage(`${n62}é`, 'SELECT 62 AS n'),
+        serialize.sync(),
+        ...runStatement(`${n62}è`),
+        serialize.close({ type: 'S', name: `${n62}èèè` }),
+        serialize.sync(),
+        ...runStatement(`${n62}é`),
+      );
+      return untilReadyN(c, 6);
+    });
+    expect(rowsOf(answers[1])).toEqual([['63']]);
+    expect(rowsOf(answers[3])).toEqual([['62']]);
+    expect(tags(answers[4])).toEqual([]);
+    expect(errors(answers[5]).map((e) => e.code)).toEqual(['26000']);
+  });
+
+  test('portal names are cut the same way', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        serialize.query('BEGIN'),
+        parseMessage('q', 'SELECT 7 AS n'),
+        serialize.bind({ portal: `${n63}_one`, statement: 'q' }),
+        serialize.sync(),
+        serialize.execute({ portal: `${n63}_two` }),
+        serialize.sync(),
+        serialize.query('ROLLBACK'),
+      );
+      return untilReadyN(c, 4);
+    });
+    expect(rowsOf(answers[2])).toEqual([['7']]);
+  });
+});
+
+describe('a refusal runs nothing, whatever names the agent created', () => {
+  // Names a proxy might use for a statement or portal of its own: none of them may turn a refusal into an execution.
+  const OWN = ['ormai_proxy_refused', 'ormai_proxy_refused_portal', 'ormai_proxy_refused_statement', 'ORMAI_PROXY_REFUSED_STATEMENT'];
+
+  test('refusals at Bind and at Execute inside a transaction holding writes under those names', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(serialize.query('BEGIN'));
+      for (const name of OWN) c.send(serialize.parse({ name, text: INSERT, types: [] }), serialize.bind({ portal: name, statement: name }));
+      c.send(
+        serialize.sync(),
+        // Refused at Bind: no such statement.
+        ...runStatement('no_such_statement', 'x'),
+        // Refused at Execute: no such portal.
+        serialize.execute({ portal: 'no_such_portal' }),
+        serialize.sync(),
+        serialize.query('ROLLBACK'),
+      );
+      return untilReadyN(c, 5);
+    });
+    expect(errors(answers[2]).map((e) => e.routine)).toEqual(['ormai.prepared_statement_not_found']);
+    expect(errors(answers[3]).map((e) => e.routine)).toEqual(['ormai.portal_not_found']);
+    expect(tags(answers.flat()).filter((t) => t.startsWith('INSERT'))).toEqual([]);
+    expect(await tenantOrders()).toBe(before);
+  });
+
+  test('budget refusals at Execute of portals under those names run nothing', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      for (const name of OWN) c.send(serialize.parse({ name, text: INSERT, types: [] }));
+      c.send(serialize.sync());
+      for (let i = 0; i < 3; i++) for (const name of OWN) c.send(...runStatement(name, name));
+      return untilReadyN(c, 1 + 3 * OWN.length);
+    });
+    const outcomes = answers.slice(1).map((ms) => tags(ms)[0] ?? errors(ms)[0]?.routine);
+    expect(outcomes.filter((o) => o === 'INSERT 0 1')).toHaveLength(3);
+    expect(outcomes.filter((o) => o === 'ormai.write_rate_limited')).toHaveLength(3 * OWN.length - 3);
+    expect(await tenantOrders()).toBe(before + 3);
+  });
+});
+
+describe('a Bind PostgreSQL refuses leaves no portal', () => {
+  test('Bind in a failed transaction, then Execute of that portal: refused by the proxy, never forwarded; other sessions unharmed', async () => {
+    const p = await start();
+    const bystander = new Client({ connectionString: p.url() });
+    await bystander.connect();
+    const before = await tenantOrders();
+    try {
+      const answers = await withClient(p, async (c) => {
+        c.send(
+          serialize.query('BEGIN'),
+          serialize.query('ROLLBACK TO SAVEPOINT a'),
+          parseMessage('', 'SELECT * FROM orders'),
+          serialize.bind({ portal: '', statement: '' }),
+          serialize.sync(),
+          serialize.execute({ portal: '' }),
+          serialize.sync(),
+          serialize.query('ROLLBACK'),
+          serialize.query('SELECT 1 AS alive'),
+        );
+        return untilReadyN(c, 6);
+      });
+      expect(errors(answers[1]).map((e) => e.code)).toEqual(['3B001']);
+      expect(errors(answers[2]).map((e) => e.code)).toEqual(['25P02']);
+      expect(errors(answers[3]).map((e) => [e.code, e.routine])).toEqual([['34000', 'ormai.portal_not_found']]);
+      expect(rowsOf(answers[5])).toEqual([['1']]);
+      expect((await bystander.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: before }]);
+    } finally {
+      await bystander.end();
+    }
+  });
+
+  test('a Bind with a bad parameter leaves no portal for a later Execute', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('i', 'SELECT $1::int AS n'),
+        serialize.bind({ portal: 'p', statement: 'i', values: ['nope'] }),
+        serialize.sync(),
+        serialize.execute({ portal: 'p' }),
+        serialize.sync(),
+      );
+      return untilReadyN(c, 2);
+    });
+    expect(errors(answers[0]).map((e) => e.code)).toEqual(['22P02']);
+    expect(errors(answers[1]).map((e) => e.code)).toEqual(['34000']);
+  });
+
+  test('a Close of a name that does not exist succeeds and changes nothing; a Close ahead of a Bind in one batch is seen by it', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('c', 'SELECT 5 AS n'),
+        serialize.close({ type: 'S', name: 'no_such' }),
+        serialize.close({ type: 'P', name: 'no_such' }),
+        serialize.sync(),
+        ...runStatement('c'),
+        serialize.close({ type: 'S', name: 'c' }),
+        ...runStatement('c'),
+      );
+      return untilReadyN(c, 3);
+    });
+    expect(answers[0].filter((m) => m.name === 'closeComplete')).toHaveLength(2);
+    expect(rowsOf(answers[1])).toEqual([['5']]);
+    expect(errors(answers[2]).map((e) => e.code)).toEqual(['26000']);
+  });
+});
+
+describe('a simple Query replaces the unnamed statement and portal', () => {
+  test('a write parsed unnamed does not survive a Query: its later Bind is refused, nothing is written', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('', INSERT),
+        serialize.sync(),
+        serialize.query('SELECT 1'),
+        ...runStatement(''),
+      );
+      return untilReadyN(c, 3);
+    });
+    expect(errors(answers[2]).map((e) => e.code)).toEqual(['26000']);
+    expect(await tenantOrders()).toBe(before);
+  });
+
+  test('a refused Query does the same', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('', 'SELECT 1'),
+        serialize.sync(),
+        serialize.query('SELECT * FROM pg_authid'),
+        ...runStatement(''),
+      );
+      return untilReadyN(c, 3);
+    });
+    expect(errors(answers[1]).map((e) => e.code)).not.toEqual([]);
+    expect(errors(answers[2]).map((e) => e.code)).toEqual(['26000']);
+  });
+});
+
+describe("a write's RETURNING is capped like a read (max_rows 2)", () => {
+  for (const extended of [false, true]) {
+    test(`${extended ? 'extended' : 'simple'} protocol: two rows reach the agent, with a notice; all four are written`, async () => {
+      const p = await start();
+      const c = new Client({ connectionString: p.url() });
+      const notices: string[] = [];
+      c.on('notice', (n) => notices.push(n.message ?? ''));
+      await c.connect();
+      const before = await tenantOrders();
+      try {
+        const sql = `${R}UPDATE orders SET status = status RETURNING id, status`;
+        const result = await c.query(extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql);
+        expect(result.rows).toHaveLength(2);
+        expect(result.rowCount).toBe(before);
+        expect(notices.join('\n')).toMatch(/RETURNING truncated to 2 rows/);
+        const writes = await statementEvents(p, 1);
+        expect(writes[0].rows).toBe(before); // a write's event counts the rows written
+      } finally {
+        await c.end();
+      }
+    });
+  }
+});
+
+describe('a session holds a bounded number of statements and portals', () => {
+  test('past the limit a new named Parse or Bind is refused; closing one makes room; unnamed ones always work', async () => {
+    const p = await start();
+    await withClient(p, async (c) => {
+      const parses = Array.from({ length: SESSION_LIMITS.statements }, (_, i) => parseMessage(`s${i}`, 'SELECT 1'));
+      c.send(...parses, serialize.sync());
+      expect(errors(await c.untilReady())).toEqual([]);
+      c.send(parseMessage('one_more', 'SELECT 1'), serialize.sync());
+      expect(errors(await c.untilReady()).map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
+      c.send(parseMessage('', 'SELECT 2 AS n'), ...runStatement(''));
+      expect(rowsOf(await c.untilReady())).toEqual([['2']]);
+      // A Close not yet answered does not make room (the proxy counts what PostgreSQL may still hold).
+      c.send(serialize.close({ type: 'S', name: 's0' }), serialize.sync());
+      await c.untilReady();
+      c.send(parseMessage('one_more', 'SELECT 3 AS n'), serialize.sync(), ...runStatement('one_more'));
+      const [parsed, ran] = await untilReadyN(c, 2);
+      expect(errors(parsed)).toEqual([]);
+      expect(rowsOf(ran)).toEqual([['3']]);
+      c.send(serialize.query('BEGIN'));
+      for (let i = 0; i < SESSION_LIMITS.portals; i++) c.send(serialize.bind({ portal: `p${i}`, statement: 's1' }));
+      c.send(serialize.sync());
+      const [, bound] = await untilReadyN(c, 2);
+      expect(errors(bound)).toEqual([]);
+      c.send(serialize.bind({ portal: 'p_more', statement: 's1' }), serialize.sync(), serialize.query('ROLLBACK'));
+      const [more] = await untilReadyN(c, 2);
+      expect(errors(more).map((e) => e.routine)).toEqual(['ormai.session_limit_exceeded']);
+    });
+  });
+});
+
+describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (statement_timeout_ms 500, margin 300 ms)', () => {
+  // A chain of CTEs that PostgreSQL plans for seconds without checking for interrupts: statement_timeout
+  // and a cancel request both wait for the planner.
+  const CHAIN = 400;
+  let own: TestDatabase;
+  const margin = DEADLINE.marginMs;
+  beforeAll(async () => {
+    own = await createTestDatabase();
+    // The proxy runs in this process: a short margin (cancel at 0.8 s, end at 1.1 s) keeps the test well inside
+    // the planning time on any machine.
+    DEADLINE.marginMs = 300;
+  });
+  afterAll(async () => {
+    DEADLINE.marginMs = margin;
+    // The abandoned backends plan on until they reach an interrupt check; the database can be dropped after.
+    for (let i = 0; i < 240; i++) {
+      const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [own.name]);
+      if (n === 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await own?.drop();
+  });
+  const sql =
+    'WITH ' +
+    Array.from({ length: CHAIN }, (_, i) => (i === 0 ? 'c0 AS (SELECT 1 AS x)' : `c${i} AS (SELECT x + 1 AS x FROM c${i - 1})`)).join(', ') +
+    ` SELECT * FROM c${CHAIN - 1}`;
+
+  for (const extended of [false, true]) {
+    test(`${extended ? 'extended' : 'simple'} protocol: the agent gets 57014 within the deadline, the session ends, a new one works`, async () => {
+      const p = (proxy = await startTestProxy(own.url, { policies: [path.join(FIXTURES, 'deadline-policy.yaml')] }));
+      const c = new Client({ connectionString: p.url() });
+      c.on('error', () => undefined);
+      await c.connect();
+      const err = (await c.query(extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql).then(
+        () => undefined,
+        (e: Error & { code?: string; routine?: string }) => e,
+      )) as (Error & { code?: string; routine?: string }) | undefined;
+      await c.end().catch(() => undefined);
+      // PostgreSQL alone would answer only once planning is over (seconds), with its own 57014.
+      expect([err?.code, err?.routine]).toEqual(['57014', 'ormai.statement_deadline_exceeded']);
+      const fresh = new Client({ connectionString: p.url() });
+      await fresh.connect();
+      try {
+        expect((await fresh.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      } finally {
+        await fresh.end();
+      }
+      const events = p.auditEvents().filter((e) => e.kind === 'statement' && e.sql?.startsWith('WITH c0'));
+      expect(events).toHaveLength(1);
+      expect(events[0].code === 'statement_deadline_exceeded' || events[0].code === '57014').toBe(true);
+    });
+  }
+});

@@ -1,0 +1,118 @@
+// The session's statements and portals change only on PostgreSQL's answers; names are keyed as PostgreSQL keys them.
+import { serialize } from 'pg-protocol';
+import { nameKey, SessionState } from '../../../src/session/state';
+import type { Portal, Prepared } from '../../../src/session/statements';
+import { parseMessage } from '../../../src/upstream/parse-message';
+
+const prepared = (name: string, sql: string) => ({ name, sql }) as unknown as Prepared;
+const portal = (sql: string) => ({ prepared: prepared('', sql) }) as unknown as Portal;
+const value = <T>(l: { value?: T; wait?: Promise<void> }) => {
+  if (l.wait) throw new Error('expected a value, got a wait');
+  return l.value;
+};
+
+describe('nameKey', () => {
+  test.each([
+    ['', ''],
+    ['s1', 's1'],
+    ['x'.repeat(63), 'x'.repeat(63)],
+  ])('%j is its own key', (name, key) => expect(nameKey(name)).toBe(key));
+
+  test('names cut to the same 63 bytes share a key; others do not', () => {
+    expect(nameKey('x'.repeat(63) + 'a')).toBe(nameKey('x'.repeat(63)));
+    expect(nameKey('x'.repeat(62) + 'é')).toBe(nameKey('x'.repeat(62) + 'è'));
+    expect(nameKey('x'.repeat(61) + 'é')).not.toBe(nameKey('x'.repeat(61) + 'è'));
+    expect(nameKey('é')).not.toBe(nameKey('è'));
+  });
+});
+
+describe('SessionState', () => {
+  test('a Parse shows to later messages of its batch at once, to the table only when confirmed', () => {
+    const s = new SessionState();
+    const effect = s.parse(prepared('a', 'one'));
+    expect(value(s.statement('a'))?.sql).toBe('one');
+    expect(s.size.statements).toBe(0);
+    effect.done();
+    expect(s.size.statements).toBe(1);
+  });
+
+  test('a message of a later batch waits for an unanswered change of its name, and sees the answer', async () => {
+    const s = new SessionState();
+    s.parse(prepared('a', 'old')).done();
+    const again = s.parse(prepared('a', 'new'));
+    s.endBatch();
+    const lookup = s.statement('a');
+    expect(lookup.wait).toBeDefined();
+    again.failed(); // 42P05: the name keeps the old statement
+    await lookup.wait;
+    expect(value(s.statement('a'))?.sql).toBe('old');
+  });
+
+  test('a failed or skipped named Parse keeps the old statement; a failed unnamed one leaves none', () => {
+    const s = new SessionState();
+    s.parse(prepared('a', 'old')).done();
+    s.parse(prepared('', 'old')).done();
+    s.parse(prepared('a', 'new')).skipped();
+    s.parse(prepared('', 'new')).failed();
+    expect(value(s.statement('a'))?.sql).toBe('old');
+    expect(value(s.statement(''))).toBeUndefined();
+  });
+
+  test('a refused named Parse is invisible; a refused unnamed one drops the unnamed statement', () => {
+    const s = new SessionState();
+    s.parse(prepared('a', 'kept')).done();
+    s.parse(prepared('', 'kept')).done();
+    const named = s.refusedParse('a');
+    expect(value(s.statement('a'))?.sql).toBe('kept');
+    named.failed();
+    s.refusedParse('').failed();
+    expect(value(s.statement('a'))?.sql).toBe('kept');
+    expect(value(s.statement(''))).toBeUndefined();
+  });
+
+  test('a Query drops the unnamed statement and portal, whatever its outcome', () => {
+    const s = new SessionState();
+    s.parse(prepared('', 'x')).done();
+    s.bind('', portal('x')).done();
+    s.query().failed();
+    expect(value(s.statement(''))).toBeUndefined();
+    expect(value(s.portal(''))).toBeUndefined();
+  });
+
+  test('portals: a failed Bind leaves none; errors and idle ReadyForQuery end them; Close is applied on CloseComplete', () => {
+    const s = new SessionState();
+    s.bind('p', portal('x')).done();
+    s.bind('p', portal('y')).failed();
+    expect(value(s.portal('p'))).toBeUndefined();
+    s.bind('q', portal('x')).done();
+    s.transactionFailed();
+    expect(value(s.portal('q'))).toBeUndefined();
+    s.bind('r', portal('x')).done();
+    s.transactionEnded();
+    expect(value(s.portal('r'))).toBeUndefined();
+    s.parse(prepared('c', 'x')).done();
+    const close = s.close('S', 'c');
+    s.endBatch();
+    expect(s.statement('c').wait).toBeDefined();
+    close.done();
+    expect(value(s.statement('c'))).toBeUndefined();
+  });
+
+  test('the first answer counts; later calls change nothing', () => {
+    const s = new SessionState();
+    const e = s.parse(prepared('a', 'x'));
+    e.skipped();
+    e.done();
+    expect(value(s.statement('a'))).toBeUndefined();
+  });
+});
+
+describe('parseMessage', () => {
+  test.each([
+    ['', 'SELECT 1', []],
+    ['s', 'SELECT $1, $2', [23, 25]],
+    ['né', "SELECT 'ü'", [4294967295]],
+  ])('writes the same bytes as pg-protocol for %j', (name, text, types) => {
+    expect(parseMessage(name, text, types)).toEqual(serialize.parse({ name, text, types }));
+  });
+});
