@@ -63,6 +63,9 @@ const cases: Golden[] = [
   { sql: 'WITH customers AS (SELECT 1 AS x) SELECT c.name FROM customers c', err: 'column_not_found' },
   // A non-recursive CTE's own body reads the table of its name.
   { sql: 'WITH customers AS (SELECT c.name FROM customers c) SELECT * FROM customers', out: `WITH customers AS (SELECT c.name FROM ${CUSTOMERS} AS c) SELECT * FROM customers LIMIT 201` },
+  { sql: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT r.n + 1 FROM r WHERE r.n < 5) SELECT r.n FROM r', out: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT r.n + 1 FROM r WHERE r.n < 5) SELECT r.n FROM r LIMIT 201' },
+  { sql: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT r.pg_column_size FROM r WHERE false) SELECT 1', err: 'column_not_found' },
+  { sql: 'SELECT (SELECT x.name FROM customers x WHERE x.id = c.id) FROM customers c', out: `SELECT (SELECT x.name FROM ${CUSTOMERS} AS x WHERE x.id = c.id) FROM ${CUSTOMERS} AS c LIMIT 201` },
   { sql: 'SELECT v.column1 FROM (VALUES (1)) v', out: 'SELECT v.column1 FROM ( VALUES (1) ) AS v LIMIT 201' },
   { sql: 'SELECT v.pg_column_size FROM (VALUES (1)) v', err: 'column_not_found' },
   { sql: 'SELECT j.name, j.total_cents FROM (customers c JOIN orders o ON o.customer_id = c.id) j', out: `SELECT j.name, j.total_cents FROM (${CUSTOMERS} AS c JOIN ${ORDERS} AS o ON o.customer_id = c.id) j LIMIT 201` },
