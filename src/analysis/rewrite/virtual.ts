@@ -201,6 +201,8 @@ function columnRows(scope: ReadScope, db: string | null): Value[][] {
 /** information_schema's spelling: the type without its modifiers ('character varying(120)' → 'character varying'). */
 export function dataType(type: string): string {
   if (type.endsWith('[]')) return 'ARRAY';
+  // An interval's fields ('interval year to month') are interval_type, not part of the type.
+  if (/^interval\b/.test(type)) return 'interval';
   return type.replace(/\([^)]*\)/g, '').replace(/\s+/g, ' ').trim();
 }
 

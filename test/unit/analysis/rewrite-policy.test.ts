@@ -5,9 +5,10 @@ import { classify } from '../../../src/analysis/classify';
 import { parseStatements } from '../../../src/analysis/parser';
 import { rewriteReads } from '../../../src/analysis/rewrite';
 import type { AnalysisContext } from '../../../src/analysis/types';
-import type { ReadScope } from '../../../src/policy/scope';
+import { loadPolicyFile } from '../../../src/policy/load';
+import { compileScope, type ReadScope } from '../../../src/policy/scope';
 import { gate, runGolden } from './golden';
-import { COUNTRIES, CUSTOMERS, INFO_COLUMN_NAMES, INFO_TABLE_NAMES, infoColumnRow, infoTableRow, ORDERS, principal, QUICKSTART, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+import { COUNTRIES, CUSTOMERS, INFO_COLUMN_NAMES, INFO_TABLE_NAMES, infoColumnRow, infoTableRow, ORDERS, principal, QUICKSTART, quickstartCatalog, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
@@ -268,5 +269,51 @@ describe('the database name is the one the agent connected to', () => {
     if (!result.ok) throw new Error(result.error.message);
     expect(result.sql).toContain("'agentdb'");
     expect(result.sql).not.toContain("'app'");
+  });
+});
+
+describe('information_schema.columns computes the standard facts from the catalog', () => {
+  beforeAll(() => initAnalysis());
+  const catalog = quickstartCatalog();
+  const countries = catalog.relations.get('public.countries')!;
+  const extra: Array<[string, string, number, string]> = [
+    ['price', 'numeric(10,2)', 1700, 'numeric'],
+    ['amount', 'numeric', 1700, 'numeric'],
+    ['big', 'bigint', 20, 'int8'],
+    ['ratio', 'double precision', 701, 'float8'],
+    ['at', 'timestamp(3) with time zone', 1184, 'timestamptz'],
+    ['span', 'interval year to month', 1186, 'interval'],
+    ['mood', 'mood', 90000, 'mood'],
+  ];
+  extra.forEach(([name, type, typeOid, udt], i) =>
+    countries.columns.push({ name, attnum: 3 + i, type, typeOid, notNull: false, udtSchema: udt === 'mood' ? 'public' : 'pg_catalog', udtName: udt }),
+  );
+  catalog.relations.get('public.orders')!.columns[0].identity = 'd';
+  catalog.relations.get('public.orders')!.columns[3].stored = true;
+  const scope = compileScope(loadPolicyFile(WITH_COUNTRIES), catalog);
+  const facts = (table: string, column: string): string => {
+    const result = analyze(`SELECT * FROM information_schema.columns WHERE table_name = '${table}' AND column_name = '${column}'`, { ...base, scope, protocol: 'simple' });
+    if (!result.ok) throw new Error(result.error.message);
+    const row = result.sql.split('), (').find((r) => r.includes(`'${table}', '${column}',`));
+    if (!row) throw new Error(`no row for ${table}.${column}`);
+    return row;
+  };
+
+  test.each([
+    // data_type, character_maximum_length, character_octet_length, numeric_precision, radix, scale, datetime_precision, interval_type
+    ['countries', 'price', `'numeric', NULL::int, NULL::int, 10, 10, 2, NULL::int, NULL::text`],
+    ['countries', 'amount', `'numeric', NULL::int, NULL::int, NULL::int, 10, NULL::int, NULL::int, NULL::text`],
+    ['countries', 'big', `'bigint', NULL::int, NULL::int, 64, 2, 0, NULL::int, NULL::text`],
+    ['countries', 'ratio', `'double precision', NULL::int, NULL::int, 53, 2, NULL::int, NULL::int, NULL::text`],
+    ['countries', 'at', `'timestamp with time zone', NULL::int, NULL::int, NULL::int, NULL::int, NULL::int, 3, NULL::text`],
+    ['countries', 'span', `'interval', NULL::int, NULL::int, NULL::int, NULL::int, NULL::int, 6, 'YEAR TO MONTH'`],
+    // A type outside pg_catalog is USER-DEFINED, named in udt_schema and udt_name.
+    ['countries', 'mood', `'USER-DEFINED'`],
+    ['countries', 'mood', `'app', 'public', 'mood'`],
+    // is_identity, identity_generation, identity options (NULL), is_generated.
+    ['orders', 'id', `'YES', 'BY DEFAULT', NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, 'NEVER'`],
+    ['orders', 'total_cents', `'NO', NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, 'ALWAYS'`],
+  ])('%s.%s has %s', (table, column, expected) => {
+    expect(facts(table, column)).toContain(expected);
   });
 });
