@@ -114,6 +114,13 @@ export class Entries {
             if (join.alias?.aliasname) this.add(join.alias.aliasname, this.fromColumns({ JoinExpr: join } as Node, inner));
             break;
           }
+          case 'RangeTableFunc':
+          case 'JsonTable': {
+            // XMLTABLE and JSON_TABLE: entries whose columns are not worked out here.
+            const alias = (body as { alias?: Alias }).alias?.aliasname;
+            if (alias) this.add(alias, undefined);
+            break;
+          }
           case 'InsertStmt':
           case 'UpdateStmt':
           case 'DeleteStmt':

@@ -43,6 +43,8 @@ const cases: Golden[] = [
   { sql: 'SELECT t.id FROM unnest($1::int[]) AS t(id)', out: 'SELECT t.id FROM unnest(CAST($1 AS int[])) AS t(id) LIMIT 201' },
   { sql: 'SELECT t.id, t.n FROM unnest($1::int[]) WITH ORDINALITY AS t(id, n)', out: 'SELECT t.id, t.n FROM unnest(CAST($1 AS int[])) WITH ORDINALITY AS t(id, n) LIMIT 201' },
   { sql: 'SELECT t.pg_column_size FROM unnest($1::int[]) AS t(id)', err: 'column_not_found' },
+  // Entries whose columns the proxy does not work out (JSON_TABLE, XMLTABLE) admit only allowed functions.
+  { sql: "SELECT jt.pg_column_size FROM JSON_TABLE('[1]', '$[*]' COLUMNS (x int PATH '$')) jt", err: 'statement_not_understood', message: '.pg_column_size' },
   // (expr).f calls f(expr) for a value of any type.
   { sql: 'SELECT (10).pg_get_userbyid', err: 'statement_not_understood' },
   { sql: "SELECT ('search_path').current_setting", err: 'statement_not_understood' },
