@@ -1,7 +1,8 @@
 // Deparse and verify: the forwarded text is always printed from the tree, re-parsed, and must give that tree back.
 //
 // pgsql-deparser is good but not perfect: it prints `(ARRAY[1,2])[1]` without its
-// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query).
+// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query;
+// ProxyDeparser prints it).
 // So every printed statement is parsed again with PostgreSQL's grammar and compared with
 // the tree that was meant, node for node except source positions. Any difference, and any
 // deparser exception, refuses the statement: the proxy never forwards a guess.
@@ -20,16 +21,30 @@ class ProxyDeparser extends Deparser {
   // `name = value` / bare names, so `SELECT x AS email` came out as `SELECT email = x`.
   override SelectStmt(node: SelectStmtNode, context: DeparserContext): string {
     const { update, insertColumns } = context as { update?: boolean; insertColumns?: boolean };
-    if (!update && !insertColumns) return super.SelectStmt(node, context);
+    if (!update && !insertColumns) return this.select(node, context);
     const flags = context as { update?: boolean; insertColumns?: boolean };
     flags.update = false;
     flags.insertColumns = false;
     try {
-      return super.SelectStmt(node, context);
+      return this.select(node, context);
     } finally {
       flags.update = update;
       flags.insertColumns = insertColumns;
     }
+  }
+
+  /**
+   * FETCH FIRST n ROWS WITH TIES came out as LIMIT n (a different query). The rest of the
+   * statement is printed without its limit clause, then `[OFFSET m] FETCH FIRST (n) ROWS WITH TIES`
+   * (the grammar takes only a constant or a parenthesised expression there; parentheses add no
+   * node). With a locking clause, which would have to follow, the slip is left for the
+   * round-trip check to refuse.
+   */
+  private select(node: SelectStmtNode, context: DeparserContext): string {
+    if (node.limitOption !== 'LIMIT_OPTION_WITH_TIES' || !node.limitCount || node.lockingClause) return super.SelectStmt(node, context);
+    const head = super.SelectStmt({ ...node, limitCount: undefined, limitOffset: undefined, limitOption: 'LIMIT_OPTION_DEFAULT' }, context);
+    const offset = node.limitOffset ? ` OFFSET ${this.visit(node.limitOffset, context)}` : '';
+    return `${head}${offset} FETCH FIRST (${this.visit(node.limitCount, context)}) ROWS WITH TIES`;
   }
 
   // COMMIT AND CHAIN / ROLLBACK AND CHAIN come out without AND CHAIN.

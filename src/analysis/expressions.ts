@@ -1,6 +1,7 @@
-// One walk over a classified read or write: function allow-list, reg* casts, session value functions, join depth.
+// One walk over a classified read or write: function allow-list (attribute notation too), reg* casts, session value functions, join depth.
 import type { Alias, ColumnRef, CommonTableExpr, FuncCall, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
+import { checkAttributeNotation } from './attributes';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
 import type { AnalysisContext, AnalyzedStatement } from './types';
@@ -29,6 +30,18 @@ export function checkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext, 
       } catch (relationErr) {
         if (relationErr instanceof ProxyError && relationErr.code === 'catalog_not_allowed') throw relationErr;
       }
+    }
+    throw err;
+  }
+  if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
+  try {
+    checkAttributeNotation(stmt.stmt, ctx.scope, ctx.scope?.policy);
+  } catch (err) {
+    // Checked last: a refusal by the relation or write rules names the problem more precisely.
+    try {
+      relationsFirst?.();
+    } catch (other) {
+      if (other instanceof ProxyError) throw other;
     }
     throw err;
   }

@@ -13,6 +13,16 @@ import {
 
 const BUILTIN: ReadonlySet<string> = new Set(Object.values(BUILTIN_FUNCTIONS).flat());
 
+/** Does the allow-list refuse this pg_catalog name by name (NEVER_ALLOWED, REFUSED_BY_DEFAULT)? */
+export function isRefusedFunctionName(name: string): boolean {
+  return isNever(name) || isRefusedByDefault(name);
+}
+
+/** Is this a curated built-in (whatever the policy says about it)? */
+export function isBuiltinFunction(name: string): boolean {
+  return BUILTIN.has(name);
+}
+
 function matcher(globs: readonly string[]): (name: string) => boolean {
   const res = globs.map(globToRegExp);
   return (name) => res.some((re) => re.test(name));

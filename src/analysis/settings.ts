@@ -73,6 +73,7 @@ export function checkSet(stmt: VariableSetStmt, ctx: AnalysisContext): 'session'
       }
       // SET ... TO DEFAULT and RESET return to the session's own value, which the proxy set.
       if (name === 'statement_timeout' && stmt.kind === 'VAR_SET_VALUE') checkStatementTimeout(stmt.args, ctx);
+      if (name === 'client_min_messages' && stmt.kind === 'VAR_SET_VALUE') checkMessageLevel(stmt.args);
       return 'session';
     }
     default:
@@ -116,6 +117,22 @@ export function checkTransactionOptions(options: Node[] | undefined, statement: 
       message: `${statement} option ${def?.defname ?? '?'} is not understood`,
     });
   }
+}
+
+/**
+ * client_min_messages below NOTICE (debug1..debug5, debug, log) makes PostgreSQL send the
+ * session its internal DEBUG and LOG messages: plan trees, statement text, catalog and lock
+ * details of the proxy's own session. The agent may choose how quiet it wants it, not louder.
+ */
+const MESSAGE_LEVELS: ReadonlySet<string> = new Set(['notice', 'warning', 'error']);
+
+function checkMessageLevel(args: Node[] | undefined): void {
+  const text = args?.length === 1 ? settingText(args[0]) : undefined;
+  if (text !== undefined && MESSAGE_LEVELS.has(text.trim().toLowerCase())) return;
+  throw new ProxyError('setting_not_allowed', {
+    message: `client_min_messages ${text === undefined ? 'value' : `"${text}"`} is not allowed`,
+    hint: 'client_min_messages may be notice (the default), warning or error; debug and log levels are not available.',
+  });
 }
 
 function checkStatementTimeout(args: Node[] | undefined, ctx: AnalysisContext): void {

@@ -9,4 +9,10 @@ export interface Principal {
   readonly tenantId: string;
   readonly roles: readonly string[];
   readonly authMethod: 'scram-sha-256' | 'password' | 'jwt';
+  /**
+   * The database name the client connected with (startup `database`). Catalog answers name this
+   * database, never the upstream one, whose name is the proxy's business. Absent: catalog
+   * answers give NULL where a database name would go.
+   */
+  readonly database?: string;
 }

@@ -24,11 +24,13 @@ const policyDescriptions: Record<string, string> = {
   require_principal_role:
     'Only principals holding this role use this policy. A principal uses the first policy whose role it holds, else the first policy without a role; with neither, its login is refused. Default: none (the fallback policy).',
   models:
-    'The tables the agent may see: `table` or `schema.table` (case-folded), or { table, name, row_filter }. Any other table reads as "relation does not exist". Each must exist in the database.',
+    'The tables the agent may see: `table` or `schema.table` (case-folded), or { table, name, row_filter, system_columns }. Any other table reads as "relation does not exist". Each must exist in the database.',
   'models[].table': 'The table: `table` or `schema.table`.',
   'models[].name': 'The model name known to the agent\'s tooling. Default: the table name. SQL always uses the table name.',
   'models[].row_filter':
     'One SQL boolean expression over the table\'s own columns, ANDed with the tenant filter on every read, e.g. "deleted_at IS NULL". Default: none.',
+  'models[].system_columns':
+    'Let statements read the table\'s system columns (xmin, xmax, cmin, cmax, ctid, tableoid), e.g. xmin as an optimistic-locking token. A statement that names one reads it through the policy view, which then carries it as a column (so SELECT * in that statement lists it too). Default: false (they read as "column does not exist": they expose transaction ids, physical row positions and the table\'s OID).',
   tenant_scope:
     'Scopes every read to the principal\'s tenant. Tables with this column see only that tenant\'s rows; tables without it are global lookup tables. Default: no tenant scope.',
   'tenant_scope.column': 'The tenant column (case-folded). It cannot be denied or masked.',

@@ -176,6 +176,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     if (request.database !== config.database) {
       throw new ProxyError('database_not_found', { message: `database "${request.database}" does not exist` });
     }
+    // Catalog answers (information_schema's *_catalog columns) name the database the agent asked for.
+    principal = { ...principal, database: request.database };
 
     if (policy.raw.tenant_scope && !tenantFitsType(principal.tenantId, policy.raw.tenant_scope.type)) {
       throw new ProxyError('invalid_tenant', { logMessage: `tenant of ${principal.user} is not a valid ${policy.raw.tenant_scope.type}` });

@@ -16,6 +16,13 @@ const model = z.strictObject({
   name: z.string().min(1).optional(),
   /** An extra SQL predicate over the table's own columns, e.g. "deleted_at IS NULL". */
   row_filter: z.string().min(1).optional(),
+  /**
+   * Let statements read the table's system columns (xmin, xmax, cmin, cmax, ctid, tableoid),
+   * e.g. xmin as an optimistic-locking token. Off by default: they expose transaction ids
+   * (the pace of every tenant's writes), physical row positions and the table's OID.
+   * Default false.
+   */
+  system_columns: z.boolean().optional(),
 });
 
 const maskRule = z.strictObject({

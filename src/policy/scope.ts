@@ -12,6 +12,13 @@ export interface CatalogColumn {
   notNull: boolean;
   /** Filled in by the database: an identity, a generated column, or a serial's sequence default. */
   generated?: boolean;
+  /** The type's schema and name in pg_type (information_schema's udt_schema, udt_name). */
+  udtSchema?: string;
+  udtName?: string;
+  /** pg_attribute.attidentity: 'a' GENERATED ALWAYS, 'd' BY DEFAULT; absent for other columns. */
+  identity?: 'a' | 'd';
+  /** A stored generated column (GENERATED ALWAYS AS (…) STORED). */
+  stored?: boolean;
 }
 
 export interface CatalogRelation {
@@ -56,6 +63,10 @@ export interface VisibleColumn {
   notNull: boolean;
   /** Filled in by the database (see CatalogColumn). */
   generated?: boolean;
+  udtSchema?: string;
+  udtName?: string;
+  identity?: 'a' | 'd';
+  stored?: boolean;
   mask?: MaskStrategy;
 }
 
@@ -70,6 +81,8 @@ export interface ScopedTable {
   tenantColumn?: string;
   /** Optional extra predicate (SQL over the table's own columns) from the policy. */
   rowFilter?: string;
+  /** The policy lets statements read the system columns (SYSTEM_COLUMNS) of this table. */
+  systemColumns?: true;
   /** The primary key, when the table has one and all its columns are visible: it identifies rows in dry runs. */
   primaryKey?: string[];
   /** Single-column foreign keys from visible columns: the parent's rows must be checked through its policy view. */
@@ -91,6 +104,9 @@ export interface ReadScope {
   /** Resolves a relation reference as PostgreSQL would with the pinned search_path. */
   resolve(schema: string | undefined, name: string): Resolution;
 }
+
+/** PostgreSQL's system columns of a table: hidden from reads unless the model sets system_columns. */
+export const SYSTEM_COLUMNS: readonly string[] = ['tableoid', 'ctid', 'xmin', 'cmin', 'xmax', 'cmax'];
 
 const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_toast']);
 
@@ -136,7 +152,8 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
   const tenantColumn = policy.raw.tenant_scope?.column.toLowerCase();
 
   const tables = new Map<string, ScopedTable>();
-  for (const model of policy.models) {
+  policy.models.forEach((model, index) => {
+    const spec = policy.raw.models[index];
     const relation = findRelation(catalog, model.schema, model.table);
     if (!relation) throw new PolicyCatalogError(`policy ${policy.name}: table "${model.schema ? `${model.schema}.` : ''}${model.table}" does not exist in the database`);
     const columns: VisibleColumn[] = [];
@@ -150,6 +167,9 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
         typeOid: col.typeOid,
         notNull: col.notNull,
         ...(col.generated ? { generated: true } : {}),
+        ...(col.udtName !== undefined ? { udtSchema: col.udtSchema, udtName: col.udtName } : {}),
+        ...(col.identity ? { identity: col.identity } : {}),
+        ...(col.stored ? { stored: true } : {}),
         ...(masker ? { mask: masker.strategy ?? defaultMaskStrategy(col.name) } : {}),
       });
     }
@@ -167,10 +187,11 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       columns,
       ...(scoped ? { tenantColumn: scoped } : {}),
       ...(model.rowFilter ? { rowFilter: model.rowFilter } : {}),
+      ...(typeof spec !== 'string' && spec?.system_columns ? { systemColumns: true as const } : {}),
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
     });
-  }
+  });
 
   const resolve = (schema: string | undefined, name: string): Resolution => {
     if (schema !== undefined) {

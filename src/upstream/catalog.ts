@@ -47,8 +47,10 @@ const RELATIONS = `
 const COLUMNS = `
   SELECT c.oid::int8 AS oid, a.attname AS name, a.attnum::int AS attnum, format_type(a.atttypid, a.atttypmod) AS type,
          a.atttypid::int8 AS type_oid, a.attnotnull AS not_null,
-         (a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated
+         (a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated,
+         a.attidentity::text AS identity, a.attgenerated::text AS generated_kind, tn.nspname AS udt_schema, t.typname AS udt_name
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+  JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
   WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
   ORDER BY c.oid, a.attnum`;
@@ -98,7 +100,8 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       }
     }
     const cols = await client.query(COLUMNS, [[...wanted]]);
-    for (const row of cols.rows as Array<{ oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean }>) {
+    type ColumnRow = { oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean; identity: string; generated_kind: string; udt_schema: string; udt_name: string };
+    for (const row of cols.rows as ColumnRow[]) {
       byOid.get(Number(row.oid))?.columns.push({
         name: row.name,
         attnum: row.attnum,
@@ -106,6 +109,10 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
         typeOid: Number(row.type_oid),
         notNull: row.not_null,
         ...(row.generated ? { generated: true } : {}),
+        udtSchema: row.udt_schema,
+        udtName: row.udt_name,
+        ...(row.identity === 'a' || row.identity === 'd' ? { identity: row.identity } : {}),
+        ...(row.generated_kind === 's' ? { stored: true } : {}),
       });
     }
     for (const row of (await client.query(FOREIGN_KEYS, [[...wanted]])).rows as Array<{ oid: string; column: string; parent_schema: string; parent: string; parent_column: string }>) {

@@ -17,14 +17,16 @@ const FENCE = ' OFFSET 0';
 /** One parsed template per compiled table; the scope is immutable, so the template never goes stale. */
 const templates = new WeakMap<ScopedTable, SelectStmt>();
 
-/** `(SELECT <visible columns> FROM [ONLY] schema.table WHERE <tenant> [AND (<row filter>)] OFFSET 0) AS <alias>` */
-export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal | undefined): Node {
+/** `(SELECT <visible columns> [, <system columns named>] FROM [ONLY] schema.table WHERE <tenant> [AND (<row filter>)] OFFSET 0) AS <alias>` */
+export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal | undefined, system: readonly string[] = []): Node {
   let template = templates.get(table);
   if (!template) {
     template = buildTemplate(table, scope);
     templates.set(table, template);
   }
   const select = cloneTree(template);
+  // Only the system columns the statement names, and only where the policy lets it read them.
+  if (table.systemColumns) for (const name of system) select.targetList?.push({ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: name } }] } } } });
   const from = select.fromClause?.[0] as { RangeVar: RangeVar };
   if (rv.inh) from.RangeVar.inh = true;
   else delete from.RangeVar.inh;

@@ -3,10 +3,10 @@
 // Plan, then apply: the statement is copied once, relation references are resolved against the
 // compiled scope and replaced in the copy, then the row cap goes on the top node. Pure: the same
 // (tree, scope, principal) always gives the same tree; the input tree is never modified.
-import type { ExplainStmt, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { ColumnRef, ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
-import type { ReadScope } from '../../policy/scope';
+import { SYSTEM_COLUMNS, type ReadScope } from '../../policy/scope';
 import { isFalse } from '../classify';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
 import { derivedTable } from './derived';
@@ -19,10 +19,11 @@ import {
   tableSampleRefused,
   tooDeep,
 } from './refusals';
+import { dropSchemaQualifiers } from './qualified';
 import { forgesTenant } from './tenant';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
-import { approvalsTable, typesTable, virtualTable } from './virtual';
+import { approvalsTable, databaseName, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
 
@@ -53,7 +54,9 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   if (!principal) throw new ProxyError('internal_error', { logMessage: 'rewrite: a read scope without a principal' });
 
   const tree = cloneTree(stmt.stmt);
-  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals);
+  dropSchemaQualifiers(tree, scope);
+  const system = systemColumnsNamed(tree);
+  const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals, system);
   let top: Node | undefined = tree;
   if (stmt.nodeType === 'ExplainStmt') {
     // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
@@ -64,6 +67,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   } else {
     replaceRelations(tree, replace);
   }
+  connectedDatabase(tree, principal.database);
 
   // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
   // write below the statement would escape them.
@@ -83,7 +87,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     out.nodeType = 'SelectStmt';
   }
   if (out.nodeType === 'SelectStmt') {
-    capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows);
+    out.stmt = { SelectStmt: capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows) };
     out.rowLimit = scope.policy.maxRows;
   } else if (write) {
     // A write's RETURNING reaches the agent under the same cap, on the wire (every row is still written).
@@ -98,7 +102,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 }
 
 /** What a relation reference becomes: a policy view, the policy's information_schema, or a refusal. */
-function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal, approvals: AnalysisContext['approvals']): Node {
+function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, principal: Principal, approvals: AnalysisContext['approvals'], system: readonly string[]): Node {
   if (rv.catalogname !== undefined) throw databaseQualifiedRefused(rv);
   if (rv.schemaname === 'ormai' && rv.relname === 'approvals' && approvals) {
     if (sampled) throw tableSampleRefused(rv);
@@ -118,9 +122,39 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
       if (sampled) throw tableSampleRefused(rv);
       if (rv.alias?.colnames?.length) throw columnAliasesRefused(rv);
       return resolution.kind === 'table'
-        ? derivedTable(resolution.table, rv, scope, principal)
-        : virtualTable(resolution.name, rv, scope);
+        ? derivedTable(resolution.table, rv, scope, principal, system)
+        : virtualTable(resolution.name, rv, scope, principal.database);
   }
+}
+
+/**
+ * The system columns a statement names (as a column or a field), in a fixed order. A policy
+ * view is a derived table, which has none of its own: a table whose model sets
+ * system_columns carries these, and only these, in its view.
+ */
+function systemColumnsNamed(tree: Node): string[] {
+  const named = new Set<string>();
+  walk([tree], (node) => {
+    const fields = (node as { ColumnRef?: ColumnRef }).ColumnRef?.fields ?? (node as { A_Indirection?: { indirection?: Node[] } }).A_Indirection?.indirection ?? [];
+    for (const f of fields) if ('String' in f && SYSTEM_COLUMNS.includes(f.String.sval ?? '')) named.add(f.String.sval ?? '');
+  });
+  return SYSTEM_COLUMNS.filter((c) => named.has(c));
+}
+
+/**
+ * `current_database()` (refused unless the policy lists it) answers with the name the agent
+ * connected to: the upstream database's name is the proxy's business, like its role and schema.
+ */
+function connectedDatabase(tree: Node, database: string | undefined): void {
+  walk([tree], (node) => {
+    const call = (node as { FuncCall?: FuncCall }).FuncCall;
+    if (!call || call.args?.length || call.agg_star || call.over) return;
+    const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
+    if (parts[parts.length - 1] !== 'current_database' || (parts.length === 2 && parts[0] !== 'pg_catalog') || parts.length > 2) return;
+    const replacement = databaseName(database);
+    delete (node as { FuncCall?: FuncCall }).FuncCall;
+    Object.assign(node, replacement);
+  });
 }
 
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
@@ -211,14 +245,35 @@ function hasParam(value: unknown): boolean {
  * let through so the wire path can tell a truncated result from one that fits exactly.
  * `LIMIT ALL` is a NULL constant, which LEAST ignores.
  */
-export function capRows(select: SelectStmt, maxRows: number): void {
+export function capRows(select: SelectStmt, maxRows: number): SelectStmt {
   const agent = select.limitCount;
   const cap = maxRows + 1;
+  if (select.limitOption === 'LIMIT_OPTION_WITH_TIES' && agent) return tiesCapped(select, cap);
   if (!agent) {
     select.limitCount = intConst(cap);
-    // OFFSET alone already sets the option to COUNT; WITH TIES is kept as written.
-    if (select.limitOption !== 'LIMIT_OPTION_WITH_TIES') select.limitOption = 'LIMIT_OPTION_COUNT';
-    return;
+    // OFFSET alone already sets the option to COUNT.
+    select.limitOption = 'LIMIT_OPTION_COUNT';
+    return select;
   }
   select.limitCount = { MinMaxExpr: { op: 'IS_LEAST', args: [agent, hasParam(agent) ? bigint(cap) : intConst(cap)] } };
+  return select;
+}
+
+let tiesTemplate: SelectStmt | undefined;
+
+/**
+ * FETCH FIRST n ROWS WITH TIES returns every row that ties with the n-th, so capping n caps
+ * nothing: `ORDER BY status FETCH FIRST 1 ROW WITH TIES` can return the whole table. The
+ * agent's query keeps its n and becomes the subquery of a SELECT that carries the cap. Nothing
+ * between the two re-sorts, so the rows keep the subquery's order. The WITH clause moves up,
+ * where PostgreSQL requires a data-modifying CTE to be.
+ */
+function tiesCapped(select: SelectStmt, cap: number): SelectStmt {
+  tiesTemplate ??= parseTemplate('SELECT * FROM (SELECT) AS ormai_ties LIMIT 1', 'WITH TIES cap');
+  const outer = cloneTree(tiesTemplate);
+  const { withClause, ...inner } = select;
+  (outer.fromClause?.[0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: inner };
+  if (withClause) outer.withClause = withClause;
+  outer.limitCount = intConst(cap);
+  return outer;
 }

@@ -7,11 +7,21 @@ import { cloneTree, intConst, parseTemplate, stringConst } from './nodes';
 type Kind = 'text' | 'int' | 'timestamptz';
 type Value = string | number | null;
 
+// The standard column sets, in PostgreSQL's order, so that ordinary queries (and `SELECT *`) see
+// what they would see upstream. The values are computed from the policy's view of each column.
 const TABLE_COLUMNS: Array<[string, Kind]> = [
   ['table_catalog', 'text'],
   ['table_schema', 'text'],
   ['table_name', 'text'],
   ['table_type', 'text'],
+  ['self_referencing_column_name', 'text'],
+  ['reference_generation', 'text'],
+  ['user_defined_type_catalog', 'text'],
+  ['user_defined_type_schema', 'text'],
+  ['user_defined_type_name', 'text'],
+  ['is_insertable_into', 'text'],
+  ['is_typed', 'text'],
+  ['commit_action', 'text'],
 ];
 
 const COLUMN_COLUMNS: Array<[string, Kind]> = [
@@ -24,24 +34,69 @@ const COLUMN_COLUMNS: Array<[string, Kind]> = [
   ['is_nullable', 'text'],
   ['data_type', 'text'],
   ['character_maximum_length', 'int'],
+  ['character_octet_length', 'int'],
+  ['numeric_precision', 'int'],
+  ['numeric_precision_radix', 'int'],
+  ['numeric_scale', 'int'],
+  ['datetime_precision', 'int'],
+  ['interval_type', 'text'],
+  ['interval_precision', 'int'],
+  ['character_set_catalog', 'text'],
+  ['character_set_schema', 'text'],
+  ['character_set_name', 'text'],
+  ['collation_catalog', 'text'],
+  ['collation_schema', 'text'],
+  ['collation_name', 'text'],
+  ['domain_catalog', 'text'],
+  ['domain_schema', 'text'],
+  ['domain_name', 'text'],
+  ['udt_catalog', 'text'],
+  ['udt_schema', 'text'],
   ['udt_name', 'text'],
+  ['scope_catalog', 'text'],
+  ['scope_schema', 'text'],
+  ['scope_name', 'text'],
+  ['maximum_cardinality', 'int'],
+  ['dtd_identifier', 'text'],
+  ['is_self_referencing', 'text'],
+  ['is_identity', 'text'],
+  ['identity_generation', 'text'],
+  ['identity_start', 'text'],
+  ['identity_increment', 'text'],
+  ['identity_maximum', 'text'],
+  ['identity_minimum', 'text'],
+  ['identity_cycle', 'text'],
+  ['is_generated', 'text'],
+  ['generation_expression', 'text'],
+  ['is_updatable', 'text'],
   ['ormai_mask', 'text'],
 ];
 
-/** Built once per compiled scope: the answer depends on the policy and catalog, not on the principal. */
+/** The column names of information_schema.tables or .columns as the proxy serves them. */
+export function virtualColumnNames(name: 'tables' | 'columns'): readonly string[] {
+  return (name === 'tables' ? TABLE_COLUMNS : COLUMN_COLUMNS).map(([c]) => c);
+}
+
+/** Built once per compiled scope and database name: the answer depends on the policy, the catalog and the name the agent connected to. */
 const cache = new WeakMap<ReadScope, Map<string, SelectStmt>>();
 
-/** `(VALUES ...) AS <alias>(<standard column names>)`, or an empty typed SELECT when nothing is visible. */
-export function virtualTable(name: 'tables' | 'columns', rv: RangeVar, scope: ReadScope): Node {
+/**
+ * `(VALUES ...) AS <alias>(<standard column names>)`, or an empty typed SELECT when nothing is
+ * visible. `database` is the name the agent connected with: every *_catalog column shows it,
+ * never the upstream database's own name (NULL when the session has none).
+ */
+export function virtualTable(name: 'tables' | 'columns', rv: RangeVar, scope: ReadScope, database: string | undefined): Node {
   let byName = cache.get(scope);
   if (!byName) {
     byName = new Map();
     cache.set(scope, byName);
   }
-  let select = byName.get(name);
+  const key = `${name}\u0000${database ?? ''}`;
+  let select = byName.get(key);
   if (!select) {
-    select = name === 'tables' ? build(TABLE_COLUMNS, tableRows(scope)) : build(COLUMN_COLUMNS, columnRows(scope));
-    byName.set(name, select);
+    const db = database ?? null;
+    select = name === 'tables' ? build(TABLE_COLUMNS, tableRows(scope, db)) : build(COLUMN_COLUMNS, columnRows(scope, db));
+    byName.set(key, select);
   }
   const columns = name === 'tables' ? TABLE_COLUMNS : COLUMN_COLUMNS;
   return {
@@ -58,30 +113,84 @@ function sortedTables(scope: ReadScope): ScopedTable[] {
   return [...scope.tables.values()].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
-function tableRows(scope: ReadScope): Value[][] {
+/** Tables, partitioned tables and foreign tables take writes; views are reported as not insertable. */
+function isBaseTable(kind: string | undefined): boolean {
+  return kind === 'r' || kind === 'p' || kind === 'f';
+}
+
+function tableRows(scope: ReadScope, db: string | null): Value[][] {
   return sortedTables(scope).map((t) => {
     const kind = scope.catalog.relations.get(`${t.schema}.${t.name}`)?.kind;
-    return [scope.catalog.database, t.schema, t.name, kind === 'v' || kind === 'm' ? 'VIEW' : 'BASE TABLE'];
+    const base = isBaseTable(kind);
+    return [db, t.schema, t.name, base ? 'BASE TABLE' : 'VIEW', null, null, null, null, null, base ? 'YES' : 'NO', 'NO', null];
   });
 }
 
-function columnRows(scope: ReadScope): Value[][] {
+function columnRows(scope: ReadScope, db: string | null): Value[][] {
   const rows: Value[][] = [];
   for (const t of sortedTables(scope)) {
+    const updatable = isBaseTable(scope.catalog.relations.get(`${t.schema}.${t.name}`)?.kind) ? 'YES' : 'NO';
     t.columns.forEach((c, i) => {
       const type = visibleType(c);
+      // A mask turns a non-string column into text: the agent's view of its type is text.
+      const asText = type !== c.type;
+      const udt = asText ? { schema: 'pg_catalog', name: 'text' } : c.udtName !== undefined ? { schema: c.udtSchema ?? null, name: c.udtName } : undefined;
+      const numeric = numericFacts(type);
       rows.push([
-        scope.catalog.database,
+        db,
         t.schema,
         t.name,
         c.name,
         i + 1,
+        // column_default: a default is an arbitrary expression. It names sequences (serial's
+        // nextval('customers_id_seq'::regclass)), functions and sometimes other relations the agent
+        // cannot see, and its literals may be business data. is_identity and is_generated say what
+        // tools need to know (the database fills the column); the expression itself stays NULL.
         null,
         // The null strategy makes every value NULL, whatever the column's constraint.
         c.notNull && c.mask !== 'null' ? 'NO' : 'YES',
-        dataType(type),
+        udt && udt.schema !== 'pg_catalog' && !type.endsWith('[]') ? 'USER-DEFINED' : dataType(type),
         maxLength(type),
+        octetLength(type),
+        numeric.precision,
+        numeric.radix,
+        numeric.scale,
+        datetimePrecision(type),
+        intervalType(type),
         null,
+        // Character sets are not reported by PostgreSQL either; collations and domains are not loaded.
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        udt ? db : null,
+        udt?.schema ?? null,
+        udt?.name ?? null,
+        null,
+        null,
+        null,
+        null,
+        // PostgreSQL's dtd_identifier is the attribute number, whose gaps would count hidden columns.
+        String(i + 1),
+        'NO',
+        c.identity ? 'YES' : 'NO',
+        c.identity === 'a' ? 'ALWAYS' : c.identity === 'd' ? 'BY DEFAULT' : null,
+        // The options of an identity's sequence: an object the agent cannot see (its name, its
+        // current value); reported as NULL like the default.
+        null,
+        null,
+        null,
+        null,
+        null,
+        c.stored ? 'ALWAYS' : 'NEVER',
+        // A generation expression names the columns it reads, hidden ones included.
+        null,
+        updatable,
         c.mask ?? null,
       ]);
     });
@@ -92,12 +201,46 @@ function columnRows(scope: ReadScope): Value[][] {
 /** information_schema's spelling: the type without its modifiers ('character varying(120)' → 'character varying'). */
 export function dataType(type: string): string {
   if (type.endsWith('[]')) return 'ARRAY';
+  // An interval's fields ('interval year to month') are interval_type, not part of the type.
+  if (/^interval\b/.test(type)) return 'interval';
   return type.replace(/\([^)]*\)/g, '').replace(/\s+/g, ' ').trim();
 }
 
 function maxLength(type: string): number | null {
   const m = /^(character varying|character|varchar|char|bit varying|bit)\((\d+)\)$/.exec(type);
   return m ? Number(m[2]) : null;
+}
+
+/** Octets per character in UTF8 (the proxy's sessions are always UTF8), as PostgreSQL reports it. */
+const MAX_CHAR_OCTETS = 4;
+/** What PostgreSQL reports for character types without a length: the largest field, 1 GB. */
+const UNBOUNDED_OCTETS = 1073741824;
+
+function octetLength(type: string): number | null {
+  const m = /^(character varying|character|text)(?:\((\d+)\))?$/.exec(type);
+  if (!m) return null;
+  return m[2] ? Number(m[2]) * MAX_CHAR_OCTETS : UNBOUNDED_OCTETS;
+}
+
+/** numeric_precision, numeric_precision_radix, numeric_scale as PostgreSQL's information_schema computes them. */
+function numericFacts(type: string): { precision: number | null; radix: number | null; scale: number | null } {
+  const binary: Record<string, [number, number | null]> = { smallint: [16, 0], integer: [32, 0], bigint: [64, 0], real: [24, null], 'double precision': [53, null] };
+  if (binary[type]) return { precision: binary[type][0], radix: 2, scale: binary[type][1] };
+  const m = /^numeric(?:\((\d+)(?:,(\d+))?\))?$/.exec(type);
+  if (!m) return { precision: null, radix: null, scale: null };
+  return { precision: m[1] ? Number(m[1]) : null, radix: 10, scale: m[1] ? Number(m[2] ?? 0) : null };
+}
+
+function datetimePrecision(type: string): number | null {
+  if (type === 'date') return 0;
+  const m = /^(time|timestamp|interval)(?:\((\d+)\))?(?: (?:with|without) time zone)?$/.exec(type) ?? /^(interval) [a-z ]+?(?:\((\d+)\))?$/.exec(type);
+  if (!m) return null;
+  return m[2] ? Number(m[2]) : 6;
+}
+
+function intervalType(type: string): string | null {
+  const m = /^interval ([a-z ]+?)(?:\(\d+\))?$/.exec(type);
+  return m ? m[1].toUpperCase() : null;
 }
 
 let nulls: Record<Kind, Node> | undefined;
@@ -110,6 +253,16 @@ function typedNull(kind: Kind): Node {
     nulls = { text, int, timestamptz };
   }
   return cloneTree(nulls[kind]);
+}
+
+let nameCast: Node | undefined;
+
+/** `'<database>'::name` (NULL::name without one): what current_database() returns, as a constant. */
+export function databaseName(database: string | undefined): Node {
+  nameCast ??= (parseTemplate("SELECT NULL::name", 'name cast').targetList?.[0] as { ResTarget: ResTarget }).ResTarget.val as Node;
+  const cast = cloneTree(nameCast) as { TypeCast: { arg: Node } };
+  if (database !== undefined) cast.TypeCast.arg = stringConst(database);
+  return cast as unknown as Node;
 }
 
 function value(v: Value, kind: Kind): Node {
@@ -151,6 +304,14 @@ const TYPES_VIEW = `SELECT * FROM (SELECT t.* FROM pg_catalog.pg_type t WHERE t.
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = t.typelem AND e.typrelid <> 0) OFFSET 0) AS pg_type`;
 let typesView: Node | undefined;
 
+/** pg_type's columns (PostgreSQL 14 and later), for resolving `t.name` over the view above. */
+export const PG_TYPE_COLUMNS: readonly string[] = [
+  'oid', 'typname', 'typnamespace', 'typowner', 'typlen', 'typbyval', 'typtype', 'typcategory', 'typispreferred',
+  'typisdefined', 'typdelim', 'typrelid', 'typsubscript', 'typelem', 'typarray', 'typinput', 'typoutput', 'typreceive',
+  'typsend', 'typmodin', 'typmodout', 'typanalyze', 'typalign', 'typstorage', 'typnotnull', 'typbasetype', 'typtypmod',
+  'typndims', 'typcollation', 'typdefaultbin', 'typdefault', 'typacl',
+];
+
 export function typesTable(rv: RangeVar): Node {
   typesView ??= parseTemplate(TYPES_VIEW, 'pg_type view').fromClause?.[0] as Node;
   const view = cloneTree(typesView) as { RangeSubselect: { alias: { aliasname: string } } };
@@ -188,6 +349,8 @@ const APPROVAL_COLUMNS: Array<[string, Kind]> = [
   ['rows_affected', 'int'],
   ['error', 'text'],
 ];
+
+export const APPROVAL_COLUMN_NAMES: readonly string[] = APPROVAL_COLUMNS.map(([c]) => c);
 
 /** `ormai.approvals`: the principal's own approvals, as the session read them from the store for this statement. */
 export function approvalsTable(rv: RangeVar, approvals: readonly AgentApproval[]): Node {

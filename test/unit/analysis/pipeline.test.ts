@@ -51,7 +51,7 @@ describe('verification of the printed text', () => {
   test('a tree the deparser cannot print faithfully is refused, not forwarded', () => {
     expect(() => deparseVerified([tree('SELECT (ARRAY[1,2])[1]')])).toThrow(ProxyError);
     try {
-      deparseVerified([tree('SELECT * FROM t ORDER BY a FETCH FIRST 1 ROW WITH TIES')]);
+      deparseVerified([tree('SELECT * FROM t ORDER BY a FETCH FIRST 1 ROW WITH TIES FOR UPDATE')]);
     } catch (err) {
       expect((err as ProxyError).code).toBe('statement_not_understood');
       // Logs get the reason, never the statement's text.

@@ -74,7 +74,7 @@ const cases: Golden[] = [
   // Known deparser slips: refused, never forwarded wrong.
   { sql: 'SELECT (ARRAY[1,2])[1]', err: 'statement_not_understood', message: 'the proxy cannot reproduce this SELECT statement exactly' },
   // ... and where the construct is known, named, with what to use instead.
-  { sql: 'SELECT * FROM orders ORDER BY total FETCH FIRST 3 ROWS WITH TIES', err: 'statement_not_understood', message: 'FETCH FIRST … WITH TIES is not supported by the proxy' },
+  { sql: 'SELECT * FROM orders ORDER BY total FETCH FIRST 3 ROWS WITH TIES', out: 'SELECT * FROM orders ORDER BY total FETCH FIRST (3) ROWS WITH TIES' },
   { sql: "SELECT JSON_VALUE(j, '$.a' RETURNING int) FROM t", err: 'statement_not_understood', message: 'JSON_VALUE is not supported by the proxy' },
   { sql: "SELECT 1 FROM t WHERE JSON_EXISTS(j, '$.a') AND JSON_QUERY(j, '$.b') IS NULL", err: 'statement_not_understood', message: 'JSON_EXISTS is not supported by the proxy' },
   { sql: "SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (x int PATH '$'))", err: 'statement_not_understood', message: 'JSON_TABLE is not supported by the proxy' },

@@ -5,9 +5,10 @@ import { classify } from '../../../src/analysis/classify';
 import { parseStatements } from '../../../src/analysis/parser';
 import { rewriteReads } from '../../../src/analysis/rewrite';
 import type { AnalysisContext } from '../../../src/analysis/types';
-import type { ReadScope } from '../../../src/policy/scope';
+import { loadPolicyFile } from '../../../src/policy/load';
+import { compileScope, type ReadScope } from '../../../src/policy/scope';
 import { gate, runGolden } from './golden';
-import { COUNTRIES, CUSTOMERS, ORDERS, principal, QUICKSTART, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+import { COUNTRIES, CUSTOMERS, INFO_COLUMN_NAMES, INFO_TABLE_NAMES, infoColumnRow, infoTableRow, ORDERS, principal, QUICKSTART, quickstartCatalog, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
@@ -25,7 +26,8 @@ describe('row cap', () => {
       { sql: 'SELECT id FROM orders LIMIT NULL', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(NULL, 201)` },
       { sql: 'SELECT id FROM orders OFFSET 5', out: `SELECT id FROM ${ORDERS} AS orders LIMIT 201 OFFSET 5` },
       { sql: 'SELECT id FROM orders FETCH FIRST 5 ROWS ONLY', out: `SELECT id FROM ${ORDERS} AS orders LIMIT LEAST(5, 201)` },
-      { sql: 'SELECT id FROM orders ORDER BY id FETCH FIRST 5 ROWS WITH TIES', err: 'statement_not_understood' },
+      // WITH TIES can return more than n rows: the cap goes on a SELECT around it.
+      { sql: 'SELECT id FROM orders ORDER BY id FETCH FIRST 5 ROWS WITH TIES', out: `SELECT * FROM ( SELECT id FROM ${ORDERS} AS orders ORDER BY id FETCH FIRST (5) ROWS WITH TIES ) AS ormai_ties LIMIT 201`, rowLimit: 200 },
       // Set operations: the cap belongs to the node above the arms; an arm's own LIMIT is the agent's business.
       { sql: 'SELECT 1 UNION SELECT 2', out: 'SELECT 1 UNION SELECT 2 LIMIT 201' },
       { sql: 'SELECT 1 UNION ALL SELECT 2 LIMIT 1', out: 'SELECT 1 UNION ALL SELECT 2 LIMIT LEAST(1, 201)' },
@@ -154,8 +156,9 @@ describe('mask strategies and row filters', () => {
   test('information_schema.columns reports the type the agent sees and the strategy', () => {
     const result = analyze("SELECT * FROM information_schema.columns WHERE table_name = 'orders'", { ...base, scope: masked, protocol: 'simple' });
     if (!result.ok) throw new Error(result.error.message);
-    expect(result.sql).toContain(`('app', 'public', 'orders', 'total_cents', 4, NULL::text, 'NO', 'text', NULL::int, NULL::text, 'last4')`);
-    expect(result.sql).toContain(`('app', 'public', 'customers', 'name', 3, NULL::text, 'YES', 'character varying', 120, NULL::text, 'null')`);
+    // A masked integer reads as text, with text's facts; the null strategy makes the column nullable.
+    expect(result.sql).toContain(infoColumnRow('orders', 'total_cents', 4, false, 'text', 'last4'));
+    expect(result.sql).toContain(infoColumnRow('customers', 'name', 3, true, 'character varying(120)', 'null'));
   });
 });
 
@@ -166,11 +169,15 @@ describe('the quickstart policy file', () => {
       { sql: 'SELECT id, email FROM customers', out: `SELECT id, email FROM ${CUSTOMERS} AS customers LIMIT 201` },
       // countries is registered only in the test fixture.
       { sql: 'SELECT * FROM countries', err: 'model_not_allowed', message: 'relation "countries" does not exist' },
-      { sql: 'SELECT table_name FROM information_schema.tables', out: "SELECT table_name FROM ( VALUES ('app', 'public', 'customers', 'BASE TABLE'), ('app', 'public', 'orders', 'BASE TABLE') ) AS tables(table_catalog, table_schema, table_name, table_type) LIMIT 201" },
+      { sql: 'SELECT table_name FROM information_schema.tables', out: `SELECT table_name FROM ( VALUES ${infoTableRow('public', 'customers')}, ${infoTableRow('public', 'orders')} ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201` },
     ],
     { ...base, scope: quickstart },
   );
 });
+
+/** information_schema.columns' typed NULLs: the cardinal_number columns are integers, the rest text. */
+const INT_COLUMNS = new Set([4, 8, 9, 10, 11, 12, 13, 15, 31]);
+const EMPTY_COLUMNS = INFO_COLUMN_NAMES.split(', ').map((_, i) => (INT_COLUMNS.has(i) ? 'NULL::int' : 'NULL::text')).join(', ');
 
 describe('information_schema with nothing visible', () => {
   const bare = scopeVariant(WITH_COUNTRIES, { models: ['countries'], tenant_scope: undefined, deny_fields: ['*'], mask_fields: [] });
@@ -179,13 +186,13 @@ describe('information_schema with nothing visible', () => {
     [
       {
         sql: 'SELECT * FROM information_schema.columns',
-        out: 'SELECT * FROM ( SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::text, NULL::text, NULL::int, NULL::text, NULL::text WHERE false ) AS columns(table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, data_type, character_maximum_length, udt_name, ormai_mask) LIMIT 201',
+        out: `SELECT * FROM ( SELECT ${EMPTY_COLUMNS} WHERE false ) AS columns(${INFO_COLUMN_NAMES}) LIMIT 201`,
         ctx: { scope: bare },
       },
       { sql: 'SELECT count(*) FROM countries', out: 'SELECT count(*) FROM ( SELECT FROM public.countries ) AS countries LIMIT 201', ctx: { scope: bare } },
       {
         sql: 'SELECT table_name FROM information_schema.tables',
-        out: 'SELECT table_name FROM ( SELECT NULL::text, NULL::text, NULL::text, NULL::text WHERE false ) AS tables(table_catalog, table_schema, table_name, table_type) LIMIT 201',
+        out: `SELECT table_name FROM ( SELECT ${Array(12).fill('NULL::text').join(', ')} WHERE false ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201`,
         ctx: { scope: empty },
       },
     ],
@@ -234,5 +241,79 @@ describe('rewriteReads is pure', () => {
     const identity = (s: { stmt: Node }) => s;
     const result = analyze('SELECT * FROM internal_notes', { ...ctx('1'), rewrite: identity as never });
     expect(result.ok && result.sql).toBe('SELECT * FROM internal_notes');
+  });
+});
+
+describe('the database name is the one the agent connected to', () => {
+  // The fixture's upstream database is "app"; this agent connected as "agentdb".
+  const agent = { ...principal('1'), database: 'agentdb' };
+  const allowing = scopeVariant(WITH_COUNTRIES, { allow_functions: ['current_database'] });
+  runGolden(
+    [
+      {
+        sql: 'SELECT table_catalog FROM information_schema.tables',
+        out: `SELECT table_catalog FROM ( VALUES ${['countries', 'customers', 'orders'].map((t) => infoTableRow('public', t).replace("'app'", "'agentdb'")).join(', ')} ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201`,
+      },
+      { sql: 'SELECT current_database()', err: 'function_not_allowed' },
+      { sql: 'SELECT CURRENT_CATALOG', err: 'function_not_allowed' },
+      { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) LIMIT 201", ctx: { scope: allowing } },
+      { sql: 'SELECT pg_catalog.current_database() AS db, name FROM countries', out: `SELECT CAST('agentdb' AS name) AS db, name FROM ${COUNTRIES} AS countries LIMIT 201`, ctx: { scope: allowing } },
+      // Without a connected name (no session), NULL rather than the upstream name.
+      { sql: 'SELECT current_database()', out: 'SELECT CAST(NULL AS name) LIMIT 201', ctx: { scope: allowing, principal: { ...agent, database: undefined } } },
+    ],
+    { ...base, principal: agent },
+  );
+
+  test('no catalog column names the upstream database', () => {
+    const result = analyze('SELECT * FROM information_schema.columns', { ...base, principal: agent, protocol: 'simple' });
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.sql).toContain("'agentdb'");
+    expect(result.sql).not.toContain("'app'");
+  });
+});
+
+describe('information_schema.columns computes the standard facts from the catalog', () => {
+  beforeAll(() => initAnalysis());
+  const catalog = quickstartCatalog();
+  const countries = catalog.relations.get('public.countries')!;
+  const extra: Array<[string, string, number, string]> = [
+    ['price', 'numeric(10,2)', 1700, 'numeric'],
+    ['amount', 'numeric', 1700, 'numeric'],
+    ['big', 'bigint', 20, 'int8'],
+    ['ratio', 'double precision', 701, 'float8'],
+    ['at', 'timestamp(3) with time zone', 1184, 'timestamptz'],
+    ['span', 'interval year to month', 1186, 'interval'],
+    ['mood', 'mood', 90000, 'mood'],
+  ];
+  extra.forEach(([name, type, typeOid, udt], i) =>
+    countries.columns.push({ name, attnum: 3 + i, type, typeOid, notNull: false, udtSchema: udt === 'mood' ? 'public' : 'pg_catalog', udtName: udt }),
+  );
+  catalog.relations.get('public.orders')!.columns[0].identity = 'd';
+  catalog.relations.get('public.orders')!.columns[3].stored = true;
+  const scope = compileScope(loadPolicyFile(WITH_COUNTRIES), catalog);
+  const facts = (table: string, column: string): string => {
+    const result = analyze(`SELECT * FROM information_schema.columns WHERE table_name = '${table}' AND column_name = '${column}'`, { ...base, scope, protocol: 'simple' });
+    if (!result.ok) throw new Error(result.error.message);
+    const row = result.sql.split('), (').find((r) => r.includes(`'${table}', '${column}',`));
+    if (!row) throw new Error(`no row for ${table}.${column}`);
+    return row;
+  };
+
+  test.each([
+    // data_type, character_maximum_length, character_octet_length, numeric_precision, radix, scale, datetime_precision, interval_type
+    ['countries', 'price', `'numeric', NULL::int, NULL::int, 10, 10, 2, NULL::int, NULL::text`],
+    ['countries', 'amount', `'numeric', NULL::int, NULL::int, NULL::int, 10, NULL::int, NULL::int, NULL::text`],
+    ['countries', 'big', `'bigint', NULL::int, NULL::int, 64, 2, 0, NULL::int, NULL::text`],
+    ['countries', 'ratio', `'double precision', NULL::int, NULL::int, 53, 2, NULL::int, NULL::int, NULL::text`],
+    ['countries', 'at', `'timestamp with time zone', NULL::int, NULL::int, NULL::int, NULL::int, NULL::int, 3, NULL::text`],
+    ['countries', 'span', `'interval', NULL::int, NULL::int, NULL::int, NULL::int, NULL::int, 6, 'YEAR TO MONTH'`],
+    // A type outside pg_catalog is USER-DEFINED, named in udt_schema and udt_name.
+    ['countries', 'mood', `'USER-DEFINED'`],
+    ['countries', 'mood', `'app', 'public', 'mood'`],
+    // is_identity, identity_generation, identity options (NULL), is_generated.
+    ['orders', 'id', `'YES', 'BY DEFAULT', NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, 'NEVER'`],
+    ['orders', 'total_cents', `'NO', NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, 'ALWAYS'`],
+  ])('%s.%s has %s', (table, column, expected) => {
+    expect(facts(table, column)).toContain(expected);
   });
 });

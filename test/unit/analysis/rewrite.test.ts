@@ -1,26 +1,26 @@
 // Golden cases for the read rewrite: every relation reference becomes its policy view, wherever it occurs.
 import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
 import { gate, runGolden, type Golden } from './golden';
-import { COUNTRIES, CUSTOMERS, ORDERS, principal, scopeFromFile, WITH_COUNTRIES } from './rewrite-scope';
+import { COUNTRIES, CUSTOMERS, INFO_COLUMN_NAMES, INFO_TABLE_NAMES, infoColumnRow, infoTableRow, ORDERS, principal, scopeFromFile, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders') };
 
-const INFO_TABLES = `( VALUES ('app', 'public', 'countries', 'BASE TABLE'), ('app', 'public', 'customers', 'BASE TABLE'), ('app', 'public', 'orders', 'BASE TABLE') )`;
+const INFO_TABLES = `( VALUES ${['countries', 'customers', 'orders'].map((t) => infoTableRow('public', t)).join(', ')} )`;
 const INFO_COLUMNS = `( VALUES ${[
-  `('app', 'public', 'countries', 'code', 1, NULL::text, 'NO', 'character', 2, NULL::text, NULL::text)`,
-  `('app', 'public', 'countries', 'name', 2, NULL::text, 'YES', 'text', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'customers', 'id', 1, NULL::text, 'NO', 'integer', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'customers', 'tenant_id', 2, NULL::text, 'NO', 'integer', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'customers', 'name', 3, NULL::text, 'NO', 'character varying', 120, NULL::text, NULL::text)`,
-  `('app', 'public', 'customers', 'email', 4, NULL::text, 'NO', 'character varying', 120, NULL::text, 'email')`,
-  `('app', 'public', 'customers', 'phone', 5, NULL::text, 'YES', 'character varying', 40, NULL::text, 'phone')`,
-  `('app', 'public', 'orders', 'id', 1, NULL::text, 'NO', 'integer', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'orders', 'tenant_id', 2, NULL::text, 'NO', 'integer', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'orders', 'customer_id', 3, NULL::text, 'NO', 'integer', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'orders', 'total_cents', 4, NULL::text, 'NO', 'integer', NULL::int, NULL::text, NULL::text)`,
-  `('app', 'public', 'orders', 'status', 5, NULL::text, 'NO', 'character varying', 20, NULL::text, NULL::text)`,
-  `('app', 'public', 'orders', 'created_at', 6, NULL::text, 'NO', 'timestamp without time zone', NULL::int, NULL::text, NULL::text)`,
+  infoColumnRow('countries', 'code', 1, false, 'character(2)'),
+  infoColumnRow('countries', 'name', 2, true, 'text'),
+  infoColumnRow('customers', 'id', 1, false, 'integer'),
+  infoColumnRow('customers', 'tenant_id', 2, false, 'integer'),
+  infoColumnRow('customers', 'name', 3, false, 'character varying(120)'),
+  infoColumnRow('customers', 'email', 4, false, 'character varying(120)', 'email'),
+  infoColumnRow('customers', 'phone', 5, true, 'character varying(40)', 'phone'),
+  infoColumnRow('orders', 'id', 1, false, 'integer'),
+  infoColumnRow('orders', 'tenant_id', 2, false, 'integer'),
+  infoColumnRow('orders', 'customer_id', 3, false, 'integer'),
+  infoColumnRow('orders', 'total_cents', 4, false, 'integer'),
+  infoColumnRow('orders', 'status', 5, false, 'character varying(20)'),
+  infoColumnRow('orders', 'created_at', 6, false, 'timestamp without time zone'),
 ].join(', ')} )`;
 
 const cases: Golden[] = [
@@ -52,7 +52,7 @@ const cases: Golden[] = [
 
   // Denied columns: absent from every derived table, so PostgreSQL says the column does not exist.
   { sql: 'SELECT api_secret FROM customers', out: `SELECT api_secret FROM ${CUSTOMERS} AS customers LIMIT 201` },
-  { sql: 'SELECT c.api_secret FROM customers c WHERE c.api_secret IS NOT NULL', out: `SELECT c.api_secret FROM ${CUSTOMERS} AS c WHERE c.api_secret IS NOT NULL LIMIT 201` },
+  { sql: 'SELECT c.api_secret FROM customers c WHERE c.api_secret IS NOT NULL', err: 'column_not_found', message: 'column c.api_secret does not exist' },
 
   // Joins.
   { sql: 'SELECT c.name, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id', out: `SELECT c.name, o.total_cents FROM ${CUSTOMERS} AS c JOIN ${ORDERS} AS o ON o.customer_id = c.id LIMIT 201` },
@@ -99,9 +99,9 @@ const cases: Golden[] = [
   { sql: 'WITH x AS (SELECT 1 AS id) SELECT * FROM customers WHERE id IN (WITH customers AS (SELECT 2 AS id) SELECT id FROM customers)', out: `WITH x AS (SELECT 1 AS id) SELECT * FROM ${CUSTOMERS} AS customers WHERE id IN (WITH customers AS (SELECT 2 AS id) SELECT id FROM customers) LIMIT 201` },
 
   // information_schema.tables and .columns come from the policy.
-  { sql: `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`, out: `SELECT table_name FROM ${INFO_TABLES} AS tables(table_catalog, table_schema, table_name, table_type) WHERE table_schema = 'public' LIMIT 201` },
-  { sql: 'SELECT * FROM information_schema.tables t', out: `SELECT * FROM ${INFO_TABLES} AS t(table_catalog, table_schema, table_name, table_type) LIMIT 201` },
-  { sql: `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'customers'`, out: `SELECT column_name, data_type FROM ${INFO_COLUMNS} AS columns(table_catalog, table_schema, table_name, column_name, ordinal_position, column_default, is_nullable, data_type, character_maximum_length, udt_name, ormai_mask) WHERE table_name = 'customers' LIMIT 201` },
+  { sql: `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`, out: `SELECT table_name FROM ${INFO_TABLES} AS tables(${INFO_TABLE_NAMES}) WHERE table_schema = 'public' LIMIT 201` },
+  { sql: 'SELECT * FROM information_schema.tables t', out: `SELECT * FROM ${INFO_TABLES} AS t(${INFO_TABLE_NAMES}) LIMIT 201` },
+  { sql: `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'customers'`, out: `SELECT column_name, data_type FROM ${INFO_COLUMNS} AS columns(${INFO_COLUMN_NAMES}) WHERE table_name = 'customers' LIMIT 201` },
 
   // Refused: system catalogs, unregistered or nonexistent tables, names that are not the registered ones.
   { sql: 'SELECT * FROM pg_class', err: 'catalog_not_allowed', message: 'system catalog "pg_class" is not available' },
@@ -127,8 +127,10 @@ const cases: Golden[] = [
   { sql: 'SELECT * FROM customers AS c(a, b)', err: 'statement_not_understood', message: 'column aliases on "customers" are not supported' },
   { sql: 'SELECT * FROM information_schema.tables AS t(a)', err: 'statement_not_understood', message: 'column aliases on "information_schema.tables" are not supported' },
   { sql: 'SELECT * FROM customers TABLESAMPLE system (10)', err: 'statement_not_understood', message: 'TABLESAMPLE on "customers" is not supported' },
-  { sql: 'SELECT public.customers.id FROM public.customers', err: 'statement_not_understood', message: 'column references qualified with a schema (schema.table.column) are not supported' },
-  { sql: 'SELECT public.customers.* FROM public.customers', err: 'statement_not_understood', message: 'column references qualified with a schema (schema.table.column) are not supported' },
+  // schema.table.column names the table's policy view when the table is read unaliased; otherwise it is refused.
+  { sql: 'SELECT public.customers.id FROM public.customers', out: `SELECT customers.id FROM ${CUSTOMERS} AS customers LIMIT 201` },
+  { sql: 'SELECT public.customers.* FROM public.customers', out: `SELECT customers.* FROM ${CUSTOMERS} AS customers LIMIT 201` },
+  { sql: 'SELECT public.customers.id FROM public.customers c', err: 'statement_not_understood', message: 'column references qualified with a schema (schema.table.column) are not supported' },
 
   // Writes: see rewrite-writes.test.ts.
 
