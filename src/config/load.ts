@@ -5,6 +5,7 @@ import { parse as parseConnectionString } from 'pg-connection-string';
 import { z } from 'zod';
 import { formatIssues, loadPolicyFile, parseStructuredFile, type PolicySnapshot } from '../policy/load';
 import type { AnalysisLimits } from '../analysis/bounds';
+import type { SessionLimits } from '../session/limits';
 import { configSchema, type RawConfig } from './schema';
 
 export class ConfigError extends Error {
@@ -51,6 +52,7 @@ export interface ProxyConfig {
   maxMessageSize: number;
   analysis: AnalysisLimits & { cacheBytes: number };
   startup: { maxMessageSize: number; timeoutMs: number; maxConnections: number };
+  session: SessionLimits;
   tls?: { cert: Buffer; key: Buffer; required: boolean };
   upstream: UpstreamTarget;
   policies: PolicySnapshot[];
@@ -162,6 +164,11 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
       maxStatementsPerQuery: raw.analysis.max_statements_per_query,
       analysisBudgetMs: raw.analysis.budget_ms,
       cacheBytes: raw.analysis.cache_size,
+    },
+    session: {
+      statements: raw.session.max_prepared_statements,
+      portals: raw.session.max_portals,
+      deadlineMarginMs: raw.session.deadline_margin_ms,
     },
     startup: {
       maxMessageSize: Math.min(raw.startup.max_message_size, raw.max_message_size),

@@ -141,6 +141,16 @@ const startup = z.strictObject({
   max_connections: z.number().int().positive().default(32),
 });
 
+/** Bounds of one logged-in session (src/session). */
+const session = z.strictObject({
+  /** Named prepared statements one session may hold (PostgreSQL has no bound; pgx caches 512, JDBC 256). */
+  max_prepared_statements: z.number().int().positive().default(1000),
+  /** Named portals (and cursors) one session may hold. */
+  max_portals: z.number().int().positive().default(1000),
+  /** A statement still running this long past the policy's statement_timeout is cancelled, and this long after that its session ends. */
+  deadline_margin_ms: z.number().int().positive().default(2000),
+});
+
 export const configSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:6432'),
   admin_listen: hostPort.default('127.0.0.1:9090'),
@@ -160,6 +170,7 @@ export const configSchema = z.strictObject({
     cache_size: 64 * 1024 * 1024,
   }),
   startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
+  session: session.default({ max_prepared_statements: 1000, max_portals: 1000, deadline_margin_ms: 2000 }),
   tls: tlsServer.optional(),
   upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public' }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),

@@ -45,14 +45,6 @@ import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWrit
 const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
 const REFUSED_NAME = 'ormai_proxy_refused';
 
-/**
- * PostgreSQL checks statement_timeout only where it checks for interrupts, which planning may not
- * do for a long time (a chain of a thousand CTEs plans for minutes under a 3 s timeout, and a
- * cancel request waits just the same). The proxy gives a statement the policy's timeout plus this
- * margin, then asks PostgreSQL to cancel it, and after the same margin again ends the session.
- */
-export const DEADLINE = { marginMs: 2000 };
-
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
 
@@ -82,12 +74,7 @@ export interface SessionDeps {
   onClose: () => void;
 }
 
-/**
- * PostgreSQL holds as many prepared statements and portals as a session creates; the proxy holds a
- * record of each too. Bounded so that one session cannot grow either without end. Drivers keep far
- * fewer: pgx caches 512 statements, JDBC 256, psycopg 100.
- */
-export const SESSION_LIMITS = { statements: 1000, portals: 1000 };
+
 
 const NO_PARAMS: PlanParams = { types: [], values: [], formats: [] };
 
@@ -363,8 +350,8 @@ export class Session {
       this.refuse('parse', result.error, { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
       return;
     }
-    if (this.state.full('S', message.name, SESSION_LIMITS.statements)) {
-      this.refuse('parse', sessionLimit('prepared statements', SESSION_LIMITS.statements), { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
+    if (this.state.full('S', message.name, this.deps.config.session.statements)) {
+      this.refuse('parse', sessionLimit('prepared statements', this.deps.config.session.statements), { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
       return;
     }
     const first = result.statements[0];
@@ -402,8 +389,8 @@ export class Session {
       return undefined;
     }
     const prepared = resumed;
-    if (this.state.full('P', message.portal, SESSION_LIMITS.portals)) {
-      this.refuse('bind', sessionLimit('portals', SESSION_LIMITS.portals), this.sentOf(prepared));
+    if (this.state.full('P', message.portal, this.deps.config.session.portals)) {
+      this.refuse('bind', sessionLimit('portals', this.deps.config.session.portals), this.sentOf(prepared));
       return undefined;
     }
     const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
@@ -668,7 +655,7 @@ export class Session {
   private armDeadline(): void {
     const limit = this.snap.policy.statementTimeoutMs;
     if (this.watchdog || !limit || this.closed) return;
-    this.watchdog = setTimeout(() => this.onDeadline(), limit + DEADLINE.marginMs);
+    this.watchdog = setTimeout(() => this.onDeadline(), limit + this.deps.config.session.deadlineMarginMs);
     this.watchdog.unref();
   }
 
@@ -679,7 +666,7 @@ export class Session {
     const busy = this.router.pending.busyFor(performance.now());
     if (this.closed || busy === undefined || !limit) return;
     const head = this.router.pending.peek();
-    const due = this.cancelled === head ? limit + 2 * DEADLINE.marginMs : limit + DEADLINE.marginMs;
+    const due = this.cancelled === head ? limit + 2 * this.deps.config.session.deadlineMarginMs : limit + this.deps.config.session.deadlineMarginMs;
     if (busy < due) {
       this.watchdog = setTimeout(() => this.onDeadline(), due - busy);
       this.watchdog.unref();

@@ -14,7 +14,6 @@ import { startTestProxy, type TestProxy } from '../support/proxy';
 import { RawClient, type Message } from '../support/raw-client';
 // pg-protocol's serializer warns on every name over 63 bytes; this one writes the same bytes silently.
 import { parseMessage, withResultFormats } from '../../src/upstream/messages';
-import { DEADLINE, SESSION_LIMITS } from '../../src/session/session';
 
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures');
 const POLICY = path.join(FIXTURES, 'session-state-policy.yaml');
@@ -41,8 +40,8 @@ afterEach(async () => {
   expect(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM orders WHERE tenant_id = 2'))[0].n)).toBe(3);
 });
 
-async function start(policy = POLICY): Promise<TestProxy> {
-  proxy = await startTestProxy(db.url, { policies: [policy] });
+async function start(policy = POLICY, overrides: Record<string, unknown> = {}): Promise<TestProxy> {
+  proxy = await startTestProxy(db.url, { policies: [policy], ...overrides });
   return proxy;
 }
 
@@ -427,8 +426,10 @@ describe("a write's RETURNING is capped like a read (max_rows 2)", () => {
 });
 
 describe('a session holds a bounded number of statements and portals', () => {
-  test('past the limit a new named Parse or Bind is refused; closing one makes room; unnamed ones always work', async () => {
-    const p = await start();
+  const SESSION_LIMITS = { statements: 50, portals: 40 };
+
+  test('past session.max_prepared_statements (50) and max_portals (40) a new named Parse or Bind is refused; closing one makes room; unnamed ones always work', async () => {
+    const p = await start(POLICY, { session: { max_prepared_statements: SESSION_LIMITS.statements, max_portals: SESSION_LIMITS.portals } });
     await withClient(p, async (c) => {
       const parses = Array.from({ length: SESSION_LIMITS.statements }, (_, i) => parseMessage(`s${i}`, 'SELECT 1'));
       c.send(...parses, serialize.sync());
@@ -461,15 +462,10 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
   // and a cancel request both wait for the planner.
   const CHAIN = 400;
   let own: TestDatabase;
-  const margin = DEADLINE.marginMs;
   beforeAll(async () => {
     own = await createTestDatabase();
-    // The proxy runs in this process: a short margin (cancel at 0.8 s, end at 1.1 s) keeps the test well inside
-    // the planning time on any machine.
-    DEADLINE.marginMs = 300;
   });
   afterAll(async () => {
-    DEADLINE.marginMs = margin;
     // The abandoned backends plan on until they reach an interrupt check; the database can be dropped after.
     for (let i = 0; i < 240; i++) {
       const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [own.name]);
@@ -485,8 +481,13 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
 
   for (const extended of [false, true]) {
     test(`${extended ? 'extended' : 'simple'} protocol: the agent gets 57014 within the deadline, the session ends, a new one works`, async () => {
-      // The proxy's own bound on CTEs (analysis.max_ctes, 100 by default) would refuse the chain before it runs.
-      const p = (proxy = await startTestProxy(own.url, { policies: [path.join(FIXTURES, 'deadline-policy.yaml')], analysis: { max_ctes: 1000 } }));
+      // The proxy's own bound on CTEs (analysis.max_ctes, 100 by default) would refuse the chain before it runs. A
+      // short margin (cancel at 0.8 s, end at 1.1 s) keeps the test well inside the planning time on any machine.
+      const p = (proxy = await startTestProxy(own.url, {
+        policies: [path.join(FIXTURES, 'deadline-policy.yaml')],
+        analysis: { max_ctes: 1000 },
+        session: { deadline_margin_ms: 300 },
+      }));
       const c = new Client({ connectionString: p.url() });
       c.on('error', () => undefined);
       await c.connect();

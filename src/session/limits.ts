@@ -1,0 +1,17 @@
+// Bounds of one logged-in session: how many statements and portals it may hold, and how long past its timeout a statement may run.
+
+export interface SessionLimits {
+  /**
+   * Named prepared statements and named portals: PostgreSQL holds as many as a session creates,
+   * and the proxy a record of each. Drivers keep far fewer (pgx caches 512 statements, JDBC 256).
+   */
+  statements: number;
+  portals: number;
+  /**
+   * PostgreSQL checks statement_timeout only where it checks for interrupts, which planning may
+   * not do for a long time (a chain of a thousand CTEs plans for minutes under a 3 s timeout, and
+   * a cancel request waits just the same). A statement gets the policy's timeout plus this margin,
+   * then PostgreSQL is asked to cancel it, and after the same margin again its session ends.
+   */
+  deadlineMarginMs: number;
+}
