@@ -11,7 +11,11 @@ const FORWARDED: Record<string, string> = {
   bytea_output: 'bytea_output',
   client_min_messages: 'client_min_messages',
 };
-const UTF8_NAMES = new Set(['utf8', 'utf-8', 'unicode']);
+/** UTF8 as PostgreSQL names it: pg_char_to_encoding compares names lower-cased, without anything but letters and digits ('UTF-8', "'utf-8'" and 'Unicode' are all UTF8). */
+const UTF8_NAMES = new Set(['utf8', 'unicode']);
+const encodingKey = (name: string) => name.toLowerCase().replace(/[^a-z0-9]/g, '');
+/** As for SET: the agent may make the session quieter than NOTICE, never louder (DEBUG and LOG messages describe its internals). */
+const MESSAGE_LEVELS = new Set(['notice', 'warning', 'error']);
 
 export interface StartupRequest {
   user: string;
@@ -69,9 +73,10 @@ export function parseOptions(options: string): Array<[string, string]> {
 function addSetting(settings: Record<string, string>, name: string, value: string): void {
   const key = name.toLowerCase();
   if (key === 'client_encoding') {
-    if (!UTF8_NAMES.has(value.toLowerCase())) throw refuse('client_encoding');
+    if (!UTF8_NAMES.has(encodingKey(value))) throw refuse('client_encoding');
     return; // the upstream session is always UTF8
   }
+  if (key === 'client_min_messages' && !MESSAGE_LEVELS.has(value.trim().toLowerCase())) throw refuse('client_min_messages');
   const canonical = Object.hasOwn(FORWARDED, key) ? FORWARDED[key] : undefined;
   if (!canonical) throw refuse(name);
   settings[canonical] = value;

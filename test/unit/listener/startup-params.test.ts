@@ -42,6 +42,10 @@ test.each([
   [{ user: 'a', options: '--role=postgres' }],
   [{ user: 'a', options: '-c DateStyle=ISO -c app.tenant_id=2' }],
   [{ user: 'a', options: '-X' }],
+  [{ user: 'a', client_encoding: 'utf-16' }],
+  [{ user: 'a', client_encoding: 'LATIN1' }],
+  [{ user: 'a', client_min_messages: 'debug5' }],
+  [{ user: 'a', options: '-c client_min_messages=log' }],
 ])('%j is refused', (entries) => {
   expect(refusal(entries)).toBe('startup_parameter_not_allowed');
 });
@@ -61,4 +65,12 @@ test('options are split as PostgreSQL does, with backslash escapes', () => {
 
 test('_pq_ protocol options are collected for NegotiateProtocolVersion', () => {
   expect(filterStartupParams(params({ user: 'a', '_pq_.future': 'x' })).protocolOptions).toEqual(['_pq_.future']);
+});
+
+test.each(["'utf-8'", 'UTF-8', 'utf_8', 'Unicode', 'UTF8'])('client_encoding %s is UTF8, compared as PostgreSQL compares encoding names', (value) => {
+  expect(filterStartupParams(params({ user: 'a', client_encoding: value })).settings).toEqual({});
+});
+
+test.each(['notice', 'WARNING', 'error'])('client_min_messages %s is forwarded', (value) => {
+  expect(filterStartupParams(params({ user: 'a', client_min_messages: value })).settings).toEqual({ client_min_messages: value });
 });
