@@ -1,5 +1,5 @@
 // Classification: each parsed statement's kind and written tables, and refusal of every kind not allowed.
-import type { ExplainStmt, Node, RangeVar, TransactionStmt, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
+import type { DeclareCursorStmt, ExplainStmt, FetchStmt, Node, RangeVar, TransactionStmt, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { notAllowed, statementName } from './labels';
 import { checkSet, checkShow, checkTransactionOptions } from './settings';
@@ -39,6 +39,12 @@ export function classify(node: Node, ctx: AnalysisContext): AnalyzedStatement {
       return done('session');
     // What drivers and pools send on their own to tidy a session; each acts only on the session's
     // own statements, portals and listeners (the session follows PostgreSQL's answer, session/state.ts).
+    case 'DeclareCursorStmt':
+      checkDeclare(nodeBody<DeclareCursorStmt>(node), ctx);
+      return done('read');
+    case 'FetchStmt':
+      // FETCH reads a cursor the session declared (its query was checked then); MOVE only moves it.
+      return done(nodeBody<FetchStmt>(node).ismove ? 'session' : 'read');
     case 'DeallocateStmt':
     case 'ClosePortalStmt':
     case 'DiscardStmt':
@@ -162,6 +168,26 @@ function checkExplain(explain: ExplainStmt, ctx: AnalysisContext): void {
       message: `EXPLAIN ${inner ? statementName(innerType, nodeBody(inner)) : ''} is not allowed`,
       hint: 'EXPLAIN works for SELECT, INSERT, UPDATE and DELETE.',
     });
+  }
+}
+
+/** CURSOR_OPT_HOLD in PostgreSQL's parsenodes.h. */
+const CURSOR_OPT_HOLD = 0x0020;
+
+/** A cursor's query: a read, under the same rules as a SELECT of its own. */
+function checkDeclare(declare: DeclareCursorStmt, ctx: AnalysisContext): void {
+  const query = declare.query;
+  if (!query || nodeTypeOf(query) !== 'SelectStmt') {
+    throw new ProxyError('statement_not_allowed', { message: 'DECLARE CURSOR is allowed for SELECT only', hint: 'Declare the cursor for a SELECT.' });
+  }
+  if (((declare.options ?? 0) & CURSOR_OPT_HOLD) !== 0) {
+    throw new ProxyError('statement_not_allowed', {
+      message: 'DECLARE … WITH HOLD is not allowed',
+      hint: 'Declare the cursor WITHOUT HOLD inside a transaction block and fetch from it before COMMIT.',
+    });
+  }
+  if (checkQuery(query, ctx).length > 0) {
+    throw new ProxyError('statement_not_allowed', { message: 'a cursor\'s query cannot write', hint: 'Send the write as its own statement.' });
   }
 }
 

@@ -2,20 +2,30 @@
 import { commandCompleteTag, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 
+/** Rows sent from one cursor over all its FETCHes: its results share one cap. */
+export interface RowBudget {
+  rows: number;
+}
+
 /** Counts the rows of one result; past the limit, rows are dropped and the completion says so. */
 export class RowCap {
   rows = 0;
   truncated = false;
 
-  constructor(readonly limit: number | undefined) {}
+  /** `shared`: the cursor whose rows this result is one FETCH of; the limit is over all of them. */
+  constructor(
+    readonly limit: number | undefined,
+    private readonly shared?: RowBudget,
+  ) {}
 
   /** True when this DataRow may be forwarded. */
   admit(): boolean {
-    if (this.limit !== undefined && this.rows >= this.limit) {
+    if (this.limit !== undefined && (this.shared ?? this).rows >= this.limit) {
       this.truncated = true;
       return false;
     }
     this.rows++;
+    if (this.shared) this.shared.rows++;
     return true;
   }
 
@@ -35,7 +45,7 @@ export class RowCap {
         severity: 'NOTICE',
         code: '01000',
         message: read
-          ? `result truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per statement`
+          ? `result truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per ${this.shared ? 'cursor' : 'statement'}`
           : `RETURNING truncated to ${this.rows} rows: the policy allows at most ${this.limit} rows per statement; all ${words[words.length - 1]} rows were written`,
         hint: read
           ? 'Add a narrower WHERE clause, aggregate in SQL (count, sum, GROUP BY), or page with ORDER BY … LIMIT/OFFSET.'

@@ -16,6 +16,8 @@ export interface PendingItem {
   refused?: ProxyError;
   /** query: the row limit of each statement, in order; execute: the portal's cap. */
   rowLimits?: Array<number | undefined>;
+  /** query: a cap of its own for a statement (a FETCH shares its cursor's), before rowLimits. */
+  caps?: Array<RowCap | undefined>;
   cap?: RowCap;
   /** query and parse: the text sent upstream and the agent's, when they differ (error positions are moved). */
   texts?: { sent: string; agent: string };

@@ -84,7 +84,7 @@ export class ResponseRouter {
           return spec ? (cutRowDescription(frame, spec) ?? noData()) : frame.raw;
         }
         this.expect(head, frame, 'query');
-        head!.cap = new RowCap(head!.rowLimits?.[head!.result]);
+        head!.cap = head!.caps?.[head!.result] ?? new RowCap(head!.rowLimits?.[head!.result]);
         const spec = head!.captures?.[head!.result];
         return spec ? cutRowDescription(frame, spec) : frame.raw;
       }

@@ -1,6 +1,6 @@
 // One client session: frontend messages in, analysis and budgets, forwarding upstream, responses back in order, one audit event per statement.
 import type net from 'node:net';
-import type { ClosePortalStmt, DeallocateStmt, DiscardStmt } from '@pgsql/types';
+import type { ClosePortalStmt, DeallocateStmt, DeclareCursorStmt, DiscardStmt, FetchStmt } from '@pgsql/types';
 import { serialize } from 'pg-protocol';
 import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
@@ -28,7 +28,7 @@ import { StatementAuditor, type AuditPort, type SentStatement } from './auditing
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
-import { SessionState, type Effect } from './state';
+import { nameKey, SessionState, type Effect } from './state';
 import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
@@ -297,9 +297,22 @@ export class Session {
       this.refuse('query', result.error, sent);
       return undefined;
     }
+    const declared = this.declaredCursors(result.statements);
+    const fetches = this.fetchCaps(result.statements, declared);
+    if (fetches instanceof Promise) return fetches.then(() => (this.closed ? undefined : this.queryAnalyzed(sql, result)));
+    if (fetches instanceof ProxyError) {
+      this.refuse('query', fetches, sent);
+      return undefined;
+    }
+    for (const i of declared.keys()) {
+      if (this.state.full('P', nodeBody<DeclareCursorStmt>(result.statements[i].stmt).portalname ?? '', this.deps.config.session.portals)) {
+        this.refuse('query', sessionLimit('portals', this.deps.config.session.portals), sent);
+        return undefined;
+      }
+    }
     const writes = result.statements.filter(isWrite).length;
     const held = result.statements.find((s) => s.write?.approval);
-    const scans = this.budgets.limitsScans ? result.statements.filter((s) => s.nodeType === 'SelectStmt').map((s) => s.sql) : [];
+    const scans = this.budgets.limitsScans ? result.statements.filter(readsRows).map((s) => s.sql) : [];
     const send = () =>
       this.forward(serialize.query(result.sql), {
         kind: 'query',
@@ -307,7 +320,8 @@ export class Session {
         texts: texts(result.sql, sql),
         ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
         ...(result.statements.some((s) => s.write?.capture) ? { captures: result.statements.map((s) => captureOf(s)) } : {}),
-        ...this.sessionEffects(result.statements),
+        ...(fetches.some(Boolean) ? { caps: fetches } : {}),
+        ...this.sessionEffects(result.statements, declared),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes > 0);
@@ -361,7 +375,7 @@ export class Session {
       agentSql: message.sql,
       types: message.paramTypes,
       rowLimit: first?.rowLimit,
-      reads: first?.nodeType === 'SelectStmt',
+      reads: first !== undefined && readsRows(first),
       writes: result.statements.some(isWrite),
       targets: result.statements.some(touchesWriteTarget),
       statements: result.statements,
@@ -389,6 +403,12 @@ export class Session {
       return undefined;
     }
     const prepared = resumed;
+    const fetches = this.fetchCaps(prepared.statements, new Map());
+    if (fetches instanceof Promise) return this.after(fetches, message);
+    if (fetches instanceof ProxyError) {
+      this.refuse('bind', fetches, this.sentOf(prepared));
+      return undefined;
+    }
     if (this.state.full('P', message.portal, this.deps.config.session.portals)) {
       this.refuse('bind', sessionLimit('portals', this.deps.config.session.portals), this.sentOf(prepared));
       return undefined;
@@ -396,7 +416,7 @@ export class Session {
     const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
     const formats = this.resultFormats(message, prepared);
     const portal: Portal = {
-      cap: new RowCap(prepared.rowLimit),
+      cap: fetches[0] ?? new RowCap(prepared.rowLimit),
       resultFormats: formats,
       writes: prepared.writes,
       targets: prepared.targets,
@@ -452,7 +472,7 @@ export class Session {
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
         ...(spec ? { captures: [spec] } : {}),
-        ...this.sessionEffects(portal.prepared?.statements ?? []),
+        ...this.sessionEffects(portal.prepared?.statements ?? [], this.declaredCursors(portal.prepared?.statements ?? [])),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes && portal?.prepared !== undefined);
@@ -489,11 +509,15 @@ export class Session {
   // ---- shared ----
 
   /** What DEALLOCATE, CLOSE and DISCARD statements change in the session's statements and portals, once they complete. */
-  private sessionEffects(statements: readonly AnalyzedStatement[]): { effects?: Array<Effect | undefined> } {
-    if (!statements.some((s) => s.kind === 'session')) return {};
+  private sessionEffects(statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): { effects?: Array<Effect | undefined> } {
+    if (!statements.some((s) => s.kind === 'session') && declared.size === 0) return {};
     return {
-      effects: statements.map((s) => {
+      effects: statements.map((s, i) => {
         switch (s.nodeType) {
+          case 'DeclareCursorStmt': {
+            const cursor = declared.get(i);
+            return cursor ? this.state.bind(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? '', cursor) : undefined;
+          }
           case 'DeallocateStmt': {
             const body = nodeBody<DeallocateStmt>(s.stmt);
             return body.isall || body.name === undefined ? this.state.removeAll('S') : this.state.close('S', body.name);
@@ -509,6 +533,45 @@ export class Session {
         }
       }),
     };
+  }
+
+  /** The cursors `statements` declare, by statement index: each a portal whose FETCHes share one row cap. */
+  private declaredCursors(statements: readonly AnalyzedStatement[]): Map<number, Portal> {
+    const declared = new Map<number, Portal>();
+    statements.forEach((s, i) => {
+      if (s.nodeType !== 'DeclareCursorStmt') return;
+      const budget = { rows: 0 };
+      declared.set(i, { cursor: { limit: s.rowLimit, budget }, cap: new RowCap(s.rowLimit, budget), resultFormats: [], writes: false, targets: false });
+    });
+    return declared;
+  }
+
+  /**
+   * The cap of each FETCH among `statements`: its cursor's, shared by every FETCH from it. The
+   * cursor is one declared earlier in the same text, or one PostgreSQL holds for the session (a
+   * promise when its DECLARE is still unanswered from an earlier batch). FETCH from a name that
+   * is no cursor is refused.
+   */
+  private fetchCaps(statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): Array<RowCap | undefined> | Promise<void> | ProxyError {
+    const caps: Array<RowCap | undefined> = [];
+    const here = new Map<string, Portal>();
+    for (const [i, s] of statements.entries()) {
+      if (s.nodeType === 'DeclareCursorStmt') here.set(nameKey(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? ''), declared.get(i)!);
+      if (s.nodeType !== 'FetchStmt' || nodeBody<FetchStmt>(s.stmt).ismove) continue;
+      const name = nodeBody<FetchStmt>(s.stmt).portalname ?? '';
+      let portal = here.get(nameKey(name));
+      if (!portal) {
+        const found = this.state.portal(name);
+        if (found.wait) return found.wait;
+        portal = found.value;
+      }
+      if (!portal) return new ProxyError('portal_not_found', { message: `cursor "${name}" does not exist` });
+      if (!portal.cursor) {
+        return new ProxyError('statement_not_allowed', { message: `FETCH from portal "${name}" is not allowed`, hint: 'FETCH reads cursors declared with DECLARE … CURSOR FOR SELECT; run a bound portal with Execute.' });
+      }
+      caps[i] = new RowCap(portal.cursor.limit, portal.cursor.budget);
+    }
+    return caps;
   }
 
   /** Inside a transaction block, or maybe (a BEGIN is on its way): rows and counts seen elsewhere may differ. */
@@ -593,7 +656,7 @@ export class Session {
         snap: live,
         statements: again.statements,
         rowLimit: first?.rowLimit,
-        reads: first?.nodeType === 'SelectStmt',
+        reads: first !== undefined && readsRows(first),
         writes: again.statements.some(isWrite),
         targets: again.statements.some(touchesWriteTarget),
         held: heldOf(first, prepared.agentSql),
@@ -786,6 +849,11 @@ export class Session {
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }
+}
+
+/** A statement whose rows the scan budget plans: a SELECT, or the query of a cursor. */
+function readsRows(s: AnalyzedStatement): boolean {
+  return s.nodeType === 'SelectStmt' || s.nodeType === 'DeclareCursorStmt';
 }
 
 function sessionLimit(what: string, limit: number): ProxyError {

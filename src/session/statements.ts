@@ -4,7 +4,7 @@ import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { Approval } from '../approvals/types';
 import type { PolicyView } from '../policy/provider';
 import { captureSpec, type CaptureSpec } from '../results/capture-columns';
-import type { RowCap } from '../results/row-cap';
+import type { RowBudget, RowCap } from '../results/row-cap';
 import type { HeldWrite } from './approval-hold';
 import type { PendingItem } from './pending';
 
@@ -32,8 +32,10 @@ export interface Prepared {
   orphan?: boolean;
 }
 
-/** A bound portal, until its transaction ends. */
+/** A bound portal (or a cursor, which is a portal too), until its transaction ends. */
 export interface Portal {
+  /** A cursor the agent declared: the rows of every FETCH from it count against one cap. */
+  cursor?: { limit: number | undefined; budget: RowBudget };
   cap: RowCap;
   /** Bind's result format codes: the capture columns' formats follow from them. */
   resultFormats: number[];

@@ -595,3 +595,29 @@ describe('result formats of a write with capture columns (pgx, JDBC)', () => {
     expect(event.changes?.rows).toEqual([{ key: { id: '1' }, before: { total_cents: '10000' }, after: { total_cents: '10000' } }]);
   });
 });
+
+describe('cursors are portals, and the session follows them too', () => {
+  test('a FETCH pipelined behind an unanswered DECLARE waits for it; a cursor run by Execute shares its cap (max_rows 2); FETCH of a bound portal is refused', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        serialize.query('BEGIN'),
+        serialize.query('DECLARE cur CURSOR FOR SELECT id FROM orders ORDER BY id'),
+        serialize.query('FETCH 1 FROM cur'),
+        serialize.execute({ portal: 'cur' }),
+        serialize.sync(),
+        parseMessage('s', 'SELECT 1 AS n'),
+        serialize.bind({ portal: 'bound', statement: 's' }),
+        serialize.sync(),
+        serialize.query('FETCH 1 FROM bound'),
+        serialize.query('ROLLBACK'),
+      );
+      return untilReadyN(c, 7);
+    });
+    expect(rowsOf(answers[2])).toHaveLength(1);
+    // The direct Execute of the cursor gets one more row, then the cap (2 over the cursor) cuts the rest.
+    expect(rowsOf(answers[3])).toHaveLength(1);
+    expect(answers[3].some((m) => m.name === 'notice')).toBe(true);
+    expect(errors(answers[5]).map((e) => e.routine)).toEqual(['ormai.statement_not_allowed']);
+  });
+});

@@ -3,7 +3,7 @@
 // Plan, then apply: the statement is copied once, relation references are resolved against the
 // compiled scope and replaced in the copy, then the row cap goes on the top node. Pure: the same
 // (tree, scope, principal) always gives the same tree; the input tree is never modified.
-import type { ColumnRef, ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { ColumnRef, DeclareCursorStmt, ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import { SYSTEM_COLUMNS, type ReadScope } from '../../policy/scope';
@@ -30,7 +30,7 @@ import { guardWrite, type WriteInfo } from './writes';
 export { replaceRelations, type ReplaceRelation } from './walk';
 
 /** Statements whose reads are rewritten; the rest (transaction control, SET, SHOW) read no relation. */
-const READING = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'ExplainStmt']);
+const READING = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'ExplainStmt', 'DeclareCursorStmt']);
 
 /**
  * The RewriteStep for a session with a read scope (identity without one). Throws ProxyError:
@@ -64,6 +64,11 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     costsOff(explain);
     if (explain.query) explain.query = replaceRelations(explain.query, replace);
     top = explain.query;
+  } else if (stmt.nodeType === 'DeclareCursorStmt') {
+    // A cursor's query is a read like any other; its rows reach the agent through FETCH, capped below.
+    const declare = nodeBody<DeclareCursorStmt>(tree);
+    if (declare.query) declare.query = replaceRelations(declare.query, replace);
+    top = declare.query;
   } else {
     replaceRelations(tree, replace);
   }
@@ -88,6 +93,11 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   }
   if (out.nodeType === 'SelectStmt') {
     out.stmt = { SelectStmt: capRows(nodeBody<SelectStmt>(out.stmt), scope.policy.maxRows) };
+    out.rowLimit = scope.policy.maxRows;
+  } else if (out.nodeType === 'DeclareCursorStmt') {
+    // The cursor holds at most max_rows + 1 rows; the FETCHes from it share one cap on the wire.
+    const declare = nodeBody<DeclareCursorStmt>(out.stmt);
+    declare.query = { SelectStmt: capRows(nodeBody<SelectStmt>(declare.query!), scope.policy.maxRows) };
     out.rowLimit = scope.policy.maxRows;
   } else if (write) {
     // A write's RETURNING reaches the agent under the same cap, on the wire (every row is still written).

@@ -13,9 +13,6 @@ const cases: Golden[] = [
   // SQL-level prepared statements and cursors.
   refused('PREPARE p AS SELECT 1', 'PREPARE'),
   refused('EXECUTE p', 'EXECUTE'),
-  refused('DECLARE c CURSOR FOR SELECT * FROM orders', 'DECLARE CURSOR'),
-  refused('FETCH 10 FROM c', 'FETCH'),
-  refused('MOVE NEXT IN c', 'MOVE'),
   // Notifications, locks, maintenance, server state.
   refused('LISTEN orders_changed', 'LISTEN'),
   refused("NOTIFY orders_changed, 'x'", 'NOTIFY'),

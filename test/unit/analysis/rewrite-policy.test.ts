@@ -49,6 +49,27 @@ describe('row cap', () => {
   );
 });
 
+describe('cursors', () => {
+  runGolden(
+    [
+      // The cursor's query is rewritten and capped like a SELECT; FETCHes share the cap on the wire.
+      { sql: 'DECLARE c NO SCROLL CURSOR FOR SELECT id FROM orders', out: `DECLARE c NO SCROLL CURSOR FOR SELECT id FROM ${ORDERS} AS orders LIMIT 201`, rowLimit: 200, kinds: ['read'] },
+      { sql: 'DECLARE c BINARY SCROLL CURSOR FOR SELECT * FROM customers WHERE id > 1', out: `DECLARE c SCROLL BINARY CURSOR FOR SELECT * FROM ${CUSTOMERS} AS customers WHERE id > 1 LIMIT 201`, rowLimit: 200 },
+      // A hidden column is missing from the policy view: PostgreSQL itself says it does not exist.
+      { sql: 'DECLARE c CURSOR FOR SELECT api_secret FROM customers', out: `DECLARE c CURSOR FOR SELECT api_secret FROM ${CUSTOMERS} AS customers LIMIT 201` },
+      { sql: 'DECLARE c CURSOR FOR SELECT * FROM pg_authid', err: 'model_not_allowed' },
+      { sql: 'DECLARE c CURSOR FOR SELECT pg_sleep(1)', err: 'function_not_allowed' },
+      { sql: 'DECLARE c CURSOR WITH HOLD FOR SELECT id FROM orders', err: 'statement_not_allowed' },
+      { sql: 'DECLARE c CURSOR FOR WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d', err: 'statement_not_allowed' },
+      { sql: 'DECLARE c CURSOR FOR SELECT id FROM orders FOR UPDATE', err: 'statement_not_allowed' },
+      { sql: 'FETCH FORWARD 10 FROM c', out: 'FETCH FORWARD 10 c', kinds: ['read'] },
+      { sql: 'FETCH ALL IN c', out: 'FETCH FORWARD 2147483647 c', kinds: ['read'] },
+      { sql: 'MOVE NEXT IN c', out: 'MOVE FORWARD 1 c', kinds: ['session'] },
+    ],
+    base,
+  );
+});
+
 describe('tenant_forged', () => {
   runGolden(
     [
