@@ -1,0 +1,317 @@
+#!/usr/bin/env node
+// The compatibility suite: real clients run one agent workload directly against PostgreSQL and
+// through the proxy; a check that passes directly and fails through the proxy fails the suite,
+// unless test/compat/intended-refusals.json lists it with its reason.
+//
+//   node test/compat/run.js [--report] [--markdown FILE] [--only pg,psycopg] [--capture] [--no-build]
+//
+// --report    print the matrix and exit 0 whatever it shows (strict is the default)
+// --markdown  also write the matrix as Markdown (the README's compatibility table comes from it)
+// --capture   rewrite test/compat/captured/<client>.sql from the direct runs
+// The server is DATABASE_URL (a superuser URL) or an embedded PostgreSQL.
+'use strict';
+const { spawnSync, spawn } = require('node:child_process');
+const { randomBytes } = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { startCaptureRelay } = require('./capture');
+const { clients } = require('./clients');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const DIST = path.join(ROOT, 'dist');
+const QUICKSTART = path.join(ROOT, 'config', 'quickstart', 'ormai.yaml');
+const CLIENT_TIMEOUT_MS = 90000;
+
+function parseArgs(argv) {
+  const opts = { report: false, markdown: null, only: null, capture: false, build: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--report') opts.report = true;
+    else if (a === '--markdown') opts.markdown = argv[++i];
+    else if (a === '--only') opts.only = argv[++i].split(',');
+    else if (a === '--capture') opts.capture = true;
+    else if (a === '--no-build') opts.build = false;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return opts;
+}
+
+const log = (line) => process.stderr.write(`compat: ${line}\n`);
+
+async function startServer() {
+  if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, stop: async () => undefined };
+  const { startEmbeddedPostgres } = require(`${DIST}/demo/embedded`);
+  log('starting an embedded PostgreSQL');
+  return startEmbeddedPostgres();
+}
+
+/** The quickstart schema and seed, plus a table the policy does not list (the leak probe). */
+async function createDatabase(serverUrl) {
+  const { seedDatabase } = require(`${DIST}/demo/demo`);
+  const { Client } = require('pg');
+  const name = `ormai_compat_${randomBytes(4).toString('hex')}`;
+  const url = await seedDatabase(serverUrl, name);
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  await c.query(`CREATE TABLE internal_notes (id serial PRIMARY KEY, tenant_id integer NOT NULL, body text NOT NULL);
+    INSERT INTO internal_notes (tenant_id, body) VALUES (1, 'not for agents');
+    -- Directly, inserts get tenant 1 the way the proxy fills in the principal's tenant.
+    ALTER TABLE orders ALTER COLUMN tenant_id SET DEFAULT 1;
+    COMMENT ON TABLE customers IS 'Customers of each tenant';
+    COMMENT ON COLUMN customers.email IS 'Contact email (masked for agents)'`);
+  await c.end();
+  const drop = async () => {
+    const admin = new Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+  };
+  return { name, url, drop };
+}
+
+/**
+ * The quickstart proxy, with a policy derived from the quickstart one: updates of orders are
+ * granted too (the workload's write with a reason is an UPDATE) and the write budget is raised
+ * so that every client's writes fit in one minute.
+ */
+async function startCompatProxy(upstreamUrl, tmp) {
+  const { startProxy } = require(`${DIST}/app`);
+  const { resolveConfig } = require(`${DIST}/config/load`);
+  const { parseStructuredFile } = require(`${DIST}/policy/load`);
+  const { silentLogger, createLogger } = require(`${DIST}/log`);
+  const YAML = require('yaml');
+  const doc = parseStructuredFile(fs.readFileSync(QUICKSTART, 'utf8'), QUICKSTART);
+  const policyPath = path.join(path.dirname(QUICKSTART), doc.policies[0]);
+  const policy = YAML.parse(fs.readFileSync(policyPath, 'utf8'));
+  policy.enable_writes = policy.enable_writes.map((g) => (g.models.includes('orders') ? { ...g, operations: ['create', 'update'] } : g));
+  policy.max_writes_per_minute = 1000;
+  const compatPolicy = path.join(tmp, 'policy.yaml');
+  fs.writeFileSync(compatPolicy, YAML.stringify(policy));
+  const config = resolveConfig(
+    { ...doc, policies: [compatPolicy], audit: { sinks: [{ type: 'file', path: path.join(tmp, 'audit.jsonl') }] } },
+    QUICKSTART,
+    { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' },
+  );
+  const proxy = await startProxy(config, process.env.ORMAI_COMPAT_LOG ? createLogger(process.env.ORMAI_COMPAT_LOG) : silentLogger);
+  return { proxy, maxRows: policy.max_rows, database: config.database };
+}
+
+function targetEnv(t) {
+  const url = `postgres://${encodeURIComponent(t.user)}${t.password ? ':' + encodeURIComponent(t.password) : ''}@${t.host}:${t.port}/${t.database}`;
+  return {
+    COMPAT_TARGET: t.name,
+    COMPAT_URL: url,
+    COMPAT_HOST: t.host,
+    COMPAT_PORT: String(t.port),
+    COMPAT_USER: t.user,
+    COMPAT_PASSWORD: t.password ?? '',
+    COMPAT_DATABASE: t.database,
+    COMPAT_MAX_ROWS: String(t.maxRows),
+    // Clients that read libpq's variables (psql) get the same target and no ~/.psqlrc surprises.
+    PGHOST: t.host,
+    PGPORT: String(t.port),
+    PGUSER: t.user,
+    PGPASSWORD: t.password ?? '',
+    PGDATABASE: t.database,
+    PGSSLMODE: 'disable',
+  };
+}
+
+/** Runs one client's workload; resolves with its JSON check lines (plus a `run` check if it crashed). */
+function runClient(client, t, buildDir) {
+  return new Promise((resolve) => {
+    const [cmd, ...args] = client.command(buildDir);
+    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...targetEnv(t), ...(client.env?.(buildDir) ?? {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), CLIENT_TIMEOUT_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const checks = [];
+      for (const line of out.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        try {
+          checks.push(JSON.parse(line));
+        } catch {
+          /* not a check line */
+        }
+      }
+      if (code !== 0 || checks.length === 0) {
+        const tail = err.trim().split('\n').slice(-3).join(' | ');
+        checks.push({ client: client.name, check: 'run', ok: false, detail: `exit ${signal ?? code}: ${tail}`.slice(0, 400) });
+      }
+      resolve(checks);
+    });
+  });
+}
+
+function loadIntended() {
+  const file = path.join(__dirname, 'intended-refusals.json');
+  return JSON.parse(fs.readFileSync(file, 'utf8')).refusals;
+}
+
+function intendedFor(intended, client, check) {
+  return intended.find((r) => (r.client === '*' || r.client === client) && r.check === check);
+}
+
+function buildMatrix(results, intended) {
+  const rows = [];
+  for (const { client, version, direct, proxy } of results) {
+    const ids = [];
+    for (const c of [...direct, ...proxy]) if (!ids.includes(c.check)) ids.push(c.check);
+    for (const id of ids) {
+      const d = direct.find((c) => c.check === id);
+      const p = proxy.find((c) => c.check === id);
+      const refusal = intendedFor(intended, client, id);
+      let verdict = 'ok';
+      if (d?.ok && !p?.ok) verdict = refusal ? 'refused (intended)' : 'FAIL';
+      else if (!d?.ok && !p?.ok) verdict = 'fails directly too';
+      else if (!d?.ok && p?.ok) verdict = 'proxy only';
+      else if (refusal) verdict = 'NOT REFUSED';
+      rows.push({ client, version, check: id, direct: d, proxy: p, verdict, refusal });
+    }
+  }
+  return rows;
+}
+
+const mark = (c) => (c === undefined ? '–' : c.ok ? 'pass' : 'fail');
+
+function printMatrix(rows) {
+  const w = { client: 10, check: 20, v: 6 };
+  for (const r of rows) {
+    w.client = Math.max(w.client, r.client.length);
+    w.check = Math.max(w.check, r.check.length);
+  }
+  const line = (a, b, c, d, e, f) => `${a.padEnd(w.client)}  ${b.padEnd(w.check)}  ${c.padEnd(6)}  ${d.padEnd(6)}  ${e.padEnd(18)}  ${f}`;
+  const out = [line('client', 'check', 'direct', 'proxy', 'verdict', 'proxy detail (or direct detail when it fails directly)')];
+  for (const r of rows) {
+    const detail = r.verdict === 'ok' ? '' : (r.proxy && !r.proxy.ok ? r.proxy.detail : r.direct?.detail) ?? '';
+    out.push(line(r.client, r.check, mark(r.direct), mark(r.proxy), r.verdict, detail.replace(/\s+/g, ' ').slice(0, 160)));
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function summary(rows, results) {
+  return results.map(({ client, version }) => {
+    const mine = rows.filter((r) => r.client === client);
+    const directOk = mine.filter((r) => r.direct?.ok).length;
+    const proxyOk = mine.filter((r) => r.proxy?.ok).length;
+    const fails = mine.filter((r) => r.verdict === 'FAIL');
+    const connect = mine.find((r) => r.check === 'connect');
+    const status = connect && !connect.proxy?.ok && connect.direct?.ok ? 'does not connect' : fails.length === 0 ? 'works' : `partial (${fails.length} failing)`;
+    return { client, version, total: mine.length, directOk, proxyOk, fails, status };
+  });
+}
+
+const mdCell = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\s+/g, ' ').slice(0, 200);
+
+function markdown(rows, results, meta) {
+  const lines = [
+    '# Client compatibility',
+    '',
+    `Generated by \`node test/compat/run.js\` against PostgreSQL ${meta.serverVersion}, ${meta.date}.`,
+    'Each client runs the same agent workload directly against PostgreSQL and through the proxy (quickstart policy, tenant 1).',
+    '',
+    '| client | version | status | checks passing directly | checks passing through the proxy |',
+    '| --- | --- | --- | --- | --- |',
+  ];
+  for (const s of summary(rows, results)) lines.push(`| ${s.client} | ${s.version} | ${s.status} | ${s.directOk}/${s.total} | ${s.proxyOk}/${s.total} |`);
+  lines.push('', '## Checks', '', '| client | check | direct | proxy | verdict | detail |', '| --- | --- | --- | --- | --- | --- |');
+  for (const r of rows) {
+    const detail = r.verdict === 'ok' ? '' : r.refusal ? r.refusal.reason : r.proxy && !r.proxy.ok ? r.proxy.detail : r.direct?.detail;
+    lines.push(`| ${r.client} | ${r.check} | ${mark(r.direct)} | ${mark(r.proxy)} | ${r.verdict} | ${mdCell(detail)} |`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function writeCapture(client, statements) {
+  const dir = path.join(__dirname, 'captured');
+  fs.mkdirSync(dir, { recursive: true });
+  const header = `-- Every distinct statement ${client} sent to PostgreSQL while running the compatibility workload\n-- (test/compat/run.js --capture), in the order first sent.\n\n`;
+  fs.writeFileSync(path.join(dir, `${client}.sql`), header + statements.map((s) => `${s.replace(/;\s*$/, '')};\n`).join('\n'));
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  if (opts.build) {
+    log('npm run build');
+    const b = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('npm run build failed');
+  }
+  const intended = loadIntended();
+  const selected = clients.filter((c) => !opts.only || opts.only.includes(c.name));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ormai-compat-'));
+  const buildDir = path.join(tmp, 'build');
+  fs.mkdirSync(buildDir);
+  const server = await startServer();
+  let db;
+  let proxy;
+  const results = [];
+  let serverVersion = '?';
+  try {
+    db = await createDatabase(server.url);
+    const { Client } = require('pg');
+    const v = new Client({ connectionString: db.url });
+    await v.connect();
+    serverVersion = (await v.query('SHOW server_version')).rows[0].server_version;
+    await v.end();
+    const started = await startCompatProxy(db.url, tmp);
+    proxy = started.proxy;
+    const dbUrl = new URL(db.url);
+    for (const client of selected) {
+      const t0 = Date.now();
+      let version = client.version?.() ?? '?';
+      const prepared = client.prepare ? client.prepare(buildDir) : null;
+      if (prepared && !prepared.ok) {
+        const fail = { client: client.name, check: 'build', ok: false, detail: prepared.detail };
+        results.push({ client: client.name, version, direct: [fail], proxy: [fail] });
+        log(`${client.name}: ${prepared.detail}`);
+        continue;
+      }
+      const relay = await startCaptureRelay(DIST, dbUrl.hostname, Number(dbUrl.port || 5432));
+      const direct = await runClient(
+        client,
+        { name: 'direct', host: '127.0.0.1', port: relay.port, user: decodeURIComponent(dbUrl.username), password: decodeURIComponent(dbUrl.password), database: db.name, maxRows: 0 },
+        buildDir,
+      );
+      await relay.close();
+      if (opts.capture) writeCapture(client.name, relay.statements);
+      const through = await runClient(
+        client,
+        { name: 'proxy', host: '127.0.0.1', port: proxy.port, user: 'tenant1-agent', password: 'tenant1-password', database: started.database, maxRows: started.maxRows },
+        buildDir,
+      );
+      version = direct.find((c) => c.version)?.version ?? through.find((c) => c.version)?.version ?? version;
+      results.push({ client: client.name, version, direct, proxy: through });
+      const count = (list) => `${list.filter((c) => c.ok).length}/${list.length}`;
+      log(`${client.name} ${version}: direct ${count(direct)}, proxy ${count(through)} (${((Date.now() - t0) / 1000).toFixed(1)} s, ${relay.statements.length} statements captured)`);
+    }
+  } finally {
+    await proxy?.close().catch(() => undefined);
+    await db?.drop().catch(() => undefined);
+    await server.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const rows = buildMatrix(results, intended);
+  printMatrix(rows);
+  const meta = { serverVersion, date: new Date().toISOString().slice(0, 10) };
+  if (opts.markdown) {
+    fs.mkdirSync(path.dirname(path.resolve(opts.markdown)), { recursive: true });
+    fs.writeFileSync(opts.markdown, markdown(rows, results, meta));
+  }
+  const failing = rows.filter((r) => r.verdict === 'FAIL');
+  const unexpected = rows.filter((r) => r.verdict === 'NOT REFUSED');
+  process.stdout.write(
+    `compat: ${results.length} clients, ${rows.length} checks; ${failing.length} pass directly and fail through the proxy, ${unexpected.length} intended refusals not refused; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
+  if (!opts.report && (failing.length > 0 || unexpected.length > 0)) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  process.stderr.write(`compat: ${err.stack || err}\n`);
+  process.exit(2);
+});
