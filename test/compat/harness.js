@@ -38,6 +38,8 @@ const CHECK_TIMEOUT_MS = 20000;
 
 function errorDetail(err) {
   if (!err) return 'error';
+  // ORMs wrap the driver's error (drizzle: "Failed query: …" with the DatabaseError as cause).
+  if (err.cause && err.cause.message && !err.code) err = err.cause;
   const code = err.code || err.sqlState || (err.original && err.original.code) || (err.cause && err.cause.code) || '';
   const msg = (err.message || String(err)).split('\n')[0];
   return `${code ? code + ' ' : ''}${msg}`.slice(0, 300);
@@ -84,6 +86,7 @@ function checkTables(names) {
 }
 
 function checkLeakTables(names) {
+  assert(names && names.length > 0, 'the introspection gave no tables to check');
   const set = new Set(names.map((n) => String(n).toLowerCase()));
   if (target === 'proxy') {
     const extra = [...set].filter((n) => n !== 'customers' && n !== 'orders');
@@ -101,6 +104,7 @@ function checkColumns(names) {
 }
 
 function checkLeakColumns(names) {
+  assert(names && names.length > 0, 'the introspection gave no columns to check');
   const set = new Set(names.map((n) => String(n).toLowerCase()));
   if (target === 'proxy') {
     assert(!set.has('api_secret'), 'denied column api_secret visible');
@@ -131,7 +135,9 @@ function checkCancelled(err, startedAt) {
 }
 
 function moduleVersion(name) {
-  return require(require.resolve(`${name}/package.json`, { paths: [process.cwd()] })).version;
+  // Read from node_modules: some packages do not export their package.json.
+  const file = require('node:path').join(__dirname, '..', '..', 'node_modules', name, 'package.json');
+  return JSON.parse(require('node:fs').readFileSync(file, 'utf8')).version;
 }
 
 module.exports = { harness, assert, env, SQL, errorDetail, checkTables, checkLeakTables, checkColumns, checkLeakColumns, checkRowcap, checkCancelled, moduleVersion };

@@ -8,6 +8,7 @@
 // --report    print the matrix and exit 0 whatever it shows (strict is the default)
 // --markdown  also write the matrix as Markdown (the README's compatibility table comes from it)
 // --capture   rewrite test/compat/captured/<client>.sql from the direct runs
+// --serve     start the database and the proxy, print both URLs and wait (to try a client by hand)
 // The server is DATABASE_URL (a superuser URL) or an embedded PostgreSQL.
 'use strict';
 const { spawnSync, spawn } = require('node:child_process');
@@ -32,6 +33,7 @@ function parseArgs(argv) {
     else if (a === '--only') opts.only = argv[++i].split(',');
     else if (a === '--capture') opts.capture = true;
     else if (a === '--no-build') opts.build = false;
+    else if (a === '--serve') opts.serve = true;
     else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -94,7 +96,7 @@ async function startCompatProxy(upstreamUrl, tmp) {
     { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' },
   );
   const proxy = await startProxy(config, process.env.ORMAI_COMPAT_LOG ? createLogger(process.env.ORMAI_COMPAT_LOG) : silentLogger);
-  return { proxy, maxRows: policy.max_rows, database: config.database };
+  return { proxy, maxRows: policy.max_rows, database: config.database, auditFile: path.join(tmp, 'audit.jsonl') };
 }
 
 function targetEnv(t) {
@@ -146,6 +148,30 @@ function runClient(client, t, buildDir) {
       resolve(checks);
     });
   });
+}
+
+/**
+ * What the proxy refused (or the database failed) during one client's run, from the audit trail:
+ * distinct by code and statement, with the statement as the audit records it (literals as $n).
+ */
+async function refusalsSince(auditFile, offset) {
+  await new Promise((r) => setTimeout(r, 300)); // the file sink writes asynchronously
+  if (!fs.existsSync(auditFile)) return [];
+  const fd = fs.openSync(auditFile, 'r');
+  const size = fs.fstatSync(fd).size;
+  const buf = Buffer.alloc(Math.max(0, size - offset));
+  fs.readSync(fd, buf, 0, buf.length, offset);
+  fs.closeSync(fd);
+  const seen = new Map();
+  for (const line of buf.toString('utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line);
+    if (e.kind !== 'statement' || (e.decision !== 'refused' && e.decision !== 'error')) continue;
+    const sql = (e.sql ?? '').replace(/\s+/g, ' ').trim();
+    const key = `${e.code}\u0000${sql}`;
+    if (!seen.has(key)) seen.set(key, { decision: e.decision, code: e.code, sql });
+  }
+  return [...seen.values()];
 }
 
 function loadIntended() {
@@ -224,6 +250,13 @@ function markdown(rows, results, meta) {
     const detail = r.verdict === 'ok' ? '' : r.refusal ? r.refusal.reason : r.proxy && !r.proxy.ok ? r.proxy.detail : r.direct?.detail;
     lines.push(`| ${r.client} | ${r.check} | ${mark(r.direct)} | ${mark(r.proxy)} | ${r.verdict} | ${mdCell(detail)} |`);
   }
+  lines.push('', '## Statements the proxy refused (or the database failed) during the proxy runs', '', 'From the audit trail; literals appear as `$n` there.', '');
+  for (const r of results) {
+    if (!r.refused?.length) continue;
+    lines.push(`### ${r.client}`, '', '| decision | code | statement |', '| --- | --- | --- |');
+    for (const f of r.refused) lines.push(`| ${f.decision} | ${f.code} | \`${mdCell(f.sql).slice(0, 180).replace(/`/g, "'")}\` |`);
+    lines.push('');
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -262,6 +295,11 @@ async function main() {
     const started = await startCompatProxy(db.url, tmp);
     proxy = started.proxy;
     const dbUrl = new URL(db.url);
+    if (opts.serve) {
+      process.stdout.write(`direct: ${db.url}\nproxy:  postgres://tenant1-agent:tenant1-password@127.0.0.1:${proxy.port}/${started.database}\n`);
+      await new Promise((resolve) => process.once('SIGINT', resolve));
+      selected.length = 0;
+    }
     for (const client of selected) {
       const t0 = Date.now();
       let version = client.version?.() ?? '?';
@@ -280,13 +318,15 @@ async function main() {
       );
       await relay.close();
       if (opts.capture) writeCapture(client.name, relay.statements);
+      const auditFrom = fs.existsSync(started.auditFile) ? fs.statSync(started.auditFile).size : 0;
       const through = await runClient(
         client,
         { name: 'proxy', host: '127.0.0.1', port: proxy.port, user: 'tenant1-agent', password: 'tenant1-password', database: started.database, maxRows: started.maxRows },
         buildDir,
       );
+      const refused = await refusalsSince(started.auditFile, auditFrom);
       version = direct.find((c) => c.version)?.version ?? through.find((c) => c.version)?.version ?? version;
-      results.push({ client: client.name, version, direct, proxy: through });
+      results.push({ client: client.name, version, direct, proxy: through, refused });
       const count = (list) => `${list.filter((c) => c.ok).length}/${list.length}`;
       log(`${client.name} ${version}: direct ${count(direct)}, proxy ${count(through)} (${((Date.now() - t0) / 1000).toFixed(1)} s, ${relay.statements.length} statements captured)`);
     }
@@ -298,6 +338,9 @@ async function main() {
   }
   const rows = buildMatrix(results, intended);
   printMatrix(rows);
+  for (const r of results) {
+    for (const f of r.refused ?? []) process.stdout.write(`  ${r.client} proxy ${f.decision} ${f.code}: ${f.sql.slice(0, 140)}\n`);
+  }
   const meta = { serverVersion, date: new Date().toISOString().slice(0, 10) };
   if (opts.markdown) {
     fs.mkdirSync(path.dirname(path.resolve(opts.markdown)), { recursive: true });
