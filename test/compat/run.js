@@ -203,6 +203,13 @@ function buildMatrix(results, intended) {
   return rows;
 }
 
+/** Why a row is not plain ok: the proxy's failure, or the direct one when it fails directly too. */
+function rowDetail(r) {
+  if (r.verdict === 'fails directly too') return r.direct?.detail ?? '';
+  if (!r.proxy) return 'not run through the proxy: the client stopped at an earlier check';
+  return (r.proxy.ok ? r.direct?.detail : r.proxy.detail) ?? '';
+}
+
 const mark = (c) => (c === undefined ? '–' : c.ok ? 'pass' : 'fail');
 
 function printMatrix(rows) {
@@ -214,7 +221,7 @@ function printMatrix(rows) {
   const line = (a, b, c, d, e, f) => `${a.padEnd(w.client)}  ${b.padEnd(w.check)}  ${c.padEnd(6)}  ${d.padEnd(6)}  ${e.padEnd(18)}  ${f}`;
   const out = [line('client', 'check', 'direct', 'proxy', 'verdict', 'proxy detail (or direct detail when it fails directly)')];
   for (const r of rows) {
-    const detail = r.verdict === 'ok' ? '' : (r.proxy && !r.proxy.ok ? r.proxy.detail : r.direct?.detail) ?? '';
+    const detail = r.verdict === 'ok' ? '' : rowDetail(r);
     out.push(line(r.client, r.check, mark(r.direct), mark(r.proxy), r.verdict, detail.replace(/\s+/g, ' ').slice(0, 160)));
   }
   process.stdout.write(out.join('\n') + '\n');
@@ -247,7 +254,7 @@ function markdown(rows, results, meta) {
   for (const s of summary(rows, results)) lines.push(`| ${s.client} | ${s.version} | ${s.status} | ${s.directOk}/${s.total} | ${s.proxyOk}/${s.total} |`);
   lines.push('', '## Checks', '', '| client | check | direct | proxy | verdict | detail |', '| --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
-    const detail = r.verdict === 'ok' ? '' : r.refusal ? r.refusal.reason : r.proxy && !r.proxy.ok ? r.proxy.detail : r.direct?.detail;
+    const detail = r.verdict === 'ok' ? '' : r.refusal ? r.refusal.reason : rowDetail(r);
     lines.push(`| ${r.client} | ${r.check} | ${mark(r.direct)} | ${mark(r.proxy)} | ${r.verdict} | ${mdCell(detail)} |`);
   }
   lines.push('', '## Statements the proxy refused (or the database failed) during the proxy runs', '', 'From the audit trail; literals appear as `$n` there.', '');
