@@ -15,6 +15,11 @@ function run(cmd, args, env) {
   return { ok: true };
 }
 
+function debianVersion(pkg) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'v4';
+}
+
 const GO_ENV = (buildDir) => ({ GOPATH: '/usr/share/gocode', GO111MODULE: 'off', GOFLAGS: '', GOCACHE: process.env.GOCACHE || path.join(buildDir, 'gocache'), GOTOOLCHAIN: 'local' });
 
 const clients = [
@@ -40,6 +45,7 @@ const clients = [
     name: 'pgx',
     prepare: (buildDir) => run('go', ['build', '-o', path.join(buildDir, 'pgx-compat'), path.join(DIR, 'pgx.go')], GO_ENV(buildDir)),
     command: (buildDir) => [path.join(buildDir, 'pgx-compat')],
+    env: () => ({ COMPAT_PGX_VERSION: debianVersion('golang-github-jackc-pgx-v4-dev') }),
   },
 ];
 
