@@ -20,7 +20,8 @@ function debianVersion(pkg) {
   return r.status === 0 ? r.stdout.trim() : 'v4';
 }
 
-const GO_ENV = (buildDir) => ({ GOPATH: '/usr/share/gocode', GO111MODULE: 'off', GOFLAGS: '', GOCACHE: process.env.GOCACHE || path.join(buildDir, 'gocache'), GOTOOLCHAIN: 'local' });
+// The build cache outlives one run (.tmp/ is ignored by git): pgx compiles once.
+const GO_ENV = () => ({ GOPATH: '/usr/share/gocode', GO111MODULE: 'off', GOFLAGS: '', GOCACHE: process.env.GOCACHE || path.join(__dirname, '..', '..', '.tmp', 'compat-gocache'), GOTOOLCHAIN: 'local' });
 
 const clients = [
   { name: 'pg', command: node('pg.js') },
@@ -43,7 +44,7 @@ const clients = [
   },
   {
     name: 'pgx',
-    prepare: (buildDir) => run('go', ['build', '-o', path.join(buildDir, 'pgx-compat'), path.join(DIR, 'pgx.go')], GO_ENV(buildDir)),
+    prepare: (buildDir) => run('go', ['build', '-o', path.join(buildDir, 'pgx-compat'), path.join(DIR, 'pgx.go')], GO_ENV()),
     command: (buildDir) => [path.join(buildDir, 'pgx-compat')],
     env: () => ({ COMPAT_PGX_VERSION: debianVersion('golang-github-jackc-pgx-v4-dev') }),
   },

@@ -27,11 +27,11 @@ BEGIN;
 
 COMMIT;
 
-SELECT count(*) AS n FROM orders WHERE id = 8;
+SELECT count(*) AS n FROM orders WHERE id = 40;
 
 ROLLBACK;
 
-SELECT count(*) AS n FROM orders WHERE id = 9;
+SELECT count(*) AS n FROM orders WHERE id = 41;
 
 SELECT * FROM no_such_table;
 

@@ -60,7 +60,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 25426
+            WHERE a.attrelid = 26056
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -100,7 +100,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 25434 AND
+          WHERE r.conrelid = 26064 AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -111,14 +111,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 25434 AND ix.indisprimary
+                    WHERE ix.indrelid = 26064 AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 25434
+                WHERE a.attrelid = 26064
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 25434 AND r.contype = 'p'
+           WHERE r.conrelid = 26064 AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT
@@ -145,7 +145,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 25434
+                  and t.oid = 26064
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -157,7 +157,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 25426;
+                pgd.objoid = 26056;
 
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm');
 
@@ -166,14 +166,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 25426 AND ix.indisprimary
+                    WHERE ix.indrelid = 26056 AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 25426
+                WHERE a.attrelid = 26056
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 25426 AND r.contype = 'p'
+           WHERE r.conrelid = 26056 AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT r.conname,
@@ -183,7 +183,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 25426 AND
+          WHERE r.conrelid = 26056 AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -213,7 +213,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 25426
+                  and t.oid = 26056
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -230,7 +230,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 25426 AND
+                cons.conrelid = 26056 AND
                 cons.contype = 'u';
 
 SELECT
@@ -239,7 +239,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 25426 AND
+                cons.conrelid = 26056 AND
                 cons.contype = 'c';
 
 SELECT a.attname,
@@ -273,7 +273,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 25434
+            WHERE a.attrelid = 26064
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -288,7 +288,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 25434 AND
+                cons.conrelid = 26064 AND
                 cons.contype = 'u';
 
 SELECT
@@ -297,7 +297,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 25434 AND
+                cons.conrelid = 26064 AND
                 cons.contype = 'c';
 
 SELECT
@@ -306,7 +306,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 25434;
+                pgd.objoid = 26064;
 
 SELECT c.oid
             FROM pg_catalog.pg_class c
@@ -346,7 +346,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 25449
+            WHERE a.attrelid = 26079
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -355,14 +355,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 25449 AND ix.indisprimary
+                    WHERE ix.indrelid = 26079 AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 25449
+                WHERE a.attrelid = 26079
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 25449 AND r.contype = 'p'
+           WHERE r.conrelid = 26079 AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT r.conname,
@@ -372,7 +372,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 25449 AND
+          WHERE r.conrelid = 26079 AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -402,7 +402,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 25449
+                  and t.oid = 26079
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -419,7 +419,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 25449 AND
+                cons.conrelid = 26079 AND
                 cons.contype = 'u';
 
 SELECT
@@ -428,7 +428,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 25449 AND
+                cons.conrelid = 26079 AND
                 cons.contype = 'c';
 
 SELECT
@@ -437,7 +437,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 25449;
+                pgd.objoid = 26079;
 
 SELECT customers.id, customers.tenant_id, customers.name, customers.email, customers.phone, customers.api_secret 
 FROM customers 
@@ -455,9 +455,9 @@ SELECT id, name FROM customers WHERE id = 1 AND name <> 'x';
 
 COMMIT;
 
-SELECT count(*) AS n FROM orders WHERE id = 8;
+SELECT count(*) AS n FROM orders WHERE id = 46;
 
-SELECT count(*) AS n FROM orders WHERE id = 9;
+SELECT count(*) AS n FROM orders WHERE id = 47;
 
 SELECT * FROM no_such_table;
 
@@ -469,14 +469,14 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
-DECLARE "c_7fc77fa2d2d0_1" CURSOR WITHOUT HOLD FOR SELECT g FROM generate_series(1, 50) AS g;
+DECLARE "c_7f2b6008d950_1" CURSOR WITHOUT HOLD FOR SELECT g FROM generate_series(1, 50) AS g;
 
-FETCH FORWARD 1 FROM "c_7fc77fa2d2d0_1";
+FETCH FORWARD 1 FROM "c_7f2b6008d950_1";
 
-FETCH FORWARD 5 FROM "c_7fc77fa2d2d0_1";
+FETCH FORWARD 5 FROM "c_7f2b6008d950_1";
 
-FETCH FORWARD 20 FROM "c_7fc77fa2d2d0_1";
+FETCH FORWARD 20 FROM "c_7f2b6008d950_1";
 
-CLOSE "c_7fc77fa2d2d0_1";
+CLOSE "c_7f2b6008d950_1";
 
 SELECT count(*) AS n FROM orders;

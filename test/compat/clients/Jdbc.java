@@ -125,6 +125,17 @@ public class Jdbc {
       try (ResultSet rs = c.getMetaData().getIndexInfo(null, "public", "orders", false, true)) { while (rs.next()) out.add(rs.getString("INDEX_NAME")); }
       return String.join(", ", out);
     });
+    check("introspect.more", () -> {
+      // What SQL tools (DBeaver, DataGrip, Metabase) ask next: schemas, catalogs, keys pointing at a table, types.
+      DatabaseMetaData md = c.getMetaData();
+      List<String> out = new ArrayList<>();
+      try (ResultSet rs = md.getSchemas()) { int n = 0; while (rs.next()) n++; out.add(n + " schemas"); }
+      try (ResultSet rs = md.getCatalogs()) { int n = 0; while (rs.next()) n++; out.add(n + " catalogs"); }
+      try (ResultSet rs = md.getExportedKeys(null, "public", "customers")) { int n = 0; while (rs.next()) n++; out.add(n + " exported keys"); }
+      try (ResultSet rs = md.getTypeInfo()) { int n = 0; while (rs.next()) n++; out.add(n + " types"); }
+      out.add("product " + md.getDatabaseProductVersion());
+      return String.join(", ", out);
+    });
     check("params", () -> {
       try (PreparedStatement ps = c.prepareStatement("SELECT id, name FROM customers WHERE id = ? AND name <> ?")) {
         ps.setInt(1, 1); ps.setString(2, "x");

@@ -107,6 +107,29 @@ async function workload(t, c, notices) {
     h.assert(a.rows.length === 20 && b.rows.length === 30, `${a.rows.length}+${b.rows.length} rows`);
     return 'DECLARE/FETCH 20+30';
   });
+  await t.check('insert.default', async () => {
+    const r = await c.query("/*reason='compat'*/ INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 100, DEFAULT) RETURNING status");
+    h.assert(r.rows[0]?.status === 'pending', JSON.stringify(r.rows));
+    return 'VALUES (…, DEFAULT) took the column default';
+  });
+  // What pools and frameworks send on their own between borrowers (pgbouncer, Rails, asyncpg's pool, Django).
+  await t.check('sql.prepare', async () => {
+    await c.query('PREPARE compat_q (int) AS SELECT count(*) AS n FROM orders WHERE customer_id = $1');
+    const n = (await c.query('EXECUTE compat_q (1)')).rows[0].n;
+    await c.query('DEALLOCATE compat_q');
+    return `PREPARE/EXECUTE/DEALLOCATE, n=${n}`;
+  });
+  for (const [id, sql] of [
+    ['reset.deallocate_all', 'DEALLOCATE ALL'],
+    ['reset.discard_all', 'DISCARD ALL'],
+    ['reset.reset_all', 'RESET ALL'],
+    ['reset.close_all', 'CLOSE ALL'],
+    ['reset.unlisten', 'UNLISTEN *'],
+    ['set.timezone', "SET TIME ZONE 'UTC'"],
+    ['set.application_name', "SET application_name = 'compat'"],
+  ]) {
+    await t.check(id, async () => (await c.query(sql)).command ?? sql);
+  }
   await t.check('pool', async () => {
     const pool = new Pool({ connectionString: env.url, max: 2 });
     try {

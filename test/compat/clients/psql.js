@@ -47,6 +47,9 @@ async function main() {
     return 'public listed';
   });
   await t.check('psql.df', async () => `${psql('\\df').stdout.split('\n').length} lines`);
+  for (const cmd of ['\\dt+', '\\di', '\\dv', '\\ds', '\\dT', '\\dx', '\\conninfo']) {
+    await t.check(`psql.${cmd.slice(1).replace('+', '_plus')}`, async () => `${psql(cmd).stdout.trim().split('\n').length} lines`);
+  }
   await t.check('psql.x', async () => {
     const out = psql(`\\x\n${SQL.params.replace('$1', '1').replace('$2', "'x'")};`).stdout;
     h.assert(/-\[ RECORD 1 \]/.test(out), 'no expanded record');

@@ -62,6 +62,22 @@ if t.check("connect", connect):
 
     t.check("introspect.indexes", indexes)
 
+    def more():
+        # The rest of the Inspector surface that tools call (LangChain, Alembic autogenerate, Superset).
+        i = inspect(engine)
+        out = [
+            f"schemas {i.get_schema_names()}",
+            f"views {i.get_view_names()}",
+            f"unique {i.get_unique_constraints('orders')}",
+            f"checks {i.get_check_constraints('orders')}",
+            f"has_table {i.has_table('orders')}",
+            f"sequences {i.get_sequence_names()}",
+            f"column comment {[c.get('comment') for c in i.get_columns('customers') if c.get('comment')]}",
+        ]
+        return "; ".join(out)[:380]
+
+    t.check("introspect.more", more)
+
     # The LangChain SQLDatabase flow: list tables, reflect them, describe columns and keys, sample 3 rows, run a generated query.
     meta = sa.MetaData()
 
