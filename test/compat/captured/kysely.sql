@@ -1,5 +1,5 @@
 -- Every distinct statement kysely sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app.
 
 SELECT 1 AS one;
 

@@ -1,5 +1,5 @@
 -- Every distinct statement pg sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app.
 
 SELECT 1 AS one;
 
@@ -42,5 +42,27 @@ FETCH 20 FROM compat_cur;
 FETCH ALL FROM compat_cur;
 
 CLOSE compat_cur;
+
+/*reason='compat'*/ INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 100, DEFAULT) RETURNING status;
+
+PREPARE compat_q (int) AS SELECT count(*) AS n FROM orders WHERE customer_id = $1;
+
+EXECUTE compat_q (1);
+
+DEALLOCATE compat_q;
+
+DEALLOCATE ALL;
+
+DISCARD ALL;
+
+RESET ALL;
+
+CLOSE ALL;
+
+UNLISTEN *;
+
+SET TIME ZONE 'UTC';
+
+SET application_name = 'compat';
 
 SELECT count(*) AS n FROM orders;

@@ -1,5 +1,5 @@
 -- Every distinct statement psql sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app.
 
 SELECT 1 AS one;
 
@@ -32,7 +32,7 @@ SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c
 FROM pg_catalog.pg_class c
  LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)
 LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)
-WHERE c.oid = '26056';
+WHERE c.oid = '26855';
 
 SELECT a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -45,29 +45,29 @@ SELECT a.attname,
   a.attidentity,
   a.attgenerated
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = '26056' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = '26855' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;
 
 SELECT c2.relname, i.indisprimary, i.indisunique, i.indisclustered, i.indisvalid, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true),
   pg_catalog.pg_get_constraintdef(con.oid, true), contype, condeferrable, condeferred, i.indisreplident, c2.reltablespace
 FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, pg_catalog.pg_index i
   LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x'))
-WHERE c.oid = '26056' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
+WHERE c.oid = '26855' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
 ORDER BY i.indisprimary DESC, c2.relname;
 
 SELECT true as sametable, conname,
   pg_catalog.pg_get_constraintdef(r.oid, true) as condef,
   conrelid::pg_catalog.regclass AS ontable
 FROM pg_catalog.pg_constraint r
-WHERE r.conrelid = '26056' AND r.contype = 'f'
+WHERE r.conrelid = '26855' AND r.contype = 'f'
      AND conparentid = 0
 ORDER BY conname;
 
 SELECT conname, conrelid::pg_catalog.regclass AS ontable,
        pg_catalog.pg_get_constraintdef(oid, true) AS condef
   FROM pg_catalog.pg_constraint c
- WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('26056')
-                     UNION ALL VALUES ('26056'::pg_catalog.regclass))
+ WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('26855')
+                     UNION ALL VALUES ('26855'::pg_catalog.regclass))
        AND contype = 'f' AND conparentid = 0
 ORDER BY conname;
 
@@ -82,7 +82,7 @@ SELECT pol.polname, pol.polpermissive,
     WHEN 'd' THEN 'DELETE'
     END AS cmd
 FROM pg_catalog.pg_policy pol
-WHERE pol.polrelid = '26056' ORDER BY 1;
+WHERE pol.polrelid = '26855' ORDER BY 1;
 
 SELECT oid, stxrelid::pg_catalog.regclass, stxnamespace::pg_catalog.regnamespace::pg_catalog.text AS nsp, stxname,
 pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
@@ -91,7 +91,7 @@ pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
   'm' = any(stxkind) AS mcv_enabled,
 stxstattarget
 FROM pg_catalog.pg_statistic_ext
-WHERE stxrelid = '26056'
+WHERE stxrelid = '26855'
 ORDER BY nsp, stxname;
 
 SELECT pubname
@@ -100,7 +100,7 @@ SELECT pubname
 FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_namespace pn ON p.oid = pn.pnpubid
      JOIN pg_catalog.pg_class pc ON pc.relnamespace = pn.pnnspid
-WHERE pc.oid ='26056' and pg_catalog.pg_relation_is_publishable('26056')
+WHERE pc.oid ='26855' and pg_catalog.pg_relation_is_publishable('26855')
 UNION
 SELECT pubname
      , pg_get_expr(pr.prqual, c.oid)
@@ -112,13 +112,13 @@ SELECT pubname
         ELSE NULL END) FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_rel pr ON p.oid = pr.prpubid
      JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
-WHERE pr.prrelid = '26056'
+WHERE pr.prrelid = '26855'
 UNION
 SELECT pubname
      , NULL
      , NULL
 FROM pg_catalog.pg_publication p
-WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('26056')
+WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('26855')
 ORDER BY 1;
 
 SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisinternal,
@@ -131,18 +131,18 @@ SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisi
      ORDER BY a.depth LIMIT 1)
   END AS parent
 FROM pg_catalog.pg_trigger t
-WHERE t.tgrelid = '26056' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
+WHERE t.tgrelid = '26855' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
 ORDER BY 1;
 
 SELECT c.oid::pg_catalog.regclass
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhparent AND i.inhrelid = '26056'
+WHERE c.oid = i.inhparent AND i.inhrelid = '26855'
   AND c.relkind != 'p' AND c.relkind != 'I'
 ORDER BY inhseqno;
 
 SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending, pg_catalog.pg_get_expr(c.relpartbound, c.oid)
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhrelid AND i.inhparent = '26056'
+WHERE c.oid = i.inhrelid AND i.inhparent = '26855'
 ORDER BY pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT', c.oid::pg_catalog.regclass::pg_catalog.text;
 
 SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c.relrowsecurity, c.relforcerowsecurity, false AS relhasoids, c.relispartition, pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')
@@ -150,7 +150,7 @@ SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c
 FROM pg_catalog.pg_class c
  LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)
 LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)
-WHERE c.oid = '26056';
+WHERE c.oid = '26855';
 
 SELECT a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -167,7 +167,7 @@ SELECT a.attname,
   CASE WHEN a.attstattarget=-1 THEN NULL ELSE a.attstattarget END AS attstattarget,
   pg_catalog.col_description(a.attrelid, a.attnum)
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = '26056' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = '26855' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;
 
 SELECT c.oid,
@@ -184,7 +184,7 @@ SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c
 FROM pg_catalog.pg_class c
  LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)
 LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)
-WHERE c.oid = '26064';
+WHERE c.oid = '26863';
 
 SELECT a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -201,29 +201,29 @@ SELECT a.attname,
   CASE WHEN a.attstattarget=-1 THEN NULL ELSE a.attstattarget END AS attstattarget,
   pg_catalog.col_description(a.attrelid, a.attnum)
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = '26064' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = '26863' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;
 
 SELECT c2.relname, i.indisprimary, i.indisunique, i.indisclustered, i.indisvalid, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true),
   pg_catalog.pg_get_constraintdef(con.oid, true), contype, condeferrable, condeferred, i.indisreplident, c2.reltablespace
 FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, pg_catalog.pg_index i
   LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x'))
-WHERE c.oid = '26064' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
+WHERE c.oid = '26863' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
 ORDER BY i.indisprimary DESC, c2.relname;
 
 SELECT true as sametable, conname,
   pg_catalog.pg_get_constraintdef(r.oid, true) as condef,
   conrelid::pg_catalog.regclass AS ontable
 FROM pg_catalog.pg_constraint r
-WHERE r.conrelid = '26064' AND r.contype = 'f'
+WHERE r.conrelid = '26863' AND r.contype = 'f'
      AND conparentid = 0
 ORDER BY conname;
 
 SELECT conname, conrelid::pg_catalog.regclass AS ontable,
        pg_catalog.pg_get_constraintdef(oid, true) AS condef
   FROM pg_catalog.pg_constraint c
- WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('26064')
-                     UNION ALL VALUES ('26064'::pg_catalog.regclass))
+ WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('26863')
+                     UNION ALL VALUES ('26863'::pg_catalog.regclass))
        AND contype = 'f' AND conparentid = 0
 ORDER BY conname;
 
@@ -238,7 +238,7 @@ SELECT pol.polname, pol.polpermissive,
     WHEN 'd' THEN 'DELETE'
     END AS cmd
 FROM pg_catalog.pg_policy pol
-WHERE pol.polrelid = '26064' ORDER BY 1;
+WHERE pol.polrelid = '26863' ORDER BY 1;
 
 SELECT oid, stxrelid::pg_catalog.regclass, stxnamespace::pg_catalog.regnamespace::pg_catalog.text AS nsp, stxname,
 pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
@@ -247,7 +247,7 @@ pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
   'm' = any(stxkind) AS mcv_enabled,
 stxstattarget
 FROM pg_catalog.pg_statistic_ext
-WHERE stxrelid = '26064'
+WHERE stxrelid = '26863'
 ORDER BY nsp, stxname;
 
 SELECT pubname
@@ -256,7 +256,7 @@ SELECT pubname
 FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_namespace pn ON p.oid = pn.pnpubid
      JOIN pg_catalog.pg_class pc ON pc.relnamespace = pn.pnnspid
-WHERE pc.oid ='26064' and pg_catalog.pg_relation_is_publishable('26064')
+WHERE pc.oid ='26863' and pg_catalog.pg_relation_is_publishable('26863')
 UNION
 SELECT pubname
      , pg_get_expr(pr.prqual, c.oid)
@@ -268,13 +268,13 @@ SELECT pubname
         ELSE NULL END) FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_rel pr ON p.oid = pr.prpubid
      JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
-WHERE pr.prrelid = '26064'
+WHERE pr.prrelid = '26863'
 UNION
 SELECT pubname
      , NULL
      , NULL
 FROM pg_catalog.pg_publication p
-WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('26064')
+WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('26863')
 ORDER BY 1;
 
 SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisinternal,
@@ -287,18 +287,18 @@ SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisi
      ORDER BY a.depth LIMIT 1)
   END AS parent
 FROM pg_catalog.pg_trigger t
-WHERE t.tgrelid = '26064' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
+WHERE t.tgrelid = '26863' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
 ORDER BY 1;
 
 SELECT c.oid::pg_catalog.regclass
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhparent AND i.inhrelid = '26064'
+WHERE c.oid = i.inhparent AND i.inhrelid = '26863'
   AND c.relkind != 'p' AND c.relkind != 'I'
 ORDER BY inhseqno;
 
 SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending, pg_catalog.pg_get_expr(c.relpartbound, c.oid)
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhrelid AND i.inhparent = '26064'
+WHERE c.oid = i.inhrelid AND i.inhparent = '26863'
 ORDER BY pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT', c.oid::pg_catalog.regclass::pg_catalog.text;
 
 SELECT n.nspname as "Schema",
@@ -349,6 +349,83 @@ WHERE pg_catalog.pg_function_is_visible(p.oid)
       AND n.nspname <> 'information_schema'
 ORDER BY 1, 2, 4;
 
+SELECT n.nspname as "Schema",
+  c.relname as "Name",
+  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as "Type",
+  pg_catalog.pg_get_userbyid(c.relowner) as "Owner",
+  CASE c.relpersistence WHEN 'p' THEN 'permanent' WHEN 't' THEN 'temporary' WHEN 'u' THEN 'unlogged' END as "Persistence",
+  am.amname as "Access method",
+  pg_catalog.pg_size_pretty(pg_catalog.pg_table_size(c.oid)) as "Size",
+  pg_catalog.obj_description(c.oid, 'pg_class') as "Description"
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam
+WHERE c.relkind IN ('r','p','')
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname !~ '^pg_toast'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 1,2;
+
+SELECT n.nspname as "Schema",
+  c.relname as "Name",
+  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as "Type",
+  pg_catalog.pg_get_userbyid(c.relowner) as "Owner",
+  c2.relname as "Table"
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam
+     LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+     LEFT JOIN pg_catalog.pg_class c2 ON i.indrelid = c2.oid
+WHERE c.relkind IN ('i','I','')
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname !~ '^pg_toast'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 1,2;
+
+SELECT n.nspname as "Schema",
+  c.relname as "Name",
+  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as "Type",
+  pg_catalog.pg_get_userbyid(c.relowner) as "Owner"
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('v','')
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname !~ '^pg_toast'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 1,2;
+
+SELECT n.nspname as "Schema",
+  c.relname as "Name",
+  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as "Type",
+  pg_catalog.pg_get_userbyid(c.relowner) as "Owner"
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('S','')
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname !~ '^pg_toast'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 1,2;
+
+SELECT n.nspname as "Schema",
+  pg_catalog.format_type(t.oid, NULL) AS "Name",
+  pg_catalog.obj_description(t.oid, 'pg_type') as "Description"
+FROM pg_catalog.pg_type t
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))
+  AND NOT EXISTS(SELECT 1 FROM pg_catalog.pg_type el WHERE el.oid = t.typelem AND el.typarray = t.oid)
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_type_is_visible(t.oid)
+ORDER BY 1, 2;
+
+SELECT e.extname AS "Name", e.extversion AS "Version", n.nspname AS "Schema", c.description AS "Description"
+FROM pg_catalog.pg_extension e LEFT JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace LEFT JOIN pg_catalog.pg_description c ON c.objoid = e.oid AND c.classoid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+ORDER BY 1;
+
 SELECT id, name FROM customers WHERE id = 1 AND name <> 'x';
 
 BEGIN;
@@ -372,11 +449,11 @@ BEGIN;
 
 COMMIT;
 
-SELECT count(*) FROM orders WHERE id = 32;
+SELECT count(*) FROM orders WHERE id = 34;
 
 ROLLBACK;
 
-SELECT count(*) FROM orders WHERE id = 33;
+SELECT count(*) FROM orders WHERE id = 35;
 
 /*reason='compat'*/ UPDATE orders SET status = 'paid' WHERE id = 2;
 

@@ -1,5 +1,5 @@
 -- Every distinct statement psycopg2 sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app.
 
 SELECT 1 AS one;
 
@@ -27,11 +27,11 @@ BEGIN;
 
 COMMIT;
 
-SELECT count(*) AS n FROM orders WHERE id = 40;
+SELECT count(*) AS n FROM orders WHERE id = 42;
 
 ROLLBACK;
 
-SELECT count(*) AS n FROM orders WHERE id = 41;
+SELECT count(*) AS n FROM orders WHERE id = 43;
 
 SELECT * FROM no_such_table;
 

@@ -1,5 +1,5 @@
 -- Every distinct statement sqlalchemy sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app.
 
 BEGIN;
 
@@ -60,7 +60,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 26056
+            WHERE a.attrelid = 26855
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -100,7 +100,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 26064 AND
+          WHERE r.conrelid = 26863 AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -111,14 +111,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 26064 AND ix.indisprimary
+                    WHERE ix.indrelid = 26863 AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 26064
+                WHERE a.attrelid = 26863
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 26064 AND r.contype = 'p'
+           WHERE r.conrelid = 26863 AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT
@@ -145,7 +145,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 26064
+                  and t.oid = 26863
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -157,23 +157,52 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 26056;
+                pgd.objoid = 26855;
+
+SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' ORDER BY nspname;
 
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm');
+
+SELECT
+                cons.conname as name,
+                cons.conkey as key,
+                a.attnum as col_num,
+                a.attname as col_name
+            FROM
+                pg_catalog.pg_constraint cons
+                join pg_attribute a
+                  on cons.conrelid = a.attrelid AND
+                    a.attnum = ANY(cons.conkey)
+            WHERE
+                cons.conrelid = 26863 AND
+                cons.contype = 'u';
+
+SELECT
+                cons.conname as name,
+                pg_get_constraintdef(cons.oid) as src
+            FROM
+                pg_catalog.pg_constraint cons
+            WHERE
+                cons.conrelid = 26863 AND
+                cons.contype = 'c';
+
+select relname from pg_class c join pg_namespace n on n.oid=c.relnamespace where pg_catalog.pg_table_is_visible(c.oid) and relname='orders';
+
+SELECT relname FROM pg_class c join pg_namespace n on n.oid=c.relnamespace where relkind='S' and n.nspname='public';
 
 SELECT a.attname
                 FROM pg_attribute a JOIN (
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 26056 AND ix.indisprimary
+                    WHERE ix.indrelid = 26855 AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 26056
+                WHERE a.attrelid = 26855
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 26056 AND r.contype = 'p'
+           WHERE r.conrelid = 26855 AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT r.conname,
@@ -183,7 +212,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 26056 AND
+          WHERE r.conrelid = 26855 AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -213,7 +242,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 26056
+                  and t.oid = 26855
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -230,7 +259,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 26056 AND
+                cons.conrelid = 26855 AND
                 cons.contype = 'u';
 
 SELECT
@@ -239,7 +268,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 26056 AND
+                cons.conrelid = 26855 AND
                 cons.contype = 'c';
 
 SELECT a.attname,
@@ -273,32 +302,9 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 26064
+            WHERE a.attrelid = 26863
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
-
-SELECT
-                cons.conname as name,
-                cons.conkey as key,
-                a.attnum as col_num,
-                a.attname as col_name
-            FROM
-                pg_catalog.pg_constraint cons
-                join pg_attribute a
-                  on cons.conrelid = a.attrelid AND
-                    a.attnum = ANY(cons.conkey)
-            WHERE
-                cons.conrelid = 26064 AND
-                cons.contype = 'u';
-
-SELECT
-                cons.conname as name,
-                pg_get_constraintdef(cons.oid) as src
-            FROM
-                pg_catalog.pg_constraint cons
-            WHERE
-                cons.conrelid = 26064 AND
-                cons.contype = 'c';
 
 SELECT
                 pgd.description as table_comment
@@ -306,7 +312,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 26064;
+                pgd.objoid = 26863;
 
 SELECT c.oid
             FROM pg_catalog.pg_class c
@@ -346,7 +352,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 26079
+            WHERE a.attrelid = 26878
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -355,14 +361,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 26079 AND ix.indisprimary
+                    WHERE ix.indrelid = 26878 AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 26079
+                WHERE a.attrelid = 26878
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 26079 AND r.contype = 'p'
+           WHERE r.conrelid = 26878 AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT r.conname,
@@ -372,7 +378,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 26079 AND
+          WHERE r.conrelid = 26878 AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -402,7 +408,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 26079
+                  and t.oid = 26878
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -419,7 +425,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 26079 AND
+                cons.conrelid = 26878 AND
                 cons.contype = 'u';
 
 SELECT
@@ -428,7 +434,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 26079 AND
+                cons.conrelid = 26878 AND
                 cons.contype = 'c';
 
 SELECT
@@ -437,7 +443,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 26079;
+                pgd.objoid = 26878;
 
 SELECT customers.id, customers.tenant_id, customers.name, customers.email, customers.phone, customers.api_secret 
 FROM customers 
@@ -455,9 +461,9 @@ SELECT id, name FROM customers WHERE id = 1 AND name <> 'x';
 
 COMMIT;
 
-SELECT count(*) AS n FROM orders WHERE id = 46;
+SELECT count(*) AS n FROM orders WHERE id = 48;
 
-SELECT count(*) AS n FROM orders WHERE id = 47;
+SELECT count(*) AS n FROM orders WHERE id = 49;
 
 SELECT * FROM no_such_table;
 
@@ -469,14 +475,14 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
-DECLARE "c_7f2b6008d950_1" CURSOR WITHOUT HOLD FOR SELECT g FROM generate_series(1, 50) AS g;
+DECLARE "c_7f0c07feb910_1" CURSOR WITHOUT HOLD FOR SELECT g FROM generate_series(1, 50) AS g;
 
-FETCH FORWARD 1 FROM "c_7f2b6008d950_1";
+FETCH FORWARD 1 FROM "c_7f0c07feb910_1";
 
-FETCH FORWARD 5 FROM "c_7f2b6008d950_1";
+FETCH FORWARD 5 FROM "c_7f0c07feb910_1";
 
-FETCH FORWARD 20 FROM "c_7f2b6008d950_1";
+FETCH FORWARD 20 FROM "c_7f0c07feb910_1";
 
-CLOSE "c_7f2b6008d950_1";
+CLOSE "c_7f0c07feb910_1";
 
 SELECT count(*) AS n FROM orders;
