@@ -270,10 +270,37 @@ function markdown(rows, results, meta) {
 const CAPTURED = path.join(__dirname, 'captured');
 
 /** The throwaway database's name reads as the agent's database name, so the files do not change from run to run. */
-function writeCapture(client, statements, database, agentDatabase) {
+/** The throwaway objects' OIDs (they change with every run) and what to write instead. */
+async function objectOids(url) {
+  const { Client } = require('pg');
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query(`SELECT oid::text AS oid, 'oid of ' || relname AS name FROM pg_class WHERE oid >= 16384
+      UNION ALL SELECT oid::text, 'oid of type ' || typname FROM pg_type WHERE oid >= 16384
+      UNION ALL SELECT oid::text, 'oid of constraint ' || conname FROM pg_constraint WHERE oid >= 16384
+      UNION ALL SELECT oid::text, 'oid of schema ' || nspname FROM pg_namespace WHERE oid >= 16384`);
+    return new Map(rows.map((r) => [r.oid, `<${r.name}>`]));
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * The throwaway database's name reads as the agent's database name and object OIDs as <oid of NAME>,
+ * so the files change only when what a client sends changes.
+ */
+function writeCapture(client, statements, database, agentDatabase, oids) {
   fs.mkdirSync(CAPTURED, { recursive: true });
-  const header = `-- Every distinct statement ${client} sent to PostgreSQL while running the compatibility workload\n-- (test/compat/run.js --capture), in the order first sent; the database is named ${agentDatabase}.\n\n`;
-  const text = statements.map((s) => `${s.split(database).join(agentDatabase).replace(/;\s*$/, '')};\n`).join('\n');
+  const header = `-- Every distinct statement ${client} sent to PostgreSQL while running the compatibility workload\n-- (test/compat/run.js --capture), in the order first sent; the database is named ${agentDatabase},\n-- OIDs of the test objects read <oid of NAME>.\n\n`;
+  const stable = (s) =>
+    s
+      .split(database)
+      .join(agentDatabase)
+      .replace(/\b\d{5,}\b/g, (n) => oids.get(n) ?? n)
+      // SQLAlchemy names server-side cursors after an object's memory address.
+      .replace(/"c_[0-9a-f]{6,}_(\d+)"/g, '"c_ADDRESS_$1"');
+  const text = [...new Set(statements.map(stable))].map((s) => `${s.replace(/;\s*$/, '')};\n`).join('\n');
   fs.writeFileSync(path.join(CAPTURED, `${client}.sql`), header + text);
 }
 
@@ -343,6 +370,7 @@ async function main() {
     const started = await startCompatProxy(db.url, tmp);
     proxy = started.proxy;
     const dbUrl = new URL(db.url);
+    const oids = opts.capture ? await objectOids(db.url) : new Map();
     if (opts.serve) {
       process.stdout.write(`direct: ${db.url}\nproxy:  postgres://tenant1-agent:tenant1-password@127.0.0.1:${proxy.port}/${started.database}\n`);
       await new Promise((resolve) => process.once('SIGINT', resolve));
@@ -365,7 +393,7 @@ async function main() {
         buildDir,
       );
       await relay.close();
-      if (opts.capture) writeCapture(client.name, relay.statements, db.name, started.database);
+      if (opts.capture) writeCapture(client.name, relay.statements, db.name, started.database, oids);
       const auditFrom = fs.existsSync(started.auditFile) ? fs.statSync(started.auditFile).size : 0;
       const through = await runClient(
         client,

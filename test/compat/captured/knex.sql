@@ -1,5 +1,6 @@
 -- Every distinct statement knex sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent; the database is named app.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app,
+-- OIDs of the test objects read <oid of NAME>.
 
 select version();
 

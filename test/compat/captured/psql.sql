@@ -1,5 +1,6 @@
 -- Every distinct statement psql sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent; the database is named app.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app,
+-- OIDs of the test objects read <oid of NAME>.
 
 SELECT 1 AS one;
 
@@ -32,7 +33,7 @@ SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c
 FROM pg_catalog.pg_class c
  LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)
 LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)
-WHERE c.oid = '26855';
+WHERE c.oid = '<oid of customers>';
 
 SELECT a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -45,29 +46,29 @@ SELECT a.attname,
   a.attidentity,
   a.attgenerated
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = '26855' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = '<oid of customers>' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;
 
 SELECT c2.relname, i.indisprimary, i.indisunique, i.indisclustered, i.indisvalid, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true),
   pg_catalog.pg_get_constraintdef(con.oid, true), contype, condeferrable, condeferred, i.indisreplident, c2.reltablespace
 FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, pg_catalog.pg_index i
   LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x'))
-WHERE c.oid = '26855' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
+WHERE c.oid = '<oid of customers>' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
 ORDER BY i.indisprimary DESC, c2.relname;
 
 SELECT true as sametable, conname,
   pg_catalog.pg_get_constraintdef(r.oid, true) as condef,
   conrelid::pg_catalog.regclass AS ontable
 FROM pg_catalog.pg_constraint r
-WHERE r.conrelid = '26855' AND r.contype = 'f'
+WHERE r.conrelid = '<oid of customers>' AND r.contype = 'f'
      AND conparentid = 0
 ORDER BY conname;
 
 SELECT conname, conrelid::pg_catalog.regclass AS ontable,
        pg_catalog.pg_get_constraintdef(oid, true) AS condef
   FROM pg_catalog.pg_constraint c
- WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('26855')
-                     UNION ALL VALUES ('26855'::pg_catalog.regclass))
+ WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('<oid of customers>')
+                     UNION ALL VALUES ('<oid of customers>'::pg_catalog.regclass))
        AND contype = 'f' AND conparentid = 0
 ORDER BY conname;
 
@@ -82,7 +83,7 @@ SELECT pol.polname, pol.polpermissive,
     WHEN 'd' THEN 'DELETE'
     END AS cmd
 FROM pg_catalog.pg_policy pol
-WHERE pol.polrelid = '26855' ORDER BY 1;
+WHERE pol.polrelid = '<oid of customers>' ORDER BY 1;
 
 SELECT oid, stxrelid::pg_catalog.regclass, stxnamespace::pg_catalog.regnamespace::pg_catalog.text AS nsp, stxname,
 pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
@@ -91,7 +92,7 @@ pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
   'm' = any(stxkind) AS mcv_enabled,
 stxstattarget
 FROM pg_catalog.pg_statistic_ext
-WHERE stxrelid = '26855'
+WHERE stxrelid = '<oid of customers>'
 ORDER BY nsp, stxname;
 
 SELECT pubname
@@ -100,7 +101,7 @@ SELECT pubname
 FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_namespace pn ON p.oid = pn.pnpubid
      JOIN pg_catalog.pg_class pc ON pc.relnamespace = pn.pnnspid
-WHERE pc.oid ='26855' and pg_catalog.pg_relation_is_publishable('26855')
+WHERE pc.oid ='<oid of customers>' and pg_catalog.pg_relation_is_publishable('<oid of customers>')
 UNION
 SELECT pubname
      , pg_get_expr(pr.prqual, c.oid)
@@ -112,13 +113,13 @@ SELECT pubname
         ELSE NULL END) FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_rel pr ON p.oid = pr.prpubid
      JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
-WHERE pr.prrelid = '26855'
+WHERE pr.prrelid = '<oid of customers>'
 UNION
 SELECT pubname
      , NULL
      , NULL
 FROM pg_catalog.pg_publication p
-WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('26855')
+WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('<oid of customers>')
 ORDER BY 1;
 
 SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisinternal,
@@ -131,18 +132,18 @@ SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisi
      ORDER BY a.depth LIMIT 1)
   END AS parent
 FROM pg_catalog.pg_trigger t
-WHERE t.tgrelid = '26855' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
+WHERE t.tgrelid = '<oid of customers>' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
 ORDER BY 1;
 
 SELECT c.oid::pg_catalog.regclass
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhparent AND i.inhrelid = '26855'
+WHERE c.oid = i.inhparent AND i.inhrelid = '<oid of customers>'
   AND c.relkind != 'p' AND c.relkind != 'I'
 ORDER BY inhseqno;
 
 SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending, pg_catalog.pg_get_expr(c.relpartbound, c.oid)
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhrelid AND i.inhparent = '26855'
+WHERE c.oid = i.inhrelid AND i.inhparent = '<oid of customers>'
 ORDER BY pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT', c.oid::pg_catalog.regclass::pg_catalog.text;
 
 SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c.relrowsecurity, c.relforcerowsecurity, false AS relhasoids, c.relispartition, pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')
@@ -150,7 +151,7 @@ SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c
 FROM pg_catalog.pg_class c
  LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)
 LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)
-WHERE c.oid = '26855';
+WHERE c.oid = '<oid of customers>';
 
 SELECT a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -167,7 +168,7 @@ SELECT a.attname,
   CASE WHEN a.attstattarget=-1 THEN NULL ELSE a.attstattarget END AS attstattarget,
   pg_catalog.col_description(a.attrelid, a.attnum)
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = '26855' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = '<oid of customers>' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;
 
 SELECT c.oid,
@@ -184,7 +185,7 @@ SELECT c.relchecks, c.relkind, c.relhasindex, c.relhasrules, c.relhastriggers, c
 FROM pg_catalog.pg_class c
  LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)
 LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)
-WHERE c.oid = '26863';
+WHERE c.oid = '<oid of orders>';
 
 SELECT a.attname,
   pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -201,29 +202,29 @@ SELECT a.attname,
   CASE WHEN a.attstattarget=-1 THEN NULL ELSE a.attstattarget END AS attstattarget,
   pg_catalog.col_description(a.attrelid, a.attnum)
 FROM pg_catalog.pg_attribute a
-WHERE a.attrelid = '26863' AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = '<oid of orders>' AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum;
 
 SELECT c2.relname, i.indisprimary, i.indisunique, i.indisclustered, i.indisvalid, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true),
   pg_catalog.pg_get_constraintdef(con.oid, true), contype, condeferrable, condeferred, i.indisreplident, c2.reltablespace
 FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, pg_catalog.pg_index i
   LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x'))
-WHERE c.oid = '26863' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
+WHERE c.oid = '<oid of orders>' AND c.oid = i.indrelid AND i.indexrelid = c2.oid
 ORDER BY i.indisprimary DESC, c2.relname;
 
 SELECT true as sametable, conname,
   pg_catalog.pg_get_constraintdef(r.oid, true) as condef,
   conrelid::pg_catalog.regclass AS ontable
 FROM pg_catalog.pg_constraint r
-WHERE r.conrelid = '26863' AND r.contype = 'f'
+WHERE r.conrelid = '<oid of orders>' AND r.contype = 'f'
      AND conparentid = 0
 ORDER BY conname;
 
 SELECT conname, conrelid::pg_catalog.regclass AS ontable,
        pg_catalog.pg_get_constraintdef(oid, true) AS condef
   FROM pg_catalog.pg_constraint c
- WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('26863')
-                     UNION ALL VALUES ('26863'::pg_catalog.regclass))
+ WHERE confrelid IN (SELECT pg_catalog.pg_partition_ancestors('<oid of orders>')
+                     UNION ALL VALUES ('<oid of orders>'::pg_catalog.regclass))
        AND contype = 'f' AND conparentid = 0
 ORDER BY conname;
 
@@ -238,7 +239,7 @@ SELECT pol.polname, pol.polpermissive,
     WHEN 'd' THEN 'DELETE'
     END AS cmd
 FROM pg_catalog.pg_policy pol
-WHERE pol.polrelid = '26863' ORDER BY 1;
+WHERE pol.polrelid = '<oid of orders>' ORDER BY 1;
 
 SELECT oid, stxrelid::pg_catalog.regclass, stxnamespace::pg_catalog.regnamespace::pg_catalog.text AS nsp, stxname,
 pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
@@ -247,7 +248,7 @@ pg_catalog.pg_get_statisticsobjdef_columns(oid) AS columns,
   'm' = any(stxkind) AS mcv_enabled,
 stxstattarget
 FROM pg_catalog.pg_statistic_ext
-WHERE stxrelid = '26863'
+WHERE stxrelid = '<oid of orders>'
 ORDER BY nsp, stxname;
 
 SELECT pubname
@@ -256,7 +257,7 @@ SELECT pubname
 FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_namespace pn ON p.oid = pn.pnpubid
      JOIN pg_catalog.pg_class pc ON pc.relnamespace = pn.pnnspid
-WHERE pc.oid ='26863' and pg_catalog.pg_relation_is_publishable('26863')
+WHERE pc.oid ='<oid of orders>' and pg_catalog.pg_relation_is_publishable('<oid of orders>')
 UNION
 SELECT pubname
      , pg_get_expr(pr.prqual, c.oid)
@@ -268,13 +269,13 @@ SELECT pubname
         ELSE NULL END) FROM pg_catalog.pg_publication p
      JOIN pg_catalog.pg_publication_rel pr ON p.oid = pr.prpubid
      JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
-WHERE pr.prrelid = '26863'
+WHERE pr.prrelid = '<oid of orders>'
 UNION
 SELECT pubname
      , NULL
      , NULL
 FROM pg_catalog.pg_publication p
-WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('26863')
+WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('<oid of orders>')
 ORDER BY 1;
 
 SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisinternal,
@@ -287,18 +288,18 @@ SELECT t.tgname, pg_catalog.pg_get_triggerdef(t.oid, true), t.tgenabled, t.tgisi
      ORDER BY a.depth LIMIT 1)
   END AS parent
 FROM pg_catalog.pg_trigger t
-WHERE t.tgrelid = '26863' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
+WHERE t.tgrelid = '<oid of orders>' AND (NOT t.tgisinternal OR (t.tgisinternal AND t.tgenabled = 'D'))
 ORDER BY 1;
 
 SELECT c.oid::pg_catalog.regclass
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhparent AND i.inhrelid = '26863'
+WHERE c.oid = i.inhparent AND i.inhrelid = '<oid of orders>'
   AND c.relkind != 'p' AND c.relkind != 'I'
 ORDER BY inhseqno;
 
 SELECT c.oid::pg_catalog.regclass, c.relkind, inhdetachpending, pg_catalog.pg_get_expr(c.relpartbound, c.oid)
 FROM pg_catalog.pg_class c, pg_catalog.pg_inherits i
-WHERE c.oid = i.inhrelid AND i.inhparent = '26863'
+WHERE c.oid = i.inhrelid AND i.inhparent = '<oid of orders>'
 ORDER BY pg_catalog.pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT', c.oid::pg_catalog.regclass::pg_catalog.text;
 
 SELECT n.nspname as "Schema",

@@ -1,5 +1,6 @@
 -- Every distinct statement sqlalchemy sent to PostgreSQL while running the compatibility workload
--- (test/compat/run.js --capture), in the order first sent; the database is named app.
+-- (test/compat/run.js --capture), in the order first sent; the database is named app,
+-- OIDs of the test objects read <oid of NAME>.
 
 BEGIN;
 
@@ -60,7 +61,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 26855
+            WHERE a.attrelid = <oid of customers>
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -100,7 +101,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 26863 AND
+          WHERE r.conrelid = <oid of orders> AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -111,14 +112,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 26863 AND ix.indisprimary
+                    WHERE ix.indrelid = <oid of orders> AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 26863
+                WHERE a.attrelid = <oid of orders>
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 26863 AND r.contype = 'p'
+           WHERE r.conrelid = <oid of orders> AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT
@@ -145,7 +146,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 26863
+                  and t.oid = <oid of orders>
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -157,7 +158,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 26855;
+                pgd.objoid = <oid of customers>;
 
 SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%' ORDER BY nspname;
 
@@ -174,7 +175,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 26863 AND
+                cons.conrelid = <oid of orders> AND
                 cons.contype = 'u';
 
 SELECT
@@ -183,7 +184,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 26863 AND
+                cons.conrelid = <oid of orders> AND
                 cons.contype = 'c';
 
 select relname from pg_class c join pg_namespace n on n.oid=c.relnamespace where pg_catalog.pg_table_is_visible(c.oid) and relname='orders';
@@ -195,14 +196,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 26855 AND ix.indisprimary
+                    WHERE ix.indrelid = <oid of customers> AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 26855
+                WHERE a.attrelid = <oid of customers>
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 26855 AND r.contype = 'p'
+           WHERE r.conrelid = <oid of customers> AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT r.conname,
@@ -212,7 +213,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 26855 AND
+          WHERE r.conrelid = <oid of customers> AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -242,7 +243,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 26855
+                  and t.oid = <oid of customers>
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -259,7 +260,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 26855 AND
+                cons.conrelid = <oid of customers> AND
                 cons.contype = 'u';
 
 SELECT
@@ -268,7 +269,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 26855 AND
+                cons.conrelid = <oid of customers> AND
                 cons.contype = 'c';
 
 SELECT a.attname,
@@ -302,7 +303,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 26863
+            WHERE a.attrelid = <oid of orders>
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -312,7 +313,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 26863;
+                pgd.objoid = <oid of orders>;
 
 SELECT c.oid
             FROM pg_catalog.pg_class c
@@ -352,7 +353,7 @@ SELECT a.attname,
             FROM pg_catalog.pg_attribute a
             LEFT JOIN pg_catalog.pg_description pgd ON (
                 pgd.objoid = a.attrelid AND pgd.objsubid = a.attnum)
-            WHERE a.attrelid = 26878
+            WHERE a.attrelid = <oid of internal_notes>
             AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum;
 
@@ -361,14 +362,14 @@ SELECT a.attname
                     SELECT unnest(ix.indkey) attnum,
                            generate_subscripts(ix.indkey, 1) ord
                     FROM pg_index ix
-                    WHERE ix.indrelid = 26878 AND ix.indisprimary
+                    WHERE ix.indrelid = <oid of internal_notes> AND ix.indisprimary
                     ) k ON a.attnum=k.attnum
-                WHERE a.attrelid = 26878
+                WHERE a.attrelid = <oid of internal_notes>
                 ORDER BY k.ord;
 
 SELECT conname
            FROM  pg_catalog.pg_constraint r
-           WHERE r.conrelid = 26878 AND r.contype = 'p'
+           WHERE r.conrelid = <oid of internal_notes> AND r.contype = 'p'
            ORDER BY 1;
 
 SELECT r.conname,
@@ -378,7 +379,7 @@ SELECT r.conname,
                 pg_namespace n,
                 pg_class c
 
-          WHERE r.conrelid = 26878 AND
+          WHERE r.conrelid = <oid of internal_notes> AND
                 r.contype = 'f' AND
                 c.oid = confrelid AND
                 n.oid = c.relnamespace
@@ -408,7 +409,7 @@ SELECT
                             on i.relam = am.oid
               WHERE
                   t.relkind IN ('r', 'v', 'f', 'm', 'p')
-                  and t.oid = 26878
+                  and t.oid = <oid of internal_notes>
                   and ix.indisprimary = 'f'
               ORDER BY
                   t.relname,
@@ -425,7 +426,7 @@ SELECT
                   on cons.conrelid = a.attrelid AND
                     a.attnum = ANY(cons.conkey)
             WHERE
-                cons.conrelid = 26878 AND
+                cons.conrelid = <oid of internal_notes> AND
                 cons.contype = 'u';
 
 SELECT
@@ -434,7 +435,7 @@ SELECT
             FROM
                 pg_catalog.pg_constraint cons
             WHERE
-                cons.conrelid = 26878 AND
+                cons.conrelid = <oid of internal_notes> AND
                 cons.contype = 'c';
 
 SELECT
@@ -443,7 +444,7 @@ SELECT
                 pg_catalog.pg_description pgd
             WHERE
                 pgd.objsubid = 0 AND
-                pgd.objoid = 26878;
+                pgd.objoid = <oid of internal_notes>;
 
 SELECT customers.id, customers.tenant_id, customers.name, customers.email, customers.phone, customers.api_secret 
 FROM customers 
@@ -475,14 +476,14 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
-DECLARE "c_7f0c07feb910_1" CURSOR WITHOUT HOLD FOR SELECT g FROM generate_series(1, 50) AS g;
+DECLARE "c_ADDRESS_1" CURSOR WITHOUT HOLD FOR SELECT g FROM generate_series(1, 50) AS g;
 
-FETCH FORWARD 1 FROM "c_7f0c07feb910_1";
+FETCH FORWARD 1 FROM "c_ADDRESS_1";
 
-FETCH FORWARD 5 FROM "c_7f0c07feb910_1";
+FETCH FORWARD 5 FROM "c_ADDRESS_1";
 
-FETCH FORWARD 20 FROM "c_7f0c07feb910_1";
+FETCH FORWARD 20 FROM "c_ADDRESS_1";
 
-CLOSE "c_7f0c07feb910_1";
+CLOSE "c_ADDRESS_1";
 
 SELECT count(*) AS n FROM orders;
