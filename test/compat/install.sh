@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-for mod in kysely drizzle-orm drizzle-kit knex typeorm sequelize @modelcontextprotocol/server-postgres pg postgres; do
+for mod in kysely drizzle-orm drizzle-kit knex typeorm sequelize @modelcontextprotocol/server-postgres pg postgres pg-cursor pg-query-stream; do
   if [ ! -f "node_modules/$mod/package.json" ]; then
     echo "compat: node_modules incomplete ($mod), running npm ci"
     npm ci --no-audit --no-fund

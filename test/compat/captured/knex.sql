@@ -34,4 +34,6 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
+SELECT g FROM generate_series(1, 50) AS g;
+
 SELECT count(*) AS n FROM orders;

@@ -28,4 +28,6 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
+select * from generate_series(1, 50) as "g";
+
 SELECT count(*) AS n FROM orders;

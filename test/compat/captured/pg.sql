@@ -36,6 +36,8 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
+SELECT g FROM generate_series(1, 50) AS g;
+
 DECLARE compat_cur CURSOR FOR SELECT g FROM generate_series(1, 50) AS g;
 
 FETCH 20 FROM compat_cur;

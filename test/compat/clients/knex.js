@@ -66,6 +66,13 @@ async function main() {
       return 'UPDATE 1';
     });
     await t.check('write.noreason', async () => `UPDATE ${(await knex.raw(SQL.writeNoReason)).rowCount}`);
+    await t.check('cursor', async () => {
+      // knex streams through pg-query-stream (a pg-cursor portal read in batches).
+      let n = 0;
+      for await (const _row of knex.raw(SQL.cursor).stream({ batchSize: 20 })) n++;
+      h.assert(n === 50, `${n} rows`);
+      return `${n} rows streamed`;
+    });
     await t.check('pool', async () => {
       const [a, b] = await Promise.all([knex.raw(SQL.pool), knex.raw(SQL.pool)]);
       return `n=${a.rows[0].n}/${b.rows[0].n}`;

@@ -1,6 +1,7 @@
 // Compatibility workload for node-postgres (`pg`): the driver the proxy's own tests use.
 'use strict';
 const { Client, Pool } = require('pg');
+const Cursor = require('pg-cursor');
 const h = require('../harness');
 
 async function main() {
@@ -94,6 +95,20 @@ async function workload(t, c, notices) {
     return `UPDATE ${r.rowCount}`;
   });
   await t.check('cursor', async () => {
+    // pg-cursor: one portal read in batches (Execute with a row limit, PortalSuspended in between).
+    const cursor = c.query(new Cursor(SQL.cursor));
+    const read = (n) => new Promise((resolve, reject) => cursor.read(n, (err, rows) => (err ? reject(err) : resolve(rows))));
+    let n = 0;
+    let batches = 0;
+    for (let rows = await read(20); rows.length > 0; rows = await read(20)) {
+      n += rows.length;
+      batches++;
+    }
+    await new Promise((resolve) => cursor.close(resolve));
+    h.assert(n === 50, `${n} rows`);
+    return `${n} rows in ${batches} batches`;
+  });
+  await t.check('cursor.sql', async () => {
     const [a, b] = await inTx(
       c,
       async () => {
