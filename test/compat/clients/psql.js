@@ -40,7 +40,21 @@ async function main() {
     return 'columns with storage and comments';
   });
   await t.check('psql.d', async () => `${tablesIn(psql('\\d').stdout).join(', ')}`);
-  await t.check('psql.l', async () => `${psql('\\l').stdout.split('\n').length} lines`);
+  let databases = null;
+  await t.check('psql.l', async () => {
+    databases = psql('\\l', ['-At', '-F', ' ']).stdout.trim().split('\n').map((l) => l.split(' ')[0]).filter((n) => n && !n.includes('='));
+    return `${databases.length} databases`;
+  });
+  await t.check('leak.databases', async () => {
+    h.assert(databases && databases.length > 0, 'the listing gave no databases to check');
+    if (h.env.target === 'proxy') {
+      const others = databases.filter((n) => n !== h.env.database);
+      h.assert(others.length === 0, `other databases visible: ${others.join(', ')}`);
+      return `only ${h.env.database}`;
+    }
+    h.assert(databases.includes('template1'), 'template1 should be visible directly');
+    return 'other databases visible directly (the probe is meaningful)';
+  });
   await t.check('psql.dn', async () => {
     const out = psql('\\dn').stdout;
     h.assert(/public/.test(out), 'schema public not listed');
