@@ -72,6 +72,20 @@ async function createDatabase(serverUrl) {
   return { name, url, drop };
 }
 
+/** Every run of a workload starts from the seed: no orders added by an earlier run, the same next ids. */
+async function resetData(url) {
+  const { Client } = require('pg');
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(`DELETE FROM orders WHERE id > 7;
+      SELECT setval('orders_id_seq', 7);
+      UPDATE orders SET status = 'paid' WHERE id = 2`);
+  } finally {
+    await c.end();
+  }
+}
+
 /**
  * The quickstart proxy, with a policy derived from the quickstart one: updates of orders are
  * granted too (the workload's write with a reason is an UPDATE) and the write budget is raised
@@ -388,6 +402,7 @@ async function main() {
         log(`${client.name}: ${prepared.detail}`);
         continue;
       }
+      await resetData(db.url);
       const relay = await startCaptureRelay(DIST, dbUrl.hostname, Number(dbUrl.port || 5432));
       const direct = await runClient(
         client,
@@ -396,6 +411,7 @@ async function main() {
       );
       await relay.close();
       if (opts.capture) writeCapture(client.name, relay.statements, db.name, started.database, oids);
+      await resetData(db.url);
       const auditFrom = fs.existsSync(started.auditFile) ? fs.statSync(started.auditFile).size : 0;
       const through = await runClient(
         client,

@@ -450,11 +450,11 @@ BEGIN;
 
 COMMIT;
 
-SELECT count(*) FROM orders WHERE id = 34;
+SELECT count(*) FROM orders WHERE id = 8;
 
 ROLLBACK;
 
-SELECT count(*) FROM orders WHERE id = 35;
+SELECT count(*) FROM orders WHERE id = 9;
 
 /*reason='compat'*/ UPDATE orders SET status = 'paid' WHERE id = 2;
 

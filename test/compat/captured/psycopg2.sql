@@ -28,11 +28,11 @@ BEGIN;
 
 COMMIT;
 
-SELECT count(*) AS n FROM orders WHERE id = 42;
+SELECT count(*) AS n FROM orders WHERE id = 8;
 
 ROLLBACK;
 
-SELECT count(*) AS n FROM orders WHERE id = 43;
+SELECT count(*) AS n FROM orders WHERE id = 9;
 
 SELECT * FROM no_such_table;
 

@@ -462,9 +462,9 @@ SELECT id, name FROM customers WHERE id = 1 AND name <> 'x';
 
 COMMIT;
 
-SELECT count(*) AS n FROM orders WHERE id = 48;
+SELECT count(*) AS n FROM orders WHERE id = 8;
 
-SELECT count(*) AS n FROM orders WHERE id = 49;
+SELECT count(*) AS n FROM orders WHERE id = 9;
 
 SELECT * FROM no_such_table;
 
