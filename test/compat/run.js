@@ -430,7 +430,7 @@ async function main() {
     await server.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  if (opts.capture) writeCaptureSummary(results.map((r) => r.client));
+  if (opts.capture) writeCaptureSummary(clients.map((c) => c.name));
   const rows = buildMatrix(results, intended);
   printMatrix(rows);
   for (const r of results) {
