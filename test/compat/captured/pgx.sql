@@ -26,6 +26,8 @@ SELECT count(*) AS n FROM orders WHERE id = $1;
 
 rollback;
 
+/*reason='compat'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 100) RETURNING *;
+
 SELECT * FROM no_such_table;
 
 SELECT count(*) FROM generate_series(1, 200000000) AS g;

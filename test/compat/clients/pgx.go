@@ -235,6 +235,32 @@ func main() {
 			return fmt.Sprintf("order %d %s", id, end), nil
 		})
 	}
+	check("write.returning", func() (string, error) {
+		// RETURNING * read with pgx's per-column result formats (binary where pgx knows the type).
+		rows, err := conn.Query(ctx, "/*reason='compat'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 100) RETURNING *")
+		if err != nil {
+			return "", err
+		}
+		defer rows.Close()
+		var names []string
+		for _, f := range rows.FieldDescriptions() {
+			names = append(names, string(f.Name))
+		}
+		n := 0
+		for rows.Next() {
+			if _, err := rows.Values(); err != nil {
+				return "", err
+			}
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		if n != 1 {
+			return "", fail("%d rows returned", n)
+		}
+		return "RETURNING " + strings.Join(names, ", "), nil
+	})
 	check("error.recover", func() (string, error) {
 		_, bad := conn.Exec(ctx, "SELECT * FROM no_such_table")
 		if bad == nil {
