@@ -54,6 +54,9 @@ SELECT g FROM generate_series(1, 1000) AS g;
 
 /*reason='compat'*/ UPDATE orders SET status = 'paid' WHERE id = 2;
 
+/*reason='compat'*/ INSERT INTO orders (customer_id, total_cents) VALUES ($1, $2)
+RETURNING *;
+
 UPDATE orders SET status = 'paid' WHERE id = 2;
 
 SELECT g FROM generate_series(1, 50) AS g;

@@ -212,6 +212,19 @@ public class Jdbc {
         return "UPDATE 1";
       }
     });
+    check("write.returning", () -> {
+      // RETURN_GENERATED_KEYS makes pgjdbc append RETURNING * (what Hibernate and most JDBC ORMs do).
+      try (PreparedStatement ps = c.prepareStatement("/*reason='compat'*/ INSERT INTO orders (customer_id, total_cents) VALUES (?, ?)", Statement.RETURN_GENERATED_KEYS)) {
+        ps.setInt(1, 1);
+        ps.setInt(2, 100);
+        int n = ps.executeUpdate();
+        require(n == 1, "update count " + n);
+        try (ResultSet keys = ps.getGeneratedKeys()) {
+          require(keys.next(), "no generated keys");
+          return "generated id " + keys.getLong("id") + ", " + keys.getMetaData().getColumnCount() + " columns";
+        }
+      }
+    });
     check("write.noreason", () -> update(c, "UPDATE orders SET status = 'paid' WHERE id = 2"));
     check("cursor", () -> {
       // With autocommit off and a fetch size, pgjdbc reads one portal in batches (Execute with a row limit).
