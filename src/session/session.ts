@@ -22,7 +22,7 @@ import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
-import { parseMessage, withResultFormats } from '../upstream/messages';
+import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messages';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
@@ -242,7 +242,7 @@ export class Session {
       }
       case 'Execute': {
         const found = this.state.portal(message.portal);
-        return found.wait ? this.after(found.wait, message) : this.execute(message.raw, message.portal, found.value);
+        return found.wait ? this.after(found.wait, message) : this.execute(message, found.value);
       }
       case 'Close':
         this.forward(message.raw, { kind: 'close', effect: this.state.close(message.target, message.name) });
@@ -452,7 +452,8 @@ export class Session {
   }
 
   /** Execute of a portal: the query budget, then for a write the write budget and approval rules; its audit event when it ends. */
-  private execute(raw: Buffer, name: string, portal: Portal | undefined): Promise<void> | undefined {
+  private execute(message: Extract<FrontendMessage, { type: 'Execute' }>, portal: Portal | undefined): Promise<void> | undefined {
+    const name = message.portal;
     const sent = this.sentOf(portal?.prepared);
     if (!portal) {
       this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
@@ -466,6 +467,9 @@ export class Session {
     }
     const writes = portal?.writes ?? true;
     const spec = portal?.prepared?.statements[0] ? captureOf(portal.prepared.statements[0], portal.resultFormats) : undefined;
+    // A write whose rows the agent did not ask for returns its capture rows only: a row limit on the
+    // Execute (JDBC sends 1 for executeUpdate) would suspend it after one row instead of completing it.
+    const raw = spec && !spec.keep && message.maxRows > 0 ? withMaxRows(message.raw, 0) : message.raw;
     const send = () =>
       this.forward(raw, {
         kind: 'execute',

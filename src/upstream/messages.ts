@@ -36,3 +36,10 @@ export function withResultFormats(bind: BindFields, formats: readonly number[]):
   formats.forEach((f, i) => out.writeInt16BE(f, head + 2 + 2 * i));
   return out;
 }
+
+/** The agent's Execute with another row limit: 'E' · int32 length · portal · uint32 rows (the last four bytes). */
+export function withMaxRows(execute: Buffer, maxRows: number): Buffer {
+  const out = Buffer.from(execute);
+  out.writeUInt32BE(maxRows, out.length - 4);
+  return out;
+}

@@ -30,7 +30,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-type PgError = Error & { code?: string; routine?: string };
 
 async function session<T>(p: TestProxy, fn: (q: (sql: string) => Promise<{ rows: Array<Record<string, unknown>>; rowCount: number | null }>, notices: string[]) => Promise<T>, extended: boolean): Promise<T> {
   const c = new Client({ connectionString: p.url() });

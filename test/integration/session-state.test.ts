@@ -621,3 +621,18 @@ describe('cursors are portals, and the session follows them too', () => {
     expect(errors(answers[5]).map((e) => e.routine)).toEqual(['ormai.statement_not_allowed']);
   });
 });
+
+describe('a row limit on the Execute of a write without RETURNING (JDBC executeUpdate sends 1)', () => {
+  test('the write completes with its tag, not PortalSuspended, and every changed row is captured', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(parseMessage('', `${R}UPDATE orders SET status = status`), serialize.bind({}), serialize.describe({ type: 'P', name: '' }), serialize.execute({ rows: 1 }), serialize.sync());
+      return untilReadyN(c, 1);
+    });
+    expect(answers[0].map((m) => m.name)).toEqual(['parseComplete', 'bindComplete', 'noData', 'commandComplete', 'readyForQuery']);
+    expect(tags(answers[0])).toEqual([`UPDATE ${before}`]);
+    const [event] = await statementEvents(p, 1);
+    expect(event.changes?.rows).toHaveLength(before);
+  });
+});
