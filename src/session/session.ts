@@ -1,10 +1,10 @@
 // One client session: frontend messages in, analysis and budgets, forwarding upstream, responses back in order, one audit event per statement.
 import type net from 'node:net';
-import type { ClosePortalStmt, DeallocateStmt, DeclareCursorStmt, DiscardStmt, FetchStmt } from '@pgsql/types';
+import type { DeclareCursorStmt } from '@pgsql/types';
 import { serialize } from 'pg-protocol';
 import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
-import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
+import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
 import { nodeBody } from '../analysis/types';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
@@ -28,7 +28,9 @@ import { StatementAuditor, type AuditPort, type SentStatement } from './auditing
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
-import { nameKey, SessionState, type Effect } from './state';
+import { StatementDeadline } from './deadline';
+import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
+import { SessionState } from './state';
 import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
@@ -98,10 +100,8 @@ export class Session {
   private readonly state = new SessionState();
   /** A BEGIN may have opened a transaction block whose ReadyForQuery has not arrived yet. */
   private blockMaybeOpen = false;
-  /** Armed while requests are pending upstream: checks that no statement runs past its deadline. */
-  private watchdog?: NodeJS.Timeout;
-  /** The request the proxy asked PostgreSQL to cancel for running past its deadline. */
-  private cancelled?: PendingItem;
+  /** Checks that no statement runs past the policy's timeout while requests are pending upstream. */
+  private readonly deadline: StatementDeadline;
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
@@ -138,6 +138,19 @@ export class Session {
         return snap().policy;
       },
     };
+    this.deadline = new StatementDeadline({
+      pending: this.router.pending,
+      limitMs: () => this.snap.policy.statementTimeoutMs,
+      marginMs: deps.config.session.deadlineMarginMs,
+      cancel: () => this.cancel(),
+      expire: (error) => {
+        // Nothing more is read from this upstream session: it is dropped, not ended politely.
+        this.router.abandon(error);
+        this.server.destroy();
+        this.fatal(error);
+      },
+      log: deps.log,
+    });
     this.auditor = new StatementAuditor(deps.audit, deps.metrics, base, deps.log);
   }
 
@@ -253,7 +266,7 @@ export class Session {
       case 'Flush':
         this.server.write(message.raw);
         this.router.pending.flushed();
-        this.armDeadline();
+        this.deadline.arm();
         return undefined;
       case 'Terminate':
         this.terminate();
@@ -297,8 +310,8 @@ export class Session {
       this.refuse('query', result.error, sent);
       return undefined;
     }
-    const declared = this.declaredCursors(result.statements);
-    const fetches = this.fetchCaps(result.statements, declared);
+    const declared = declaredCursors(result.statements);
+    const fetches = fetchCaps(this.state, result.statements, declared);
     if (fetches instanceof Promise) return fetches.then(() => (this.closed ? undefined : this.queryAnalyzed(sql, result)));
     if (fetches instanceof ProxyError) {
       this.refuse('query', fetches, sent);
@@ -321,7 +334,7 @@ export class Session {
         ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
         ...(result.statements.some((s) => s.write?.capture) ? { captures: result.statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
-        ...this.sessionEffects(result.statements, declared),
+        ...sessionEffects(this.state, result.statements, declared),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes > 0);
@@ -403,7 +416,7 @@ export class Session {
       return undefined;
     }
     const prepared = resumed;
-    const fetches = this.fetchCaps(prepared.statements, new Map());
+    const fetches = fetchCaps(this.state, prepared.statements, new Map());
     if (fetches instanceof Promise) return this.after(fetches, message);
     if (fetches instanceof ProxyError) {
       this.refuse('bind', fetches, this.sentOf(prepared));
@@ -476,7 +489,7 @@ export class Session {
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
         ...(spec ? { captures: [spec] } : {}),
-        ...this.sessionEffects(portal.prepared?.statements ?? [], this.declaredCursors(portal.prepared?.statements ?? [])),
+        ...sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? [])),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes && portal?.prepared !== undefined);
@@ -511,72 +524,6 @@ export class Session {
   }
 
   // ---- shared ----
-
-  /** What DEALLOCATE, CLOSE and DISCARD statements change in the session's statements and portals, once they complete. */
-  private sessionEffects(statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): { effects?: Array<Effect | undefined> } {
-    if (!statements.some((s) => s.kind === 'session') && declared.size === 0) return {};
-    return {
-      effects: statements.map((s, i) => {
-        switch (s.nodeType) {
-          case 'DeclareCursorStmt': {
-            const cursor = declared.get(i);
-            return cursor ? this.state.bind(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? '', cursor) : undefined;
-          }
-          case 'DeallocateStmt': {
-            const body = nodeBody<DeallocateStmt>(s.stmt);
-            return body.isall || body.name === undefined ? this.state.removeAll('S') : this.state.close('S', body.name);
-          }
-          case 'ClosePortalStmt': {
-            const name = nodeBody<ClosePortalStmt>(s.stmt).portalname;
-            return name === undefined ? this.state.removeAll('P') : this.state.close('P', name);
-          }
-          case 'DiscardStmt':
-            return nodeBody<DiscardStmt>(s.stmt).target === 'DISCARD_ALL' ? this.state.discardAll() : undefined;
-          default:
-            return undefined;
-        }
-      }),
-    };
-  }
-
-  /** The cursors `statements` declare, by statement index: each a portal whose FETCHes share one row cap. */
-  private declaredCursors(statements: readonly AnalyzedStatement[]): Map<number, Portal> {
-    const declared = new Map<number, Portal>();
-    statements.forEach((s, i) => {
-      if (s.nodeType !== 'DeclareCursorStmt') return;
-      const budget = { rows: 0 };
-      declared.set(i, { cursor: { limit: s.rowLimit, budget }, cap: new RowCap(s.rowLimit, budget), resultFormats: [], writes: false, targets: false });
-    });
-    return declared;
-  }
-
-  /**
-   * The cap of each FETCH among `statements`: its cursor's, shared by every FETCH from it. The
-   * cursor is one declared earlier in the same text, or one PostgreSQL holds for the session (a
-   * promise when its DECLARE is still unanswered from an earlier batch). FETCH from a name that
-   * is no cursor is refused.
-   */
-  private fetchCaps(statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): Array<RowCap | undefined> | Promise<void> | ProxyError {
-    const caps: Array<RowCap | undefined> = [];
-    const here = new Map<string, Portal>();
-    for (const [i, s] of statements.entries()) {
-      if (s.nodeType === 'DeclareCursorStmt') here.set(nameKey(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? ''), declared.get(i)!);
-      if (s.nodeType !== 'FetchStmt' || nodeBody<FetchStmt>(s.stmt).ismove) continue;
-      const name = nodeBody<FetchStmt>(s.stmt).portalname ?? '';
-      let portal = here.get(nameKey(name));
-      if (!portal) {
-        const found = this.state.portal(name);
-        if (found.wait) return found.wait;
-        portal = found.value;
-      }
-      if (!portal) return new ProxyError('portal_not_found', { message: `cursor "${name}" does not exist` });
-      if (!portal.cursor) {
-        return new ProxyError('statement_not_allowed', { message: `FETCH from portal "${name}" is not allowed`, hint: 'FETCH reads cursors declared with DECLARE … CURSOR FOR SELECT; run a bound portal with Execute.' });
-      }
-      caps[i] = new RowCap(portal.cursor.limit, portal.cursor.budget);
-    }
-    return caps;
-  }
 
   /** Inside a transaction block, or maybe (a BEGIN is on its way): rows and counts seen elsewhere may differ. */
   private inBlock(): boolean {
@@ -714,46 +661,9 @@ export class Session {
     this.router.pending.push(item.kind === 'query' ? { ...item, effect: this.state.query() } : item);
     if (item.kind === 'query' || item.kind === 'sync') {
       this.state.endBatch();
-      this.armDeadline();
+      this.deadline.arm();
     }
     this.server.write(bytes);
-  }
-
-  private armDeadline(): void {
-    const limit = this.snap.policy.statementTimeoutMs;
-    if (this.watchdog || !limit || this.closed) return;
-    this.watchdog = setTimeout(() => this.onDeadline(), limit + this.deps.config.session.deadlineMarginMs);
-    this.watchdog.unref();
-  }
-
-  /** The statement at the head of the queue has run past the policy's timeout: cancel it, then end the session. */
-  private onDeadline(): void {
-    this.watchdog = undefined;
-    const limit = this.snap.policy.statementTimeoutMs;
-    const busy = this.router.pending.busyFor(performance.now());
-    if (this.closed || busy === undefined || !limit) return;
-    const head = this.router.pending.peek();
-    const due = this.cancelled === head ? limit + 2 * this.deps.config.session.deadlineMarginMs : limit + this.deps.config.session.deadlineMarginMs;
-    if (busy < due) {
-      this.watchdog = setTimeout(() => this.onDeadline(), due - busy);
-      this.watchdog.unref();
-      return;
-    }
-    if (this.cancelled !== head) {
-      this.cancelled = head;
-      this.deps.log.warn({ ms: Math.round(busy) }, 'statement past its deadline: cancelling it upstream');
-      this.cancel();
-      this.armDeadline();
-      return;
-    }
-    this.deps.log.warn({ ms: Math.round(busy) }, 'statement past its deadline did not stop: ending the session');
-    const error = new ProxyError('statement_deadline_exceeded', {
-      message: `the statement ran for more than ${Math.round(busy / 1000)} s, past the policy's statement_timeout of ${limit} ms, and did not stop when cancelled`,
-    });
-    // Nothing more is read from this upstream session: it is dropped, not ended politely.
-    this.router.abandon(error);
-    this.server.destroy();
-    this.fatal(error);
   }
 
   // ---- upstream → client ----
@@ -849,16 +759,12 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.watchdog) clearTimeout(this.watchdog);
+    this.deadline.stop();
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }
 }
 
-/** A statement whose rows the scan budget plans: a SELECT, or the query of a cursor. */
-function readsRows(s: AnalyzedStatement): boolean {
-  return s.nodeType === 'SelectStmt' || s.nodeType === 'DeclareCursorStmt';
-}
 
 function sessionLimit(what: string, limit: number): ProxyError {
   return new ProxyError('session_limit_exceeded', { message: `the session holds ${limit} ${what}, as many as the proxy allows` });
