@@ -139,6 +139,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     policies: () => scopes.policies,
     metrics,
     metricsAuth: config.raw.admin.metrics_auth,
+    memoryHighWater: config.raw.admin.memory_high_water,
     rateLimit,
     approvalsStore: config.raw.approvals.store,
     audit: () => audit.health(),

@@ -26,6 +26,8 @@ export interface HealthRouteDeps {
   metrics: ProxyMetrics;
   /** admin.metrics_auth: /metrics requires the bearer token. */
   metricsAuth: boolean;
+  /** admin.memory_high_water: the share of the V8 heap limit in use past which /readyz is not ready. */
+  memoryHighWater?: number;
   rateLimit: RateLimitStatus;
   approvalsStore: 'memory' | 'postgres';
   /** The audit trail's health; until one is given, audit counts as healthy and 'not configured'. */
@@ -72,6 +74,7 @@ export function registerHealthRoutes(router: Router, deps: HealthRouteDeps): { r
     scopes: deps.scopes,
     policies: deps.policies,
     audit: deps.audit,
+    memoryHighWater: deps.memoryHighWater,
     log: deps.log.child({ component: 'readiness' }),
     timeoutMs: deps.readinessTimeoutMs,
     cacheMs: deps.readinessCacheMs,

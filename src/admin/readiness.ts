@@ -1,5 +1,6 @@
 // Readiness: the upstream answers SELECT 1 over the probe's own connection, the policies and catalog are loaded, the statement parser and the audit trail are healthy.
 import { performance } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { Client } from 'pg';
 import { parserHealth, parserStats } from '../analysis/parser-host';
 import type { UpstreamTarget } from '../config/load';
@@ -31,7 +32,7 @@ export interface Check {
 
 export interface ReadinessReport {
   ready: boolean;
-  checks: { upstream: Check; policy: Check; catalog: Check; analysis: Check; audit: Check };
+  checks: { upstream: Check; policy: Check; catalog: Check; analysis: Check; audit: Check; memory: Check };
 }
 
 /**
@@ -102,6 +103,8 @@ export interface ReadinessDeps {
   scopes: ScopeProvider;
   policies: () => readonly PolicySnapshot[];
   audit?: AuditHealthSource;
+  /** The share of the V8 heap limit in use past which the proxy is not ready. Default: 0.85. */
+  memoryHighWater?: number;
   log: Logger;
   /** Bound on each check. Default: 2000 ms, or the upstream connect timeout when shorter. */
   timeoutMs?: number;
@@ -122,7 +125,7 @@ export class Readiness {
       ttlMs: deps.cacheMs ?? 1000,
       // The checks bound themselves; this only guards against a check that forgets to.
       waitMs: this.timeoutMs * 3 + 500,
-      fallback: () => ({ ready: false, checks: { upstream: unknown(), policy: unknown(), catalog: unknown(), analysis: unknown(), audit: unknown() } }),
+      fallback: () => ({ ready: false, checks: { upstream: unknown(), policy: unknown(), catalog: unknown(), analysis: unknown(), audit: unknown(), memory: unknown() } }),
     });
   }
 
@@ -140,7 +143,11 @@ export class Readiness {
     const policy: Check = { ok: policies.length > 0, loaded: policies.length };
     const [catalog, audit] = await Promise.all([this.catalogCheck(upstream.ok, policies), this.auditCheck()]);
     const analysis = analysisCheck();
-    const report: ReadinessReport = { ready: upstream.ok && policy.ok && catalog.ok && analysis.ok && audit.ok, checks: { upstream, policy, catalog, analysis, audit } };
+    const memory = memoryCheck(this.deps.memoryHighWater ?? 0.85);
+    const report: ReadinessReport = {
+      ready: upstream.ok && policy.ok && catalog.ok && analysis.ok && audit.ok && memory.ok,
+      checks: { upstream, policy, catalog, analysis, audit, memory },
+    };
     if (report.ready !== this.lastReady) {
       const failing = Object.entries(report.checks).filter(([, c]) => !c.ok).map(([name, c]) => `${name}: ${c.error ?? 'failed'}`);
       if (report.ready) this.deps.log.info('ready');
@@ -193,6 +200,18 @@ function analysisCheck(): Check {
   const health = parserHealth();
   const { recycled } = parserStats();
   return health.ready ? { ok: true, recycled } : { ok: false, error: health.reason ?? 'parser unavailable', recycled };
+}
+
+/**
+ * The V8 heap against its limit: a proxy close to it would abort with "heap out of memory" and
+ * take every session with it, so it stops taking new work first (a Kubernetes readiness probe
+ * turns traffic away while the sessions it has drain).
+ */
+function memoryCheck(highWater: number): Check {
+  const { used_heap_size: used, heap_size_limit: limit } = getHeapStatistics();
+  const mb = (n: number) => Math.round(n / 1048576);
+  const detail = { heap_used_mb: mb(used), heap_limit_mb: mb(limit), rss_mb: mb(process.memoryUsage.rss()) };
+  return used <= highWater * limit ? { ok: true, ...detail } : { ok: false, error: 'memory high-water mark', ...detail };
 }
 
 const unknown = (): Check => ({ ok: false, error: 'check did not finish' });

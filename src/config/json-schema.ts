@@ -88,6 +88,7 @@ const configDescriptions: Record<string, string> = {
   'analysis.budget_ms': 'Wall time of one analysis, checked between its stages. Default: 2000.',
   'analysis.cache_size': 'Heap the statement cache may hold, counted over keys, texts and parsed trees, in bytes or with a unit. Default: 64MiB.',
   startup: 'Connections that have not finished startup and authentication.',
+  'admin.memory_high_water': '/readyz answers 503 (check memory: memory high-water mark) while the V8 heap in use exceeds this share of its limit, so that a proxy near out-of-memory takes no new work. Default: 0.85.',
   session: 'Bounds of one logged-in session.',
   'session.max_prepared_statements': 'Named prepared statements one session may hold (Parse, SQL PREPARE); one more is refused with 54000 session_limit_exceeded. PostgreSQL has no bound; pgx caches 512, JDBC 256. Default: 1000.',
   'session.max_portals': 'Named portals (and cursors) one session may hold at once; one more is refused with 54000 session_limit_exceeded. Default: 1000.',

@@ -70,6 +70,8 @@ const admin = z.strictObject({
   token_file: z.string().optional(),
   /** /metrics requires the bearer token too (it is open by default, like /healthz, /readyz and /version). */
   metrics_auth: z.boolean().default(false),
+  /** /readyz turns not ready while the V8 heap in use exceeds this share of its limit. */
+  memory_high_water: z.number().gt(0).max(1).default(0.85),
 });
 
 const approvals = z.strictObject({
@@ -177,7 +179,7 @@ export const configSchema = z.strictObject({
   /** Policy files; the principal's role picks one (see require_principal_role). */
   policies: z.array(z.string()).min(1),
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
-  admin: admin.default({ metrics_auth: false }),
+  admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
   audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable' }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -82,6 +82,19 @@ describe('a proxy with its database up', () => {
     expect(reply.headers.get('cache-control')).toBe('no-store');
   });
 
+  test('/readyz reports the heap against its limit; past admin.memory_high_water it is not ready, with the reason', async () => {
+    expect((await api(adminOf(proxy), 'GET', '/readyz', { token: null })).body).toMatchObject({ checks: { memory: { ok: true, heap_used_mb: expect.any(Number), heap_limit_mb: expect.any(Number) } } });
+    // A high-water mark below what any running process uses: the proxy reports itself full.
+    const full = await startTestProxy(db.url, { admin: { memory_high_water: 0.0001 } });
+    try {
+      const reply = await api(adminOf(full), 'GET', '/readyz', { token: null });
+      expect(reply.status).toBe(503);
+      expect(reply.body).toMatchObject({ status: 'not ready', checks: { memory: { ok: false, error: 'memory high-water mark' }, upstream: { ok: true } } });
+    } finally {
+      await full.close();
+    }
+  });
+
   test('/version gives the version, Node, policy names and hashes, and which stores, without a token', async () => {
     const reply = await api(adminOf(proxy), 'GET', '/version', { token: null });
     expect(reply.status).toBe(200);
