@@ -10,7 +10,7 @@ import type { Alias, ColumnDef, ColumnRef, CommonTableExpr, FuncCall, Node, Rang
 import type { PolicySnapshot } from '../policy/load';
 import { SYSTEM_COLUMNS, type ReadScope } from '../policy/scope';
 import { isBuiltinFunction, isFunctionAllowed } from './functions';
-import { APPROVAL_COLUMN_NAMES, PG_TYPE_COLUMNS, virtualColumnNames } from './rewrite/virtual';
+import { APPROVAL_COLUMN_NAMES, catalogViewColumns, virtualColumnNames } from './rewrite/virtual';
 import { nodeBody, nodeTypeOf } from './types';
 
 /** The column names of a range-table entry; undefined when the proxy cannot know them exactly. */
@@ -186,7 +186,7 @@ export class Entries {
       case 'virtual':
         return [renamed(virtualColumnNames(resolution.name), rv.alias)];
       case 'catalog':
-        return resolution.schema === 'pg_catalog' && resolution.name === 'pg_type' ? [renamed(PG_TYPE_COLUMNS, rv.alias)] : [];
+        return catalogViewColumns(resolution.schema, resolution.name) ? [renamed(catalogViewColumns(resolution.schema, resolution.name)!, rv.alias)] : [];
       case 'unknown':
         return [];
     }

@@ -23,7 +23,7 @@ import { dropSchemaQualifiers } from './qualified';
 import { forgesTenant } from './tenant';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
-import { approvalsTable, databaseName, typesTable, virtualTable } from './virtual';
+import { approvalsTable, catalogViewColumns, databaseName, namespacesTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
 
@@ -122,7 +122,9 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
   const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
   switch (resolution.kind) {
     case 'catalog':
-      if (resolution.schema === 'pg_catalog' && resolution.name === 'pg_type' && !sampled && !rv.alias?.colnames?.length) return typesTable(rv);
+      if (catalogViewColumns(resolution.schema, resolution.name) && !sampled && !rv.alias?.colnames?.length) {
+        return resolution.name === 'pg_type' ? typesTable(rv) : namespacesTable(rv, scope);
+      }
       throw catalogNotAllowed(rv);
     case 'unknown':
       throw modelNotAllowed(rv);

@@ -2,6 +2,7 @@
 import type { ColumnRef, Node, RangeVar } from '@pgsql/types';
 import type { ReadScope } from '../../policy/scope';
 import { walk } from './nodes';
+import { catalogViewColumns } from './virtual';
 
 /** What a relation reference resolves to, as one key; undefined for what the rewrite does not replace by name. */
 function relationKey(scope: ReadScope, schema: string | undefined, name: string): string | undefined {
@@ -12,7 +13,7 @@ function relationKey(scope: ReadScope, schema: string | undefined, name: string)
     case 'virtual':
       return `information_schema.${resolution.name}`;
     case 'catalog':
-      return resolution.schema === 'pg_catalog' && resolution.name === 'pg_type' ? 'pg_catalog.pg_type' : undefined;
+      return catalogViewColumns(resolution.schema, resolution.name) ? `pg_catalog.${resolution.name}` : undefined;
     case 'unknown':
       return undefined;
   }

@@ -319,6 +319,32 @@ export function typesTable(rv: RangeVar): Node {
   return view as unknown as Node;
 }
 
+/**
+ * pg_catalog.pg_namespace for drivers and ORMs that look up schemas (SQLAlchemy's type lookup at
+ * connect, JDBC getSchemas, Kysely getSchemas): only pg_catalog, information_schema and the
+ * schemas of the policy's visible tables, so no other schema's name shows; nspacl (which names
+ * roles) is NULL. Fenced like the pg_type view.
+ */
+export function namespacesTable(rv: RangeVar, scope: ReadScope): Node {
+  const schemas = [...new Set(['pg_catalog', 'information_schema', ...[...scope.tables.values()].map((t) => t.schema)])].sort();
+  const list = schemas.map((n) => `'${n.replace(/'/g, "''")}'`).join(', ');
+  const view = parseTemplate(
+    `SELECT * FROM (SELECT n.oid, n.nspname, n.nspowner, CAST(NULL AS aclitem[]) AS nspacl FROM pg_catalog.pg_namespace n WHERE n.nspname IN (${list}) OFFSET 0) AS pg_namespace`,
+    'pg_namespace view',
+  ).fromClause?.[0] as { RangeSubselect: { alias: { aliasname: string } } };
+  view.RangeSubselect.alias = { aliasname: rv.alias?.aliasname ?? rv.relname ?? 'pg_namespace' };
+  return view as unknown as Node;
+}
+
+/** pg_namespace's columns, for resolving `n.name` over the view above. */
+export const PG_NAMESPACE_COLUMNS: readonly string[] = ['oid', 'nspname', 'nspowner', 'nspacl'];
+
+/** The pg_catalog relations served through a policy view, and their columns. */
+export function catalogViewColumns(schema: string, name: string): readonly string[] | undefined {
+  if (schema !== 'pg_catalog') return undefined;
+  return name === 'pg_type' ? PG_TYPE_COLUMNS : name === 'pg_namespace' ? PG_NAMESPACE_COLUMNS : undefined;
+}
+
 /** One of the principal's own approvals, as ormai.approvals shows it. */
 export interface AgentApproval {
   id: string;

@@ -113,6 +113,11 @@ const cases: Golden[] = [
   { sql: 'SELECT * FROM information_schema.table_privileges', err: 'catalog_not_allowed', message: 'system catalog "information_schema.table_privileges" is not available' },
   { sql: 'SELECT * FROM pg_toast.pg_toast_1259', err: 'catalog_not_allowed', message: 'system catalog "pg_toast.pg_toast_1259" is not available' },
   { sql: `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', '') AND n.nspname <> 'pg_catalog' ORDER BY 1, 2`, err: 'catalog_not_allowed', message: 'system catalog "pg_catalog.pg_class" is not available' },
+  // pg_namespace is served through the policy: the schemas of visible tables and the system ones, no ACLs.
+  {
+    sql: 'SELECT nspname FROM pg_namespace n',
+    out: "SELECT nspname FROM ( SELECT n.oid, n.nspname, n.nspowner, CAST(NULL AS aclitem[]) AS nspacl FROM pg_catalog.pg_namespace AS n WHERE n.nspname IN ('information_schema', 'pg_catalog', 'public') OFFSET 0 ) AS n LIMIT 201",
+  },
   { sql: 'SELECT * FROM internal_notes', err: 'model_not_allowed', message: 'relation "internal_notes" does not exist' },
   { sql: 'SELECT * FROM nonexistent', err: 'model_not_allowed', message: 'relation "nonexistent" does not exist' },
   { sql: 'SELECT * FROM public.internal_notes', err: 'model_not_allowed', message: 'relation "public.internal_notes" does not exist' },
