@@ -23,8 +23,9 @@ export function checkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext, 
     walkExpressions(stmt, ctx);
   } catch (err) {
     // A statement that reads a system catalog is refused for that first (psql's \d calls
-    // catalog functions too): the catalog hint tells the agent what to use instead.
-    if (err instanceof ProxyError && err.code === 'function_not_allowed' && relationsFirst) {
+    // catalog functions, and drivers' catalog queries join many relations): the catalog hint
+    // tells the agent what to use instead.
+    if (err instanceof ProxyError && (err.code === 'function_not_allowed' || err.code === 'join_depth_exceeded') && relationsFirst) {
       try {
         relationsFirst();
       } catch (relationErr) {

@@ -113,6 +113,12 @@ const cases: Golden[] = [
   { sql: 'SELECT * FROM information_schema.table_privileges', err: 'catalog_not_allowed', message: 'system catalog "information_schema.table_privileges" is not available' },
   { sql: 'SELECT * FROM pg_toast.pg_toast_1259', err: 'catalog_not_allowed', message: 'system catalog "pg_toast.pg_toast_1259" is not available' },
   { sql: `SELECT n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', '') AND n.nspname <> 'pg_catalog' ORDER BY 1, 2`, err: 'catalog_not_allowed', message: 'system catalog "pg_catalog.pg_class" is not available' },
+  // A catalog query that also joins more relations than the policy allows: the catalog is the reason given.
+  {
+    sql: 'SELECT 1 FROM pg_class c JOIN pg_namespace n ON true JOIN pg_attribute a ON true JOIN pg_type t ON true JOIN pg_attrdef d ON true JOIN pg_description x ON true JOIN pg_index i ON true',
+    err: 'catalog_not_allowed',
+    message: 'system catalog "pg_class" is not available',
+  },
   // pg_namespace is served through the policy: the schemas of visible tables and the system ones, no ACLs.
   {
     sql: 'SELECT nspname FROM pg_namespace n',
