@@ -134,6 +134,32 @@ function fieldMatcher(ref: string): (schema: string, table: string, column: stri
   return (schema, table, column) => (!s || s.test(schema)) && t.test(table) && c.test(column);
 }
 
+const isGlob = (ref: string) => /[*?]/.test(ref);
+
+/**
+ * Every mask_fields, deny_fields and writable_fields entry written without a glob must name a
+ * column that exists: a typo (`customers.emial`, `custmers.email`) would otherwise leave the real
+ * column unmasked, visible or writable, silently. An entry for a table that exists but that this
+ * policy does not list is kept (it has nothing to act on); globs may match nothing.
+ */
+function checkNamedColumns(policy: PolicySnapshot, catalog: CatalogSnapshot, tables: ReadonlyMap<string, ScopedTable>): void {
+  const registered = [...tables.values()].map((t) => findRelation(catalog, t.schema, t.name)!);
+  const check = (what: string, ref: string) => {
+    if (isGlob(ref)) return;
+    const parts = ref.toLowerCase().split('.');
+    const [schema, table] = parts.length === 3 ? [parts[0], parts[1]] : [undefined, parts[0]];
+    const match = fieldMatcher(ref);
+    const listed = registered.filter((r) => r.name === table && (schema === undefined || r.schema === schema));
+    if (listed.length > 0 ? listed.some((r) => r.columns.some((c) => match(r.schema, r.name, c.name))) : findRelation(catalog, schema, table) !== undefined) return;
+    throw new PolicyCatalogError(`policy ${policy.name}: ${what} "${ref}" names no existing column`);
+  };
+  for (const m of policy.raw.mask_fields) check('mask_fields entry', typeof m === 'string' ? m : m.field);
+  for (const field of policy.raw.deny_fields ?? []) if (field.includes('.')) check('deny_fields entry', field);
+  for (const grant of policy.raw.enable_writes) {
+    for (const [model, columns] of Object.entries(grant.writable_fields ?? {})) for (const column of columns) check('writable_fields entry', `${model}.${column}`);
+  }
+}
+
 export class PolicyCatalogError extends Error {
   constructor(message: string) {
     super(message);
@@ -192,6 +218,8 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
     });
   });
+
+  checkNamedColumns(policy, catalog, tables);
 
   const resolve = (schema: string | undefined, name: string): Resolution => {
     if (schema !== undefined) {
