@@ -68,6 +68,11 @@ describe.each(modes)('driver statements under the $protocol protocol', (mode) =>
       ]);
       // The agent connected to "app"; the upstream database has another name.
       expect(await rows(c, mode, 'SELECT current_database() AS db, pg_catalog.current_database() AS db2')).toEqual([{ db: 'app', db2: 'app' }]);
+      // Under the column names PostgreSQL gives them (TypeORM reads the answer by name).
+      expect(await rows(c, mode, 'SELECT current_database()')).toEqual([{ current_database: 'app' }]);
+      expect(await rows(c, mode, 'SELECT * FROM current_database()')).toEqual([{ current_database: 'app' }]);
+      expect(await rows(c, mode, 'SELECT * FROM current_schema()')).toEqual([{ current_schema: 'public' }]);
+      expect(await rows(c, mode, 'SELECT current_database()::text')).toEqual([{ current_database: 'app' }]);
       // Attribute notation is a call with one argument: current_database(c) does not exist, so nothing is called.
       const attribute = await send(c, mode, 'SELECT c.current_database FROM customers c');
       expect(attribute.error?.code).toBe('42703');

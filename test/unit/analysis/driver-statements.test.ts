@@ -14,8 +14,16 @@ describe('connect-time and pool-reset functions', () => {
     { sql: 'SELECT current_schemas(true)', out: 'SELECT current_schemas(true) LIMIT 101' },
     { sql: 'SELECT current_schemas(false)', out: 'SELECT current_schemas(false) LIMIT 101' },
     // TypeORM: the database the agent connected to, never the upstream one ("app" in this catalog).
-    { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) LIMIT 101" },
-    { sql: 'SELECT current_database(), current_schema()', out: `SELECT CAST('agentdb' AS name), "current_schema"() LIMIT 101` },
+    { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) AS current_database LIMIT 101" },
+    { sql: 'SELECT current_database(), current_schema()', out: `SELECT CAST('agentdb' AS name) AS current_database, "current_schema"() LIMIT 101` },
+    // The answer keeps the column name PostgreSQL gives the call: TypeORM reads it by that name.
+    { sql: 'SELECT * FROM current_database()', out: "SELECT * FROM CAST('agentdb' AS name) AS current_database LIMIT 101" },
+    { sql: 'SELECT * FROM current_database() AS d', out: "SELECT * FROM CAST('agentdb' AS name) AS d LIMIT 101" },
+    { sql: 'SELECT * FROM current_database() WITH ORDINALITY', out: "SELECT * FROM CAST('agentdb' AS name) WITH ORDINALITY AS current_database LIMIT 101" },
+    { sql: 'SELECT current_database()::text COLLATE "C"', out: `SELECT CAST(CAST('agentdb' AS name) AS text) COLLATE "C" AS current_database LIMIT 101` },
+    { sql: 'SELECT upper(current_database())', out: "SELECT upper(CAST('agentdb' AS name)) LIMIT 101" },
+    { sql: 'SELECT (SELECT current_database())', out: "SELECT (SELECT CAST('agentdb' AS name) AS current_database) LIMIT 101" },
+    { sql: 'SELECT * FROM current_schema()', out: 'SELECT * FROM "current_schema"() LIMIT 101' },
     { sql: 'SELECT pg_catalog.current_database() AS db', out: "SELECT CAST('agentdb' AS name) AS db LIMIT 101" },
     {
       sql: 'SELECT id FROM orders WHERE current_database() IS NOT NULL LIMIT 1',
