@@ -7,7 +7,7 @@
 // the tree that was meant, node for node except source positions. Any difference, and any
 // deparser exception, refuses the statement: the proxy never forwards a guess.
 import type { Node, SelectStmt as SelectStmtNode, TransactionStmt, TypeCast, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
-import { Deparser } from 'pgsql-deparser';
+import { Deparser, QuoteUtils } from 'pgsql-deparser';
 import { ProxyError } from '../errors/catalogue';
 import { statementName } from './labels';
 import { parseStatements } from './parser';
@@ -63,8 +63,15 @@ class ProxyDeparser extends Deparser {
   override VariableSetStmt(node: VariableSetStmt, context: DeparserContext): string {
     const arg = node.kind === 'VAR_SET_VALUE' && node.name === 'timezone' && node.args?.length === 1 ? node.args[0] : undefined;
     const interval = arg && 'TypeCast' in arg ? this.zoneInterval(arg.TypeCast, context) : undefined;
-    if (interval === undefined) return super.VariableSetStmt(node, context);
-    return `SET ${node.is_local ? 'LOCAL ' : ''}TIME ZONE ${interval}`;
+    const local = node.is_local ? 'LOCAL ' : '';
+    if (interval !== undefined) return `SET ${local}TIME ZONE ${interval}`;
+    // A value with a quote in it ('O''Brien') came out between quotes without the quote doubled.
+    // Printed here as string constants are everywhere else; the TIME ZONE spelling is kept.
+    const quoted = node.kind === 'VAR_SET_VALUE' && (node.args ?? []).some((a) => 'A_Const' in a && (a.A_Const.sval?.sval ?? '').includes("'"));
+    if (!quoted) return super.VariableSetStmt(node, context);
+    const values = (node.args ?? []).map((a) => this.visit(a, context)).join(', ');
+    if (node.jumble_args && node.name === 'timezone') return `SET ${local}TIME ZONE ${values}`;
+    return `SET ${local}${QuoteUtils.quoteIdentifier(node.name ?? '')} TO ${values}`;
   }
 
   private zoneInterval(cast: TypeCast, context: DeparserContext): string | undefined {

@@ -134,6 +134,8 @@ describe.each(modes)('driver statements under the $protocol protocol', (mode) =>
       expect(await show(c, mode, 'standard_conforming_strings')).toBe('on');
       expect(await show(c, mode, 'default_transaction_isolation')).toBe('read committed');
       expect(await show(c, mode, 'application_name')).not.toBe('pool');
+      await rows(c, mode, "SET application_name = 'O''Brien''s pool'");
+      expect(await show(c, mode, 'application_name')).toBe("O'Brien's pool");
       expect(await offset(c, mode)).not.toBe(19800);
       // The timeout that came back is enforced by PostgreSQL: lowering it again still works, raising it does not.
       expect(await refusedAs(c, mode, 'SET statement_timeout = 0')).toBe('ormai.statement_timeout_raise');

@@ -105,6 +105,12 @@ describe('settings drivers read and reset', () => {
     { sql: 'SHOW "Data_Directory"', err: 'setting_not_allowed' },
     { sql: 'SHOW config_file', err: 'setting_not_allowed' },
     { sql: 'SHOW "app.tenant_id"', err: 'setting_not_allowed' },
+    // A value with a quote in it is printed with the quote doubled, and stays one value.
+    { sql: "SET application_name = 'O''Brien''s agent'", out: "SET application_name TO 'O''Brien''s agent'" },
+    { sql: "SET LOCAL application_name TO 'a''b'", out: "SET LOCAL application_name TO 'a''b'" },
+    { sql: "SET application_name = 'x'';SET search_path = evil;--'", out: "SET application_name TO 'x'';SET search_path = evil;--'", kinds: ['session'] },
+    { sql: "SET \"Application_Name\" = 'x''y'", out: "SET \"Application_Name\" TO 'x''y'" },
+    { sql: "SET search_path = 'it''s'", err: 'setting_not_allowed' },
   ];
   runGolden(cases, { statementTimeoutMaxMs: 3000 });
 });
@@ -143,6 +149,7 @@ describe('SET TIME ZONE in every grammatical form', () => {
     { sql: "SET LOCAL timezone = 'UTC'", out: "SET LOCAL timezone TO 'UTC'" },
     // The interval text is a string constant, printed escaped: nothing rides along with it.
     { sql: "SET TIME ZONE INTERVAL 'it''s' HOUR", out: "SET TIME ZONE INTERVAL 'it''s' HOUR" },
+    { sql: "SET TIME ZONE 'it''s'", out: "SET TIME ZONE 'it''s'" },
     { sql: "SET TIME ZONE INTERVAL '1''; RESET ALL; --' HOUR", out: "SET TIME ZONE INTERVAL '1''; RESET ALL; --' HOUR", kinds: ['session'] },
     { sql: "SET TIME ZONE INTERVAL 'a\\b' HOUR", out: "SET TIME ZONE INTERVAL E'a\\\\b' HOUR" },
     { sql: "SET TIME ZONE INTERVAL '1' HOUR; SET search_path = evil", err: 'setting_not_allowed', multi: true },
