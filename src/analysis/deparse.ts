@@ -1,8 +1,9 @@
 // Deparse and verify: the forwarded text is always printed from the tree, re-parsed, and must give that tree back.
 //
 // pgsql-deparser is good but not perfect: it prints `(ARRAY[1,2])[1]` without its
-// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query;
-// ProxyDeparser prints it).
+// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query);
+// ProxyDeparser prints that, SET TIME ZONE INTERVAL, quoted SHOW names and SET values with
+// quotes in them.
 // So every printed statement is parsed again with PostgreSQL's grammar and compared with
 // the tree that was meant, node for node except source positions. Any difference, and any
 // deparser exception, refuses the statement: the proxy never forwards a guess.

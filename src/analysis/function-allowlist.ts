@@ -83,6 +83,8 @@ export const BUILTIN_FUNCTIONS = {
     // client receives at connect, and what drivers parse to choose their SQL.
     'version',
     // The pinned search_path as PostgreSQL resolves it (no statement of the agent can change it).
+    // With "$user" in upstream.search_path a schema named after the upstream role would show:
+    // the default, and the documented setting, is public alone.
     'current_schema', 'current_schemas',
     // Never reaches the server: the read rewrite replaces it by the database the agent connected to.
     'current_database',
