@@ -1,19 +1,25 @@
 // Deparse and verify: the forwarded text is always printed from the tree, re-parsed, and must give that tree back.
 //
 // pgsql-deparser is good but not perfect: it prints `(ARRAY[1,2])[1]` without its
-// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query;
-// ProxyDeparser prints it).
+// parentheses (a syntax error) and drops `FETCH FIRST ... WITH TIES` (a different query);
+// ProxyDeparser prints that, SET TIME ZONE INTERVAL, quoted SHOW names and SET values with
+// quotes in them.
 // So every printed statement is parsed again with PostgreSQL's grammar and compared with
 // the tree that was meant, node for node except source positions. Any difference, and any
 // deparser exception, refuses the statement: the proxy never forwards a guess.
-import type { Node, SelectStmt as SelectStmtNode, TransactionStmt } from '@pgsql/types';
-import { Deparser } from 'pgsql-deparser';
+import type { Node, SelectStmt as SelectStmtNode, TransactionStmt, TypeCast, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
+import { Deparser, QuoteUtils } from 'pgsql-deparser';
 import { ProxyError } from '../errors/catalogue';
 import { statementName } from './labels';
 import { parseStatements } from './parser';
 import { nodeBody, nodeTypeOf } from './types';
 
 type DeparserContext = Parameters<Deparser['TransactionStmt']>[1];
+
+/** Interval typmods as PostgreSQL's grammar builds them (datetime.h INTERVAL_MASK, INTERVAL_FULL_RANGE). */
+const ZONE_HOUR = 1 << 10;
+const ZONE_HOUR_TO_MINUTE = (1 << 10) | (1 << 11);
+const INTERVAL_FULL_RANGE = 0x7fff;
 
 /** pgsql-deparser with slips corrected that would otherwise refuse allowed statements. */
 class ProxyDeparser extends Deparser {
@@ -45,6 +51,48 @@ class ProxyDeparser extends Deparser {
     const head = super.SelectStmt({ ...node, limitCount: undefined, limitOffset: undefined, limitOption: 'LIMIT_OPTION_DEFAULT' }, context);
     const offset = node.limitOffset ? ` OFFSET ${this.visit(node.limitOffset, context)}` : '';
     return `${head}${offset} FETCH FIRST (${this.visit(node.limitCount, context)}) ROWS WITH TIES`;
+  }
+
+  /**
+   * `SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE` (Sequelize's connect) came out as a CAST,
+   * which the grammar does not take there. PostgreSQL's zone_value accepts an interval only as
+   * `INTERVAL 'text' [HOUR | HOUR TO MINUTE]` or `INTERVAL(p) 'text'`, and parses it into a cast
+   * of a string constant to pg_catalog.interval whose typmods are the field mask (HOUR = 1 << 10,
+   * MINUTE = 1 << 11) or INTERVAL_FULL_RANGE (0x7FFF) and the precision. That is printed back
+   * here; any other shape is left to the base printer and the round-trip check.
+   */
+  override VariableSetStmt(node: VariableSetStmt, context: DeparserContext): string {
+    const arg = node.kind === 'VAR_SET_VALUE' && node.name === 'timezone' && node.args?.length === 1 ? node.args[0] : undefined;
+    const interval = arg && 'TypeCast' in arg ? this.zoneInterval(arg.TypeCast, context) : undefined;
+    const local = node.is_local ? 'LOCAL ' : '';
+    if (interval !== undefined) return `SET ${local}TIME ZONE ${interval}`;
+    // A value with a quote in it ('O''Brien') came out between quotes without the quote doubled.
+    // Printed here as string constants are everywhere else; the TIME ZONE spelling is kept.
+    const quoted = node.kind === 'VAR_SET_VALUE' && (node.args ?? []).some((a) => 'A_Const' in a && (a.A_Const.sval?.sval ?? '').includes("'"));
+    if (!quoted) return super.VariableSetStmt(node, context);
+    const values = (node.args ?? []).map((a) => this.visit(a, context)).join(', ');
+    if (node.jumble_args && node.name === 'timezone') return `SET ${local}TIME ZONE ${values}`;
+    return `SET ${local}${QuoteUtils.quoteIdentifier(node.name ?? '')} TO ${values}`;
+  }
+
+  private zoneInterval(cast: TypeCast, context: DeparserContext): string | undefined {
+    const names = (cast.typeName?.names ?? []).map((n) => ('String' in n ? n.String.sval : undefined));
+    const literal = cast.arg && 'A_Const' in cast.arg && cast.arg.A_Const.sval ? this.visit(cast.arg, context) : undefined;
+    if (literal === undefined || names.join('.') !== 'pg_catalog.interval' || cast.typeName?.arrayBounds) return undefined;
+    const mods = (cast.typeName?.typmods ?? []).map((m) => ('A_Const' in m && m.A_Const.ival ? (m.A_Const.ival.ival ?? 0) : undefined));
+    if (mods.length === 0) return `INTERVAL ${literal}`;
+    if (mods.length === 1 && mods[0] === ZONE_HOUR) return `INTERVAL ${literal} HOUR`;
+    if (mods.length === 1 && mods[0] === ZONE_HOUR_TO_MINUTE) return `INTERVAL ${literal} HOUR TO MINUTE`;
+    if (mods.length === 2 && mods[0] === INTERVAL_FULL_RANGE && mods[1] !== undefined) return `INTERVAL(${mods[1]}) ${literal}`;
+    return undefined;
+  }
+
+  // SHOW "TimeZone" came out unquoted, which folds to another name in the tree (PostgreSQL
+  // compares setting names case-insensitively, the tree does not).
+  override VariableShowStmt(node: VariableShowStmt, context: DeparserContext): string {
+    const name = node.name ?? '';
+    if (!/[A-Z]/.test(name)) return super.VariableShowStmt(node, context);
+    return `SHOW "${name.replace(/"/g, '""')}"`;
   }
 
   // COMMIT AND CHAIN / ROLLBACK AND CHAIN come out without AND CHAIN.

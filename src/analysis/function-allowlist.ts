@@ -3,7 +3,9 @@
 // Names are as PostgreSQL stores them in pg_catalog (lower-case). A call matches these lists
 // when written unqualified or qualified with pg_catalog; any other schema is the policy's
 // business (allow_functions). The lists hold pure value functions only: nothing here reads
-// files, other sessions, the catalogs, settings or server state, or executes SQL text.
+// files, other sessions, the catalogs, settings or server state, or executes SQL text; the
+// `session` group is the exception, each entry with the reason it reveals nothing the agent
+// does not already know.
 
 /** Safe built-ins by category; the category names are what the refusal's hint mentions. */
 export const BUILTIN_FUNCTIONS = {
@@ -74,9 +76,25 @@ export const BUILTIN_FUNCTIONS = {
     'row_number', 'rank', 'dense_rank', 'percent_rank', 'cume_dist', 'ntile', 'lag', 'lead', 'first_value',
     'last_value', 'nth_value',
   ],
+  // What drivers and ORMs ask a session at connect (SQLAlchemy, TypeORM, Prisma) or when a pool
+  // hands a connection back (asyncpg).
+  session: [
+    // The server's version string: the same fact as the server_version ParameterStatus every
+    // client receives at connect, and what drivers parse to choose their SQL.
+    'version',
+    // The pinned search_path as PostgreSQL resolves it (no statement of the agent can change it).
+    // With "$user" in upstream.search_path a schema named after the upstream role would show:
+    // the default, and the documented setting, is public alone.
+    'current_schema', 'current_schemas',
+    // Never reaches the server: the read rewrite replaces it by the database the agent connected to.
+    'current_database',
+    // Releases the session's advisory locks: every advisory lock function that takes one is
+    // refused, so the agent holds none and this has nothing of its to release.
+    'pg_advisory_unlock_all',
+  ],
   other: [
     'num_nulls', 'num_nonnulls', 'pg_typeof', 'gen_random_uuid', 'uuidv4', 'uuidv7', 'uuid_extract_timestamp',
-    'uuid_extract_version', 'version',
+    'uuid_extract_version',
     // Network address values.
     'abbrev', 'broadcast', 'family', 'host', 'hostmask', 'masklen', 'netmask', 'network', 'set_masklen',
     // Function-style casts to ordinary types, e.g. date(ts), text(n).
@@ -94,7 +112,8 @@ export const BUILTIN_FUNCTIONS = {
  */
 export const NEVER_ALLOWED: readonly string[] = [
   'set_config', '*_to_xml*', '*_to_xmlschema*', 'ts_stat', 'ts_rewrite', 'dblink*', 'lo_*', 'loread', 'lowrite',
-  'pg_read_*', 'pg_ls_*', 'pg_stat_file', 'pg_file_*', 'pg_stat_reset*', 'pg_advisory*', 'pg_try_advisory*',
+  'pg_read_*', 'pg_ls_*', 'pg_stat_file', 'pg_file_*', 'pg_stat_reset*', 'pg_advisory_lock*',
+  'pg_advisory_xact_lock*', 'pg_advisory_unlock', 'pg_advisory_unlock_shared', 'pg_try_advisory*',
   'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile*', 'pg_promote',
   'pg_switch_wal', 'pg_create_*', 'pg_drop_*', 'pg_replication_*', 'pg_logical_*', 'pg_backup_*',
   'pg_start_backup', 'pg_stop_backup', 'pg_wal_replay_*', 'pg_log_*', 'pg_import_system_collations',
@@ -110,7 +129,7 @@ export const NEVER_ALLOWED: readonly string[] = [
 export const REFUSED_BY_DEFAULT: readonly string[] = [
   'current_setting', 'pg_sleep*', 'pg_stat_*', 'txid_*', 'pg_current_*', 'pg_snapshot_*', 'pg_xact_*',
   'pg_visible_in_snapshot', 'nextval', 'currval', 'lastval', 'has_*_privilege', 'pg_has_role', 'pg_get_*',
-  'current_database', 'current_schema', 'current_schemas', 'current_user', 'current_role', 'session_user',
+  'current_user', 'current_role', 'session_user',
   'system_user', 'user', 'current_query', 'inet_*', 'pg_postmaster_start_time', 'pg_conf_load_time',
   'pg_backend_pid', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids', 'pg_jit_available',
   'pg_trigger_depth', 'to_reg*', 'pg_input_*', 'format_type', 'obj_description', 'col_description',

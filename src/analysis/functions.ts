@@ -75,11 +75,14 @@ export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapsh
 }
 
 const SESSION_HINT =
-  'The database session belongs to the proxy: its user, role, schema and database name are not available to queries. Use CURRENT_DATE, CURRENT_TIMESTAMP and the like freely.';
+  'The database session belongs to the proxy: its user and role are not available to queries. current_schema() and current_database() answer the pinned schema and the database you connected to; CURRENT_DATE, CURRENT_TIMESTAMP and the like are free to use.';
 
 export function checkFuncCall(call: FuncCall, policy: PolicySnapshot | undefined): void {
   const parts = nameParts(call.funcname);
-  if (isFunctionAllowed(parts, policy)) return;
+  // current_database() is answered by the read rewrite, which needs a policy; without one the
+  // upstream database's name would reach the agent.
+  const upstreamName = !policy && parts[parts.length - 1] === 'current_database';
+  if (!upstreamName && isFunctionAllowed(parts, policy)) return;
   if (call.funcformat === 'COERCE_SQL_SYNTAX') {
     // Written as SQL syntax (SYSTEM_USER, XMLEXISTS(...)): name it as the agent wrote it.
     const name = parts[parts.length - 1];
@@ -134,17 +137,16 @@ export function checkParameterTypes(oids: readonly number[], allowed: ReadonlySe
   }
 }
 
-/** SQL's niladic value functions: the clock ones are fine; the session's identity is the proxy's. */
+/** SQL's niladic value functions: the clock ones and CURRENT_SCHEMA are fine; the session's identity is the proxy's. */
 const SESSION_VALUES: Record<string, string> = {
   SVFOP_CURRENT_ROLE: 'CURRENT_ROLE',
   SVFOP_CURRENT_USER: 'CURRENT_USER',
   SVFOP_USER: 'USER',
   SVFOP_SESSION_USER: 'SESSION_USER',
   SVFOP_CURRENT_CATALOG: 'CURRENT_CATALOG',
-  SVFOP_CURRENT_SCHEMA: 'CURRENT_SCHEMA',
 };
 
-const CLOCK_VALUES = new Set([
+const ALLOWED_VALUES = new Set([
   'SVFOP_CURRENT_DATE',
   'SVFOP_CURRENT_TIME',
   'SVFOP_CURRENT_TIME_N',
@@ -154,11 +156,13 @@ const CLOCK_VALUES = new Set([
   'SVFOP_LOCALTIME_N',
   'SVFOP_LOCALTIMESTAMP',
   'SVFOP_LOCALTIMESTAMP_N',
+  // current_schema() in SQL's spelling: the first schema of the search_path the proxy pins.
+  'SVFOP_CURRENT_SCHEMA',
 ]);
 
 export function checkValueFunction(fn: SQLValueFunction): void {
   const op = fn.op ?? '';
-  if (CLOCK_VALUES.has(op)) return;
+  if (ALLOWED_VALUES.has(op)) return;
   throw new ProxyError('function_not_allowed', {
     // An operator the grammar gains later is refused too, named by its enum.
     message: `${SESSION_VALUES[op] ?? op} is not allowed`,

@@ -4,9 +4,10 @@ import { ProxyError } from '../errors/catalogue';
 import type { AnalysisContext } from './types';
 
 /**
- * What the agent may SET, SET LOCAL or RESET: presentation and its own timeouts. Role,
- * authorization, search_path, encoding, read-only mode and custom (dotted) settings such as
- * a tenant id belong to the proxy (invariant I8), so they are simply not on the list.
+ * What the agent may SET, SET LOCAL or RESET: presentation, its own timeouts and the isolation
+ * level of its transactions. Role, authorization, search_path, encoding, read-only mode and
+ * custom (dotted) settings such as a tenant id belong to the proxy (invariant I8), so they are
+ * simply not on the list.
  */
 export const SETTABLE: ReadonlySet<string> = new Set([
   'application_name',
@@ -19,9 +20,17 @@ export const SETTABLE: ReadonlySet<string> = new Set([
   'lock_timeout',
   'idle_in_transaction_session_timeout',
   'statement_timeout',
+  // What SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL sets (JDBC, SQLAlchemy).
+  'default_transaction_isolation',
 ]);
 
-/** What the agent may SHOW: the settable ones plus read-only facts drivers ask for. */
+/**
+ * What the agent may SHOW: the settable ones plus read-only facts drivers ask for. The server
+ * version is in the ParameterStatus every client receives at connect; search_path is the value
+ * the proxy pins at startup, which no statement of the agent can change (SET, SET LOCAL, RESET
+ * and set_config of it are refused; RESET ALL and DISCARD ALL return to the startup value).
+ * SHOW ALL stays refused: it lists every setting of the server.
+ */
 export const SHOWABLE: ReadonlySet<string> = new Set([
   ...SETTABLE,
   'server_version',
@@ -33,6 +42,7 @@ export const SHOWABLE: ReadonlySet<string> = new Set([
   'transaction_read_only',
   'integer_datetimes',
   'max_identifier_length',
+  'search_path',
 ]);
 
 /** Statements PostgreSQL's grammar turns into ordinary settings; named back as the agent wrote them. */
@@ -59,10 +69,12 @@ export function checkSet(stmt: VariableSetStmt, ctx: AnalysisContext): 'session'
       // SET TRANSACTION SNAPSHOT imports another session's snapshot: not the agent's business.
       throw new ProxyError('setting_not_allowed', { message: `SET ${stmt.name ?? ''} is not allowed` });
     case 'VAR_RESET_ALL':
-      throw new ProxyError('setting_not_allowed', {
-        message: 'RESET ALL is not allowed',
-        hint: 'RESET one allowed setting at a time (for example RESET statement_timeout).',
-      });
+      // Pools send it to tidy a session (asyncpg, psycopg). PostgreSQL resets every setting to
+      // its session default, the value it had after startup (ResetAllOptions: reset_val, which
+      // startup parameters set). The proxy pins search_path, statement_timeout,
+      // standard_conforming_strings and read-only mode as startup parameters, so RESET ALL
+      // returns them to the policy's values; role and session authorization are not reset by it.
+      return 'session';
     case 'VAR_SET_VALUE':
     case 'VAR_SET_DEFAULT':
     case 'VAR_RESET': {
@@ -74,6 +86,7 @@ export function checkSet(stmt: VariableSetStmt, ctx: AnalysisContext): 'session'
       // SET ... TO DEFAULT and RESET return to the session's own value, which the proxy set.
       if (name === 'statement_timeout' && stmt.kind === 'VAR_SET_VALUE') checkStatementTimeout(stmt.args, ctx);
       if (name === 'client_min_messages' && stmt.kind === 'VAR_SET_VALUE') checkMessageLevel(stmt.args);
+      if (name === 'default_transaction_isolation' && stmt.kind === 'VAR_SET_VALUE') checkIsolationLevel(stmt.args);
       return 'session';
     }
     default:
@@ -132,6 +145,16 @@ function checkMessageLevel(args: Node[] | undefined): void {
   throw new ProxyError('setting_not_allowed', {
     message: `client_min_messages ${text === undefined ? 'value' : `"${text}"`} is not allowed`,
     hint: 'client_min_messages may be notice (the default), warning or error; debug and log levels are not available.',
+  });
+}
+
+/** PostgreSQL matches enum values case-insensitively (config_enum_lookup_by_name), nothing else. */
+function checkIsolationLevel(args: Node[] | undefined): void {
+  const text = args?.length === 1 ? settingText(args[0]) : undefined;
+  if (text !== undefined && ISOLATION_LEVELS.has(text.toLowerCase())) return;
+  throw new ProxyError('setting_not_allowed', {
+    message: `default_transaction_isolation ${text === undefined ? 'value' : `"${text}"`} is not allowed`,
+    hint: "Give one of 'read uncommitted', 'read committed', 'repeatable read', 'serializable'.",
   });
 }
 

@@ -98,12 +98,13 @@ describe.each(modes)('session facts under the $protocol protocol', (mode) => {
     for (const o of [tables, columns, all, star]) expectNothingForbidden(o.bytes, '', forbidden);
   });
 
-  test('current_database() is refused by default and answers the connected name where allowed', async () => {
-    expectRefused(await run(main, 'SELECT current_database()', mode), 'ormai.function_not_allowed');
+  test('current_database() answers the connected name, by default and where the policy lists it', async () => {
     expectRefused(await run(main, 'SELECT CURRENT_CATALOG', mode), 'ormai.function_not_allowed');
-    const allowed = await run(optIn, 'SELECT current_database() AS db', mode);
-    expect(allowed.rows).toEqual([{ db: 'app' }]);
-    expectNothingForbidden(allowed.bytes, '', forbidden);
+    for (const target of [main, optIn]) {
+      const allowed = await run(target, 'SELECT current_database() AS db', mode);
+      expect(allowed.rows).toEqual([{ db: 'app' }]);
+      expectNothingForbidden(allowed.bytes, '', forbidden);
+    }
   });
 
   test('a database-qualified column is refused whatever the database name', async () => {

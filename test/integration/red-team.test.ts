@@ -406,7 +406,7 @@ const REFUSALS: Array<[string, string]> = [
   ["SELECT current_setting('search_path')", 'ormai.function_not_allowed'],
   ["SELECT cursor_to_xml('c', 1, true, true, '')", 'ormai.function_not_allowed'],
   ['SELECT public.pg_sleep(0)', 'ormai.function_not_allowed'],
-  ['SHOW search_path', 'ormai.setting_not_allowed'],
+  ['SHOW ALL', 'ormai.setting_not_allowed'],
   ['SET default_transaction_read_only = off', 'ormai.setting_not_allowed'],
   ['SET standard_conforming_strings = off', 'ormai.setting_not_allowed'],
   ["SET client_encoding = 'SJIS'", 'ormai.setting_not_allowed'],

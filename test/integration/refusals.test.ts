@@ -22,7 +22,7 @@ const cases: Array<{ sql: string; routine: string; sqlstate: string }> = [
   { sql: 'SET ROLE postgres', routine: 'ormai.setting_not_allowed', sqlstate: '42501' },
   { sql: 'SET search_path = pg_temp, public', routine: 'ormai.setting_not_allowed', sqlstate: '42501' },
   { sql: 'SET SESSION AUTHORIZATION postgres', routine: 'ormai.setting_not_allowed', sqlstate: '42501' },
-  { sql: 'RESET ALL', routine: 'ormai.setting_not_allowed', sqlstate: '42501' },
+  { sql: 'RESET search_path', routine: 'ormai.setting_not_allowed', sqlstate: '42501' },
   { sql: 'DELETE FROM orders', routine: 'ormai.model_writes_disabled', sqlstate: '42501' },
   { sql: 'TRUNCATE orders', routine: 'ormai.statement_not_allowed', sqlstate: '42501' },
   { sql: 'CREATE TABLE evil (id int)', routine: 'ormai.statement_not_allowed', sqlstate: '42501' },

@@ -3,7 +3,7 @@
 // Plan, then apply: the statement is copied once, relation references are resolved against the
 // compiled scope and replaced in the copy, then the row cap goes on the top node. Pure: the same
 // (tree, scope, principal) always gives the same tree; the input tree is never modified.
-import type { ColumnRef, DeclareCursorStmt, ExplainStmt, FuncCall, Node, RangeVar, SelectStmt } from '@pgsql/types';
+import type { ColumnRef, DeclareCursorStmt, ExplainStmt, FuncCall, Node, RangeFunction, RangeVar, ResTarget, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import { SYSTEM_COLUMNS, type ReadScope } from '../../policy/scope';
@@ -154,19 +154,40 @@ function systemColumnsNamed(tree: Node): string[] {
 }
 
 /**
- * `current_database()` (refused unless the policy lists it) answers with the name the agent
- * connected to: the upstream database's name is the proxy's business, like its role and schema.
+ * `current_database()` answers with the name the agent connected to: the upstream database's
+ * name is the proxy's business, like its role and schema. The constant keeps the column name
+ * PostgreSQL gives the call (FigureColname: the function's name through casts and COLLATE; an
+ * unaliased function in FROM names its column after itself), which ORMs read the answer by.
  */
 function connectedDatabase(tree: Node, database: string | undefined): void {
   walk([tree], (node) => {
-    const call = (node as { FuncCall?: FuncCall }).FuncCall;
-    if (!call || call.args?.length || call.agg_star || call.over) return;
-    const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
-    if (parts[parts.length - 1] !== 'current_database' || (parts.length === 2 && parts[0] !== 'pg_catalog') || parts.length > 2) return;
+    // Parents are visited before their children, so the call is still there to be recognised.
+    const target = (node as { ResTarget?: ResTarget }).ResTarget;
+    if (target && target.name === undefined && namedAfterCall(target.val)) target.name = 'current_database';
+    const range = (node as { RangeFunction?: RangeFunction }).RangeFunction;
+    if (range && !range.alias && !range.is_rowsfrom && range.functions?.length === 1) {
+      const first = (range.functions[0] as { List?: { items?: Node[] } }).List?.items?.[0];
+      if (isCurrentDatabase(first)) range.alias = { aliasname: 'current_database' };
+    }
+    if (!isCurrentDatabase(node as Node)) return;
     const replacement = databaseName(database);
     delete (node as { FuncCall?: FuncCall }).FuncCall;
     Object.assign(node, replacement);
   });
+}
+
+function isCurrentDatabase(node: Node | undefined): boolean {
+  const call = node && 'FuncCall' in node ? node.FuncCall : undefined;
+  if (!call || call.args?.length || call.agg_star || call.over) return false;
+  const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
+  return parts[parts.length - 1] === 'current_database' && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
+}
+
+/** Would PostgreSQL name this output column after a current_database() call inside it? */
+function namedAfterCall(value: Node | undefined): boolean {
+  let node = value;
+  while (node && ('TypeCast' in node || 'CollateClause' in node)) node = 'TypeCast' in node ? node.TypeCast.arg : node.CollateClause.arg;
+  return isCurrentDatabase(node);
 }
 
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);

@@ -275,12 +275,12 @@ describe('the database name is the one the agent connected to', () => {
         sql: 'SELECT table_catalog FROM information_schema.tables',
         out: `SELECT table_catalog FROM ( VALUES ${['countries', 'customers', 'orders'].map((t) => infoTableRow('public', t).replace("'app'", "'agentdb'")).join(', ')} ) AS tables(${INFO_TABLE_NAMES}) LIMIT 201`,
       },
-      { sql: 'SELECT current_database()', err: 'function_not_allowed' },
+      { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) AS current_database LIMIT 201" },
       { sql: 'SELECT CURRENT_CATALOG', err: 'function_not_allowed' },
-      { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) LIMIT 201", ctx: { scope: allowing } },
+      { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) AS current_database LIMIT 201", ctx: { scope: allowing } },
       { sql: 'SELECT pg_catalog.current_database() AS db, name FROM countries', out: `SELECT CAST('agentdb' AS name) AS db, name FROM ${COUNTRIES} AS countries LIMIT 201`, ctx: { scope: allowing } },
       // Without a connected name (no session), NULL rather than the upstream name.
-      { sql: 'SELECT current_database()', out: 'SELECT CAST(NULL AS name) LIMIT 201', ctx: { scope: allowing, principal: { ...agent, database: undefined } } },
+      { sql: 'SELECT current_database()', out: 'SELECT CAST(NULL AS name) AS current_database LIMIT 201', ctx: { scope: allowing, principal: { ...agent, database: undefined } } },
     ],
     { ...base, principal: agent },
   );
