@@ -85,7 +85,7 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
           checkFuncCall(child as FuncCall, policy);
           break;
         case 'SQLValueFunction':
-          checkValueFunction(child as SQLValueFunction);
+          checkValueFunction(child as SQLValueFunction, ctx.scope !== undefined && ctx.principal !== undefined && (stmt.kind === 'read' || stmt.kind === 'write'));
           break;
         case 'RangeTableSample':
           checkSampleMethod(child as RangeTableSample, policy);

@@ -146,6 +146,8 @@ const SESSION_VALUES: Record<string, string> = {
   SVFOP_CURRENT_CATALOG: 'CURRENT_CATALOG',
 };
 
+const IDENTITY_VALUES = new Set(['SVFOP_CURRENT_USER', 'SVFOP_SESSION_USER', 'SVFOP_USER', 'SVFOP_CURRENT_ROLE']);
+
 const ALLOWED_VALUES = new Set([
   'SVFOP_CURRENT_DATE',
   'SVFOP_CURRENT_TIME',
@@ -160,9 +162,14 @@ const ALLOWED_VALUES = new Set([
   'SVFOP_CURRENT_SCHEMA',
 ]);
 
-export function checkValueFunction(fn: SQLValueFunction): void {
+/**
+ * `identity`: the read rewrite runs (a policy and a principal), and replaces CURRENT_USER,
+ * SESSION_USER, USER and CURRENT_ROLE with the agent's own user name (rewrite/index.ts).
+ */
+export function checkValueFunction(fn: SQLValueFunction, identity = false): void {
   const op = fn.op ?? '';
   if (ALLOWED_VALUES.has(op)) return;
+  if (identity && IDENTITY_VALUES.has(op)) return;
   throw new ProxyError('function_not_allowed', {
     // An operator the grammar gains later is refused too, named by its enum.
     message: `${SESSION_VALUES[op] ?? op} is not allowed`,

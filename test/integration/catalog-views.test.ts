@@ -1,5 +1,5 @@
-// The pg_catalog relations served through the policy (pg_type, pg_namespace): what drivers read at connect works,
-// and no schema, type or role beyond what the policy shows is named. Every case under both protocols.
+// The pg_catalog relations served through the policy (pg_type, pg_namespace) and the session's identity: what drivers
+// read at connect works, and no schema, type or role beyond what the policy shows is named. Every case under both protocols.
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { modes } from '../support/modes';
@@ -44,6 +44,13 @@ describe.each(modes)('$protocol protocol', ({ extended }) => {
     const rows = await query("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'int4'");
     expect(rows).toHaveLength(1);
     expect(await query("SELECT t.typname FROM pg_type t JOIN pg_namespace ns ON t.typnamespace = ns.oid WHERE ns.nspname = 'internal_secrets'")).toEqual([]);
+  });
+
+  test("the session's identity is the agent's own user name, never the upstream role", async () => {
+    expect(await query('SELECT current_user, session_user, current_role, user')).toEqual([
+      { current_user: 'tenant1-agent', session_user: 'tenant1-agent', current_role: 'tenant1-agent', user: 'tenant1-agent' },
+    ]);
+    expect(await query('SELECT count(*)::int AS n FROM orders WHERE current_user = $1', ['postgres'])).toEqual([{ n: 0 }]);
   });
 
   test('a hidden schema reads as missing through pg_namespace, whatever the predicate', async () => {

@@ -23,7 +23,7 @@ import { dropSchemaQualifiers } from './qualified';
 import { forgesTenant } from './tenant';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
-import { approvalsTable, catalogViewColumns, databaseName, namespacesTable, typesTable, virtualTable } from './virtual';
+import { approvalsTable, catalogViewColumns, nameLiteral, namespacesTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
 
@@ -73,6 +73,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     replaceRelations(tree, replace);
   }
   connectedDatabase(tree, principal.database);
+  principalIdentity(tree, principal.user);
 
   // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
   // write below the statement would escape them.
@@ -170,11 +171,39 @@ function connectedDatabase(tree: Node, database: string | undefined): void {
       if (isCurrentDatabase(first)) range.alias = { aliasname: 'current_database' };
     }
     if (!isCurrentDatabase(node as Node)) return;
-    const replacement = databaseName(database);
+    const replacement = nameLiteral(database);
     delete (node as { FuncCall?: FuncCall }).FuncCall;
     Object.assign(node, replacement);
   });
 }
+
+/**
+ * CURRENT_USER, SESSION_USER, USER and CURRENT_ROLE answer the agent's own user name, as the
+ * session_authorization the agent was told at login does: the upstream role is the proxy's.
+ * The output column keeps the name PostgreSQL gives it (FigureColname: current_user, …).
+ */
+function principalIdentity(tree: Node, user: string): void {
+  walk([tree], (node) => {
+    const target = (node as { ResTarget?: ResTarget }).ResTarget;
+    if (target && target.name === undefined) {
+      let value = target.val;
+      while (value && ('TypeCast' in value || 'CollateClause' in value)) value = 'TypeCast' in value ? value.TypeCast.arg : value.CollateClause.arg;
+      const op = value && 'SQLValueFunction' in value ? value.SQLValueFunction.op : undefined;
+      if (op && IDENTITY_VALUES[op]) target.name = IDENTITY_VALUES[op];
+    }
+    const fn = (node as { SQLValueFunction?: { op?: string } }).SQLValueFunction;
+    if (!fn?.op || !IDENTITY_VALUES[fn.op]) return;
+    delete (node as { SQLValueFunction?: unknown }).SQLValueFunction;
+    Object.assign(node, nameLiteral(user));
+  });
+}
+
+const IDENTITY_VALUES: Record<string, string> = {
+  SVFOP_CURRENT_USER: 'current_user',
+  SVFOP_SESSION_USER: 'session_user',
+  SVFOP_USER: 'user',
+  SVFOP_CURRENT_ROLE: 'current_role',
+};
 
 function isCurrentDatabase(node: Node | undefined): boolean {
   const call = node && 'FuncCall' in node ? node.FuncCall : undefined;

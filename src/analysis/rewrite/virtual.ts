@@ -258,10 +258,11 @@ function typedNull(kind: Kind): Node {
 let nameCast: Node | undefined;
 
 /** `'<database>'::name` (NULL::name without one): what current_database() returns, as a constant. */
-export function databaseName(database: string | undefined): Node {
+/** `CAST('<text>' AS name)`, or a NULL of type name: what the proxy answers for a name the session must not show. */
+export function nameLiteral(text: string | undefined): Node {
   nameCast ??= (parseTemplate("SELECT NULL::name", 'name cast').targetList?.[0] as { ResTarget: ResTarget }).ResTarget.val as Node;
   const cast = cloneTree(nameCast) as { TypeCast: { arg: Node } };
-  if (database !== undefined) cast.TypeCast.arg = stringConst(database);
+  if (text !== undefined) cast.TypeCast.arg = stringConst(text);
   return cast as unknown as Node;
 }
 

@@ -54,8 +54,9 @@ describe('connect-time and pool-reset functions', () => {
     { sql: "SELECT set_config('search_path', 'evil', false)", err: 'function_not_allowed', message: 'set_config' },
     { sql: "SELECT set_config('statement_timeout', '0', true)", err: 'function_not_allowed' },
     { sql: "SELECT current_setting('search_path')", err: 'function_not_allowed' },
-    { sql: 'SELECT current_user', err: 'function_not_allowed' },
-    { sql: 'SELECT session_user', err: 'function_not_allowed' },
+    // The session's identity is the agent's user name, as session_authorization told it at login.
+    { sql: 'SELECT current_user', out: "SELECT CAST('agent' AS name) AS \"current_user\" LIMIT 101" },
+    { sql: 'SELECT session_user::text AS who', out: "SELECT CAST(CAST('agent' AS name) AS text) AS who LIMIT 101" },
     { sql: 'SELECT CURRENT_CATALOG', err: 'function_not_allowed' },
   ];
   runGolden(cases, { scope: scopeFor(), principal, writeGate: () => false, captureWrites: false });
