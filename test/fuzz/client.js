@@ -5,7 +5,7 @@ const { FuzzSession } = require('./wire');
 const USERS = { 1: ['tenant1-agent', 'tenant1-password'], 2: ['tenant2-agent', 'tenant2-password'] };
 /** Waits: a well-framed sequence must be answered (else it is a hang); damaged framing may leave the proxy waiting for bytes. */
 const ANSWER_MS = 30_000;
-const DAMAGED_MS = 2_000;
+const DAMAGED_MS = 500;
 const QUIET_MS = 30;
 const LOGIN_MS = 10_000;
 const LOGIN_ATTEMPTS = 5;
