@@ -55,9 +55,14 @@ async function runClient(index, opts, shared) {
       } else if (session.closed) {
         stats.proxyClosed++;
         if (outcome.fatal) stats.fatalByCode[outcome.fatal] = (stats.fatalByCode[outcome.fatal] ?? 0) + 1;
+      } else if (s.damaged) {
+        // Damaged framing may leave part of a frame pending in the proxy, answered or not: what
+        // comes next would be read as its rest, so the client starts over on a new connection.
+        if (outcome.timedOut) stats.abandoned++;
+        else stats.leftAfterDamage++;
+        session.close();
       } else if (outcome.timedOut) {
-        if (s.damaged) stats.abandoned++;
-        else shared.finding({ kind: 'no_answer', client: index, tenant, step, message: `no ReadyForQuery within ${ANSWER_MS} ms for a well-framed ${s.kind} sequence`, recent });
+        shared.finding({ kind: 'no_answer', client: index, tenant, step, message: `no ReadyForQuery within ${ANSWER_MS} ms for a well-framed ${s.kind} sequence`, recent });
         session.close();
       }
       step++;

@@ -88,17 +88,21 @@ async function startFuzzProxy(dbUrl, dir) {
   return { proxy, auditFile, logFile };
 }
 
-/** Error-level lines of the proxy's log, grouped by message. */
+/** Warning and error lines of the proxy's log, grouped by message; the first few errors whole. */
 function logErrors(logFile) {
-  const out = {};
+  const counts = {};
+  const warnings = {};
   const samples = [];
   for (const line of readFileSync(logFile, 'utf8').split('\n').filter(Boolean)) {
     const entry = JSON.parse(line);
-    if (entry.level < 50) continue;
-    out[entry.msg] = (out[entry.msg] ?? 0) + 1;
+    if (entry.level < 50) {
+      warnings[entry.msg] = (warnings[entry.msg] ?? 0) + 1;
+      continue;
+    }
+    counts[entry.msg] = (counts[entry.msg] ?? 0) + 1;
     if (samples.length < 5) samples.push(entry);
   }
-  return { counts: out, samples };
+  return { counts, warnings, samples };
 }
 
 async function replay(opts) {
@@ -158,7 +162,7 @@ async function main() {
     const warm = await checks.freshSession(proxy, db.url); // loads the catalog and the parser before memory is read
     check('proxy answers before the run', warm.ok, warm.detail);
     const memStart = memory(gc);
-    const stats = { steps: 0, messages: 0, bytes: 0, connections: 0, loginFailures: 0, proxyClosed: 0, abandoned: 0, byKind: {}, errorsByCode: {}, fatalByCode: {} };
+    const stats = { steps: 0, messages: 0, bytes: 0, connections: 0, loginFailures: 0, proxyClosed: 0, abandoned: 0, leftAfterDamage: 0, byKind: {}, errorsByCode: {}, fatalByCode: {} };
     const deadline = Date.now() + opts.seconds * 1000;
     const shared = { stats, finding, stop: () => Date.now() >= deadline || stats.messages >= opts.messages };
     let peak = memStart;
@@ -205,12 +209,12 @@ async function main() {
       `== fuzz summary (seed ${opts.seed}) ==`,
       `duration: ${fuzzSeconds.toFixed(1)} s of traffic, ${((Date.now() - started) / 1000).toFixed(1)} s in all`,
       `sent: ${stats.messages} messages in ${stats.steps} steps (${JSON.stringify(stats.byKind)}), ${mb(stats.bytes)}`,
-      `connections: ${stats.connections} logged in, ${stats.proxyClosed} closed by the proxy (FATAL ${JSON.stringify(stats.fatalByCode)}), ${stats.abandoned} abandoned by the client while the proxy waited for bytes, ${stats.loginFailures} failed logins`,
+      `connections: ${stats.connections} logged in, ${stats.proxyClosed} closed by the proxy (FATAL ${JSON.stringify(stats.fatalByCode)}), ${stats.abandoned} given up by the client while the proxy waited for bytes, ${stats.leftAfterDamage} closed by the client after damaged framing was answered, ${stats.loginFailures} failed logins`,
       `errors by SQLSTATE class: ${JSON.stringify(classes)}`,
       `errors by SQLSTATE: ${JSON.stringify(Object.fromEntries(Object.entries(stats.errorsByCode).sort((a, b) => b[1] - a[1])))}`,
       `crashes: ${crashes}; findings: ${findings.length}${findings.length ? ` (saved under ${opts.out})` : ''}`,
       `RSS: start ${mb(memStart.rss)}, end ${mb(memEnd.rss)}; heapUsed: start ${mb(memStart.heapUsed)}, end ${mb(memEnd.heapUsed)}`,
-      `proxy log errors: ${JSON.stringify(logs.counts)}`,
+      `proxy log: errors ${JSON.stringify(logs.counts)}, warnings ${JSON.stringify(logs.warnings)}`,
       ...results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`),
     ];
     process.stdout.write(lines.join('\n') + '\n');
