@@ -9,6 +9,8 @@ const DAMAGED_MS = 500;
 const QUIET_MS = 30;
 const LOGIN_MS = 10_000;
 const LOGIN_ATTEMPTS = 5;
+/** The refusal of a statement whose parse ended abnormally inside the parser (analysis/parser.ts). */
+const PARSER_FAILURE = /nested too deeply to be checked/;
 
 /**
  * Runs until `shared.stop()` says so. Steps are numbered per client and each draws from its own
@@ -48,7 +50,11 @@ async function runClient(index, opts, shared) {
       stats.bytes += s.bytes.length;
       stats.byKind[s.kind] = (stats.byKind[s.kind] ?? 0) + 1;
       await session.send(s.bytes, s.cuts);
-      const outcome = await collect(session, s, stats, (m) => shared.finding({ kind: m.routine === 'ormai.internal_error' ? 'internal_error' : 'XX000', client: index, tenant, step, message: m.message, routine: m.routine, recent }));
+      const outcome = await collect(session, s, stats, (m) => {
+        const what = { client: index, tenant, step, message: m.message, routine: m.routine, recent };
+        if (m.code === 'XX000') shared.finding({ kind: m.routine === 'ormai.internal_error' ? 'internal_error' : 'XX000', ...what });
+        else shared.note({ kind: m.code === '53000' ? 'analysis_unavailable' : 'parser_failure', ...what });
+      });
       if (session.parseError) {
         shared.finding({ kind: 'unreadable_response', client: index, tenant, step, message: String(session.parseError), recent });
         session.close();
@@ -73,7 +79,7 @@ async function runClient(index, opts, shared) {
 }
 
 /** Reads answers to one step: until the expected ReadyForQuery count and a short quiet, a close, or the deadline. */
-async function collect(session, s, stats, onInternal) {
+async function collect(session, s, stats, onNotable) {
   const deadline = Date.now() + (s.damaged ? DAMAGED_MS : ANSWER_MS);
   let ready = 0;
   let fatal;
@@ -85,7 +91,8 @@ async function collect(session, s, stats, onInternal) {
     else if (m.name === 'error') {
       stats.errorsByCode[m.code] = (stats.errorsByCode[m.code] ?? 0) + 1;
       if (m.severity === 'FATAL' || m.severity === 'PANIC') fatal = m.code;
-      if (m.code === 'XX000') onInternal(m);
+      // XX000 is a finding; a parser instance that failed past the pre-scan bounds is worth a note.
+      if (m.code === 'XX000' || m.code === '53000' || PARSER_FAILURE.test(m.message)) onNotable(m);
     }
   }
 }

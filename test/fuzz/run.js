@@ -14,6 +14,7 @@ const pino = require('pino');
 const { startProxy } = require('../../dist/app');
 const { resolveConfig } = require('../../dist/config/load');
 const { createLogger } = require('../../dist/log');
+const { parserStats } = require('../../dist/analysis/parser-host');
 const { parseStructuredFile } = require('../../dist/policy/load');
 const { startEmbeddedPostgres } = require('../../dist/demo/embedded');
 const { seedDatabase, QUICKSTART_DIR } = require('../../dist/demo/demo');
@@ -145,6 +146,11 @@ async function main() {
     writeFileSync(file, JSON.stringify(record, null, 2));
     process.stderr.write(`fuzz: FINDING ${f.kind} (client ${f.client ?? '-'}, step ${f.step ?? '-'}): ${f.message}\n  saved to ${file}\n`);
   };
+  const notes = [];
+  const note = (n) => {
+    notes.push(n.kind);
+    if (notes.length <= 20) writeFileSync(path.join(opts.out, `note-${opts.seed}-${notes.length}.json`), JSON.stringify({ seed: opts.seed, ...n, time: new Date().toISOString() }, null, 2));
+  };
   process.on('uncaughtException', (err) => finding({ kind: 'uncaught_exception', message: err.stack ?? String(err) }));
   process.on('unhandledRejection', (err) => finding({ kind: 'unhandled_rejection', message: err?.stack ?? String(err) }));
 
@@ -164,7 +170,7 @@ async function main() {
     const memStart = memory(gc);
     const stats = { steps: 0, messages: 0, bytes: 0, connections: 0, loginFailures: 0, proxyClosed: 0, abandoned: 0, leftAfterDamage: 0, byKind: {}, errorsByCode: {}, fatalByCode: {} };
     const deadline = Date.now() + opts.seconds * 1000;
-    const shared = { stats, finding, stop: () => Date.now() >= deadline || stats.messages >= opts.messages };
+    const shared = { stats, finding, note, stop: () => Date.now() >= deadline || stats.messages >= opts.messages };
     let peak = memStart;
     const sampler = setInterval(() => {
       const m = memory(gc);
@@ -202,6 +208,7 @@ async function main() {
     check('no hang, unreadable answer or failed login', other === 0, `${other} findings`);
 
     const logs = logErrors(logFile);
+    const parser = parserStats();
     const classes = {};
     for (const [code, n] of Object.entries(stats.errorsByCode)) classes[code.slice(0, 2)] = (classes[code.slice(0, 2)] ?? 0) + n;
     const lines = [
@@ -214,6 +221,7 @@ async function main() {
       `errors by SQLSTATE: ${JSON.stringify(Object.fromEntries(Object.entries(stats.errorsByCode).sort((a, b) => b[1] - a[1])))}`,
       `crashes: ${crashes}; findings: ${findings.length}${findings.length ? ` (saved under ${opts.out})` : ''}`,
       `RSS: start ${mb(memStart.rss)}, end ${mb(memEnd.rss)}; heapUsed: start ${mb(memStart.heapUsed)}, end ${mb(memEnd.heapUsed)}`,
+      `parser: ${parser.recycled.failure} instances retired after a failure, ${parser.recycled.memory} for memory, ${parser.unavailable} statements refused while none was loaded; notes: ${notes.length}${notes.length ? ` (first 20 under ${opts.out})` : ''}`,
       `proxy log: errors ${JSON.stringify(logs.counts)}, warnings ${JSON.stringify(logs.warnings)}`,
       ...results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`),
     ];
