@@ -187,14 +187,14 @@ export class ResponseRouter {
    * The session ends with requests unanswered: the statement running reports `error`, the
    * requests behind it did not run (their events say so), and no change they carried applies.
    */
-  abandon(error: ProxyError): void {
+  abandon(error: ProxyError, as: 'refused' | 'error' = 'refused'): void {
     const items = this.pending.drain();
     // The statement running is the first with an event before the batch ends (a Parse or Bind
     // being planned reports through its Execute).
     const sync = items.findIndex((item) => item.kind === 'sync');
     const running = items.findIndex((item, i) => item.audit !== undefined && (sync < 0 || i < sync));
     items.forEach((item, i) => {
-      if (i === running) this.report(item, { refused: error });
+      if (i === running) this.report(item, as === 'refused' ? { refused: error } : { error: { code: error.sqlstate, message: error.message } });
       item.audit?.end();
       skipEffects(item);
     });

@@ -94,6 +94,9 @@ export class Session {
   private pumping = false;
   private closed = false;
   private terminating = false;
+  /** The client is gone; the session waits for PostgreSQL's answers to what it sent (release()). */
+  private draining = false;
+  private drainTimer?: NodeJS.Timeout;
   /** Output to the client waits behind this while a write's audit event is made durable. */
   private output?: Promise<void>;
   /** Prepared statements and portals, as PostgreSQL has confirmed them. */
@@ -154,6 +157,11 @@ export class Session {
     this.auditor = new StatementAuditor(deps.audit, deps.metrics, base, deps.log);
   }
 
+  /** No more client messages are handled: the session has ended or is draining. */
+  private get ended(): boolean {
+    return this.closed || this.draining;
+  }
+
   get txStatus(): 'I' | 'T' | 'E' {
     return this.router.txStatus;
   }
@@ -186,7 +194,7 @@ export class Session {
   // ---- client → upstream ----
 
   private onClientData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.ended) return;
     let messages: FrontendMessage[];
     try {
       messages = this.deps.decoder.push(chunk) as FrontendMessage[];
@@ -210,7 +218,7 @@ export class Session {
     this.pumping = true;
     this.server.cork(); // one write upstream per batch of client messages
     try {
-      while (this.inbox.length > 0 && !this.closed && !this.terminating) {
+      while (this.inbox.length > 0 && !this.ended && !this.terminating) {
         const pending = this.handle(this.inbox.shift()!);
         if (pending) {
           this.server.uncork();
@@ -292,7 +300,7 @@ export class Session {
    * batch, PostgreSQL has not answered yet: it is handled once that answer is in.
    */
   private after(answered: Promise<void>, message: FrontendMessage): Promise<void> {
-    return answered.then(() => (this.closed ? undefined : this.handle(message)));
+    return answered.then(() => (this.ended ? undefined : this.handle(message)));
   }
 
   // ---- simple protocol ----
@@ -312,7 +320,7 @@ export class Session {
     }
     const declared = declaredCursors(result.statements);
     const fetches = fetchCaps(this.state, result.statements, declared);
-    if (fetches instanceof Promise) return fetches.then(() => (this.closed ? undefined : this.queryAnalyzed(sql, result)));
+    if (fetches instanceof Promise) return fetches.then(() => (this.ended ? undefined : this.queryAnalyzed(sql, result)));
     if (fetches instanceof ProxyError) {
       this.refuse('query', fetches, sent);
       return undefined;
@@ -361,7 +369,7 @@ export class Session {
         (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined) ??
         (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: NO_PARAMS }) : undefined) ??
         (scans.length > 0 ? await this.budgets.scans(scans, NO_PARAMS) : undefined);
-      if (this.closed) return;
+      if (this.ended) return;
       if (refused) this.refuse('query', refused, sent);
       else send();
     })();
@@ -442,7 +450,7 @@ export class Session {
       return undefined;
     }
     return this.budgets.scans([prepared.sql], params).then((refused) => {
-      if (this.closed) return;
+      if (this.ended) return;
       if (refused) this.refuse('bind', refused, this.sentOf(prepared));
       else send();
     });
@@ -511,7 +519,7 @@ export class Session {
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes ? 'write' : 'read'))).refused : undefined) ??
         (writeBudget ? await this.budgets.writes(1) : undefined) ??
         (portal?.held ? await holdForApproval(this.pinned, portal.held) : undefined);
-      if (this.closed) return;
+      if (this.ended) return;
       if (refused) this.refuse('execute', refused, sent);
       else send();
     })();
@@ -703,10 +711,12 @@ export class Session {
       return;
     }
     if (out.length > 0) this.toClient(out.length === 1 ? out[0] : Buffer.concat(out));
+    if (this.draining && this.router.pending.size === 0) this.endDrained();
   }
 
   /** In order, behind any write whose audit event is still being made durable. */
   private toClient(bytes: Buffer): void {
+    if (this.draining) return; // the client is gone; answers still arriving only complete their audit events
     if (!this.output) {
       if (!this.client.write(bytes)) this.server.pause();
       return;
@@ -720,40 +730,74 @@ export class Session {
 
   private terminate(): void {
     this.terminating = true;
-    this.server.end(serialize.end());
     this.client.end();
-    this.close();
+    if (this.router.pending.size === 0) {
+      this.server.end(serialize.end());
+      this.close();
+      return;
+    }
+    // What was sent before Terminate runs to its end in PostgreSQL; its answers complete the events.
+    this.draining = true;
+    this.drainTimer = setTimeout(() => this.abandonDrain('the session ended before the database answered'), 2 * this.deps.config.session.deadlineMarginMs);
+    this.drainTimer.unref();
   }
 
   /** Sends a FATAL error to the client and ends the session. */
   private fatal(error: ProxyError): void {
-    if (this.closed) return;
+    if (this.ended) return;
     const fields = { ...error.toFields(), severity: 'FATAL' };
     this.client.end(backend.errorResponse(fields));
-    this.releaseUpstream();
-    this.close();
+    this.release();
   }
 
   private onClientClose(): void {
-    if (this.closed) return;
-    this.releaseUpstream();
-    this.close();
+    if (this.ended) return;
+    this.release();
   }
 
   private onUpstreamClose(): void {
-    if (this.closed || this.terminating) return;
+    if (this.closed) return;
+    if (this.draining) {
+      this.abandonDrain('the connection to the database was lost before it answered');
+      return;
+    }
+    if (this.terminating) return;
     this.deps.log.warn('upstream connection lost');
     this.fatal(new ProxyError('upstream_lost'));
   }
 
-  /** Cancels anything still running upstream, then closes the upstream session. */
-  private releaseUpstream(): void {
-    if (this.router.pending.size > 0) {
-      const { upstream, config } = this.deps;
-      void cancelUpstream(config.upstream, upstream.processId, upstream.secretKey).finally(() => this.server.destroy());
-    } else if (!this.server.destroyed) {
-      this.server.end(serialize.end());
+  /**
+   * The client is gone (or is being sent away). What was already sent upstream may be running and
+   * may commit: PostgreSQL is asked to cancel it, and its answers are still read, so that every
+   * statement gets the event of what really happened (I7). The upstream session ends once nothing
+   * is pending, or after the deadline margin, when what is still unanswered is recorded as of
+   * unknown outcome.
+   */
+  private release(): void {
+    if (this.router.pending.size === 0) {
+      if (!this.server.destroyed) this.server.end(serialize.end());
+      this.close();
+      return;
     }
+    this.draining = true;
+    const { upstream, config } = this.deps;
+    void cancelUpstream(config.upstream, upstream.processId, upstream.secretKey);
+    this.drainTimer = setTimeout(() => this.abandonDrain('the session ended before the database answered'), 2 * config.session.deadlineMarginMs);
+    this.drainTimer.unref();
+  }
+
+  private endDrained(): void {
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    if (!this.server.destroyed) this.server.end(serialize.end());
+    this.close();
+  }
+
+  private abandonDrain(why: string): void {
+    if (this.closed) return;
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.router.abandon(new ProxyError('upstream_lost', { message: `${why}: the outcome of the statement is unknown` }), 'error');
+    this.server.destroy();
+    this.close();
   }
 
   private close(): void {

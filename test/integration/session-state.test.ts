@@ -636,3 +636,30 @@ describe('a row limit on the Execute of a write without RETURNING (JDBC executeU
     expect(event.changes?.rows).toHaveLength(before);
   });
 });
+
+describe('a client that leaves with a write in flight: the write is audited as what really happened', () => {
+  for (const how of ['closes its socket', 'sends Terminate'] as const) {
+    test(`the client ${how} right after an autocommit INSERT: every row written has its event, every statement one event`, async () => {
+      const p = await start(POLICY, { session: { deadline_margin_ms: 2000 } });
+      const before = await tenantOrders();
+      const runs = 10;
+      for (let i = 0; i < runs; i++) {
+        const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+        c.send(serialize.query(`/*reason='leaving ${i}'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, ${7000 + i})`));
+        if (how === 'sends Terminate') c.send(serialize.end());
+        await new Promise((r) => setImmediate(r));
+        c.socket.destroy();
+      }
+      // Each session drains what it sent before it ends: wait for the proxy to have no session left.
+      for (let i = 0; i < 100 && p.server.activeSessions > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      // Budget: 3 writes a minute per tenant; the rest are refused. Every statement has exactly one event.
+      const events = p.auditEvents().filter((e) => e.kind === 'statement' && e.reason?.startsWith('leaving'));
+      expect(events).toHaveLength(runs);
+      const written = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 AND total_cents BETWEEN 7000 AND 7099');
+      expect(written.length).toBe((await tenantOrders()) - before);
+      const audited = new Set(events.flatMap((e) => e.changes?.rows.map((r) => String(r.key.id)) ?? []));
+      for (const row of written) expect(audited.has(String(row.id))).toBe(true);
+      await db.query('DELETE FROM orders WHERE tenant_id = 1 AND total_cents BETWEEN 7000 AND 7099');
+    });
+  }
+});
