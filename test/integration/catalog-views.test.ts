@@ -1,4 +1,4 @@
-// The pg_catalog relations served through the policy (pg_type, pg_namespace) and the session's identity: what drivers
+// The pg_catalog relations served through the policy (pg_type, pg_namespace, pg_range) and the session's identity: what drivers
 // read at connect works, and no schema, type or role beyond what the policy shows is named. Every case under both protocols.
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -44,6 +44,11 @@ describe.each(modes)('$protocol protocol', ({ extended }) => {
     const rows = await query("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'int4'");
     expect(rows).toHaveLength(1);
     expect(await query("SELECT t.typname FROM pg_type t JOIN pg_namespace ns ON t.typnamespace = ns.oid WHERE ns.nspname = 'internal_secrets'")).toEqual([]);
+  });
+
+  test("Sequelize's type lookup at connect (pg_type with pg_range) runs", async () => {
+    const rows = await query("SELECT t.typname, r.rngsubtype FROM pg_type t JOIN pg_range r ON r.rngtypid = t.oid WHERE t.typname = 'int4range'");
+    expect(rows).toHaveLength(1);
   });
 
   test("the session's identity is the agent's own user name, never the upstream role", async () => {

@@ -23,7 +23,7 @@ import { dropSchemaQualifiers } from './qualified';
 import { forgesTenant } from './tenant';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
-import { approvalsTable, catalogViewColumns, nameLiteral, namespacesTable, typesTable, virtualTable } from './virtual';
+import { approvalsTable, catalogViewColumns, nameLiteral, namespacesTable, rangesTable, typesTable, virtualTable } from './virtual';
 import { replaceRelations } from './walk';
 import { guardWrite, type WriteInfo } from './writes';
 
@@ -124,7 +124,7 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
   switch (resolution.kind) {
     case 'catalog':
       if (catalogViewColumns(resolution.schema, resolution.name) && !sampled && !rv.alias?.colnames?.length) {
-        return resolution.name === 'pg_type' ? typesTable(rv) : namespacesTable(rv, scope);
+        return resolution.name === 'pg_type' ? typesTable(rv) : resolution.name === 'pg_range' ? rangesTable(rv) : namespacesTable(rv, scope);
       }
       throw catalogNotAllowed(rv);
     case 'unknown':

@@ -340,10 +340,26 @@ export function namespacesTable(rv: RangeVar, scope: ReadScope): Node {
 /** pg_namespace's columns, for resolving `n.name` over the view above. */
 export const PG_NAMESPACE_COLUMNS: readonly string[] = ['oid', 'nspname', 'nspowner', 'nspacl'];
 
+/**
+ * pg_catalog.pg_range, which Sequelize reads at connect: range types describe types only (every
+ * one of them is in the pg_type view too), never a table or its rows.
+ */
+export function rangesTable(rv: RangeVar): Node {
+  const view = parseTemplate('SELECT * FROM (SELECT r.* FROM pg_catalog.pg_range r OFFSET 0) AS pg_range', 'pg_range view').fromClause?.[0] as {
+    RangeSubselect: { alias: { aliasname: string } };
+  };
+  view.RangeSubselect.alias = { aliasname: rv.alias?.aliasname ?? rv.relname ?? 'pg_range' };
+  return view as unknown as Node;
+}
+
+/** pg_range's columns (PostgreSQL 14 and later). */
+export const PG_RANGE_COLUMNS: readonly string[] = ['rngtypid', 'rngsubtype', 'rngmultitypid', 'rngcollation', 'rngsubopc', 'rngcanonical', 'rngsubdiff'];
+
+const CATALOG_VIEWS: Record<string, readonly string[]> = { pg_type: PG_TYPE_COLUMNS, pg_namespace: PG_NAMESPACE_COLUMNS, pg_range: PG_RANGE_COLUMNS };
+
 /** The pg_catalog relations served through a policy view, and their columns. */
 export function catalogViewColumns(schema: string, name: string): readonly string[] | undefined {
-  if (schema !== 'pg_catalog') return undefined;
-  return name === 'pg_type' ? PG_TYPE_COLUMNS : name === 'pg_namespace' ? PG_NAMESPACE_COLUMNS : undefined;
+  return schema === 'pg_catalog' && Object.hasOwn(CATALOG_VIEWS, name) ? CATALOG_VIEWS[name] : undefined;
 }
 
 /** One of the principal's own approvals, as ormai.approvals shows it. */
