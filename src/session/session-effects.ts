@@ -34,8 +34,11 @@ export function sessionEffects(state: SessionState, statements: readonly Analyze
   };
 }
 
+const NONE: ReadonlyMap<number, Portal> = new Map();
+
 /** The cursors `statements` declare, by statement index: each a portal whose FETCHes share one row cap. */
-export function declaredCursors(statements: readonly AnalyzedStatement[]): Map<number, Portal> {
+export function declaredCursors(statements: readonly AnalyzedStatement[]): ReadonlyMap<number, Portal> {
+  if (!statements.some((s) => s.nodeType === 'DeclareCursorStmt')) return NONE;
   const declared = new Map<number, Portal>();
   statements.forEach((s, i) => {
     if (s.nodeType !== 'DeclareCursorStmt') return;
@@ -53,6 +56,7 @@ export function declaredCursors(statements: readonly AnalyzedStatement[]): Map<n
  */
 export function fetchCaps(state: SessionState, statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): Array<RowCap | undefined> | Promise<void> | ProxyError {
   const caps: Array<RowCap | undefined> = [];
+  if (!statements.some((s) => s.nodeType === 'FetchStmt')) return caps;
   const here = new Map<string, Portal>();
   for (const [i, s] of statements.entries()) {
     if (s.nodeType === 'DeclareCursorStmt') here.set(nameKey(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? ''), declared.get(i)!);

@@ -424,7 +424,7 @@ export class Session {
       return undefined;
     }
     const prepared = resumed;
-    const fetches = fetchCaps(this.state, prepared.statements, new Map());
+    const fetches = fetchCaps(this.state, prepared.statements, declaredCursors(prepared.statements));
     if (fetches instanceof Promise) return this.after(fetches, message);
     if (fetches instanceof ProxyError) {
       this.refuse('bind', fetches, this.sentOf(prepared));

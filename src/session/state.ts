@@ -46,7 +46,17 @@ interface Change {
   seq: number;
   /** What the name holds once the change is confirmed; undefined removes it. */
   value: Value;
-  settled: Promise<void>;
+  /** Resolved when the change is answered; made only for a message that has to wait for it. */
+  settled?: Promise<void>;
+  settle?: () => void;
+  open: boolean;
+}
+
+/** A promise for the change's answer (most changes are answered before anything asks). */
+function answered(change: Change): Promise<void> {
+  if (!change.open) return Promise.resolve();
+  change.settled ??= new Promise<void>((resolve) => (change.settle = resolve));
+  return change.settled;
 }
 
 /** What a message sees under a name now, or the answer it has to wait for first. */
@@ -166,7 +176,7 @@ export class SessionState {
     const mine = own?.[own.length - 1];
     const all = every?.[every.length - 1];
     const last = mine && all ? (mine.seq > all.seq ? mine : all) : (mine ?? all);
-    if (last) return last.batch === this.batch ? { value: last.value as Entry<T> | undefined } : { wait: last.settled };
+    if (last) return last.batch === this.batch ? { value: last.value as Entry<T> | undefined } : { wait: answered(last) };
     return { value: this.confirmed[table].get(key) as Entry<T> | undefined };
   }
 
@@ -179,8 +189,7 @@ export class SessionState {
   private change(table: Table, name: string, value: Value, onFail: Value | typeof KEEP, invisible = false): Effect {
     const key = nameKey(name);
     const id = table + key;
-    let settle!: () => void;
-    const change: Change = { batch: this.batch, seq: this.seq++, value, settled: new Promise<void>((resolve) => (settle = resolve)) };
+    const change: Change = { batch: this.batch, seq: this.seq++, value, open: true };
     if (!invisible) {
       const list = this.inFlight.get(id);
       if (list) list.push(change);
@@ -188,10 +197,9 @@ export class SessionState {
     }
     const adds = value !== undefined && key !== '' && key !== ALL;
     if (adds) this.adding[table]++;
-    let open = true;
     const finish = (outcome: Value | typeof KEEP) => {
-      if (!open) return;
-      open = false;
+      if (!change.open) return;
+      change.open = false;
       if (adds) this.adding[table]--;
       const changes = this.inFlight.get(id);
       const at = changes ? changes.indexOf(change) : -1;
@@ -206,7 +214,7 @@ export class SessionState {
         else if (outcome === undefined) map.delete(key);
         else map.set(key, outcome);
       }
-      settle();
+      change.settle?.();
     };
     return { done: () => finish(value), failed: () => finish(onFail), skipped: () => finish(KEEP) };
   }
