@@ -379,14 +379,15 @@ export class Session {
 
   private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[], removed?: Analysis): void {
     const result = removed ?? this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
+    const refused: SentStatement = { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags };
     if (!result.ok) {
       // The refused Parse keeps its statement name: PostgreSQL drops the unnamed statement when a
       // Parse for it fails, as the agent's own would have; a named one it keeps.
-      this.refuse('parse', result.error, { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
+      this.refuse('parse', result.error, refused, message.name);
       return;
     }
     if (this.state.full('S', message.name, this.deps.config.session.statements)) {
-      this.refuse('parse', sessionLimit('prepared statements', this.deps.config.session.statements), { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags }, message.name);
+      this.refuse('parse', sessionLimit('prepared statements', this.deps.config.session.statements), refused, message.name);
       return;
     }
     const first = result.statements[0];
@@ -731,15 +732,8 @@ export class Session {
   private terminate(): void {
     this.terminating = true;
     this.client.end();
-    if (this.router.pending.size === 0) {
-      this.server.end(serialize.end());
-      this.close();
-      return;
-    }
     // What was sent before Terminate runs to its end in PostgreSQL; its answers complete the events.
-    this.draining = true;
-    this.drainTimer = setTimeout(() => this.abandonDrain('the session ended before the database answered'), 2 * this.deps.config.session.deadlineMarginMs);
-    this.drainTimer.unref();
+    this.release(false);
   }
 
   /** Sends a FATAL error to the client and ends the session. */
@@ -768,21 +762,20 @@ export class Session {
 
   /**
    * The client is gone (or is being sent away). What was already sent upstream may be running and
-   * may commit: PostgreSQL is asked to cancel it, and its answers are still read, so that every
-   * statement gets the event of what really happened (I7). The upstream session ends once nothing
-   * is pending, or after the deadline margin, when what is still unanswered is recorded as of
-   * unknown outcome.
+   * may commit: PostgreSQL is asked to cancel it (unless the client ended the session itself), and
+   * its answers are still read, so that every statement gets the event of what really happened
+   * (I7). The upstream session ends once nothing is pending, or after twice the deadline margin,
+   * when what is still unanswered is recorded as of unknown outcome.
    */
-  private release(): void {
+  private release(cancel = true): void {
     if (this.router.pending.size === 0) {
       if (!this.server.destroyed) this.server.end(serialize.end());
       this.close();
       return;
     }
     this.draining = true;
-    const { upstream, config } = this.deps;
-    void cancelUpstream(config.upstream, upstream.processId, upstream.secretKey);
-    this.drainTimer = setTimeout(() => this.abandonDrain('the session ended before the database answered'), 2 * config.session.deadlineMarginMs);
+    if (cancel) this.cancel();
+    this.drainTimer = setTimeout(() => this.abandonDrain('the session ended before the database answered'), 2 * this.deps.config.session.deadlineMarginMs);
     this.drainTimer.unref();
   }
 

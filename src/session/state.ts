@@ -59,6 +59,11 @@ function answered(change: Change): Promise<void> {
   return change.settled;
 }
 
+/** One message's changes of both tables, answered together. */
+function both(s: Effect, p: Effect): Effect {
+  return { done: () => (s.done(), p.done()), failed: () => (s.failed(), p.failed()), skipped: () => (s.skipped(), p.skipped()) };
+}
+
 /** What a message sees under a name now, or the answer it has to wait for first. */
 export type Lookup<T> = { value: T | undefined; wait?: undefined } | { wait: Promise<void> };
 
@@ -143,16 +148,12 @@ export class SessionState {
 
   /** DISCARD ALL: every statement and portal. */
   discardAll(): Effect {
-    const s = this.removeAll('S');
-    const p = this.removeAll('P');
-    return { done: () => (s.done(), p.done()), failed: () => (s.failed(), p.failed()), skipped: () => (s.skipped(), p.skipped()) };
+    return both(this.removeAll('S'), this.removeAll('P'));
   }
 
   /** A simple Query replaces the unnamed statement and portal with its own (exec_simple_query), whatever its outcome. */
   query(): Effect {
-    const s = this.change('S', '', undefined, undefined);
-    const p = this.change('P', '', undefined, undefined);
-    return { done: () => (s.done(), p.done()), failed: () => (s.failed(), p.failed()), skipped: () => (s.skipped(), p.skipped()) };
+    return both(this.change('S', '', undefined, undefined), this.change('P', '', undefined, undefined));
   }
 
   /**

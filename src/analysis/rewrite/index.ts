@@ -186,8 +186,7 @@ function principalIdentity(tree: Node, user: string): void {
   walk([tree], (node) => {
     const target = (node as { ResTarget?: ResTarget }).ResTarget;
     if (target && target.name === undefined) {
-      let value = target.val;
-      while (value && ('TypeCast' in value || 'CollateClause' in value)) value = 'TypeCast' in value ? value.TypeCast.arg : value.CollateClause.arg;
+      const value = underCasts(target.val);
       const op = value && 'SQLValueFunction' in value ? value.SQLValueFunction.op : undefined;
       if (op && IDENTITY_VALUES[op]) target.name = IDENTITY_VALUES[op];
     }
@@ -214,9 +213,14 @@ function isCurrentDatabase(node: Node | undefined): boolean {
 
 /** Would PostgreSQL name this output column after a current_database() call inside it? */
 function namedAfterCall(value: Node | undefined): boolean {
+  return isCurrentDatabase(underCasts(value));
+}
+
+/** The expression inside any casts and COLLATE clauses: PostgreSQL names an output column after it (FigureColname). */
+function underCasts(value: Node | undefined): Node | undefined {
   let node = value;
   while (node && ('TypeCast' in node || 'CollateClause' in node)) node = 'TypeCast' in node ? node.TypeCast.arg : node.CollateClause.arg;
-  return isCurrentDatabase(node);
+  return node;
 }
 
 const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
