@@ -42,6 +42,7 @@ export function checkAttributeNotation(root: Node, scope: ReadScope | undefined,
 
 function check(root: Node, scope: ReadScope | undefined, policy: PolicySnapshot | undefined): void {
   let entries: Entries | undefined;
+  // Catalog helpers are not allowed here: the rewrite guards them in call syntax only (rewrite/catalog-functions.ts).
   const allowed = (name: string): boolean => isFunctionAllowed([name], policy);
   if (!scope) {
     // Without a read policy no relation's columns are known: only the names the allow-list

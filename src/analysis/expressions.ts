@@ -1,10 +1,10 @@
 // One walk over a classified read or write: function allow-list (attribute notation too), reg* casts, session value functions, join depth.
-import type { Alias, ColumnRef, CommonTableExpr, FuncCall, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
+import type { Alias, ColumnRef, CommonTableExpr, FuncCall, Node, RangeTableSample, RangeVar, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { checkAttributeNotation } from './attributes';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
-import type { AnalysisContext, AnalyzedStatement } from './types';
+import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement } from './types';
 
 /**
  * Checks every expression of a read or write (EXPLAIN's statement included) and every query
@@ -63,9 +63,43 @@ function reserved(name: string | undefined): void {
   }
 }
 
+function cteNames(tree: unknown): Set<string> {
+  const names = new Set<string>();
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const v of value) stack.push(v);
+      continue;
+    }
+    const node = value as Record<string, unknown>;
+    const cte = node.CommonTableExpr as CommonTableExpr | undefined;
+    if (cte?.ctename) names.add(cte.ctename);
+    for (const key in node) stack.push(node[key]);
+  }
+  return names;
+}
+
 function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
   if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
-  const policy = ctx.scope?.policy;
+  const scope = ctx.scope;
+  const policy = scope?.policy;
+  // Catalog helpers and reg* casts are confined to visible objects by the read rewrite: only
+  // allowed when it is the one that runs (tests may put another in its place).
+  const guarded = scope !== undefined && ctx.rewrite === undefined;
+  // System relations are served as small policy views (the visible objects only): catalog
+  // queries of drivers and psql join many of them, and they do not count towards the limit.
+  // A CTE may take a catalog's name; an unqualified name any CTE has is counted.
+  let ctes: Set<string> | undefined;
+  const counted = (item: Node): boolean => {
+    if (!scope || nodeTypeOf(item) !== 'RangeVar') return true;
+    const rv = nodeBody<RangeVar>(item);
+    ctes ??= cteNames(stmt.stmt);
+    if (rv.schemaname === undefined && ctes.has(rv.relname ?? '')) return true;
+    const kind = scope.resolve(rv.schemaname, rv.relname ?? '').kind;
+    return kind !== 'catalog' && kind !== 'virtual';
+  };
   const maxJoins = policy?.maxJoinDepth;
   const stack: unknown[] = [stmt.stmt];
   while (stack.length > 0) {
@@ -76,14 +110,23 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
       continue;
     }
     const node = value as Record<string, unknown>;
-    if (maxJoins !== undefined) checkJoinDepth(node, maxJoins);
+    if (maxJoins !== undefined) checkJoinDepth(node, maxJoins, counted);
     for (const key in node) {
       const child = node[key];
       if (child === null || typeof child !== 'object') continue;
       switch (key) {
         case 'FuncCall':
-          checkFuncCall(child as FuncCall, policy);
+          checkFuncCall(child as FuncCall, policy, guarded);
           break;
+        case 'TypeCast': {
+          // A cast to regclass, regtype, … is confined to visible objects by the read rewrite
+          // (rewrite/catalog-functions.ts); a reg* type anywhere else (a column definition list)
+          // is refused below.
+          const cast = child as { arg?: unknown; typeName?: TypeName };
+          if (cast.typeName) checkTypeName(cast.typeName, ctx.scope?.catalog.types, guarded);
+          stack.push(cast.arg);
+          continue;
+        }
         case 'SQLValueFunction':
           checkValueFunction(child as SQLValueFunction, ctx.scope !== undefined && ctx.principal !== undefined && (stmt.kind === 'read' || stmt.kind === 'write'));
           break;

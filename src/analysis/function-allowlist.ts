@@ -141,6 +141,24 @@ export const REFUSED_BY_DEFAULT: readonly string[] = [
   'ts_debug', 'pg_sequence_*', 'xpath*', 'xmlexists', 'query_*', 'cursor_*',
 ];
 
+/**
+ * Catalog helpers allowed when the read rewrite runs: it passes each object argument through the
+ * policy view of its catalog (rewrite/catalog-functions.ts), so they describe visible objects
+ * only and give NULL for any other. pg_get_userbyid answers the agent's own name. Sizes
+ * (pg_table_size and the like) stay refused: they count every tenant's rows.
+ */
+export const CATALOG_FUNCTIONS: readonly string[] = [
+  'format_type', 'pg_type_is_visible', 'pg_get_indexdef', 'pg_get_constraintdef', 'pg_get_triggerdef',
+  'pg_get_statisticsobjdef_columns', 'pg_table_is_visible', 'pg_relation_is_publishable', 'pg_partition_ancestors',
+  'pg_function_is_visible', 'pg_get_function_arguments', 'pg_get_function_result', 'pg_get_function_identity_arguments',
+  'has_table_privilege', 'has_any_column_privilege', 'has_sequence_privilege', 'has_schema_privilege',
+  'has_function_privilege', 'has_type_privilege', 'has_database_privilege', 'pg_get_expr', 'pg_get_serial_sequence',
+  'obj_description', 'col_description', 'pg_get_userbyid', 'pg_encoding_to_char', 'pg_size_pretty',
+];
+
+/** Casts to these reg* types are allowed when the read rewrite runs, which filters what they name the same way. */
+export const CATALOG_CASTS: ReadonlySet<string> = new Set(['regclass', 'regtype', 'regnamespace', 'regproc', 'regprocedure']);
+
 /** TABLESAMPLE methods that ship with PostgreSQL; others come from extensions. */
 export const BUILTIN_SAMPLE_METHODS: readonly string[] = ['bernoulli', 'system'];
 

@@ -6,6 +6,8 @@ import { globToRegExp } from '../policy/scope';
 import {
   BUILTIN_FUNCTIONS,
   BUILTIN_SAMPLE_METHODS,
+  CATALOG_CASTS,
+  CATALOG_FUNCTIONS,
   NEVER_ALLOWED,
   REFUSED_BY_DEFAULT,
   REG_TYPES,
@@ -63,7 +65,7 @@ function quoteIdent(name: string): string {
  * the built-ins; a call in any other schema only when allow_functions names it exactly. A
  * database-qualified name (db.schema.f) is never allowed.
  */
-export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapshot | undefined): boolean {
+export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapshot | undefined, catalog = false): boolean {
   if (parts.length === 0 || parts.length > 2 || parts.some((p) => p === '')) return false;
   const system = parts.length === 1 || parts[0] === 'pg_catalog';
   const name = parts[parts.length - 1];
@@ -71,18 +73,21 @@ export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapsh
   if (!system) return allowed.has(parts.join('.'));
   if (isNever(name)) return false;
   if (allowed.has(name)) return true;
+  // `catalog`: the read rewrite runs and confines these calls to visible objects.
+  if (catalog && CATALOG_FUNCTIONS.includes(name)) return true;
   return BUILTIN.has(name) && !isRefusedByDefault(name);
 }
 
 const SESSION_HINT =
   'The database session belongs to the proxy: its user and role are not available to queries. current_schema() and current_database() answer the pinned schema and the database you connected to; CURRENT_DATE, CURRENT_TIMESTAMP and the like are free to use.';
 
-export function checkFuncCall(call: FuncCall, policy: PolicySnapshot | undefined): void {
+/** `catalog`: the read rewrite runs (a scope, the real rewrite), which guards catalog helper calls. */
+export function checkFuncCall(call: FuncCall, policy: PolicySnapshot | undefined, catalog = false): void {
   const parts = nameParts(call.funcname);
   // current_database() is answered by the read rewrite, which needs a policy; without one the
   // upstream database's name would reach the agent.
   const upstreamName = !policy && parts[parts.length - 1] === 'current_database';
-  if (!upstreamName && isFunctionAllowed(parts, policy)) return;
+  if (!upstreamName && isFunctionAllowed(parts, policy, catalog)) return;
   if (call.funcformat === 'COERCE_SQL_SYNTAX') {
     // Written as SQL syntax (SYSTEM_USER, XMLEXISTS(...)): name it as the agent wrote it.
     const name = parts[parts.length - 1];
@@ -104,7 +109,7 @@ const REG_HINT =
  * A table's row type (`NULL::customers`, `json_populate_record(NULL::t, …)`) would otherwise
  * show a table's columns, hidden ones included, and tell which table names exist.
  */
-export function checkTypeName(type: TypeName, builtinTypes?: ReadonlySet<string>): void {
+export function checkTypeName(type: TypeName, builtinTypes?: ReadonlySet<string>, catalogCast = false): void {
   const parts = nameParts(type.names);
   if (parts.length === 0) return; // %TYPE references and the like carry no name list here
   const system = parts.length === 1 || parts[0] === 'pg_catalog';
@@ -112,7 +117,7 @@ export function checkTypeName(type: TypeName, builtinTypes?: ReadonlySet<string>
     throw new ProxyError('type_not_allowed', { message: `type "${parts.join('.')}" does not exist` });
   }
   const name = parts[parts.length - 1].replace(/^_/, '');
-  if (system && REG_TYPES.has(name)) {
+  if (system && REG_TYPES.has(name) && !(catalogCast && CATALOG_CASTS.has(name))) {
     throw new ProxyError('function_not_allowed', {
       message: `cast to ${name}${type.arrayBounds || parts[parts.length - 1].startsWith('_') ? '[]' : ''} is not allowed`,
       hint: REG_HINT,

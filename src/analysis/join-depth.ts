@@ -13,7 +13,7 @@ import { nodeBody, nodeTypeOf } from './types';
  * subquery joins inside counts at its own level, never at its parent's; an INSERT's target
  * is not joined with its SELECT.
  */
-export function relationsAtLevel(level: Record<string, unknown>): number {
+export function relationsAtLevel(level: Record<string, unknown>, counts: (item: Node) => boolean = () => true): number {
   const from = (level.fromClause ?? level.usingClause) as Node[] | undefined;
   let count = level.relation ? 1 : 0;
   const stack: Node[] = from ? [...from] : [];
@@ -23,7 +23,7 @@ export function relationsAtLevel(level: Record<string, unknown>): number {
       const join = nodeBody<{ larg?: Node; rarg?: Node }>(item);
       if (join.larg) stack.push(join.larg);
       if (join.rarg) stack.push(join.rarg);
-    } else {
+    } else if (counts(item)) {
       count += 1;
     }
   }
@@ -34,9 +34,9 @@ export function relationsAtLevel(level: Record<string, unknown>): number {
  * Checks one node that may be a query level (anything holding a FROM or USING list); the
  * caller visits every node of the tree, so nested levels are checked as they are reached.
  */
-export function checkJoinDepth(node: Record<string, unknown>, maxJoins: number): void {
+export function checkJoinDepth(node: Record<string, unknown>, maxJoins: number, counts?: (item: Node) => boolean): void {
   if (!Array.isArray(node.fromClause) && !Array.isArray(node.usingClause)) return;
-  const joins = relationsAtLevel(node) - 1;
+  const joins = Math.max(relationsAtLevel(node, counts), 1) - 1;
   if (joins <= maxJoins) return;
   throw new ProxyError('join_depth_exceeded', {
     message: `the query joins ${joins + 1} relations in one FROM clause (${joins} joins); the policy allows at most ${maxJoins}`,

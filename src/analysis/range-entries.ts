@@ -10,6 +10,7 @@ import type { Alias, ColumnDef, ColumnRef, CommonTableExpr, FuncCall, Node, Rang
 import type { PolicySnapshot } from '../policy/load';
 import { SYSTEM_COLUMNS, type ReadScope } from '../policy/scope';
 import { isBuiltinFunction, isFunctionAllowed } from './functions';
+import { CATALOG_FUNCTIONS } from './function-allowlist';
 import { APPROVAL_COLUMN_NAMES, catalogViewColumns, virtualColumnNames } from './rewrite/virtual';
 import { nodeBody, nodeTypeOf } from './types';
 
@@ -186,7 +187,10 @@ export class Entries {
       case 'virtual':
         return [renamed(virtualColumnNames(resolution.name), rv.alias)];
       case 'catalog':
-        return catalogViewColumns(resolution.schema, resolution.name) ? [renamed(catalogViewColumns(resolution.schema, resolution.name)!, rv.alias)] : [];
+        {
+        const columns = catalogViewColumns(this.scope, resolution.schema, resolution.name);
+        return columns ? [renamed(columns, rv.alias)] : [];
+      }
       case 'unknown':
         return [];
     }
@@ -343,7 +347,7 @@ export class Entries {
       const parts = names(call?.funcname);
       const name = parts[parts.length - 1] ?? '';
       const system = parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog');
-      if (!call || !system || !isBuiltinFunction(name) || !isFunctionAllowed(parts, this.policy)) return undefined;
+      if (!call || !system || !(isBuiltinFunction(name) || CATALOG_FUNCTIONS.includes(name)) || !isFunctionAllowed(parts, this.policy, true)) return undefined;
       if (name === 'unnest' && calls.length === 1 && call.args?.length === 1) return this.unnestColumns(fn);
       if (ARGUMENT_TYPED.has(name)) return undefined;
       if (OUT_COLUMNS[name]) columns.push(...OUT_COLUMNS[name]);

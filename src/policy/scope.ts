@@ -51,6 +51,42 @@ export interface CatalogSnapshot {
    * row types (whose text form lists a relation's real columns).
    */
   parameterTypes: ReadonlySet<number>;
+  /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */
+  objects?: CatalogObjects;
+}
+
+/** An object that hangs off a registered table, with the columns (attnums) of that table it reads. */
+export interface TableObject {
+  oid: number;
+  /** The table's oid. */
+  rel: number;
+  columns: number[];
+}
+
+/** A system relation the proxy serves: its oid and its columns in the upstream's version. */
+export interface SystemRelation {
+  oid: number;
+  columns: string[];
+  /** format_type() of each column, in the same order. */
+  types: string[];
+}
+
+/** Indexes, constraints, defaults and owned sequences of the registered tables, and the served system relations. */
+export interface CatalogObjects {
+  /** otherRelations: the index reads a relation other than its table (never shown). */
+  indexes: Array<TableObject & { otherRelations: boolean }>;
+  /** type: pg_constraint.contype; parent (0 for none) and parentColumns: a foreign key's referenced table. */
+  constraints: Array<TableObject & { type: string; name: string; parent: number; parentColumns: number[] }>;
+  /** attnum: the column the default belongs to; otherRelations: it names a relation other than a sequence. */
+  defaults: Array<TableObject & { attnum: number; otherRelations: boolean }>;
+  /** Sequences owned by a column (serial, identity). */
+  sequences: Array<{ oid: number; rel: number; attnum: number }>;
+  /** Every namespace's oid by name. */
+  namespaces: ReadonlyMap<string, number>;
+  /** By `schema.name`: the pg_catalog and information_schema relations served through the policy. */
+  systemRelations: ReadonlyMap<string, SystemRelation>;
+  /** The upstream role the proxy logs in as (pg_roles shows it under the agent's name). */
+  role: string;
 }
 
 /** A column the agent can see; `mask` set when it only ever sees the masked value. */

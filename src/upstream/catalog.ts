@@ -5,6 +5,8 @@ import { REG_TYPES } from '../analysis/function-allowlist';
 import type { UpstreamTarget } from '../config/load';
 import type { PolicySnapshot } from '../policy/load';
 import type { CatalogRelation, CatalogSnapshot } from '../policy/scope';
+import { SERVED_SYSTEM_RELATIONS } from '../analysis/rewrite/catalog-views';
+import { loadCatalogObjects } from './catalog-objects';
 
 const TYPES = `
   SELECT t.oid::int8 AS oid, t.typname AS name, t.typtype::text AS typtype, e.typtype::text AS elem_typtype, e.typname AS elem_name
@@ -126,7 +128,8 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     const typeRows = (await client.query(TYPES)).rows as Array<{ oid: string; name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }>;
     const types = new Set(typeRows.map((r) => r.name));
     const parameterTypes = new Set(typeRows.filter(parameterType).map((r) => Number(r.oid)));
-    return { database: target.database, searchPath, relations, types, parameterTypes };
+    const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
+    return { database: target.database, searchPath, relations, types, parameterTypes, objects };
   } finally {
     await client.end();
   }

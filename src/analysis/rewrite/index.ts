@@ -20,6 +20,8 @@ import {
   tooDeep,
 } from './refusals';
 import { dropSchemaQualifiers } from './qualified';
+import { guardCatalogCalls } from './catalog-functions';
+import { servedRelation } from './catalog-views';
 import { forgesTenant } from './tenant';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
@@ -55,6 +57,8 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 
   const tree = cloneTree(stmt.stmt);
   dropSchemaQualifiers(tree, scope);
+  // Before relations are replaced: the lookups the guards add go through the policy views too.
+  guardCatalogCalls(tree, scope, principal);
   const system = systemColumnsNamed(tree);
   const replace = (rv: RangeVar, sampled: boolean): Node => policyRelation(rv, sampled, scope, principal, ctx.approvals, system);
   let top: Node | undefined = tree;
@@ -122,11 +126,15 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
   }
   const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
   switch (resolution.kind) {
-    case 'catalog':
-      if (catalogViewColumns(resolution.schema, resolution.name) && !sampled && !rv.alias?.colnames?.length) {
-        return resolution.name === 'pg_type' ? typesTable(rv) : resolution.name === 'pg_range' ? rangesTable(rv) : namespacesTable(rv, scope);
+    case 'catalog': {
+      if (!catalogViewColumns(scope, resolution.schema, resolution.name) || sampled || rv.alias?.colnames?.length) throw catalogNotAllowed(rv);
+      if (scope.catalog.objects) {
+        const view = servedRelation(rv, resolution.schema, resolution.name, scope, principal);
+        if (!view) throw catalogNotAllowed(rv);
+        return view;
       }
-      throw catalogNotAllowed(rv);
+      return resolution.name === 'pg_type' ? typesTable(rv) : resolution.name === 'pg_range' ? rangesTable(rv) : namespacesTable(rv, scope);
+    }
     case 'unknown':
       throw modelNotAllowed(rv);
     case 'table':

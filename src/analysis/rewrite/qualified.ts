@@ -13,7 +13,7 @@ function relationKey(scope: ReadScope, schema: string | undefined, name: string)
     case 'virtual':
       return `information_schema.${resolution.name}`;
     case 'catalog':
-      return catalogViewColumns(resolution.schema, resolution.name) ? `pg_catalog.${resolution.name}` : undefined;
+      return catalogViewColumns(scope, resolution.schema, resolution.name) ? `${resolution.schema}.${resolution.name}` : undefined;
     case 'unknown':
       return undefined;
   }

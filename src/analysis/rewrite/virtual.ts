@@ -1,6 +1,7 @@
 // information_schema.tables and .columns answered from the policy, and ormai.approvals from the approvals store: VALUES lists of only what the agent may see.
 import type { Node, RangeVar, ResTarget, SelectStmt } from '@pgsql/types';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
+import { servedColumns } from './catalog-views';
 import { visibleType } from './derived';
 import { cloneTree, intConst, parseTemplate, stringConst } from './nodes';
 
@@ -357,8 +358,13 @@ export const PG_RANGE_COLUMNS: readonly string[] = ['rngtypid', 'rngsubtype', 'r
 
 const CATALOG_VIEWS: Record<string, readonly string[]> = { pg_type: PG_TYPE_COLUMNS, pg_namespace: PG_NAMESPACE_COLUMNS, pg_range: PG_RANGE_COLUMNS };
 
-/** The pg_catalog relations served through a policy view, and their columns. */
-export function catalogViewColumns(schema: string, name: string): readonly string[] | undefined {
+/**
+ * The system relations served through a policy view, and their columns: those of the catalog
+ * the proxy loaded (catalog-views.ts), or, for a catalog loaded without its objects, the three
+ * type and schema relations drivers read at connect.
+ */
+export function catalogViewColumns(scope: ReadScope, schema: string, name: string): readonly string[] | undefined {
+  if (scope.catalog.objects) return servedColumns(scope, schema, name);
   return schema === 'pg_catalog' && Object.hasOwn(CATALOG_VIEWS, name) ? CATALOG_VIEWS[name] : undefined;
 }
 

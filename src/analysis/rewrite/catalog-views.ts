@@ -1,0 +1,293 @@
+// pg_catalog and information_schema relations answered through the policy: each is replaced by a fenced derived table over the real relation that keeps only the objects the policy makes visible.
+//
+// What is visible (computed once per compiled scope from the catalog the proxy loaded):
+//   tables       the policy's tables;
+//   columns      their visible columns (denied ones absent, masked ones present with the type the agent sees);
+//   indexes      of visible tables, when every column the index reads (keys, expressions, predicate) is visible;
+//   constraints  of visible tables, when every column they read is visible (and a foreign key's parent and its columns too);
+//   defaults     of visible columns, when the expression reads only visible columns and names no relation but sequences;
+//   sequences    owned by visible columns;
+//   namespaces   pg_catalog, information_schema and the schemas of visible tables.
+// Statistics never show other tenants' data: reltuples/relpages read as never analysed, the
+// pg_stat* views keep their identifying columns and have every counter NULL. Objects that could
+// name hidden columns or other relations (triggers, row security policies, rewrite rules,
+// publications, extended statistics) are served empty.
+//
+// The filter is the proxy's own condition inside the fence (OFFSET 0), so the agent's
+// conditions never run on the rows it removes, and it reads oid lists, so it is an index scan.
+import type { Node, RangeVar } from '@pgsql/types';
+import type { Principal } from '../../auth/principal';
+import type { CatalogObjects, ReadScope, SystemRelation } from '../../policy/scope';
+import { SHOWABLE } from '../settings';
+import { visibleType } from './derived';
+import { parseTemplate } from './nodes';
+
+/** The oids (and column attnums) of what the policy makes visible. */
+export interface Visibility {
+  tables: number[];
+  /** Visible attnums by table oid. */
+  columns: Map<number, number[]>;
+  indexes: number[];
+  constraints: number[];
+  defaults: number[];
+  sequences: number[];
+  namespaces: number[];
+  /** Masked columns the agent sees as text, and columns the null mask empties: [table oid, attnum]. */
+  asText: Array<[number, number]>;
+  nulled: Array<[number, number]>;
+  /** (schema, table, constraint) of visible constraints, PostgreSQL 15's NOT NULL pseudo-constraints included. */
+  constraintNames: Array<[string, string, string]>;
+  /** (schema, table, column) of visible columns. */
+  columnNames: Array<[string, string, string]>;
+}
+
+const visibilities = new WeakMap<ReadScope, Visibility>();
+
+export function visibility(scope: ReadScope): Visibility {
+  let v = visibilities.get(scope);
+  if (v) return v;
+  const objects = scope.catalog.objects;
+  const columns = new Map<number, number[]>();
+  const asText: Array<[number, number]> = [];
+  const nulled: Array<[number, number]> = [];
+  const columnNames: Array<[string, string, string]> = [];
+  const tables: number[] = [];
+  const oidOf = new Map<number, { schema: string; name: string }>();
+  for (const t of scope.tables.values()) {
+    const rel = scope.catalog.relations.get(`${t.schema}.${t.name}`);
+    if (!rel) continue;
+    tables.push(rel.oid);
+    oidOf.set(rel.oid, { schema: t.schema, name: t.name });
+    columns.set(rel.oid, t.columns.map((c) => c.attnum));
+    for (const c of t.columns) {
+      if (visibleType(c) !== c.type) asText.push([rel.oid, c.attnum]);
+      if (c.mask === 'null') nulled.push([rel.oid, c.attnum]);
+      columnNames.push([t.schema, t.name, c.name]);
+    }
+  }
+  const sees = (rel: number, cols: readonly number[]) => {
+    const visible = columns.get(rel);
+    return visible !== undefined && cols.every((c) => visible.includes(c));
+  };
+  const indexes = (objects?.indexes ?? []).filter((i) => !i.otherRelations && sees(i.rel, i.columns)).map((i) => i.oid);
+  const constraints = (objects?.constraints ?? []).filter((c) => sees(c.rel, c.columns) && (c.parent === 0 || sees(c.parent, c.parentColumns)));
+  const defaults = (objects?.defaults ?? []).filter((d) => !d.otherRelations && sees(d.rel, [d.attnum, ...d.columns])).map((d) => d.oid);
+  const sequences = (objects?.sequences ?? []).filter((s) => sees(s.rel, [s.attnum])).map((s) => s.oid);
+  const schemas = new Set(['pg_catalog', 'information_schema', ...[...scope.tables.values()].map((t) => t.schema)]);
+  const namespaces = [...schemas].map((s) => objects?.namespaces.get(s)).filter((o): o is number => o !== undefined);
+  const constraintNames: Array<[string, string, string]> = [];
+  for (const c of constraints) {
+    const t = oidOf.get(c.rel);
+    if (t && c.name) constraintNames.push([t.schema, t.name, c.name]);
+  }
+  // PostgreSQL before 18 lists each NOT NULL column in information_schema as a CHECK constraint
+  // named <namespace oid>_<table oid>_<attnum>_not_null.
+  for (const t of scope.tables.values()) {
+    const rel = scope.catalog.relations.get(`${t.schema}.${t.name}`);
+    const nsp = objects?.namespaces.get(t.schema);
+    if (!rel || nsp === undefined) continue;
+    for (const c of t.columns) if (c.notNull) constraintNames.push([t.schema, t.name, `${nsp}_${rel.oid}_${c.attnum}_not_null`]);
+  }
+  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, asText, nulled, constraintNames, columnNames };
+  visibilities.set(scope, v);
+  return v;
+}
+
+const oids = (list: readonly number[]): string => `'{${list.join(',')}}'::pg_catalog.oid[]`;
+const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+const pairs = (list: ReadonlyArray<readonly [number, number]>): string => list.map(([r, a]) => `(${r}, ${a})`).join(', ');
+
+/** `(x.a, x.b, x.c) IN ((…), …)` over name triples, or false for none. */
+function triples(cols: [string, string, string], list: ReadonlyArray<readonly [string, string, string]>): string {
+  if (list.length === 0) return 'false';
+  return `(x.${cols[0]}::text, x.${cols[1]}::text, x.${cols[2]}::text) IN (${list.map((t) => `(${t.map(literal).join(', ')})`).join(', ')})`;
+}
+
+/** The visible columns of visible tables (and every attribute of a visible index), as a condition on x.attrelid/x.attnum. */
+function attributes(v: Visibility, rel = 'x.attrelid', num = 'x.attnum'): string {
+  const parts = [`${rel} = ANY(${oids(v.indexes)})`];
+  for (const [oid, nums] of v.columns) parts.push(`(${rel} = ${oid} AND ${num} = ANY('{${nums.join(',')}}'::pg_catalog.int2[]))`);
+  return `(${parts.join(' OR ')})`;
+}
+
+interface Context {
+  v: Visibility;
+  scope: ReadScope;
+  principal: Principal;
+  objects: CatalogObjects;
+  relation: SystemRelation;
+}
+
+interface ViewSpec {
+  /** The proxy's condition on the relation's rows (alias x). */
+  filter(c: Context): string;
+  /** Column → SQL expression (alias x) replacing the real value; cast to the column's type. */
+  overrides?(c: Context): Record<string, string>;
+}
+
+const EMPTY: ViewSpec = { filter: () => 'false' };
+const ALL: ViewSpec = { filter: () => 'true' };
+
+/** The counters of a statistics view are NULL: they count every tenant's rows and reads. */
+function statistics(keys: readonly string[], filter: (c: Context) => string): ViewSpec {
+  return {
+    filter,
+    overrides: (c) => {
+      const out: Record<string, string> = {};
+      for (const col of c.relation.columns) if (!keys.includes(col)) out[col] = 'NULL';
+      return out;
+    },
+  };
+}
+
+/** Relations the agent sees under the policy: tables, their visible indexes and owned sequences. */
+const relations = (v: Visibility): number[] => [...v.tables, ...v.indexes, ...v.sequences];
+/** `schema.name` text of a relation as a regclass, inside the fence. */
+const regclassOf = (schema: string, name: string): string => `pg_catalog.to_regclass(pg_catalog.format('%I.%I', x.${schema}, x.${name}))::pg_catalog.oid`;
+
+const PG_CATALOG: Record<string, ViewSpec> = {
+  pg_class: {
+    filter: ({ v }) => `x.oid = ANY(${oids(relations(v))})`,
+    // Sizes and row estimates count every tenant's rows: read as a relation never analysed.
+    overrides: () => ({ reltuples: '-1', relpages: '0', relallvisible: '0', relallfrozen: '0', relacl: 'NULL' }),
+  },
+  pg_attribute: {
+    filter: ({ v }) => `x.attnum > 0 AND NOT x.attisdropped AND ${attributes(v)}`,
+    overrides: ({ v }) => ({
+      ...(v.asText.length ? { atttypid: `CASE WHEN (x.attrelid, x.attnum) IN (${pairs(v.asText)}) THEN 25 ELSE x.atttypid END`, atttypmod: `CASE WHEN (x.attrelid, x.attnum) IN (${pairs(v.asText)}) THEN -1 ELSE x.atttypmod END` } : {}),
+      ...(v.nulled.length ? { attnotnull: `CASE WHEN (x.attrelid, x.attnum) IN (${pairs(v.nulled)}) THEN false ELSE x.attnotnull END` } : {}),
+      // A dropped-then-added column's missing value is a stored data value.
+      attmissingval: 'NULL',
+      attacl: 'NULL',
+    }),
+  },
+  pg_index: { filter: ({ v }) => `x.indexrelid = ANY(${oids(v.indexes)})` },
+  pg_constraint: { filter: ({ v }) => `x.oid = ANY(${oids(v.constraints)})` },
+  pg_attrdef: { filter: ({ v }) => `x.oid = ANY(${oids(v.defaults)})` },
+  pg_description: {
+    filter: ({ v }) =>
+      `(x.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ((x.objsubid = 0 AND x.objoid = ANY(${oids(relations(v))})) OR ${attributes(v, 'x.objoid', 'x.objsubid')}))` +
+      ` OR (x.classoid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND x.objoid = ANY(${oids(v.constraints)}))` +
+      ` OR (x.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND x.objoid = ANY(${oids(v.namespaces)}))`,
+  },
+  pg_sequence: { filter: ({ v }) => `x.seqrelid = ANY(${oids(v.sequences)})` },
+  // last_value moves with every tenant's inserts.
+  pg_sequences: { filter: ({ v }) => `${regclassOf('schemaname', 'sequencename')} = ANY(${oids(v.sequences)})`, overrides: () => ({ last_value: 'NULL' }) },
+  pg_inherits: { filter: ({ v }) => `x.inhrelid = ANY(${oids(v.tables)}) AND x.inhparent = ANY(${oids(v.tables)})` },
+  pg_namespace: { filter: ({ v }) => `x.oid = ANY(${oids(v.namespaces)})`, overrides: () => ({ nspacl: 'NULL' }) },
+  // Row types of relations (and their arrays) would name every table, hidden ones included.
+  pg_type: { filter: () => 'x.typrelid = 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = x.typelem AND e.typrelid <> 0)', overrides: () => ({ typacl: 'NULL' }) },
+  pg_range: ALL,
+  pg_enum: ALL,
+  pg_am: ALL,
+  pg_opclass: ALL,
+  pg_opfamily: ALL,
+  pg_collation: ALL,
+  pg_extension: { filter: () => 'true', overrides: () => ({ extconfig: 'NULL', extcondition: 'NULL' }) },
+  pg_language: { filter: () => 'true', overrides: () => ({ lanacl: 'NULL' }) },
+  // Only the agent's own database, under the name it connected with.
+  pg_database: {
+    filter: ({ scope }) => `x.datname = ${literal(scope.catalog.database)}`,
+    overrides: ({ principal }) => ({ datname: principal.database === undefined ? 'NULL' : literal(principal.database), datacl: 'NULL' }),
+  },
+  // The proxy's role, under the agent's name and with no power of its own to show.
+  pg_roles: {
+    filter: ({ objects }) => `x.rolname = ${literal(objects.role)}`,
+    overrides: ({ principal }) => ({ rolname: literal(principal.user), rolsuper: 'false', rolcreaterole: 'false', rolcreatedb: 'false', rolreplication: 'false', rolbypassrls: 'false', rolconfig: 'NULL' }),
+  },
+  pg_user: {
+    filter: ({ objects }) => `x.usename = ${literal(objects.role)}`,
+    overrides: ({ principal }) => ({ usename: literal(principal.user), usesuper: 'false', usecreatedb: 'false', userepl: 'false', usebypassrls: 'false', useconfig: 'NULL' }),
+  },
+  // Built-in functions only: the agent can call no other (and their source is not the agent's to read).
+  pg_proc: {
+    filter: ({ objects }) => `x.pronamespace = ${objects.namespaces.get('pg_catalog') ?? 11}`,
+    overrides: () => ({ prosqlbody: 'NULL', proacl: 'NULL', proconfig: 'NULL' }),
+  },
+  pg_settings: { filter: () => `x.name = ANY(ARRAY[${[...SHOWABLE, 'max_index_keys', 'max_identifier_length', 'max_function_args', 'block_size', 'integer_datetimes', 'standard_conforming_strings'].map(literal).join(', ')}]::text[])` },
+  pg_tables: { filter: ({ v }) => `${regclassOf('schemaname', 'tablename')} = ANY(${oids(v.tables)})`, overrides: ({ principal }) => ({ tableowner: literal(principal.user) }) },
+  pg_indexes: { filter: ({ v }) => `${regclassOf('schemaname', 'indexname')} = ANY(${oids(v.indexes)})` },
+  // A view's definition names the relations under it.
+  pg_views: { filter: ({ v }) => `${regclassOf('schemaname', 'viewname')} = ANY(${oids(v.tables)})`, overrides: ({ principal }) => ({ viewowner: literal(principal.user), definition: 'NULL' }) },
+  pg_trigger: EMPTY,
+  pg_policy: EMPTY,
+  pg_policies: EMPTY,
+  pg_rewrite: EMPTY,
+  pg_rules: EMPTY,
+  pg_publication: EMPTY,
+  pg_publication_rel: EMPTY,
+  pg_publication_namespace: EMPTY,
+  pg_statistic_ext: EMPTY,
+  pg_stat_user_tables: statistics(['relid', 'schemaname', 'relname'], ({ v }) => `x.relid = ANY(${oids(v.tables)})`),
+  pg_stat_all_tables: statistics(['relid', 'schemaname', 'relname'], ({ v }) => `x.relid = ANY(${oids(v.tables)})`),
+  pg_statio_user_tables: statistics(['relid', 'schemaname', 'relname'], ({ v }) => `x.relid = ANY(${oids(v.tables)})`),
+  pg_statio_all_tables: statistics(['relid', 'schemaname', 'relname'], ({ v }) => `x.relid = ANY(${oids(v.tables)})`),
+  pg_stat_user_indexes: statistics(['relid', 'indexrelid', 'schemaname', 'relname', 'indexrelname'], ({ v }) => `x.indexrelid = ANY(${oids(v.indexes)})`),
+  pg_stat_all_indexes: statistics(['relid', 'indexrelid', 'schemaname', 'relname', 'indexrelname'], ({ v }) => `x.indexrelid = ANY(${oids(v.indexes)})`),
+  pg_statio_user_indexes: statistics(['relid', 'indexrelid', 'schemaname', 'relname', 'indexrelname'], ({ v }) => `x.indexrelid = ANY(${oids(v.indexes)})`),
+};
+
+const INFORMATION_SCHEMA: Record<string, ViewSpec> = {
+  table_constraints: { filter: ({ v }) => triples(['table_schema', 'table_name', 'constraint_name'], v.constraintNames) },
+  key_column_usage: { filter: ({ v }) => triples(['table_schema', 'table_name', 'constraint_name'], v.constraintNames) },
+  // A foreign key lists the parent's columns here under the child's constraint name.
+  constraint_column_usage: {
+    filter: ({ v }) =>
+      `${triples(['table_schema', 'table_name', 'column_name'], v.columnNames)} AND (x.constraint_schema::text, x.constraint_name::text) IN (SELECT s, n FROM (VALUES ${
+        v.constraintNames.length ? v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ') : "(NULL::text, NULL::text)"
+      }) AS k(s, n))`,
+  },
+  referential_constraints: {
+    filter: ({ v }) =>
+      v.constraintNames.length
+        ? `(x.constraint_schema::text, x.constraint_name::text) IN (${v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ')})`
+        : 'false',
+  },
+};
+
+/** `schema.name` of every system relation served through the policy (what the catalog loader reads the columns of). */
+export const SERVED_SYSTEM_RELATIONS: readonly string[] = [...Object.keys(PG_CATALOG), ...Object.keys(INFORMATION_SCHEMA)];
+
+function specOf(schema: string, name: string): ViewSpec | undefined {
+  const table = schema === 'pg_catalog' ? PG_CATALOG : schema === 'information_schema' ? INFORMATION_SCHEMA : undefined;
+  return table && Object.hasOwn(table, name) ? table[name] : undefined;
+}
+
+/** The columns of a served system relation, as the upstream has them; undefined when it is not served. */
+export function servedColumns(scope: ReadScope, schema: string, name: string): readonly string[] | undefined {
+  if (!specOf(schema, name)) return undefined;
+  return scope.catalog.objects?.systemRelations.get(`${schema}.${name}`)?.columns;
+}
+
+const views = new WeakMap<ReadScope, Map<string, Node>>();
+
+/** The policy view that replaces a served system relation; undefined when the relation is not served. */
+export function servedRelation(rv: RangeVar, schema: string, name: string, scope: ReadScope, principal: Principal): Node | undefined {
+  const spec = specOf(schema, name);
+  const objects = scope.catalog.objects;
+  const relation = objects?.systemRelations.get(`${schema}.${name}`);
+  if (!spec || !objects || !relation) return undefined;
+  let byKey = views.get(scope);
+  if (!byKey) {
+    byKey = new Map();
+    views.set(scope, byKey);
+  }
+  const key = `${schema}.${name}\u0000${principal.user}\u0000${principal.database ?? ''}`;
+  let view = byKey.get(key);
+  if (!view) {
+    const c: Context = { v: visibility(scope), scope, principal, objects, relation };
+    const overrides = spec.overrides?.(c) ?? {};
+    const list = relation.columns
+      .map((col, i) => {
+        const quoted = `"${col.replace(/"/g, '""')}"`;
+        return Object.hasOwn(overrides, col) ? `CAST(${overrides[col]} AS ${relation.types[i]}) AS ${quoted}` : `x.${quoted}`;
+      })
+      .join(', ');
+    const sql = `SELECT * FROM (SELECT ${list} FROM ${schema}.${name} x WHERE ${spec.filter(c)} OFFSET 0) AS v`;
+    view = parseTemplate(sql, `${schema}.${name} view`).fromClause?.[0] as Node;
+    byKey.set(key, view);
+  }
+  const out = structuredClone(view) as { RangeSubselect: { alias: { aliasname: string } } };
+  out.RangeSubselect.alias = { aliasname: rv.alias?.aliasname ?? rv.relname ?? name };
+  return out as unknown as Node;
+}
