@@ -51,6 +51,8 @@ export interface CatalogSnapshot {
    * row types (whose text form lists a relation's real columns).
    */
   parameterTypes: ReadonlySet<number>;
+  /** The same types by pg_catalog name (arrays as `_elem`), for the types SQL PREPARE declares by name. */
+  parameterTypeNames?: ReadonlyMap<string, number>;
 }
 
 /** A column the agent can see; `mask` set when it only ever sees the masked value. */
