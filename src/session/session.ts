@@ -257,7 +257,13 @@ export class Session {
         const found = message.target === 'S' ? this.state.statement(message.name) : this.state.portal(message.name);
         if (found.wait) return this.after(found.wait, message);
         // A write's capture columns are cut off its description too.
-        const prepared = message.target === 'S' ? (found.value as Prepared | undefined) : (found.value as Portal | undefined)?.prepared;
+        let prepared = message.target === 'S' ? (found.value as Prepared | undefined) : (found.value as Portal | undefined)?.prepared;
+        if (prepared?.statements[0]?.nodeType === 'ExecuteStmt') {
+          // A Parse'd EXECUTE is described by PostgreSQL as the statement the name holds.
+          const targets = executeTargets(this.state, prepared.statements, new Map());
+          if (targets instanceof Promise) return this.after(targets, message);
+          prepared = targets instanceof ProxyError ? undefined : targets.get(0);
+        }
         const spec = prepared?.statements[0] ? captureOf(prepared.statements[0]) : undefined;
         this.forward(message.raw, { kind: 'describe', ...(spec ? { captures: [spec] } : {}) });
         return undefined;
