@@ -121,6 +121,16 @@ describe.each(modes)('SQL PREPARE / EXECUTE ($protocol)', (mode) => {
     expect(events[0].changes?.rows).toHaveLength(1);
   });
 
+  test('an EXECUTE that asks for a dry run of a prepared write is refused, never run', async () => {
+    await withAgent(async (c) => {
+      await ok(c, mode, `${R}PREPARE real (int) AS UPDATE orders SET status = 'cancelled' WHERE id = $1`);
+      expect((await fails(c, mode, "/*dry_run='true'*/ EXECUTE real(2)")).routine).toBe('ormai.statement_not_allowed');
+      await ok(c, mode, "/*dry_run='true'*/ PREPARE preview (int) AS UPDATE orders SET status = 'cancelled' WHERE id = $1");
+      await ok(c, mode, 'EXECUTE preview(2)');
+    });
+    expect((await db.query('SELECT status FROM orders WHERE id = 2'))[0].status).toBe('paid');
+  });
+
   test('EXECUTE of a write counts against the write budget', async () => {
     await withAgent(async (c) => {
       await ok(c, mode, `${R}PREPARE touch (int) AS UPDATE orders SET status = status WHERE id = $1`);
