@@ -1,7 +1,8 @@
 // Classification: each parsed statement's kind and written tables, and refusal of every kind not allowed.
-import type { DeclareCursorStmt, ExplainStmt, FetchStmt, Node, RangeVar, TransactionStmt, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
+import type { DeclareCursorStmt, ExecuteStmt, ExplainStmt, FetchStmt, Node, PrepareStmt, RangeVar, TransactionStmt, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { notAllowed, statementName } from './labels';
+import { checkExecuteArguments, parameterTypeOids } from './prepared-sql';
 import { checkSet, checkShow, checkTransactionOptions } from './settings';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type WriteTarget } from './types';
 
@@ -45,6 +46,18 @@ export function classify(node: Node, ctx: AnalysisContext): AnalyzedStatement {
     case 'FetchStmt':
       // FETCH reads a cursor the session declared (its query was checked then); MOVE only moves it.
       return done(nodeBody<FetchStmt>(node).ismove ? 'session' : 'read');
+    case 'PrepareStmt': {
+      // The body is what a Parse of the same text would be: classified (and later checked and
+      // rewritten, pipeline.ts) under the same rules. PREPARE itself runs nothing.
+      const prepare = nodeBody<PrepareStmt>(node);
+      const paramTypes = parameterTypeOids(prepare, ctx);
+      if (!prepare.query) throw new ProxyError('statement_not_understood', { message: 'PREPARE without a statement is not understood' });
+      return { ...done('session'), body: classify(prepare.query, ctx), paramTypes };
+    }
+    case 'ExecuteStmt':
+      // Runs a statement PostgreSQL holds; the session enforces that statement's analysis.
+      checkExecuteArguments(nodeBody<ExecuteStmt>(node), ctx);
+      return done('session');
     case 'DeallocateStmt':
     case 'ClosePortalStmt':
     case 'DiscardStmt':
@@ -166,7 +179,7 @@ function checkExplain(explain: ExplainStmt, ctx: AnalysisContext): void {
   } else {
     throw new ProxyError('statement_not_allowed', {
       message: `EXPLAIN ${inner ? statementName(innerType, nodeBody(inner)) : ''} is not allowed`,
-      hint: 'EXPLAIN works for SELECT, INSERT, UPDATE and DELETE.',
+      hint: innerType === 'ExecuteStmt' ? "EXPLAIN works for SELECT, INSERT, UPDATE and DELETE: explain the prepared statement's query itself, with the values written in." : 'EXPLAIN works for SELECT, INSERT, UPDATE and DELETE.',
     });
   }
 }

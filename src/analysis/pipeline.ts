@@ -4,6 +4,7 @@
 //   parse (libpg-query) → classify and refuse → rewrite (the read policy, when a scope is set) → deparse → verify.
 // Only the deparsed text is ever forwarded; the agent's own text, comments included, never is.
 // The one exception to "no clock": a wall-time budget, checked between stages (tree-bounds.ts).
+import type { Node, PrepareStmt } from '@pgsql/types';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import { classify } from './classify';
 import { extractTags } from './comments';
@@ -14,7 +15,7 @@ import { parseWithTexts } from './parser';
 import { countAnalysisError } from './parser-host';
 import { rewriteReads } from './rewrite';
 import { AnalysisBudget, checkTree } from './tree-bounds';
-import type { Analysis, AnalysisContext, AnalyzedStatement, RewriteStep } from './types';
+import { nodeBody, type Analysis, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from './types';
 
 export { initAnalysis } from './parser';
 export type {
@@ -60,16 +61,31 @@ export function analyze(sql: string, context: AnalysisContext): Analysis {
     // Classify everything before printing anything: one refused part refuses the whole text.
     const classified = nodes.map((node) => classify(node, ctx));
     // Functions, reg* casts and join depth, on the agent's own tree before anything is added to it.
-    for (const stmt of classified) checkExpressions(stmt, ctx, () => rewrite(stmt, ctx));
+    // A SQL PREPARE's body is checked and rewritten in its place, as the query of a Parse would be.
+    for (const stmt of classified) {
+      const checked = stmt.body ?? stmt;
+      checkExpressions(checked, ctx, () => rewrite(checked, ctx));
+    }
     budget.check('rewrite');
-    const rewritten = classified.map((stmt) => rewrite(stmt, ctx));
+    const rewritten = classified.map((stmt) => (stmt.body ? withBody(stmt, rewrite(stmt.body, ctx)) : rewrite(stmt, ctx)));
     budget.check('deparse');
     const texts = deparseVerified(rewritten.map((s) => s.stmt));
-    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({ ...s, sql: texts[i], agentSql: parsed[i].text }));
+    const statements: AnalyzedStatement[] = rewritten.map((s, i) => ({
+      ...s,
+      sql: texts[i],
+      agentSql: parsed[i].text,
+      ...(s.body ? { body: { ...s.body, sql: deparseVerified([s.body.stmt])[0], agentSql: parsed[i].text } } : {}),
+    }));
     return { ok: true, sql: texts.join('; '), statements, tags };
   } catch (err) {
     const error = toProxyError(err);
     if (COUNTED.has(error.code)) countAnalysisError(error.code);
     return { ok: false, error, tags };
   }
+}
+
+/** A PREPARE whose tree carries its rewritten body: what is forwarded is `PREPARE name (types) AS <rewritten body>`. */
+function withBody(prepare: AnalyzedStatement, body: AnalyzedStatement): AnalyzedStatement {
+  const node = { PrepareStmt: { ...nodeBody<PrepareStmt>(prepare.stmt), query: body.stmt } } as Node;
+  return { ...prepare, stmt: node, body };
 }

@@ -33,6 +33,10 @@ export interface AnalyzedStatement {
   rowLimit?: number;
   /** Set for INSERT, UPDATE and DELETE under a policy: what is written, and why. */
   write?: WriteInfo;
+  /** SQL PREPARE: its body, analysed (and rewritten) as the query of a Parse would be. */
+  body?: AnalyzedStatement;
+  /** SQL PREPARE: the OIDs of the declared parameter types, as a Parse would declare them. */
+  paramTypes?: number[];
 }
 
 /**

@@ -225,7 +225,7 @@ export const catalogue = {
     sqlstate: '26000',
     severity: 'ERROR',
     message: 'prepared statement does not exist',
-    hint: 'Prepare the statement again (Parse) before binding it; a failed Parse or a Close leaves no statement of that name.',
+    hint: 'Prepare the statement again (Parse or PREPARE) before binding or executing it; a failed Parse or PREPARE, a Close, DEALLOCATE or DISCARD ALL leaves no statement of that name.',
   },
   portal_not_found: {
     sqlstate: '34000',

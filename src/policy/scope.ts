@@ -51,6 +51,8 @@ export interface CatalogSnapshot {
    * row types (whose text form lists a relation's real columns).
    */
   parameterTypes: ReadonlySet<number>;
+  /** The same types by pg_catalog name (arrays as `_elem`), for the types SQL PREPARE declares by name. */
+  parameterTypeNames?: ReadonlyMap<string, number>;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */
   objects?: CatalogObjects;
 }

@@ -5,14 +5,25 @@ import { nodeBody } from '../analysis/types';
 import { ProxyError } from '../errors/catalogue';
 import { RowCap } from '../results/row-cap';
 import { nameKey, type Effect, type SessionState } from './state';
-import type { Portal } from './statements';
+import type { Portal, Prepared } from './statements';
 
-/** What DEALLOCATE, CLOSE and DISCARD statements change in the session's statements and portals, once they complete. */
-export function sessionEffects(state: SessionState, statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): { effects?: Array<Effect | undefined> } {
+/** What PREPARE, DEALLOCATE, CLOSE and DISCARD statements change in the session's statements and portals, once they complete. */
+export function sessionEffects(
+  state: SessionState,
+  statements: readonly AnalyzedStatement[],
+  declared: ReadonlyMap<number, Portal>,
+  prepared: ReadonlyMap<number, Prepared> = NO_PREPARED,
+): { effects?: Array<Effect | undefined> } {
   if (!statements.some((s) => s.kind === 'session') && declared.size === 0) return {};
   return {
     effects: statements.map((s, i) => {
       switch (s.nodeType) {
+        case 'PrepareStmt': {
+          // As a named Parse: the name holds the statement once PostgreSQL confirms it; a
+          // PREPARE that fails (a name in use, an aborted transaction) leaves the name as it was.
+          const record = prepared.get(i);
+          return record ? state.parse(record) : undefined;
+        }
         case 'DeclareCursorStmt': {
           const cursor = declared.get(i);
           return cursor ? state.bind(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? '', cursor) : undefined;
@@ -35,6 +46,7 @@ export function sessionEffects(state: SessionState, statements: readonly Analyze
 }
 
 const NONE: ReadonlyMap<number, Portal> = new Map();
+const NO_PREPARED: ReadonlyMap<number, Prepared> = new Map();
 
 /** The cursors `statements` declare, by statement index: each a portal whose FETCHes share one row cap. */
 export function declaredCursors(statements: readonly AnalyzedStatement[]): ReadonlyMap<number, Portal> {

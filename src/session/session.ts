@@ -4,7 +4,7 @@ import type { DeclareCursorStmt } from '@pgsql/types';
 import { serialize } from 'pg-protocol';
 import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
-import { analyze, type Analysis, type AnalysisContext } from '../analysis/pipeline';
+import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
 import { nodeBody } from '../analysis/types';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
@@ -31,6 +31,7 @@ import { ResponseRouter } from './router';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
 import { SessionState } from './state';
+import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
 import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
@@ -256,7 +257,13 @@ export class Session {
         const found = message.target === 'S' ? this.state.statement(message.name) : this.state.portal(message.name);
         if (found.wait) return this.after(found.wait, message);
         // A write's capture columns are cut off its description too.
-        const prepared = message.target === 'S' ? (found.value as Prepared | undefined) : (found.value as Portal | undefined)?.prepared;
+        let prepared = message.target === 'S' ? (found.value as Prepared | undefined) : (found.value as Portal | undefined)?.prepared;
+        if (prepared?.statements[0]?.nodeType === 'ExecuteStmt') {
+          // A Parse'd EXECUTE is described by PostgreSQL as the statement the name holds.
+          const targets = executeTargets(this.state, prepared.statements, new Map());
+          if (targets instanceof Promise) return this.after(targets, message);
+          prepared = targets instanceof ProxyError ? undefined : targets.get(0);
+        }
         const spec = prepared?.statements[0] ? captureOf(prepared.statements[0]) : undefined;
         this.forward(message.raw, { kind: 'describe', ...(spec ? { captures: [spec] } : {}) });
         return undefined;
@@ -331,32 +338,55 @@ export class Session {
         return undefined;
       }
     }
-    const writes = result.statements.filter(isWrite).length;
-    const held = result.statements.find((s) => s.write?.approval);
-    const scans = this.budgets.limitsScans ? result.statements.filter(readsRows).map((s) => s.sql) : [];
+    const prepared = sqlPrepared(result.statements, result.tags, this.snap);
+    for (const p of prepared.values()) {
+      if (this.state.full('S', p.name, this.deps.config.session.statements)) {
+        this.refuse('query', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
+        return undefined;
+      }
+    }
+    const targets = executeTargets(this.state, result.statements, prepared);
+    if (targets instanceof Promise) return targets.then(() => (this.ended ? undefined : this.queryAnalyzed(sql, result)));
+    if (targets instanceof ProxyError) {
+      this.refuse('query', targets, sent);
+      return undefined;
+    }
+    const run = this.executions(result.statements, targets, result.tags);
+    if (run instanceof ProxyError) {
+      this.refuse('query', run, sent);
+      return undefined;
+    }
+    // From here on an EXECUTE is the statement it runs: budgets, caps, approvals and the audit see that one.
+    const statements = run.statements;
+    const ran: SentStatement = { ...sent, statements };
+    const paramsOf = (i: number) => run.params.get(i) ?? NO_PARAMS;
+    const writes = statements.filter(isWrite).length;
+    const heldAt = statements.findIndex((s) => s.write?.approval);
+    const held = heldAt >= 0 ? statements[heldAt] : undefined;
+    const scans = this.budgets.limitsScans ? [...statements.entries()].filter(([, s]) => readsRows(s)).map(([i, s]) => ({ sql: s.sql, params: paramsOf(i) })) : [];
     const send = () =>
       this.forward(serialize.query(result.sql), {
         kind: 'query',
-        rowLimits: result.statements.map((s) => s.rowLimit),
+        rowLimits: statements.map((s) => s.rowLimit),
         texts: texts(result.sql, sql),
-        ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
-        ...(result.statements.some((s) => s.write?.capture) ? { captures: result.statements.map((s) => captureOf(s)) } : {}),
+        ...(statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(statements) } : {}),
+        ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
-        ...sessionEffects(this.state, result.statements, declared),
-        audit: this.auditor.hook(sent),
+        ...sessionEffects(this.state, result.statements, declared, prepared),
+        audit: this.auditor.hook(ran),
       });
     const sync = this.firstRefusal(writes > 0);
     if (sync) {
-      this.refuse('query', sync, sent);
+      this.refuse('query', sync, ran);
       return undefined;
     }
     if (held && this.inBlock()) {
-      this.refuse('query', heldInBlock(), sent);
+      this.refuse('query', heldInBlock(), ran);
       return undefined;
     }
-    if (result.statements.some((s) => s.kind === 'transaction')) this.blockMaybeOpen = true;
-    if (held && result.statements.length > 1) {
-      this.refuse('query', new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' }), sent);
+    if (statements.some((s) => s.kind === 'transaction')) this.blockMaybeOpen = true;
+    if (held && statements.length > 1) {
+      this.refuse('query', new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' }), ran);
       return undefined;
     }
     if (!this.budgets.limitsQueries && !(writes > 0 && this.budgets.limitsWrites) && !held && scans.length === 0) {
@@ -364,15 +394,35 @@ export class Session {
       return undefined;
     }
     return (async () => {
-      const refused =
+      let refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
         (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined) ??
-        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: NO_PARAMS }) : undefined) ??
-        (scans.length > 0 ? await this.budgets.scans(scans, NO_PARAMS) : undefined);
+        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: paramsOf(heldAt) }) : undefined);
+      for (const scan of scans) refused ??= await this.budgets.scans([scan.sql], scan.params);
       if (this.ended) return;
-      if (refused) this.refuse('query', refused, sent);
+      if (refused) this.refuse('query', refused, ran);
       else send();
     })();
+  }
+
+  /**
+   * The statements of a Query with each EXECUTE replaced by the statement it runs (under the
+   * policy now in force: a reload analyses it again, as for a Bind), and each EXECUTE's arguments
+   * as that statement's parameters.
+   */
+  private executions(statements: AnalyzedStatement[], targets: ReadonlyMap<number, Prepared>, tags: Record<string, string>, outer?: PlanParams): { statements: AnalyzedStatement[]; params: Map<number, PlanParams> } | ProxyError {
+    const params = new Map<number, PlanParams>();
+    if (targets.size === 0) return { statements, params };
+    const out = [...statements];
+    for (const [i, found] of targets) {
+      const target = this.resume(found, false);
+      if (target instanceof ProxyError) return target;
+      const executed = executedStatement(statements[i], target, tags);
+      if (executed instanceof ProxyError) return executed;
+      out[i] = executed;
+      params.set(i, executeParams(statements[i], target, outer));
+    }
+    return { statements: out, params };
   }
 
   // ---- extended protocol ----
@@ -386,7 +436,8 @@ export class Session {
       this.refuse('parse', result.error, refused, message.name);
       return;
     }
-    if (this.state.full('S', message.name, this.deps.config.session.statements)) {
+    const named = [...sqlPrepared(result.statements, result.tags, this.snap).values()].map((p) => p.name);
+    if ([message.name, ...named].some((name) => this.state.full('S', name, this.deps.config.session.statements))) {
       this.refuse('parse', sessionLimit('prepared statements', this.deps.config.session.statements), refused, message.name);
       return;
     }
@@ -424,7 +475,13 @@ export class Session {
       this.refuse('bind', resumed, this.sentOf(found));
       return undefined;
     }
-    const prepared = resumed;
+    const running = this.boundExecute(resumed, message);
+    if (running instanceof Promise) return this.after(running, message);
+    if (running instanceof ProxyError) {
+      this.refuse('bind', running, this.sentOf(resumed));
+      return undefined;
+    }
+    const { prepared, params } = running;
     const fetches = fetchCaps(this.state, prepared.statements, declaredCursors(prepared.statements));
     if (fetches instanceof Promise) return this.after(fetches, message);
     if (fetches instanceof ProxyError) {
@@ -435,7 +492,6 @@ export class Session {
       this.refuse('bind', sessionLimit('portals', this.deps.config.session.portals), this.sentOf(prepared));
       return undefined;
     }
-    const params: PlanParams = { types: prepared.types, values: message.params, formats: message.paramFormats };
     const formats = this.resultFormats(message, prepared);
     const portal: Portal = {
       cap: fetches[0] ?? new RowCap(prepared.rowLimit),
@@ -455,6 +511,34 @@ export class Session {
       if (refused) this.refuse('bind', refused, this.sentOf(prepared));
       else send();
     });
+  }
+
+  /**
+   * What a Bind's portal runs: the statement, or for a Parse'd `EXECUTE name(...)` the statement
+   * the name holds, with the EXECUTE's arguments (and the Bind's values for its $n) as its parameters.
+   */
+  private boundExecute(found: Prepared, message: Extract<FrontendMessage, { type: 'Bind' }>): { prepared: Prepared; params: PlanParams } | Promise<void> | ProxyError {
+    const outer: PlanParams = { types: found.types, values: message.params, formats: message.paramFormats };
+    if (found.statements[0]?.nodeType !== 'ExecuteStmt') return { prepared: found, params: outer };
+    const targets = executeTargets(this.state, found.statements, new Map());
+    if (targets instanceof Promise || targets instanceof ProxyError) return targets;
+    const run = this.executions(found.statements, targets, found.tags, outer);
+    if (run instanceof ProxyError) return run;
+    const executed = run.statements[0];
+    return {
+      prepared: {
+        ...found,
+        sql: executed.sql,
+        rowLimit: executed.rowLimit,
+        reads: readsRows(executed),
+        writes: isWrite(executed),
+        targets: touchesWriteTarget(executed),
+        statements: [executed],
+        held: heldOf(executed, found.agentSql),
+        executes: targets.get(0),
+      },
+      params: run.params.get(0) ?? NO_PARAMS,
+    };
   }
 
   /**
@@ -482,7 +566,7 @@ export class Session {
       return undefined;
     }
     // The portal runs the text it was bound with: a reload that changed that text refuses it.
-    const removed = portal.prepared && this.resume(portal.prepared, false);
+    const removed = portal.prepared && this.resume(portal.prepared.executes ?? portal.prepared, false);
     if (removed instanceof ProxyError) {
       this.refuse('execute', removed, sent);
       return undefined;
@@ -498,7 +582,7 @@ export class Session {
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
         ...(spec ? { captures: [spec] } : {}),
-        ...sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? [])),
+        ...sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined),
         audit: this.auditor.hook(sent),
       });
     const sync = this.firstRefusal(writes && portal?.prepared !== undefined);
@@ -606,7 +690,7 @@ export class Session {
       return prepared;
     }
     this.snap = live;
-    const again = this.analyze(prepared.agentSql, 'extended');
+    const again = this.reanalyze(prepared);
     if (again.ok && ((again.sql === prepared.sql && !prepared.orphan) || replace)) {
       // The rules around it (row cap, approvals, budgets) are the new policy's.
       const first = again.statements[0];
@@ -639,6 +723,15 @@ export class Session {
     // The statement is refused under the policy now in force: the agent gets the reason.
     this.snap = prepared.snap;
     return again.ok ? new ProxyError('prepared_statement_outdated') : again.error;
+  }
+
+  /** A prepared statement's text analysed again; for a SQL PREPARE, its body as the PREPARE gives it now. */
+  private reanalyze(prepared: Prepared): Analysis {
+    const again = this.analyze(prepared.agentSql, 'extended');
+    if (!again.ok || !prepared.sqlPrepare) return again;
+    const body = again.statements[0]?.body;
+    if (!body) return { ok: false, error: new ProxyError('prepared_statement_outdated'), tags: again.tags };
+    return { ok: true, sql: body.sql, statements: [body], tags: again.tags };
   }
 
   /** A refusal when Parse declares a parameter type the policy's catalog does not allow. */

@@ -30,6 +30,10 @@ export interface Prepared {
   snap: PolicyView;
   /** PostgreSQL no longer holds it (the proxy's re-Parse after a reload failed): the next Bind parses it again. */
   orphan?: boolean;
+  /** Prepared by SQL PREPARE: `agentSql` is the PREPARE's text, and `statements` holds its body. */
+  sqlPrepare?: true;
+  /** A Parse'd EXECUTE, once bound: the statement it runs (its portal is enforced with that statement's analysis). */
+  executes?: Prepared;
 }
 
 /** A bound portal (or a cursor, which is a portal too), until its transaction ends. */
@@ -54,12 +58,13 @@ export function heldOf(statement: AnalyzedStatement | undefined, agentSql: strin
 
 /** Changes data when run (a dry run does not: it runs its preview instead). */
 export function isWrite(statement: AnalyzedStatement): boolean {
-  return touchesWriteTarget(statement) && !statement.write?.dryRun;
+  // A SQL PREPARE of a write writes nothing: its EXECUTE does.
+  return statement.body === undefined && touchesWriteTarget(statement) && !statement.write?.dryRun;
 }
 
 /** Names a write target, so reads the real table: the database's errors for it are reduced (dry runs included). */
 export function touchesWriteTarget(statement: AnalyzedStatement): boolean {
-  return statement.kind === 'write' || statement.writes.length > 0;
+  return statement.kind === 'write' || statement.writes.length > 0 || (statement.body !== undefined && touchesWriteTarget(statement.body));
 }
 
 /** A fresh capture spec for one execution of a write that appends capture columns. */
@@ -70,7 +75,7 @@ export function captureOf(statement: AnalyzedStatement, resultFormats: readonly 
 
 /** The hidden columns of every write target among `statements`, for the write-error filter. */
 export function hiddenOf(statements: readonly AnalyzedStatement[]): { hidden?: ReadonlySet<string> } {
-  const names = statements.flatMap((s) => s.write?.hidden ?? []);
+  const names = statements.flatMap((s) => (s.body ?? s).write?.hidden ?? []);
   return names.length > 0 ? { hidden: new Set(names) } : {};
 }
 

@@ -128,8 +128,9 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     const typeRows = (await client.query(TYPES)).rows as Array<{ oid: string; name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }>;
     const types = new Set(typeRows.map((r) => r.name));
     const parameterTypes = new Set(typeRows.filter(parameterType).map((r) => Number(r.oid)));
+    const parameterTypeNames = new Map(typeRows.filter(parameterType).map((r) => [r.name, Number(r.oid)]));
     const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
-    return { database: target.database, searchPath, relations, types, parameterTypes, objects };
+    return { database: target.database, searchPath, relations, types, parameterTypes, parameterTypeNames, objects };
   } finally {
     await client.end();
   }

