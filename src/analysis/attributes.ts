@@ -79,7 +79,12 @@ function check(root: Node, scope: ReadScope | undefined, policy: PolicySnapshot 
       // No entry of that name: PostgreSQL answers that the FROM entry is missing; nothing is called.
       if (!readings) return false;
       if (readings.some((c) => c === undefined)) throw unresolved(name);
-      if (readings.some((c) => !c!.includes(name))) throw unknownColumn(qualifier, name);
+      if (readings.some((c) => !c!.includes(name))) {
+        // The name may be another entry's column (an alias used at two query levels): allowed
+        // when no function could take a row under it, so PostgreSQL can only read a column.
+        const rowFunctions = scope.catalog.objects?.rowFunctions;
+        if (!rowFunctions || rowFunctions.has(name) || !readings.some((c) => c!.includes(name))) throw unknownColumn(qualifier, name);
+      }
       return false;
     }
     const indirection = (node as { A_Indirection?: { arg?: Node; indirection?: Node[] } }).A_Indirection;

@@ -89,6 +89,8 @@ export interface CatalogObjects {
   systemRelations: ReadonlyMap<string, SystemRelation>;
   /** The upstream role the proxy logs in as (pg_roles shows it under the agent's name). */
   role: string;
+  /** Names of the functions `q.f` attribute notation could call on a row (catalog-objects.ts). */
+  rowFunctions: ReadonlySet<string>;
 }
 
 /** A column the agent can see; `mask` set when it only ever sees the masked value. */

@@ -59,6 +59,19 @@ const SYSTEM_RELATIONS = `
      AND a.attnum > 0 AND NOT a.attisdropped
    GROUP BY n.nspname, c.relname, c.oid`;
 
+/**
+ * Names of functions that could take a row as their only argument (a record, polymorphic or
+ * composite first argument, or variadic "any"): the only functions `q.f` can call when q has no
+ * column f. Any other name there is a column or an error, never a call.
+ */
+const ROW_FUNCTIONS = `
+  SELECT DISTINCT p.proname AS name FROM pg_proc p
+   WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+     AND (p.provariadic <> 0
+          OR p.proargtypes[0] IN ('record'::regtype, '"any"'::regtype, 'anyelement'::regtype, 'anycompatible'::regtype,
+                                  'anynonarray'::regtype, 'anycompatiblenonarray'::regtype)
+          OR EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = p.proargtypes[0] AND t.typtype = 'c'))`;
+
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v);
 const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map(Number) : []);
@@ -74,6 +87,7 @@ export async function loadCatalogObjects(client: Client, wanted: readonly number
   const namespaces = await q(NAMESPACES);
   const systems = await q(SYSTEM_RELATIONS, [served]);
   const role = await q('SELECT current_user AS role');
+  const rowFunctions = await q(ROW_FUNCTIONS);
   const systemRelations = new Map<string, SystemRelation>();
   for (const r of systems) {
     systemRelations.set(`${String(r.schema)}.${String(r.name)}`, { oid: num(r.oid), columns: r.columns as string[], types: r.types as string[] });
@@ -94,5 +108,6 @@ export async function loadCatalogObjects(client: Client, wanted: readonly number
     namespaces: new Map(namespaces.map((r) => [String(r.name), num(r.oid)])),
     systemRelations,
     role: String(role[0]?.role ?? ''),
+    rowFunctions: new Set(rowFunctions.map((r) => String(r.name))),
   };
 }

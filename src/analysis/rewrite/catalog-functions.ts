@@ -105,9 +105,20 @@ function fill(sql: string, args: readonly Node[]): Node {
   return out;
 }
 
-/** `(SELECT g.column FROM pg_catalog.catalog g WHERE g.column = <arg> LIMIT 1)`, by oid or by name. */
-function visibleObject(lookup: Lookup, arg: Node, textual: boolean): Node {
-  const key = textual && lookup.byName ? `pg_catalog.${lookup.byName}(CAST(ormai_arg0 AS text))` : 'CAST(ormai_arg0 AS pg_catalog.oid)';
+/**
+ * `(SELECT g.column FROM pg_catalog.catalog g WHERE g.column = <arg> LIMIT 1)`, by oid or by name.
+ * A relation name may start with the database the agent connected to (`app.public.t`, as
+ * TypeORM writes it), which PostgreSQL accepts for its own database: that part is dropped, since
+ * the upstream database has another name.
+ */
+function visibleObject(lookup: Lookup, arg: Node, textual: boolean, database?: string): Node {
+  let name = 'CAST(ormai_arg0 AS text)';
+  if (lookup === CLASS && database) {
+    const re = database.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const forms = /^[a-z_][a-z0-9_$]*$/.test(database) ? `"${re}"|${re}` : `"${re.replace(/"/g, '""')}"`;
+    name = `pg_catalog.regexp_replace(${name}, '^(?:${forms.replace(/'/g, "''")})\\.(?=.+\\..+)', '')`;
+  }
+  const key = textual && lookup.byName ? `pg_catalog.${lookup.byName}(${name})` : 'CAST(ormai_arg0 AS pg_catalog.oid)';
   return fill(`(SELECT ormai_g.${lookup.column} FROM pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = ${key} LIMIT 1)`, [arg]);
 }
 
@@ -165,7 +176,7 @@ function guardCall(call: FuncCall, principal: Principal): Node | undefined {
   if (OBJECT_ARGUMENT[name]) return withArg(0, visibleObject(OBJECT_ARGUMENT[name], args[0], false));
   if (PRIVILEGE[name]) {
     if (args.length !== 2) throw refused(name, `Call ${name}(object, privilege): the database role is the proxy's, and privileges of other roles are not available.`);
-    return withArg(0, visibleObject(PRIVILEGE[name], args[0], textual(args[0])));
+    return withArg(0, visibleObject(PRIVILEGE[name], args[0], textual(args[0]), principal.database));
   }
   switch (name) {
     case 'obj_description':
@@ -305,7 +316,7 @@ function constantText(node: Node | undefined): string | undefined {
   return node && nodeTypeOf(node) === 'A_Const' ? (node as { A_Const: A_Const }).A_Const.sval?.sval : undefined;
 }
 
-function guardCast(cast: TypeCast, scope: ReadScope): Node | undefined {
+function guardCast(cast: TypeCast, scope: ReadScope, principal: Principal): Node | undefined {
   const reg = regCast(cast);
   if (!reg || !cast.arg) return undefined;
   const text = constantText(cast.arg);
@@ -326,7 +337,7 @@ function guardCast(cast: TypeCast, scope: ReadScope): Node | undefined {
   }
   if (reg.array) throw new ProxyError('function_not_allowed', { message: `cast to ${reg.name}[] is not allowed`, hint: 'Cast each value on its own.' });
   const lookup = REG_CASTS[reg.name];
-  return fill(`CAST(ormai_arg0 AS pg_catalog.${reg.name})`, [visibleObject(lookup, cast.arg, textual(cast.arg))]);
+  return fill(`CAST(ormai_arg0 AS pg_catalog.${reg.name})`, [visibleObject(lookup, cast.arg, textual(cast.arg), principal.database)]);
 }
 
 /**
@@ -349,7 +360,7 @@ export function guardCatalogCalls(tree: Node, scope: ReadScope, principal: Princ
   }
   for (let i = found.length - 1; i >= 0; i--) {
     const node = found[i];
-    const replacement = 'FuncCall' in node ? guardCall(node.FuncCall as FuncCall, principal) : guardCast(node.TypeCast as TypeCast, scope);
+    const replacement = 'FuncCall' in node ? guardCall(node.FuncCall as FuncCall, principal) : guardCast(node.TypeCast as TypeCast, scope, principal);
     if (!replacement) continue;
     delete node.FuncCall;
     delete node.TypeCast;

@@ -227,22 +227,33 @@ const PG_CATALOG: Record<string, ViewSpec> = {
   pg_statio_user_indexes: statistics(['relid', 'indexrelid', 'schemaname', 'relname', 'indexrelname'], ({ v }) => `x.indexrelid = ANY(${oids(v.indexes)})`),
 };
 
+/** information_schema's *_catalog columns name the database the agent connected to, never the upstream's. */
+function connectedCatalog(filter: (c: Context) => string): ViewSpec {
+  return {
+    filter,
+    overrides: ({ relation, principal }) => {
+      const out: Record<string, string> = {};
+      for (const col of relation.columns) if (col.endsWith('_catalog')) out[col] = principal.database === undefined ? 'NULL' : literal(principal.database);
+      return out;
+    },
+  };
+}
+
 const INFORMATION_SCHEMA: Record<string, ViewSpec> = {
-  table_constraints: { filter: ({ v }) => triples(['table_schema', 'table_name', 'constraint_name'], v.constraintNames) },
-  key_column_usage: { filter: ({ v }) => triples(['table_schema', 'table_name', 'constraint_name'], v.constraintNames) },
+  table_constraints: connectedCatalog(({ v }) => triples(['table_schema', 'table_name', 'constraint_name'], v.constraintNames)),
+  key_column_usage: connectedCatalog(({ v }) => triples(['table_schema', 'table_name', 'constraint_name'], v.constraintNames)),
   // A foreign key lists the parent's columns here under the child's constraint name.
-  constraint_column_usage: {
-    filter: ({ v }) =>
+  constraint_column_usage: connectedCatalog(
+    ({ v }) =>
       `${triples(['table_schema', 'table_name', 'column_name'], v.columnNames)} AND (x.constraint_schema::text, x.constraint_name::text) IN (SELECT s, n FROM (VALUES ${
         v.constraintNames.length ? v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ') : "(NULL::text, NULL::text)"
       }) AS k(s, n))`,
-  },
-  referential_constraints: {
-    filter: ({ v }) =>
-      v.constraintNames.length
-        ? `(x.constraint_schema::text, x.constraint_name::text) IN (${v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ')})`
-        : 'false',
-  },
+  ),
+  referential_constraints: connectedCatalog(({ v }) =>
+    v.constraintNames.length
+      ? `(x.constraint_schema::text, x.constraint_name::text) IN (${v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ')})`
+      : 'false',
+  ),
 };
 
 /** `schema.name` of every system relation served through the policy (what the catalog loader reads the columns of). */
