@@ -171,25 +171,25 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(wrong).toEqual([{ a: null, b: null, p: null }]);
   });
 
-  // LEAK (open): the guard of pg_get_expr checks the tree belongs to the relation with a subquery over the catalog
+  // Regression (closed): the guard of pg_get_expr checks the tree belongs to the relation with a subquery over the catalog
   // aliased ormai_g; an unqualified argument (conbin, indexprs, adbin) is captured by that alias, so the check compares
   // a row with itself and passes whenever the relation has any visible tree. orders' tree read against customers
   // renders orders' attnum 6 (created_at) as customers' attnum 6: "(api_secret > …)" / "date(api_secret)".
-  test.failing('pg_get_expr with unqualified columns: an orders check read against customers is NULL', async () => {
+  test('pg_get_expr with unqualified columns: an orders check read against customers is NULL', async () => {
     const sql = "SELECT pg_get_expr(conbin, 'customers'::regclass) AS e FROM pg_constraint WHERE conname = 'orders_created_at_check'";
     expect(await rows(sql, mode)).toEqual([{ e: null }]);
   });
 
-  // LEAK (open): the same capture, through pg_index.indexprs.
-  test.failing('pg_get_expr with unqualified columns: an orders index expression read against customers is NULL', async () => {
+  // Regression (closed): the same capture, through pg_index.indexprs.
+  test('pg_get_expr with unqualified columns: an orders index expression read against customers is NULL', async () => {
     const sql = "SELECT pg_get_expr(indexprs, 'customers'::regclass) AS e FROM pg_index WHERE indrelid = 'orders'::regclass AND indexprs IS NOT NULL";
     expect(await rows(sql, mode)).toEqual([{ e: null }]);
   });
 
-  // LEAK (open, an existence oracle): the guard's subquery over pg_attribute (alias ormai_g) captures the unqualified
+  // Regression (an existence oracle, closed): the guard's subquery over pg_attribute (alias ormai_g) captures the unqualified
   // attname, so its check "ormai_g.attname = attname" always holds and PostgreSQL is asked about the agent's column:
   // NULL for api_secret (it exists), an error naming the column for a missing one.
-  test.failing('pg_get_serial_sequence with an unqualified column name: a denied column and a missing one answer alike', async () => {
+  test('pg_get_serial_sequence with an unqualified column name: a denied column and a missing one answer alike', async () => {
     const sql = "SELECT attname::text AS c, pg_get_serial_sequence('customers', attname) AS s FROM (VALUES ('api_secret'), ('no_such_column')) v(attname)";
     const o = await run(t, sql, mode);
     expectNothingForbidden(o.bytes, sql, FORBIDDEN);
@@ -200,7 +200,7 @@ describe.each(modes)('$protocol protocol', (mode) => {
   // BUG (open, wrong answers rather than a leak): the same capture in pg_get_constraintdef(oid), format_type(oid, …),
   // pg_get_indexdef(indexrelid): the guard's subquery compares its own row with itself and answers for the first visible
   // object of the catalog (here customers_pkey's "PRIMARY KEY (id)" for orders_created_at_check).
-  test.failing('helpers answer for their own row when the argument is an unqualified catalog column', async () => {
+  test('helpers answer for their own row when the argument is an unqualified catalog column', async () => {
     expect(await rows("SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE conname = 'orders_created_at_check'", mode)).toEqual([{ d: expect.stringMatching(/created_at >/) }]);
     expect(await rows("SELECT format_type(oid, NULL) AS f FROM pg_type WHERE typname = 'int4'", mode)).toEqual([{ f: 'integer' }]);
     expect(await rows("SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indexrelid = (SELECT c.oid FROM pg_class c WHERE c.relname = 'orders_created_day_idx')", mode)).toEqual([{ d: expect.stringMatching(/date\(created_at\)/) }]);

@@ -397,10 +397,11 @@ const REFUSALS: Array<[string, string]> = [
   ['SELECT * FROM customers AS c(a, b, x)', 'ormai.statement_not_understood'],
   ['SELECT NULL::customers', 'ormai.type_not_allowed'],
   ["SELECT jsonb_populate_record(NULL::customers, '{}')", 'ormai.type_not_allowed'],
-  ["SELECT 'customers'::regclass", 'ormai.function_not_allowed'],
+  ["SELECT 'internal_notes'::regclass", 'ormai.model_not_allowed'],
+  ["SELECT 'admin'::regrole", 'ormai.function_not_allowed'],
   ["SELECT ARRAY['customers']::regclass[]", 'ormai.function_not_allowed'],
   ['SELECT * FROM information_schema.views', 'ormai.catalog_not_allowed'],
-  ['SELECT * FROM information_schema.key_column_usage', 'ormai.catalog_not_allowed'],
+  ['SELECT * FROM information_schema.check_constraints', 'ormai.catalog_not_allowed'],
   ['SELECT * FROM pg_stats', 'ormai.catalog_not_allowed'],
   ['SELECT * FROM internal_notes', 'ormai.model_not_allowed'],
   ["SELECT current_setting('search_path')", 'ormai.function_not_allowed'],
@@ -534,13 +535,15 @@ describe('red-team message-level probes', () => {
     expect(Buffer.concat(bytes).toString('latin1')).not.toMatch(/rolpassword|SCRAM-SHA-256\$/);
   });
 
-  test('a parameter typed by name in SQL cannot be a reg* type', async () => {
+  test('a parameter cast to a reg* type is read as an oid, never looked up by name', async () => {
     const { messages } = await raw([
       serialize.parse({ name: '', text: 'SELECT $1::regclass::text', types: [] }),
       serialize.bind({ statement: '', values: ['internal_notes'] }),
       serialize.execute({}),
     ]);
-    expect(messages.find((m) => m.name === 'error')).toMatchObject({ code: '42501' });
+    // The cast goes through the policy's pg_class by oid: a name is not an oid (22P02), and no row comes back.
+    expect(messages.find((m) => m.name === 'error')).toMatchObject({ code: '22P02' });
+    expect(dataRows(messages)).toHaveLength(0);
   });
 
   // I4: Parse carries parameter type OIDs. A parameter declared as regclass/regtype/regrole/regnamespace would

@@ -106,20 +106,36 @@ function fill(sql: string, args: readonly Node[]): Node {
 }
 
 /**
- * `(SELECT g.column FROM pg_catalog.catalog g WHERE g.column = <arg> LIMIT 1)`, by oid or by name.
- * A relation name may start with the database the agent connected to (`app.public.t`, as
- * TypeORM writes it), which PostgreSQL accepts for its own database: that part is dropped, since
- * the upstream database has another name.
+ * `<arg i>` when `condition` holds, else NULL. The agent's arguments are evaluated in a sub-select
+ * of their own, `(SELECT <arg0> AS ormai_v0, …) ormai_a`, outside every FROM the guard adds: an
+ * unqualified name in them (`conbin`, `oid`) still means the agent's column, never the catalog
+ * row the condition looks at. The condition reads them as ormai_a.ormai_v0, …
+ */
+function guarded(args: readonly Node[], value: string, condition: string): Node {
+  const list = args.map((_, i) => `ormai_arg${i} AS ormai_v${i}`).join(', ');
+  return fill(`(SELECT ${value} FROM (SELECT ${list}) ormai_a WHERE ${condition} LIMIT 1)`, args);
+}
+
+/** The first argument as an oid (an untyped constant such as psql's '16384' reads as one). */
+const AS_OID = 'CAST(ormai_a.ormai_v0 AS pg_catalog.oid)';
+
+/**
+ * The object argument when the policy's catalog shows it, by oid or by name (then its oid). A
+ * relation name may start with the database the agent connected to (`app.public.t`, as TypeORM
+ * writes it), which PostgreSQL accepts for its own database: that part is dropped, since the
+ * upstream database has another name.
  */
 function visibleObject(lookup: Lookup, arg: Node, textual: boolean, database?: string): Node {
-  let name = 'CAST(ormai_arg0 AS text)';
+  let name = 'CAST(ormai_a.ormai_v0 AS text)';
   if (lookup === CLASS && database) {
     const re = database.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const forms = /^[a-z_][a-z0-9_$]*$/.test(database) ? `"${re}"|${re}` : `"${re.replace(/"/g, '""')}"`;
     name = `pg_catalog.regexp_replace(${name}, '^(?:${forms.replace(/'/g, "''")})\\.(?=.+\\..+)', '')`;
   }
-  const key = textual && lookup.byName ? `pg_catalog.${lookup.byName}(${name})` : 'CAST(ormai_arg0 AS pg_catalog.oid)';
-  return fill(`(SELECT ormai_g.${lookup.column} FROM pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = ${key} LIMIT 1)`, [arg]);
+  if (textual && lookup.byName) {
+    return fill(`(SELECT ormai_g.${lookup.column} FROM (SELECT ormai_arg0 AS ormai_v0) ormai_a, pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = pg_catalog.${lookup.byName}(${name}) LIMIT 1)`, [arg]);
+  }
+  return guarded([arg], AS_OID, `EXISTS (SELECT 1 FROM pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = ${AS_OID})`);
 }
 
 const TEXT_FUNCTIONS = new Set(['quote_ident', 'concat', 'concat_ws', 'format', 'lower', 'upper', 'btrim', 'ltrim', 'rtrim', 'replace', 'substr', 'substring', 'pg_get_serial_sequence', 'text']);
@@ -180,23 +196,25 @@ function guardCall(call: FuncCall, principal: Principal): Node | undefined {
   }
   switch (name) {
     case 'obj_description':
-      return withArg(0, fill('(SELECT ormai_g.objoid FROM pg_catalog.pg_description ormai_g WHERE ormai_g.objoid = ormai_arg0 AND ormai_g.objsubid = 0 LIMIT 1)', [args[0]]));
+      return withArg(0, guarded([args[0]], AS_OID, `EXISTS (SELECT 1 FROM pg_catalog.pg_description ormai_g WHERE ormai_g.objoid = ${AS_OID} AND ormai_g.objsubid = 0)`));
     case 'col_description':
       if (args.length !== 2) return undefined;
       return withArg(
         0,
-        fill(
-          "(SELECT ormai_g.objoid FROM pg_catalog.pg_description ormai_g WHERE ormai_g.objoid = ormai_arg0 AND ormai_g.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ormai_g.objsubid = ormai_arg1 LIMIT 1)",
+        guarded(
           [args[0], args[1]],
+          AS_OID,
+          "EXISTS (SELECT 1 FROM pg_catalog.pg_description ormai_g WHERE ormai_g.objoid = CAST(ormai_a.ormai_v0 AS pg_catalog.oid) AND ormai_g.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ormai_g.objsubid = ormai_a.ormai_v1)",
         ),
       );
     case 'pg_get_serial_sequence':
       if (args.length !== 2) return undefined;
       return withArg(
         0,
-        fill(
-          '(SELECT CAST(ormai_arg0 AS text) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ormai_g WHERE ormai_g.attrelid = pg_catalog.to_regclass(CAST(ormai_arg0 AS text)) AND ormai_g.attname = ormai_arg1))',
+        guarded(
           [args[0], args[1]],
+          'CAST(ormai_a.ormai_v0 AS text)',
+          'EXISTS (SELECT 1 FROM pg_catalog.pg_attribute ormai_g WHERE ormai_g.attrelid = pg_catalog.to_regclass(CAST(ormai_a.ormai_v0 AS text)) AND ormai_g.attname = ormai_a.ormai_v1)',
         ),
       );
     case 'pg_get_expr':
@@ -205,13 +223,13 @@ function guardCall(call: FuncCall, principal: Principal): Node | undefined {
       if (args.length < 2) return undefined;
       return withArg(
         0,
-        fill(
-          `(SELECT ormai_arg0 WHERE
-             EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef ormai_g WHERE ormai_g.adrelid = ormai_arg1 AND CAST(ormai_g.adbin AS text) = CAST(ormai_arg0 AS text))
-          OR EXISTS (SELECT 1 FROM pg_catalog.pg_index ormai_g WHERE ormai_g.indrelid = ormai_arg1 AND (CAST(ormai_g.indexprs AS text) = CAST(ormai_arg0 AS text) OR CAST(ormai_g.indpred AS text) = CAST(ormai_arg0 AS text)))
-          OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint ormai_g WHERE ormai_g.conrelid = ormai_arg1 AND CAST(ormai_g.conbin AS text) = CAST(ormai_arg0 AS text))
-          OR EXISTS (SELECT 1 FROM pg_catalog.pg_class ormai_g WHERE ormai_g.oid = ormai_arg1 AND CAST(ormai_g.relpartbound AS text) = CAST(ormai_arg0 AS text)))`,
+        guarded(
           [args[0], args[1]],
+          'ormai_a.ormai_v0',
+          `(EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef ormai_g WHERE ormai_g.adrelid = ormai_a.ormai_v1 AND CAST(ormai_g.adbin AS text) = CAST(ormai_a.ormai_v0 AS text))
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_index ormai_g WHERE ormai_g.indrelid = ormai_a.ormai_v1 AND (CAST(ormai_g.indexprs AS text) = CAST(ormai_a.ormai_v0 AS text) OR CAST(ormai_g.indpred AS text) = CAST(ormai_a.ormai_v0 AS text)))
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint ormai_g WHERE ormai_g.conrelid = ormai_a.ormai_v1 AND CAST(ormai_g.conbin AS text) = CAST(ormai_a.ormai_v0 AS text))
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_class ormai_g WHERE ormai_g.oid = ormai_a.ormai_v1 AND CAST(ormai_g.relpartbound AS text) = CAST(ormai_a.ormai_v0 AS text)))`,
         ),
       );
   }
