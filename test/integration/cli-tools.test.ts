@@ -30,12 +30,16 @@ const env = { ...process.env, PGCONNECT_TIMEOUT: '5', PGSSLMODE: 'prefer' };
 (hasPsql ? test : test.skip)('psql runs queries and shows structured refusals', async () => {
   const ok = await run('psql', [proxy.url('tenant2-agent', 'tenant2-password'), '-X', '-At', '-c', 'SELECT name FROM customers ORDER BY id'], { env });
   expect(ok.stdout.trim().split('\n')).toEqual(['Globex Inc', 'Globex Shipping']);
-  const describe = await run('psql', [proxy.url(), '-X', '-c', '\\d customers'], { env }).then(
+  // psql's \dt reads pg_catalog, served through the policy: the visible tables only.
+  const tables = await run('psql', [proxy.url(), '-X', '-At', '-c', '\\dt'], { env });
+  expect(tables.stdout.trim().split('\n').map((l) => l.split('|')[1])).toEqual(['customers', 'orders']);
+  // A catalog the proxy does not serve is refused, with a hint towards information_schema.
+  const stats = await run('psql', [proxy.url(), '-X', '-c', 'SELECT * FROM pg_stats'], { env }).then(
     () => undefined,
     (e: { stderr: string }) => e,
   );
-  expect(describe?.stderr).toMatch(/catalog_not_allowed/);
-  expect(describe?.stderr).toMatch(/information_schema/);
+  expect(stats?.stderr).toMatch(/catalog_not_allowed/);
+  expect(stats?.stderr).toMatch(/information_schema/);
   // The proxy runs in this process: psql must run asynchronously.
   const refused = await run('psql', [proxy.url(), '-X', '-v', 'VERBOSITY=verbose', '-c', 'DROP TABLE orders'], { env }).then(
     () => undefined,
