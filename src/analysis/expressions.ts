@@ -4,6 +4,7 @@ import { ProxyError } from '../errors/catalogue';
 import { checkAttributeNotation } from './attributes';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
+import { walk } from './rewrite/nodes';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement } from './types';
 
 /**
@@ -63,21 +64,12 @@ function reserved(name: string | undefined): void {
   }
 }
 
-function cteNames(tree: unknown): Set<string> {
+function cteNames(tree: Node): Set<string> {
   const names = new Set<string>();
-  const stack: unknown[] = [tree];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      for (const v of value) stack.push(v);
-      continue;
-    }
-    const node = value as Record<string, unknown>;
+  walk([tree], (node) => {
     const cte = node.CommonTableExpr as CommonTableExpr | undefined;
     if (cte?.ctename) names.add(cte.ctename);
-    for (const key in node) stack.push(node[key]);
-  }
+  });
   return names;
 }
 

@@ -18,7 +18,7 @@ import { CATALOG_FUNCTIONS } from '../function-allowlist';
 import { checkTypeName } from '../functions';
 import { parseStatements } from '../parser';
 import { nodeBody, nodeTypeOf } from '../types';
-import { cloneTree, parseTemplate } from './nodes';
+import { cloneTree, parseTemplate, walk } from './nodes';
 import { modelNotAllowed } from './refusals';
 import { nameLiteral } from './virtual';
 
@@ -83,25 +83,14 @@ function fill(sql: string, args: readonly Node[]): Node {
     templates.set(sql, template);
   }
   const out = cloneTree(template);
-  const stack: unknown[] = [out];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      for (const v of value) stack.push(v);
-      continue;
-    }
-    const node = value as Record<string, unknown>;
+  walk([out], (node) => {
     const ref = node.ColumnRef as { fields?: Node[] } | undefined;
     const name = ref?.fields?.length === 1 && 'String' in ref.fields[0] ? ref.fields[0].String.sval : undefined;
     const m = name ? /^ormai_arg(\d)$/.exec(name) : null;
-    if (m) {
-      delete node.ColumnRef;
-      Object.assign(node, cloneTree(args[Number(m[1])]));
-      continue;
-    }
-    for (const key in node) stack.push(node[key]);
-  }
+    if (!m) return;
+    delete node.ColumnRef;
+    Object.assign(node, cloneTree(args[Number(m[1])]));
+  });
   return out;
 }
 
@@ -363,19 +352,11 @@ function guardCast(cast: TypeCast, scope: ReadScope, principal: Principal): Node
  * argument is guarded before the call around it). What a guard adds is never visited again.
  */
 export function guardCatalogCalls(tree: Node, scope: ReadScope, principal: Principal): void {
+  // Pre-order: every call or cast comes before the calls and casts inside it.
   const found: Array<Record<string, unknown>> = [];
-  const stack: unknown[] = [tree];
-  while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
-    if (Array.isArray(value)) {
-      for (const v of value) stack.push(v);
-      continue;
-    }
-    const node = value as Record<string, unknown>;
+  walk([tree], (node) => {
     if ('FuncCall' in node || 'TypeCast' in node) found.push(node);
-    for (const key in node) stack.push(node[key]);
-  }
+  });
   for (let i = found.length - 1; i >= 0; i--) {
     const node = found[i];
     const replacement = 'FuncCall' in node ? guardCall(node.FuncCall as FuncCall, principal) : guardCast(node.TypeCast as TypeCast, scope, principal);

@@ -53,9 +53,13 @@ export function visibility(scope: ReadScope): Visibility {
   const columnNames: Array<[string, string, string]> = [];
   const tables: number[] = [];
   const oidOf = new Map<number, { schema: string; name: string }>();
+  // PostgreSQL before 18 lists each NOT NULL column in information_schema as a CHECK constraint
+  // named <namespace oid>_<table oid>_<attnum>_not_null.
+  const notNullNames: Array<[string, string, string]> = [];
   for (const t of scope.tables.values()) {
     const rel = scope.catalog.relations.get(`${t.schema}.${t.name}`);
     if (!rel) continue;
+    const nsp = objects?.namespaces.get(t.schema);
     tables.push(rel.oid);
     oidOf.set(rel.oid, { schema: t.schema, name: t.name });
     columns.set(rel.oid, t.columns.map((c) => c.attnum));
@@ -63,6 +67,7 @@ export function visibility(scope: ReadScope): Visibility {
       if (visibleType(c) !== c.type) asText.push([rel.oid, c.attnum]);
       if (c.mask === 'null') nulled.push([rel.oid, c.attnum]);
       columnNames.push([t.schema, t.name, c.name]);
+      if (c.notNull && nsp !== undefined) notNullNames.push([t.schema, t.name, `${nsp}_${rel.oid}_${c.attnum}_not_null`]);
     }
   }
   const sees = (rel: number, cols: readonly number[]) => {
@@ -80,14 +85,7 @@ export function visibility(scope: ReadScope): Visibility {
     const t = oidOf.get(c.rel);
     if (t && c.name) constraintNames.push([t.schema, t.name, c.name]);
   }
-  // PostgreSQL before 18 lists each NOT NULL column in information_schema as a CHECK constraint
-  // named <namespace oid>_<table oid>_<attnum>_not_null.
-  for (const t of scope.tables.values()) {
-    const rel = scope.catalog.relations.get(`${t.schema}.${t.name}`);
-    const nsp = objects?.namespaces.get(t.schema);
-    if (!rel || nsp === undefined) continue;
-    for (const c of t.columns) if (c.notNull) constraintNames.push([t.schema, t.name, `${nsp}_${rel.oid}_${c.attnum}_not_null`]);
-  }
+  constraintNames.push(...notNullNames);
   v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, asText, nulled, constraintNames, columnNames };
   visibilities.set(scope, v);
   return v;
