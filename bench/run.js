@@ -16,6 +16,10 @@ const DURATION_S = Number(process.env.BENCH_SECONDS || 10);
 const ANALYTIC_ITERATIONS = Number(process.env.BENCH_ITERATIONS || 2000);
 const TENANTS = 50;
 const ORDERS_PER_TENANT = 2000;
+// Large tenants for the index scenarios: 200,000 orders and 10,000 customers each.
+const BIG_TENANTS = [101, 102, 103];
+const BIG_ORDERS = Number(process.env.BENCH_BIG_ORDERS || 200_000);
+const LOOKUPS = Number(process.env.BENCH_LOOKUPS || 500);
 
 async function seedTenants(url) {
   const c = new Client({ connectionString: url });
@@ -28,8 +32,54 @@ async function seedTenants(url) {
       SELECT c.tenant_id, c.id, (random() * 100000)::int, (ARRAY['pending','paid','cancelled','refunded'])[1 + (random() * 3)::int],
              now() - random() * interval '365 days'
       FROM customers c, generate_series(1, ${ORDERS_PER_TENANT / 20});
+    INSERT INTO customers (tenant_id, name, email, phone, api_secret)
+      SELECT t, 'Big ' || t || '-' || i, 'big' || i || '@tenant' || t || '.example', NULL, NULL
+      FROM unnest(ARRAY[${BIG_TENANTS.join(',')}]) t, generate_series(1, ${BIG_ORDERS / 20}) i;
+    INSERT INTO orders (tenant_id, customer_id, total_cents, status, created_at)
+      SELECT c.tenant_id, c.id, (random() * 100000)::int, 'paid', now() - random() * interval '365 days'
+      FROM customers c, generate_series(1, 20) WHERE c.tenant_id = ANY (ARRAY[${BIG_TENANTS.join(',')}]);
+    CREATE INDEX orders_customer_id_idx ON orders (customer_id);
     ANALYZE;`);
   await c.end();
+}
+
+/** Ids of tenant 101's orders and customers, to look up at random. */
+async function bigIds(url) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  const ids = (sql) => c.query(sql).then((r) => r.rows.map((row) => Number(row.id)));
+  const out = {
+    orders: await ids(`SELECT id FROM orders WHERE tenant_id = ${BIG_TENANTS[0]} ORDER BY random() LIMIT ${LOOKUPS}`),
+    customers: await ids(`SELECT id FROM customers WHERE tenant_id = ${BIG_TENANTS[0]} ORDER BY random() LIMIT ${LOOKUPS}`),
+  };
+  await c.end();
+  return out;
+}
+
+/** Point lookups and foreign-key joins on tenant 101 (200k orders): median and p95 latency of a prepared statement, ms. */
+async function lookups(url, text, ids, n = ids.length) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  for (let i = 0; i < 20; i++) await c.query({ name: 'l', text, values: [ids[i % ids.length]] });
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await c.query({ name: 'l', text, values: [ids[i % ids.length]] });
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  await c.end();
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(times.length * 0.5)], p95: times[Math.floor(times.length * 0.95)] };
+}
+
+const LOOKUP_SCENARIOS = [
+  ['point lookup by id', 'SELECT * FROM orders WHERE id = $1', 'orders'],
+  ['FK join, customer to its orders', 'SELECT c.name, o.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = $1', 'customers'],
+  ['FK join, order to its customer', 'SELECT o.id, o.total_cents, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1', 'orders'],
+];
+/** The same statement as an application would write it for tenant 101. */
+function directLookup(text) {
+  return text.includes(' JOIN ') ? `${text} AND o.tenant_id = ${BIG_TENANTS[0]} AND c.tenant_id = ${BIG_TENANTS[0]}` : `${text} AND tenant_id = ${BIG_TENANTS[0]}`;
 }
 
 function pgbenchTps(stdout) {
@@ -80,6 +130,7 @@ async function main() {
   await admin.query('DROP DATABASE IF EXISTS ormai_bench WITH (FORCE)');
   await admin.end();
   let proxy;
+  let fenced;
   try {
     const url = await seedDatabase(serverUrl, 'ormai_bench');
     await seedTenants(url);
@@ -89,6 +140,10 @@ async function main() {
     fs.rmSync(path.join(__dirname, '..', '.tmp', 'bench-audit.jsonl'), { force: true });
     const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
     proxy = await startProxy(config, createLogger('warn'));
+    // The same proxy with the fenced read scope (upstream.read_scope: fence), for the index scenarios.
+    const fenceConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
+    fenceConfig.upstream.readScope = 'fence';
+    fenced = await startProxy(fenceConfig, createLogger('warn'));
     const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
     const rows = [];
     if (hasPgbench) {
@@ -105,15 +160,30 @@ async function main() {
     rows.push(['analytic query (tenant 7 of 50), queries/s', d.qps.toFixed(0), p.qps.toFixed(0), (p.qps / d.qps).toFixed(3)]);
     rows.push(['analytic query p50 latency, ms', d.p50.toFixed(2), p.p50.toFixed(2), (p.p50 / d.p50).toFixed(3)]);
     rows.push(['analytic query p95 latency, ms', d.p95.toFixed(2), p.p95.toFixed(2), (p.p95 / d.p95).toFixed(3)]);
+    const ids = await bigIds(url);
+    const lookupRows = [];
+    for (const [name, text, kind] of LOOKUP_SCENARIOS) {
+      const d = await lookups(url, directLookup(text), ids[kind]);
+      const v = await lookups(via('bench-big'), text, ids[kind]);
+      // The fenced form scans the tenant's 200k rows for each: fewer runs.
+      const f = await lookups(`postgres://bench-big:bench@127.0.0.1:${fenced.port}/ormai_bench`, text, ids[kind], Math.min(40, ids[kind].length));
+      lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
+    }
     const stats = proxy.server.cache.stats();
     const width = [46, 12, 12, 8];
     const line = (cols) => cols.map((c, i) => String(c).padEnd(width[i])).join(' ');
     console.log(`\nOrmAI Proxy benchmark (${DURATION_S} s per pgbench run, ${ANALYTIC_ITERATIONS} analytic queries)`);
     console.log(line(['measure', 'direct', 'proxy', 'ratio']));
     for (const r of rows) console.log(line(r));
+    const lw = [34, 10, 14, 7, 10, 7];
+    const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
+    console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views and fence)`);
+    console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'fence', 'ratio']));
+    for (const r of lookupRows) console.log(lline(r));
     console.log(`statement cache: ${stats.hits} hits, ${stats.misses} misses`);
   } finally {
     await proxy?.close();
+    await fenced?.close();
     const a = new Client({ connectionString: serverUrl });
     await a.connect();
     await a.query('DROP DATABASE IF EXISTS ormai_bench WITH (FORCE)');

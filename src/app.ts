@@ -24,6 +24,7 @@ import { ScopeProvider } from './policy/provider';
 import { HotReload, type HotReloadOptions, type ReloadReport } from './policy/reload';
 import { PolicyCatalogError } from './policy/scope';
 import { loadCatalog } from './upstream/catalog';
+import { barrierViewsRefusal } from './upstream/read-scope';
 import type { Logger } from './log';
 
 export interface RunningProxy {
@@ -78,6 +79,16 @@ async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopePro
   } catch (err) {
     if (err instanceof PolicyCatalogError) throw new ConfigError(err.message);
     log.warn({ err: (err as Error).message }, 'database not reachable at start-up; the catalog loads with the first session');
+    return scopes;
+  }
+  if (config.upstream.readScope === 'barrier_views') {
+    // Sessions would fall back to fenced tables one by one, each with a warning: say it once, now.
+    const refusal = await barrierViewsRefusal(config.upstream);
+    if (refusal) {
+      throw new ConfigError(
+        `${config.file}: upstream.read_scope is barrier_views, but ${refusal}. Grant it, or set upstream.read_scope: fence (reads then scan each tenant's rows in full; see docs/read-scope.md).`,
+      );
+    }
   }
   return scopes;
 }

@@ -64,6 +64,11 @@ export interface AnalysisContext {
   tags?: Record<string, string>;
   /** Append before/after capture columns to writes (default true; golden tests of other rules turn it off). */
   captureWrites?: boolean;
+  /**
+   * Policy tables read through the session's barrier views (pg_temp, rewrite/derived.ts), which
+   * the session has made; absent or false: through fenced derived tables.
+   */
+  barrierViews?: boolean;
   /** The principal's approvals, for ormai.approvals; absent = the relation does not exist (no approvals store). */
   approvals?: readonly AgentApproval[];
 }

@@ -5,7 +5,8 @@ import type { UpstreamTarget } from '../config/load';
 import type { Logger } from '../log';
 import type { CatalogSnapshot } from '../policy/scope';
 import { dataRowValues, errorFields, type BackendFrame } from '../protocol/backend/framer';
-import { connectUpstream, type UpstreamHandshake } from '../upstream/connect';
+import type { BarrierView } from '../analysis/rewrite/derived';
+import { connectUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
 import { estimateScanRows } from './scan-estimate';
 
 export interface PlanParams {
@@ -14,10 +15,15 @@ export interface PlanParams {
   formats: number[];
 }
 
+/** Barrier views a planner connection keeps (one set per tenant a statement came from); past this, they are dropped and made again as needed. */
+const MAX_VIEWS = 2000;
+
 /** One connection that runs EXPLAIN statements, one at a time. */
 class PlannerConnection {
   private waiting?: { resolve: (v: string) => void; reject: (e: Error) => void; rows: string[]; error?: string };
   broken = false;
+  /** The barrier views this connection has made (the statements it plans read them as the session does). */
+  private readonly views = new Set<string>();
 
   constructor(private readonly upstream: UpstreamHandshake) {
     upstream.socket.on('data', (chunk: Buffer) => {
@@ -51,6 +57,29 @@ class PlannerConnection {
           serialize.sync(),
         ]),
       );
+    });
+  }
+
+  /**
+   * Makes the views a statement reads, as its session has them, in a READ WRITE transaction of
+   * its own (the connection is read-only by default). Rejects when PostgreSQL refuses them.
+   */
+  async ensureViews(views: readonly BarrierView[]): Promise<void> {
+    const missing = views.filter((v) => !this.views.has(v.name));
+    if (missing.length === 0) return;
+    if (this.views.size + missing.length > MAX_VIEWS) {
+      await this.simple('DISCARD TEMP');
+      this.views.clear();
+    }
+    // One implicit transaction: an error undoes it and leaves the connection idle.
+    await this.simple(['SET TRANSACTION READ WRITE', ...missing.map((v) => v.sql)].join('; '));
+    for (const v of missing) this.views.add(v.name);
+  }
+
+  private simple(sql: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject, rows: [] };
+      this.upstream.socket.write(serialize.query(sql));
     });
   }
 
@@ -98,11 +127,15 @@ export class Planner {
   ) {}
 
   /** Estimated rows scanned; throws when the planner cannot be asked (the caller decides). */
-  async scanRows(sql: string, params: PlanParams, catalog: CatalogSnapshot, cacheKey: string): Promise<number> {
+  async scanRows(sql: string, params: PlanParams, catalog: CatalogSnapshot, cacheKey: string, views: readonly BarrierView[] = []): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
     const conn = await this.acquire();
     try {
+      // Without the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
+      await conn.ensureViews(views).catch((err: Error) => {
+        throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
+      });
       const text = await conn.explain(sql, params);
       const rows = estimateScanRows(JSON.parse(text), catalog);
       this.estimates.set(cacheKey, rows);

@@ -108,6 +108,8 @@ const configDescriptions: Record<string, string> = {
   'upstream.tls.ca_file': 'CA bundle for verify-full, relative to this file. Default: the system CAs.',
   'upstream.connect_timeout_ms': 'Limit for connecting and starting up towards the database, in ms. Default: 5000.',
   'upstream.search_path': 'Pinned on every upstream session; the agent cannot change it. Default: public.',
+  'upstream.read_scope':
+    'How reads of tenant-scoped tables are fenced. barrier_views: per-session security-barrier views in pg_temp, so indexes serve the agent\'s conditions (needs TEMP on a primary; checked at start-up). fence: derived tables behind OFFSET 0, for a replica or a role without TEMP. Default: barrier_views.',
   auth: 'How agents authenticate; the tenant comes from the credential, never from SQL.',
   'auth.method': 'How users from users_file log in: scram-sha-256 or password (cleartext). Default: scram-sha-256.',
   'auth.users_file': 'Agents: users: [{ name, password | scram_verifier, tenant_id, roles }], relative to this file.',

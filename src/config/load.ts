@@ -30,6 +30,8 @@ export interface UpstreamTarget {
   tls: { mode: 'disable' | 'require' | 'verify-full'; ca?: Buffer };
   connectTimeoutMs: number;
   searchPath: string;
+  /** upstream.read_scope: barrier views in pg_temp, or fenced derived tables. */
+  readScope: 'barrier_views' | 'fence';
 }
 
 /** Where shared budgets live; without a Redis URL, in this process's memory. */
@@ -100,6 +102,7 @@ export function parseUpstreamUrl(url: string, raw: RawConfig, dir: string): Upst
     },
     connectTimeoutMs: raw.upstream.connect_timeout_ms,
     searchPath: raw.upstream.search_path,
+    readScope: raw.upstream.read_scope,
   };
   Object.defineProperty(target, 'password', { value: parsed.password || undefined, enumerable: false });
   return target;

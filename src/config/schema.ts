@@ -41,6 +41,13 @@ const upstream = z.strictObject({
   connect_timeout_ms: z.number().int().positive().default(5000),
   /** Pinned on every upstream session; the agent cannot change it. */
   search_path: z.string().default('public'),
+  /**
+   * How reads of tenant-scoped tables are fenced (docs/read-scope.md). barrier_views: each session
+   * makes security-barrier views in pg_temp, so PostgreSQL's indexes serve the agent's conditions
+   * (needs the TEMP privilege on a primary). fence: derived tables behind OFFSET 0, for a read
+   * replica or a role without TEMP; every condition of the agent then runs above a scan of the tenant's rows.
+   */
+  read_scope: z.enum(['barrier_views', 'fence']).default('barrier_views'),
 });
 
 const auth = z.strictObject({
@@ -174,7 +181,7 @@ export const configSchema = z.strictObject({
   startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
   session: session.default({ max_prepared_statements: 1000, max_portals: 1000, deadline_margin_ms: 2000 }),
   tls: tlsServer.optional(),
-  upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public' }),
+  upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public', read_scope: 'barrier_views' }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),
   /** Policy files; the principal's role picks one (see require_principal_role). */
   policies: z.array(z.string()).min(1),

@@ -1,4 +1,5 @@
 // A session's budgets: the tenant's statements per minute, the agent's and tenant's writes per minute, the planner's scan estimate.
+import type { BarrierView } from '../analysis/rewrite/derived';
 import type { PlanParams, Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
@@ -110,13 +111,13 @@ export class SessionBudgets {
    * max_scan_rows. A statement the planner rejects is let through: the database gives the
    * agent the same error for the statement itself.
    */
-  async scans(sqls: string[], params: PlanParams): Promise<ProxyError | undefined> {
+  async scans(sqls: string[], params: PlanParams, views: readonly BarrierView[] = []): Promise<ProxyError | undefined> {
     const { policy, scope, scopeKey, planner, log } = this.deps;
     const budget = policy.raw.max_scan_rows!;
     for (const sql of sqls) {
       let rows: number;
       try {
-        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`);
+        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views);
       } catch (err) {
         if (err instanceof UpstreamConnectError) {
           log.warn({ err: err.message }, 'planner unavailable');

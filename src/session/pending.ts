@@ -27,8 +27,12 @@ export interface PendingItem {
   hidden?: ReadonlySet<string>;
   /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
   captures?: Array<CaptureSpec | undefined>;
-  /** Sent by the proxy on its own (a re-Parse after a reload): its answer is not the client's. */
+  /** Sent by the proxy on its own (a re-Parse after a reload, a Query making the barrier views): its answer is not the client's. */
   silent?: boolean;
+  /** A silent Query's error message, kept until its ReadyForQuery. */
+  ownError?: string;
+  /** A silent Query was answered: with the error message when it failed. */
+  answered?: (error: string | undefined) => void;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
   /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */

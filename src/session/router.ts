@@ -49,6 +49,7 @@ export class ResponseRouter {
   /** Returns the bytes to send to the client for this upstream message (possibly none). */
   route(frame: BackendFrame): Buffer | undefined {
     const head = this.pending.peek();
+    if (head?.silent && head.kind === 'query') return this.ownQuery(frame, head);
     switch (frame.code) {
       case 'N': // NoticeResponse
         return this.notice(frame);
@@ -116,6 +117,33 @@ export class ResponseRouter {
       default:
         // COPY and anything else a checked statement cannot produce: fail closed.
         throw new ProxyError('internal_error', { logMessage: `unexpected upstream message '${frame.code}'` });
+    }
+  }
+
+  /**
+   * A simple Query the proxy sent on its own (the session's barrier views): none of its answers
+   * reach the client, except what the client would see of any session (notifications, parameter
+   * changes). Its effect applies on ReadyForQuery: done when no error came, failed otherwise.
+   */
+  private ownQuery(frame: BackendFrame, head: PendingItem): Buffer | undefined {
+    switch (frame.code) {
+      case 'A':
+        return frame.raw;
+      case 'S':
+        return this.parameterStatus(frame);
+      case 'E':
+        head.ownError = errorFields(frame).message ?? '';
+        return undefined;
+      case 'Z':
+        this.pending.shift();
+        this.txStatus = readyForQueryStatus(frame) as 'I' | 'T' | 'E';
+        if (head.ownError === undefined) head.effect?.done();
+        else head.effect?.failed();
+        this.onReady(this.txStatus);
+        head.answered?.(head.ownError);
+        return undefined;
+      default:
+        return undefined;
     }
   }
 
@@ -197,6 +225,7 @@ export class ResponseRouter {
       if (i === running) this.report(item, as === 'refused' ? { refused: error } : { error: { code: error.sqlstate, message: error.message } });
       item.audit?.end();
       skipEffects(item);
+      item.answered?.(error.message);
     });
   }
 

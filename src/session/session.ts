@@ -6,6 +6,7 @@ import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
 import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
 import { nodeBody } from '../analysis/types';
+import { barrierViewsOf } from '../analysis/rewrite/derived';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
@@ -26,6 +27,7 @@ import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messag
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
+import { dropsViews, SessionViews } from './barrier-views';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
 import { StatementDeadline } from './deadline';
@@ -106,6 +108,8 @@ export class Session {
   private blockMaybeOpen = false;
   /** Checks that no statement runs past the policy's timeout while requests are pending upstream. */
   private readonly deadline: StatementDeadline;
+  /** The barrier views policy tables are read through, as PostgreSQL confirmed them. */
+  private readonly views: SessionViews;
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
@@ -120,6 +124,7 @@ export class Session {
       }
     };
     this.router.onError = () => this.state.transactionFailed();
+    this.views = new SessionViews(deps.config.upstream.readScope === 'barrier_views', deps.principal, deps.log);
     this.snap = deps.initial;
     const snap = () => this.snap;
     this.pinned = {
@@ -242,8 +247,10 @@ export class Session {
   private handle(message: FrontendMessage): Promise<void> | undefined {
     switch (message.type) {
       case 'Query':
+        this.makeViews(message);
         return this.query(message.sql);
       case 'Parse': {
+        this.makeViews(message);
         const removed = this.pin();
         if (!removed && this.readsApprovals(message.sql)) return this.withApprovals((rows) => this.parse(message, rows));
         this.parse(message, undefined, removed);
@@ -300,6 +307,32 @@ export class Session {
       case 'AuthResponse':
         throw new ProxyError('protocol_violation', { message: 'unexpected authentication message after startup' });
     }
+  }
+
+  /**
+   * Before a statement that may read policy tables, where the session is idle: the Query that
+   * makes the barrier views of the policy now in force, if some are missing. The statement
+   * follows it at once (a client that sends a statement and leaves gets it run, as PostgreSQL
+   * would); it is rewritten over the views, which PostgreSQL makes before it runs. Should it
+   * refuse them, that statement fails on the missing view, and the session's later ones use the
+   * fenced form. Not before a named Parse while the client holds an unnamed statement (a Query
+   * would drop it); a Query or an unnamed Parse replaces it anyway.
+   */
+  private makeViews(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): void {
+    const live = this.deps.current();
+    if (!live || this.router.pending.size > 0 || this.router.txStatus !== 'I' || this.blockMaybeOpen) return;
+    if (message.type === 'Parse' && message.name !== '') {
+      const unnamed = this.state.statement('');
+      if (unnamed.wait || unnamed.value) return;
+    }
+    const views = this.views.missing(live.scope);
+    if (views.length === 0) return;
+    this.views.sent(views);
+    this.forward(serialize.query(SessionViews.creation(views)), {
+      kind: 'query',
+      silent: true,
+      answered: (error) => this.views.answered(live.scope, views, error),
+    });
   }
 
   /**
@@ -364,7 +397,8 @@ export class Session {
     const heldAt = statements.findIndex((s) => s.write?.approval);
     const held = heldAt >= 0 ? statements[heldAt] : undefined;
     const scans = this.budgets.limitsScans ? [...statements.entries()].filter(([, s]) => readsRows(s)).map(([i, s]) => ({ sql: s.sql, params: paramsOf(i) })) : [];
-    const send = () =>
+    const send = () => {
+      if (dropsViews(result.statements)) this.views.discarded();
       this.forward(serialize.query(result.sql), {
         kind: 'query',
         rowLimits: statements.map((s) => s.rowLimit),
@@ -375,6 +409,7 @@ export class Session {
         ...sessionEffects(this.state, result.statements, declared, prepared),
         audit: this.auditor.hook(ran),
       });
+    };
     const sync = this.firstRefusal(writes > 0);
     if (sync) {
       this.refuse('query', sync, ran);
@@ -398,7 +433,7 @@ export class Session {
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
         (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined) ??
         (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: paramsOf(heldAt) }) : undefined);
-      for (const scan of scans) refused ??= await this.budgets.scans([scan.sql], scan.params);
+      for (const scan of scans) refused ??= await this.budgets.scans([scan.sql], scan.params, this.plannerViews());
       if (this.ended) return;
       if (refused) this.refuse('query', refused, ran);
       else send();
@@ -456,6 +491,7 @@ export class Session {
       held: heldOf(first, message.sql),
       snap: this.snap,
     };
+    if (dropsViews(result.statements)) this.views.discarded();
     this.forward(parseMessage(message.name, result.sql, message.paramTypes), {
       kind: 'parse',
       effect: this.state.parse(prepared),
@@ -506,7 +542,7 @@ export class Session {
       send();
       return undefined;
     }
-    return this.budgets.scans([prepared.sql], params).then((refused) => {
+    return this.budgets.scans([prepared.sql], params, this.plannerViews()).then((refused) => {
       if (this.ended) return;
       if (refused) this.refuse('bind', refused, this.sentOf(prepared));
       else send();
@@ -750,12 +786,24 @@ export class Session {
   private analyze(sql: string, protocol: 'simple' | 'extended', approvals?: readonly AgentApproval[]): Analysis {
     const { cache, principal } = this.deps;
     const { policy, scope, scopeKey } = this.snap;
-    const context: AnalysisContext = { protocol, statementTimeoutMaxMs: policy.statementTimeoutMs, writeGate: (target) => policy.isWriteAllowed(target), scope, principal };
+    const views = this.views.ready(scope);
+    const context: AnalysisContext = { protocol, statementTimeoutMaxMs: policy.statementTimeoutMs, writeGate: (target) => policy.isWriteAllowed(target), scope, principal, barrierViews: views };
+    const run = (): Analysis => {
+      const first = analyze(sql, context);
+      // A write held for approval runs later on another connection, which has no session views.
+      if (views && first.ok && first.statements.some((s) => s.write?.approval)) return analyze(sql, { ...context, barrierViews: false });
+      return first;
+    };
     const result = approvals
-      ? analyze(sql, { ...context, approvals })
-      : cache.get(StatementCache.key(scopeKey, principal.tenantId, protocol, sql), () => analyze(sql, context));
+      ? analyze(sql, { ...context, approvals, barrierViews: false })
+      : cache.get(StatementCache.key(scopeKey, principal.tenantId, views ? `${protocol}+views` : protocol, sql), run);
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
+  }
+
+  /** The views the planner needs to plan this session's statements as the session runs them. */
+  private plannerViews() {
+    return this.views.ready(this.snap.scope) ? barrierViewsOf(this.snap.scope, this.deps.principal) : [];
   }
 
   private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {

@@ -74,7 +74,8 @@ describe.each([false, true])('one event per statement (extended: %s)', (extended
     }
     // Literals are redacted; the rewritten text is recorded; rows, trace and tool-call ids, flags.
     expect(stmts[0].sql).not.toContain('Acme');
-    expect(stmts[0].rewritten_sql).toContain("tenant_id = $");
+    // The table is read through the session's barrier view (docs/read-scope.md), which holds the tenant condition.
+    expect(stmts[0].rewritten_sql).toMatch(/FROM pg_temp\.ormai_customers_[0-9a-f]{16} AS customers WHERE name = \$1/);
     expect(stmts[0].rows).toBe(1);
     expect(stmts[2]).toMatchObject({ trace_id: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tool_call_id: 'call_42', flags: ['tenant_forged'] });
     // The write: its reason, and the changed row before and after.

@@ -1,7 +1,16 @@
-// The derived table that stands in for a policy table: visible columns only, masks applied (as SQL), filtered by tenant and row filter.
+// The relation that stands in for a policy table: visible columns only, masks applied (as SQL), filtered by tenant and row filter.
+//
+// Two forms, with the same columns and rows:
+//   a barrier view   pg_temp.ormai_<table>_<hash>, a session's own view WITH (security_barrier)
+//                    (docs/read-scope.md): PostgreSQL runs the policy's conditions first and lets
+//                    only leakproof conditions of the agent reach the table, so its indexes serve;
+//   a fenced table   (SELECT … WHERE <tenant> OFFSET 0) AS t, when the session has no views (a
+//                    replica, read_scope: fence, a transaction begun before a reload made them).
+import { createHash } from 'node:crypto';
 import type { A_Expr, BoolExpr, Node, RangeVar, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
+import { deparseVerified } from '../deparse';
 import { cloneTree, parseTemplate, quoteIdent, templateError } from './nodes';
 import { tenantLiteral, tenantType } from './tenant';
 
@@ -17,11 +26,62 @@ const FENCE = ' OFFSET 0';
 /** One parsed template per compiled table; the scope is immutable, so the template never goes stale. */
 const templates = new WeakMap<ScopedTable, SelectStmt>();
 
+/** A session's view of one policy table for one principal: its name in pg_temp and the statement that makes it. */
+export interface BarrierView {
+  name: string;
+  sql: string;
+}
+
+/**
+ * Which form the rewrite in progress gives policy tables. The rewrite is synchronous and sets it
+ * for its own duration only (withRelationForm), so every place that builds a policy relation
+ * (reads, foreign-key checks, write sources) agrees without each taking another argument.
+ */
+let barrierViews = false;
+
+export function withRelationForm<T>(views: boolean, run: () => T): T {
+  const before = barrierViews;
+  barrierViews = views;
+  try {
+    return run();
+  } finally {
+    barrierViews = before;
+  }
+}
+
+/** Does the table need a fence at all? Without a tenant or row filter there is nothing for the agent's predicates to overtake. */
+function filtered(table: ScopedTable): boolean {
+  return table.tenantColumn !== undefined || table.rowFilter !== undefined;
+}
+
+/**
+ * The policy relation for a reference `rv` to `table`: the session's barrier view when the
+ * rewrite is in that form and the view can say what the reference means, else the fenced
+ * derived table. A view has no system columns and always includes inheritance children, so a
+ * statement naming ctid or xmin, or reading ONLY the table, gets the fenced form. `columns`
+ * narrows the fenced form (a foreign-key check needs only the key).
+ */
+export function derivedTable(
+  table: ScopedTable,
+  rv: RangeVar,
+  scope: ReadScope,
+  principal: Principal | undefined,
+  system: readonly string[] = [],
+  columns?: VisibleColumn[],
+): Node {
+  if (barrierViews && principal && filtered(table) && rv.inh !== false && (system.length === 0 || !table.systemColumns)) {
+    const ref: RangeVar = { schemaname: 'pg_temp', relname: barrierView(table, scope, principal).name, inh: true, relpersistence: 'p', alias: { aliasname: rv.alias?.aliasname ?? rv.relname } };
+    VIEW_WIDTHS.set(ref, table.columns.length);
+    return { RangeVar: ref };
+  }
+  return fencedTable(columns ? { ...table, columns } : table, rv, scope, principal, system);
+}
+
 /** `(SELECT <visible columns> [, <system columns named>] FROM [ONLY] schema.table WHERE <tenant> [AND (<row filter>)] OFFSET 0) AS <alias>` */
-export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal | undefined, system: readonly string[] = []): Node {
+function fencedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal | undefined, system: readonly string[]): Node {
   let template = templates.get(table);
   if (!template) {
-    template = buildTemplate(table, scope);
+    template = buildTemplate(table, scope, true);
     templates.set(table, template);
   }
   const select = cloneTree(template);
@@ -37,6 +97,14 @@ export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope,
   return { RangeSubselect: view };
 }
 
+/** The barrier-view references this module built, with the number of columns each view has (what `*` expands to). */
+const VIEW_WIDTHS = new WeakMap<RangeVar, number>();
+
+/** The column count of a barrier-view reference this module built; undefined for any other relation. */
+export function barrierViewWidth(rv: RangeVar): number | undefined {
+  return VIEW_WIDTHS.get(rv);
+}
+
 /** The derived tables this module built: the proxy's own SQL, which the write checks do not read as the agent's. */
 const POLICY_VIEWS = new WeakSet<object>();
 
@@ -44,7 +112,42 @@ export function isPolicyView(node: unknown): boolean {
   return typeof node === 'object' && node !== null && POLICY_VIEWS.has(node);
 }
 
-function buildTemplate(table: ScopedTable, scope: ReadScope): SelectStmt {
+/** Per compiled table, per tenant: the view (its definition embeds the tenant as a constant). */
+const views = new WeakMap<ScopedTable, Map<string, BarrierView>>();
+
+/**
+ * `CREATE OR REPLACE TEMP VIEW pg_temp.ormai_<table>_<hash> WITH (security_barrier) AS SELECT
+ * <visible columns, masked> FROM schema.table WHERE <tenant> [AND (<row filter>)]`. The name
+ * is a hash of the definition: a reload that leaves a table's scope alone keeps its view and
+ * every statement prepared over it; one that changes it gives a new name.
+ */
+export function barrierView(table: ScopedTable, scope: ReadScope, principal: Principal): BarrierView {
+  let byTenant = views.get(table);
+  if (!byTenant) {
+    byTenant = new Map();
+    views.set(table, byTenant);
+  }
+  const cached = byTenant.get(principal.tenantId);
+  if (cached) return cached;
+  const select = buildTemplate(table, scope, false);
+  const tenant = tenantComparison(select, table);
+  if (tenant) tenant.rexpr = tenantLiteral(scope, principal);
+  const body = deparseVerified([{ SelectStmt: select }])[0];
+  const hash = createHash('sha256').update(`${table.schema}.${table.name}\u0000${body}`).digest('hex').slice(0, 16);
+  const name = `ormai_${table.name.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 24)}_${hash}`;
+  const view = { name, sql: `CREATE OR REPLACE TEMP VIEW ${name} WITH (security_barrier) AS ${body}` };
+  byTenant.set(principal.tenantId, view);
+  return view;
+}
+
+/** Every barrier view a principal's session needs under `scope`: one per filtered table. */
+export function barrierViewsOf(scope: ReadScope, principal: Principal): BarrierView[] {
+  const out: BarrierView[] = [];
+  for (const table of scope.tables.values()) if (filtered(table)) out.push(barrierView(table, scope, principal));
+  return out;
+}
+
+function buildTemplate(table: ScopedTable, scope: ReadScope, fence: boolean): SelectStmt {
   const what = `${table.schema}.${table.name}`;
   const columns = table.columns.map((c) => columnSql(c)).join(', ');
   // The tenant constant is a placeholder replaced by a node per principal; the row filter, too, is spliced as a node.
@@ -52,7 +155,7 @@ function buildTemplate(table: ScopedTable, scope: ReadScope): SelectStmt {
   if (table.tenantColumn) conditions.push(`${quoteIdent(table.tenantColumn)} = '0'::${tenantType(scope)}`);
   if (table.rowFilter) conditions.push('(true)');
   // Without a filter there is nothing for the agent's predicates to overtake: no fence needed.
-  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}${FENCE}` : '';
+  const where = conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}${fence ? FENCE : ''}` : '';
   const select = parseTemplate(`SELECT ${columns} FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}${where}`, what);
   if (table.rowFilter) {
     const filter = parseRowFilter(table.rowFilter, what);

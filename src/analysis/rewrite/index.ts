@@ -9,7 +9,7 @@ import { ProxyError } from '../../errors/catalogue';
 import { SYSTEM_COLUMNS, type ReadScope } from '../../policy/scope';
 import { isFalse } from '../classify';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from '../types';
-import { derivedTable } from './derived';
+import { derivedTable, withRelationForm } from './derived';
 import { cloneTree, intConst, parseTemplate, walk } from './nodes';
 import {
   catalogNotAllowed,
@@ -41,7 +41,7 @@ const READING = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt',
  */
 export const rewriteReads: RewriteStep = (stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStatement => {
   try {
-    return rewrite(stmt, ctx);
+    return withRelationForm(ctx.barrierViews === true, () => rewrite(stmt, ctx));
   } catch (err) {
     // Every walk here is iterative or guarded; this catches what a future change might miss.
     if (err instanceof RangeError) throw tooDeep();
@@ -78,6 +78,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   }
   connectedDatabase(tree, principal.database);
   principalIdentity(tree, principal.user);
+  withoutTempSchema(tree);
 
   // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
   // write below the statement would escape them.
@@ -203,6 +204,39 @@ function principalIdentity(tree: Node, user: string): void {
     delete (node as { SQLValueFunction?: unknown }).SQLValueFunction;
     Object.assign(node, nameLiteral(user));
   });
+}
+
+/**
+ * `current_schemas(true)` lists the session's temporary schema once it has one, and the
+ * session's barrier views give it one: the proxy's, not the agent's. The call answers without
+ * it, under its own column name (an unaliased call is named current_schemas).
+ */
+function withoutTempSchema(tree: Node): void {
+  // The calls put inside the replacements: visited next, and left as they are.
+  const inner = new WeakSet<object>();
+  walk([tree], (node) => {
+    const target = (node as { ResTarget?: ResTarget }).ResTarget;
+    if (target && target.name === undefined && isCurrentSchemas(underCasts(target.val))) target.name = 'current_schemas';
+    if (!isCurrentSchemas(node as Node) || inner.has((node as { FuncCall: FuncCall }).FuncCall)) return;
+    const call = (node as { FuncCall: FuncCall }).FuncCall;
+    const template = parseTemplate(
+      'SELECT pg_catalog.array_remove(NULL, CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name))',
+      'current_schemas without the temporary schema',
+    );
+    const replacement = (template.targetList![0] as { ResTarget: ResTarget }).ResTarget.val as { FuncCall: FuncCall };
+    const kept: FuncCall = { ...call, funcname: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'current_schemas' } }] };
+    inner.add(kept);
+    replacement.FuncCall.args![0] = { FuncCall: kept };
+    delete (node as { FuncCall?: FuncCall }).FuncCall;
+    Object.assign(node, replacement);
+  });
+}
+
+function isCurrentSchemas(node: Node | undefined): boolean {
+  const call = node && 'FuncCall' in node ? node.FuncCall : undefined;
+  if (!call || call.args?.length !== 1 || call.agg_star || call.over) return false;
+  const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
+  return parts[parts.length - 1] === 'current_schemas' && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
 }
 
 const IDENTITY_VALUES: Record<string, string> = {

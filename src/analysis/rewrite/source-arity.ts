@@ -10,6 +10,7 @@
 // statement (`*` over a function, a NATURAL join, a composite `(x).*`) is refused.
 import type { A_Indirection, ColumnRef, CommonTableExpr, JoinExpr, Node, RangeSubselect, RangeVar, ResTarget, SelectStmt, WithClause } from '@pgsql/types';
 import { ProxyError } from '../../errors/catalogue';
+import { barrierViewWidth } from './derived';
 
 /** A CTE as seen from a query: its body and the CTEs its body can see. */
 interface CteEntry {
@@ -146,8 +147,10 @@ class Counter {
     return n;
   }
 
-  /** After the rewrite every policy table is a derived table: a relation name left is a CTE. */
+  /** After the rewrite every policy table is a barrier view or a derived table: any other relation name left is a CTE. */
   private relation(rv: RangeVar, scope: CteScope): number {
+    const width = barrierViewWidth(rv);
+    if (width !== undefined) return width;
     const entry = rv.schemaname === undefined ? scope.get(rv.relname ?? '') : undefined;
     if (!entry) throw cannotCount(`"${rv.relname}"`);
     if (this.open.has(entry)) throw cannotCount(`the recursive query "${rv.relname}"`);

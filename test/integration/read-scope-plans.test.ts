@@ -1,0 +1,169 @@
+// The read scope keeps PostgreSQL's indexes (issue #12): through the session's barrier views a point
+// lookup, an IN list, a range on an indexed column and a foreign-key join use the index, at a data
+// size where a scan of the tenant's rows is what the fenced form gets (the control below). Error
+// oracles over other tenants' rows stay closed, and max_scan_rows budgets the plan that runs.
+// Every case runs under the simple and the extended protocol.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+import { modes, type Mode } from '../support/red-team';
+
+const POLICY = path.resolve(__dirname, '..', '..', 'config', 'quickstart', 'policy.yaml');
+
+const SETUP = [
+  // 20,000 customers and 40,000 orders per tenant: a tenant's rows are too many to scan for one id.
+  "INSERT INTO customers (tenant_id, name, email) SELECT 1 + g % 2, 'Bulk ' || g, 'bulk' || g || '@example.com' FROM generate_series(1, 40000) g",
+  "INSERT INTO orders (tenant_id, customer_id, total_cents, status, created_at) SELECT c.tenant_id, c.id, 100 + k, 'paid', now() - (c.id * interval '1 minute') FROM customers c, generate_series(1, 2) k",
+  'CREATE INDEX orders_customer_id_idx ON orders (customer_id)',
+  'CREATE INDEX orders_created_at_idx ON orders (created_at)',
+  'ANALYZE',
+];
+
+let db: TestDatabase;
+let views: TestProxy;
+let fence: TestProxy;
+let budgeted: TestProxy;
+let dir: string;
+/** An order and a customer of tenant 1, and an order of tenant 2. */
+let ids: { order: number; customer: number; other: number };
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  for (const sql of SETUP) await db.query(sql);
+  [ids] = await db.query<{ order: number; customer: number; other: number }>(
+    `SELECT (SELECT max(id) FROM orders WHERE tenant_id = 1) AS "order", (SELECT max(id) FROM customers WHERE tenant_id = 1) AS customer,
+            (SELECT max(id) FROM orders WHERE tenant_id = 2) AS other`,
+  );
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-plans-'));
+  const budgetPolicy = path.join(dir, 'policy.yaml');
+  writeFileSync(budgetPolicy, `${readFileSync(POLICY, 'utf8')}\nmax_scan_rows: 50\n`);
+  views = await startTestProxy(db.url, { policies: [POLICY] });
+  fence = await startTestProxy(db.url, { policies: [POLICY], upstream: { read_scope: 'fence' } });
+  budgeted = await startTestProxy(db.url, { policies: [budgetPolicy] });
+}, 120_000);
+
+afterAll(async () => {
+  await views?.close();
+  await fence?.close();
+  await budgeted?.close();
+  await db?.drop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function query(proxy: TestProxy, sql: string, mode: Mode): Promise<{ rows?: Array<Record<string, unknown>>; error?: Error & { code?: string; routine?: string } }> {
+  const c = new Client({ connectionString: proxy.url() });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    const r = await c.query(mode.extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql);
+    return { rows: (r as unknown as { rows: Array<Record<string, unknown>> }).rows };
+  } catch (error) {
+    return { error: error as Error & { code?: string; routine?: string } };
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function plan(proxy: TestProxy, sql: string, mode: Mode): Promise<string> {
+  const o = await query(proxy, `EXPLAIN ${sql}`, mode);
+  if (o.error) throw new Error(`${sql}: ${o.error.message}`);
+  return o.rows!.map((r) => String(r['QUERY PLAN'])).join('\n');
+}
+
+/** A scan of every row of the tenant: what a fenced policy table costs. */
+const TENANT_SCAN = /Seq Scan on (orders|customers)|Bitmap Index Scan on (orders|customers)_tenant_id_idx|Index Scan using (orders|customers)_tenant_id_idx/;
+
+describe.each(modes)('$protocol protocol', (mode) => {
+  test('a point lookup by id uses the primary key; the fenced form scans the tenant (control)', async () => {
+    const sql = `SELECT * FROM orders WHERE id = ${ids.order}`;
+    const p = await plan(views, sql, mode);
+    expect(p).toMatch(/Index Scan using orders_pkey on orders/);
+    expect(p).not.toMatch(TENANT_SCAN);
+    expect(await plan(fence, sql, mode)).toMatch(TENANT_SCAN);
+    expect((await query(views, sql, mode)).rows).toEqual([expect.objectContaining({ id: ids.order, tenant_id: 1 })]);
+  });
+
+  test('an IN list uses the primary key', async () => {
+    const p = await plan(views, `SELECT id, total_cents FROM orders WHERE id IN (${ids.order}, ${ids.order - 2}, ${ids.other})`, mode);
+    expect(p).toMatch(/Index Scan using orders_pkey on orders/);
+    expect(p).not.toMatch(TENANT_SCAN);
+    // Tenant 2's order is not among the rows.
+    const rows = (await query(views, `SELECT id FROM orders WHERE id IN (${ids.order}, ${ids.other}) ORDER BY id`, mode)).rows;
+    expect(rows).toEqual([{ id: ids.order }]);
+  });
+
+  test('a range on an indexed column uses its index', async () => {
+    // created_at is a timestamp: compared with a timestamp (a leakproof operator). Against now(), a
+    // timestamptz, the comparison converts time zones, is not leakproof, and stays above the barrier.
+    const sql = "SELECT id FROM orders WHERE created_at > localtimestamp - interval '30 minutes'";
+    const p = await plan(views, sql, mode);
+    expect(p).toMatch(/orders_created_at_idx/);
+    expect(p).not.toMatch(TENANT_SCAN);
+    expect(await plan(fence, sql, mode)).toMatch(TENANT_SCAN);
+  });
+
+  test('a foreign-key join from a customer to its orders uses both indexes', async () => {
+    const sql = `SELECT c.name, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = ${ids.customer}`;
+    const p = await plan(views, sql, mode);
+    expect(p).toMatch(/Index Scan using customers_pkey on customers/);
+    expect(p).toMatch(/orders_customer_id_idx/);
+    expect(p).not.toMatch(TENANT_SCAN);
+    expect((await query(views, sql, mode)).rows).toHaveLength(2);
+  });
+
+  test("conditions that would fail on another tenant's rows never run on them", async () => {
+    // Each fails on tenant 2's rows only (tenant_id - 2 = 0): an error would tell they exist.
+    for (const sql of [
+      `SELECT id FROM orders WHERE id = ${ids.other} AND 1 / (tenant_id - 2) = 0`,
+      'SELECT count(*)::int AS n FROM orders WHERE total_cents / (tenant_id - 2) < 0',
+      `SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ${ids.other} AND 1 / (c.tenant_id - 2) = 0`,
+      `SELECT id FROM orders WHERE id = ${ids.other} AND (CASE WHEN tenant_id = 2 THEN 'x' ELSE '1' END)::int = 1`,
+    ]) {
+      const o = await query(views, sql, mode);
+      expect({ sql, error: o.error?.message }).toEqual({ sql, error: undefined });
+    }
+    const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE tenant_id = 1');
+    expect((await query(views, 'SELECT count(*)::int AS n FROM orders WHERE total_cents / (tenant_id - 2) < 0', mode)).rows).toEqual([{ n }]);
+  });
+
+  test('max_scan_rows budgets the plan that runs: a lookup by id passes, a scan of the tenant is refused', async () => {
+    expect((await query(budgeted, `SELECT id FROM orders WHERE id = ${ids.order}`, mode)).rows).toEqual([{ id: ids.order }]);
+    expect((await query(budgeted, `SELECT o.id FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = ${ids.customer}`, mode)).rows).toHaveLength(2);
+    const o = await query(budgeted, 'SELECT id FROM orders WHERE total_cents > 0', mode);
+    expect(o.error?.routine).toBe('ormai.scan_budget_exceeded');
+  });
+
+  test('DISCARD ALL drops the views; the session reads through fenced tables until it makes them again', async () => {
+    const c = new Client({ connectionString: views.url() });
+    await c.connect();
+    try {
+      const q = (sql: string) => c.query(mode.extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql) as unknown as Promise<{ rows: Array<Record<string, unknown>> }>;
+      const explain = async (sql: string) => (await q(`EXPLAIN ${sql}`)).rows.map((r) => String(r['QUERY PLAN'])).join('\n');
+      const lookup = `SELECT id FROM orders WHERE id = ${ids.order}`;
+      expect(await explain(lookup)).toMatch(/orders_pkey/);
+      await q('BEGIN');
+      await q('DISCARD TEMP');
+      // Inside the transaction the views are gone and cannot be made: the fenced form, same answer.
+      expect(await explain(lookup)).toMatch(TENANT_SCAN);
+      expect((await q(lookup)).rows).toEqual([{ id: ids.order }]);
+      await q('ROLLBACK');
+      await q('DISCARD ALL');
+      // Idle again: the views are made before the next statement.
+      expect(await explain(lookup)).toMatch(/orders_pkey/);
+      expect((await q(lookup)).rows).toEqual([{ id: ids.order }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test("the views are the session's own: the agent cannot name them, pg_temp or their columns", async () => {
+    for (const sql of ['SELECT * FROM pg_temp.orders', "SELECT relname FROM pg_class WHERE relname LIKE 'ormai%'", "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname LIKE 'pg_temp%'"]) {
+      const o = await query(views, sql, mode);
+      if (o.error) expect(o.error.routine).toMatch(/^ormai\./);
+      else expect(o.rows).toEqual(sql.includes('count') ? [{ n: 0 }] : []);
+    }
+  });
+});
