@@ -40,9 +40,9 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-plans-'));
   const budgetPolicy = path.join(dir, 'policy.yaml');
   writeFileSync(budgetPolicy, `${readFileSync(POLICY, 'utf8')}\nmax_scan_rows: 50\n`);
-  views = await startTestProxy(db.url, { policies: [POLICY] });
+  views = await startTestProxy(db.url, { policies: [POLICY], upstream: { read_scope: 'barrier_views' } });
   fence = await startTestProxy(db.url, { policies: [POLICY], upstream: { read_scope: 'fence' } });
-  budgeted = await startTestProxy(db.url, { policies: [budgetPolicy] });
+  budgeted = await startTestProxy(db.url, { policies: [budgetPolicy], upstream: { read_scope: 'barrier_views' } });
 }, 120_000);
 
 afterAll(async () => {

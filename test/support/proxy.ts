@@ -24,7 +24,14 @@ export async function startTestProxy(upstreamUrl: string, overrides: Record<stri
   // Audit events go to a file of this proxy's own (not stdout, where they would fill the test output).
   const auditDir = mkdtempSync(path.join(os.tmpdir(), 'ormai-audit-'));
   const auditFile = path.join(auditDir, 'audit.jsonl');
-  const doc = { ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object), audit: { sinks: [{ type: 'file', path: auditFile }] }, ...overrides };
+  // ORMAI_TEST_READ_SCOPE=fence runs a suite with the fenced read scope (CI runs the adversarial suites in both).
+  const readScope = process.env.ORMAI_TEST_READ_SCOPE;
+  const doc = {
+    ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object),
+    audit: { sinks: [{ type: 'file', path: auditFile }] },
+    ...(readScope ? { upstream: { read_scope: readScope } } : {}),
+    ...overrides,
+  };
   const env = { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' };
   const config = resolveConfig(doc, QUICKSTART, env);
   const log = process.env.ORMAI_TEST_LOG ? createLogger(process.env.ORMAI_TEST_LOG) : silentLogger;
