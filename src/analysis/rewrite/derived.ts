@@ -69,7 +69,7 @@ export function derivedTable(
   system: readonly string[] = [],
   columns?: VisibleColumn[],
 ): Node {
-  if (barrierViews && principal && filtered(table) && rv.inh !== false && (system.length === 0 || !table.systemColumns)) {
+  if (barrierViews && principal && filtered(table) && rv.inh === true && (system.length === 0 || !table.systemColumns)) {
     const ref: RangeVar = { schemaname: 'pg_temp', relname: barrierView(table, scope, principal).name, inh: true, relpersistence: 'p', alias: { aliasname: rv.alias?.aliasname ?? rv.relname } };
     VIEW_WIDTHS.set(ref, table.columns.length);
     return { RangeVar: ref };
@@ -113,6 +113,7 @@ export function isPolicyView(node: unknown): boolean {
 }
 
 /** Per compiled table, per tenant: the view (its definition embeds the tenant as a constant). */
+const MAX_TENANT_VIEWS = 1000;
 const views = new WeakMap<ScopedTable, Map<string, BarrierView>>();
 
 /**
@@ -129,6 +130,8 @@ export function barrierView(table: ScopedTable, scope: ReadScope, principal: Pri
   }
   const cached = byTenant.get(principal.tenantId);
   if (cached) return cached;
+  // One entry per tenant seen under this scope: bounded, since a JWT issuer may name many.
+  if (byTenant.size >= MAX_TENANT_VIEWS) byTenant.clear();
   const select = buildTemplate(table, scope, false);
   const tenant = tenantComparison(select, table);
   if (tenant) tenant.rexpr = tenantLiteral(scope, principal);

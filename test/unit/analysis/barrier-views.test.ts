@@ -1,0 +1,60 @@
+// The barrier-view form of the read rewrite (docs/read-scope.md): a policy table becomes the session's view in pg_temp,
+// except where a view cannot say what the reference means (ONLY, system columns); the view's definition is the fenced
+// derived table's query without the fence, and its name a hash of that definition.
+import { analyze, initAnalysis, type Analysis } from '../../../src/analysis/pipeline';
+import { barrierViewsOf } from '../../../src/analysis/rewrite/derived';
+import { gate } from './golden';
+import { CUSTOMERS, principal, scopeFromFile, WITH_COUNTRIES } from './rewrite-scope';
+
+const scope = scopeFromFile(WITH_COUNTRIES);
+const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders'), protocol: 'simple' as const };
+
+let views: ReturnType<typeof barrierViewsOf>;
+beforeAll(async () => {
+  await initAnalysis();
+  views = barrierViewsOf(scope, principal('1'));
+});
+
+function sql(a: Analysis): string {
+  if (!a.ok) throw new Error(`${a.error.code}: ${a.error.message}`);
+  return a.sql;
+}
+
+const view = (table: string) => views.find((v) => v.name.startsWith(`ormai_${table}_`))!.name;
+
+test('each filtered table has one view per tenant, named by a hash of its definition', () => {
+  expect(views.map((v) => v.name.replace(/_[0-9a-f]{16}$/, '')).sort()).toEqual(['ormai_customers', 'ormai_orders']);
+  const customers = views.find((v) => v.name.startsWith('ormai_customers_'))!;
+  // The fenced form's query, without the fence.
+  const inner = CUSTOMERS.replace(/^\( /, '').replace(/ OFFSET 0 \)$/, '');
+  expect(customers.sql).toBe(`CREATE OR REPLACE TEMP VIEW ${customers.name} WITH (security_barrier) AS ${inner}`);
+  const other = barrierViewsOf(scope, principal('2'));
+  expect(other.map((v) => v.name)).not.toEqual(views.map((v) => v.name));
+  expect(other[0].sql).toContain("'2'");
+  // The same scope and tenant: the same objects, so a session's check is an identity test.
+  expect(barrierViewsOf(scope, principal('1'))[0]).toBe(views[0]);
+});
+
+test.each([
+  ['SELECT * FROM customers', () => `SELECT * FROM pg_temp.${view('customers')} AS customers LIMIT 201`],
+  ['SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.id = 5', () => `SELECT c.id FROM pg_temp.${view('customers')} AS c JOIN pg_temp.${view('orders')} AS o ON o.customer_id = c.id WHERE o.id = 5 LIMIT 201`],
+  ['SELECT * FROM countries', () => 'SELECT * FROM ( SELECT code, name FROM public.countries ) AS countries LIMIT 201'],
+])('%s reads the views (a table without a filter needs none)', (text, out) => {
+  expect(sql(analyze(text, { ...base, barrierViews: true }))).toBe(out());
+});
+
+test('ONLY keeps the fenced form: a view always includes inheritance children', () => {
+  expect(sql(analyze('SELECT * FROM ONLY customers', { ...base, barrierViews: true }))).toBe(
+    `SELECT * FROM ${CUSTOMERS.replace('FROM public', 'FROM ONLY public')} AS customers LIMIT 201`,
+  );
+});
+
+test('without barrierViews the fenced form is used', () => {
+  expect(sql(analyze('SELECT * FROM customers', base))).toBe(`SELECT * FROM ${CUSTOMERS} AS customers LIMIT 201`);
+});
+
+test('current_schemas answers without the temporary schema, under its own column name', () => {
+  expect(sql(analyze('SELECT current_schemas(true)', { ...base, barrierViews: true }))).toBe(
+    'SELECT pg_catalog.array_remove(pg_catalog.current_schemas(true), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)) AS current_schemas LIMIT 201',
+  );
+});
