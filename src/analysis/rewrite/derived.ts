@@ -59,7 +59,8 @@ function filtered(table: ScopedTable): boolean {
  * rewrite is in that form and the view can say what the reference means, else the fenced
  * derived table. A view has no system columns and always includes inheritance children, so a
  * statement naming ctid or xmin, or reading ONLY the table, gets the fenced form. `columns`
- * narrows the fenced form (a foreign-key check needs only the key).
+ * asks for the fenced form narrowed to them (a foreign-key check needs only the key; over the
+ * view, a 2,000-row INSERT's 2,000 checks each expanded the view and ran past the timeout).
  */
 export function derivedTable(
   table: ScopedTable,
@@ -69,7 +70,7 @@ export function derivedTable(
   system: readonly string[] = [],
   columns?: VisibleColumn[],
 ): Node {
-  if (barrierViews && principal && filtered(table) && rv.inh === true && (system.length === 0 || !table.systemColumns)) {
+  if (barrierViews && !columns && principal && filtered(table) && rv.inh === true && (system.length === 0 || !table.systemColumns)) {
     const ref: RangeVar = { schemaname: 'pg_temp', relname: barrierView(table, scope, principal).name, inh: true, relpersistence: 'p', alias: { aliasname: rv.alias?.aliasname ?? rv.relname } };
     VIEW_WIDTHS.set(ref, table.columns.length);
     return { RangeVar: ref };

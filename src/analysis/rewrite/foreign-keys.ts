@@ -45,8 +45,8 @@ export function checkedValue(value: Node, column: string, type: string, ref: { f
   ];
   const sub = lookup.SubLink.subselect.SelectStmt;
   const rv: RangeVar = { schemaname: ref.parent.schema, relname: ref.parent.name, inh: true, relpersistence: 'p', alias: { aliasname: 'ormai_parent' } };
-  // The parent's view; a fenced one reduced to its key column: the check needs nothing else, and
-  // an aliased (masked) column in a subquery of an UPDATE's SET is what the deparser prints wrongly.
+  // The parent's fenced view reduced to its key column: the check needs nothing else, and an
+  // aliased (masked) column in a subquery of an UPDATE's SET is what the deparser prints wrongly.
   const key = ref.parent.columns.filter((c) => c.name === ref.fk.parentColumn && !c.mask);
   if (key.length === 0) throw new ProxyError('statement_not_allowed', { message: `"${column}" refers to a column the policy masks or hides`, hint: 'Ask the operator to make the referenced key visible.' });
   sub.fromClause = [derivedTable(ref.parent, rv, scope, principal, [], key)];

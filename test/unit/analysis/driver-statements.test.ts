@@ -11,8 +11,8 @@ describe('connect-time and pool-reset functions', () => {
     { sql: 'select current_schema()', out: 'SELECT "current_schema"() LIMIT 101', kinds: ['read'] },
     { sql: 'SELECT CURRENT_SCHEMA', out: 'SELECT CURRENT_SCHEMA LIMIT 101' },
     { sql: 'SELECT pg_catalog.current_schema()', out: 'SELECT pg_catalog.current_schema() LIMIT 101' },
-    { sql: 'SELECT current_schemas(true)', out: 'SELECT current_schemas(true) LIMIT 101' },
-    { sql: 'SELECT current_schemas(false)', out: 'SELECT current_schemas(false) LIMIT 101' },
+    { sql: 'SELECT current_schemas(true)', out: 'SELECT pg_catalog.array_remove(pg_catalog.current_schemas(true), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)) AS current_schemas LIMIT 101' },
+    { sql: 'SELECT current_schemas(false)', out: 'SELECT pg_catalog.array_remove(pg_catalog.current_schemas(false), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)) AS current_schemas LIMIT 101' },
     // TypeORM: the database the agent connected to, never the upstream one ("app" in this catalog).
     { sql: 'SELECT current_database()', out: "SELECT CAST('agentdb' AS name) AS current_database LIMIT 101" },
     { sql: 'SELECT current_database(), current_schema()', out: `SELECT CAST('agentdb' AS name) AS current_database, "current_schema"() LIMIT 101` },
