@@ -5,7 +5,7 @@ import type { UpstreamTarget } from '../config/load';
 import type { Logger } from '../log';
 import type { CatalogSnapshot } from '../policy/scope';
 import { dataRowValues, errorFields, type BackendFrame } from '../protocol/backend/framer';
-import type { BarrierView } from '../analysis/rewrite/derived';
+import { barrierViewsCreation, type BarrierView } from '../analysis/rewrite/derived';
 import { connectUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
 import { estimateScanRows } from './scan-estimate';
 
@@ -71,8 +71,7 @@ class PlannerConnection {
       await this.simple('DISCARD TEMP');
       this.views.clear();
     }
-    // One implicit transaction: an error undoes it and leaves the connection idle.
-    await this.simple(['SET TRANSACTION READ WRITE', ...missing.map((v) => v.sql)].join('; '));
+    await this.simple(barrierViewsCreation(missing));
     for (const v of missing) this.views.add(v.name);
   }
 

@@ -53,14 +53,6 @@ export class SessionViews {
     }
   }
 
-  /**
-   * The Query that makes `views`: one implicit transaction (a multi-statement Query), so an error
-   * undoes all of it and leaves the session idle, never in a failed transaction block.
-   */
-  static creation(views: readonly BarrierView[]): string {
-    return ['SET TRANSACTION READ WRITE', ...views.map((v) => v.sql)].join('; ');
-  }
-
   /** The Query that makes `views` went upstream: statements behind it may read them. */
   sent(views: readonly BarrierView[]): void {
     for (const v of views) this.made.add(v.name);

@@ -6,7 +6,7 @@ import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
 import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
 import { nodeBody } from '../analysis/types';
-import { barrierViewsOf } from '../analysis/rewrite/derived';
+import { barrierViewsCreation, barrierViewsOf } from '../analysis/rewrite/derived';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
@@ -328,7 +328,7 @@ export class Session {
     const views = this.views.missing(live.scope);
     if (views.length === 0) return;
     this.views.sent(views);
-    this.forward(serialize.query(SessionViews.creation(views)), {
+    this.forward(serialize.query(barrierViewsCreation(views)), {
       kind: 'query',
       silent: true,
       answered: (error) => this.views.answered(live.scope, views, error),

@@ -144,6 +144,15 @@ export function barrierView(table: ScopedTable, scope: ReadScope, principal: Pri
   return view;
 }
 
+/**
+ * The Query that makes `views`: one implicit transaction (a multi-statement Query) that starts
+ * READ WRITE, so a read-only session can run it, and an error undoes all of it and leaves the
+ * connection idle, never in a failed transaction block.
+ */
+export function barrierViewsCreation(views: readonly BarrierView[]): string {
+  return ['SET TRANSACTION READ WRITE', ...views.map((v) => v.sql)].join('; ');
+}
+
 /** Every barrier view a principal's session needs under `scope`: one per filtered table. */
 export function barrierViewsOf(scope: ReadScope, principal: Principal): BarrierView[] {
   const out: BarrierView[] = [];

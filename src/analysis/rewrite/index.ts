@@ -219,24 +219,26 @@ function withoutTempSchema(tree: Node): void {
     if (target && target.name === undefined && isCurrentSchemas(underCasts(target.val))) target.name = 'current_schemas';
     if (!isCurrentSchemas(node as Node) || inner.has((node as { FuncCall: FuncCall }).FuncCall)) return;
     const call = (node as { FuncCall: FuncCall }).FuncCall;
-    const template = parseTemplate(
-      'SELECT pg_catalog.array_remove(NULL, CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name))',
-      'current_schemas without the temporary schema',
-    );
-    const replacement = (template.targetList![0] as { ResTarget: ResTarget }).ResTarget.val as { FuncCall: FuncCall };
+    const replacement = withoutTempCall();
     const kept: FuncCall = { ...call, funcname: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'current_schemas' } }] };
     inner.add(kept);
-    replacement.FuncCall.args![0] = { FuncCall: kept };
-    delete (node as { FuncCall?: FuncCall }).FuncCall;
-    Object.assign(node, replacement);
+    replacement.args![0] = { FuncCall: kept };
+    (node as { FuncCall: FuncCall }).FuncCall = replacement;
   });
 }
 
 function isCurrentSchemas(node: Node | undefined): boolean {
-  const call = node && 'FuncCall' in node ? node.FuncCall : undefined;
-  if (!call || call.args?.length !== 1 || call.agg_star || call.over) return false;
-  const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
-  return parts[parts.length - 1] === 'current_schemas' && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
+  return isCatalogCall(node, 'current_schemas', 1);
+}
+
+/** `array_remove(<the call>, <the session's temporary schema>)`, parsed once; each use takes a copy. */
+let withoutTempTemplate: FuncCall | undefined;
+function withoutTempCall(): FuncCall {
+  withoutTempTemplate ??= ((parseTemplate(
+    'SELECT pg_catalog.array_remove(NULL, CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name))',
+    'current_schemas without the temporary schema',
+  ).targetList![0] as { ResTarget: ResTarget }).ResTarget.val as { FuncCall: FuncCall }).FuncCall;
+  return cloneTree({ FuncCall: withoutTempTemplate }).FuncCall;
 }
 
 const IDENTITY_VALUES: Record<string, string> = {
@@ -247,10 +249,15 @@ const IDENTITY_VALUES: Record<string, string> = {
 };
 
 function isCurrentDatabase(node: Node | undefined): boolean {
+  return isCatalogCall(node, 'current_database', 0);
+}
+
+/** A plain call (no aggregate star, no window) of the pg_catalog function `name`, qualified or not, with `args` arguments. */
+function isCatalogCall(node: Node | undefined, name: string, args: number): boolean {
   const call = node && 'FuncCall' in node ? node.FuncCall : undefined;
-  if (!call || call.args?.length || call.agg_star || call.over) return false;
+  if (!call || (call.args?.length ?? 0) !== args || call.agg_star || call.over) return false;
   const parts = (call.funcname ?? []).map((n) => ('String' in n ? n.String.sval : ''));
-  return parts[parts.length - 1] === 'current_database' && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
+  return parts[parts.length - 1] === name && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
 }
 
 /** Would PostgreSQL name this output column after a current_database() call inside it? */
