@@ -20,7 +20,9 @@ import type { FrontendMessage } from '../protocol/frontend/messages';
 import * as backend from '../protocol/backend/serializer';
 import { clientParameterValue } from '../session/router';
 import { Session } from '../session/session';
-import { connectUpstream, UpstreamConnectError } from '../upstream/connect';
+import { connectUpstream, ownStartupQuery, UpstreamConnectError } from '../upstream/connect';
+import { barrierViewsCreation, barrierViewsOf } from '../analysis/rewrite/derived';
+import type { SessionViewsAtStart } from '../session/barrier-views';
 import type { CancelRegistry } from './cancel';
 import { ClientGone, PacketStream } from './packet-stream';
 import { filterStartupParams } from './startup-params';
@@ -210,6 +212,23 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       if (err instanceof UpstreamConnectError) throw new ProxyError('upstream_unavailable', { logMessage: err.message });
       throw err;
     }
+    // The session's barrier views (docs/read-scope.md), made before the client is told it is ready:
+    // its first statement already reads through them, and the proxy knows they exist.
+    let views: SessionViewsAtStart | undefined;
+    if (config.upstream.readScope === 'barrier_views') {
+      try {
+        const wanted = barrierViewsOf(view.scope, principal);
+        const error = wanted.length > 0 ? await ownStartupQuery(upstream, barrierViewsCreation(wanted), config.upstream.connectTimeoutMs) : undefined;
+        views = { scope: view.scope, made: error === undefined ? wanted : [], ...(error !== undefined ? { error } : {}) };
+      } catch (err) {
+        if (err instanceof UpstreamConnectError) {
+          upstream.socket.destroy();
+          throw new ProxyError('upstream_unavailable', { logMessage: err.message });
+        }
+        // A tenant id the policy's tenant type cannot hold: the rewrite refuses every statement of this session anyway.
+        views = { scope: view.scope, made: [], error: (err as Error).message };
+      }
+    }
     if (socket.destroyed || timedOut || !socket.writable) {
       // The client left, timed out or gave up its startup slot while the upstream session was being opened.
       upstream.socket.destroy();
@@ -239,6 +258,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       ...(ctx.audit ? { audit: ctx.audit } : {}),
       ...(ctx.metrics ? { metrics: ctx.metrics } : {}),
       planner: ctx.planner,
+      ...(views ? { views } : {}),
       config,
       log: sessionLog,
       onClose: () => {

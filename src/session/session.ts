@@ -27,7 +27,7 @@ import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messag
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
-import { dropsViews, SessionViews } from './barrier-views';
+import { dropsViews, SessionViews, type SessionViewsAtStart } from './barrier-views';
 import type { PendingItem } from './pending';
 import { ResponseRouter } from './router';
 import { StatementDeadline } from './deadline';
@@ -74,6 +74,8 @@ export interface SessionDeps {
   audit?: AuditPort;
   metrics?: ProxyMetrics;
   planner: Planner;
+  /** The barrier views the session's start made (listener/handshake.ts); absent with read_scope: fence. */
+  views?: SessionViewsAtStart;
   config: ProxyConfig;
   log: Logger;
   onClose: () => void;
@@ -124,7 +126,7 @@ export class Session {
       }
     };
     this.router.onError = () => this.state.transactionFailed();
-    this.views = new SessionViews(deps.config.upstream.readScope === 'barrier_views', deps.principal, deps.log);
+    this.views = new SessionViews(deps.config.upstream.readScope === 'barrier_views', deps.principal, deps.log, deps.views);
     this.snap = deps.initial;
     const snap = () => this.snap;
     this.pinned = {
@@ -310,13 +312,11 @@ export class Session {
   }
 
   /**
-   * Before a statement that may read policy tables, where the session is idle: the Query that
-   * makes the barrier views of the policy now in force, if some are missing. The statement
-   * follows it at once (a client that sends a statement and leaves gets it run, as PostgreSQL
-   * would); it is rewritten over the views, which PostgreSQL makes before it runs. Should it
-   * refuse them, that statement fails on the missing view, and the session's later ones use the
-   * fenced form. Not before a named Parse while the client holds an unnamed statement (a Query
-   * would drop it); a Query or an unnamed Parse replaces it anyway.
+   * Before a statement, where the session is idle and views of the policy now in force are
+   * missing (after DISCARD ALL or TEMP, or a reload that changed a table's scope): the Query that
+   * makes them. The statement follows at once, in the fenced form; the views are used from
+   * PostgreSQL's answer on. Not before a named Parse while the client holds an unnamed statement
+   * (a Query would drop it); a Query or an unnamed Parse replaces it anyway.
    */
   private makeViews(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): void {
     const live = this.deps.current();
@@ -327,11 +327,11 @@ export class Session {
     }
     const views = this.views.missing(live.scope);
     if (views.length === 0) return;
-    this.views.sent(views);
+    const discards = this.views.sent();
     this.forward(serialize.query(barrierViewsCreation(views)), {
       kind: 'query',
       silent: true,
-      answered: (error) => this.views.answered(live.scope, views, error),
+      answered: (error) => this.views.answered(live.scope, views, error, discards),
     });
   }
 

@@ -244,3 +244,53 @@ export async function cancelUpstream(target: UpstreamTarget, processId: number, 
     socket?.destroy();
   }
 }
+
+/**
+ * Runs one simple Query of the proxy's own on a session that has just started, before the client
+ * is told it is ready: resolves with PostgreSQL's error message, or undefined when it succeeded.
+ * Its answers never reach the client; what the server says about the session in between
+ * (ParameterStatus, notifications) joins `leftover`, which the session relays. Rejects with
+ * UpstreamConnectError when the connection fails or stays silent past `timeoutMs`.
+ */
+export function ownStartupQuery(upstream: UpstreamHandshake, sql: string, timeoutMs: number): Promise<string | undefined> {
+  const { socket, framer } = upstream;
+  return new Promise((resolve, reject) => {
+    let error: string | undefined;
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.off('error', onClose);
+    };
+    const fail = (why: string) => {
+      cleanup();
+      reject(new UpstreamConnectError(why));
+    };
+    const timer = setTimeout(() => fail(`upstream did not answer the session's set-up within ${timeoutMs} ms`), timeoutMs);
+    const onClose = () => fail('upstream closed the connection during the session set-up');
+    const onData = (chunk: Buffer) => {
+      let frames: BackendFrame[];
+      try {
+        frames = framer.push(chunk);
+      } catch (err) {
+        fail((err as Error).message);
+        return;
+      }
+      for (let i = 0; i < frames.length; i++) {
+        const frame = frames[i];
+        if (frame.code === 'E') error = errorFields(frame).message ?? '';
+        else if (frame.code === 'S' || frame.code === 'A') upstream.leftover.push(frame);
+        else if (frame.code === 'Z') {
+          cleanup();
+          upstream.leftover.push(...frames.slice(i + 1));
+          resolve(error);
+          return;
+        }
+      }
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.once('error', onClose);
+    socket.write(serialize.query(sql));
+  });
+}
