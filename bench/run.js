@@ -87,10 +87,18 @@ function pgbenchTps(stdout) {
   return m ? Number(m[1]) : NaN;
 }
 
+/**
+ * TPS of pgbench's select-only script (one statement per transaction), and this process's CPU
+ * per statement over the run: pgbench is a process of its own, so through the proxy (which runs
+ * in this process) that is the proxy's CPU per statement.
+ */
 async function pgbench(url, mode) {
   const script = path.join(__dirname, 'pgbench-select-only.sql');
+  const cpu = process.cpuUsage();
   const { stdout } = await run('pgbench', ['-n', '-f', script, '-D', 'scale=2', '-M', mode, '-c', '4', '-j', '2', '-T', String(DURATION_S), url], { maxBuffer: 1 << 24 });
-  return pgbenchTps(stdout);
+  const used = process.cpuUsage(cpu);
+  const tps = pgbenchTps(stdout);
+  return { tps, cpuUs: (used.user + used.system) / (tps * DURATION_S) };
 }
 
 const ANALYTIC = `SELECT date_trunc('month', o.created_at) AS month, o.status, count(*) AS orders, sum(o.total_cents) AS cents, count(DISTINCT o.customer_id) AS buyers
@@ -150,7 +158,8 @@ async function main() {
       for (const mode of ['simple', 'prepared']) {
         const direct = await pgbench(url, mode);
         const proxied = await pgbench(via('bench-pgbench'), mode);
-        rows.push([`pgbench select-only (-M ${mode}), tps`, direct.toFixed(0), proxied.toFixed(0), (proxied / direct).toFixed(3)]);
+        rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), (proxied.tps / direct.tps).toFixed(3)]);
+        rows.push([`  proxy CPU per statement (-M ${mode}), µs`, '', proxied.cpuUs.toFixed(0), '']);
       }
     } else {
       process.stderr.write('bench: SKIPPED pgbench (not installed)\n');

@@ -62,7 +62,7 @@ export class SessionViews {
 
   /** The views of the snapshot still to make; none when they are not wanted, could not be made, or are on their way. */
   missing(scope: ReadScope): BarrierView[] {
-    if (!this.enabled || this.failed.has(scope) || this.making) return [];
+    if (!this.enabled || this.readyFor === scope || this.failed.has(scope) || this.making) return [];
     return this.absent(scope) ?? [];
   }
 

@@ -788,15 +788,15 @@ export class Session {
     const { policy, scope, scopeKey } = this.snap;
     const views = this.views.ready(scope);
     const context: AnalysisContext = { protocol, statementTimeoutMaxMs: policy.statementTimeoutMs, writeGate: (target) => policy.isWriteAllowed(target), scope, principal, barrierViews: views };
-    const run = (): Analysis => {
-      const first = analyze(sql, context);
+    const run = (ctx: AnalysisContext): Analysis => {
+      const first = analyze(sql, ctx);
       // A write held for approval runs later on another connection, which has no session views.
-      if (views && first.ok && first.statements.some((s) => s.write?.approval)) return analyze(sql, { ...context, barrierViews: false });
+      if (views && first.ok && first.statements.some((s) => s.write?.approval)) return analyze(sql, { ...ctx, barrierViews: false });
       return first;
     };
     const result = approvals
-      ? analyze(sql, { ...context, approvals, barrierViews: false })
-      : cache.get(StatementCache.key(scopeKey, principal.tenantId, views ? `${protocol}+views` : protocol, sql), run);
+      ? run({ ...context, approvals })
+      : cache.get(StatementCache.key(scopeKey, principal.tenantId, views ? `${protocol}+views` : protocol, sql), () => run(context));
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }
