@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { randomBytes } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { modes, type Mode } from '../support/red-team';
@@ -195,6 +196,33 @@ describe.each(modes)('$protocol protocol', (mode) => {
       const o = await query(views, sql, mode);
       if (o.error) expect(o.error.routine).toMatch(/^ormai\./);
       else expect(o.rows).toEqual(sql.includes('count') ? [{ n: 0 }] : []);
+    }
+  });
+});
+
+describe('start-up', () => {
+  test('a role that may not create temporary objects stops barrier_views with both remedies named; read_scope: fence starts', async () => {
+    const role = `ormai_notemp_${randomBytes(4).toString('hex')}`;
+    const url = new URL(db.url);
+    await db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'`);
+    try {
+      await db.query(`REVOKE TEMP ON DATABASE "${url.pathname.slice(1)}" FROM PUBLIC`);
+      await db.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+      url.username = role;
+      url.password = 'pw';
+      await expect(startTestProxy(url.toString(), { policies: [POLICY], upstream: { read_scope: 'barrier_views' } })).rejects.toThrow(
+        /upstream\.read_scope is barrier_views, but the upstream role "ormai_notemp_[0-9a-f]+" may not create temporary objects.*GRANT TEMP ON DATABASE.*set upstream\.read_scope: fence/,
+      );
+      const fenced = await startTestProxy(url.toString(), { policies: [POLICY], upstream: { read_scope: 'fence' } });
+      try {
+        expect((await query(fenced, `SELECT id FROM orders WHERE id = ${ids.order}`, modes[0])).rows).toEqual([{ id: ids.order }]);
+      } finally {
+        await fenced.close();
+      }
+    } finally {
+      await db.query(`GRANT TEMP ON DATABASE "${url.pathname.slice(1)}" TO PUBLIC`);
+      await db.query(`DROP OWNED BY ${role}`);
+      await db.query(`DROP ROLE ${role}`);
     }
   });
 });
