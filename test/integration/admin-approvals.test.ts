@@ -140,7 +140,12 @@ describe('approvals', () => {
     expect(await approve(h, b.id, 'alice')).toMatchObject({ status: 410, body: { error: { code: 'approval_expired' } } });
     for (let i = 0; i < 100 && (await h.store.get(a.id))!.state === 'pending'; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await api(h, 'GET', `/approvals/${a.id}`)).body.approval).toMatchObject({ state: 'expired', decision: { by: 'ormai:expiry' } });
-    expect(h.events.filter((e) => e.action === 'expire').map((e) => e.approval.id)).toEqual([a.id]);
+    // a is expired by the sweeper, once. b is expired by whichever comes first, the sweeper or the
+    // approval that found it overdue (the sweeper may run between the clock moving and the request).
+    const expired = h.events.filter((e) => e.action === 'expire').map((e) => e.approval.id);
+    expect(expired.filter((id) => id === a.id)).toEqual([a.id]);
+    expect(expired.filter((id) => id !== a.id && id !== b.id)).toEqual([]);
+    expect(expired.filter((id) => id === b.id).length).toBeLessThanOrEqual(1);
     expect(h.calls).toHaveLength(0);
   });
 });
