@@ -12,7 +12,7 @@ import { ProxyError } from '../errors/catalogue';
 import type { PolicySnapshot } from '../policy/load';
 import type { ReadScope } from '../policy/scope';
 import { isFunctionAllowed, isRefusedFunctionName } from './functions';
-import { Entries, names, OUT_COLUMNS } from './range-entries';
+import { Entries, names, outColumns } from './range-entries';
 import { walk } from './rewrite/nodes';
 
 function unknownColumn(qualifier: string, name: string): ProxyError {
@@ -111,12 +111,14 @@ function rawRow(arg: Node | undefined, entries: Entries): boolean {
 function fieldOf(arg: Node | undefined, name: string, entries: Entries): boolean {
   if (!arg) return false;
   if ('FuncCall' in arg) {
-    const parts = names(arg.FuncCall.funcname);
-    const fn = parts[parts.length - 1];
-    return (parts.length === 1 || parts[0] === 'pg_catalog') && (OUT_COLUMNS[fn]?.includes(name) ?? false);
+    return outColumns(names(arg.FuncCall.funcname))?.includes(name) ?? false;
   }
   if (!('ColumnRef' in arg)) return false;
   const fields = arg.ColumnRef.fields ?? [];
+  // `(q.k).x`: column k of entry q holds a known function's composite result.
+  if (fields.length === 2 && 'String' in fields[0] && 'String' in fields[1]) {
+    return entries.hasField(fields[0].String.sval ?? '', fields[1].String.sval ?? '', name);
+  }
   const star = fields.length === 2 && 'A_Star' in fields[1];
   if (!(fields.length === 1 || star) || !('String' in fields[0])) return false;
   const qualifier = fields[0].String.sval ?? '';

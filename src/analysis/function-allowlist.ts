@@ -156,6 +156,17 @@ export const CATALOG_FUNCTIONS: readonly string[] = [
   'obj_description', 'col_description', 'pg_get_userbyid', 'pg_encoding_to_char', 'pg_size_pretty',
 ];
 
+/**
+ * Functions of the information_schema schema callable by that qualified name. JDBC's
+ * DatabaseMetaData.getIndexInfo and getPrimaryKeys expand pg_index.indkey with
+ * `information_schema._pg_expandarray(a)`: the rows (a[i], i) of an array, a pure value function
+ * (a SQL function over generate_series) that reads nothing.
+ */
+export const INFORMATION_SCHEMA_FUNCTIONS: Readonly<Record<string, readonly string[]>> = {
+  // Its result columns (OUT parameters), which attribute notation names: (_pg_expandarray(a)).n.
+  _pg_expandarray: ['x', 'n'],
+};
+
 /** Casts to these reg* types are allowed when the read rewrite runs, which filters what they name the same way. */
 export const CATALOG_CASTS: ReadonlySet<string> = new Set(['regclass', 'regtype', 'regnamespace', 'regproc', 'regprocedure']);
 

@@ -8,6 +8,7 @@ import {
   BUILTIN_SAMPLE_METHODS,
   CATALOG_CASTS,
   CATALOG_FUNCTIONS,
+  INFORMATION_SCHEMA_FUNCTIONS,
   NEVER_ALLOWED,
   REFUSED_BY_DEFAULT,
   REG_TYPES,
@@ -70,7 +71,7 @@ export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapsh
   const system = parts.length === 1 || parts[0] === 'pg_catalog';
   const name = parts[parts.length - 1];
   const allowed = allowedBy(policy);
-  if (!system) return allowed.has(parts.join('.'));
+  if (!system) return allowed.has(parts.join('.')) || (parts[0] === 'information_schema' && Object.hasOwn(INFORMATION_SCHEMA_FUNCTIONS, name));
   if (isNever(name)) return false;
   if (allowed.has(name)) return true;
   // `catalog`: the read rewrite runs and confines these calls to visible objects.

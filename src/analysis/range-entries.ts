@@ -10,7 +10,7 @@ import type { Alias, ColumnDef, ColumnRef, CommonTableExpr, FuncCall, Node, Rang
 import type { PolicySnapshot } from '../policy/load';
 import { SYSTEM_COLUMNS, type ReadScope } from '../policy/scope';
 import { isBuiltinFunction, isFunctionAllowed } from './functions';
-import { CATALOG_FUNCTIONS } from './function-allowlist';
+import { CATALOG_FUNCTIONS, INFORMATION_SCHEMA_FUNCTIONS } from './function-allowlist';
 import { APPROVAL_COLUMN_NAMES, catalogViewColumns, virtualColumnNames } from './rewrite/virtual';
 import { nodeBody, nodeTypeOf } from './types';
 
@@ -29,6 +29,31 @@ export const OUT_COLUMNS: Record<string, readonly string[]> = {
   jsonb_array_elements_text: ['value'],
 };
 
+/**
+ * The result columns of a call whose OUT parameters name them, as `schema.f` parts: the
+ * built-ins above (unqualified or pg_catalog) and information_schema's value functions.
+ */
+export function outColumns(parts: readonly string[]): readonly string[] | undefined {
+  const name = parts[parts.length - 1] ?? '';
+  if (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog')) return Object.hasOwn(OUT_COLUMNS, name) ? OUT_COLUMNS[name] : undefined;
+  if (parts.length === 2 && parts[0] === 'information_schema' && Object.hasOwn(INFORMATION_SCHEMA_FUNCTIONS, name)) return INFORMATION_SCHEMA_FUNCTIONS[name];
+  return undefined;
+}
+
+/**
+ * The fields of composite-valued columns, by position in a column list: a select-list entry
+ * `f(...) AS k` whose result columns are known makes `(q.k).x` a field of q's column k. A list
+ * without an entry here, or a position without fields, knows none.
+ */
+const FIELDS = new WeakMap<readonly string[], ReadonlyArray<readonly string[] | undefined>>();
+
+/** `next` keeps the positions of `prev` (renamed or extended at the end): its fields carry over. */
+function keepFields(next: Columns, prev: Columns): Columns {
+  const fields = prev && FIELDS.get(prev);
+  if (next && fields && next !== prev) FIELDS.set(next, fields);
+  return next;
+}
+
 /** Built-ins whose result columns depend on their arguments (a record type, or unnest of a tsvector). */
 const ARGUMENT_TYPED = new Set([
   'json_populate_record', 'jsonb_populate_record', 'json_populate_recordset', 'jsonb_populate_recordset',
@@ -43,7 +68,7 @@ export function names(list: Node[] | undefined): string[] {
 function renamed(columns: Columns, alias: Alias | undefined): Columns {
   const aliases = names(alias?.colnames);
   if (aliases.length === 0 || !columns) return columns;
-  return [...aliases, ...columns.slice(aliases.length)];
+  return keepFields([...aliases, ...columns.slice(aliases.length)], columns);
 }
 
 /** CTE names visible at a point of the statement, with their columns. */
@@ -160,6 +185,22 @@ export class Entries {
     return this.raw.has(name);
   }
 
+  /**
+   * Is `field` certainly a field of column `column` of every entry named `qualifier`: a column
+   * whose value is a known function's composite result?
+   */
+  hasField(qualifier: string, column: string, field: string): boolean {
+    const readings = this.byName.get(qualifier);
+    return (
+      readings !== undefined &&
+      readings.every((c) => {
+        if (!c || !c.includes(column)) return false;
+        const fields = FIELDS.get(c);
+        return c.every((name, i) => name !== column || (fields?.[i]?.includes(field) ?? false));
+      })
+    );
+  }
+
   /** Could a bare name be a column of some entry? (Unknown entries could have any column.) */
   mayBeColumn(name: string): boolean {
     for (const list of this.byName.values()) for (const columns of list) if (!columns || columns.includes(name)) return true;
@@ -202,11 +243,11 @@ export class Entries {
     if (query && nodeTypeOf(query) === 'SelectStmt') columns = this.output(query, ctes);
     else if (query) columns = this.targetNames((nodeBody(query) as { returningClause?: { exprs?: Node[] } }).returningClause?.exprs, undefined, ctes);
     const aliases = names(cte.aliascolnames);
-    if (columns && aliases.length) columns = [...aliases, ...columns.slice(aliases.length)];
+    if (columns && aliases.length) columns = keepFields([...aliases, ...columns.slice(aliases.length)], columns);
     const search = (cte.search_clause as { search_seq_column?: string } | undefined)?.search_seq_column;
     const cycle = cte.cycle_clause as { cycle_mark_column?: string; cycle_path_column?: string } | undefined;
-    if (columns && search) columns = [...columns, search];
-    if (columns && cycle?.cycle_mark_column) columns = [...columns, cycle.cycle_mark_column, cycle.cycle_path_column ?? ''];
+    if (columns && search) columns = keepFields([...columns, search], columns);
+    if (columns && cycle?.cycle_mark_column) columns = keepFields([...columns, cycle.cycle_mark_column, cycle.cycle_path_column ?? ''], columns);
     return columns;
   }
 
@@ -239,9 +280,16 @@ export class Entries {
   /** Names of a target list: `AS name`, else PostgreSQL's FigureColname; `*` and `q.*` expand over the FROM list. */
   private targetNames(targets: Node[] | undefined, select: SelectStmt | undefined, ctes: CteScope): Columns {
     const out: string[] = [];
+    const fields: Array<readonly string[] | undefined> = [];
+    const known = (val: Node | undefined): readonly string[] | undefined => {
+      if (!val || !('FuncCall' in val)) return undefined;
+      const parts = names(val.FuncCall.funcname);
+      return isFunctionAllowed(parts, this.policy, true) ? outColumns(parts) : undefined;
+    };
     for (const target of targets ?? []) {
       const res = (target as { ResTarget?: ResTarget }).ResTarget;
       if (!res) return undefined;
+      fields[out.length] = known(res.val);
       if (res.name) {
         out.push(res.name);
         continue;
@@ -257,6 +305,7 @@ export class Entries {
       const name = figureColname(res.val);
       if (name !== undefined) out.push(name);
     }
+    if (fields.some((f) => f !== undefined)) FIELDS.set(out, fields.slice(0, out.length));
     return out;
   }
 
@@ -346,12 +395,16 @@ export class Entries {
       }
       const parts = names(call?.funcname);
       const name = parts[parts.length - 1] ?? '';
+      const out = outColumns(parts);
+      if (call && out && isFunctionAllowed(parts, this.policy, true)) {
+        columns.push(...out);
+        continue;
+      }
       const system = parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog');
       if (!call || !system || !(isBuiltinFunction(name) || CATALOG_FUNCTIONS.includes(name)) || !isFunctionAllowed(parts, this.policy, true)) return undefined;
       if (name === 'unnest' && calls.length === 1 && call.args?.length === 1) return this.unnestColumns(fn);
       if (ARGUMENT_TYPED.has(name)) return undefined;
-      if (OUT_COLUMNS[name]) columns.push(...OUT_COLUMNS[name]);
-      else columns.push(calls.length === 1 && fn.alias?.aliasname ? fn.alias.aliasname : name);
+      columns.push(calls.length === 1 && fn.alias?.aliasname ? fn.alias.aliasname : name);
     }
     if (fn.ordinality) columns.push('ordinality');
     return renamed(columns, fn.alias);
@@ -374,7 +427,7 @@ function figureColname(node: Node | undefined): string | undefined {
  * type name from a cast). A cast takes its argument's name only when that one is strong, so
  * `x::int::text` is x but `(1::int)::text` is text. Forms left out get no name here.
  */
-function figure(node: Node | undefined): [string, number] | undefined {
+export function figure(node: Node | undefined): [string, number] | undefined {
   if (!node) return undefined;
   if ('ColumnRef' in node) {
     const fields = node.ColumnRef.fields ?? [];

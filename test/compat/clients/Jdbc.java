@@ -122,7 +122,8 @@ public class Jdbc {
     check("introspect.indexes", () -> {
       List<String> out = new ArrayList<>();
       try (ResultSet rs = c.getMetaData().getPrimaryKeys(null, "public", "orders")) { while (rs.next()) out.add("pk " + rs.getString("COLUMN_NAME")); }
-      try (ResultSet rs = c.getMetaData().getIndexInfo(null, "public", "orders", false, true)) { while (rs.next()) out.add(rs.getString("INDEX_NAME")); }
+      try (ResultSet rs = c.getMetaData().getIndexInfo(null, "public", "orders", false, true)) { while (rs.next()) out.add(rs.getString("INDEX_NAME") + "(" + rs.getString("COLUMN_NAME") + ")"); }
+      require(out.contains("pk id") && out.contains("orders_pkey(id)"), "orders' primary key missing: " + out);
       return String.join(", ", out);
     });
     check("introspect.more", () -> {

@@ -53,6 +53,26 @@ const cases: Golden[] = [
   { sql: 'SELECT (c).name FROM customers c', out: `SELECT (c).name FROM ${CUSTOMERS} AS c LIMIT 201` },
   { sql: 'SELECT (c).pg_column_size FROM customers c', err: 'statement_not_understood' },
   { sql: "SELECT (jsonb_each('{}')).key", out: "SELECT (jsonb_each('{}')).key LIMIT 201" },
+  // information_schema._pg_expandarray (JDBC getIndexInfo/getPrimaryKeys): its OUT columns x and n,
+  // in FROM, on the call, and on a subquery column that holds its result.
+  { sql: 'SELECT e.x, e.n FROM information_schema._pg_expandarray(ARRAY[5, 6]) e', out: 'SELECT e.x, e.n FROM information_schema._pg_expandarray(ARRAY[5, 6]) AS e LIMIT 201' },
+  { sql: 'SELECT e.pg_column_size FROM information_schema._pg_expandarray(ARRAY[5]) e', err: 'column_not_found' },
+  { sql: 'SELECT (information_schema._pg_expandarray(ARRAY[5])).n', out: 'SELECT (information_schema._pg_expandarray(ARRAY[5])).n LIMIT 201' },
+  { sql: 'SELECT (information_schema._pg_expandarray(ARRAY[5])).pg_column_size', err: 'statement_not_understood' },
+  { sql: 'SELECT s.k FROM (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) s WHERE (s.k).x = 5', out: 'SELECT s.k FROM ( SELECT information_schema._pg_expandarray(ARRAY[5]) AS k ) AS s WHERE (s.k).x = 5 LIMIT 201' },
+  { sql: 'SELECT (r.kk).n FROM (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) AS r (kk)', out: 'SELECT (r.kk).n FROM ( SELECT information_schema._pg_expandarray(ARRAY[5]) AS k ) AS r(kk) LIMIT 201' },
+  { sql: 'SELECT (r.k).n FROM (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) AS r (kk)', err: 'statement_not_understood' },
+  { sql: 'WITH w AS (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) SELECT (w.k).x FROM w', out: 'WITH w AS (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) SELECT (w.k).x FROM w LIMIT 201' },
+  // The field must be one of the result's: anything else is f(value), and a column holding any other value knows no fields.
+  { sql: 'SELECT (s.k).pg_ls_dir FROM (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) s', err: 'statement_not_understood', message: '.pg_ls_dir' },
+  { sql: 'SELECT (s.k).x FROM (SELECT 1 AS k) s', err: 'statement_not_understood' },
+  { sql: "SELECT (s.k).x FROM (SELECT ROW('/', 1) AS k) s", err: 'statement_not_understood' },
+  { sql: 'SELECT (s.name).x FROM (SELECT c.name FROM customers c) s', err: 'statement_not_understood' },
+  // The same name at two query levels: both must hold the result.
+  { sql: 'SELECT (s.k).x FROM (SELECT information_schema._pg_expandarray(ARRAY[5]) AS k) s, LATERAL (SELECT (s.k).x FROM (SELECT 1 AS k) s) t', err: 'statement_not_understood' },
+  // Only information_schema's listed function: another schema's is the policy's allow_functions.
+  { sql: 'SELECT (s.k).x FROM (SELECT information_schema._pg_keysequal(ARRAY[5], ARRAY[5]) AS k) s', err: 'function_not_allowed' },
+  { sql: 'SELECT (s.k).x FROM (SELECT public._pg_expandarray(ARRAY[5]) AS k) s', err: 'function_not_allowed' },
   // Subqueries, CTEs, VALUES and joins: their output names.
   { sql: 'SELECT s.n FROM (SELECT count(*) AS n FROM orders) s', out: `SELECT s.n FROM ( SELECT count(*) AS n FROM ${ORDERS} AS orders ) AS s LIMIT 201` },
   { sql: 'SELECT s.status FROM (SELECT * FROM orders) s', out: `SELECT s.status FROM ( SELECT * FROM ${ORDERS} AS orders ) AS s LIMIT 201` },
