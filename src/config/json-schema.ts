@@ -110,6 +110,8 @@ const configDescriptions: Record<string, string> = {
   'upstream.search_path': 'Pinned on every upstream session; the agent cannot change it. Default: public.',
   'upstream.read_scope':
     'How reads of tenant-scoped tables are fenced. barrier_views: per-session security-barrier views in pg_temp, so indexes serve the agent\'s conditions (needs TEMP on a primary; checked at start-up). fence: derived tables behind OFFSET 0, for a replica or a role without TEMP. Default: barrier_views.',
+  'upstream.jit':
+    "PostgreSQL's JIT compilation for the agent's statements. false: jit=off on the agent's sessions, since compile time (0.1-3 s for large plans) counts against statement_timeout. true: the database's own setting. Default: false.",
   auth: 'How agents authenticate; the tenant comes from the credential, never from SQL.',
   'auth.method': 'How users from users_file log in: scram-sha-256 or password (cleartext). Default: scram-sha-256.',
   'auth.users_file': 'Agents: users: [{ name, password | scram_verifier, tenant_id, roles }], relative to this file.',

@@ -32,6 +32,8 @@ export interface UpstreamTarget {
   searchPath: string;
   /** upstream.read_scope: barrier views in pg_temp, or fenced derived tables. */
   readScope: 'barrier_views' | 'fence';
+  /** upstream.jit: false sets jit=off on the agent's sessions; true leaves the database's setting. */
+  jit: boolean;
 }
 
 /** Where shared budgets live; without a Redis URL, in this process's memory. */
@@ -103,6 +105,7 @@ export function parseUpstreamUrl(url: string, raw: RawConfig, dir: string): Upst
     connectTimeoutMs: raw.upstream.connect_timeout_ms,
     searchPath: raw.upstream.search_path,
     readScope: raw.upstream.read_scope,
+    jit: raw.upstream.jit,
   };
   Object.defineProperty(target, 'password', { value: parsed.password || undefined, enumerable: false });
   return target;

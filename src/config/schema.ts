@@ -48,6 +48,12 @@ const upstream = z.strictObject({
    * replica or a role without TEMP; every condition of the agent then runs above a scan of the tenant's rows.
    */
   read_scope: z.enum(['barrier_views', 'fence']).default('barrier_views'),
+  /**
+   * PostgreSQL's JIT compilation for the agent's statements. Off by default: compiling takes
+   * 0.1–3 s for large plans (the policy's catalog views make them larger) and counts against the
+   * policy's statement_timeout, which bounds every statement to seconds. On: the database's own setting.
+   */
+  jit: z.boolean().default(false),
 });
 
 const auth = z.strictObject({
@@ -181,7 +187,7 @@ export const configSchema = z.strictObject({
   startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
   session: session.default({ max_prepared_statements: 1000, max_portals: 1000, deadline_margin_ms: 2000 }),
   tls: tlsServer.optional(),
-  upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public', read_scope: 'barrier_views' }),
+  upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public', read_scope: 'barrier_views', jit: false }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),
   /** Policy files; the principal's role picks one (see require_principal_role). */
   policies: z.array(z.string()).min(1),

@@ -204,6 +204,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
           // The analyser reads string literals as PostgreSQL does with this on (the default).
           standard_conforming_strings: 'on',
           statement_timeout: String(policy.statementTimeoutMs),
+          // JIT compile time counts against that timeout (upstream.jit).
+          ...(config.upstream.jit ? {} : { jit: 'off' }),
           ...(policy.raw.enable_writes.length === 0 ? { default_transaction_read_only: 'on' } : {}),
         },
         config.maxMessageSize,

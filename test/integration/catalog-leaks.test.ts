@@ -137,6 +137,22 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await rows('SELECT count(*)::int AS n FROM pg_attribute WHERE attname::text LIKE $$%secret%$$', mode)).toEqual([{ n: 0 }]);
   });
 
+  test("JDBC's getIndexInfo form (information_schema._pg_expandarray over indkey) lists only the visible indexes' columns", async () => {
+    const sql = `SELECT tmp.index_name, trim(both '"' from pg_catalog.pg_get_indexdef(tmp.ci_oid, tmp.ordinal_position, false)) AS column_name
+      FROM (SELECT ci.relname AS index_name, (information_schema._pg_expandarray(i.indkey)).n AS ordinal_position, ci.oid AS ci_oid
+            FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_index i ON (ct.oid = i.indrelid) JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid)
+            WHERE ct.relname = 'customers') AS tmp ORDER BY 1, 2`;
+    // Directly, the same statement names the indexes over api_secret.
+    expect(text(await direct(t, sql))).toContain('api_secret');
+    const idx = await rows(sql, mode);
+    expect([...new Set(idx.map((r) => r.index_name))]).toEqual(['customers_lower_name_idx', 'customers_pkey', 'customers_tenant_id_idx']);
+    // getPrimaryKeys: the key's attribute numbers through the composite field (KEYS).x.
+    const pk = await rows(`SELECT result.column_name FROM (SELECT a.attname AS column_name, information_schema._pg_expandarray(i.indkey) AS keys, a.attnum AS a_attnum
+      FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid) JOIN pg_catalog.pg_index i ON (a.attrelid = i.indrelid)
+      WHERE ct.relname = 'customers' AND i.indisprimary) result WHERE result.a_attnum = (result.keys).x`, mode);
+    expect(pk).toEqual([{ column_name: 'id' }]);
+  });
+
   test('pg_index, pg_indexes, pg_get_indexdef: the indexes reading api_secret are absent or NULL', async () => {
     const idx = await rows("SELECT indexrelid::regclass::text AS i, pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = 'customers'::regclass ORDER BY 1", mode);
     expect(idx.map((r) => r.i)).toEqual(['customers_lower_name_idx', 'customers_pkey', 'customers_tenant_id_idx']);
@@ -288,7 +304,10 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await rows("SELECT count(*)::int AS n FROM pg_class WHERE relname::text LIKE '%notes%' OR relkind = 'v'", mode)).toEqual([{ n: 0 }]);
     expect((await rows("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", mode)).map((r) => r.tablename)).toEqual(['customers', 'orders']);
     expect(await rows('SELECT viewname, definition FROM pg_views WHERE schemaname NOT IN ($$pg_catalog$$, $$information_schema$$)', mode)).toEqual([]);
-    expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname::text LIKE '%notes%' OR typrelid <> 0", mode)).toEqual([{ n: 0 }]);
+    expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname::text LIKE '%notes%'", mode)).toEqual([{ n: 0 }]);
+    // The only row types served are the visible tables' (each under its table's name and relation).
+    const rowTypes = await rows("SELECT t.typname::text AS name, t.typrelid = c.oid AS own FROM pg_type t LEFT JOIN pg_class c ON c.relname = t.typname WHERE t.typrelid <> 0 ORDER BY 1", mode);
+    expect(rowTypes).toEqual([{ name: 'customers', own: true }, { name: 'orders', own: true }]);
   });
 
   test('obj_description, pg_description, pg_stat_user_tables, pg_sequences: nothing of internal_notes', async () => {

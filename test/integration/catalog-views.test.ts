@@ -58,6 +58,56 @@ describe.each(modes)('$protocol protocol', ({ extended }) => {
     expect(await query('SELECT count(*)::int AS n FROM orders WHERE current_user = $1', ['postgres'])).toEqual([{ n: 0 }]);
   });
 
+  test("a whole-row value's type is served as the table's row type: its name, namespace, relation and visible fields (asyncpg decodes it so)", async () => {
+    // The row type is the session's own (its barrier view's): one connection throughout.
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    const q = async (sql: string, values: unknown[] = []) => (await c.query(extended ? ({ text: sql, values, queryMode: 'extended' } as never) : { text: sql, values })).rows;
+    try {
+      const [{ t }] = await q('SELECT pg_typeof(c)::oid::int AS t FROM customers c LIMIT 1');
+      const [{ rel }] = await db.query<{ rel: number }>("SELECT 'customers'::regclass::oid::int AS rel");
+      // With barrier views, the session view's row type; with read_scope: fence, an anonymous record.
+      if (t === 2249) return expect(process.env.ORMAI_TEST_READ_SCOPE).toBe('fence');
+      expect(await q('SELECT typname, typnamespace::regnamespace::text AS ns, typrelid::int AS rel, typtype, typarray::int AS arr FROM pg_type WHERE oid = $1', [t])).toEqual([
+        { typname: 'customers', ns: 'public', rel, typtype: 'c', arr: 0 },
+      ]);
+      expect(await q("SELECT reltype::int AS t FROM pg_class WHERE relname = 'customers'")).toEqual([{ t }]);
+      // asyncpg's field lookup: pg_attribute through pg_class.reltype, in attnum order.
+      const fields = await q('SELECT a.attname::text AS f FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid WHERE c.reltype = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum', [t]);
+      const visible = await q("SELECT column_name::text AS f FROM information_schema.columns WHERE table_name = 'customers' ORDER BY ordinal_position");
+      expect(fields).toEqual(visible);
+      expect(fields.length).toBeGreaterThan(2);
+      // Directly the table has more columns than the agent sees.
+      const all = await db.query("SELECT attname FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0 AND NOT attisdropped");
+      expect(all.length).toBeGreaterThan(fields.length);
+      // No other row type: hidden tables' (and schemas') are not served, nor the views' own names.
+      expect(await q("SELECT count(*)::int AS n FROM pg_type WHERE typrelid <> 0 AND typname NOT IN ('customers', 'orders')")).toEqual([{ n: 0 }]);
+      expect(await q("SELECT count(*)::int AS n FROM pg_type WHERE typname ~ '^_?ormai' OR typname = 'keys'")).toEqual([{ n: 0 }]);
+      // Another session has its own views, so its own row type, served the same way.
+      expect(await query("SELECT count(*)::int AS n FROM pg_type WHERE typname = 'customers' AND typrelid <> 0")).toEqual([{ n: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  test('a reg* cast of an expression keeps the column name PostgreSQL gives it', async () => {
+    const sql = "SELECT typnamespace::regnamespace, 1::oid::regtype, 'customers'::regclass, (t.typnamespace)::oid::regnamespace, pg_catalog.format_type(23, NULL)::regtype FROM pg_type t WHERE typname = 'int4'";
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    try {
+      const r = await c.query(extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql);
+      const direct = new Client({ connectionString: db.url });
+      await direct.connect();
+      const d = await direct.query(sql).finally(() => direct.end());
+      expect(r.fields.map((f) => f.name)).toEqual(d.fields.map((f) => f.name));
+      expect(r.fields.map((f) => f.name)).toEqual(['typnamespace', 'regtype', 'regclass', 'typnamespace', 'format_type']);
+      // Oid 1 is no type: PostgreSQL prints the number, the proxy NULL (no hidden object is named either way).
+      expect(r.rows[0]).toEqual({ ...d.rows[0], regtype: null });
+    } finally {
+      await c.end();
+    }
+  });
+
   test('a hidden schema reads as missing through pg_namespace, whatever the predicate', async () => {
     expect(await query("SELECT oid FROM pg_namespace WHERE nspname LIKE 'internal%' OR nspname ~ 'secret'")).toEqual([]);
   });

@@ -17,6 +17,7 @@ import type { ReadScope } from '../../policy/scope';
 import { CATALOG_FUNCTIONS } from '../function-allowlist';
 import { checkTypeName } from '../functions';
 import { parseStatements } from '../parser';
+import { figure } from '../range-entries';
 import { nodeBody, nodeTypeOf } from '../types';
 import { cloneTree, parseTemplate, walk } from './nodes';
 import { modelNotAllowed } from './refusals';
@@ -127,7 +128,7 @@ function visibleObject(lookup: Lookup, arg: Node, textual: boolean, database?: s
   return guarded([arg], AS_OID, `EXISTS (SELECT 1 FROM pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = ${AS_OID})`);
 }
 
-const TEXT_FUNCTIONS = new Set(['quote_ident', 'concat', 'concat_ws', 'format', 'lower', 'upper', 'btrim', 'ltrim', 'rtrim', 'replace', 'substr', 'substring', 'pg_get_serial_sequence', 'text']);
+const TEXT_FUNCTIONS = new Set(['quote_ident', 'format_type', 'current_schema', 'concat', 'concat_ws', 'format', 'lower', 'upper', 'btrim', 'ltrim', 'rtrim', 'replace', 'substr', 'substring', 'pg_get_serial_sequence', 'text']);
 const TEXT_TYPES = new Set(['text', 'varchar', 'name', 'bpchar', 'char', 'sql_identifier', 'character_data']);
 
 /**
@@ -344,7 +345,13 @@ function guardCast(cast: TypeCast, scope: ReadScope, principal: Principal): Node
   }
   if (reg.array) throw new ProxyError('function_not_allowed', { message: `cast to ${reg.name}[] is not allowed`, hint: 'Cast each value on its own.' });
   const lookup = REG_CASTS[reg.name];
-  return fill(`CAST(ormai_arg0 AS pg_catalog.${reg.name})`, [visibleObject(lookup, cast.arg, textual(cast.arg), principal.database)]);
+  const visible = visibleObject(lookup, cast.arg, textual(cast.arg), principal.database);
+  // An unnamed select-list entry keeps the name PostgreSQL gives the cast as written (the
+  // argument's column or function name, else the type's): the sub-select would lend it its own.
+  const [argName, strength] = figure(cast.arg) ?? ['', 0];
+  const target = (visible as { SubLink?: { subselect?: { SelectStmt?: { targetList?: Array<{ ResTarget?: { name?: string } }> } } } }).SubLink?.subselect?.SelectStmt?.targetList?.[0]?.ResTarget;
+  if (target) target.name = strength === 2 ? argName : reg.name;
+  return fill(`CAST(ormai_arg0 AS pg_catalog.${reg.name})`, [visible]);
 }
 
 /**

@@ -19,7 +19,7 @@ import type { Node, RangeVar } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import type { CatalogObjects, ReadScope, SystemRelation } from '../../policy/scope';
 import { SHOWABLE } from '../settings';
-import { visibleType } from './derived';
+import { barrierViewsOf, visibleType } from './derived';
 import { parseTemplate } from './nodes';
 
 /** The oids (and column attnums) of what the policy makes visible. */
@@ -91,6 +91,35 @@ export function visibility(scope: ReadScope): Visibility {
   return v;
 }
 
+/**
+ * Row types. A whole-row value of a policy table read through the session's barrier view
+ * (`SELECT c FROM customers c`) has the view's row type, and drivers that decode composites
+ * (asyncpg) look that oid up in pg_type and its fields in pg_attribute through pg_class.reltype.
+ * So the table's row type, as served, is its view's when the session has made one (else the
+ * table's own): pg_class.reltype of the table says so, and pg_type serves that type under the
+ * table's name, namespace and relation, whose pg_attribute rows are the view's columns (visible
+ * ones, masked as the agent sees them, in the same order). No other row type is served.
+ */
+function viewType(name: string): string {
+  return `(SELECT ormai_v.reltype FROM pg_catalog.pg_class ormai_v WHERE ormai_v.relnamespace = pg_catalog.pg_my_temp_schema() AND ormai_v.relname = ${literal(name)})`;
+}
+
+/** The served row type of each visible table, as an expression. */
+function rowTypes(c: Context): Array<[number, string]> {
+  return c.v.tables.map((oid) => {
+    const view = c.views.get(oid);
+    const own = `(SELECT ormai_t.reltype FROM pg_catalog.pg_class ormai_t WHERE ormai_t.oid = ${oid})`;
+    return [oid, view === undefined ? own : `COALESCE(${viewType(view)}, ${own})`];
+  });
+}
+
+/** `CASE <type> WHEN <row type of t> THEN <value for t> … ELSE <otherwise> END` over the served row types. */
+function byRowType(c: Context, type: string, value: (table: number) => string, otherwise: string): string {
+  const types = rowTypes(c);
+  if (types.length === 0) return otherwise;
+  return `CASE ${types.map(([oid, t]) => `WHEN ${type} = ${t} THEN ${value(oid)}`).join(' ')} ELSE ${otherwise} END`;
+}
+
 const oids = (list: readonly number[]): string => `'{${list.join(',')}}'::pg_catalog.oid[]`;
 const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 const pairs = (list: ReadonlyArray<readonly [number, number]>): string => list.map(([r, a]) => `(${r}, ${a})`).join(', ');
@@ -110,6 +139,8 @@ function attributes(v: Visibility, rel = 'x.attrelid', num = 'x.attnum'): string
 
 interface Context {
   v: Visibility;
+  /** Table oid → the name of the session's barrier view over it (derived.ts). */
+  views: ReadonlyMap<number, string>;
   scope: ReadScope;
   principal: Principal;
   objects: CatalogObjects;
@@ -147,7 +178,14 @@ const PG_CATALOG: Record<string, ViewSpec> = {
   pg_class: {
     filter: ({ v }) => `x.oid = ANY(${oids(relations(v))})`,
     // Sizes and row estimates count every tenant's rows: read as a relation never analysed.
-    overrides: () => ({ reltuples: '-1', relpages: '0', relallvisible: '0', relallfrozen: '0', relacl: 'NULL' }),
+    overrides: (c) => ({
+      reltuples: '-1',
+      relpages: '0',
+      relallvisible: '0',
+      relallfrozen: '0',
+      relacl: 'NULL',
+      ...(c.views.size ? { reltype: `CASE ${[...c.views.keys()].map((oid) => `WHEN x.oid = ${oid} THEN COALESCE(${viewType(c.views.get(oid)!)}, x.reltype)`).join(' ')} ELSE x.reltype END` } : {}),
+    }),
   },
   pg_attribute: {
     filter: ({ v }) => `x.attnum > 0 AND NOT x.attisdropped AND ${attributes(v)}`,
@@ -173,8 +211,27 @@ const PG_CATALOG: Record<string, ViewSpec> = {
   pg_sequences: { filter: ({ v }) => `${regclassOf('schemaname', 'sequencename')} = ANY(${oids(v.sequences)})`, overrides: () => ({ last_value: 'NULL' }) },
   pg_inherits: { filter: ({ v }) => `x.inhrelid = ANY(${oids(v.tables)}) AND x.inhparent = ANY(${oids(v.tables)})` },
   pg_namespace: { filter: ({ v }) => `x.oid = ANY(${oids(v.namespaces)})`, overrides: () => ({ nspacl: 'NULL' }) },
-  // Row types of relations (and their arrays) would name every table, hidden ones included.
-  pg_type: { filter: () => 'x.typrelid = 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = x.typelem AND e.typrelid <> 0)', overrides: () => ({ typacl: 'NULL' }) },
+  // Row types of relations (and their arrays) would name every table, hidden ones included: only
+  // the visible tables' served row types, under the table's name (rowTypes above).
+  pg_type: {
+    filter: (c) =>
+      '(x.typrelid = 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = x.typelem AND e.typrelid <> 0))' +
+      (c.v.tables.length ? ` OR x.oid = ANY(ARRAY[${rowTypes(c).map(([, t]) => t).join(', ')}])` : ''),
+    overrides: (c) => {
+      return {
+        typacl: 'NULL',
+        ...(c.v.tables.length
+          ? {
+              typname: `CASE WHEN x.typrelid = 0 THEN x.typname ELSE ${byRowType(c, 'x.oid', (oid) => `(SELECT ormai_t.relname FROM pg_catalog.pg_class ormai_t WHERE ormai_t.oid = ${oid})`, 'x.typname')} END`,
+              typnamespace: `CASE WHEN x.typrelid = 0 THEN x.typnamespace ELSE ${byRowType(c, 'x.oid', (oid) => `(SELECT ormai_t.relnamespace FROM pg_catalog.pg_class ormai_t WHERE ormai_t.oid = ${oid})`, 'x.typnamespace')} END`,
+              typrelid: `CASE WHEN x.typrelid = 0 THEN x.typrelid ELSE ${byRowType(c, 'x.oid', (oid) => String(oid), 'x.typrelid')} END`,
+              // Arrays of row types are not served.
+              typarray: 'CASE WHEN x.typrelid = 0 THEN x.typarray ELSE 0 END',
+            }
+          : {}),
+      };
+    },
+  },
   pg_range: ALL,
   pg_enum: ALL,
   pg_am: ALL,
@@ -281,10 +338,16 @@ export function servedRelation(rv: RangeVar, schema: string, name: string, scope
     byKey = new Map();
     views.set(scope, byKey);
   }
-  const key = `${schema}.${name}\u0000${principal.user}\u0000${principal.database ?? ''}`;
+  // The tenant names the session's barrier views (row types).
+  const key = `${schema}.${name}\u0000${principal.user}\u0000${principal.database ?? ''}\u0000${principal.tenantId}`;
   let view = byKey.get(key);
   if (!view) {
-    const c: Context = { v: visibility(scope), scope, principal, objects, relation };
+    const views = new Map<number, string>();
+    for (const view of barrierViewsOf(scope, principal)) {
+      const oid = scope.catalog.relations.get(view.table)?.oid;
+      if (oid !== undefined) views.set(oid, view.name);
+    }
+    const c: Context = { v: visibility(scope), views, scope, principal, objects, relation };
     const overrides = spec.overrides?.(c) ?? {};
     const list = relation.columns
       .map((col, i) => {

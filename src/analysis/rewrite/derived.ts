@@ -30,6 +30,8 @@ const templates = new WeakMap<ScopedTable, SelectStmt>();
 export interface BarrierView {
   name: string;
   sql: string;
+  /** The policy table it stands in for, as `schema.name`. */
+  table: string;
 }
 
 /**
@@ -139,7 +141,7 @@ export function barrierView(table: ScopedTable, scope: ReadScope, principal: Pri
   const body = deparseVerified([{ SelectStmt: select }])[0];
   const hash = createHash('sha256').update(`${table.schema}.${table.name}\u0000${body}`).digest('hex').slice(0, 16);
   const name = `ormai_${table.name.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 24)}_${hash}`;
-  const view = { name, sql: `CREATE OR REPLACE TEMP VIEW ${name} WITH (security_barrier) AS ${body}` };
+  const view = { name, sql: `CREATE OR REPLACE TEMP VIEW ${name} WITH (security_barrier) AS ${body}`, table: `${table.schema}.${table.name}` };
   byTenant.set(principal.tenantId, view);
   return view;
 }

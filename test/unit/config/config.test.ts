@@ -29,6 +29,8 @@ test('the quickstart configuration loads', () => {
   expect(config.upstream.password).toBe('pw');
   expect(JSON.stringify(config.upstream)).not.toContain('pw"');
   expect(Object.keys(config.upstream)).not.toContain('password');
+  // The agent's sessions run without JIT unless the file says otherwise (upstream.jit).
+  expect(config.upstream).toMatchObject({ readScope: 'barrier_views', jit: false });
   const [policy] = config.policies;
   expect(policy.name).toBe('quickstart');
   expect(policy.maxRows).toBe(200);
@@ -44,6 +46,14 @@ test('env overrides listen addresses and the upstream URL', () => {
   const config = loadConfig(QUICKSTART, { ...env, ORMAI_LISTEN: '0.0.0.0:7000', ORMAI_ADMIN_LISTEN: '127.0.0.1:7001' });
   expect(config.listen).toEqual({ host: '0.0.0.0', port: 7000 });
   expect(config.adminListen).toEqual({ host: '127.0.0.1', port: 7001 });
+});
+
+test('upstream.jit: true leaves the database its own JIT setting; a non-boolean is explained', () => {
+  write('p.yaml', 'name: p\nmodels:\n  - table: t\n');
+  const on = write('on.yaml', 'policies: [p.yaml]\nupstream:\n  url: postgres://u@h/d\n  jit: true\n');
+  expect(loadConfig(on, {}).upstream.jit).toBe(true);
+  const bad = write('bad.yaml', 'policies: [p.yaml]\nupstream:\n  url: postgres://u@h/d\n  jit: sometimes\n');
+  expect(() => loadConfig(bad, {})).toThrow(/upstream\.jit/);
 });
 
 test('unknown config keys are errors that name the key', () => {
