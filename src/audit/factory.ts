@@ -64,6 +64,7 @@ export async function createAuditLog(config: ProxyConfig, log: Logger, overrides
     queueSize: settings.queue_size,
     readsWhenUnavailable: settings.reads_when_unavailable,
     writeGuarantee: settings.write_guarantee,
+    durableTimeoutMs: settings.durable_timeout_ms,
     text: new AuditText(key, settings.redact_literals),
     log,
     ...overrides,

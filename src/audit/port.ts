@@ -8,6 +8,8 @@ export interface AuditPort {
   durable(event: AuditEvent): Promise<void>;
   acceptsWrites(): boolean;
   acceptsReads(): boolean;
+  /** durable (default): a write commits and is acknowledged only once its event is persisted; async: queued is enough. */
+  readonly writeGuarantee?: 'durable' | 'async';
   /** False while the session's own events fill its share of the queue (per-session back-pressure). */
   acceptsSession?(sessionId: string): boolean;
   /**
@@ -23,6 +25,7 @@ export function auditPort(log: AuditLog): AuditPort {
     durable: (event) => log.durable(event),
     acceptsWrites: () => log.acceptsWrites(),
     acceptsReads: () => log.acceptsReads(),
+    writeGuarantee: log.writeGuarantee,
     acceptsSession: (sessionId) => log.acceptsSession(sessionId),
     text: (sql, parsed = false) => ({ sql: log.text.sql(sql, parsed), sql_hmac: log.text.hmac(sql) }),
   };

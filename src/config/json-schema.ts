@@ -151,7 +151,9 @@ const configDescriptions: Record<string, string> = {
   'audit.key_file': 'A file (e.g. a mounted secret, at least 32 bytes) keying sql_hmac, relative to this file. Default: a random key per process, with a warning.',
   'audit.queue_size': 'Events held until every sink has them; when full, further events are lost (counted and logged) and the trail is unavailable. Default: 10000.',
   'audit.reads_when_unavailable': 'While a sink is down or the queue is full: allow reads, or refuse them with audit_unavailable. Writes are always refused then. Default: allow.',
-  'audit.write_guarantee': 'durable: a write is acknowledged only once its event is persisted by every sink (refused with audit_unavailable otherwise); async: queued is enough. Default: durable.',
+  'audit.write_guarantee':
+    'durable: a write commits, and is acknowledged, only once its event is persisted by every sink (otherwise its transaction is rolled back, or the write refused, with audit_unavailable); async: queued is enough, and the write commits as PostgreSQL runs it. Default: durable.',
+  'audit.durable_timeout_ms': "How long a write's transaction waits for its event to be persisted before it is rolled back with audit_unavailable (write_guarantee: durable). Default: 5000.",
   store:
     'Where budgets (queries_per_minute_per_tenant) are counted. With a Redis URL, every proxy pointing at the same Redis shares one budget per tenant; without one, each proxy counts in its own memory. Default: memory.',
   'store.redis_url': 'redis:// or rediss:// URL (may carry a password); env ORMAI_REDIS_URL overrides. Give redis_url or redis_url_file, or neither for in-memory budgets.',

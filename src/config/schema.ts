@@ -123,6 +123,8 @@ const audit = z.strictObject({
   reads_when_unavailable: z.enum(['allow', 'refuse']).default('allow'),
   /** durable: a write is acknowledged only once its event is persisted by every sink; async: queued is enough. */
   write_guarantee: z.enum(['durable', 'async']).default('durable'),
+  /** How long a write's transaction waits for its event to be persisted before it is rolled back (durable). */
+  durable_timeout_ms: z.number().int().positive().default(5000),
 });
 
 /** Work bounds of one statement's analysis (src/analysis/bounds.ts); each refusal is statement_too_large or statement_too_complex. */
@@ -194,7 +196,7 @@ export const configSchema = z.strictObject({
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
-  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable' }),
+  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

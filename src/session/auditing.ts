@@ -87,6 +87,11 @@ export class StatementAuditor {
     return this.port !== undefined;
   }
 
+  /** Writes commit only after their events are durable (audit.write_guarantee: durable, the default). */
+  get durableWrites(): boolean {
+    return this.port !== undefined && this.port.writeGuarantee !== 'async';
+  }
+
   /** The refusal for a statement the audit trail cannot take now (writes always; reads as configured). */
   unavailable(writes: boolean): boolean {
     if (!this.port) return false;
@@ -100,7 +105,7 @@ export class StatementAuditor {
    * Once every statement is reported the hook lets go of the statement (trees and texts): the
    * session's queue of answered items may keep the hook itself for a while.
    */
-  hook(sent: SentStatement): AuditHook | undefined {
+  hook(sent: SentStatement, onWrite?: (durable: Promise<boolean>) => void): AuditHook | undefined {
     const { port, metrics } = this;
     if (!port && !metrics) return undefined;
     const started = performance.now();
@@ -136,11 +141,17 @@ export class StatementAuditor {
         });
         if (!port) return undefined;
         const event = port.emit(draft);
-        if (statement && isWrite(statement) && event.decision === 'allowed') {
-          // The write's acknowledgement waits for its event to be durable (I7).
-          return port.durable(event).catch((err: unknown) => {
-            this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
-          });
+        if (statement && isWrite(statement) && event.decision === 'allowed' && port.writeGuarantee !== 'async') {
+          // The write's acknowledgement, and its transaction's COMMIT, wait for its event to be durable (I7).
+          const durable = port.durable(event).then(
+            () => true,
+            (err: unknown) => {
+              this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
+              return false;
+            },
+          );
+          onWrite?.(durable);
+          return durable.then(() => undefined);
         }
         return undefined;
       },
@@ -160,6 +171,15 @@ export class StatementAuditor {
         live = undefined;
       },
     };
+  }
+
+  /**
+   * The proxy rolled back a transaction holding writes whose events it could not make durable
+   * (or whose session ended before its COMMIT): those events say the writes ran; this one says
+   * they did not stay.
+   */
+  rolledBack(why: string): void {
+    this.port?.emit({ kind: 'statement', decision: 'error', ...this.who(), statement_kind: 'transaction', sql: 'ROLLBACK', rewritten_sql: 'ROLLBACK', code: 'audit_unavailable', message: why, rows: 0 });
   }
 
   /** A connection event: login, login_failed, disconnect. */

@@ -31,8 +31,18 @@ export interface PendingItem {
   silent?: boolean;
   /** A silent Query's error message, kept until its ReadyForQuery. */
   ownError?: string;
-  /** A silent Query was answered: with the error message when it failed. */
-  answered?: (error: string | undefined) => void;
+  /** A silent Query was answered: with the error message when it failed, and the item (its tag and error frame). */
+  answered?: (error: string | undefined, item?: PendingItem) => void;
+  /** A silent Query's CommandComplete tag. */
+  ownTag?: string;
+  /** A silent Query's ErrorResponse as PostgreSQL sent it (a COMMIT's error reaches the client). */
+  ownErrorFrame?: Buffer;
+  /**
+   * query: the proxy opened a transaction block around it (an autocommit write: its COMMIT
+   * follows the durable audit events). Its ReadyForQuery is not the client's: this is told the
+   * status instead, and the session answers the client once it has committed or rolled back.
+   */
+  wrapped?: (status: 'I' | 'T' | 'E') => void;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
   /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */
@@ -81,6 +91,21 @@ export class PendingQueue {
   private pushed = 0;
   private answerable = 0;
   private shifted = 0;
+  /** whenEmpty() callers. */
+  private emptyWaiters: Array<() => void> = [];
+
+  /** Resolves once nothing is pending (every request sent so far has been answered, or the session ended). */
+  whenEmpty(): Promise<void> {
+    if (this.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
+  }
+
+  private settleEmpty(): void {
+    if (this.size > 0 || this.emptyWaiters.length === 0) return;
+    const waiters = this.emptyWaiters;
+    this.emptyWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
 
   /** Queues a request; one sent while the upstream skips to Sync is answered by nothing, and false is returned. */
   push(item: Omit<PendingItem, 'result'>): boolean {
@@ -122,6 +147,7 @@ export class PendingQueue {
     this.items = [];
     this.head = 0;
     this.shifted = this.pushed;
+    this.settleEmpty();
     return rest;
   }
 
@@ -140,6 +166,7 @@ export class PendingQueue {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
+    this.settleEmpty();
     return item;
   }
 
@@ -162,6 +189,7 @@ export class PendingQueue {
       } else audit?.skip();
     }
     if (this.head >= this.items.length) this.skipping = true;
+    this.settleEmpty();
   }
 
   get size(): number {

@@ -67,6 +67,11 @@ export class ResponseRouter {
         head!.audit?.end();
         this.txStatus = readyForQueryStatus(frame) as 'I' | 'T' | 'E';
         this.onReady(this.txStatus);
+        if (head!.wrapped) {
+          // The block the proxy opened is still open: the client's ReadyForQuery follows its COMMIT.
+          head!.wrapped(this.txStatus);
+          return undefined;
+        }
         return frame.raw;
       }
       case '1':
@@ -133,6 +138,10 @@ export class ResponseRouter {
         return this.parameterStatus(frame);
       case 'E':
         head.ownError = errorFields(frame).message ?? '';
+        head.ownErrorFrame = frame.raw;
+        return undefined;
+      case 'C':
+        head.ownTag = commandCompleteTag(frame);
         return undefined;
       case 'Z':
         this.pending.shift();
@@ -140,7 +149,7 @@ export class ResponseRouter {
         if (head.ownError === undefined) head.effect?.done();
         else head.effect?.failed();
         this.onReady(this.txStatus);
-        head.answered?.(head.ownError);
+        head.answered?.(head.ownError, head);
         return undefined;
       default:
         return undefined;

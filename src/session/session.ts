@@ -17,24 +17,25 @@ import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import type { PolicyView } from '../policy/provider';
-import type { BackendFrame } from '../protocol/backend/framer';
+import { errorFields, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
+import { sanitizeWriteError } from '../results/write-errors';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
 import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messages';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
 import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import { dropsViews, SessionViews, type SessionViewsAtStart } from './barrier-views';
-import type { PendingItem } from './pending';
+import type { AuditHook, PendingItem } from './pending';
 import { ResponseRouter } from './router';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
 import { SessionState } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
-import { agentApproval, captureOf, heldOf, hiddenOf, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
+import { agentApproval, captureOf, commitShape, heldOf, hiddenOf, isCommit, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -112,6 +113,17 @@ export class Session {
   private readonly deadline: StatementDeadline;
   /** The barrier views policy tables are read through, as PostgreSQL confirmed them. */
   private readonly views: SessionViews;
+  /**
+   * Whether each write event of the transaction open upstream (implicit or explicit) is durable:
+   * no COMMIT, Sync or proxy-opened block ends it until all are (audit.write_guarantee: durable).
+   * Emptied when PostgreSQL reports the session idle again.
+   */
+  private txnWrites: Array<Promise<boolean>> = [];
+  /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
+  private batchWrites = false;
+  private batchTxn = false;
+  /** A Query sent in a block of the proxy's, waiting for its COMMIT (guardedQuery). */
+  private guard?: { resolve(): void; commitHook?: AuditHook };
 
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
@@ -123,6 +135,7 @@ export class Session {
       if (status === 'I') {
         this.state.transactionEnded();
         this.blockMaybeOpen = false;
+        this.txnWrites = [];
       }
     };
     this.router.onError = () => this.state.transactionFailed();
@@ -285,8 +298,7 @@ export class Session {
         this.forward(message.raw, { kind: 'close', effect: this.state.close(message.target, message.name) });
         return undefined;
       case 'Sync':
-        this.forward(message.raw, { kind: 'sync' });
-        return undefined;
+        return this.sync(message.raw);
       case 'Flush':
         this.server.write(message.raw);
         this.router.pending.flushed();
@@ -397,18 +409,38 @@ export class Session {
     const heldAt = statements.findIndex((s) => s.write?.approval);
     const held = heldAt >= 0 ? statements[heldAt] : undefined;
     const scans = this.budgets.limitsScans ? [...statements.entries()].filter(([, s]) => readsRows(s)).map(([i, s]) => ({ sql: s.sql, params: paramsOf(i) })) : [];
-    const send = () => {
+    // No write commits before its audit event is durable: an autocommit write runs in a block the
+    // proxy opens and commits, and a COMMIT waits for the events of the transaction's writes.
+    const shape = this.auditor.durableWrites ? commitShape(statements, writes > 0, this.txnWrites.length > 0 || this.router.pending.size > 0, this.inBlock()) : 'plain';
+    if (shape === 'refuse') {
+      this.refuse('query', new ProxyError('statement_not_allowed', {
+        message: 'COMMIT must end the text when the text writes',
+        hint: 'Send COMMIT as the last statement of the text, or on its own: the proxy commits only once the audit events of the writes are recorded.',
+      }), ran);
+      return undefined;
+    }
+    const send = (): Promise<void> | undefined => {
       if (dropsViews(result.statements)) this.views.discarded();
-      this.forward(serialize.query(result.sql), {
+      const strip = shape === 'strip';
+      const hook = this.auditor.hook(ran, this.trackWrite);
+      const text = strip ? result.statements.slice(0, -1).map((s) => s.sql).join('; ') : result.sql;
+      const item: Omit<PendingItem, 'result'> = {
         kind: 'query',
         rowLimits: statements.map((s) => s.rowLimit),
-        texts: texts(result.sql, sql),
+        texts: texts(text, sql),
         ...(statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(statements) } : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...sessionEffects(this.state, result.statements, declared, prepared),
-        audit: this.auditor.hook(ran),
-      });
+        // A held-back COMMIT is reported by guardedQuery: the hook ends there.
+        audit: strip && hook ? { ...hook, end: () => undefined } : hook,
+      };
+      if (shape === 'plain') {
+        this.forward(serialize.query(text), item);
+        return undefined;
+      }
+      const begin = shape === 'wrap' || (!this.inBlock() && statements[0]?.kind !== 'transaction');
+      return this.guardedQuery(text, item, { begin, ...(strip ? { commit: { index: statements.length - 1, hook } } : {}) });
     };
     const sync = this.firstRefusal(writes > 0);
     if (sync) {
@@ -424,10 +456,7 @@ export class Session {
       this.refuse('query', new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' }), ran);
       return undefined;
     }
-    if (!this.budgets.limitsQueries && !(writes > 0 && this.budgets.limitsWrites) && !held && scans.length === 0) {
-      send();
-      return undefined;
-    }
+    if (!this.budgets.limitsQueries && !(writes > 0 && this.budgets.limitsWrites) && !held && scans.length === 0) return send();
     return (async () => {
       let refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
@@ -436,8 +465,130 @@ export class Session {
       for (const scan of scans) refused ??= await this.budgets.scans([scan.sql], scan.params, this.plannerViews());
       if (this.ended) return;
       if (refused) this.refuse('query', refused, ran);
-      else send();
+      else await send();
     })();
+  }
+
+  private readonly trackWrite = (durable: Promise<boolean>): void => {
+    this.txnWrites.push(durable);
+  };
+
+  /**
+   * Waits until PostgreSQL has answered everything sent so far (`flush`: asking it to, in the
+   * extended protocol), then for the audit events of the transaction's writes: true when every
+   * one is durable.
+   */
+  private async writesDurable(flush: boolean): Promise<boolean> {
+    if (this.router.pending.size > 0) {
+      if (flush) {
+        this.server.write(serialize.flush());
+        this.router.pending.flushed();
+      }
+      await this.router.pending.whenEmpty();
+    }
+    return (await Promise.all(this.txnWrites)).every(Boolean);
+  }
+
+  /** A simple Query of the proxy's own, answered to the proxy only. */
+  private ownQuery(sql: string): Promise<{ status: 'I' | 'T' | 'E'; tag?: string; error?: Buffer }> {
+    return new Promise((resolve) => {
+      this.forward(serialize.query(sql), {
+        kind: 'query',
+        silent: true,
+        answered: (_error, item) => resolve({ status: this.router.txStatus, ...(item?.ownTag ? { tag: item.ownTag } : {}), ...(item?.ownErrorFrame ? { error: item.ownErrorFrame } : {}) }),
+      });
+    });
+  }
+
+  /**
+   * Sends a Query whose writes must not commit before their audit events are durable. `begin`:
+   * the proxy opens a block first (the agent's text would have run as one implicit transaction);
+   * `commit`: the text's final COMMIT, held back (statement `index` of `hook`). Once PostgreSQL
+   * has answered the text the proxy commits, or rolls back when an event could not be recorded,
+   * and only then does the client get its ReadyForQuery. Later messages wait until then.
+   */
+  private guardedQuery(text: string, item: Omit<PendingItem, 'result'>, g: { begin: boolean; commit?: { index: number; hook?: AuditHook } }): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.guard = { resolve, ...(g.commit?.hook ? { commitHook: g.commit.hook } : {}) };
+      const finish = (bytes: Buffer[]): void => {
+        if (bytes.length > 0 && !this.ended) this.toClient(Buffer.concat(bytes));
+        this.guard = undefined;
+        resolve();
+      };
+      const settle = (status: 'I' | 'T' | 'E') => void this.settle(status, text !== '', g, item.hidden, finish);
+      if (g.begin) this.forward(serialize.query('BEGIN'), { kind: 'query', silent: true });
+      if (text !== '') this.forward(serialize.query(text), { ...item, wrapped: settle });
+      else void this.router.pending.whenEmpty().then(() => settle(this.router.txStatus));
+    });
+  }
+
+  private async settle(
+    status: 'I' | 'T' | 'E',
+    ran: boolean,
+    g: { begin: boolean; commit?: { index: number; hook?: AuditHook } },
+    hidden: ReadonlySet<string> | undefined,
+    finish: (bytes: Buffer[]) => void,
+  ): Promise<void> {
+    const commit = g.commit;
+    // The session is ending: what is open rolls back with it (close() records that).
+    if (this.ended) return finish([]);
+    if (status === 'E' && ran) {
+      // The text failed: PostgreSQL skipped the rest of it, its COMMIT too.
+      commit?.hook?.end();
+      if (!g.begin) return finish([backend.readyForQuery('E')]);
+      // As for an implicit transaction, the text's failure ends the block the proxy opened.
+      const answer = await this.ownQuery('ROLLBACK');
+      return finish([backend.readyForQuery(answer.status)]);
+    }
+    if (status === 'T' && !(await this.writesDurable(false))) {
+      if (this.ended) return finish([]);
+      const answer = await this.ownQuery('ROLLBACK');
+      this.auditor.rolledBack('the audit event of a write could not be recorded: its transaction was rolled back');
+      const error = notRecorded();
+      commit?.hook?.result(commit.index, { rows: 0, refused: error });
+      commit?.hook?.end();
+      return finish([backend.errorResponse(error.toFields()), backend.readyForQuery(answer.status)]);
+    }
+    if (this.ended) return finish([]);
+    if (!commit && !g.begin) return finish([backend.readyForQuery(status)]);
+    const answer = await this.ownQuery('COMMIT');
+    const out: Buffer[] = [];
+    if (answer.error) {
+      // A deferred constraint or a serialization failure at COMMIT: the agent's to see, reduced like a write's error.
+      out.push(sanitizeWriteError(answer.error, hidden));
+      const fields = errorFieldsOf(answer.error);
+      commit?.hook?.result(commit.index, { rows: 0, error: { code: fields.code, message: fields.message } });
+    } else if (commit) {
+      out.push(backend.commandComplete(answer.tag ?? 'COMMIT'));
+      commit.hook?.result(commit.index, { rows: 0, tag: answer.tag ?? 'COMMIT' });
+    }
+    commit?.hook?.end();
+    out.push(backend.readyForQuery(answer.status));
+    finish(out);
+  }
+
+  /**
+   * Sync ends the implicit transaction of an extended-protocol batch: a batch that ran a write
+   * asks PostgreSQL for its answers first (Flush), and the Sync follows once the events are
+   * durable. When one is not, a statement that fails goes first, so the transaction rolls back
+   * (an explicit block fails, and cannot commit either).
+   */
+  private sync(raw: Buffer): Promise<void> | undefined {
+    const guarded = this.auditor.durableWrites && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
+    this.batchWrites = false;
+    this.batchTxn = false;
+    if (!guarded) {
+      this.forward(raw, { kind: 'sync' });
+      return undefined;
+    }
+    return this.writesDurable(true).then((durable) => {
+      if (this.ended) return;
+      if (!durable) {
+        this.forward(parseMessage(REFUSED_NAME, REFUSED_SENTINEL), { kind: 'parse', refused: notRecorded() });
+        this.auditor.rolledBack('the audit event of a write could not be recorded: its transaction was rolled back');
+      }
+      this.forward(raw, { kind: 'sync' });
+    });
   }
 
   /**
@@ -612,15 +763,34 @@ export class Session {
     // A write whose rows the agent did not ask for returns its capture rows only: a row limit on the
     // Execute (JDBC sends 1 for executeUpdate) would suspend it after one row instead of completing it.
     const raw = spec && !spec.keep && message.maxRows > 0 ? withMaxRows(message.raw, 0) : message.raw;
-    const send = () =>
+    const statement = portal.prepared?.statements[0];
+    const send = () => {
+      if (writes && portal.prepared) this.batchWrites = true;
+      if (statement?.kind === 'transaction') this.batchTxn = true;
       this.forward(raw, {
         kind: 'execute',
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
         ...(spec ? { captures: [spec] } : {}),
         ...sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined),
-        audit: this.auditor.hook(sent),
+        audit: this.auditor.hook(sent, this.trackWrite),
       });
+    };
+    // A COMMIT waits for the audit events of the transaction's writes; one that could not be
+    // recorded refuses it, and the block, failed, can only roll back.
+    if (statement && isCommit(statement) && this.auditor.durableWrites && (this.txnWrites.length > 0 || this.batchWrites)) {
+      return this.writesDurable(true).then((durable) => {
+        if (this.ended) return;
+        if (durable) {
+          send();
+          return;
+        }
+        // As a COMMIT that fails in PostgreSQL: the block is rolled back, and the batch fails up to its Sync.
+        void this.ownQuery('ROLLBACK');
+        this.auditor.rolledBack('the audit event of a write could not be recorded: its transaction was rolled back');
+        this.refuse('execute', notRecorded(), sent);
+      });
+    }
     const sync = this.firstRefusal(writes && portal?.prepared !== undefined);
     if (sync) {
       this.refuse('execute', sync, sent);
@@ -937,12 +1107,32 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Writes of a transaction still open (answered, not committed) roll back with the session.
+    if (this.txnWrites.length > 0 && this.router.pending.size === 0 && this.router.txStatus !== 'I') {
+      this.auditor.rolledBack('the session ended inside the transaction of a write: it was rolled back');
+    }
+    this.guard?.commitHook?.end();
+    this.guard?.resolve();
+    this.guard = undefined;
     this.deadline.stop();
     this.auditor.connection('disconnect');
     this.deps.onClose();
   }
 }
 
+
+/** A write whose audit event could not be made durable does not commit. */
+function notRecorded(): ProxyError {
+  return new ProxyError('audit_unavailable', {
+    message: 'the audit event of a write could not be recorded: the transaction was not committed',
+  });
+}
+
+/** SQLSTATE and message of an ErrorResponse frame. */
+function errorFieldsOf(frame: Buffer): { code: string; message: string } {
+  const fields = errorFields({ code: 'E', length: frame.length - 1, raw: frame });
+  return { code: fields.code ?? 'XX000', message: fields.message ?? '' };
+}
 
 function sessionLimit(what: string, limit: number): ProxyError {
   return new ProxyError('session_limit_exceeded', { message: `the session holds ${limit} ${what}, as many as the proxy allows` });

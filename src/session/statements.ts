@@ -79,6 +79,42 @@ export function hiddenOf(statements: readonly AnalyzedStatement[]): { hidden?: R
   return names.length > 0 ? { hidden: new Set(names) } : {};
 }
 
+/** The TransactionStmt kind of a transaction-control statement, else undefined. */
+function transactionKind(statement: AnalyzedStatement): string | undefined {
+  if (statement.kind !== 'transaction' || !('TransactionStmt' in statement.stmt)) return undefined;
+  return (statement.stmt.TransactionStmt as { kind?: string }).kind;
+}
+
+/** COMMIT, END, COMMIT AND CHAIN: what makes a transaction's writes stay. */
+export function isCommit(statement: AnalyzedStatement): boolean {
+  return transactionKind(statement) === 'TRANS_STMT_COMMIT';
+}
+
+/** BEGIN, START TRANSACTION. */
+export function isBegin(statement: AnalyzedStatement): boolean {
+  const kind = transactionKind(statement);
+  return kind === 'TRANS_STMT_BEGIN' || kind === 'TRANS_STMT_START';
+}
+
+/**
+ * How a simple Query is sent so that no write of it commits before its audit event is durable
+ * (docs: the audit trail, "writes commit after their events"):
+ *   plain    as it is (no write, or one that cannot commit in this Query);
+ *   wrap     in a block the proxy opens (an autocommit write): COMMIT follows the events;
+ *   strip    its final COMMIT is held back and sent once the events are durable (a leading BEGIN
+ *            may open the block, else the proxy opens it when none is open);
+ *   refuse   a COMMIT anywhere else in a text with writes.
+ */
+export function commitShape(statements: readonly AnalyzedStatement[], writes: boolean, earlierWrites: boolean, inBlock: boolean): 'plain' | 'wrap' | 'strip' | 'refuse' {
+  const control = statements.map((s) => s.kind === 'transaction');
+  const commits = statements.filter(isCommit).length;
+  if (commits === 0) return writes && !inBlock && !control.some(Boolean) ? 'wrap' : 'plain';
+  if (!writes && !earlierWrites) return 'plain';
+  const last = statements.length - 1;
+  const shaped = isCommit(statements[last]) && control.every((c, i) => !c || i === last || (i === 0 && isBegin(statements[0])));
+  return shaped ? 'strip' : 'refuse';
+}
+
 /** Both texts when the proxy sent something other than what the agent wrote (error positions are then moved). */
 export function texts(sent: string, agent: string): PendingItem['texts'] {
   return sent === agent ? undefined : { sent, agent };

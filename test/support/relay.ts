@@ -7,6 +7,8 @@ export interface Relay {
   cut(): void;
   /** While down, new connections are closed at once (the server is unreachable). */
   setDown(down: boolean): void;
+  /** While stalled, what clients send is held (the server hangs); un-stalling delivers it. */
+  stall(stalled: boolean): void;
   close(): Promise<void>;
 }
 
@@ -14,6 +16,8 @@ export interface Relay {
 export async function startRelay(targetHost: string, targetPort: number, tap?: (chunk: Buffer) => void): Promise<Relay> {
   const live = new Set<net.Socket>();
   let down = false;
+  let stalled = false;
+  const held: Array<[net.Socket, Buffer]> = [];
   const server = net.createServer((client) => {
     if (down) {
       client.destroy();
@@ -30,7 +34,10 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
-    client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      if (stalled) held.push([upstream, chunk]);
+      else upstream.write(chunk);
+    });
     if (tap) upstream.on('data', tap);
     upstream.pipe(client);
   });
@@ -43,6 +50,10 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
     },
     setDown: (d) => {
       down = d;
+    },
+    stall: (s) => {
+      stalled = s;
+      if (!s) for (const [to, chunk] of held.splice(0)) if (!to.destroyed) to.write(chunk);
     },
     close: () =>
       new Promise<void>((resolve) => {
