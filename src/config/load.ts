@@ -175,6 +175,7 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
       statements: raw.session.max_prepared_statements,
       portals: raw.session.max_portals,
       deadlineMarginMs: raw.session.deadline_margin_ms,
+      shutdownGraceMs: raw.session.shutdown_grace_ms,
     },
     startup: {
       maxMessageSize: Math.min(raw.startup.max_message_size, raw.max_message_size),

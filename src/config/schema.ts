@@ -166,6 +166,8 @@ const session = z.strictObject({
   max_portals: z.number().int().positive().default(1000),
   /** A statement still running this long past the policy's statement_timeout is cancelled, and this long after that its session ends. */
   deadline_margin_ms: z.number().int().positive().default(2000),
+  /** On SIGTERM, how long busy sessions (and open transactions) may go on to finish before they are cancelled. */
+  shutdown_grace_ms: z.number().int().nonnegative().default(10000),
 });
 
 export const configSchema = z.strictObject({
@@ -187,7 +189,7 @@ export const configSchema = z.strictObject({
     cache_size: 64 * 1024 * 1024,
   }),
   startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
-  session: session.default({ max_prepared_statements: 1000, max_portals: 1000, deadline_margin_ms: 2000 }),
+  session: session.default({ max_prepared_statements: 1000, max_portals: 1000, deadline_margin_ms: 2000, shutdown_grace_ms: 10000 }),
   tls: tlsServer.optional(),
   upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public', read_scope: 'barrier_views', jit: false }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),

@@ -86,13 +86,25 @@ export class ProxyServer {
     return this.sessions.size;
   }
 
-  /** Stops accepting, ends every session with a clear FATAL, and waits for sockets to close. */
+  /**
+   * Stops accepting; idle sessions end at once with a clear FATAL, busy ones when they next are
+   * idle (statements answered, no transaction open) or when session.shutdown_grace_ms is over,
+   * when what still runs is cancelled. Waits for the sockets to close (a cancelled statement's
+   * answer completes its audit event first).
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const session of this.sessions) session.shutdown(new ProxyError('proxy_shutting_down'));
+    const error = new ProxyError('proxy_shutting_down');
+    for (const session of this.sessions) session.shutdown(error);
     for (const socket of this.sockets) if (!this.sessionSockets.has(socket)) socket.destroy();
-    const deadline = Date.now() + 5000;
-    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const wait = async (ms: number) => {
+      const deadline = Date.now() + ms;
+      while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    };
+    await wait(this.config.session.shutdownGraceMs);
+    for (const session of this.sessions) session.shutdown(error, true);
+    // A cancelled statement's answer, or the end of the upstream session, within twice the deadline margin (Session.release).
+    await wait(2 * this.config.session.deadlineMarginMs + 1000);
     for (const socket of this.sockets) socket.destroy();
     await closed;
     await this.planner.close();

@@ -14,4 +14,10 @@ export interface SessionLimits {
    * then PostgreSQL is asked to cancel it, and after the same margin again its session ends.
    */
   deadlineMarginMs: number;
+  /**
+   * On shutdown (SIGTERM) a session that is busy, or inside a transaction block, may go on this
+   * long to reach an idle point (its statements finish, its transaction commits or rolls back);
+   * then what still runs is cancelled.
+   */
+  shutdownGraceMs: number;
 }

@@ -122,6 +122,8 @@ export class Session {
   /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
   private batchWrites = false;
   private batchTxn = false;
+  /** The proxy is shutting down: the session ends at its next idle point (shutdown()). */
+  private stopping?: ProxyError;
   /** A Query sent in a block of the proxy's, waiting for its COMMIT (guardedQuery). */
   private guard?: { resolve(): void; commitHook?: AuditHook };
 
@@ -207,9 +209,28 @@ export class Session {
     void cancelUpstream(config.upstream, upstream.processId, upstream.secretKey);
   }
 
-  /** Ends the session from outside (proxy shutdown). */
-  shutdown(error: ProxyError): void {
-    this.fatal(error);
+  /**
+   * Ends the session from outside (proxy shutdown): at once when it is idle or `force`d (what
+   * runs is then cancelled, its answer still completing the audit events), else at its next idle
+   * point, once what it sent is answered and the agent's output is written.
+   */
+  shutdown(error: ProxyError, force = false): void {
+    if (this.ended) return;
+    this.stopping = error;
+    if (force) this.fatal(error);
+    else this.stopIfIdle();
+  }
+
+  /** Idle: nothing pending upstream, nothing waiting to be handled, no transaction open. */
+  private stopIfIdle(): void {
+    if (!this.stopping || this.ended) return;
+    if (this.pumping || this.inbox.length > 0 || this.router.pending.size > 0 || this.inBlock() || this.guard) return;
+    const error = this.stopping;
+    const end = () => {
+      if (!this.ended && this.router.pending.size === 0 && !this.inBlock()) this.fatal(error);
+    };
+    if (this.output) void this.output.then(end);
+    else end();
   }
 
   // ---- client → upstream ----
@@ -256,6 +277,7 @@ export class Session {
       this.pumping = false;
     }
     if (this.server.writableLength > UPSTREAM_HIGH_WATER) this.client.pause();
+    if (this.stopping) this.stopIfIdle();
   }
 
   /** Handles one message; returns a promise only when it had to wait for I/O. */
@@ -1024,6 +1046,7 @@ export class Session {
     }
     if (out.length > 0) this.toClient(out.length === 1 ? out[0] : Buffer.concat(out));
     if (this.draining && this.router.pending.size === 0) this.endDrained();
+    else if (this.stopping) this.stopIfIdle();
   }
 
   /** In order, behind any write whose audit event is still being made durable. */
