@@ -152,6 +152,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     metricsAuth: config.raw.admin.metrics_auth,
     memoryHighWater: config.raw.admin.memory_high_water,
     rateLimit,
+    storeReadsWhenUnavailable: config.raw.store.reads_when_unavailable,
     approvalsStore: config.raw.approvals.store,
     audit: () => audit.health(),
     log,

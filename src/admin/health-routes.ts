@@ -29,6 +29,8 @@ export interface HealthRouteDeps {
   /** admin.memory_high_water: the share of the V8 heap limit in use past which /readyz is not ready. */
   memoryHighWater?: number;
   rateLimit: RateLimitStatus;
+  /** store.reads_when_unavailable: with refuse, a store that is down makes the proxy not ready. */
+  storeReadsWhenUnavailable?: 'refuse' | 'allow';
   approvalsStore: 'memory' | 'postgres';
   /** The audit trail's health; until one is given, audit counts as healthy and 'not configured'. */
   audit?: AuditHealthSource;
@@ -74,6 +76,7 @@ export function registerHealthRoutes(router: Router, deps: HealthRouteDeps): { r
     scopes: deps.scopes,
     policies: deps.policies,
     audit: deps.audit,
+    ...(deps.rateLimit.kind === 'redis' ? { store: { available: deps.rateLimit.available, readsWhenUnavailable: deps.storeReadsWhenUnavailable ?? 'refuse' } } : {}),
     memoryHighWater: deps.memoryHighWater,
     log: deps.log.child({ component: 'readiness' }),
     timeoutMs: deps.readinessTimeoutMs,

@@ -32,7 +32,7 @@ export interface Check {
 
 export interface ReadinessReport {
   ready: boolean;
-  checks: { upstream: Check; policy: Check; catalog: Check; analysis: Check; audit: Check; memory: Check };
+  checks: { upstream: Check; policy: Check; catalog: Check; analysis: Check; audit: Check; memory: Check; store: Check };
 }
 
 /**
@@ -103,6 +103,11 @@ export interface ReadinessDeps {
   scopes: ScopeProvider;
   policies: () => readonly PolicySnapshot[];
   audit?: AuditHealthSource;
+  /**
+   * The shared budget store (Redis): while it is down every statement a budget applies to is
+   * refused with store.reads_when_unavailable: refuse (writes in any mode). Absent: in memory.
+   */
+  store?: { available(): Promise<boolean>; readsWhenUnavailable: 'refuse' | 'allow' };
   /** The share of the V8 heap limit in use past which the proxy is not ready. Default: 0.85. */
   memoryHighWater?: number;
   log: Logger;
@@ -125,7 +130,7 @@ export class Readiness {
       ttlMs: deps.cacheMs ?? 1000,
       // The checks bound themselves; this only guards against a check that forgets to.
       waitMs: this.timeoutMs * 3 + 500,
-      fallback: () => ({ ready: false, checks: { upstream: unknown(), policy: unknown(), catalog: unknown(), analysis: unknown(), audit: unknown(), memory: unknown() } }),
+      fallback: () => ({ ready: false, checks: { upstream: unknown(), policy: unknown(), catalog: unknown(), analysis: unknown(), audit: unknown(), memory: unknown(), store: unknown() } }),
     });
   }
 
@@ -141,12 +146,12 @@ export class Readiness {
     const upstream = await this.upstreamCheck();
     const policies = this.deps.policies();
     const policy: Check = { ok: policies.length > 0, loaded: policies.length };
-    const [catalog, audit] = await Promise.all([this.catalogCheck(upstream.ok, policies), this.auditCheck()]);
+    const [catalog, audit, store] = await Promise.all([this.catalogCheck(upstream.ok, policies), this.auditCheck(), this.storeCheck()]);
     const analysis = analysisCheck();
     const memory = memoryCheck(this.deps.memoryHighWater ?? 0.85);
     const report: ReadinessReport = {
-      ready: upstream.ok && policy.ok && catalog.ok && analysis.ok && audit.ok && memory.ok,
-      checks: { upstream, policy, catalog, analysis, audit, memory },
+      ready: upstream.ok && policy.ok && catalog.ok && analysis.ok && audit.ok && memory.ok && store.ok,
+      checks: { upstream, policy, catalog, analysis, audit, memory, store },
     };
     if (report.ready !== this.lastReady) {
       const failing = Object.entries(report.checks).filter(([, c]) => !c.ok).map(([name, c]) => `${name}: ${c.error ?? 'failed'}`);
@@ -181,6 +186,20 @@ export class Readiness {
       this.deps.log.debug({ err: (err as Error).message }, 'readiness: catalog not loaded');
       return { ok: false, error: 'not loaded' };
     }
+  }
+
+  /**
+   * Redis down: not ready when reads are refused then (every budgeted statement would be); with
+   * reads allowed the proxy still serves them, and the check says writes are refused.
+   */
+  private async storeCheck(): Promise<Check> {
+    const store = this.deps.store;
+    if (!store) return { ok: true, kind: 'memory' };
+    const up = await withTimeout(store.available(), this.timeoutMs).catch(() => false);
+    if (up) return { ok: true, kind: 'redis', status: 'up' };
+    return store.readsWhenUnavailable === 'refuse'
+      ? { ok: false, kind: 'redis', status: 'down', error: 'store unavailable' }
+      : { ok: true, kind: 'redis', status: 'down', writes: 'refused' };
   }
 
   private async auditCheck(): Promise<Check> {

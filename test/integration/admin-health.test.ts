@@ -239,6 +239,25 @@ describe('the rate-limit store in /version and /metrics', () => {
     try {
       expect((await api(adminOf(proxy), 'GET', '/version', { token: null })).body.rate_limit_store).toEqual({ kind: 'redis', status: 'down' });
       expect(await metricValue(proxy, 'ormai_rate_limit_store_up')).toBe(0);
+      // Reads are refused while the store is down (store.reads_when_unavailable: refuse): not ready, and why.
+      const ready = await api(adminOf(proxy), 'GET', '/readyz', { token: null });
+      expect(ready.status).toBe(503);
+      expect(ready.body.checks.store).toEqual({ ok: false, kind: 'redis', status: 'down', error: 'store unavailable' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('with reads allowed while Redis is down, the proxy stays ready and /readyz says writes are refused', async () => {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((r) => server.close(r));
+    const proxy = await startTestProxy(db.url, { store: { redis_url: `redis://127.0.0.1:${port}`, command_timeout_ms: 200, reads_when_unavailable: 'allow' } });
+    try {
+      const ready = await api(adminOf(proxy), 'GET', '/readyz', { token: null });
+      expect(ready.status).toBe(200);
+      expect(ready.body.checks.store).toEqual({ ok: true, kind: 'redis', status: 'down', writes: 'refused' });
     } finally {
       await proxy.close();
     }
