@@ -1,5 +1,6 @@
 // An LRU of analysed statements, so that a repeated statement costs no parse, rewrite or deparse.
 import { LRUCache } from 'lru-cache';
+import { ShapeCache } from './shapes';
 import type { Analysis } from './types';
 
 export interface CacheStats {
@@ -8,6 +9,9 @@ export interface CacheStats {
   size: number;
   /** Estimated bytes held by the entries (keys, texts and trees). */
   bytes?: number;
+  /** Statements answered from a shape's template (shapes.ts), and the shapes known. */
+  shapeHits?: number;
+  shapes?: number;
 }
 
 /**
@@ -50,16 +54,26 @@ export function entryBytes(key: string, value: Analysis): number {
 export class StatementCache {
   private readonly lru: LRUCache<string, Analysis>;
   private readonly maxEntryBytes: number;
+  /** Simple-protocol reads that differ from a known one only in their literals (shapes.ts). */
+  readonly shapes: ShapeCache;
   hits = 0;
   misses = 0;
 
   constructor(maxBytes = 64 * 1024 * 1024, maxEntries = 10_000) {
     this.maxEntryBytes = Math.floor(maxBytes * MAX_ENTRY_SHARE);
     this.lru = new LRUCache<string, Analysis>({ max: maxEntries, maxSize: maxBytes });
+    this.shapes = new ShapeCache(entryBytes, Math.floor(maxBytes / 4));
   }
 
   static key(scopeKey: string, tenantId: string, protocol: string, sql: string): string {
     return `${scopeKey}\u0000${tenantId}\u0000${protocol}\u0000${sql}`;
+  }
+
+  /** The entry for `key`, counted as a hit, or undefined (nothing counted). */
+  lookup(key: string): Analysis | undefined {
+    const hit = this.lru.get(key);
+    if (hit !== undefined) this.hits++;
+    return hit;
   }
 
   get(key: string, compute: () => Analysis): Analysis {
@@ -76,6 +90,7 @@ export class StatementCache {
   }
 
   stats(): CacheStats {
-    return { hits: this.hits, misses: this.misses, size: this.lru.size, bytes: this.lru.calculatedSize };
+    const shapes = this.shapes.stats();
+    return { hits: this.hits, misses: this.misses, size: this.lru.size, bytes: this.lru.calculatedSize, shapeHits: shapes.hits, shapes: shapes.shapes };
   }
 }

@@ -144,7 +144,7 @@ export function deparseVerified(stmts: Node[]): string[] {
   return texts;
 }
 
-function deparseOne(stmt: Node): string {
+export function deparseOne(stmt: Node): string {
   try {
     return new ProxyDeparser(stmt, { pretty: false }).deparseQuery();
   } catch (err) {

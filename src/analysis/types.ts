@@ -37,6 +37,11 @@ export interface AnalyzedStatement {
   body?: AnalyzedStatement;
   /** SQL PREPARE: the OIDs of the declared parameter types, as a Parse would declare them. */
   paramTypes?: number[];
+  /**
+   * Answered from a shape's template (shapes.ts): the same object for every statement of the
+   * shape, whose texts differ only in literals, so their redacted texts are the same.
+   */
+  shape?: object;
 }
 
 /**

@@ -17,6 +17,10 @@ export interface AuditPort {
    * otherwise) and its keyed hash. `parsed`: the proxy's analysis parsed the text.
    */
   text(sql: string, parsed?: boolean): { sql: string; sql_hmac: string };
+  /** The keyed hash of a text alone. */
+  hmac?(sql: string): string;
+  /** Literals are redacted (audit.redact_literals): texts of one shape then read the same. */
+  readonly redacts?: boolean;
 }
 
 export function auditPort(log: AuditLog): AuditPort {
@@ -28,5 +32,7 @@ export function auditPort(log: AuditLog): AuditPort {
     writeGuarantee: log.writeGuarantee,
     acceptsSession: (sessionId) => log.acceptsSession(sessionId),
     text: (sql, parsed = false) => ({ sql: log.text.sql(sql, parsed), sql_hmac: log.text.hmac(sql) }),
+    hmac: (sql) => log.text.hmac(sql),
+    redacts: log.text.redactLiterals,
   };
 }

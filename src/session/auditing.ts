@@ -28,6 +28,8 @@ const TAG_ROWS = /(\d+)$/;
 
 /** Redacted texts per audit trail (see textOf). */
 const TEXTS = new WeakMap<AuditPort, LRUCache<string, { sql: string; sql_hmac: string }>>();
+/** Redacted texts per statement shape (analysis/shapes.ts): the agent's and the forwarded one. */
+const SHAPE_TEXTS = new WeakMap<object, { agent?: string; sent?: string }>();
 
 /**
  * Bounded by what the entries hold, not by their number: keyed by whole statement texts, 2,000
@@ -63,7 +65,14 @@ export class StatementAuditor {
    * Redaction parses the statement again; a session repeats its statements (prepared ones on
    * every Execute), so the redacted text and its hash are kept per text, shared by the sessions.
    */
-  private textOf(port: AuditPort, sql: string, parsed: boolean): { sql: string; sql_hmac: string } {
+  private textOf(port: AuditPort, sql: string, parsed: boolean, shape?: { of: object; which: 'agent' | 'sent' }): { sql: string; sql_hmac: string } {
+    if (shape && port.redacts && port.hmac) {
+      // A new literal in a known shape: the redacted text is the shape's (literals are what redaction removes).
+      let texts = SHAPE_TEXTS.get(shape.of);
+      if (!texts) SHAPE_TEXTS.set(shape.of, (texts = {}));
+      const redacted = (texts[shape.which] ??= port.text(sql, parsed).sql);
+      return { sql: redacted, sql_hmac: port.hmac(sql) };
+    }
     let cache = TEXTS.get(port);
     if (!cache) {
       cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: 2000, maxSize: TEXT_CACHE_BYTES, maxEntrySize: TEXT_CACHE_MAX_ENTRY, sizeCalculation: textBytes });
@@ -118,7 +127,7 @@ export class StatementAuditor {
     const whole = sent.statements.length <= 1;
     let live: { sent: SentStatement; text: { sql: string; sql_hmac: string }; who: Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> } | undefined = {
       sent,
-      text: port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0) : { sql: '', sql_hmac: '' },
+      text: port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0, sent.statements[0]?.shape ? { of: sent.statements[0].shape, which: 'agent' } : undefined) : { sql: '', sql_hmac: '' },
       who: this.who(),
     };
     const mark = (index: number): void => {
@@ -218,7 +227,7 @@ export class StatementAuditor {
       protocol: sent.protocol,
       sql: text.sql,
       sql_hmac: text.sql_hmac,
-      ...(statement?.sql && this.port ? { rewritten_sql: this.textOf(this.port, statement.sql, true).sql } : {}),
+      ...(statement?.sql && this.port ? { rewritten_sql: this.textOf(this.port, statement.sql, true, statement.shape ? { of: statement.shape, which: 'sent' } : undefined).sql } : {}),
       ...(refused ? { code: refused.code } : outcome.error ? { code: outcome.error.code } : {}),
       // The row count of an INSERT/UPDATE/DELETE/SELECT tag; else the rows the client received.
       rows: tagRows !== undefined ? Number(tagRows) : outcome.rows,

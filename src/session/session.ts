@@ -986,9 +986,13 @@ export class Session {
       if (views && first.ok && first.statements.some((s) => s.write?.approval)) return analyze(sql, { ...ctx, barrierViews: false });
       return first;
     };
-    const result = approvals
-      ? run({ ...context, approvals })
-      : cache.get(StatementCache.key(scopeKey, principal.tenantId, views ? `${protocol}+views` : protocol, sql), () => run(context));
+    const prefix = StatementCache.key(scopeKey, principal.tenantId, views ? `${protocol}+views` : protocol, '');
+    const key = prefix + sql;
+    let result: Analysis;
+    if (approvals) result = run({ ...context, approvals });
+    else if (protocol === 'extended') result = cache.get(key, () => run(context));
+    // A simple Query: the same text again, else the same shape with new literals (analysis/shapes.ts).
+    else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, tenantColumns(scope), () => cache.get(key, () => run(context)));
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }
@@ -1143,6 +1147,19 @@ export class Session {
   }
 }
 
+
+const TENANT_COLUMNS = new WeakMap<object, ReadonlySet<string>>();
+
+/** The tenant column names of a scope's tables. */
+function tenantColumns(scope: PolicyView['scope'] | undefined): ReadonlySet<string> {
+  if (!scope) return new Set();
+  let columns = TENANT_COLUMNS.get(scope);
+  if (!columns) {
+    columns = new Set([...scope.tables.values()].flatMap((t) => (t.tenantColumn ? [t.tenantColumn] : [])));
+    TENANT_COLUMNS.set(scope, columns);
+  }
+  return columns;
+}
 
 /** A write whose audit event could not be made durable does not commit. */
 function notRecorded(): ProxyError {

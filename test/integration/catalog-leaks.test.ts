@@ -357,16 +357,18 @@ describe.each(modes)('$protocol protocol', (mode) => {
       'orders', 'orders_created_day_idx', 'orders_id_seq', 'orders_pkey', 'orders_tenant_id_idx',
     ]);
     // Types of user objects: oids from 16384 to the newest (the statement timeout does not allow 10^5 type lookups).
+    // Only the visible tables' own row types can be among them (served when no barrier view stands in; see catalog-views).
     const types = await rows(`SELECT o::regtype::text AS r FROM generate_series(${firstOid}, ${lastOid}) o WHERE o::regtype IS NOT NULL`, mode);
-    expect(types).toEqual([]);
+    expect(types.filter((r) => !['customers', 'orders'].includes(String(r.r)))).toEqual([]);
     await rows("SELECT ('internal' || '_notes')::regclass AS r, ('public.' || 'internal_notes')::text::regclass AS s, ('internal' || '_notes')::regtype AS t", mode);
     expect(await rows("SELECT ('internal' || '_notes')::regclass IS NULL AS a, ('customers_api' || '_secret_idx')::regclass IS NULL AS b", mode)).toEqual([{ a: true, b: true }]);
   });
 
   test('format_type over every pg_type oid, and over the oid range, never names internal_notes', async () => {
     await rows('SELECT string_agg(format_type(oid, NULL), $$,$$) AS f FROM pg_type', mode);
-    const user = await rows(`SELECT string_agg(format_type(o, NULL), $$,$$) AS f FROM generate_series(${firstOid}, ${lastOid}) o`, mode);
-    expect(user).toEqual([{ f: null }]);
+    const user = await rows(`SELECT string_agg(format_type(o, NULL), $$,$$ ORDER BY o) AS f FROM generate_series(${firstOid}, ${lastOid}) o`, mode);
+    // None, or the visible tables' own row types (served when no barrier view stands in).
+    expect([null, 'customers,orders']).toContain(user[0].f);
   });
 
   test("has_table_privilege('internal_notes', …) and pg_get_serial_sequence('internal_notes', 'id') are NULL", async () => {

@@ -1,0 +1,199 @@
+// The normalised statement cache (src/analysis/shapes.ts): literal spans as PostgreSQL's normaliser finds them, and
+// the proof that a statement answered from a shape's template is forwarded exactly as a fresh analysis forwards it.
+import { analyze, initAnalysis, type Analysis, type AnalysisContext } from '../../../src/analysis/pipeline';
+import { parseStatements, normalizeText } from '../../../src/analysis/parser';
+import { sameTree } from '../../../src/analysis/deparse';
+import { literalSlots, ShapeCache } from '../../../src/analysis/shapes';
+import { gate } from './golden';
+import { principal, scopeFromFile, WITH_COUNTRIES } from './rewrite-scope';
+
+beforeAll(async () => {
+  await initAnalysis();
+});
+
+const scope = scopeFromFile(WITH_COUNTRIES);
+const TENANT = new Set(['tenant_id']);
+
+describe('literalSlots', () => {
+  const slots = (sql: string) => literalSlots(sql, normalizeText(sql))?.map((s) => [s.text, s.kind]);
+
+  test.each([
+    ["SELECT * FROM t WHERE a = 5 AND b = 'x''y' AND c = 1.5", [['5', 'int'], ["'x''y'", 'str'], ['1.5', 'num']]],
+    ['SELECT -5, - 7, 3000000000, 1e3, .5', [['-5', 'int'], ['- 7', 'int'], ['3000000000', 'num'], ['1e3', 'num'], ['.5', 'num']]],
+    ['SELECT a - 5 FROM t', [['5', 'int']]],
+    ['SELECT TRUE, false, NULL', [['TRUE', 'other'], ['false', 'other'], ['NULL', 'other']]],
+    ["SELECT date '2024-01-01', 'x'::text, interval '1 day'", [["'2024-01-01'", 'str'], ["'x'", 'str'], ["'1 day'", 'str']]],
+    ["SELECT 'é' || name FROM t WHERE n = 'ü'", [["'é'", 'str'], ["'ü'", 'str']]],
+    ['SELECT * FROM t /* 5 */ WHERE a = 6 -- 7', [['6', 'int']]],
+    ['SELECT count(*) FROM t GROUP BY 1 ORDER BY 1 LIMIT 10 OFFSET 2', [['10', 'int'], ['2', 'int']]],
+    ['SELECT 1::varchar(20)', [['1', 'int']]],
+  ])('%s', (sql, expected) => {
+    expect(slots(sql)).toEqual(expected);
+  });
+
+  test.each([
+    "SELECT E'a\\nb'",
+    'SELECT $$x$$',
+    "SELECT B'101'",
+    "SELECT X'ff'",
+    "SELECT U&'d\\0061t'",
+    "SELECT 'a'\n'b'",
+    'SELECT 0x1F',
+    'SELECT * FROM t WHERE a = $1',
+  ])('not read here: %s', (sql) => {
+    expect(slots(sql)).toBeUndefined();
+  });
+
+  test('byte locations for text beyond ASCII', () => {
+    const sql = "SELECT 'ü', 5";
+    const found = literalSlots(sql, normalizeText(sql))!;
+    expect(found.map((s) => s.at)).toEqual([7, Buffer.byteLength("SELECT 'ü', ")]);
+  });
+});
+
+/**
+ * Read statements of every kind the golden suites cover, with `#` where a literal goes: each is run
+ * with three sets of literals, the third answered from the template made by the first two.
+ */
+const CORPUS: string[] = [
+  'SELECT id, name FROM customers WHERE id = #i',
+  'SELECT * FROM orders WHERE total_cents > #i AND status = #s ORDER BY id LIMIT #i',
+  'SELECT * FROM orders WHERE id IN (#i, #i, #i)',
+  'SELECT c.name, count(*) AS n, sum(o.total_cents) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.created_at > #s AND o.status = #s GROUP BY c.name ORDER BY n DESC LIMIT #i',
+  'SELECT * FROM customers WHERE email LIKE #s',
+  'SELECT name FROM customers WHERE name ILIKE #s OR id = #i',
+  'SELECT * FROM orders WHERE total_cents BETWEEN #i AND #i',
+  'SELECT o.id, (SELECT name FROM customers c WHERE c.id = o.customer_id) FROM orders o WHERE o.total_cents > #n',
+  'WITH big AS (SELECT * FROM orders WHERE total_cents > #i) SELECT count(*) FROM big',
+  'SELECT id FROM orders WHERE id = #i UNION SELECT id FROM orders WHERE total_cents = #i',
+  'SELECT code, name FROM countries WHERE code = #s',
+  'SELECT * FROM orders ORDER BY id OFFSET #i',
+  'SELECT * FROM orders FETCH FIRST #i ROWS ONLY',
+  'SELECT * FROM orders ORDER BY status FETCH FIRST #i ROWS WITH TIES',
+  'SELECT id, total_cents * #n AS scaled FROM orders WHERE created_at < now() - #s::interval',
+  "SELECT date_trunc('month', created_at) AS m, count(*) FROM orders WHERE created_at >= #s::date GROUP BY 1 ORDER BY 1",
+  'SELECT * FROM orders WHERE status = ANY(#s::text[])',
+  'SELECT coalesce(phone, #s) FROM customers WHERE id > #i',
+  'SELECT CASE WHEN total_cents > #i THEN #s ELSE #s END FROM orders',
+  'SELECT to_jsonb(c) FROM customers c WHERE c.id = #i',
+  'SELECT * FROM customers WHERE tenant_id = #i AND id = #i',
+  'SELECT count(*) FROM orders o WHERE o.tenant_id IN (#i, #i)',
+  'SELECT * FROM orders WHERE id = -#i',
+  'SELECT id FROM orders WHERE total_cents = #i LIMIT ALL',
+  'SELECT * FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.total_cents > #i)',
+  'SELECT upper(name), length(name) + #i FROM customers',
+  'SELECT id FROM orders WHERE status NOT IN (#s, #s) AND total_cents <> #i',
+  'SELECT relname FROM pg_class WHERE relname = #s',
+  'SELECT #s::regclass',
+  'SELECT attname FROM pg_attribute WHERE attrelid = #s::regclass AND attnum > #i',
+  'SELECT format_type(#i, NULL)',
+  'SELECT column_name FROM information_schema.columns WHERE table_name = #s',
+  'SELECT * FROM customers WHERE api_secret = #s',
+  'SELECT * FROM no_such_table WHERE id = #i',
+  'SELECT pg_sleep(#i)',
+];
+
+const INTS = [[3, 7, 11, 2, 5], [41, 42, 4000, 12, 1], [99, 0, 5, 7, 250]];
+const STRS = [["'paid'", "'x''y'", "'2024-01-01'", "'%a%'", "'{a,b}'"], ["'shipped'", "'o''k'", "'2023-05-06'", "'b_%'", "'{c}'"], ["'new'", "'é ü'", "'2025-12-31'", "'%'", "'{}'"]];
+const NUMS = [['1.5', '2.25'], ['0.75', '3e2'], ['10.0', '7.125']];
+
+/** The corpus entry with the literals of `set`. */
+function fill(template: string, set: number): string {
+  let i = 0;
+  let s = 0;
+  let n = 0;
+  return template.replace(/#([isn])/g, (_, kind: string) => {
+    if (kind === 'i') return String(INTS[set][i++ % INTS[set].length]);
+    if (kind === 's') return STRS[set][s++ % STRS[set].length];
+    return NUMS[set][n++ % NUMS[set].length];
+  });
+}
+
+/** What the session forwards and records: the text as a tree, and every other field of the analysis. */
+function outcome(a: Analysis): unknown {
+  if (!a.ok) return { error: a.error.code };
+  return {
+    tree: parseStatements(a.sql),
+    statements: a.statements.map((s) => ({ kind: s.kind, nodeType: s.nodeType, writes: s.writes, flags: s.flags ?? [], rowLimit: s.rowLimit, agentSql: s.agentSql })),
+    tags: a.tags,
+  };
+}
+
+describe.each([
+  { form: 'barrier views', barrierViews: true },
+  { form: 'fenced derived tables', barrierViews: false },
+])('a template answers as a fresh analysis does ($form)', ({ barrierViews }) => {
+  const ctx: AnalysisContext = { protocol: 'simple', scope, principal: principal('1'), captureWrites: true, writeGate: gate('insert:orders'), barrierViews };
+  let hits = 0;
+
+  test.each(CORPUS)('%s', (template) => {
+    const shapes = new ShapeCache();
+    const [a, b, c] = [0, 1, 2].map((set) => fill(template, set));
+    shapes.analyze(a, 'k', TENANT, () => analyze(a, ctx));
+    shapes.analyze(b, 'k', TENANT, () => analyze(b, ctx));
+    const before = shapes.hits;
+    let computed = false;
+    const cached = shapes.analyze(c, 'k', TENANT, () => {
+      computed = true;
+      return analyze(c, ctx);
+    });
+    if (shapes.hits > before) hits++;
+    expect(computed).toBe(shapes.hits === before);
+    const fresh = analyze(c, ctx);
+    const [x, y] = [outcome(cached), outcome(fresh)];
+    expect(sameTree(x, y)).toBe(true);
+    if (!sameTree(x, y)) expect(x).toEqual(y);
+  });
+
+  afterAll(() => {
+    // 26 of the 35 are answered from their template; the rest are refused, keep their literals in
+    // the key (reg* casts, catalog helpers, tenant comparisons, each with new values here), or
+    // hold a literal form not lifted (LIMIT ALL).
+    expect(hits).toBe(26);
+  });
+});
+
+describe('literals the analysis reads stay part of the key', () => {
+  const ctx: AnalysisContext = { protocol: 'simple', scope, principal: principal('1'), captureWrites: true, writeGate: gate(), barrierViews: true };
+  const run = (shapes: ShapeCache, sql: string) => shapes.analyze(sql, 'k', TENANT, () => analyze(sql, ctx));
+
+  test("a comparison with the tenant column: another tenant's id is flagged, the principal's own is not", () => {
+    const shapes = new ShapeCache();
+    run(shapes, 'SELECT * FROM orders WHERE tenant_id = 2');
+    run(shapes, 'SELECT * FROM orders WHERE tenant_id = 3');
+    const own = run(shapes, 'SELECT * FROM orders WHERE tenant_id = 1');
+    expect(own.ok && (own.statements[0].flags ?? [])).toEqual([]);
+    const foreign = run(shapes, 'SELECT * FROM orders WHERE tenant_id = 4');
+    expect(foreign.ok && foreign.statements[0].flags).toEqual(['tenant_forged']);
+  });
+
+  test('a reg* cast: a hidden table is refused whatever names came before', () => {
+    const shapes = new ShapeCache();
+    run(shapes, "SELECT 'customers'::regclass");
+    run(shapes, "SELECT 'orders'::regclass");
+    const hidden = run(shapes, "SELECT 'internal_notes'::regclass");
+    expect(hidden.ok).toBe(false);
+  });
+
+  test('a row limit above the cap is capped like any other', () => {
+    const shapes = new ShapeCache();
+    run(shapes, 'SELECT * FROM orders LIMIT 5');
+    run(shapes, 'SELECT * FROM orders LIMIT 10');
+    const before = shapes.hits;
+    const big = run(shapes, 'SELECT * FROM orders LIMIT 5000');
+    expect(shapes.hits).toBe(before + 1);
+    expect(big.ok && big.sql).toBe((analyze('SELECT * FROM orders LIMIT 5000', ctx) as { sql: string }).sql);
+    expect(big.ok && big.sql).toMatch(/LIMIT LEAST\(5000, 201\)/);
+  });
+
+  test('writes, several statements and other statement kinds are never answered from a shape', () => {
+    const shapes = new ShapeCache();
+    const texts = [
+      ["/*reason='r'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 5)", "/*reason='r'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 6)", "/*reason='r'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 7)"],
+      ['SELECT 1; SELECT 2', 'SELECT 3; SELECT 4', 'SELECT 5; SELECT 6'],
+      ["SET statement_timeout = '1s'", "SET statement_timeout = '2s'", "SET statement_timeout = '3s'"],
+    ];
+    for (const set of texts) for (const sql of set) run(shapes, sql);
+    expect(shapes.hits).toBe(0);
+  });
+});
