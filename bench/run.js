@@ -10,9 +10,11 @@ const { loadConfig } = require('../dist/config/load');
 const { createLogger } = require('../dist/log');
 const { startEmbeddedPostgres } = require('../dist/demo/embedded');
 const { seedDatabase } = require('../dist/demo/demo');
+const { startPassThrough, startPgbouncer } = require('./baselines');
 
 const run = promisify(execFile);
 const DURATION_S = Number(process.env.BENCH_SECONDS || 10);
+const CLIENTS = Number(process.env.BENCH_CLIENTS || 4);
 const ANALYTIC_ITERATIONS = Number(process.env.BENCH_ITERATIONS || 2000);
 const TENANTS = 50;
 const ORDERS_PER_TENANT = 2000;
@@ -92,13 +94,16 @@ function pgbenchTps(stdout) {
  * per statement over the run: pgbench is a process of its own, so through the proxy (which runs
  * in this process) that is the proxy's CPU per statement.
  */
-async function pgbench(url, mode) {
+async function pgbench(url, mode, cpuSeconds) {
   const script = path.join(__dirname, 'pgbench-select-only.sql');
   const cpu = process.cpuUsage();
-  const { stdout } = await run('pgbench', ['-n', '-f', script, '-D', 'scale=2', '-M', mode, '-c', '4', '-j', '2', '-T', String(DURATION_S), url], { maxBuffer: 1 << 24 });
+  const before = cpuSeconds?.();
+  const { stdout } = await run('pgbench', ['-n', '-f', script, '-D', 'scale=2', '-M', mode, '-c', String(CLIENTS), '-j', '2', '-T', String(DURATION_S), url], { maxBuffer: 1 << 24 });
   const used = process.cpuUsage(cpu);
   const tps = pgbenchTps(stdout);
-  return { tps, cpuUs: (used.user + used.system) / (tps * DURATION_S) };
+  // Another process (pgbouncer): its own CPU time; else this process's, which hosts the proxy and the pass-through.
+  const seconds = cpuSeconds ? cpuSeconds() - before : (used.user + used.system) / 1e6;
+  return { tps, cpuUs: (seconds * 1e6) / (tps * DURATION_S) };
 }
 
 const ANALYTIC = `SELECT date_trunc('month', o.created_at) AS month, o.status, count(*) AS orders, sum(o.total_cents) AS cents, count(DISTINCT o.customer_id) AS buyers
@@ -154,12 +159,32 @@ async function main() {
     fenced = await startProxy(fenceConfig, createLogger('warn'));
     const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
     const rows = [];
+    const paths = [];
     if (hasPgbench) {
-      for (const mode of ['simple', 'prepared']) {
-        const direct = await pgbench(url, mode);
-        const proxied = await pgbench(via('bench-pgbench'), mode);
-        rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), (proxied.tps / direct.tps).toFixed(3)]);
-        rows.push([`  proxy CPU per statement (-M ${mode}), µs`, '', proxied.cpuUs.toFixed(0), '']);
+      const target = new URL(url);
+      const pass = await startPassThrough(target.hostname, Number(target.port || 5432));
+      const passUrl = new URL(url);
+      passUrl.hostname = '127.0.0.1';
+      passUrl.port = String(pass.port);
+      const bouncer = await startPgbouncer(url, (m) => process.stderr.write(`${m}\n`));
+      if (!bouncer) process.stderr.write('bench: SKIPPED pgbouncer (not installed, and not installable here)\n');
+      try {
+        for (const mode of ['simple', 'prepared']) {
+          const direct = await pgbench(url, mode);
+          const measured = [
+            ['pgbouncer (session mode)', bouncer && (await pgbench(bouncer.url, mode, bouncer.cpuSeconds))],
+            ['zero-work Node pass-through', await pgbench(passUrl.toString(), mode)],
+            ['OrmAI Proxy', await pgbench(via('bench-pgbench'), mode)],
+          ];
+          paths.push([`-M ${mode}: direct PostgreSQL`, direct.tps.toFixed(0), '1.000', '']);
+          for (const [name, r] of measured) if (r) paths.push([`-M ${mode}: ${name}`, r.tps.toFixed(0), (r.tps / direct.tps).toFixed(3), r.cpuUs.toFixed(0)]);
+          const proxied = measured[2][1];
+          rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), (proxied.tps / direct.tps).toFixed(3)]);
+          rows.push([`  proxy CPU per statement (-M ${mode}), µs`, '', proxied.cpuUs.toFixed(0), '']);
+        }
+      } finally {
+        await pass.close();
+        await bouncer?.close();
       }
     } else {
       process.stderr.write('bench: SKIPPED pgbench (not installed)\n');
@@ -181,15 +206,22 @@ async function main() {
     const stats = proxy.server.cache.stats();
     const width = [46, 12, 12, 8];
     const line = (cols) => cols.map((c, i) => String(c).padEnd(width[i])).join(' ');
-    console.log(`\nOrmAI Proxy benchmark (${DURATION_S} s per pgbench run, ${ANALYTIC_ITERATIONS} analytic queries)`);
+    console.log(`\nOrmAI Proxy benchmark (${DURATION_S} s per pgbench run, ${CLIENTS} clients, ${ANALYTIC_ITERATIONS} analytic queries)`);
     console.log(line(['measure', 'direct', 'proxy', 'ratio']));
     for (const r of rows) console.log(line(r));
+    if (paths.length > 0) {
+      const pw = [46, 10, 8, 14];
+      const pline = (cols) => cols.map((c, i) => String(c).padEnd(pw[i])).join(' ');
+      console.log(`\npgbench select-only through each path (${CLIENTS} clients): tps, ratio to direct, CPU of the path per statement`);
+      console.log(pline(['path', 'tps', 'ratio', 'CPU/stmt, µs']));
+      for (const r of paths) console.log(pline(r));
+    }
     const lw = [34, 10, 14, 7, 10, 7];
     const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
     console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views and fence)`);
     console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'fence', 'ratio']));
     for (const r of lookupRows) console.log(lline(r));
-    console.log(`statement cache: ${stats.hits} hits, ${stats.misses} misses`);
+    console.log(`statement cache: ${stats.hits} hits, ${stats.misses} misses, ${stats.shapeHits ?? 0} answered from a shape's template`);
   } finally {
     await proxy?.close();
     await fenced?.close();

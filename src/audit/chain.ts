@@ -13,15 +13,42 @@ const HASH = /^[0-9a-f]{64}$/;
 
 export type ChainedEvent = AuditEvent & { prev_hash: string; hash: string };
 
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+/** The definition: every object's keys sorted by UTF-16 code unit, undefined values dropped. */
+export function canonicalJsonReference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJsonReference(v))).join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJsonReference(v)}`).join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';
+}
+
+/** Keys JavaScript enumerates before all others, in numeric order, whatever order they were set in. */
+const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
+
+/**
+ * JSON.stringify with each object's keys re-inserted in sorted order: the same text as the
+ * definition, built by the engine's serialiser (the audit file hashes every event with it).
+ * An object with an index-like key ("0", "12") cannot hold its keys in sorted order, so such a
+ * value is serialised by the definition instead.
+ */
+export function canonicalJson(value: unknown): string {
+  let indexKey = false;
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const keys = Object.keys(v as Record<string, unknown>).sort();
+    const out: Record<string, unknown> = {};
+    for (const k of keys) {
+      if (INDEX_KEY.test(k)) indexKey = true;
+      out[k] = (v as Record<string, unknown>)[k];
+    }
+    return out;
+  });
+  // Through JSON as the line is: toJSON applied, undefined dropped, -0 as 0.
+  if (indexKey && text !== undefined) return canonicalJsonReference(JSON.parse(text));
+  return text ?? 'null';
 }
 
 function sha256(text: string): string {
@@ -30,9 +57,9 @@ function sha256(text: string): string {
 
 /** Links an event to the previous hash and returns the line to append (with its newline) and the new hash. */
 export function chainLine(event: AuditEvent, prevHash: string): { line: string; hash: string } {
-  // Through JSON first: the hash must cover exactly what a reader of the line parses back
-  // (no undefined, no Date objects, -0 as 0), or verify would disagree with the writer.
-  const body: Record<string, unknown> = { ...(JSON.parse(JSON.stringify(event)) as Record<string, unknown>), prev_hash: prevHash };
+  // The hash covers exactly what a reader of the line parses back: JSON.stringify drops undefined,
+  // calls toJSON (Dates), writes -0 as 0, in the hash as in the line.
+  const body: Record<string, unknown> = { ...(event as unknown as Record<string, unknown>), prev_hash: prevHash };
   delete body.hash;
   const hash = sha256(canonicalJson(body));
   return { line: `${JSON.stringify({ ...body, hash })}\n`, hash };

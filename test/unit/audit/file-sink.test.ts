@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { canonicalJson, chainLine, GENESIS_HASH } from '../../../src/audit/chain';
+import { canonicalJson, canonicalJsonReference, chainLine, GENESIS_HASH } from '../../../src/audit/chain';
 import type { AuditEvent } from '../../../src/audit/event';
 import { AuditLog } from '../../../src/audit/log';
 import { FileSink } from '../../../src/audit/sinks/file';
@@ -34,6 +34,14 @@ const parsed = () => lines().map((l) => JSON.parse(l) as AuditEvent & { prev_has
 test('canonical JSON sorts keys at every depth, drops undefined, and has no whitespace', () => {
   expect(canonicalJson({ b: 1, a: { d: [1, 'x', null], c: undefined, b: true } })).toBe('{"a":{"b":true,"d":[1,"x",null]},"b":1}');
   expect(canonicalJson({ é: 'ü', e: '\n' })).toBe('{"e":"\\n","é":"ü"}');
+  // The engine's serialiser with sorted keys gives the definition's text, index-like keys and odd values included.
+  const values: unknown[] = [
+    { z: 1, a: [{ y: 2, b: [null, undefined, -0, 1.5e300, 'x"\\'] }], m: { '10': 'a', '9': 'b', k: { '0': 1, '': 2 } } },
+    { time: new Date(0), nested: { toJSON: () => ({ b: 1, a: 2 }) }, n: NaN, u: undefined, s: '\u2028\ud800' },
+    [{ b: 1, a: 2 }, 'é', true, { 'Ä': 1, a: 1, A: 1, _: 1 }],
+    'plain', 5, null,
+  ];
+  for (const v of values) expect(canonicalJson(v)).toBe(canonicalJsonReference(JSON.parse(JSON.stringify(v))));
 });
 
 test('each line carries prev_hash and a SHA-256 of its canonical JSON without hash', async () => {

@@ -56,6 +56,17 @@ describe('sqlHmac and AuditText', () => {
     expect(sqlHmac(`${sql} `, key)).not.toBe(sqlHmac(sql, key));
   });
 
+  test("AuditText's hash is the same HMAC, for short, block-sized and long keys and any text", () => {
+    for (const k of [Buffer.alloc(32, 7), Buffer.alloc(64, 1), Buffer.from(Array.from({ length: 200 }, (_, i) => i % 256))]) {
+      const text = new AuditText(k);
+      for (const sql of ['', 'SELECT 1', "SELECT 'é ü \u2028'", 'x'.repeat(10_000)]) {
+        expect(text.hmac(sql)).toBe(createHmac('sha256', k).update(sql, 'utf8').digest('hex'));
+        // The key state is copied, never consumed: the same text hashes the same again.
+        expect(text.hmac(sql)).toBe(text.hmac(sql));
+      }
+    }
+  });
+
   test('fields: redacted text, the hash of the raw text, and the rewritten text redacted likewise', () => {
     const text = new AuditText(key);
     const raw = "SELECT name FROM customers WHERE email = 'jane@acme.com'";
