@@ -49,7 +49,7 @@ export function entryBytes(key: string, value: Analysis): number {
 
 /**
  * Keyed by everything an analysis depends on: the compiled scope (policy hash and catalog
- * version, by identity of `scopeKey`), the principal's tenant, the protocol and the text.
+ * version, by identity of `scopeKey`), the principal (tenant, user name, database), the protocol and the text.
  */
 export class StatementCache {
   private readonly lru: LRUCache<string, Analysis>;
@@ -65,8 +65,9 @@ export class StatementCache {
     this.shapes = new ShapeCache(entryBytes, Math.floor(maxBytes / 4));
   }
 
-  static key(scopeKey: string, tenantId: string, protocol: string, sql: string): string {
-    return `${scopeKey}\u0000${tenantId}\u0000${protocol}\u0000${sql}`;
+  /** `principal`: everything of the principal the analysis reads (tenant, user name, database). */
+  static key(scopeKey: string, principal: string, protocol: string, sql: string): string {
+    return `${scopeKey}\u0000${principal}\u0000${protocol}\u0000${sql}`;
   }
 
   /** The entry for `key`, counted as a hit, or undefined (nothing counted). */

@@ -986,7 +986,10 @@ export class Session {
       if (views && first.ok && first.statements.some((s) => s.write?.approval)) return analyze(sql, { ...ctx, barrierViews: false });
       return first;
     };
-    const prefix = StatementCache.key(scopeKey, principal.tenantId, views ? `${protocol}+views` : protocol, '');
+    // The rewrite names the principal (current_user, pg_roles, the database it connected to): a
+    // cached analysis is another principal's only with the same tenant, user name and database.
+    const who = `${principal.tenantId}\u0001${principal.user}\u0001${principal.database ?? ''}`;
+    const prefix = StatementCache.key(scopeKey, who, views ? `${protocol}+views` : protocol, '');
     const key = prefix + sql;
     let result: Analysis;
     if (approvals) result = run({ ...context, approvals });

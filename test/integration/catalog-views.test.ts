@@ -1,5 +1,8 @@
 // The pg_catalog relations served through the policy (pg_type, pg_namespace, pg_range) and the session's identity: what drivers
 // read at connect works, and no schema, type or role beyond what the policy shows is named. Every case under both protocols.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { modes } from '../support/modes';
@@ -111,4 +114,31 @@ describe.each(modes)('$protocol protocol', ({ extended }) => {
   test('a hidden schema reads as missing through pg_namespace, whatever the predicate', async () => {
     expect(await query("SELECT oid FROM pg_namespace WHERE nspname LIKE 'internal%' OR nspname ~ 'secret'")).toEqual([]);
   });
+});
+
+test('two agents of one tenant each see their own name: the cached analysis of one is not the other\'s', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-users-'));
+  writeFileSync(
+    path.join(dir, 'users.yaml'),
+    'users:\n  - { name: ana, password: ana-password, tenant_id: 1, roles: [agent] }\n  - { name: bo, password: bo-password, tenant_id: 1, roles: [agent] }\n',
+  );
+  const p = await startTestProxy(db.url, { auth: { method: 'scram-sha-256', users_file: path.join(dir, 'users.yaml') } });
+  try {
+    for (const extended of [false, true]) {
+      for (const [user, password] of [['ana', 'ana-password'], ['bo', 'bo-password'], ['ana', 'ana-password']]) {
+        const c = new Client({ connectionString: `postgres://${user}:${password}@127.0.0.1:${p.port}/app` });
+        await c.connect();
+        try {
+          const sql = 'SELECT current_user AS u, (SELECT rolname FROM pg_roles LIMIT 1) AS r';
+          const { rows } = await c.query(extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql);
+          expect(rows).toEqual([{ u: user, r: user }]);
+        } finally {
+          await c.end();
+        }
+      }
+    }
+  } finally {
+    await p.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
