@@ -32,6 +32,10 @@ async function readStdin(): Promise<string> {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   // check and test take their own flags (--strict, --json, a case file).
   if (command === 'check') return runCheckCommand(rest);
   if (command === 'test') return runTestCommand(rest);
@@ -68,9 +72,15 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       await runDemo({ listen: values.listen, configFile: values.config });
       return -1;
-    case 'hash-password':
-      process.stdout.write(hashPassword(await readStdin()) + '\n');
+    case 'hash-password': {
+      const password = await readStdin();
+      if (password === '') {
+        process.stderr.write('hash-password: the password on stdin is empty\n');
+        return 2;
+      }
+      process.stdout.write(hashPassword(password) + '\n');
       return 0;
+    }
     default:
       process.stderr.write(`unknown command "${command}"\n${USAGE}`);
       return 2;

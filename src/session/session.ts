@@ -798,8 +798,8 @@ export class Session {
         audit: this.auditor.hook(sent, this.trackWrite),
       });
     };
-    // A COMMIT waits for the audit events of the transaction's writes; one that could not be
-    // recorded refuses it, and the block, failed, can only roll back.
+    // A COMMIT waits for the audit events of the transaction's writes; when one could not be
+    // recorded the block is rolled back instead and the COMMIT fails.
     if (statement && isCommit(statement) && this.auditor.durableWrites && (this.txnWrites.length > 0 || this.batchWrites)) {
       return this.writesDurable(true).then((durable) => {
         if (this.ended) return;

@@ -123,3 +123,25 @@ describe('serve and check', () => {
     expect(await unknown.exited).toBe(2);
   });
 });
+
+describe('usage', () => {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const cli = (args: string[], input = '') => spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8' });
+
+  test('--help, -h and help print the usage and exit 0; no command exits 2', () => {
+    for (const flag of ['--help', '-h', 'help']) {
+      const r = cli([flag]);
+      expect({ flag, status: r.status, out: r.stdout.startsWith('Usage:') }).toEqual({ flag, status: 0, out: true });
+    }
+    expect(cli([]).status).toBe(2);
+  });
+
+  test('hash-password refuses an empty password and hashes a real one', () => {
+    const empty = cli(['hash-password'], '\n');
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toMatch(/empty/);
+    const ok = cli(['hash-password'], 'correct horse\n');
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/^SCRAM-SHA-256\$4096:/);
+  });
+});
