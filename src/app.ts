@@ -129,7 +129,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
     // Every approval step is an audit event linked to the held statement's by approval_id.
     onApprovalEvent: (event) => {
-      audit.emit(approvalAuditEvent(event));
+      const recorded = audit.emit(approvalAuditEvent(event));
+      metrics.approval(recorded.decision);
       options.onApprovalEvent?.(event);
     },
   });

@@ -59,7 +59,10 @@ function bounded(value: string | undefined, known: (v: string) => boolean, none 
   return known(value) ? value : 'other';
 }
 
-export const metricCode = (code: string | undefined): string => bounded(code, (c) => Object.hasOwn(catalogue, c));
+/** A catalogue code, or a SQLSTATE (PostgreSQL's own errors: 42703 for a denied or missing column, 57014 for a timeout). */
+export const metricCode = (code: string | undefined): string => bounded(code, (c) => Object.hasOwn(catalogue, c) || /^[0-9A-Z]{5}$/.test(c));
+
+const APPROVAL_DECISIONS = new Set<string>(['requested', 'approved', 'denied', 'expired', 'executed', 'failed']);
 
 /**
  * Default process metrics (CPU, memory, event loop, GC) describe the process, not a proxy, and
@@ -87,6 +90,7 @@ export class ProxyMetrics {
   private readonly logins: Counter<'method' | 'outcome'>;
   private readonly refusedConnections: Counter<'reason'>;
   private readonly reloads: Counter;
+  private readonly approvals: Counter<'decision'>;
   private readonly reloadFailures: Counter;
   private readonly includeProcess: boolean;
 
@@ -109,6 +113,8 @@ export class ProxyMetrics {
     this.logins = new Counter({ name: 'ormai_logins_total', help: 'Agent logins, by method and outcome.', labelNames: ['method', 'outcome'], registers });
     this.refusedConnections = new Counter({ name: 'ormai_connections_refused_total', help: 'Connections refused before their session started, by the bound that refused them.', labelNames: ['reason'], registers });
     for (const reason of CONNECTION_REFUSALS) this.refusedConnections.inc({ reason }, 0);
+    this.approvals = new Counter({ name: 'ormai_approvals_total', help: 'Approval steps, by decision: approved, denied, expired, executed, failed.', labelNames: ['decision'], registers });
+    for (const decision of ['approved', 'denied', 'expired', 'executed', 'failed']) this.approvals.inc({ decision }, 0);
     this.reloads = new Counter({ name: 'ormai_policy_reloads_total', help: 'Policy reloads that replaced the snapshot.', registers });
     this.reloadFailures = new Counter({ name: 'ormai_policy_reload_failures_total', help: 'Policy reloads refused (the last good policy stays).', registers });
     new Gauge({ name: 'ormai_sessions_active', help: 'Agent sessions past authentication.', registers, collect() { this.set(read(self.sessions, 0)); } });
@@ -174,13 +180,23 @@ export class ProxyMetrics {
     build.set({ version: options.version ?? 'unknown', node: process.version }, 1);
   }
 
-  /** One statement the agent sent, whatever became of it. */
+  /** One statement the agent sent, whatever became of it. Only statements PostgreSQL ran count in the upstream time. */
   statement(o: StatementObservation): void {
     const code = metricCode(o.code);
     this.statements.inc({ kind: bounded(o.kind, (k) => KINDS.has(k), 'unknown'), decision: bounded(o.decision, (d) => DECISIONS.has(d)), code });
     if (BUDGET.has(code)) this.budgetRefusals.inc({ code });
     if (validSeconds(o.analysisSeconds)) this.analysisTime.observe(o.analysisSeconds);
-    if (validSeconds(o.upstreamSeconds)) this.upstreamTime.observe(o.upstreamSeconds);
+    if (validSeconds(o.upstreamSeconds) && (o.decision === 'allowed' || o.decision === 'error')) this.upstreamTime.observe(o.upstreamSeconds);
+  }
+
+  /** One analysis of a statement text (a cache hit included), in seconds. */
+  analysis(seconds: number): void {
+    if (validSeconds(seconds)) this.analysisTime.observe(seconds);
+  }
+
+  /** One approval step (its audit decision). */
+  approval(decision: string): void {
+    if (APPROVAL_DECISIONS.has(decision) && decision !== 'requested') this.approvals.inc({ decision });
   }
 
   /** `method`: scram-sha-256, password or jwt (anything else counts as 'other'). */

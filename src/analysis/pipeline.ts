@@ -15,7 +15,7 @@ import { parseWithTexts } from './parser';
 import { countAnalysisError } from './parser-host';
 import { rewriteReads } from './rewrite';
 import { AnalysisBudget, checkTree } from './tree-bounds';
-import { nodeBody, type Analysis, type AnalysisContext, type AnalyzedStatement, type RewriteStep } from './types';
+import { nodeBody, nodeTypeOf, type Analysis, type AnalysisContext, type AnalyzedStatement, type RewriteStep, type StatementKind } from './types';
 
 export { initAnalysis } from './parser';
 export type {
@@ -41,6 +41,7 @@ export const identityRewrite: RewriteStep = (stmt) => stmt;
  */
 export function analyze(sql: string, context: AnalysisContext): Analysis {
   let tags: Record<string, string> = Object.create(null) as Record<string, string>;
+  let kind: StatementKind | undefined;
   try {
     // Size, depth and term bounds come before anything reads the text, the comment scanner included.
     checkText(sql);
@@ -50,6 +51,7 @@ export function analyze(sql: string, context: AnalysisContext): Analysis {
     const parsed = parseWithTexts(sql);
     const nodes = parsed.map((p) => p.node);
     if (nodes.length === 0) return { ok: true, sql: '', statements: [], tags };
+    kind = roughKind(nodeTypeOf(nodes[0]));
     if (nodes.length > 1 && ctx.protocol === 'extended') {
       // PostgreSQL's own answer to the same Parse, so drivers see what they expect.
       throw new ProxyError('syntax_error', { message: 'cannot insert multiple commands into a prepared statement' });
@@ -80,8 +82,16 @@ export function analyze(sql: string, context: AnalysisContext): Analysis {
   } catch (err) {
     const error = toProxyError(err);
     if (COUNTED.has(error.code)) countAnalysisError(error.code);
-    return { ok: false, error, tags };
+    return { ok: false, error, tags, ...(kind ? { kind } : {}) };
   }
+}
+
+/** What a statement is by its node type alone: the kind a refusal is counted under. */
+function roughKind(type: string): StatementKind {
+  if (['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'CopyStmt'].includes(type)) return 'write';
+  if (['SelectStmt', 'DeclareCursorStmt', 'FetchStmt', 'ExplainStmt'].includes(type)) return 'read';
+  if (type === 'TransactionStmt') return 'transaction';
+  return 'session';
 }
 
 /** A PREPARE whose tree carries its rewritten body: what is forwarded is `PREPARE name (types) AS <rewritten body>`. */

@@ -80,7 +80,7 @@ export interface AnalysisContext {
 
 export type Analysis =
   | { ok: true; sql: string; statements: AnalyzedStatement[]; tags: Record<string, string> }
-  | { ok: false; error: ProxyError; tags: Record<string, string> };
+  | { ok: false; error: ProxyError; tags: Record<string, string>; /** The refused text's first statement, as its node type tells (metrics), when it parsed. */ kind?: StatementKind };
 
 /** libpg-query wraps every node as `{ TypeName: body }`; these two read that shape. */
 export function nodeTypeOf(node: Node): string {

@@ -38,6 +38,12 @@ export interface AuthConversation {
   readonly first: AuthRequest;
   /** `body` is the raw body of one 'p' message (PasswordMessage, SASLInitialResponse or SASLResponse). */
   step(body: Buffer): Promise<AuthStep>;
+  /** How the client is being authenticated (a user not known is asked as users are, and counted so). */
+  readonly method?: 'scram-sha-256' | 'password' | 'jwt';
+}
+
+function using(conversation: AuthConversation, method: 'scram-sha-256' | 'password' | 'jwt'): AuthConversation {
+  return { first: conversation.first, step: (body) => conversation.step(body), method };
 }
 
 function authFailed(user: string, reason: string): ProxyError {
@@ -132,21 +138,27 @@ export function beginAuth(settings: AuthSettings, startupUser: string): AuthConv
       roles: record.roles,
       authMethod: settings.method,
     };
-    if (settings.method === 'scram-sha-256') return scramConversation(startupUser, verifier, principal);
-    return passwordConversation(async (password) => {
-      if (!verifyPassword(password, verifier)) throw authFailed(startupUser, 'wrong password');
-      return principal;
-    });
+    if (settings.method === 'scram-sha-256') return using(scramConversation(startupUser, verifier, principal), 'scram-sha-256');
+    return using(
+      passwordConversation(async (password) => {
+        if (!verifyPassword(password, verifier)) throw authFailed(startupUser, 'wrong password');
+        return principal;
+      }),
+      'password',
+    );
   }
 
   const jwt = settings.jwt;
-  if (jwt) return passwordConversation((token) => jwt.verify(token.toString('utf8'), startupUser));
+  if (jwt) return using(passwordConversation((token) => jwt.verify(token.toString('utf8'), startupUser)), 'jwt');
 
   const fake = mockVerifier(settings.mockSecret, startupUser);
-  if (settings.method === 'scram-sha-256') return scramConversation(startupUser, fake, null);
-  return passwordConversation(async (password) => {
-    // Spend the same PBKDF2 time a real user's check costs before failing.
-    verifyPassword(password, fake);
-    throw authFailed(startupUser, 'no such user');
-  });
+  if (settings.method === 'scram-sha-256') return using(scramConversation(startupUser, fake, null), 'scram-sha-256');
+  return using(
+    passwordConversation(async (password) => {
+      // Spend the same PBKDF2 time a real user's check costs before failing.
+      verifyPassword(password, fake);
+      throw authFailed(startupUser, 'no such user');
+    }),
+    'password',
+  );
 }

@@ -74,6 +74,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
   let socket: net.Socket = raw;
   let secure = false;
   let attemptedUser: string | undefined;
+  /** How that user was being authenticated (the failed-login metric's method). */
+  let attemptedMethod: string | undefined;
   let timedOut = false;
   // The socket closes once the client has read the FATAL (or after LINGER_MS); the pending read
   // then fails with ClientGone and the steps below stop.
@@ -87,7 +89,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     if (error.code === 'message_too_large') ctx.metrics?.connectionRefused('startup_message_too_large');
     if (error.code === 'too_many_connections') ctx.metrics?.connectionRefused('too_many_connections');
     // A refused login is an audit event; a probe that never named a user is not.
-    if (error.code === 'authentication_failed') ctx.metrics?.login('other', false);
+    if (error.code === 'authentication_failed') ctx.metrics?.login(attemptedMethod ?? 'other', false);
     if (attemptedUser !== undefined) {
       ctx.audit?.emit({ kind: 'connection', decision: 'login_failed', session_id: id, code: error.code, client: raw.remoteAddress ?? '', message: `user "${attemptedUser}"` });
     }
@@ -151,6 +153,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     if (ctx.openConnections() > config.maxClientConnections) throw new ProxyError('too_many_connections');
 
     const conversation = beginAuth(ctx.auth, request.user);
+    attemptedMethod = conversation.method;
     let next: AuthRequest | undefined = conversation.first;
     let principal;
     for (;;) {

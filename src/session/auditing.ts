@@ -22,6 +22,8 @@ export interface SentStatement {
   /** The analysed statements (none when the text was refused whole). */
   statements: readonly AnalyzedStatement[];
   tags: Readonly<Record<string, string>>;
+  /** A text refused whole: what its first statement is (for the metrics' kind label). */
+  kind?: AnalyzedStatement['kind'];
 }
 
 const TAG_ROWS = /(\d+)$/;
@@ -143,7 +145,7 @@ export class StatementAuditor {
         const ms = performance.now() - started;
         const draft = this.event(who, s, this.ownText(s, statement, text), statement, outcome, ms);
         metrics?.statement({
-          kind: (statement?.kind ?? 'unknown') as StatementObservation['kind'],
+          kind: (statement?.kind ?? s.kind ?? 'unknown') as StatementObservation['kind'],
           decision: draft.decision as StatementObservation['decision'],
           ...(draft.code ? { code: draft.code } : {}),
           upstreamSeconds: ms / 1000,

@@ -387,7 +387,7 @@ export class Session {
   }
 
   private queryAnalyzed(sql: string, result: Analysis): Promise<void> | undefined {
-    const sent: SentStatement = { protocol: 'simple', agentSql: sql, statements: result.ok ? result.statements : [], tags: result.tags };
+    const sent: SentStatement = { protocol: 'simple', agentSql: sql, statements: result.ok ? result.statements : [], tags: result.tags, ...(!result.ok && result.kind ? { kind: result.kind } : {}) };
     if (!result.ok) {
       this.refuse('query', result.error, sent);
       return undefined;
@@ -637,7 +637,7 @@ export class Session {
 
   private parse(message: Extract<FrontendMessage, { type: 'Parse' }>, approvals?: readonly AgentApproval[], removed?: Analysis): void {
     const result = removed ?? this.parseTypesError(message.paramTypes) ?? this.analyze(message.sql, 'extended', approvals);
-    const refused: SentStatement = { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags };
+    const refused: SentStatement = { protocol: 'extended', agentSql: message.sql, statements: [], tags: result.tags, ...(!result.ok && result.kind ? { kind: result.kind } : {}) };
     if (!result.ok) {
       // The refused Parse keeps its statement name: PostgreSQL drops the unnamed statement when a
       // Parse for it fails, as the agent's own would have; a named one it keeps.
@@ -992,10 +992,12 @@ export class Session {
     const prefix = StatementCache.key(scopeKey, who, views ? `${protocol}+views` : protocol, '');
     const key = prefix + sql;
     let result: Analysis;
+    const started = performance.now();
     if (approvals) result = run({ ...context, approvals });
     else if (protocol === 'extended') result = cache.get(key, () => run(context));
     // A simple Query: the same text again, else the same shape with new literals (analysis/shapes.ts).
     else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, tenantColumns(scope), () => cache.get(key, () => run(context)));
+    this.deps.metrics?.analysis((performance.now() - started) / 1000);
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }

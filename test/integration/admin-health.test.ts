@@ -28,6 +28,7 @@ const METRIC_NAMES = [
   'ormai_policy_reload_failures_total',
   'ormai_logins_total',
   'ormai_policy_info',
+  'ormai_approvals_total',
   'process_cpu_seconds_total',
 ];
 
@@ -123,6 +124,41 @@ describe('a proxy with its database up', () => {
     expect(samples.get('ormai_approvals_pending')).toBe(1);
     expect(samples.get('ormai_rate_limit_store_up')).toBe(1);
     expect(samples.get(`ormai_build_info{version="${PACKAGE_VERSION}",node="${process.version}"}`)).toBe(1);
+  });
+
+  test('statements are counted by their real kind and code, analysis time is observed, and refusals never count as upstream time', async () => {
+    const upstream = async () => (await metricValue(proxy, 'ormai_upstream_duration_seconds_count')) ?? 0;
+    const client = new Client({ connectionString: proxy.url() });
+    await client.connect();
+    try {
+      await client.query('SELECT 1');
+      const before = await upstream();
+      // A refused write never reaches PostgreSQL.
+      await client.query('UPDATE orders SET status = status WHERE id = 1').catch(() => undefined);
+      expect(await upstream()).toBe(before);
+      // A denied column does not exist for the agent: PostgreSQL answers 42703, as for any missing column.
+      await client.query('SELECT api_secret FROM customers').catch(() => undefined);
+      // A statement PostgreSQL cancels at the policy's timeout.
+      await client.query('SELECT count(*) FROM generate_series(1, 400000000)').catch(() => undefined);
+      expect(await upstream()).toBe(before + 2);
+      const samples = parseExposition(await (await scrape(proxy)).text());
+      // The quickstart policy enables no write for this test database's policy: refused as such, counted as a write.
+      expect(samples.get('ormai_statements_total{kind="write",decision="refused",code="model_writes_disabled"}')).toBe(1);
+      expect(samples.get('ormai_statements_total{kind="read",decision="error",code="42703"}')).toBe(1);
+      expect(samples.get('ormai_statements_total{kind="read",decision="error",code="57014"}')).toBe(1);
+      expect([...samples.keys()].filter((k) => k.startsWith('ormai_statements_total') && k.includes('code="other"'))).toEqual([]);
+      expect(samples.get('ormai_rewrite_duration_seconds_count')).toBeGreaterThanOrEqual(5);
+    } finally {
+      await client.end();
+    }
+    expect(await waitFor(async () => (await metricValue(proxy, 'ormai_sessions_active')) === 0, 5000)).toBe(true);
+  });
+
+  test('a failed login is counted under the method it was asked for', async () => {
+    const bad = new Client({ connectionString: proxy.url('tenant1-agent', 'wrong-password') });
+    await expect(bad.connect()).rejects.toBeDefined();
+    expect(await metricValue(proxy, 'ormai_logins_total{method="scram-sha-256",outcome="failure"}')).toBe(1);
+    expect(await metricValue(proxy, 'ormai_logins_total{method="other",outcome="failure"}')).toBeUndefined();
   });
 
   test('the active sessions gauge follows a pg client connecting and disconnecting; the statement cache counts', async () => {

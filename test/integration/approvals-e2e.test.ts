@@ -103,6 +103,11 @@ describe.each(modes)('approvals under the $protocol protocol', (mode) => {
       ['approval', 'approved', 'bob'],
       ['approval', 'executed', null],
     ]);
+    // Each step is counted (ormai_approvals_total{decision}).
+    const metrics = await (await fetch(`${admin.url}/metrics`)).text();
+    const count = (decision: string) => Number(new RegExp(`^ormai_approvals_total\\{decision="${decision}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    expect(count('approved')).toBeGreaterThanOrEqual(2);
+    expect(count('executed')).toBeGreaterThanOrEqual(1);
   });
 
   test('a write the rule does not cover runs at once', async () => {

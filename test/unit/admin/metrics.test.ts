@@ -72,20 +72,43 @@ describe('label bounding', () => {
       m.login(`method${i}`, true);
     }
     m.statement({ kind: 'read', decision: 'error', code: '42P01' });
+    m.statement({ kind: 'read', decision: 'error', code: '42P01x' });
     m.statement({ kind: 'read', decision: 'refused', code: 'toString' });
     expect(await samples(m, 'ormai_statements_total')).toEqual([
       { labels: { kind: 'other', decision: 'other', code: 'other' }, value: 50 },
+      // A SQLSTATE is its own label value (five digits or capitals); anything else is not.
+      { labels: { kind: 'read', decision: 'error', code: '42P01' }, value: 1 },
       { labels: { kind: 'read', decision: 'error', code: 'other' }, value: 1 },
       { labels: { kind: 'read', decision: 'refused', code: 'other' }, value: 1 },
     ]);
     expect(await samples(m, 'ormai_logins_total')).toEqual([{ labels: { method: 'other', outcome: 'success' }, value: 50 }]);
   });
 
-  test('metricCode keeps catalogue codes only', () => {
+  test('metricCode keeps catalogue codes and SQLSTATEs only', () => {
+    expect(metricCode('57014')).toBe('57014');
+    expect(metricCode('5701')).toBe('other');
     expect(metricCode('not_a_catalogue_code')).toBe('other');
     expect(metricCode('model_not_allowed')).toBe('model_not_allowed');
     expect(metricCode(undefined)).toBe('none');
     expect(metricCode('__proto__')).toBe('other');
+  });
+
+  test('refused and held statements never count as upstream time; approval steps are counted by decision', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    m.statement({ kind: 'write', decision: 'refused', code: 'reason_required', upstreamSeconds: 0.001 });
+    m.statement({ kind: 'write', decision: 'held', code: 'pending_approval', upstreamSeconds: 0.001 });
+    m.statement({ kind: 'read', decision: 'error', code: '57014', upstreamSeconds: 3 });
+    expect((await samples(m, 'ormai_upstream_duration_seconds')).find((s) => s.metricName?.endsWith('_count'))?.value).toBe(1);
+    m.analysis(0.0003);
+    expect((await samples(m, 'ormai_rewrite_duration_seconds')).find((s) => s.metricName?.endsWith('_count'))?.value).toBe(1);
+    for (const d of ['approved', 'approved', 'denied', 'expired', 'executed', 'failed', 'requested', 'bogus']) m.approval(d);
+    expect(await samples(m, 'ormai_approvals_total')).toEqual([
+      { labels: { decision: 'approved' }, value: 2 },
+      { labels: { decision: 'denied' }, value: 1 },
+      { labels: { decision: 'expired' }, value: 1 },
+      { labels: { decision: 'executed' }, value: 1 },
+      { labels: { decision: 'failed' }, value: 1 },
+    ]);
   });
 
   test('negative, infinite or NaN durations are not observed', async () => {
