@@ -33,6 +33,11 @@ export async function initAnalysis(): Promise<void> {
   loaded = true;
 }
 
+/** Has initAnalysis() run (the policy compiler checks row filters with the parser once it has)? */
+export function analysisLoaded(): boolean {
+  return loaded;
+}
+
 function assertLoaded(): void {
   // A programming error, not a client one: it surfaces as internal_error.
   if (!loaded) throw new Error('libpg-query is not loaded: await initAnalysis() before analyze()');

@@ -1,6 +1,8 @@
 // The compiled read scope: a policy applied to the live catalog — which relations exist for the agent, with which columns and masks.
 import type { MaskStrategy, TenantType } from './schema';
 import type { PolicySnapshot } from './load';
+import type { Node } from '@pgsql/types';
+import { analysisLoaded, parseStatements } from '../analysis/parser';
 
 /** One column of a real relation, as the upstream catalog describes it. */
 export interface CatalogColumn {
@@ -200,6 +202,49 @@ function checkNamedColumns(policy: PolicySnapshot, catalog: CatalogSnapshot, tab
   }
 }
 
+/**
+ * Every column a row_filter names must be one of its table's (hidden ones included: the filter
+ * runs on the table itself). A typo would otherwise be an error on every read of the table at
+ * run time, or, for a filter such as `deleted_at IS NULL` on a table that calls it `deletedat`,
+ * never load at all. Needs the parser (loaded before any policy is compiled at start-up and by
+ * `check`); subqueries in a filter name other relations and are not looked into.
+ */
+function checkRowFilters(policy: PolicySnapshot, catalog: CatalogSnapshot, tables: ReadonlyMap<string, ScopedTable>): void {
+  if (!analysisLoaded()) return;
+  for (const t of tables.values()) {
+    if (!t.rowFilter) continue;
+    const rel = findRelation(catalog, t.schema, t.name)!;
+    let stmts: Node[];
+    try {
+      stmts = parseStatements(`SELECT WHERE ${t.rowFilter}`);
+    } catch {
+      throw new PolicyCatalogError(`policy ${policy.name}: the row_filter of ${t.schema}.${t.name} is not an SQL condition`);
+    }
+    const names: string[][] = [];
+    const visit = (value: unknown): void => {
+      if (value === null || typeof value !== 'object') return;
+      if (Array.isArray(value)) return value.forEach(visit);
+      const node = value as Record<string, unknown>;
+      if ('SubLink' in node) return;
+      const ref = node.ColumnRef as { fields?: Node[] } | undefined;
+      if (ref) {
+        const fields = ref.fields ?? [];
+        if (fields.every((f) => 'String' in f)) names.push(fields.map((f) => ((f as { String: { sval?: string } }).String.sval ?? '')));
+        return;
+      }
+      for (const v of Object.values(node)) visit(v);
+    };
+    visit(stmts);
+    for (const parts of names) {
+      const column = parts[parts.length - 1];
+      const qualifier = parts.length > 1 ? parts[parts.length - 2] : t.name;
+      if (qualifier !== t.name || !rel.columns.some((c) => c.name === column)) {
+        throw new PolicyCatalogError(`policy ${policy.name}: the row_filter of ${t.schema}.${t.name} names "${parts.join('.')}", which is no column of the table`);
+      }
+    }
+  }
+}
+
 export class PolicyCatalogError extends Error {
   constructor(message: string) {
     super(message);
@@ -260,6 +305,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
   });
 
   checkNamedColumns(policy, catalog, tables);
+  checkRowFilters(policy, catalog, tables);
 
   const resolve = (schema: string | undefined, name: string): Resolution => {
     if (schema !== undefined) {

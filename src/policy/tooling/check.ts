@@ -1,4 +1,5 @@
 // `ormai-proxy check`: validates the config and policy files, then lints each policy (against the live schema when the database answers).
+import { initAnalysis } from '../../analysis/parser';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { loadConfig, type ProxyConfig } from '../../config/load';
@@ -64,6 +65,8 @@ export interface CheckResult {
 }
 
 export async function lintConfig(config: ProxyConfig, strict: boolean, catalogLoader = loadLintCatalog): Promise<CheckResult> {
+  // Row filters are checked with PostgreSQL's parser (policy/scope.ts).
+  await initAnalysis();
   let catalog: CatalogSnapshot | undefined;
   let skipped: string | undefined;
   try {

@@ -1,4 +1,5 @@
 // A mask, deny or writable entry written without a glob must name a column that exists: a typo must not leave the real column exposed.
+import { initAnalysis } from '../../../src/analysis/parser';
 import { PolicyCatalogError } from '../../../src/policy/scope';
 import { scopeVariant, WITH_COUNTRIES } from '../analysis/rewrite-scope';
 
@@ -23,4 +24,32 @@ test.each([
   [{ deny_fields: ['*secret*', 'customers.phone'] }],
 ])('%j loads', (change) => {
   expect(() => scopeVariant(WITH_COUNTRIES, change)).not.toThrow();
+});
+
+describe('row filters, checked with the parser loaded (as at start-up and by check)', () => {
+  beforeAll(async () => {
+    await initAnalysis();
+  });
+  const filtered = (row_filter: string) => () => scopeVariant(WITH_COUNTRIES, { models: ['customers', { table: 'orders', row_filter }] });
+
+  test.each([
+    ["status <> 'cancelled' AND total_cents > 0"],
+    ["orders.status <> 'cancelled'"],
+    // A subquery names other relations: not looked into.
+    ['customer_id IN (SELECT id FROM customers WHERE name IS NOT NULL)'],
+  ])('%s loads', (row_filter) => {
+    expect(filtered(row_filter)).not.toThrow();
+  });
+
+  test.each([
+    ["statu <> 'cancelled'", '"statu"'],
+    ["customers.status <> 'x'", '"customers.status"'],
+    ['deleted_at IS NULL', '"deleted_at"'],
+  ])('%s names no column of the table: refused at load', (row_filter, named) => {
+    expect(filtered(row_filter)).toThrow(new PolicyCatalogError(`policy rewrite-tests: the row_filter of public.orders names ${named}, which is no column of the table`));
+  });
+
+  test('a filter that is no SQL condition is refused at load', () => {
+    expect(filtered('true) OR (true')).toThrow(/row_filter of public.orders is not an SQL condition/);
+  });
 });
