@@ -3,8 +3,11 @@ import { Client } from 'pg';
 import type { ProxyConfig } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
+import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/write-limits';
 import { adminClientConfig } from '../upstream/catalog';
 import type { Approval, ApprovalExecutor, ExecutionResult } from './types';
+
+const CAPPED = new RegExp(`${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)`);
 
 /**
  * The statement already carries everything the policy added when it was held (the tenant
@@ -33,6 +36,12 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await client.query('ROLLBACK').catch(() => undefined);
       const e = err as { code?: string; message?: string };
       log.warn({ approval: approval.id, code: e.code }, 'approved write failed');
+      // The affected-row guard fails with a marker (rewrite/write-limits.ts): recorded as the cap it is.
+      const capped = CAPPED.exec(e.message ?? '');
+      if (capped) {
+        const error = tooManyRows(Number(capped[1]), Number(capped[2]));
+        return { error: { code: error.code, message: error.message } };
+      }
       return { error: { code: e.code ?? 'executor_error', message: e.message ?? String(err) } };
     } finally {
       await client.end().catch(() => undefined);

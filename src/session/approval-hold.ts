@@ -3,6 +3,7 @@ import type { ApprovalNeed, WriteInfo } from '../analysis/rewrite/writes';
 import type { ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
 import type { PlanParams, Planner } from '../budgets/planner';
+import { tooManyRows } from '../analysis/rewrite/write-limits';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
@@ -32,14 +33,17 @@ const OPERATIONS = { insert: 'create', update: 'update', delete: 'delete' } as c
  */
 export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<ProxyError | undefined> {
   const { approval } = held.write;
-  if (approval.countSql !== undefined && approval.affectedRowsGt !== undefined) {
+  if (approval.countSql !== undefined) {
+    let rows: number | undefined;
     try {
-      const rows = await deps.planner.countRows(approval.countSql, held.params);
-      if (rows <= approval.affectedRowsGt) return undefined;
+      rows = await deps.planner.countRows(approval.countSql, held.params);
     } catch (err) {
-      // Rows that cannot be counted may be any number: the rule holds (fail closed).
+      // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
       deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
     }
+    // Over the cap it could only fail once approved: refused now, with the cap's own code.
+    if (rows !== undefined && approval.maxAffectedRows !== undefined && rows > approval.maxAffectedRows) return tooManyRows(rows, approval.maxAffectedRows);
+    if (rows !== undefined && approval.affectedRowsGt !== undefined && rows <= approval.affectedRowsGt) return undefined;
   }
   if (!deps.approvals) {
     return new ProxyError('statement_not_allowed', { message: 'this write needs an approval, and this proxy has no approval store', hint: 'Ask a human operator to make this change.' });

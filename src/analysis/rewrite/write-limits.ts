@@ -18,6 +18,11 @@ export interface ApprovalNeed {
   expiresInS: number;
   /** The rule holds only when more rows than this would change: the session counts first, with `countSql`. */
   affectedRowsGt?: number;
+  /**
+   * The write's max_affected_rows: a write over it is refused when it would be held, not held
+   * (it could only fail once approved). Counted with `countSql` too.
+   */
+  maxAffectedRows?: number;
   /** `SELECT count(*) …` over the same rows as the write (its parameters are the write's). */
   countSql?: string;
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
@@ -88,6 +93,11 @@ function countRows(stmt: UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): S
   if (stmt.withClause) count.withClause = cloneTree(stmt.withClause);
   if (stmt.whereClause) count.whereClause = cloneTree(stmt.whereClause);
   return count;
+}
+
+/** `SELECT count(*) …` over the rows an UPDATE or DELETE would change. */
+export function affectedRowsCountSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): string {
+  return deparseVerified([{ SelectStmt: countRows(stmt, op, table) }])[0];
 }
 
 // ---- require_approval: which rule holds this write ----

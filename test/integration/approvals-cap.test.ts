@@ -1,0 +1,82 @@
+// A write a rule would hold, over max_affected_rows: refused at once with the cap's own code, never held (it could only
+// fail once approved); one under the cap is held, and if its rows have grown past the cap when it runs, the approval
+// records max_affected_rows_exceeded, never the guard's internal marker. Both protocols.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { api, TOKEN } from '../support/admin';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { modes, send } from '../support/modes';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+
+const R = "/*reason='cap test'*/ ";
+let db: TestDatabase;
+let proxy: TestProxy;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-cap-'));
+  writeFileSync(path.join(dir, 'admin-token'), `${TOKEN}\n`);
+  writeFileSync(
+    path.join(dir, 'policy.yaml'),
+    [
+      'name: cap-tests',
+      'models: [customers, orders]',
+      'tenant_scope: { column: tenant_id, type: integer }',
+      'enable_writes:',
+      '  - { models: [orders], operations: [update], require_reason: true, max_affected_rows: 2 }',
+      'require_approval:',
+      '  - { operation: update, model: orders, approvers: 1, expires_in_s: 600 }',
+      '',
+    ].join('\n'),
+  );
+  db = await createTestDatabase();
+  proxy = await startTestProxy(db.url, { policies: [path.join(dir, 'policy.yaml')], admin: { token_file: path.join(dir, 'admin-token') } });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await db?.drop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const admin = () => ({ url: `http://127.0.0.1:${proxy.admin.port}` });
+
+describe.each(modes)('$protocol protocol', (mode) => {
+  test('over the cap: refused with max_affected_rows_exceeded, and nothing is held', async () => {
+    const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE tenant_id = 1');
+    expect(n).toBeGreaterThan(2);
+    const before = (await api(admin(), 'GET', '/approvals')).body.approvals.length;
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    try {
+      const out = await send(c, mode, `${R}UPDATE orders SET status = status`);
+      expect(out.error?.routine).toBe('ormai.max_affected_rows_exceeded');
+      expect(out.error?.message).toMatch(new RegExp(`would change ${n} rows; the policy allows at most 2`));
+    } finally {
+      await c.end();
+    }
+    expect((await api(admin(), 'GET', '/approvals')).body.approvals.length).toBe(before);
+  });
+
+  test('held under the cap; past it when approved, the approval records the cap, not an internal marker', async () => {
+    const status = `cap-${mode.protocol}`;
+    const ids = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 3')).map((r) => r.id);
+    await db.query('UPDATE orders SET status = $1 WHERE id = ANY($2)', [status, ids.slice(0, 2)]);
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    let id: string;
+    try {
+      const out = await send(c, mode, `${R}UPDATE orders SET total_cents = total_cents + 1 WHERE status = '${status}'`);
+      expect(out.error?.routine).toBe('ormai.pending_approval');
+      id = /approval_id=(\S+)/.exec(out.error?.detail ?? '')![1];
+    } finally {
+      await c.end();
+    }
+    // A third row matches by the time it is approved.
+    await db.query('UPDATE orders SET status = $1 WHERE id = $2', [status, ids[2]]);
+    const approved = await api(admin(), 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } });
+    expect(approved.body.approval.state).toBe('failed');
+    expect(approved.body.approval.result.error).toEqual({ code: 'max_affected_rows_exceeded', message: 'the write would change 3 rows; the policy allows at most 2' });
+  });
+});
