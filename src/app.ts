@@ -204,6 +204,7 @@ export function approvalAuditEvent(event: ApprovalEvent): Omit<AuditEvent, 'id' 
   const { approval } = event;
   const result = approval.result;
   const decision = event.action === 'execute' ? (result?.error ? 'failed' : 'executed') : APPROVAL_DECISIONS[event.action];
+  const note = event.action === 'approve' ? approval.approvals.find((v) => v.approver === event.actor)?.note : event.action === 'deny' ? approval.decision?.note : undefined;
   return {
     kind: 'approval',
     decision,
@@ -211,8 +212,10 @@ export function approvalAuditEvent(event: ApprovalEvent): Omit<AuditEvent, 'id' 
     principal: { user: approval.requester.user, tenant_id: approval.requester.tenantId, roles: [...approval.requester.roles] },
     policy: approval.policy,
     ...(event.actor ? { actor: event.actor } : {}),
+    ...(note ? { note } : {}),
+    ...(event.action === 'execute' ? { approvers: approval.approvals.map((v) => v.approver) } : {}),
     ...(approval.reason ? { reason: approval.reason } : {}),
     ...(result?.rowsAffected !== undefined ? { rows: result.rowsAffected } : {}),
-    ...(result?.error ? { code: result.error.code } : {}),
+    ...(result?.error ? { code: result.error.code, message: result.error.message } : {}),
   };
 }

@@ -78,6 +78,10 @@ export interface AuditEvent {
   approval_id?: string;
   /** For approval events: who approved, denied or ran it. */
   actor?: string;
+  /** For an approval or a denial: the note its author gave. */
+  note?: string;
+  /** For an approved write's execution (executed, failed): everyone who approved it. */
+  approvers?: string[];
   changes?: AuditChanges;
   /** For a rollback: the id of the write event it reverts. */
   rolls_back?: string;

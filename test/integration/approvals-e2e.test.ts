@@ -103,6 +103,13 @@ describe.each(modes)('approvals under the $protocol protocol', (mode) => {
       ['approval', 'approved', 'bob'],
       ['approval', 'executed', null],
     ]);
+    // The approver's note is on their step; the execution names everyone who approved.
+    const steps = proxy.auditEvents().filter((e) => e.approval_id === id && e.kind === 'approval');
+    expect(steps.map((e) => [e.decision, e.note ?? null, e.approvers ?? null])).toEqual([
+      ['approved', 'ok', null],
+      ['approved', null, null],
+      ['executed', null, ['alice', 'bob']],
+    ]);
     // Each step is counted (ormai_approvals_total{decision}).
     const metrics = await (await fetch(`${admin.url}/metrics`)).text();
     const count = (decision: string) => Number(new RegExp(`^ormai_approvals_total\\{decision="${decision}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
