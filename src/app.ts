@@ -18,7 +18,8 @@ import { auditPort } from './audit/port';
 import { MemoryRateLimitStore, type RateLimitStore } from './budgets/rate-limit';
 import { RedisRateLimitStore } from './budgets/redis-store';
 import { ConfigError, type ProxyConfig } from './config/load';
-import { formatIssues } from './policy/load';
+import { formatIssues, type PolicySnapshot } from './policy/load';
+import { writeBudgetKeys } from './session/budgets';
 import { ProxyServer } from './listener/server';
 import { ScopeProvider } from './policy/provider';
 import { HotReload, type HotReloadOptions, type ReloadReport } from './policy/reload';
@@ -124,7 +125,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     listen: config.adminListen,
     token: adminToken,
     approvals,
-    executor: options.approvalExecutor ?? upstreamExecutor(config, log, () => scopes.policies),
+    executor: countedAgainstWriteBudget(options.approvalExecutor ?? upstreamExecutor(config, log, () => scopes.policies), limits.store, () => scopes.policies),
     log,
     sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
     // Every approval step is an audit event linked to the held statement's by approval_id.
@@ -195,6 +196,25 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   }
   void reloader.start();
   return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, reload: () => reloader.reload(), close };
+}
+
+/**
+ * A held write spends its requester's max_writes_per_minute when it runs, not while it waits
+ * (the session does not count it when it holds it). A budget already used up does not stop a
+ * write humans approved; the count simply stays where it is.
+ */
+function countedAgainstWriteBudget(execute: ApprovalExecutor, store: RateLimitStore, policies: () => readonly PolicySnapshot[]): ApprovalExecutor {
+  return async (approval) => {
+    const result = await execute(approval);
+    const policy = policies().find((p) => p.name === approval.policy.name);
+    const limit = policy?.raw.max_writes_per_minute;
+    if (!result.error && policy && limit !== undefined) {
+      for (const key of writeBudgetKeys(policy.name, approval.requester.user, approval.requester.tenantId)) {
+        await store.hit(key, limit, 60_000).catch(() => undefined);
+      }
+    }
+    return result;
+  };
 }
 
 const APPROVAL_DECISIONS = { approve: 'approved', deny: 'denied', expire: 'expired' } as const;

@@ -81,9 +81,10 @@ export class SessionBudgets {
   async writes(count: number): Promise<ProxyError | undefined> {
     const { policy, principal, rateLimits, log } = this.deps;
     const limit = policy.raw.max_writes_per_minute!;
+    const [agent, tenant] = writeBudgetKeys(policy.name, principal.user, principal.tenantId);
     const budgets: Array<[key: string, whose: string]> = [
-      [`w:${policy.name}:u:${principal.user}`, 'for this agent'],
-      [`w:${policy.name}:t:${principal.tenantId}`, 'for this tenant'],
+      [agent, 'for this agent'],
+      [tenant, 'for this tenant'],
     ];
     try {
       for (let i = 0; i < count; i++) {
@@ -133,4 +134,9 @@ export class SessionBudgets {
     }
     return undefined;
   }
+}
+
+/** The rate-limit keys of max_writes_per_minute: per agent, and per tenant. */
+export function writeBudgetKeys(policy: string, user: string, tenantId: string): [agent: string, tenant: string] {
+  return [`w:${policy}:u:${user}`, `w:${policy}:t:${tenantId}`];
 }

@@ -482,8 +482,9 @@ export class Session {
     return (async () => {
       let refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
-        (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined) ??
-        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: paramsOf(heldAt) }) : undefined);
+        // A held write spends no write budget while it waits: it counts when it runs (app.ts).
+        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: paramsOf(heldAt) }) : undefined) ??
+        (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined);
       for (const scan of scans) refused ??= await this.budgets.scans([scan.sql], scan.params, this.plannerViews());
       if (this.ended) return;
       if (refused) this.refuse('query', refused, ran);
@@ -830,8 +831,9 @@ export class Session {
     return (async () => {
       const refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes ? 'write' : 'read'))).refused : undefined) ??
-        (writeBudget ? await this.budgets.writes(1) : undefined) ??
-        (portal?.held ? await holdForApproval(this.pinned, portal.held) : undefined);
+        // A held write spends no write budget while it waits: it counts when it runs (app.ts).
+        (portal?.held ? await holdForApproval(this.pinned, portal.held) : undefined) ??
+        (writeBudget ? await this.budgets.writes(1) : undefined);
       if (this.ended) return;
       if (refused) this.refuse('execute', refused, sent);
       else send();

@@ -80,3 +80,44 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(approved.body.approval.result.error).toEqual({ code: 'max_affected_rows_exceeded', message: 'the write would change 3 rows; the policy allows at most 2' });
   });
 });
+
+describe.each(modes)('write budget, $protocol protocol', (mode) => {
+  test('held writes spend no write budget while they wait; an executed one counts', async () => {
+    const policy = path.join(dir, `budget-${mode.protocol}.yaml`);
+    writeFileSync(
+      policy,
+      [
+        `name: budget-${mode.protocol}`,
+        'models: [customers, orders]',
+        'tenant_scope: { column: tenant_id, type: integer }',
+        'max_writes_per_minute: 2',
+        'enable_writes:',
+        '  - { models: [orders], operations: [update, delete], require_reason: true }',
+        'require_approval:',
+        '  - { operation: delete, model: orders, approvers: 1, expires_in_s: 600 }',
+        '',
+      ].join('\n'),
+    );
+    const p = await startTestProxy(db.url, { policies: [policy], admin: { token_file: path.join(dir, 'admin-token') } });
+    const c = new Client({ connectionString: p.url() });
+    await c.connect();
+    try {
+      const [first, second] = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 2')).map((r) => r.id);
+      // Three deletes held: more than the budget, none refused for it.
+      const held: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const out = await send(c, mode, `${R}DELETE FROM orders WHERE id = ${i === 0 ? first : -i}`);
+        expect(out.error?.routine).toBe('ormai.pending_approval');
+        held.push(/approval_id=(\S+)/.exec(out.error?.detail ?? '')![1]);
+      }
+      // The first runs once approved, and counts: one more write fits, the next does not.
+      const approved = await api({ url: `http://127.0.0.1:${p.admin.port}` }, 'POST', `/approvals/${held[0]}/approve`, { body: { approver: 'alice' } });
+      expect(approved.body.approval.state).toBe('executed');
+      expect((await send(c, mode, `${R}UPDATE orders SET status = status WHERE id = ${second}`)).rowCount).toBe(1);
+      expect((await send(c, mode, `${R}UPDATE orders SET status = status WHERE id = ${second}`)).error?.routine).toBe('ormai.write_rate_limited');
+    } finally {
+      await c.end();
+      await p.close();
+    }
+  });
+});
