@@ -31,11 +31,15 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 }
 
 /** Typed store refusals become their HTTP status; anything else propagates (and becomes a 500). */
-async function storeCall<T>(call: () => Promise<T>): Promise<T> {
+/** `expired`: told of a request the call found overdue and recorded expired (the sweeper would have). */
+async function storeCall<T>(call: () => Promise<T>, expired?: (approval: Approval) => void): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (err instanceof ApprovalError) throw new HttpError(err.status, err.code, err.message);
+    if (err instanceof ApprovalError) {
+      if (err.expired) expired?.(err.expired);
+      throw new HttpError(err.status, err.code, err.message);
+    }
     throw err;
   }
 }
@@ -76,7 +80,10 @@ export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps):
     path: '/approvals/:id/approve',
     handler: async (req) => {
       const body = parse(decisionBody, await req.json(), 'body');
-      const { approval, ready } = await storeCall(() => store.approve(req.params.id, body.approver, body.note, deps.now()));
+      const { approval, ready } = await storeCall(
+        () => store.approve(req.params.id, body.approver, body.note, deps.now()),
+        (overdue) => emit({ action: 'expire', approval: overdue }),
+      );
       log.info({ approval_id: approval.id, approver: body.approver, approvals: approval.approvals.length, needed: approval.approvers }, 'approval recorded');
       emit({ action: 'approve', approval, actor: body.approver });
       if (!ready) return ok({ approval, executed: false });
@@ -89,7 +96,10 @@ export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps):
     path: '/approvals/:id/deny',
     handler: async (req) => {
       const body = parse(decisionBody, await req.json(), 'body');
-      const approval = await storeCall(() => store.deny(req.params.id, body.approver, body.note, deps.now()));
+      const approval = await storeCall(
+        () => store.deny(req.params.id, body.approver, body.note, deps.now()),
+        (overdue) => emit({ action: 'expire', approval: overdue }),
+      );
       log.info({ approval_id: approval.id, by: body.approver }, 'approval denied');
       emit({ action: 'deny', approval, actor: body.approver });
       return ok({ approval });

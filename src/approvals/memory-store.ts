@@ -72,7 +72,10 @@ export class MemoryApprovalStore implements ApprovalStore {
     if (!current) throw new ApprovalError('approval_not_found');
     const { next, value, error } = transition(current);
     if (next) this.approvals.set(id, next);
-    if (error) throw error;
+    if (error) {
+      if (next?.state === 'expired' && error instanceof ApprovalError) error.expired = structuredClone(next);
+      throw error;
+    }
     return { approval: structuredClone(next ?? current), value };
   }
 

@@ -189,7 +189,10 @@ export class PostgresApprovalStore implements ApprovalStore {
       }
       return { ...result, current };
     });
-    if (outcome.error) throw outcome.error;
+    if (outcome.error) {
+      if (outcome.next?.state === 'expired' && outcome.error instanceof ApprovalError) outcome.error.expired = outcome.next;
+      throw outcome.error;
+    }
     return { approval: outcome.next ?? outcome.current!, value: outcome.value };
   }
 

@@ -123,6 +123,8 @@ export type ApprovalErrorCode = keyof typeof approvalErrors;
 
 export class ApprovalError extends Error {
   readonly status: number;
+  /** Set when the call that failed found the request overdue and recorded it expired (its 'expire' event is then the caller's to report). */
+  expired?: Approval;
 
   constructor(
     readonly code: ApprovalErrorCode,
