@@ -53,7 +53,8 @@ export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps):
       log.error({ err: (err as Error).message, approval_id: event.approval.id }, 'approval listener failed');
     }
   };
-  const ok = (body: unknown): AdminResponse => ({ status: 200, body });
+  // The admin API speaks snake_case, as the audit events and the SQL views do.
+  const ok = (body: Record<string, unknown>): AdminResponse => ({ status: 200, body: snakeCase(body) });
 
   router.add({
     method: 'GET',
@@ -124,4 +125,18 @@ async function execute(deps: ApprovalRouteDeps, approval: Approval, emit: Approv
   deps.log.info({ approval_id: final.id, state: final.state, rows: final.result?.rowsAffected, error_code: final.result?.error?.code }, 'approved write finished');
   emit({ action: 'execute', approval: final });
   return final;
+}
+
+const SNAKE = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * Object keys in snake_case (createdAt → created_at, rowsAffected → rows_affected), all the way
+ * down except inside `preview`: the held write's rows, whose keys are the table's column names.
+ */
+export function snakeCase(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCase);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[SNAKE(k)] = k === 'preview' ? v : snakeCase(v);
+  return out;
 }

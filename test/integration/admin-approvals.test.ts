@@ -71,7 +71,10 @@ describe('approvals', () => {
     expect((await api(h, 'GET', '/approvals?tenant=2')).body.approvals).toHaveLength(0);
     const shown = await api(h, 'GET', `/approvals/${a.id}`);
     expect(shown.status).toBe(200);
-    expect(shown.body.approval).toMatchObject({ id: a.id, state: 'pending', statementSql: a.statementSql, reason: a.reason, params: ['7'], preview: a.preview, approvals: [] });
+    expect(shown.body.approval).toMatchObject({ id: a.id, state: 'pending', statement_sql: a.statementSql, reason: a.reason, params: ['7'], preview: a.preview, approvals: [] });
+    // snake_case all the way down, the held rows' column names excepted.
+    expect(Object.keys(shown.body.approval).filter((k) => /[A-Z]/.test(k))).toEqual([]);
+    expect(shown.body.approval).toMatchObject({ created_at: a.createdAt, expires_at: a.expiresAt, requester: { tenant_id: a.requester.tenantId } });
     expect(await api(h, 'GET', '/approvals/appr_unknown')).toMatchObject({ status: 404, body: { error: { code: 'approval_not_found' } } });
     expect(await api(h, 'GET', '/approvals?state=maybe')).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
     expect((await api(h, 'GET', '/approvals?colour=red')).status).toBe(400);
@@ -86,7 +89,7 @@ describe('approvals', () => {
     expect(await approve(h, a.id, 'agent1')).toMatchObject({ status: 403, body: { error: { code: 'approval_by_requester' } } });
     expect(h.calls).toHaveLength(0);
     const second = await approve(h, a.id, 'bob');
-    expect(second).toMatchObject({ status: 200, body: { executed: true, approval: { state: 'executed', result: { rowsAffected: 3 } } } });
+    expect(second).toMatchObject({ status: 200, body: { executed: true, approval: { state: 'executed', result: { rows_affected: 3 } } } });
     expect(h.calls).toHaveLength(1);
     expect(h.calls[0]).toMatchObject({ id: a.id, state: 'approved', statementSql: a.statementSql, params: ['7'] });
     expect(await approve(h, a.id, 'carol')).toMatchObject({ status: 409, body: { error: { code: 'approval_not_pending' } } });

@@ -88,7 +88,7 @@ describe('the admin API in a running proxy', () => {
       const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
       const held = await proxy.approvals.create(approvalRequest({ approvers: 1 }));
       const reply = await api(admin, 'POST', `/approvals/${held.id}/approve`, { body: { approver: 'alice' } });
-      expect(reply.body.approval).toMatchObject({ state: 'executed', result: { rowsAffected: 2 } });
+      expect(reply.body.approval).toMatchObject({ state: 'executed', result: { rows_affected: 2 } });
       expect(calls.map((c) => c.id)).toEqual([held.id]);
       expect(actions).toEqual(['approve', 'execute']);
     } finally {

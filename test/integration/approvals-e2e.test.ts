@@ -76,8 +76,8 @@ describe.each(modes)('approvals under the $protocol protocol', (mode) => {
     expect(seen.rows).toEqual([{ approval_id: id, state: 'pending', operation: 'update', model: 'orders', approvals_received: 0, approvals_required: 2, reason: 'customer asked' }]);
 
     const shown = await api(admin, 'GET', `/approvals/${id}`);
-    expect(shown.body.approval).toMatchObject({ state: 'pending', requester: { user: 'tenant1-agent', tenantId: '1' }, reason: 'customer asked' });
-    expect(shown.body.approval.statementSql).toContain("orders.tenant_id = '1'::int");
+    expect(shown.body.approval).toMatchObject({ state: 'pending', requester: { user: 'tenant1-agent', tenant_id: '1' }, reason: 'customer asked' });
+    expect(shown.body.approval.statement_sql).toContain("orders.tenant_id = '1'::int");
     // The approvers see what the write would change.
     expect(shown.body.approval.preview).toEqual(current.map((r) => ({ affected_rows: 2, id: r.id, status_before: r.status, status_after: status })));
 
@@ -86,7 +86,7 @@ describe.each(modes)('approvals under the $protocol protocol', (mode) => {
     expect(first.body.approval.state).toBe('pending');
     expect((await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } })).status).toBe(409);
     const second = await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'bob' } });
-    expect(second.body.approval).toMatchObject({ state: 'executed', result: { rowsAffected: 2 } });
+    expect(second.body.approval).toMatchObject({ state: 'executed', result: { rows_affected: 2 } });
 
     expect(await db.query('SELECT tenant_id, customer_id FROM orders WHERE status = $1 ORDER BY id', [status])).toEqual([
       { tenant_id: 1, customer_id: 1 },
