@@ -13,7 +13,8 @@ import { runTestCommand } from './policy/tooling/suite';
 
 const USAGE = `Usage:
   ormai-proxy serve --config FILE      run the proxy
-  ormai-proxy demo [--listen HOST:PORT] embedded PostgreSQL + proxy with the quickstart policy
+  ormai-proxy demo [--listen HOST:PORT] [--admin-listen HOST:PORT]
+                                       embedded PostgreSQL + proxy with the quickstart policy
   ormai-proxy check --config FILE [--strict] [--json]
                                        validate the configuration and policy files, lint the policies against the database
   ormai-proxy test --config FILE CASES.yaml
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'rollback') return rollbackCommand(rest);
   const { values } = parseArgs({
     args: rest,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help || !command) {
@@ -70,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'demo':
-      await runDemo({ listen: values.listen, configFile: values.config });
+      await runDemo({ listen: values.listen, adminListen: values['admin-listen'], configFile: values.config });
       return -1;
     case 'hash-password': {
       const password = await readStdin();

@@ -32,7 +32,7 @@ export async function seedDatabase(serverUrl: string, database: string): Promise
   return url.toString();
 }
 
-export async function runDemo(opts: { configFile?: string; listen?: string } = {}): Promise<void> {
+export async function runDemo(opts: { configFile?: string; listen?: string; adminListen?: string } = {}): Promise<void> {
   const configFile = opts.configFile ?? path.join(QUICKSTART_DIR, 'ormai.yaml');
   process.stderr.write('Starting an embedded PostgreSQL…\n');
   const pg = await startEmbeddedPostgres();
@@ -54,7 +54,12 @@ export async function runDemo(opts: { configFile?: string; listen?: string } = {
   process.once('SIGTERM', () => void stop(0));
   try {
     const upstreamUrl = await seedDatabase(pg.url, DEMO_DATABASE);
-    const env = { ...process.env, ORMAI_UPSTREAM_URL: upstreamUrl, ...(opts.listen ? { ORMAI_LISTEN: opts.listen } : {}) };
+    const env = {
+      ...process.env,
+      ORMAI_UPSTREAM_URL: upstreamUrl,
+      ...(opts.listen ? { ORMAI_LISTEN: opts.listen } : {}),
+      ...(opts.adminListen ? { ORMAI_ADMIN_LISTEN: opts.adminListen } : {}),
+    };
     const config = loadConfig(configFile, env);
     proxy = await startProxy(config, createLogger(config.raw.log_level));
     const hostPort = `${proxy.host}:${proxy.port}`;
@@ -75,7 +80,14 @@ export async function runDemo(opts: { configFile?: string; listen?: string } = {
     ];
     process.stdout.write(out.join('\n') + '\n');
   } catch (err) {
-    process.stderr.write(`demo failed: ${(err as Error).message}\n`);
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE') {
+      const where = e.port !== undefined ? `${e.address ?? '127.0.0.1'}:${e.port}` : 'a port the demo needs';
+      process.stderr.write(
+        `demo failed: ${where} is already in use (another proxy or demo?).\n` +
+          'Pick free ports: npm start -- --listen 127.0.0.1:6543 --admin-listen 127.0.0.1:9091\n',
+      );
+    } else process.stderr.write(`demo failed: ${e.message}\n`);
     await stop(1);
   }
 }

@@ -1,5 +1,6 @@
 // The ormai-proxy command (compiled; `npm test` builds first): demo, serve, check — started and stopped as a user would.
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +70,24 @@ test('demo: prints working connection strings for both tenants and stops cleanly
     expect(existsSync(dataDir)).toBe(false);
   } finally {
     demo.child.kill('SIGKILL');
+  }
+}, 90_000);
+
+test('demo: a port in use stops it (exit 1) with a hint naming both port flags', async () => {
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const port = (busy.address() as net.AddressInfo).port;
+  try {
+    const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0']);
+    try {
+      expect(await demo.exited).toBe(1);
+      expect(demo.output()).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+      expect(demo.output()).toMatch(/--listen 127\.0\.0\.1:\d+ --admin-listen 127\.0\.0\.1:\d+/);
+    } finally {
+      demo.child.kill('SIGKILL');
+    }
+  } finally {
+    await new Promise((r) => busy.close(r));
   }
 }, 90_000);
 
