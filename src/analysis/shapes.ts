@@ -8,8 +8,9 @@
 //
 // Why that is the same as analysing the text afresh, and where it is not used:
 // - Only a single SELECT read is cached, and only its "value" literals are lifted: integers,
-//   numerics and standard '...' strings. Any other literal form (NULL, TRUE, E'…', $$…$$, B'…',
-//   negative numbers written with comments, …) is part of the key, as written.
+//   numerics and standard '...' strings. NULL, TRUE and FALSE are part of the key, as written; a
+//   text with any other literal form (E'…', $$…$$, B'…', U&'…', 0x1F, a string continued on the
+//   next line) is not cached by shape at all.
 // - Literals whose value the analysis reads are part of the key too ("pinned"): the argument of a
 //   reg* cast or of a function outside the curated pure built-ins (a catalog helper, say), and any
 //   literal of a comparison with a tenant column (tenant_forged is decided on its value).
@@ -21,8 +22,9 @@
 //   tables) must be equal. Anything else: no template, every statement analysed.
 // - A spliced literal is the agent's token as PostgreSQL's scanner delimited it (the literal spans
 //   are checked against the normaliser's own output, character for character), integers printed
-//   as numbers. test/unit/analysis/shapes.test.ts compares the forwarded text of every cached
-//   statement of the golden suites, under new literals, with a fresh analysis, as parse trees.
+//   as numbers. test/unit/analysis/shapes.test.ts runs a corpus of 35 read shapes with three
+//   sets of literals each and compares every answer from a template with a fresh analysis, as
+//   parse trees (and every other field the session reads).
 import type { Node } from '@pgsql/types';
 import { LRUCache } from 'lru-cache';
 import { deparseOne } from './deparse';
