@@ -35,8 +35,9 @@ export interface PendingItem {
   answered?: (error: string | undefined, item?: PendingItem) => void;
   /** A silent Query's CommandComplete tag. */
   ownTag?: string;
-  /** A silent Query's ErrorResponse as PostgreSQL sent it (a COMMIT's error reaches the client). */
+  /** A silent Query's ErrorResponse as PostgreSQL sent it (a COMMIT's error reaches the client), and its SQLSTATE. */
   ownErrorFrame?: Buffer;
+  ownErrorCode?: string;
   /**
    * query: the proxy opened a transaction block around it (an autocommit write: its COMMIT
    * follows the durable audit events). Its ReadyForQuery is not the client's: this is told the

@@ -136,10 +136,13 @@ export class ResponseRouter {
         return frame.raw;
       case 'S':
         return this.parameterStatus(frame);
-      case 'E':
-        head.ownError = errorFields(frame).message ?? '';
+      case 'E': {
+        const fields = errorFields(frame);
+        head.ownError = fields.message ?? '';
+        head.ownErrorCode = fields.code ?? 'XX000';
         head.ownErrorFrame = frame.raw;
         return undefined;
+      }
       case 'C':
         head.ownTag = commandCompleteTag(frame);
         return undefined;

@@ -7,6 +7,7 @@ import { checkParameterTypes } from '../analysis/functions';
 import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
 import { nodeBody } from '../analysis/types';
 import { barrierViewsCreation, barrierViewsOf } from '../analysis/rewrite/derived';
+import { tenantColumnNames } from '../analysis/rewrite/tenant';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
 import type { ApprovalStore } from '../approvals/types';
@@ -17,7 +18,7 @@ import type { ProxyConfig } from '../config/load';
 import { ProxyError, toProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import type { PolicyView } from '../policy/provider';
-import { errorFields, type BackendFrame } from '../protocol/backend/framer';
+import type { BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
@@ -513,12 +514,12 @@ export class Session {
   }
 
   /** A simple Query of the proxy's own, answered to the proxy only. */
-  private ownQuery(sql: string): Promise<{ status: 'I' | 'T' | 'E'; tag?: string; error?: Buffer }> {
+  private ownQuery(sql: string): Promise<{ status: 'I' | 'T' | 'E'; tag?: string; error?: { frame: Buffer; code: string; message: string } }> {
     return new Promise((resolve) => {
       this.forward(serialize.query(sql), {
         kind: 'query',
         silent: true,
-        answered: (_error, item) => resolve({ status: this.router.txStatus, ...(item?.ownTag ? { tag: item.ownTag } : {}), ...(item?.ownErrorFrame ? { error: item.ownErrorFrame } : {}) }),
+        answered: (_error, item) => resolve({ status: this.router.txStatus, ...(item?.ownTag ? { tag: item.ownTag } : {}), ...(item?.ownErrorFrame ? { error: { frame: item.ownErrorFrame, code: item.ownErrorCode ?? 'XX000', message: item.ownError ?? '' } } : {}) }),
       });
     });
   }
@@ -566,7 +567,7 @@ export class Session {
     if (status === 'T' && !(await this.writesDurable(false))) {
       if (this.ended) return finish([]);
       const answer = await this.ownQuery('ROLLBACK');
-      this.auditor.rolledBack('the audit event of a write could not be recorded: its transaction was rolled back');
+      this.auditor.rolledBack(NOT_RECORDED_ROLLED_BACK);
       const error = notRecorded();
       commit?.hook?.result(commit.index, { rows: 0, refused: error });
       commit?.hook?.end();
@@ -578,9 +579,8 @@ export class Session {
     const out: Buffer[] = [];
     if (answer.error) {
       // A deferred constraint or a serialization failure at COMMIT: the agent's to see, reduced like a write's error.
-      out.push(sanitizeWriteError(answer.error, hidden));
-      const fields = errorFieldsOf(answer.error);
-      commit?.hook?.result(commit.index, { rows: 0, error: { code: fields.code, message: fields.message } });
+      out.push(sanitizeWriteError(answer.error.frame, hidden));
+      commit?.hook?.result(commit.index, { rows: 0, error: { code: answer.error.code, message: answer.error.message } });
     } else if (commit) {
       out.push(backend.commandComplete(answer.tag ?? 'COMMIT'));
       commit.hook?.result(commit.index, { rows: 0, tag: answer.tag ?? 'COMMIT' });
@@ -608,7 +608,7 @@ export class Session {
       if (this.ended) return;
       if (!durable) {
         this.forward(parseMessage(REFUSED_NAME, REFUSED_SENTINEL), { kind: 'parse', refused: notRecorded() });
-        this.auditor.rolledBack('the audit event of a write could not be recorded: its transaction was rolled back');
+        this.auditor.rolledBack(NOT_RECORDED_ROLLED_BACK);
       }
       this.forward(raw, { kind: 'sync' });
     });
@@ -810,7 +810,7 @@ export class Session {
         }
         // As a COMMIT that fails in PostgreSQL: the block is rolled back, and the batch fails up to its Sync.
         void this.ownQuery('ROLLBACK');
-        this.auditor.rolledBack('the audit event of a write could not be recorded: its transaction was rolled back');
+        this.auditor.rolledBack(NOT_RECORDED_ROLLED_BACK);
         this.refuse('execute', notRecorded(), sent);
       });
     }
@@ -998,7 +998,7 @@ export class Session {
     if (approvals) result = run({ ...context, approvals });
     else if (protocol === 'extended') result = cache.get(key, () => run(context));
     // A simple Query: the same text again, else the same shape with new literals (analysis/shapes.ts).
-    else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, tenantColumns(scope), () => cache.get(key, () => run(context)));
+    else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, scope ? tenantColumnNames(scope) : new Set(), () => cache.get(key, () => run(context)));
     this.deps.metrics?.analysis((performance.now() - started) / 1000);
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
@@ -1155,30 +1155,13 @@ export class Session {
 }
 
 
-const TENANT_COLUMNS = new WeakMap<object, ReadonlySet<string>>();
-
-/** The tenant column names of a scope's tables. */
-function tenantColumns(scope: PolicyView['scope'] | undefined): ReadonlySet<string> {
-  if (!scope) return new Set();
-  let columns = TENANT_COLUMNS.get(scope);
-  if (!columns) {
-    columns = new Set([...scope.tables.values()].flatMap((t) => (t.tenantColumn ? [t.tenantColumn] : [])));
-    TENANT_COLUMNS.set(scope, columns);
-  }
-  return columns;
-}
+const NOT_RECORDED_ROLLED_BACK = 'the audit event of a write could not be recorded: its transaction was rolled back';
 
 /** A write whose audit event could not be made durable does not commit. */
 function notRecorded(): ProxyError {
   return new ProxyError('audit_unavailable', {
     message: 'the audit event of a write could not be recorded: the transaction was not committed',
   });
-}
-
-/** SQLSTATE and message of an ErrorResponse frame. */
-function errorFieldsOf(frame: Buffer): { code: string; message: string } {
-  const fields = errorFields({ code: 'E', length: frame.length - 1, raw: frame });
-  return { code: fields.code ?? 'XX000', message: fields.message ?? '' };
 }
 
 function sessionLimit(what: string, limit: number): ProxyError {

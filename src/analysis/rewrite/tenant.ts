@@ -68,6 +68,18 @@ function normalizeUuid(value: string): string {
   return value.trim().toLowerCase().replace(/[{}-]/g, '');
 }
 
+const TENANT_COLUMNS = new WeakMap<ReadScope, ReadonlySet<string>>();
+
+/** The tenant column names of a scope's tables (a column is a tenant column by name, through any alias). */
+export function tenantColumnNames(scope: ReadScope): ReadonlySet<string> {
+  let columns = TENANT_COLUMNS.get(scope);
+  if (!columns) {
+    columns = new Set([...scope.tables.values()].flatMap((t) => (t.tenantColumn ? [t.tenantColumn] : [])));
+    TENANT_COLUMNS.set(scope, columns);
+  }
+  return columns;
+}
+
 // tenant_forged: the agent's own text compares a tenant column with a constant naming another tenant.
 
 /**
@@ -79,8 +91,7 @@ function normalizeUuid(value: string): string {
  * Parameters ($n) are not constants here; their values arrive only at Bind.
  */
 export function forgesTenant(root: Node, scope: ReadScope, tenantId: string): boolean {
-  const columns = new Set<string>();
-  for (const t of scope.tables.values()) if (t.tenantColumn) columns.add(t.tenantColumn);
+  const columns = tenantColumnNames(scope);
   if (columns.size === 0) return false;
   const type = tenantType(scope);
   const foreign = (node: Node | undefined): boolean => {
