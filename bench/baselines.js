@@ -6,6 +6,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
+const { freePort } = require('../dist/demo/embedded');
 
 /** A TCP pass-through to host:port in this process. */
 async function startPassThrough(host, port) {
@@ -52,14 +53,6 @@ function ensurePgbouncer(log) {
     bin = pgbouncerBinary();
   }
   return bin;
-}
-
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /**
