@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
-import { startRelay, type Relay } from '../support/relay';
+import { relayTo, type Relay } from '../support/relay';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml');
 const R = "/*reason='audit outage test'*/ ";
@@ -14,13 +14,12 @@ let proxy: TestProxy;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const url = new URL(db.url);
-  relay = await startRelay(url.hostname, Number(url.port || 5432));
-  url.port = String(relay.port);
+  let url: string;
+  ({ relay, url } = await relayTo(db.url));
   // The audit table lives in the test database, reached through a relay the test can cut.
   proxy = await startTestProxy(db.url, {
     policies: [POLICY],
-    audit: { sinks: [{ type: 'postgres', url: url.toString(), table: 'outage_audit' }], reads_when_unavailable: 'allow' },
+    audit: { sinks: [{ type: 'postgres', url, table: 'outage_audit' }], reads_when_unavailable: 'allow' },
   });
 });
 afterAll(async () => {

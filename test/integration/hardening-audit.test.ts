@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { heapUsed, MB, metric, newSessionRunsNewStatement, outcome, readyz } from '../support/hardening';
 import { startTestProxy, type TestProxy } from '../support/proxy';
-import { startRelay, type Relay } from '../support/relay';
+import { relayTo, type Relay } from '../support/relay';
 
 let db: TestDatabase;
 
@@ -64,13 +64,12 @@ describe('a queue that cannot drain', () => {
   let proxy: TestProxy;
   let relay: Relay;
   beforeAll(async () => {
-    const url = new URL(db.url);
-    relay = await startRelay(url.hostname, Number(url.port || 5432));
+    let url: string;
+    ({ relay, url } = await relayTo(db.url));
     relay.setDown(true);
-    url.port = String(relay.port);
     // The sink's database is unreachable: every event waits in the queue (400 events, 100 per session).
     proxy = await startTestProxy(db.url, {
-      audit: { sinks: [{ type: 'postgres', url: url.toString(), table: 'hardening_audit' }], queue_size: 400, reads_when_unavailable: 'allow' },
+      audit: { sinks: [{ type: 'postgres', url, table: 'hardening_audit' }], queue_size: 400, reads_when_unavailable: 'allow' },
     });
   });
   afterAll(async () => {

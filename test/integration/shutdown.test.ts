@@ -6,18 +6,18 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
-import { startRelay, type Relay } from '../support/relay';
+import { relayTo, type Relay } from '../support/relay';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml');
 const R = "/*reason='shutdown test'*/ ";
 let db: TestDatabase;
 let relay: Relay;
+let relayed: string;
 let table = 0;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const url = new URL(db.url);
-  relay = await startRelay(url.hostname, Number(url.port || 5432));
+  ({ relay, url: relayed } = await relayTo(db.url));
 });
 afterAll(async () => {
   await relay?.close();
@@ -26,14 +26,12 @@ afterAll(async () => {
 
 /** A proxy whose audit table (its own per test) is reached through the relay. */
 async function proxyWith(graceMs: number): Promise<{ proxy: TestProxy; audit: string }> {
-  const url = new URL(db.url);
-  url.port = String(relay.port);
   const audit = `shutdown_audit_${++table}`;
   relay.setDown(false);
   const proxy = await startTestProxy(db.url, {
     policies: [POLICY],
     session: { shutdown_grace_ms: graceMs, deadline_margin_ms: 500 },
-    audit: { sinks: [{ type: 'postgres', url: url.toString(), table: audit }], durable_timeout_ms: 1000 },
+    audit: { sinks: [{ type: 'postgres', url: relayed, table: audit }], durable_timeout_ms: 1000 },
   });
   return { proxy, audit };
 }

@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { modes, send, type Mode } from '../support/modes';
 import { startTestProxy, type TestProxy } from '../support/proxy';
-import { startRelay, type Relay } from '../support/relay';
+import { relayTo, type Relay } from '../support/relay';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml');
 const R = "/*reason='commit test'*/ ";
@@ -17,12 +17,11 @@ let proxy: TestProxy;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const url = new URL(db.url);
-  relay = await startRelay(url.hostname, Number(url.port || 5432));
-  url.port = String(relay.port);
+  let url: string;
+  ({ relay, url } = await relayTo(db.url));
   proxy = await startTestProxy(db.url, {
     policies: [POLICY],
-    audit: { sinks: [{ type: 'postgres', url: url.toString(), table: 'commit_audit' }], durable_timeout_ms: 400 },
+    audit: { sinks: [{ type: 'postgres', url, table: 'commit_audit' }], durable_timeout_ms: 400 },
   });
 });
 afterAll(async () => {

@@ -62,3 +62,11 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
       }),
   };
 }
+
+/** A relay in front of the database of `url`, and the same URL through it (for a sink or an upstream the test can cut). */
+export async function relayTo(url: string): Promise<{ relay: Relay; url: string }> {
+  const target = new URL(url);
+  const relay = await startRelay(target.hostname, Number(target.port || 5432));
+  target.port = String(relay.port);
+  return { relay, url: target.toString() };
+}
