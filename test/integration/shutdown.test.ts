@@ -1,7 +1,7 @@
 // Shutdown (SIGTERM): the proxy stops accepting, idle sessions end at once, busy ones finish what they run and may
 // commit their transaction within session.shutdown_grace_ms, and what still runs after it is cancelled. Every
 // statement gets its event, and no write is left committed without its event in the trail, with the audit sink up
-// or going down at the same moment. Proven by counting committed rows against the events naming them.
+// or going down at the same moment, under both protocols. Proven by counting committed rows against the events naming them.
 import path from 'node:path';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
@@ -97,15 +97,22 @@ describe.each([
     let n = base;
     const agents = await Promise.all(Array.from({ length: 20 }, () => connect(proxy)));
     const work = agents.map(async (c, i) => {
+      // Half the agents of each kind send Parse/Bind/Execute/Sync, the other half simple Queries.
+      const extended = i % 4 >= 2;
+      const q = (sql: string, value?: number) =>
+        extended
+          ? c.query({ text: sql.replace('$V', '$1'), values: value === undefined ? [] : [value], queryMode: 'extended' } as never)
+          : c.query(sql.replace('$V', String(value)));
       try {
         while (!stop) {
           if (i % 2 === 0) {
-            await c.query(`${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, ${++n})`);
+            await q(`${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, $V)`, ++n);
           } else {
-            await c.query('BEGIN');
-            await c.query(`${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, ${++n})`);
-            await c.query(`${R}UPDATE orders SET status = 'shipped' WHERE total_cents = ${n}`);
-            await c.query('COMMIT');
+            await q('BEGIN');
+            const mine = ++n;
+            await q(`${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, $V)`, mine);
+            await q(`${R}UPDATE orders SET status = 'shipped' WHERE total_cents = $V`, mine);
+            await q('COMMIT');
           }
         }
       } catch {
