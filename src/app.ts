@@ -3,7 +3,7 @@ import path from 'node:path';
 import { initAnalysis } from './analysis/parser';
 import { createJwtVerifier, jwtConfigSchema } from './auth/jwt';
 import { loadUsersFile } from './auth/users';
-import { AdminToken } from './admin/auth';
+import { AdminAuth } from './admin/auth';
 import { proxyVersion, rateLimitStatus, registerHealthRoutes } from './admin/health-routes';
 import { ProxyMetrics } from './admin/metrics';
 import { registerRollbackRoutes } from './admin/rollback-routes';
@@ -114,7 +114,7 @@ async function createRateLimitStore(config: ProxyConfig, log: Logger): Promise<{
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<RunningProxy> {
   await initAnalysis();
   const auth = await buildAuthSettings(config);
-  const adminToken = AdminToken.fromConfig(config);
+  const adminAuth = AdminAuth.fromConfig(config);
   const scopes = await prepareScopes(config, log);
   const limits = await createRateLimitStore(config, log);
   const approvals = options.approvals ?? (await createApprovalStore(config, log));
@@ -123,7 +123,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const server = new ProxyServer(config, auth, scopes, log, { rateLimits: limits.store, approvals, audit: auditPort(audit), metrics });
   const admin = new AdminServer({
     listen: config.adminListen,
-    token: adminToken,
+    auth: adminAuth,
     approvals,
     executor: countedAgainstWriteBudget(options.approvalExecutor ?? upstreamExecutor(config, log, () => scopes.policies), limits.store, () => scopes.policies),
     log,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The ormai-proxy command line: serve, demo, check, test, hash-password, audit verify, rollback.
+// The ormai-proxy command line: serve, demo, check, test, hash-password, admin-token, audit verify, rollback.
 import { parseArgs } from 'node:util';
+import { newIdentityToken } from './admin/auth';
 import { startProxy } from './app';
 import { rollbackCommand } from './audit/rollback-command';
 import { auditCommand } from './audit/verify';
@@ -21,14 +22,32 @@ const USAGE = `Usage:
                                        run a policy regression suite through an in-process proxy
   ormai-proxy hash-password            read a password on stdin, print a SCRAM-SHA-256 verifier
   ormai-proxy audit verify FILE        check the hash chain of an audit file (exit 0 intact, 1 tampered)
-  ormai-proxy rollback --config FILE [--file AUDIT.jsonl] [--yes] [--by NAME] AUDIT_ID
-                                       show the inverse of a write from its audit event and run it on confirmation
+  ormai-proxy rollback (--config FILE | --admin-url URL) [--token-file FILE] [--yes] AUDIT_ID
+                                       have the running proxy show the inverse of a write and run it on confirmation
+  ormai-proxy admin-token NAME         print a new admin token for NAME and its admin.identities_file entry
 `;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** `ormai-proxy admin-token NAME`: the token on stdout's first line, the entry for admin.identities_file after it. */
+function adminTokenCommand(args: string[]): number {
+  if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
+    process.stdout.write('usage: ormai-proxy admin-token NAME\n  prints a new random token for NAME, then the line to add under identities: in admin.identities_file\n');
+    return 0;
+  }
+  const name = args[0]?.trim() ?? '';
+  if (args.length !== 1 || name === '' || name.startsWith('-') || /[\u0000-\u001f\u007f]/.test(name)) {
+    process.stderr.write('usage: ormai-proxy admin-token NAME (a non-empty name without control characters)\n');
+    return 2;
+  }
+  const { token, entry } = newIdentityToken(name);
+  process.stdout.write(`${token}\n`);
+  process.stderr.write(`give the token above to ${name} (it is shown once); add this line under identities: in admin.identities_file:\n${entry}\n`);
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -42,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'test') return runTestCommand(rest);
   if (command === 'audit') return auditCommand(rest);
   if (command === 'rollback') return rollbackCommand(rest);
+  if (command === 'admin-token') return adminTokenCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, help: { type: 'boolean', short: 'h' } },

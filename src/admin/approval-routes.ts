@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { ApprovalError, APPROVAL_STATES, type Approval, type ApprovalExecutor, type ApprovalListener, type ApprovalStore, type ExecutionResult } from '../approvals/types';
 import type { Logger } from '../log';
 import { HttpError } from './http';
-import type { AdminResponse, Router } from './router';
+import type { AdminRequest, AdminResponse, Router } from './router';
+import { sameIdentity } from '../approvals/transitions';
 
 export interface ApprovalRouteDeps {
   store: ApprovalStore;
@@ -20,7 +21,7 @@ const identity = z
   .min(1, 'must not be empty')
   .max(200)
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
-const decisionBody = z.strictObject({ approver: identity, note: z.string().max(4000).optional() });
+const decisionBody = z.strictObject({ approver: identity.optional(), note: z.string().max(4000).optional() });
 const listQuery = z.strictObject({ state: z.enum(APPROVAL_STATES as [string, ...string[]]).optional(), tenant: z.string().optional(), user: z.string().optional() });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -29,6 +30,29 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const issues = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message));
   throw new HttpError(400, 'invalid_request', `invalid ${what}: ${issues.join('; ')}`);
 }
+
+/**
+ * The name a decision or rollback is recorded under: the authenticated caller's. A name in the
+ * body is only a check (the caller says who it thinks it is); one that is not the caller's is
+ * refused, so a token can never vote, deny or roll back in another person's name.
+ */
+export function actorOf(req: AdminRequest, claimed: string | undefined, field: string): string {
+  const caller = req.identity;
+  if (!caller) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required');
+  if (claimed !== undefined && !sameIdentity(claimed, caller.name)) {
+    throw new HttpError(
+      403,
+      'identity_mismatch',
+      caller.shared
+        ? `${field} "${claimed}" is not the caller: the shared admin token acts as "${caller.name}". Give each approver their own token in admin.identities_file (ormai-proxy admin-token NAME) and call with it`
+        : `${field} "${claimed}" is not the caller: this token belongs to "${caller.name}". Leave ${field} out, or call with that person's own token`,
+    );
+  }
+  return caller.name;
+}
+
+/** An empty body is an empty object: the caller's token says who decides. */
+export const orEmpty = (body: unknown): unknown => (body === undefined ? {} : body);
 
 /** Typed store refusals become their HTTP status; anything else propagates (and becomes a 500). */
 /** `expired`: told of a request the call found overdue and recorded expired (the sweeper would have). */
@@ -80,13 +104,14 @@ export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps):
     method: 'POST',
     path: '/approvals/:id/approve',
     handler: async (req) => {
-      const body = parse(decisionBody, await req.json(), 'body');
+      const body = parse(decisionBody, orEmpty(await req.json()), 'body');
+      const approver = actorOf(req, body.approver, 'approver');
       const { approval, ready } = await storeCall(
-        () => store.approve(req.params.id, body.approver, body.note, deps.now()),
+        () => store.approve(req.params.id, approver, body.note, deps.now()),
         (overdue) => emit({ action: 'expire', approval: overdue }),
       );
-      log.info({ approval_id: approval.id, approver: body.approver, approvals: approval.approvals.length, needed: approval.approvers }, 'approval recorded');
-      emit({ action: 'approve', approval, actor: body.approver });
+      log.info({ approval_id: approval.id, approver, approvals: approval.approvals.length, needed: approval.approvers }, 'approval recorded');
+      emit({ action: 'approve', approval, actor: approver });
       if (!ready) return ok({ approval, executed: false });
       return ok({ approval: await execute(deps, approval, emit), executed: true });
     },
@@ -96,13 +121,14 @@ export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps):
     method: 'POST',
     path: '/approvals/:id/deny',
     handler: async (req) => {
-      const body = parse(decisionBody, await req.json(), 'body');
+      const body = parse(decisionBody, orEmpty(await req.json()), 'body');
+      const by = actorOf(req, body.approver, 'approver');
       const approval = await storeCall(
-        () => store.deny(req.params.id, body.approver, body.note, deps.now()),
+        () => store.deny(req.params.id, by, body.note, deps.now()),
         (overdue) => emit({ action: 'expire', approval: overdue }),
       );
-      log.info({ approval_id: approval.id, by: body.approver }, 'approval denied');
-      emit({ action: 'deny', approval, actor: body.approver });
+      log.info({ approval_id: approval.id, by }, 'approval denied');
+      emit({ action: 'deny', approval, actor: by });
       return ok({ approval });
     },
   });

@@ -4,10 +4,11 @@ import { findAuditEvent, executeRollback } from '../audit/rollback-command';
 import type { AuditLog } from '../audit/log';
 import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
 import type { ProxyConfig } from '../config/load';
+import { actorOf, orEmpty } from './approval-routes';
 import { HttpError } from './http';
 import type { Router } from './router';
 
-const body = z.strictObject({ by: z.string().trim().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]+$/) });
+const body = z.strictObject({ by: z.string().trim().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]+$/).optional() });
 
 async function inverseFor(config: ProxyConfig, id: string) {
   const event = await findAuditEvent(config, id);
@@ -33,10 +34,11 @@ export function registerRollbackRoutes(router: Router, config: ProxyConfig, audi
     method: 'POST',
     path: '/audit/:id/rollback',
     handler: async (req) => {
-      const parsed = body.safeParse(await req.json());
-      if (!parsed.success) throw new HttpError(400, 'invalid_request', 'body must be { "by": "<who runs the rollback>" }');
+      const parsed = body.safeParse(orEmpty(await req.json()));
+      if (!parsed.success) throw new HttpError(400, 'invalid_request', 'the body is empty or { "by": "<the caller>" }; the rollback is recorded under the token\'s identity');
+      const by = actorOf(req, parsed.data.by, 'by');
       const { event, statements } = await inverseFor(config, req.params.id);
-      const result = await executeRollback(config, event, statements, parsed.data.by, audit);
+      const result = await executeRollback(config, event, statements, by, audit);
       return { status: 200, body: { event: event.id, rows: statements.length, ...result } };
     },
   });

@@ -1,5 +1,6 @@
 // The admin API's route table: method + path pattern (`/approvals/:id`) → handler; other modules add routes.
 import type { IncomingMessage } from 'node:http';
+import type { AdminIdentity } from './auth';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -12,6 +13,8 @@ export interface AdminRequest {
   /** The JSON body (size-limited; undefined when empty). Rejects with an HttpError. */
   json(): Promise<unknown>;
   raw: IncomingMessage;
+  /** The authenticated caller; undefined only on routes that need no token. */
+  identity?: AdminIdentity;
 }
 
 /** JSON `body`, or `text` with its content type (e.g. Prometheus metrics). */

@@ -2,7 +2,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { registerApprovalRoutes } from './approval-routes';
-import type { AdminToken } from './auth';
+import type { AdminAuth, AdminIdentity } from './auth';
 import { DEFAULT_BODY_LIMIT, HttpError, readJsonBody, sendError, sendJson, sendText } from './http';
 import { Router, type AdminRequest, type Method } from './router';
 import { ExpirySweeper } from '../approvals/sweeper';
@@ -12,8 +12,8 @@ import type { Logger } from '../log';
 
 export interface AdminServerOptions {
   listen: HostPort;
-  /** Without a token every route that requires auth answers 503. */
-  token?: AdminToken;
+  /** Without a token (shared or named) every route that requires auth answers 503. */
+  auth?: AdminAuth;
   approvals: ApprovalStore;
   executor: ApprovalExecutor;
   log: Logger;
@@ -63,7 +63,7 @@ export class AdminServer {
         this.server.on('error', (err) => this.log.error({ err: err.message }, 'admin listener error'));
         const address = this.server.address() as net.AddressInfo;
         this.sweeper.start();
-        this.log.info({ host: address.address, port: address.port, api: this.options.token ? 'enabled' : 'disabled' }, 'admin listening');
+        this.log.info({ host: address.address, port: address.port, api: this.options.auth?.enabled ? 'enabled' : 'disabled' }, 'admin listening');
         resolve({ host: address.address, port: address.port });
       });
     });
@@ -112,7 +112,7 @@ export class AdminServer {
     if (match.kind === 'method') {
       throw new HttpError(405, 'method_not_allowed', `use ${match.allowed.join(' or ')} for ${rawPath}`, { allow: match.allowed.join(', ') });
     }
-    if (match.route.auth !== false) this.authorise(req);
+    const identity = match.route.auth !== false ? this.authorise(req) : undefined;
     let body: Promise<unknown> | undefined;
     const request: AdminRequest = {
       method: method as Method,
@@ -122,18 +122,19 @@ export class AdminServer {
       // The stream can be read once; a second call gets the same result.
       json: () => (body ??= readJsonBody(req, this.options.bodyLimit ?? DEFAULT_BODY_LIMIT)),
       raw: req,
+      identity,
     };
     const response = await match.route.handler(request);
     if ('text' in response) sendText(res, response.status, response.text, response.contentType);
     else sendJson(res, response.status, response.body, response.headers);
   }
 
-  private authorise(req: IncomingMessage): void {
-    const { token } = this.options;
-    if (!token) throw new HttpError(503, 'admin_disabled', 'admin API disabled: set admin.token_file');
-    if (!token.matches(req.headers.authorization)) {
-      throw new HttpError(401, 'unauthorized', 'a valid bearer token is required', { 'www-authenticate': 'Bearer realm="ormai-proxy admin"' });
-    }
+  private authorise(req: IncomingMessage): AdminIdentity {
+    const { auth } = this.options;
+    if (!auth?.enabled) throw new HttpError(503, 'admin_disabled', 'admin API disabled: set admin.token_file or admin.identities_file');
+    const identity = auth.identify(req.headers.authorization);
+    if (!identity) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required', { 'www-authenticate': 'Bearer realm="ormai-proxy admin"' });
+    return identity;
   }
 }
 

@@ -1,16 +1,15 @@
-// `ormai-proxy rollback <audit_id>` and the admin route: find a write's audit event, show its inverse, run it on confirmation.
+// `ormai-proxy rollback <audit_id>`, a client of the running proxy's admin API, and what the admin route runs: find a write's event, run its inverse.
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { loadConfig, type ProxyConfig } from '../config/load';
-import { createLogger, type Logger } from '../log';
 import { adminClientConfig } from '../upstream/catalog';
 import type { AuditEvent } from './event';
-import { createAuditLog, postgresClient } from './factory';
+import { postgresClient } from './factory';
 import type { AuditLog } from './log';
-import { describeInverse, inverseOf, runInverse, type InverseStatement, type RollbackResult } from './rollback';
+import { runInverse, type InverseStatement, type RollbackResult } from './rollback';
 import { auditTableName } from './sinks/postgres';
 
 const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -80,57 +79,134 @@ export async function executeRollback(
   }
 }
 
-const USAGE = 'usage: ormai-proxy rollback --config FILE [--file AUDIT.jsonl] [--yes] [--by NAME] AUDIT_ID\n';
+export const ROLLBACK_USAGE = `usage: ormai-proxy rollback (--config FILE | --admin-url URL) [--token-file FILE] [--yes] AUDIT_ID
+  Asks the running proxy's admin API for the inverse of a write, shows it, and has the proxy run it
+  on confirmation: the rollback is recorded in the proxy's own audit trail (one writer per chain),
+  under the identity of the token (--token-file, default admin.token_file of --config).
+`;
 
-export async function rollbackCommand(args: string[], input: NodeJS.ReadableStream = process.stdin): Promise<number> {
+interface Output {
+  write(text: string): unknown;
+}
+
+/** The admin API's base URL from admin_listen: a wildcard address is reached on loopback. */
+function adminUrlOf(config: ProxyConfig): string {
+  const { host, port } = config.adminListen;
+  const reach = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reach.includes(':') ? `[${reach}]` : reach}:${port}`;
+}
+
+async function call(base: string, token: string, method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; body: any }> {
+  let res: Response;
+  try {
+    res = await fetch(`${base}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new Error(
+      `no proxy answers at ${base} (${cause}). A rollback runs through the running proxy, so that its audit chain has one writer: start the proxy, or pass --admin-url`,
+    );
+  }
+  const text = await res.text();
+  let parsed: any;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = { error: { code: 'not_json', message: text.slice(0, 200) } };
+  }
+  return { status: res.status, body: parsed };
+}
+
+export async function rollbackCommand(
+  args: string[],
+  input: NodeJS.ReadableStream = process.stdin,
+  out: Output = process.stdout,
+  err: Output = process.stderr,
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: { config: { type: 'string', short: 'c' }, file: { type: 'string' }, yes: { type: 'boolean' }, by: { type: 'string' } },
+      options: {
+        config: { type: 'string', short: 'c' },
+        'admin-url': { type: 'string' },
+        'token-file': { type: 'string' },
+        yes: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     });
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}`);
+  } catch (e) {
+    err.write(`${(e as Error).message}\n${ROLLBACK_USAGE}`);
     return 2;
   }
   const { values, positionals } = parsed;
-  if (!values.config || positionals.length !== 1) {
-    process.stderr.write(USAGE);
+  if (values.help) {
+    out.write(ROLLBACK_USAGE);
+    return 0;
+  }
+  if ((!values.config && !values['admin-url']) || positionals.length !== 1) {
+    err.write(ROLLBACK_USAGE);
     return 2;
   }
   const id = positionals[0];
-  const config = loadConfig(values.config);
-  const log: Logger = createLogger(config.raw.log_level === 'info' ? 'warn' : config.raw.log_level);
-  const event = await findAuditEvent(config, id, values.file);
-  if (!event) {
-    process.stderr.write(`no audit event ${id} in the configured file and postgres sinks${values.file ? ` (looked in ${values.file})` : ''}\n`);
-    return 1;
+  let base = values['admin-url'];
+  let tokenFile = values['token-file'];
+  if (values.config) {
+    const config = loadConfig(values.config);
+    base ??= adminUrlOf(config);
+    if (tokenFile === undefined && config.raw.admin.token_file !== undefined) tokenFile = path.resolve(config.dir, config.raw.admin.token_file);
   }
-  let statements: InverseStatement[];
+  if (tokenFile === undefined) {
+    err.write('rollback needs a token: --token-file FILE (your own, from admin.identities_file) or admin.token_file in --config\n');
+    return 2;
+  }
+  let token: string;
   try {
-    statements = inverseOf(event);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    token = readFileSync(tokenFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    err.write(`cannot read token file ${tokenFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return 2;
+  }
+  base = base!.replace(/\/+$/, '');
+  const route = `/audit/${encodeURIComponent(id)}/rollback`;
+  let shown;
+  try {
+    shown = await call(base, token, 'GET', route);
+  } catch (e) {
+    err.write(`${(e as Error).message}\n`);
     return 1;
   }
-  process.stdout.write(`-- rollback of ${event.id} (${event.changes!.operation} on ${event.changes!.table}, ${statements.length} rows)\n${describeInverse(statements)};\n`);
+  if (shown.status !== 200) {
+    err.write(`${shown.body?.error?.code ?? shown.status}: ${shown.body?.error?.message ?? 'the proxy refused'}\n`);
+    return 1;
+  }
+  out.write(`-- rollback of ${shown.body.event} (${shown.body.operation} on ${shown.body.table}, ${shown.body.rows} rows)\n${shown.body.sql};\n`);
   if (!values.yes) {
     const rl = createInterface({ input, output: process.stdout, terminal: false });
     const answer = (await rl.question('Type "yes" to run these statements: ')).trim();
     rl.close();
     if (answer !== 'yes') {
-      process.stdout.write('nothing was run\n');
+      out.write('nothing was run\n');
       return 1;
     }
   }
-  const audit = await createAuditLog(config, log);
+  let done;
   try {
-    const result = await executeRollback(config, event, statements, values.by ?? process.env.USER ?? 'cli', audit);
-    process.stdout.write(`reverted ${result.reverted} of ${statements.length} rows; ${result.skipped} changed since and were left alone\n`);
-    return 0;
-  } finally {
-    await audit.close();
+    done = await call(base, token, 'POST', route, {});
+  } catch (e) {
+    err.write(`${(e as Error).message}\n`);
+    return 1;
   }
+  if (done.status !== 200) {
+    err.write(`${done.body?.error?.code ?? done.status}: ${done.body?.error?.message ?? 'the proxy refused'}\n`);
+    return 1;
+  }
+  out.write(`reverted ${done.body.reverted} of ${done.body.rows} rows; ${done.body.skipped} changed since and were left alone\n`);
+  return 0;
 }

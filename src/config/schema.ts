@@ -81,6 +81,12 @@ const store = z.strictObject({
 const admin = z.strictObject({
   /** A mounted secret holding the admin API's bearer token; without it only the routes that need no token are served. */
   token_file: z.string().optional(),
+  /**
+   * A mounted secret naming each person who may use the admin API with the SHA-256 of their own
+   * token (`ormai-proxy admin-token NAME` makes one). Approvals, denials and rollbacks are recorded
+   * under that name; the shared token_file token acts as the identity `admin`.
+   */
+  identities_file: z.string().optional(),
   /** /metrics requires the bearer token too (it is open by default, like /healthz, /readyz and /version). */
   metrics_auth: z.boolean().default(false),
   /** /readyz turns not ready while the V8 heap in use exceeds this share of its limit. */

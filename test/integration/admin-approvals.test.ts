@@ -5,10 +5,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { AdminToken } from '../../src/admin/auth';
+import { AdminAuth, AdminToken } from '../../src/admin/auth';
 import type { Approval } from '../../src/approvals/types';
 import { createLogger } from '../../src/log';
-import { api, approve, closeAdminServers, startAdmin as start, TOKEN } from '../support/admin';
+import { api, approve, closeAdminServers, identityToken, startAdmin as start, TOKEN } from '../support/admin';
 import { approvalRequest } from '../support/approvals';
 
 afterEach(() => closeAdminServers());
@@ -28,9 +28,9 @@ describe('auth', () => {
   });
 
   test('without a token file every route but /healthz answers 503', async () => {
-    const h = await start({ token: undefined });
+    const h = await start({ auth: undefined });
     expect((await api(h, 'GET', '/healthz', { token: null })).status).toBe(200);
-    expect(await api(h, 'GET', '/approvals')).toMatchObject({ status: 503, body: { error: { code: 'admin_disabled', message: 'admin API disabled: set admin.token_file' } } });
+    expect(await api(h, 'GET', '/approvals')).toMatchObject({ status: 503, body: { error: { code: 'admin_disabled', message: 'admin API disabled: set admin.token_file or admin.identities_file' } } });
   });
 
   test('the token is read from a file (one trailing newline ignored) and never logged', async () => {
@@ -39,11 +39,12 @@ describe('auth', () => {
       writeFileSync(path.join(dir, 'token'), `${TOKEN}\n`);
       const lines: string[] = [];
       const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-      const h = await start({ token: AdminToken.fromFile(path.join(dir, 'token')), log: createLogger('trace', sink) });
+      const h = await start({ auth: new AdminAuth(AdminToken.fromFile(path.join(dir, 'token'))), log: createLogger('trace', sink) });
       const a = await h.store.create(approvalRequest({ approvers: 1 }));
       expect((await api(h, 'GET', '/approvals')).status).toBe(200);
       expect((await api(h, 'GET', '/approvals', { token: 'wrong-token-wrong-token' })).status).toBe(401);
-      expect((await approve(h, a.id, 'alice')).status).toBe(200);
+      // The shared token alone acts as the identity `admin`.
+      expect(await api(h, 'POST', `/approvals/${a.id}/approve`, { body: {} })).toMatchObject({ status: 200, body: { approval: { approvals: [{ approver: 'admin' }] } } });
       const log = lines.join('');
       expect(log).toMatch(/approved write finished/);
       expect(log).not.toContain(TOKEN);
@@ -78,6 +79,26 @@ describe('approvals', () => {
     expect(await api(h, 'GET', '/approvals/appr_unknown')).toMatchObject({ status: 404, body: { error: { code: 'approval_not_found' } } });
     expect(await api(h, 'GET', '/approvals?state=maybe')).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
     expect((await api(h, 'GET', '/approvals?colour=red')).status).toBe(400);
+  });
+
+  test('a decision is recorded under the caller\'s token, never under a name the body gives', async () => {
+    const h = await start();
+    const a = await h.store.create(approvalRequest({ approvers: 2 }));
+    // The shared token cannot speak for alice; bob's token cannot either.
+    expect(await api(h, 'POST', `/approvals/${a.id}/approve`, { token: TOKEN, body: { approver: 'alice' } })).toMatchObject({ status: 403, body: { error: { code: 'identity_mismatch', message: expect.stringMatching(/admin.identities_file/) } } });
+    expect(await api(h, 'POST', `/approvals/${a.id}/approve`, { token: identityToken('bob'), body: { approver: 'alice' } })).toMatchObject({ status: 403, body: { error: { code: 'identity_mismatch' } } });
+    // The requester's own token is refused as the requester, whatever the body says.
+    expect(await api(h, 'POST', `/approvals/${a.id}/approve`, { token: identityToken('agent1'), body: {} })).toMatchObject({ status: 403, body: { error: { code: 'approval_by_requester' } } });
+    // Without a name, the token's identity is the approver; the shared token counts once, as admin.
+    expect(await api(h, 'POST', `/approvals/${a.id}/approve`, { token: identityToken('carol'), body: { note: 'fine' } })).toMatchObject({ status: 200, body: { approval: { approvals: [{ approver: 'carol', note: 'fine' }] } } });
+    expect(await api(h, 'POST', `/approvals/${a.id}/approve`, { token: identityToken('carol'), body: {} })).toMatchObject({ status: 409, body: { error: { code: 'approval_repeated_approver' } } });
+    expect(h.calls).toHaveLength(0);
+    const done = await api(h, 'POST', `/approvals/${a.id}/approve`, { token: TOKEN, body: {} });
+    expect(done).toMatchObject({ status: 200, body: { executed: true, approval: { state: 'executed', approvals: [{ approver: 'carol' }, { approver: 'admin' }] } } });
+    expect(h.events.map((e) => [e.action, e.actor])).toEqual([['approve', 'carol'], ['approve', 'admin'], ['execute', undefined]]);
+    const b = await h.store.create(approvalRequest({ approvers: 1 }));
+    expect(await api(h, 'POST', `/approvals/${b.id}/deny`, { token: identityToken('dave'), body: { approver: 'alice' } })).toMatchObject({ status: 403 });
+    expect(await api(h, 'POST', `/approvals/${b.id}/deny`, { token: identityToken('dave') })).toMatchObject({ status: 200, body: { approval: { state: 'denied', decision: { by: 'dave' } } } });
   });
 
   test('two distinct approvers needed, requester refused, then the executor runs once and the result is recorded', async () => {
@@ -175,7 +196,7 @@ describe('hostile and malformed input', () => {
     const a = await h.store.create(approvalRequest());
     const post = (init: Parameters<typeof api>[3]) => api(h, 'POST', `/approvals/${a.id}/approve`, init);
     expect(await post({ raw: '{"approver": ', headers: { 'content-type': 'application/json' } })).toMatchObject({ status: 400, body: { error: { code: 'invalid_json' } } });
-    expect(await post({ raw: '' })).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
+    expect(await post({ raw: 'null', headers: { 'content-type': 'application/json' } })).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
     expect((await post({ body: [] })).status).toBe(400);
     expect((await post({ body: { approver: '' } })).status).toBe(400);
     expect((await post({ body: { approver: 'a\nb' } })).status).toBe(400);

@@ -1,5 +1,5 @@
 // The admin API inside a running proxy, and two sidecars sharing the Postgres approvals store.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startProxy, type RunningProxy } from '../../src/app';
@@ -8,7 +8,7 @@ import type { Approval } from '../../src/approvals/types';
 import { ConfigError, resolveConfig } from '../../src/config/load';
 import { silentLogger } from '../../src/log';
 import { parseStructuredFile } from '../../src/policy/load';
-import { api, approve, closeAdminServers, startAdmin, TOKEN, type Harness } from '../support/admin';
+import { api, approve, closeAdminServers, startAdmin, type Harness, writeAdminSecrets } from '../support/admin';
 import { approvalRequest } from '../support/approvals';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 
@@ -19,7 +19,7 @@ let dir: string;
 beforeAll(async () => {
   db = await createTestDatabase();
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-admin-'));
-  writeFileSync(path.join(dir, 'admin-token'), `${TOKEN}\n`);
+  writeAdminSecrets(dir);
 });
 afterEach(() => closeAdminServers());
 afterAll(async () => {
@@ -59,7 +59,7 @@ describe('two sidecars sharing the Postgres store', () => {
 
 describe('the admin API in a running proxy', () => {
   test('serves /healthz and the approvals API on admin_listen; the executor runs nothing held under another policy; close stops it', async () => {
-    const proxy = await proxyWith({ admin: { token_file: path.join(dir, 'admin-token') }, approvals: { store: 'postgres', table: 'ormai_approvals_app' } });
+    const proxy = await proxyWith({ admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') }, approvals: { store: 'postgres', table: 'ormai_approvals_app' } });
     const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
     try {
       expect(proxy.admin.port).not.toBe(proxy.port);
@@ -81,7 +81,7 @@ describe('the admin API in a running proxy', () => {
     const calls: Approval[] = [];
     const actions: string[] = [];
     const proxy = await proxyWith(
-      { admin: { token_file: path.join(dir, 'admin-token') } },
+      { admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') } },
       { approvalExecutor: async (a) => (calls.push(a), { rowsAffected: 2 }), onApprovalEvent: (e) => actions.push(e.action) },
     );
     try {

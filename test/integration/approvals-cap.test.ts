@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { api, TOKEN } from '../support/admin';
+import { api, writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { modes, send } from '../support/modes';
 import { startTestProxy, type TestProxy } from '../support/proxy';
@@ -17,7 +17,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-cap-'));
-  writeFileSync(path.join(dir, 'admin-token'), `${TOKEN}\n`);
+  writeAdminSecrets(dir);
   writeFileSync(
     path.join(dir, 'policy.yaml'),
     [
@@ -32,7 +32,7 @@ beforeAll(async () => {
     ].join('\n'),
   );
   db = await createTestDatabase();
-  proxy = await startTestProxy(db.url, { policies: [path.join(dir, 'policy.yaml')], admin: { token_file: path.join(dir, 'admin-token') } });
+  proxy = await startTestProxy(db.url, { policies: [path.join(dir, 'policy.yaml')], admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') } });
 });
 afterAll(async () => {
   await proxy?.close();
@@ -98,7 +98,7 @@ describe.each(modes)('write budget, $protocol protocol', (mode) => {
         '',
       ].join('\n'),
     );
-    const p = await startTestProxy(db.url, { policies: [policy], admin: { token_file: path.join(dir, 'admin-token') } });
+    const p = await startTestProxy(db.url, { policies: [policy], admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') } });
     const c = new Client({ connectionString: p.url() });
     await c.connect();
     try {

@@ -1,10 +1,10 @@
 // Approvals end to end (I5): a write a rule holds is stored, not run; two distinct approvers over the admin API make the
 // proxy run it once; the requester cannot approve; expiry denies; the agent sees its approvals in ormai.approvals.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { api, TOKEN } from '../support/admin';
+import { api, writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 
@@ -16,11 +16,11 @@ let admin: { url: string };
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-approvals-'));
-  writeFileSync(path.join(dir, 'admin-token'), `${TOKEN}\n`);
+  writeAdminSecrets(dir);
   db = await createTestDatabase();
   proxy = await startTestProxy(db.url, {
     policies: [path.resolve(__dirname, '..', 'fixtures', 'approval-policy.yaml')],
-    admin: { token_file: path.join(dir, 'admin-token') },
+    admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') },
     approvals: { store: 'postgres', table: 'ormai_approvals_e2e', sweep_interval_ms: 100 },
   });
   admin = { url: `http://127.0.0.1:${proxy.admin.port}` };

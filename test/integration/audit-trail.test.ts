@@ -1,12 +1,13 @@
 // The audit trail end to end (I7): one event per statement the agent sends, refused ones included, under both protocols;
 // writes carry their before/after; the chained file verifies; a write is rolled back from its event.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { AuditEvent } from '../../src/audit/event';
 import { verifyFile } from '../../src/audit/verify';
-import { api, TOKEN } from '../support/admin';
+import { api, identityToken, writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 
@@ -17,9 +18,9 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-audit-trail-'));
-  writeFileSync(path.join(dir, 'admin-token'), TOKEN);
+  writeAdminSecrets(dir);
   db = await createTestDatabase();
-  proxy = await startTestProxy(db.url, { policies: [POLICY], admin: { token_file: path.join(dir, 'admin-token') } });
+  proxy = await startTestProxy(db.url, { policies: [POLICY], admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') } });
 });
 afterAll(async () => {
   await proxy?.close();
@@ -122,4 +123,31 @@ test('a write is rolled back from its event, only where the row is still as the 
     ['rolled_back', 'alice', 0],
   ]);
   expect((await api(admin, 'GET', `/audit/${events.find((e) => e.kind === 'connection')!.id}/rollback`)).status).toBe(409);
+});
+
+test('the rollback command goes through the running proxy: recorded under the token\'s identity, the chain still verifies', async () => {
+  const events = await session(["/*reason='undo from the CLI'*/ UPDATE orders SET status = 'cli-mistake' WHERE id = 3"], false);
+  const write = events.find((e) => e.statement_kind === 'write')!;
+  const tokenFile = path.join(dir, 'bob-token');
+  writeFileSync(tokenFile, `${identityToken('bob')}\n`);
+  const cli = path.resolve(__dirname, '..', '..', 'dist', 'cli.js');
+  const url = `http://127.0.0.1:${proxy.admin.port}`;
+  // Asynchronously: the proxy answering the command runs in this process.
+  const cmd = (args: string[]) =>
+    new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [cli, 'rollback', ...args], { encoding: 'utf8' }, (e, stdout, stderr) => resolve({ status: e ? Number(e.code) : 0, stdout, stderr })),
+    );
+  const run = await cmd(['--admin-url', url, '--token-file', tokenFile, '--yes', write.id]);
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  expect(run.stdout).toMatch(/UPDATE .*"status" IS NOT DISTINCT FROM 'cli-mistake'/);
+  expect(run.stdout).toMatch(/reverted 1 of 1 rows/);
+  expect((await db.query<{ status: string }>('SELECT status FROM orders WHERE id = 3'))[0].status).not.toBe('cli-mistake');
+  await new Promise((r) => setTimeout(r, 100));
+  expect(proxy.auditEvents().filter((e) => e.rolls_back === write.id).map((e) => [e.decision, e.actor])).toEqual([['rolled_back', 'bob']]);
+  expect(await verifyFile(proxy.auditFile)).toMatchObject({ ok: true });
+  // No proxy at the address: refused with the reason, nothing run.
+  const down = await cmd(['--admin-url', 'http://127.0.0.1:9', '--token-file', tokenFile, '--yes', write.id]);
+  expect(down.status).toBe(1);
+  expect(down.stderr).toMatch(/no proxy answers at http:\/\/127\.0\.0\.1:9 .*one writer/);
 });

@@ -1,5 +1,6 @@
 // Admin API building blocks: route matching (404/405), and the bearer-token check.
-import { AdminToken } from '../../../src/admin/auth';
+import { createHash } from 'node:crypto';
+import { AdminAuth, AdminToken, newIdentityToken } from '../../../src/admin/auth';
 import { Router, type Route } from '../../../src/admin/router';
 
 const handler: Route['handler'] = async () => ({ status: 200, body: {} });
@@ -51,5 +52,34 @@ describe('AdminToken', () => {
   test('serialises without the token or its digest', () => {
     expect(JSON.stringify({ token })).toBe('{"token":"[admin token]"}');
     expect(Object.keys(token)).toEqual(['expected']);
+  });
+});
+
+describe('AdminAuth', () => {
+  const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+  const shared = 'shared-admin-token-0123456789';
+  const alice = 'alice-own-token-0123456789abc';
+  const auth = new AdminAuth(new AdminToken(shared), [{ name: ' alice ', token_sha256: sha(alice) }]);
+
+  test('the shared token is the identity admin; a named token is its own name; anything else nobody', () => {
+    expect(auth.identify(`Bearer ${shared}`)).toEqual({ name: 'admin', shared: true });
+    expect(auth.identify(`Bearer ${alice}`)).toEqual({ name: 'alice', shared: false });
+    for (const wrong of [undefined, '', `Bearer ${alice}x`, `Basic ${alice}`, `Bearer ${sha(alice)}`]) expect(auth.identify(wrong)).toBeUndefined();
+  });
+
+  test('refuses a reserved, repeated or shared-token identity', () => {
+    expect(() => new AdminAuth(undefined, [{ name: 'Admin', token_sha256: sha(alice) }])).toThrow(/reserved/);
+    expect(() => new AdminAuth(undefined, [{ name: 'a', token_sha256: sha(alice) }, { name: 'A ', token_sha256: sha('x') }])).toThrow(/twice/);
+    expect(() => new AdminAuth(undefined, [{ name: 'a', token_sha256: sha(alice) }, { name: 'b', token_sha256: sha(alice) }])).toThrow(/same token/);
+    expect(() => new AdminAuth(new AdminToken(alice), [{ name: 'a', token_sha256: sha(alice) }])).toThrow(/same token as admin.token_file/);
+    expect(new AdminAuth().enabled).toBe(false);
+    expect(JSON.stringify({ auth })).toBe('{"auth":"[admin auth]"}');
+  });
+
+  test('newIdentityToken gives a token whose entry identifies it', () => {
+    const { token, entry } = newIdentityToken('bob@example.com');
+    const m = /name: "bob@example.com", token_sha256: ([0-9a-f]{64}) \}/.exec(entry);
+    expect(m?.[1]).toBe(sha(token));
+    expect(new AdminAuth(undefined, [{ name: 'bob@example.com', token_sha256: m![1] }]).identify(`Bearer ${token}`)?.name).toBe('bob@example.com');
   });
 });
