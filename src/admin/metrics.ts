@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { CacheStats } from '../analysis/cache';
 import { parserStats } from '../analysis/parser-host';
 import type { StatementKind } from '../analysis/types';
-import type { ApprovalStore } from '../approvals/types';
+import type { Approval, ApprovalStore } from '../approvals/types';
 import { catalogue } from '../errors/catalogue';
 import { CachedSource } from './cached-source';
 
@@ -98,7 +98,7 @@ export class ProxyMetrics {
   private cache: () => CacheStats = () => NO_CACHE;
   private audit: () => AuditCounters = () => NO_AUDIT;
   private rateLimitUp: () => Promise<boolean> | boolean = () => true;
-  private pendingApprovals?: CachedSource<number>;
+  private pendingApprovals?: CachedSource<PendingApprovals>;
   private policies: () => ReadonlyArray<{ name: string; hash: string }> = () => [];
 
   constructor(options: { version?: string; defaultMetrics?: boolean } = {}) {
@@ -163,7 +163,16 @@ export class ProxyMetrics {
       help: 'Held writes waiting for approval (refreshed at most every 5 s).',
       registers,
       async collect() {
-        this.set(self.pendingApprovals ? await self.pendingApprovals.get() : 0);
+        this.set(self.pendingApprovals ? (await self.pendingApprovals.get()).count : 0);
+      },
+    });
+    new Gauge({
+      name: 'ormai_approvals_oldest_pending_seconds',
+      help: 'Age of the oldest held write still waiting for approval; 0 when none is (the list is refreshed at most every 5 s, the age at each scrape).',
+      registers,
+      async collect() {
+        const oldest = self.pendingApprovals ? (await self.pendingApprovals.get()).oldestAt : undefined;
+        this.set(oldest === undefined ? 0 : Math.max(0, Date.now() - oldest) / 1000);
       },
     });
     new Gauge({
@@ -231,12 +240,12 @@ export class ProxyMetrics {
     this.rateLimitUp = fn;
   }
 
-  /** Counts pending approvals with `store.list`, cached; a store that fails keeps the last count. */
+  /** Counts pending approvals and finds the oldest with one `store.list`, cached; a store that fails keeps the last answer. */
   setApprovalSource(store: Pick<ApprovalStore, 'list'>, cacheMs = APPROVALS_CACHE_MS): void {
-    this.pendingApprovals = new CachedSource(async () => (await store.list({ state: 'pending' })).length, {
+    this.pendingApprovals = new CachedSource(async () => pendingOf(await store.list({ state: 'pending' })), {
       ttlMs: cacheMs,
       waitMs: SOURCE_WAIT_MS,
-      fallback: (_err, last) => last ?? 0,
+      fallback: (_err, last) => last ?? { count: 0 },
     });
   }
 
@@ -251,6 +260,22 @@ export class ProxyMetrics {
     const shared = await processMetrics().metrics();
     return own.endsWith('\n') ? own + shared : `${own}\n${shared}`;
   }
+}
+
+/** The pending approvals as the gauges need them: how many, and when the oldest was created (epoch ms). */
+interface PendingApprovals {
+  count: number;
+  oldestAt?: number;
+}
+
+/** Stores list oldest first, but the minimum is taken anyway: a timestamp that does not parse is skipped, not trusted. */
+function pendingOf(list: ReadonlyArray<Pick<Approval, 'createdAt'>>): PendingApprovals {
+  let oldestAt: number | undefined;
+  for (const a of list) {
+    const at = Date.parse(a.createdAt);
+    if (Number.isFinite(at) && (oldestAt === undefined || at < oldestAt)) oldestAt = at;
+  }
+  return oldestAt === undefined ? { count: list.length } : { count: list.length, oldestAt };
 }
 
 /**

@@ -8,6 +8,7 @@ import { api, TOKEN } from '../support/admin';
 import { approvalRequest } from '../support/approvals';
 import { waitFor } from '../support/clients';
 import { createTestDatabase, type TestDatabase } from '../support/db';
+import { parseExposition } from '../support/monitoring';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { startRelay, type Relay } from '../support/relay';
 
@@ -24,6 +25,7 @@ const METRIC_NAMES = [
   'ormai_audit_failures_total',
   'ormai_rate_limit_store_up',
   'ormai_approvals_pending',
+  'ormai_approvals_oldest_pending_seconds',
   'ormai_policy_reloads_total',
   'ormai_policy_reload_failures_total',
   'ormai_logins_total',
@@ -48,18 +50,6 @@ const adminOf = (p: TestProxy) => ({ url: `http://127.0.0.1:${p.admin.port}` });
 
 async function scrape(p: TestProxy, token?: string): Promise<Response> {
   return fetch(`${adminOf(p).url}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-}
-
-/** The exposition as name{labels} → value, checking every line is a comment or a well-formed sample (prom-client writes NaN as Nan; Prometheus reads either). */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* /.test(line)) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?[0-9.e+-]+|[Nn]a[Nn]|[+-]Inf)$/.exec(line);
-    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
-    samples.set(m[1], Number(m[2]));
-  }
-  return samples;
 }
 
 async function metricValue(p: TestProxy, sample: string): Promise<number | undefined> {

@@ -190,6 +190,34 @@ describe('callback sources', () => {
     expect(calls).toHaveLength(3);
   });
 
+  test('the oldest pending approval is aged at each scrape from the same cached list; 0 when none is pending', async () => {
+    const m = new ProxyMetrics({ defaultMetrics: false });
+    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(0);
+    const ago = (s: number) => new Date(Date.now() - s * 1000).toISOString();
+    let pending: Array<Pick<Approval, 'createdAt'>> = [{ createdAt: ago(30) }, { createdAt: ago(900) }, { createdAt: 'not a time' }];
+    let calls = 0;
+    m.setApprovalSource(
+      {
+        list: async () => {
+          calls++;
+          return pending as Approval[];
+        },
+      },
+      300,
+    );
+    // The minimum, not the first in the list; a timestamp that does not parse is skipped.
+    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBeCloseTo(900, 0);
+    expect(await value(m, 'ormai_approvals_pending')).toBe(3);
+    // Within the cache the list is not read again, but the age keeps growing.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBeGreaterThanOrEqual(900.02);
+    expect(calls).toBe(1);
+    pending = [];
+    await new Promise((r) => setTimeout(r, 320));
+    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(0);
+    expect(await value(m, 'ormai_approvals_pending')).toBe(0);
+  });
+
   test('rate-limit store availability and policy info', async () => {
     const m = new ProxyMetrics({ defaultMetrics: false });
     let up = true;
