@@ -97,6 +97,7 @@ export class ProxyMetrics {
   private sessions: () => number = () => 0;
   private cache: () => CacheStats = () => NO_CACHE;
   private audit: () => AuditCounters = () => NO_AUDIT;
+  private chainHeads: () => ReadonlyArray<{ sink: string; hash: string; event_time?: string }> = () => [];
   private rateLimitUp: () => Promise<boolean> | boolean = () => true;
   private pendingApprovals?: CachedSource<PendingApprovals>;
   private policies: () => ReadonlyArray<{ name: string; hash: string }> = () => [];
@@ -149,6 +150,19 @@ export class ProxyMetrics {
     new Gauge({ name: 'ormai_audit_queue_depth', help: 'Audit events waiting for their sinks.', registers, collect() { this.set(read(self.audit, NO_AUDIT).depth); } });
     new Counter({ name: 'ormai_audit_dropped_total', help: 'Audit events never queued: the queue was full, the log closed, or the session had used up its share.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).dropped ?? 0); } });
     new Counter({ name: 'ormai_audit_dropped_session_share_total', help: 'Audit events of a session over its share of the queue (other sessions keep their room).', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).droppedOverShare ?? 0); } });
+    new Gauge({
+      name: 'ormai_audit_chain_head_timestamp_seconds',
+      help: 'The last published head of each hash-chained audit file: hash (its first 16 hex digits) as a label, the time of the event it ends on as the value. Prometheus keeps the history: audit verify --head checks a file against it.',
+      labelNames: ['sink', 'hash'],
+      registers,
+      collect() {
+        this.reset();
+        for (const head of self.chainHeads()) {
+          const at = head.event_time === undefined ? NaN : Date.parse(head.event_time) / 1000;
+          this.set({ sink: head.sink, hash: head.hash.slice(0, 16) }, Number.isFinite(at) ? at : 0);
+        }
+      },
+    });
     new Counter({ name: 'ormai_audit_failures_total', help: 'Audit sink deliveries that failed.', registers, collect() { setCounter(this, read(self.audit, NO_AUDIT).failures); } });
     new Gauge({
       name: 'ormai_rate_limit_store_up',
@@ -233,6 +247,11 @@ export class ProxyMetrics {
 
   setAuditSource(fn: () => AuditCounters): void {
     this.audit = fn;
+  }
+
+  /** The file chains' last published heads (HeadPublisher.published). */
+  setChainHeadSource(fn: () => ReadonlyArray<{ sink: string; hash: string; event_time?: string }>): void {
+    this.chainHeads = fn;
   }
 
   /** Called on each scrape; keep it cheap or cached (see rateLimitStatus). */

@@ -7,6 +7,8 @@ import { ConfigError, parseUpstreamUrl, type ProxyConfig } from '../config/load'
 import type { RawConfig } from '../config/schema';
 import type { Logger } from '../log';
 import { adminClientConfig } from '../upstream/catalog';
+import { HeadPublisher } from './heads';
+import { chainKeyOf, type PrekeyedHmac } from './hmac';
 import { AuditLog, type AuditLogOptions } from './log';
 import { AuditText, loadAuditKey } from './redact';
 import type { AuditSink } from './sink';
@@ -36,13 +38,14 @@ export function postgresClient(sink: Extract<SinkConfig, { type: 'postgres' }>, 
   return adminClientConfig(parseUpstreamUrl(url, raw, config.dir), APPLICATION_NAME);
 }
 
-export function createSinks(config: ProxyConfig, log: Logger): AuditSink[] {
+/** `chainKey`: keys the file sinks' chains (audit.key_file set). */
+export function createSinks(config: ProxyConfig, log: Logger, chainKey?: PrekeyedHmac): AuditSink[] {
   return config.raw.audit.sinks.map((sink): AuditSink => {
     switch (sink.type) {
       case 'stdout':
         return new StdoutSink();
       case 'file':
-        return new FileSink(path.resolve(config.dir, sink.path), log);
+        return new FileSink(path.resolve(config.dir, sink.path), log, chainKey);
       case 'postgres':
         return new PostgresSink({ client: postgresClient(sink, config), table: sink.table, log });
     }
@@ -59,8 +62,17 @@ export async function createAuditLog(config: ProxyConfig, log: Logger, overrides
   // Redaction normalises statements with the parser's WebAssembly module.
   await initAnalysis();
   const key = loadAuditKey(settings.key_file === undefined ? undefined : path.resolve(config.dir, settings.key_file), log);
+  // A random per-process key would make the chain unverifiable: only a configured key keys it.
+  const sinks = createSinks(config, log, settings.key_file === undefined ? undefined : chainKeyOf(key));
+  const heads = new HeadPublisher({
+    files: sinks.filter((s): s is FileSink => s instanceof FileSink),
+    targets: sinks.filter((s): s is PostgresSink => s instanceof PostgresSink),
+    intervalMs: settings.head_interval_ms,
+    log,
+  });
   const audit = new AuditLog({
-    sinks: createSinks(config, log),
+    sinks,
+    heads,
     queueSize: settings.queue_size,
     readsWhenUnavailable: settings.reads_when_unavailable,
     writeGuarantee: settings.write_guarantee,
@@ -70,6 +82,7 @@ export async function createAuditLog(config: ProxyConfig, log: Logger, overrides
     ...overrides,
   });
   await audit.ready();
+  heads.start();
   for (const sink of audit.stats().sinks) {
     if (!sink.up) log.warn({ sink: sink.name }, 'audit sink not available at start-up; writes are refused until it is');
   }

@@ -4,6 +4,7 @@ import { monotonicFactory } from 'ulid';
 import { silentLogger, type Logger } from '../log';
 import { SinkChannel, type Entry } from './channel';
 import type { AuditEvent } from './event';
+import type { HeadPublisher } from './heads';
 import { AuditText } from './redact';
 import { AuditUnavailableError, type AuditSink } from './sink';
 
@@ -20,6 +21,8 @@ export interface AuditLogOptions {
   writeGuarantee?: 'durable' | 'async';
   /** Redaction and the HMAC key for statement text. Default: redacted, with a random key. */
   text?: AuditText;
+  /** Publishes the file chains' heads; its final heads are published when the log closes. */
+  heads?: HeadPublisher;
   /** How long close() waits for the queue to drain. Default: 10000 ms. */
   closeTimeoutMs?: number;
   /** durable() rejects (timeout) when the sinks have not confirmed the event within this. Default: 5000 ms. */
@@ -67,6 +70,8 @@ export class AuditLog {
   private readonly nextId = monotonicFactory(pooledRandom());
   private readonly log: Logger;
   private readonly closeTimeoutMs: number;
+  /** The file chains' published heads (undefined for a log built without a publisher). */
+  readonly heads?: HeadPublisher;
   private readonly durableTimeoutMs: number;
   private depth = 0;
   private deliveredCount = 0;
@@ -95,6 +100,7 @@ export class AuditLog {
     this.text = options.text ?? new AuditText(randomBytes(32));
     this.log = options.log ?? silentLogger;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+    this.heads = options.heads;
     this.durableTimeoutMs = options.durableTimeoutMs ?? 5_000;
     const hooks = {
       delivered: (channel: SinkChannel, batch: readonly Entry[]) => this.onDelivered(channel, batch),
@@ -250,6 +256,7 @@ export class AuditLog {
         for (const entry of channel.queue) this.settle(entry, err);
       }
     }
+    await this.heads?.stop().catch(() => undefined);
     await Promise.allSettled(this.channels.map((c) => c.sink.close()));
   }
 

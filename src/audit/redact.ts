@@ -1,11 +1,12 @@
 // Statement text for the audit trail: literals replaced by placeholders, comments dropped, and a keyed hash of the raw text.
-import { createHash, createHmac, randomBytes, type Hash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { normalizeText, parseStatements, scanTokens } from '../analysis/parser';
 import { ProxyError } from '../errors/catalogue';
 import { ConfigError } from '../config/load';
 import type { Logger } from '../log';
 import type { AuditEvent } from './event';
+import { PrekeyedHmac } from './hmac';
 
 /** Stands for text PostgreSQL's grammar rejects: such text may be anything, secrets included, so none of it is kept. */
 export const UNPARSEABLE = '<unparseable statement>';
@@ -90,28 +91,6 @@ export function loadAuditKey(file: string | undefined, log: Logger): Buffer {
   if (key.length > 0 && key[key.length - 1] === 0x0a) key = key.subarray(0, key.length - (key[key.length - 2] === 0x0d ? 2 : 1));
   if (key.length < MIN_KEY_BYTES) throw new ConfigError(`audit key file ${file} must hold at least ${MIN_KEY_BYTES} bytes`);
   return key;
-}
-
-/**
- * HMAC-SHA256 (RFC 2104) with the key's two padded blocks hashed once: each text then costs two
- * copies of a hash state instead of a new HMAC with its key set-up. Same digest as sqlHmac.
- */
-class PrekeyedHmac {
-  declare private readonly inner: Hash;
-  declare private readonly outer: Hash;
-
-  constructor(key: Buffer) {
-    const block = Buffer.alloc(64);
-    (key.length > 64 ? createHash('sha256').update(key).digest() : key).copy(block);
-    const pad = (byte: number) => Buffer.from(block.map((b) => b ^ byte));
-    // Non-enumerable like the key they are made of.
-    Object.defineProperty(this, 'inner', { value: createHash('sha256').update(pad(0x36)), enumerable: false });
-    Object.defineProperty(this, 'outer', { value: createHash('sha256').update(pad(0x5c)), enumerable: false });
-  }
-
-  hex(text: string): string {
-    return this.outer.copy().update(this.inner.copy().update(text, 'utf8').digest()).digest('hex');
-  }
 }
 
 /** How the log turns an agent's text into event fields: redacted (or raw, if so configured) text and its keyed hash. */

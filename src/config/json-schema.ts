@@ -133,6 +133,8 @@ const configDescriptions: Record<string, string> = {
   policies: 'Policy files, relative to this file; the principal\'s role selects one (see require_principal_role).',
   log_level: 'pino log level; logs go to stderr as JSON lines. Default: info.',
   admin: 'The admin HTTP API on admin_listen.',
+  'admin.identities_file':
+    'A file (e.g. a mounted secret) listing the people who may use the admin API: identities: [{ name, token_sha256 }], the SHA-256 of each one\'s own bearer token (ormai-proxy admin-token NAME makes one). Approvals, denials and rollbacks are recorded under that name. Relative to this file.',
   'admin.token_file':
     'A file (e.g. a mounted secret) holding the bearer token the admin API requires, relative to this file; one trailing newline is ignored. Without it every route that needs the token answers 503 (all but /healthz, /readyz, /version and, unless metrics_auth, /metrics). Default: none.',
   'admin.metrics_auth':
@@ -150,7 +152,8 @@ const configDescriptions: Record<string, string> = {
   'audit.sinks[].url_file': 'A file (e.g. a mounted secret) holding that URL, relative to this file.',
   'audit.sinks[].table': 'The table, `table` or `schema.table`; created if missing when the role may, else it must exist (the sink then needs INSERT only). Default: ormai_audit (in public).',
   'audit.redact_literals': 'Store statement text with every literal replaced by a $n placeholder (and comments dropped); sql_hmac keeps a keyed hash of the raw text. Default: true.',
-  'audit.key_file': 'A file (e.g. a mounted secret, at least 32 bytes) keying sql_hmac, relative to this file. Default: a random key per process, with a warning.',
+  'audit.key_file': 'A file (e.g. a mounted secret, at least 32 bytes) keying sql_hmac and, when set, the hash chains of the file sinks, relative to this file. Default: a random key per process for sql_hmac (with a warning) and unkeyed chains.',
+  'audit.head_interval_ms': "How often the head of each hash-chained audit file is published (the log, the postgres sinks' <table>_heads, the ormai_audit_chain_head_timestamp_seconds metric) when it has moved; at least 1000. Default: 60000.",
   'audit.queue_size': 'Events held until every sink has them; when full, further events are lost (counted and logged) and the trail is unavailable. Default: 10000.',
   'audit.reads_when_unavailable': 'While a sink is down or the queue is full: allow reads, or refuse them with audit_unavailable. Writes are always refused then. Default: allow.',
   'audit.write_guarantee':

@@ -131,6 +131,8 @@ const audit = z.strictObject({
   write_guarantee: z.enum(['durable', 'async']).default('durable'),
   /** How long a write's transaction waits for its event to be persisted before it is rolled back (durable). */
   durable_timeout_ms: z.number().int().positive().default(5000),
+  /** How often the head of each hash-chained file is published (log, postgres sinks' heads table, metric) when it has moved. */
+  head_interval_ms: z.number().int().min(1000).default(60_000),
 });
 
 /** Work bounds of one statement's analysis (src/analysis/bounds.ts); each refusal is statement_too_large or statement_too_complex. */
@@ -204,7 +206,7 @@ export const configSchema = z.strictObject({
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
-  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000 }),
+  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

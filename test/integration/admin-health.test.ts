@@ -23,6 +23,7 @@ const METRIC_NAMES = [
   'ormai_statement_cache_misses_total',
   'ormai_audit_queue_depth',
   'ormai_audit_failures_total',
+  'ormai_audit_chain_head_timestamp_seconds',
   'ormai_rate_limit_store_up',
   'ormai_approvals_pending',
   'ormai_approvals_oldest_pending_seconds',

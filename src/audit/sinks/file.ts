@@ -2,7 +2,8 @@
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../log';
-import { chainLine, GENESIS_HASH, lastHashOf } from '../chain';
+import { chainLine, checkLine, GENESIS_HASH, headOf, type ChainHead } from '../chain';
+import type { PrekeyedHmac } from '../hmac';
 import type { AuditEvent } from '../event';
 import type { AuditSink } from '../sink';
 
@@ -26,13 +27,29 @@ export class FileSink implements AuditSink {
   /** Bytes of complete, chained lines: where a failed batch is cut back to. */
   private size = 0;
   private lastHash = GENESIS_HASH;
+  private lastEvent?: { id: string; time: string };
   private opening?: Promise<void>;
+  declare private readonly key?: PrekeyedHmac;
 
+  /** `key`: the chain key (audit.key_file); every line is then keyed, and the file must be keyed with it already. */
   constructor(
     readonly file: string,
     private readonly log: Logger = silentLogger,
+    key?: PrekeyedHmac,
   ) {
     this.name = `file:${file}`;
+    Object.defineProperty(this, 'key', { value: key, enumerable: false });
+  }
+
+  /** Whether lines are keyed. */
+  get keyed(): boolean {
+    return this.key !== undefined;
+  }
+
+  /** The chain's last line as written and fsynced (undefined before the file is opened or while it is empty). */
+  head(): ChainHead | undefined {
+    if (this.lastHash === GENESIS_HASH) return undefined;
+    return { hash: this.lastHash, ...(this.lastEvent ? { event_id: this.lastEvent.id, event_time: this.lastEvent.time } : {}) };
   }
 
   /** Opens (creating if needed) and reads the last hash of the file, so that a restarted proxy continues its chain. */
@@ -53,6 +70,7 @@ export class FileSink implements AuditSink {
       const tail = await this.readTail(handle, size);
       this.size = tail.size;
       this.lastHash = tail.hash;
+      this.lastEvent = tail.event;
       this.handle = handle;
     } catch (err) {
       await handle.close().catch(() => undefined);
@@ -65,7 +83,7 @@ export class FileSink implements AuditSink {
    * batch a crash interrupted: it was never fsynced, so never confirmed to anyone, and it is cut
    * off (with a warning) so that the chain goes on from the last whole line.
    */
-  private async readTail(handle: FileHandle, size: number): Promise<{ size: number; hash: string }> {
+  private async readTail(handle: FileHandle, size: number): Promise<{ size: number; hash: string; event?: { id: string; time: string } }> {
     if (size === 0) return { size: 0, hash: GENESIS_HASH };
     for (let chunk = TAIL_CHUNK; ; chunk *= 2) {
       const start = Math.max(0, size - chunk);
@@ -83,11 +101,33 @@ export class FileSink implements AuditSink {
         await handle.truncate(complete);
       }
       if (complete === 0) return { size: 0, hash: GENESIS_HASH };
-      const hash = lastHashOf(buf.subarray(lineStart, lastNewline).toString('utf8'));
+      const line = buf.subarray(lineStart, lastNewline).toString('utf8');
+      const head = headOf(line);
       // Appending after a line that is not ours would start a chain nobody can verify; refuse,
       // which keeps the sink down (and writes refused) until an operator looks at the file.
-      if (!hash) throw new FileSinkError(`the last line of ${this.file} is not a hash-chained audit event; refusing to append`);
-      return { size: complete, hash };
+      if (!head) throw new FileSinkError(`the last line of ${this.file} is not a hash-chained audit event; refusing to append`);
+      this.checkKeying(line, head.keyed);
+      return { size: complete, hash: head.hash, ...(head.event_id && head.event_time ? { event: { id: head.event_id, time: head.event_time } } : {}) };
+    }
+  }
+
+  /**
+   * A chain goes on under the keying it was written with: keyed lines after unkeyed ones (or
+   * under another key) would verify with nothing. The sink stays down, and says why, until the
+   * operator moves the file aside or restores the key it was written with.
+   */
+  private checkKeying(line: string, keyed: boolean): void {
+    if (keyed !== this.keyed) {
+      throw new FileSinkError(
+        keyed
+          ? `${this.file} is keyed but audit.key_file is not set: restore the key, or move the file aside (verify it with its key first) to start a new chain`
+          : `${this.file} was written without a key and audit.key_file is now set: move the file aside (verify it first) to start a keyed chain, or unset the key`,
+      );
+    }
+    if (!keyed) return;
+    const prev = (JSON.parse(line) as { prev_hash?: string }).prev_hash ?? '';
+    if (!checkLine(line, prev, this.key).ok) {
+      throw new FileSinkError(`the last line of ${this.file} does not verify with the configured audit key (another key, or an edit): restore the key it was written with, or move the file aside`);
     }
   }
 
@@ -97,7 +137,7 @@ export class FileSink implements AuditSink {
     let hash = this.lastHash;
     const lines: string[] = [];
     for (const event of batch) {
-      const linked = chainLine(event, hash);
+      const linked = chainLine(event, hash, this.key);
       lines.push(linked.line);
       hash = linked.hash;
     }
@@ -112,6 +152,8 @@ export class FileSink implements AuditSink {
     }
     this.size += data.length;
     this.lastHash = hash;
+    const last = batch[batch.length - 1];
+    if (last) this.lastEvent = { id: last.id, time: last.time };
   }
 
   /**

@@ -2,6 +2,7 @@
 import { Client, type ClientConfig } from 'pg';
 import { silentLogger, type Logger } from '../../log';
 import { ownTableName, type TableName } from '../../upstream/table-name';
+import type { ChainHead } from '../chain';
 import type { AuditEvent } from '../event';
 import { errorSummary, type AuditSink } from '../sink';
 
@@ -37,6 +38,27 @@ export function auditTableDdl(name: string): string[] {
     )`,
     `CREATE INDEX IF NOT EXISTS "${table}_time_idx" ON ${qualified} ("time")`,
     `CREATE INDEX IF NOT EXISTS "${table}_tenant_time_idx" ON ${qualified} (tenant_id, "time")`,
+    ...headsTableDdl(name),
+  ];
+}
+
+/** The heads of the proxies' hash-chained audit files (heads.ts): `<table>_heads` beside the events. */
+export function headsTableName(name: string): TableName {
+  const { schema, table } = auditTableName(name);
+  return auditTableName(`${schema}.${table}_heads`);
+}
+
+function headsTableDdl(name: string): string[] {
+  const { qualified } = headsTableName(name);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${qualified} (
+      source text NOT NULL,
+      hash text NOT NULL,
+      event_id text,
+      event_time timestamptz,
+      published_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (source, hash)
+    )`,
   ];
 }
 
@@ -80,6 +102,7 @@ export interface PostgresSinkOptions {
 export class PostgresSink implements AuditSink {
   readonly name: string;
   private readonly tableName: ReturnType<typeof auditTableName>;
+  private readonly headsName: TableName;
   private readonly config: ClientConfig;
   private readonly log: Logger;
   private client?: Client;
@@ -87,6 +110,7 @@ export class PostgresSink implements AuditSink {
 
   constructor(options: PostgresSinkOptions) {
     this.tableName = auditTableName(options.table ?? DEFAULT_AUDIT_TABLE);
+    this.headsName = headsTableName(options.table ?? DEFAULT_AUDIT_TABLE);
     this.name = `postgres:${this.tableName.schema}.${this.tableName.table}`;
     this.config = { ...options.client, query_timeout: options.queryTimeoutMs ?? 10_000 };
     this.log = options.log ?? silentLogger;
@@ -129,13 +153,13 @@ export class PostgresSink implements AuditSink {
    */
   private async ensureTable(client: Client): Promise<void> {
     const { schema, qualified } = this.tableName;
-    const { rows } = await client.query<{ present: boolean; may_create: boolean }>(
-      `SELECT to_regclass($1::text) IS NOT NULL AS present,
+    const { rows } = await client.query<{ present: boolean; heads: boolean; may_create: boolean }>(
+      `SELECT to_regclass($1::text) IS NOT NULL AS present, to_regclass($3::text) IS NOT NULL AS heads,
               CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2::text)
                    THEN has_schema_privilege($2::text, 'CREATE') ELSE false END AS may_create`,
-      [qualified, schema],
+      [qualified, schema, this.headsName.qualified],
     );
-    if (rows[0].present) return;
+    if (rows[0].present && (rows[0].heads || !rows[0].may_create)) return;
     if (!rows[0].may_create) throw new Error(`audit table ${this.name.slice('postgres:'.length)} does not exist and this role may not create it`);
     // Sidecars starting together would race on CREATE TABLE IF NOT EXISTS (a duplicate pg_type row).
     await client.query('BEGIN');
@@ -159,6 +183,15 @@ export class PostgresSink implements AuditSink {
       this.discard(client);
       throw err;
     }
+  }
+
+  /** Records a file chain's head (heads.ts); a head published twice is kept once. */
+  async publishHead(source: string, head: ChainHead): Promise<void> {
+    const client = await this.connection();
+    await client.query(
+      `INSERT INTO ${this.headsName.qualified} (source, hash, event_id, event_time) VALUES ($1, $2, $3, $4::timestamptz) ON CONFLICT DO NOTHING`,
+      [source, head.hash, head.event_id ?? null, head.event_time ?? null],
+    );
   }
 
   private discard(client: Client): void {

@@ -290,3 +290,18 @@ describe('CachedSource', () => {
     expect(errors).toHaveLength(2);
   });
 });
+
+test('ormai_audit_chain_head_timestamp_seconds: one series per file chain, its last published head (16 hex digits) and event time', async () => {
+  const m = new ProxyMetrics({ defaultMetrics: false });
+  const heads: Array<{ sink: string; hash: string; event_time?: string }> = [];
+  m.setChainHeadSource(() => heads);
+  expect(await m.registry.getSingleMetricAsString('ormai_audit_chain_head_timestamp_seconds')).not.toMatch(/\{/);
+  heads.push({ sink: 'file:/a', hash: 'ab'.repeat(32), event_time: '2026-01-01T00:00:00.000Z' });
+  expect(await value(m, 'ormai_audit_chain_head_timestamp_seconds', { sink: 'file:/a', hash: 'ab'.repeat(8) })).toBe(Date.UTC(2026, 0, 1) / 1000);
+  // The next head replaces the series: the old hash is no longer exported (Prometheus keeps it).
+  heads[0] = { sink: 'file:/a', hash: 'cd'.repeat(32), event_time: '2026-01-01T00:01:00.000Z' };
+  const text = await m.registry.getSingleMetricAsString('ormai_audit_chain_head_timestamp_seconds');
+  expect(text).toContain(`hash="${'cd'.repeat(8)}"`);
+  expect(text).not.toContain('abab');
+});
+

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createAuditLog, createSinks } from '../../../src/audit/factory';
+import { chainKeyOf } from '../../../src/audit/hmac';
 import { FileSink } from '../../../src/audit/sinks/file';
 import { PostgresSink } from '../../../src/audit/sinks/postgres';
 import { StdoutSink } from '../../../src/audit/sinks/stdout';
@@ -29,7 +30,7 @@ function config(audit?: unknown) {
 const clientOf = (sink: unknown) => (sink as { config: Record<string, unknown> }).config;
 
 test('defaults: stdout, literals redacted, 10000 events, reads allowed, durable writes', () => {
-  expect(config().raw.audit).toEqual({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000 });
+  expect(config().raw.audit).toEqual({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, head_interval_ms: 60000 });
   expect(config({}).raw.audit).toEqual(config().raw.audit);
   const [sink] = createSinks(config(), silentLogger);
   expect(sink).toBeInstanceOf(StdoutSink);
@@ -82,6 +83,8 @@ test('createAuditLog: settings from the config, the key file beside it, and a fi
   } finally {
     await log.close();
   }
-  expect(await verifyFile(path.join(dir, 'audit.jsonl'))).toMatchObject({ ok: true, intact: 1 });
-  expect(JSON.parse(readFileSync(path.join(dir, 'audit.jsonl'), 'utf8'))).toMatchObject({ sql: "SELECT 'x'", sql_hmac: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  // With audit.key_file the chain is keyed: it verifies with the key, and asks for it without.
+  expect(await verifyFile(path.join(dir, 'audit.jsonl'), { key: chainKeyOf(Buffer.from('x'.repeat(48))) })).toMatchObject({ ok: true, intact: 1 });
+  expect(await verifyFile(path.join(dir, 'audit.jsonl'))).toMatchObject({ ok: false, needsKey: true });
+  expect(JSON.parse(readFileSync(path.join(dir, 'audit.jsonl'), 'utf8'))).toMatchObject({ sql: "SELECT 'x'", sql_hmac: expect.stringMatching(/^[0-9a-f]{64}$/), chain: 'hmac-sha256' });
 });
