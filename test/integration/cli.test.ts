@@ -58,6 +58,21 @@ test('demo: prints working connection strings for both tenants and stops cleanly
     // Tenant scoping arrives with the read policy (#3); here both agents reach the seeded data.
     expect(names[0]).toContain('Acme Corp');
     expect(names[1]).toContain('Globex Inc');
+    // The approval the demo prints: the UPDATE is held, the printed token sees and approves it.
+    const pending = /pending: +curl -s -H 'Authorization: Bearer (\S+)' (http:\/\/\S+)\/approvals\?state=pending/.exec(demo.output());
+    expect(pending).not.toBeNull();
+    const [, token, adminUrl] = pending!;
+    const agent = new Client({ connectionString: urls[0] });
+    await agent.connect();
+    const held = await agent.query("/*reason='customer asked'*/ UPDATE orders SET status = 'cancelled' WHERE id = 1").catch((e: { detail?: string; message: string }) => e);
+    await agent.end();
+    const id = /approval_id=(appr_[0-9A-Z]+)/.exec((held as { detail?: string }).detail ?? '')?.[1];
+    expect(id).toBeDefined();
+    const auth = { authorization: `Bearer ${token}` };
+    const list = (await (await fetch(`${adminUrl}/approvals?state=pending`, { headers: auth })).json()) as { approvals: Array<{ id: string }> };
+    expect(list.approvals.map((a) => a.id)).toEqual([id]);
+    const approved = (await (await fetch(`${adminUrl}/approvals/${id}/approve`, { method: 'POST', headers: auth })).json()) as { approval: { state: string; approvals: Array<{ approver: string }> } };
+    expect(approved.approval).toMatchObject({ state: 'executed', approvals: [{ approver: 'demo-approver' }] });
     // The embedded PostgreSQL is the demo's child process; it and its data directory must go with the demo.
     const [server] = (await processes()).filter((p) => p.ppid === demo.child.pid && / -D /.test(p.args));
     expect(server).toBeDefined();
