@@ -48,7 +48,7 @@ export interface RunningProxy {
 export interface ProxyOptions {
   /** Runs a held write once its approvals reach the threshold. Default: upstreamExecutor (the proxy's own upstream connection). */
   approvalExecutor?: ApprovalExecutor;
-  /** Approve, deny, expire and execute events, for the audit trail. */
+  /** Approve, deny, expire and execute events, as the audit trail records them (an execution is reported before it commits). */
   onApprovalEvent?: ApprovalListener;
   /** A store to use instead of the configured one; the caller then closes it. */
   approvals?: ApprovalStore;
@@ -121,6 +121,17 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const audit = await createAuditLog(config, log);
   const metrics = new ProxyMetrics({ version: proxyVersion() });
   const server = new ProxyServer(config, auth, scopes, log, { rateLimits: limits.store, approvals, audit: auditPort(audit), metrics });
+  // Every approval step is an audit event linked to the held statement's by approval_id.
+  const recordApprovalEvent = (event: ApprovalEvent): AuditEvent => {
+    const recorded = audit.emit(approvalAuditEvent(event));
+    metrics.approval(recorded.decision);
+    try {
+      options.onApprovalEvent?.(event);
+    } catch (err) {
+      log.error({ err: (err as Error).message, approval_id: event.approval.id }, 'approval listener failed');
+    }
+    return recorded;
+  };
   const admin = new AdminServer({
     listen: config.adminListen,
     auth: adminAuth,
@@ -128,11 +139,13 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     executor: countedAgainstWriteBudget(options.approvalExecutor ?? upstreamExecutor(config, log, () => scopes.policies), limits.store, () => scopes.policies),
     log,
     sweepIntervalMs: config.raw.approvals.sweep_interval_ms,
-    // Every approval step is an audit event linked to the held statement's by approval_id.
     onApprovalEvent: (event) => {
-      const recorded = audit.emit(approvalAuditEvent(event));
-      metrics.approval(recorded.decision);
-      options.onApprovalEvent?.(event);
+      recordApprovalEvent(event);
+    },
+    // An approved write commits only once its event is durable, as a session's write does (write_guarantee: async: once queued).
+    onApprovalExecuted: (event) => {
+      const recorded = recordApprovalEvent(event);
+      return audit.writeGuarantee === 'async' ? Promise.resolve() : audit.durable(recorded);
     },
   });
   const rateLimit = rateLimitStatus(limits.store);
@@ -142,6 +155,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     const stats = audit.stats();
     return { depth: stats.queueDepth, failures: stats.sinks.reduce((n, s) => n + s.failures, 0), dropped: stats.dropped, droppedOverShare: stats.droppedOverShare };
   });
+  metrics.setChainHeadSource(() => audit.heads?.published() ?? []);
   metrics.setRateLimitSource(rateLimit.available);
   metrics.setApprovalSource(approvals);
   metrics.setPolicySource(() => scopes.policies);
@@ -204,8 +218,8 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
  * write humans approved; the count simply stays where it is.
  */
 function countedAgainstWriteBudget(execute: ApprovalExecutor, store: RateLimitStore, policies: () => readonly PolicySnapshot[]): ApprovalExecutor {
-  return async (approval) => {
-    const result = await execute(approval);
+  return async (approval, beforeCommit) => {
+    const result = await execute(approval, beforeCommit);
     const policy = policies().find((p) => p.name === approval.policy.name);
     const limit = policy?.raw.max_writes_per_minute;
     if (!result.error && policy && limit !== undefined) {
@@ -237,5 +251,7 @@ export function approvalAuditEvent(event: ApprovalEvent): Omit<AuditEvent, 'id' 
     ...(approval.reason ? { reason: approval.reason } : {}),
     ...(result?.rowsAffected !== undefined ? { rows: result.rowsAffected } : {}),
     ...(result?.error ? { code: result.error.code, message: result.error.message } : {}),
+    // What the executed write changed, before and after: what `ormai-proxy rollback` inverts.
+    ...(event.changes ? { changes: event.changes } : {}),
   };
 }

@@ -1,6 +1,16 @@
 // Admin routes for held writes: list, show, approve (running the statement at the threshold), deny.
 import { z } from 'zod';
-import { ApprovalError, APPROVAL_STATES, type Approval, type ApprovalExecutor, type ApprovalListener, type ApprovalStore, type ExecutionResult } from '../approvals/types';
+import {
+  ApprovalError,
+  APPROVAL_STATES,
+  type Approval,
+  type ApprovalEvent,
+  type ApprovalExecutor,
+  type ApprovalListener,
+  type ApprovalStore,
+  type BeforeCommit,
+  type ExecutionResult,
+} from '../approvals/types';
 import type { Logger } from '../log';
 import { HttpError } from './http';
 import type { AdminRequest, AdminResponse, Router } from './router';
@@ -12,6 +22,12 @@ export interface ApprovalRouteDeps {
   log: Logger;
   now: () => Date;
   onEvent?: ApprovalListener;
+  /**
+   * Reports an approved write's execution before it commits, and settles once the audit trail
+   * holds the event (rejects: the write must not commit). Without it the execution is reported
+   * through onEvent, and the write does not wait for it.
+   */
+  onExecuted?: (event: ApprovalEvent) => Promise<void>;
 }
 
 // Control characters would let an identity forge lines in logs and terminals.
@@ -138,18 +154,31 @@ export function registerApprovalRoutes(router: Router, deps: ApprovalRouteDeps):
  * Runs the statement once (only the caller that got ready=true gets here) and records what
  * happened. An executor that throws counts as a failure: an approved write is never retried,
  * so a statement that may have run is not run twice.
+ *
+ * The execution is reported from inside the executor's transaction (beforeCommit), so that the
+ * write commits only once its event is durable. A write reported as executed that then fails
+ * (its event not durable, or COMMIT refused) is reported again, as failed.
  */
 async function execute(deps: ApprovalRouteDeps, approval: Approval, emit: ApprovalListener): Promise<Approval> {
+  let reported = false;
+  const beforeCommit: BeforeCommit = async (write) => {
+    // The record as it will be once the result is stored; the store still says 'approved' until COMMIT.
+    const executed: Approval = { ...approval, state: 'executed', result: { rowsAffected: write.rowsAffected, at: deps.now().toISOString() } };
+    const event: ApprovalEvent = { action: 'execute', approval: executed, ...(write.changes ? { changes: write.changes } : {}) };
+    reported = true;
+    if (deps.onExecuted) await deps.onExecuted(event);
+    else emit(event);
+  };
   let result: ExecutionResult;
   try {
-    result = await deps.executor(approval);
+    result = await deps.executor(approval, beforeCommit);
   } catch (err) {
     result = { error: { code: 'executor_error', message: `the executor failed: ${(err as Error).message}` } };
   }
   const final = await storeCall(() => deps.store.recordResult(approval.id, result, deps.now()));
   // The error message may quote row values, so only its code is logged.
   deps.log.info({ approval_id: final.id, state: final.state, rows: final.result?.rowsAffected, error_code: final.result?.error?.code }, 'approved write finished');
-  emit({ action: 'execute', approval: final });
+  if (!reported || final.state !== 'executed') emit({ action: 'execute', approval: final });
   return final;
 }
 

@@ -6,7 +6,7 @@ import type { AdminAuth, AdminIdentity } from './auth';
 import { DEFAULT_BODY_LIMIT, HttpError, readJsonBody, sendError, sendJson, sendText } from './http';
 import { Router, type AdminRequest, type Method } from './router';
 import { ExpirySweeper } from '../approvals/sweeper';
-import type { ApprovalExecutor, ApprovalListener, ApprovalStore } from '../approvals/types';
+import type { ApprovalEvent, ApprovalExecutor, ApprovalListener, ApprovalStore } from '../approvals/types';
 import type { HostPort } from '../config/load';
 import type { Logger } from '../log';
 
@@ -22,6 +22,8 @@ export interface AdminServerOptions {
   /** The clock for approve, deny and expiry (tests move it). */
   now?: () => Date;
   onApprovalEvent?: ApprovalListener;
+  /** Reports an approved write's execution before it commits; settles once the event is durable (see ApprovalRouteDeps.onExecuted). */
+  onApprovalExecuted?: (event: ApprovalEvent) => Promise<void>;
 }
 
 const METHODS = new Set<string>(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -37,7 +39,14 @@ export class AdminServer {
     this.log = options.log.child({ component: 'admin' });
     const now = options.now ?? (() => new Date());
     this.router.add({ method: 'GET', path: '/healthz', auth: false, handler: async () => ({ status: 200, body: { status: 'ok' } }) });
-    registerApprovalRoutes(this.router, { store: options.approvals, executor: options.executor, log: this.log, now, onEvent: options.onApprovalEvent });
+    registerApprovalRoutes(this.router, {
+      store: options.approvals,
+      executor: options.executor,
+      log: this.log,
+      now,
+      onEvent: options.onApprovalEvent,
+      onExecuted: options.onApprovalExecuted,
+    });
     this.sweeper = new ExpirySweeper(options.approvals, {
       intervalMs: options.sweepIntervalMs,
       log: this.log,

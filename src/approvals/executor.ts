@@ -1,21 +1,30 @@
 // Runs an approved write once, on the proxy's own connection: the statement the proxy rewrote when it held it, never the agent's text.
-import { Client } from 'pg';
+import { Client, type CustomTypesConfig, type QueryArrayResult } from 'pg';
 import type { ProxyConfig } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/write-limits';
+import { captureSpec, changesOf, keepCaptured } from '../results/capture-columns';
 import { adminClientConfig } from '../upstream/catalog';
-import type { Approval, ApprovalExecutor, ExecutionResult } from './types';
+import type { Approval, ApprovalExecutor, BeforeCommit, ExecutedWrite, ExecutionResult } from './types';
 
 const CAPPED = new RegExp(`${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)`);
 
+/** Every value as PostgreSQL's text form, as the session sees the capture columns on the wire. */
+const TEXT: CustomTypesConfig = { getTypeParser: (() => (value: string) => value) as unknown as CustomTypesConfig['getTypeParser'] };
+
+/** Why an approved write was rolled back although it ran: its audit event could not be recorded. */
+export const NOT_RECORDED = 'the audit event of the approved write could not be recorded: its transaction was rolled back';
+
 /**
  * The statement already carries everything the policy added when it was held (the tenant
- * predicate, the affected-row guard, RETURNING masks), so it runs as it is, in its own
- * transaction, under the policy's statement_timeout. A failure is recorded, never retried.
+ * predicate, the affected-row guard, RETURNING masks, the before/after capture columns), so it
+ * runs as it is, in its own transaction, under the policy's statement_timeout. Once it has run,
+ * `beforeCommit` reports it with the rows it changed and waits for the audit trail to hold that
+ * event; only then does it commit (I7), as a session's write does. A failure is recorded, never retried.
  */
 export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () => readonly PolicySnapshot[] = () => config.policies): ApprovalExecutor {
-  return async (approval: Approval): Promise<ExecutionResult> => {
+  return async (approval: Approval, beforeCommit: BeforeCommit): Promise<ExecutionResult> => {
     // The policies in force when it runs (hot reload): a write held under rules since changed or removed does not run.
     const policy = policies().find((p) => p.name === approval.policy.name);
     if (!policy || policy.hash !== approval.policy.hash) {
@@ -28,10 +37,18 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await client.connect();
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = ${Math.trunc(policy.statementTimeoutMs)}`);
-      const result = await client.query(approval.statementSql, approval.params);
+      const result = await client.query({ text: approval.statementSql, values: approval.params, rowMode: 'array', types: TEXT });
+      const write = executedWrite(approval, result, log);
+      try {
+        await beforeCommit(write);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        log.error({ approval: approval.id, err: (err as Error).message }, 'audit event of an approved write not confirmed; rolled back');
+        return { error: { code: 'audit_unavailable', message: NOT_RECORDED } };
+      }
       await client.query('COMMIT');
-      log.info({ approval: approval.id, rows: result.rowCount }, 'approved write executed');
-      return { rowsAffected: result.rowCount ?? 0 };
+      log.info({ approval: approval.id, rows: write.rowsAffected }, 'approved write executed');
+      return { rowsAffected: write.rowsAffected };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       const e = err as { code?: string; message?: string };
@@ -47,4 +64,23 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await client.end().catch(() => undefined);
     }
   };
+}
+
+/**
+ * The rows and, when the write was held with a capture plan, its changes: the plan's columns are
+ * the last of each returned row (after any the agent asked for), as the session cuts them.
+ */
+function executedWrite(approval: Approval, result: QueryArrayResult<Array<string | null>>, log: Logger): ExecutedWrite {
+  const rowsAffected = result.rowCount ?? 0;
+  const plan = approval.capture;
+  if (!plan) return { rowsAffected };
+  const names = result.fields.slice(-plan.width).map((f) => f.name);
+  if (names.length !== plan.width || names.some((name, i) => name !== `ormai_capture_${i}`)) {
+    // A statement and plan that do not match would name values wrongly: better no changes than wrong ones.
+    log.warn({ approval: approval.id }, 'approved write returned no capture columns; its changes are not recorded');
+    return { rowsAffected };
+  }
+  const spec = captureSpec(plan.width, false);
+  for (const row of result.rows) keepCaptured(spec, () => row.slice(-plan.width));
+  return { rowsAffected, changes: changesOf(plan, spec) };
 }

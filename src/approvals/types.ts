@@ -1,4 +1,6 @@
 // The approvals model: a held write, its lifecycle states, the store interface every backend implements, and its typed refusals.
+import type { CapturePlan } from '../analysis/rewrite/capture';
+import type { AuditChanges } from '../audit/event';
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'executed' | 'failed';
 
@@ -25,6 +27,12 @@ export interface ApprovalRequest {
   statementSql: string;
   /** Text-format parameter values ($1..); empty for the simple protocol. Never logged. */
   params: Array<string | null>;
+  /**
+   * Where the before/after capture columns that `statementSql` appends to RETURNING land in the
+   * audit record (analysis/rewrite/capture.ts), as for a direct write; absent when the write
+   * captures nothing (no visible primary key, ON CONFLICT DO UPDATE).
+   */
+  capture?: CapturePlan;
   /** Dry-run result (rows before/after); must be JSON-serialisable. */
   preview?: unknown;
   /** Distinct approvers needed (at least 1). */
@@ -90,21 +98,45 @@ export interface ApprovalStore {
   close(): Promise<void>;
 }
 
+/** What an approved statement did, inside its transaction, before COMMIT. */
+export interface ExecutedWrite {
+  rowsAffected: number;
+  /** The changed rows before and after, captured as a direct write's are; the audit event carries them, for rollback. */
+  changes?: AuditChanges;
+}
+
+/**
+ * Given by the caller to the executor, which calls it once the statement has run and before it
+ * commits: it reports the execution (the 'execute' event) and settles once the audit trail holds
+ * that event (I7). A rejection means the event is not durable: the executor rolls back, and the
+ * write fails with audit_unavailable.
+ */
+export type BeforeCommit = (write: ExecutedWrite) => Promise<void>;
+
 /**
  * Runs an approved statement upstream. Called once per approval, by the process whose
- * approval reached the threshold; a rejection is recorded as a failure, never retried.
+ * approval reached the threshold; a rejection is recorded as a failure, never retried. An
+ * executor that commits calls `beforeCommit` first; one that does not is reported after it returns.
  */
-export type ApprovalExecutor = (approval: Approval) => Promise<ExecutionResult>;
+export type ApprovalExecutor = (approval: Approval, beforeCommit: BeforeCommit) => Promise<ExecutionResult>;
 
 /** Identity recorded as the decider when an approval expires. */
 export const EXPIRY_ACTOR = 'ormai:expiry';
 
-/** What happened to an approval, for the audit trail (#5): each is reported once, by the process that did it. */
+/**
+ * What happened to an approval, for the audit trail (#5): each is reported once, by the process
+ * that did it. An execution is reported before its COMMIT (approval state 'executed', see
+ * BeforeCommit); when the write then does not commit after all (its event could not be made
+ * durable, or COMMIT failed), a second 'execute' reports the failure, as a session reports the
+ * rollback of a write whose event it had already emitted.
+ */
 export interface ApprovalEvent {
   action: 'approve' | 'deny' | 'expire' | 'execute';
   approval: Approval;
   /** The approver or denier; absent for expiry and execution. */
   actor?: string;
+  /** For an execution: the rows the write changed, before and after. */
+  changes?: AuditChanges;
 }
 
 export type ApprovalListener = (event: ApprovalEvent) => void;

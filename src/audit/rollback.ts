@@ -41,8 +41,9 @@ function text(value: unknown): string | null {
 /** The inverse statements of a write event, one per captured row. */
 export function inverseOf(event: AuditEvent): InverseStatement[] {
   const changes = event.changes;
-  if (event.kind !== 'statement' || !changes) throw new NotReversibleError(`event ${event.id} records no changed rows`);
-  if (event.decision !== 'allowed') throw new NotReversibleError(`event ${event.id} is a ${event.decision} statement, not an executed write`);
+  // A write the agent ran (statement, allowed) or one run once humans approved it (approval, executed).
+  if ((event.kind !== 'statement' && event.kind !== 'approval') || !changes) throw new NotReversibleError(`event ${event.id} records no changed rows`);
+  if (event.decision !== (event.kind === 'approval' ? 'executed' : 'allowed')) throw new NotReversibleError(`event ${event.id} is a ${event.decision} ${event.kind}, not an executed write`);
   if (changes.truncated) throw new NotReversibleError(`event ${event.id} captured only part of the changed rows`);
   const table = qualified(changes.table);
   return changes.rows.map((row) => {

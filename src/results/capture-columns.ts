@@ -1,4 +1,6 @@
-// The capture columns a write appends to RETURNING (analysis/rewrite/capture.ts), cut off what the agent receives.
+// The capture columns a write appends to RETURNING (analysis/rewrite/capture.ts): cut off what the agent receives, named for the audit record.
+import type { CapturePlan } from '../analysis/rewrite/capture';
+import type { AuditChanges } from '../audit/event';
 import type { BackendFrame } from '../protocol/backend/framer';
 import { dataRowValues } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
@@ -48,12 +50,27 @@ export function cutRowDescription(frame: BackendFrame, spec: CaptureSpec): Buffe
 export function cutDataRow(frame: BackendFrame, spec: CaptureSpec): Buffer | undefined {
   const values = dataRowValues(frame);
   const kept = values.length - spec.width;
-  if (spec.rows.length < CAPTURE_ROW_LIMIT) {
-    spec.rows.push(values.slice(kept).map((v, i) => (v === null ? null : spec.binary[i] ? `\\x${v.toString('hex')}` : v.toString('utf8'))));
-  } else {
-    spec.truncated = true;
-  }
+  keepCaptured(spec, () => values.slice(kept).map((v, i) => (v === null ? null : spec.binary[i] ? `\\x${v.toString('hex')}` : v.toString('utf8'))));
   return spec.keep && kept > 0 ? backend.dataRow(values.slice(0, kept)) : undefined;
+}
+
+/** Keeps one row's capture values (text), up to CAPTURE_ROW_LIMIT rows; past that, notes that the capture is partial. */
+export function keepCaptured(spec: CaptureSpec, values: () => Array<string | null>): void {
+  if (spec.rows.length < CAPTURE_ROW_LIMIT) spec.rows.push(values());
+  else spec.truncated = true;
+}
+
+/** The captured columns of each changed row, named: key, then before, then after (analysis/rewrite/capture.ts). */
+export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChanges {
+  const rows = captured.rows.map((values) => {
+    let i = 0;
+    const take = (names: string[]) => Object.fromEntries(names.map((n) => [n, values[i++] ?? null]));
+    const key = take(plan.key);
+    const before = take(plan.before);
+    const after = take(plan.after);
+    return { key, ...(plan.before.length ? { before } : {}), ...(plan.after.length ? { after } : {}) };
+  });
+  return { table: plan.table, operation: plan.operation, rows, ...(captured.truncated ? { truncated: true } : {}) };
 }
 
 /** NoData: what a Describe answers for a statement that returns nothing the agent asked for. */

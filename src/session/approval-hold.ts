@@ -67,6 +67,8 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     originalSql: held.originalSql,
     statementSql: held.statementSql,
     params,
+    // The statement appends the capture columns: the executor names them with this plan, as the session would.
+    ...(held.write.capture ? { capture: held.write.capture } : {}),
     ...(preview !== undefined ? { preview } : {}),
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,

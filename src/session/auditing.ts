@@ -2,11 +2,10 @@
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { AnalyzedStatement } from '../analysis/pipeline';
-import type { CapturePlan } from '../analysis/rewrite/capture';
-import type { AuditChanges, AuditEvent } from '../audit/event';
+import type { AuditEvent } from '../audit/event';
 import type { AuditPort } from '../audit/port';
 import type { ProxyMetrics, StatementObservation } from '../admin/metrics';
-import type { CaptureSpec } from '../results/capture-columns';
+import { changesOf } from '../results/capture-columns';
 import type { Principal } from '../auth/principal';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
@@ -41,19 +40,6 @@ const SHAPE_TEXTS = new WeakMap<object, { agent?: string; sent?: string }>();
 const TEXT_CACHE_BYTES = 8 * 1024 * 1024;
 const TEXT_CACHE_MAX_ENTRY = 64 * 1024;
 const textBytes = (value: { sql: string; sql_hmac: string }, key: string): number => key.length + value.sql.length + value.sql_hmac.length + 64;
-
-/** The captured columns of each changed row, named: key, then before, then after (analysis/rewrite/capture.ts). */
-export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChanges {
-  const rows = captured.rows.map((values) => {
-    let i = 0;
-    const take = (names: string[]) => Object.fromEntries(names.map((n) => [n, values[i++] ?? null]));
-    const key = take(plan.key);
-    const before = take(plan.before);
-    const after = take(plan.after);
-    return { key, ...(plan.before.length ? { before } : {}), ...(plan.after.length ? { after } : {}) };
-  });
-  return { table: plan.table, operation: plan.operation, rows, ...(captured.truncated ? { truncated: true } : {}) };
-}
 
 export class StatementAuditor {
   constructor(

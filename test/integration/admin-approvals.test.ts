@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { AdminAuth, AdminToken } from '../../src/admin/auth';
-import type { Approval } from '../../src/approvals/types';
+import type { Approval, ApprovalEvent } from '../../src/approvals/types';
 import { createLogger } from '../../src/log';
 import { api, approve, closeAdminServers, identityToken, startAdmin as start, TOKEN } from '../support/admin';
 import { approvalRequest } from '../support/approvals';
@@ -130,6 +130,46 @@ describe('approvals', () => {
     const reply = await approve(throws, b.id, 'alice');
     expect(reply).toMatchObject({ status: 200, body: { approval: { state: 'failed', result: { error: { code: 'executor_error' } } } } });
     expect(throws.calls).toHaveLength(1);
+  });
+
+  test('the execution is reported before COMMIT and waited for; one the trail cannot take is rolled back and reported again as failed', async () => {
+    const changes = { table: 'public.orders', operation: 'update' as const, rows: [{ key: { id: '7' }, before: { status: 'a' }, after: { status: 'b' } }] };
+    const steps: string[] = [];
+    const reported: ApprovalEvent[] = [];
+    let trailUp = true;
+    const h = await start({
+      // As upstreamExecutor does: run, report, then COMMIT or ROLLBACK.
+      executor: async (_a, beforeCommit) => {
+        try {
+          await beforeCommit({ rowsAffected: 1, changes });
+        } catch {
+          steps.push('rollback');
+          return { error: { code: 'audit_unavailable', message: 'rolled back' } };
+        }
+        steps.push('commit');
+        return { rowsAffected: 1 };
+      },
+      onApprovalExecuted: async (event) => {
+        reported.push(event);
+        steps.push('reported');
+        if (!trailUp) throw new Error('sink down');
+      },
+    });
+    const a = await h.store.create(approvalRequest({ approvers: 1 }));
+    expect((await approve(h, a.id, 'alice')).body.approval).toMatchObject({ state: 'executed', result: { rows_affected: 1 } });
+    expect(steps).toEqual(['reported', 'commit']);
+    expect(reported).toMatchObject([{ action: 'execute', approval: { id: a.id, state: 'executed', result: { rowsAffected: 1 } }, changes }]);
+    // Reported once: not again through the listener once the result is stored.
+    expect(h.events.map((e) => e.action)).toEqual(['approve']);
+
+    trailUp = false;
+    const b = await h.store.create(approvalRequest({ approvers: 1 }));
+    expect((await approve(h, b.id, 'alice')).body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'audit_unavailable' } } });
+    expect(steps.slice(2)).toEqual(['reported', 'rollback']);
+    expect(h.events.filter((e) => e.approval.id === b.id).map((e) => [e.action, e.approval.state])).toEqual([
+      ['approve', 'approved'],
+      ['execute', 'failed'],
+    ]);
   });
 
   test('deny ends the request; later approvals are refused and nothing runs', async () => {

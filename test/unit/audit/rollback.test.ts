@@ -33,6 +33,14 @@ describe('inverseOf', () => {
     expect(s.sql).toBe('UPDATE "public"."t""; DROP TABLE x; --" SET "a" = $2 WHERE "id""" = $1 AND "a" IS NOT DISTINCT FROM $3');
   });
 
+  test("an approved write's execution is undone like the agent's own write; its other steps are not writes", () => {
+    const changes = { table: 'public.orders', operation: 'update' as const, rows: [{ key: { id: '7' }, before: { status: 'pending' }, after: { status: 'cancelled' } }] };
+    expect(inverseOf(event(changes, { kind: 'approval', decision: 'executed' }))).toEqual(inverseOf(event(changes)));
+    expect(() => inverseOf(event(changes, { kind: 'approval', decision: 'failed' }))).toThrow(/failed approval, not an executed write/);
+    expect(() => inverseOf(event(changes, { kind: 'approval', decision: 'allowed' }))).toThrow(/not an executed write/);
+    expect(() => inverseOf(event(changes, { kind: 'connection', decision: 'login' }))).toThrow(/records no changed rows/);
+  });
+
   test('what cannot be undone is refused with the reason', () => {
     expect(() => inverseOf(event(undefined))).toThrow(NotReversibleError);
     expect(() => inverseOf(event({ table: 't', operation: 'update', rows: [] }, { decision: 'refused' }))).toThrow(/not an executed write/);
