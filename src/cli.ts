@@ -24,7 +24,8 @@ const USAGE = `Usage:
   ormai-proxy audit verify FILE        check the hash chain of an audit file (exit 0 intact, 1 tampered)
   ormai-proxy rollback (--config FILE | --admin-url URL) [--token-file FILE] [--yes] AUDIT_ID
                                        have the running proxy show the inverse of a write and run it on confirmation
-  ormai-proxy admin-token NAME         print a new admin token for NAME and its admin.identities_file entry
+  ormai-proxy admin-token NAME [--role metrics]
+                                       print a new admin token for NAME and its admin.identities_file entry
 `;
 
 async function readStdin(): Promise<string> {
@@ -35,16 +36,29 @@ async function readStdin(): Promise<string> {
 
 /** `ormai-proxy admin-token NAME`: the token on stdout's first line, the entry for admin.identities_file after it. */
 function adminTokenCommand(args: string[]): number {
+  const usage = 'usage: ormai-proxy admin-token NAME [--role metrics]\n  prints a new random token for NAME, then the line to add under identities: in admin.identities_file\n  --role metrics: the token may only read /metrics (for Prometheus)\n';
   if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {
-    process.stdout.write('usage: ormai-proxy admin-token NAME\n  prints a new random token for NAME, then the line to add under identities: in admin.identities_file\n');
+    process.stdout.write(usage);
     return 0;
   }
-  const name = args[0]?.trim() ?? '';
-  if (args.length !== 1 || name === '' || name.startsWith('-') || /[\u0000-\u001f\u007f]/.test(name)) {
-    process.stderr.write('usage: ormai-proxy admin-token NAME (a non-empty name without control characters)\n');
+  let role: 'admin' | 'metrics' = 'admin';
+  const rest = [...args];
+  const at = rest.indexOf('--role');
+  if (at >= 0) {
+    const value = rest[at + 1];
+    if (value !== 'metrics' && value !== 'admin') {
+      process.stderr.write(`--role takes admin or metrics\n${usage}`);
+      return 2;
+    }
+    role = value;
+    rest.splice(at, 2);
+  }
+  const name = rest[0]?.trim() ?? '';
+  if (rest.length !== 1 || name === '' || name.startsWith('-') || /[\u0000-\u001f\u007f]/.test(name)) {
+    process.stderr.write(`a non-empty NAME without control characters is needed\n${usage}`);
     return 2;
   }
-  const { token, entry } = newIdentityToken(name);
+  const { token, entry } = newIdentityToken(name, role);
   process.stdout.write(`${token}\n`);
   process.stderr.write(`give the token above to ${name} (it is shown once); add this line under identities: in admin.identities_file:\n${entry}\n`);
   return 0;

@@ -61,7 +61,11 @@ export interface AdminIdentity {
   name: string;
   /** Authenticated by the shared admin.token_file token, which names no person. */
   shared: boolean;
+  /** admin: every route; metrics: /metrics only (a scraper's token approves nothing). */
+  role: AdminRole;
 }
+
+export type AdminRole = 'admin' | 'metrics';
 
 /** The name the shared token's requests are recorded under. */
 export const SHARED_IDENTITY = 'admin';
@@ -79,6 +83,8 @@ const identitiesFile = z.strictObject({
           .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters'),
         /** SHA-256 of the identity's bearer token, hex: the file never holds a token. */
         token_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256 of the token)'),
+        /** admin (default): the whole API; metrics: only /metrics, for a scraper. */
+        role: z.enum(['admin', 'metrics']).default('admin'),
       }),
     )
     .min(1),
@@ -90,19 +96,19 @@ const identitiesFile = z.strictObject({
  * caller's identity, never under a name the request body gives.
  */
 export class AdminAuth {
-  declare private readonly byDigest: Map<string, string>;
+  declare private readonly byDigest: Map<string, { name: string; role: AdminRole }>;
 
   constructor(
     private readonly shared?: AdminToken,
-    identities: ReadonlyArray<{ name: string; token_sha256: string }> = [],
+    identities: ReadonlyArray<{ name: string; token_sha256: string; role?: AdminRole }> = [],
   ) {
-    const byDigest = new Map<string, string>();
-    for (const { name, token_sha256 } of identities) {
+    const byDigest = new Map<string, { name: string; role: AdminRole }>();
+    for (const { name, token_sha256, role = 'admin' } of identities) {
       if (sameName(name, SHARED_IDENTITY)) throw new ConfigError(`admin identity "${name}" is reserved for the shared admin token`);
-      const twice = [...byDigest.values()].find((n) => sameName(n, name));
+      const twice = [...byDigest.values()].find((n) => sameName(n.name, name));
       if (twice !== undefined) throw new ConfigError(`admin identity "${name}" is listed twice`);
-      if (byDigest.has(token_sha256)) throw new ConfigError(`admin identities "${byDigest.get(token_sha256)}" and "${name}" have the same token`);
-      byDigest.set(token_sha256, name.trim());
+      if (byDigest.has(token_sha256)) throw new ConfigError(`admin identities "${byDigest.get(token_sha256)!.name}" and "${name}" have the same token`);
+      byDigest.set(token_sha256, { name: name.trim(), role });
     }
     if (shared && byDigest.has(shared.hex())) throw new ConfigError('an admin identity has the same token as admin.token_file');
     Object.defineProperty(this, 'byDigest', { value: byDigest, enumerable: false });
@@ -117,10 +123,10 @@ export class AdminAuth {
   identify(authorization: string | undefined): AdminIdentity | undefined {
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '');
     if (!m) return undefined;
-    if (this.shared?.matches(authorization)) return { name: SHARED_IDENTITY, shared: true };
+    if (this.shared?.matches(authorization)) return { name: SHARED_IDENTITY, shared: true, role: 'admin' };
     // A map lookup by the token's SHA-256: its timing tells at most about a digest, not the token.
-    const name = this.byDigest.get(digest(m[1]).toString('hex'));
-    return name === undefined ? undefined : { name, shared: false };
+    const found = this.byDigest.get(digest(m[1]).toString('hex'));
+    return found === undefined ? undefined : { name: found.name, shared: false, role: found.role };
   }
 
   /** admin.token_file and admin.identities_file, relative to the config file. */
@@ -138,7 +144,7 @@ function sameName(a: string, b: string): boolean {
   return a.trim().toLowerCase() === b.trim().toLowerCase();
 }
 
-function readIdentities(file: string): Array<{ name: string; token_sha256: string }> {
+function readIdentities(file: string): Array<{ name: string; token_sha256: string; role: AdminRole }> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -159,8 +165,8 @@ function readIdentities(file: string): Array<{ name: string; token_sha256: strin
   return parsed.data.identities;
 }
 
-/** A new random admin token and the identities-file entry that names it (`ormai-proxy admin-token NAME`). */
-export function newIdentityToken(name: string): { token: string; entry: string } {
+/** A new random admin token and the identities-file entry that names it (`ormai-proxy admin-token NAME [--role metrics]`). */
+export function newIdentityToken(name: string, role: AdminRole = 'admin'): { token: string; entry: string } {
   const token = randomBytes(32).toString('base64url');
-  return { token, entry: `  - { name: ${JSON.stringify(name)}, token_sha256: ${digest(token).toString('hex')} }` };
+  return { token, entry: `  - { name: ${JSON.stringify(name)}, token_sha256: ${digest(token).toString('hex')}${role === 'admin' ? '' : `, role: ${role}`} }` };
 }

@@ -118,6 +118,7 @@ export function registerHealthRoutes(router: Router, deps: HealthRouteDeps): { r
     method: 'GET',
     path: '/metrics',
     auth: deps.metricsAuth,
+    role: 'metrics',
     handler: async () => ({ status: 200, text: await deps.metrics.text(), contentType: deps.metrics.contentType }),
   });
 

@@ -28,6 +28,8 @@ export interface Route {
   path: string;
   /** Requires the bearer token. Default: true; only liveness-style routes opt out. */
   auth?: boolean;
+  /** The least role that may call it: metrics (a scraper's token) or admin (default). */
+  role?: 'admin' | 'metrics';
   handler: (req: AdminRequest) => Promise<AdminResponse>;
 }
 

@@ -122,6 +122,9 @@ export class AdminServer {
       throw new HttpError(405, 'method_not_allowed', `use ${match.allowed.join(' or ')} for ${rawPath}`, { allow: match.allowed.join(', ') });
     }
     const identity = match.route.auth !== false ? this.authorise(req) : undefined;
+    if (identity && identity.role !== 'admin' && match.route.role !== identity.role) {
+      throw new HttpError(403, 'forbidden', `the token of "${identity.name}" (role ${identity.role}) may only read /metrics`);
+    }
     let body: Promise<unknown> | undefined;
     const request: AdminRequest = {
       method: method as Method,

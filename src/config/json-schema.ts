@@ -134,7 +134,7 @@ const configDescriptions: Record<string, string> = {
   log_level: 'pino log level; logs go to stderr as JSON lines. Default: info.',
   admin: 'The admin HTTP API on admin_listen.',
   'admin.identities_file':
-    'A file (e.g. a mounted secret) listing the people who may use the admin API: identities: [{ name, token_sha256 }], the SHA-256 of each one\'s own bearer token (ormai-proxy admin-token NAME makes one). Approvals, denials and rollbacks are recorded under that name. Relative to this file.',
+    'A file (e.g. a mounted secret) listing the people who may use the admin API: identities: [{ name, token_sha256, role? }], the SHA-256 of each one\'s own bearer token (ormai-proxy admin-token NAME makes one) and role admin (default: the whole API) or metrics (only /metrics, for a scraper). Approvals, denials and rollbacks are recorded under that name. Relative to this file.',
   'admin.token_file':
     'A file (e.g. a mounted secret) holding the bearer token the admin API requires, relative to this file; one trailing newline is ignored. Without it every route that needs the token answers 503 (all but /healthz, /readyz, /version and, unless metrics_auth, /metrics). Default: none.',
   'admin.metrics_auth':

@@ -1,4 +1,5 @@
 // /readyz, /version and /metrics on a running proxy's admin listener, against a real database and a relay that goes down.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -178,6 +179,22 @@ describe('admin.metrics_auth', () => {
       expect((await scrape(proxy, TOKEN)).status).toBe(200);
       expect((await api(adminOf(proxy), 'GET', '/readyz', { token: null })).status).toBe(200);
       expect((await api(adminOf(proxy), 'GET', '/version', { token: null })).status).toBe(200);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test('a metrics-role identity scrapes /metrics and nothing else', async () => {
+    const scraper = 'prometheus-scrape-token-0123456789';
+    const sha = createHash('sha256').update(scraper).digest('hex');
+    writeFileSync(path.join(dir, 'scraper-identities.yaml'), `identities:\n  - { name: prometheus, token_sha256: ${sha}, role: metrics }\n`);
+    const proxy = await startTestProxy(db.url, { admin: { identities_file: path.join(dir, 'scraper-identities.yaml'), metrics_auth: true } });
+    try {
+      expect((await scrape(proxy, scraper)).status).toBe(200);
+      const list = await api(adminOf(proxy), 'GET', '/approvals', { token: scraper });
+      expect(list).toMatchObject({ status: 403, body: { error: { code: 'forbidden', message: expect.stringMatching(/prometheus.*may only read \/metrics/) } } });
+      expect((await api(adminOf(proxy), 'POST', '/approvals/appr_x/approve', { token: scraper, body: {} })).status).toBe(403);
+      expect((await api(adminOf(proxy), 'POST', '/audit/01J00000000000000000000000/rollback', { token: scraper, body: {} })).status).toBe(403);
     } finally {
       await proxy.close();
     }

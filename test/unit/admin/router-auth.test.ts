@@ -62,8 +62,10 @@ describe('AdminAuth', () => {
   const auth = new AdminAuth(new AdminToken(shared), [{ name: ' alice ', token_sha256: sha(alice) }]);
 
   test('the shared token is the identity admin; a named token is its own name; anything else nobody', () => {
-    expect(auth.identify(`Bearer ${shared}`)).toEqual({ name: 'admin', shared: true });
-    expect(auth.identify(`Bearer ${alice}`)).toEqual({ name: 'alice', shared: false });
+    expect(auth.identify(`Bearer ${shared}`)).toEqual({ name: 'admin', shared: true, role: 'admin' });
+    expect(auth.identify(`Bearer ${alice}`)).toEqual({ name: 'alice', shared: false, role: 'admin' });
+    const scraper = new AdminAuth(undefined, [{ name: 'prometheus', token_sha256: sha('scrape-token-0123456789'), role: 'metrics' }]);
+    expect(scraper.identify('Bearer scrape-token-0123456789')).toEqual({ name: 'prometheus', shared: false, role: 'metrics' });
     for (const wrong of [undefined, '', `Bearer ${alice}x`, `Basic ${alice}`, `Bearer ${sha(alice)}`]) expect(auth.identify(wrong)).toBeUndefined();
   });
 
@@ -77,6 +79,7 @@ describe('AdminAuth', () => {
   });
 
   test('newIdentityToken gives a token whose entry identifies it', () => {
+    expect(newIdentityToken('prom', 'metrics').entry).toMatch(/, role: metrics \}$/);
     const { token, entry } = newIdentityToken('bob@example.com');
     const m = /name: "bob@example.com", token_sha256: ([0-9a-f]{64}) \}/.exec(entry);
     expect(m?.[1]).toBe(sha(token));
