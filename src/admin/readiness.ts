@@ -206,7 +206,8 @@ export class Readiness {
     if (!this.deps.audit) return { ok: true, status: 'not configured' };
     try {
       const health = await withTimeout(Promise.resolve(this.deps.audit()), this.timeoutMs);
-      return health.healthy ? { ok: true, status: health.status } : { ok: false, status: health.status, error: health.reason ?? 'unhealthy' };
+      // While the trail cannot vouch for events every write is refused (audit_unavailable): say so.
+      return health.healthy ? { ok: true, status: health.status } : { ok: false, status: health.status, error: health.reason ?? 'unhealthy', writes: 'refused' };
     } catch (err) {
       this.deps.log.debug({ err: (err as Error).message }, 'readiness: audit status unavailable');
       return { ok: false, error: 'status unavailable' };

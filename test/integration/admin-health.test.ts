@@ -11,7 +11,7 @@ import { waitFor } from '../support/clients';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { parseExposition } from '../support/monitoring';
 import { startTestProxy, type TestProxy } from '../support/proxy';
-import { startRelay, type Relay } from '../support/relay';
+import { relayTo, startRelay, type Relay } from '../support/relay';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 const METRIC_NAMES = [
@@ -306,4 +306,42 @@ describe('the rate-limit store in /version and /metrics', () => {
       await proxy.close();
     }
   });
+});
+
+describe('readiness and metrics when the audit sink goes down', () => {
+  test('within seconds /readyz is 503 naming the audit trail, the failures and the queue show in /metrics, writes are refused; back when the sink is', async () => {
+    const { relay, url: sinkUrl } = await relayTo(db.url);
+    const proxy = await startTestProxy(db.url, {
+      policies: [path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml')],
+      audit: { sinks: [{ type: 'postgres', url: sinkUrl, table: 'ormai_audit_health' }], durable_timeout_ms: 1000 },
+    });
+    const client = new Client({ connectionString: proxy.url() });
+    await client.connect();
+    try {
+      await client.query('SELECT id FROM orders LIMIT 1');
+      expect((await api(adminOf(proxy), 'GET', '/readyz', { token: null })).status).toBe(200);
+      relay.cut();
+      relay.setDown(true);
+      const downAt = Date.now();
+      // A read still runs (reads_when_unavailable: allow) and its event finds the sink gone.
+      await client.query('SELECT id FROM orders LIMIT 1');
+      expect(await waitFor(async () => (await api(adminOf(proxy), 'GET', '/readyz', { token: null })).status === 503, 5000)).toBe(true);
+      const seconds = (Date.now() - downAt) / 1000;
+      expect(seconds).toBeLessThan(5);
+      const ready = await api(adminOf(proxy), 'GET', '/readyz', { token: null });
+      expect(ready.body.checks.audit).toMatchObject({ ok: false, status: 'degraded', error: 'sink down', writes: 'refused' });
+      expect(await waitFor(async () => ((await metricValue(proxy, 'ormai_audit_failures_total')) ?? 0) > 0, 5000)).toBe(true);
+      expect(await metricValue(proxy, 'ormai_audit_queue_depth')).toBeGreaterThan(0);
+      const version = await api(adminOf(proxy), 'GET', '/version', { token: null });
+      expect(version.body.audit).toMatchObject({ status: 'degraded', sinks: [{ status: 'down' }] });
+      await expect(client.query("/*reason='health test'*/ INSERT INTO orders (tenant_id, customer_id, total_cents, status) VALUES (1, 1, 5, 'new')")).rejects.toMatchObject({ code: '57P03' });
+      relay.setDown(false);
+      expect(await waitFor(async () => (await api(adminOf(proxy), 'GET', '/readyz', { token: null })).status === 200, 15_000)).toBe(true);
+      expect(await waitFor(async () => (await metricValue(proxy, 'ormai_audit_queue_depth')) === 0, 15_000)).toBe(true);
+    } finally {
+      await client.end().catch(() => undefined);
+      await proxy.close();
+      await relay.close();
+    }
+  }, 60_000);
 });
