@@ -1,6 +1,6 @@
 // The Kubernetes example's configuration run for real: `check` passes it against a database, `serve` runs it with the
-// pod's file layout (probes, token-guarded /metrics, the audit file, a kubelet-style policy update), and a production
-// install's `demo` explains that it needs the development install.
+// pod's file layout (probes, /metrics for the metrics identity only, the approvals API for an approver's identity, the
+// audit file, a kubelet-style policy update), and a production install's `demo` explains that it needs the development install.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -9,23 +9,17 @@ import { Client } from 'pg';
 import { hashPassword } from '../../src/auth/verifier';
 import { freePort } from '../../src/demo/embedded';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { DEPLOY_DIR } from '../support/kustomize';
-import { layOutPodFiles, MOUNTS, updateVolume, type PodFiles } from '../support/pod-files';
+import { DEPLOY_DIR, exampleSecret } from '../support/kustomize';
+import { fillIdentities, layOutPodFiles, MOUNTS, updateVolume, type PodFiles } from '../support/pod-files';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
-const ADMIN_TOKEN = 'deploy-test-admin-token-5d0c2a9e71b4';
+/** The tokens of the examples' placeholder identities: an approver, and Prometheus's metrics-only one. */
+const TOKENS = { 'alice@example.com': 'deploy-test-alice-token-5d0c2a9e71b4', prometheus: 'deploy-test-prometheus-token-93b7e05a1c' };
 const AGENT = { name: 'support-agent', password: 'deploy-test-agent-password' };
 
 /** The example's users file with its placeholder verifier replaced, as an operator would. */
 function usersFile(dir: string): string {
-  const text = dir === 'base' ? baseUsers() : readFileSync(path.join(DEPLOY_DIR, dir, 'users.yaml'), 'utf8');
-  return text.replace(/"REPLACE-ME[^"]*"/, JSON.stringify(hashPassword(AGENT.password, 4096)));
-}
-
-function baseUsers(): string {
-  const secrets = readFileSync(path.join(DEPLOY_DIR, 'base', 'secrets.yaml'), 'utf8');
-  const block = /users\.yaml: \|\n((?: {4}.*\n)+)/.exec(secrets)![1];
-  return block.replace(/^ {4}/gm, '');
+  return exampleSecret(dir, 'ormai-proxy-users', 'users.yaml').replace(/"REPLACE-ME[^"]*"/, JSON.stringify(hashPassword(AGENT.password, 4096)));
 }
 
 interface Run {
@@ -60,7 +54,7 @@ function podFiles(dir: string): PodFiles {
     policy: readFileSync(path.join(DEPLOY_DIR, dir, 'policy.yaml'), 'utf8'),
     users: usersFile(dir),
     upstreamUrl: `${db.url}\n`,
-    adminToken: `${ADMIN_TOKEN}\n`,
+    adminIdentities: fillIdentities(exampleSecret(dir, 'ormai-proxy-admin', 'identities.yaml'), TOKENS),
     auditKey: `${'k'.repeat(64)}\n`,
   });
 }
@@ -81,10 +75,11 @@ describe('base: `ormai-proxy serve` with the pod layout', () => {
   let listen: string;
   let stderr = '';
 
-  const get = async (route: string, token?: string) => {
-    const res = await fetch(`${admin}${route}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const call = async (method: 'GET' | 'POST', route: string, token?: string) => {
+    const res = await fetch(`${admin}${route}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
     return { status: res.status, text: await res.text() };
   };
+  const get = (route: string, token?: string) => call('GET', route, token);
 
   async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
@@ -132,13 +127,25 @@ describe('base: `ormai-proxy serve` with the pod layout', () => {
     await until('/readyz', async () => ((await get('/readyz')).status === 200 ? true : undefined));
   });
 
-  test('/metrics needs the admin token (admin.metrics_auth); /version does not, hence the NetworkPolicy', async () => {
+  test('/metrics needs a token (admin.metrics_auth): the metrics identity\'s serves it; /version needs none, hence the NetworkPolicy', async () => {
     expect((await get('/metrics')).status).toBe(401);
     expect((await get('/metrics', 'not-the-token-at-all')).status).toBe(401);
-    const metrics = await get('/metrics', ADMIN_TOKEN);
+    const metrics = await get('/metrics', TOKENS.prometheus);
     expect(metrics.status).toBe(200);
     expect(metrics.text).toMatch(/^ormai_policy_info\{/m);
+    expect((await get('/metrics', TOKENS['alice@example.com'])).status).toBe(200);
     expect((await get('/version')).status).toBe(200);
+  });
+
+  test("the metrics token approves and rolls back nothing (403); an approver identity's token is served", async () => {
+    const approvals = await get('/approvals', TOKENS.prometheus);
+    expect(approvals.status).toBe(403);
+    expect(JSON.parse(approvals.text)).toMatchObject({ error: { code: 'forbidden' } });
+    expect((await call('POST', '/approvals/appr_none/approve', TOKENS.prometheus)).status).toBe(403);
+    expect((await call('POST', '/audit/evt_none/rollback', TOKENS.prometheus)).status).toBe(403);
+    const asAlice = await get('/approvals', TOKENS['alice@example.com']);
+    expect(asAlice.status).toBe(200);
+    expect(JSON.parse(asAlice.text)).toEqual({ approvals: [] });
   });
 
   test('the agent works through the proxy with the users file, and its statements reach the audit file', async () => {

@@ -1,6 +1,6 @@
 // Renders the kustomizations under deploy/ with `kubectl kustomize` (offline: no cluster is contacted).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 
@@ -48,4 +48,32 @@ export function render(dir: string): Array<Record<string, unknown>> {
     if (d.errors.length > 0) throw new Error(`kubectl kustomize ${dir} printed invalid YAML: ${d.errors[0].message}`);
     return d.toJS() as Record<string, unknown>;
   });
+}
+
+/**
+ * The text of a Secret's key as deploy/<dir> gives it, before rendering: a `secretGenerator`'s
+ * literal or file, or the `stringData` of a Secret in one of the kustomization's resources.
+ */
+export function exampleSecret(dir: string, name: string, key: string): string {
+  const read = (file: string) => readFileSync(path.join(DEPLOY_DIR, dir, file), 'utf8');
+  const kustomization = YAML.parse(read('kustomization.yaml')) as {
+    resources?: string[];
+    secretGenerator?: Array<{ name: string; literals?: string[]; files?: string[] }>;
+  };
+  const generator = kustomization.secretGenerator?.find((g) => g.name === name);
+  for (const literal of generator?.literals ?? []) if (literal.startsWith(`${key}=`)) return literal.slice(key.length + 1);
+  for (const entry of generator?.files ?? []) {
+    // `file` names the key after the file; `key=file` names it explicitly.
+    const [k, file] = entry.includes('=') ? entry.split('=', 2) : [path.posix.basename(entry), entry];
+    if (k === key) return read(file);
+  }
+  for (const resource of kustomization.resources ?? []) {
+    if (!/\.ya?ml$/.test(resource)) continue;
+    for (const d of YAML.parseAllDocuments(read(resource))) {
+      const doc = d.toJS() as { kind?: string; metadata?: { name?: string }; stringData?: Record<string, unknown> } | null;
+      const value = doc?.kind === 'Secret' && doc.metadata?.name === name ? doc.stringData?.[key] : undefined;
+      if (typeof value === 'string') return value;
+    }
+  }
+  throw new Error(`deploy/${dir} gives no Secret ${name} with the key ${key}`);
 }

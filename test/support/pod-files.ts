@@ -4,6 +4,7 @@
 // to a timestamped directory; an update writes a new directory and renames a new `..data` link
 // over the old one (Kubernetes' AtomicWriter). updateVolume() does the same, so a test sees what
 // the proxy sees in a pod.
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEPLOY_DIR } from './kustomize';
@@ -60,15 +61,31 @@ export interface PodFiles {
  */
 export function layOutPodFiles(
   root: string,
-  files: { policy: string; users: string; upstreamUrl: string; adminToken: string; auditKey: string },
+  files: { policy: string; users: string; upstreamUrl: string; adminIdentities: string; auditKey: string },
 ): PodFiles {
   const at = (p: string) => path.join(root, p);
   const config = readFileSync(COMPONENT_CONFIG, 'utf8').replace(/(?<=[\s[{:,])\/(etc\/ormai|var\/log\/ormai)\//g, `${root}/$1/`);
   updateVolume(at(MOUNTS.config), { 'ormai.yaml': config });
   updateVolume(at(MOUNTS.policies), { 'policy.yaml': files.policy });
   updateVolume(at(MOUNTS.users), { 'users.yaml': files.users });
-  updateVolume(at(MOUNTS.secrets), { 'upstream-url': files.upstreamUrl, 'admin-token': files.adminToken, 'audit-key': files.auditKey });
+  updateVolume(at(MOUNTS.secrets), { 'upstream-url': files.upstreamUrl, 'admin-identities.yaml': files.adminIdentities, 'audit-key': files.auditKey });
   // An emptyDir: a plain writable directory.
   mkdirSync(at(MOUNTS.audit), { recursive: true });
   return { root, configFile: path.join(at(MOUNTS.config), 'ormai.yaml'), at };
+}
+
+/**
+ * An example's placeholder admin identities file with each `token_sha256: REPLACE-ME` replaced by
+ * the SHA-256 of that identity's token, as an operator pasting `ormai-proxy admin-token` lines would.
+ */
+export function fillIdentities(placeholder: string, tokens: Record<string, string>): string {
+  let filled = 0;
+  const text = placeholder.replace(/(\{ name: ([^,]+), token_sha256: )REPLACE-ME\b/g, (_, head: string, name: string) => {
+    const token = tokens[name.trim()];
+    if (token === undefined) throw new Error(`no token given for the placeholder identity ${name}`);
+    filled++;
+    return head + createHash('sha256').update(token, 'utf8').digest('hex');
+  });
+  if (filled === 0 || /^[^#\n]*REPLACE-ME/m.test(text)) throw new Error('the identities placeholder is not in the expected `{ name: …, token_sha256: REPLACE-ME }` form');
+  return text;
 }

@@ -6,16 +6,17 @@ import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import YAML from 'yaml';
-import { AdminToken } from '../../../src/admin/auth';
+import { AdminAuth, AdminToken } from '../../../src/admin/auth';
 import { loadAuditKey } from '../../../src/audit/redact';
 import { parseUsersText } from '../../../src/auth/users';
 import { hashPassword } from '../../../src/auth/verifier';
+import { loadConfig } from '../../../src/config/load';
 import { configSchema, type RawConfig } from '../../../src/config/schema';
 import { silentLogger } from '../../../src/log';
 import { parsePolicyText } from '../../../src/policy/load';
 import { schemaPackages, validateManifests } from '../../support/k8s-schema';
-import { DEPLOY_DIR, kustomizationDirs, kustomizeStatus, render } from '../../support/kustomize';
-import { COMPONENT_CONFIG, MOUNTS } from '../../support/pod-files';
+import { DEPLOY_DIR, exampleSecret, kustomizationDirs, kustomizeStatus, render } from '../../support/kustomize';
+import { COMPONENT_CONFIG, fillIdentities, layOutPodFiles, MOUNTS } from '../../support/pod-files';
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -27,6 +28,9 @@ const whenKubectl = status.ok ? describe : describe.skip;
 const DEPLOYMENTS = ['base', 'examples/existing-agent'];
 
 const readYaml = (file: string) => YAML.parse(readFileSync(path.join(DEPLOY_DIR, file), 'utf8')) as Doc;
+
+/** A Secret's name as rendered: as written, or with the content hash a secretGenerator appends. */
+const isSecret = (rendered: string, name: string) => rendered === name || new RegExp(`^${name}-[a-z0-9]{10}$`).test(rendered);
 
 whenKubectl(`deploy/ rendered by kubectl kustomize (${status.ok ? `${status.kubectl}, kustomize ${status.kustomize}` : `SKIPPED: ${status.reason}`})`, () => {
   const rendered = new Map<string, Doc[]>();
@@ -110,9 +114,32 @@ whenKubectl(`deploy/ rendered by kubectl kustomize (${status.ok ? `${status.kube
       expect(config.listen).toMatch(/^127\.0\.0\.1:/);
     });
 
-    test('the admin API needs its token, /metrics included', () => {
+    test('the admin API knows its callers by name (identities_file, no shared token) and /metrics needs a token too', () => {
       expect(config.admin.metrics_auth).toBe(true);
-      expect(config.admin.token_file).toBe(`${MOUNTS.secrets}/admin-token`);
+      expect(config.admin.identities_file).toBe(`${MOUNTS.secrets}/admin-identities.yaml`);
+      // A shared token would be one anonymous approver, in a Secret whoever can read it could use.
+      expect(config.admin.token_file).toBeUndefined();
+    });
+
+    test('the pod holds no bearer token: the admin Secret gives it only identities.yaml (digests), the metrics Secret is not mounted', () => {
+      const spec = deployment.spec!.template.spec!;
+      const sources = [...volumes.values()].flatMap((v) => [
+        ...(v.secret ? [{ name: v.secret.secretName!, items: v.secret.items }] : []),
+        ...(v.projected?.sources ?? []).flatMap((s) => (s.secret ? [{ name: s.secret.name!, items: s.secret.items }] : [])),
+      ]);
+      const admin = sources.filter((s) => isSecret(s.name, 'ormai-proxy-admin'));
+      expect(admin.map((s) => s.items)).toEqual([[{ key: 'identities.yaml', path: path.posix.basename(config.admin.identities_file!) }]]);
+      expect(sources.filter((s) => isSecret(s.name, 'ormai-proxy-metrics'))).toEqual([]);
+      for (const c of [...spec.containers, ...spec.initContainers!]) {
+        for (const e of c.env ?? []) expect(isSecret(e.valueFrom?.secretKeyRef?.name ?? '', 'ormai-proxy-metrics')).toBe(false);
+        for (const e of c.envFrom ?? []) expect(e.secretRef).toBeUndefined();
+      }
+    });
+
+    test('the metrics Secret, for Prometheus, is in the rendering with the one key token', () => {
+      const metrics = byKind('Secret').filter((d) => isSecret(d.metadata.name, 'ormai-proxy-metrics'));
+      expect(metrics).toHaveLength(1);
+      expect(Object.keys(metrics[0].data ?? metrics[0].stringData)).toEqual(['token']);
     });
 
     test('whole directories are mounted (no subPath), read-only but for the audit emptyDir', () => {
@@ -145,7 +172,7 @@ whenKubectl(`deploy/ rendered by kubectl kustomize (${status.ok ? `${status.kube
       for (const p of config.policies) inVolume(p, 'configMap', 'ormai-proxy-policies');
       inVolume(config.auth.users_file!, 'secret');
       inVolume(config.upstream.url_file!, 'projected');
-      inVolume(config.admin.token_file!, 'projected');
+      inVolume(config.admin.identities_file!, 'projected');
       inVolume(config.audit.key_file!, 'projected');
       const fileSinks = config.audit.sinks.filter((s) => s.type === 'file');
       expect(fileSinks).toHaveLength(1);
@@ -239,14 +266,18 @@ whenKubectl(`deploy/ rendered by kubectl kustomize (${status.ok ? `${status.kube
     });
   });
 
-  test('the PodMonitor scrapes the sidecars with the admin token, under the job the alert rules use', () => {
+  test('the PodMonitor scrapes the sidecars with the metrics token from its own Secret, never an admin one, under the job the alert rules use', () => {
     const docs = rendered.get('examples/existing-agent')!;
     const [monitor] = docs.filter((d) => d.kind === 'PodMonitor');
     expect(monitor.spec.selector.matchLabels).toEqual({ 'ormai-proxy/sidecar': 'true' });
     expect(docs.find((d) => d.kind === 'Deployment')!.spec.template.metadata.labels['ormai-proxy/sidecar']).toBe('true');
+    expect(monitor.spec.podMetricsEndpoints).toHaveLength(1);
     const [endpoint] = monitor.spec.podMetricsEndpoints;
     expect(endpoint).toMatchObject({ port: 'admin', path: '/metrics', authorization: { type: 'Bearer', credentials: { key: 'token' } } });
-    const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === endpoint.authorization.credentials.name)!;
+    const name = endpoint.authorization.credentials.name as string;
+    // The generated Secret's hashed name, written into the PodMonitor by the component's nameReference.
+    expect(name).toMatch(/^ormai-proxy-metrics-[a-z0-9]{10}$/);
+    const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === name)!;
     expect(Object.keys(secret.data ?? secret.stringData)).toEqual(['token']);
     expect(endpoint.relabelings).toContainEqual({ action: 'replace', targetLabel: 'job', replacement: 'ormai-proxy' });
   });
@@ -309,48 +340,65 @@ describe('the schema check is strict', () => {
 });
 
 describe('the example Secrets are placeholders the proxy refuses', () => {
-  const secrets = YAML.parseAllDocuments(readFileSync(path.join(DEPLOY_DIR, 'base', 'secrets.yaml'), 'utf8')).map((d) => d.toJS() as Doc);
-  const value = (name: string, key: string) => secrets.find((s) => s.metadata.name === name)!.stringData[key] as string;
-  const literal = (name: string, key: string) => {
-    const gen = (readYaml('examples/existing-agent/kustomization.yaml').secretGenerator as Doc[]).find((g) => g.name === name)!;
-    return (gen.literals as string[]).find((l) => l.startsWith(`${key}=`))!.slice(key.length + 1);
-  };
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-deploy-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  test.each([
-    ['deploy/base/secrets.yaml', () => value('ormai-proxy-users', 'users.yaml')],
-    ['deploy/examples/existing-agent/users.yaml', () => readFileSync(path.join(DEPLOY_DIR, 'examples/existing-agent/users.yaml'), 'utf8')],
-  ])('%s: the users file is refused for its placeholder verifier alone', (_, text) => {
-    expect(() => parseUsersText(text(), 'users.yaml')).toThrow(/scram_verifier: not a SCRAM-SHA-256 verifier/);
-    const real = text().replace(/"REPLACE-ME[^"]*"/, JSON.stringify(hashPassword('a-real-password', 4096)));
+  test.each(DEPLOYMENTS)('%s: the users file is refused for its placeholder verifier alone', (example) => {
+    const text = exampleSecret(example, 'ormai-proxy-users', 'users.yaml');
+    expect(() => parseUsersText(text, 'users.yaml')).toThrow(/scram_verifier: not a SCRAM-SHA-256 verifier/);
+    const real = text.replace(/"REPLACE-ME[^"]*"/, JSON.stringify(hashPassword('a-real-password', 4096)));
     expect(parseUsersText(real, 'users.yaml').size).toBe(1);
   });
 
-  test.each([
-    ['base', () => value('ormai-proxy-admin', 'token')],
-    ['existing-agent', () => literal('ormai-proxy-admin', 'token')],
-  ])('%s: the admin token is refused', (_, token) => {
-    expect(() => new AdminToken(token())).toThrow(/admin token/);
+  test.each(DEPLOYMENTS)('%s: the admin identities file, laid out as in the pod, is refused for its placeholder digests alone', (example) => {
+    const placeholder = exampleSecret(example, 'ormai-proxy-admin', 'identities.yaml');
+    // The component's ormai.yaml, loaded as `serve` loads it, with the example's files where the volumes put them.
+    const load = (identities: string) =>
+      AdminAuth.fromConfig(
+        loadConfig(
+          layOutPodFiles(mkdtempSync(path.join(dir, 'pod-')), {
+            policy: readFileSync(path.join(DEPLOY_DIR, example, 'policy.yaml'), 'utf8'),
+            users: exampleSecret(example, 'ormai-proxy-users', 'users.yaml'),
+            upstreamUrl: exampleSecret(example, 'ormai-proxy-upstream', 'url'),
+            adminIdentities: identities,
+            auditKey: exampleSecret(example, 'ormai-proxy-audit', 'key'),
+          }).configFile,
+          {},
+        ),
+      );
+    const entries = (YAML.parse(placeholder) as { identities: unknown[] }).identities;
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    let refused = 'accepted';
+    try {
+      load(placeholder);
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    // Every entry is refused, each for its digest.
+    expect(refused).toMatch(/admin identities file .*admin-identities\.yaml/);
+    for (let i = 0; i < entries.length; i++) expect(refused).toContain(`identities.${i}.token_sha256: expected 64 lowercase hex digits`);
+
+    const tokens = { 'alice@example.com': 'alice-token-1c9d0e7a54f2b3', prometheus: 'prometheus-token-7b2f60d19ae8c4' };
+    const auth = load(fillIdentities(placeholder, tokens));
+    expect(auth.identify(`Bearer ${tokens['alice@example.com']}`)).toEqual({ name: 'alice@example.com', shared: false, role: 'admin' });
+    expect(auth.identify(`Bearer ${tokens.prometheus}`)).toEqual({ name: 'prometheus', shared: false, role: 'metrics' });
   });
 
-  test.each([
-    ['base', () => value('ormai-proxy-audit', 'key')],
-    ['existing-agent', () => literal('ormai-proxy-audit', 'key')],
-  ])('%s: the audit key is refused', (_, key) => {
+  test.each(DEPLOYMENTS)('%s: the metrics token is refused by the rules for admin tokens', (example) => {
+    expect(() => new AdminToken(exampleSecret(example, 'ormai-proxy-metrics', 'token'))).toThrow(/admin token/);
+  });
+
+  test.each(DEPLOYMENTS)('%s: the audit key is refused', (example) => {
     const file = path.join(dir, 'audit-key');
-    writeFileSync(file, key());
+    writeFileSync(file, exampleSecret(example, 'ormai-proxy-audit', 'key'));
     expect(() => loadAuditKey(file, silentLogger)).toThrow(/at least 32 bytes/);
   });
 
-  test.each([
-    ['base', () => value('ormai-proxy-upstream', 'url')],
-    ['existing-agent', () => literal('ormai-proxy-upstream', 'url')],
-  ])('%s: the upstream URL names no real host and asks for a verified TLS connection', (_, url) => {
-    const u = new URL(url());
+  test.each(DEPLOYMENTS)('%s: the upstream URL names no real host and asks for a verified TLS connection', (example) => {
+    const u = new URL(exampleSecret(example, 'ormai-proxy-upstream', 'url'));
     expect(u.hostname).toMatch(/\.invalid$/);
     expect(u.searchParams.get('sslmode')).toBe('verify-full');
   });
