@@ -44,6 +44,12 @@ class PlannerConnection {
   /** Runs one read-only statement; resolves with the first column of its rows, joined by newlines. */
   run(sql: string, params: PlanParams): Promise<string> {
     return new Promise((resolve, reject) => {
+      // A connection lost while idle has no 'close' left to fire: nothing would ever answer.
+      if (this.broken || this.upstream.socket.destroyed) {
+        this.broken = true;
+        reject(new UpstreamConnectError('planner connection lost'));
+        return;
+      }
       this.waiting = { resolve, reject, rows: [] };
       const values = params.values.map((v, i) => {
         const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[i];
@@ -77,6 +83,11 @@ class PlannerConnection {
 
   private simple(sql: string): Promise<string> {
     return new Promise((resolve, reject) => {
+      if (this.broken || this.upstream.socket.destroyed) {
+        this.broken = true;
+        reject(new UpstreamConnectError('planner connection lost'));
+        return;
+      }
       this.waiting = { resolve, reject, rows: [] };
       this.upstream.socket.write(serialize.query(sql));
     });
@@ -164,8 +175,12 @@ export class Planner {
   }
 
   private async acquire(): Promise<PlannerConnection> {
-    const idle = this.idle.pop();
-    if (idle) return idle;
+    // An idle connection the server or the network closed is dropped, not handed out.
+    for (let idle = this.idle.pop(); idle; idle = this.idle.pop()) {
+      if (!idle.broken) return idle;
+      this.open--;
+      this.log.warn('planner connection lost');
+    }
     if (this.open < this.size) {
       this.open++;
       try {

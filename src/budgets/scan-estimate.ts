@@ -12,11 +12,18 @@ interface PlanNode {
 
 const SCAN_NODES = new Set(['Seq Scan', 'Index Scan', 'Index Only Scan', 'Bitmap Heap Scan', 'Tid Scan', 'Tid Range Scan', 'Sample Scan', 'Foreign Scan']);
 
+/**
+ * The system catalogs the proxy's catalog views read: no tenant's data, and as large as the
+ * schema, not the business. An ORM's introspection (pg_type joined to pg_class, say) would
+ * otherwise count as a scan of a hundred thousand rows; statement_timeout still bounds it.
+ */
+const CATALOG_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
+
 /** Nodes that consume all of their input before producing a row: a LIMIT above them does not shorten the scans below. */
 const BLOCKING_NODES = new Set(['Sort', 'Incremental Sort', 'Aggregate', 'Hash', 'SetOp', 'WindowAgg', 'Materialize', 'Gather Merge']);
 
 /**
- * Rows the statement is expected to read from tables:
+ * Rows the statement is expected to read from tables (the system catalogs do not count):
  * - a sequential scan reads the whole table: the table's size (pg_class.reltuples, or the
  *   node's own estimate when larger or when the table was never analysed);
  * - other scans read their estimated rows;
@@ -33,7 +40,7 @@ export function estimateScanRows(explainJson: unknown, catalog: CatalogSnapshot)
 function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogSnapshot): number {
   const type = node['Node Type'];
   let total = 0;
-  if (SCAN_NODES.has(type)) {
+  if (SCAN_NODES.has(type) && !CATALOG_SCHEMAS.has(node.Schema ?? '')) {
     let rows = node['Plan Rows'] ?? 0;
     if (type === 'Seq Scan' && node['Relation Name']) {
       const rel = catalog.relations.get(`${node.Schema ?? catalog.searchPath[0] ?? 'public'}.${node['Relation Name']}`);

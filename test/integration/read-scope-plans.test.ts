@@ -40,7 +40,7 @@ beforeAll(async () => {
   );
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-plans-'));
   const budgetPolicy = path.join(dir, 'policy.yaml');
-  writeFileSync(budgetPolicy, `${readFileSync(POLICY, 'utf8')}\nmax_scan_rows: 50\n`);
+  writeFileSync(budgetPolicy, readFileSync(POLICY, 'utf8').replace(/^max_scan_rows: .*$/m, 'max_scan_rows: 50'));
   views = await startTestProxy(db.url, { policies: [POLICY], upstream: { read_scope: 'barrier_views' } });
   fence = await startTestProxy(db.url, { policies: [POLICY], upstream: { read_scope: 'fence' } });
   budgeted = await startTestProxy(db.url, { policies: [budgetPolicy], upstream: { read_scope: 'barrier_views' } });

@@ -44,3 +44,17 @@ test('the inner side of a nested loop runs once per outer row', () => {
 test('output without a plan is an error', () => {
   expect(() => estimateScanRows([{}], catalog)).toThrow(/no plan/);
 });
+
+test('scans of the system catalogs (an ORM introspecting) do not count; the data tables beside them do', () => {
+  const p = {
+    'Node Type': 'Nested Loop',
+    'Plan Rows': 1000,
+    Plans: [
+      { 'Node Type': 'Seq Scan', 'Relation Name': 'pg_type', Schema: 'pg_catalog', 'Parent Relationship': 'Outer', 'Plan Rows': 600 },
+      { 'Node Type': 'Index Scan', 'Relation Name': 'pg_class', Schema: 'pg_catalog', 'Parent Relationship': 'Inner', 'Plan Rows': 170 },
+    ],
+  };
+  expect(estimateScanRows(plan(p), catalog)).toBe(0);
+  const columns = { 'Node Type': 'Seq Scan', 'Relation Name': 'columns', Schema: 'information_schema', 'Plan Rows': 5000 };
+  expect(estimateScanRows(plan({ 'Node Type': 'Append', 'Plan Rows': 5010, Plans: [columns, seq(10)] }), catalog)).toBe(50_000);
+});
