@@ -26,6 +26,20 @@ export interface HeldWrite {
 
 const OPERATIONS = { insert: 'create', update: 'update', delete: 'delete' } as const;
 
+const TEXT_OID = 25;
+
+/**
+ * The write's parameters for its count: those the count does not name are declared text (a
+ * type PostgreSQL could not infer from a statement that never uses them); the others keep the
+ * type the client declared, or none, for the server to infer.
+ */
+export function unusedAsText(params: PlanParams, used: readonly number[] | undefined): PlanParams {
+  if (used === undefined) return params;
+  const named = new Set(used);
+  const types = params.values.map((_, i) => (named.has(i + 1) ? params.types[i] ?? 0 : params.types[i] || TEXT_OID));
+  return { ...params, types };
+}
+
 /**
  * Undefined when the write may run now (its rule is about affected rows, and it changes no
  * more than that); otherwise the refusal the agent receives: pending_approval with the
@@ -36,7 +50,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   if (approval.countSql !== undefined) {
     let rows: number | undefined;
     try {
-      rows = await deps.planner.countRows(approval.countSql, held.params);
+      rows = await deps.planner.countRows(approval.countSql, unusedAsText(held.params, approval.countParams));
     } catch (err) {
       // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
       deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');

@@ -121,3 +121,16 @@ describe.each(modes)('write budget, $protocol protocol', (mode) => {
     }
   });
 });
+
+test('parameters: the count of an UPDATE whose SET value is a parameter the count never names still runs (refused over the cap, not held)', async () => {
+  await db.query("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, 1, 1, 'param-count' FROM generate_series(1, 3)");
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    // $1 is only in SET: PostgreSQL could infer no type for it in the count, which then failed and the write was held.
+    const err = await c.query({ text: `${R}UPDATE orders SET status = $1 WHERE customer_id > $2`, values: ['x', 0] }).catch((e: { routine?: string }) => e);
+    expect((err as { routine?: string }).routine).toBe('ormai.max_affected_rows_exceeded');
+  } finally {
+    await c.end();
+  }
+});

@@ -25,6 +25,12 @@ export interface ApprovalNeed {
   maxAffectedRows?: number;
   /** `SELECT count(*) …` over the same rows as the write (its parameters are the write's). */
   countSql?: string;
+  /**
+   * The write's parameters `countSql` names ($n, 1-based). The others (a SET value, say) are
+   * still bound, and PostgreSQL cannot infer a type for a parameter nothing uses: the counter
+   * declares those as text.
+   */
+  countParams?: number[];
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
   previewSql?: string;
 }
@@ -95,9 +101,14 @@ function countRows(stmt: UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): S
   return count;
 }
 
-/** `SELECT count(*) …` over the rows an UPDATE or DELETE would change. */
-export function affectedRowsCountSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): string {
-  return deparseVerified([{ SelectStmt: countRows(stmt, op, table) }])[0];
+/** `SELECT count(*) …` over the rows an UPDATE or DELETE would change, and the parameters it names. */
+export function affectedRowsCount(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable): { countSql: string; countParams: number[] } {
+  const count = countRows(stmt, op, table);
+  const used = new Set<number>();
+  walk([count], (node) => {
+    if ('ParamRef' in node) used.add((node.ParamRef as { number?: number }).number ?? 0);
+  });
+  return { countSql: deparseVerified([{ SelectStmt: count }])[0], countParams: [...used].sort((a, b) => a - b) };
 }
 
 // ---- require_approval: which rule holds this write ----
@@ -125,7 +136,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
       return need;
     }
     refuseVolatile(stmt, 'an approval rule on affected rows');
-    return { ...need, affectedRowsGt: when.affected_rows_gt, countSql: deparseVerified([{ SelectStmt: countRows(stmt, op, table) }])[0] };
+    return { ...need, affectedRowsGt: when.affected_rows_gt, ...affectedRowsCount(stmt, op, table) };
   }
   return undefined;
 }

@@ -22,7 +22,7 @@ import { bindTenant, checkInsert, checkRowReferences } from './insert-rows';
 import { cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
 import { NO_CTES, type CteScope } from './source-arity';
 import { tenantLiteral } from './tenant';
-import { affectedRowsCountSql, approvalNeed, capAffectedRows, type ApprovalNeed } from './write-limits';
+import { affectedRowsCount, approvalNeed, capAffectedRows, type ApprovalNeed } from './write-limits';
 import { checkReferences, checkWritable, refName, resolveTarget, returningItems, rewriteReturning, type Op, type Target } from './write-target';
 
 export { AFFECTED_ROWS_MARKER, tooManyRows, type ApprovalNeed } from './write-limits';
@@ -120,7 +120,7 @@ export function guardWrite(
   // A held write over the cap could only fail once approved: the session counts it first and refuses it.
   const approval =
     need && rule.maxAffectedRows !== undefined && op !== 'insert'
-      ? { ...need, maxAffectedRows: rule.maxAffectedRows, countSql: need.countSql ?? affectedRowsCountSql(stmt, op, target.table) }
+      ? { ...need, maxAffectedRows: rule.maxAffectedRows, ...(need.countSql !== undefined ? {} : affectedRowsCount(stmt, op, target.table)) }
       : need;
   if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows, target.table);
   // Before/after for the audit trail; not for ON CONFLICT DO UPDATE, whose rows may be inserted or updated.
