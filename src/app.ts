@@ -18,7 +18,7 @@ import { auditPort } from './audit/port';
 import { MemoryRateLimitStore, type RateLimitStore } from './budgets/rate-limit';
 import { RedisRateLimitStore } from './budgets/redis-store';
 import { ConfigError, type ProxyConfig } from './config/load';
-import { formatIssues, type PolicySnapshot } from './policy/load';
+import { checkDomainTools, formatIssues, type PolicySnapshot } from './policy/load';
 import { writeBudgetKeys } from './session/budgets';
 import { ProxyServer } from './listener/server';
 import { ScopeProvider } from './policy/provider';
@@ -26,6 +26,11 @@ import { HotReload, type HotReloadOptions, type ReloadReport } from './policy/re
 import { PolicyCatalogError } from './policy/scope';
 import { loadCatalog } from './upstream/catalog';
 import { barrierViewsRefusal } from './upstream/read-scope';
+import { policyCompiler } from './tools/compiler';
+import { startToolDoors, type ClosableRunner, type ToolDoors } from './tools/doors';
+import { ToolEngine } from './tools/engine';
+import { toolSpecs } from './tools/schemas';
+import type { ToolRunner } from './tools/types';
 import type { Logger } from './log';
 
 export interface RunningProxy {
@@ -39,6 +44,8 @@ export interface RunningProxy {
   approvals: ApprovalStore;
   /** The audit trail (sinks from config.audit); close() drains it after the sessions stop. */
   audit: AuditLog;
+  /** The tool doors (docs/tools.md): the engine, the principal's specs, and the HTTP listener when tools.listen is set. */
+  tools: ToolDoors;
   /** Re-reads the policy and users files now (what SIGHUP does); an invalid file keeps the last good snapshot. */
   reload(): Promise<ReloadReport>;
   close(): Promise<void>;
@@ -54,6 +61,10 @@ export interface ProxyOptions {
   approvals?: ApprovalStore;
   /** How the policy and users files are watched (default: fs.watch, a 200 ms debounce, a poll every 5 s). */
   reload?: Pick<HotReloadOptions, 'watch' | 'pollMs' | 'debounceMs'>;
+  /** The runner behind the tool doors instead of the proxy's own engine. */
+  toolRunner?: ToolRunner;
+  /** Where a stdout audit sink writes instead (`ormai-proxy mcp` gives stderr: its stdout is the MCP channel). */
+  auditStdout?: NodeJS.WritableStream;
 }
 
 export async function buildAuthSettings(config: ProxyConfig) {
@@ -113,12 +124,14 @@ async function createRateLimitStore(config: ProxyConfig, log: Logger): Promise<{
 
 export async function startProxy(config: ProxyConfig, log: Logger, options: ProxyOptions = {}): Promise<RunningProxy> {
   await initAnalysis();
+  // The files were loaded before the parser was: domain tools' statements are compiled now.
+  checkDomainTools(config.policies);
   const auth = await buildAuthSettings(config);
   const adminAuth = AdminAuth.fromConfig(config);
   const scopes = await prepareScopes(config, log);
   const limits = await createRateLimitStore(config, log);
   const approvals = options.approvals ?? (await createApprovalStore(config, log));
-  const audit = await createAuditLog(config, log);
+  const audit = await createAuditLog(config, log, {}, options.auditStdout);
   const metrics = new ProxyMetrics({ version: proxyVersion() });
   const server = new ProxyServer(config, auth, scopes, log, { rateLimits: limits.store, approvals, audit: auditPort(audit), metrics });
   // Every approval step is an audit event linked to the held statement's by approval_id.
@@ -185,10 +198,16 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
     log: log.child({ component: 'reload' }),
     ...options.reload,
   });
+  // The engine behind both tool doors: opened at the first tool call (its tool door is a loopback listener of the server).
+  const openToolRunner = async (): Promise<ClosableRunner> =>
+    options.toolRunner ?? ToolEngine.open({ server, scopes, config, compiler: policyCompiler, audit: auditPort(audit), approvals, log });
+  let tools: ToolDoors | undefined;
   const close = async () => {
     // Admin first (no approval starts running while sessions end), then sessions: they may still be asking the stores.
     try {
       await reloader.close();
+      // The tool doors stop taking calls and end their sessions before the sessions are drained.
+      await tools?.close();
       await admin.close();
       await health.close();
       await server.close();
@@ -204,12 +223,13 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   try {
     address = await server.listen();
     adminAddress = await admin.listen();
+    tools = await startToolDoors({ config, auth, policies: () => scopes.policies, toolSpecs, openRunner: openToolRunner, log });
   } catch (err) {
     await close();
     throw err;
   }
   void reloader.start();
-  return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, reload: () => reloader.reload(), close };
+  return { ...address, server, admin: { ...adminAddress, server: admin }, metrics, approvals, audit, tools, reload: () => reloader.reload(), close };
 }
 
 /**

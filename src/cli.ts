@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The ormai-proxy command line: serve, demo, check, test, hash-password, admin-token, audit verify, rollback.
+// The ormai-proxy command line: serve, demo, check, test, tools, mcp, hash-password, admin-token, audit verify, rollback.
 import { parseArgs } from 'node:util';
 import { newIdentityToken } from './admin/auth';
 import { startProxy } from './app';
@@ -11,15 +11,20 @@ import { runDemo } from './demo/demo';
 import { createLogger } from './log';
 import { runCheckCommand } from './policy/tooling/check';
 import { runTestCommand } from './policy/tooling/suite';
+import { mcpCommand, toolsCommand } from './tools/commands';
 
 const USAGE = `Usage:
   ormai-proxy serve --config FILE      run the proxy
-  ormai-proxy demo [--listen HOST:PORT] [--admin-listen HOST:PORT]
+  ormai-proxy demo [--listen HOST:PORT] [--admin-listen HOST:PORT] [--tools-listen HOST:PORT]
                                        embedded PostgreSQL + proxy with the quickstart policy
   ormai-proxy check --config FILE [--strict] [--json]
                                        validate the configuration and policy files, lint the policies against the database
   ormai-proxy test --config FILE CASES.yaml
                                        run a policy regression suite through an in-process proxy
+  ormai-proxy tools --config FILE (--user NAME | --token-file FILE) [--format anthropic|openai|mcp|json-schema]
+                                       print the tool specs of that principal's policy, for an agent SDK
+  ormai-proxy mcp --config FILE (--user NAME | --token-file FILE) [--admin-listen HOST:PORT]
+                                       serve the tools over MCP on stdio as that principal
   ormai-proxy hash-password            read a password on stdin, print a SCRAM-SHA-256 verifier
   ormai-proxy audit verify FILE        check the hash chain of an audit file (exit 0 intact, 1 tampered)
   ormai-proxy rollback (--config FILE | --admin-url URL) [--token-file FILE] [--yes] AUDIT_ID
@@ -76,9 +81,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'audit') return auditCommand(rest);
   if (command === 'rollback') return rollbackCommand(rest);
   if (command === 'admin-token') return adminTokenCommand(rest);
+  if (command === 'tools') return toolsCommand(rest);
+  if (command === 'mcp') return mcpCommand(rest);
   const { values } = parseArgs({
     args: rest,
-    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, 'tools-listen': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     strict: true,
   });
   if (values.help || !command) {
@@ -105,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
       return -1;
     }
     case 'demo':
-      await runDemo({ listen: values.listen, adminListen: values['admin-listen'], configFile: values.config });
+      await runDemo({ listen: values.listen, adminListen: values['admin-listen'], toolsListen: values['tools-listen'], configFile: values.config });
       return -1;
     case 'hash-password': {
       const password = await readStdin();

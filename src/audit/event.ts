@@ -5,7 +5,7 @@
 // unless the operator asks for raw text; a keyed hash of the raw text is always kept, so that a
 // text shown later can be proven to be (or not to be) the one the agent sent.
 
-export type AuditKind = 'statement' | 'connection' | 'approval';
+export type AuditKind = 'statement' | 'connection' | 'approval' | 'tool';
 
 export type AuditDecision =
   /** statement */
@@ -74,6 +74,8 @@ export interface AuditEvent {
   reason?: string;
   trace_id?: string;
   tool_call_id?: string;
+  /** A statement run for a tool call (docs/tools.md): the tool and its arguments, values replaced by $n. */
+  tool?: { name: string; arguments: unknown };
   flags?: string[];
   approval_id?: string;
   /** For approval events: who approved, denied or ran it. */

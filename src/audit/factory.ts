@@ -38,12 +38,15 @@ export function postgresClient(sink: Extract<SinkConfig, { type: 'postgres' }>, 
   return adminClientConfig(parseUpstreamUrl(url, raw, config.dir), APPLICATION_NAME);
 }
 
-/** `chainKey`: keys the file sinks' chains (audit.key_file set). */
-export function createSinks(config: ProxyConfig, log: Logger, chainKey?: PrekeyedHmac): AuditSink[] {
+/**
+ * `chainKey`: keys the file sinks' chains (audit.key_file set). `stdout`: where the stdout sink
+ * writes instead (`ormai-proxy mcp`, whose stdout is the MCP channel, gives stderr).
+ */
+export function createSinks(config: ProxyConfig, log: Logger, chainKey?: PrekeyedHmac, stdout?: NodeJS.WritableStream): AuditSink[] {
   return config.raw.audit.sinks.map((sink): AuditSink => {
     switch (sink.type) {
       case 'stdout':
-        return new StdoutSink();
+        return new StdoutSink(stdout);
       case 'file':
         return new FileSink(path.resolve(config.dir, sink.path), log, chainKey);
       case 'postgres':
@@ -55,15 +58,15 @@ export function createSinks(config: ProxyConfig, log: Logger, chainKey?: Prekeye
 /**
  * The configured audit log, its sinks opened once: a sink that is down at start-up does not
  * stop the proxy (it is retried, and writes are refused until it answers), but is reported.
- * `overrides` are for tests (retry timings, timeouts).
+ * `overrides` are for tests (retry timings, timeouts); `stdout` replaces the stdout sink's stream.
  */
-export async function createAuditLog(config: ProxyConfig, log: Logger, overrides: Partial<AuditLogOptions> = {}): Promise<AuditLog> {
+export async function createAuditLog(config: ProxyConfig, log: Logger, overrides: Partial<AuditLogOptions> = {}, stdout?: NodeJS.WritableStream): Promise<AuditLog> {
   const settings = config.raw.audit;
   // Redaction normalises statements with the parser's WebAssembly module.
   await initAnalysis();
   const key = loadAuditKey(settings.key_file === undefined ? undefined : path.resolve(config.dir, settings.key_file), log);
   // A random per-process key would make the chain unverifiable: only a configured key keys it.
-  const sinks = createSinks(config, log, settings.key_file === undefined ? undefined : chainKeyOf(key));
+  const sinks = createSinks(config, log, settings.key_file === undefined ? undefined : chainKeyOf(key), stdout);
   const heads = new HeadPublisher({
     files: sinks.filter((s): s is FileSink => s instanceof FileSink),
     targets: sinks.filter((s): s is PostgresSink => s instanceof PostgresSink),

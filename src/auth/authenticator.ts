@@ -26,6 +26,8 @@ export interface AuthSettings {
   jwt?: JwtVerifier;
   /** Per-process random secret, for fake salts of unknown users. */
   mockSecret: Buffer;
+  /** The tool door's logins: a one-time ticket as the password, nothing else (docs/tools.md). */
+  tickets?: { redeem(user: string, ticket: string): Principal | undefined };
 }
 
 export interface AuthStep {
@@ -128,6 +130,17 @@ function scramConversation(user: string, verifier: ScramVerifier, principal: Pri
 }
 
 export function beginAuth(settings: AuthSettings, startupUser: string): AuthConversation {
+  const tickets = settings.tickets;
+  if (tickets) {
+    return using(
+      passwordConversation(async (ticket) => {
+        const principal = tickets.redeem(startupUser, ticket.toString('utf8'));
+        if (!principal) throw authFailed(startupUser, 'not a valid tool-door ticket');
+        return principal;
+      }),
+      'password',
+    );
+  }
   const record = settings.users?.get(startupUser);
   const verifier = settings.users?.verifierFor(startupUser);
   if (record && verifier) {

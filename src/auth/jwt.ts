@@ -57,7 +57,7 @@ export type JwtConfig = z.output<typeof jwtConfigSchema>;
 
 export interface JwtVerifier {
   /** Verifies the token and maps its claims; throws ProxyError('authentication_failed'). */
-  verify(token: string, startupUser: string): Promise<Principal>;
+  verify(token: string, startupUser: string | undefined): Promise<Principal>;
 }
 
 class Rejected extends Error {}
@@ -140,6 +140,11 @@ export async function createJwtVerifier(config: JwtConfigInput, baseDir: string)
         const tenantId = tenantClaim(payload, cfg.claims.tenant);
         const roles = rolesClaim(payload, cfg.claims.roles);
         const sub = claimString(payload, cfg.claims.subject);
+        if (startupUser === undefined) {
+          // A bearer token (the tool doors): the subject is the user.
+          if (!sub) throw new Rejected(`a bearer JWT needs the subject claim "${cfg.claims.subject}"`);
+          return { user: sub, subject: sub, tenantId, roles, authMethod: 'jwt' };
+        }
         if (cfg.require_user_match && sub !== startupUser) throw new Rejected(`subject claim "${cfg.claims.subject}" does not match the startup user`);
         return { user: startupUser, subject: sub ?? startupUser, tenantId, roles, authMethod: 'jwt' };
       } catch (err) {

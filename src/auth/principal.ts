@@ -8,7 +8,10 @@ export interface Principal {
   /** Tenant identifier as text; the policy types it when it builds predicates. */
   readonly tenantId: string;
   readonly roles: readonly string[];
-  readonly authMethod: 'scram-sha-256' | 'password' | 'jwt';
+  /** token: a users-file bearer token; local: `ormai-proxy mcp --user` on the proxy's own machine. */
+  readonly authMethod: 'scram-sha-256' | 'password' | 'jwt' | 'token' | 'local';
+  /** Set only on the tool door's sessions: the engine's connection this session serves (docs/tools.md). */
+  readonly connection?: string;
   /**
    * The database name the client connected with (startup `database`). Catalog answers name this
    * database, never the upstream one, whose name is the proxy's business. Absent: catalog

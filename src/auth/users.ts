@@ -25,11 +25,17 @@ const userSchema = z
       })
       .transform(String),
     roles: z.array(z.string().min(1)).default([]),
+    /** SHA-256 (hex) of a bearer token for the tool doors (docs/tools.md); the token itself is never stored. */
+    token_sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256 of the token)')
+      .optional(),
   })
   .superRefine((user, ctx) => {
     const given = Number(user.password !== undefined) + Number(user.scram_verifier !== undefined);
-    if (given !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of password or scram_verifier' });
+    // A user of the tool doors only may have a token and no password (it cannot log in over the wire).
+    if (given > 1 || (given === 0 && user.token_sha256 === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of password or scram_verifier (or only token_sha256, for the tool doors)' });
     }
     if (user.scram_verifier !== undefined && parseVerifier(user.scram_verifier) === null) {
       ctx.addIssue({
@@ -44,9 +50,14 @@ export const usersFileSchema = z
   .strictObject({ users: z.array(userSchema) })
   .superRefine((file, ctx) => {
     const seen = new Set<string>();
+    const tokens = new Set<string>();
     file.users.forEach((user, i) => {
       if (seen.has(user.name)) ctx.addIssue({ code: 'custom', path: ['users', i, 'name'], message: `duplicate user "${user.name}"` });
       seen.add(user.name);
+      if (user.token_sha256 !== undefined) {
+        if (tokens.has(user.token_sha256)) ctx.addIssue({ code: 'custom', path: ['users', i, 'token_sha256'], message: 'two users have the same token' });
+        tokens.add(user.token_sha256);
+      }
     });
   });
 
@@ -60,12 +71,20 @@ export interface UserRecord {
 export class UsersSnapshot {
   readonly #users = new Map<string, UserRecord>();
   readonly #verifiers = new Map<string, ScramVerifier>();
+  readonly #tokens = new Map<string, string>();
 
-  constructor(entries: ReadonlyArray<UserRecord & { verifier: ScramVerifier }>) {
-    for (const { name, tenantId, roles, verifier } of entries) {
+  constructor(entries: ReadonlyArray<UserRecord & { verifier?: ScramVerifier; tokenSha256?: string }>) {
+    for (const { name, tenantId, roles, verifier, tokenSha256 } of entries) {
       this.#users.set(name, Object.freeze({ name, tenantId, roles: Object.freeze([...roles]) }));
-      this.#verifiers.set(name, verifier);
+      if (verifier) this.#verifiers.set(name, verifier);
+      if (tokenSha256) this.#tokens.set(tokenSha256, name);
     }
+  }
+
+  /** The user whose bearer token has this SHA-256 (hex). */
+  byTokenDigest(sha256: string): UserRecord | undefined {
+    const name = this.#tokens.get(sha256);
+    return name === undefined ? undefined : this.#users.get(name);
   }
 
   get size(): number {
@@ -122,7 +141,8 @@ export function buildUsersSnapshot(data: unknown, source = 'users file'): UsersS
       name: user.name,
       tenantId: user.tenant_id,
       roles: user.roles,
-      verifier: user.scram_verifier !== undefined ? parseVerifier(user.scram_verifier)! : buildVerifier(user.password!),
+      ...(user.scram_verifier !== undefined ? { verifier: parseVerifier(user.scram_verifier)! } : user.password !== undefined ? { verifier: buildVerifier(user.password) } : {}),
+      ...(user.token_sha256 !== undefined ? { tokenSha256: user.token_sha256 } : {}),
     })),
   );
 }

@@ -69,6 +69,18 @@ const policyDescriptions: Record<string, string> = {
     'Statements (Query and Execute messages) per tenant per minute; beyond it they are refused with query_rate_limited. Default: no limit.',
   allow_functions:
     'Functions allowed beyond the built-in allow-list, by exact name (case-folded): `f` allows unqualified and pg_catalog.f calls; a call written schema.f needs `schema.f`. Built-ins such as set_config, dblink*, lo_*, pg_read_* stay refused even when listed. Default: [].',
+  tools:
+    'Domain tools (docs/domain-tools.md): named SQL statements with typed parameters, offered to the agent after the db.* tools. Each call runs through the agent\'s own session under this policy, with no privilege beyond the agent\'s: the tenant predicate, hidden and masked columns, max_rows, write grants, reasons, approvals and the audit trail apply as to any statement. `ormai-proxy check` parses and analyses each one. Default: [].',
+  'tools[].name':
+    'The tool\'s name, namespace.name in lower case (letters, digits, _), e.g. analytics.weekly_revenue; model APIs see it as analytics_weekly_revenue. Unique; the namespaces db, approvals and ormai are the proxy\'s own.',
+  'tools[].description': 'What the tool answers and when to use it: the agent\'s model reads it to choose the tool.',
+  'tools[].sql':
+    'One statement (SELECT, or INSERT/UPDATE/DELETE where enable_writes allows it), written against the tables as the agent sees them, with named parameters :name. A :name inside a string literal, a quoted identifier or a comment is text, and :: casts stay casts; a colon right after a name, number or bracket is an array slice. $1-style parameters are refused. A write tool also takes reason and dry_run.',
+  'tools[].params': 'The parameters the sql uses, by name (lower case; not reason, dry_run, model, select, group_by, order_by, aggregates, approval_id, sql or is_null). Each must be used, and each :name used must be declared. Default: {}.',
+  'tools[].params.*.type':
+    'integer (bound as bigint), number (numeric), text, boolean, date (YYYY-MM-DD), timestamp (ISO 8601, bound as timestamptz) or uuid. The value is a bind parameter cast to this type, never SQL text.',
+  'tools[].params.*.description': 'What the agent should pass, shown in the tool\'s JSON Schema.',
+  'tools[].params.*.required': 'The agent must give it. An optional parameter left out (or null) is bound as NULL: write the sql for that, e.g. (:since IS NULL OR created_at >= :since). Default: true.',
 };
 
 const configDescriptions: Record<string, string> = {
@@ -159,6 +171,9 @@ const configDescriptions: Record<string, string> = {
   'audit.write_guarantee':
     'durable: a write commits, and is acknowledged, only once its event is persisted by every sink (otherwise its transaction is rolled back, or the write refused, with audit_unavailable); async: queued is enough, and the write commits as PostgreSQL runs it. Default: durable.',
   'audit.durable_timeout_ms': "How long a write's transaction waits for its event to be persisted before it is rolled back with audit_unavailable (write_guarantee: durable). Default: 5000.",
+  tools: 'The tool doors over HTTP (docs/tools.md): POST /agent/tool, GET /agent/tools and MCP (Streamable HTTP) at /mcp. Every request carries Authorization: Bearer <token>: a users-file token (token_sha256) or a JWT verified by auth.jwt.',
+  'tools.listen': 'host:port of the tools HTTP listener. Default: none (no HTTP door; `ormai-proxy mcp` serves MCP over stdio without it).',
+  'tools.max_body_bytes': 'Largest request body (a tool call, an MCP message), in bytes or with a unit; a larger one is refused with 413 body_too_large. Default: 1MiB.',
   store:
     'Where budgets (queries_per_minute_per_tenant) are counted. With a Redis URL, every proxy pointing at the same Redis shares one budget per tenant; without one, each proxy counts in its own memory. Default: memory.',
   'store.redis_url': 'redis:// or rediss:// URL (may carry a password); env ORMAI_REDIS_URL overrides. Give redis_url or redis_url_file, or neither for in-memory budgets.',
@@ -175,6 +190,8 @@ function addDescriptions(root: JsonSchema, descriptions: Record<string, string>,
   const visit = (node: JsonSchema, path: string): void => {
     for (const branch of (node.anyOf as JsonSchema[] | undefined) ?? []) visit(branch, path);
     if (node.items && typeof node.items === 'object') visit(node.items as JsonSchema, `${path}[]`);
+    // A record's values (tools[].params.*).
+    if (node.additionalProperties && typeof node.additionalProperties === 'object') visit(node.additionalProperties as JsonSchema, `${path}.*`);
     const properties = node.properties as Record<string, JsonSchema> | undefined;
     for (const [key, child] of Object.entries(properties ?? {})) {
       const childPath = path ? `${path}.${key}` : key;

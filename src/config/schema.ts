@@ -135,6 +135,14 @@ const audit = z.strictObject({
   head_interval_ms: z.number().int().min(1000).default(60_000),
 });
 
+/** The tool doors over HTTP (docs/tools.md): POST /agent/tool, GET /agent/tools and MCP at /mcp, every request with a bearer token. */
+const tools = z.strictObject({
+  /** host:port of the tools HTTP listener; absent: no HTTP door (`ormai-proxy mcp` serves stdio without it). */
+  listen: hostPort.optional(),
+  /** Largest request body (a tool call, an MCP message); a larger one is refused with 413. */
+  max_body_bytes: byteSize.default(1024 * 1024),
+});
+
 /** Work bounds of one statement's analysis (src/analysis/bounds.ts); each refusal is statement_too_large or statement_too_complex. */
 const analysis = z.strictObject({
   /** Bytes of one statement text; far below max_message_size, which also carries parameters. */
@@ -206,6 +214,7 @@ export const configSchema = z.strictObject({
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
+  tools: tools.default({ max_body_bytes: 1024 * 1024 }),
   audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

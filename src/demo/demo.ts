@@ -1,4 +1,5 @@
 // `ormai-proxy demo`: an embedded PostgreSQL seeded with two tenants, the proxy in front, connection strings printed.
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,25 +44,34 @@ export const DEMO_APPROVER = 'demo-approver';
  * orders allowed with a reason and held for one approver, and an admin identity with a token
  * made for this run. The quickstart files themselves are untouched.
  */
-function demoConfig(): { dir: string; configFile: string; token: string } {
+function demoConfig(toolsListen: string): { dir: string; configFile: string; token: string; toolTokens: Record<string, string> } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-demo-'));
   const policy = parseYaml(readFileSync(path.join(QUICKSTART_DIR, 'policy.yaml'), 'utf8')) as Record<string, unknown> & { enable_writes: unknown[] };
   policy.enable_writes = [...policy.enable_writes, { models: ['orders'], operations: ['update'], require_reason: true }];
   policy.require_approval = [{ operation: 'update', model: 'orders', approvers: 1, expires_in_s: 3600 }];
   writeFileSync(path.join(dir, 'policy.yaml'), stringifyYaml(policy));
-  writeFileSync(path.join(dir, 'users.yaml'), readFileSync(path.join(QUICKSTART_DIR, 'users.yaml')));
+  // The quickstart users, each with a tool-call token made for this run.
+  const users = parseYaml(readFileSync(path.join(QUICKSTART_DIR, 'users.yaml'), 'utf8')) as { users: Array<Record<string, unknown> & { name: string }> };
+  const toolTokens: Record<string, string> = {};
+  for (const user of users.users) {
+    const token = randomBytes(24).toString('base64url');
+    toolTokens[user.name] = token;
+    user.token_sha256 = createHash('sha256').update(token).digest('hex');
+  }
+  writeFileSync(path.join(dir, 'users.yaml'), stringifyYaml(users), { mode: 0o600 });
   const { token, entry } = newIdentityToken(DEMO_APPROVER);
   writeFileSync(path.join(dir, 'admin-identities.yaml'), `identities:\n${entry}\n`, { mode: 0o600 });
   const config = parseYaml(readFileSync(path.join(QUICKSTART_DIR, 'ormai.yaml'), 'utf8')) as Record<string, unknown>;
   config.admin = { identities_file: 'admin-identities.yaml' };
+  config.tools = { listen: toolsListen };
   const configFile = path.join(dir, 'ormai.yaml');
   writeFileSync(configFile, stringifyYaml(config));
-  return { dir, configFile, token };
+  return { dir, configFile, token, toolTokens };
 }
 
-export async function runDemo(opts: { configFile?: string; listen?: string; adminListen?: string } = {}): Promise<void> {
+export async function runDemo(opts: { configFile?: string; listen?: string; adminListen?: string; toolsListen?: string } = {}): Promise<void> {
   // With a config of the user's own, that config as it is; else the quickstart plus approvals.
-  const demo = opts.configFile === undefined ? demoConfig() : undefined;
+  const demo = opts.configFile === undefined ? demoConfig(opts.toolsListen ?? '127.0.0.1:6434') : undefined;
   const configFile = opts.configFile ?? demo!.configFile;
   process.stderr.write('Starting an embedded PostgreSQL…\n');
   const pg = await startEmbeddedPostgres();
@@ -104,6 +114,20 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
           '',
         ]
       : [];
+    const toolsHttp = proxy.tools.http;
+    const toolToken = demo?.toolTokens['tenant1-agent'];
+    const toolsUrl = toolsHttp ? `http://${toolsHttp.host}:${toolsHttp.port}` : undefined;
+    const tools =
+      demo && toolsUrl && toolToken
+        ? [
+            'Tool calls (db.query, db.get, db.create, …) as tenant 1, over HTTP and MCP (README: Tool calls):',
+            `  curl -s -H 'Authorization: Bearer ${toolToken}' -H 'content-type: application/json' -d '{"name":"db.query","arguments":{"model":"orders","limit":5}}' ${toolsUrl}/agent/tool`,
+            `  list the tools:   curl -s -H 'Authorization: Bearer ${toolToken}' ${toolsUrl}/agent/tools?format=anthropic`,
+            `  MCP over HTTP:    ${toolsUrl}/mcp with the header "Authorization: Bearer ${toolToken}"`,
+            `  MCP over stdio:   ORMAI_UPSTREAM_URL='${upstreamUrl}' node ${path.resolve(__dirname, '..', 'cli.js')} mcp --config ${demo.configFile} --user tenant1-agent`,
+            '',
+          ]
+        : [];
     const out = [
       '',
       `OrmAI Proxy is listening on ${hostPort}, in front of an embedded PostgreSQL seeded with two tenants.`,
@@ -118,6 +142,7 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
       'Try: SELECT * FROM orders;   DROP TABLE orders;   SET ROLE postgres;',
       '',
       ...approvals,
+      ...tools,
       'Press Ctrl-C to stop.',
       '',
     ];
@@ -128,7 +153,7 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
       const where = e.port !== undefined ? `${e.address ?? '127.0.0.1'}:${e.port}` : 'a port the demo needs';
       process.stderr.write(
         `demo failed: ${where} is already in use (another proxy or demo?).\n` +
-          'Pick free ports: npm start -- --listen 127.0.0.1:6543 --admin-listen 127.0.0.1:9091\n',
+          'Pick free ports: npm start -- --listen 127.0.0.1:6543 --admin-listen 127.0.0.1:9091 --tools-listen 127.0.0.1:6435\n',
       );
     } else process.stderr.write(`demo failed: ${e.message}\n`);
     await stop(1);

@@ -323,6 +323,24 @@ export const catalogue = {
     message: 'authentication did not complete in time',
     hint: 'Complete the startup and authentication exchange promptly after connecting; the proxy closes connections that stay unauthenticated.',
   },
+  tool_unknown: {
+    sqlstate: '42883',
+    severity: 'ERROR',
+    message: 'no tool of this name',
+    hint: 'Call one of the tools the server lists (tools/list): db.describe_schema, db.query, db.get, db.aggregate, db.sql, and the write tools (db.create, db.update, db.delete) your policy enables.',
+  },
+  tool_arguments_invalid: {
+    sqlstate: '22023',
+    severity: 'ERROR',
+    message: 'the tool arguments are not valid',
+    hint: "Fix the arguments the message names and call the tool again; the tool's input schema lists every argument, and db.describe_schema lists the models and their fields.",
+  },
+  row_not_found: {
+    sqlstate: 'P0002',
+    message: 'no row with this id',
+    hint: 'The id names no row of this model in your tenant (or a row the policy hides). List the rows with db.query to find the right id.',
+    severity: 'ERROR',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof catalogue;

@@ -93,7 +93,7 @@ export class ProxyServer {
    * answer completes its audit event first).
    */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = Promise.all([this.server, ...this.doors].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     const error = new ProxyError('proxy_shutting_down');
     for (const session of this.sessions) session.shutdown(error);
     for (const socket of this.sockets) if (!this.sessionSockets.has(socket)) socket.destroy();
@@ -131,7 +131,29 @@ export class ProxyServer {
     setTimeout(() => oldest.destroy(), 1000).unref();
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * The tool door (docs/tools.md): a second listener on an ephemeral loopback port that only this
+   * process knows, where logins are one-time tickets instead of passwords. Its sessions are
+   * ordinary sessions (same analysis, budgets, audit), counted and drained with the others.
+   */
+  async openToolDoor(tickets: NonNullable<AuthSettings['tickets']>, onSession: (session: Session) => void): Promise<{ host: string; port: number }> {
+    const auth: AuthSettings = { method: 'password', mockSecret: this.auth.mockSecret, tickets };
+    const door = net.createServer((socket) => this.accept(socket, auth, onSession));
+    door.on('error', (err) => this.log.error({ err: err.message }, 'tool door error'));
+    this.doors.push(door);
+    return new Promise((resolve, reject) => {
+      door.once('error', reject);
+      door.listen(0, '127.0.0.1', () => {
+        door.off('error', reject);
+        const address = door.address() as net.AddressInfo;
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  private readonly doors: net.Server[] = [];
+
+  private accept(socket: net.Socket, auth: AuthSettings = this.auth, onSession?: (session: Session) => void): void {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     this.sockets.add(socket);
@@ -145,7 +167,7 @@ export class ProxyServer {
     socket.once('close', done);
     void handshake(socket, {
       config: this.config,
-      auth: this.auth,
+      auth,
       scopes: this.scopes,
       cache: this.cache,
       rateLimits: this.rateLimits,
@@ -160,6 +182,7 @@ export class ProxyServer {
         done();
         this.sessions.add(s);
         this.sessionSockets.add(socket);
+        onSession?.(s);
       },
       onSessionClosed: (s) => this.sessions.delete(s),
     }).catch((err) => {

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { analysisLoaded } from '../analysis/parser';
 import type { Principal } from '../auth/principal';
+import { DomainToolError, domainToolProblems, domainToolTemplate } from './domain-tools';
 import { ALWAYS_DENIED, policySchema, profileDefaults, type RawPolicy, type WriteOperation } from './schema';
 
 export interface WriteTargetRef {
@@ -124,6 +126,11 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
       if (!grant.models.some((g) => tableName(g) === tableName(m))) throw new PolicyFileError(file, `writable_fields names "${m}", which this grant's models do not list`);
     }
   }
+  const toolProblems = domainToolProblems(raw.tools);
+  if (toolProblems.length > 0) throw new PolicyFileError(file, `\n${toolProblems.map((p) => `  - ${p}`).join('\n')}`);
+  // Like row filters (scope.ts): checked with the parser once it is loaded. Start-up loads the
+  // files before the parser and compiles them right after it (app.ts); a reload has it already.
+  if (analysisLoaded()) compileDomainTools(raw.tools, file);
   const covering = (target: WriteTargetRef) => {
     const name = target.name.toLowerCase();
     const op = OP_TO_OPERATION[target.op];
@@ -155,6 +162,25 @@ export function buildPolicy(raw: RawPolicy, file: string): PolicySnapshot {
       };
     },
   });
+}
+
+function compileDomainTools(tools: RawPolicy['tools'], file: string): void {
+  for (const tool of tools) {
+    try {
+      domainToolTemplate(tool);
+    } catch (err) {
+      if (err instanceof DomainToolError) throw new PolicyFileError(file, err.message);
+      throw err;
+    }
+  }
+}
+
+/**
+ * Compiles the domain tools of policies loaded before the parser was (start-up), so that a tool
+ * whose statement does not parse or whose parameters do not match stops start-up. Throws PolicyFileError.
+ */
+export function checkDomainTools(policies: readonly PolicySnapshot[]): void {
+  for (const policy of policies) compileDomainTools(policy.raw.tools, policy.file);
 }
 
 export function loadPolicyFile(file: string): PolicySnapshot {

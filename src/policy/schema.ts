@@ -61,6 +61,29 @@ const approvalRule = z.strictObject({
   expires_in_s: z.number().int().positive().default(3600),
 });
 
+export const domainParamTypes = ['integer', 'number', 'text', 'boolean', 'date', 'timestamp', 'uuid'] as const;
+export type DomainParamType = (typeof domainParamTypes)[number];
+
+/** `namespace.name`, lower case (the tool layer's canonical form); docs/domain-tools.md. */
+export const DOMAIN_TOOL_NAME = /^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$/;
+/** A named parameter, written `:name` in the tool's SQL. */
+export const DOMAIN_PARAM_NAME = /^[a-z_][a-z0-9_]*$/;
+
+const domainParam = z.strictObject({
+  type: z.enum(domainParamTypes),
+  description: z.string().min(1),
+  /** An optional parameter the agent leaves out is bound as NULL. */
+  required: z.boolean().default(true),
+});
+
+/** A named, parameterised SQL statement offered to the agent as a tool of its own (src/policy/domain-tools.ts). */
+const domainTool = z.strictObject({
+  name: z.string().regex(DOMAIN_TOOL_NAME, 'expected namespace.name in lower case, e.g. analytics.weekly_revenue'),
+  description: z.string().min(1),
+  sql: z.string().min(1),
+  params: z.record(z.string().regex(DOMAIN_PARAM_NAME, 'expected a lower-case parameter name (letters, digits, _)'), domainParam).default({}),
+});
+
 export const policySchema = z.strictObject({
   name: z.string().min(1),
   profile: z.enum(profileNames).default('prod'),
@@ -90,6 +113,8 @@ export const policySchema = z.strictObject({
   queries_per_minute_per_tenant: z.number().int().positive().optional(),
   /** Extra functions the agent may call, beyond the curated safe built-ins. */
   allow_functions: z.array(z.string().min(1)).default([]),
+  /** Domain tools: named SQL statements with typed parameters, run under this policy like any statement. */
+  tools: z.array(domainTool).default([]),
 });
 
 export type RawPolicy = z.infer<typeof policySchema>;

@@ -41,7 +41,23 @@ const TEXT_CACHE_BYTES = 8 * 1024 * 1024;
 const TEXT_CACHE_MAX_ENTRY = 64 * 1024;
 const textBytes = (value: { sql: string; sql_hmac: string }, key: string): number => key.length + value.sql.length + value.sql_hmac.length + 64;
 
+/**
+ * The tool call a statement runs for (the tool door's sessions only, docs/tools.md): recorded on
+ * its event, which is reported back so that the tool's answer names it.
+ */
+export interface ToolAuditContext {
+  name: string;
+  /** The arguments with every value replaced by $n. */
+  arguments: unknown;
+  flags: readonly string[];
+  toolCallId?: string;
+  onEvent?: (event: AuditEvent) => void;
+}
+
 export class StatementAuditor {
+  /** Set by the tool engine around each call; bound to a statement when it is sent. */
+  tool?: ToolAuditContext;
+
   constructor(
     private readonly port: AuditPort | undefined,
     private readonly metrics: ProxyMetrics | undefined,
@@ -113,6 +129,7 @@ export class StatementAuditor {
     // One statement (or a text refused whole): its event carries the whole text. Several: each
     // event carries its own statement's text, so the trail grows with the text, not its square.
     const whole = sent.statements.length <= 1;
+    const tool = this.tool;
     let live: { sent: SentStatement; text: { sql: string; sql_hmac: string }; who: Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> } | undefined = {
       sent,
       text: port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0, sent.statements[0]?.shape ? { of: sent.statements[0].shape, which: 'agent' } : undefined) : { sql: '', sql_hmac: '' },
@@ -129,7 +146,7 @@ export class StatementAuditor {
         mark(index);
         const statement = s.statements[index];
         const ms = performance.now() - started;
-        const draft = this.event(who, s, this.ownText(s, statement, text), statement, outcome, ms);
+        const draft = withTool(this.event(who, s, this.ownText(s, statement, text), statement, outcome, ms), tool);
         metrics?.statement({
           kind: (statement?.kind ?? s.kind ?? 'unknown') as StatementObservation['kind'],
           decision: draft.decision as StatementObservation['decision'],
@@ -138,6 +155,7 @@ export class StatementAuditor {
         });
         if (!port) return undefined;
         const event = port.emit(draft);
+        tool?.onEvent?.(event);
         if (statement && isWrite(statement) && event.decision === 'allowed' && port.writeGuarantee !== 'async') {
           // The write's acknowledgement, and its transaction's COMMIT, wait for its event to be durable (I7).
           const durable = port.durable(event).then(
@@ -162,7 +180,8 @@ export class StatementAuditor {
           if (!reported[i]) {
             const { sent: s, text, who } = live;
             mark(i);
-            port?.emit(this.event(who, s, this.ownText(s, s.statements[i], text), s.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started));
+            const event = port?.emit(withTool(this.event(who, s, this.ownText(s, s.statements[i], text), s.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started), tool));
+            if (event) tool?.onEvent?.(event);
           }
         }
         live = undefined;
@@ -228,4 +247,16 @@ export class StatementAuditor {
       ...(write?.capture && outcome.captured && decision === 'allowed' ? { changes: changesOf(write.capture, outcome.captured) } : {}),
     };
   }
+}
+
+/** A statement's event with the tool call it ran for. */
+function withTool(draft: Omit<AuditEvent, 'id' | 'time'>, tool: ToolAuditContext | undefined): Omit<AuditEvent, 'id' | 'time'> {
+  if (!tool) return draft;
+  const flags = [...(draft.flags ?? []), ...tool.flags];
+  return {
+    ...draft,
+    tool: { name: tool.name, arguments: tool.arguments },
+    ...(tool.toolCallId ? { tool_call_id: tool.toolCallId } : {}),
+    ...(flags.length > 0 ? { flags } : {}),
+  };
 }

@@ -27,7 +27,7 @@ import { sanitizeWriteError } from '../results/write-errors';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
 import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messages';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
-import { StatementAuditor, type AuditPort, type SentStatement } from './auditing';
+import { StatementAuditor, type AuditPort, type SentStatement, type ToolAuditContext } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import { dropsViews, SessionViews, type SessionViewsAtStart } from './barrier-views';
 import type { AuditHook, PendingItem } from './pending';
@@ -188,6 +188,16 @@ export class Session {
 
   get txStatus(): 'I' | 'T' | 'E' {
     return this.router.txStatus;
+  }
+
+  /** The principal this session serves (the tool door finds its sessions by principal.connection). */
+  get principal(): Principal {
+    return this.deps.principal;
+  }
+
+  /** The tool door's engine names the call its next statements run for; undefined between calls (docs/tools.md). */
+  setToolContext(tool: ToolAuditContext | undefined): void {
+    this.auditor.tool = tool;
   }
 
   start(initial: FrontendMessage[]): void {

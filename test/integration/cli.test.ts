@@ -43,7 +43,7 @@ async function processes(): Promise<Array<{ pid: number; ppid: number; args: str
 
 test('demo: prints working connection strings for both tenants and stops cleanly on SIGTERM', async () => {
   const port = await freePort();
-  const demo = start(['demo', '--listen', `127.0.0.1:${port}`]);
+  const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--tools-listen', `127.0.0.1:${await freePort()}`]);
   try {
     await waitForOutput(demo.output, /Press Ctrl-C to stop/, 60_000);
     const urls = [...demo.output().matchAll(/psql "(postgres:\/\/[^"]+)"/g)].map((m) => m[1]);
@@ -73,6 +73,16 @@ test('demo: prints working connection strings for both tenants and stops cleanly
     expect(list.approvals.map((a) => a.id)).toEqual([id]);
     const approved = (await (await fetch(`${adminUrl}/approvals/${id}/approve`, { method: 'POST', headers: auth })).json()) as { approval: { state: string; approvals: Array<{ approver: string }> } };
     expect(approved.approval).toMatchObject({ state: 'executed', approvals: [{ approver: 'demo-approver' }] });
+    // The tool call the demo prints: tenant 1's orders only.
+    const curl = /curl -s -H 'Authorization: Bearer (\S+)' -H 'content-type: application\/json' -d '(\{.*\})' (http:\/\/\S+\/agent\/tool)/.exec(demo.output());
+    expect(curl).not.toBeNull();
+    const [, toolToken, body, toolUrl] = curl!;
+    const answer = await fetch(toolUrl, { method: 'POST', headers: { authorization: `Bearer ${toolToken}`, 'content-type': 'application/json' }, body });
+    expect(answer.status).toBe(200);
+    const { data, audit_id } = (await answer.json()) as { data: Array<{ tenant_id: number }>; audit_id: string };
+    expect(data.length).toBeGreaterThan(0);
+    expect(data.every((o) => o.tenant_id === 1)).toBe(true);
+    expect(audit_id).toMatch(/^[0-9A-Z]{26}$/);
     // The embedded PostgreSQL is the demo's child process; it and its data directory must go with the demo.
     const [server] = (await processes()).filter((p) => p.ppid === demo.child.pid && / -D /.test(p.args));
     expect(server).toBeDefined();
@@ -93,7 +103,7 @@ test('demo: a port in use stops it (exit 1) with a hint naming both port flags',
   await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
   const port = (busy.address() as net.AddressInfo).port;
   try {
-    const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0']);
+    const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--admin-listen', '127.0.0.1:0', '--tools-listen', '127.0.0.1:0']);
     try {
       expect(await demo.exited).toBe(1);
       expect(demo.output()).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));

@@ -1,10 +1,11 @@
 // `ormai-proxy check`: validates the config and policy files, then lints each policy (against the live schema when the database answers).
 import { initAnalysis } from '../../analysis/parser';
 import { parseArgs } from 'node:util';
-import { Client } from 'pg';
+import { Client, type DatabaseError } from 'pg';
 import { loadConfig, type ProxyConfig } from '../../config/load';
 import { adminClientConfig, loadCatalog } from '../../upstream/catalog';
-import type { CatalogSnapshot } from '../scope';
+import { compileScope, PolicyCatalogError, type CatalogSnapshot, type ReadScope } from '../scope';
+import { domainPrepareFindings, type Preparer } from './domain-lint';
 import { applyStrict, countFindings, formatCounts, formatFinding, sortFindings, type Finding } from './findings';
 import { lintPolicy } from './lint-rules';
 
@@ -64,8 +65,55 @@ export interface CheckResult {
   skipped?: string;
 }
 
-export async function lintConfig(config: ProxyConfig, strict: boolean, catalogLoader = loadLintCatalog): Promise<CheckResult> {
-  // Row filters are checked with PostgreSQL's parser (policy/scope.ts).
+/**
+ * PostgreSQL's own check of a statement without running it: PREPARE resolves every table,
+ * column and type (parse analysis) and executes nothing; it runs in a read-only transaction that
+ * is rolled back, and the statement is deallocated at once.
+ */
+async function withUpstreamPreparer<T>(config: ProxyConfig, body: (prepare: Preparer) => Promise<T>): Promise<T> {
+  const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy check'));
+  await client.connect();
+  try {
+    return await body(async (sql) => {
+      await client.query('BEGIN READ ONLY');
+      try {
+        await client.query(`PREPARE ormai_check_tool AS ${sql}`);
+        await client.query('DEALLOCATE ormai_check_tool');
+        return undefined;
+      } catch (err) {
+        const e = err as DatabaseError;
+        return `${typeof e.code === 'string' ? `${e.code}: ` : ''}${e.message}`;
+      } finally {
+        await client.query('ROLLBACK');
+      }
+    });
+  } finally {
+    await client.end();
+  }
+}
+
+/** Domain tools whose statements pass the analysis, prepared upstream (domain-lint.ts). */
+async function domainPrepareAll(config: ProxyConfig, catalog: CatalogSnapshot): Promise<Finding[]> {
+  const policies = config.policies.filter((p) => p.raw.tools.length > 0);
+  if (policies.length === 0) return [];
+  return withUpstreamPreparer(config, async (prepare) => {
+    const out: Finding[] = [];
+    for (const policy of policies) {
+      let scope: ReadScope;
+      try {
+        scope = compileScope(policy, catalog);
+      } catch (err) {
+        if (err instanceof PolicyCatalogError) continue; // catalog_mismatch already says why
+        throw err;
+      }
+      out.push(...(await domainPrepareFindings(policy, scope, prepare)));
+    }
+    return out;
+  });
+}
+
+export async function lintConfig(config: ProxyConfig, strict: boolean, catalogLoader = loadLintCatalog, upstreamPrepare = domainPrepareAll): Promise<CheckResult> {
+  // Row filters and domain tools are checked with PostgreSQL's parser (policy/scope.ts, domain-lint.ts).
   await initAnalysis();
   let catalog: CatalogSnapshot | undefined;
   let skipped: string | undefined;
@@ -75,6 +123,7 @@ export async function lintConfig(config: ProxyConfig, strict: boolean, catalogLo
     skipped = (err as Error).message || String(err);
   }
   const findings = config.policies.flatMap((p) => lintPolicy(p, catalog, { ownTables: ownTables(config) }));
+  if (catalog) findings.push(...(await upstreamPrepare(config, catalog)));
   const sorted = sortFindings(applyStrict(findings, strict), config.policies.map((p) => p.name));
   return { findings: sorted, ...(skipped !== undefined ? { skipped } : {}) };
 }

@@ -17,6 +17,9 @@ export const LINT_RULES = {
   max_writes_per_minute_missing: 'writes are enabled without max_writes_per_minute',
   approval_rule_unreachable: 'a require_approval rule names a model or operation no write grant allows',
   approval_field_unknown: "a require_approval rule's when.field is not a visible column of the model",
+  domain_tool_invalid: "a domain tool's sql does not parse as one statement, or its :name parameters and params do not match",
+  domain_tool_refused: "the proxy's analysis refuses a domain tool's statement under the policy (a hidden table or column, DDL, a write no grant allows)",
+  domain_tool_tenant_param: 'a domain tool takes the tenant column as a parameter, which the proxy sets itself',
 } as const;
 
 export type LintRule = keyof typeof LINT_RULES;
@@ -26,7 +29,7 @@ export interface Finding {
   /** The policy's name. */
   policy: string;
   rule: LintRule;
-  /** What the finding is about: `table`, `table.column`, `require_approval[1]`; absent for policy-wide findings. */
+  /** What the finding is about: `table`, `table.column`, `require_approval[1]`, `tools[0] analytics.weekly_revenue`; absent for policy-wide findings. */
   subject?: string;
   message: string;
 }

@@ -2,6 +2,7 @@
 import type { PolicySnapshot } from '../load';
 import { profileDefaults, type RawPolicy, type WriteOperation } from '../schema';
 import { compileScope, PolicyCatalogError, type CatalogSnapshot, type ReadScope, type ScopedTable } from '../scope';
+import { domainAnalysisFindings, domainTemplateFindings } from './domain-lint';
 import type { Finding, FindingSeverity, LintRule } from './findings';
 
 export interface LintOptions {
@@ -27,7 +28,7 @@ function finding(policy: PolicySnapshot, severity: FindingSeverity, rule: LintRu
   return { severity, policy: policy.name, rule, ...(subject ? { subject } : {}), message };
 }
 
-/** Rules that need only the policy file. */
+/** Rules that need only the policy file (and, for domain tools, the parser). */
 export function lintPolicyStatic(policy: PolicySnapshot): Finding[] {
   const { raw } = policy;
   const out: Finding[] = [];
@@ -61,7 +62,7 @@ export function lintPolicyStatic(policy: PolicySnapshot): Finding[] {
       );
     }
   });
-  return out;
+  return [...out, ...domainTemplateFindings(policy)];
 }
 
 function displayName(catalog: CatalogSnapshot, rel: { schema: string; name: string }): string {
@@ -157,12 +158,17 @@ export function lintPolicyCatalog(policy: PolicySnapshot, catalog: CatalogSnapsh
     if (!(err instanceof PolicyCatalogError)) throw err;
     return [finding(policy, 'error', 'catalog_mismatch', undefined, err.message.replace(`policy ${policy.name}: `, ''))];
   }
-  return [...tenantFindings(policy, scope, catalog, options), ...columnFindings(policy, scope, catalog), ...approvalFieldFindings(policy, scope)];
+  return [
+    ...tenantFindings(policy, scope, catalog, options),
+    ...columnFindings(policy, scope, catalog),
+    ...approvalFieldFindings(policy, scope),
+    ...domainAnalysisFindings(policy, scope),
+  ];
 }
 
-/** Every rule; the catalog ones only when a catalog is given. */
+/** Every rule; the catalog ones only when a catalog is given (domain tools are then analysed against it, else without it). */
 export function lintPolicy(policy: PolicySnapshot, catalog: CatalogSnapshot | undefined, options: LintOptions = {}): Finding[] {
-  return [...lintPolicyStatic(policy), ...(catalog ? lintPolicyCatalog(policy, catalog, options) : [])];
+  return [...lintPolicyStatic(policy), ...(catalog ? lintPolicyCatalog(policy, catalog, options) : domainAnalysisFindings(policy, undefined))];
 }
 
 // ---- secret-looking column names (secret_column_visible) ----

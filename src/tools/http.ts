@@ -1,0 +1,192 @@
+// The tools HTTP listener (tools.listen): POST /agent/tool, GET /agent/tools, and MCP over Streamable HTTP at /mcp.
+//
+// Every request is authenticated by its own bearer token, so /mcp is stateless (the SDK's
+// sessionIdGenerator: undefined): each POST gets a Server for its principal and a transport
+// that answer it and are closed with the response. No MCP session can then outlive, or be
+// taken over from, the token that opened it; server-initiated messages (GET /mcp) are not offered.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type net from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+import { HttpError, readJsonBody, sendError, sendJson } from '../admin/http';
+import type { Principal } from '../auth/principal';
+import type { HostPort } from '../config/load';
+import { ProxyError } from '../errors/catalogue';
+import type { Logger } from '../log';
+import { httpStatusOf, internalToolError, refusalBody, retryAfterHeader, successBody } from './answers';
+import { createMcpServer } from './mcp';
+import { canonicalToolName } from './names';
+import { toolSpecsAs, type ToolSpec, type ToolSpecFormat } from './schemas';
+import type { ToolResult, ToolRunner } from './types';
+
+/** The principal a request's Authorization header speaks for; undefined: no or a wrong credential. */
+export type BearerAuthenticator = (authorization: string | undefined) => Promise<Principal | undefined>;
+
+export interface ToolsHttpOptions {
+  listen: HostPort;
+  authenticate: BearerAuthenticator;
+  runner: ToolRunner;
+  /** The principal's tools under its policy now; undefined when no policy applies to it. */
+  specs: (principal: Principal) => readonly ToolSpec[] | undefined;
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+/** POST /agent/tool's body. tool_call_id is the agent's own id for the call (the model's tool-use id), for the audit. */
+const toolCallBody = z.strictObject({
+  name: z.string().min(1).max(200),
+  arguments: z.unknown().optional(),
+  tool_call_id: z.string().min(1).max(200).optional(),
+});
+
+const FORMATS: readonly string[] = ['anthropic', 'openai', 'mcp', 'json-schema'];
+
+const WWW_AUTHENTICATE = 'Bearer realm="ormai-proxy tools"';
+
+export class ToolsHttpServer {
+  private readonly server: http.Server;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ToolsHttpOptions) {
+    this.log = options.log.child({ component: 'tools-http' });
+    // requestTimeout bounds receiving the request only; the call then runs as long as the policy's statement_timeout lets it.
+    this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => void this.handle(req, res));
+    this.server.on('clientError', (err, socket: net.Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+      this.log.debug({ err: err.message }, 'malformed tools request');
+    });
+  }
+
+  /** Resolves with the bound address (port 0 picks a free port). */
+  listen(): Promise<{ host: string; port: number }> {
+    const { host, port } = this.options.listen;
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        this.server.on('error', (err) => this.log.error({ err: err.message }, 'tools listener error'));
+        const address = this.server.address() as net.AddressInfo;
+        this.log.info({ host: address.address, port: address.port }, 'tools listening (POST /agent/tool, GET /agent/tools, MCP at /mcp)');
+        if (!isLoopback(address.address)) {
+          this.log.warn({ host: address.address }, 'the tools listener speaks plain HTTP on a non-loopback address: terminate TLS in front of it, bearer tokens travel in every request');
+        }
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  /** Calls in flight get a grace period to finish (their sessions are drained by the proxy's close); idle connections close now. */
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const grace = setTimeout(() => this.server.closeAllConnections(), 5000);
+    await closed;
+    clearTimeout(grace);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const path = (req.url ?? '').split('?')[0];
+    try {
+      await this.dispatch(req, res, path);
+    } catch (err) {
+      if (err instanceof HttpError) sendError(res, err);
+      else {
+        this.log.error({ err: (err as Error).message, method: req.method, path }, 'tools request failed');
+        sendError(res, new HttpError(500, 'internal_error', 'the request failed; see the proxy log'));
+      }
+    } finally {
+      // The path only: query values and bodies (tool arguments) are never logged.
+      this.log.debug({ method: req.method, path, status: res.statusCode, ms: Date.now() - started }, 'tools request');
+    }
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const route = ROUTES.get(path);
+    if (!route) throw new HttpError(404, 'not_found', `no route ${path}; the tool doors are POST /agent/tool, GET /agent/tools and /mcp`);
+    if (!route.methods.includes(req.method ?? '')) {
+      // Stateless MCP has no server-initiated stream (GET) and no session to end (DELETE).
+      throw new HttpError(405, 'method_not_allowed', `use ${route.methods.join(' or ')} for ${path}`, { allow: route.methods.join(', ') });
+    }
+    const principal = await this.authenticate(req);
+    if (path === '/agent/tools') return this.listTools(req, res, principal);
+    const body = await readJsonBody(req, this.options.maxBodyBytes);
+    if (path === '/agent/tool') return this.callTool(res, principal, body);
+    return this.serveMcp(req, res, principal, body);
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<Principal> {
+    const authorization = req.headers.authorization;
+    let principal: Principal | undefined;
+    try {
+      principal = await this.options.authenticate(authorization);
+    } catch (err) {
+      // A refused JWT is a ProxyError; anything else is a fault of ours, not the caller's.
+      if (!(err instanceof ProxyError)) throw err;
+    }
+    if (principal) return principal;
+    // RFC 6750: error="invalid_token" only when a token was presented.
+    const challenge = authorization ? `${WWW_AUTHENTICATE}, error="invalid_token"` : WWW_AUTHENTICATE;
+    throw new HttpError(401, 'unauthorized', 'a valid bearer token is required: Authorization: Bearer <token> (a users-file token or a JWT)', { 'www-authenticate': challenge });
+  }
+
+  private specsOf(principal: Principal): readonly ToolSpec[] {
+    const specs = this.options.specs(principal);
+    if (!specs) throw new HttpError(403, 'principal_has_no_policy', 'no policy applies to this principal');
+    return specs;
+  }
+
+  /** `?format=anthropic|openai|mcp|json-schema` gives them in that SDK's shape; without it, canonical names and JSON Schemas. */
+  private listTools(req: IncomingMessage, res: ServerResponse, principal: Principal): void {
+    const format = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('format');
+    if (format !== null && !FORMATS.includes(format as ToolSpecFormat)) {
+      throw new HttpError(400, 'invalid_request', `format takes ${FORMATS.join(', ')}`);
+    }
+    const specs = this.specsOf(principal);
+    sendJson(res, 200, { tools: format === null ? specs : toolSpecsAs(specs, format as ToolSpecFormat) });
+  }
+
+  private async callTool(res: ServerResponse, principal: Principal, body: unknown): Promise<void> {
+    const parsed = toolCallBody.safeParse(body);
+    if (!parsed.success) {
+      throw new HttpError(400, 'invalid_request', 'send { "name": "<tool>", "arguments": { ... }, "tool_call_id"?: "<id>" } as application/json');
+    }
+    const { name, arguments: args, tool_call_id } = parsed.data;
+    let result: ToolResult;
+    try {
+      // The principal's tools first: a domain tool's namespace may hold an underscore (names.ts).
+      const known = this.options.specs(principal)?.map((s) => s.name) ?? [];
+      result = await this.options.runner.call(principal, { name: canonicalToolName(name, known) ?? name, arguments: args ?? {}, ...(tool_call_id !== undefined ? { toolCallId: tool_call_id } : {}) });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, tool: name, user: principal.user }, 'tool call failed');
+      result = { ok: false, error: internalToolError() };
+    }
+    if (result.ok) sendJson(res, 200, successBody(result));
+    else sendJson(res, httpStatusOf(result.error), refusalBody(result), retryAfterHeader(result.error));
+  }
+
+  private async serveMcp(req: IncomingMessage, res: ServerResponse, principal: Principal, body: unknown): Promise<void> {
+    this.specsOf(principal); // no policy: 403 here, as for the other routes
+    const server = createMcpServer(this.options.runner, principal, () => this.specsOf(principal), { log: this.log });
+    // JSON responses, not SSE: one answer per POST, nothing streams from a stateless server.
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.once('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+}
+
+const ROUTES = new Map<string, { methods: string[] }>([
+  ['/agent/tool', { methods: ['POST'] }],
+  ['/agent/tools', { methods: ['GET'] }],
+  ['/mcp', { methods: ['POST'] }],
+]);
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
