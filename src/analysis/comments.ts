@@ -37,7 +37,7 @@ export function extractTags(sql: string): Record<string, string> {
   for (const comment of comments) parseCommentTags(comment, tags);
   // A dry-run request the tag syntax lost (a missing quote, another case, a dropped pair) must
   // not become a real write: it is flagged, and writes refuse it (analysis/rewrite/writes.ts).
-  if (!('dry_run' in tags) && comments.some((c) => DRY_RUN_MENTION.test(c))) tags[UNREADABLE_DRY_RUN] = '1';
+  if (!('dry_run' in tags) && comments.some((c) => DRY_RUN_MENTION.test(outsideOtherTags(c)))) tags[UNREADABLE_DRY_RUN] = '1';
   return tags;
 }
 
@@ -55,6 +55,21 @@ export function parseCommentTags(comment: string, into: Record<string, string>):
     if (key.length > MAX_KEY_LENGTH || !KEY.test(key) || value.length > MAX_VALUE_LENGTH) continue;
     if (!(key in into)) into[key] = value;
   }
+}
+
+/**
+ * A comment without its well-formed tags whose key does not mention a dry run: the words of a
+ * `reason='checked the dry-run first'` are the reason's, not a dry-run request the syntax lost.
+ */
+function outsideOtherTags(comment: string): string {
+  if (!comment.startsWith('/*') || !comment.endsWith('*/')) return comment;
+  return splitPairs(comment.slice(2, -2))
+    .filter((part) => {
+      const m = PAIR.exec(part);
+      const key = m ? decode(m[1]) : undefined;
+      return key === undefined || !KEY.test(key) || DRY_RUN_MENTION.test(key);
+    })
+    .join(',');
 }
 
 /** Splits on commas outside single-quoted values (a quote escaped as \' stays inside). */

@@ -141,6 +141,14 @@ const tools = z.strictObject({
   listen: hostPort.optional(),
   /** Largest request body (a tool call, an MCP message); a larger one is refused with 413. */
   max_body_bytes: byteSize.default(1024 * 1024),
+  /**
+   * The largest result one tool call may return (the rows' bytes as PostgreSQL sends them): the
+   * engine holds a result in memory to answer it as JSON, so past this the call is stopped with
+   * result_too_large instead of running the proxy out of memory.
+   */
+  max_result_bytes: byteSize.default(16 * 1024 * 1024),
+  /** Tool calls that may wait for one of a principal's sessions (4 run at once); more are refused. */
+  max_queued_calls: z.number().int().positive().default(32),
 });
 
 /** Work bounds of one statement's analysis (src/analysis/bounds.ts); each refusal is statement_too_large or statement_too_complex. */
@@ -214,7 +222,7 @@ export const configSchema = z.strictObject({
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
-  tools: tools.default({ max_body_bytes: 1024 * 1024 }),
+  tools: tools.default({ max_body_bytes: 1024 * 1024, max_result_bytes: 16 * 1024 * 1024, max_queued_calls: 32 }),
   audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -335,6 +335,12 @@ export const catalogue = {
     message: 'the tool arguments are not valid',
     hint: "Fix the arguments the message names and call the tool again; the tool's input schema lists every argument, and db.describe_schema lists the models and their fields.",
   },
+  result_too_large: {
+    sqlstate: '54000',
+    message: 'the result is too large for a tool call',
+    hint: 'Ask for less: select only the fields you need, add a where filter or a smaller limit, or use db.aggregate to summarise.',
+    severity: 'ERROR',
+  },
   row_not_found: {
     sqlstate: 'P0002',
     message: 'no row with this id',

@@ -253,10 +253,15 @@ export class StatementAuditor {
 function withTool(draft: Omit<AuditEvent, 'id' | 'time'>, tool: ToolAuditContext | undefined): Omit<AuditEvent, 'id' | 'time'> {
   if (!tool) return draft;
   const flags = [...(draft.flags ?? []), ...tool.flags];
-  return {
-    ...draft,
+  // The call's own id and nothing the statement's text says: db.sql text is the agent's, and a
+  // comment in it must not name the call, a trace, or a reason for a read.
+  const { tool_call_id: _id, trace_id: _trace, ...rest } = draft;
+  const event: Omit<AuditEvent, 'id' | 'time'> = {
+    ...rest,
     tool: { name: tool.name, arguments: tool.arguments },
     ...(tool.toolCallId ? { tool_call_id: tool.toolCallId } : {}),
     ...(flags.length > 0 ? { flags } : {}),
   };
+  if (tool.name === 'db.sql') delete event.reason;
+  return event;
 }

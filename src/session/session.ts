@@ -1044,10 +1044,27 @@ export class Session {
     this.relay(frames);
   }
 
+  /** A tool-door session's result budget per statement (tools.max_result_bytes); undefined for agents on the wire, whose rows stream. */
+  private get resultLimit(): number | undefined {
+    return this.deps.principal.connection !== undefined ? this.deps.config.raw.tools.max_result_bytes : undefined;
+  }
+
+  private resultBytes = 0;
+
   private relay(frames: BackendFrame[]): void {
     const out: Buffer[] = [];
+    const limit = this.resultLimit;
     try {
       for (const frame of frames) {
+        if (limit !== undefined) {
+          // The tool engine holds a whole result in memory: past the budget the call ends here.
+          if (frame.code === 'D' && (this.resultBytes += frame.length) > limit) {
+            if (out.length > 0) this.toClient(Buffer.concat(out.splice(0)));
+            this.fatal(new ProxyError('result_too_large', { message: `the result exceeds ${limit} bytes` }));
+            return;
+          }
+          if (frame.code === 'Z') this.resultBytes = 0;
+        }
         const bytes = this.router.route(frame);
         const gate = this.router.takeGate();
         if (gate) {

@@ -61,5 +61,19 @@ export const policyCompiler: ToolCompiler = {
     return undefined;
   },
 
-  redact: redactArguments,
+  async redact(args, policy, scopes) {
+    if (!policy) return redactArguments(args, () => false);
+    let names: Set<string>;
+    try {
+      const { scope } = await scopes.get(policy);
+      names = new Set<string>();
+      for (const t of scope.tables.values()) {
+        for (const name of [t.model, t.name, `${t.schema}.${t.name}`]) names.add(name.toLowerCase());
+        for (const c of t.columns) names.add(c.name.toLowerCase());
+      }
+    } catch {
+      return redactArguments(args, () => false);
+    }
+    return redactArguments(args, (name) => names.has(name.toLowerCase()));
+  },
 };

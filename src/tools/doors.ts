@@ -7,6 +7,8 @@ import type { Logger } from '../log';
 import { selectPolicy, type PolicySnapshot } from '../policy/load';
 import { ToolsHttpServer, type BearerAuthenticator } from './http';
 import type { ToolSpec } from './schemas';
+import { ProxyError } from '../errors/catalogue';
+import { errorOf } from './engine';
 import type { ToolRunner } from './types';
 
 /** The engine as the doors hold it: closed (its sessions ended) when the proxy stops. */
@@ -45,7 +47,15 @@ class LazyRunner implements ToolRunner {
   constructor(private readonly open: () => Promise<ClosableRunner>) {}
 
   async call(...args: Parameters<ToolRunner['call']>): ReturnType<ToolRunner['call']> {
+    // After shutdown nothing opens the engine again (a tool door on a stopped server).
+    if (this.closed) return { ok: false, error: errorOf(new ProxyError('proxy_shutting_down')) };
     return (await this.get()).call(...args);
+  }
+
+  async refuse(...args: Parameters<NonNullable<ToolRunner['refuse']>>): ReturnType<NonNullable<ToolRunner['refuse']>> {
+    if (this.closed) return { ok: false, error: errorOf(args[2]) };
+    const runner = await this.get();
+    return runner.refuse ? runner.refuse(...args) : { ok: false, error: errorOf(args[2]) };
   }
 
   private get(): Promise<ClosableRunner> {

@@ -33,6 +33,9 @@ export class TicketBook {
 
   /** A new ticket for the principal; the session it opens carries `connection`. */
   issue(principal: Principal): { ticket: string; connection: string } {
+    // Tickets whose connection never came are dropped as new ones are made.
+    const now = Date.now();
+    for (const [t, entry] of this.tickets) if (entry.expires < now) this.tickets.delete(t);
     const ticket = randomBytes(32).toString('base64url');
     const connection = randomBytes(12).toString('base64url');
     this.tickets.set(ticket, { principal: { ...principal, connection }, user: principal.user, expires: Date.now() + TICKET_TTL_MS });
@@ -58,8 +61,8 @@ export interface ToolCompiler {
   compile(call: ToolCall, policy: PolicySnapshot, principal: Principal, scopes: ScopeProvider): Promise<CompiledCall>;
   /** Answers a call that runs no statement (db.describe_schema, approvals.status), or undefined for the others. */
   answer?(call: ToolCall, policy: PolicySnapshot, principal: Principal, scopes: ScopeProvider, approvals: ApprovalStore | undefined): Promise<unknown | undefined>;
-  /** The arguments as the audit keeps them when the call never compiled: values replaced by $n. */
-  redact(args: unknown): unknown;
+  /** The arguments as the audit keeps them when the call never compiled: values replaced by $n (names kept only when the policy's scope has them). */
+  redact(args: unknown, policy: PolicySnapshot | undefined, scopes: ScopeProvider): Promise<unknown>;
 }
 
 export interface ToolEngineDeps {
@@ -107,33 +110,42 @@ export class ToolEngine implements ToolRunner {
   }
 
   async call(principal: Principal, call: ToolCall): Promise<ToolResult> {
-    if (this.closed) return { ok: false, error: errorOf(new ProxyError('proxy_shutting_down')) };
     const policy = selectPolicy(this.deps.scopes.policies, principal);
-    if (!policy) return this.refused(principal, undefined, call, new ProxyError('principal_has_no_policy'));
+    if (this.closed) return this.refuse(principal, call, new ProxyError('proxy_shutting_down'), policy);
+    if (!policy) return this.refuse(principal, call, new ProxyError('principal_has_no_policy'));
     let compiled: CompiledCall;
     try {
       const answer = await this.deps.compiler.answer?.(call, policy, principal, this.deps.scopes, this.deps.approvals);
       if (answer !== undefined) {
-        const event = this.emit(principal, policy, call, this.deps.compiler.redact(call.arguments), [], { decision: 'allowed' });
+        const event = this.emit(principal, policy, call, await this.deps.compiler.redact(call.arguments, policy, this.deps.scopes), [], { decision: 'allowed' });
         return { ok: true, data: answer, ...(event ? { audit_id: event.id } : {}) };
       }
       compiled = await this.deps.compiler.compile(call, policy, principal, this.deps.scopes);
     } catch (err) {
-      if (err instanceof ProxyError) return this.refused(principal, policy, call, err);
-      throw err;
+      if (err instanceof ProxyError) return this.refuse(principal, call, err, policy);
+      this.deps.log.error({ err: (err as Error).message, tool: String(call.name).slice(0, 200) }, 'tool call failed');
+      return this.refuse(principal, call, new ProxyError('internal_error'), policy);
     }
-    return this.run(principal, call, compiled);
+    try {
+      return await this.run(principal, policy, call, compiled);
+    } catch (err) {
+      // Whatever failed outside the statement (the session died with the proxy, say): still one event.
+      this.deps.log.error({ err: (err as Error).message, tool: call.name }, 'tool call failed');
+      return this.refuse(principal, call, err instanceof ProxyError ? err : new ProxyError('internal_error'), policy);
+    }
   }
 
   /** Runs the compiled statement on a pooled session of the principal, its event tagged with the call. */
-  private async run(principal: Principal, call: ToolCall, compiled: CompiledCall): Promise<ToolResult> {
+  private async run(principal: Principal, policy: PolicySnapshot, call: ToolCall, compiled: CompiledCall): Promise<ToolResult> {
+    // A session logged in under one policy keeps it: a reload that changes which policy (or which
+    // version of it) applies to the principal gets it new sessions.
+    const key = `${principalKey(principal)}\u0000${policy.name}\u0000${policy.hash}`;
     let conn: Pooled;
     try {
-      conn = await this.acquire(principal);
+      conn = await this.acquire(principal, key);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message, user: principal.user }, 'tool door: no session');
-      const policy = selectPolicy(this.deps.scopes.policies, principal);
-      return this.refused(principal, policy, call, err instanceof ProxyError ? err : new ProxyError('upstream_unavailable'));
+      return this.refuse(principal, call, err instanceof ProxyError ? err : new ProxyError('upstream_unavailable'), policy);
     }
     let event: AuditEvent | undefined;
     conn.session.setToolContext({
@@ -153,18 +165,28 @@ export class ToolEngine implements ToolRunner {
       return { ok: true, data: result.rows, rows: result.rowCount ?? result.rows.length, ...(compiled.dryRun ? { dry_run: true } : {}), ...auditId };
     } catch (err) {
       const e = err as DatabaseError;
-      if (typeof e.code !== 'string' || e.severity === undefined) conn.broken = true;
-      if (e.severity === 'FATAL') conn.broken = true;
+      // A connection error, a FATAL, or a session whose policy is gone is not reused.
+      if (typeof e.code !== 'string' || e.severity === undefined || e.severity === 'FATAL' || e.routine === 'ormai.policy_removed') conn.broken = true;
+      if (!event && typeof e.code !== 'string') return this.refuse(principal, call, new ProxyError('upstream_lost'), policy);
       return { ok: false, error: databaseError(e), ...(event ? { audit_id: (event as AuditEvent).id } : {}) };
     } finally {
       conn.session.setToolContext(undefined);
-      this.release(principal, conn);
+      this.release(key, conn);
     }
   }
 
-  /** A call refused before any statement: its own audit event, and the catalogue's error. */
-  private refused(principal: Principal, policy: PolicySnapshot | undefined, call: ToolCall, err: ProxyError): ToolResult {
-    const event = this.emit(principal, policy, call, this.deps.compiler.redact(call.arguments), [], { decision: 'refused', code: err.code });
+  /**
+   * A call refused before any statement ran (here, or at a door: a malformed request): its own
+   * audit event, and the catalogue's error.
+   */
+  async refuse(principal: Principal, call: ToolCall, err: ProxyError, policy = selectPolicy(this.deps.scopes.policies, principal)): Promise<ToolResult> {
+    let redacted: unknown;
+    try {
+      redacted = await this.deps.compiler.redact(call.arguments, policy, this.deps.scopes);
+    } catch {
+      redacted = '(not recorded)';
+    }
+    const event = this.emit(principal, policy, call, redacted, [], { decision: 'refused', code: err.code });
     return { ok: false, error: errorOf(err), ...(event ? { audit_id: event.id } : {}) };
   }
 
@@ -188,8 +210,7 @@ export class ToolEngine implements ToolRunner {
     });
   }
 
-  private async acquire(principal: Principal): Promise<Pooled> {
-    const key = principalKey(principal);
+  private async acquire(principal: Principal, key: string): Promise<Pooled> {
     for (;;) {
       const idle = this.idle.get(key);
       const conn = idle?.pop();
@@ -209,16 +230,19 @@ export class ToolEngine implements ToolRunner {
           throw err;
         }
       }
+      const queue = this.queued.get(key) ?? [];
+      // One principal's burst waits for its sessions up to a bound, then is refused: it cannot pile up memory.
+      if (queue.length >= this.deps.config.raw.tools.max_queued_calls) {
+        throw new ProxyError('too_many_connections', { message: `more than ${this.deps.config.raw.tools.max_queued_calls} tool calls of this caller are waiting for a session` });
+      }
       await new Promise<void>((resolve) => {
-        const queue = this.queued.get(key) ?? [];
         queue.push(resolve);
         this.queued.set(key, queue);
       });
     }
   }
 
-  private release(principal: Principal, conn: Pooled): void {
-    const key = principalKey(principal);
+  private release(key: string, conn: Pooled): void {
     // A session left in a transaction or with a broken connection is not reused.
     if (conn.broken || this.closed || conn.session.txStatus !== 'I') {
       this.discard(key, conn);

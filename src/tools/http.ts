@@ -151,7 +151,15 @@ export class ToolsHttpServer {
   private async callTool(res: ServerResponse, principal: Principal, body: unknown): Promise<void> {
     const parsed = toolCallBody.safeParse(body);
     if (!parsed.success) {
-      throw new HttpError(400, 'invalid_request', 'send { "name": "<tool>", "arguments": { ... }, "tool_call_id"?: "<id>" } as application/json');
+      const shape = 'send { "name": "<tool>", "arguments": { ... }, "tool_call_id"?: "<id>" } as application/json';
+      if (!this.options.runner.refuse) throw new HttpError(400, 'invalid_request', shape);
+      // A malformed call is still a call: it is refused and audited like one.
+      const raw = (body !== null && typeof body === 'object' ? body : {}) as { name?: unknown; arguments?: unknown };
+      const call = { name: typeof raw.name === 'string' ? raw.name.slice(0, 200) : '(no name)', arguments: raw.arguments ?? {} };
+      const refused = await this.options.runner.refuse(principal, call, new ProxyError('tool_arguments_invalid', { message: `invalid request: ${shape}`, hint: shape }));
+      if (refused.ok) throw new HttpError(400, 'invalid_request', shape);
+      sendJson(res, 400, refusalBody(refused));
+      return;
     }
     const { name, arguments: args, tool_call_id } = parsed.data;
     let result: ToolResult;

@@ -21,7 +21,18 @@ const SWITCHES = new Set(['dry_run', 'is_null']);
 const MAX_NAME = 128;
 const MAX_DEPTH = 32;
 
-export function redactArguments(args: unknown): unknown {
+/** Keys under these arguments are field names (a where filter, a write's data, a composite id). */
+const FIELD_KEYED = new Set(['where', 'data', 'id']);
+/** Keys that are part of the argument language itself: operators and aggregate parts. */
+const LANGUAGE = new Set(['eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'not_in', 'like', 'ilike', 'is_null', 'fn', 'field', 'direction']);
+
+/**
+ * `known`: the names the caller's scope has (models, visible fields). With it, a string in a
+ * naming place, or a field key, that names nothing known is a value after all (an agent may put
+ * anything there) and becomes a placeholder too; without it every name is kept.
+ */
+export function redactArguments(args: unknown, known?: (name: string) => boolean): unknown {
+  const isKnown = (name: string) => known === undefined || known(name.replace(/^-/, '')) || LANGUAGE.has(name.toLowerCase());
   let n = 0;
   const placeholder = () => `$${++n}`;
   // `top` is the top-level argument a value sits under: names are recognised by where they are,
@@ -34,7 +45,10 @@ export function redactArguments(args: unknown): unknown {
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value)) {
         // defineProperty: a "__proto__" key (JSON.parse makes it an own key) stays a key.
-        Object.defineProperty(out, k.length > MAX_NAME ? `${k.slice(0, MAX_NAME)}…` : k, { value: visit(v, k, top ?? k, depth + 1), enumerable: true, writable: true, configurable: true });
+        // A field key that names no field is a value after all.
+        const fieldKey = top !== undefined && FIELD_KEYED.has(top) && depth >= 1;
+        const shown = fieldKey && !isKnown(k) ? placeholder() : k.length > MAX_NAME ? `${k.slice(0, MAX_NAME)}…` : k;
+        Object.defineProperty(out, shown, { value: visit(v, k, top ?? k, depth + 1), enumerable: true, writable: true, configurable: true });
       }
       return out;
     }
@@ -42,7 +56,7 @@ export function redactArguments(args: unknown): unknown {
     if (depth === 1 && key === 'sql' && typeof value === 'string') return redactSql(value);
     if (typeof value === 'boolean' && key !== undefined && SWITCHES.has(key)) return value;
     const naming = (top !== undefined && NAMED.has(top)) || (top === 'aggregates' && key !== undefined && AGGREGATE_NAMES.has(key));
-    if (typeof value === 'string' && naming && value.length <= MAX_NAME) return value;
+    if (typeof value === 'string' && naming && value.length <= MAX_NAME && isKnown(value)) return value;
     if (value === null) return null;
     return placeholder();
   };

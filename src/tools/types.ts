@@ -1,5 +1,6 @@
 // The tool-call surface's shared types: a call, its compiled statement, and its result (docs/tools.md).
 import type { Principal } from '../auth/principal';
+import type { ProxyError } from '../errors/catalogue';
 
 /** A tool call as the agent sends it: POST /agent/tool `{ name, arguments }`, or MCP tools/call. */
 export interface ToolCall {
@@ -42,4 +43,6 @@ export type ToolResult =
 /** Runs tool calls as a principal: the one engine behind both doors. */
 export interface ToolRunner {
   call(principal: Principal, call: ToolCall): Promise<ToolResult>;
+  /** A call a door refused before it reached the runner (a malformed request): audited as a refused call. */
+  refuse?(principal: Principal, call: ToolCall, error: ProxyError): Promise<ToolResult>;
 }

@@ -1,13 +1,19 @@
 // The tool-call adversarial family (docs/tools.md), mirroring the SQL one: every case over POST /agent/tool with a
 // bearer token, answered by the same engine as SQL from the wire; the results are compared with the same question in SQL.
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../support/db';
-import { startToolHarness, type ToolHarness } from '../support/tools';
+import { startToolHarness, TOOL_TOKENS, type ToolHarness } from '../support/tools';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'tool-policy.yaml');
 
 let db: TestDatabase;
 let h: ToolHarness;
+let policyDir: string;
+let policyFile: string;
+let restrictedFile: string;
+const RESTRICTED = 'name: restricted\nrequire_principal_role: ROLE\nmodels: [customers]\ntenant_scope: { column: tenant_id, type: integer }\n';
 let proxy: ToolHarness['proxy'];
 let base: string;
 const tool = (...args: Parameters<ToolHarness['tool']>) => h.tool(...args);
@@ -16,12 +22,20 @@ const eventOf = (id: string) => h.eventOf(id);
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  h = await startToolHarness(db.url, POLICY);
+  // The policy is a copy the reload test edits; results are bounded small enough to test the bound.
+  policyDir = mkdtempSync(path.join(os.tmpdir(), 'ormai-tool-policy-'));
+  policyFile = path.join(policyDir, 'policy.yaml');
+  copyFileSync(POLICY, policyFile);
+  // A second policy that applies to no one yet; the reload test gives it to the agents' role.
+  restrictedFile = path.join(policyDir, 'restricted.yaml');
+  writeFileSync(restrictedFile, RESTRICTED.replace('ROLE', 'nobody'));
+  h = await startToolHarness(db.url, policyFile, { policies: [restrictedFile, policyFile], tools: { listen: '127.0.0.1:0', max_result_bytes: '256KiB' } });
   ({ proxy, base } = h);
 });
 afterAll(async () => {
   await h?.close();
   await db?.drop();
+  rmSync(policyDir, { recursive: true, force: true });
 });
 
 describe('tenant', () => {
@@ -156,4 +170,61 @@ test('no token, a wrong token: 401 and nothing runs', async () => {
   expect(none.status).toBe(401);
   const wrong = await fetch(`${base}/agent/tool`, { method: 'POST', headers: { authorization: 'Bearer not-a-token-of-anyone-000000', 'content-type': 'application/json' }, body: '{}' });
   expect(wrong.status).toBe(401);
+});
+
+describe('what the review found', () => {
+  test('a result past tools.max_result_bytes is stopped with result_too_large, and the proxy serves the next call', async () => {
+    const big = await tool('db.sql', { sql: "SELECT repeat('x', 100000) AS big FROM generate_series(1, 10)" });
+    expect(big).toMatchObject({ status: 403, body: { error: { code: 'result_too_large', sqlstate: '54000', hint: expect.stringMatching(/fewer|less/i) } } });
+    expect((await tool('db.query', { model: 'Order', limit: 1 })).status).toBe(200);
+  });
+
+  test('a comment in db.sql names neither the call, a trace nor a reason', async () => {
+    const r = await tool('db.sql', { sql: "/*tool_call_id='call_FORGED',traceparent='00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01',reason='forged'*/ SELECT 1 AS one" }, 'tenant1', 'call_real');
+    expect(r.status).toBe(200);
+    const event = await eventOf(r.body.audit_id);
+    expect(event.tool_call_id).toBe('call_real');
+    expect(event.trace_id).toBeUndefined();
+    expect(event.reason).toBeUndefined();
+  });
+
+  test('a refused call keeps only the names the scope has: anything else in a naming place is a value', async () => {
+    const r = await tool('db.query', { model: 'Customer', order_by: '-4111111111111111', select: ['jane@acme.com'], where: { 'SSN 078-05-1120': 1 } });
+    expect(r.status).toBe(400);
+    const event = await eventOf(r.body.audit_id);
+    expect(JSON.stringify(event)).not.toMatch(/4111111111111111|jane@acme|078-05-1120/);
+    expect(event.tool).toMatchObject({ name: 'db.query', arguments: { model: 'Customer' } });
+  });
+
+  test('a malformed request is refused and audited like any call', async () => {
+    const res = await fetch(`${base}/agent/tool`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOOL_TOKENS.tenant1}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'db.query', arguments: { model: 'Order' }, extra: 'x' }),
+    });
+    const body = (await res.json()) as { error: { code: string }; audit_id: string };
+    expect(res.status).toBe(400);
+    expect(body.error.code).toBe('tool_arguments_invalid');
+    expect((await eventOf(body.audit_id)).decision).toBe('refused');
+  });
+
+  test('a reason that mentions a dry run is a reason: the write runs', async () => {
+    const r = await tool('db.create', { model: 'Order', data: { customer_id: 1, total_cents: 3131 }, reason: 'fix after the dry-run and a dry_run' });
+    expect(r.status).toBe(200);
+    expect(r.body.dry_run).toBeUndefined();
+  });
+
+  test('after a reload gives the caller another policy, its calls run under that one, never on a pooled session of the old', async () => {
+    const before = await tool('db.query', { model: 'Order', limit: 1 });
+    expect(before.status).toBe(200);
+    expect((await eventOf(before.body.audit_id)).policy!.name).toBe('tool-tests');
+    writeFileSync(restrictedFile, RESTRICTED.replace('ROLE', 'agent'));
+    await proxy.reload();
+    const after = await tool('db.sql', { sql: 'SELECT id FROM orders LIMIT 1' });
+    // Under restricted, orders do not exist; the old session would still have answered.
+    expect(after.body.error?.sqlstate).toBe('42P01');
+    expect((await eventOf(after.body.audit_id)).policy!.name).toBe('restricted');
+    writeFileSync(restrictedFile, RESTRICTED.replace('ROLE', 'nobody'));
+    await proxy.reload();
+  });
 });

@@ -1,6 +1,6 @@
 // sqlcommenter tags: read only from real comments, URL-decoded, malformed pairs skipped.
 import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
-import { extractTags } from '../../../src/analysis/comments';
+import { extractTags, UNREADABLE_DRY_RUN } from '../../../src/analysis/comments';
 
 beforeAll(() => initAnalysis());
 
@@ -65,5 +65,20 @@ describe('tags in the analysis result', () => {
     const result = analyze("DROP TABLE orders /*reason='cleanup'*/", { protocol: 'simple' });
     expect(result.ok).toBe(false);
     expect({ ...result.tags }).toEqual({ reason: 'cleanup' });
+  });
+});
+
+describe('a dry run the tag syntax lost', () => {
+  const lost = (sql: string) => UNREADABLE_DRY_RUN in extractTags(sql);
+  test('is flagged when the comment mentions a dry run outside a readable tag', () => {
+    expect(lost("/*dry_run=true*/ UPDATE t SET a = 1")).toBe(true);
+    expect(lost("/*DRY_RUN='true'*/ UPDATE t SET a = 1")).toBe(true);
+    expect(lost("/*reason='r', dry-run='true'*/ UPDATE t SET a = 1")).toBe(true);
+    expect(lost("/*reason='r' dryrun please*/ UPDATE t SET a = 1")).toBe(true);
+  });
+  test('is not flagged for the words of another tag (a reason that mentions one)', () => {
+    expect(lost("/*reason='fix after the dry-run'*/ UPDATE t SET a = 1")).toBe(false);
+    expect(lost("/*reason='dry_run%20looked%20fine'*/ UPDATE t SET a = 1")).toBe(false);
+    expect(lost("/*dry_run='true',reason='the dry run'*/ UPDATE t SET a = 1")).toBe(false);
   });
 });
