@@ -2,8 +2,8 @@
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
+import { parseCommand } from '../cli-args';
 import { loadConfig, type ProxyConfig } from '../config/load';
 import { adminClientConfig } from '../upstream/catalog';
 import type { AuditEvent } from './event';
@@ -127,29 +127,9 @@ export async function rollbackCommand(
   out: Output = process.stdout,
   err: Output = process.stderr,
 ): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        'admin-url': { type: 'string' },
-        'token-file': { type: 'string' },
-        yes: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-  } catch (e) {
-    err.write(`${(e as Error).message}\n${ROLLBACK_USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand(args, { config: { type: 'string', short: 'c' }, 'admin-url': { type: 'string' }, 'token-file': { type: 'string' }, yes: { type: 'boolean' } }, ROLLBACK_USAGE, out, err);
+  if ('exit' in parsed) return parsed.exit;
   const { values, positionals } = parsed;
-  if (values.help) {
-    out.write(ROLLBACK_USAGE);
-    return 0;
-  }
   if ((!values.config && !values['admin-url']) || positionals.length !== 1) {
     err.write(ROLLBACK_USAGE);
     return 2;

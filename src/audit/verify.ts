@@ -2,8 +2,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
+import { parseCommand } from '../cli-args';
 import { loadConfig } from '../config/load';
 import { checkLine, GENESIS_HASH } from './chain';
 import { postgresClient } from './factory';
@@ -157,29 +157,9 @@ interface Output {
 }
 
 async function verifyCommand(args: string[], out: Output, err: Output): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        'key-file': { type: 'string' },
-        head: { type: 'string', multiple: true },
-        config: { type: 'string', short: 'c' },
-        source: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    });
-  } catch (e) {
-    err.write(`${(e as Error).message}\n${AUDIT_USAGE}`);
-    return 2;
-  }
+  const parsed = parseCommand(args, { 'key-file': { type: 'string' }, head: { type: 'string', multiple: true }, config: { type: 'string', short: 'c' }, source: { type: 'string' } }, AUDIT_USAGE, out, err);
+  if ('exit' in parsed) return parsed.exit;
   const { values, positionals } = parsed;
-  if (values.help) {
-    out.write(AUDIT_USAGE);
-    return 0;
-  }
   if (positionals.length !== 1) {
     err.write(`audit verify takes exactly one FILE\n${AUDIT_USAGE}`);
     return 2;
