@@ -3,7 +3,7 @@ import type { ApprovalNeed, WriteInfo } from '../analysis/rewrite/writes';
 import type { ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
 import type { PlanParams, Planner } from '../budgets/planner';
-import { tooManyRows } from '../analysis/rewrite/write-limits';
+import { conditionHolds, tooManyRows } from '../analysis/rewrite/write-limits';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
@@ -28,6 +28,17 @@ const OPERATIONS = { insert: 'create', update: 'update', delete: 'delete' } as c
 
 const TEXT_OID = 25;
 
+/** A rule's field condition against the bound values of the parameters that assign the field: binary ones may be anything. */
+function boundValueMatches(condition: NonNullable<ApprovalNeed['fieldParams']>, params: PlanParams): boolean {
+  return condition.params.some((n) => {
+    const value = params.values[n - 1];
+    if (value === undefined) return true;
+    if (value === null) return false;
+    const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[n - 1];
+    return format !== 0 || conditionHolds(value.toString('utf8'), condition);
+  });
+}
+
 /**
  * The write's parameters for its count: those the count does not name are declared text (a
  * type PostgreSQL could not infer from a statement that never uses them); the others keep the
@@ -46,19 +57,34 @@ export function unusedAsText(params: PlanParams, used: readonly number[] | undef
  * approval's id, or why the write could not be held. Never runs the write itself.
  */
 export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<ProxyError | undefined> {
-  const { approval } = held.write;
-  if (approval.countSql !== undefined) {
-    let rows: number | undefined;
-    try {
-      rows = await deps.planner.countRows(approval.countSql, unusedAsText(held.params, approval.countParams));
-    } catch (err) {
-      // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
-      deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
-    }
-    // Over the cap it could only fail once approved: refused now, with the cap's own code.
-    if (rows !== undefined && approval.maxAffectedRows !== undefined && rows > approval.maxAffectedRows) return tooManyRows(rows, approval.maxAffectedRows);
-    if (rows !== undefined && approval.affectedRowsGt !== undefined && rows <= approval.affectedRowsGt) return undefined;
+  const first = held.write.approval;
+  // One count serves the cap and every rule on affected rows: they are all about this write's rows.
+  let counting: Promise<number | undefined> | undefined;
+  const countSql = first.countSql;
+  const count = (): Promise<number | undefined> =>
+    (counting ??= countSql === undefined
+      ? Promise.resolve(undefined)
+      : deps.planner.countRows(countSql, unusedAsText(held.params, first.countParams)).catch((err: unknown) => {
+          // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
+          deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
+          return undefined;
+        }));
+  // Over the cap it could only fail once approved: refused now, with the cap's own code.
+  if (first.maxAffectedRows !== undefined) {
+    const rows = await count();
+    if (rows !== undefined && rows > first.maxAffectedRows) return tooManyRows(rows, first.maxAffectedRows);
   }
+  // The rules in the policy's order: the first whose condition holds for this write's values and rows.
+  let approval: ApprovalNeed | undefined = first;
+  for (; approval; approval = approval.otherwise) {
+    if (approval.fieldParams && !boundValueMatches(approval.fieldParams, held.params)) continue;
+    if (approval.affectedRowsGt !== undefined) {
+      const rows = await count();
+      if (rows !== undefined && rows <= approval.affectedRowsGt) continue;
+    }
+    break;
+  }
+  if (!approval) return undefined;
   if (!deps.approvals) {
     return new ProxyError('statement_not_allowed', { message: 'this write needs an approval, and this proxy has no approval store', hint: 'Ask a human operator to make this change.' });
   }

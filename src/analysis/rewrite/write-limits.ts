@@ -33,6 +33,16 @@ export interface ApprovalNeed {
   countParams?: number[];
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
   previewSql?: string;
+  /**
+   * The rule's field condition, when the statement assigns the field only from parameters: it
+   * holds when a bound value is one the rule names (the session has the values).
+   */
+  fieldParams?: { params: number[]; equals?: string | number | boolean; in?: Array<string | number | boolean> };
+  /**
+   * The next rule that may apply when this one turns out not to at run time (its rows or its
+   * parameters do not meet its condition): rules are tried in the policy's order.
+   */
+  otherwise?: ApprovalNeed;
 }
 
 // ---- max_affected_rows: decided inside the statement, before anything is committed ----
@@ -114,31 +124,49 @@ export function affectedRowsCount(stmt: InsertStmt & UpdateStmt & DeleteStmt, op
 // ---- require_approval: which rule holds this write ----
 
 /**
- * The first require_approval rule for this operation and model whose condition holds. A
- * condition on an assigned field compares the constant the statement assigns; a field assigned
- * from anything else (a parameter, an expression, a query) may hold any value, so the rule
- * applies. A condition on affected rows is left to the session, which counts first.
+ * The require_approval rules for this operation and model that may hold this write, in the
+ * policy's order, chained through `otherwise`: the session holds it under the first whose
+ * condition holds. A condition on an assigned field compares the constant the statement assigns;
+ * a field assigned from a parameter is compared with the bound value by the session; from
+ * anything else (an expression, a query) it may hold any value, so the rule applies. A condition
+ * on affected rows is left to the session, which counts first. The chain ends at the first rule
+ * that holds whatever the values (no later rule could matter).
  */
 export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): ApprovalNeed | undefined {
   // INSERT … ON CONFLICT DO UPDATE may update rows: the update rules apply to it as well.
   const operations = new Set<string>([op === 'insert' ? 'create' : op]);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
+  const chain: ApprovalNeed[] = [];
+  let preview: string | undefined | null = null;
+  let counted: { countSql: string; countParams: number[] } | undefined;
   for (const rule of scope.policy.raw.require_approval) {
     if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
     const when = rule.when;
-    if (when?.field !== undefined && !fieldMatches(stmt, op, when.field.toLowerCase(), when)) continue;
-    const preview = previewSql(stmt, op, table, scope, principal);
-    const need: ApprovalNeed = { rule: describeRule(rule), approvers: rule.approvers, expiresInS: rule.expires_in_s, ...(preview ? { previewSql: preview } : {}) };
-    if (when?.affected_rows_gt === undefined) return need;
-    if (op === 'insert') {
-      const rows = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt).valuesLists?.length : 1;
-      if (rows !== undefined && rows <= when.affected_rows_gt) continue;
-      return need;
+    const field = when?.field !== undefined ? fieldMatches(stmt, op, when.field.toLowerCase(), when) : 'yes';
+    if (field === 'no') continue;
+    if (preview === null) preview = previewSql(stmt, op, table, scope, principal);
+    const need: ApprovalNeed = {
+      rule: describeRule(rule),
+      approvers: rule.approvers,
+      expiresInS: rule.expires_in_s,
+      ...(preview ? { previewSql: preview } : {}),
+      ...(field !== 'yes' ? { fieldParams: { params: field.params, ...(when!.equals !== undefined ? { equals: when!.equals } : {}), ...(when!.in !== undefined ? { in: when!.in } : {}) } } : {}),
+    };
+    if (when?.affected_rows_gt !== undefined) {
+      if (op === 'insert') {
+        const rows = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt).valuesLists?.length : 1;
+        if (rows !== undefined && rows <= when.affected_rows_gt) continue;
+      } else {
+        refuseVolatile(stmt, 'an approval rule on affected rows');
+        counted ??= affectedRowsCount(stmt, op, table);
+        Object.assign(need, { affectedRowsGt: when.affected_rows_gt, ...counted });
+      }
     }
-    refuseVolatile(stmt, 'an approval rule on affected rows');
-    return { ...need, affectedRowsGt: when.affected_rows_gt, ...affectedRowsCount(stmt, op, table) };
+    chain.push(need);
+    if (need.fieldParams === undefined && need.affectedRowsGt === undefined) break;
   }
-  return undefined;
+  for (let i = chain.length - 2; i >= 0; i--) chain[i].otherwise = chain[i + 1];
+  return chain[0];
 }
 
 const PREVIEW_ROWS = 100;
@@ -163,7 +191,28 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
 
 type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;
 
-function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when: Condition): boolean {
+/** A parameter, bare or cast (`$1`, `$1::text`): its number. */
+function paramNumber(node: Node | undefined): number | undefined {
+  if (!node) return undefined;
+  if ('ParamRef' in node) return (node.ParamRef as { number?: number }).number;
+  if ('TypeCast' in node) return paramNumber((node.TypeCast as { arg?: Node }).arg);
+  return undefined;
+}
+
+/** A bound value against a rule's `equals`/`in`, compared as the rule compares constants. */
+export function conditionHolds(text: string, when: { equals?: string | number | boolean; in?: Array<string | number | boolean> }): boolean {
+  const same = (x: string | number | boolean) => (typeof x === 'number' && text.trim() !== '' && !Number.isNaN(Number(text)) ? Number(text) === x : String(x) === text);
+  if (when.equals !== undefined && !same(when.equals)) return false;
+  if (when.in !== undefined && !when.in.some(same)) return false;
+  return true;
+}
+
+/**
+ * Whether the statement assigns `field` a value the rule names: 'no', 'yes' (a constant that
+ * matches, or a value that may be anything), or the parameters it is assigned from, for the
+ * session to compare with their bound values.
+ */
+function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when: Condition): 'yes' | 'no' | { params: number[] } {
   const values: Array<Node | undefined> = [];
   const setValues = (items: Node[] | undefined) => {
     for (const item of items ?? []) {
@@ -176,22 +225,26 @@ function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when
     const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
     if (at >= 0) {
       const rows = select?.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items);
-      if (!rows) return true; // INSERT … SELECT: any value
+      if (!rows) return 'yes'; // INSERT … SELECT: any value
       for (const row of rows) values.push(row[at]);
     }
   } else {
     setValues(stmt.targetList);
   }
   setValues(stmt.onConflictClause?.targetList);
-  return values.some((v) => {
-    // Only a plain constant is compared; anything else (a cast, a parameter, an expression) may be any value.
+  const params: number[] = [];
+  for (const v of values) {
     const text = bareConstantText(v);
-    if (text === undefined) return true;
-    const same = (x: string | number | boolean) => (typeof x === 'number' && text.trim() !== '' && !Number.isNaN(Number(text)) ? Number(text) === x : String(x) === text);
-    if (when.equals !== undefined && !same(when.equals)) return false;
-    if (when.in !== undefined && !when.in.some(same)) return false;
-    return true;
-  });
+    if (text !== undefined) {
+      if (conditionHolds(text, when)) return 'yes';
+      continue;
+    }
+    const n = paramNumber(v);
+    // Anything else (an expression, a query) may be any value.
+    if (n === undefined) return 'yes';
+    params.push(n);
+  }
+  return params.length > 0 ? { params } : 'no';
 }
 
 function describeRule(rule: RawPolicy['require_approval'][number]): string {
