@@ -61,6 +61,8 @@ export interface SchemaDescription {
   statement_timeout_ms: number;
   max_writes_per_minute?: number;
   models: ModelDescription[];
+  /** The policy's domain tools (docs/domain-tools.md): call them by name with their parameters. */
+  domain_tools?: Array<{ name: string; description: string; params: Record<string, { type: string; description?: string; required: boolean }> }>;
 }
 
 const OPS = [
@@ -88,6 +90,15 @@ export function describeSchema(first: ReadScope | PolicySnapshot, second?: Catal
     statement_timeout_ms: policy.statementTimeoutMs,
     ...(policy.raw.max_writes_per_minute !== undefined ? { max_writes_per_minute: policy.raw.max_writes_per_minute } : {}),
     models: tables.map((t) => describeModel(policy, t)),
+    ...(options.model === undefined && policy.raw.tools.length > 0
+      ? {
+          domain_tools: policy.raw.tools.map((t) => ({
+            name: t.name,
+            description: t.description,
+            params: Object.fromEntries(Object.entries(t.params ?? {}).map(([name, p]) => [name, { type: p.type, ...(p.description ? { description: p.description } : {}), required: p.required !== false }])),
+          })),
+        }
+      : {}),
   };
 }
 

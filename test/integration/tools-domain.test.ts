@@ -33,6 +33,12 @@ const eventOf: ToolHarness['eventOf'] = (id) => h.eventOf(id);
 const WEEKLY = "SELECT sum(total_cents) AS cents FROM orders WHERE status = 'paid' AND created_at > now() - interval '7 days' AND customer_id = ";
 
 describe('tenant scope', () => {
+  test('db.describe_schema lists the domain tools with their parameters', async () => {
+    const r = await tool('db.describe_schema', {}, 'tenant1');
+    expect(r.status).toBe(200);
+    expect(r.body.data.domain_tools).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'analytics.weekly_revenue', params: { customer_id: expect.objectContaining({ type: 'integer', required: true }) } })]));
+  });
+
   test('analytics.weekly_revenue: each tenant gets its own sum, as the same SQL gives it; another tenant\'s customer sums nothing', async () => {
     const one = await tool('analytics.weekly_revenue', { customer_id: 1 }, 'tenant1');
     expect(one).toMatchObject({ status: 200, body: { data: [{ cents: '20000' }] } });
