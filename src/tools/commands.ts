@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { buildAuthSettings, startProxy } from '../app';
 import { initAnalysis } from '../analysis/parser';
 import { authenticateBearer, localPrincipal } from '../auth/bearer';
@@ -118,6 +119,38 @@ export function toolsCommand(args: string[]): Promise<number> {
   });
 }
 
+/**
+ * The requests a transport has taken and not yet answered: `watch()` (after the server has
+ * connected) follows them, and the function resolves once none is left.
+ */
+function awaitAnswers(transport: StdioServerTransport): (() => Promise<void>) & { watch(): void } {
+  const open = new Set<string | number>();
+  const idle: Array<() => void> = [];
+  const settle = () => {
+    if (open.size === 0) for (const resolve of idle.splice(0)) resolve();
+  };
+  const answered = (() => (open.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve)))) as (() => Promise<void>) & { watch(): void };
+  answered.watch = () => {
+    const onmessage = transport.onmessage;
+    const send = transport.send.bind(transport);
+    transport.onmessage = (message: JSONRPCMessage) => {
+      if ('id' in message && 'method' in message) open.add(message.id);
+      onmessage?.(message);
+    };
+    transport.send = async (message: JSONRPCMessage) => {
+      try {
+        await send(message);
+      } finally {
+        if ('id' in message && !('method' in message)) {
+          if (message.id !== undefined) open.delete(message.id);
+          settle();
+        }
+      }
+    };
+  };
+  return answered;
+}
+
 /** Resolves once the MCP client has gone (stdin ended) or a signal asked to stop; the proxy is then closed. */
 export function mcpCommand(args: string[]): Promise<number> {
   return guarded('mcp', MCP_USAGE, async () => {
@@ -156,12 +189,18 @@ export function mcpCommand(args: string[]): Promise<number> {
     };
     server.onclose = () => stop('transport closed');
     // The SDK's stdio transport does not watch for the end of stdin: that is the client going away.
-    process.stdin.once('end', () => stop('stdin ended'));
+    const transport = new StdioServerTransport(process.stdin, process.stdout);
+    const answered = awaitAnswers(transport);
+    // A client that sends its requests and closes stdin at once still gets every answer.
+    process.stdin.once('end', () => void answered().then(() => stop('stdin ended')));
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
-    await server.connect(new StdioServerTransport(process.stdin, process.stdout));
+    await server.connect(transport);
+    answered.watch();
     log.info({ user: principal.user, tenant_id: principal.tenantId, policy: policy.name, admin: `${proxy.admin.host}:${proxy.admin.port}` }, 'mcp: serving tools on stdio');
     await done;
+    // The last answers may still be on their way into the pipe: the process exits after them.
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
     return 0;
   });
 }

@@ -1,6 +1,6 @@
 // Both tool doors end to end on a real PostgreSQL, through the proxy's engine: POST /agent/tool, and MCP driven by the
 // SDK's own Client over Streamable HTTP (bearer token) and over stdio (`node dist/cli.js mcp --user`, built by `npm test`).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -271,6 +271,25 @@ describe('MCP over stdio (`ormai-proxy mcp --user`)', () => {
     const tools = events.filter((e) => e.tool).map((e) => e.tool!.name);
     expect(tools).toEqual(expect.arrayContaining(['db.describe_schema', 'db.query', 'db.get', 'db.aggregate', 'db.create', 'db.update', 'db.delete', 'db.sql', 'approvals.status']));
     expect(events.every((e) => e.principal?.tenant_id === undefined || e.principal.tenant_id === '1')).toBe(true);
+
+    // A client that writes its requests and closes stdin at once still gets every answer.
+    const child = spawn(process.execPath, [CLI, 'mcp', '--config', path.join(dir, 'ormai.yaml'), '--user', 'tenant1-agent'], { env: { ...process.env, ORMAI_UPSTREAM_URL: db.url }, stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdin!.end(
+      [
+        { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'batch', version: '1' } } },
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'db_query', arguments: { model: 'orders', limit: 1 } } },
+      ]
+        .map((m) => JSON.stringify(m))
+        .join('\n') + '\n',
+    );
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    const answers = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; result?: { isError?: boolean } });
+    expect(answers.map((a) => a.id)).toEqual([1, 2, 3]);
+    expect(answers[2].result?.isError).toBeFalsy();
   }, 60_000);
 });
 
