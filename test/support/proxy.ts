@@ -43,7 +43,16 @@ export async function startTestProxy(upstreamUrl: string, overrides: Record<stri
       await proxy.close();
       rmSync(auditDir, { recursive: true, force: true });
     },
-    auditEvents: () => (existsSync(auditFile) ? readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent) : []),
+    auditEvents: () => {
+      if (!existsSync(auditFile)) return [];
+      // Only whole lines: a batch being written may be read half-way (the sink writes, then fsyncs).
+      const text = readFileSync(auditFile, 'utf8');
+      return text
+        .slice(0, text.lastIndexOf('\n') + 1)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as AuditEvent);
+    },
     url: (user = 'tenant1-agent', password = 'tenant1-password', database = 'app') =>
       `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${proxy.port}/${database}`,
   };
