@@ -104,6 +104,11 @@ export function parserStats(): ParserStats {
 }
 
 /** Not ready while no healthy instance is loaded, with the reason. */
+/** Resolves once no instance is being loaded (both seats full, or a load failed): for tests that fail instances on purpose. */
+export async function parserSettled(): Promise<void> {
+  while (loadingSpare) await loadingSpare;
+}
+
 export function parserHealth(): ParserHealth {
   if (first === undefined) return { ready: true };
   if (active !== undefined && !active.broken) return { ready: true };
