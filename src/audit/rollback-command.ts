@@ -7,7 +7,7 @@ import { parseCommand } from '../cli-args';
 import { loadConfig, type ProxyConfig } from '../config/load';
 import { adminClientConfig } from '../upstream/catalog';
 import type { AuditEvent } from './event';
-import { postgresClient } from './factory';
+import { withSinkConnection } from './factory';
 import type { AuditLog } from './log';
 import { runInverse, type InverseStatement, type RollbackResult } from './rollback';
 import { auditTableName } from './sinks/postgres';
@@ -36,15 +36,8 @@ export async function findAuditEvent(config: ProxyConfig, id: string, file?: str
   if (file) return undefined;
   for (const sink of config.raw.audit.sinks) {
     if (sink.type !== 'postgres') continue;
-    const client = new Client(postgresClient(sink, config));
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      const { rows } = await client.query(`SELECT event FROM ${auditTableName(sink.table).qualified} WHERE id = $1`, [id]);
-      if (rows[0]) return rows[0].event as AuditEvent;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    const event = await withSinkConnection(sink, config, async (client) => (await client.query(`SELECT event FROM ${auditTableName(sink.table).qualified} WHERE id = $1`, [id])).rows[0]?.event as AuditEvent | undefined);
+    if (event) return event;
   }
   return undefined;
 }
@@ -155,18 +148,20 @@ export async function rollbackCommand(
   }
   base = base!.replace(/\/+$/, '');
   const route = `/audit/${encodeURIComponent(id)}/rollback`;
-  let shown;
-  try {
-    shown = await call(base, token, 'GET', route);
-  } catch (e) {
-    err.write(`${(e as Error).message}\n`);
-    return 1;
-  }
-  if (shown.status !== 200) {
-    err.write(`${shown.body?.error?.code ?? shown.status}: ${shown.body?.error?.message ?? 'the proxy refused'}\n`);
-    return 1;
-  }
-  out.write(`-- rollback of ${shown.body.event} (${shown.body.operation} on ${shown.body.table}, ${shown.body.rows} rows)\n${shown.body.sql};\n`);
+  // The proxy's answer to one admin call, or undefined once what went wrong is written.
+  const ask = async (method: 'GET' | 'POST', body?: unknown): Promise<any> => {
+    try {
+      const answer = await call(base!, token, method, route, body);
+      if (answer.status === 200) return answer.body;
+      err.write(`${answer.body?.error?.code ?? answer.status}: ${answer.body?.error?.message ?? 'the proxy refused'}\n`);
+    } catch (e) {
+      err.write(`${(e as Error).message}\n`);
+    }
+    return undefined;
+  };
+  const shown = await ask('GET');
+  if (shown === undefined) return 1;
+  out.write(`-- rollback of ${shown.event} (${shown.operation} on ${shown.table}, ${shown.rows} rows)\n${shown.sql};\n`);
   if (!values.yes) {
     const rl = createInterface({ input, output: process.stdout, terminal: false });
     const answer = (await rl.question('Type "yes" to run these statements: ')).trim();
@@ -176,17 +171,8 @@ export async function rollbackCommand(
       return 1;
     }
   }
-  let done;
-  try {
-    done = await call(base, token, 'POST', route, {});
-  } catch (e) {
-    err.write(`${(e as Error).message}\n`);
-    return 1;
-  }
-  if (done.status !== 200) {
-    err.write(`${done.body?.error?.code ?? done.status}: ${done.body?.error?.message ?? 'the proxy refused'}\n`);
-    return 1;
-  }
-  out.write(`reverted ${done.body.reverted} of ${done.body.rows} rows; ${done.body.skipped} changed since and were left alone\n`);
+  const done = await ask('POST', {});
+  if (done === undefined) return 1;
+  out.write(`reverted ${done.reverted} of ${done.rows} rows; ${done.skipped} changed since and were left alone\n`);
   return 0;
 }
