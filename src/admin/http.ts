@@ -1,5 +1,35 @@
-// HTTP plumbing for the admin API: JSON errors, size-limited JSON bodies, and JSON responses.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// HTTP plumbing for the admin API and the tools listener: the server and its listen, JSON errors, size-limited JSON bodies, JSON responses.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type net from 'node:net';
+import type { HostPort } from '../config/load';
+import type { Logger } from '../log';
+
+/**
+ * An HTTP server with the proxy's timeouts (receiving a request only; what it runs is bounded
+ * elsewhere); a malformed request gets a 400 if the socket can still take it, never a crash.
+ */
+export function createHttpServer(handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>, log: Logger, what: string): http.Server {
+  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => void handle(req, res));
+  server.on('clientError', (err, socket: net.Socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+    log.debug({ err: err.message }, `malformed ${what} request`);
+  });
+  return server;
+}
+
+/** Listens on `at` (port 0 picks a free port) and resolves with the bound address; errors after that are logged. */
+export function listenHttp(server: http.Server, at: HostPort, log: Logger, what: string): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      server.on('error', (err) => log.error({ err: err.message }, `${what} listener error`));
+      const address = server.address() as net.AddressInfo;
+      resolve({ host: address.address, port: address.port });
+    });
+  });
+}
 
 /** A refusal the admin API answers with `{ error: { code, message } }` and this status. */
 export class HttpError extends Error {

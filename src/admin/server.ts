@@ -1,9 +1,8 @@
 // The admin HTTP listener: routing, bearer-token auth, JSON errors, and the approvals expiry sweeper.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type net from 'node:net';
 import { registerApprovalRoutes } from './approval-routes';
 import type { AdminAuth, AdminIdentity } from './auth';
-import { DEFAULT_BODY_LIMIT, HttpError, readJsonBody, sendError, sendJson, sendText } from './http';
+import { createHttpServer, DEFAULT_BODY_LIMIT, HttpError, listenHttp, readJsonBody, sendError, sendJson, sendText } from './http';
 import { Router, type AdminRequest, type Method } from './router';
 import { ExpirySweeper } from '../approvals/sweeper';
 import type { ApprovalEvent, ApprovalExecutor, ApprovalListener, ApprovalStore } from '../approvals/types';
@@ -53,29 +52,15 @@ export class AdminServer {
       now,
       onExpired: (approval) => options.onApprovalEvent?.({ action: 'expire', approval }),
     });
-    this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => void this.handle(req, res));
-    this.server.on('clientError', (err, socket: net.Socket) => {
-      // Malformed HTTP: answer 400 if the socket can still take it, never crash.
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      this.log.debug({ err: err.message }, 'malformed admin request');
-    });
+    this.server = createHttpServer((req, res) => this.handle(req, res), this.log, 'admin');
   }
 
   /** Starts listening and sweeping; resolves with the bound address (port 0 picks a free port). */
-  listen(): Promise<{ host: string; port: number }> {
-    const { host, port } = this.options.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        this.server.on('error', (err) => this.log.error({ err: err.message }, 'admin listener error'));
-        const address = this.server.address() as net.AddressInfo;
-        this.sweeper.start();
-        this.log.info({ host: address.address, port: address.port, api: this.options.auth?.enabled ? 'enabled' : 'disabled' }, 'admin listening');
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+  async listen(): Promise<{ host: string; port: number }> {
+    const address = await listenHttp(this.server, this.options.listen, this.log, 'admin');
+    this.sweeper.start();
+    this.log.info({ host: address.host, port: address.port, api: this.options.auth?.enabled ? 'enabled' : 'disabled' }, 'admin listening');
+    return address;
   }
 
   /** Stops sweeping and listening; requests in flight get a grace period, idle keep-alive connections close now. */

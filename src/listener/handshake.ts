@@ -61,7 +61,8 @@ function authMessage(request: AuthRequest): Buffer {
   }
 }
 
-function isLoopback(address: string | undefined): boolean {
+/** A loopback peer or listener address (IPv4, IPv6, or IPv4-mapped). */
+export function isLoopback(address: string | undefined): boolean {
   return !!address && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 }
 

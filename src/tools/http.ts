@@ -5,10 +5,10 @@
 // that answer it and are closed with the response. No MCP session can then outlive, or be
 // taken over from, the token that opened it; server-initiated messages (GET /mcp) are not offered.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type net from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
-import { HttpError, readJsonBody, sendError, sendJson } from '../admin/http';
+import { createHttpServer, HttpError, listenHttp, readJsonBody, sendError, sendJson } from '../admin/http';
+import { isLoopback } from '../listener/handshake';
 import type { Principal } from '../auth/principal';
 import type { HostPort } from '../config/load';
 import { ProxyError } from '../errors/catalogue';
@@ -49,31 +49,18 @@ export class ToolsHttpServer {
 
   constructor(private readonly options: ToolsHttpOptions) {
     this.log = options.log.child({ component: 'tools-http' });
-    // requestTimeout bounds receiving the request only; the call then runs as long as the policy's statement_timeout lets it.
-    this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => void this.handle(req, res));
-    this.server.on('clientError', (err, socket: net.Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      this.log.debug({ err: err.message }, 'malformed tools request');
-    });
+    // The server's timeouts bound receiving a request only; a call then runs as long as the policy's statement_timeout lets it.
+    this.server = createHttpServer((req, res) => this.handle(req, res), this.log, 'tools');
   }
 
   /** Resolves with the bound address (port 0 picks a free port). */
-  listen(): Promise<{ host: string; port: number }> {
-    const { host, port } = this.options.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        this.server.on('error', (err) => this.log.error({ err: err.message }, 'tools listener error'));
-        const address = this.server.address() as net.AddressInfo;
-        this.log.info({ host: address.address, port: address.port }, 'tools listening (POST /agent/tool, GET /agent/tools, MCP at /mcp)');
-        if (!isLoopback(address.address)) {
-          this.log.warn({ host: address.address }, 'the tools listener speaks plain HTTP on a non-loopback address: terminate TLS in front of it, bearer tokens travel in every request');
-        }
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+  async listen(): Promise<{ host: string; port: number }> {
+    const address = await listenHttp(this.server, this.options.listen, this.log, 'tools');
+    this.log.info(address, 'tools listening (POST /agent/tool, GET /agent/tools, MCP at /mcp)');
+    if (!isLoopback(address.host)) {
+      this.log.warn({ host: address.host }, 'the tools listener speaks plain HTTP on a non-loopback address: terminate TLS in front of it, bearer tokens travel in every request');
+    }
+    return address;
   }
 
   /** Calls in flight get a grace period to finish (their sessions are drained by the proxy's close); idle connections close now. */
@@ -195,6 +182,3 @@ const ROUTES = new Map<string, { methods: string[] }>([
   ['/mcp', { methods: ['POST'] }],
 ]);
 
-function isLoopback(address: string): boolean {
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
-}
