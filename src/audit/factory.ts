@@ -1,7 +1,7 @@
 // Builds the audit log from the config's audit section: sinks, redaction key, queue and guarantees.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ClientConfig } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import { initAnalysis } from '../analysis/parser';
 import { ConfigError, parseUpstreamUrl, type ProxyConfig } from '../config/load';
 import type { RawConfig } from '../config/schema';
@@ -42,6 +42,18 @@ export function postgresClient(sink: Extract<SinkConfig, { type: 'postgres' }>, 
  * `chainKey`: keys the file sinks' chains (audit.key_file set). `stdout`: where the stdout sink
  * writes instead (`ormai-proxy mcp`, whose stdout is the MCP channel, gives stderr).
  */
+/** Runs `fn` on a connection of its own to a postgres sink's database (a reader of the trail, not the sink's writer), closed after. */
+export async function withSinkConnection<T>(sink: Extract<SinkConfig, { type: 'postgres' }>, config: ProxyConfig, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client(postgresClient(sink, config));
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 export function createSinks(config: ProxyConfig, log: Logger, chainKey?: PrekeyedHmac, stdout?: NodeJS.WritableStream): AuditSink[] {
   return config.raw.audit.sinks.map((sink): AuditSink => {
     switch (sink.type) {

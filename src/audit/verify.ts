@@ -2,11 +2,10 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Client } from 'pg';
 import { parseCommand } from '../cli-args';
 import { loadConfig } from '../config/load';
 import { checkLine, GENESIS_HASH } from './chain';
-import { postgresClient } from './factory';
+import { withSinkConnection } from './factory';
 import { chainSource } from './heads';
 import { chainKeyOf, type PrekeyedHmac } from './hmac';
 import { loadAuditKey } from './redact';
@@ -136,18 +135,13 @@ export async function publishedHeads(configFile: string, source: string): Promis
   const heads: HeadRef[] = [];
   for (const sink of config.raw.audit.sinks) {
     if (sink.type !== 'postgres') continue;
-    const client = new Client(postgresClient(sink, config));
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      const { rows } = await client.query<{ hash: string; event_id: string | null; event_time: Date | null }>(
+    const rows = await withSinkConnection(sink, config, async (client) =>
+      (await client.query<{ hash: string; event_id: string | null; event_time: Date | null }>(
         `SELECT hash, event_id, event_time FROM ${headsTableName(sink.table).qualified} WHERE source = $1 ORDER BY published_at`,
         [source],
-      );
-      for (const r of rows) heads.push({ hash: r.hash, ...(r.event_id ? { event_id: r.event_id } : {}), ...(r.event_time ? { event_time: r.event_time.toISOString() } : {}) });
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+      )).rows,
+    );
+    for (const r of rows) heads.push({ hash: r.hash, ...(r.event_id ? { event_id: r.event_id } : {}), ...(r.event_time ? { event_time: r.event_time.toISOString() } : {}) });
   }
   return heads;
 }
