@@ -18,6 +18,16 @@ export function createHttpServer(handle: (req: IncomingMessage, res: ServerRespo
   return server;
 }
 
+/** Stops listening: idle keep-alive connections close now, requests in flight get `graceMs` to finish. */
+export async function closeHttp(server: http.Server, graceMs = 5000): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const grace = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(grace);
+}
+
 /** Listens on `at` (port 0 picks a free port) and resolves with the bound address; errors after that are logged. */
 export function listenHttp(server: http.Server, at: HostPort, log: Logger, what: string): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { registerApprovalRoutes } from './approval-routes';
 import type { AdminAuth, AdminIdentity } from './auth';
-import { createHttpServer, DEFAULT_BODY_LIMIT, HttpError, listenHttp, readJsonBody, sendError, sendJson, sendText } from './http';
+import { closeHttp, createHttpServer, DEFAULT_BODY_LIMIT, HttpError, listenHttp, readJsonBody, sendError, sendJson, sendText } from './http';
 import { Router, type AdminRequest, type Method } from './router';
 import { ExpirySweeper } from '../approvals/sweeper';
 import type { ApprovalEvent, ApprovalExecutor, ApprovalListener, ApprovalStore } from '../approvals/types';
@@ -66,12 +66,7 @@ export class AdminServer {
   /** Stops sweeping and listening; requests in flight get a grace period, idle keep-alive connections close now. */
   async close(): Promise<void> {
     await this.sweeper.stop();
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const grace = setTimeout(() => this.server.closeAllConnections(), 5000);
-    await closed;
-    clearTimeout(grace);
+    await closeHttp(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

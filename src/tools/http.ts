@@ -7,7 +7,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
-import { createHttpServer, HttpError, listenHttp, readJsonBody, sendError, sendJson } from '../admin/http';
+import { closeHttp, createHttpServer, HttpError, listenHttp, readJsonBody, sendError, sendJson } from '../admin/http';
 import { isLoopback } from '../listener/handshake';
 import type { Principal } from '../auth/principal';
 import type { HostPort } from '../config/load';
@@ -65,12 +65,7 @@ export class ToolsHttpServer {
 
   /** Calls in flight get a grace period to finish (their sessions are drained by the proxy's close); idle connections close now. */
   async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const grace = setTimeout(() => this.server.closeAllConnections(), 5000);
-    await closed;
-    clearTimeout(grace);
+    await closeHttp(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
