@@ -59,6 +59,16 @@ function events(file) {
  * every session that logged in also disconnected, and every row the run added to the database
  * was written by an audited, allowed write of the same tenant.
  */
+/**
+ * A captured key as text. A client that asked for binary results gets the capture columns in
+ * binary too, and the event keeps those bytes as `\x…` hex: an int4 or int8 id is read back
+ * from its big-endian bytes, so the row is still matched by its id.
+ */
+function keyText(id) {
+  const m = /^\\x([0-9a-f]{8}|[0-9a-f]{16})$/.exec(String(id));
+  return m ? BigInt.asIntN(m[1].length * 4, BigInt(`0x${m[1]}`)).toString() : String(id);
+}
+
 async function auditTrail(file, stats, before, after) {
   const problems = [];
   const verified = await verifyFile(file);
@@ -88,7 +98,7 @@ async function auditTrail(file, stats, before, after) {
     if (e.kind !== 'statement' || e.decision !== 'allowed' || e.statement_kind !== 'write') continue;
     const tenant = String(e.principal.tenant_id);
     if (!e.changes || e.changes.truncated) uncaptured.set(tenant, (uncaptured.get(tenant) ?? 0) + (e.rows ?? 0));
-    for (const row of e.changes?.rows ?? []) written.set(`${e.changes.table.split(".").pop()}:${row.key.id}`, tenant);
+    for (const row of e.changes?.rows ?? []) written.set(`${e.changes.table.split(".").pop()}:${keyText(row.key.id)}`, tenant);
   }
   let added = 0;
   for (const [key, json] of after) {
