@@ -1,5 +1,7 @@
-// `npm run bench`: pgbench select-only and a multi-tenant analytic query, direct vs through the proxy, in one run.
+// `npm run bench`: pgbench select-only and a multi-tenant analytic query, direct vs through the proxy, in one run,
+// the index scenarios, and the proxy's memory with 1,000 idle agent connections.
 // Uses DATABASE_URL when set, otherwise an embedded PostgreSQL. Prints ratios (proxy / direct).
+// `node bench/run.js [pgbench] [analytic] [lookups] [idle]` runs only the scenarios named (default: all).
 const fs = require('node:fs');
 const { execFile, spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -8,9 +10,20 @@ const { Client } = require('pg');
 const { startProxy } = require('../dist/app');
 const { loadConfig } = require('../dist/config/load');
 const { createLogger } = require('../dist/log');
-const { startEmbeddedPostgres } = require('../dist/demo/embedded');
 const { seedDatabase } = require('../dist/demo/demo');
 const { startPassThrough, startPgbouncer } = require('./baselines');
+const { startEmbeddedPostgres } = require('../dist/demo/embedded');
+const { idleConnections, printIdle, IDLE_TARGET, IDLE_MARGIN } = require('./idle');
+
+const SCENARIOS = ['pgbench', 'analytic', 'lookups', 'idle'];
+const selected = process.argv.slice(2);
+for (const name of selected) {
+  if (!SCENARIOS.includes(name)) {
+    console.error(`bench: unknown scenario "${name}"; usage: node bench/run.js [${SCENARIOS.join('] [')}] (default: all)`);
+    process.exit(2);
+  }
+}
+const runs = (name) => selected.length === 0 || selected.includes(name);
 
 const run = promisify(execFile);
 const DURATION_S = Number(process.env.BENCH_SECONDS || 10);
@@ -135,7 +148,8 @@ async function main() {
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
     process.stderr.write('bench: starting an embedded PostgreSQL…\n');
-    embedded = await startEmbeddedPostgres();
+    // Every idle agent session holds an upstream connection.
+    embedded = await startEmbeddedPostgres(runs('idle') ? { maxConnections: IDLE_TARGET + IDLE_MARGIN + 80 } : {});
     serverUrl = embedded.url;
   }
   const admin = new Client({ connectionString: serverUrl });
@@ -146,21 +160,25 @@ async function main() {
   let fenced;
   try {
     const url = await seedDatabase(serverUrl, 'ormai_bench');
-    await seedTenants(url);
-    const hasPgbench = spawnSync('pgbench', ['--version']).status === 0;
+    if (runs('analytic') || runs('lookups')) await seedTenants(url);
+    // The in-process proxies (bench/ormai.yaml's policies need pgbench's tables); the idle scenario starts its own.
+    const inProcess = runs('pgbench') || runs('analytic') || runs('lookups');
+    const hasPgbench = inProcess && spawnSync('pgbench', ['--version']).status === 0;
     if (hasPgbench) await run('pgbench', ['-i', '-q', '-s', '2', url], { maxBuffer: 1 << 24 });
     fs.mkdirSync(path.join(__dirname, '..', '.tmp'), { recursive: true });
     fs.rmSync(path.join(__dirname, '..', '.tmp', 'bench-audit.jsonl'), { force: true });
-    const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
-    proxy = await startProxy(config, createLogger('warn'));
-    // The same proxy with the fenced read scope (upstream.read_scope: fence), for the index scenarios.
-    const fenceConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
-    fenceConfig.upstream.readScope = 'fence';
-    fenced = await startProxy(fenceConfig, createLogger('warn'));
+    if (inProcess) {
+      const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
+      proxy = await startProxy(config, createLogger('warn'));
+      // The same proxy with the fenced read scope (upstream.read_scope: fence), for the index scenarios.
+      const fenceConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
+      fenceConfig.upstream.readScope = 'fence';
+      fenced = await startProxy(fenceConfig, createLogger('warn'));
+    }
     const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
     const rows = [];
     const paths = [];
-    if (hasPgbench) {
+    if (hasPgbench && runs('pgbench')) {
       const target = new URL(url);
       const pass = await startPassThrough(target.hostname, Number(target.port || 5432));
       const passUrl = new URL(url);
@@ -186,29 +204,35 @@ async function main() {
         await pass.close();
         await bouncer?.close();
       }
-    } else {
+    } else if (runs('pgbench')) {
       process.stderr.write('bench: SKIPPED pgbench (not installed)\n');
     }
-    const d = await analytic(url, ANALYTIC_DIRECT);
-    const p = await analytic(via('bench-tenant'), ANALYTIC);
-    rows.push(['analytic query (tenant 7 of 50), queries/s', d.qps.toFixed(0), p.qps.toFixed(0), (p.qps / d.qps).toFixed(3)]);
-    rows.push(['analytic query p50 latency, ms', d.p50.toFixed(2), p.p50.toFixed(2), (p.p50 / d.p50).toFixed(3)]);
-    rows.push(['analytic query p95 latency, ms', d.p95.toFixed(2), p.p95.toFixed(2), (p.p95 / d.p95).toFixed(3)]);
-    const ids = await bigIds(url);
+    if (runs('analytic')) {
+      const d = await analytic(url, ANALYTIC_DIRECT);
+      const p = await analytic(via('bench-tenant'), ANALYTIC);
+      rows.push(['analytic query (tenant 7 of 50), queries/s', d.qps.toFixed(0), p.qps.toFixed(0), (p.qps / d.qps).toFixed(3)]);
+      rows.push(['analytic query p50 latency, ms', d.p50.toFixed(2), p.p50.toFixed(2), (p.p50 / d.p50).toFixed(3)]);
+      rows.push(['analytic query p95 latency, ms', d.p95.toFixed(2), p.p95.toFixed(2), (p.p95 / d.p95).toFixed(3)]);
+    }
+    const ids = runs('lookups') ? await bigIds(url) : undefined;
     const lookupRows = [];
-    for (const [name, text, kind] of LOOKUP_SCENARIOS) {
+    for (const [name, text, kind] of ids ? LOOKUP_SCENARIOS : []) {
       const d = await lookups(url, directLookup(text), ids[kind]);
       const v = await lookups(via('bench-big'), text, ids[kind]);
       // The fenced form scans the tenant's 200k rows for each: fewer runs.
       const f = await lookups(`postgres://bench-big:bench@127.0.0.1:${fenced.port}/ormai_bench`, text, ids[kind], Math.min(40, ids[kind].length));
       lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
     }
-    const stats = proxy.server.cache.stats();
+    // Last: its proxy runs in a process of its own, with the in-process proxies idle.
+    const idle = runs('idle') ? await idleConnections(url, (m) => process.stderr.write(`${m}\n`)) : undefined;
+    const stats = proxy?.server.cache.stats();
     const width = [46, 12, 12, 8];
     const line = (cols) => cols.map((c, i) => String(c).padEnd(width[i])).join(' ');
-    console.log(`\nOrmAI Proxy benchmark (${DURATION_S} s per pgbench run, ${CLIENTS} clients, ${ANALYTIC_ITERATIONS} analytic queries)`);
-    console.log(line(['measure', 'direct', 'proxy', 'ratio']));
-    for (const r of rows) console.log(line(r));
+    if (rows.length > 0) {
+      console.log(`\nOrmAI Proxy benchmark (${DURATION_S} s per pgbench run, ${CLIENTS} clients, ${ANALYTIC_ITERATIONS} analytic queries)`);
+      console.log(line(['measure', 'direct', 'proxy', 'ratio']));
+      for (const r of rows) console.log(line(r));
+    }
     if (paths.length > 0) {
       const pw = [46, 10, 8, 14];
       const pline = (cols) => cols.map((c, i) => String(c).padEnd(pw[i])).join(' ');
@@ -216,12 +240,15 @@ async function main() {
       console.log(pline(['path', 'tps', 'ratio', 'CPU/stmt, µs']));
       for (const r of paths) console.log(pline(r));
     }
-    const lw = [34, 10, 14, 7, 10, 7];
-    const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
-    console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views and fence)`);
-    console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'fence', 'ratio']));
-    for (const r of lookupRows) console.log(lline(r));
-    console.log(`statement cache: ${stats.hits} hits, ${stats.misses} misses, ${stats.shapeHits ?? 0} answered from a shape's template`);
+    if (lookupRows.length > 0) {
+      const lw = [34, 10, 14, 7, 10, 7];
+      const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
+      console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views and fence)`);
+      console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'fence', 'ratio']));
+      for (const r of lookupRows) console.log(lline(r));
+    }
+    if (idle) printIdle(idle);
+    if (rows.length > 0 || lookupRows.length > 0) console.log(`statement cache: ${stats.hits} hits, ${stats.misses} misses, ${stats.shapeHits ?? 0} answered from a shape's template`);
   } finally {
     await proxy?.close();
     await fenced?.close();

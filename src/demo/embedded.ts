@@ -43,6 +43,8 @@ export interface EmbeddedOptions {
   authMethod?: 'scram-sha-256' | 'md5' | 'password';
   /** Serve TLS with this certificate and key (PEM). */
   tls?: { cert: string; key: string };
+  /** max_connections (PostgreSQL's default, 100, when absent): the bench's idle-connections scenario needs more. */
+  maxConnections?: number;
 }
 
 /**
@@ -87,6 +89,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
       ...['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1'],
       ...(options.authMethod === 'md5' ? ['-c', 'password_encryption=md5'] : []),
       ...(options.tls ? ['-c', 'ssl=on'] : []),
+      ...(options.maxConnections !== undefined ? ['-c', `max_connections=${Math.trunc(options.maxConnections)}`] : []),
     ],
     onLog,
     onError: (e: unknown) => onLog(`[error] ${String(e)}`),

@@ -194,7 +194,10 @@ function handshake(socket: net.Socket, target: UpstreamTarget, maxMessageSize: n
             }
             case 'K':
               processId = body.readInt32BE(0);
-              secretKey = Buffer.from(body.subarray(4));
+              // A copy of its own: Buffer.from would take a slice of the shared 8 KB pool and keep
+              // that slab alive for as long as the session lasts.
+              secretKey = Buffer.alloc(body.length - 4);
+              body.copy(secretKey, 0, 4);
               break;
             case 'E': {
               const { message, code } = errorFields(frame);
