@@ -14,6 +14,36 @@ const { seedDatabase } = require('../dist/demo/demo');
 const { startPassThrough, startPgbouncer } = require('./baselines');
 const { startEmbeddedPostgres } = require('../dist/demo/embedded');
 const { idleConnections, printIdle, IDLE_TARGET, IDLE_MARGIN } = require('./idle');
+const { rowSecurityScript } = require('../dist/policy/tooling/rls');
+
+/** The role the read_scope: rls proxy logs in as: not a superuser, not the tables' owner (row-level security would not apply). */
+const RLS_ROLE = 'ormai_bench_rls';
+
+/**
+ * A proxy with upstream.read_scope: rls on `url`'s database: the role, its privileges, and the
+ * policies `ormai-proxy rls` prints, applied as the superuser.
+ */
+async function startRowSecurityProxy(url) {
+  const admin = new Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP ROLE IF EXISTS ${RLS_ROLE}`);
+    await admin.query(`CREATE ROLE ${RLS_ROLE} LOGIN PASSWORD 'bench'`);
+    await admin.query(`GRANT TEMP, CONNECT ON DATABASE ormai_bench TO ${RLS_ROLE}`);
+    await admin.query(`GRANT USAGE ON SCHEMA public TO ${RLS_ROLE}`);
+    await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${RLS_ROLE}`);
+    await admin.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${RLS_ROLE}`);
+    const roleUrl = new URL(url);
+    roleUrl.username = RLS_ROLE;
+    roleUrl.password = 'bench';
+    const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: roleUrl.toString(), ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
+    config.upstream.readScope = 'rls';
+    await admin.query((await rowSecurityScript(config)).sql);
+    return await startProxy(config, createLogger('warn'));
+  } finally {
+    await admin.end();
+  }
+}
 
 const SCENARIOS = ['pgbench', 'analytic', 'lookups', 'idle'];
 const selected = process.argv.slice(2);
@@ -158,6 +188,7 @@ async function main() {
   await admin.end();
   let proxy;
   let fenced;
+  let rls;
   try {
     const url = await seedDatabase(serverUrl, 'ormai_bench');
     if (runs('analytic') || runs('lookups')) await seedTenants(url);
@@ -174,6 +205,8 @@ async function main() {
       const fenceConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
       fenceConfig.upstream.readScope = 'fence';
       fenced = await startProxy(fenceConfig, createLogger('warn'));
+      // And over PostgreSQL's row-level security (upstream.read_scope: rls).
+      if (runs('lookups')) rls = await startRowSecurityProxy(url);
     }
     const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
     const rows = [];
@@ -221,7 +254,8 @@ async function main() {
       const v = await lookups(via('bench-big'), text, ids[kind]);
       // The fenced form scans the tenant's 200k rows for each: fewer runs.
       const f = await lookups(`postgres://bench-big:bench@127.0.0.1:${fenced.port}/ormai_bench`, text, ids[kind], Math.min(40, ids[kind].length));
-      lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
+      const r = await lookups(`postgres://bench-big:bench@127.0.0.1:${rls.port}/ormai_bench`, text, ids[kind]);
+      lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), r.p50.toFixed(2), (r.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
     }
     // Last: its proxy runs in a process of its own, with the in-process proxies idle.
     const idle = runs('idle') ? await idleConnections(url, (m) => process.stderr.write(`${m}\n`)) : undefined;
@@ -241,10 +275,10 @@ async function main() {
       for (const r of paths) console.log(pline(r));
     }
     if (lookupRows.length > 0) {
-      const lw = [34, 10, 14, 7, 10, 7];
+      const lw = [34, 10, 14, 7, 10, 7, 10, 7];
       const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
-      console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views and fence)`);
-      console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'fence', 'ratio']));
+      console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views, rls and fence)`);
+      console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'rls', 'ratio', 'fence', 'ratio']));
       for (const r of lookupRows) console.log(lline(r));
     }
     if (idle) printIdle(idle);
@@ -252,9 +286,11 @@ async function main() {
   } finally {
     await proxy?.close();
     await fenced?.close();
+    await rls?.close();
     const a = new Client({ connectionString: serverUrl });
     await a.connect();
     await a.query('DROP DATABASE IF EXISTS ormai_bench WITH (FORCE)');
+    await a.query(`DROP ROLE IF EXISTS ${RLS_ROLE}`);
     await a.end();
     await embedded?.stop();
   }

@@ -32,6 +32,7 @@ import { ToolEngine } from './tools/engine';
 import { toolSpecs } from './tools/schemas';
 import type { ToolRunner } from './tools/types';
 import type { Logger } from './log';
+import { rowSecurityProblems } from './policy/row-security';
 
 export interface RunningProxy {
   host: string;
@@ -86,19 +87,29 @@ export async function buildAuthSettings(config: ProxyConfig) {
  */
 async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopeProvider> {
   const scopes = new ScopeProvider(config.upstream, config.policies, loadCatalog, log);
+  let compiled;
   try {
-    await scopes.refresh();
+    compiled = await scopes.refresh();
   } catch (err) {
     if (err instanceof PolicyCatalogError) throw new ConfigError(err.message);
     log.warn({ err: (err as Error).message }, 'database not reachable at start-up; the catalog loads with the first session');
     return scopes;
   }
-  if (config.upstream.readScope === 'barrier_views') {
+  if (config.upstream.readScope !== 'fence') {
     // Sessions would fall back to fenced tables one by one, each with a warning: say it once, now.
     const refusal = await barrierViewsRefusal(config.upstream);
     if (refusal) {
       throw new ConfigError(
-        `${config.file}: upstream.read_scope is barrier_views, but ${refusal}. Grant it, or set upstream.read_scope: fence (reads then scan each tenant's rows in full; see docs/read-scope.md).`,
+        `${config.file}: upstream.read_scope is ${config.upstream.readScope}, but ${refusal}. Grant it, or set upstream.read_scope: fence (reads then scan each tenant's rows in full; see docs/read-scope.md).`,
+      );
+    }
+  }
+  if (config.upstream.readScope === 'rls') {
+    const problems = rowSecurityProblems([...compiled.values()].map((v) => v.scope));
+    if (problems.length > 0) {
+      throw new ConfigError(
+        `${config.file}: upstream.read_scope is rls, but row-level security does not fence every tenant-scoped table:\n  - ${problems.join('\n  - ')}\n` +
+          `Run \`ormai-proxy rls --config ${config.file}\` and apply its output as the tables' owner, or set upstream.read_scope: barrier_views (see docs/read-scope.md).`,
       );
     }
   }

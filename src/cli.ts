@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The ormai-proxy command line: serve, demo, check, test, tools, mcp, hash-password, admin-token, audit verify, rollback.
+// The ormai-proxy command line: serve, demo, check, test, rls, tools, mcp, hash-password, admin-token, audit verify, rollback.
 import { parseArgs } from 'node:util';
 import { newIdentityToken } from './admin/auth';
 import { startProxy } from './app';
@@ -10,6 +10,7 @@ import { loadConfig } from './config/load';
 import { runDemo } from './demo/demo';
 import { createLogger } from './log';
 import { runCheckCommand } from './policy/tooling/check';
+import { rlsCommand } from './policy/tooling/rls';
 import { runTestCommand } from './policy/tooling/suite';
 import { mcpCommand, toolsCommand } from './tools/commands';
 
@@ -21,6 +22,8 @@ const USAGE = `Usage:
                                        validate the configuration and policy files, lint the policies against the database
   ormai-proxy test --config FILE CASES.yaml
                                        run a policy regression suite through an in-process proxy
+  ormai-proxy rls --config FILE [--role NAME]
+                                       print the row-level security SQL that upstream.read_scope: rls needs
   ormai-proxy tools --config FILE (--user NAME | --token-file FILE) [--format anthropic|openai|mcp|json-schema]
                                        print the tool specs of that principal's policy, for an agent SDK
   ormai-proxy mcp --config FILE (--user NAME | --token-file FILE) [--admin-listen HOST:PORT]
@@ -78,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
   // check and test take their own flags (--strict, --json, a case file).
   if (command === 'check') return runCheckCommand(rest);
   if (command === 'test') return runTestCommand(rest);
+  if (command === 'rls') return rlsCommand(rest);
   if (command === 'audit') return auditCommand(rest);
   if (command === 'rollback') return rollbackCommand(rest);
   if (command === 'admin-token') return adminTokenCommand(rest);

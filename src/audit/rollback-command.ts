@@ -55,7 +55,7 @@ export async function executeRollback(
   client.on('error', () => undefined);
   await client.connect();
   try {
-    const result = await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000);
+    const result = await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id);
     audit?.emit({
       kind: 'statement',
       decision: 'rolled_back',

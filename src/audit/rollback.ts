@@ -9,6 +9,7 @@
 // except identifiers, which are quoted.
 import type { Client } from 'pg';
 import type { AuditEvent, AuditRowChange } from './event';
+import { TENANT_SETTING } from '../policy/row-security';
 
 export interface InverseStatement {
   sql: string;
@@ -92,12 +93,16 @@ export interface RollbackResult {
   skipped: number;
 }
 
-/** Runs the statements in one transaction; any error rolls all of them back. */
-export async function runInverse(client: Client, statements: InverseStatement[], statementTimeoutMs: number): Promise<RollbackResult> {
+/**
+ * Runs the statements in one transaction; any error rolls all of them back. `tenant` is the
+ * written rows' tenant, for tables whose row-level security reads it (policy/row-security.ts).
+ */
+export async function runInverse(client: Client, statements: InverseStatement[], statementTimeoutMs: number, tenant?: string): Promise<RollbackResult> {
   let reverted = 0;
   await client.query('BEGIN');
   try {
     await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}`);
+    if (tenant !== undefined) await client.query('SELECT set_config($1, $2, true)', [TENANT_SETTING, tenant]);
     for (const s of statements) reverted += (await client.query(s.sql, s.params)).rowCount ?? 0;
     await client.query('COMMIT');
   } catch (err) {

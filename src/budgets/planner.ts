@@ -8,6 +8,7 @@ import { dataRowValues, errorFields, type BackendFrame } from '../protocol/backe
 import { barrierViewsCreation, type BarrierView } from '../analysis/rewrite/derived';
 import { connectUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
 import { estimateScanRows } from './scan-estimate';
+import { TENANT_SETTING } from '../policy/row-security';
 
 export interface PlanParams {
   types: number[];
@@ -24,6 +25,8 @@ class PlannerConnection {
   broken = false;
   /** The barrier views this connection has made (the statements it plans read them as the session does). */
   private readonly views = new Set<string>();
+  /** The tenant in TENANT_SETTING on this connection, as the last statement's session had it. */
+  private tenant?: string;
 
   constructor(private readonly upstream: UpstreamHandshake) {
     upstream.socket.on('data', (chunk: Buffer) => {
@@ -79,6 +82,13 @@ class PlannerConnection {
     }
     await this.simple(barrierViewsCreation(missing));
     for (const v of missing) this.views.add(v.name);
+  }
+
+  /** Sets TENANT_SETTING as a session of `tenant` has it (row-level security reads it: policy/row-security.ts). */
+  async useTenant(tenant: string | undefined): Promise<void> {
+    if (tenant === undefined || tenant === this.tenant) return;
+    await this.run('SELECT set_config($1, $2, false)', { types: [], values: [Buffer.from(TENANT_SETTING), Buffer.from(tenant)], formats: [] });
+    this.tenant = tenant;
   }
 
   private simple(sql: string): Promise<string> {
@@ -137,11 +147,12 @@ export class Planner {
   ) {}
 
   /** Estimated rows scanned; throws when the planner cannot be asked (the caller decides). */
-  async scanRows(sql: string, params: PlanParams, catalog: CatalogSnapshot, cacheKey: string, views: readonly BarrierView[] = []): Promise<number> {
+  async scanRows(sql: string, params: PlanParams, catalog: CatalogSnapshot, cacheKey: string, views: readonly BarrierView[] = [], tenant?: string): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
     const conn = await this.acquire();
     try {
+      await conn.useTenant(tenant);
       // Without the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
       await conn.ensureViews(views).catch((err: Error) => {
         throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
@@ -156,14 +167,15 @@ export class Planner {
   }
 
   /** Runs a `SELECT count(*) …` the analysis built (never agent text) on a read-only connection. */
-  async countRows(sql: string, params: PlanParams): Promise<number> {
-    return Number(await this.rows(sql, params));
+  async countRows(sql: string, params: PlanParams, tenant?: string): Promise<number> {
+    return Number(await this.rows(sql, params, tenant));
   }
 
   /** Runs a one-column SELECT the analysis built (never agent text) on a read-only connection; its rows joined by newlines. */
-  async rows(sql: string, params: PlanParams): Promise<string> {
+  async rows(sql: string, params: PlanParams, tenant?: string): Promise<string> {
     const conn = await this.acquire();
     try {
+      await conn.useTenant(tenant);
       return await conn.run(sql, params);
     } finally {
       this.release(conn);

@@ -123,7 +123,7 @@ const configDescriptions: Record<string, string> = {
   'upstream.connect_timeout_ms': 'Limit for connecting and starting up towards the database, in ms. Default: 5000.',
   'upstream.search_path': 'Pinned on every upstream session; the agent cannot change it. Default: public.',
   'upstream.read_scope':
-    'How reads of tenant-scoped tables are fenced. barrier_views: per-session security-barrier views in pg_temp, so indexes serve the agent\'s conditions (needs TEMP on a primary; checked at start-up). fence: derived tables behind OFFSET 0, for a replica or a role without TEMP. Default: barrier_views.',
+    'How reads of tenant-scoped tables are fenced. barrier_views: per-session security-barrier views in pg_temp, so indexes serve the agent\'s conditions (needs TEMP on a primary; checked at start-up). fence: derived tables behind OFFSET 0, for a replica or a role without TEMP. rls: barrier views over PostgreSQL row-level security, which every tenant-scoped table must have (ormai-proxy rls prints the policies; checked at start-up), so joins reach the indexes of both sides. Default: barrier_views.',
   'upstream.jit':
     "PostgreSQL's JIT compilation for the agent's statements. false: jit=off on the agent's sessions, since compile time (0.1-3 s for large plans) counts against statement_timeout. true: the database's own setting. Default: false.",
   auth: 'How agents authenticate; the tenant comes from the credential, never from SQL.',

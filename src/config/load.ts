@@ -30,8 +30,8 @@ export interface UpstreamTarget {
   tls: { mode: 'disable' | 'require' | 'verify-full'; ca?: Buffer };
   connectTimeoutMs: number;
   searchPath: string;
-  /** upstream.read_scope: barrier views in pg_temp, or fenced derived tables. */
-  readScope: 'barrier_views' | 'fence';
+  /** upstream.read_scope: barrier views in pg_temp, fenced derived tables, or views over row-level security. */
+  readScope: 'barrier_views' | 'fence' | 'rls';
   /** upstream.jit: false sets jit=off on the agent's sessions; true leaves the database's setting. */
   jit: boolean;
 }

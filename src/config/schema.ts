@@ -46,8 +46,11 @@ const upstream = z.strictObject({
    * makes security-barrier views in pg_temp, so PostgreSQL's indexes serve the agent's conditions
    * (needs the TEMP privilege on a primary). fence: derived tables behind OFFSET 0, for a read
    * replica or a role without TEMP; every condition of the agent then runs above a scan of the tenant's rows.
+   * rls: barrier views, with PostgreSQL's row-level security fencing each tenant-scoped table
+   * (`ormai-proxy rls` prints the policies; start-up checks they are in place), so joins reach
+   * the indexes of both sides.
    */
-  read_scope: z.enum(['barrier_views', 'fence']).default('barrier_views'),
+  read_scope: z.enum(['barrier_views', 'fence', 'rls']).default('barrier_views'),
   /**
    * PostgreSQL's JIT compilation for the agent's statements. Off by default: compiling takes
    * 0.1–3 s for large plans (the policy's catalog views make them larger) and counts against the

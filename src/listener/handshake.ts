@@ -26,6 +26,7 @@ import type { SessionViewsAtStart } from '../session/barrier-views';
 import type { CancelRegistry } from './cancel';
 import { ClientGone, PacketStream } from './packet-stream';
 import { filterStartupParams } from './startup-params';
+import { TENANT_SETTING } from '../policy/row-security';
 
 export interface ListenerContext {
   config: ProxyConfig;
@@ -211,6 +212,10 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
           // JIT compile time counts against that timeout (upstream.jit).
           ...(config.upstream.jit ? {} : { jit: 'off' }),
           ...(policy.raw.enable_writes.length === 0 ? { default_transaction_read_only: 'on' } : {}),
+          // The tenant for row-level security (policy/row-security.ts). A startup parameter is the
+          // setting's session default, so RESET ALL and DISCARD ALL return to it; the agent can
+          // name no custom setting in SET, set_config or its own startup parameters.
+          [TENANT_SETTING]: principal.tenantId,
         },
         config.maxMessageSize,
       );
@@ -221,7 +226,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
     // The session's barrier views (docs/read-scope.md), made before the client is told it is ready:
     // its first statement already reads through them, and the proxy knows they exist.
     let views: SessionViewsAtStart | undefined;
-    if (config.upstream.readScope === 'barrier_views') {
+    if (config.upstream.readScope !== 'fence') {
       try {
         const wanted = barrierViewsOf(view.scope, principal);
         const error = wanted.length > 0 ? await ownStartupQuery(upstream, barrierViewsCreation(wanted), config.upstream.connectTimeoutMs) : undefined;

@@ -3,6 +3,7 @@ import type { UpstreamTarget } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from './load';
 import { compileScope, type CatalogSnapshot, type ReadScope } from './scope';
+import { rowSecurityProblems } from './row-security';
 
 export type CatalogLoader = (target: UpstreamTarget, policies: readonly PolicySnapshot[]) => Promise<CatalogSnapshot>;
 
@@ -80,6 +81,12 @@ export class ScopeProvider {
       this.compiled = compiled;
       this.mounted = policies;
       this.log.info({ relations: catalog.relations.size, policies: views.size }, 'catalog loaded');
+      if (this.target.readScope === 'rls') {
+        // Start-up refuses this; after a reload or a change in the database, each table without
+        // its policy reads through a security-barrier view (scope.ts decides per table), so say which.
+        const problems = rowSecurityProblems(scopes.map(([, scope]) => scope));
+        if (problems.length > 0) this.log.warn({ problems }, 'row-level security does not fence every tenant-scoped table; those read through security-barrier views');
+      }
       return compiled;
     })();
     const tracked: Promise<Compiled> = run.finally(() => {

@@ -3,6 +3,7 @@ import type { MaskStrategy, TenantType } from './schema';
 import type { PolicySnapshot } from './load';
 import type { Node } from '@pgsql/types';
 import { analysisLoaded, parseStatements } from '../analysis/parser';
+import { rowSecurityProblem } from './row-security';
 
 /** One column of a real relation, as the upstream catalog describes it. */
 export interface CatalogColumn {
@@ -36,6 +37,18 @@ export interface CatalogRelation {
   primaryKey?: string[];
   /** Single-column foreign keys of registered relations: column → `schema.table`(parentColumn). */
   foreignKeys?: Array<{ column: string; parent: string; parentColumn: string }>;
+  /** Row-level security as it applies to the proxy's role (loaded for registered relations). */
+  rowSecurity?: RowSecurityFacts;
+}
+
+/** What pg_class and pg_policy say of a registered table's row-level security, for the proxy's role. */
+export interface RowSecurityFacts {
+  enabled: boolean;
+  forced: boolean;
+  /** The role has the owner's privileges: row-level security does not apply to it unless forced. */
+  owned: boolean;
+  /** The proxy's tenant policy (policy/row-security.ts TENANT_POLICY), when the table has one. */
+  tenantPolicy?: { restrictive: boolean; command: string; applies: boolean; qual: string | null; withCheck: string | null };
 }
 
 /** What the proxy knows of the upstream database; loaded at start and on policy reload. */
@@ -55,6 +68,10 @@ export interface CatalogSnapshot {
   parameterTypes: ReadonlySet<number>;
   /** The same types by pg_catalog name (arrays as `_elem`), for the types SQL PREPARE declares by name. */
   parameterTypeNames?: ReadonlyMap<string, number>;
+  /** The role the proxy logs in as upstream. */
+  role?: string;
+  /** Why row-level security never applies to that role ('is a superuser', 'has BYPASSRLS'); absent when it can. */
+  roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */
   objects?: CatalogObjects;
 }
@@ -129,6 +146,12 @@ export interface ScopedTable {
   primaryKey?: string[];
   /** Single-column foreign keys from visible columns: the parent's rows must be checked through its policy view. */
   foreignKeys?: Array<{ column: string; parent: string; parentColumn: string }>;
+  /**
+   * PostgreSQL's row-level security confines the proxy's role to the tenant of this table
+   * (policy/row-security.ts), and the policy adds no row filter: the session's view of it can be
+   * a plain view, which the planner flattens into the agent's query.
+   */
+  rowSecurity?: true;
 }
 
 export type Resolution =
@@ -291,6 +314,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
     if (scoped && columns.find((c) => c.name === scoped)?.mask) {
       throw new PolicyCatalogError(`policy ${policy.name}: the tenant column "${scoped}" of ${relation.name} cannot be masked`);
     }
+    const guarded = scoped !== undefined && !model.rowFilter && rowSecurityProblem(relation, scoped, policy.raw.tenant_scope?.type ?? 'integer', catalog) === undefined;
     tables.set(`${relation.schema}.${relation.name}`, {
       schema: relation.schema,
       name: relation.name,
@@ -301,6 +325,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       ...(typeof spec !== 'string' && spec?.system_columns ? { systemColumns: true as const } : {}),
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
+      ...(guarded ? { rowSecurity: true as const } : {}),
     });
   });
 

@@ -64,7 +64,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   const count = (): Promise<number | undefined> =>
     (counting ??= countSql === undefined
       ? Promise.resolve(undefined)
-      : deps.planner.countRows(countSql, unusedAsText(held.params, first.countParams)).catch((err: unknown) => {
+      : deps.planner.countRows(countSql, unusedAsText(held.params, first.countParams), deps.principal.tenantId).catch((err: unknown) => {
           // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
           deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
           return undefined;
@@ -123,7 +123,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
 /** The dry-run rows the approvers see; a preview that cannot be read is left out, never guessed. */
 async function readPreview(deps: HoldDeps, sql: string, params: PlanParams): Promise<unknown> {
   try {
-    return JSON.parse(await deps.planner.rows(sql, params));
+    return JSON.parse(await deps.planner.rows(sql, params, deps.principal.tenantId));
   } catch (err) {
     deps.log.warn({ err: (err as Error).message }, 'could not read the preview of a held write');
     return undefined;

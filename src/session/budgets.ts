@@ -113,12 +113,12 @@ export class SessionBudgets {
    * agent the same error for the statement itself.
    */
   async scans(sqls: string[], params: PlanParams, views: readonly BarrierView[] = []): Promise<ProxyError | undefined> {
-    const { policy, scope, scopeKey, planner, log } = this.deps;
+    const { policy, scope, scopeKey, planner, principal, log } = this.deps;
     const budget = policy.raw.max_scan_rows!;
     for (const sql of sqls) {
       let rows: number;
       try {
-        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views);
+        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views, principal.tenantId);
       } catch (err) {
         if (err instanceof UpstreamConnectError) {
           log.warn({ err: err.message }, 'planner unavailable');

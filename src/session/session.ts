@@ -142,7 +142,7 @@ export class Session {
       }
     };
     this.router.onError = () => this.state.transactionFailed();
-    this.views = new SessionViews(deps.config.upstream.readScope === 'barrier_views', deps.principal, deps.log, deps.views);
+    this.views = new SessionViews(deps.config.upstream.readScope !== 'fence', deps.principal, deps.log, deps.views);
     this.snap = deps.initial;
     const snap = () => this.snap;
     this.pinned = {

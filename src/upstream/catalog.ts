@@ -7,6 +7,7 @@ import type { PolicySnapshot } from '../policy/load';
 import type { CatalogRelation, CatalogSnapshot } from '../policy/scope';
 import { SERVED_SYSTEM_RELATIONS } from '../analysis/rewrite/catalog-views';
 import { loadCatalogObjects } from './catalog-objects';
+import { TENANT_POLICY } from '../policy/row-security';
 
 const TYPES = `
   SELECT t.oid::int8 AS oid, t.typname AS name, t.typtype::text AS typtype, e.typtype::text AS elem_typtype, e.typname AS elem_name
@@ -72,6 +73,24 @@ const FOREIGN_KEYS = `
   JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
   WHERE c.contype = 'f' AND cardinality(c.conkey) = 1 AND c.conrelid = ANY($1::oid[])`;
 
+/**
+ * Row-level security of the registered tables as it applies to the proxy's role (policy/row-security.ts
+ * judges it): enabled, forced, whether the role has the owner's privileges (and so bypasses it
+ * unless forced), and the proxy's own tenant policy. PostgreSQL applies a policy to a role that
+ * is in its TO list (0: PUBLIC) or a member of one (pg_has_role … 'USAGE', as check_enable_rls
+ * and the policy matching do).
+ */
+const ROW_SECURITY = `
+  SELECT c.oid::int8 AS oid, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+         pg_has_role(current_user, c.relowner, 'USAGE') AS owned,
+         p.polname IS NOT NULL AS has_policy, NOT p.polpermissive AS restrictive, p.polcmd::text AS command,
+         EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r = 0 OR pg_has_role(current_user, r, 'USAGE')) AS applies,
+         pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS with_check
+  FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $2
+  WHERE c.oid = ANY($1::oid[])`;
+
+const ROLE = `SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypassrls FROM pg_roles WHERE rolname = current_user`;
+
 /** Loads what the policies need to resolve names and build derived tables. */
 export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
@@ -129,8 +148,31 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     const types = new Set(typeRows.map((r) => r.name));
     const parameterTypes = new Set(typeRows.filter(parameterType).map((r) => Number(r.oid)));
     const parameterTypeNames = new Map(typeRows.filter(parameterType).map((r) => [r.name, Number(r.oid)]));
+    type RlsRow = { oid: string; enabled: boolean; forced: boolean; owned: boolean; has_policy: boolean; restrictive: boolean; command: string; applies: boolean; qual: string | null; with_check: string | null };
+    for (const row of (await client.query(ROW_SECURITY, [[...wanted], TENANT_POLICY])).rows as RlsRow[]) {
+      const rel = byOid.get(Number(row.oid));
+      if (!rel) continue;
+      rel.rowSecurity = {
+        enabled: row.enabled,
+        forced: row.forced,
+        owned: row.owned,
+        ...(row.has_policy ? { tenantPolicy: { restrictive: row.restrictive, command: row.command, applies: row.applies, qual: row.qual, withCheck: row.with_check } } : {}),
+      };
+    }
+    const role = (await client.query(ROLE)).rows[0] as { role: string; superuser: boolean; bypassrls: boolean } | undefined;
+    const roleBypassesRowSecurity = !role ? 'is not in pg_roles' : role.superuser ? 'is a superuser' : role.bypassrls ? 'has BYPASSRLS' : undefined;
     const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
-    return { database: target.database, searchPath, relations, types, parameterTypes, parameterTypeNames, objects };
+    return {
+      database: target.database,
+      searchPath,
+      relations,
+      types,
+      parameterTypes,
+      parameterTypeNames,
+      objects,
+      role: role?.role ?? target.user,
+      ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
+    };
   } finally {
     await client.end();
   }

@@ -7,6 +7,7 @@ import { parseStructuredFile } from '../../src/policy/load';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import type { AuditEvent } from '../../src/audit/event';
+import { applyRowSecurity, prepareRowSecurityRole, releaseRowSecurityRole } from './row-security';
 
 export const QUICKSTART = path.resolve(__dirname, '..', '..', 'config', 'quickstart', 'ormai.yaml');
 
@@ -24,7 +25,7 @@ export async function startTestProxy(upstreamUrl: string, overrides: Record<stri
   // Audit events go to a file of this proxy's own (not stdout, where they would fill the test output).
   const auditDir = mkdtempSync(path.join(os.tmpdir(), 'ormai-audit-'));
   const auditFile = path.join(auditDir, 'audit.jsonl');
-  // ORMAI_TEST_READ_SCOPE=fence runs a suite with the fenced read scope (CI runs the adversarial suites in both).
+  // ORMAI_TEST_READ_SCOPE=fence (or rls) runs a suite with that read scope (CI runs the adversarial suites in each).
   const readScope = process.env.ORMAI_TEST_READ_SCOPE;
   const doc = {
     ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object),
@@ -32,15 +33,26 @@ export async function startTestProxy(upstreamUrl: string, overrides: Record<stri
     ...(readScope ? { upstream: { read_scope: readScope } } : {}),
     ...overrides,
   };
-  const env = { ORMAI_UPSTREAM_URL: upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' };
+  // read_scope: rls logs in as a role of its own, with the policies `ormai-proxy rls` prints applied first.
+  const rls = (doc as { upstream?: { read_scope?: string } }).upstream?.read_scope === 'rls';
+  const env = { ORMAI_UPSTREAM_URL: rls ? await prepareRowSecurityRole(upstreamUrl) : upstreamUrl, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' };
   const config = resolveConfig(doc, QUICKSTART, env);
   const log = process.env.ORMAI_TEST_LOG ? createLogger(process.env.ORMAI_TEST_LOG) : silentLogger;
-  const proxy = await startProxy(config, log);
+  let proxy: RunningProxy;
+  try {
+    if (rls) await applyRowSecurity(upstreamUrl, config);
+    proxy = await startProxy(config, log);
+  } catch (err) {
+    if (rls) await releaseRowSecurityRole(upstreamUrl);
+    rmSync(auditDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     ...proxy,
     auditFile,
     close: async () => {
       await proxy.close();
+      if (rls) await releaseRowSecurityRole(upstreamUrl);
       rmSync(auditDir, { recursive: true, force: true });
     },
     auditEvents: () => {

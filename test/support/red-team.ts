@@ -32,6 +32,26 @@ export const modes: Mode[] = [
   { protocol: 'extended', extended: true },
 ];
 
+/**
+ * The suite runs with upstream.read_scope: rls (ORMAI_TEST_READ_SCOPE). PostgreSQL's row-level
+ * security checks an upsert's conflicting row against the policy before the DO UPDATE's WHERE, so
+ * a conflict with another tenant's row is an error (42501) there, where the proxy's tenant
+ * condition makes it a no-op in the other read scopes. Either way nothing of the row is seen, and
+ * the conflict tells that its key is taken, as a plain INSERT's unique violation does.
+ */
+export const UNDER_ROW_SECURITY = process.env.ORMAI_TEST_READ_SCOPE === 'rls';
+
+/** An upsert that conflicts with another tenant's row: updated nothing, or (under row-level security) refused by its policy. */
+export function expectForeignConflictLeftAlone(o: { rows?: unknown[]; error?: PgError }): void {
+  if (UNDER_ROW_SECURITY) {
+    expect(o.error?.code).toBe('42501');
+    expect(o.error?.message).toMatch(/row-level security policy "ormai_tenant"/);
+  } else {
+    expect(o.error).toBeUndefined();
+    expect(o.rows).toEqual([]);
+  }
+}
+
 export type PgError = Error & { code?: string; routine?: string; hint?: string; detail?: string; position?: string };
 
 export interface Outcome {

@@ -172,7 +172,14 @@ function statistics(keys: readonly string[], filter: (c: Context) => string): Vi
 /** Relations the agent sees under the policy: tables, their visible indexes and owned sequences. */
 const relations = (v: Visibility): number[] => [...v.tables, ...v.indexes, ...v.sequences];
 /** `schema.name` text of a relation as a regclass, inside the fence. */
-const regclassOf = (schema: string, name: string): string => `pg_catalog.to_regclass(pg_catalog.format('%I.%I', x.${schema}, x.${name}))::pg_catalog.oid`;
+/**
+ * The oid of the relation a row of pg_tables, pg_views, pg_indexes or pg_sequences names, looked
+ * up in pg_class by name. Not to_regclass: it checks USAGE on the schema and raises an error for
+ * another session's pg_temp_N (every session of the proxy has one), which a role that is not a
+ * superuser may not use.
+ */
+const regclassOf = (schema: string, name: string): string =>
+  `(SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = x.${schema} AND c.relname = x.${name})`;
 
 const PG_CATALOG: Record<string, ViewSpec> = {
   pg_class: {

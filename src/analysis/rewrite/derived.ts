@@ -4,6 +4,8 @@
 //   a barrier view   pg_temp.ormai_<table>_<hash>, a session's own view WITH (security_barrier)
 //                    (docs/read-scope.md): PostgreSQL runs the policy's conditions first and lets
 //                    only leakproof conditions of the agent reach the table, so its indexes serve;
+//                    a plain view where the table's row-level security fences the tenant
+//                    (policy/row-security.ts), so joins reach its indexes too;
 //   a fenced table   (SELECT … WHERE <tenant> OFFSET 0) AS t, when the session has no views (a
 //                    replica, read_scope: fence, a transaction begun before a reload made them).
 import { createHash } from 'node:crypto';
@@ -139,9 +141,13 @@ export function barrierView(table: ScopedTable, scope: ReadScope, principal: Pri
   const tenant = tenantComparison(select, table);
   if (tenant) tenant.rexpr = tenantLiteral(scope, principal);
   const body = deparseVerified([{ SelectStmt: select }])[0];
-  const hash = createHash('sha256').update(`${table.schema}.${table.name}\u0000${body}`).digest('hex').slice(0, 16);
+  // Under the table's row-level security (policy/row-security.ts) the view is a plain one: the
+  // planner flattens it, so a join reaches the table's indexes, and the policy, not the view,
+  // keeps the agent's conditions behind the tenant's.
+  const barrier = table.rowSecurity ? '' : ' WITH (security_barrier)';
+  const hash = createHash('sha256').update(`${table.schema}.${table.name}\u0000${barrier}\u0000${body}`).digest('hex').slice(0, 16);
   const name = `ormai_${table.name.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 24)}_${hash}`;
-  const view = { name, sql: `CREATE OR REPLACE TEMP VIEW ${name} WITH (security_barrier) AS ${body}`, table: `${table.schema}.${table.name}` };
+  const view = { name, sql: `CREATE OR REPLACE TEMP VIEW ${name}${barrier} AS ${body}`, table: `${table.schema}.${table.name}` };
   byTenant.set(principal.tenantId, view);
   return view;
 }
