@@ -24,7 +24,7 @@ import { ProxyServer } from './listener/server';
 import { ScopeProvider } from './policy/provider';
 import { HotReload, type HotReloadOptions, type ReloadReport } from './policy/reload';
 import { PolicyCatalogError } from './policy/scope';
-import { loadCatalog } from './upstream/catalog';
+import { loadCatalog, loadRowSecurity } from './upstream/catalog';
 import { barrierViewsRefusal } from './upstream/read-scope';
 import { policyCompiler } from './tools/compiler';
 import { startToolDoors, type ClosableRunner, type ToolDoors } from './tools/doors';
@@ -86,7 +86,7 @@ export async function buildAuthSettings(config: ProxyConfig) {
  * not exist stops start-up; an unreachable database does not (sessions retry the load).
  */
 async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopeProvider> {
-  const scopes = new ScopeProvider(config.upstream, config.policies, loadCatalog, log);
+  const scopes = new ScopeProvider(config.upstream, config.policies, loadCatalog, log, loadRowSecurity);
   let compiled;
   try {
     compiled = await scopes.refresh();
@@ -113,8 +113,13 @@ async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopePro
       );
     }
   }
+  // Between catalog loads: a table whose policy is dropped reads through a barrier view within this long.
+  if (config.upstream.readScope === 'rls') scopes.watchRowSecurity(ROW_SECURITY_CHECK_MS);
   return scopes;
 }
+
+/** How often read_scope: rls compares the tables' row-level security with the compiled catalog's (policy/provider.ts). */
+const ROW_SECURITY_CHECK_MS = 5000;
 
 /**
  * Redis when a URL is configured (budgets shared by every sidecar), else this process's memory.
@@ -216,6 +221,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   const close = async () => {
     // Admin first (no approval starts running while sessions end), then sessions: they may still be asking the stores.
     try {
+      scopes.stopWatching();
       await reloader.close();
       // The tool doors stop taking calls and end their sessions before the sessions are drained.
       await tools?.close();

@@ -2,10 +2,16 @@
 import type { UpstreamTarget } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from './load';
-import { compileScope, type CatalogSnapshot, type ReadScope } from './scope';
+import { compileScope, type CatalogSnapshot, type ReadScope, type RowSecurityFacts } from './scope';
 import { rowSecurityProblems } from './row-security';
 
 export type CatalogLoader = (target: UpstreamTarget, policies: readonly PolicySnapshot[]) => Promise<CatalogSnapshot>;
+
+/** Reads the row-level security of some relations now (upstream/catalog.ts loadRowSecurity). */
+export type RowSecurityReader = (
+  target: UpstreamTarget,
+  oids: number[],
+) => Promise<{ tables: ReadonlyMap<number, RowSecurityFacts>; roleBypassesRowSecurity?: string }>;
 
 /** One policy as a statement runs under it. */
 export interface PolicyView {
@@ -29,13 +35,51 @@ export class ScopeProvider {
   /** Bumped on every successful load; part of statement cache keys. */
   version = 0;
 
+  private watcher?: NodeJS.Timeout;
+
   constructor(
     private readonly target: UpstreamTarget,
     policies: readonly PolicySnapshot[],
     private readonly loader: CatalogLoader,
     private readonly log: Logger,
+    private readonly rowSecurityReader?: RowSecurityReader,
   ) {
     this.mounted = policies;
+  }
+
+  /**
+   * Compares the row-level security of the registered tables with what the catalog was compiled
+   * from, and loads the catalog again when it changed (a policy dropped, altered or added, row-level
+   * security turned off, the role given BYPASSRLS): scope.ts then decides each table's form anew,
+   * so a table whose policy is gone reads through a security-barrier view from the next statement.
+   * True when it reloaded.
+   */
+  async checkRowSecurity(): Promise<boolean> {
+    const compiled = this.compiled;
+    const catalog = compiled?.views.values().next().value?.scope.catalog;
+    if (!compiled || !catalog || !this.rowSecurityReader || this.loading) return false;
+    const relations = [...catalog.relations.values()].filter((r) => r.rowSecurity !== undefined);
+    const now = await this.rowSecurityReader(this.target, relations.map((r) => r.oid));
+    const same =
+      now.roleBypassesRowSecurity === catalog.roleBypassesRowSecurity && relations.every((r) => JSON.stringify(now.tables.get(r.oid)) === JSON.stringify(r.rowSecurity));
+    if (same || this.compiled !== compiled) return false;
+    this.log.warn('row-level security of a registered table changed; loading the catalog again');
+    await this.refresh();
+    return true;
+  }
+
+  /** Runs checkRowSecurity every `intervalMs` until stopWatching(); a failed check is logged and tried again at the next tick. */
+  watchRowSecurity(intervalMs: number): void {
+    this.stopWatching();
+    this.watcher = setInterval(() => {
+      this.checkRowSecurity().catch((err: Error) => this.log.warn({ err: err.message }, 'row-level security check failed'));
+    }, intervalMs);
+    this.watcher.unref();
+  }
+
+  stopWatching(): void {
+    if (this.watcher) clearInterval(this.watcher);
+    this.watcher = undefined;
   }
 
   /** The policies in force now (the start-up ones until a reload compiles others). */

@@ -4,7 +4,7 @@ import { Client, type ClientConfig } from 'pg';
 import { REG_TYPES } from '../analysis/function-allowlist';
 import type { UpstreamTarget } from '../config/load';
 import type { PolicySnapshot } from '../policy/load';
-import type { CatalogRelation, CatalogSnapshot } from '../policy/scope';
+import type { CatalogRelation, CatalogSnapshot, RowSecurityFacts } from '../policy/scope';
 import { SERVED_SYSTEM_RELATIONS } from '../analysis/rewrite/catalog-views';
 import { loadCatalogObjects } from './catalog-objects';
 import { TENANT_POLICY } from '../policy/row-security';
@@ -91,6 +91,40 @@ const ROW_SECURITY = `
 
 const ROLE = `SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypassrls FROM pg_roles WHERE rolname = current_user`;
 
+/** What row-level security is for the proxy's role: per relation (by oid), and whether the role bypasses it. */
+export interface RowSecurityState {
+  tables: Map<number, RowSecurityFacts>;
+  role?: string;
+  roleBypassesRowSecurity?: string;
+}
+
+async function readRowSecurity(client: Client, oids: number[]): Promise<RowSecurityState> {
+  type RlsRow = { oid: string; enabled: boolean; forced: boolean; owned: boolean; has_policy: boolean; restrictive: boolean; command: string; applies: boolean; qual: string | null; with_check: string | null };
+  const tables = new Map<number, RowSecurityFacts>();
+  for (const row of (await client.query(ROW_SECURITY, [oids, TENANT_POLICY])).rows as RlsRow[]) {
+    tables.set(Number(row.oid), {
+      enabled: row.enabled,
+      forced: row.forced,
+      owned: row.owned,
+      ...(row.has_policy ? { tenantPolicy: { restrictive: row.restrictive, command: row.command, applies: row.applies, qual: row.qual, withCheck: row.with_check } } : {}),
+    });
+  }
+  const role = (await client.query(ROLE)).rows[0] as { role: string; superuser: boolean; bypassrls: boolean } | undefined;
+  const roleBypassesRowSecurity = !role ? 'is not in pg_roles' : role.superuser ? 'is a superuser' : role.bypassrls ? 'has BYPASSRLS' : undefined;
+  return { tables, ...(role ? { role: role.role } : {}), ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}) };
+}
+
+/** Row-level security of these relations now, on a connection of its own (the check between catalog loads: policy/provider.ts). */
+export async function loadRowSecurity(target: UpstreamTarget, oids: number[]): Promise<RowSecurityState> {
+  const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
+  await client.connect();
+  try {
+    return await readRowSecurity(client, oids);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Loads what the policies need to resolve names and build derived tables. */
 export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
@@ -148,19 +182,12 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     const types = new Set(typeRows.map((r) => r.name));
     const parameterTypes = new Set(typeRows.filter(parameterType).map((r) => Number(r.oid)));
     const parameterTypeNames = new Map(typeRows.filter(parameterType).map((r) => [r.name, Number(r.oid)]));
-    type RlsRow = { oid: string; enabled: boolean; forced: boolean; owned: boolean; has_policy: boolean; restrictive: boolean; command: string; applies: boolean; qual: string | null; with_check: string | null };
-    for (const row of (await client.query(ROW_SECURITY, [[...wanted], TENANT_POLICY])).rows as RlsRow[]) {
-      const rel = byOid.get(Number(row.oid));
-      if (!rel) continue;
-      rel.rowSecurity = {
-        enabled: row.enabled,
-        forced: row.forced,
-        owned: row.owned,
-        ...(row.has_policy ? { tenantPolicy: { restrictive: row.restrictive, command: row.command, applies: row.applies, qual: row.qual, withCheck: row.with_check } } : {}),
-      };
+    const security = await readRowSecurity(client, [...wanted]);
+    for (const [oid, facts] of security.tables) {
+      const rel = byOid.get(oid);
+      if (rel) rel.rowSecurity = facts;
     }
-    const role = (await client.query(ROLE)).rows[0] as { role: string; superuser: boolean; bypassrls: boolean } | undefined;
-    const roleBypassesRowSecurity = !role ? 'is not in pg_roles' : role.superuser ? 'is a superuser' : role.bypassrls ? 'has BYPASSRLS' : undefined;
+    const { role, roleBypassesRowSecurity } = security;
     const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
     return {
       database: target.database,
@@ -170,7 +197,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       parameterTypes,
       parameterTypeNames,
       objects,
-      role: role?.role ?? target.user,
+      role: role ?? target.user,
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
     };
   } finally {
