@@ -6,6 +6,7 @@
 // call into one ends abnormally (a stack overflow inside the parser leaves the C stack pointer
 // and possibly malloc's state wherever the trap hit), that instance is never called again and a
 // spare takes its place at once; a new spare loads in the background.
+import { readFile } from 'node:fs/promises';
 import type { ParseResult, ScanResult } from 'libpg-query';
 
 interface EmscriptenModule {
@@ -23,9 +24,34 @@ interface EmscriptenModule {
   _wasm_free_string(ptr: number): void;
 }
 
+/** The WebAssembly JS API as far as this file uses it (the project's TypeScript libs do not declare it). */
+type WasmModule = object;
+type WasmInstance = object;
+const wasm = (globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<WasmModule>; instantiate(module: WasmModule, imports: object): Promise<WasmInstance> } }).WebAssembly;
+
+/** Emscripten's hook for instantiating the WebAssembly module itself (the factory's moduleArg.instantiateWasm). */
+interface FactoryOptions {
+  instantiateWasm(imports: object, receive: (instance: WasmInstance) => void): object;
+}
+
 // The package has no "exports" map: its Emscripten factory is reachable by path.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const createModule = require('libpg-query/wasm/libpg-query.js') as () => Promise<EmscriptenModule>;
+const createModule = require('libpg-query/wasm/libpg-query.js') as (options?: FactoryOptions) => Promise<EmscriptenModule>;
+
+/**
+ * The parser's WebAssembly, compiled once for the process. Left to itself the factory compiles
+ * the bytes again for every instance: the active one, its spare and each replacement would each
+ * carry their own machine code and tier it up (TurboFan) on their own, which the bench measured
+ * at over 100 MB. Instances of one WebAssembly.Module share its code; each keeps its own memory.
+ */
+let compiled: Promise<WasmModule> | undefined;
+
+function compiledModule(): Promise<WasmModule> {
+  compiled ??= readFile(require.resolve('libpg-query/wasm/libpg-query.wasm')).then((bytes) => wasm.compile(bytes));
+  // A failure is not kept: the next load compiles again.
+  compiled.catch(() => (compiled = undefined));
+  return compiled;
+}
 
 /** A syntax error the grammar reported; `cursorPosition` is 0-based in characters (-1 if none). */
 export class GrammarError extends Error {
@@ -50,7 +76,20 @@ export class ParserInstance {
   private constructor(private readonly m: EmscriptenModule) {}
 
   static async load(): Promise<ParserInstance> {
-    return new ParserInstance(await createModule());
+    const module = await compiledModule();
+    // The factory awaits receive() and nothing else: a failed instantiation rejects through `failed`.
+    let failed!: (err: unknown) => void;
+    const failure = new Promise<never>((_, reject) => (failed = reject));
+    const m = await Promise.race([
+      createModule({
+        instantiateWasm: (imports, receive) => {
+          wasm.instantiate(module, imports).then(receive, failed);
+          return {};
+        },
+      }),
+      failure,
+    ]);
+    return new ParserInstance(m);
   }
 
   /** Bytes of linear memory; WebAssembly memory grows but never shrinks. */
