@@ -1,7 +1,7 @@
 // `npm run bench`: pgbench select-only and a multi-tenant analytic query, direct vs through the proxy, in one run,
-// the index scenarios, and the proxy's memory with 1,000 idle agent connections.
+// the index scenarios, the proxy's CPU for first-seen statements, and the proxy's memory with 1,000 idle agent connections.
 // Uses DATABASE_URL when set, otherwise an embedded PostgreSQL. Prints ratios (proxy / direct).
-// `node bench/run.js [pgbench] [analytic] [lookups] [idle]` runs only the scenarios named (default: all).
+// `node bench/run.js [pgbench] [analytic] [lookups] [firstseen] [idle]` runs only the scenarios named (default: all).
 const fs = require('node:fs');
 const { execFile, spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -14,6 +14,7 @@ const { seedDatabase } = require('../dist/demo/demo');
 const { startPassThrough, startPgbouncer } = require('./baselines');
 const { startEmbeddedPostgres } = require('../dist/demo/embedded');
 const { idleConnections, printIdle, IDLE_TARGET, IDLE_MARGIN } = require('./idle');
+const { firstSeen, printFirstSeen } = require('./first-seen');
 const { rowSecurityScript } = require('../dist/policy/tooling/rls');
 
 /** The role the read_scope: rls proxy logs in as: not a superuser, not the tables' owner (row-level security would not apply). */
@@ -45,7 +46,7 @@ async function startRowSecurityProxy(url) {
   }
 }
 
-const SCENARIOS = ['pgbench', 'analytic', 'lookups', 'idle'];
+const SCENARIOS = ['pgbench', 'analytic', 'lookups', 'firstseen', 'idle'];
 const selected = process.argv.slice(2);
 for (const name of selected) {
   if (!SCENARIOS.includes(name)) {
@@ -66,9 +67,17 @@ const BIG_TENANTS = [101, 102, 103];
 const BIG_ORDERS = Number(process.env.BENCH_BIG_ORDERS || 200_000);
 const LOOKUPS = Number(process.env.BENCH_LOOKUPS || 500);
 
-async function seedTenants(url) {
+/** The 50 tenants of 2,000 orders; with `big`, also the large tenants of the index scenarios. */
+async function seedTenants(url, big = true) {
   const c = new Client({ connectionString: url });
   await c.connect();
+  const large = `
+    INSERT INTO customers (tenant_id, name, email, phone, api_secret)
+      SELECT t, 'Big ' || t || '-' || i, 'big' || i || '@tenant' || t || '.example', NULL, NULL
+      FROM unnest(ARRAY[${BIG_TENANTS.join(',')}]) t, generate_series(1, ${BIG_ORDERS / 20}) i;
+    INSERT INTO orders (tenant_id, customer_id, total_cents, status, created_at)
+      SELECT c.tenant_id, c.id, (random() * 100000)::int, 'paid', now() - random() * interval '365 days'
+      FROM customers c, generate_series(1, 20) WHERE c.tenant_id = ANY (ARRAY[${BIG_TENANTS.join(',')}]);`;
   await c.query(`
     INSERT INTO customers (tenant_id, name, email, phone, api_secret)
       SELECT t, 'Customer ' || t || '-' || i, 'user' || i || '@tenant' || t || '.example', '555-' || lpad(i::text, 4, '0'), 'sk_' || md5(t || '-' || i)
@@ -76,13 +85,7 @@ async function seedTenants(url) {
     INSERT INTO orders (tenant_id, customer_id, total_cents, status, created_at)
       SELECT c.tenant_id, c.id, (random() * 100000)::int, (ARRAY['pending','paid','cancelled','refunded'])[1 + (random() * 3)::int],
              now() - random() * interval '365 days'
-      FROM customers c, generate_series(1, ${ORDERS_PER_TENANT / 20});
-    INSERT INTO customers (tenant_id, name, email, phone, api_secret)
-      SELECT t, 'Big ' || t || '-' || i, 'big' || i || '@tenant' || t || '.example', NULL, NULL
-      FROM unnest(ARRAY[${BIG_TENANTS.join(',')}]) t, generate_series(1, ${BIG_ORDERS / 20}) i;
-    INSERT INTO orders (tenant_id, customer_id, total_cents, status, created_at)
-      SELECT c.tenant_id, c.id, (random() * 100000)::int, 'paid', now() - random() * interval '365 days'
-      FROM customers c, generate_series(1, 20) WHERE c.tenant_id = ANY (ARRAY[${BIG_TENANTS.join(',')}]);
+      FROM customers c, generate_series(1, ${ORDERS_PER_TENANT / 20});${big ? large : ''}
     CREATE INDEX orders_customer_id_idx ON orders (customer_id);
     ANALYZE;`);
   await c.end();
@@ -191,9 +194,10 @@ async function main() {
   let rls;
   try {
     const url = await seedDatabase(serverUrl, 'ormai_bench');
-    if (runs('analytic') || runs('lookups')) await seedTenants(url);
+    // The first-seen scenario reads tenant 7 only: the large tenants only for the index scenarios.
+    if (runs('analytic') || runs('lookups') || runs('firstseen')) await seedTenants(url, runs('lookups'));
     // The in-process proxies (bench/ormai.yaml's policies need pgbench's tables); the idle scenario starts its own.
-    const inProcess = runs('pgbench') || runs('analytic') || runs('lookups');
+    const inProcess = runs('pgbench') || runs('analytic') || runs('lookups') || runs('firstseen');
     const hasPgbench = inProcess && spawnSync('pgbench', ['--version']).status === 0;
     if (hasPgbench) await run('pgbench', ['-i', '-q', '-s', '2', url], { maxBuffer: 1 << 24 });
     fs.mkdirSync(path.join(__dirname, '..', '.tmp'), { recursive: true });
@@ -257,6 +261,8 @@ async function main() {
       const r = await lookups(`postgres://bench-big:bench@127.0.0.1:${rls.port}/ormai_bench`, text, ids[kind]);
       lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), r.p50.toFixed(2), (r.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
     }
+    // The proxy's CPU for statements it has not seen (its client in a process of its own).
+    const first = runs('firstseen') ? await firstSeen(url, proxy, (m) => process.stderr.write(`${m}\n`)) : undefined;
     // Last: its proxy runs in a process of its own, with the in-process proxies idle.
     const idle = runs('idle') ? await idleConnections(url, (m) => process.stderr.write(`${m}\n`)) : undefined;
     const stats = proxy?.server.cache.stats();
@@ -281,6 +287,7 @@ async function main() {
       console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'rls', 'ratio', 'fence', 'ratio']));
       for (const r of lookupRows) console.log(lline(r));
     }
+    if (first) printFirstSeen(first);
     if (idle) printIdle(idle);
     if (rows.length > 0 || lookupRows.length > 0) console.log(`statement cache: ${stats.hits} hits, ${stats.misses} misses, ${stats.shapeHits ?? 0} answered from a shape's template`);
   } finally {
