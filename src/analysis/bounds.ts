@@ -248,7 +248,22 @@ function skipDollar(sql: string, start: number): number {
  * Refuses text over the byte, depth or term bounds, before the parser is called.
  * Throws ProxyError('statement_too_large' | 'statement_too_complex').
  */
+/**
+ * The last texts that passed, with the limits they passed under: a statement meets the parser
+ * several times (normalised for the shape cache, parsed, its rewrite parsed to verify it, both
+ * normalised for the audit trail), each behind this check.
+ */
+const passed: Array<{ sql: string; limits: AnalysisLimits }> = [];
+const PASSED_ENTRIES = 4;
+
 export function checkText(sql: string, limits: AnalysisLimits = current): void {
+  for (const p of passed) if (p.limits === limits && p.sql === sql) return;
+  checkTextOnce(sql, limits);
+  if (passed.length >= PASSED_ENTRIES) passed.shift();
+  passed.push({ sql, limits });
+}
+
+function checkTextOnce(sql: string, limits: AnalysisLimits): void {
   // UTF-8 takes at most 3 bytes per UTF-16 code unit: only long texts need counting.
   if (sql.length * 3 > limits.maxStatementBytes) {
     const bytes = Buffer.byteLength(sql, 'utf8');

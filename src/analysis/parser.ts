@@ -21,7 +21,7 @@
 import type { Node } from '@pgsql/types';
 import type { ScanResult } from 'libpg-query';
 import { ProxyError } from '../errors/catalogue';
-import { checkText } from './bounds';
+import { analysisLimits, checkText, type AnalysisLimits } from './bounds';
 import { initParser, withParser } from './parser-host';
 import { GrammarError, type ParserInstance } from './wasm-parser';
 
@@ -127,11 +127,29 @@ export function scanTokens(sql: string): ScanResult {
   return run((p) => p.scan(sql));
 }
 
+/**
+ * The last texts normalised, and their normal form: a statement is normalised by the shape cache
+ * (its key) and again by the audit trail (its redacted text). Texts past NORMALIZED_MAX_CHARS are
+ * not kept.
+ */
+const normalized = new Map<string, { text: string; limits: AnalysisLimits }>();
+const NORMALIZED_ENTRIES = 64;
+const NORMALIZED_MAX_CHARS = 16 * 1024;
+
 /** PostgreSQL's normalisation (literals become $n), as pg_stat_statements shows statements. */
 export function normalizeText(sql: string): string {
   assertLoaded();
-  checkText(sql);
-  return run((p) => p.normalize(sql));
+  const limits = analysisLimits();
+  // Under the same limits only: a text normalised before they were lowered is checked again.
+  const known = normalized.get(sql);
+  if (known !== undefined && known.limits === limits) return known.text;
+  checkText(sql, limits);
+  const text = run((p) => p.normalize(sql));
+  if (sql.length <= NORMALIZED_MAX_CHARS) {
+    if (normalized.size >= NORMALIZED_ENTRIES) normalized.delete(normalized.keys().next().value as string);
+    normalized.set(sql, { text, limits });
+  }
+  return text;
 }
 
 const CONTROL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/;
