@@ -11,7 +11,8 @@
 // with the chain key derived from the audit key (hmac.ts). Without the key nobody can write a
 // line that verifies, so an edited file cannot be re-chained to pass as intact. Unkeyed, a full
 // re-chain is caught by the heads the proxy publishes (heads.ts).
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
+import { canonicalJson, fieldTexts } from './canonical';
 import type { AuditEvent } from './event';
 import type { PrekeyedHmac } from './hmac';
 
@@ -23,50 +24,21 @@ const HASH = /^[0-9a-f]{64}$/;
 
 export type ChainedEvent = AuditEvent & { prev_hash: string; hash: string };
 
-/** The definition: every object's keys sorted by UTF-16 code unit, undefined values dropped. */
-export function canonicalJsonReference(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJsonReference(v))).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJsonReference(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-/** Keys JavaScript enumerates before all others, in numeric order, whatever order they were set in. */
-const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
-
-/**
- * JSON.stringify with each object's keys re-inserted in sorted order: the same text as the
- * definition, built by the engine's serialiser (the audit file hashes every event with it).
- * An object with an index-like key ("0", "12") cannot hold its keys in sorted order, so such a
- * value is serialised by the definition instead.
- */
-export function canonicalJson(value: unknown): string {
-  let indexKey = false;
-  const text = JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const keys = Object.keys(v as Record<string, unknown>).sort();
-    const out: Record<string, unknown> = {};
-    for (const k of keys) {
-      if (INDEX_KEY.test(k)) indexKey = true;
-      out[k] = (v as Record<string, unknown>)[k];
-    }
-    return out;
-  });
-  // Through JSON as the line is: toJSON applied, undefined dropped, -0 as 0.
-  if (indexKey && text !== undefined) return canonicalJsonReference(JSON.parse(text));
-  return text ?? 'null';
-}
+export { canonicalJson, canonicalJsonReference } from './canonical';
 
 function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return digest('sha256', text, 'hex');
 }
 
 /** Links an event to the previous hash and returns the line to append (with its newline) and the new hash; keyed when a key is given. */
 export function chainLine(event: AuditEvent, prevHash: string, key?: PrekeyedHmac): { line: string; hash: string } {
+  // One pass over the event's fields gives both texts; an event it cannot reproduce exactly goes the general way.
+  const own = Object.hasOwn(event, 'hash') || Object.hasOwn(event, 'chain');
+  const texts = own ? undefined : fieldTexts(event, key ? [['prev_hash', prevHash], ['chain', KEYED]] : [['prev_hash', prevHash]]);
+  if (texts) {
+    const hash = key ? key.hex(texts.canonical) : sha256(texts.canonical);
+    return { line: `${texts.line},"hash":"${hash}"}\n`, hash };
+  }
   // The hash covers exactly what a reader of the line parses back: JSON.stringify drops undefined,
   // calls toJSON (Dates), writes -0 as 0, in the hash as in the line.
   const body: Record<string, unknown> = { ...(event as unknown as Record<string, unknown>), prev_hash: prevHash };

@@ -68,6 +68,8 @@ export class AuditLog {
   /** Weak: an event the caller no longer holds needs no durable() answer. */
   private readonly entries = new WeakMap<AuditEvent, Entry>();
   private readonly nextId = monotonicFactory(pooledRandom());
+  private isoAt = NaN;
+  private iso = '';
   private readonly log: Logger;
   private readonly closeTimeoutMs: number;
   /** The file chains' published heads (undefined for a log built without a publisher). */
@@ -117,8 +119,7 @@ export class AuditLog {
    * counted, logged at error level, and the log turns unhealthy.
    */
   emit(input: AuditEventInput): AuditEvent {
-    const { id, time, ...rest } = input;
-    const event: AuditEvent = { id: id ?? this.nextId(), time: time ?? new Date().toISOString(), ...rest };
+    const event = this.stamped(input);
     const entry: Entry = { event, pending: new Set(this.channels), state: 'queued', waiters: [] };
     this.entries.set(event, entry);
     const session = event.session_id;
@@ -131,6 +132,23 @@ export class AuditLog {
       for (const channel of this.channels) channel.push(entry);
     }
     return event;
+  }
+
+  /** The event with id and time first: one copy of a statement's event (the usual input has neither field). */
+  private stamped(input: AuditEventInput): AuditEvent {
+    if (!Object.hasOwn(input, 'id') && !Object.hasOwn(input, 'time')) return { id: this.nextId(), time: this.now(), ...input };
+    const { id, time, ...rest } = input;
+    return { id: id ?? this.nextId(), time: time ?? this.now(), ...rest };
+  }
+
+  /** The time as new Date().toISOString() gives it, formatted once per millisecond (events come many to a millisecond). */
+  private now(): string {
+    const ms = Date.now();
+    if (ms !== this.isoAt) {
+      this.isoAt = ms;
+      this.iso = new Date(ms).toISOString();
+    }
+    return this.iso;
   }
 
   /**
