@@ -1,5 +1,4 @@
 // One audit event per statement the agent sends: built from what the session knew when it sent it and how the database answered.
-import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { AnalyzedStatement } from '../analysis/pipeline';
 import type { AuditEvent } from '../audit/event';
@@ -10,6 +9,7 @@ import type { Principal } from '../auth/principal';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
 import type { AuditHook, StatementOutcome } from './pending';
+import { StatementHook, type LiveStatement } from './audit-hook';
 import { isWrite } from './statements';
 
 export type { AuditPort };
@@ -54,9 +54,12 @@ export interface ToolAuditContext {
   onEvent?: (event: AuditEvent) => void;
 }
 
+export type Who = Pick<AuditEvent, 'session_id' | 'principal' | 'policy'>;
+
 export class StatementAuditor {
   /** Set by the tool engine around each call; bound to a statement when it is sent. */
   tool?: ToolAuditContext;
+  private whoOf?: { policy: PolicySnapshot; who: Who };
 
   constructor(
     private readonly port: AuditPort | undefined,
@@ -70,13 +73,7 @@ export class StatementAuditor {
    * every Execute), so the redacted text and its hash are kept per text, shared by the sessions.
    */
   private textOf(port: AuditPort, sql: string, parsed: boolean, shape?: { of: object; which: 'agent' | 'sent' }): { sql: string; sql_hmac: string } {
-    if (shape && port.redacts && port.hmac) {
-      // A new literal in a known shape: the redacted text is the shape's (literals are what redaction removes).
-      let texts = SHAPE_TEXTS.get(shape.of);
-      if (!texts) SHAPE_TEXTS.set(shape.of, (texts = {}));
-      const redacted = (texts[shape.which] ??= port.text(sql, parsed).sql);
-      return { sql: redacted, sql_hmac: port.hmac(sql) };
-    }
+    if (shape && port.redacts && port.hmac) return { sql: this.shapeText(port, sql, parsed, shape), sql_hmac: port.hmac(sql) };
     let cache = TEXTS.get(port);
     if (!cache) {
       cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: 2000, maxSize: TEXT_CACHE_BYTES, maxEntrySize: TEXT_CACHE_MAX_ENTRY, sizeCalculation: textBytes });
@@ -88,6 +85,19 @@ export class StatementAuditor {
       cache.set(sql, text);
     }
     return text;
+  }
+
+  /** A new literal in a known shape: the redacted text is the shape's (literals are what redaction removes). */
+  private shapeText(port: AuditPort, sql: string, parsed: boolean, shape: { of: object; which: 'agent' | 'sent' }): string {
+    let texts = SHAPE_TEXTS.get(shape.of);
+    if (!texts) SHAPE_TEXTS.set(shape.of, (texts = {}));
+    return (texts[shape.which] ??= port.text(sql, parsed).sql);
+  }
+
+  /** The forwarded text as the trail keeps it: redacted only, with no hash of its own (an HMAC per statement saved on the simple protocol). */
+  private rewrittenOf(port: AuditPort, statement: AnalyzedStatement & { sql: string }): string {
+    if (statement.shape && port.redacts && port.hmac) return this.shapeText(port, statement.sql, true, { of: statement.shape, which: 'sent' });
+    return this.textOf(port, statement.sql, true).sql;
   }
 
   /** The text an event carries: its own statement's within a multi-statement Query, else the whole text. */
@@ -119,74 +129,53 @@ export class StatementAuditor {
    * session's queue of answered items may keep the hook itself for a while.
    */
   hook(sent: SentStatement, onWrite?: (durable: Promise<boolean>) => void): AuditHook | undefined {
-    const { port, metrics } = this;
-    if (!port && !metrics) return undefined;
-    const started = performance.now();
-    const count = Math.max(1, sent.statements.length);
-    const reported = new Array<boolean>(count).fill(false);
-    let left = count;
-    // The policy as the statement was sent: a hot reload before its results arrive must not relabel it.
+    const port = this.port;
+    if (!port && !this.metrics) return undefined;
     // One statement (or a text refused whole): its event carries the whole text. Several: each
     // event carries its own statement's text, so the trail grows with the text, not its square.
     const whole = sent.statements.length <= 1;
-    const tool = this.tool;
-    let live: { sent: SentStatement; text: { sql: string; sql_hmac: string }; who: Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> } | undefined = {
-      sent,
-      text: port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0, sent.statements[0]?.shape ? { of: sent.statements[0].shape, which: 'agent' } : undefined) : { sql: '', sql_hmac: '' },
-      who: this.who(),
+    const text = port && whole ? this.textOf(port, sent.agentSql, sent.statements.length > 0, sent.statements[0]?.shape ? { of: sent.statements[0].shape, which: 'agent' } : undefined) : NO_TEXT;
+    // The policy as the statement was sent: a hot reload before its results arrive must not relabel it.
+    return new StatementHook(this, { sent, text, who: this.who() }, Math.max(1, sent.statements.length), this.tool, onWrite);
+  }
+
+  /** Statement `index` of a hook's item ended (StatementHook.result): its event, and for a write the wait for it to be durable. */
+  reportEnded(live: LiveStatement, index: number, outcome: StatementOutcome, ms: number, tool: ToolAuditContext | undefined, onWrite?: (durable: Promise<boolean>) => void): Promise<void> | undefined {
+    const { port, metrics } = this;
+    const { sent, text, who } = live;
+    const statement = sent.statements[index];
+    const draft = withTool(this.event(who, sent, this.ownText(sent, statement, text), statement, outcome, ms), tool);
+    const observed: StatementObservation = {
+      kind: (statement?.kind ?? sent.kind ?? 'unknown') as StatementObservation['kind'],
+      decision: draft.decision as StatementObservation['decision'],
+      upstreamSeconds: ms / 1000,
     };
-    const mark = (index: number): void => {
-      reported[index] = true;
-      if (--left === 0) live = undefined;
-    };
-    return {
-      result: (index, outcome) => {
-        if (index >= count || reported[index] || !live) return;
-        const { sent: s, text, who } = live;
-        mark(index);
-        const statement = s.statements[index];
-        const ms = performance.now() - started;
-        const draft = withTool(this.event(who, s, this.ownText(s, statement, text), statement, outcome, ms), tool);
-        metrics?.statement({
-          kind: (statement?.kind ?? s.kind ?? 'unknown') as StatementObservation['kind'],
-          decision: draft.decision as StatementObservation['decision'],
-          ...(draft.code ? { code: draft.code } : {}),
-          upstreamSeconds: ms / 1000,
-        });
-        if (!port) return undefined;
-        const event = port.emit(draft);
-        tool?.onEvent?.(event);
-        if (statement && isWrite(statement) && event.decision === 'allowed' && port.writeGuarantee !== 'async') {
-          // The write's acknowledgement, and its transaction's COMMIT, wait for its event to be durable (I7).
-          const durable = port.durable(event).then(
-            () => true,
-            (err: unknown) => {
-              this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
-              return false;
-            },
-          );
-          onWrite?.(durable);
-          return durable.then(() => undefined);
-        }
-        return undefined;
-      },
-      skip: () => {
-        reported.fill(true);
-        left = 0;
-        live = undefined;
-      },
-      end: () => {
-        for (let i = 0; i < count && live; i++) {
-          if (!reported[i]) {
-            const { sent: s, text, who } = live;
-            mark(i);
-            const event = port?.emit(withTool(this.event(who, s, this.ownText(s, s.statements[i], text), s.statements[i], { rows: 0, error: { code: 'not_executed', message: '' } }, performance.now() - started), tool));
-            if (event) tool?.onEvent?.(event);
-          }
-        }
-        live = undefined;
-      },
-    };
+    if (draft.code) observed.code = draft.code;
+    metrics?.statement(observed);
+    if (!port) return undefined;
+    const event = port.emit(draft);
+    tool?.onEvent?.(event);
+    if (statement && isWrite(statement) && event.decision === 'allowed' && port.writeGuarantee !== 'async') {
+      // The write's acknowledgement, and its transaction's COMMIT, wait for its event to be durable (I7).
+      const durable = port.durable(event).then(
+        () => true,
+        (err: unknown) => {
+          this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
+          return false;
+        },
+      );
+      onWrite?.(durable);
+      return durable.then(() => undefined);
+    }
+    return undefined;
+  }
+
+  /** Statement `index` of a hook's item did not run (StatementHook.end). */
+  reportNotExecuted(live: LiveStatement, index: number, ms: number, tool: ToolAuditContext | undefined): void {
+    const { sent, text, who } = live;
+    const statement = sent.statements[index];
+    const event = this.port?.emit(withTool(this.event(who, sent, this.ownText(sent, statement, text), statement, { rows: 0, error: { code: 'not_executed', message: '' } }, ms), tool));
+    if (event) tool?.onEvent?.(event);
   }
 
   /**
@@ -203,13 +192,20 @@ export class StatementAuditor {
     this.port?.emit({ kind: 'connection', decision, ...this.who(), ...extra });
   }
 
-  private who(): Pick<AuditEvent, 'session_id' | 'principal' | 'policy'> {
+  /**
+   * Who the events are about, frozen and shared by every event under one policy snapshot: the
+   * audit file serialises a frozen value once (audit/canonical.ts), not once per statement.
+   */
+  private who(): Who {
     const { sessionId, principal, policy } = this.base;
-    return {
+    if (this.whoOf?.policy === policy) return this.whoOf.who;
+    const who: Who = Object.freeze({
       session_id: sessionId,
-      principal: { user: principal.user, tenant_id: principal.tenantId, roles: [...principal.roles] },
-      policy: { name: policy.name, hash: policy.hash },
-    };
+      principal: Object.freeze({ user: principal.user, tenant_id: principal.tenantId, roles: Object.freeze([...principal.roles]) as string[] }),
+      policy: Object.freeze({ name: policy.name, hash: policy.hash }),
+    });
+    this.whoOf = { policy, who };
+    return who;
   }
 
   private event(
@@ -226,28 +222,35 @@ export class StatementAuditor {
     const tagRows = outcome.tag ? TAG_ROWS.exec(outcome.tag)?.[1] : undefined;
     const write = statement?.write;
     const reason = write?.reason ?? sent.tags.reason;
-    return {
+    // Fields set one by one, in the order the trail has always written them (the line keeps it).
+    const event: Omit<AuditEvent, 'id' | 'time'> = {
       kind: 'statement',
       decision,
-      ...who,
+      session_id: who.session_id,
+      principal: who.principal,
+      policy: who.policy,
       statement_kind: statement ? (write?.dryRun ? 'dry_run' : statement.kind) : 'unknown',
       protocol: sent.protocol,
       sql: text.sql,
       sql_hmac: text.sql_hmac,
-      ...(statement?.sql && this.port ? { rewritten_sql: this.textOf(this.port, statement.sql, true, statement.shape ? { of: statement.shape, which: 'sent' } : undefined).sql } : {}),
-      ...(refused ? { code: refused.code } : outcome.error ? { code: outcome.error.code } : {}),
-      // The row count of an INSERT/UPDATE/DELETE/SELECT tag; else the rows the client received.
-      rows: tagRows !== undefined ? Number(tagRows) : outcome.rows,
-      duration_ms: Math.round(ms * 1000) / 1000,
-      ...(reason ? { reason } : {}),
-      ...(sent.tags.traceparent ? { trace_id: sent.tags.traceparent } : {}),
-      ...(sent.tags.tool_call_id ? { tool_call_id: sent.tags.tool_call_id } : {}),
-      ...(statement?.flags?.length ? { flags: [...statement.flags] } : {}),
-      ...(held ? { approval_id: /approval_id=(\S+)/.exec(refused?.detail ?? '')?.[1] } : {}),
-      ...(write?.capture && outcome.captured && decision === 'allowed' ? { changes: changesOf(write.capture, outcome.captured) } : {}),
     };
+    if (statement?.sql && this.port) event.rewritten_sql = this.rewrittenOf(this.port, statement);
+    if (refused) event.code = refused.code;
+    else if (outcome.error) event.code = outcome.error.code;
+    // The row count of an INSERT/UPDATE/DELETE/SELECT tag; else the rows the client received.
+    event.rows = tagRows !== undefined ? Number(tagRows) : outcome.rows;
+    event.duration_ms = Math.round(ms * 1000) / 1000;
+    if (reason) event.reason = reason;
+    if (sent.tags.traceparent) event.trace_id = sent.tags.traceparent;
+    if (sent.tags.tool_call_id) event.tool_call_id = sent.tags.tool_call_id;
+    if (statement?.flags?.length) event.flags = [...statement.flags];
+    if (held) event.approval_id = /approval_id=(\S+)/.exec(refused?.detail ?? '')?.[1];
+    if (write?.capture && outcome.captured && decision === 'allowed') event.changes = changesOf(write.capture, outcome.captured);
+    return event;
   }
 }
+
+const NO_TEXT = { sql: '', sql_hmac: '' };
 
 /** A statement's event with the tool call it ran for. */
 function withTool(draft: Omit<AuditEvent, 'id' | 'time'>, tool: ToolAuditContext | undefined): Omit<AuditEvent, 'id' | 'time'> {

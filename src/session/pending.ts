@@ -108,7 +108,10 @@ export class PendingQueue {
     for (const resolve of waiters) resolve();
   }
 
-  /** Queues a request; one sent while the upstream skips to Sync is answered by nothing, and false is returned. */
+  /**
+   * Queues a request; one sent while the upstream skips to Sync is answered by nothing, and false
+   * is returned. The item itself is queued (made for this one request), not a copy of it.
+   */
   push(item: Omit<PendingItem, 'result'>): boolean {
     if (item.kind === 'sync') this.skipping = false;
     else if (this.skipping) {
@@ -116,7 +119,9 @@ export class PendingQueue {
       return false;
     }
     if (this.size === 0) this.headSince = performance.now();
-    this.items.push({ ...item, result: 0 });
+    const queued = item as PendingItem;
+    queued.result = 0;
+    this.items.push(queued);
     this.pushed++;
     if (item.kind === 'sync' || item.kind === 'query') this.answerable = this.pushed;
     return true;

@@ -40,7 +40,11 @@ export class ResponseRouter {
     const rows = this.rowsSent;
     this.rowsSent = 0;
     const captured = head.captures?.[head.kind === 'query' ? head.result : 0];
-    const held = head.audit?.result(head.result, { ...outcome, rows, ...(captured ? { captured } : {}) });
+    // Each caller passes an outcome of its own: it is completed in place, not copied.
+    const full = outcome as StatementOutcome;
+    full.rows = rows;
+    if (captured) full.captured = captured;
+    const held = head.audit?.result(head.result, full);
     if (held) this.gate = this.gate ? this.gate.then(() => held) : held;
   }
 

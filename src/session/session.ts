@@ -32,6 +32,7 @@ import { SessionBudgets, type BudgetDeps } from './budgets';
 import { dropsViews, SessionViews, type SessionViewsAtStart } from './barrier-views';
 import type { AuditHook, PendingItem } from './pending';
 import { ResponseRouter } from './router';
+import { ByteBatch } from './byte-batch';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
 import { SessionState } from './state';
@@ -99,6 +100,9 @@ export class Session {
   private readonly auditor: StatementAuditor;
   private readonly inbox: FrontendMessage[] = [];
   private pumping = false;
+  /** While the pump handles a batch of client messages, what goes upstream is collected and written once. */
+  private batching = false;
+  private readonly upstreamBatch = new ByteBatch();
   private closed = false;
   private terminating = false;
   /** The client is gone; the session waits for PostgreSQL's answers to what it sent (release()). */
@@ -269,14 +273,14 @@ export class Session {
    */
   private async pump(): Promise<void> {
     this.pumping = true;
-    this.server.cork(); // one write upstream per batch of client messages
+    this.batching = true; // one write upstream per batch of client messages
     try {
       while (this.inbox.length > 0 && !this.ended && !this.terminating) {
         const pending = this.handle(this.inbox.shift()!);
         if (pending) {
-          this.server.uncork();
+          this.flushUpstream();
           await pending;
-          this.server.cork();
+          this.batching = true;
         }
       }
     } catch (err) {
@@ -284,7 +288,7 @@ export class Session {
       if (error.logMessage) this.deps.log.error({ err: error.logMessage }, 'session failed');
       this.fatal(error);
     } finally {
-      this.server.uncork();
+      this.flushUpstream();
       this.pumping = false;
     }
     if (this.server.writableLength > UPSTREAM_HIGH_WATER) this.client.pause();
@@ -333,7 +337,7 @@ export class Session {
       case 'Sync':
         return this.sync(message.raw);
       case 'Flush':
-        this.server.write(message.raw);
+        this.toServer(message.raw);
         this.router.pending.flushed();
         this.deadline.arm();
         return undefined;
@@ -466,7 +470,7 @@ export class Session {
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...sessionEffects(this.state, result.statements, declared, prepared),
         // A held-back COMMIT is reported by guardedQuery: the hook ends there.
-        audit: strip && hook ? { ...hook, end: () => undefined } : hook,
+        audit: strip && hook ? { result: (i, outcome) => hook.result(i, outcome), skip: () => hook.skip(), end: () => undefined } : hook,
       };
       if (shape === 'plain') {
         this.forward(serialize.query(text), item);
@@ -515,7 +519,7 @@ export class Session {
   private async writesDurable(flush: boolean): Promise<boolean> {
     if (this.router.pending.size > 0) {
       if (flush) {
-        this.server.write(serialize.flush());
+        this.toServer(serialize.flush());
         this.router.pending.flushed();
       }
       await this.router.pending.whenEmpty();
@@ -1021,12 +1025,26 @@ export class Session {
 
   private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {
     // Every simple Query, refused ones included, replaces the unnamed statement and portal.
-    this.router.pending.push(item.kind === 'query' ? { ...item, effect: this.state.query() } : item);
+    if (item.kind === 'query') item.effect = this.state.query();
+    this.router.pending.push(item);
     if (item.kind === 'query' || item.kind === 'sync') {
       this.state.endBatch();
       this.deadline.arm();
     }
-    this.server.write(bytes);
+    this.toServer(bytes);
+  }
+
+  private toServer(bytes: Buffer): void {
+    if (this.batching) this.upstreamBatch.add(bytes);
+    else this.server.write(bytes);
+  }
+
+  /** Writes what the pump batched; later writes go out at once until the pump batches again. */
+  private flushUpstream(): void {
+    this.batching = false;
+    const bytes = this.upstreamBatch.take();
+    // A socket already destroyed would have dropped corked bytes the same way.
+    if (bytes && !this.server.destroyed) this.server.write(bytes);
   }
 
   // ---- upstream → client ----
@@ -1052,14 +1070,18 @@ export class Session {
   private resultBytes = 0;
 
   private relay(frames: BackendFrame[]): void {
-    const out: Buffer[] = [];
+    const out = new ByteBatch();
+    const send = () => {
+      const bytes = out.take();
+      if (bytes) this.toClient(bytes);
+    };
     const limit = this.resultLimit;
     try {
       for (const frame of frames) {
         if (limit !== undefined) {
           // The tool engine holds a whole result in memory: past the budget the call ends here.
           if (frame.code === 'D' && (this.resultBytes += frame.length) > limit) {
-            if (out.length > 0) this.toClient(Buffer.concat(out.splice(0)));
+            send();
             this.fatal(new ProxyError('result_too_large', { message: `the result exceeds ${limit} bytes` }));
             return;
           }
@@ -1069,20 +1091,20 @@ export class Session {
         const gate = this.router.takeGate();
         if (gate) {
           // What came before goes out now; this frame and everything after wait for the gate.
-          if (out.length > 0) this.toClient(Buffer.concat(out.splice(0)));
+          send();
           const previous = this.output ?? Promise.resolve();
           this.output = previous.then(() => gate);
         }
-        if (bytes) out.push(bytes);
+        if (bytes) out.add(bytes);
       }
     } catch (err) {
       const error = toProxyError(err);
       this.deps.log.error({ err: error.logMessage ?? error.message }, 'session failed on upstream data');
-      if (out.length > 0) this.toClient(Buffer.concat(out));
+      send();
       this.fatal(error);
       return;
     }
-    if (out.length > 0) this.toClient(out.length === 1 ? out[0] : Buffer.concat(out));
+    send();
     if (this.draining && this.router.pending.size === 0) this.endDrained();
     else if (this.stopping) this.stopIfIdle();
   }
@@ -1141,6 +1163,7 @@ export class Session {
    */
   private release(cancel = true): void {
     if (this.router.pending.size === 0) {
+      this.flushUpstream();
       if (!this.server.destroyed) this.server.end(serialize.end());
       this.close();
       return;
@@ -1153,6 +1176,7 @@ export class Session {
 
   private endDrained(): void {
     if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.flushUpstream();
     if (!this.server.destroyed) this.server.end(serialize.end());
     this.close();
   }

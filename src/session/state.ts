@@ -40,16 +40,41 @@ type Value = Prepared | Portal | undefined;
 /** A failed message leaves the name as it was. */
 const KEEP = Symbol('keep');
 
-interface Change {
-  batch: number;
-  /** Order of sending, across names: a change of every name (DEALLOCATE ALL) is compared with one of a single name. */
-  seq: number;
-  /** What the name holds once the change is confirmed; undefined removes it. */
-  value: Value;
+/**
+ * One message's change of one name, in flight until PostgreSQL answers it; it is the Effect the
+ * router settles (an object of its own rather than closures: every Bind, Execute and Query makes one).
+ */
+class Change implements Effect {
+  open = true;
   /** Resolved when the change is answered; made only for a message that has to wait for it. */
   settled?: Promise<void>;
   settle?: () => void;
-  open: boolean;
+
+  constructor(
+    readonly table: Table,
+    readonly key: string,
+    readonly batch: number,
+    /** Order of sending, across names: a change of every name (DEALLOCATE ALL) is compared with one of a single name. */
+    readonly seq: number,
+    /** What the name holds once the change is confirmed; undefined removes it. */
+    readonly value: Value,
+    readonly onFail: Value | typeof KEEP,
+    /** Counted in SessionState.adding until answered. */
+    readonly adds: boolean,
+    private readonly finish: (change: Change, outcome: Value | typeof KEEP) => void,
+  ) {}
+
+  done(): void {
+    this.finish(this, this.value);
+  }
+
+  failed(): void {
+    this.finish(this, this.onFail);
+  }
+
+  skipped(): void {
+    this.finish(this, KEEP);
+  }
 }
 
 /** A promise for the change's answer (most changes are answered before anything asks). */
@@ -60,8 +85,26 @@ function answered(change: Change): Promise<void> {
 }
 
 /** One message's changes of both tables, answered together. */
-function both(s: Effect, p: Effect): Effect {
-  return { done: () => (s.done(), p.done()), failed: () => (s.failed(), p.failed()), skipped: () => (s.skipped(), p.skipped()) };
+class Both implements Effect {
+  constructor(
+    private readonly s: Effect,
+    private readonly p: Effect,
+  ) {}
+
+  done(): void {
+    this.s.done();
+    this.p.done();
+  }
+
+  failed(): void {
+    this.s.failed();
+    this.p.failed();
+  }
+
+  skipped(): void {
+    this.s.skipped();
+    this.p.skipped();
+  }
 }
 
 /** What a message sees under a name now, or the answer it has to wait for first. */
@@ -70,7 +113,7 @@ export type Lookup<T> = { value: T | undefined; wait?: undefined } | { wait: Pro
 export class SessionState {
   private readonly confirmed = { S: new Map<string, Prepared>(), P: new Map<string, Portal>() };
   /** Changes sent and not yet answered, by table and key, oldest first. */
-  private readonly inFlight = new Map<string, Change[]>();
+  private readonly inFlight = { S: new Map<string, Change[]>(), P: new Map<string, Change[]>() };
   /** Syncs and Queries sent: the messages between two of them run, or are skipped, together. */
   private batch = 0;
   private seq = 0;
@@ -148,12 +191,12 @@ export class SessionState {
 
   /** DISCARD ALL: every statement and portal. */
   discardAll(): Effect {
-    return both(this.removeAll('S'), this.removeAll('P'));
+    return new Both(this.removeAll('S'), this.removeAll('P'));
   }
 
   /** A simple Query replaces the unnamed statement and portal with its own (exec_simple_query), whatever its outcome. */
   query(): Effect {
-    return both(this.change('S', '', undefined, undefined), this.change('P', '', undefined, undefined));
+    return new Both(this.change('S', '', undefined, undefined), this.change('P', '', undefined, undefined));
   }
 
   /**
@@ -172,8 +215,8 @@ export class SessionState {
 
   private lookup<T extends Table>(table: T, name: string): Lookup<Entry<T>> {
     const key = nameKey(name);
-    const own = this.inFlight.get(table + key);
-    const every = this.inFlight.get(table + ALL);
+    const own = this.inFlight[table].get(key);
+    const every = this.inFlight[table].get(ALL);
     const mine = own?.[own.length - 1];
     const all = every?.[every.length - 1];
     const last = mine && all ? (mine.seq > all.seq ? mine : all) : (mine ?? all);
@@ -189,34 +232,36 @@ export class SessionState {
    */
   private change(table: Table, name: string, value: Value, onFail: Value | typeof KEEP, invisible = false): Effect {
     const key = nameKey(name);
-    const id = table + key;
-    const change: Change = { batch: this.batch, seq: this.seq++, value, open: true };
-    if (!invisible) {
-      const list = this.inFlight.get(id);
-      if (list) list.push(change);
-      else this.inFlight.set(id, [change]);
-    }
     const adds = value !== undefined && key !== '' && key !== ALL;
+    const change = new Change(table, key, this.batch, this.seq++, value, onFail, adds, this.finish);
+    if (!invisible) {
+      const list = this.inFlight[table].get(key);
+      if (list) list.push(change);
+      else this.inFlight[table].set(key, [change]);
+    }
     if (adds) this.adding[table]++;
-    const finish = (outcome: Value | typeof KEEP) => {
-      if (!change.open) return;
-      change.open = false;
-      if (adds) this.adding[table]--;
-      const changes = this.inFlight.get(id);
-      const at = changes ? changes.indexOf(change) : -1;
-      if (at >= 0) {
-        changes!.splice(at, 1);
-        if (changes!.length === 0) this.inFlight.delete(id);
-      }
-      if (outcome !== KEEP) {
-        // Answers come in order: every entry confirmed so far was created before a removal of all.
-        const map = this.confirmed[table] as Map<string, Prepared | Portal>;
-        if (key === ALL) map.clear();
-        else if (outcome === undefined) map.delete(key);
-        else map.set(key, outcome);
-      }
-      change.settle?.();
-    };
-    return { done: () => finish(value), failed: () => finish(onFail), skipped: () => finish(KEEP) };
+    return change;
   }
+
+  /** A change answered: the first call settles it (applying `outcome` unless KEEP), later ones are ignored. */
+  private readonly finish = (change: Change, outcome: Value | typeof KEEP): void => {
+    if (!change.open) return;
+    change.open = false;
+    const { table, key } = change;
+    if (change.adds) this.adding[table]--;
+    const changes = this.inFlight[table].get(key);
+    const at = changes ? changes.indexOf(change) : -1;
+    if (at >= 0) {
+      changes!.splice(at, 1);
+      if (changes!.length === 0) this.inFlight[table].delete(key);
+    }
+    if (outcome !== KEEP) {
+      // Answers come in order: every entry confirmed so far was created before a removal of all.
+      const map = this.confirmed[table] as Map<string, Prepared | Portal>;
+      if (key === ALL) map.clear();
+      else if (outcome === undefined) map.delete(key);
+      else map.set(key, outcome);
+    }
+    change.settle?.();
+  };
 }
