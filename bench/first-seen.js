@@ -14,6 +14,7 @@ const path = require('node:path');
 const fs = require('node:fs');
 const { fork } = require('node:child_process');
 const { normalizeSync, loadModule } = require('libpg-query');
+const { messages } = require('./child-messages');
 
 const N = Number(process.env.BENCH_FIRSTSEEN_N || 2000);
 const WARMUP = Number(process.env.BENCH_FIRSTSEEN_WARMUP || 400);
@@ -250,18 +251,11 @@ async function statements(count, seed = 12) {
   return out;
 }
 
-/** The client process's answers, in order. */
-function messages(child) {
-  const queue = [];
-  const waiters = [];
-  let gone;
-  child.on('message', (m) => (waiters.length > 0 ? waiters.shift().resolve(m) : queue.push(m)));
-  child.on('exit', (code, signal) => {
-    gone = new Error(`the first-seen client exited (${signal ?? code})`);
-    for (const w of waiters.splice(0)) w.reject(gone);
-  });
+/** The client process's answers, in order, each checked to be of the type expected. */
+function answers(child) {
+  const next = messages(child, 'the first-seen client');
   return async (type) => {
-    const m = queue.length > 0 ? queue.shift() : gone ? await Promise.reject(gone) : await new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+    const m = await next();
     if (m.type === 'failed') throw new Error(`first-seen client: ${m.message}`);
     if (m.type !== type) throw new Error(`first-seen client: expected ${type}, got ${m.type}`);
     return m;
@@ -347,7 +341,7 @@ async function firstSeen(url, proxy, log) {
   const extra = all.slice(WARMUP + N);
   const viaProxy = `postgres://${USER}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
   const child = fork(path.join(__dirname, 'first-seen-client.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const next = messages(child);
+  const next = answers(child);
   try {
     await next('started');
     /** One pass over `texts` on a new connection: the client's figures and this process's CPU over it. */

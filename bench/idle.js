@@ -9,6 +9,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { Client } = require('pg');
+const { messages } = require('./child-messages');
 
 const TARGET = Number(process.env.BENCH_IDLE_CONNECTIONS || 1000);
 /** Logins at once; the child's startup.max_connections is twice this. */
@@ -49,18 +50,6 @@ async function room(url) {
   }
 }
 
-/** The child's answers, in order. */
-function messages(child) {
-  const queue = [];
-  const waiters = [];
-  let gone;
-  child.on('message', (m) => (waiters.length > 0 ? waiters.shift().resolve(m) : queue.push(m)));
-  child.on('exit', (code, signal) => {
-    gone = new Error(`the proxy's process exited (${signal ?? code})`);
-    for (const w of waiters.splice(0)) w.reject(gone);
-  });
-  return () => (queue.length > 0 ? Promise.resolve(queue.shift()) : gone ? Promise.reject(gone) : new Promise((resolve, reject) => waiters.push({ resolve, reject })));
-}
 
 /**
  * Runs the scenario against `url` (the bench database); returns what to print, or undefined
@@ -81,7 +70,7 @@ async function idleConnections(url, log) {
     env: { ...process.env, ORMAI_UPSTREAM_URL: url, BENCH_IDLE_MAX: String(count + 10), BENCH_IDLE_STARTUP: String(2 * BATCH) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const next = messages(child);
+  const next = messages(child, "the proxy's process");
   const clients = [];
   const samples = [];
   try {

@@ -10,18 +10,12 @@ import { Client } from 'pg';
 import { randomBytes } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
-import { modes, type Mode } from '../support/red-team';
+import { BULK_SETUP, plan, query, TENANT_SCAN } from '../support/plans';
+import { modes } from '../support/red-team';
 
 const POLICY = path.resolve(__dirname, '..', '..', 'config', 'quickstart', 'policy.yaml');
 
-const SETUP = [
-  // 20,000 customers and 40,000 orders per tenant: a tenant's rows are too many to scan for one id.
-  "INSERT INTO customers (tenant_id, name, email) SELECT 1 + g % 2, 'Bulk ' || g, 'bulk' || g || '@example.com' FROM generate_series(1, 40000) g",
-  "INSERT INTO orders (tenant_id, customer_id, total_cents, status, created_at) SELECT c.tenant_id, c.id, 100 + k, 'paid', now() - (c.id * interval '1 minute') FROM customers c, generate_series(1, 2) k",
-  'CREATE INDEX orders_customer_id_idx ON orders (customer_id)',
-  'CREATE INDEX orders_created_at_idx ON orders (created_at)',
-  'ANALYZE',
-];
+const SETUP = [...BULK_SETUP, 'CREATE INDEX orders_created_at_idx ON orders (created_at)', 'ANALYZE'];
 
 let db: TestDatabase;
 let views: TestProxy;
@@ -53,29 +47,6 @@ afterAll(async () => {
   await db?.drop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function query(proxy: TestProxy, sql: string, mode: Mode): Promise<{ rows?: Array<Record<string, unknown>>; error?: Error & { code?: string; routine?: string } }> {
-  const c = new Client({ connectionString: proxy.url() });
-  c.on('error', () => undefined);
-  await c.connect();
-  try {
-    const r = await c.query(mode.extended ? ({ text: sql, values: [], queryMode: 'extended' } as never) : sql);
-    return { rows: (r as unknown as { rows: Array<Record<string, unknown>> }).rows };
-  } catch (error) {
-    return { error: error as Error & { code?: string; routine?: string } };
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
-
-async function plan(proxy: TestProxy, sql: string, mode: Mode): Promise<string> {
-  const o = await query(proxy, `EXPLAIN ${sql}`, mode);
-  if (o.error) throw new Error(`${sql}: ${o.error.message}`);
-  return o.rows!.map((r) => String(r['QUERY PLAN'])).join('\n');
-}
-
-/** A scan of every row of the tenant: what a fenced policy table costs. */
-const TENANT_SCAN = /Seq Scan on (orders|customers)|Bitmap Index Scan on (orders|customers)_tenant_id_idx|Index Scan using (orders|customers)_tenant_id_idx/;
 
 describe.each(modes)('$protocol protocol', (mode) => {
   test('a point lookup by id uses the primary key; the fenced form scans the tenant (control)', async () => {
