@@ -38,6 +38,12 @@ const SHAPE_TEXTS = new WeakMap<object, { agent?: string; sent?: string }>();
  * are rare and not repeated; they are redacted each time instead of kept.
  */
 const TEXT_CACHE_BYTES = 8 * 1024 * 1024;
+/**
+ * Two texts a statement (the agent's and the forwarded one): at 2,000 entries an agent repeating
+ * 1,000 statements had every text redacted again (the bench's firstseen scenario); the byte bound
+ * above is what limits memory.
+ */
+const TEXT_CACHE_ENTRIES = 20_000;
 const TEXT_CACHE_MAX_ENTRY = 64 * 1024;
 const textBytes = (value: { sql: string; sql_hmac: string }, key: string): number => key.length + value.sql.length + value.sql_hmac.length + 64;
 
@@ -76,7 +82,7 @@ export class StatementAuditor {
     if (shape && port.redacts && port.hmac) return { sql: this.shapeText(port, sql, parsed, shape), sql_hmac: port.hmac(sql) };
     let cache = TEXTS.get(port);
     if (!cache) {
-      cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: 2000, maxSize: TEXT_CACHE_BYTES, maxEntrySize: TEXT_CACHE_MAX_ENTRY, sizeCalculation: textBytes });
+      cache = new LRUCache<string, { sql: string; sql_hmac: string }>({ max: TEXT_CACHE_ENTRIES, maxSize: TEXT_CACHE_BYTES, maxEntrySize: TEXT_CACHE_MAX_ENTRY, sizeCalculation: textBytes });
       TEXTS.set(port, cache);
     }
     let text = cache.get(sql);

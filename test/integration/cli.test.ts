@@ -166,6 +166,16 @@ describe('serve and check', () => {
     const unknown = start(['frobnicate']);
     expect(await unknown.exited).toBe(2);
   });
+
+  test('rls prints the row-level security SQL, and fails naming the reason when the role can never be confined', async () => {
+    // The test database's URL is a superuser's: the SQL is printed, and the exit says it would not apply.
+    const run = start(['rls', '--config', path.join(dir, 'ormai.yaml')], { ORMAI_UPSTREAM_URL: db.url });
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/CREATE POLICY ormai_tenant ON "public"\."orders" AS RESTRICTIVE FOR ALL TO/);
+    expect(run.output()).toMatch(/is a superuser: row-level security never applies to it/);
+    expect(await start(['rls']).exited).toBe(2);
+    expect(await start(['rls', '--help']).exited).toBe(0);
+  });
 });
 
 describe('usage', () => {
