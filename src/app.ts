@@ -112,9 +112,9 @@ async function prepareScopes(config: ProxyConfig, log: Logger): Promise<ScopePro
           `Run \`ormai-proxy rls --config ${config.file}\` and apply its output as the tables' owner, or set upstream.read_scope: barrier_views (see docs/read-scope.md).`,
       );
     }
+    // Between catalog loads: a table whose policy is dropped reads through a barrier view within this long.
+    scopes.watchRowSecurity(ROW_SECURITY_CHECK_MS);
   }
-  // Between catalog loads: a table whose policy is dropped reads through a barrier view within this long.
-  if (config.upstream.readScope === 'rls') scopes.watchRowSecurity(ROW_SECURITY_CHECK_MS);
   return scopes;
 }
 

@@ -245,10 +245,6 @@ function skipDollar(sql: string, start: number): number {
 }
 
 /**
- * Refuses text over the byte, depth or term bounds, before the parser is called.
- * Throws ProxyError('statement_too_large' | 'statement_too_complex').
- */
-/**
  * The last texts that passed, with the limits they passed under: a statement meets the parser
  * several times (normalised for the shape cache, parsed, its rewrite parsed to verify it, both
  * normalised for the audit trail), each behind this check.
@@ -256,6 +252,10 @@ function skipDollar(sql: string, start: number): number {
 const passed: Array<{ sql: string; limits: AnalysisLimits }> = [];
 const PASSED_ENTRIES = 4;
 
+/**
+ * Refuses text over the byte, depth or term bounds, before the parser is called.
+ * Throws ProxyError('statement_too_large' | 'statement_too_complex').
+ */
 export function checkText(sql: string, limits: AnalysisLimits = current): void {
   for (const p of passed) if (p.limits === limits && p.sql === sql) return;
   checkTextOnce(sql, limits);

@@ -103,12 +103,12 @@ export function parserStats(): ParserStats {
   return { recycled: { ...stats.recycled }, unavailable: stats.unavailable, analysisErrors: { ...stats.analysisErrors } };
 }
 
-/** Not ready while no healthy instance is loaded, with the reason. */
 /** Resolves once no instance is being loaded (both seats full, or a load failed): for tests that fail instances on purpose. */
 export async function parserSettled(): Promise<void> {
   while (loadingSpare) await loadingSpare;
 }
 
+/** Not ready while no healthy instance is loaded, with the reason. */
 export function parserHealth(): ParserHealth {
   if (first === undefined) return { ready: true };
   if (active !== undefined && !active.broken) return { ready: true };

@@ -38,10 +38,6 @@ export function postgresClient(sink: Extract<SinkConfig, { type: 'postgres' }>, 
   return adminClientConfig(parseUpstreamUrl(url, raw, config.dir), APPLICATION_NAME);
 }
 
-/**
- * `chainKey`: keys the file sinks' chains (audit.key_file set). `stdout`: where the stdout sink
- * writes instead (`ormai-proxy mcp`, whose stdout is the MCP channel, gives stderr).
- */
 /** Runs `fn` on a connection of its own to a postgres sink's database (a reader of the trail, not the sink's writer), closed after. */
 export async function withSinkConnection<T>(sink: Extract<SinkConfig, { type: 'postgres' }>, config: ProxyConfig, fn: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client(postgresClient(sink, config));
@@ -54,6 +50,10 @@ export async function withSinkConnection<T>(sink: Extract<SinkConfig, { type: 'p
   }
 }
 
+/**
+ * `chainKey`: keys the file sinks' chains (audit.key_file set). `stdout`: where the stdout sink
+ * writes instead (`ormai-proxy mcp`, whose stdout is the MCP channel, gives stderr).
+ */
 export function createSinks(config: ProxyConfig, log: Logger, chainKey?: PrekeyedHmac, stdout?: NodeJS.WritableStream): AuditSink[] {
   return config.raw.audit.sinks.map((sink): AuditSink => {
     switch (sink.type) {

@@ -171,7 +171,6 @@ function statistics(keys: readonly string[], filter: (c: Context) => string): Vi
 
 /** Relations the agent sees under the policy: tables, their visible indexes and owned sequences. */
 const relations = (v: Visibility): number[] => [...v.tables, ...v.indexes, ...v.sequences];
-/** `schema.name` text of a relation as a regclass, inside the fence. */
 /**
  * The oid of the relation a row of pg_tables, pg_views, pg_indexes or pg_sequences names, looked
  * up in pg_class by name. Not to_regclass: it checks USAGE on the schema and raises an error for
