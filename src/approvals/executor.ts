@@ -6,7 +6,7 @@ import type { PolicySnapshot } from '../policy/load';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/write-limits';
 import { captureSpec, changesOf, keepCaptured } from '../results/capture-columns';
 import { adminClientConfig } from '../upstream/catalog';
-import { TENANT_SETTING } from '../policy/row-security';
+import { setTenantLocally } from '../policy/row-security';
 import type { Approval, ApprovalExecutor, BeforeCommit, ExecutedWrite, ExecutionResult } from './types';
 
 const CAPPED = new RegExp(`${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)`);
@@ -39,7 +39,7 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = ${Math.trunc(policy.statementTimeoutMs)}`);
       // The requester's tenant, for tables whose row-level security reads it (policy/row-security.ts).
-      await client.query('SELECT set_config($1, $2, true)', [TENANT_SETTING, approval.requester.tenantId]);
+      await setTenantLocally(client, approval.requester.tenantId);
       const result = await client.query({ text: approval.statementSql, values: approval.params, rowMode: 'array', types: TEXT });
       const write = executedWrite(approval, result, log);
       try {

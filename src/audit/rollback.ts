@@ -9,7 +9,7 @@
 // except identifiers, which are quoted.
 import type { Client } from 'pg';
 import type { AuditEvent, AuditRowChange } from './event';
-import { TENANT_SETTING } from '../policy/row-security';
+import { setTenantLocally } from '../policy/row-security';
 
 export interface InverseStatement {
   sql: string;
@@ -102,7 +102,7 @@ export async function runInverse(client: Client, statements: InverseStatement[],
   await client.query('BEGIN');
   try {
     await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}`);
-    if (tenant !== undefined) await client.query('SELECT set_config($1, $2, true)', [TENANT_SETTING, tenant]);
+    if (tenant !== undefined) await setTenantLocally(client, tenant);
     for (const s of statements) reverted += (await client.query(s.sql, s.params)).rowCount ?? 0;
     await client.query('COMMIT');
   } catch (err) {

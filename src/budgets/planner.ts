@@ -152,8 +152,10 @@ export class Planner {
     if (cached !== undefined) return cached;
     const conn = await this.acquire();
     try {
-      await conn.useTenant(tenant);
-      // Without the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
+      // Without the tenant or the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
+      await conn.useTenant(tenant).catch((err: Error) => {
+        throw new UpstreamConnectError(`the planner could not set the tenant: ${err.message}`);
+      });
       await conn.ensureViews(views).catch((err: Error) => {
         throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
       });

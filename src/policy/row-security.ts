@@ -14,6 +14,14 @@ import { parseStatements } from '../analysis/parser';
 
 /** The setting that carries the principal's tenant into the policies: a startup parameter of each session, which no agent statement can set. */
 export const TENANT_SETTING = 'ormai.tenant_id';
+/**
+ * Sets TENANT_SETTING for the rest of the transaction on one of the proxy's own connections (an
+ * approved write, a rollback), as the principal's session has it at startup.
+ */
+export async function setTenantLocally(client: { query(text: string, values: unknown[]): Promise<unknown> }, tenant: string): Promise<void> {
+  await client.query('SELECT set_config($1, $2, true)', [TENANT_SETTING, tenant]);
+}
+
 /** The name of the proxy's restrictive policy on each tenant-scoped table. */
 export const TENANT_POLICY = 'ormai_tenant';
 /** The permissive policy that keeps every role's rows where row-level security was off before. */
@@ -58,10 +66,10 @@ export function rowSecurityApplies(relation: CatalogRelation, catalog: CatalogSn
 export function rowSecurityProblem(relation: CatalogRelation, column: string, type: TenantType, catalog: CatalogSnapshot): string | undefined {
   const what = `${relation.schema}.${relation.name}`;
   if (!SECURABLE.has(relation.kind)) return `${what} is not a table (row-level security applies to tables only)`;
-  if (catalog.roleBypassesRowSecurity) return `the upstream role "${catalog.role ?? ''}" ${catalog.roleBypassesRowSecurity}, so row-level security never applies to it`;
+  if (catalog.roleBypassesRowSecurity) return `the upstream role "${catalog.objects?.role ?? ''}" ${catalog.roleBypassesRowSecurity}, so row-level security never applies to it`;
   const rls = relation.rowSecurity;
   if (!rls?.enabled) return `${what} does not have row-level security enabled`;
-  if (rls.owned && !rls.forced) return `the upstream role "${catalog.role ?? ''}" owns ${what}, which bypasses its row-level security (FORCE ROW LEVEL SECURITY, or a role of the proxy's own)`;
+  if (rls.owned && !rls.forced) return `the upstream role "${catalog.objects?.role ?? ''}" owns ${what}, which bypasses its row-level security (FORCE ROW LEVEL SECURITY, or a role of the proxy's own)`;
   const policy = rls.tenantPolicy;
   if (!policy) return `${what} has no policy ${TENANT_POLICY}`;
   if (!policy.restrictive || policy.command !== '*' || !policy.applies) return `the policy ${TENANT_POLICY} on ${what} is not AS RESTRICTIVE FOR ALL TO the upstream role`;

@@ -89,12 +89,11 @@ const ROW_SECURITY = `
   FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $2
   WHERE c.oid = ANY($1::oid[])`;
 
-const ROLE = `SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypassrls FROM pg_roles WHERE rolname = current_user`;
+const ROLE = `SELECT rolsuper AS superuser, rolbypassrls AS bypassrls FROM pg_roles WHERE rolname = current_user`;
 
 /** What row-level security is for the proxy's role: per relation (by oid), and whether the role bypasses it. */
 export interface RowSecurityState {
   tables: Map<number, RowSecurityFacts>;
-  role?: string;
   roleBypassesRowSecurity?: string;
 }
 
@@ -109,9 +108,9 @@ async function readRowSecurity(client: Client, oids: number[]): Promise<RowSecur
       ...(row.has_policy ? { tenantPolicy: { restrictive: row.restrictive, command: row.command, applies: row.applies, qual: row.qual, withCheck: row.with_check } } : {}),
     });
   }
-  const role = (await client.query(ROLE)).rows[0] as { role: string; superuser: boolean; bypassrls: boolean } | undefined;
+  const role = (await client.query(ROLE)).rows[0] as { superuser: boolean; bypassrls: boolean } | undefined;
   const roleBypassesRowSecurity = !role ? 'is not in pg_roles' : role.superuser ? 'is a superuser' : role.bypassrls ? 'has BYPASSRLS' : undefined;
-  return { tables, ...(role ? { role: role.role } : {}), ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}) };
+  return { tables, ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}) };
 }
 
 /** Row-level security of these relations now, on a connection of its own (the check between catalog loads: policy/provider.ts). */
@@ -187,7 +186,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       const rel = byOid.get(oid);
       if (rel) rel.rowSecurity = facts;
     }
-    const { role, roleBypassesRowSecurity } = security;
+    const { roleBypassesRowSecurity } = security;
     const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
     return {
       database: target.database,
@@ -197,7 +196,6 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       parameterTypes,
       parameterTypeNames,
       objects,
-      role: role ?? target.user,
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
     };
   } finally {

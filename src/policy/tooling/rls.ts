@@ -33,7 +33,7 @@ export async function rowSecurityScript(config: ProxyConfig, role?: string): Pro
   const catalog = await loadCatalog(config.upstream, config.policies);
   const scopes = config.policies.map((p) => compileScope(p, catalog));
   const targets = rowSecurityTargets(scopes);
-  const name = role ?? catalog.role ?? config.upstream.user;
+  const name = role ?? catalog.objects?.role ?? config.upstream.user;
   const inPlace = role === undefined ? targets.filter((t) => rowSecurityProblem(t.relation, t.column, t.type, catalog) === undefined).map((t) => `${t.relation.schema}.${t.relation.name}`) : [];
   return {
     sql: rowSecurityDdl(targets, name),

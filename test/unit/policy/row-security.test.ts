@@ -14,7 +14,7 @@ function relation(rowSecurity?: RowSecurityFacts, kind = 'r'): CatalogRelation {
 }
 const fenced: RowSecurityFacts = { enabled: true, forced: false, owned: false, tenantPolicy: { restrictive: true, command: '*', applies: true, qual: PRINTED, withCheck: PRINTED } };
 const catalog = (extra: Partial<CatalogSnapshot> = {}): CatalogSnapshot =>
-  ({ database: 'app', searchPath: ['public'], relations: new Map(), types: new Set(), parameterTypes: new Set(), role: 'ormai_proxy', ...extra }) as CatalogSnapshot;
+  ({ database: 'app', searchPath: ['public'], relations: new Map(), types: new Set(), parameterTypes: new Set(), objects: { role: 'ormai_proxy' }, ...extra }) as CatalogSnapshot;
 
 describe('tenantCondition', () => {
   test.each([
