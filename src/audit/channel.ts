@@ -1,4 +1,9 @@
 // Delivery to one sink: its own ordered queue, one batch in flight, retries with backoff until the sink takes it.
+//
+// Group commit: a batch that nobody waits for (read events; writes under write_guarantee: async)
+// is held until its oldest event is `windowMs` old, so that one write and one fsync carry the
+// events of many statements. An event someone waits for (durable(), whenIdle(), shutdown) ends
+// the wait at once, so a write's acknowledgement is never delayed by the window.
 import type { Logger } from '../log';
 import type { AuditEvent } from './event';
 import { backoffDelay, errorSummary, type AuditSink } from './sink';
@@ -12,6 +17,8 @@ export interface Entry {
   dropReason?: 'queue_full' | 'closed';
   /** durable() callers waiting for the event. */
   waiters: Array<{ resolve(): void; reject(err: Error): void }>;
+  /** When it was queued (performance.now()): a batch nobody waits for is held until its oldest is windowMs old. */
+  readonly at: number;
 }
 
 /** What the channel tells the log. */
@@ -24,6 +31,8 @@ export interface ChannelOptions {
   batchSize: number;
   minRetryMs: number;
   maxRetryMs: number;
+  /** Group commit: how long a batch nobody waits for may be held for more events. 0: written at once. */
+  windowMs: number;
   log: Logger;
 }
 
@@ -42,6 +51,8 @@ export class SinkChannel {
   private draining = false;
   private stopped = false;
   private sleep?: { timer: NodeJS.Timeout; wake(): void };
+  /** The group-commit wait in progress, ended early by hurry(). */
+  private gathering?: { timer: NodeJS.Timeout; wake(): void };
   private idleWaiters: Array<() => void> = [];
   private firstOpen?: () => void;
   /** Settles after the sink's first open attempt, whatever its outcome. */
@@ -68,13 +79,20 @@ export class SinkChannel {
 
   push(entry: Entry): void {
     this.queue.push(entry);
+    if (this.queue.length >= this.options.batchSize) this.hurry();
     this.kick();
   }
 
   /** Resolves once everything queued so far is persisted (or the channel is stopped). */
   whenIdle(): Promise<void> {
     if (this.queue.length === 0 || this.stopped) return Promise.resolve();
+    this.hurry();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Someone waits for a queued event: write what is gathered now instead of at the window's end. */
+  hurry(): void {
+    this.gathering?.wake();
   }
 
   /**
@@ -84,12 +102,14 @@ export class SinkChannel {
   drain(): void {
     this.draining = true;
     this.sleep?.wake();
+    this.hurry();
   }
 
   /** Gives up: the drain timed out. Whatever is still queued is not delivered. */
   stop(): void {
     this.stopped = true;
     this.sleep?.wake();
+    this.hurry();
     this.settleFirstOpen();
     this.settleIdle();
   }
@@ -117,6 +137,10 @@ export class SinkChannel {
 
   /** Opens the sink or writes the head batch; on failure, marks the sink down and waits out the backoff. */
   private async attemptOnce(): Promise<void> {
+    if (this.opened && this.attempt === 0 && this.options.windowMs > 0) {
+      await this.gather();
+      if (this.stopped) return;
+    }
     const batch = this.opened ? this.queue.slice(0, this.options.batchSize) : [];
     try {
       if (!this.opened) {
@@ -145,6 +169,31 @@ export class SinkChannel {
       this.settleFirstOpen();
       await this.pause(backoffDelay(this.attempt++, this.options.minRetryMs, this.options.maxRetryMs));
     }
+  }
+
+  /**
+   * Group commit: holds the next batch until its oldest event is windowMs old, unless the batch
+   * is full or someone waits (a durable() caller on one of its events, whenIdle(), shutdown).
+   * A retry after a failure is not held: its events have waited already.
+   */
+  private async gather(): Promise<void> {
+    const windowMs = this.options.windowMs;
+    if (this.queue.length === 0) return;
+    const batchSize = this.options.batchSize;
+    if (this.draining || this.stopped || this.idleWaiters.length > 0 || this.queue.length >= batchSize) return;
+    const end = Math.min(this.queue.length, batchSize);
+    for (let i = 0; i < end; i++) if (this.queue[i].waiters.length > 0) return;
+    const wait = this.queue[0].at + windowMs - performance.now();
+    if (wait < 1) return;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.gathering = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, wait);
+      this.gathering = { timer, wake };
+    });
   }
 
   private settleFirstOpen(): void {

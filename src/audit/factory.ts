@@ -92,6 +92,7 @@ export async function createAuditLog(config: ProxyConfig, log: Logger, overrides
     readsWhenUnavailable: settings.reads_when_unavailable,
     writeGuarantee: settings.write_guarantee,
     durableTimeoutMs: settings.durable_timeout_ms,
+    batchWindowMs: settings.batch_window_ms,
     text: new AuditText(key, settings.redact_literals),
     log,
     ...overrides,

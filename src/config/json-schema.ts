@@ -171,6 +171,8 @@ const configDescriptions: Record<string, string> = {
   'audit.write_guarantee':
     'durable: a write commits, and is acknowledged, only once its event is persisted by every sink (otherwise its transaction is rolled back, or the write refused, with audit_unavailable); async: queued is enough, and the write commits as PostgreSQL runs it. Default: durable.',
   'audit.durable_timeout_ms': "How long a write's transaction waits for its event to be persisted before it is rolled back with audit_unavailable (write_guarantee: durable). Default: 5000.",
+  'audit.batch_window_ms':
+    "Group commit: how long each sink may hold events that nothing waits for (reads, and writes under write_guarantee: async) so that one write and one fsync carry many statements' events; a durable write's event is written at once, and shutdown flushes. A crash loses at most this much more of the read events than it would at 0. 0 to 1000. Default: 2.",
   tools: 'The tool doors over HTTP (docs/tools.md): POST /agent/tool, GET /agent/tools and MCP (Streamable HTTP) at /mcp. Every request carries Authorization: Bearer <token>: a users-file token (token_sha256) or a JWT verified by auth.jwt.',
   'tools.listen': 'host:port of the tools HTTP listener. Default: none (no HTTP door; `ormai-proxy mcp` serves MCP over stdio without it).',
   'tools.max_body_bytes': 'Largest request body (a tool call, an MCP message), in bytes or with a unit; a larger one is refused with 413 body_too_large. Default: 1MiB.',

@@ -134,6 +134,8 @@ const audit = z.strictObject({
   write_guarantee: z.enum(['durable', 'async']).default('durable'),
   /** How long a write's transaction waits for its event to be persisted before it is rolled back (durable). */
   durable_timeout_ms: z.number().int().positive().default(5000),
+  /** Group commit: how long a sink may hold events nobody waits for (reads) to write and fsync them with later ones; a durable write's event is written at once. */
+  batch_window_ms: z.number().int().min(0).max(1000).default(2),
   /** How often the head of each hash-chained file is published (log, postgres sinks' heads table, metric) when it has moved. */
   head_interval_ms: z.number().int().min(1000).default(60_000),
 });
@@ -226,7 +228,7 @@ export const configSchema = z.strictObject({
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
   tools: tools.default({ max_body_bytes: 1024 * 1024, max_result_bytes: 16 * 1024 * 1024, max_queued_calls: 32 }),
-  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, head_interval_ms: 60_000 }),
+  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -191,6 +191,77 @@ test('close() gives up after its timeout, says what is lost, and emit() after cl
   expect(sink.closed).toBe(true);
 });
 
+describe('group commit (batchWindowMs)', () => {
+  /** Long enough that only hurry() (or a full batch) can end the wait within the test's timeout. */
+  const LONG = 60_000;
+  const ticks = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  test('events nobody waits for are held and written together; durable() on any of them writes at once', async () => {
+    const [a, b] = [new MemorySink('a'), new MemorySink('b')];
+    const log = auditLog({ sinks: [a, b], batchWindowMs: LONG });
+    log.emit(statement(0));
+    await ticks(3);
+    const second = log.emit(statement(1));
+    await ticks(3);
+    expect(a.attempts).toEqual([]);
+    await log.durable(second);
+    expect(a.attempts).toEqual([2]);
+    expect(b.attempts).toEqual([2]);
+    expect(rowsOf(a)).toEqual([0, 1]);
+  });
+
+  test('a durable() waiter already on a queued event means no wait for the next batch either', async () => {
+    const sink = new MemorySink();
+    const log = auditLog({ sinks: [sink], batchWindowMs: LONG });
+    sink.hold();
+    const first = log.emit(statement(0));
+    const waited = log.durable(first);
+    await until(() => sink.attempts.length === 1);
+    const second = log.emit(statement(1));
+    const both = Promise.all([waited, log.durable(second)]);
+    sink.unhold();
+    await both;
+    expect(sink.attempts).toEqual([1, 1]);
+  });
+
+  test('without a waiter, the window ends the wait; with 0, each batch goes at once', async () => {
+    const held = new MemorySink();
+    const windowed = auditLog({ sinks: [held], batchWindowMs: 30 });
+    for (let i = 0; i < 3; i++) {
+      windowed.emit(statement(i));
+      await ticks(2);
+    }
+    await until(() => held.events.length === 3);
+    expect(held.attempts).toEqual([3]);
+    const direct = new MemorySink();
+    const immediate = auditLog({ sinks: [direct], batchWindowMs: 0 });
+    for (let i = 0; i < 3; i++) {
+      immediate.emit(statement(i));
+      await ticks(2);
+    }
+    await until(() => direct.events.length === 3);
+    expect(direct.attempts).toEqual([1, 1, 1]);
+  });
+
+  test('a full batch and close() end the wait', async () => {
+    const full = new MemorySink('full');
+    const log = auditLog({ sinks: [full], batchWindowMs: LONG, batchSize: 3 });
+    for (let i = 0; i < 3; i++) log.emit(statement(i));
+    await until(() => full.events.length === 3);
+    expect(full.attempts).toEqual([3]);
+
+    const closing = new MemorySink('closing');
+    const closingLog = auditLog({ sinks: [closing], batchWindowMs: LONG, closeTimeoutMs: LONG });
+    closingLog.emit(statement(0));
+    closingLog.emit(statement(1));
+    await closingLog.close();
+    expect(rowsOf(closing)).toEqual([0, 1]);
+    expect(closing.closed).toBe(true);
+  });
+});
+
 test('two sinks with one name are refused; so is a log without sinks', () => {
   expect(() => new AuditLog({ sinks: [] })).toThrow(/at least one sink/);
   expect(() => new AuditLog({ sinks: [new MemorySink('x'), new MemorySink('x')] })).toThrow(/two audit sinks/);
