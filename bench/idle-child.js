@@ -4,6 +4,8 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const v8 = require('node:v8');
+// As the command line runs (ORMAI_WASM_TIERUP=1 to compare).
+require('../dist/analysis/wasm-tiering').keepParserOnBaselineCompiler();
 const { startProxy } = require('../dist/app');
 const { resolveConfig } = require('../dist/config/load');
 const { parseStructuredFile } = require('../dist/policy/load');

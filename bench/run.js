@@ -7,6 +7,8 @@ const { execFile, spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { promisify } = require('node:util');
 const { Client } = require('pg');
+// The proxies run in this process: with the command line's V8 setting (ORMAI_WASM_TIERUP=1 to compare).
+require('../dist/analysis/wasm-tiering').keepParserOnBaselineCompiler();
 const { startProxy } = require('../dist/app');
 const { loadConfig } = require('../dist/config/load');
 const { createLogger } = require('../dist/log');

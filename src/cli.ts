@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { newIdentityToken } from './admin/auth';
 import { startProxy } from './app';
 import { rollbackCommand } from './audit/rollback-command';
+import { keepParserOnBaselineCompiler } from './analysis/wasm-tiering';
 import { auditCommand } from './audit/verify';
 import { hashPassword } from './auth/verifier';
 import { loadConfig } from './config/load';
@@ -73,6 +74,8 @@ function adminTokenCommand(args: string[]): number {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Before anything loads the parser: V8 reads the flag when it compiles the module.
+  keepParserOnBaselineCompiler();
   const [command, ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);

@@ -198,4 +198,34 @@ describe('usage', () => {
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/^SCRAM-SHA-256\$4096:/);
   });
+
+  test("the parser's WebAssembly stays on V8's baseline compiler (memory), unless ORMAI_WASM_TIERUP=1", () => {
+    // A module compiled after the command line started, run hot until V8 tiers it up (within
+    // milliseconds by default) or for 2 s; V8's own natives say which compiler's code runs.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-tier-'));
+    try {
+      const probe = path.join(dir, 'probe.js');
+      writeFileSync(
+        probe,
+        `process.on('exit', () => {
+          // (module (func (export "f") (param i32) (result i32) local.get 0 i32.const 1 i32.add))
+          const bytes = new Uint8Array([0,97,115,109,1,0,0,0,1,6,1,96,1,127,1,127,3,2,1,0,7,5,1,1,102,0,0,10,9,1,7,0,32,0,65,1,106,11]);
+          const f = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f;
+          let x = 0;
+          const until = Date.now() + 2000;
+          while (Date.now() < until && !%IsTurboFanFunction(f)) for (let i = 0; i < 1e5; i++) x = f(x);
+          process.stderr.write('wasm-tier: ' + (%IsTurboFanFunction(f) ? 'turbofan' : 'liftoff') + '\\n');
+        });\n`,
+      );
+      const tier = (env: NodeJS.ProcessEnv) => {
+        const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--require', probe, CLI, '--help'], { encoding: 'utf8', env: { ...process.env, ...env } });
+        expect(r.status).toBe(0);
+        return /wasm-tier: (\w+)/.exec(r.stderr)?.[1];
+      };
+      expect(tier({ ORMAI_WASM_TIERUP: '' })).toBe('liftoff');
+      expect(tier({ ORMAI_WASM_TIERUP: '1' })).toBe('turbofan');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
