@@ -50,6 +50,7 @@ export function analyze(sql: string, context: AnalysisContext): Analysis {
     const ctx: AnalysisContext = { ...context, tags };
     const parsed = parseWithTexts(sql);
     const nodes = parsed.map((p) => p.node);
+    context.onParsed?.(nodes);
     if (nodes.length === 0) return { ok: true, sql: '', statements: [], tags };
     kind = roughKind(nodeTypeOf(nodes[0]));
     if (nodes.length > 1 && ctx.protocol === 'extended') {

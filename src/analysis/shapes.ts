@@ -221,6 +221,9 @@ export interface ShapeStats {
   shapes: number;
 }
 
+/** For a compute() whose parse is not needed. */
+const unused = (): void => undefined;
+
 /** Texts longer than this are not cached by shape: they are rare, and their samples large. */
 const MAX_TEXT = 16 * 1024;
 
@@ -256,16 +259,16 @@ export class ShapeCache {
    * The analysis of `sql`: a template's, when its shape has one, else compute()'s (which is then
    * learned from). `prefix` holds everything else the analysis depends on (scope, tenant, protocol).
    */
-  analyze(sql: string, prefix: string, tenantColumns: ReadonlySet<string>, compute: () => Analysis): Analysis {
-    if (sql.includes('\0') || sql.length > MAX_TEXT) return compute();
+  analyze(sql: string, prefix: string, tenantColumns: ReadonlySet<string>, compute: (onParsed: (nodes: readonly Node[]) => void) => Analysis): Analysis {
+    if (sql.includes('\0') || sql.length > MAX_TEXT) return compute(unused);
     let normalized: string;
     try {
       normalized = normalizeText(sql);
     } catch {
-      return compute();
+      return compute(unused);
     }
     const slots = literalSlots(sql, normalized);
-    if (!slots) return compute();
+    if (!slots) return compute(unused);
     const lexical = slots.map((s) => (LIFTED.has(s.kind) ? s.kind : `=${s.text}`)).join('\u0001');
     const key = `${prefix}\u0000${normalized}\u0000${lexical}`;
     const shape = this.shapes.get(key);
@@ -276,13 +279,15 @@ export class ShapeCache {
         this.hits++;
         return spliced(known, slots, sql);
       }
-      const analysis = compute();
+      const analysis = compute(unused);
       if (known === undefined) this.store(entryKey, { slots, analysis });
       else if (known !== null) this.store(entryKey, template(known, { slots, analysis }, shape.pinned) ?? null);
       return analysis;
     }
-    const analysis = compute();
-    const pinned = pinnedSlots(sql, slots, analysis, tenantColumns);
+    // The analysis's own parse of the text, when it ran one (not when the statement cache answered).
+    let parsed: readonly Node[] | undefined;
+    const analysis = compute((nodes) => (parsed = nodes));
+    const pinned = pinnedSlots(sql, slots, analysis, tenantColumns, parsed);
     if (pinned) {
       this.shapes.set(key, { pinned });
       this.store(`${key}\u0002${pinned.map((i) => slots[i].text).join('\u0001')}`, { slots, analysis });
@@ -291,12 +296,12 @@ export class ShapeCache {
   }
 }
 
-/** The slots kept in the key, or undefined when the statement is not one whose shape is cached. */
-function pinnedSlots(sql: string, slots: LiteralSlot[], analysis: Analysis, tenantColumns: ReadonlySet<string>): number[] | undefined {
+/** The slots kept in the key, or undefined when the statement is not one whose shape is cached. `parsed`: the agent's trees, if already at hand. */
+function pinnedSlots(sql: string, slots: LiteralSlot[], analysis: Analysis, tenantColumns: ReadonlySet<string>, parsed?: readonly Node[]): number[] | undefined {
   if (!cacheable(analysis)) return undefined;
-  let stmts: Node[];
+  let stmts: readonly Node[];
   try {
-    stmts = parseStatements(sql);
+    stmts = parsed ?? parseStatements(sql);
   } catch {
     return undefined;
   }

@@ -76,6 +76,11 @@ export interface AnalysisContext {
   barrierViews?: boolean;
   /** The principal's approvals, for ormai.approvals; absent = the relation does not exist (no approvals store). */
   approvals?: readonly AgentApproval[];
+  /**
+   * Told the agent's own parsed statements (before any rewrite, which never mutates them: see
+   * RewriteStep), so the shape cache reads the same trees instead of parsing the text again.
+   */
+  onParsed?: (nodes: readonly Node[]) => void;
 }
 
 export type Analysis =

@@ -1012,7 +1012,7 @@ export class Session {
     if (approvals) result = run({ ...context, approvals });
     else if (protocol === 'extended') result = cache.get(key, () => run(context));
     // A simple Query: the same text again, else the same shape with new literals (analysis/shapes.ts).
-    else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, scope ? tenantColumnNames(scope) : new Set(), () => cache.get(key, () => run(context)));
+    else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, scope ? tenantColumnNames(scope) : new Set(), (onParsed) => cache.get(key, () => run({ ...context, onParsed })));
     this.deps.metrics?.analysis((performance.now() - started) / 1000);
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
