@@ -474,9 +474,10 @@ function printFirstSeen(r) {
       `cached pass: ${r.cachedStats.hits} hits, ${r.cachedStats.misses} misses, ${r.cachedStats.shapeHits} shape hits; ` +
       `the last ${r.tail.n}: ${r.tailStats.hits} hits, ${r.tailStats.misses} misses`,
   );
-  if (r.n > 1000) {
+  // src/session/auditing.ts keeps 20,000 redacted texts, two per statement.
+  if (r.n > 10_000) {
     console.log(
-      `the analysis cache answers the second pass, but the audit trail's redacted texts (2,000, two per statement) do not cover ${r.n} statements: ` +
+      `the analysis cache answers the second pass, but the audit trail's redacted texts (20,000, two per statement) do not cover ${r.n} statements: ` +
         `there each text is redacted again (normalised and scanned)`,
     );
   }
