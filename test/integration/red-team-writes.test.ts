@@ -625,7 +625,7 @@ describe('red-team write findings (write-policy)', () => {
 
     // Fixed, kept as a regression test. Was: LEAK (high, I3 — in the before/after capture being added to the working tree, not yet committed): every
     // UPDATE that changes a non-key column gets
-    //   FROM (SELECT id AS ormai_key_0, <changed columns, RAW> AS ormai_before_N FROM customers WHERE tenant_id = '1' OFFSET 0) AS ormai_old
+    //   FROM (SELECT id AS ormai_key_0, <changed columns, RAW> AS ormai_before_N FROM customers WHERE tenant_id = '1') AS ormai_old
     // and the agent can name it:
     //   /*reason='…'*/ UPDATE customers SET email = 'x@example.com', phone = '1' WHERE customers.id = 1 RETURNING ormai_old.*
     // returns ormai_before_0 = jane@acme.com and ormai_before_1 = 555-0100; `SET name = ormai_before_0` copies the

@@ -249,13 +249,13 @@ describe('before/after capture columns', () => {
       {
         sql: "UPDATE orders SET status = 'paid' WHERE id = 1",
         out:
-          `UPDATE orders SET status = 'paid' FROM ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} OFFSET 0 ) AS ormai_old ` +
+          `UPDATE orders SET status = 'paid' FROM ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} ) AS ormai_old ` +
           `WHERE orders.tenant_id = ${T} AND id = 1 AND orders.id = ormai_old.ormai_key_0 RETURNING orders.id AS ormai_capture_0, ormai_old.ormai_before_0 AS ormai_capture_1, orders.status AS ormai_capture_2`,
       },
       {
         sql: "UPDATE orders o SET status = 'paid' FROM customers c WHERE c.id = o.customer_id RETURNING o.id",
         out:
-          `UPDATE orders AS o SET status = 'paid' FROM ${CUSTOMERS} AS c, ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} OFFSET 0 ) AS ormai_old ` +
+          `UPDATE orders AS o SET status = 'paid' FROM ${CUSTOMERS} AS c, ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} ) AS ormai_old ` +
           `WHERE o.tenant_id = ${T} AND c.id = o.customer_id AND o.id = ormai_old.ormai_key_0 RETURNING o.id, o.id AS ormai_capture_0, ormai_old.ormai_before_0 AS ormai_capture_1, o.status AS ormai_capture_2`,
       },
       {
