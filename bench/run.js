@@ -1,7 +1,7 @@
 // `npm run bench`: pgbench select-only and a multi-tenant analytic query, direct vs through the proxy, in one run,
 // the index scenarios, the proxy's CPU for first-seen statements, and the proxy's memory with 1,000 idle agent connections.
 // Uses DATABASE_URL when set, otherwise an embedded PostgreSQL. Prints ratios (proxy / direct).
-// `node bench/run.js [pgbench] [analytic] [lookups] [firstseen] [idle]` runs only the scenarios named (default: all).
+// `node bench/run.js [pgbench] [analytic] [lookups] [writes] [firstseen] [idle]` runs only the scenarios named (default: all).
 const fs = require('node:fs');
 const { execFile, spawnSync } = require('node:child_process');
 const path = require('node:path');
@@ -48,7 +48,7 @@ async function startRowSecurityProxy(url) {
   }
 }
 
-const SCENARIOS = ['pgbench', 'analytic', 'lookups', 'firstseen', 'idle'];
+const SCENARIOS = ['pgbench', 'analytic', 'lookups', 'writes', 'firstseen', 'idle'];
 const selected = process.argv.slice(2);
 for (const name of selected) {
   if (!SCENARIOS.includes(name)) {
@@ -127,6 +127,32 @@ const LOOKUP_SCENARIOS = [
   ['FK join, customer to its orders', 'SELECT c.name, o.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = $1', 'customers'],
   ['FK join, order to its customer', 'SELECT o.id, o.total_cents, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1', 'orders'],
 ];
+/**
+ * The writes scenario: an agent's UPDATE by id with its reason (the policy's require_reason),
+ * prepared, each in its own implicit transaction, so every one waits for its audit event under
+ * write_guarantee: durable (the default): its event is written and fsynced before PostgreSQL commits.
+ */
+const WRITE = "/*reason='bench: order status'*/ UPDATE orders SET status = $1 WHERE id = $2";
+const WRITE_DIRECT = `/*reason='bench: order status'*/ UPDATE orders SET status = $1 WHERE id = $2 AND tenant_id = ${BIG_TENANTS[0]}`;
+
+/** Median and p95 latency of `text` (prepared) over tenant 101's order ids, alternating the status, ms. */
+async function writes(url, text, ids) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  const status = (i) => (i % 2 === 0 ? 'shipped' : 'paid');
+  for (let i = 0; i < 20; i++) await c.query({ name: 'w', text, values: [status(i), ids[i % ids.length]] });
+  const times = [];
+  for (let i = 0; i < ids.length; i++) {
+    const t = process.hrtime.bigint();
+    const r = await c.query({ name: 'w', text, values: [status(i), ids[i]] });
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+    if (r.rowCount !== 1) throw new Error(`bench: the write of order ${ids[i]} changed ${r.rowCount} rows`);
+  }
+  await c.end();
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(times.length * 0.5)], p95: times[Math.floor(times.length * 0.95)] };
+}
+
 /** The same statement as an application would write it for tenant 101. */
 function directLookup(text) {
   return text.includes(' JOIN ') ? `${text} AND o.tenant_id = ${BIG_TENANTS[0]} AND c.tenant_id = ${BIG_TENANTS[0]}` : `${text} AND tenant_id = ${BIG_TENANTS[0]}`;
@@ -194,12 +220,13 @@ async function main() {
   let proxy;
   let fenced;
   let rls;
+  let asyncWrites;
   try {
     const url = await seedDatabase(serverUrl, 'ormai_bench');
     // The first-seen scenario reads tenant 7 only: the large tenants only for the index scenarios.
-    if (runs('analytic') || runs('lookups') || runs('firstseen')) await seedTenants(url, runs('lookups'));
+    if (runs('analytic') || runs('lookups') || runs('writes') || runs('firstseen')) await seedTenants(url, runs('lookups') || runs('writes'));
     // The in-process proxies (bench/ormai.yaml's policies need pgbench's tables); the idle scenario starts its own.
-    const inProcess = runs('pgbench') || runs('analytic') || runs('lookups') || runs('firstseen');
+    const inProcess = runs('pgbench') || runs('analytic') || runs('lookups') || runs('writes') || runs('firstseen');
     const hasPgbench = inProcess && spawnSync('pgbench', ['--version']).status === 0;
     if (hasPgbench) await run('pgbench', ['-i', '-q', '-s', '2', url], { maxBuffer: 1 << 24 });
     fs.mkdirSync(path.join(__dirname, '..', '.tmp'), { recursive: true });
@@ -213,6 +240,12 @@ async function main() {
       fenced = await startProxy(fenceConfig, createLogger('warn'));
       // And over PostgreSQL's row-level security (upstream.read_scope: rls).
       if (runs('lookups')) rls = await startRowSecurityProxy(url);
+      // And one that acknowledges a write once its event is queued (audit.write_guarantee: async), to its own file.
+      if (runs('writes')) {
+        const asyncConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
+        asyncConfig.raw.audit = { ...asyncConfig.raw.audit, write_guarantee: 'async', sinks: [{ type: 'file', path: '../.tmp/bench-audit-async.jsonl' }] };
+        asyncWrites = await startProxy(asyncConfig, createLogger('warn'));
+      }
     }
     const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
     const rows = [];
@@ -253,15 +286,24 @@ async function main() {
       rows.push(['analytic query p50 latency, ms', d.p50.toFixed(2), p.p50.toFixed(2), (p.p50 / d.p50).toFixed(3)]);
       rows.push(['analytic query p95 latency, ms', d.p95.toFixed(2), p.p95.toFixed(2), (p.p95 / d.p95).toFixed(3)]);
     }
-    const ids = runs('lookups') ? await bigIds(url) : undefined;
+    const ids = runs('lookups') || runs('writes') ? await bigIds(url) : undefined;
     const lookupRows = [];
-    for (const [name, text, kind] of ids ? LOOKUP_SCENARIOS : []) {
+    for (const [name, text, kind] of ids && runs('lookups') ? LOOKUP_SCENARIOS : []) {
       const d = await lookups(url, directLookup(text), ids[kind]);
       const v = await lookups(via('bench-big'), text, ids[kind]);
       // The fenced form scans the tenant's 200k rows for each: fewer runs.
       const f = await lookups(`postgres://bench-big:bench@127.0.0.1:${fenced.port}/ormai_bench`, text, ids[kind], Math.min(40, ids[kind].length));
       const r = await lookups(`postgres://bench-big:bench@127.0.0.1:${rls.port}/ormai_bench`, text, ids[kind]);
       lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), r.p50.toFixed(2), (r.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
+    }
+    const writeRows = [];
+    if (ids && runs('writes')) {
+      const d = await writes(url, WRITE_DIRECT, ids.orders);
+      const durable = await writes(via('bench-big'), WRITE, ids.orders);
+      const queued = await writes(`postgres://bench-big:bench@127.0.0.1:${asyncWrites.port}/ormai_bench`, WRITE, ids.orders);
+      for (const [name, key] of [['p50', 'p50'], ['p95', 'p95']]) {
+        writeRows.push([name, d[key].toFixed(2), durable[key].toFixed(2), (durable[key] / d[key]).toFixed(2), queued[key].toFixed(2), (queued[key] / d[key]).toFixed(2)]);
+      }
     }
     // The proxy's CPU for statements it has not seen (its client in a process of its own).
     const first = runs('firstseen') ? await firstSeen(url, proxy, (m) => process.stderr.write(`${m}\n`)) : undefined;
@@ -285,9 +327,17 @@ async function main() {
     if (lookupRows.length > 0) {
       const lw = [34, 10, 14, 7, 10, 7, 10, 7];
       const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
-      console.log(`\nTenant ${BIG_TENANTS[0]} of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each: p50 latency, ms (prepared; read_scope barrier_views, rls and fence)`);
+      console.log(`\nTenant ${BIG_TENANTS[0]} (one of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each): p50 latency, ms (prepared; read_scope barrier_views, rls and fence)`);
       console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'rls', 'ratio', 'fence', 'ratio']));
       for (const r of lookupRows) console.log(lline(r));
+    }
+    if (writeRows.length > 0) {
+      const ww = [10, 10, 16, 7, 16, 7];
+      const wline = (cols) => cols.map((c, i) => String(c).padEnd(ww[i])).join(' ');
+      console.log(`\nWrites with a reason: ${ids.orders.length} UPDATEs by id of tenant ${BIG_TENANTS[0]}'s orders, prepared, each its own transaction; latency, ms`);
+      console.log(wline(['', 'direct', 'proxy, durable', 'ratio', 'proxy, async', 'ratio']));
+      for (const r of writeRows) console.log(wline(r));
+      console.log('durable (the default): the write commits once its audit event is written and fsynced; async: once it is queued');
     }
     if (first) printFirstSeen(first);
     if (idle) printIdle(idle);
@@ -296,6 +346,7 @@ async function main() {
     await proxy?.close();
     await fenced?.close();
     await rls?.close();
+    await asyncWrites?.close();
     const a = new Client({ connectionString: serverUrl });
     await a.connect();
     await a.query('DROP DATABASE IF EXISTS ormai_bench WITH (FORCE)');
