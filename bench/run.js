@@ -128,25 +128,38 @@ const LOOKUP_SCENARIOS = [
   ['FK join, order to its customer', 'SELECT o.id, o.total_cents, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1', 'orders'],
 ];
 /**
- * The writes scenario: an agent's UPDATE by id with its reason (the policy's require_reason),
+ * The writes scenario: an agent's writes with their reason (the policy's require_reason),
  * prepared, each in its own implicit transaction, so every one waits for its audit event under
- * write_guarantee: durable (the default): its event is written and fsynced before PostgreSQL commits.
+ * write_guarantee: durable (the default): its event is written and fsynced before PostgreSQL
+ * commits. Per write: its name, the agent's text, the direct text (the tenant by hand), the
+ * parameters of the i-th run over tenant 101's ids.
  */
-const WRITE = "/*reason='bench: order status'*/ UPDATE orders SET status = $1 WHERE id = $2";
-const WRITE_DIRECT = `/*reason='bench: order status'*/ UPDATE orders SET status = $1 WHERE id = $2 AND tenant_id = ${BIG_TENANTS[0]}`;
+const WRITE_SCENARIOS = [
+  [
+    'UPDATE by id',
+    "/*reason='bench: order status'*/ UPDATE orders SET status = $1 WHERE id = $2",
+    `/*reason='bench: order status'*/ UPDATE orders SET status = $1 WHERE id = $2 AND tenant_id = ${BIG_TENANTS[0]}`,
+    (ids, i) => [i % 2 === 0 ? 'shipped' : 'paid', ids.orders[i % ids.orders.length]],
+  ],
+  [
+    'INSERT, foreign key',
+    "/*reason='bench: new order'*/ INSERT INTO orders (customer_id, total_cents, status) VALUES ($1, $2, 'new')",
+    `/*reason='bench: new order'*/ INSERT INTO orders (tenant_id, customer_id, total_cents, status) VALUES (${BIG_TENANTS[0]}, $1, $2, 'new')`,
+    (ids, i) => [ids.customers[i % ids.customers.length], 100 + i],
+  ],
+];
 
-/** Median and p95 latency of `text` (prepared) over tenant 101's order ids, alternating the status, ms. */
-async function writes(url, text, ids) {
+/** Median and p95 latency of `text` (prepared), LOOKUPS runs with `values(ids, i)`, ms. */
+async function writes(url, text, values, ids) {
   const c = new Client({ connectionString: url });
   await c.connect();
-  const status = (i) => (i % 2 === 0 ? 'shipped' : 'paid');
-  for (let i = 0; i < 20; i++) await c.query({ name: 'w', text, values: [status(i), ids[i % ids.length]] });
+  for (let i = 0; i < 20; i++) await c.query({ name: 'w', text, values: values(ids, i) });
   const times = [];
-  for (let i = 0; i < ids.length; i++) {
+  for (let i = 0; i < LOOKUPS; i++) {
     const t = process.hrtime.bigint();
-    const r = await c.query({ name: 'w', text, values: [status(i), ids[i]] });
+    const r = await c.query({ name: 'w', text, values: values(ids, i) });
     times.push(Number(process.hrtime.bigint() - t) / 1e6);
-    if (r.rowCount !== 1) throw new Error(`bench: the write of order ${ids[i]} changed ${r.rowCount} rows`);
+    if (r.rowCount !== 1) throw new Error(`bench: ${text} with ${values(ids, i).join(', ')} changed ${r.rowCount} rows`);
   }
   await c.end();
   times.sort((a, b) => a - b);
@@ -297,12 +310,12 @@ async function main() {
       lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), r.p50.toFixed(2), (r.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
     }
     const writeRows = [];
-    if (ids && runs('writes')) {
-      const d = await writes(url, WRITE_DIRECT, ids.orders);
-      const durable = await writes(via('bench-big'), WRITE, ids.orders);
-      const queued = await writes(`postgres://bench-big:bench@127.0.0.1:${asyncWrites.port}/ormai_bench`, WRITE, ids.orders);
-      for (const [name, key] of [['p50', 'p50'], ['p95', 'p95']]) {
-        writeRows.push([name, d[key].toFixed(2), durable[key].toFixed(2), (durable[key] / d[key]).toFixed(2), queued[key].toFixed(2), (queued[key] / d[key]).toFixed(2)]);
+    for (const [name, text, direct, values] of ids && runs('writes') ? WRITE_SCENARIOS : []) {
+      const d = await writes(url, direct, values, ids);
+      const durable = await writes(via('bench-big'), text, values, ids);
+      const queued = await writes(`postgres://bench-big:bench@127.0.0.1:${asyncWrites.port}/ormai_bench`, text, values, ids);
+      for (const key of ['p50', 'p95']) {
+        writeRows.push([`${name}, ${key}`, d[key].toFixed(2), durable[key].toFixed(2), (durable[key] / d[key]).toFixed(2), queued[key].toFixed(2), (queued[key] / d[key]).toFixed(2)]);
       }
     }
     // The proxy's CPU for statements it has not seen (its client in a process of its own).
@@ -332,10 +345,10 @@ async function main() {
       for (const r of lookupRows) console.log(lline(r));
     }
     if (writeRows.length > 0) {
-      const ww = [10, 10, 16, 7, 16, 7];
+      const ww = [26, 10, 16, 7, 16, 7];
       const wline = (cols) => cols.map((c, i) => String(c).padEnd(ww[i])).join(' ');
-      console.log(`\nWrites with a reason: ${ids.orders.length} UPDATEs by id of tenant ${BIG_TENANTS[0]}'s orders, prepared, each its own transaction; latency, ms`);
-      console.log(wline(['', 'direct', 'proxy, durable', 'ratio', 'proxy, async', 'ratio']));
+      console.log(`\nWrites with a reason, ${LOOKUPS} of each on tenant ${BIG_TENANTS[0]} (${BIG_ORDERS} orders, ${BIG_ORDERS / 20} customers), prepared, each its own transaction; latency, ms`);
+      console.log(wline(['write', 'direct', 'proxy, durable', 'ratio', 'proxy, async', 'ratio']));
       for (const r of writeRows) console.log(wline(r));
       console.log('durable (the default): the write commits once its audit event is written and fsynced; async: once it is queued');
     }

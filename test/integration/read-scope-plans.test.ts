@@ -24,15 +24,15 @@ let budgeted: TestProxy;
 /** The quickstart policy with updates of orders granted too. */
 let writer: TestProxy;
 let dir: string;
-/** An order and a customer of tenant 1, and an order of tenant 2. */
-let ids: { order: number; customer: number; other: number };
+/** An order and a customer of tenant 1, an order of tenant 2, and a customer of tenant 1 that the writes give orders to. */
+let ids: { order: number; customer: number; other: number; spare: number };
 
 beforeAll(async () => {
   db = await createTestDatabase();
   for (const sql of SETUP) await db.query(sql);
-  [ids] = await db.query<{ order: number; customer: number; other: number }>(
+  [ids] = await db.query<{ order: number; customer: number; other: number; spare: number }>(
     `SELECT (SELECT max(id) FROM orders WHERE tenant_id = 1) AS "order", (SELECT max(id) FROM customers WHERE tenant_id = 1) AS customer,
-            (SELECT max(id) FROM orders WHERE tenant_id = 2) AS other`,
+            (SELECT max(id) FROM orders WHERE tenant_id = 2) AS other, (SELECT min(id) FROM customers WHERE tenant_id = 1) AS spare`,
   );
   dir = mkdtempSync(path.join(os.tmpdir(), 'ormai-plans-'));
   const budgetPolicy = path.join(dir, 'policy.yaml');
@@ -53,6 +53,30 @@ afterAll(async () => {
   await db?.drop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/**
+ * Runs `write` and reads PostgreSQL's counters of `table`: rows read (sequentially or fetched by
+ * an index), index scans. A backend publishes its counters once it is idle (at most once a
+ * second) or when it ends, so the counter `done` of `doneTable` is awaited to move first.
+ */
+async function tableReads<T>(table: string, done: 'n_tup_upd' | 'n_tup_ins', write: () => Promise<T>, doneTable = table) {
+  const counters = async () => {
+    const rows = await db.query<{ relname: string; read: string; idx: string; done: string }>(
+      `SELECT relname, seq_tup_read + coalesce(idx_tup_fetch, 0) AS read, coalesce(idx_scan, 0) AS idx, ${done} AS done FROM pg_stat_user_tables WHERE relname IN ($1, $2)`,
+      [table, doneTable],
+    );
+    const of = (name: string) => rows.find((r) => r.relname === name)!;
+    return { read: Number(of(table).read), idx: Number(of(table).idx), done: Number(of(doneTable).done) };
+  };
+  const before = await counters();
+  const outcome = await write();
+  let after = before;
+  for (let i = 0; i < 100 && after.done === before.done; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = await counters();
+  }
+  return { outcome, counted: after.done - before.done, fewRowsRead: after.read - before.read <= 10, indexScans: after.idx - before.idx };
+}
 
 describe.each(modes)('$protocol protocol', (mode) => {
   test('a point lookup by id uses the primary key; the fenced form scans the tenant (control)', async () => {
@@ -110,25 +134,17 @@ describe.each(modes)('$protocol protocol', (mode) => {
   test("an UPDATE by id reads by the primary key only: the before-values' join on the key reaches it too", async () => {
     // EXPLAIN of a write shows it without the before/after capture (src/analysis/rewrite/capture.ts),
     // which only an executed write has: PostgreSQL's own counters of the table say how it was read.
-    const counters = async () => {
-      const [r] = await db.query<{ read: string; idx: string; upd: string }>(
-        "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) AS read, idx_scan AS idx, n_tup_upd AS upd FROM pg_stat_user_tables WHERE relname = 'orders'",
-      );
-      return { read: Number(r.read), idx: Number(r.idx), upd: Number(r.upd) };
-    };
-    const before = await counters();
-    const done = await query(writer, `/*reason='plan check'*/ UPDATE orders SET status = 'shipped' WHERE id = ${ids.order}`, mode);
-    expect(done).toMatchObject({ rowCount: 1 });
-    // A backend publishes its counters once it is idle (at most once a second) or when it ends.
-    let after = before;
-    for (let i = 0; i < 100 && after.upd === before.upd; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      after = await counters();
-    }
+    const changed = await tableReads('orders', 'n_tup_upd', () => query(writer, `/*reason='plan check'*/ UPDATE orders SET status = 'shipped' WHERE id = ${ids.order}`, mode));
     // The target, the before-values and the max_affected_rows count, each one row by the key
     // (behind OFFSET 0 the before-values read the tenant's 40,000 orders).
-    expect({ updated: after.upd - before.upd, fewRowsRead: after.read - before.read <= 10 }).toEqual({ updated: 1, fewRowsRead: true });
-    expect(after.idx - before.idx).toBeGreaterThanOrEqual(2);
+    expect(changed).toMatchObject({ outcome: { rowCount: 1 }, counted: 1, fewRowsRead: true });
+    expect(changed.indexScans).toBeGreaterThanOrEqual(2);
+  });
+
+  test("an INSERT's foreign-key check finds the parent by its key, not by reading the tenant's customers", async () => {
+    const sql = `/*reason='plan check'*/ INSERT INTO orders (customer_id, total_cents, status) VALUES (${ids.spare}, 100, 'new')`;
+    const checked = await tableReads('customers', 'n_tup_ins', () => query(writer, sql, mode), 'orders');
+    expect(checked).toMatchObject({ outcome: { rowCount: 1 }, counted: 1, fewRowsRead: true });
   });
 
   test('max_scan_rows budgets the plan that runs: a lookup by id passes, a scan of the tenant is refused', async () => {

@@ -665,6 +665,19 @@ describe('red-team write-path findings', () => {
       expect(own.error).toBeUndefined();
     });
 
+    // The check finds the parent by its key without a fence (derived.ts parentKeys): PostgreSQL may
+    // then compare the value with other tenants' keys before the tenant condition drops them. The
+    // value's type, cast or computation must not tell a foreign id from a missing one.
+    test('the FK check answers the same for a foreign and a missing id whatever form the value takes', async () => {
+      const forms = (id: number) => [`${id}::bigint`, `${id}.0`, `'${id}'`, `(SELECT ${id})`, `${id} + 0 * length(repeat('x', 3))`, `CAST(${id} AS numeric)`];
+      for (const [foreign, missing] of forms(4).map((f, i) => [f, forms(99)[i]])) {
+        const a = await run(`/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (${foreign}, 1)`, mode, { target: w });
+        const b = await run(`/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (${missing}, 1)`, mode, { target: w });
+        expect({ foreign, code: a.error?.code, message: a.error?.message }).toEqual({ foreign, code: b.error?.code, message: b.error?.message });
+        expect({ foreign, refused: a.error !== undefined }).toEqual({ foreign, refused: true });
+      }
+    });
+
     // Fixed, kept as a regression test. Was: LEAK (I1, existence oracle): explicit primary-key values were writable, so the unique violation
     // "Key (id)=(7) already exists" reveals that id 7 exists (tenant 2's order) while an unused id succeeds.
     // Fix: make serial/identity primary keys non-writable by default (writes.ts guardWrite, writable_fields),

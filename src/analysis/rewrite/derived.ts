@@ -62,24 +62,31 @@ function filtered(table: ScopedTable): boolean {
  * The policy relation for a reference `rv` to `table`: the session's barrier view when the
  * rewrite is in that form and the view can say what the reference means, else the fenced
  * derived table. A view has no system columns and always includes inheritance children, so a
- * statement naming ctid or xmin, or reading ONLY the table, gets the fenced form. `columns`
- * asks for the fenced form narrowed to them (a foreign-key check needs only the key; over the
- * view, a 2,000-row INSERT's 2,000 checks each expanded the view and ran past the timeout).
+ * statement naming ctid or xmin, or reading ONLY the table, gets the fenced form.
  */
-export function derivedTable(
-  table: ScopedTable,
-  rv: RangeVar,
-  scope: ReadScope,
-  principal: Principal | undefined,
-  system: readonly string[] = [],
-  columns?: VisibleColumn[],
-): Node {
-  if (barrierViews && !columns && principal && filtered(table) && rv.inh === true && (system.length === 0 || !table.systemColumns)) {
+export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal | undefined, system: readonly string[] = []): Node {
+  if (barrierViews && principal && filtered(table) && rv.inh === true && (system.length === 0 || !table.systemColumns)) {
     const ref: RangeVar = { schemaname: 'pg_temp', relname: barrierView(table, scope, principal).name, inh: true, relpersistence: 'p', alias: { aliasname: rv.alias?.aliasname ?? rv.relname } };
     VIEW_WIDTHS.set(ref, table.columns.length);
     return { RangeVar: ref };
   }
-  return fencedTable(columns ? { ...table, columns } : table, rv, scope, principal, system);
+  return fencedTable(table, rv, scope, principal, system);
+}
+
+/**
+ * `(SELECT <key> FROM schema.table WHERE <tenant> [AND (<row filter>)]) AS <alias>`, not fenced:
+ * the parent of a foreign-key check (foreign-keys.ts), whose only condition is `key = <value>`.
+ * PostgreSQL pulls it up, so each check is one lookup by the key instead of a scan of the
+ * tenant's rows (a 2,000-row INSERT made 2,000 such scans; over the barrier view, each check
+ * expanded the view and the INSERT ran past its timeout). No fence is needed: the agent's value
+ * cannot name the parent's row (its names cannot start with ormai_), so whatever it computes,
+ * or fails on, is the same for every row the scan meets; what reaches the parent's rows is the
+ * key's equality with that value, and the rows it finds outside the tenant are filtered out
+ * before the check reads them.
+ */
+export function parentKeys(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal, key: VisibleColumn[]): Node {
+  const narrowed = { ...table, columns: key };
+  return policyRelation(narrowed, buildTemplate(narrowed, scope, false), rv, scope, principal, []);
 }
 
 /** `(SELECT <visible columns> [, <system columns named>] FROM [ONLY] schema.table WHERE <tenant> [AND (<row filter>)] OFFSET 0) AS <alias>` */
@@ -89,7 +96,11 @@ function fencedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope, princip
     template = buildTemplate(table, scope, true);
     templates.set(table, template);
   }
-  const select = cloneTree(template);
+  return policyRelation(table, cloneTree(template), rv, scope, principal, system);
+}
+
+/** The template `select` (a copy of its own) for one reference and principal: system columns, ONLY, the tenant, the alias. */
+function policyRelation(table: ScopedTable, select: SelectStmt, rv: RangeVar, scope: ReadScope, principal: Principal | undefined, system: readonly string[]): Node {
   // Only the system columns the statement names, and only where the policy lets it read them.
   if (table.systemColumns) for (const name of system) select.targetList?.push({ ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: name } }] } } } });
   const from = select.fromClause?.[0] as { RangeVar: RangeVar };

@@ -13,7 +13,7 @@ import type { Node, RangeVar, ResTarget, SelectStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
-import { derivedTable } from './derived';
+import { parentKeys } from './derived';
 import { cloneTree, parseTemplate, quoteIdent } from './nodes';
 
 export const NO_PARENT_MARKER = 'ormai:no_parent:';
@@ -45,11 +45,11 @@ export function checkedValue(value: Node, column: string, type: string, ref: { f
   ];
   const sub = lookup.SubLink.subselect.SelectStmt;
   const rv: RangeVar = { schemaname: ref.parent.schema, relname: ref.parent.name, inh: true, relpersistence: 'p', alias: { aliasname: 'ormai_parent' } };
-  // The parent's fenced view reduced to its key column: the check needs nothing else, and an
-  // aliased (masked) column in a subquery of an UPDATE's SET is what the deparser prints wrongly.
+  // The parent's rows reduced to the key column: the check needs nothing else, and an aliased
+  // (masked) column in a subquery of an UPDATE's SET is what the deparser prints wrongly.
   const key = ref.parent.columns.filter((c) => c.name === ref.fk.parentColumn && !c.mask);
   if (key.length === 0) throw new ProxyError('statement_not_allowed', { message: `"${column}" refers to a column the policy masks or hides`, hint: 'Ask the operator to make the referenced key visible.' });
-  sub.fromClause = [derivedTable(ref.parent, rv, scope, principal, [], key)];
+  sub.fromClause = [parentKeys(ref.parent, rv, scope, principal, key)];
   (sub.whereClause as { A_Expr: { rexpr: Node } }).A_Expr.rexpr = cloneTree(value);
   fallback.CaseExpr.args[0].CaseWhen.expr.NullTest.arg = cloneTree(value);
   return coalesce as unknown as Node;
