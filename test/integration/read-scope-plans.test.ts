@@ -57,7 +57,9 @@ afterAll(async () => {
 /**
  * Runs `write` and reads PostgreSQL's counters of `table`: rows read (sequentially or fetched by
  * an index), index scans. A backend publishes its counters once it is idle (at most once a
- * second) or when it ends, so the counter `done` of `doneTable` is awaited to move first.
+ * second) or when it ends: the counters must first hold still for longer than that (so that no
+ * earlier statement's reads arrive during the write), and the counter `done` of `doneTable` is
+ * awaited to move after it.
  */
 async function tableReads<T>(table: string, done: 'n_tup_upd' | 'n_tup_ins', write: () => Promise<T>, doneTable = table) {
   const counters = async () => {
@@ -68,7 +70,14 @@ async function tableReads<T>(table: string, done: 'n_tup_upd' | 'n_tup_ins', wri
     const of = (name: string) => rows.find((r) => r.relname === name)!;
     return { read: Number(of(table).read), idx: Number(of(table).idx), done: Number(of(doneTable).done) };
   };
-  const before = await counters();
+  const same = (a: { read: number; idx: number; done: number }, b: typeof a) => a.read === b.read && a.idx === b.idx && a.done === b.done;
+  let before = await counters();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 1200));
+    const again = await counters();
+    if (same(again, before)) break;
+    before = again;
+  }
   const outcome = await write();
   let after = before;
   for (let i = 0; i < 100 && after.done === before.done; i++) {
