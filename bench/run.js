@@ -1,5 +1,5 @@
 // `npm run bench`: pgbench select-only and a multi-tenant analytic query, direct vs through the proxy, in one run,
-// the index scenarios, the proxy's CPU for first-seen statements, and the proxy's memory with 1,000 idle agent connections.
+// the index scenarios, writes with a reason, the proxy's CPU for first-seen statements, and the proxy's memory with 1,000 idle agent connections.
 // Uses DATABASE_URL when set, otherwise an embedded PostgreSQL. Prints ratios (proxy / direct).
 // `node bench/run.js [pgbench] [analytic] [lookups] [writes] [firstseen] [idle]` runs only the scenarios named (default: all).
 const fs = require('node:fs');
