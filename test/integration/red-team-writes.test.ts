@@ -28,6 +28,7 @@ const CAP_POLICY = path.join(FIXTURES, 'write-cap-policy.yaml');
 const BUDGET_POLICY = path.join(FIXTURES, 'write-budget-policy.yaml');
 const APPROVAL_POLICY = path.join(FIXTURES, 'rtw-approval-policy.yaml');
 const GRANTS_POLICY = path.join(FIXTURES, 'rtw-grants-policy.yaml');
+const ROW_FILTER_POLICY = path.join(FIXTURES, 'rtw-row-filter-policy.yaml');
 
 const R = "/*reason='red team'*/ ";
 
@@ -1230,5 +1231,49 @@ describe('red-team write budget', () => {
     });
     expect(done).toEqual([]);
     expect(await db.query('SELECT count(*)::int AS n FROM orders WHERE status = $1', [status])).toEqual([{ n: 3 }]);
+  });
+});
+
+// Fixed, kept as a regression test. Was: LEAK (medium, row filter): the foreign-key check's parent
+// subquery exposed the key as `id`, so an unqualified `id` in the agent's value meant the parent's
+// row (`SET customer_id = id` failed with 21000). Once the subquery was no longer fenced, the value
+// ran in the parent scan's own condition list, before a costlier row filter:
+//   UPDATE orders SET customer_id = id + (2147483647 - 2) WHERE id = 1   -> 22003, only for hidden customer 3
+//   UPDATE orders SET customer_id = id + (2147483647 - 3) WHERE id = 1   -> 23503
+// a binary search for the largest hidden id. Fix: the parent's key is renamed (ormai_key), so the
+// value's names mean the target's columns and nothing in it depends on the parent's rows.
+describe('red-team foreign-key checks under a row filter', () => {
+  let t: Target;
+  beforeAll(async () => {
+    t = await startTarget(ROW_FILTER_POLICY);
+  });
+  afterAll(async () => {
+    await stopTarget(t);
+  });
+
+  describe.each(modes)('$protocol protocol', (mode) => {
+    test('FIXED the check value cannot name the parent row: an unqualified id is the order\'s, and no value tells a hidden customer from a missing one', async () => {
+      const { outcomes } = await inRollback(t, mode, [
+        `${R}UPDATE orders SET customer_id = id WHERE id = 1 RETURNING customer_id`,
+        'ROLLBACK',
+        'BEGIN',
+        `${R}UPDATE orders SET customer_id = id + (2147483647 - 2) WHERE id = 1`,
+        'ROLLBACK',
+        'BEGIN',
+        `${R}UPDATE orders SET customer_id = id + (2147483647 - 3) WHERE id = 1`,
+        'ROLLBACK',
+        'BEGIN',
+        `${R}UPDATE orders SET customer_id = 3 WHERE id = 1`,
+        'ROLLBACK',
+        'BEGIN',
+        `${R}UPDATE orders SET customer_id = 99 WHERE id = 1`,
+      ]);
+      // Order 1's own id as its customer: customer 1, which tenant 1 may see.
+      expect(outcomes[0]).toMatchObject({ rows: [{ customer_id: 1 }] });
+      const answer = (o: Outcome) => ({ code: o.error?.code, routine: o.error?.routine, message: o.error?.message });
+      expect(answer(outcomes[3])).toEqual(answer(outcomes[6]));
+      expect(answer(outcomes[9])).toEqual(answer(outcomes[12]));
+      expect(answer(outcomes[9])).toMatchObject({ code: '23503', routine: 'ormai.reference_not_found' });
+    });
   });
 });

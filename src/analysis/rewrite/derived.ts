@@ -74,19 +74,22 @@ export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope,
 }
 
 /**
- * `(SELECT <key> FROM schema.table WHERE <tenant> [AND (<row filter>)]) AS <alias>`, not fenced:
- * the parent of a foreign-key check (foreign-keys.ts), whose only condition is `key = <value>`.
- * PostgreSQL pulls it up, so each check is one lookup by the key instead of a scan of the
- * tenant's rows (a 2,000-row INSERT made 2,000 such scans; over the barrier view, each check
- * expanded the view and the INSERT ran past its timeout). No fence is needed: the agent's value
- * cannot name the parent's row (its names cannot start with ormai_), so whatever it computes,
- * or fails on, is the same for every row the scan meets; what reaches the parent's rows is the
- * key's equality with that value, and the rows it finds outside the tenant are filtered out
- * before the check reads them.
+ * `(SELECT <key> AS ormai_key FROM schema.table WHERE <tenant> [AND (<row filter>)]) AS <alias>`,
+ * not fenced: the parent of a foreign-key check (foreign-keys.ts), whose only condition is
+ * `ormai_key = <value>`. PostgreSQL pulls it up, so each check is one lookup by the key instead of
+ * a scan of the tenant's rows (a 2,000-row INSERT made 2,000 such scans; over the barrier view,
+ * each check expanded the view and the INSERT ran past its timeout). No fence is needed: the
+ * agent's value cannot name the parent's row (the alias and the key's name start with ormai_,
+ * which the agent cannot write, so an unqualified `id` in it means the target's), so whatever it
+ * computes, or fails on, is the same for every row the scan meets, in whatever order PostgreSQL
+ * evaluates the conditions; what reaches the parent's rows is the key's equality with that
+ * value, and rows outside the tenant or the row filter are dropped before the check reads them.
  */
 export function parentKeys(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal, key: VisibleColumn[]): Node {
   const narrowed = { ...table, columns: key };
-  return policyRelation(narrowed, buildTemplate(narrowed, scope, false), rv, scope, principal, []);
+  const select = buildTemplate(narrowed, scope, false);
+  (select.targetList![0] as { ResTarget: { name?: string } }).ResTarget.name = 'ormai_key';
+  return policyRelation(narrowed, select, rv, scope, principal, []);
 }
 
 /** `(SELECT <visible columns> [, <system columns named>] FROM [ONLY] schema.table WHERE <tenant> [AND (<row filter>)] OFFSET 0) AS <alias>` */

@@ -3,8 +3,12 @@
 // PostgreSQL checks a foreign key against the real parent table, so an INSERT or UPDATE that
 // points at another tenant's customer would succeed where a missing id fails: an existence
 // oracle, and a row that links two tenants. So each value assigned to such a column becomes
-//   COALESCE((SELECT p.id FROM <parent's derived table> AS p WHERE p.id = <value>),
+//   COALESCE((SELECT p.ormai_key FROM (SELECT id AS ormai_key FROM <parent> WHERE <tenant>) AS p
+//             WHERE p.ormai_key = <value>),
 //            CASE WHEN <value> IS NULL THEN NULL ELSE CAST((SELECT '<marker>') AS <type>) END)
+// The parent's key is renamed so that no name in the agent's value can mean the parent's row
+// (`SET customer_id = id` means the order's id, as the agent wrote it): the value is the same
+// for every parent row the lookup meets, so nothing it computes or fails on depends on them.
 // The parent's row is found only when the principal may see it; otherwise the marker's cast
 // fails (results/write-errors.ts reports it) — or, for a text key, the marker itself fails the
 // foreign key — the same way for a foreign parent as for a missing one. The marker is a
@@ -14,7 +18,7 @@ import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
 import { parentKeys } from './derived';
-import { cloneTree, parseTemplate, quoteIdent } from './nodes';
+import { cloneTree, parseTemplate } from './nodes';
 
 export const NO_PARENT_MARKER = 'ormai:no_parent:';
 
@@ -32,9 +36,8 @@ export function checkedReferences(table: ScopedTable, scope: ReadScope): Map<str
 
 /** `value`, checked against the parent's rows the principal may see. */
 export function checkedValue(value: Node, column: string, type: string, ref: { fk: Reference; parent: ScopedTable }, scope: ReadScope, principal: Principal): Node {
-  const pc = quoteIdent(ref.fk.parentColumn);
   const select = parseTemplate(
-    `SELECT COALESCE((SELECT ormai_parent.${pc} FROM ormai_placeholder AS ormai_parent WHERE ormai_parent.${pc} = NULL), ` +
+    `SELECT COALESCE((SELECT ormai_parent.ormai_key FROM ormai_placeholder AS ormai_parent WHERE ormai_parent.ormai_key = NULL), ` +
       `CASE WHEN NULL IS NULL THEN NULL ELSE CAST((SELECT '${NO_PARENT_MARKER}${column.replace(/'/g, "''")}') AS ${type}) END)`,
     'foreign key check',
   );

@@ -9,7 +9,7 @@ const T = `'1'::int`;
 const MORE = 'INSERT has more expressions than target columns';
 const FEWER = 'INSERT has more target columns than expressions';
 const checked = (v: string) =>
-  `COALESCE((SELECT ormai_parent.id FROM ( SELECT id FROM public.customers WHERE tenant_id = ${T} ) AS ormai_parent WHERE ormai_parent.id = ${v}), CASE WHEN ${v} IS NULL THEN NULL ELSE CAST((SELECT 'ormai:no_parent:customer_id') AS int) END)`;
+  `COALESCE((SELECT ormai_parent.ormai_key FROM ( SELECT id AS ormai_key FROM public.customers WHERE tenant_id = ${T} ) AS ormai_parent WHERE ormai_parent.ormai_key = ${v}), CASE WHEN ${v} IS NULL THEN NULL ELSE CAST((SELECT 'ormai:no_parent:customer_id') AS int) END)`;
 /** Orders whose key the agent may choose, and countries (no tenant column) writable. */
 const IDS = scopeVariant(WITH_COUNTRIES, {
   enable_writes: [

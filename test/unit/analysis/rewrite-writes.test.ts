@@ -310,7 +310,7 @@ describe('references into tenant-scoped tables', () => {
   // Checked through the parent's policy view: another tenant's customer reads like a missing one.
   const FK = scopeWithForeignKeys(WITH_COUNTRIES);
   const checked = (v: string) =>
-    `COALESCE((SELECT ormai_parent.id FROM ( SELECT id FROM public.customers WHERE tenant_id = ${T} ) AS ormai_parent WHERE ormai_parent.id = ${v}), CASE WHEN ${v} IS NULL THEN NULL ELSE CAST((SELECT 'ormai:no_parent:customer_id') AS int) END)`;
+    `COALESCE((SELECT ormai_parent.ormai_key FROM ( SELECT id AS ormai_key FROM public.customers WHERE tenant_id = ${T} ) AS ormai_parent WHERE ormai_parent.ormai_key = ${v}), CASE WHEN ${v} IS NULL THEN NULL ELSE CAST((SELECT 'ormai:no_parent:customer_id') AS int) END)`;
   runGolden(
     [
       { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (4, 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (${checked('4')}, 1, ${T})` },
