@@ -74,20 +74,28 @@ export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope,
 }
 
 /**
- * `(SELECT <key> AS ormai_key FROM schema.table WHERE <tenant> [AND (<row filter>)]) AS <alias>`,
- * not fenced: the parent of a foreign-key check (foreign-keys.ts), whose only condition is
- * `ormai_key = <value>`. PostgreSQL pulls it up, so each check is one lookup by the key instead of
- * a scan of the tenant's rows (a 2,000-row INSERT made 2,000 such scans; over the barrier view,
- * each check expanded the view and the INSERT ran past its timeout). No fence is needed: the
- * agent's value cannot name the parent's row (the alias and the key's name start with ormai_,
- * which the agent cannot write, so an unqualified `id` in it means the target's), so whatever it
- * computes, or fails on, is the same for every row the scan meets, in whatever order PostgreSQL
- * evaluates the conditions; what reaches the parent's rows is the key's equality with that
- * value, and rows outside the tenant or the row filter are dropped before the check reads them.
+ * `(SELECT <key> AS ormai_key FROM schema.table WHERE <tenant>) AS <alias>`: the parent of a
+ * foreign-key check (foreign-keys.ts), whose only condition is `ormai_key = <value>`.
+ *
+ * Not fenced when the table has no row filter: PostgreSQL pulls it up, so each check is one
+ * lookup by the key instead of a scan of the tenant's rows (a 2,000-row INSERT made 2,000 such
+ * scans; over the barrier view, each check expanded the view and the INSERT ran past its
+ * timeout). The agent's value cannot name the parent's row (the alias and the key's name start
+ * with ormai_, which the agent cannot write, so an unqualified `id` in it means the target's), so
+ * what it computes or fails on is the same for every row the scan meets. What depends on the
+ * rows is how often it runs: where the planner scans instead of looking the key up, the value
+ * runs on each row that passed the conditions before it. The tenant's condition costs one
+ * operator, the least any condition can, and comes first, so the value never runs on another
+ * tenant's rows; the agent's own rows it may count anyway.
+ *
+ * Fenced (OFFSET 0) when the table has a row filter: the filter usually costs more than the
+ * agent's value is estimated to, so PostgreSQL would run the value on the tenant's rows the
+ * filter hides too, and an expensive value's time (or a statement timeout) would count them
+ * (an adversarial review measured it). Behind the fence the value meets visible rows only.
  */
 export function parentKeys(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal, key: VisibleColumn[]): Node {
   const narrowed = { ...table, columns: key };
-  const select = buildTemplate(narrowed, scope, false);
+  const select = buildTemplate(narrowed, scope, table.rowFilter !== undefined);
   (select.targetList![0] as { ResTarget: { name?: string } }).ResTarget.name = 'ormai_key';
   return policyRelation(narrowed, select, rv, scope, principal, []);
 }

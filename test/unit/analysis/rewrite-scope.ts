@@ -75,11 +75,12 @@ export function scopeFromFile(file: string): ReadScope {
   return compileScope(loadPolicyFile(file), quickstartCatalog());
 }
 
-/** The same catalog with schema.sql's foreign key orders.customer_id → customers(id) (kept out of the other goldens for brevity). */
-export function scopeWithForeignKeys(file: string): ReadScope {
+/** The same catalog with schema.sql's foreign key orders.customer_id → customers(id) (kept out of the other goldens for brevity); `change` replaces keys of the policy. */
+export function scopeWithForeignKeys(file: string, change: Partial<RawPolicy> = {}): ReadScope {
   const catalog = quickstartCatalog();
   catalog.relations.get('public.orders')!.foreignKeys = [{ column: 'customer_id', parent: 'public.customers', parentColumn: 'id' }];
-  return compileScope(loadPolicyFile(file), catalog);
+  const base = loadPolicyFile(file);
+  return compileScope(Object.keys(change).length === 0 ? base : buildPolicy(policySchema.parse({ ...base.raw, ...change }), file), catalog);
 }
 
 /** A variant of a policy file: the same file with some keys replaced, validated like a loaded file. */

@@ -324,6 +324,19 @@ describe('references into tenant-scoped tables', () => {
     ],
     { ...base, scope: FK },
   );
+
+  // A parent with a row filter keeps its fence: unfenced, PostgreSQL would run the agent's value
+  // before the (costlier) filter, on the rows it hides too, and the value's time would count them.
+  const FILTERED = scopeWithForeignKeys(WITH_COUNTRIES, { models: [{ table: 'customers', row_filter: "name <> 'hidden'" }, 'orders', 'countries'] });
+  const fenced = (v: string) =>
+    `COALESCE((SELECT ormai_parent.ormai_key FROM ( SELECT id AS ormai_key FROM public.customers WHERE tenant_id = ${T} AND name <> 'hidden' OFFSET 0 ) AS ormai_parent WHERE ormai_parent.ormai_key = ${v}), CASE WHEN ${v} IS NULL THEN NULL ELSE CAST((SELECT 'ormai:no_parent:customer_id') AS int) END)`;
+  runGolden(
+    [
+      { sql: 'INSERT INTO orders (customer_id, total_cents) VALUES (4, 1)', out: `INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (${fenced('4')}, 1, ${T})` },
+      { sql: 'UPDATE orders SET customer_id = id + 1 WHERE id = 1', out: `UPDATE orders SET customer_id = ${fenced('(id + 1)').replace('CASE WHEN (id + 1) IS NULL', 'CASE WHEN id + 1 IS NULL')} WHERE orders.tenant_id = ${T} AND id = 1` },
+    ],
+    { ...base, scope: FILTERED },
+  );
 });
 
 describe('a SELECT inside SET prints as a SELECT', () => {
