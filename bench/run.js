@@ -108,14 +108,23 @@ async function bigIds(url) {
 
 /** Point lookups and foreign-key joins on tenant 101 (200k orders): median and p95 latency of a prepared statement, ms. */
 async function lookups(url, text, ids, n = ids.length) {
+  return latencies(url, text, (i) => [ids[i % ids.length]], n);
+}
+
+/**
+ * Median and p95 latency of `text` as a prepared statement on one connection, ms: 20 warm-up
+ * runs, then `n` runs with `values(i)`. `rowCount`: what each run must report (a write's rows).
+ */
+async function latencies(url, text, values, n, rowCount) {
   const c = new Client({ connectionString: url });
   await c.connect();
-  for (let i = 0; i < 20; i++) await c.query({ name: 'l', text, values: [ids[i % ids.length]] });
+  for (let i = 0; i < 20; i++) await c.query({ name: 'l', text, values: values(i) });
   const times = [];
   for (let i = 0; i < n; i++) {
     const t = process.hrtime.bigint();
-    await c.query({ name: 'l', text, values: [ids[i % ids.length]] });
+    const r = await c.query({ name: 'l', text, values: values(i) });
     times.push(Number(process.hrtime.bigint() - t) / 1e6);
+    if (rowCount !== undefined && r.rowCount !== rowCount) throw new Error(`bench: ${text} with ${values(i).join(', ')} changed ${r.rowCount} rows`);
   }
   await c.end();
   times.sort((a, b) => a - b);
@@ -149,21 +158,9 @@ const WRITE_SCENARIOS = [
   ],
 ];
 
-/** Median and p95 latency of `text` (prepared), LOOKUPS runs with `values(ids, i)`, ms. */
+/** Median and p95 latency of a write (prepared), LOOKUPS runs with `values(ids, i)`, each changing one row, ms. */
 async function writes(url, text, values, ids) {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  for (let i = 0; i < 20; i++) await c.query({ name: 'w', text, values: values(ids, i) });
-  const times = [];
-  for (let i = 0; i < LOOKUPS; i++) {
-    const t = process.hrtime.bigint();
-    const r = await c.query({ name: 'w', text, values: values(ids, i) });
-    times.push(Number(process.hrtime.bigint() - t) / 1e6);
-    if (r.rowCount !== 1) throw new Error(`bench: ${text} with ${values(ids, i).join(', ')} changed ${r.rowCount} rows`);
-  }
-  await c.end();
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(times.length * 0.5)], p95: times[Math.floor(times.length * 0.95)] };
+  return latencies(url, text, (i) => values(ids, i), LOOKUPS, 1);
 }
 
 /** The same statement as an application would write it for tenant 101. */
@@ -260,7 +257,7 @@ async function main() {
         asyncWrites = await startProxy(asyncConfig, createLogger('warn'));
       }
     }
-    const via = (user) => `postgres://${user}:bench@127.0.0.1:${proxy.port}/ormai_bench`;
+    const via = (user, through = proxy) => `postgres://${user}:bench@127.0.0.1:${through.port}/ormai_bench`;
     const rows = [];
     const paths = [];
     if (hasPgbench && runs('pgbench')) {
@@ -305,15 +302,15 @@ async function main() {
       const d = await lookups(url, directLookup(text), ids[kind]);
       const v = await lookups(via('bench-big'), text, ids[kind]);
       // The fenced form scans the tenant's 200k rows for each: fewer runs.
-      const f = await lookups(`postgres://bench-big:bench@127.0.0.1:${fenced.port}/ormai_bench`, text, ids[kind], Math.min(40, ids[kind].length));
-      const r = await lookups(`postgres://bench-big:bench@127.0.0.1:${rls.port}/ormai_bench`, text, ids[kind]);
+      const f = await lookups(via('bench-big', fenced), text, ids[kind], Math.min(40, ids[kind].length));
+      const r = await lookups(via('bench-big', rls), text, ids[kind]);
       lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), r.p50.toFixed(2), (r.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
     }
     const writeRows = [];
     for (const [name, text, direct, values] of ids && runs('writes') ? WRITE_SCENARIOS : []) {
       const d = await writes(url, direct, values, ids);
       const durable = await writes(via('bench-big'), text, values, ids);
-      const queued = await writes(`postgres://bench-big:bench@127.0.0.1:${asyncWrites.port}/ormai_bench`, text, values, ids);
+      const queued = await writes(via('bench-big', asyncWrites), text, values, ids);
       for (const key of ['p50', 'p95']) {
         writeRows.push([`${name}, ${key}`, d[key].toFixed(2), durable[key].toFixed(2), (durable[key] / d[key]).toFixed(2), queued[key].toFixed(2), (queued[key] / d[key]).toFixed(2)]);
       }
