@@ -221,9 +221,6 @@ export interface ShapeStats {
   shapes: number;
 }
 
-/** For a compute() whose parse is not needed. */
-const unused = (): void => undefined;
-
 /** Texts longer than this are not cached by shape: they are rare, and their samples large. */
 const MAX_TEXT = 16 * 1024;
 
@@ -259,16 +256,16 @@ export class ShapeCache {
    * The analysis of `sql`: a template's, when its shape has one, else compute()'s (which is then
    * learned from). `prefix` holds everything else the analysis depends on (scope, tenant, protocol).
    */
-  analyze(sql: string, prefix: string, tenantColumns: ReadonlySet<string>, compute: (onParsed: (nodes: readonly Node[]) => void) => Analysis): Analysis {
-    if (sql.includes('\0') || sql.length > MAX_TEXT) return compute(unused);
+  analyze(sql: string, prefix: string, tenantColumns: ReadonlySet<string>, compute: (onParsed?: (nodes: readonly Node[]) => void) => Analysis): Analysis {
+    if (sql.includes('\0') || sql.length > MAX_TEXT) return compute();
     let normalized: string;
     try {
       normalized = normalizeText(sql);
     } catch {
-      return compute(unused);
+      return compute();
     }
     const slots = literalSlots(sql, normalized);
-    if (!slots) return compute(unused);
+    if (!slots) return compute();
     const lexical = slots.map((s) => (LIFTED.has(s.kind) ? s.kind : `=${s.text}`)).join('\u0001');
     const key = `${prefix}\u0000${normalized}\u0000${lexical}`;
     const shape = this.shapes.get(key);
@@ -279,7 +276,7 @@ export class ShapeCache {
         this.hits++;
         return spliced(known, slots, sql);
       }
-      const analysis = compute(unused);
+      const analysis = compute();
       if (known === undefined) this.store(entryKey, { slots, analysis });
       else if (known !== null) this.store(entryKey, template(known, { slots, analysis }, shape.pinned) ?? null);
       return analysis;

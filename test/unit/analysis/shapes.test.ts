@@ -127,7 +127,7 @@ describe.each([
 ])('a template answers as a fresh analysis does ($form; pinned literals from $trees)', ({ barrierViews, handOver }) => {
   const ctx: AnalysisContext = { protocol: 'simple', scope, principal: principal('1'), captureWrites: true, writeGate: gate('insert:orders'), barrierViews };
   // As the session calls it (the analysis hands its parse over), or without the hand-over.
-  const compute = (sql: string) => (onParsed: (nodes: readonly Node[]) => void) => analyze(sql, handOver ? { ...ctx, onParsed } : ctx);
+  const compute = (sql: string) => (onParsed?: (nodes: readonly Node[]) => void) => analyze(sql, handOver ? { ...ctx, onParsed } : ctx);
   let hits = 0;
 
   test.each(CORPUS)('%s', (template) => {
