@@ -106,9 +106,14 @@ async function bigIds(url) {
   return out;
 }
 
-/** Point lookups and foreign-key joins on tenant 101 (200k orders): median and p95 latency of a prepared statement, ms. */
-async function lookups(url, text, ids, n = ids.length) {
-  return latencies(url, text, (i) => [ids[i % ids.length]], n);
+/**
+ * A scenario of LOOKUP_SCENARIOS on tenant 101 (200k orders): median and p95 latency of a prepared
+ * statement, ms. `kind`: its parameter's values, ids of tenant 101's orders or customers, 'days'
+ * (1–30) or 'none'.
+ */
+async function lookups(url, text, ids, kind, n) {
+  const values = kind === 'none' ? () => [] : kind === 'days' ? (i) => [1 + (i % 30)] : (i) => [ids[kind][i % ids[kind].length]];
+  return latencies(url, text, values, n ?? (kind in ids ? ids[kind].length : LOOKUPS));
 }
 
 /**
@@ -131,10 +136,53 @@ async function latencies(url, text, values, n, rowCount) {
   return { p50: times[Math.floor(times.length * 0.5)], p95: times[Math.floor(times.length * 0.95)] };
 }
 
+/**
+ * The index scenarios on tenant 101: name, the agent's text, the same statement as an application
+ * would write it for tenant 101 (the tenant condition by hand), the ids its parameter is drawn
+ * from (or a fixed value), and how many runs (those that read the tenant's every row run fewer).
+ */
+const T = BIG_TENANTS[0];
 const LOOKUP_SCENARIOS = [
-  ['point lookup by id', 'SELECT * FROM orders WHERE id = $1', 'orders'],
-  ['FK join, customer to its orders', 'SELECT c.name, o.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = $1', 'customers'],
-  ['FK join, order to its customer', 'SELECT o.id, o.total_cents, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1', 'orders'],
+  ['point lookup by id', 'SELECT * FROM orders WHERE id = $1', `SELECT * FROM orders WHERE id = $1 AND tenant_id = ${T}`, 'orders'],
+  [
+    'FK join, customer to its orders',
+    'SELECT c.name, o.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = $1',
+    `SELECT c.name, o.id, o.total_cents FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = $1 AND o.tenant_id = ${T} AND c.tenant_id = ${T}`,
+    'customers',
+  ],
+  [
+    'FK join, order to its customer',
+    'SELECT o.id, o.total_cents, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1',
+    `SELECT o.id, o.total_cents, c.name FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1 AND o.tenant_id = ${T} AND c.tenant_id = ${T}`,
+    'orders',
+  ],
+  [
+    "aggregate, one customer's orders",
+    'SELECT count(*), sum(total_cents), max(created_at) FROM orders WHERE customer_id = $1',
+    `SELECT count(*), sum(total_cents), max(created_at) FROM orders WHERE customer_id = $1 AND tenant_id = ${T}`,
+    'customers',
+  ],
+  [
+    'aggregate, last N days by status',
+    "SELECT status, count(*), sum(total_cents) FROM orders WHERE created_at > now() - $1 * interval '1 day' GROUP BY status",
+    `SELECT status, count(*), sum(total_cents) FROM orders WHERE created_at > now() - $1 * interval '1 day' AND tenant_id = ${T} GROUP BY status`,
+    'days',
+    100,
+  ],
+  [
+    'aggregate, the whole tenant by status',
+    'SELECT status, count(*), avg(total_cents) FROM orders GROUP BY status',
+    `SELECT status, count(*), avg(total_cents) FROM orders WHERE tenant_id = ${T} GROUP BY status`,
+    'none',
+    40,
+  ],
+  [
+    'join aggregate, top customers of a week',
+    "SELECT c.name, sum(o.total_cents) AS spent FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > now() - interval '7 days' GROUP BY c.name ORDER BY spent DESC LIMIT 10",
+    `SELECT c.name, sum(o.total_cents) AS spent FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.created_at > now() - interval '7 days' AND o.tenant_id = ${T} AND c.tenant_id = ${T} GROUP BY c.name ORDER BY spent DESC LIMIT 10`,
+    'none',
+    100,
+  ],
 ];
 /**
  * The writes scenario: an agent's writes with their reason (the policy's require_reason),
@@ -161,11 +209,6 @@ const WRITE_SCENARIOS = [
 /** Median and p95 latency of a write (prepared), LOOKUPS runs with `values(ids, i)`, each changing one row, ms. */
 async function writes(url, text, values, ids) {
   return latencies(url, text, (i) => values(ids, i), LOOKUPS, 1);
-}
-
-/** The same statement as an application would write it for tenant 101. */
-function directLookup(text) {
-  return text.includes(' JOIN ') ? `${text} AND o.tenant_id = ${BIG_TENANTS[0]} AND c.tenant_id = ${BIG_TENANTS[0]}` : `${text} AND tenant_id = ${BIG_TENANTS[0]}`;
 }
 
 function pgbenchTps(stdout) {
@@ -298,12 +341,12 @@ async function main() {
     }
     const ids = runs('lookups') || runs('writes') ? await bigIds(url) : undefined;
     const lookupRows = [];
-    for (const [name, text, kind] of ids && runs('lookups') ? LOOKUP_SCENARIOS : []) {
-      const d = await lookups(url, directLookup(text), ids[kind]);
-      const v = await lookups(via('bench-big'), text, ids[kind]);
+    for (const [name, text, direct, kind, n] of ids && runs('lookups') ? LOOKUP_SCENARIOS : []) {
+      const d = await lookups(url, direct, ids, kind, n);
+      const v = await lookups(via('bench-big'), text, ids, kind, n);
       // The fenced form scans the tenant's 200k rows for each: fewer runs.
-      const f = await lookups(via('bench-big', fenced), text, ids[kind], Math.min(40, ids[kind].length));
-      const r = await lookups(via('bench-big', rls), text, ids[kind]);
+      const f = await lookups(via('bench-big', fenced), text, ids, kind, Math.min(40, n ?? LOOKUPS));
+      const r = await lookups(via('bench-big', rls), text, ids, kind, n);
       lookupRows.push([name, d.p50.toFixed(2), v.p50.toFixed(2), (v.p50 / d.p50).toFixed(2), r.p50.toFixed(2), (r.p50 / d.p50).toFixed(2), f.p50.toFixed(2), (f.p50 / d.p50).toFixed(1)]);
     }
     const writeRows = [];
@@ -335,7 +378,7 @@ async function main() {
       for (const r of paths) console.log(pline(r));
     }
     if (lookupRows.length > 0) {
-      const lw = [34, 10, 14, 7, 10, 7, 10, 7];
+      const lw = [40, 10, 14, 7, 10, 7, 10, 7];
       const lline = (cols) => cols.map((c, i) => String(c).padEnd(lw[i])).join(' ');
       console.log(`\nTenant ${BIG_TENANTS[0]} (one of ${BIG_TENANTS.length} with ${BIG_ORDERS} orders each): p50 latency, ms (prepared; read_scope barrier_views, rls and fence)`);
       console.log(lline(['scenario', 'direct', 'barrier views', 'ratio', 'rls', 'ratio', 'fence', 'ratio']));
