@@ -11,10 +11,11 @@ import { AdminServer } from './admin/server';
 import { upstreamExecutor } from './approvals/executor';
 import { createApprovalStore } from './approvals/factory';
 import type { ApprovalEvent, ApprovalExecutor, ApprovalListener, ApprovalStore } from './approvals/types';
-import { createAuditLog } from './audit/factory';
+import { createAuditLog, postgresClient } from './audit/factory';
 import type { AuditEvent } from './audit/event';
 import type { AuditLog } from './audit/log';
 import { auditPort } from './audit/port';
+import { loadAuditKey } from './audit/redact';
 import { MemoryRateLimitStore, type RateLimitStore } from './budgets/rate-limit';
 import { RedisRateLimitStore } from './budgets/redis-store';
 import { ConfigError, type ProxyConfig } from './config/load';
@@ -31,7 +32,7 @@ import { startToolDoors, type ClosableRunner, type ToolDoors } from './tools/doo
 import { ToolEngine } from './tools/engine';
 import { toolSpecs } from './tools/schemas';
 import type { ToolRunner } from './tools/types';
-import type { Logger } from './log';
+import { silentLogger, type Logger } from './log';
 import { rowSecurityProblems } from './policy/row-security';
 
 export interface RunningProxy {
@@ -79,6 +80,20 @@ export async function buildAuthSettings(config: ProxyConfig) {
   }
   if (!users && !jwt) throw new ConfigError(`${config.file}: configure auth.users_file, auth.jwt, or both`);
   return ProxyServer.authSettings({ method: auth.method, users, jwt });
+}
+
+/**
+ * Reads and validates every file start-up reads besides the configuration and the policies (which
+ * loadConfig reads): the users file, the JWT keys, the admin token and identities files, the audit
+ * key and the audit sinks' URL files. `ormai-proxy check` runs it, so a bad one is found before a
+ * deployment rather than by `serve`; it throws what start-up would.
+ */
+export async function checkStartupFiles(config: ProxyConfig): Promise<void> {
+  await buildAuthSettings(config);
+  AdminAuth.fromConfig(config);
+  const { key_file: keyFile, sinks } = config.raw.audit;
+  if (keyFile !== undefined) loadAuditKey(path.resolve(config.dir, keyFile), silentLogger);
+  for (const sink of sinks) if (sink.type === 'postgres') postgresClient(sink, config);
 }
 
 /**

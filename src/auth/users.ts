@@ -149,7 +149,13 @@ export function buildUsersSnapshot(data: unknown, source = 'users file'): UsersS
 
 /** Reads and validates the users file (YAML, so JSON too). */
 export function loadUsersFile(path: string): UsersSnapshot {
-  return parseUsersText(readFileSync(path, 'utf8'), path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read users file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseUsersText(text, path);
 }
 
 /** Validates the text of a users file; `path` only names it in errors. */

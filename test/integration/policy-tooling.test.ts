@@ -207,4 +207,35 @@ describe('ormai-proxy check', () => {
     expect(flags.code).toBe(2);
     expect(flags.stderr).toMatch(/Usage: ormai-proxy check/);
   });
+
+  test('the files start-up reads besides config and policies are checked too: users, admin token and identities, audit key', async () => {
+    writeFileSync(path.join(dir, 'files-policy.yaml'), readFileSync(path.join(QUICKSTART_DIR, 'policy.yaml')));
+    writeFileSync(path.join(dir, 'short.token'), 'too-short\n');
+    writeFileSync(path.join(dir, 'good.token'), `${'t'.repeat(40)}\n`);
+    writeFileSync(path.join(dir, 'identities.yaml'), 'identities: [ { name: ops, token_sha256: nothex } ]\n');
+    writeFileSync(path.join(dir, 'short.key'), 'k'.repeat(16));
+    writeFileSync(path.join(dir, 'bad-users.yaml'), 'users:\n  - { name: a, password: p, tenant_id: 1, roels: [agent] }\n');
+    const cases: Array<[string, string, RegExp]> = [
+      ['a missing users file', 'auth: { users_file: missing-users.yaml }', /cannot read users file .*missing-users\.yaml: ENOENT/],
+      ['an invalid users file', 'auth: { users_file: bad-users.yaml }', /invalid users file .*bad-users\.yaml/],
+      ['a short admin token', 'auth: { users_file: users.yaml }\nadmin: { token_file: short.token }', /admin token must be at least/],
+      ['a missing admin token file', 'auth: { users_file: users.yaml }\nadmin: { token_file: none.token }', /cannot read admin token file .*none\.token: ENOENT/],
+      ['an invalid identities file', 'auth: { users_file: users.yaml }\nadmin: { token_file: good.token, identities_file: identities.yaml }', /admin identities file .*identities\.yaml: identities\.0\./],
+      ['a short audit key', 'auth: { users_file: users.yaml }\naudit: { key_file: short.key }', /audit key file .*short\.key must hold at least 32 bytes/],
+    ];
+    for (const [what, yaml, message] of cases) {
+      writeFileSync(path.join(dir, 'files.yaml'), `database: app\npolicies: [files-policy.yaml]\n${yaml}\n`);
+      const run = await cli(['check', '--config', path.join(dir, 'files.yaml')], env);
+      expect({ what, code: run.code, stdout: run.stdout }).toEqual({ what, code: 1, stdout: '' });
+      expect(run.stderr).toMatch(message);
+      const json = await cli(['check', '--config', path.join(dir, 'files.yaml'), '--json'], env);
+      expect(json.code).toBe(1);
+      expect(JSON.parse(json.stdout)).toMatchObject({ valid: false, error: expect.stringMatching(message), exit_code: 1 });
+    }
+    // The same files, valid: the check passes.
+    writeFileSync(path.join(dir, 'files.yaml'), 'database: app\npolicies: [files-policy.yaml]\nauth: { users_file: users.yaml }\nadmin: { token_file: good.token }\n');
+    const ok = await cli(['check', '--config', path.join(dir, 'files.yaml')], env);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+  });
 });

@@ -1,4 +1,5 @@
-// `ormai-proxy check`: validates the config and policy files, then lints each policy (against the live schema when the database answers).
+// `ormai-proxy check`: validates the config, policy and other start-up files, then lints each policy (against the live schema when the database answers).
+import { checkStartupFiles } from '../../app';
 import { initAnalysis } from '../../analysis/parser';
 import { parseArgs } from 'node:util';
 import { Client, type DatabaseError } from 'pg';
@@ -10,8 +11,9 @@ import { applyStrict, countFindings, formatCounts, formatFinding, sortFindings, 
 import { lintPolicy } from './lint-rules';
 
 export const CHECK_USAGE = `Usage: ormai-proxy check --config FILE [--strict] [--json]
-  Validates the configuration and policy files, prints each policy's hash, and lints the
-  policies; with the upstream database reachable, against its live schema.
+  Validates the configuration and policy files and every file start-up reads (users, JWT keys,
+  admin token and identities, audit key), prints each policy's hash, and lints the policies;
+  with the upstream database reachable, against its live schema.
   --strict   warnings count as errors
   --json     one JSON document on stdout instead of text
   Exit: 0 valid (warnings and info only), 1 invalid files or lint errors, 2 usage error.
@@ -151,6 +153,7 @@ export async function runCheckCommand(args: string[]): Promise<number> {
   let config: ProxyConfig;
   try {
     config = loadConfig(values.config);
+    await checkStartupFiles(config);
   } catch (err) {
     if (values.json) process.stdout.write(JSON.stringify({ config: values.config, valid: false, error: (err as Error).message, exit_code: 1 }, null, 2) + '\n');
     else process.stderr.write(`ormai-proxy: ${(err as Error).message}\n`);
