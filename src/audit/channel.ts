@@ -4,6 +4,13 @@
 // is held until its oldest event is `windowMs` old, so that one write and one fsync carry the
 // events of many statements. An event someone waits for (durable(), whenIdle(), shutdown) ends
 // the wait at once, so a write's acknowledgement is never delayed by the window.
+//
+// Deferred fsync (sinks with sync(), i.e. files): a batch nobody waits for is written at once but
+// fsynced with a later one, at most `syncIntervalMs` after the first of them was written. A batch
+// someone waits for is written and fsynced at once, which persists everything before it too. The
+// events of a written batch count as persisted only once fsynced: durable() on one asks for the
+// fsync now. A failed write or fsync leaves the sink at its last persisted batch, and everything
+// after it is written again.
 import type { Logger } from '../log';
 import type { AuditEvent } from './event';
 import { backoffDelay, errorSummary, type AuditSink } from './sink';
@@ -33,12 +40,18 @@ export interface ChannelOptions {
   maxRetryMs: number;
   /** Group commit: how long a batch nobody waits for may be held for more events. 0: written at once. */
   windowMs: number;
+  /** Sinks with sync(): how long a written batch nobody waits for may go unsynced. 0: every batch is fsynced as it is written. */
+  syncIntervalMs: number;
   log: Logger;
 }
 
 export class SinkChannel {
-  /** Events not yet persisted by this sink, oldest first; the head batch is the one in flight. */
+  /** Events not yet written by this sink, oldest first; the head batch is the one in flight. */
   readonly queue: Entry[] = [];
+  /** Events written but not yet persisted (fsync deferred), oldest first; they precede the queue. */
+  unsynced: Entry[] = [];
+  /** When the first of `unsynced` was written (performance.now()). */
+  private unsyncedSince = 0;
   /** False until the sink has opened, and while its writes fail. */
   up: boolean;
   /** The last attempt failed (not merely "not opened yet"): durable() answers no at once. */
@@ -79,13 +92,19 @@ export class SinkChannel {
 
   push(entry: Entry): void {
     this.queue.push(entry);
-    if (this.queue.length >= this.options.batchSize) this.hurry();
+    // Waiting to fsync written events: the new one gets its own window (and may take the fsync along).
+    if (this.queue.length === 1 || this.queue.length >= this.options.batchSize) this.hurry();
     this.kick();
+  }
+
+  /** Events this sink owes: not written yet, or written and not persisted. */
+  get owed(): number {
+    return this.queue.length + this.unsynced.length;
   }
 
   /** Resolves once everything queued so far is persisted (or the channel is stopped). */
   whenIdle(): Promise<void> {
-    if (this.queue.length === 0 || this.stopped) return Promise.resolve();
+    if (this.owed === 0 || this.stopped) return Promise.resolve();
     this.hurry();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -124,9 +143,9 @@ export class SinkChannel {
     try {
       // A sink that has not opened yet is retried even with nothing queued, so health recovers
       // without traffic; shutdown does not wait for that.
-      while (!this.stopped && (this.queue.length > 0 || (!this.opened && !this.draining))) {
+      while (!this.stopped && (this.owed > 0 || (!this.opened && !this.draining))) {
         await this.attemptOnce();
-        if (this.queue.length === 0) this.settleIdle();
+        if (this.owed === 0) this.settleIdle();
       }
     } finally {
       // In the same synchronous step as the loop's last check, so a push() after it starts a new run.
@@ -135,10 +154,11 @@ export class SinkChannel {
     }
   }
 
-  /** Opens the sink or writes the head batch; on failure, marks the sink down and waits out the backoff. */
+  /** Opens the sink, writes the head batch, or fsyncs what is written; on failure, marks the sink down and waits out the backoff. */
   private async attemptOnce(): Promise<void> {
-    if (this.opened && this.attempt === 0 && this.options.windowMs > 0) {
-      await this.gather();
+    if (this.opened && this.attempt === 0) {
+      if (this.queue.length === 0) await this.syncWait();
+      if (this.queue.length > 0 && this.options.windowMs > 0) await this.gather();
       if (this.stopped) return;
     }
     const batch = this.opened ? this.queue.slice(0, this.options.batchSize) : [];
@@ -147,17 +167,35 @@ export class SinkChannel {
         await this.sink.open!();
         this.opened = true;
         this.settleFirstOpen();
+      } else if (batch.length === 0) {
+        if (this.unsynced.length > 0) {
+          await this.sink.sync!();
+          this.persisted([]);
+        }
       } else {
-        await this.sink.write(batch.map((e) => e.event));
+        const sync = this.mustSync(batch);
+        await this.sink.write(
+          batch.map((e) => e.event),
+          sync,
+        );
         this.queue.splice(0, batch.length);
-        this.delivered += batch.length;
-        this.hooks.delivered(this, batch);
+        if (sync) {
+          this.persisted(batch);
+        } else {
+          if (this.unsynced.length === 0) this.unsyncedSince = performance.now();
+          this.unsynced.push(...batch);
+        }
       }
       if (this.attempt > 0) this.options.log.info({ sink: this.name, queued: this.queue.length, failures: this.attempt }, 'audit sink is back; delivering queued events');
       this.up = true;
       this.failing = false;
       this.attempt = 0;
     } catch (err) {
+      // The sink is back at its last persisted batch: what was written after it is written again.
+      if (this.unsynced.length > 0) {
+        this.queue.unshift(...this.unsynced);
+        this.unsynced = [];
+      }
       this.failures++;
       // Logged when the sink goes down and then every tenth failure, not on every retry.
       if (this.attempt % 10 === 0) {
@@ -169,6 +207,32 @@ export class SinkChannel {
       this.settleFirstOpen();
       await this.pause(backoffDelay(this.attempt++, this.options.minRetryMs, this.options.maxRetryMs));
     }
+  }
+
+  /** The batch and the events written before it are persisted: the log hears of them. */
+  private persisted(batch: readonly Entry[]): void {
+    const done = this.unsynced.length > 0 ? [...this.unsynced, ...batch] : batch;
+    this.unsynced = [];
+    this.delivered += done.length;
+    this.hooks.delivered(this, done);
+  }
+
+  /** Whether this batch's write must fsync: the sink cannot defer it, someone waits, or the oldest written event has waited its interval. */
+  private mustSync(batch: readonly Entry[]): boolean {
+    if (this.options.syncIntervalMs <= 0 || this.sink.sync === undefined) return true;
+    if (this.draining || this.idleWaiters.length > 0) return true;
+    if (this.unsynced.length > 0 && performance.now() - this.unsyncedSince >= this.options.syncIntervalMs) return true;
+    return batch.some((e) => e.waiters.length > 0) || this.unsynced.some((e) => e.waiters.length > 0);
+  }
+
+  /**
+   * Nothing to write, events written and not persisted: waits until their fsync is due, or until
+   * someone waits for one of them (durable(), whenIdle(), shutdown) or a new event arrives.
+   */
+  private async syncWait(): Promise<void> {
+    if (this.unsynced.length === 0 || this.draining || this.stopped || this.idleWaiters.length > 0) return;
+    if (this.unsynced.some((e) => e.waiters.length > 0)) return;
+    await this.pauseUntil(this.unsyncedSince + this.options.syncIntervalMs);
   }
 
   /**
@@ -183,7 +247,12 @@ export class SinkChannel {
     if (this.draining || this.stopped || this.idleWaiters.length > 0 || this.queue.length >= batchSize) return;
     const end = Math.min(this.queue.length, batchSize);
     for (let i = 0; i < end; i++) if (this.queue[i].waiters.length > 0) return;
-    const wait = this.queue[0].at + windowMs - performance.now();
+    await this.pauseUntil(this.queue[0].at + windowMs);
+  }
+
+  /** Sleeps until `until` (performance.now() time) unless hurry() wakes it first. */
+  private async pauseUntil(until: number): Promise<void> {
+    const wait = until - performance.now();
     if (wait < 1) return;
     await new Promise<void>((resolve) => {
       const wake = () => {
@@ -216,7 +285,7 @@ export class SinkChannel {
   }
 
   private settleIdle(): void {
-    if (this.queue.length > 0 && !this.stopped) return;
+    if (this.owed > 0 && !this.stopped) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();

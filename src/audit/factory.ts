@@ -93,6 +93,7 @@ export async function createAuditLog(config: ProxyConfig, log: Logger, overrides
     writeGuarantee: settings.write_guarantee,
     durableTimeoutMs: settings.durable_timeout_ms,
     batchWindowMs: settings.batch_window_ms,
+    syncIntervalMs: settings.sync_interval_ms,
     text: new AuditText(key, settings.redact_literals),
     log,
     ...overrides,

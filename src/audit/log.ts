@@ -35,6 +35,12 @@ export interface AuditLogOptions {
    * durable() waits for is written at once. Default: 0 (every batch at once).
    */
   batchWindowMs?: number;
+  /**
+   * Deferred fsync (file sinks): how long a written batch nobody waits for may go without its
+   * fsync, which a later batch's then carries. An event durable() waits for is fsynced at once,
+   * with everything written before it. Default: 0 (every batch fsynced as it is written).
+   */
+  syncIntervalMs?: number;
   /** Backoff between retries of a failed sink. Default: 100 ms doubling up to 5000 ms. */
   minRetryMs?: number;
   maxRetryMs?: number;
@@ -114,7 +120,7 @@ export class AuditLog {
       delivered: (channel: SinkChannel, batch: readonly Entry[]) => this.onDelivered(channel, batch),
       down: (channel: SinkChannel) => this.onDown(channel),
     };
-    const channelOptions = { batchSize: options.batchSize ?? 256, windowMs: options.batchWindowMs ?? 0, minRetryMs: options.minRetryMs ?? 100, maxRetryMs: options.maxRetryMs ?? 5_000, log: this.log };
+    const channelOptions = { batchSize: options.batchSize ?? 256, windowMs: options.batchWindowMs ?? 0, syncIntervalMs: options.syncIntervalMs ?? 0, minRetryMs: options.minRetryMs ?? 100, maxRetryMs: options.maxRetryMs ?? 5_000, log: this.log };
     this.channels = options.sinks.map((sink) => new SinkChannel(sink, hooks, channelOptions));
     for (const channel of this.channels) channel.start();
   }
@@ -251,7 +257,7 @@ export class AuditLog {
       delivered: this.deliveredCount,
       dropped: this.droppedCount,
       droppedOverShare: this.droppedOverShare,
-      sinks: this.channels.map((c) => ({ name: c.name, up: c.up, queued: c.queue.length, delivered: c.delivered, failures: c.failures })),
+      sinks: this.channels.map((c) => ({ name: c.name, up: c.up, queued: c.owed, delivered: c.delivered, failures: c.failures })),
     };
   }
 
@@ -273,12 +279,12 @@ export class AuditLog {
     ]);
     clearTimeout(timer);
     if (timedOut) {
-      const undelivered = this.channels.filter((c) => c.queue.length > 0).map((c) => ({ sink: c.name, events: c.queue.length }));
+      const undelivered = this.channels.filter((c) => c.owed > 0).map((c) => ({ sink: c.name, events: c.owed }));
       this.log.error({ undelivered }, 'audit queue not drained before the shutdown timeout; these events are lost');
       const err = new AuditUnavailableError('closed');
       for (const channel of this.channels) {
         channel.stop();
-        for (const entry of channel.queue) this.settle(entry, err);
+        for (const entry of [...channel.unsynced, ...channel.queue]) this.settle(entry, err);
       }
     }
     await this.heads?.stop().catch(() => undefined);

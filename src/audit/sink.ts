@@ -12,8 +12,16 @@ export interface AuditSink {
   /**
    * Resolves once the whole batch is persisted: written (stdout), fsynced (file), committed
    * (postgres). A rejection must leave nothing that a retry of the same batch would corrupt.
+   * `sync` false, only for a sink with sync(): the batch may be left written but not persisted,
+   * until sync() or a later write with `sync` persists it with everything written before it.
    */
-  write(batch: readonly AuditEvent[]): Promise<void>;
+  write(batch: readonly AuditEvent[], sync?: boolean): Promise<void>;
+  /**
+   * Persists every batch written with `sync` false (a file's fsync). A rejection of sync() or of
+   * any write must leave the sink as it was after its last persisted batch: the caller then
+   * writes everything after that again.
+   */
+  sync?(): Promise<void>;
   /** Prepares the sink (opens the file, connects, creates the table) so that its health is known before the first event. */
   open?(): Promise<void>;
   close(): Promise<void>;

@@ -173,6 +173,8 @@ const configDescriptions: Record<string, string> = {
   'audit.durable_timeout_ms': "How long a write's transaction waits for its event to be persisted before it is rolled back with audit_unavailable (write_guarantee: durable). Default: 5000.",
   'audit.batch_window_ms':
     "Group commit: how long each sink may hold events that nothing waits for (reads, and writes under write_guarantee: async) so that one write and one fsync carry many statements' events; a durable write's event is written at once, and shutdown flushes. A crash loses at most this much more of the read events than it would at 0. 0 to 1000. Default: 2.",
+  'audit.sync_interval_ms':
+    "File sinks: how long events that nothing waits for (reads, and writes under write_guarantee: async), once written to the file, may go without an fsync, which a later batch's then carries. A durable write's event is fsynced at once with every line before it, and so is everything at shutdown; published chain heads name fsynced lines only. A crash of the proxy loses none of the written lines; a crash of the host can lose up to this much of the read events. 0 fsyncs every batch as it is written. 0 to 10000. Default: 200.",
   tools: 'The tool doors over HTTP (docs/tools.md): POST /agent/tool, GET /agent/tools and MCP (Streamable HTTP) at /mcp. Every request carries Authorization: Bearer <token>: a users-file token (token_sha256) or a JWT verified by auth.jwt.',
   'tools.listen': 'host:port of the tools HTTP listener. Default: none (no HTTP door; `ormai-proxy mcp` serves MCP over stdio without it).',
   'tools.max_body_bytes': 'Largest request body (a tool call, an MCP message), in bytes or with a unit; a larger one is refused with 413 body_too_large. Default: 1MiB.',

@@ -136,6 +136,8 @@ const audit = z.strictObject({
   durable_timeout_ms: z.number().int().positive().default(5000),
   /** Group commit: how long a sink may hold events nobody waits for (reads) to write and fsync them with later ones; a durable write's event is written at once. */
   batch_window_ms: z.number().int().min(0).max(1000).default(2),
+  /** File sinks: how long written events nobody waits for (reads) may go without an fsync, which a later batch then carries; a durable write's event is fsynced at once with everything before it. */
+  sync_interval_ms: z.number().int().min(0).max(10_000).default(200),
   /** How often the head of each hash-chained file is published (log, postgres sinks' heads table, metric) when it has moved. */
   head_interval_ms: z.number().int().min(1000).default(60_000),
 });
@@ -228,7 +230,7 @@ export const configSchema = z.strictObject({
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
   tools: tools.default({ max_body_bytes: 1024 * 1024, max_result_bytes: 16 * 1024 * 1024, max_queued_calls: 32 }),
-  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, head_interval_ms: 60_000 }),
+  audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, sync_interval_ms: 200, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

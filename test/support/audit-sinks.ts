@@ -53,3 +53,38 @@ export async function until(condition: () => boolean, ms = 5000): Promise<void> 
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * A sink that can defer persistence, like a file's fsync: a write with `sync` false leaves its
+ * events written (`written`) but not persisted (`events`) until sync() or a write with `sync`.
+ * While `syncDown`, sync() and syncing writes fail, and the sink is cut back to what it
+ * persisted, as the file sink is.
+ */
+export class SyncingSink extends MemorySink {
+  /** Written, persisted or not, in order. */
+  written: AuditEvent[] = [];
+  /** The `sync` flag of every write attempted, and 'sync' for every sync() attempted. */
+  readonly calls: Array<boolean | 'sync'> = [];
+  syncDown = false;
+
+  override async write(batch: readonly AuditEvent[], sync = true): Promise<void> {
+    this.calls.push(sync);
+    this.attempts.push(batch.length);
+    await Promise.resolve();
+    if (this.down || (sync && this.syncDown)) return this.cutBack();
+    this.written.push(...batch);
+    if (sync) this.events.splice(0, this.events.length, ...this.written);
+  }
+
+  async sync(): Promise<void> {
+    this.calls.push('sync');
+    await Promise.resolve();
+    if (this.syncDown) return this.cutBack();
+    this.events.splice(0, this.events.length, ...this.written);
+  }
+
+  private cutBack(): never {
+    this.written = [...this.events];
+    throw Object.assign(new Error('fsync failed'), { code: 'EIO' });
+  }
+}

@@ -1,4 +1,4 @@
-// The file sink: hash-chained JSON lines, fsynced per batch, continuing the chain of the file it finds.
+// The file sink: hash-chained JSON lines, fsynced per batch (or with a later one), continuing the chain of the file it finds.
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../log';
@@ -24,10 +24,12 @@ export class FileSinkError extends Error {
 export class FileSink implements AuditSink {
   readonly name: string;
   private handle?: FileHandle;
-  /** Bytes of complete, chained lines: where a failed batch is cut back to. */
+  /** Bytes of complete, chained lines written. */
   private size = 0;
   private lastHash = GENESIS_HASH;
   private lastEvent?: { id: string; time: string };
+  /** The same at the last fsync: what a failed write or fsync is cut back to. */
+  private synced: { size: number; hash: string; event?: { id: string; time: string } } = { size: 0, hash: GENESIS_HASH };
   private opening?: Promise<void>;
   declare private readonly key?: PrekeyedHmac;
 
@@ -48,8 +50,9 @@ export class FileSink implements AuditSink {
 
   /** The chain's last line as written and fsynced (undefined before the file is opened or while it is empty). */
   head(): ChainHead | undefined {
-    if (this.lastHash === GENESIS_HASH) return undefined;
-    return { hash: this.lastHash, ...(this.lastEvent ? { event_id: this.lastEvent.id, event_time: this.lastEvent.time } : {}) };
+    const { hash, event } = this.synced;
+    if (hash === GENESIS_HASH) return undefined;
+    return { hash, ...(event ? { event_id: event.id, event_time: event.time } : {}) };
   }
 
   /** Opens (creating if needed) and reads the last hash of the file, so that a restarted proxy continues its chain. */
@@ -71,6 +74,7 @@ export class FileSink implements AuditSink {
       this.size = tail.size;
       this.lastHash = tail.hash;
       this.lastEvent = tail.event;
+      this.synced = { size: tail.size, hash: tail.hash, event: tail.event };
       this.handle = handle;
     } catch (err) {
       await handle.close().catch(() => undefined);
@@ -131,7 +135,8 @@ export class FileSink implements AuditSink {
     }
   }
 
-  async write(batch: readonly AuditEvent[]): Promise<void> {
+  /** Appends the batch's lines; with `sync` (the default) fsyncs them, and every line written before them. */
+  async write(batch: readonly AuditEvent[], sync = true): Promise<void> {
     await this.open();
     const handle = this.handle!;
     let hash = this.lastHash;
@@ -145,7 +150,7 @@ export class FileSink implements AuditSink {
     try {
       let written = 0;
       while (written < data.length) written += (await handle.write(data, written, data.length - written)).bytesWritten;
-      await handle.sync();
+      if (sync) await handle.sync();
     } catch (err) {
       await this.rollback(handle);
       throw err;
@@ -154,13 +159,36 @@ export class FileSink implements AuditSink {
     this.lastHash = hash;
     const last = batch[batch.length - 1];
     if (last) this.lastEvent = { id: last.id, time: last.time };
+    if (sync) this.markSynced();
+  }
+
+  /** Fsyncs the lines written without it. */
+  async sync(): Promise<void> {
+    const handle = this.handle;
+    if (handle === undefined || this.synced.size === this.size) return;
+    try {
+      await handle.sync();
+    } catch (err) {
+      await this.rollback(handle);
+      throw err;
+    }
+    this.markSynced();
+  }
+
+  private markSynced(): void {
+    this.synced = { size: this.size, hash: this.lastHash, event: this.lastEvent };
   }
 
   /**
-   * Cuts a failed batch off so that its retry does not append a second copy. If even that
-   * fails, the file is reopened before the retry and the chain resumes from what is on disk.
+   * Cuts the file back to its last fsynced line, so that the retry (the failed batch and every
+   * batch written since that fsync) does not append second copies: after a failed fsync, what
+   * was written since is not known to be on disk. If even that fails, the file is reopened
+   * before the retry and the chain resumes from what is on disk.
    */
   private async rollback(handle: FileHandle): Promise<void> {
+    this.size = this.synced.size;
+    this.lastHash = this.synced.hash;
+    this.lastEvent = this.synced.event;
     try {
       await handle.truncate(this.size);
     } catch {
@@ -169,9 +197,11 @@ export class FileSink implements AuditSink {
     }
   }
 
+  /** Closes the file, after an fsync of what is written (at shutdown the log has asked for it already). */
   async close(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
+    if (handle !== undefined && this.synced.size !== this.size) await handle.sync().catch(() => undefined);
     await handle?.close();
   }
 }

@@ -30,7 +30,7 @@ function config(audit?: unknown) {
 const clientOf = (sink: unknown) => (sink as { config: Record<string, unknown> }).config;
 
 test('defaults: stdout, literals redacted, 10000 events, reads allowed, durable writes', () => {
-  expect(config().raw.audit).toEqual({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, head_interval_ms: 60000 });
+  expect(config().raw.audit).toEqual({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, sync_interval_ms: 200, head_interval_ms: 60000 });
   expect(config({}).raw.audit).toEqual(config().raw.audit);
   const [sink] = createSinks(config(), silentLogger);
   expect(sink).toBeInstanceOf(StdoutSink);

@@ -123,3 +123,44 @@ test('through an AuditLog: events land in emission order, and close() leaves a v
   expect(parsed().map((r) => r.id)).toEqual(events.map((e) => e.id));
   expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 50 });
 });
+
+test('deferred fsync: lines written without it are in the file, the published head names fsynced lines only, and a failed fsync cuts back to them', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1)]);
+  const synced = sink.head();
+  expect(synced?.event_id).toBe(event(1).id);
+  await sink.write([event(2), event(3)], false);
+  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
+  expect(sink.head()).toEqual(synced);
+  await sink.sync();
+  expect(sink.head()).toMatchObject({ event_id: event(3).id, hash: parsed()[2].hash });
+
+  await sink.write([event(4)], false);
+  // The fsync fails (EIO): what was written since the last one is not known to be on disk.
+  const handle = (sink as unknown as { handle: { sync(): Promise<void> } }).handle;
+  const realSync = handle.sync.bind(handle);
+  handle.sync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+  await expect(sink.sync()).rejects.toThrow(/EIO/);
+  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
+  handle.sync = realSync;
+  // The caller writes it again: the chain goes on from the last fsynced line.
+  await sink.write([event(4), event(5)], false);
+  await sink.close();
+  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3, 4, 5]);
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 5 });
+});
+
+test('through an AuditLog with deferred fsync: a durable event fsyncs the read events before it, and the file verifies', async () => {
+  const sink = new FileSink(file);
+  const log = new AuditLog({ sinks: [sink], syncIntervalMs: 60_000 });
+  const reads = Array.from({ length: 5 }, (_, i) => log.emit({ kind: 'statement', decision: 'allowed', rows: i }));
+  await log.ready();
+  while (lines().length < 5) await new Promise((r) => setTimeout(r, 5));
+  expect(sink.head()).toBeUndefined();
+  const write = log.emit({ kind: 'statement', decision: 'allowed', rows: 5 });
+  await log.durable(write);
+  await Promise.all(reads.map((e) => log.durable(e)));
+  expect(sink.head()).toMatchObject({ event_id: write.id });
+  await log.close();
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 6 });
+});

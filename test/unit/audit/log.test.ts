@@ -6,7 +6,7 @@ import { AuditUnavailableError } from '../../../src/audit/sink';
 import { StdoutSink } from '../../../src/audit/sinks/stdout';
 import { ProxyError } from '../../../src/errors/catalogue';
 import { createLogger } from '../../../src/log';
-import { MemorySink, OpeningSink, until } from '../../support/audit-sinks';
+import { MemorySink, OpeningSink, SyncingSink, until } from '../../support/audit-sinks';
 
 const logs: AuditLog[] = [];
 afterEach(async () => {
@@ -256,6 +256,87 @@ describe('group commit (batchWindowMs)', () => {
     await closingLog.close();
     expect(rowsOf(closing)).toEqual([0, 1]);
     expect(closing.closed).toBe(true);
+  });
+});
+
+describe('deferred fsync (syncIntervalMs)', () => {
+  const LONG = 60_000;
+
+  test('events nobody waits for are written at once and persisted by the fsync the interval brings', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: 150 });
+    const first = log.emit(statement(0));
+    log.emit(statement(1));
+    await until(() => sink.written.length === 2);
+    expect(rowsOf(sink)).toEqual([]);
+    // Written is not persisted: the log does not count them delivered yet.
+    expect(log.stats()).toMatchObject({ queueDepth: 2, delivered: 0 });
+    expect(sink.calls.every((c) => c === false)).toBe(true);
+    await until(() => sink.events.length === 2);
+    expect(sink.calls[sink.calls.length - 1]).toBe('sync');
+    expect(log.stats()).toMatchObject({ queueDepth: 0, delivered: 2 });
+    await log.durable(first);
+  });
+
+  test('durable() on a written event asks for its fsync at once', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG });
+    const read = log.emit(statement(0));
+    await until(() => sink.written.length === 1);
+    await log.durable(read);
+    expect(sink.calls).toEqual([false, 'sync']);
+    expect(rowsOf(sink)).toEqual([0]);
+  });
+
+  test("an event someone waits for is written with its fsync, which persists the events written before it", async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG });
+    log.emit(statement(0));
+    await until(() => sink.written.length === 1);
+    const write = log.emit(statement(1));
+    await log.durable(write);
+    expect(sink.calls).toEqual([false, true]);
+    expect(rowsOf(sink)).toEqual([0, 1]);
+    expect(log.stats()).toMatchObject({ queueDepth: 0, delivered: 2 });
+  });
+
+  test('a failed fsync: waiters hear the sink is down, and everything not persisted is written again, once, in order', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG });
+    const events = [log.emit(statement(0)), log.emit(statement(1))];
+    await until(() => sink.written.length === 2);
+    sink.syncDown = true;
+    await expect(log.durable(events[0])).rejects.toMatchObject({ reason: 'sink_down' });
+    expect(sink.written).toEqual([]);
+    const third = log.emit(statement(2));
+    sink.syncDown = false;
+    await until(() => log.stats().healthy);
+    await log.durable(third);
+    expect(rowsOf(sink)).toEqual([0, 1, 2]);
+    expect(log.stats()).toMatchObject({ queueDepth: 0, delivered: 3 });
+  });
+
+  test('close() persists what is written; 0 fsyncs every batch; a sink without sync() persists every write', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG, closeTimeoutMs: LONG });
+    log.emit(statement(0));
+    await until(() => sink.written.length === 1);
+    await log.close();
+    expect(rowsOf(sink)).toEqual([0]);
+
+    const every = new SyncingSink();
+    const eager = auditLog({ sinks: [every], syncIntervalMs: 0 });
+    eager.emit(statement(0));
+    await until(() => every.events.length === 1);
+    eager.emit(statement(1));
+    await until(() => every.events.length === 2);
+    expect(every.calls).toEqual([true, true]);
+
+    const plain = new MemorySink();
+    const other = auditLog({ sinks: [plain], syncIntervalMs: LONG });
+    other.emit(statement(0));
+    await until(() => plain.events.length === 1);
+    expect(other.stats()).toMatchObject({ queueDepth: 0, delivered: 1 });
   });
 });
 
