@@ -42,6 +42,11 @@ export interface ChannelOptions {
   windowMs: number;
   /** Sinks with sync(): how long a written batch nobody waits for may go unsynced. 0: every batch is fsynced as it is written. */
   syncIntervalMs: number;
+  /**
+   * Written events that may wait for their fsync at once: they still count against the log's
+   * queue bound and each session's share, so a burst fsyncs before it could fill either.
+   */
+  maxUnsynced: number;
   log: Logger;
 }
 
@@ -174,6 +179,7 @@ export class SinkChannel {
         }
       } else {
         const sync = this.mustSync(batch);
+        const started = performance.now();
         await this.sink.write(
           batch.map((e) => e.event),
           sync,
@@ -182,7 +188,7 @@ export class SinkChannel {
         if (sync) {
           this.persisted(batch);
         } else {
-          if (this.unsynced.length === 0) this.unsyncedSince = performance.now();
+          if (this.unsynced.length === 0) this.unsyncedSince = started;
           this.unsynced.push(...batch);
         }
       }
@@ -217,12 +223,21 @@ export class SinkChannel {
     this.hooks.delivered(this, done);
   }
 
-  /** Whether this batch's write must fsync: the sink cannot defer it, someone waits, or the oldest written event has waited its interval. */
+  /**
+   * Whether this batch's write must fsync: the sink cannot defer it; it is a retry (the sink is
+   * up again only once an fsync succeeds); someone waits; too many events are written unsynced;
+   * or the oldest of them has waited its interval.
+   */
   private mustSync(batch: readonly Entry[]): boolean {
     if (this.options.syncIntervalMs <= 0 || this.sink.sync === undefined) return true;
-    if (this.draining || this.idleWaiters.length > 0) return true;
+    if (this.attempt > 0 || this.draining || this.idleWaiters.length > 0) return true;
+    if (this.unsynced.length + batch.length > this.options.maxUnsynced) return true;
     if (this.unsynced.length > 0 && performance.now() - this.unsyncedSince >= this.options.syncIntervalMs) return true;
-    return batch.some((e) => e.waiters.length > 0) || this.unsynced.some((e) => e.waiters.length > 0);
+    return batch.some((e) => e.waiters.length > 0) || this.unsyncedWaited();
+  }
+
+  private unsyncedWaited(): boolean {
+    return this.unsynced.some((e) => e.waiters.length > 0);
   }
 
   /**
@@ -231,8 +246,8 @@ export class SinkChannel {
    */
   private async syncWait(): Promise<void> {
     if (this.unsynced.length === 0 || this.draining || this.stopped || this.idleWaiters.length > 0) return;
-    if (this.unsynced.some((e) => e.waiters.length > 0)) return;
-    await this.pauseUntil(this.unsyncedSince + this.options.syncIntervalMs);
+    if (this.unsyncedWaited()) return;
+    await this.pauseUntil(this.syncDue());
   }
 
   /**
@@ -247,7 +262,15 @@ export class SinkChannel {
     if (this.draining || this.stopped || this.idleWaiters.length > 0 || this.queue.length >= batchSize) return;
     const end = Math.min(this.queue.length, batchSize);
     for (let i = 0; i < end; i++) if (this.queue[i].waiters.length > 0) return;
-    await this.pauseUntil(this.queue[0].at + windowMs);
+    // A waiter on a written event (its durable() came while the write was in flight) waits no window.
+    if (this.unsyncedWaited()) return;
+    const until = this.queue[0].at + windowMs;
+    await this.pauseUntil(this.unsynced.length > 0 ? Math.min(until, this.syncDue()) : until);
+  }
+
+  /** When the written events' fsync is due. */
+  private syncDue(): number {
+    return this.unsyncedSince + this.options.syncIntervalMs;
   }
 
   /** Sleeps until `until` (performance.now() time) unless hurry() wakes it first. */

@@ -23,10 +23,14 @@ export class MemorySink implements AuditSink {
     this.gate = undefined;
   }
 
+  /** Asynchronous like a real sink, even when not held. */
+  protected async passGate(): Promise<void> {
+    await (this.gate ?? Promise.resolve());
+  }
+
   async write(batch: readonly AuditEvent[]): Promise<void> {
     this.attempts.push(batch.length);
-    // Asynchronous like a real sink, even when not held.
-    await (this.gate ?? Promise.resolve());
+    await this.passGate();
     if (this.down) throw Object.assign(new Error('sink is down'), { code: 'ECONNREFUSED' });
     this.events.push(...batch);
   }
@@ -70,7 +74,7 @@ export class SyncingSink extends MemorySink {
   override async write(batch: readonly AuditEvent[], sync = true): Promise<void> {
     this.calls.push(sync);
     this.attempts.push(batch.length);
-    await Promise.resolve();
+    await this.passGate();
     if (this.down || (sync && this.syncDown)) return this.cutBack();
     this.written.push(...batch);
     if (sync) this.events.splice(0, this.events.length, ...this.written);
@@ -78,7 +82,7 @@ export class SyncingSink extends MemorySink {
 
   async sync(): Promise<void> {
     this.calls.push('sync');
-    await Promise.resolve();
+    await this.passGate();
     if (this.syncDown) return this.cutBack();
     this.events.splice(0, this.events.length, ...this.written);
   }

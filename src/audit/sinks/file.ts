@@ -30,6 +30,8 @@ export class FileSink implements AuditSink {
   private lastEvent?: { id: string; time: string };
   /** The same at the last fsync: what a failed write or fsync is cut back to. */
   private synced: { size: number; hash: string; event?: { id: string; time: string } } = { size: 0, hash: GENESIS_HASH };
+  /** A cut back that failed: the next open makes it before reading the chain's tail. */
+  private cutTo?: number;
   private opening?: Promise<void>;
   declare private readonly key?: PrekeyedHmac;
 
@@ -69,8 +71,15 @@ export class FileSink implements AuditSink {
     // a+: appends always go to the end, and positioned reads of the tail still work.
     const handle = await open(this.file, 'a+', 0o600);
     try {
+      if (this.cutTo !== undefined) {
+        await handle.truncate(this.cutTo);
+        this.cutTo = undefined;
+      }
       const { size } = await handle.stat();
       const tail = await this.readTail(handle, size);
+      // What a previous process wrote may never have been fsynced: the tail counts as persisted (and
+      // its head may be published) only once it is.
+      await handle.sync();
       this.size = tail.size;
       this.lastHash = tail.hash;
       this.lastEvent = tail.event;
@@ -183,7 +192,7 @@ export class FileSink implements AuditSink {
    * Cuts the file back to its last fsynced line, so that the retry (the failed batch and every
    * batch written since that fsync) does not append second copies: after a failed fsync, what
    * was written since is not known to be on disk. If even that fails, the file is reopened
-   * before the retry and the chain resumes from what is on disk.
+   * before the retry, and the reopening cuts it first (or fails, and is retried).
    */
   private async rollback(handle: FileHandle): Promise<void> {
     this.size = this.synced.size;
@@ -192,6 +201,7 @@ export class FileSink implements AuditSink {
     try {
       await handle.truncate(this.size);
     } catch {
+      this.cutTo = this.size;
       this.handle = undefined;
       await handle.close().catch(() => undefined);
     }

@@ -1,6 +1,7 @@
 // The hash-chained file sink: canonical hashing, the chain across batches and restarts, interrupted writes, foreign files.
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { canonicalJson, canonicalJsonReference, chainLine, GENESIS_HASH } from '../../../src/audit/chain';
@@ -8,6 +9,7 @@ import type { AuditEvent } from '../../../src/audit/event';
 import { AuditLog } from '../../../src/audit/log';
 import { FileSink } from '../../../src/audit/sinks/file';
 import { verifyFile } from '../../../src/audit/verify';
+import { until } from '../../support/audit-sinks';
 
 let dir: string;
 let file: string;
@@ -155,7 +157,7 @@ test('through an AuditLog with deferred fsync: a durable event fsyncs the read e
   const log = new AuditLog({ sinks: [sink], syncIntervalMs: 60_000 });
   const reads = Array.from({ length: 5 }, (_, i) => log.emit({ kind: 'statement', decision: 'allowed', rows: i }));
   await log.ready();
-  while (lines().length < 5) await new Promise((r) => setTimeout(r, 5));
+  await until(() => lines().length === 5);
   expect(sink.head()).toBeUndefined();
   const write = log.emit({ kind: 'statement', decision: 'allowed', rows: 5 });
   await log.durable(write);
@@ -163,4 +165,38 @@ test('through an AuditLog with deferred fsync: a durable event fsyncs the read e
   expect(sink.head()).toMatchObject({ event_id: write.id });
   await log.close();
   expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 6 });
+});
+
+test("opening fsyncs the file it continues (a previous process's last lines may never have been), before its head counts", async () => {
+  const first = new FileSink(file);
+  await first.write([event(1)], false);
+  const probe = await open(file, 'r');
+  const proto = Object.getPrototypeOf(probe) as { sync(): Promise<void> };
+  await probe.close();
+  const sync = jest.spyOn(proto, 'sync');
+  try {
+    const again = new FileSink(file);
+    await again.open();
+    expect(sync).toHaveBeenCalledTimes(1);
+    expect(again.head()).toMatchObject({ event_id: event(1).id });
+    await again.close();
+  } finally {
+    sync.mockRestore();
+  }
+  await first.close();
+});
+
+test('a cut back that fails is made by the next open, so the lines written again are not doubled', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1)]);
+  await sink.write([event(2)], false);
+  const handle = (sink as unknown as { handle: { sync(): Promise<void>; truncate(n: number): Promise<void> } }).handle;
+  handle.sync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+  handle.truncate = () => Promise.reject(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+  await expect(sink.sync()).rejects.toThrow(/EIO/);
+  expect(parsed().map((r) => r.rows)).toEqual([1, 2]);
+  await sink.write([event(2), event(3)]);
+  await sink.close();
+  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
 });

@@ -300,7 +300,7 @@ describe('deferred fsync (syncIntervalMs)', () => {
     expect(log.stats()).toMatchObject({ queueDepth: 0, delivered: 2 });
   });
 
-  test('a failed fsync: waiters hear the sink is down, and everything not persisted is written again, once, in order', async () => {
+  test('a failed fsync: waiters hear the sink is down, it stays down until an fsync succeeds, and everything not persisted is written again, once, in order', async () => {
     const sink = new SyncingSink();
     const log = auditLog({ sinks: [sink], syncIntervalMs: LONG });
     const events = [log.emit(statement(0)), log.emit(statement(1))];
@@ -309,11 +309,69 @@ describe('deferred fsync (syncIntervalMs)', () => {
     await expect(log.durable(events[0])).rejects.toMatchObject({ reason: 'sink_down' });
     expect(sink.written).toEqual([]);
     const third = log.emit(statement(2));
+    // Retries (5–20 ms apart) write with their fsync, which still fails: the sink stays down.
+    const failed = log.stats().sinks[0].failures;
+    await until(() => log.stats().sinks[0].failures >= failed + 3);
+    expect(log.stats().healthy).toBe(false);
+    expect(sink.calls.slice(sink.calls.indexOf('sync') + 1).every((c) => c === true)).toBe(true);
     sink.syncDown = false;
     await until(() => log.stats().healthy);
     await log.durable(third);
     expect(rowsOf(sink)).toEqual([0, 1, 2]);
     expect(log.stats()).toMatchObject({ queueDepth: 0, delivered: 3 });
+  });
+
+  test("durable() while its event's write is in flight, with a new event behind it: no group-commit window for it", async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG, batchWindowMs: LONG, batchSize: 2, durableTimeoutMs: LONG });
+    sink.hold();
+    // A full batch nobody waits for: written without its fsync, and held in flight.
+    const read = log.emit(statement(0));
+    log.emit(statement(1));
+    await until(() => sink.calls.length === 1);
+    const waited = log.durable(read);
+    log.emit(statement(2));
+    sink.unhold();
+    const late = new Promise((_, reject) => setTimeout(() => reject(new Error('durable() waited for the group-commit window')), 3000).unref());
+    await Promise.race([waited, late]);
+    expect(sink.calls).toEqual([false, true]);
+    expect(rowsOf(sink)).toEqual([0, 1, 2]);
+  });
+
+  test('a new event while written ones wait for their fsync gets its own window, not the fsync interval', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG, batchWindowMs: 20 });
+    log.emit(statement(0));
+    await until(() => sink.written.length === 1);
+    log.emit(statement(1));
+    await until(() => sink.written.length === 2, 2000);
+    expect(sink.calls).toEqual([false, false]);
+  });
+
+  test('written events fsync before they reach a sixteenth of the queue (they count against it and against sessions\' shares)', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG, queueSize: 64 });
+    for (let i = 0; i < 12; i++) {
+      log.emit({ ...statement(i), session_id: 's' });
+      await until(() => sink.written.length === i + 1);
+    }
+    // Four may wait (64 / 16): every fifth write carries the fsync.
+    expect(sink.calls).toEqual([false, false, false, false, true, false, false, false, false, true, false, false]);
+    expect(log.acceptsSession('s')).toBe(true);
+    expect(log.stats()).toMatchObject({ dropped: 0, delivered: 10, queueDepth: 2 });
+  });
+
+  test('a shutdown that times out while an fsync hangs rejects the waiters of written events too', async () => {
+    const sink = new SyncingSink();
+    const log = auditLog({ sinks: [sink], syncIntervalMs: LONG, closeTimeoutMs: 50, durableTimeoutMs: LONG });
+    const read = log.emit(statement(0));
+    await until(() => sink.written.length === 1);
+    sink.hold();
+    const waited = log.durable(read);
+    await until(() => sink.calls.includes('sync'));
+    await log.close();
+    await expect(waited).rejects.toMatchObject({ reason: 'closed' });
+    sink.unhold();
   });
 
   test('close() persists what is written; 0 fsyncs every batch; a sink without sync() persists every write', async () => {
