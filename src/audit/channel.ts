@@ -52,7 +52,7 @@ export interface ChannelOptions {
 
 export class SinkChannel {
   /** Events not yet written by this sink, oldest first; the head batch is the one in flight. */
-  readonly queue: Entry[] = [];
+  queue: Entry[] = [];
   /** Events written but not yet persisted (fsync deferred), oldest first; they precede the queue. */
   unsynced: Entry[] = [];
   /** When the first of `unsynced` was written (performance.now()). */
@@ -145,6 +145,9 @@ export class SinkChannel {
   }
 
   private async run(): Promise<void> {
+    // emit() starts the run synchronously: a durable() called right after it (a write's) is seen
+    // before the first batch is written, so that batch is written with its fsync.
+    await Promise.resolve();
     try {
       // A sink that has not opened yet is retried even with nothing queued, so health recovers
       // without traffic; shutdown does not wait for that.
@@ -199,7 +202,8 @@ export class SinkChannel {
     } catch (err) {
       // The sink is back at its last persisted batch: what was written after it is written again.
       if (this.unsynced.length > 0) {
-        this.queue.unshift(...this.unsynced);
+        // concat, not unshift(...): tens of thousands of arguments overflow the stack.
+        this.queue = this.unsynced.concat(this.queue);
         this.unsynced = [];
       }
       this.failures++;
@@ -232,7 +236,8 @@ export class SinkChannel {
     if (this.options.syncIntervalMs <= 0 || this.sink.sync === undefined) return true;
     if (this.attempt > 0 || this.draining || this.idleWaiters.length > 0) return true;
     if (this.unsynced.length + batch.length > this.options.maxUnsynced) return true;
-    if (this.unsynced.length > 0 && performance.now() - this.unsyncedSince >= this.options.syncIntervalMs) return true;
+    // Timers keep whole milliseconds: one that woke for the fsync may wake a fraction early.
+    if (this.unsynced.length > 0 && performance.now() >= this.syncDue() - 1) return true;
     return batch.some((e) => e.waiters.length > 0) || this.unsyncedWaited();
   }
 

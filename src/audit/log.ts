@@ -122,7 +122,8 @@ export class AuditLog {
     };
     // Written, unsynced events still count against the queue and each session's share (a session is
     // refused at half its share): a sink fsyncs before they reach a sixteenth of the queue.
-    const maxUnsynced = Math.max(1, Math.floor(this.queueSize / 16));
+    // Under 16 (a queue too small to share), every batch is fsynced as it is written.
+    const maxUnsynced = Math.floor(this.queueSize / 16);
     const channelOptions = { batchSize: options.batchSize ?? 256, windowMs: options.batchWindowMs ?? 0, syncIntervalMs: options.syncIntervalMs ?? 0, maxUnsynced, minRetryMs: options.minRetryMs ?? 100, maxRetryMs: options.maxRetryMs ?? 5_000, log: this.log };
     this.channels = options.sinks.map((sink) => new SinkChannel(sink, hooks, channelOptions));
     for (const channel of this.channels) channel.start();

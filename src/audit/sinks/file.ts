@@ -71,10 +71,9 @@ export class FileSink implements AuditSink {
     // a+: appends always go to the end, and positioned reads of the tail still work.
     const handle = await open(this.file, 'a+', 0o600);
     try {
-      if (this.cutTo !== undefined) {
-        await handle.truncate(this.cutTo);
-        this.cutTo = undefined;
-      }
+      // Only this file, and only when longer: one moved aside (and a new one begun) is not cut.
+      if (this.cutTo !== undefined && (await handle.stat()).size > this.cutTo) await handle.truncate(this.cutTo);
+      this.cutTo = undefined;
       const { size } = await handle.stat();
       const tail = await this.readTail(handle, size);
       // What a previous process wrote may never have been fsynced: the tail counts as persisted (and
@@ -149,14 +148,15 @@ export class FileSink implements AuditSink {
     await this.open();
     const handle = this.handle!;
     let hash = this.lastHash;
-    const lines: string[] = [];
-    for (const event of batch) {
-      const linked = chainLine(event, hash, this.key);
-      lines.push(linked.line);
-      hash = linked.hash;
-    }
-    const data = Buffer.from(lines.join(''), 'utf8');
+    let data: Buffer;
     try {
+      const lines: string[] = [];
+      for (const event of batch) {
+        const linked = chainLine(event, hash, this.key);
+        lines.push(linked.line);
+        hash = linked.hash;
+      }
+      data = Buffer.from(lines.join(''), 'utf8');
       let written = 0;
       while (written < data.length) written += (await handle.write(data, written, data.length - written)).bytesWritten;
       if (sync) await handle.sync();

@@ -1,6 +1,6 @@
 // The hash-chained file sink: canonical hashing, the chain across batches and restarts, interrupted writes, foreign files.
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,9 +175,14 @@ test("opening fsyncs the file it continues (a previous process's last lines may 
   await probe.close();
   const sync = jest.spyOn(proto, 'sync');
   try {
+    // An fsync that fails: the file is not opened, and no head counts.
+    sync.mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+    const failing = new FileSink(file);
+    await expect(failing.open()).rejects.toThrow(/EIO/);
+    expect(failing.head()).toBeUndefined();
     const again = new FileSink(file);
     await again.open();
-    expect(sync).toHaveBeenCalledTimes(1);
+    expect(sync).toHaveBeenCalledTimes(2);
     expect(again.head()).toMatchObject({ event_id: event(1).id });
     await again.close();
   } finally {
@@ -199,4 +204,32 @@ test('a cut back that fails is made by the next open, so the lines written again
   await sink.close();
   expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
   expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
+});
+
+test('a batch that cannot be serialised fails like a failed write: the file is cut back to its last fsynced line', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1)]);
+  await sink.write([event(2)], false);
+  // JSON has no BigInt: the line cannot be made.
+  await expect(sink.write([event(3, { rows: 10n as unknown as number })])).rejects.toThrow(/BigInt/);
+  expect(parsed().map((r) => r.rows)).toEqual([1]);
+  await sink.write([event(2), event(3)]);
+  await sink.close();
+  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
+});
+
+test('a cut back left to the next open is not made on a file moved aside meanwhile: a new chain begins', async () => {
+  const sink = new FileSink(file);
+  await sink.write([event(1)]);
+  await sink.write([event(2)], false);
+  const handle = (sink as unknown as { handle: { sync(): Promise<void>; truncate(n: number): Promise<void> } }).handle;
+  handle.sync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+  handle.truncate = () => Promise.reject(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+  await expect(sink.sync()).rejects.toThrow(/EIO/);
+  renameSync(file, `${file}.old`);
+  await sink.write([event(2), event(3)]);
+  await sink.close();
+  expect(parsed().map((r) => r.rows)).toEqual([2, 3]);
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 2 });
 });
