@@ -126,6 +126,24 @@ test('through an AuditLog: events land in emission order, and close() leaves a v
   expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 50 });
 });
 
+/** A sink with event 1 fsynced and event 2 written without its fsync. */
+async function syncedAndWritten(): Promise<FileSink> {
+  const sink = new FileSink(file);
+  await sink.write([event(1)]);
+  await sink.write([event(2)], false);
+  return sink;
+}
+
+/** Makes these calls on the sink's open file fail with EIO; returns what puts them back. */
+function failOnDisk(sink: FileSink, ...calls: Array<'sync' | 'truncate'>): () => void {
+  const handle = (sink as unknown as { handle: Record<string, unknown> }).handle;
+  const real = calls.map((c) => [c, handle[c]] as const);
+  for (const c of calls) handle[c] = () => Promise.reject(Object.assign(new Error(`EIO: i/o error, ${c}`), { code: 'EIO' }));
+  return () => {
+    for (const [c, fn] of real) handle[c] = fn;
+  };
+}
+
 test('deferred fsync: lines written without it are in the file, the published head names fsynced lines only, and a failed fsync cuts back to them', async () => {
   const sink = new FileSink(file);
   await sink.write([event(1)]);
@@ -139,12 +157,10 @@ test('deferred fsync: lines written without it are in the file, the published he
 
   await sink.write([event(4)], false);
   // The fsync fails (EIO): what was written since the last one is not known to be on disk.
-  const handle = (sink as unknown as { handle: { sync(): Promise<void> } }).handle;
-  const realSync = handle.sync.bind(handle);
-  handle.sync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+  const restore = failOnDisk(sink, 'sync');
   await expect(sink.sync()).rejects.toThrow(/EIO/);
   expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
-  handle.sync = realSync;
+  restore();
   // The caller writes it again: the chain goes on from the last fsynced line.
   await sink.write([event(4), event(5)], false);
   await sink.close();
@@ -192,12 +208,8 @@ test("opening fsyncs the file it continues (a previous process's last lines may 
 });
 
 test('a cut back that fails is made by the next open, so the lines written again are not doubled', async () => {
-  const sink = new FileSink(file);
-  await sink.write([event(1)]);
-  await sink.write([event(2)], false);
-  const handle = (sink as unknown as { handle: { sync(): Promise<void>; truncate(n: number): Promise<void> } }).handle;
-  handle.sync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
-  handle.truncate = () => Promise.reject(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+  const sink = await syncedAndWritten();
+  failOnDisk(sink, 'sync', 'truncate');
   await expect(sink.sync()).rejects.toThrow(/EIO/);
   expect(parsed().map((r) => r.rows)).toEqual([1, 2]);
   await sink.write([event(2), event(3)]);
@@ -207,9 +219,7 @@ test('a cut back that fails is made by the next open, so the lines written again
 });
 
 test('a batch that cannot be serialised fails like a failed write: the file is cut back to its last fsynced line', async () => {
-  const sink = new FileSink(file);
-  await sink.write([event(1)]);
-  await sink.write([event(2)], false);
+  const sink = await syncedAndWritten();
   // JSON has no BigInt: the line cannot be made.
   await expect(sink.write([event(3, { rows: 10n as unknown as number })])).rejects.toThrow(/BigInt/);
   expect(parsed().map((r) => r.rows)).toEqual([1]);
@@ -220,12 +230,8 @@ test('a batch that cannot be serialised fails like a failed write: the file is c
 });
 
 test('a cut back left to the next open is not made on a file moved aside meanwhile: a new chain begins', async () => {
-  const sink = new FileSink(file);
-  await sink.write([event(1)]);
-  await sink.write([event(2)], false);
-  const handle = (sink as unknown as { handle: { sync(): Promise<void>; truncate(n: number): Promise<void> } }).handle;
-  handle.sync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
-  handle.truncate = () => Promise.reject(Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' }));
+  const sink = await syncedAndWritten();
+  failOnDisk(sink, 'sync', 'truncate');
   await expect(sink.sync()).rejects.toThrow(/EIO/);
   renameSync(file, `${file}.old`);
   await sink.write([event(2), event(3)]);
