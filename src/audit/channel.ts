@@ -6,7 +6,7 @@
 // the wait at once, so a write's acknowledgement is never delayed by the window.
 //
 // Deferred fsync (sinks with sync(), i.e. files): a batch nobody waits for is written at once but
-// fsynced with a later one, at most `syncIntervalMs` after the first of them was written. A batch
+// fsynced with a later one, due `syncIntervalMs` after the first of them was written. A batch
 // someone waits for is written and fsynced at once, which persists everything before it too. The
 // events of a written batch count as persisted only once fsynced: durable() on one asks for the
 // fsync now. A failed write or fsync leaves the sink at its last persisted batch, and everything
