@@ -267,7 +267,9 @@ export class AuditLog {
 
   /**
    * Stops taking events and drains the queue into the sinks (retrying a failed one) for at most
-   * closeTimeoutMs, then closes the sinks. What could not be delivered by then is logged as lost.
+   * closeTimeoutMs, then closes the sinks. What could not be delivered by then is logged as lost;
+   * a sink that did not drain is given closeTimeoutMs more to close (a write or fsync stuck on a
+   * stalled disk holds its file's close), and is then left behind.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -292,7 +294,15 @@ export class AuditLog {
       }
     }
     await this.heads?.stop().catch(() => undefined);
-    await Promise.allSettled(this.channels.map((c) => c.sink.close()));
+    const closed = Promise.allSettled(this.channels.map((c) => c.sink.close()));
+    if (!timedOut) {
+      await closed;
+      return;
+    }
+    let again: NodeJS.Timeout | undefined;
+    const left = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => (again = setTimeout(() => resolve(true), this.closeTimeoutMs)))]);
+    clearTimeout(again);
+    if (left) this.log.error({ sinks: this.channels.filter((c) => c.owed > 0).map((c) => c.name) }, 'audit sink did not close within the shutdown timeout; left behind');
   }
 
   private drop(entry: Entry, reason: 'queue_full' | 'closed' | 'session_share'): void {

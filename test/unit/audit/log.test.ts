@@ -191,6 +191,23 @@ test('close() gives up after its timeout, says what is lost, and emit() after cl
   expect(sink.closed).toBe(true);
 });
 
+test('close() after its timeout does not wait for ever on a sink stuck in a write (a stalled disk holds its close too)', async () => {
+  const lines: string[] = [];
+  const sink = new (class extends MemorySink {
+    override close(): Promise<void> {
+      return new Promise(() => undefined);
+    }
+  })();
+  sink.hold();
+  const log = auditLog({ sinks: [sink], closeTimeoutMs: 100, log: createLogger('error', { write: (l: string) => lines.push(l) }) });
+  log.emit(statement(1));
+  await until(() => sink.attempts.length === 1);
+  const late = new Promise((_, reject) => setTimeout(() => reject(new Error('close() waited for the stuck sink')), 3000).unref());
+  await Promise.race([log.close(), late]);
+  expect(lines.some((l) => /did not close/.test(l) && /"memory"/.test(l))).toBe(true);
+  sink.unhold();
+});
+
 describe('group commit (batchWindowMs)', () => {
   /** Long enough that only hurry() (or a full batch) can end the wait within the test's timeout. */
   const LONG = 60_000;
