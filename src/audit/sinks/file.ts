@@ -71,10 +71,13 @@ export class FileSink implements AuditSink {
     // a+: appends always go to the end, and positioned reads of the tail still work.
     const handle = await open(this.file, 'a+', 0o600);
     try {
+      let { size } = await handle.stat();
       // Only this file, and only when longer: one moved aside (and a new one begun) is not cut.
-      if (this.cutTo !== undefined && (await handle.stat()).size > this.cutTo) await handle.truncate(this.cutTo);
+      if (this.cutTo !== undefined && size > this.cutTo) {
+        await handle.truncate(this.cutTo);
+        size = this.cutTo;
+      }
       this.cutTo = undefined;
-      const { size } = await handle.stat();
       const tail = await this.readTail(handle, size);
       // What a previous process wrote may never have been fsynced: the tail counts as persisted (and
       // its head may be published) only once it is.

@@ -134,6 +134,14 @@ async function syncedAndWritten(): Promise<FileSink> {
   return sink;
 }
 
+/** The caller writes events 2 and 3 again (with their fsync) and closes: the file holds `rows`, and its chain verifies. */
+async function writeAgainAndClose(sink: FileSink, rows: number[]): Promise<void> {
+  await sink.write([event(2), event(3)]);
+  await sink.close();
+  expect(parsed().map((r) => r.rows)).toEqual(rows);
+  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: rows.length });
+}
+
 /** Makes these calls on the sink's open file fail with EIO; returns what puts them back. */
 function failOnDisk(sink: FileSink, ...calls: Array<'sync' | 'truncate'>): () => void {
   const handle = (sink as unknown as { handle: Record<string, unknown> }).handle;
@@ -212,10 +220,7 @@ test('a cut back that fails is made by the next open, so the lines written again
   failOnDisk(sink, 'sync', 'truncate');
   await expect(sink.sync()).rejects.toThrow(/EIO/);
   expect(parsed().map((r) => r.rows)).toEqual([1, 2]);
-  await sink.write([event(2), event(3)]);
-  await sink.close();
-  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
-  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
+  await writeAgainAndClose(sink, [1, 2, 3]);
 });
 
 test('a batch that cannot be serialised fails like a failed write: the file is cut back to its last fsynced line', async () => {
@@ -223,10 +228,7 @@ test('a batch that cannot be serialised fails like a failed write: the file is c
   // JSON has no BigInt: the line cannot be made.
   await expect(sink.write([event(3, { rows: 10n as unknown as number })])).rejects.toThrow(/BigInt/);
   expect(parsed().map((r) => r.rows)).toEqual([1]);
-  await sink.write([event(2), event(3)]);
-  await sink.close();
-  expect(parsed().map((r) => r.rows)).toEqual([1, 2, 3]);
-  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 3 });
+  await writeAgainAndClose(sink, [1, 2, 3]);
 });
 
 test('a cut back left to the next open is not made on a file moved aside meanwhile: a new chain begins', async () => {
@@ -234,8 +236,5 @@ test('a cut back left to the next open is not made on a file moved aside meanwhi
   failOnDisk(sink, 'sync', 'truncate');
   await expect(sink.sync()).rejects.toThrow(/EIO/);
   renameSync(file, `${file}.old`);
-  await sink.write([event(2), event(3)]);
-  await sink.close();
-  expect(parsed().map((r) => r.rows)).toEqual([2, 3]);
-  expect(await verifyFile(file)).toMatchObject({ ok: true, intact: 2 });
+  await writeAgainAndClose(sink, [2, 3]);
 });

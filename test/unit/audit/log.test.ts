@@ -19,6 +19,12 @@ function auditLog(options: Partial<AuditLogOptions> & { sinks: AuditLogOptions['
   return log;
 }
 
+/** Settles as `promise` does, or fails saying `what` waited if it has not settled within 3 s. */
+function within3s<T>(promise: Promise<T>, what: string): Promise<T> {
+  const late = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} waited past 3 s`)), 3000).unref());
+  return Promise.race([promise, late]);
+}
+
 const statement = (n: number) => ({ kind: 'statement' as const, decision: 'allowed' as const, rows: n });
 const rowsOf = (sink: MemorySink) => sink.events.map((e) => e.rows);
 
@@ -202,8 +208,7 @@ test('close() after its timeout does not wait for ever on a sink stuck in a writ
   const log = auditLog({ sinks: [sink], closeTimeoutMs: 100, log: createLogger('error', { write: (l: string) => lines.push(l) }) });
   log.emit(statement(1));
   await until(() => sink.attempts.length === 1);
-  const late = new Promise((_, reject) => setTimeout(() => reject(new Error('close() waited for the stuck sink')), 3000).unref());
-  await Promise.race([log.close(), late]);
+  await within3s(log.close(), 'close(), for the stuck sink,');
   expect(lines.some((l) => /did not close/.test(l) && /"memory"/.test(l))).toBe(true);
   sink.unhold();
 });
@@ -352,8 +357,7 @@ describe('deferred fsync (syncIntervalMs)', () => {
     const waited = log.durable(read);
     log.emit(statement(2));
     sink.unhold();
-    const late = new Promise((_, reject) => setTimeout(() => reject(new Error('durable() waited for the group-commit window')), 3000).unref());
-    await Promise.race([waited, late]);
+    await within3s(waited, 'durable(), for the group-commit window,');
     expect(sink.calls).toEqual([false, true]);
     expect(rowsOf(sink)).toEqual([0, 1, 2]);
   });
