@@ -65,6 +65,18 @@ export class GrammarError extends Error {
   }
 }
 
+const UTF8 = new TextDecoder();
+
+/**
+ * The NUL-terminated UTF-8 string at `ptr`: what Emscripten's UTF8ToString gives for text this
+ * long (it decodes with a TextDecoder too), with the terminator found by a native search instead
+ * of a loop in JavaScript over the parser's kilobytes of JSON.
+ */
+function cString(heap: Uint8Array, ptr: number): string {
+  const end = heap.indexOf(0, ptr);
+  return UTF8.decode(heap.subarray(ptr, end < 0 ? heap.length : end));
+}
+
 /** Results the C side reports as text instead of a tree (libpg_query's scan and normalize). */
 function isErrorText(text: string): boolean {
   return text.startsWith('syntax error') || text.startsWith('deparse error') || text.startsWith('ERROR');
@@ -114,7 +126,7 @@ export class ParserInstance {
           throw new GrammarError(messagePtr ? m.UTF8ToString(messagePtr) : 'syntax error', cursor > 0 ? cursor - 1 : -1);
         }
         if (!tree) throw new Error('parser: no tree');
-        return JSON.parse(m.UTF8ToString(tree)) as ParseResult;
+        return JSON.parse(cString(m.HEAPU8, tree)) as ParseResult;
       } finally {
         m._wasm_free_parse_result(result);
       }

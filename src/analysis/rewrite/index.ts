@@ -76,9 +76,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
   } else {
     replaceRelations(tree, replace);
   }
-  connectedDatabase(tree, principal.database);
-  principalIdentity(tree, principal.user);
-  withoutTempSchema(tree);
+  sessionValues(tree, principal.database, principal.user);
 
   // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
   // write below the statement would escape them.
@@ -164,59 +162,46 @@ function systemColumnsNamed(tree: Node): string[] {
 }
 
 /**
- * `current_database()` answers with the name the agent connected to: the upstream database's
- * name is the proxy's business, like its role and schema. The constant keeps the column name
- * PostgreSQL gives the call (FigureColname: the function's name through casts and COLLATE; an
- * unaliased function in FROM names its column after itself), which ORMs read the answer by.
+ * What the agent's session answers about itself, in one walk (parents before children, so a call
+ * is still there to be recognised where its output column is named):
+ * - `current_database()` answers with the name the agent connected to: the upstream database's
+ *   name is the proxy's business, like its role and schema.
+ * - CURRENT_USER, SESSION_USER, USER and CURRENT_ROLE answer the agent's own user name, as the
+ *   session_authorization the agent was told at login does: the upstream role is the proxy's.
+ * - `current_schemas(true)` lists the session's temporary schema once it has one, and the
+ *   session's barrier views give it one: the proxy's, not the agent's. The call answers without it.
+ * Each keeps the output column name PostgreSQL gives it (FigureColname: the function's or
+ * keyword's name through casts and COLLATE; an unaliased function in FROM names its column after
+ * itself), which ORMs read the answer by.
  */
-function connectedDatabase(tree: Node, database: string | undefined): void {
-  walk([tree], (node) => {
-    // Parents are visited before their children, so the call is still there to be recognised.
-    const target = (node as { ResTarget?: ResTarget }).ResTarget;
-    if (target && target.name === undefined && namedAfterCall(target.val)) target.name = 'current_database';
-    const range = (node as { RangeFunction?: RangeFunction }).RangeFunction;
-    if (range && !range.alias && !range.is_rowsfrom && range.functions?.length === 1) {
-      const first = (range.functions[0] as { List?: { items?: Node[] } }).List?.items?.[0];
-      if (isCurrentDatabase(first)) range.alias = { aliasname: 'current_database' };
-    }
-    if (!isCurrentDatabase(node as Node)) return;
-    const replacement = nameLiteral(database);
-    delete (node as { FuncCall?: FuncCall }).FuncCall;
-    Object.assign(node, replacement);
-  });
-}
-
-/**
- * CURRENT_USER, SESSION_USER, USER and CURRENT_ROLE answer the agent's own user name, as the
- * session_authorization the agent was told at login does: the upstream role is the proxy's.
- * The output column keeps the name PostgreSQL gives it (FigureColname: current_user, …).
- */
-function principalIdentity(tree: Node, user: string): void {
+function sessionValues(tree: Node, database: string | undefined, user: string): void {
+  // The calls put inside current_schemas' replacements: visited next, and left as they are.
+  const inner = new WeakSet<object>();
   walk([tree], (node) => {
     const target = (node as { ResTarget?: ResTarget }).ResTarget;
     if (target && target.name === undefined) {
       const value = underCasts(target.val);
       const op = value && 'SQLValueFunction' in value ? value.SQLValueFunction.op : undefined;
-      if (op && IDENTITY_VALUES[op]) target.name = IDENTITY_VALUES[op];
+      if (isCurrentDatabase(value)) target.name = 'current_database';
+      else if (op && IDENTITY_VALUES[op]) target.name = IDENTITY_VALUES[op];
+      else if (isCurrentSchemas(value)) target.name = 'current_schemas';
+    }
+    const range = (node as { RangeFunction?: RangeFunction }).RangeFunction;
+    if (range && !range.alias && !range.is_rowsfrom && range.functions?.length === 1) {
+      const first = (range.functions[0] as { List?: { items?: Node[] } }).List?.items?.[0];
+      if (isCurrentDatabase(first)) range.alias = { aliasname: 'current_database' };
+    }
+    if (isCurrentDatabase(node as Node)) {
+      delete (node as { FuncCall?: FuncCall }).FuncCall;
+      Object.assign(node, nameLiteral(database));
+      return;
     }
     const fn = (node as { SQLValueFunction?: { op?: string } }).SQLValueFunction;
-    if (!fn?.op || !IDENTITY_VALUES[fn.op]) return;
-    delete (node as { SQLValueFunction?: unknown }).SQLValueFunction;
-    Object.assign(node, nameLiteral(user));
-  });
-}
-
-/**
- * `current_schemas(true)` lists the session's temporary schema once it has one, and the
- * session's barrier views give it one: the proxy's, not the agent's. The call answers without
- * it, under its own column name (an unaliased call is named current_schemas).
- */
-function withoutTempSchema(tree: Node): void {
-  // The calls put inside the replacements: visited next, and left as they are.
-  const inner = new WeakSet<object>();
-  walk([tree], (node) => {
-    const target = (node as { ResTarget?: ResTarget }).ResTarget;
-    if (target && target.name === undefined && isCurrentSchemas(underCasts(target.val))) target.name = 'current_schemas';
+    if (fn?.op && IDENTITY_VALUES[fn.op]) {
+      delete (node as { SQLValueFunction?: unknown }).SQLValueFunction;
+      Object.assign(node, nameLiteral(user));
+      return;
+    }
     if (!isCurrentSchemas(node as Node) || inner.has((node as { FuncCall: FuncCall }).FuncCall)) return;
     const call = (node as { FuncCall: FuncCall }).FuncCall;
     const replacement = withoutTempCall();
@@ -260,11 +245,6 @@ function isCatalogCall(node: Node | undefined, name: string, args: number): bool
   return parts[parts.length - 1] === name && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
 }
 
-/** Would PostgreSQL name this output column after a current_database() call inside it? */
-function namedAfterCall(value: Node | undefined): boolean {
-  return isCurrentDatabase(underCasts(value));
-}
-
 /** The expression inside any casts and COLLATE clauses: PostgreSQL names an output column after it (FigureColname). */
 function underCasts(value: Node | undefined): Node | undefined {
   let node = value;
@@ -276,7 +256,10 @@ const WRITE_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStm
 
 /** True when a data-modifying statement other than the `allowed` ones occurs anywhere below the top node. */
 export function nestedWrites(top: Node, allowed: ReadonlySet<unknown> = new Set()): boolean {
-  return walk([nodeBody(top)], (node) => Object.entries(node).some(([key, body]) => WRITE_NODES.has(key) && !allowed.has(body)));
+  return walk([nodeBody(top)], (node) => {
+    for (const key in node) if (WRITE_NODES.has(key) && !allowed.has(node[key])) return true;
+    return false;
+  });
 }
 
 /**

@@ -26,21 +26,44 @@ export function nullConst(): Node {
  * structuredClone gives up on trees the parser and deparser still handle.
  */
 export function cloneTree<T>(tree: T): T {
-  const copy = (v: unknown): unknown => (v === null || typeof v !== 'object' ? v : Array.isArray(v) ? new Array(v.length) : {});
-  const root = copy(tree);
-  const stack: Array<[unknown, unknown]> = [[tree, root]];
-  while (stack.length > 0) {
-    const [from, to] = stack.pop()!;
-    if (from === null || typeof from !== 'object') continue;
-    const src = from as Record<string, unknown>;
-    const dst = to as Record<string, unknown>;
-    for (const key of Object.keys(src)) {
-      const child = copy(src[key]);
-      dst[key] = child;
-      if (child !== null && typeof child === 'object') stack.push([src[key], child]);
+  if (tree === null || typeof tree !== 'object') return tree;
+  const root = emptyLike(tree);
+  // Pairs of (original, copy) still to fill, in two stacks.
+  const from: object[] = [tree];
+  const to: object[] = [root];
+  while (from.length > 0) {
+    const src = from.pop()!;
+    const dst = to.pop()!;
+    if (Array.isArray(src)) {
+      const out = dst as unknown[];
+      for (let i = 0; i < src.length; i++) {
+        const v: unknown = src[i];
+        if (v !== null && typeof v === 'object') {
+          const c = emptyLike(v);
+          out.push(c);
+          from.push(v);
+          to.push(c);
+        } else out.push(v);
+      }
+      continue;
+    }
+    const rec = src as Record<string, unknown>;
+    const out = dst as Record<string, unknown>;
+    for (const key in rec) {
+      const v = rec[key];
+      if (v !== null && typeof v === 'object') {
+        const c = emptyLike(v);
+        out[key] = c;
+        from.push(v);
+        to.push(c);
+      } else out[key] = v;
     }
   }
   return root as T;
+}
+
+function emptyLike(v: object): object {
+  return Array.isArray(v) ? [] : {};
 }
 
 /** A double-quoted identifier: text built from catalog names is parsed, never trusted unquoted. */
@@ -126,17 +149,21 @@ export function andExpr(left: Node | undefined, right: Node | undefined): Node |
  * lists very long). `visit` returning true stops the walk; walk() then returns true.
  */
 export function walk(roots: unknown[], visit: (node: Record<string, unknown>) => boolean | void): boolean {
-  const stack: unknown[] = [...roots];
+  // Only objects go on the stack: most of a tree's values are strings, numbers and booleans.
+  const stack: object[] = [];
+  for (const root of roots) if (root !== null && typeof root === 'object') stack.push(root);
   while (stack.length > 0) {
-    const value = stack.pop();
-    if (value === null || typeof value !== 'object') continue;
+    const value = stack.pop()!;
     if (Array.isArray(value)) {
-      for (const item of value) stack.push(item);
+      for (const item of value) if (item !== null && typeof item === 'object') stack.push(item);
       continue;
     }
     const node = value as Record<string, unknown>;
     if (visit(node)) return true;
-    for (const key in node) stack.push(node[key]);
+    for (const key in node) {
+      const child = node[key];
+      if (child !== null && typeof child === 'object') stack.push(child);
+    }
   }
   return false;
 }

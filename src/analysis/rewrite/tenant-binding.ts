@@ -68,7 +68,10 @@ class Checker {
         if (given !== sub.alias.colnames.length) throw insertArityError(sub.alias.colnames.length, given, `${LOG}: ${sub.alias.aliasname} names ${sub.alias.colnames.length} of ${given} columns`);
       }
     }
-    for (const key of Object.keys(node)) this.visit(node[key], ctes);
+    for (const key in node) {
+      const child = node[key];
+      if (child !== null && typeof child === 'object') this.visit(child, ctes);
+    }
   }
 
   /** The CTE bodies, each under the CTEs it can see; returns the scope of the query the WITH belongs to. */

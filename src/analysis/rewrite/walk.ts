@@ -36,7 +36,10 @@ class Walker {
   visit(value: unknown, ctes: Ctes): unknown {
     if (value === null || typeof value !== 'object') return value;
     if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) value[i] = this.visit(value[i], ctes);
+      for (let i = 0; i < value.length; i++) {
+        const item: unknown = value[i];
+        if (item !== null && typeof item === 'object') value[i] = this.visit(item, ctes);
+      }
       return value;
     }
     const node = value as Obj;
@@ -69,8 +72,10 @@ class Walker {
   }
 
   private fields(body: Obj, ctes: Ctes, skip: readonly string[]): void {
-    for (const key of Object.keys(body)) {
-      if (!skip.includes(key)) body[key] = this.visit(body[key], ctes);
+    // Only objects can hold a relation; the rest of a node's values are left where they are.
+    for (const key in body) {
+      const child = body[key];
+      if (child !== null && typeof child === 'object' && (skip.length === 0 || !skip.includes(key))) body[key] = this.visit(child, ctes);
     }
   }
 
@@ -83,10 +88,11 @@ class Walker {
   /** A SELECT body; set-operation arms (larg/rarg) are bare bodies and see the CTEs of the node above them. */
   private select(body: Obj, ctes: Ctes): void {
     const inner = this.with(body.withClause as WithClause | undefined, ctes);
-    for (const key of Object.keys(body)) {
-      if (key === 'withClause') continue;
-      if (key === 'larg' || key === 'rarg') this.select(body[key] as Obj, inner);
-      else body[key] = this.visit(body[key], inner);
+    for (const key in body) {
+      const child = body[key];
+      if (key === 'withClause' || child === null || typeof child !== 'object') continue;
+      if (key === 'larg' || key === 'rarg') this.select(child as Obj, inner);
+      else body[key] = this.visit(child, inner);
     }
   }
 

@@ -4,7 +4,7 @@
 import { analyze, initAnalysis, type Analysis } from '../../../src/analysis/pipeline';
 import { barrierViewsOf } from '../../../src/analysis/rewrite/derived';
 import { gate } from './golden';
-import { CUSTOMERS, principal, scopeFromFile, WITH_COUNTRIES } from './rewrite-scope';
+import { CUSTOMERS, principal, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders'), protocol: 'simple' as const };
@@ -56,5 +56,16 @@ test('without barrierViews the fenced form is used', () => {
 test('current_schemas answers without the temporary schema, under its own column name', () => {
   expect(sql(analyze('SELECT current_schemas(true)', { ...base, barrierViews: true }))).toBe(
     'SELECT pg_catalog.array_remove(pg_catalog.current_schemas(true), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)) AS current_schemas LIMIT 201',
+  );
+});
+
+test("the session's own values in one statement: database, user and schemas each answered, each under its column name", () => {
+  const allowing = { ...base, scope: scopeVariant(WITH_COUNTRIES, { allow_functions: ['current_database'] }), principal: { ...principal('1'), database: 'agentdb' } };
+  const out = sql(analyze('SELECT current_database(), current_user, (current_schemas(true))[1] AS first, current_schemas(false)::text[] FROM countries WHERE name <> current_user', { ...allowing, barrierViews: true }));
+  expect(out).toBe(
+    "SELECT CAST('agentdb' AS name) AS current_database, CAST('agent' AS name) AS \"current_user\", " +
+      '(pg_catalog.array_remove(pg_catalog.current_schemas(true), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)))[1] AS first, ' +
+      'CAST(pg_catalog.array_remove(pg_catalog.current_schemas(false), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)) AS text[]) AS current_schemas ' +
+      "FROM ( SELECT code, name FROM public.countries ) AS countries WHERE name <> CAST('agent' AS name) LIMIT 201",
   );
 });
