@@ -16,7 +16,7 @@ const { seedDatabase } = require('../dist/demo/demo');
 const { startPassThrough, startPgbouncer } = require('./baselines');
 const { startEmbeddedPostgres } = require('../dist/demo/embedded');
 const { idleConnections, printIdle, IDLE_TARGET, IDLE_MARGIN } = require('./idle');
-const { firstSeen, printFirstSeen } = require('./first-seen');
+const { firstSeen, printFirstSeen, startProfiler, selfTimes } = require('./first-seen');
 const { rowSecurityScript } = require('../dist/policy/tooling/rls');
 
 /** The role the read_scope: rls proxy logs in as: not a superuser, not the tables' owner (row-level security would not apply). */
@@ -60,6 +60,13 @@ const runs = (name) => selected.length === 0 || selected.includes(name);
 
 const run = promisify(execFile);
 const DURATION_S = Number(process.env.BENCH_SECONDS || 10);
+/**
+ * Set: after each mode's measured runs, one more pgbench run through the proxy under the
+ * inspector's CPU profiler (the figures above stay unprofiled); its top self-time functions are
+ * printed, and with a value ending in .cpuprofile the profile is also written there
+ * (name-simple.cpuprofile, name-prepared.cpuprofile).
+ */
+const PGBENCH_PROFILE = process.env.BENCH_PGBENCH_PROFILE;
 const CLIENTS = Number(process.env.BENCH_CLIENTS || 4);
 const ANALYTIC_ITERATIONS = Number(process.env.BENCH_ITERATIONS || 2000);
 const TENANTS = 50;
@@ -221,6 +228,24 @@ function pgbenchTps(stdout) {
  * per statement over the run: pgbench is a process of its own, so through the proxy (which runs
  * in this process) that is the proxy's CPU per statement.
  */
+/** One more pgbench run through the proxy, under the CPU profiler (BENCH_PGBENCH_PROFILE). */
+async function profiledPgbench(url, mode) {
+  const stop = await startProfiler();
+  let r;
+  let profile;
+  try {
+    r = await pgbench(url, mode);
+  } finally {
+    profile = await stop();
+  }
+  if (PGBENCH_PROFILE.endsWith('.cpuprofile')) {
+    const file = PGBENCH_PROFILE.replace(/\.cpuprofile$/, `-${mode}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(profile));
+    process.stderr.write(`bench: pgbench -M ${mode} CPU profile written to ${file}\n`);
+  }
+  return { ...selfTimes(profile), cpuUs: r.cpuUs, tps: r.tps };
+}
+
 async function pgbench(url, mode, cpuSeconds) {
   const script = path.join(__dirname, 'pgbench-select-only.sql');
   const cpu = process.cpuUsage();
@@ -303,6 +328,7 @@ async function main() {
     const via = (user, through = proxy) => `postgres://${user}:bench@127.0.0.1:${through.port}/ormai_bench`;
     const rows = [];
     const paths = [];
+    const profiles = [];
     if (hasPgbench && runs('pgbench')) {
       const target = new URL(url);
       const pass = await startPassThrough(target.hostname, Number(target.port || 5432));
@@ -324,6 +350,7 @@ async function main() {
           const proxied = measured[2][1];
           rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), (proxied.tps / direct.tps).toFixed(3)]);
           rows.push([`  proxy CPU per statement (-M ${mode}), µs`, '', proxied.cpuUs.toFixed(0), '']);
+          if (PGBENCH_PROFILE) profiles.push({ mode, ...(await profiledPgbench(via('bench-pgbench'), mode)) });
         }
       } finally {
         await pass.close();
@@ -376,6 +403,10 @@ async function main() {
       console.log(`\npgbench select-only through each path (${CLIENTS} clients): tps, ratio to direct, CPU of the path per statement`);
       console.log(pline(['path', 'tps', 'ratio', 'CPU/stmt, µs']));
       for (const r of paths) console.log(pline(r));
+    }
+    for (const p of profiles) {
+      console.log(`\nCPU profile, pgbench -M ${p.mode} through the proxy once more (${p.cpuUs.toFixed(0)} µs/stmt, ${p.tps.toFixed(0)} tps under the profiler; main thread busy ${p.totalMs.toFixed(0)} ms): top self time`);
+      for (const t of p.top) console.log(`  ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(6)} ms  ${t.fn}`);
     }
     if (lookupRows.length > 0) {
       const lw = [40, 10, 14, 7, 10, 7, 10, 7];
