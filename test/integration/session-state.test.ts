@@ -505,7 +505,13 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
       } finally {
         await fresh.end();
       }
-      const events = p.auditEvents().filter((e) => e.kind === 'statement' && e.sql?.startsWith('WITH c0'));
+      // The event is written after the session ended, by the audit trail's own schedule.
+      const chained = () => p.auditEvents().filter((e) => e.kind === 'statement' && e.sql?.startsWith('WITH c0'));
+      let events = chained();
+      for (let i = 0; i < 150 && events.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        events = chained();
+      }
       expect(events).toHaveLength(1);
       expect(events[0].code === 'statement_deadline_exceeded' || events[0].code === '57014').toBe(true);
     });

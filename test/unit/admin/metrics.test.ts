@@ -191,31 +191,39 @@ describe('callback sources', () => {
   });
 
   test('the oldest pending approval is aged at each scrape from the same cached list; 0 when none is pending', async () => {
-    const m = new ProxyMetrics({ defaultMetrics: false });
-    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(0);
-    const ago = (s: number) => new Date(Date.now() - s * 1000).toISOString();
-    let pending: Array<Pick<Approval, 'createdAt'>> = [{ createdAt: ago(30) }, { createdAt: ago(900) }, { createdAt: 'not a time' }];
-    let calls = 0;
-    m.setApprovalSource(
-      {
-        list: async () => {
-          calls++;
-          return pending as Approval[];
+    // The clock is the test's: the ages are exact and the cache's 300 ms pass only when the test says so.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    try {
+      const m = new ProxyMetrics({ defaultMetrics: false });
+      expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(0);
+      const t0 = Date.now();
+      const ago = (s: number) => new Date(t0 - s * 1000).toISOString();
+      let pending: Array<Pick<Approval, 'createdAt'>> = [{ createdAt: ago(30) }, { createdAt: ago(900) }, { createdAt: 'not a time' }];
+      let calls = 0;
+      m.setApprovalSource(
+        {
+          list: async () => {
+            calls++;
+            return pending as Approval[];
+          },
         },
-      },
-      300,
-    );
-    // The minimum, not the first in the list; a timestamp that does not parse is skipped.
-    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBeCloseTo(900, 0);
-    expect(await value(m, 'ormai_approvals_pending')).toBe(3);
-    // Within the cache the list is not read again, but the age keeps growing.
-    await new Promise((r) => setTimeout(r, 20));
-    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBeGreaterThanOrEqual(900.02);
-    expect(calls).toBe(1);
-    pending = [];
-    await new Promise((r) => setTimeout(r, 320));
-    expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(0);
-    expect(await value(m, 'ormai_approvals_pending')).toBe(0);
+        300,
+      );
+      // The minimum, not the first in the list; a timestamp that does not parse is skipped.
+      expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(900);
+      expect(await value(m, 'ormai_approvals_pending')).toBe(3);
+      // Within the cache the list is not read again, but the age keeps growing.
+      jest.setSystemTime(t0 + 20);
+      expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(900.02);
+      expect(calls).toBe(1);
+      pending = [];
+      jest.setSystemTime(t0 + 320);
+      expect(await value(m, 'ormai_approvals_oldest_pending_seconds')).toBe(0);
+      expect(await value(m, 'ormai_approvals_pending')).toBe(0);
+      expect(calls).toBe(2);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('rate-limit store availability and policy info', async () => {
