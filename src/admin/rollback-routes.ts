@@ -1,6 +1,6 @@
 // Admin routes for rollback: the inverse of a write from its audit event (GET shows it, POST runs it).
 import { z } from 'zod';
-import { findAuditEvent, executeRollback } from '../audit/rollback-command';
+import { findAuditEvent, executeRollback, RollbackNotRecordedError } from '../audit/rollback-command';
 import type { AuditLog } from '../audit/log';
 import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
 import type { ProxyConfig } from '../config/load';
@@ -38,7 +38,13 @@ export function registerRollbackRoutes(router: Router, config: ProxyConfig, audi
       if (!parsed.success) throw new HttpError(400, 'invalid_request', 'the body is empty or { "by": "<the caller>" }; the rollback is recorded under the token\'s identity');
       const by = actorOf(req, parsed.data.by, 'by');
       const { event, statements } = await inverseFor(config, req.params.id);
-      const result = await executeRollback(config, event, statements, by, audit);
+      let result;
+      try {
+        result = await executeRollback(config, event, statements, by, audit);
+      } catch (err) {
+        if (err instanceof RollbackNotRecordedError) throw new HttpError(503, 'audit_unavailable', err.message);
+        throw err;
+      }
       return { status: 200, body: { event: event.id, rows: statements.length, ...result } };
     },
   });

@@ -42,7 +42,20 @@ export async function findAuditEvent(config: ProxyConfig, id: string, file?: str
   return undefined;
 }
 
-/** Runs an inverse on the proxy's own upstream connection and records the rollback in the audit trail. */
+/** Why a rollback was undone although it ran: its audit event could not be recorded. */
+export class RollbackNotRecordedError extends Error {
+  constructor(cause: unknown) {
+    super(`the rollback's audit event could not be recorded (${cause instanceof Error ? cause.message : String(cause)}): its transaction was rolled back, nothing changed`);
+    this.name = 'RollbackNotRecordedError';
+  }
+}
+
+/**
+ * Runs an inverse on the proxy's own upstream connection and records the rollback in the audit
+ * trail. Like an agent's write (I7), it commits only once its event is durable (unless
+ * audit.write_guarantee is async); an event the trail cannot take rolls it back
+ * (RollbackNotRecordedError), and a trail that takes no writes refuses it before it runs.
+ */
 export async function executeRollback(
   config: ProxyConfig,
   event: AuditEvent,
@@ -50,23 +63,49 @@ export async function executeRollback(
   by: string,
   audit: AuditLog | undefined,
 ): Promise<RollbackResult> {
+  if (audit && !audit.acceptsWrites()) throw new RollbackNotRecordedError(new Error('the audit trail is not available'));
   const policy = config.policies.find((p) => p.name === event.policy?.name);
   const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy rollback'));
   client.on('error', () => undefined);
   await client.connect();
+  let reported = false;
   try {
-    const result = await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id);
-    audit?.emit({
-      kind: 'statement',
-      decision: 'rolled_back',
-      actor: by,
-      ...(event.principal ? { principal: event.principal } : {}),
-      ...(event.policy ? { policy: event.policy } : {}),
-      rolls_back: event.id,
-      rows: result.reverted,
-      message: `reverted ${result.reverted} of ${statements.length} rows; ${result.skipped} changed since and were left alone`,
-    });
-    return result;
+    const record = async (result: RollbackResult): Promise<void> => {
+      if (!audit) return;
+      reported = true;
+      const recorded = audit.emit({
+        kind: 'statement',
+        decision: 'rolled_back',
+        actor: by,
+        ...(event.principal ? { principal: event.principal } : {}),
+        ...(event.policy ? { policy: event.policy } : {}),
+        rolls_back: event.id,
+        rows: result.reverted,
+        message: `reverted ${result.reverted} of ${statements.length} rows; ${result.skipped} changed since and were left alone`,
+      });
+      if (audit.writeGuarantee === 'async') return;
+      try {
+        await audit.durable(recorded);
+      } catch (err) {
+        throw new RollbackNotRecordedError(err);
+      }
+    };
+    return await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id, record);
+  } catch (err) {
+    // Reported as done, then not committed (its event not durable, or COMMIT refused): the trail says so too.
+    if (reported) {
+      audit?.emit({
+        kind: 'statement',
+        decision: 'error',
+        actor: by,
+        ...(event.principal ? { principal: event.principal } : {}),
+        ...(event.policy ? { policy: event.policy } : {}),
+        rolls_back: event.id,
+        code: err instanceof RollbackNotRecordedError ? 'audit_unavailable' : 'rollback_not_committed',
+        message: 'the rollback recorded just before was not committed: nothing changed',
+      });
+    }
+    throw err;
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -97,17 +97,27 @@ export interface RollbackResult {
  * Runs the statements in one transaction; any error rolls all of them back. `tenant` is the
  * written rows' tenant, for tables whose row-level security reads it (policy/row-security.ts).
  */
-export async function runInverse(client: Client, statements: InverseStatement[], statementTimeoutMs: number, tenant?: string): Promise<RollbackResult> {
+export async function runInverse(
+  client: Client,
+  statements: InverseStatement[],
+  statementTimeoutMs: number,
+  tenant?: string,
+  beforeCommit: (result: RollbackResult) => Promise<void> = async () => undefined,
+): Promise<RollbackResult> {
   let reverted = 0;
   await client.query('BEGIN');
+  let result: RollbackResult;
   try {
     await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}`);
     if (tenant !== undefined) await setTenantLocally(client, tenant);
     for (const s of statements) reverted += (await client.query(s.sql, s.params)).rowCount ?? 0;
+    result = { reverted, skipped: statements.length - reverted };
+    // What the rollback did is reported (its audit event made durable) before it commits, as any write's is.
+    await beforeCommit(result);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
-  return { reverted, skipped: statements.length - reverted };
+  return result;
 }

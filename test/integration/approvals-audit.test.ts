@@ -184,6 +184,47 @@ test('with the audit sink hanging, an approved write does not commit and the app
   expect((await current(ids)).map((r) => r.status)).toEqual(['kept']);
 });
 
+test('with an audit sink hanging, a rollback does not commit and answers 503 audit_unavailable; the trail then says so', async () => {
+  // The write's event is found in the file sink (the postgres sink's relay will be stalled); every sink must take the rollback's.
+  const table = 'approval_audit_rollback';
+  const both = await proxyWith(table, { sinks: [{ type: 'file', path: path.join(dir, 'rollback.jsonl') }, { type: 'postgres', url: sinkUrl, table }] });
+  const via = { url: `http://127.0.0.1:${both.admin.port}` };
+  try {
+    const ids = await orders(1, 'before');
+    const c = new Client({ connectionString: both.url() });
+    await c.connect();
+    const out = await send(c, modes[0], `${R}UPDATE orders SET status = 'after' WHERE id = ${ids[0]}`).finally(() => c.end());
+    const id = /approval_id=(appr_[0-9A-Z]+)/.exec(out.error?.detail ?? '')![1];
+    expect((await api(via, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } })).body.approval.state).toBe('executed');
+    const executed = (await trail(id, (rows) => rows.some((r) => r.decision === 'executed'), table)).find((r) => r.decision === 'executed')!;
+    relay.stall(true);
+    const undo = await api(via, 'POST', `/audit/${executed.id}/rollback`, { body: { by: 'bob' } });
+    expect(undo).toMatchObject({ status: 503, body: { error: { code: 'audit_unavailable' } } });
+    // Not committed: the row keeps the approved write's value.
+    expect((await current(ids)).map((r) => r.status)).toEqual(['after']);
+    relay.stall(false);
+    // Once the trail is back it holds both: the rollback it could not confirm, then that it was not committed.
+    const rollbacks = () => db.query<{ decision: string; code: string | null; actor: string }>(`SELECT decision, code, event->>'actor' AS actor FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [executed.id]);
+    let undone = await rollbacks();
+    for (let i = 0; i < 200 && undone.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      undone = await rollbacks();
+    }
+    expect(undone).toEqual([
+      { decision: 'rolled_back', code: null, actor: 'bob' },
+      { decision: 'error', code: 'audit_unavailable', actor: 'bob' },
+    ]);
+    // The trail is back: the same rollback now runs, and is recorded before it answers.
+    const again = await api(via, 'POST', `/audit/${executed.id}/rollback`, { body: { by: 'bob' } });
+    expect(again).toMatchObject({ status: 200, body: { reverted: 1, skipped: 0 } });
+    expect((await current(ids)).map((r) => r.status)).toEqual(['before']);
+    expect((await rollbacks()).map((r) => r.decision)).toEqual(['rolled_back', 'error', 'rolled_back']);
+  } finally {
+    relay.stall(false);
+    await both.close();
+  }
+});
+
 test('write_guarantee: async: the approved write commits without waiting for the trail', async () => {
   const lax = await proxyWith('approval_audit_async', { write_guarantee: 'async' });
   try {
