@@ -42,10 +42,10 @@ export async function findAuditEvent(config: ProxyConfig, id: string, file?: str
   return undefined;
 }
 
-/** Why a rollback was undone although it ran: its audit event could not be recorded. */
+/** A rollback the audit trail could not record: not run, or run and its transaction rolled back. */
 export class RollbackNotRecordedError extends Error {
-  constructor(cause: unknown) {
-    super(`the rollback's audit event could not be recorded (${cause instanceof Error ? cause.message : String(cause)}): its transaction was rolled back, nothing changed`);
+  constructor(message: string) {
+    super(message);
     this.name = 'RollbackNotRecordedError';
   }
 }
@@ -63,7 +63,7 @@ export async function executeRollback(
   by: string,
   audit: AuditLog | undefined,
 ): Promise<RollbackResult> {
-  if (audit && !audit.acceptsWrites()) throw new RollbackNotRecordedError(new Error('the audit trail is not available'));
+  if (audit && !audit.acceptsWrites()) throw new RollbackNotRecordedError('the audit trail is not available: the rollback was not run; retry once it is back');
   const policy = config.policies.find((p) => p.name === event.policy?.name);
   const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy rollback'));
   client.on('error', () => undefined);
@@ -87,7 +87,9 @@ export async function executeRollback(
       try {
         await audit.durable(recorded);
       } catch (err) {
-        throw new RollbackNotRecordedError(err);
+        throw new RollbackNotRecordedError(
+          `the rollback's audit event could not be recorded (${err instanceof Error ? err.message : String(err)}): its transaction was rolled back, nothing changed; retry once the trail is back`,
+        );
       }
     };
     return await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id, record);
