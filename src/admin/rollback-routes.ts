@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { findAuditEvent, executeRollback, RollbackNotRecordedError } from '../audit/rollback-command';
 import type { AuditLog } from '../audit/log';
-import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
+import { CommitFailedError, inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
 import type { ProxyConfig } from '../config/load';
 import { actorOf, orEmpty } from './approval-routes';
 import { HttpError } from './http';
@@ -37,12 +37,18 @@ export function registerRollbackRoutes(router: Router, config: ProxyConfig, audi
       const parsed = body.safeParse(orEmpty(await req.json()));
       if (!parsed.success) throw new HttpError(400, 'invalid_request', 'the body is empty or { "by": "<the caller>" }; the rollback is recorded under the token\'s identity');
       const by = actorOf(req, parsed.data.by, 'by');
+      // Before the event is looked up (in sinks that may be the ones down): a rollback the trail cannot record is not run.
+      if (!audit.acceptsWrites()) throw new HttpError(503, 'audit_unavailable', 'the audit trail is not available: the rollback was not run; retry once it is back');
       const { event, statements } = await inverseFor(config, req.params.id);
       let result;
       try {
         result = await executeRollback(config, event, statements, by, audit);
       } catch (err) {
         if (err instanceof RollbackNotRecordedError) throw new HttpError(503, 'audit_unavailable', err.message);
+        if (err instanceof CommitFailedError) {
+          if (err.outcomeUnknown) throw new HttpError(502, 'rollback_outcome_unknown', `${err.message}: GET /audit/${event.id}/rollback shows what is left to revert`);
+          throw new HttpError(409, 'rollback_not_committed', err.message);
+        }
         throw err;
       }
       return { status: 200, body: { event: event.id, rows: statements.length, ...result } };

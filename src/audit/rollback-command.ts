@@ -9,7 +9,7 @@ import { adminClientConfig } from '../upstream/catalog';
 import type { AuditEvent } from './event';
 import { withSinkConnection } from './factory';
 import type { AuditLog } from './log';
-import { runInverse, type InverseStatement, type RollbackResult } from './rollback';
+import { CommitFailedError, runInverse, type InverseStatement, type RollbackResult } from './rollback';
 import { auditTableName } from './sinks/postgres';
 
 const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -94,8 +94,10 @@ export async function executeRollback(
     };
     return await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id, record);
   } catch (err) {
-    // Reported as done, then not committed (its event not durable, or COMMIT refused): the trail says so too.
+    // Reported as done, then not committed (its event not durable, COMMIT refused) or not known to
+    // be (the connection failed during COMMIT): the trail says which.
     if (reported) {
+      const unknown = err instanceof CommitFailedError && err.outcomeUnknown;
       audit?.emit({
         kind: 'statement',
         decision: 'error',
@@ -103,8 +105,10 @@ export async function executeRollback(
         ...(event.principal ? { principal: event.principal } : {}),
         ...(event.policy ? { policy: event.policy } : {}),
         rolls_back: event.id,
-        code: err instanceof RollbackNotRecordedError ? 'audit_unavailable' : 'rollback_not_committed',
-        message: 'the rollback recorded just before was not committed: nothing changed',
+        code: err instanceof RollbackNotRecordedError ? 'audit_unavailable' : unknown ? 'rollback_outcome_unknown' : 'rollback_not_committed',
+        message: unknown
+          ? 'the connection failed while the rollback recorded just before was committing: whether it committed is not known; the rows tell'
+          : 'the rollback recorded just before was not committed: nothing changed',
       });
     }
     throw err;

@@ -225,6 +225,37 @@ test('with an audit sink hanging, a rollback does not commit and answers 503 aud
   }
 });
 
+test('a rollback whose COMMIT PostgreSQL refuses answers 409 rollback_not_committed, and the trail says nothing changed', async () => {
+  // A deferred constraint trigger refuses, at COMMIT, an order set back to the status 'refuse-commit'.
+  await db.query(
+    "CREATE FUNCTION ormai_test_refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.status = 'refuse-commit' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NEW; END $$",
+  );
+  await db.query('CREATE CONSTRAINT TRIGGER ormai_test_refuse_commit AFTER UPDATE ON orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ormai_test_refuse_commit()');
+  try {
+    const ids = await orders(1, 'refuse-commit');
+    const id = await hold(modes[0], `${R}UPDATE orders SET status = 'after' WHERE id = ${ids[0]}`);
+    expect((await api(admin, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } })).body.approval.state).toBe('executed');
+    const executed = (await trail(id, (rows) => rows.some((r) => r.decision === 'executed'))).find((r) => r.decision === 'executed')!;
+    const undo = await api(admin, 'POST', `/audit/${executed.id}/rollback`, { body: { by: 'bob' } });
+    expect(undo).toMatchObject({ status: 409, body: { error: { code: 'rollback_not_committed' } } });
+    expect(undo.body.error.message).toMatch(/refused the COMMIT \(P0001\): nothing changed/);
+    expect((await current(ids)).map((r) => r.status)).toEqual(['after']);
+    const rollbacks = () => db.query<{ decision: string; code: string | null }>("SELECT decision, code FROM approval_audit WHERE event->>'rolls_back' = $1 ORDER BY id", [executed.id]);
+    let undone = await rollbacks();
+    for (let i = 0; i < 200 && undone.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      undone = await rollbacks();
+    }
+    expect(undone).toEqual([
+      { decision: 'rolled_back', code: null },
+      { decision: 'error', code: 'rollback_not_committed' },
+    ]);
+  } finally {
+    await db.query('DROP TRIGGER ormai_test_refuse_commit ON orders');
+    await db.query('DROP FUNCTION ormai_test_refuse_commit()');
+  }
+});
+
 test('write_guarantee: async: the approved write commits without waiting for the trail', async () => {
   const lax = await proxyWith('approval_audit_async', { write_guarantee: 'async' });
   try {

@@ -508,7 +508,7 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
       // The event is written after the session ended, by the audit trail's own schedule.
       const chained = () => p.auditEvents().filter((e) => e.kind === 'statement' && e.sql?.startsWith('WITH c0'));
       let events = chained();
-      for (let i = 0; i < 150 && events.length === 0; i++) {
+      for (let i = 0; i < 150 && (events.length === 0 || p.audit.queueDepth > 0); i++) {
         await new Promise((r) => setTimeout(r, 20));
         events = chained();
       }

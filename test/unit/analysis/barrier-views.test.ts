@@ -69,3 +69,14 @@ test("the session's own values in one statement: database, user and schemas each
       "FROM ( SELECT code, name FROM public.countries ) AS countries WHERE name <> CAST('agent' AS name) LIMIT 201",
   );
 });
+
+test.each([
+  [
+    "SELECT current_schemas(current_user = 'x')",
+    "SELECT pg_catalog.array_remove(pg_catalog.current_schemas(CAST('agent' AS name) = 'x'), CAST(CAST(CAST(pg_catalog.pg_my_temp_schema() AS regnamespace) AS text) AS name)) AS current_schemas LIMIT 201",
+  ],
+  ['SELECT * FROM current_database()', "SELECT * FROM CAST('agentdb' AS name) AS current_database LIMIT 201"],
+])('%s: a session value inside another, and one in FROM', (text, out) => {
+  const allowing = { ...base, scope: scopeVariant(WITH_COUNTRIES, { allow_functions: ['current_database'] }), principal: { ...principal('1'), database: 'agentdb' } };
+  expect(sql(analyze(text, { ...allowing, barrierViews: true }))).toBe(out);
+});

@@ -22,7 +22,9 @@ describe('cloneTree', () => {
   test('gives an equal tree that shares no object or array with the original', () => {
     const tree = parseStatements("SELECT a, b[1] FROM t WHERE x IN (1, 2, 3) AND y = 'z' OR NOT flag ORDER BY 1 LIMIT 5")[0];
     const copy = cloneTree(tree);
-    expect(copy).toEqual(tree);
+    expect(copy).toStrictEqual(tree);
+    // Key order too, at every level: the printed text follows it.
+    expect(JSON.stringify(copy)).toBe(JSON.stringify(tree));
     const mine = objects(tree);
     for (const o of objects(copy)) expect(mine.has(o)).toBe(false);
   });
@@ -30,7 +32,8 @@ describe('cloneTree', () => {
   test('keeps arrays arrays, key order, and primitives (false, 0, empty strings, null) as they are', () => {
     const value = { b: [1, 'x', false, 0, '', null, [{ c: true }]], a: { ival: {} }, z: null };
     const copy = cloneTree(value);
-    expect(copy).toEqual(value);
+    expect(copy).toStrictEqual(value);
+    expect(JSON.stringify(copy)).toBe(JSON.stringify(value));
     expect(Array.isArray(copy.b)).toBe(true);
     expect(Array.isArray(copy.b[6])).toBe(true);
     expect(Object.keys(copy)).toEqual(['b', 'a', 'z']);
@@ -89,13 +92,18 @@ describe('walk', () => {
     expect(count).toBeLessThan(all);
   });
 
-  test('sees what the visitor put in place of a node (a replacement is walked too)', () => {
-    const tree = { a: { x: 1 } } as Record<string, unknown>;
+  test('walks what the visitor put in place of a node, not what was there (as the rewrite replaces a call)', () => {
+    const old = { marker: 'old' };
+    const tree = { a: { FuncCall: { args: [old] } } } as Record<string, unknown>;
     const seen: unknown[] = [];
     walk([tree], (node) => {
       seen.push(node);
-      if ('x' in node) node.y = { replaced: true };
+      if ('FuncCall' in node) {
+        delete node.FuncCall;
+        Object.assign(node, { A_Const: { sval: { sval: 'new' } } });
+      }
     });
-    expect(seen).toContainEqual({ replaced: true });
+    expect(seen).toContainEqual({ sval: 'new' });
+    expect(seen).not.toContain(old);
   });
 });
