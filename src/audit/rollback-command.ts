@@ -69,17 +69,21 @@ export async function executeRollback(
   client.on('error', () => undefined);
   await client.connect();
   let reported = false;
+  // Who rolled back what, on both of the rollback's events.
+  const about = {
+    kind: 'statement' as const,
+    actor: by,
+    ...(event.principal ? { principal: event.principal } : {}),
+    ...(event.policy ? { policy: event.policy } : {}),
+    rolls_back: event.id,
+  };
   try {
     const record = async (result: RollbackResult): Promise<void> => {
       if (!audit) return;
       reported = true;
       const recorded = audit.emit({
-        kind: 'statement',
+        ...about,
         decision: 'rolled_back',
-        actor: by,
-        ...(event.principal ? { principal: event.principal } : {}),
-        ...(event.policy ? { policy: event.policy } : {}),
-        rolls_back: event.id,
         rows: result.reverted,
         message: `reverted ${result.reverted} of ${statements.length} rows; ${result.skipped} changed since and were left alone`,
       });
@@ -99,12 +103,8 @@ export async function executeRollback(
     if (reported) {
       const unknown = err instanceof CommitFailedError && err.outcomeUnknown;
       audit?.emit({
-        kind: 'statement',
+        ...about,
         decision: 'error',
-        actor: by,
-        ...(event.principal ? { principal: event.principal } : {}),
-        ...(event.policy ? { policy: event.policy } : {}),
-        rolls_back: event.id,
         code: err instanceof RollbackNotRecordedError ? 'audit_unavailable' : unknown ? 'rollback_outcome_unknown' : 'rollback_not_committed',
         message: unknown
           ? 'the connection failed while the rollback recorded just before was committing: whether it committed is not known; the rows tell'

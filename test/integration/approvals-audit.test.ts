@@ -76,9 +76,9 @@ async function orders(n: number, status: string): Promise<number[]> {
 
 const current = (ids: number[]) => db.query('SELECT id, tenant_id, customer_id, total_cents, status, created_at FROM orders WHERE id = ANY($1::int[]) ORDER BY id', [ids]);
 
-/** Sends a write the policy holds; the approval id from its pending_approval error. */
-async function hold(mode: Mode, sql: string, values: unknown[] = []): Promise<string> {
-  const c = new Client({ connectionString: proxy.url() });
+/** Sends a write the policy holds (through `via`, the suite's proxy by default); the approval id from its pending_approval error. */
+async function hold(mode: Mode, sql: string, values: unknown[] = [], via: TestProxy = proxy): Promise<string> {
+  const c = new Client({ connectionString: via.url() });
   await c.connect();
   try {
     const out = await send(c, mode, sql, values);
@@ -191,10 +191,7 @@ test('with an audit sink hanging, a rollback does not commit and answers 503 aud
   const via = { url: `http://127.0.0.1:${both.admin.port}` };
   try {
     const ids = await orders(1, 'before');
-    const c = new Client({ connectionString: both.url() });
-    await c.connect();
-    const out = await send(c, modes[0], `${R}UPDATE orders SET status = 'after' WHERE id = ${ids[0]}`).finally(() => c.end());
-    const id = /approval_id=(appr_[0-9A-Z]+)/.exec(out.error?.detail ?? '')![1];
+    const id = await hold(modes[0], `${R}UPDATE orders SET status = 'after' WHERE id = ${ids[0]}`, [], both);
     expect((await api(via, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } })).body.approval.state).toBe('executed');
     const executed = (await trail(id, (rows) => rows.some((r) => r.decision === 'executed'), table)).find((r) => r.decision === 'executed')!;
     relay.stall(true);
@@ -260,10 +257,7 @@ test('write_guarantee: async: the approved write commits without waiting for the
   const lax = await proxyWith('approval_audit_async', { write_guarantee: 'async' });
   try {
     const ids = await orders(1, 'async-before');
-    const c = new Client({ connectionString: lax.url() });
-    await c.connect();
-    const out = await send(c, modes[0], `${R}UPDATE orders SET status = 'async-after' WHERE id = ${ids[0]}`).finally(() => c.end());
-    const id = /approval_id=(appr_[0-9A-Z]+)/.exec(out.error?.detail ?? '')![1];
+    const id = await hold(modes[0], `${R}UPDATE orders SET status = 'async-after' WHERE id = ${ids[0]}`, [], lax);
     relay.stall(true);
     const reply = await api({ url: `http://127.0.0.1:${lax.admin.port}` }, 'POST', `/approvals/${id}/approve`, { body: { approver: 'alice' } });
     expect(reply.body.approval).toMatchObject({ state: 'executed', result: { rows_affected: 1 } });
