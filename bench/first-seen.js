@@ -21,7 +21,7 @@ const N = Number(process.env.BENCH_FIRSTSEEN_N || 2000);
  * First-seen statements of other shapes before the measured pass, in rounds of WARMUP_ROUND. V8
  * keeps compiling the analysis (TurboFan, on its worker threads) for thousands of statements:
  * after 400 warm-ups the measured pass still spent 250–300 µs a statement on other threads and
- * its CPU was 1.6 × that after 6,000 (same day, same machine). The rounds' figures are printed,
+ * its CPU was 1.3–1.8 × that after 6,000 (same day, same machine). The rounds' figures are printed,
  * so a run shows whether its warm-up settled.
  */
 const WARMUP = Number(process.env.BENCH_FIRSTSEEN_WARMUP || 6000);
