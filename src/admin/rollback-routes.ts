@@ -2,7 +2,8 @@
 import { z } from 'zod';
 import { findAuditEvent, executeRollback, RollbackNotRecordedError } from '../audit/rollback-command';
 import type { AuditLog } from '../audit/log';
-import { CommitFailedError, inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
+import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
+import { CommitFailedError } from '../upstream/commit';
 import type { ProxyConfig } from '../config/load';
 import { actorOf, orEmpty } from './approval-routes';
 import { HttpError } from './http';

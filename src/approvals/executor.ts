@@ -7,6 +7,7 @@ import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/write-lim
 import { captureSpec, changesOf, keepCaptured } from '../results/capture-columns';
 import { adminClientConfig } from '../upstream/catalog';
 import { setTenantLocally } from '../policy/row-security';
+import { commit, CommitFailedError } from '../upstream/commit';
 import type { Approval, ApprovalExecutor, BeforeCommit, ExecutedWrite, ExecutionResult } from './types';
 
 const CAPPED = new RegExp(`${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)`);
@@ -49,7 +50,16 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
         log.error({ approval: approval.id, err: (err as Error).message }, 'audit event of an approved write not confirmed; rolled back');
         return { error: { code: 'audit_unavailable', message: NOT_RECORDED } };
       }
-      await client.query('COMMIT');
+      try {
+        await commit(client);
+      } catch (err) {
+        // Refused by PostgreSQL: nothing was committed, and the error is recorded as any other.
+        if (!(err instanceof CommitFailedError)) throw err;
+        if (!err.outcomeUnknown) throw err.original;
+        // Reported as executed, and it may well have committed: the record says that nobody knows.
+        log.error({ approval: approval.id }, 'connection lost during the COMMIT of an approved write; whether it committed is not known');
+        return { error: { code: 'commit_outcome_unknown', message: `${err.message}; the rows tell, and the execution was reported before the COMMIT` } };
+      }
       log.info({ approval: approval.id, rows: write.rowsAffected }, 'approved write executed');
       return { rowsAffected: write.rowsAffected };
     } catch (err) {

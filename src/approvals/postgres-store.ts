@@ -196,22 +196,63 @@ export class PostgresApprovalStore implements ApprovalStore {
     return { approval: outcome.next ?? outcome.current!, value: outcome.value };
   }
 
+  /**
+   * A pooled connection lost while idle can be handed out before the pool has heard of it: its
+   * BEGIN then fails without anything having run, and the transaction runs once more on another.
+   */
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    try {
+      return await this.transactionOnce(work);
+    } catch (err) {
+      if (!(err instanceof StaleConnection)) throw err;
+      this.log.warn({ err: err.message }, 'approvals store connection was lost before its transaction began; running it again');
+      return this.transactionOnce(work);
+    }
+  }
+
+  private async transactionOnce<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no listener of the pool's: a connection lost now (even one lost
+    // while the client sat idle, reported only after it was handed out) would be an unhandled
+    // 'error' event, which ends the process. The query in flight fails on its own.
+    const lost = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', lost);
     try {
-      await client.query('BEGIN');
+      try {
+        await client.query('BEGIN');
+      } catch (err) {
+        // No SQLSTATE: the server never answered, so nothing began.
+        if (typeof (err as { code?: unknown }).code !== 'string') {
+          broken ??= err as Error;
+          throw new StaleConnection(err as Error);
+        }
+        throw err;
+      }
       const value = await work(client);
       await client.query('COMMIT');
       return value;
     } catch (err) {
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-        broken = rollbackErr;
-      });
+      if (!broken) {
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          broken = rollbackErr;
+        });
+      }
       throw err;
     } finally {
-      // A connection that could not roll back is in an unknown state: drop it instead of reusing it.
+      client.removeListener('error', lost);
+      // A connection that could not roll back, or was lost, is in an unknown state: drop it instead of reusing it.
       client.release(broken);
     }
+  }
+}
+
+/** BEGIN failed on a connection that was already gone: nothing ran, so the transaction may run again. */
+class StaleConnection extends Error {
+  constructor(cause: Error) {
+    super(cause.message);
+    this.name = 'StaleConnection';
   }
 }

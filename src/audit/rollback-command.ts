@@ -9,7 +9,8 @@ import { adminClientConfig } from '../upstream/catalog';
 import type { AuditEvent } from './event';
 import { withSinkConnection } from './factory';
 import type { AuditLog } from './log';
-import { CommitFailedError, runInverse, type InverseStatement, type RollbackResult } from './rollback';
+import { runInverse, type InverseStatement, type RollbackResult } from './rollback';
+import { CommitFailedError } from '../upstream/commit';
 import { auditTableName } from './sinks/postgres';
 
 const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;

@@ -9,6 +9,7 @@
 // except identifiers, which are quoted.
 import type { Client } from 'pg';
 import type { AuditEvent, AuditRowChange } from './event';
+import { commit } from '../upstream/commit';
 import { setTenantLocally } from '../policy/row-security';
 
 export interface InverseStatement {
@@ -94,25 +95,6 @@ export interface RollbackResult {
 }
 
 /**
- * COMMIT failed. PostgreSQL refused it (an error with a SQLSTATE, such as a deferred constraint):
- * nothing was committed. The connection failed while it was on its way or being answered: the
- * outcome is unknown (`outcomeUnknown`), and the rows tell.
- */
-export class CommitFailedError extends Error {
-  readonly outcomeUnknown: boolean;
-  readonly sqlstate?: string;
-
-  constructor(cause: unknown) {
-    const sqlstate = (cause as { code?: unknown }).code;
-    const known = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate);
-    super(known ? `PostgreSQL refused the COMMIT (${sqlstate}): nothing changed` : `the connection failed during COMMIT (${cause instanceof Error ? cause.message : String(cause)}): whether it committed is not known`);
-    this.name = 'CommitFailedError';
-    this.outcomeUnknown = !known;
-    if (known) this.sqlstate = sqlstate;
-  }
-}
-
-/**
  * Runs the statements in one transaction; any error rolls all of them back. `tenant` is the
  * written rows' tenant, for tables whose row-level security reads it (policy/row-security.ts).
  */
@@ -133,11 +115,7 @@ export async function runInverse(
     result = { reverted, skipped: statements.length - reverted };
     // What the rollback did is reported (its audit event made durable) before it commits, as any write's is.
     await beforeCommit(result);
-    try {
-      await client.query('COMMIT');
-    } catch (err) {
-      throw new CommitFailedError(err);
-    }
+    await commit(client);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;

@@ -116,6 +116,8 @@ async function readRowSecurity(client: Client, oids: number[]): Promise<RowSecur
 /** Row-level security of these relations now, on a connection of its own (the check between catalog loads: policy/provider.ts). */
 export async function loadRowSecurity(target: UpstreamTarget, oids: number[]): Promise<RowSecurityState> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
+  // Errors reach the pending query; a connection lost in between must not be an unhandled 'error' event.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await readRowSecurity(client, oids);
@@ -127,6 +129,8 @@ export async function loadRowSecurity(target: UpstreamTarget, oids: number[]): P
 /** Loads what the policies need to resolve names and build derived tables. */
 export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
+  // Errors reach the pending query; a connection lost in between must not be an unhandled 'error' event.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const relations = new Map<string, CatalogRelation>();

@@ -10,6 +10,8 @@ import { adminClientConfig } from './catalog';
  */
 export async function barrierViewsRefusal(target: UpstreamTarget): Promise<string | undefined> {
   const client = new Client(adminClientConfig(target, 'ormai-proxy start-up'));
+  // Errors reach the pending query; a connection lost in between must not be an unhandled 'error' event.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const { rows } = await client.query<{ role: string; db: string; temp: boolean; replica: boolean }>(

@@ -253,6 +253,79 @@ test('a rollback whose COMMIT PostgreSQL refuses answers 409 rollback_not_commit
   }
 });
 
+test('a connection lost during COMMIT: the approval and the rollback say the outcome is not known, and the rows tell', async () => {
+  // The proxy reaches PostgreSQL through a relay the test cuts while a deferred trigger holds the COMMIT.
+  const { relay: upstream, url: upstreamUrl } = await relayTo(db.url);
+  const table = 'approval_audit_unknown';
+  const cut = await startTestProxy(upstreamUrl, {
+    policies: [POLICY],
+    admin: writeAdminSecrets(dir),
+    approvals: { store: 'postgres', table: `ormai_approvals_${table}` },
+    audit: { sinks: [{ type: 'postgres', url: sinkUrl, table }], durable_timeout_ms: 2000 },
+  });
+  const via = { url: `http://127.0.0.1:${cut.admin.port}` };
+  await db.query(
+    "CREATE FUNCTION ormai_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.status = 'slow-commit' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$",
+  );
+  await db.query('CREATE CONSTRAINT TRIGGER ormai_test_slow_commit AFTER UPDATE ON orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ormai_test_slow_commit()');
+  /** The row's status once the abandoned COMMIT is over (PostgreSQL finishes it without the client). */
+  const settled = async (id: number, expected: string): Promise<string> => {
+    let status = '';
+    for (let i = 0; i < 120 && status !== expected; i++) {
+      [{ status }] = await current([id]);
+      if (status !== expected) await new Promise((r) => setTimeout(r, 50));
+    }
+    return status;
+  };
+  /** Runs `call` and cuts the relayed connections once its COMMIT waits in the trigger. */
+  const cutDuringCommit = async <T>(call: () => Promise<T>): Promise<T> => {
+    const pending = call();
+    let waiting = 0;
+    for (let i = 0; i < 250 && waiting === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      [{ n: waiting }] = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'COMMIT' AND wait_event = 'PgSleep'",
+      );
+    }
+    expect(waiting).toBe(1);
+    upstream.cut();
+    return pending;
+  };
+  try {
+    // An approved write whose COMMIT goes on without the proxy: recorded as not known, and it did commit.
+    const [first] = await orders(1, 'before');
+    const held = await hold(modes[0], `${R}UPDATE orders SET status = 'slow-commit' WHERE id = ${first}`, [], cut);
+    const reply = await cutDuringCommit(() => api(via, 'POST', `/approvals/${held}/approve`, { body: { approver: 'alice' } }));
+    expect(reply.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'commit_outcome_unknown' } } });
+    expect(reply.body.approval.result.error.message).toMatch(/whether it committed is not known/);
+    expect(await settled(first, 'slow-commit')).toBe('slow-commit');
+
+    // A rollback back to a value the trigger holds: 502, and the trail says the outcome is not known.
+    const [second] = await orders(1, 'slow-commit');
+    const approved = await hold(modes[0], `${R}UPDATE orders SET status = 'after' WHERE id = ${second}`, [], cut);
+    expect((await api(via, 'POST', `/approvals/${approved}/approve`, { body: { approver: 'alice' } })).body.approval.state).toBe('executed');
+    const executed = (await trail(approved, (rows) => rows.some((r) => r.decision === 'executed'), table)).find((r) => r.decision === 'executed')!;
+    const undo = await cutDuringCommit(() => api(via, 'POST', `/audit/${executed.id}/rollback`, { body: { by: 'bob' } }));
+    expect(undo).toMatchObject({ status: 502, body: { error: { code: 'rollback_outcome_unknown' } } });
+    expect(await settled(second, 'slow-commit')).toBe('slow-commit');
+    const rollbacks = () => db.query<{ decision: string; code: string | null }>(`SELECT decision, code FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [executed.id]);
+    let undone = await rollbacks();
+    for (let i = 0; i < 200 && undone.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      undone = await rollbacks();
+    }
+    expect(undone).toEqual([
+      { decision: 'rolled_back', code: null },
+      { decision: 'error', code: 'rollback_outcome_unknown' },
+    ]);
+  } finally {
+    await cut.close();
+    await upstream.close();
+    await db.query('DROP TRIGGER ormai_test_slow_commit ON orders');
+    await db.query('DROP FUNCTION ormai_test_slow_commit()');
+  }
+});
+
 test('write_guarantee: async: the approved write commits without waiting for the trail', async () => {
   const lax = await proxyWith('approval_audit_async', { write_guarantee: 'async' });
   try {

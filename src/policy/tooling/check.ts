@@ -37,6 +37,7 @@ export async function loadLintCatalog(config: ProxyConfig): Promise<CatalogSnaps
   const columns = [...new Set(config.policies.flatMap((p) => (p.raw.tenant_scope ? [p.raw.tenant_scope.column.toLowerCase()] : [])))];
   if (columns.length === 0) return catalog;
   const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy check'));
+  client.on('error', () => undefined); // errors reach the pending query
   await client.connect();
   try {
     const rows = (await client.query(TENANT_COLUMN_OWNERS, [columns])).rows as Array<{ schema: string; name: string; column: string; attnum: number; type: string; type_oid: string; not_null: boolean }>;
@@ -74,6 +75,7 @@ export interface CheckResult {
  */
 async function withUpstreamPreparer<T>(config: ProxyConfig, body: (prepare: Preparer) => Promise<T>): Promise<T> {
   const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy check'));
+  client.on('error', () => undefined); // errors reach the pending query
   await client.connect();
   try {
     return await body(async (sql) => {
