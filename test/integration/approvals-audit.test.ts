@@ -65,6 +65,17 @@ async function trail(id: string, done: (rows: Row[]) => boolean, table = 'approv
   return rows;
 }
 
+/** The events recording rollbacks of the event `of`, oldest first, once there are `n` of them (the sink writes in batches). */
+async function rollbacksOf(of: string, n: number, table = 'approval_audit'): Promise<Array<{ decision: string; code: string | null; actor: string }>> {
+  let rows: Array<{ decision: string; code: string | null; actor: string }> = [];
+  for (let i = 0; i < 200; i++) {
+    rows = await db.query(`SELECT decision, code, event->>'actor' AS actor FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [of]);
+    if (rows.length >= n) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return rows;
+}
+
 /** Tenant 1 orders of the test's own, inserted directly; their ids. */
 async function orders(n: number, status: string): Promise<number[]> {
   const rows = await db.query<{ id: number }>(
@@ -201,13 +212,7 @@ test('with an audit sink hanging, a rollback does not commit and answers 503 aud
     expect((await current(ids)).map((r) => r.status)).toEqual(['after']);
     relay.stall(false);
     // Once the trail is back it holds both: the rollback it could not confirm, then that it was not committed.
-    const rollbacks = () => db.query<{ decision: string; code: string | null; actor: string }>(`SELECT decision, code, event->>'actor' AS actor FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [executed.id]);
-    let undone = await rollbacks();
-    for (let i = 0; i < 200 && undone.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      undone = await rollbacks();
-    }
-    expect(undone).toEqual([
+    expect(await rollbacksOf(executed.id, 2, table)).toEqual([
       { decision: 'rolled_back', code: null, actor: 'bob' },
       { decision: 'error', code: 'audit_unavailable', actor: 'bob' },
     ]);
@@ -215,7 +220,7 @@ test('with an audit sink hanging, a rollback does not commit and answers 503 aud
     const again = await api(via, 'POST', `/audit/${executed.id}/rollback`, { body: { by: 'bob' } });
     expect(again).toMatchObject({ status: 200, body: { reverted: 1, skipped: 0 } });
     expect((await current(ids)).map((r) => r.status)).toEqual(['before']);
-    expect((await rollbacks()).map((r) => r.decision)).toEqual(['rolled_back', 'error', 'rolled_back']);
+    expect((await rollbacksOf(executed.id, 3, table)).map((r) => r.decision)).toEqual(['rolled_back', 'error', 'rolled_back']);
   } finally {
     relay.stall(false);
     await both.close();
@@ -237,15 +242,9 @@ test('a rollback whose COMMIT PostgreSQL refuses answers 409 rollback_not_commit
     expect(undo).toMatchObject({ status: 409, body: { error: { code: 'rollback_not_committed' } } });
     expect(undo.body.error.message).toMatch(/refused the COMMIT \(P0001\): nothing changed/);
     expect((await current(ids)).map((r) => r.status)).toEqual(['after']);
-    const rollbacks = () => db.query<{ decision: string; code: string | null }>("SELECT decision, code FROM approval_audit WHERE event->>'rolls_back' = $1 ORDER BY id", [executed.id]);
-    let undone = await rollbacks();
-    for (let i = 0; i < 200 && undone.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      undone = await rollbacks();
-    }
-    expect(undone).toEqual([
-      { decision: 'rolled_back', code: null },
-      { decision: 'error', code: 'rollback_not_committed' },
+    expect(await rollbacksOf(executed.id, 2)).toEqual([
+      { decision: 'rolled_back', code: null, actor: 'bob' },
+      { decision: 'error', code: 'rollback_not_committed', actor: 'bob' },
     ]);
   } finally {
     await db.query('DROP TRIGGER ormai_test_refuse_commit ON orders');
@@ -308,15 +307,9 @@ test('a connection lost during COMMIT: the approval and the rollback say the out
     const undo = await cutDuringCommit(() => api(via, 'POST', `/audit/${executed.id}/rollback`, { body: { by: 'bob' } }));
     expect(undo).toMatchObject({ status: 502, body: { error: { code: 'rollback_outcome_unknown' } } });
     expect(await settled(second, 'slow-commit')).toBe('slow-commit');
-    const rollbacks = () => db.query<{ decision: string; code: string | null }>(`SELECT decision, code FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [executed.id]);
-    let undone = await rollbacks();
-    for (let i = 0; i < 200 && undone.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      undone = await rollbacks();
-    }
-    expect(undone).toEqual([
-      { decision: 'rolled_back', code: null },
-      { decision: 'error', code: 'rollback_outcome_unknown' },
+    expect(await rollbacksOf(executed.id, 2, table)).toEqual([
+      { decision: 'rolled_back', code: null, actor: 'bob' },
+      { decision: 'error', code: 'rollback_outcome_unknown', actor: 'bob' },
     ]);
   } finally {
     await cut.close();
