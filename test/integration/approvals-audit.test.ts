@@ -271,7 +271,7 @@ test('a connection lost during COMMIT: the approval and the rollback say the out
   const settled = async (id: number, expected: string): Promise<string> => {
     let status = '';
     for (let i = 0; i < 120 && status !== expected; i++) {
-      [{ status }] = await current([id]);
+      [{ status }] = await db.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [id]);
       if (status !== expected) await new Promise((r) => setTimeout(r, 50));
     }
     return status;
