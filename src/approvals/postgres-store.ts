@@ -199,14 +199,19 @@ export class PostgresApprovalStore implements ApprovalStore {
   /**
    * A pooled connection lost while idle can be handed out before the pool has heard of it: its
    * BEGIN then fails without anything having run, and the transaction runs once more on another.
+   * (Single statements go through pool.query, which does not retry: they fail as they are.)
    */
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     try {
       return await this.transactionOnce(work);
     } catch (err) {
       if (!(err instanceof StaleConnection)) throw err;
-      this.log.warn({ err: err.message }, 'approvals store connection was lost before its transaction began; running it again');
-      return this.transactionOnce(work);
+      this.log.warn({ err: err.message }, 'approvals store connection failed before its transaction began; running it again');
+    }
+    try {
+      return await this.transactionOnce(work);
+    } catch (err) {
+      throw err instanceof StaleConnection ? err.original : err;
     }
   }
 
@@ -224,12 +229,10 @@ export class PostgresApprovalStore implements ApprovalStore {
       try {
         await client.query('BEGIN');
       } catch (err) {
-        // No SQLSTATE: the server never answered, so nothing began.
-        if (typeof (err as { code?: unknown }).code !== 'string') {
-          broken ??= err as Error;
-          throw new StaleConnection(err as Error);
-        }
-        throw err;
+        // Nothing began, whatever the reason (a connection gone, or ended by the server with a
+        // FATAL that arrived as BEGIN's answer): the connection is dropped and the work not run.
+        broken ??= err as Error;
+        throw new StaleConnection(err as Error);
       }
       const value = await work(client);
       await client.query('COMMIT');
@@ -249,10 +252,10 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 }
 
-/** BEGIN failed on a connection that was already gone: nothing ran, so the transaction may run again. */
+/** BEGIN failed (on a connection that was already gone, as a rule): nothing ran, so the transaction may run again. */
 class StaleConnection extends Error {
-  constructor(cause: Error) {
-    super(cause.message);
+  constructor(readonly original: Error) {
+    super(original.message);
     this.name = 'StaleConnection';
   }
 }

@@ -1,9 +1,10 @@
 // A COMMIT the proxy sends on its own connection (an approved write, a rollback) that did not succeed: refused, or of unknown outcome.
+import { DatabaseError } from 'pg';
 
 /**
- * PostgreSQL refused the COMMIT (an error with a SQLSTATE, such as a deferred constraint):
- * nothing was committed. The connection failed while it was on its way or being answered: the
- * outcome is unknown (`outcomeUnknown`), and only the rows tell.
+ * PostgreSQL refused the COMMIT (an ERROR, such as a deferred constraint's): nothing was
+ * committed. The connection failed while it was on its way or being answered, or the server
+ * ended the session: the outcome is unknown (`outcomeUnknown`), and only the rows tell.
  */
 export class CommitFailedError extends Error {
   readonly outcomeUnknown: boolean;
@@ -11,8 +12,10 @@ export class CommitFailedError extends Error {
 
   constructor(readonly original: unknown) {
     const cause = original;
-    const sqlstate = (cause as { code?: unknown } | null)?.code;
-    const known = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate);
+    // An ERROR from the server: the COMMIT did not happen. A socket error (whose code may look
+    // like a SQLSTATE: EPIPE), a FATAL or a PANIC says nothing certain about it.
+    const known = cause instanceof DatabaseError && cause.severity === 'ERROR';
+    const sqlstate = known ? cause.code : undefined;
     super(
       known
         ? `PostgreSQL refused the COMMIT (${sqlstate}): nothing changed`
@@ -20,7 +23,7 @@ export class CommitFailedError extends Error {
     );
     this.name = 'CommitFailedError';
     this.outcomeUnknown = !known;
-    if (known) this.sqlstate = sqlstate;
+    if (sqlstate) this.sqlstate = sqlstate;
   }
 }
 

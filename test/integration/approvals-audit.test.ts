@@ -264,13 +264,14 @@ test('a connection lost during COMMIT: the approval and the rollback say the out
   });
   const via = { url: `http://127.0.0.1:${cut.admin.port}` };
   await db.query(
-    "CREATE FUNCTION ormai_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.status = 'slow-commit' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$",
+    // The server must not notice the client is gone while it sleeps (client_connection_check_interval), so that it commits.
+    "CREATE FUNCTION ormai_test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.status = 'slow-commit' THEN PERFORM set_config('client_connection_check_interval', '0', true); PERFORM pg_sleep(3); END IF; RETURN NEW; END $$",
   );
   await db.query('CREATE CONSTRAINT TRIGGER ormai_test_slow_commit AFTER UPDATE ON orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ormai_test_slow_commit()');
   /** The row's status once the abandoned COMMIT is over (PostgreSQL finishes it without the client). */
   const settled = async (id: number, expected: string): Promise<string> => {
     let status = '';
-    for (let i = 0; i < 120 && status !== expected; i++) {
+    for (let i = 0; i < 200 && status !== expected; i++) {
       [{ status }] = await db.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [id]);
       if (status !== expected) await new Promise((r) => setTimeout(r, 50));
     }
@@ -279,6 +280,7 @@ test('a connection lost during COMMIT: the approval and the rollback say the out
   /** Runs `call` and cuts the relayed connections once its COMMIT waits in the trigger. */
   const cutDuringCommit = async <T>(call: () => Promise<T>): Promise<T> => {
     const pending = call();
+    pending.catch(() => undefined);
     let waiting = 0;
     for (let i = 0; i < 250 && waiting === 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
