@@ -26,6 +26,14 @@ const RLS_ROLE = 'ormai_bench_rls';
  * A proxy with upstream.read_scope: rls on `url`'s database: the role, its privileges, and the
  * policies `ormai-proxy rls` prints, applied as the superuser.
  */
+/**
+ * Each in-process proxy writes its own audit file: two writers of one hash-chained file would
+ * interleave their chains (`ormai-proxy audit verify` then finds it broken).
+ */
+function ownAuditFile(config, name) {
+  config.raw.audit = { ...config.raw.audit, sinks: [{ type: 'file', path: `../.tmp/bench-audit-${name}.jsonl` }] };
+}
+
 async function startRowSecurityProxy(url) {
   const admin = new Client({ connectionString: url });
   await admin.connect();
@@ -41,6 +49,7 @@ async function startRowSecurityProxy(url) {
     roleUrl.password = 'bench';
     const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: roleUrl.toString(), ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
     config.upstream.readScope = 'rls';
+    ownAuditFile(config, 'rls');
     await admin.query((await rowSecurityScript(config)).sql);
     return await startProxy(config, createLogger('warn'));
   } finally {
@@ -308,20 +317,22 @@ async function main() {
     const hasPgbench = inProcess && spawnSync('pgbench', ['--version']).status === 0;
     if (hasPgbench) await run('pgbench', ['-i', '-q', '-s', '2', url], { maxBuffer: 1 << 24 });
     fs.mkdirSync(path.join(__dirname, '..', '.tmp'), { recursive: true });
-    fs.rmSync(path.join(__dirname, '..', '.tmp', 'bench-audit.jsonl'), { force: true });
+    for (const f of ['bench-audit.jsonl', 'bench-audit-fence.jsonl', 'bench-audit-rls.jsonl', 'bench-audit-async.jsonl']) fs.rmSync(path.join(__dirname, '..', '.tmp', f), { force: true });
     if (inProcess) {
       const config = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
       proxy = await startProxy(config, createLogger('warn'));
       // The same proxy with the fenced read scope (upstream.read_scope: fence), for the index scenarios.
       const fenceConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
       fenceConfig.upstream.readScope = 'fence';
+      ownAuditFile(fenceConfig, 'fence');
       fenced = await startProxy(fenceConfig, createLogger('warn'));
       // And over PostgreSQL's row-level security (upstream.read_scope: rls).
       if (runs('lookups')) rls = await startRowSecurityProxy(url);
       // And one that acknowledges a write once its event is queued (audit.write_guarantee: async), to its own file.
       if (runs('writes')) {
         const asyncConfig = loadConfig(path.join(__dirname, 'ormai.yaml'), { ...process.env, ORMAI_UPSTREAM_URL: url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
-        asyncConfig.raw.audit = { ...asyncConfig.raw.audit, write_guarantee: 'async', sinks: [{ type: 'file', path: '../.tmp/bench-audit-async.jsonl' }] };
+        asyncConfig.raw.audit = { ...asyncConfig.raw.audit, write_guarantee: 'async' };
+        ownAuditFile(asyncConfig, 'async');
         asyncWrites = await startProxy(asyncConfig, createLogger('warn'));
       }
     }
