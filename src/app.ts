@@ -203,7 +203,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, options: Prox
   metrics.setRateLimitSource(rateLimit.available);
   metrics.setApprovalSource(approvals);
   metrics.setPolicySource(() => scopes.policies);
-  registerRollbackRoutes(admin.router, config, audit);
+  registerRollbackRoutes(admin.router, config, audit, log.child({ component: 'admin' }));
   const health = registerHealthRoutes(admin.router, {
     upstream: config.upstream,
     scopes,

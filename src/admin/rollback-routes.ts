@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { findAuditEvent, executeRollback, RollbackNotRecordedError } from '../audit/rollback-command';
 import type { AuditLog } from '../audit/log';
+import type { Logger } from '../log';
 import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
 import { CommitFailedError } from '../upstream/commit';
 import type { ProxyConfig } from '../config/load';
@@ -22,7 +23,7 @@ async function inverseFor(config: ProxyConfig, id: string) {
   }
 }
 
-export function registerRollbackRoutes(router: Router, config: ProxyConfig, audit: AuditLog): void {
+export function registerRollbackRoutes(router: Router, config: ProxyConfig, audit: AuditLog, log: Logger): void {
   router.add({
     method: 'GET',
     path: '/audit/:id/rollback',
@@ -45,9 +46,16 @@ export function registerRollbackRoutes(router: Router, config: ProxyConfig, audi
       try {
         result = await executeRollback(config, event, statements, by, audit);
       } catch (err) {
-        if (err instanceof RollbackNotRecordedError) throw new HttpError(503, 'audit_unavailable', err.message);
+        if (err instanceof RollbackNotRecordedError) {
+          log.error({ event: event.id, by }, 'rollback not committed: its audit event could not be recorded');
+          throw new HttpError(503, 'audit_unavailable', err.message);
+        }
         if (err instanceof CommitFailedError) {
-          if (err.outcomeUnknown) throw new HttpError(502, 'rollback_outcome_unknown', `${err.message}: GET /audit/${event.id}/rollback shows what is left to revert`);
+          if (err.outcomeUnknown) {
+            log.error({ event: event.id, by }, 'connection lost during the COMMIT of a rollback; whether it committed is not known');
+            throw new HttpError(502, 'rollback_outcome_unknown', `${err.message}: GET /audit/${event.id}/rollback shows what is left to revert`);
+          }
+          log.warn({ event: event.id, by, sqlstate: err.sqlstate }, 'rollback not committed: PostgreSQL refused the COMMIT');
           throw new HttpError(409, 'rollback_not_committed', err.message);
         }
         throw err;
