@@ -1,11 +1,11 @@
 // Runs an approved write once, on the proxy's own connection: the statement the proxy rewrote when it held it, never the agent's text.
-import { Client, type CustomTypesConfig, type QueryArrayResult } from 'pg';
+import type { CustomTypesConfig, QueryArrayResult } from 'pg';
 import type { ProxyConfig } from '../config/load';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/write-limits';
 import { captureSpec, changesOf, keepCaptured } from '../results/capture-columns';
-import { adminClientConfig } from '../upstream/catalog';
+import { adminClient } from '../upstream/catalog';
 import { setTenantLocally } from '../policy/row-security';
 import { commit, CommitFailedError } from '../upstream/commit';
 import type { Approval, ApprovalExecutor, BeforeCommit, ExecutedWrite, ExecutionResult } from './types';
@@ -33,8 +33,7 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       // The rules the statement was rewritten under are no longer the ones in force.
       return { error: { code: 'policy_changed', message: `policy ${approval.policy.name} changed since the write was held; ask the agent to send it again` } };
     }
-    const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy approvals'));
-    client.on('error', () => undefined);
+    const client = adminClient(config.upstream, 'ormai-proxy approvals');
     try {
       await client.connect();
       await client.query('BEGIN');

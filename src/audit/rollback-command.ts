@@ -2,10 +2,9 @@
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client } from 'pg';
 import { parseCommand } from '../cli-args';
 import { loadConfig, type ProxyConfig } from '../config/load';
-import { adminClientConfig } from '../upstream/catalog';
+import { adminClient } from '../upstream/catalog';
 import type { AuditEvent } from './event';
 import { withSinkConnection } from './factory';
 import type { AuditLog } from './log';
@@ -66,8 +65,7 @@ export async function executeRollback(
 ): Promise<RollbackResult> {
   if (audit && !audit.acceptsWrites()) throw new RollbackNotRecordedError('the audit trail is not available: the rollback was not run; retry once it is back');
   const policy = config.policies.find((p) => p.name === event.policy?.name);
-  const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy rollback'));
-  client.on('error', () => undefined);
+  const client = adminClient(config.upstream, 'ormai-proxy rollback');
   await client.connect();
   let reported = false;
   // Who rolled back what, on both of the rollback's events.

@@ -42,6 +42,18 @@ export function adminClientConfig(target: UpstreamTarget, applicationName: strin
   };
 }
 
+/**
+ * A client of the proxy's own (catalog loads, start-up checks, approved writes, rollbacks, the
+ * policy tooling). Its errors reach the pending query; one that arrives between queries (the
+ * connection lost while the caller awaits something else) must not be an unhandled 'error'
+ * event, which would end the process.
+ */
+export function adminClient(target: UpstreamTarget, applicationName: string): Client {
+  const client = new Client(adminClientConfig(target, applicationName));
+  client.on('error', () => undefined);
+  return client;
+}
+
 const RELATIONS = `
   SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, c.relkind AS kind, c.reltuples::float8 AS reltuples
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -115,9 +127,7 @@ async function readRowSecurity(client: Client, oids: number[]): Promise<RowSecur
 
 /** Row-level security of these relations now, on a connection of its own (the check between catalog loads: policy/provider.ts). */
 export async function loadRowSecurity(target: UpstreamTarget, oids: number[]): Promise<RowSecurityState> {
-  const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
-  // Errors reach the pending query; a connection lost in between must not be an unhandled 'error' event.
-  client.on('error', () => undefined);
+  const client = adminClient(target, 'ormai-proxy catalog');
   await client.connect();
   try {
     return await readRowSecurity(client, oids);
@@ -128,9 +138,7 @@ export async function loadRowSecurity(target: UpstreamTarget, oids: number[]): P
 
 /** Loads what the policies need to resolve names and build derived tables. */
 export async function loadCatalog(target: UpstreamTarget, policies: readonly PolicySnapshot[]): Promise<CatalogSnapshot> {
-  const client = new Client(adminClientConfig(target, 'ormai-proxy catalog'));
-  // Errors reach the pending query; a connection lost in between must not be an unhandled 'error' event.
-  client.on('error', () => undefined);
+  const client = adminClient(target, 'ormai-proxy catalog');
   await client.connect();
   try {
     const relations = new Map<string, CatalogRelation>();

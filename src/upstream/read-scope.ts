@@ -1,7 +1,6 @@
 // Can the upstream role make the sessions' barrier views (upstream.read_scope: barrier_views)? Asked once at start-up.
-import { Client } from 'pg';
 import type { UpstreamTarget } from '../config/load';
-import { adminClientConfig } from './catalog';
+import { adminClient } from './catalog';
 
 /**
  * Why sessions could not make their security-barrier views in pg_temp, or undefined when they
@@ -9,9 +8,7 @@ import { adminClientConfig } from './catalog';
  * refuses every CREATE, temporary ones included). Throws when the database cannot be reached.
  */
 export async function barrierViewsRefusal(target: UpstreamTarget): Promise<string | undefined> {
-  const client = new Client(adminClientConfig(target, 'ormai-proxy start-up'));
-  // Errors reach the pending query; a connection lost in between must not be an unhandled 'error' event.
-  client.on('error', () => undefined);
+  const client = adminClient(target, 'ormai-proxy start-up');
   await client.connect();
   try {
     const { rows } = await client.query<{ role: string; db: string; temp: boolean; replica: boolean }>(

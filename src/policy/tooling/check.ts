@@ -2,9 +2,9 @@
 import { checkStartupFiles } from '../../app';
 import { initAnalysis } from '../../analysis/parser';
 import { parseArgs } from 'node:util';
-import { Client, type DatabaseError } from 'pg';
+import type { DatabaseError } from 'pg';
 import { loadConfig, type ProxyConfig } from '../../config/load';
-import { adminClientConfig, loadCatalog } from '../../upstream/catalog';
+import { adminClient, loadCatalog } from '../../upstream/catalog';
 import { compileScope, PolicyCatalogError, type CatalogSnapshot, type ReadScope } from '../scope';
 import { domainPrepareFindings, type Preparer } from './domain-lint';
 import { applyStrict, countFindings, formatCounts, formatFinding, sortFindings, type Finding } from './findings';
@@ -36,8 +36,7 @@ export async function loadLintCatalog(config: ProxyConfig): Promise<CatalogSnaps
   const catalog = await loadCatalog(config.upstream, config.policies);
   const columns = [...new Set(config.policies.flatMap((p) => (p.raw.tenant_scope ? [p.raw.tenant_scope.column.toLowerCase()] : [])))];
   if (columns.length === 0) return catalog;
-  const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy check'));
-  client.on('error', () => undefined); // errors reach the pending query
+  const client = adminClient(config.upstream, 'ormai-proxy check');
   await client.connect();
   try {
     const rows = (await client.query(TENANT_COLUMN_OWNERS, [columns])).rows as Array<{ schema: string; name: string; column: string; attnum: number; type: string; type_oid: string; not_null: boolean }>;
@@ -74,8 +73,7 @@ export interface CheckResult {
  * is rolled back, and the statement is deallocated at once.
  */
 async function withUpstreamPreparer<T>(config: ProxyConfig, body: (prepare: Preparer) => Promise<T>): Promise<T> {
-  const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy check'));
-  client.on('error', () => undefined); // errors reach the pending query
+  const client = adminClient(config.upstream, 'ormai-proxy check');
   await client.connect();
   try {
     return await body(async (sql) => {

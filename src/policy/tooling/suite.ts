@@ -3,12 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client } from 'pg';
 import { startProxy, type RunningProxy } from '../../app';
 import { loadUsersFile } from '../../auth/users';
 import { loadConfig, type ProxyConfig } from '../../config/load';
 import { createLogger, silentLogger } from '../../log';
-import { adminClientConfig } from '../../upstream/catalog';
+import { adminClient } from '../../upstream/catalog';
 import { credentialsFor, loadCaseFile, protocolsOf, type CaseFile, type Credentials } from './case-file';
 import { compareOutcome, runStatement, type ProxyTarget } from './outcome';
 
@@ -79,8 +78,7 @@ function auditAwayFromStdout(config: ProxyConfig, file: string): ProxyConfig {
 
 /** Runs setup or teardown SQL with the proxy's upstream credentials (the simple protocol: several statements allowed). */
 async function runDirect(config: ProxyConfig, sql: string | undefined): Promise<void> {
-  const client = new Client(adminClientConfig(config.upstream, 'ormai-proxy test setup'));
-  client.on('error', () => undefined); // errors reach the pending query
+  const client = adminClient(config.upstream, 'ormai-proxy test setup');
   await client.connect();
   try {
     if (sql) await client.query(sql);
