@@ -42,7 +42,7 @@ export async function findAuditEvent(config: ProxyConfig, id: string, file?: str
   return undefined;
 }
 
-/** A rollback the audit trail could not record: not run, or run and its transaction rolled back. */
+/** A rollback the audit trail could not record: it ran, and its transaction was rolled back. */
 export class RollbackNotRecordedError extends Error {
   constructor(message: string) {
     super(message);
@@ -54,7 +54,8 @@ export class RollbackNotRecordedError extends Error {
  * Runs an inverse on the proxy's own upstream connection and records the rollback in the audit
  * trail. Like an agent's write (I7), it commits only once its event is durable (unless
  * audit.write_guarantee is async); an event the trail cannot take rolls it back
- * (RollbackNotRecordedError), and a trail that takes no writes refuses it before it runs.
+ * (RollbackNotRecordedError). The admin route refuses it before it runs while the trail takes no
+ * writes (audit.acceptsWrites()).
  */
 export async function executeRollback(
   config: ProxyConfig,
@@ -63,7 +64,6 @@ export async function executeRollback(
   by: string,
   audit: AuditLog | undefined,
 ): Promise<RollbackResult> {
-  if (audit && !audit.acceptsWrites()) throw new RollbackNotRecordedError('the audit trail is not available: the rollback was not run; retry once it is back');
   const policy = config.policies.find((p) => p.name === event.policy?.name);
   const client = adminClient(config.upstream, 'ormai-proxy rollback');
   await client.connect();
