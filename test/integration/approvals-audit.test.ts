@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { api, writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
+import { waitFor } from '../support/clients';
 import { modes, send, type Mode } from '../support/modes';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { relayTo, type Relay } from '../support/relay';
@@ -68,11 +69,7 @@ async function trail(id: string, done: (rows: Row[]) => boolean, table = 'approv
 /** The events recording rollbacks of the event `of`, oldest first, once there are `n` of them (the sink writes in batches). */
 async function rollbacksOf(of: string, n: number, table = 'approval_audit'): Promise<Array<{ decision: string; code: string | null; actor: string }>> {
   let rows: Array<{ decision: string; code: string | null; actor: string }> = [];
-  for (let i = 0; i < 200; i++) {
-    rows = await db.query(`SELECT decision, code, event->>'actor' AS actor FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [of]);
-    if (rows.length >= n) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitFor(async () => (rows = await db.query(`SELECT decision, code, event->>'actor' AS actor FROM ${table} WHERE event->>'rolls_back' = $1 ORDER BY id`, [of])).length >= n, 5000);
   return rows;
 }
 
@@ -271,24 +268,16 @@ test('a connection lost during COMMIT: the approval and the rollback say the out
   /** The row's status once the abandoned COMMIT is over (PostgreSQL finishes it without the client). */
   const settled = async (id: number, expected: string): Promise<string> => {
     let status = '';
-    for (let i = 0; i < 200 && status !== expected; i++) {
-      [{ status }] = await db.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [id]);
-      if (status !== expected) await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(async () => ([{ status }] = await db.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [id]))[0].status === expected, 10_000);
     return status;
   };
   /** Runs `call` and cuts the relayed connections once its COMMIT waits in the trigger. */
   const cutDuringCommit = async <T>(call: () => Promise<T>): Promise<T> => {
     const pending = call();
     pending.catch(() => undefined);
-    let waiting = 0;
-    for (let i = 0; i < 250 && waiting === 0; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      [{ n: waiting }] = await db.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'COMMIT' AND wait_event = 'PgSleep'",
-      );
-    }
-    expect(waiting).toBe(1);
+    const sleeping = async () =>
+      (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query = 'COMMIT' AND wait_event = 'PgSleep'"))[0].n === 1;
+    expect(await waitFor(sleeping, 5000)).toBe(true);
     upstream.cut();
     return pending;
   };
