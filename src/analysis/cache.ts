@@ -24,12 +24,28 @@ const BYTES_PER_OBJECT = 64;
 const MAX_ENTRY_SHARE = 0.25;
 
 /**
+ * Bytes of each analysis measured, without its key: a first-seen read is held by the statement
+ * cache and by the shape cache (shapes.ts), and is measured once. An analysis is not changed
+ * once made, so its size stays true.
+ */
+const measured = new WeakMap<Analysis, number>();
+
+/**
  * What an entry costs the heap: every object and string reachable from it (the analysed trees,
- * the forwarded text, write plans), plus its key. Counted once per entry, on insertion.
+ * the forwarded text, write plans), plus its key. Counted once per analysis, on insertion.
  */
 export function entryBytes(key: string, value: Analysis): number {
+  let bytes = measured.get(value);
+  if (bytes === undefined) {
+    bytes = heapBytes(value);
+    measured.set(value, bytes);
+  }
+  return bytes + key.length * 2;
+}
+
+function heapBytes(value: Analysis): number {
   let objects = 0;
-  let chars = key.length;
+  let chars = 0;
   const seen = new Set<object>();
   const stack: unknown[] = [value];
   while (stack.length > 0) {

@@ -143,7 +143,8 @@ function pinnedLocations(stmt: Node, tenantColumns: ReadonlySet<string>): Set<nu
       return;
     }
     const node = value as Record<string, unknown>;
-    for (const [type, body] of Object.entries(node)) {
+    for (const type in node) {
+      const body = node[type];
       if (body === null || typeof body !== 'object') continue;
       let inner = pin;
       if (type === 'A_Const' && pin) {

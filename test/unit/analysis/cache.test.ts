@@ -14,6 +14,17 @@ test('an entry is sized by the objects and strings it holds', () => {
   expect(large).toBeGreaterThan(30_000 * 40);
 });
 
+test('an analysis is measured once: under another key only the key is counted again', () => {
+  const analysis = analysisWithTree(1_000);
+  const first = entryBytes('k', analysis);
+  // Whatever is added afterwards is not walked again (analyses are not changed once made).
+  const more = analysisWithTree(1_000) as Extract<Analysis, { ok: true }>;
+  (analysis as Extract<Analysis, { ok: true }>).statements.push(...more.statements);
+  expect(entryBytes('k', analysis)).toBe(first);
+  expect(entryBytes('a longer key', analysis)).toBe(first + ('a longer key'.length - 1) * 2);
+  expect(entryBytes('k', analysisWithTree(1_000))).toBe(first);
+});
+
 test('the cache keeps to its byte size and skips entries over a quarter of it', () => {
   const cache = new StatementCache(2 * 1024 * 1024);
   for (let i = 0; i < 50; i++) cache.get(`q${i}`, () => analysisWithTree(2_000));
