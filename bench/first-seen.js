@@ -287,6 +287,35 @@ function mainThreadUs() {
   }
 }
 
+/**
+ * The main thread's garbage-collection pauses from now until stop(): µs in all, minor (scavenges)
+ * and major (mark-compact and its finalisation), as V8 reports them to perf_hooks.
+ */
+function gcPauses() {
+  const { PerformanceObserver, constants } = require('node:perf_hooks');
+  const out = { minorUs: 0, majorUs: 0, minor: 0, major: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        out.majorUs += e.duration * 1000;
+        out.major++;
+      } else {
+        out.minorUs += e.duration * 1000;
+        out.minor++;
+      }
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    // Entries are delivered asynchronously: one turn of the event loop lets the last ones in.
+    stop: async () => {
+      await new Promise((r) => setImmediate(r));
+      observer.disconnect();
+      return out;
+    },
+  };
+}
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
 const cpuUs = (u) => u.user + u.system;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -358,6 +387,7 @@ async function firstSeen(url, proxy, log) {
     const pass = async (target, texts) => {
       child.send({ type: 'open', url: target, statements: texts });
       await next('ready');
+      const gc = gcPauses();
       const cpu = process.cpuUsage();
       const main = mainThreadUs();
       const t = process.hrtime.bigint();
@@ -365,13 +395,14 @@ async function firstSeen(url, proxy, log) {
       const done = await next('done');
       const usage = process.cpuUsage(cpu);
       const mainUs = mainThreadUs() - main;
+      const pauses = await gc.stop();
       const used = cpuUs(usage);
       const wallUs = Number(process.hrtime.bigint() - t) / 1e3;
       child.send({ type: 'close' });
       await next('closed');
       if (done.errorCount > 0) throw new Error(`first-seen: ${done.errorCount} of ${texts.length} statements failed, e.g. ${done.errors.slice(0, 3).map((e) => `${e.message} [${texts[e.index]}]`).join('; ')}`);
       const times = [...done.times].sort((a, b) => a - b);
-      return { cpuUs: used, systemUs: usage.system, otherThreadsUs: used - mainUs, wallUs, p50: quantile(times, 0.5), p95: quantile(times, 0.95), rows: done.rows / texts.length };
+      return { cpuUs: used, systemUs: usage.system, otherThreadsUs: used - mainUs, wallUs, p50: quantile(times, 0.5), p95: quantile(times, 0.95), rows: done.rows / texts.length, gc: pauses };
     };
     /** This process's CPU while the proxy idles: µs per ms of wall time. */
     const idleRate = async (ms) => {
@@ -460,7 +491,7 @@ async function firstSeen(url, proxy, log) {
 function printFirstSeen(r) {
   const perStmt = (p) => p.cpuUs / (p.n ?? r.n);
   const net = (p) => (p.cpuUs - (r.idle * p.wallUs) / 1e3) / (p.n ?? r.n);
-  const w = [46, 10, 10, 12, 12, 13, 13];
+  const w = [46, 10, 10, 12, 12, 13, 13, 30];
   const line = (cols) => cols.map((c, i) => String(c).padEnd(w[i])).join(' ');
   const fam = Object.entries(r.families).map(([k, v]) => `${v} ${k}`).join(', ');
   console.log(
@@ -468,12 +499,13 @@ function printFirstSeen(r) {
       `(${fam}), ${r.averageLength.toFixed(0)} characters on average (${r.minLength}–${r.maxLength}), simple protocol, one at a time; ` +
       `after ${r.warmup} warm-up statements of other shapes`,
   );
-  console.log(line(['pass', 'p50 ms', 'p95 ms', 'CPU/stmt µs', 'net of idle', 'of it kernel', 'other threads']));
-  console.log(line(['direct PostgreSQL (tenant condition by hand)', (r.direct.p50 / 1e3).toFixed(3), (r.direct.p95 / 1e3).toFixed(3), '', '', '', '']));
+  console.log(line(['pass', 'p50 ms', 'p95 ms', 'CPU/stmt µs', 'net of idle', 'of it kernel', 'other threads', 'GC pauses']));
+  console.log(line(['direct PostgreSQL (tenant condition by hand)', (r.direct.p50 / 1e3).toFixed(3), (r.direct.p95 / 1e3).toFixed(3), '', '', '', '', '']));
   const row = (label, p) => {
     const n = p.n ?? r.n;
     const others = Number.isNaN(p.otherThreadsUs) ? '' : (p.otherThreadsUs / n).toFixed(0);
-    console.log(line([label, (p.p50 / 1e3).toFixed(3), (p.p95 / 1e3).toFixed(3), perStmt(p).toFixed(0), net(p).toFixed(0), (p.systemUs / n).toFixed(0), others]));
+    const gc = `${((p.gc.minorUs + p.gc.majorUs) / n).toFixed(0)} (${p.gc.minor} minor, ${p.gc.major} major: ${(p.gc.majorUs / n).toFixed(0)})`;
+    console.log(line([label, (p.p50 / 1e3).toFixed(3), (p.p95 / 1e3).toFixed(3), perStmt(p).toFixed(0), net(p).toFixed(0), (p.systemUs / n).toFixed(0), others, gc]));
   };
   if (r.warmupRounds.length > 0) {
     const rounds = r.warmupRounds;

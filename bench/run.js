@@ -76,7 +76,11 @@ const DURATION_S = Number(process.env.BENCH_SECONDS || 10);
  * (name-simple.cpuprofile, name-prepared.cpuprofile).
  */
 const PGBENCH_PROFILE = process.env.BENCH_PGBENCH_PROFILE;
-const CLIENTS = Number(process.env.BENCH_CLIENTS || 4);
+/** pgbench's clients: issue #12 sets its throughput goal at 16. */
+const CLIENTS = Number(process.env.BENCH_CLIENTS || 16);
+/** Issue #12's goals for the pgbench paths: proxy CPU per statement, and the proxy's ratio to direct as a share of pgbouncer's. */
+const GOAL_CPU_US = { prepared: 80, simple: 150 };
+const GOAL_OF_PGBOUNCER = 0.75;
 const ANALYTIC_ITERATIONS = Number(process.env.BENCH_ITERATIONS || 2000);
 const TENANTS = 50;
 const ORDERS_PER_TENANT = 2000;
@@ -84,6 +88,26 @@ const ORDERS_PER_TENANT = 2000;
 const BIG_TENANTS = [101, 102, 103];
 const BIG_ORDERS = Number(process.env.BENCH_BIG_ORDERS || 200_000);
 const LOOKUPS = Number(process.env.BENCH_LOOKUPS || 500);
+
+/**
+ * Issue #12's verdicts for one pgbench mode: the proxy's CPU per statement (prepared: the cached
+ * path; simple: new literals each time), and, for prepared, its ratio to direct against 0.75 of
+ * pgbouncer's, next to what the zero-work pass-through reaches in the same run.
+ */
+function goalLines(mode, direct, bouncer, pass, proxied) {
+  const verdict = (ok) => (ok ? 'met' : 'NOT met');
+  const cpu = GOAL_CPU_US[mode];
+  const out = [`goal (issue #12), -M ${mode}: proxy CPU ≤ ${cpu} µs a statement: ${verdict(proxied.cpuUs <= cpu)} (${proxied.cpuUs.toFixed(0)} µs; the pass-through ${pass.cpuUs.toFixed(0)} µs)`];
+  if (mode === 'prepared' && bouncer) {
+    const goal = (GOAL_OF_PGBOUNCER * bouncer.tps) / direct.tps;
+    const ratio = proxied.tps / direct.tps;
+    out.push(
+      `goal (issue #12), -M prepared, ${CLIENTS} clients: ratio to direct ≥ ${GOAL_OF_PGBOUNCER} × pgbouncer's = ${goal.toFixed(3)}: ${verdict(ratio >= goal)} (${ratio.toFixed(3)}; ` +
+        `the zero-work Node pass-through reaches ${(pass.tps / direct.tps).toFixed(3)}, ${((pass.tps / direct.tps / goal) * 100).toFixed(0)}% of the goal)`,
+    );
+  }
+  return out;
+}
 
 /** The 50 tenants of 2,000 orders; with `big`, also the large tenants of the index scenarios. */
 async function seedTenants(url, big = true) {
@@ -339,6 +363,7 @@ async function main() {
     const via = (user, through = proxy) => `postgres://${user}:bench@127.0.0.1:${through.port}/ormai_bench`;
     const rows = [];
     const paths = [];
+    const goals = [];
     const profiles = [];
     if (hasPgbench && runs('pgbench')) {
       const target = new URL(url);
@@ -359,6 +384,7 @@ async function main() {
           paths.push([`-M ${mode}: direct PostgreSQL`, direct.tps.toFixed(0), '1.000', '']);
           for (const [name, r] of measured) if (r) paths.push([`-M ${mode}: ${name}`, r.tps.toFixed(0), (r.tps / direct.tps).toFixed(3), r.cpuUs.toFixed(0)]);
           const proxied = measured[2][1];
+          goals.push(goalLines(mode, direct, measured[0][1], measured[1][1], proxied));
           rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), (proxied.tps / direct.tps).toFixed(3)]);
           rows.push([`  proxy CPU per statement (-M ${mode}), µs`, '', proxied.cpuUs.toFixed(0), '']);
           if (PGBENCH_PROFILE) profiles.push({ mode, ...(await profiledPgbench(via('bench-pgbench'), mode)) });
@@ -414,6 +440,7 @@ async function main() {
       console.log(`\npgbench select-only through each path (${CLIENTS} clients): tps, ratio to direct, CPU of the path per statement`);
       console.log(pline(['path', 'tps', 'ratio', 'CPU/stmt, µs']));
       for (const r of paths) console.log(pline(r));
+      for (const g of goals.flat()) console.log(g);
     }
     for (const p of profiles) {
       console.log(`\nCPU profile, pgbench -M ${p.mode} through the proxy once more (${p.cpuUs.toFixed(0)} µs/stmt, ${p.tps.toFixed(0)} tps under the profiler; main thread busy ${p.totalMs.toFixed(0)} ms): top self time`);
