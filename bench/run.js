@@ -78,6 +78,12 @@ const DURATION_S = Number(process.env.BENCH_SECONDS || 10);
 const PGBENCH_PROFILE = process.env.BENCH_PGBENCH_PROFILE;
 /** pgbench's clients: issue #12 sets its throughput goal at 16. */
 const CLIENTS = Number(process.env.BENCH_CLIENTS || 16);
+/**
+ * Rounds of the pgbench paths per mode, each round running direct, pgbouncer, the pass-through and
+ * the proxy in turn; each path's ratio is taken against the direct run of its own round and the
+ * medians are printed (with the range when there is more than one round).
+ */
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS || 1)));
 /** Issue #12's goals for the pgbench paths: proxy CPU per statement, and the proxy's ratio to direct as a share of pgbouncer's. */
 const GOAL_CPU_US = { prepared: 80, simple: 150 };
 const GOAL_OF_PGBOUNCER = 0.75;
@@ -89,21 +95,36 @@ const BIG_TENANTS = [101, 102, 103];
 const BIG_ORDERS = Number(process.env.BENCH_BIG_ORDERS || 200_000);
 const LOOKUPS = Number(process.env.BENCH_LOOKUPS || 500);
 
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** One path over the rounds: median tps, ratio to its round's direct run and CPU per statement, with their texts (ranges when more than one round). */
+function overRounds(rounds, path) {
+  const ratios = rounds.map((r) => r[path].tps / r.direct.tps);
+  const cpus = rounds.map((r) => r[path].cpuUs);
+  const range = (xs, digits) => (xs.length > 1 ? ` (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})` : '');
+  const ratio = median(ratios);
+  const cpuUs = median(cpus);
+  return { tps: median(rounds.map((r) => r[path].tps)), ratio, cpuUs, ratioText: `${ratio.toFixed(3)}${range(ratios, 3)}`, cpuText: `${cpuUs.toFixed(0)}${range(cpus, 0)}` };
+}
+
 /**
  * Issue #12's verdicts for one pgbench mode: the proxy's CPU per statement (prepared: the cached
  * path; simple: new literals each time), and, for prepared, its ratio to direct against 0.75 of
  * pgbouncer's, next to what the zero-work pass-through reaches in the same run.
  */
-function goalLines(mode, direct, bouncer, pass, proxied) {
+function goalLines(mode, bouncer, pass, proxied) {
   const verdict = (ok) => (ok ? 'met' : 'NOT met');
   const cpu = GOAL_CPU_US[mode];
   const out = [`goal (issue #12), -M ${mode}: proxy CPU ≤ ${cpu} µs a statement: ${verdict(proxied.cpuUs <= cpu)} (${proxied.cpuUs.toFixed(0)} µs; the pass-through ${pass.cpuUs.toFixed(0)} µs)`];
   if (mode === 'prepared' && bouncer) {
-    const goal = (GOAL_OF_PGBOUNCER * bouncer.tps) / direct.tps;
-    const ratio = proxied.tps / direct.tps;
+    const goal = GOAL_OF_PGBOUNCER * bouncer.ratio;
     out.push(
-      `goal (issue #12), -M prepared, ${CLIENTS} clients: ratio to direct ≥ ${GOAL_OF_PGBOUNCER} × pgbouncer's = ${goal.toFixed(3)}: ${verdict(ratio >= goal)} (${ratio.toFixed(3)}; ` +
-        `the zero-work Node pass-through reaches ${(pass.tps / direct.tps).toFixed(3)}, ${((pass.tps / direct.tps / goal) * 100).toFixed(0)}% of the goal)`,
+      `goal (issue #12), -M prepared, ${CLIENTS} clients: ratio to direct ≥ ${GOAL_OF_PGBOUNCER} × pgbouncer's = ${goal.toFixed(3)}: ${verdict(proxied.ratio >= goal)} (${proxied.ratio.toFixed(3)}; ` +
+        `the zero-work Node pass-through reaches ${pass.ratio.toFixed(3)}, ${((pass.ratio / goal) * 100).toFixed(0)}% of the goal)`,
     );
   }
   return out;
@@ -256,11 +277,6 @@ function pgbenchTps(stdout) {
   return m ? Number(m[1]) : NaN;
 }
 
-/**
- * TPS of pgbench's select-only script (one statement per transaction), and this process's CPU
- * per statement over the run: pgbench is a process of its own, so through the proxy (which runs
- * in this process) that is the proxy's CPU per statement.
- */
 /** One more pgbench run through the proxy, under the CPU profiler (BENCH_PGBENCH_PROFILE). */
 async function profiledPgbench(url, mode) {
   const stop = await startProfiler();
@@ -279,6 +295,11 @@ async function profiledPgbench(url, mode) {
   return { ...selfTimes(profile), cpuUs: r.cpuUs, tps: r.tps };
 }
 
+/**
+ * TPS of pgbench's select-only script (one statement per transaction), and this process's CPU
+ * per statement over the run: pgbench is a process of its own, so through the proxy (which runs
+ * in this process) that is the proxy's CPU per statement.
+ */
 async function pgbench(url, mode, cpuSeconds) {
   const script = path.join(__dirname, 'pgbench-select-only.sql');
   const cpu = process.cpuUsage();
@@ -375,17 +396,26 @@ async function main() {
       if (!bouncer) process.stderr.write('bench: SKIPPED pgbouncer (not installed, and not installable here)\n');
       try {
         for (const mode of ['simple', 'prepared']) {
-          const direct = await pgbench(url, mode);
+          const rounds = [];
+          for (let i = 0; i < ROUNDS; i++) {
+            rounds.push({
+              direct: await pgbench(url, mode),
+              bouncer: bouncer && (await pgbench(bouncer.url, mode, bouncer.cpuSeconds)),
+              pass: await pgbench(passUrl.toString(), mode),
+              proxy: await pgbench(via('bench-pgbench'), mode),
+            });
+          }
+          const direct = overRounds(rounds, 'direct');
           const measured = [
-            ['pgbouncer (session mode)', bouncer && (await pgbench(bouncer.url, mode, bouncer.cpuSeconds))],
-            ['zero-work Node pass-through', await pgbench(passUrl.toString(), mode)],
-            ['OrmAI Proxy', await pgbench(via('bench-pgbench'), mode)],
+            ['pgbouncer (session mode)', bouncer && overRounds(rounds, 'bouncer')],
+            ['zero-work Node pass-through', overRounds(rounds, 'pass')],
+            ['OrmAI Proxy', overRounds(rounds, 'proxy')],
           ];
           paths.push([`-M ${mode}: direct PostgreSQL`, direct.tps.toFixed(0), '1.000', '']);
-          for (const [name, r] of measured) if (r) paths.push([`-M ${mode}: ${name}`, r.tps.toFixed(0), (r.tps / direct.tps).toFixed(3), r.cpuUs.toFixed(0)]);
+          for (const [name, r] of measured) if (r) paths.push([`-M ${mode}: ${name}`, r.tps.toFixed(0), r.ratioText, r.cpuText]);
           const proxied = measured[2][1];
-          goals.push(goalLines(mode, direct, measured[0][1], measured[1][1], proxied));
-          rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), (proxied.tps / direct.tps).toFixed(3)]);
+          goals.push(goalLines(mode, measured[0][1], measured[1][1], proxied));
+          rows.push([`pgbench select-only (-M ${mode}), tps`, direct.tps.toFixed(0), proxied.tps.toFixed(0), proxied.ratio.toFixed(3)]);
           rows.push([`  proxy CPU per statement (-M ${mode}), µs`, '', proxied.cpuUs.toFixed(0), '']);
           if (PGBENCH_PROFILE) profiles.push({ mode, ...(await profiledPgbench(via('bench-pgbench'), mode)) });
         }
@@ -435,9 +465,10 @@ async function main() {
       for (const r of rows) console.log(line(r));
     }
     if (paths.length > 0) {
-      const pw = [46, 10, 8, 14];
+      const pw = [46, 10, ROUNDS > 1 ? 22 : 8, 14];
       const pline = (cols) => cols.map((c, i) => String(c).padEnd(pw[i])).join(' ');
-      console.log(`\npgbench select-only through each path (${CLIENTS} clients): tps, ratio to direct, CPU of the path per statement`);
+      const over = ROUNDS > 1 ? `; medians of ${ROUNDS} rounds, each ratio against its own round's direct run, ranges in parentheses` : '';
+      console.log(`\npgbench select-only through each path (${CLIENTS} clients): tps, ratio to direct, CPU of the path per statement${over}`);
       console.log(pline(['path', 'tps', 'ratio', 'CPU/stmt, µs']));
       for (const r of paths) console.log(pline(r));
       for (const g of goals.flat()) console.log(g);
