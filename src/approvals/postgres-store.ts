@@ -1,5 +1,5 @@
 // Approvals in a PostgreSQL table shared by every sidecar: row locks make approve decide exactly once.
-import { Pool, type ClientConfig, type PoolClient } from 'pg';
+import { DatabaseError, Pool, type ClientConfig, type PoolClient } from 'pg';
 import { silentLogger, type Logger } from '../log';
 import { ownTableName, type TableName } from '../upstream/table-name';
 import { approveTransition, denyTransition, newApproval, resultTransition, type Outcome } from './transitions';
@@ -104,17 +104,19 @@ export class PostgresApprovalStore implements ApprovalStore {
   async create(req: ApprovalRequest, now: Date = new Date()): Promise<Approval> {
     const a = newApproval(req, now);
     await this.init();
-    await this.pool.query(
-      `INSERT INTO ${this.name.qualified} (id, state, tenant_id, requester, created_at, expires_at, request, approvals)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::jsonb)`,
-      [a.id, a.state, a.requester.tenantId, a.requester.user, a.createdAt, a.expiresAt, json(requestOf(a))],
+    await this.transaction((c) =>
+      c.query(
+        `INSERT INTO ${this.name.qualified} (id, state, tenant_id, requester, created_at, expires_at, request, approvals)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::jsonb)`,
+        [a.id, a.state, a.requester.tenantId, a.requester.user, a.createdAt, a.expiresAt, json(requestOf(a))],
+      ),
     );
     return a;
   }
 
   async get(id: string): Promise<Approval | undefined> {
     await this.init();
-    const { rows } = await this.pool.query<Row>(`SELECT * FROM ${this.name.qualified} WHERE id = $1`, [id]);
+    const rows = await this.read(`SELECT * FROM ${this.name.qualified} WHERE id = $1`, [id]);
     return rows[0] && fromRow(rows[0]);
   }
 
@@ -131,7 +133,7 @@ export class PostgresApprovalStore implements ApprovalStore {
     add('tenant_id', filter.tenantId);
     add('requester', filter.user);
     const clause = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-    const { rows } = await this.pool.query<Row>(`SELECT * FROM ${this.name.qualified} ${clause} ORDER BY id`, params);
+    const rows = await this.read(`SELECT * FROM ${this.name.qualified} ${clause} ORDER BY id`, params);
     return rows.map(fromRow);
   }
 
@@ -152,12 +154,14 @@ export class PostgresApprovalStore implements ApprovalStore {
   async expire(now: Date = new Date()): Promise<Approval[]> {
     await this.init();
     const at = now.toISOString();
-    const { rows } = await this.pool.query<Row>(
-      `UPDATE ${this.name.qualified}
-          SET state = 'expired', decision = jsonb_build_object('by', $2::text, 'at', $3::text), updated_at = now()
-        WHERE state = 'pending' AND expires_at <= $1
-        RETURNING *`,
-      [at, EXPIRY_ACTOR, at],
+    const { rows } = await this.transaction((c) =>
+      c.query<Row>(
+        `UPDATE ${this.name.qualified}
+            SET state = 'expired', decision = jsonb_build_object('by', $2::text, 'at', $3::text), updated_at = now()
+          WHERE state = 'pending' AND expires_at <= $1
+          RETURNING *`,
+        [at, EXPIRY_ACTOR, at],
+      ),
     );
     return rows.map(fromRow).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
@@ -197,9 +201,26 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   /**
+   * A read, run once more on another connection when its connection failed (a connection lost
+   * while idle is handed out before the pool has heard of it); reading twice changes nothing. An
+   * error the server answered with (severity ERROR) is the read's own answer and is thrown as it is.
+   */
+  private async read(text: string, values: unknown[]): Promise<Row[]> {
+    try {
+      return (await this.pool.query<Row>(text, values)).rows;
+    } catch (err) {
+      if (err instanceof DatabaseError && err.severity === 'ERROR') throw err;
+      this.log.warn({ err: (err as Error).message }, 'approvals store connection failed during a read; reading again');
+    }
+    return (await this.pool.query<Row>(text, values)).rows;
+  }
+
+  /**
    * A pooled connection lost while idle can be handed out before the pool has heard of it: its
    * BEGIN then fails without anything having run, and the transaction runs once more on another.
-   * (Single statements go through pool.query, which does not retry: they fail as they are.)
+   * Every write goes through here, single statements included. A transaction whose connection
+   * failed after its BEGIN is not run again: the failure may have hit its COMMIT, whose outcome
+   * is then unknown; it fails as it is.
    */
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     try {

@@ -1,7 +1,9 @@
 // The Postgres approvals store against a real server: the shared contract, and two stores (two sidecars) deciding once.
 import { Client } from 'pg';
+import pino from 'pino';
 import { PostgresApprovalStore, approvalsTableName } from '../../src/approvals/postgres-store';
 import { approvalRequest, approvalStoreContract } from '../support/approvals';
+import { relayTo } from '../support/relay';
 import { createTestDatabase, serverUrl, type TestDatabase } from '../support/db';
 
 let db: TestDatabase;
@@ -122,6 +124,37 @@ describe('PostgresApprovalStore: table name', () => {
       await store.close();
       await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       await admin.end();
+    }
+  });
+});
+
+describe('PostgresApprovalStore: a connection lost while idle', () => {
+  test('the client learns of it only when it next sends: every call runs again on another connection', async () => {
+    const { relay, url } = await relayTo(db.url);
+    const warnings: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    // One connection, so the one the relay drops is the one the next call is handed.
+    const store = new PostgresApprovalStore({ client: { connectionString: url }, poolSize: 1, log });
+    try {
+      const a = await store.create(approvalRequest());
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['get', async () => expect((await store.get(a.id))!.id).toBe(a.id)],
+        ['list', async () => expect((await store.list({ state: 'pending' })).map((x) => x.id)).toContain(a.id)],
+        ['approve', async () => expect((await store.approve(a.id, 'alice')).ready).toBe(false)],
+        ['create', async () => expect((await store.get((await store.create(approvalRequest())).id))!.state).toBe('pending')],
+        ['expire', async () => expect((await store.expire(new Date(Date.now() + 30 * 86_400_000))).map((x) => x.id)).toContain(a.id)],
+      ];
+      for (const [name, call] of calls) {
+        expect([name, relay.forget()]).toEqual([name, 1]);
+        await call();
+      }
+      // Each call met the dropped connection once, and said so.
+      expect(warnings.filter((w) => /reading again|running it again/.test(w))).toHaveLength(calls.length);
+      const rows = await db.query<{ state: string; n: string }>(`SELECT state, count(*) AS n FROM ${TABLE} GROUP BY state ORDER BY state`);
+      expect(rows).toEqual([{ state: 'expired', n: '2' }]);
+    } finally {
+      await store.close();
+      await relay.close();
     }
   });
 });

@@ -9,6 +9,12 @@ export interface Relay {
   setDown(down: boolean): void;
   /** While stalled, what clients send is held (the server hangs); un-stalling delivers it. */
   stall(stalled: boolean): void;
+  /**
+   * Drops every relayed connection without telling its client, as a NAT or firewall timeout
+   * does: the server's side is closed, and the client learns of it only when it next sends, by a
+   * reset. Returns how many connections were dropped.
+   */
+  forget(): number;
   close(): Promise<void>;
 }
 
@@ -18,6 +24,8 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
   let down = false;
   let stalled = false;
   const held: Array<[net.Socket, Buffer]> = [];
+  /** One per relayed connection: drops it silently (forget()). */
+  const forgetters = new Set<() => void>();
   const server = net.createServer((client) => {
     if (down) {
       client.destroy();
@@ -26,7 +34,18 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
     const upstream = net.connect(targetPort, targetHost);
     live.add(client);
     live.add(upstream);
+    let forgotten = false;
+    const forget = (): void => {
+      forgotten = true;
+      upstream.unpipe(client);
+      upstream.destroy();
+      live.delete(upstream);
+    };
+    forgetters.add(forget);
     const end = () => {
+      // A forgotten connection's client stays open, knowing nothing, until it sends.
+      if (forgotten && !client.destroyed) return;
+      forgetters.delete(forget);
       client.destroy();
       upstream.destroy();
       live.delete(client);
@@ -35,7 +54,8 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
     client.on('data', (chunk: Buffer) => {
-      if (stalled) held.push([upstream, chunk]);
+      if (forgotten) client.resetAndDestroy();
+      else if (stalled) held.push([upstream, chunk]);
       else upstream.write(chunk);
     });
     if (tap) upstream.on('data', tap);
@@ -50,6 +70,12 @@ export async function startRelay(targetHost: string, targetPort: number, tap?: (
     },
     setDown: (d) => {
       down = d;
+    },
+    forget: () => {
+      const all = [...forgetters];
+      forgetters.clear();
+      for (const f of all) f();
+      return all.length;
     },
     stall: (s) => {
       stalled = s;
