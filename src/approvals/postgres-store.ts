@@ -1,6 +1,7 @@
 // Approvals in a PostgreSQL table shared by every sidecar: row locks make approve decide exactly once.
-import { DatabaseError, Pool, type ClientConfig, type PoolClient } from 'pg';
+import { Pool, type ClientConfig, type PoolClient } from 'pg';
 import { silentLogger, type Logger } from '../log';
+import { answeredWithError } from '../upstream/commit';
 import { ownTableName, type TableName } from '../upstream/table-name';
 import { approveTransition, denyTransition, newApproval, resultTransition, type Outcome } from './transitions';
 import { ApprovalError, EXPIRY_ACTOR, type Approval, type ApprovalFilter, type ApprovalRequest, type ApprovalStore, type ExecutionResult } from './types';
@@ -57,11 +58,19 @@ export class PostgresApprovalStore implements ApprovalStore {
   private readonly name: ReturnType<typeof approvalsTableName>;
   private readonly log: Logger;
   private initialised?: Promise<void>;
+  /**
+   * Attempts of a read, or of a transaction's BEGIN: one more than the pool holds, so that when
+   * every idle connection died together (a database restart) each is tried and dropped, and the
+   * last attempt opens a new one.
+   */
+  private readonly attempts: number;
 
   constructor(options: PostgresApprovalStoreOptions) {
     this.name = approvalsTableName(options.table ?? DEFAULT_APPROVALS_TABLE);
     this.log = options.log ?? silentLogger;
-    this.pool = new Pool({ ...options.client, max: options.poolSize ?? 4 });
+    const size = options.poolSize ?? 4;
+    this.pool = new Pool({ ...options.client, max: size });
+    this.attempts = size + 1;
     // An idle client losing its connection must not crash the process; the next query reconnects.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'approvals store connection lost'));
   }
@@ -201,38 +210,38 @@ export class PostgresApprovalStore implements ApprovalStore {
   }
 
   /**
-   * A read, run once more on another connection when its connection failed (a connection lost
-   * while idle is handed out before the pool has heard of it); reading twice changes nothing. An
-   * error the server answered with (severity ERROR) is the read's own answer and is thrown as it is.
+   * A read, run again on another connection while its connection failed (a connection lost while
+   * idle is handed out before the pool has heard of it; a failed one is dropped); reading twice
+   * changes nothing. An error the server answered with is the read's own answer and is thrown as
+   * it is, and so is anything once the store is closing.
    */
   private async read(text: string, values: unknown[]): Promise<Row[]> {
-    try {
-      return (await this.pool.query<Row>(text, values)).rows;
-    } catch (err) {
-      if (err instanceof DatabaseError && err.severity === 'ERROR') throw err;
-      this.log.warn({ err: (err as Error).message }, 'approvals store connection failed during a read; reading again');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.pool.query<Row>(text, values)).rows;
+      } catch (err) {
+        if (answeredWithError(err) || this.pool.ending || attempt >= this.attempts) throw err;
+        this.log.warn({ err: (err as Error).message }, 'approvals store connection failed during a read; reading again');
+      }
     }
-    return (await this.pool.query<Row>(text, values)).rows;
   }
 
   /**
    * A pooled connection lost while idle can be handed out before the pool has heard of it: its
-   * BEGIN then fails without anything having run, and the transaction runs once more on another.
+   * BEGIN then fails without anything having run, and the transaction runs again on another.
    * Every write goes through here, single statements included. A transaction whose connection
    * failed after its BEGIN is not run again: the failure may have hit its COMMIT, whose outcome
    * is then unknown; it fails as it is.
    */
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    try {
-      return await this.transactionOnce(work);
-    } catch (err) {
-      if (!(err instanceof StaleConnection)) throw err;
-      this.log.warn({ err: err.message }, 'approvals store connection failed before its transaction began; running it again');
-    }
-    try {
-      return await this.transactionOnce(work);
-    } catch (err) {
-      throw err instanceof StaleConnection ? err.original : err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.transactionOnce(work);
+      } catch (err) {
+        if (!(err instanceof StaleConnection)) throw err;
+        if (this.pool.ending || attempt >= this.attempts) throw err.original;
+        this.log.warn({ err: err.message }, 'approvals store connection failed before its transaction began; running it again');
+      }
     }
   }
 

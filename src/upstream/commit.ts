@@ -2,7 +2,25 @@
 import { DatabaseError } from 'pg';
 
 /**
- * PostgreSQL refused the COMMIT (an ERROR, such as a deferred constraint's): nothing was
+ * SQLSTATEs of errors that end the session (FATAL or PANIC), by class: connection exceptions
+ * (08), operator intervention (57P: shutdowns, idle_session_timeout), system errors (58),
+ * internal errors (XX), and idle_in_transaction_session_timeout (25P03).
+ */
+const SESSION_ENDING = /^(?:08|57P|58|XX)|^25P03$/;
+
+/**
+ * Did the server answer with an error its session outlives (a constraint, a cancel, a missing
+ * table)? Then the statement's outcome is known: it did not happen. Anything else (a socket
+ * error, a session the server ended) leaves it unknown. Told by the SQLSTATE: the severity pg
+ * reports is the server's `S` field, which lc_messages translates (the untranslated `V` is not
+ * exposed).
+ */
+export function answeredWithError(err: unknown): err is DatabaseError {
+  return err instanceof DatabaseError && typeof err.code === 'string' && !SESSION_ENDING.test(err.code);
+}
+
+/**
+ * PostgreSQL refused the COMMIT (an error such as a deferred constraint's): nothing was
  * committed. The connection failed while it was on its way or being answered, or the server
  * ended the session: the outcome is unknown (`outcomeUnknown`), and only the rows tell.
  */
@@ -12,9 +30,9 @@ export class CommitFailedError extends Error {
 
   constructor(readonly original: unknown) {
     const cause = original;
-    // An ERROR from the server: the COMMIT did not happen. A socket error (whose code may look
-    // like a SQLSTATE: EPIPE), a FATAL or a PANIC says nothing certain about it.
-    const known = cause instanceof DatabaseError && cause.severity === 'ERROR';
+    // An error the session outlives: the COMMIT did not happen. A socket error (whose code may
+    // look like a SQLSTATE: EPIPE), a FATAL or a PANIC says nothing certain about it.
+    const known = answeredWithError(cause);
     const sqlstate = known ? cause.code : undefined;
     super(
       known

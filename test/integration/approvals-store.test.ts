@@ -128,33 +128,59 @@ describe('PostgresApprovalStore: table name', () => {
   });
 });
 
-describe('PostgresApprovalStore: a connection lost while idle', () => {
-  test('the client learns of it only when it next sends: every call runs again on another connection', async () => {
-    const { relay, url } = await relayTo(db.url);
+describe('PostgresApprovalStore: connections lost while idle', () => {
+  /** A logger that keeps the messages of its warnings. */
+  function warningsLog(): { log: pino.Logger; warnings: string[] } {
     const warnings: string[] = [];
-    const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) });
-    // One connection, so the one the relay drops is the one the next call is handed.
-    const store = new PostgresApprovalStore({ client: { connectionString: url }, poolSize: 1, log });
-    try {
-      const a = await store.create(approvalRequest());
-      const calls: Array<[string, () => Promise<unknown>]> = [
-        ['get', async () => expect((await store.get(a.id))!.id).toBe(a.id)],
-        ['list', async () => expect((await store.list({ state: 'pending' })).map((x) => x.id)).toContain(a.id)],
-        ['approve', async () => expect((await store.approve(a.id, 'alice')).ready).toBe(false)],
-        ['create', async () => expect((await store.get((await store.create(approvalRequest())).id))!.state).toBe('pending')],
-        ['expire', async () => expect((await store.expire(new Date(Date.now() + 30 * 86_400_000))).map((x) => x.id)).toContain(a.id)],
-      ];
-      for (const [name, call] of calls) {
-        expect([name, relay.forget()]).toEqual([name, 1]);
-        await call();
+    return { log: pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) }), warnings };
+  }
+
+  for (const poolSize of [1, 3]) {
+    test(`the client learns of it only when it next sends: every call runs again until it has a live connection (${poolSize} pooled)`, async () => {
+      const { relay, url } = await relayTo(db.url);
+      const { log, warnings } = warningsLog();
+      const store = new PostgresApprovalStore({ client: { connectionString: url }, poolSize, log });
+      try {
+        const a = await store.create(approvalRequest());
+        const calls: Array<[string, () => Promise<unknown>]> = [
+          ['get', async () => expect((await store.get(a.id))!.id).toBe(a.id)],
+          ['list', async () => expect((await store.list({ state: 'pending' })).map((x) => x.id)).toContain(a.id)],
+          ['approve', async () => expect((await store.approve(a.id, 'alice')).ready).toBe(false)],
+          ['create', async () => expect((await store.get((await store.create(approvalRequest())).id))!.state).toBe('pending')],
+          ['expire', async () => expect((await store.expire(new Date(Date.now() + 30 * 86_400_000))).map((x) => x.id)).toContain(a.id)],
+        ];
+        for (const [name, call] of calls) {
+          // Every pooled connection open and idle, then all of them dropped unseen (a database restart).
+          await Promise.all(Array.from({ length: poolSize }, () => store.get(a.id)));
+          expect([name, relay.forget()]).toEqual([name, poolSize]);
+          const before = warnings.length;
+          await call();
+          // Each dropped connection was met once, and said so.
+          expect([name, warnings.slice(before).filter((w) => /reading again|running it again/.test(w)).length]).toEqual([name, poolSize]);
+        }
+        const rows = await db.query<{ state: string; n: string }>(`SELECT state, count(*) AS n FROM ${TABLE} GROUP BY state ORDER BY state`);
+        expect(rows).toEqual([{ state: 'expired', n: '2' }]);
+      } finally {
+        await store.close();
+        await relay.close();
       }
-      // Each call met the dropped connection once, and said so.
-      expect(warnings.filter((w) => /reading again|running it again/.test(w))).toHaveLength(calls.length);
-      const rows = await db.query<{ state: string; n: string }>(`SELECT state, count(*) AS n FROM ${TABLE} GROUP BY state ORDER BY state`);
-      expect(rows).toEqual([{ state: 'expired', n: '2' }]);
+    });
+  }
+
+  test('an error the server answers with is the answer: not run again', async () => {
+    const { log, warnings } = warningsLog();
+    const table = 'ormai_approvals_gone';
+    const store = new PostgresApprovalStore({ client: { connectionString: db.url }, table: `public.${table}`, log });
+    try {
+      await store.init();
+      await db.query(`DROP TABLE public.${table}`);
+      await expect(store.get('appr_missing')).rejects.toThrow(/does not exist/);
+      await expect(store.list({})).rejects.toThrow(/does not exist/);
+      await expect(store.create(approvalRequest())).rejects.toThrow(/does not exist/);
+      expect(warnings).toEqual([]);
     } finally {
       await store.close();
-      await relay.close();
+      await db.query(`DROP TABLE IF EXISTS public.${table}`);
     }
   });
 });
