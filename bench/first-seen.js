@@ -288,20 +288,21 @@ function mainThreadUs() {
 }
 
 /**
- * The main thread's garbage-collection pauses from now until stop(): µs in all, minor (scavenges)
- * and major (mark-compact and its finalisation), as V8 reports them to perf_hooks.
+ * The main thread's garbage-collection pauses from now until stop(), as V8 reports them to
+ * perf_hooks: µs in all, and the scavenges (minor) apart from the rest (major: mark-compact, its
+ * incremental marking steps and weak callbacks).
  */
 function gcPauses() {
   const { PerformanceObserver, constants } = require('node:perf_hooks');
   const out = { minorUs: 0, majorUs: 0, minor: 0, major: 0 };
   const observer = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
-        out.majorUs += e.duration * 1000;
-        out.major++;
-      } else {
+      if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) {
         out.minorUs += e.duration * 1000;
         out.minor++;
+      } else {
+        out.majorUs += e.duration * 1000;
+        out.major++;
       }
     }
   });
@@ -395,9 +396,9 @@ async function firstSeen(url, proxy, log) {
       const done = await next('done');
       const usage = process.cpuUsage(cpu);
       const mainUs = mainThreadUs() - main;
+      const wallUs = Number(process.hrtime.bigint() - t) / 1e3;
       const pauses = await gc.stop();
       const used = cpuUs(usage);
-      const wallUs = Number(process.hrtime.bigint() - t) / 1e3;
       child.send({ type: 'close' });
       await next('closed');
       if (done.errorCount > 0) throw new Error(`first-seen: ${done.errorCount} of ${texts.length} statements failed, e.g. ${done.errors.slice(0, 3).map((e) => `${e.message} [${texts[e.index]}]`).join('; ')}`);

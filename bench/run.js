@@ -83,7 +83,7 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS || 16);
  * the proxy in turn; each path's ratio is taken against the direct run of its own round and the
  * medians are printed (with the range when there is more than one round).
  */
-const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS || 1)));
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS) || 1));
 /** Issue #12's goals for the pgbench paths: proxy CPU per statement, and the proxy's ratio to direct as a share of pgbouncer's. */
 const GOAL_CPU_US = { prepared: 80, simple: 150 };
 const GOAL_OF_PGBOUNCER = 0.75;
