@@ -1,8 +1,8 @@
 // The Postgres approvals store against a real server: the shared contract, and two stores (two sidecars) deciding once.
 import { Client } from 'pg';
-import pino from 'pino';
 import { PostgresApprovalStore, approvalsTableName } from '../../src/approvals/postgres-store';
 import { approvalRequest, approvalStoreContract } from '../support/approvals';
+import { capturingLogger } from '../support/logs';
 import { relayTo } from '../support/relay';
 import { createTestDatabase, serverUrl, type TestDatabase } from '../support/db';
 
@@ -129,16 +129,10 @@ describe('PostgresApprovalStore: table name', () => {
 });
 
 describe('PostgresApprovalStore: connections lost while idle', () => {
-  /** A logger that keeps the messages of its warnings. */
-  function warningsLog(): { log: pino.Logger; warnings: string[] } {
-    const warnings: string[] = [];
-    return { log: pino({ level: 'warn' }, { write: (line: string) => warnings.push((JSON.parse(line) as { msg: string }).msg) }), warnings };
-  }
-
   for (const poolSize of [1, 3]) {
     test(`the client learns of it only when it next sends: every call runs again until it has a live connection (${poolSize} pooled)`, async () => {
       const { relay, url } = await relayTo(db.url);
-      const { log, warnings } = warningsLog();
+      const { log, lines: warnings } = capturingLogger('warn');
       const store = new PostgresApprovalStore({ client: { connectionString: url }, poolSize, log });
       try {
         const a = await store.create(approvalRequest());
@@ -168,7 +162,7 @@ describe('PostgresApprovalStore: connections lost while idle', () => {
   }
 
   test('an error the server answers with is the answer: not run again', async () => {
-    const { log, warnings } = warningsLog();
+    const { log, lines: warnings } = capturingLogger('warn');
     const table = 'ormai_approvals_gone';
     const store = new PostgresApprovalStore({ client: { connectionString: db.url }, table: `public.${table}`, log });
     try {

@@ -1,11 +1,10 @@
 // The Redis rate-limit store against a real Redis (REDIS_URL): sliding window, shared budgets, atomicity, fast failure.
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { Writable } from 'node:stream';
 import Redis from 'ioredis';
-import pino from 'pino';
 import type { RateDecision } from '../../src/budgets/rate-limit';
 import { RateStoreUnavailableError, RedisRateLimitStore, type RedisRateLimitStoreOptions } from '../../src/budgets/redis-store';
+import { capturingLogger } from '../support/logs';
 
 const REDIS_URL = process.env.REDIS_URL;
 if (!REDIS_URL) console.warn('REDIS_URL is not set: skipping the Redis rate-limit store tests (test/integration/redis-store.test.ts)');
@@ -37,18 +36,6 @@ async function silentServer(): Promise<{ port: number; close(): Promise<void> }>
       await new Promise((r) => server.close(r));
     },
   };
-}
-
-/** A pino logger whose lines are kept for inspection. */
-function capturingLogger(): { log: pino.Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
 }
 
 describeRedis('RedisRateLimitStore', () => {
