@@ -1,4 +1,4 @@
-// A COMMIT the proxy sends on its own connection (an approved write, a rollback) that did not succeed: refused, or of unknown outcome.
+// Errors of the statements the proxy sends on its own connections: answered by the server (the session goes on) or not, and a COMMIT that did not succeed.
 import { DatabaseError } from 'pg';
 
 /**
