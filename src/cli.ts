@@ -13,7 +13,6 @@ import { createLogger } from './log';
 import { runCheckCommand } from './policy/tooling/check';
 import { rlsCommand } from './policy/tooling/rls';
 import { runTestCommand } from './policy/tooling/suite';
-import { mcpCommand, toolsCommand } from './tools/commands';
 
 const USAGE = `Usage:
   ormai-proxy serve --config FILE      run the proxy
@@ -73,6 +72,11 @@ function adminTokenCommand(args: string[]): number {
   return 0;
 }
 
+function toolCommands(): typeof import('./tools/commands') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./tools/commands') as typeof import('./tools/commands');
+}
+
 async function main(argv: string[]): Promise<number> {
   // Before anything loads the parser: V8 reads the flag when it compiles the module.
   keepParserOnBaselineCompiler();
@@ -88,8 +92,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'audit') return auditCommand(rest);
   if (command === 'rollback') return rollbackCommand(rest);
   if (command === 'admin-token') return adminTokenCommand(rest);
-  if (command === 'tools') return toolsCommand(rest);
-  if (command === 'mcp') return mcpCommand(rest);
+  // The tool commands load the MCP SDK; serve does not need it unless tools.listen is set.
+  if (command === 'tools') return toolCommands().toolsCommand(rest);
+  if (command === 'mcp') return toolCommands().mcpCommand(rest);
   const { values } = parseArgs({
     args: rest,
     options: { config: { type: 'string', short: 'c' }, listen: { type: 'string' }, 'admin-listen': { type: 'string' }, 'tools-listen': { type: 'string' }, help: { type: 'boolean', short: 'h' } },

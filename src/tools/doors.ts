@@ -5,7 +5,7 @@ import type { Principal } from '../auth/principal';
 import { parseHostPort, type ProxyConfig } from '../config/load';
 import type { Logger } from '../log';
 import { selectPolicy, type PolicySnapshot } from '../policy/load';
-import { ToolsHttpServer, type BearerAuthenticator } from './http';
+import type { ToolsHttpServer, BearerAuthenticator } from './http';
 import type { ToolSpec } from './schemas';
 import { ProxyError } from '../errors/catalogue';
 import { errorOf } from './engine';
@@ -90,6 +90,9 @@ export async function startToolDoors(deps: ToolDoorsDeps): Promise<ToolDoors> {
   const { listen, max_body_bytes } = deps.config.raw.tools;
   let http: ToolDoors['http'];
   if (listen !== undefined) {
+    // The listener (and the MCP SDK behind it) loads only when tools.listen is set.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { ToolsHttpServer } = require('./http') as typeof import('./http');
     const server = new ToolsHttpServer({ listen: parseHostPort(listen), authenticate, runner, specs, log: deps.log, maxBodyBytes: max_body_bytes });
     try {
       http = { ...(await server.listen()), server };

@@ -10,8 +10,8 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
 
-function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -151,6 +151,42 @@ describe('serve and check', () => {
       expect(connected).toBe(true);
       serve.child.kill('SIGTERM');
       expect(await serve.exited).toBe(0);
+    } finally {
+      serve.child.kill('SIGKILL');
+    }
+  });
+
+  test('serve loads neither ioredis nor the MCP SDK when no Redis store and no tools.listen are configured', async () => {
+    // What a sidecar keeps resident for nothing otherwise: about 13 MB of RSS at startup (README: Benchmarks).
+    const probe = path.join(dir, 'modules-probe.js');
+    writeFileSync(
+      probe,
+      `process.on('exit', () => {
+        const ids = Object.keys(require.cache);
+        const loaded = (name) => ids.some((id) => id.includes('/node_modules/' + name + '/'));
+        process.stderr.write('optional-modules: ' + JSON.stringify({ ioredis: loaded('ioredis'), mcp: loaded('@modelcontextprotocol/sdk'), pg: loaded('pg') }) + '\\n');
+      });\n`,
+    );
+    const port = await freePort();
+    const serve = start(['serve', '--config', path.join(dir, 'ormai.yaml')], { ORMAI_UPSTREAM_URL: db.url, ORMAI_LISTEN: `127.0.0.1:${port}` }, ['--require', probe]);
+    try {
+      let connected = false;
+      for (let i = 0; i < 100 && !connected; i++) {
+        const c = new Client({ connectionString: `postgres://tenant2-agent:tenant2-password@127.0.0.1:${port}/app` });
+        try {
+          await c.connect();
+          await c.query('SELECT 1');
+          await c.end();
+          connected = true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      expect(connected).toBe(true);
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited).toBe(0);
+      // pg is loaded either way: the probe would be vacuous if it saw no modules at all.
+      expect(JSON.parse(/optional-modules: (.*)/.exec(serve.output())![1])).toEqual({ ioredis: false, mcp: false, pg: true });
     } finally {
       serve.child.kill('SIGKILL');
     }
