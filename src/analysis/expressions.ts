@@ -1,9 +1,10 @@
-// One walk over a classified read or write: function allow-list (attribute notation too), reg* casts, session value functions, join depth.
+// One walk over a classified read or write: function allow-list (attribute notation too), reg* casts and coercions, session value functions, join depth.
 import type { Alias, ColumnRef, CommonTableExpr, FuncCall, Node, RangeTableSample, RangeVar, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { checkAttributeNotation } from './attributes';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
+import { checkRegCoercions } from './reg-coercion';
 import { walk } from './rewrite/nodes';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement } from './types';
 
@@ -144,4 +145,5 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
       stack.push(child);
     }
   }
+  checkRegCoercions(stmt.stmt);
 }

@@ -343,6 +343,34 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(o.error?.message).not.toMatch(/customers|orders/);
   });
 
+  test('an untyped string or parameter beside a reg* value is refused: PostgreSQL would look it up as a name', async () => {
+    const [{ oid }] = await direct<{ oid: number }>(t, "SELECT 'internal_notes'::regclass::oid::int AS oid");
+    // Positive controls: directly, each form finds the hidden objects.
+    expect(await direct(t, "SELECT coalesce(NULL::regclass, 'internal_notes')::oid::int AS o")).toEqual([{ o: oid }]);
+    expect(text(await direct(t, "SELECT CASE WHEN false THEN typinput ELSE 'internal_notes_audit' END AS f FROM pg_type WHERE typname = 'int4'"))).toContain('internal_notes_audit');
+    expect(text(await direct(t, `SELECT unnest(ARRAY[NULL::regclass, '${oid}']) AS r`))).toContain('internal_notes');
+    expect(await direct(t, 'SELECT coalesce(NULL::regclass, $1)::oid::int AS o', ['internal_notes'])).toEqual([{ o: oid }]);
+    for (const sql of [
+      "SELECT coalesce(NULL::regclass, 'internal_notes')::oid",
+      "SELECT coalesce('customers'::regclass, 'internal_notes')",
+      "SELECT coalesce(NULL::regproc, 'internal_notes_audit')",
+      "SELECT CASE WHEN false THEN typinput ELSE 'internal_notes_audit' END FROM pg_type WHERE typname = 'int4'",
+      "SELECT 1 FROM pg_type WHERE typinput = 'internal_notes_audit'",
+      `SELECT unnest(ARRAY[NULL::regclass, '${oid}'])`,
+      "SELECT x FROM (SELECT NULL::regclass AS x UNION ALL SELECT 'internal_notes') s",
+      "WITH h (r) AS (SELECT NULL::regclass) SELECT coalesce(r, 'internal_notes') FROM h",
+      "SELECT pg_typeof(1) = 'internal_notes'",
+    ]) {
+      await refused(sql, mode, 'ormai.function_not_allowed');
+    }
+    const param = await run(t, 'SELECT coalesce(NULL::regclass, $1)::oid AS o', mode, { values: ['internal_notes'] });
+    expect(param.error?.routine).toBe('ormai.function_not_allowed');
+    expectNothingForbidden(param.bytes, 'SELECT coalesce(NULL::regclass, $1)::oid AS o', FORBIDDEN);
+    // The checked forms still answer for visible objects.
+    expect(await rows("SELECT coalesce(NULL::regclass, 'customers'::regclass)::text AS r, pg_typeof(1)::text = 'integer' AS t", mode)).toEqual([{ r: 'customers', t: true }]);
+    expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname = 'int4' AND typinput = 'int4in'::regproc", mode)).toEqual([{ n: 1 }]);
+  });
+
   test('non-constant reg* casts over an oid scan give only visible relations and types', async () => {
     // Every oid a relation of this database can have: the built-in range, then this database's own objects.
     const rels = await rows(

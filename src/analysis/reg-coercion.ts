@@ -1,0 +1,313 @@
+// Untyped strings that PostgreSQL would read as reg* names: refused, since the name lookup sees every object of the database.
+//
+// An explicit `'name'::regclass` is checked against the policy (rewrite/catalog-functions.ts).
+// But PostgreSQL also gives an untyped string constant, or a parameter the client left
+// unspecified, the type of the value it meets: in COALESCE, CASE, GREATEST/LEAST, NULLIF, an
+// array, an operator, IN and BETWEEN lists, ANY/ALL, a sub-select it is compared with, the
+// columns of UNION and VALUES, and the arguments of polymorphic functions (parse_coerce.c,
+// select_common_type). Beside a reg* value, `coalesce(NULL::regclass, 'payroll')` runs
+// regclassin('payroll'): the oid of a hidden table, or an error that tells hidden from missing.
+// So wherever such a group holds a value that may be of a reg* type and an untyped constant or
+// parameter, the statement is refused; the agent can write the explicit cast, which is checked.
+//
+// What may be of a reg* type is decided syntactically and fails closed: a cast to a reg* type,
+// a function returning one, a catalog column of one, and any column, alias or whole row that a
+// sub-select, CTE, VALUES list or FROM function of the statement gives out of such a value.
+import type { A_Expr, CaseExpr, ColumnRef, CommonTableExpr, FuncCall, Node, RangeFunction, RangeSubselect, RangeVar, ResTarget, SelectStmt, SubLink, TypeCast } from '@pgsql/types';
+import { ProxyError } from '../errors/catalogue';
+import { REG_TYPES } from './function-allowlist';
+import { figure } from './range-entries';
+import { walk } from './rewrite/nodes';
+
+/** Columns of reg* types in system relations (PostgreSQL 15–18), by relation. */
+const REG_COLUMNS: Record<string, readonly string[]> = {
+  pg_type: ['typinput', 'typoutput', 'typreceive', 'typsend', 'typmodin', 'typmodout', 'typanalyze', 'typsubscript'],
+  pg_range: ['rngcanonical', 'rngsubdiff'],
+  pg_am: ['amhandler'],
+  pg_proc: ['prosupport'],
+  pg_sequences: ['data_type'],
+  pg_aggregate: ['aggfnoid', 'aggtransfn', 'aggfinalfn', 'aggcombinefn', 'aggserialfn', 'aggdeserialfn', 'aggmtransfn', 'aggminvtransfn', 'aggmfinalfn'],
+  pg_amproc: ['amproc'],
+  pg_conversion: ['conproc'],
+  pg_operator: ['oprcode', 'oprrest', 'oprjoin'],
+  pg_transform: ['trffromsql', 'trftosql'],
+  pg_ts_parser: ['prsstart', 'prstoken', 'prsend', 'prsheadline', 'prslextype'],
+  pg_ts_template: ['tmplinit', 'tmpllexize'],
+  pg_prepared_statements: ['parameter_types', 'result_types'],
+};
+
+/** Built-in functions that return a reg* type. */
+const REG_FUNCTIONS = new Set([
+  'pg_typeof', 'regclass', 'to_regclass', 'to_regcollation', 'to_regnamespace', 'to_regoper', 'to_regoperator', 'to_regproc',
+  'to_regprocedure', 'to_regrole', 'to_regtype', 'pg_partition_root', 'pg_partition_ancestors', 'pg_filenode_relation',
+  'pg_get_replica_identity_index', 'get_current_ts_config',
+]);
+
+/** Functions whose arguments PostgreSQL brings to one common type (polymorphic parameters). */
+const UNIFYING_FUNCTIONS = new Set([
+  'array_append', 'array_prepend', 'array_cat', 'array_position', 'array_positions', 'array_remove', 'array_replace',
+  'lag', 'lead', 'width_bucket', 'coalesce', 'greatest', 'least', 'nullif',
+]);
+
+/** The names PostgreSQL gives an unnamed select-list entry it cannot name otherwise. */
+const GENERIC_NAMES = ['?column?', 'coalesce', 'case', 'greatest', 'least', 'nullif', 'array', 'row'];
+
+type Any = Record<string, unknown>;
+
+const lastName = (names: Node[] | undefined): string => {
+  const last = names?.[names.length - 1];
+  return last && 'String' in last ? (last.String.sval ?? '') : '';
+};
+
+function isRegType(cast: TypeCast): boolean {
+  return REG_TYPES.has(lastName(cast.typeName?.names).replace(/^_/, ''));
+}
+
+/** A constant string without a type, or a parameter: PostgreSQL types it from the group it is in. */
+function untyped(node: Node | undefined): boolean {
+  if (!node) return false;
+  if ('ParamRef' in node) return true;
+  return 'A_Const' in node && node.A_Const.sval !== undefined;
+}
+
+/** Whether any reg* value can occur in the tree at all: most statements stop here. */
+function hasRegSource(tree: Node): boolean {
+  return walk([tree], (node) => {
+    if ('TypeCast' in node) return isRegType(node.TypeCast as TypeCast);
+    if ('FuncCall' in node) return REG_FUNCTIONS.has(lastName((node.FuncCall as FuncCall).funcname));
+    if ('RangeVar' in node) return Object.hasOwn(REG_COLUMNS, (node.RangeVar as RangeVar).relname ?? '');
+    return false;
+  });
+}
+
+/** Names (columns, and relation aliases for whole rows) that may stand for a reg* value in this statement. */
+class RegNames {
+  /** Unqualified column names and whole-row names. */
+  readonly names = new Set<string>();
+  /** Relation or alias → its columns that may be reg* values. */
+  readonly byRelation = new Map<string, Set<string>>();
+
+  add(relation: string | undefined, columns: readonly string[]): boolean {
+    let changed = false;
+    let set: Set<string> | undefined;
+    if (relation !== undefined) {
+      set = this.byRelation.get(relation);
+      if (!set) this.byRelation.set(relation, (set = new Set()));
+      if (!this.names.has(relation)) (this.names.add(relation), (changed = true));
+    }
+    for (const c of columns) {
+      if (!this.names.has(c)) (this.names.add(c), (changed = true));
+      set?.add(c);
+    }
+    return changed;
+  }
+
+  column(ref: ColumnRef): boolean {
+    const fields = (ref.fields ?? []).map((f) => ('String' in f ? (f.String.sval ?? '') : '*'));
+    if (fields.length === 1) return this.names.has(fields[0]);
+    const relation = fields[fields.length - 2];
+    const columns = this.byRelation.get(relation);
+    const column = fields[fields.length - 1];
+    // A qualifier this statement does not give reg* columns (a policy table's alias): its columns are ordinary.
+    return columns !== undefined && (column === '*' || columns.has(column));
+  }
+}
+
+function mayBeReg(node: Node | undefined, regs: RegNames): boolean {
+  if (!node) return false;
+  const n = node as Any;
+  if ('TypeCast' in n) return isRegType(n.TypeCast as TypeCast);
+  if ('ColumnRef' in n) return regs.column(n.ColumnRef as ColumnRef);
+  if ('FuncCall' in n) {
+    const call = n.FuncCall as FuncCall;
+    // A polymorphic function may give back the type of any argument (array_agg, max, lag, …): fail closed.
+    return REG_FUNCTIONS.has(lastName(call.funcname)) || (call.args ?? []).some((a) => mayBeReg(a, regs));
+  }
+  if ('CoalesceExpr' in n) return ((n.CoalesceExpr as { args?: Node[] }).args ?? []).some((a) => mayBeReg(a, regs));
+  if ('MinMaxExpr' in n) return ((n.MinMaxExpr as { args?: Node[] }).args ?? []).some((a) => mayBeReg(a, regs));
+  if ('A_ArrayExpr' in n) return ((n.A_ArrayExpr as { elements?: Node[] }).elements ?? []).some((a) => mayBeReg(a, regs));
+  if ('CaseExpr' in n) {
+    const c = n.CaseExpr as CaseExpr;
+    return mayBeReg(c.defresult, regs) || (c.args ?? []).some((w) => mayBeReg((w as { CaseWhen?: { result?: Node } }).CaseWhen?.result, regs));
+  }
+  if ('A_Expr' in n) {
+    const e = n.A_Expr as A_Expr;
+    // NULLIF gives its first argument's type; an operator on reg* arrays (||) may give one back.
+    return e.kind === 'AEXPR_NULLIF' ? mayBeReg(e.lexpr, regs) : e.kind === 'AEXPR_OP' && lastName(e.name) === '||' && (mayBeReg(e.lexpr, regs) || mayBeReg(e.rexpr, regs));
+  }
+  if ('A_Indirection' in n) return mayBeReg((n.A_Indirection as { arg?: Node }).arg, regs);
+  if ('SubLink' in n) {
+    const s = n.SubLink as SubLink;
+    return (s.subLinkType === 'EXPR_SUBLINK' || s.subLinkType === 'ARRAY_SUBLINK') && outputs(s.subselect).some((t) => mayBeReg(t, regs));
+  }
+  return false;
+}
+
+/** Every leaf SELECT of a set operation (or the SELECT itself); larg and rarg are bare SelectStmts. */
+function leaves(node: Node | undefined): SelectStmt[] {
+  const select = node && 'SelectStmt' in node ? node.SelectStmt : undefined;
+  return select ? leavesOf(select) : [];
+}
+
+function leavesOf(select: SelectStmt): SelectStmt[] {
+  if (select.op && select.op !== 'SETOP_NONE') return [...(select.larg ? leavesOf(select.larg) : []), ...(select.rarg ? leavesOf(select.rarg) : [])];
+  return [select];
+}
+
+/** The output expressions of a query, every leaf and every VALUES row, column by column flattened. */
+function outputs(node: Node | undefined): Node[] {
+  const out: Node[] = [];
+  for (const leaf of leaves(node)) {
+    for (const t of leaf.targetList ?? []) {
+      const val = (t as { ResTarget?: ResTarget }).ResTarget?.val;
+      if (val) out.push(val);
+    }
+    for (const row of leaf.valuesLists ?? []) out.push(...(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]));
+  }
+  return out;
+}
+
+/** The output columns of a query that may be reg* values, by name (and their positions, for alias lists). */
+function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; positions: Set<number> } {
+  const names: string[] = [];
+  const positions = new Set<number>();
+  for (const leaf of leaves(node)) {
+    (leaf.targetList ?? []).forEach((t, i) => {
+      const target = (t as { ResTarget?: ResTarget }).ResTarget;
+      if (!target?.val || !mayBeReg(target.val, regs)) return;
+      positions.add(i);
+      const name = target.name ?? figure(target.val)?.[0];
+      if (name !== undefined) names.push(name);
+      else names.push(...GENERIC_NAMES);
+    });
+    for (const row of leaf.valuesLists ?? []) {
+      ((row as { List?: { items?: Node[] } }).List?.items ?? []).forEach((v, i) => {
+        if (!mayBeReg(v as Node, regs)) return;
+        positions.add(i);
+        names.push(`column${i + 1}`);
+      });
+    }
+  }
+  return { names, positions };
+}
+
+const aliasColumns = (colnames: Node[] | undefined, positions: Set<number>): string[] =>
+  (colnames ?? []).flatMap((c, i) => (positions.has(i) && 'String' in c ? [c.String.sval ?? ''] : []));
+
+/** What the statement's FROM items, CTEs and sub-selects give out that may be reg* values, to a fixed point. */
+function regNames(tree: Node): RegNames {
+  const regs = new RegNames();
+  for (let round = 0; round < 8; round++) {
+    let changed = false;
+    walk([tree], (node) => {
+      if ('RangeVar' in node) {
+        const rv = node.RangeVar as RangeVar;
+        const columns = Object.hasOwn(REG_COLUMNS, rv.relname ?? '') ? REG_COLUMNS[rv.relname!] : undefined;
+        if (columns) {
+          changed = regs.add(rv.alias?.aliasname ?? rv.relname, columns) || changed;
+          if (rv.alias?.aliasname) changed = regs.add(rv.relname, columns) || changed;
+        }
+        // A CTE read by name gives what the CTE gives.
+        const cte = regs.byRelation.get(`\u0000cte:${rv.relname ?? ''}`);
+        if (cte && rv.alias?.aliasname) changed = regs.add(rv.alias.aliasname, [...cte]) || changed;
+      } else if ('RangeSubselect' in node) {
+        const sub = node.RangeSubselect as RangeSubselect;
+        const { names, positions } = regOutputs(sub.subquery, regs);
+        if (positions.size > 0) changed = regs.add(sub.alias?.aliasname, [...names, ...aliasColumns(sub.alias?.colnames, positions)]) || changed;
+      } else if ('CommonTableExpr' in node) {
+        const cte = node.CommonTableExpr as CommonTableExpr;
+        const { names, positions } = regOutputs(cte.ctequery, regs);
+        if (positions.size > 0) {
+          const columns = [...names, ...aliasColumns(cte.aliascolnames, positions)];
+          changed = regs.add(cte.ctename, columns) || changed;
+          changed = regs.add(`\u0000cte:${cte.ctename ?? ''}`, columns) || changed;
+        }
+      } else if ('RangeFunction' in node) {
+        // unnest(ARRAY[x::regclass]) AS u(r): every name it gives out, when any argument may be reg*.
+        const rf = node.RangeFunction as RangeFunction;
+        const calls = (rf.functions ?? []).flatMap((f) => ((f as { List?: { items?: Node[] } }).List?.items ?? []).slice(0, 1) as Node[]);
+        if (calls.some((c) => mayBeReg(c, regs))) {
+          const names = calls.map((c) => figure(c)?.[0]).filter((s): s is string => s !== undefined);
+          const colnames = (rf.alias?.colnames ?? []).map((c) => ('String' in c ? (c.String.sval ?? '') : ''));
+          changed = regs.add(rf.alias?.aliasname ?? names[0], [...names, ...colnames]) || changed;
+        }
+      }
+      return false;
+    });
+    if (!changed) break;
+  }
+  return regs;
+}
+
+function refuse(): never {
+  throw new ProxyError('function_not_allowed', {
+    message: 'an untyped string or parameter beside a reg* value is not allowed',
+    hint: "PostgreSQL would look the text up in the system catalogs as a name. Write the cast yourself ('customers'::regclass), which is checked against the policy, or compare oids.",
+  });
+}
+
+function checkGroup(members: ReadonlyArray<Node | undefined>, regs: RegNames): void {
+  if (!members.some(untyped)) return;
+  if (members.some((m) => mayBeReg(m, regs))) refuse();
+}
+
+/** A row comparison pairs its members by position; anything else is one group. */
+function checkPair(left: Node | undefined, right: Node | undefined, regs: RegNames): void {
+  const rowItems = (n: Node | undefined): Node[] | undefined => (n && 'RowExpr' in n ? (n.RowExpr.args ?? []) : undefined);
+  const l = rowItems(left);
+  const r = rowItems(right);
+  if (l && r) {
+    for (let i = 0; i < Math.max(l.length, r.length); i++) checkGroup([l[i], r[i]], regs);
+    return;
+  }
+  const list = (n: Node | undefined): Array<Node | undefined> => (n && 'List' in n ? (n.List.items ?? []) : [n]);
+  checkGroup([...(l ?? list(left)), ...(r ?? list(right))], regs);
+}
+
+/**
+ * Refuses the statement when PostgreSQL would read an untyped string or parameter as a reg*
+ * name. Runs on the agent's own tree.
+ */
+export function checkRegCoercions(tree: Node): void {
+  if (!hasRegSource(tree)) return;
+  const regs = regNames(tree);
+  walk([tree], (node) => {
+    if ('CoalesceExpr' in node) checkGroup((node.CoalesceExpr as { args?: Node[] }).args ?? [], regs);
+    else if ('MinMaxExpr' in node) checkGroup((node.MinMaxExpr as { args?: Node[] }).args ?? [], regs);
+    else if ('A_ArrayExpr' in node) checkGroup((node.A_ArrayExpr as { elements?: Node[] }).elements ?? [], regs);
+    else if ('CaseExpr' in node) {
+      const c = node.CaseExpr as CaseExpr;
+      const whens = (c.args ?? []).map((w) => (w as { CaseWhen?: { expr?: Node; result?: Node } }).CaseWhen);
+      if (c.arg) checkGroup([c.arg, ...whens.map((w) => w?.expr)], regs);
+      checkGroup([...whens.map((w) => w?.result), c.defresult], regs);
+    } else if ('A_Expr' in node) {
+      const e = node.A_Expr as A_Expr;
+      checkPair(e.lexpr, e.rexpr, regs);
+    } else if ('FuncCall' in node) {
+      const call = node.FuncCall as FuncCall;
+      if (UNIFYING_FUNCTIONS.has(lastName(call.funcname))) checkGroup(call.args ?? [], regs);
+    } else if ('SubLink' in node) {
+      const s = node.SubLink as SubLink;
+      if (s.testexpr) {
+        const outs = outputs(s.subselect);
+        if ('RowExpr' in s.testexpr) checkPair(s.testexpr, { RowExpr: { args: outs } } as Node, regs);
+        else checkGroup([s.testexpr, ...outs], regs);
+      }
+    } else if ('SelectStmt' in node) {
+      const select = node.SelectStmt as SelectStmt;
+      // The columns of a set operation, and of a VALUES list, are brought to one type each.
+      const rows: Node[][] = [];
+      if (select.op && select.op !== 'SETOP_NONE') {
+        for (const leaf of leaves(node as Node)) {
+          if (leaf.valuesLists) for (const row of leaf.valuesLists) rows.push(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]);
+          else rows.push((leaf.targetList ?? []).map((t) => (t as { ResTarget?: ResTarget }).ResTarget?.val as Node));
+        }
+      } else if (select.valuesLists) {
+        for (const row of select.valuesLists) rows.push(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]);
+      }
+      const width = Math.max(0, ...rows.map((r) => r.length));
+      for (let i = 0; i < width; i++) checkGroup(rows.map((r) => r[i]), regs);
+    }
+    return false;
+  });
+}

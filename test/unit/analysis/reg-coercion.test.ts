@@ -1,0 +1,104 @@
+// Untyped strings and parameters beside reg* values: refused wherever PostgreSQL would read them as a name; everything else passes.
+import { initAnalysis } from '../../../src/analysis/pipeline';
+import { parseStatements } from '../../../src/analysis/parser';
+import { checkRegCoercions } from '../../../src/analysis/reg-coercion';
+import { ProxyError } from '../../../src/errors/catalogue';
+
+beforeAll(() => initAnalysis());
+
+function outcome(sql: string): string {
+  try {
+    for (const node of parseStatements(sql)) checkRegCoercions(node);
+    return 'allowed';
+  } catch (err) {
+    if (err instanceof ProxyError) return err.code;
+    throw err;
+  }
+}
+
+const REFUSED = [
+  // Expression groups PostgreSQL brings to one type.
+  "SELECT coalesce(NULL::regclass, 'payroll')::oid",
+  "SELECT coalesce(NULL::regproc, 'secret_fn')",
+  "SELECT coalesce(NULL::pg_catalog.regnamespace, 'hidden_schema')",
+  "SELECT coalesce('customers'::regclass, 'payroll')",
+  "SELECT CASE WHEN false THEN typinput ELSE 'secret_fn' END FROM pg_type WHERE typname = 'int4'",
+  "SELECT CASE NULL::regclass WHEN 'payroll' THEN 1 END",
+  "SELECT greatest(NULL::regtype, 'hidden_schema.merger_status')",
+  "SELECT nullif(NULL::regclass, 'payroll')",
+  "SELECT ARRAY[NULL::regclass, 'payroll']",
+  "SELECT unnest(array[NULL::regclass, '16384', '16385'])",
+  // Operators, lists, ANY, row comparisons, sub-selects.
+  "SELECT 1 FROM pg_type WHERE typinput = 'secret_fn'",
+  "SELECT 1 FROM pg_type t WHERE t.typoutput IN ('a', 'secret_fn')",
+  "SELECT NULL::regclass = ANY('{payroll}')",
+  "SELECT NULL::regclass BETWEEN 'a' AND 'payroll'",
+  "SELECT (NULL::regclass, 1) = ('payroll', 1)",
+  "SELECT 'payroll' IN (SELECT NULL::regclass)",
+  "SELECT 'secret_fn' = ANY (SELECT typinput FROM pg_type)",
+  "SELECT (SELECT NULL::regclass) = 'payroll'",
+  // Parameters the client leaves unspecified are typed the same way.
+  'SELECT coalesce(NULL::regclass, $1)::oid',
+  'SELECT pg_typeof(1) = $1',
+  "SELECT pg_typeof(1) = 'hidden_schema.merger_status'",
+  // Set operations and VALUES.
+  "SELECT x FROM (SELECT data_type AS x FROM pg_sequences UNION ALL SELECT 'hidden_schema.vault') s",
+  "SELECT NULL::regclass UNION SELECT 'payroll'",
+  "VALUES (NULL::regclass), ('payroll')",
+  // Polymorphic functions.
+  "SELECT array_append(ARRAY[NULL::regclass], 'payroll')",
+  "SELECT array_position(ARRAY[NULL::regclass], 'payroll')",
+  "SELECT lag(NULL::regclass, 1, 'payroll') OVER ()",
+  // Names that carry a reg* value out of a sub-select, a CTE, VALUES or a FROM function.
+  "SELECT coalesce(x, 'payroll') FROM (SELECT NULL::regclass AS x) s",
+  "SELECT coalesce(s.r, 'payroll') FROM (SELECT NULL::regclass) s (r)",
+  "WITH t (r) AS (SELECT NULL::regclass) SELECT coalesce(r, 'payroll') FROM t",
+  "WITH t AS (SELECT typinput AS f FROM pg_type) SELECT 1 FROM t WHERE f = 'secret_fn'",
+  "WITH t AS (SELECT NULL::regclass AS r) SELECT 1 FROM t u WHERE u.r = 'payroll'",
+  "SELECT coalesce(column1, 'payroll') FROM (VALUES (NULL::regclass)) v",
+  "SELECT coalesce(r, 'payroll') FROM unnest(ARRAY[NULL::regclass]) AS u(r)",
+  "SELECT coalesce(regclass, 'payroll') FROM (SELECT NULL::regclass) s",
+  "SELECT coalesce(m, 'payroll') FROM (SELECT max(NULL::regclass) AS m) s",
+  // A whole row of a catalog with reg* columns read from text.
+  "SELECT t = '(x,secret_fn)' FROM pg_type t",
+];
+
+const ALLOWED = [
+  // Explicit casts are checked elsewhere; typed values are not looked up.
+  "SELECT 'customers'::regclass",
+  "SELECT coalesce(NULL::regclass, 'customers'::regclass)",
+  "SELECT c.oid::regclass FROM pg_class c WHERE c.relname = 'customers' AND c.relkind IN ('r', 'p')",
+  "SELECT attname FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0",
+  "SELECT o::regclass::text AS r FROM generate_series(1, 10) o WHERE o::regclass::text NOT LIKE 'pg\\_%'",
+  "SELECT typname FROM pg_type WHERE typname = 'int4' AND typinput = 'int4in'::regproc",
+  "SELECT typinput::text = 'int4in' FROM pg_type",
+  'SELECT a.attrelid = $1::regclass FROM pg_attribute a',
+  "SELECT obj_description('customers'::regclass, 'pg_class')",
+  "SELECT format('%s', c.oid::regclass) FROM pg_class c",
+  "SELECT pg_typeof(1)::text = 'integer'",
+  "SELECT CASE c.relkind WHEN 'r' THEN 'table' ELSE 'other' END FROM pg_class c",
+  "SELECT coalesce(name, 'none') FROM customers WHERE status IN ('a', 'b')",
+  // information_schema's data_type is text: only pg_sequences' is a regtype.
+  "SELECT column_name FROM information_schema.columns WHERE data_type = 'USER-DEFINED'",
+  // A policy table's column named like a reg* output elsewhere in the statement is its own.
+  "SELECT o.status FROM orders o, (SELECT NULL::regclass AS r) s WHERE o.status = 'paid'",
+];
+
+describe('untyped text beside a reg* value', () => {
+  test.each(REFUSED)('refused: %s', (sql) => {
+    expect(outcome(sql)).toBe('function_not_allowed');
+  });
+  test.each(ALLOWED)('allowed: %s', (sql) => {
+    expect(outcome(sql)).toBe('allowed');
+  });
+  test('the refusal tells the agent to write the checked cast', () => {
+    let error: ProxyError | undefined;
+    try {
+      for (const node of parseStatements("SELECT coalesce(NULL::regclass, 'payroll')")) checkRegCoercions(node);
+    } catch (err) {
+      error = err as ProxyError;
+    }
+    expect(error?.message).toMatch(/untyped string or parameter beside a reg\* value/);
+    expect(error?.hint).toMatch(/'customers'::regclass/);
+  });
+});
