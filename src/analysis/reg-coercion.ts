@@ -2,13 +2,16 @@
 //
 // An explicit `'name'::regclass` is checked against the policy (rewrite/catalog-functions.ts).
 // But PostgreSQL also gives an untyped string constant, or a parameter the client left
-// unspecified, the type of the value it meets: in COALESCE, CASE, GREATEST/LEAST, NULLIF, an
-// array, an operator, IN and BETWEEN lists, ANY/ALL, a sub-select it is compared with, the
-// columns of UNION and VALUES, and the arguments of polymorphic functions (parse_coerce.c,
-// select_common_type). Beside a reg* value, `coalesce(NULL::regclass, 'payroll')` runs
-// regclassin('payroll'): the oid of a hidden table, or an error that tells hidden from missing.
-// So wherever such a group holds a value that may be of a reg* type and an untyped constant or
-// parameter, the statement is refused; the agent can write the explicit cast, which is checked.
+// unspecified, the type of the values it is brought together with: in COALESCE, CASE results,
+// GREATEST/LEAST, an ARRAY, the columns of UNION and VALUES, and the arguments of polymorphic
+// functions (parse_coerce.c, select_common_type). Beside a reg* value,
+// `coalesce(NULL::regclass, 'payroll')` runs regclassin('payroll'): the oid of a hidden table,
+// or an error that tells hidden from missing. An operator is different: reg* types have none of
+// their own, so `typinput = 'f'`, IN, BETWEEN, NULLIF, CASE x WHEN and sub-select comparisons
+// read the text as an oid; only operators on reg* arrays (`@>`, `||`, array equality) read it as
+// names. So wherever such a group holds a value that may be of a reg* type (for operators, a reg*
+// array) and an untyped constant or parameter, the statement is refused; the agent can write the
+// explicit cast, which is checked.
 //
 // What may be of a reg* type is decided syntactically and fails closed: a cast to a reg* type,
 // a function returning one, a catalog column of one, and any column, alias or whole row that a
@@ -35,6 +38,9 @@ const REG_COLUMNS: Record<string, readonly string[]> = {
   pg_ts_template: ['tmplinit', 'tmpllexize'],
   pg_prepared_statements: ['parameter_types', 'result_types'],
 };
+
+/** The reg* array columns among them. */
+const REG_ARRAY_COLUMNS = new Set(['parameter_types', 'result_types']);
 
 /** Built-in functions that return a reg* type. */
 const REG_FUNCTIONS = new Set([
@@ -86,31 +92,70 @@ class RegNames {
   readonly names = new Set<string>();
   /** Relation or alias → its columns that may be reg* values. */
   readonly byRelation = new Map<string, Set<string>>();
+  /** The names among them that may be reg* arrays (a whole row counts as one: its text is read field by field). */
+  readonly arrays = new Set<string>();
 
-  add(relation: string | undefined, columns: readonly string[]): boolean {
+  add(relation: string | undefined, columns: readonly string[], arrays: (column: string) => boolean): boolean {
     let changed = false;
     let set: Set<string> | undefined;
+    const note = (name: string, array: boolean) => {
+      if (!this.names.has(name)) (this.names.add(name), (changed = true));
+      if (array && !this.arrays.has(name)) (this.arrays.add(name), (changed = true));
+    };
     if (relation !== undefined) {
       set = this.byRelation.get(relation);
       if (!set) this.byRelation.set(relation, (set = new Set()));
-      if (!this.names.has(relation)) (this.names.add(relation), (changed = true));
+      note(relation, true);
     }
     for (const c of columns) {
-      if (!this.names.has(c)) (this.names.add(c), (changed = true));
+      note(c, arrays(c));
       set?.add(c);
     }
     return changed;
   }
 
-  column(ref: ColumnRef): boolean {
+  /** Whether the reference may be a reg* value (`array`: a reg* array, or a whole row). */
+  column(ref: ColumnRef, array = false): boolean {
     const fields = (ref.fields ?? []).map((f) => ('String' in f ? (f.String.sval ?? '') : '*'));
-    if (fields.length === 1) return this.names.has(fields[0]);
+    const column = fields[fields.length - 1];
+    const found = (name: string) => this.names.has(name) && (!array || this.arrays.has(name));
+    if (fields.length === 1) return found(column);
     const relation = fields[fields.length - 2];
     const columns = this.byRelation.get(relation);
-    const column = fields[fields.length - 1];
     // A qualifier this statement does not give reg* columns (a policy table's alias): its columns are ordinary.
-    return columns !== undefined && (column === '*' || columns.has(column));
+    if (columns === undefined) return false;
+    return column === '*' || (columns.has(column) && found(column));
   }
+}
+
+/** A reg* array: what an operator reads an untyped string beside as names (a scalar reg* value is compared as an oid). */
+function mayBeRegArray(node: Node | undefined, regs: RegNames): boolean {
+  if (!node) return false;
+  const n = node as Any;
+  if ('TypeCast' in n) {
+    const cast = n.TypeCast as TypeCast;
+    return isRegType(cast) && ((cast.typeName?.arrayBounds?.length ?? 0) > 0 || lastName(cast.typeName?.names).startsWith('_'));
+  }
+  if ('A_ArrayExpr' in n) return ((n.A_ArrayExpr as { elements?: Node[] }).elements ?? []).some((a) => mayBeReg(a, regs));
+  if ('SubLink' in n) {
+    const s = n.SubLink as SubLink;
+    return s.subLinkType === 'ARRAY_SUBLINK' ? outputs(s.subselect).some((t) => mayBeReg(t, regs)) : s.subLinkType === 'EXPR_SUBLINK' && outputs(s.subselect).some((t) => mayBeRegArray(t, regs));
+  }
+  if ('CoalesceExpr' in n) return ((n.CoalesceExpr as { args?: Node[] }).args ?? []).some((a) => mayBeRegArray(a, regs));
+  if ('MinMaxExpr' in n) return ((n.MinMaxExpr as { args?: Node[] }).args ?? []).some((a) => mayBeRegArray(a, regs));
+  if ('CaseExpr' in n) {
+    const c = n.CaseExpr as CaseExpr;
+    return mayBeRegArray(c.defresult, regs) || (c.args ?? []).some((w) => mayBeRegArray((w as { CaseWhen?: { result?: Node } }).CaseWhen?.result, regs));
+  }
+  if ('A_Expr' in n) {
+    const e = n.A_Expr as A_Expr;
+    return e.kind === 'AEXPR_NULLIF' ? mayBeRegArray(e.lexpr, regs) : e.kind === 'AEXPR_OP' && lastName(e.name) === '||' && (mayBeRegArray(e.lexpr, regs) || mayBeRegArray(e.rexpr, regs));
+  }
+  if ('ColumnRef' in n) return regs.column(n.ColumnRef as ColumnRef, true);
+  // A polymorphic function over reg* values may give an array of them back (array_agg, array_append): fail closed.
+  if ('FuncCall' in n) return ((n.FuncCall as FuncCall).args ?? []).some((a) => mayBeReg(a, regs));
+  if ('A_Indirection' in n) return mayBeRegArray((n.A_Indirection as { arg?: Node }).arg, regs);
+  return false;
 }
 
 function mayBeReg(node: Node | undefined, regs: RegNames): boolean {
@@ -132,8 +177,8 @@ function mayBeReg(node: Node | undefined, regs: RegNames): boolean {
   }
   if ('A_Expr' in n) {
     const e = n.A_Expr as A_Expr;
-    // NULLIF gives its first argument's type; an operator on reg* arrays (||) may give one back.
-    return e.kind === 'AEXPR_NULLIF' ? mayBeReg(e.lexpr, regs) : e.kind === 'AEXPR_OP' && lastName(e.name) === '||' && (mayBeReg(e.lexpr, regs) || mayBeReg(e.rexpr, regs));
+    // NULLIF gives its first argument's type; || on reg* arrays gives one back (on a scalar, text).
+    return e.kind === 'AEXPR_NULLIF' ? mayBeReg(e.lexpr, regs) : e.kind === 'AEXPR_OP' && lastName(e.name) === '||' && (mayBeRegArray(e.lexpr, regs) || mayBeRegArray(e.rexpr, regs));
   }
   if ('A_Indirection' in n) return mayBeReg((n.A_Indirection as { arg?: Node }).arg, regs);
   if ('SubLink' in n) {
@@ -168,31 +213,45 @@ function outputs(node: Node | undefined): Node[] {
 }
 
 /** The output columns of a query that may be reg* values, by name (and their positions, for alias lists). */
-function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; positions: Set<number> } {
+function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; positions: Set<number>; arrays: Set<number> } {
   const names: string[] = [];
   const positions = new Set<number>();
+  const arrays = new Set<number>();
+  const note = (val: Node, i: number, named: string[]) => {
+    if (!mayBeReg(val, regs)) return;
+    positions.add(i);
+    if (mayBeRegArray(val, regs)) arrays.add(i);
+    names.push(...named);
+  };
   for (const leaf of leaves(node)) {
     (leaf.targetList ?? []).forEach((t, i) => {
       const target = (t as { ResTarget?: ResTarget }).ResTarget;
-      if (!target?.val || !mayBeReg(target.val, regs)) return;
-      positions.add(i);
+      if (!target?.val) return;
       const name = target.name ?? figure(target.val)?.[0];
-      if (name !== undefined) names.push(name);
-      else names.push(...GENERIC_NAMES);
+      note(target.val, i, name !== undefined ? [name] : GENERIC_NAMES);
     });
     for (const row of leaf.valuesLists ?? []) {
-      ((row as { List?: { items?: Node[] } }).List?.items ?? []).forEach((v, i) => {
-        if (!mayBeReg(v as Node, regs)) return;
-        positions.add(i);
-        names.push(`column${i + 1}`);
-      });
+      ((row as { List?: { items?: Node[] } }).List?.items ?? []).forEach((v, i) => note(v as Node, i, [`column${i + 1}`]));
     }
   }
-  return { names, positions };
+  return { names, positions, arrays };
 }
 
 const aliasColumns = (colnames: Node[] | undefined, positions: Set<number>): string[] =>
   (colnames ?? []).flatMap((c, i) => (positions.has(i) && 'String' in c ? [c.String.sval ?? ''] : []));
+
+type Outputs = ReturnType<typeof regOutputs>;
+
+/** The names a FROM item or CTE gives its reg* outputs: their own, and the alias list's. */
+const derived = (out: Outputs, colnames: Node[] | undefined): string[] => [...out.names, ...aliasColumns(colnames, out.positions)];
+
+/** Which of those names may be reg* arrays (a name given both ways counts as an array). */
+function arrayOf(out: Outputs, colnames: Node[] | undefined): (column: string) => boolean {
+  const arrays = new Set(aliasColumns(colnames, out.arrays));
+  // Output names are not kept by position: any output that may be an array makes every output name one.
+  if (out.arrays.size > 0) for (const n of out.names) arrays.add(n);
+  return (c) => arrays.has(c);
+}
 
 /** What the statement's FROM items, CTEs and sub-selects give out that may be reg* values, to a fixed point. */
 function regNames(tree: Node): RegNames {
@@ -204,32 +263,34 @@ function regNames(tree: Node): RegNames {
         const rv = node.RangeVar as RangeVar;
         const columns = Object.hasOwn(REG_COLUMNS, rv.relname ?? '') ? REG_COLUMNS[rv.relname!] : undefined;
         if (columns) {
-          changed = regs.add(rv.alias?.aliasname ?? rv.relname, columns) || changed;
-          if (rv.alias?.aliasname) changed = regs.add(rv.relname, columns) || changed;
+          const array = (c: string) => REG_ARRAY_COLUMNS.has(c);
+          changed = regs.add(rv.alias?.aliasname ?? rv.relname, columns, array) || changed;
+          if (rv.alias?.aliasname) changed = regs.add(rv.relname, columns, array) || changed;
         }
         // A CTE read by name gives what the CTE gives.
         const cte = regs.byRelation.get(`\u0000cte:${rv.relname ?? ''}`);
-        if (cte && rv.alias?.aliasname) changed = regs.add(rv.alias.aliasname, [...cte]) || changed;
+        if (cte && rv.alias?.aliasname) changed = regs.add(rv.alias.aliasname, [...cte], (c) => regs.arrays.has(c)) || changed;
       } else if ('RangeSubselect' in node) {
         const sub = node.RangeSubselect as RangeSubselect;
-        const { names, positions } = regOutputs(sub.subquery, regs);
-        if (positions.size > 0) changed = regs.add(sub.alias?.aliasname, [...names, ...aliasColumns(sub.alias?.colnames, positions)]) || changed;
+        const out = regOutputs(sub.subquery, regs);
+        if (out.positions.size > 0) changed = regs.add(sub.alias?.aliasname, derived(out, sub.alias?.colnames), arrayOf(out, sub.alias?.colnames)) || changed;
       } else if ('CommonTableExpr' in node) {
         const cte = node.CommonTableExpr as CommonTableExpr;
-        const { names, positions } = regOutputs(cte.ctequery, regs);
-        if (positions.size > 0) {
-          const columns = [...names, ...aliasColumns(cte.aliascolnames, positions)];
-          changed = regs.add(cte.ctename, columns) || changed;
-          changed = regs.add(`\u0000cte:${cte.ctename ?? ''}`, columns) || changed;
+        const out = regOutputs(cte.ctequery, regs);
+        if (out.positions.size > 0) {
+          const columns = derived(out, cte.aliascolnames);
+          changed = regs.add(cte.ctename, columns, arrayOf(out, cte.aliascolnames)) || changed;
+          changed = regs.add(`\u0000cte:${cte.ctename ?? ''}`, columns, arrayOf(out, cte.aliascolnames)) || changed;
         }
       } else if ('RangeFunction' in node) {
-        // unnest(ARRAY[x::regclass]) AS u(r): every name it gives out, when any argument may be reg*.
+        // unnest(ARRAY[x::regclass]) AS u(r): every name it gives out, when any argument may be reg*
+        // (as arrays too: a FROM function may return one).
         const rf = node.RangeFunction as RangeFunction;
         const calls = (rf.functions ?? []).flatMap((f) => ((f as { List?: { items?: Node[] } }).List?.items ?? []).slice(0, 1) as Node[]);
         if (calls.some((c) => mayBeReg(c, regs))) {
           const names = calls.map((c) => figure(c)?.[0]).filter((s): s is string => s !== undefined);
           const colnames = (rf.alias?.colnames ?? []).map((c) => ('String' in c ? (c.String.sval ?? '') : ''));
-          changed = regs.add(rf.alias?.aliasname ?? names[0], [...names, ...colnames]) || changed;
+          changed = regs.add(rf.alias?.aliasname ?? names[0], [...names, ...colnames], () => true) || changed;
         }
       }
       return false;
@@ -246,22 +307,25 @@ function refuse(): never {
   });
 }
 
-function checkGroup(members: ReadonlyArray<Node | undefined>, regs: RegNames): void {
+type Typed = (node: Node | undefined, regs: RegNames) => boolean;
+
+/** Refuses when the group has an untyped member and one that `typed` says gives it a reg* type. */
+function checkGroup(members: ReadonlyArray<Node | undefined>, regs: RegNames, typed: Typed = mayBeReg): void {
   if (!members.some(untyped)) return;
-  if (members.some((m) => mayBeReg(m, regs))) refuse();
+  if (members.some((m) => typed(m, regs))) refuse();
 }
 
-/** A row comparison pairs its members by position; anything else is one group. */
-function checkPair(left: Node | undefined, right: Node | undefined, regs: RegNames): void {
+/** The operands of an operator (a row comparison pairs its members by position), as operators read them. */
+function checkOperands(left: Node | undefined, right: Node | undefined, regs: RegNames): void {
   const rowItems = (n: Node | undefined): Node[] | undefined => (n && 'RowExpr' in n ? (n.RowExpr.args ?? []) : undefined);
   const l = rowItems(left);
   const r = rowItems(right);
   if (l && r) {
-    for (let i = 0; i < Math.max(l.length, r.length); i++) checkGroup([l[i], r[i]], regs);
+    for (let i = 0; i < Math.max(l.length, r.length); i++) checkGroup([l[i], r[i]], regs, mayBeRegArray);
     return;
   }
   const list = (n: Node | undefined): Array<Node | undefined> => (n && 'List' in n ? (n.List.items ?? []) : [n]);
-  checkGroup([...(l ?? list(left)), ...(r ?? list(right))], regs);
+  checkGroup([...(l ?? list(left)), ...(r ?? list(right))], regs, mayBeRegArray);
 }
 
 /**
@@ -278,11 +342,12 @@ export function checkRegCoercions(tree: Node): void {
     else if ('CaseExpr' in node) {
       const c = node.CaseExpr as CaseExpr;
       const whens = (c.args ?? []).map((w) => (w as { CaseWhen?: { expr?: Node; result?: Node } }).CaseWhen);
-      if (c.arg) checkGroup([c.arg, ...whens.map((w) => w?.expr)], regs);
+      // CASE x WHEN v compares with =: an operator.
+      if (c.arg) checkGroup([c.arg, ...whens.map((w) => w?.expr)], regs, mayBeRegArray);
       checkGroup([...whens.map((w) => w?.result), c.defresult], regs);
     } else if ('A_Expr' in node) {
       const e = node.A_Expr as A_Expr;
-      checkPair(e.lexpr, e.rexpr, regs);
+      checkOperands(e.lexpr, e.rexpr, regs);
     } else if ('FuncCall' in node) {
       const call = node.FuncCall as FuncCall;
       if (UNIFYING_FUNCTIONS.has(lastName(call.funcname))) checkGroup(call.args ?? [], regs);
@@ -290,8 +355,7 @@ export function checkRegCoercions(tree: Node): void {
       const s = node.SubLink as SubLink;
       if (s.testexpr) {
         const outs = outputs(s.subselect);
-        if ('RowExpr' in s.testexpr) checkPair(s.testexpr, { RowExpr: { args: outs } } as Node, regs);
-        else checkGroup([s.testexpr, ...outs], regs);
+        checkOperands(s.testexpr, 'RowExpr' in s.testexpr ? ({ RowExpr: { args: outs } } as Node) : { List: { items: outs } }, regs);
       }
     } else if ('SelectStmt' in node) {
       const select = node.SelectStmt as SelectStmt;
