@@ -37,6 +37,12 @@ const SETUP = [
   'CREATE TRIGGER internal_notes_trg AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION internal_notes_audit()',
   'CREATE POLICY api_secret_rls ON customers USING (api_secret IS NOT NULL)',
   'CREATE RULE internal_notes_rule AS ON DELETE TO internal_notes DO INSTEAD NOTHING',
+  // A schema the policy does not list, with types of its own: their names and labels are the schema's business.
+  'CREATE SCHEMA internal_notes_schema',
+  "CREATE TYPE internal_notes_schema.internal_notes_status AS ENUM ('internal_notes_LABEL')",
+  'CREATE TYPE internal_notes_schema.internal_notes_range AS RANGE (subtype = int4)',
+  'CREATE DOMAIN internal_notes_schema.internal_notes_domain AS int CHECK (VALUE > 0)',
+  "CREATE COLLATION internal_notes_schema.internal_notes_coll (locale = 'C')",
   'ANALYZE',
 ];
 
@@ -280,6 +286,7 @@ describe.each(modes)('$protocol protocol', (mode) => {
       'pg_type', 'pg_depend', 'pg_inherits', 'pg_tables', 'pg_indexes', 'pg_views', 'pg_stat_user_tables', 'pg_stat_all_tables', 'pg_statio_user_tables',
       'pg_stat_user_indexes', 'pg_stat_all_indexes', 'pg_statio_user_indexes', 'pg_statistic_ext', 'pg_trigger', 'pg_policy', 'pg_policies', 'pg_rewrite', 'pg_rules',
       'pg_roles', 'pg_user', 'pg_database', 'pg_settings', 'pg_stat_activity', 'pg_locks', 'pg_matviews', 'pg_shdescription', 'pg_init_privs', 'pg_seclabels',
+      'pg_enum', 'pg_range', 'pg_collation',
     ]) {
       // Row by row as text: nothing is cut by max_rows, and the whole row is searched.
       const sql = `SELECT count(*)::int AS n FROM pg_catalog.${rel} x WHERE x::text ~* 'secret|notes|globex|sk_live'`;
@@ -350,16 +357,16 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(text(await direct(t, "SELECT CASE WHEN false THEN typinput ELSE 'internal_notes_audit' END AS f FROM pg_type WHERE typname = 'int4'"))).toContain('internal_notes_audit');
     expect(text(await direct(t, `SELECT unnest(ARRAY[NULL::regclass, '${oid}']) AS r`))).toContain('internal_notes');
     expect(await direct(t, 'SELECT coalesce(NULL::regclass, $1)::oid::int AS o', ['internal_notes'])).toEqual([{ o: oid }]);
+    expect(await direct(t, "SELECT ARRAY['internal_notes'::regclass] @> '{internal_notes}' AS c")).toEqual([{ c: true }]);
     for (const sql of [
       "SELECT coalesce(NULL::regclass, 'internal_notes')::oid",
       "SELECT coalesce('customers'::regclass, 'internal_notes')",
       "SELECT coalesce(NULL::regproc, 'internal_notes_audit')",
       "SELECT CASE WHEN false THEN typinput ELSE 'internal_notes_audit' END FROM pg_type WHERE typname = 'int4'",
-      "SELECT 1 FROM pg_type WHERE typinput = 'internal_notes_audit'",
+      "SELECT ARRAY[NULL::regclass] @> '{internal_notes}'",
       `SELECT unnest(ARRAY[NULL::regclass, '${oid}'])`,
       "SELECT x FROM (SELECT NULL::regclass AS x UNION ALL SELECT 'internal_notes') s",
       "WITH h (r) AS (SELECT NULL::regclass) SELECT coalesce(r, 'internal_notes') FROM h",
-      "SELECT pg_typeof(1) = 'internal_notes'",
     ]) {
       await refused(sql, mode, 'ormai.function_not_allowed');
     }
@@ -390,6 +397,26 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(types.filter((r) => !['customers', 'orders'].includes(String(r.r)))).toEqual([]);
     await rows("SELECT ('internal' || '_notes')::regclass AS r, ('public.' || 'internal_notes')::text::regclass AS s, ('internal' || '_notes')::regtype AS t", mode);
     expect(await rows("SELECT ('internal' || '_notes')::regclass IS NULL AS a, ('customers_api' || '_secret_idx')::regclass IS NULL AS b", mode)).toEqual([{ a: true, b: true }]);
+  });
+
+  test("a hidden schema's types, enum labels, ranges and collations are not served", async () => {
+    const [h] = await direct<{ ns: number; range: number }>(
+      t,
+      "SELECT 'internal_notes_schema'::regnamespace::oid::int AS ns, 'internal_notes_schema.internal_notes_range'::regtype::oid::int AS range",
+    );
+    // Positive controls: directly, each catalog has them.
+    expect((await direct(t, 'SELECT 1 FROM pg_type WHERE typnamespace = $1', [h.ns])).length).toBeGreaterThanOrEqual(4);
+    expect(text(await direct(t, 'SELECT enumlabel FROM pg_enum'))).toContain('internal_notes_LABEL');
+    expect(await direct(t, 'SELECT 1 FROM pg_range WHERE rngtypid = $1', [h.range])).toHaveLength(1);
+    expect(await direct(t, 'SELECT 1 FROM pg_collation WHERE collnamespace = $1', [h.ns])).toHaveLength(1);
+    expect(await rows(`SELECT count(*)::int AS n FROM pg_type WHERE typnamespace = ${h.ns}`, mode)).toEqual([{ n: 0 }]);
+    expect(await rows(`SELECT count(*)::int AS n FROM pg_range WHERE rngtypid = ${h.range}`, mode)).toEqual([{ n: 0 }]);
+    expect(await rows(`SELECT count(*)::int AS n FROM pg_collation WHERE collnamespace = ${h.ns}`, mode)).toEqual([{ n: 0 }]);
+    expect(await rows(`SELECT format_type(${h.range}, NULL) AS f, ${h.range}::regtype AS r`, mode)).toEqual([{ f: null, r: null }]);
+    // Built-in types, ranges and collations still are.
+    expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname IN ('int4', 'int4range', '_int4')", mode)).toEqual([{ n: 3 }]);
+    expect(await rows("SELECT count(*)::int AS n FROM pg_range WHERE rngtypid = 'int4range'::regtype", mode)).toEqual([{ n: 1 }]);
+    expect(await rows("SELECT count(*)::int AS n FROM pg_collation WHERE collname = 'C'", mode)).toEqual([{ n: 1 }]);
   });
 
   test('format_type over every pg_type oid, and over the oid range, never names internal_notes', async () => {

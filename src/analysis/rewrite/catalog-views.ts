@@ -7,7 +7,8 @@
 //   constraints  of visible tables, when every column they read is visible (and a foreign key's parent and its columns too);
 //   defaults     of visible columns, when the expression reads only visible columns and names no relation but sequences;
 //   sequences    owned by visible columns;
-//   namespaces   pg_catalog, information_schema and the schemas of visible tables.
+//   namespaces   pg_catalog, information_schema and the schemas of visible tables;
+//   types        those of visible namespaces, and the types of visible columns (with their arrays' elements).
 // Statistics never show other tenants' data: reltuples/relpages read as never analysed, the
 // pg_stat* views keep their identifying columns and have every counter NULL. Objects that could
 // name hidden columns or other relations (triggers, row security policies, rewrite rules,
@@ -32,6 +33,8 @@ export interface Visibility {
   defaults: number[];
   sequences: number[];
   namespaces: number[];
+  /** The types of visible columns (a type of another schema, an extension's, is served for them). */
+  types: number[];
   /** Masked columns the agent sees as text, and columns the null mask empties: [table oid, attnum]. */
   asText: Array<[number, number]>;
   nulled: Array<[number, number]>;
@@ -52,6 +55,7 @@ export function visibility(scope: ReadScope): Visibility {
   const nulled: Array<[number, number]> = [];
   const columnNames: Array<[string, string, string]> = [];
   const tables: number[] = [];
+  const types = new Set<number>();
   const oidOf = new Map<number, { schema: string; name: string }>();
   // PostgreSQL before 18 lists each NOT NULL column in information_schema as a CHECK constraint
   // named <namespace oid>_<table oid>_<attnum>_not_null.
@@ -67,6 +71,7 @@ export function visibility(scope: ReadScope): Visibility {
       if (visibleType(c) !== c.type) asText.push([rel.oid, c.attnum]);
       if (c.mask === 'null') nulled.push([rel.oid, c.attnum]);
       columnNames.push([t.schema, t.name, c.name]);
+      types.add(c.typeOid);
       if (c.notNull && nsp !== undefined) notNullNames.push([t.schema, t.name, `${nsp}_${rel.oid}_${c.attnum}_not_null`]);
     }
   }
@@ -86,7 +91,7 @@ export function visibility(scope: ReadScope): Visibility {
     if (t && c.name) constraintNames.push([t.schema, t.name, c.name]);
   }
   constraintNames.push(...notNullNames);
-  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, asText, nulled, constraintNames, columnNames };
+  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, types: [...types], asText, nulled, constraintNames, columnNames };
   visibilities.set(scope, v);
   return v;
 }
@@ -123,6 +128,11 @@ function byRowType(c: Context, type: string, value: (table: number) => string, o
 const oids = (list: readonly number[]): string => `'{${list.join(',')}}'::pg_catalog.oid[]`;
 const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 const pairs = (list: ReadonlyArray<readonly [number, number]>): string => list.map(([r, a]) => `(${r}, ${a})`).join(', ');
+
+/** Types of visible namespaces, of visible columns, and the element types of visible columns' arrays (alias t). */
+function visibleTypes(v: Visibility, t: string): string {
+  return `(${t}.typnamespace = ANY(${oids(v.namespaces)}) OR ${t}.oid = ANY(${oids(v.types)}) OR ${t}.typarray = ANY(${oids(v.types)}))`;
+}
 
 /** `(x.a, x.b, x.c) IN ((…), …)` over name triples, or false for none. */
 function triples(cols: [string, string, string], list: ReadonlyArray<readonly [string, string, string]>): string {
@@ -221,7 +231,7 @@ const PG_CATALOG: Record<string, ViewSpec> = {
   // the visible tables' served row types, under the table's name (rowTypes above).
   pg_type: {
     filter: (c) =>
-      '(x.typrelid = 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = x.typelem AND e.typrelid <> 0))' +
+      `(x.typrelid = 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type e WHERE e.oid = x.typelem AND e.typrelid <> 0) AND ${visibleTypes(c.v, 'x')})` +
       (c.v.tables.length ? ` OR x.oid = ANY(ARRAY[${rowTypes(c).map(([, t]) => t).join(', ')}])` : ''),
     overrides: (c) => {
       return {
@@ -238,12 +248,13 @@ const PG_CATALOG: Record<string, ViewSpec> = {
       };
     },
   },
-  pg_range: ALL,
-  pg_enum: ALL,
+  // Enum labels, ranges and collations of hidden schemas would name their types and values.
+  pg_range: { filter: ({ v }) => `EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = x.rngtypid AND ${visibleTypes(v, 't')})` },
+  pg_enum: { filter: ({ v }) => `EXISTS (SELECT 1 FROM pg_catalog.pg_type t WHERE t.oid = x.enumtypid AND ${visibleTypes(v, 't')})` },
   pg_am: ALL,
   pg_opclass: ALL,
   pg_opfamily: ALL,
-  pg_collation: ALL,
+  pg_collation: { filter: ({ v }) => `x.collnamespace = ANY(${oids(v.namespaces)})` },
   pg_extension: { filter: () => 'true', overrides: () => ({ extconfig: 'NULL', extcondition: 'NULL' }) },
   pg_language: { filter: () => 'true', overrides: () => ({ lanacl: 'NULL' }) },
   // Only the agent's own database, under the name it connected with.
