@@ -147,7 +147,15 @@ export class Planner {
   ) {}
 
   /** Estimated rows scanned; throws when the planner cannot be asked (the caller decides). */
-  async scanRows(sql: string, params: PlanParams, catalog: CatalogSnapshot, cacheKey: string, views: readonly BarrierView[] = [], tenant?: string): Promise<number> {
+  async scanRows(
+    sql: string,
+    params: PlanParams,
+    catalog: CatalogSnapshot,
+    cacheKey: string,
+    views: readonly BarrierView[] = [],
+    tenant?: string,
+    tenantTables?: ReadonlySet<string>,
+  ): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
     const conn = await this.acquire();
@@ -160,7 +168,7 @@ export class Planner {
         throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
       });
       const text = await conn.explain(sql, params);
-      const rows = estimateScanRows(JSON.parse(text), catalog);
+      const rows = estimateScanRows(JSON.parse(text), catalog, tenantTables);
       this.estimates.set(cacheKey, rows);
       return rows;
     } finally {

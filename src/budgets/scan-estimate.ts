@@ -25,25 +25,29 @@ const BLOCKING_NODES = new Set(['Sort', 'Incremental Sort', 'Aggregate', 'Hash',
 /**
  * Rows the statement is expected to read from tables (the system catalogs do not count):
  * - a sequential scan reads the whole table: the table's size (pg_class.reltuples, or the
- *   node's own estimate when larger or when the table was never analysed);
+ *   node's own estimate when larger or when the table was never analysed), except for a
+ *   tenant-scoped table (`tenantTables`, schema.name): its size counts every tenant's rows, so
+ *   only the node's own estimate of the rows it keeps counts (the statement_timeout bounds the
+ *   rest of the scan);
  * - other scans read their estimated rows;
  * - the inner side of a nested loop runs once per outer row;
  * - a LIMIT shortens the scans below it in proportion, unless a blocking node (sort,
  *   aggregate, hash…) sits in between and reads everything first.
  */
-export function estimateScanRows(explainJson: unknown, catalog: CatalogSnapshot): number {
+export function estimateScanRows(explainJson: unknown, catalog: CatalogSnapshot, tenantTables: ReadonlySet<string> = new Set()): number {
   const root = (Array.isArray(explainJson) ? explainJson[0] : explainJson) as { Plan?: PlanNode } | undefined;
   if (!root?.Plan) throw new Error('EXPLAIN output has no plan');
-  return Math.round(walk(root.Plan, 1, 1, catalog));
+  return Math.round(walk(root.Plan, 1, 1, catalog, tenantTables));
 }
 
-function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogSnapshot): number {
+function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogSnapshot, tenantTables: ReadonlySet<string>): number {
   const type = node['Node Type'];
   let total = 0;
   if (SCAN_NODES.has(type) && !CATALOG_SCHEMAS.has(node.Schema ?? '')) {
     let rows = node['Plan Rows'] ?? 0;
     if (type === 'Seq Scan' && node['Relation Name']) {
-      const rel = catalog.relations.get(`${node.Schema ?? catalog.searchPath[0] ?? 'public'}.${node['Relation Name']}`);
+      const name = `${node.Schema ?? catalog.searchPath[0] ?? 'public'}.${node['Relation Name']}`;
+      const rel = tenantTables.has(name) ? undefined : catalog.relations.get(name);
       if (rel && rel.rowEstimate > rows) rows = rel.rowEstimate;
     }
     total += rows * loops * fraction;
@@ -59,7 +63,7 @@ function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogS
   const outerRows = nested ? Math.max(1, children.find((c) => c['Parent Relationship'] === 'Outer')?.['Plan Rows'] ?? 1) : 1;
   for (const child of children) {
     const inner = nested && child['Parent Relationship'] === 'Inner';
-    total += walk(child, inner ? loops * outerRows * childFraction : loops, inner ? 1 : childFraction, catalog);
+    total += walk(child, inner ? loops * outerRows * childFraction : loops, inner ? 1 : childFraction, catalog, tenantTables);
   }
   return total;
 }

@@ -13,6 +13,18 @@ import { UpstreamConnectError } from '../upstream/connect';
 
 const MINUTE_MS = 60_000;
 
+const tenantTableSets = new WeakMap<ReadScope, ReadonlySet<string>>();
+
+/** schema.name of the scope's tenant-scoped tables: their sizes count other tenants' rows. */
+function tenantTables(scope: ReadScope): ReadonlySet<string> {
+  let set = tenantTableSets.get(scope);
+  if (!set) {
+    set = new Set([...scope.tables.values()].filter((t) => t.tenantColumn !== undefined).map((t) => `${t.schema}.${t.name}`));
+    tenantTableSets.set(scope, set);
+  }
+  return set;
+}
+
 export interface BudgetDeps {
   policy: PolicySnapshot;
   scope: ReadScope;
@@ -118,7 +130,7 @@ export class SessionBudgets {
     for (const sql of sqls) {
       let rows: number;
       try {
-        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views, principal.tenantId);
+        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views, principal.tenantId, tenantTables(scope));
       } catch (err) {
         if (err instanceof UpstreamConnectError) {
           log.warn({ err: err.message }, 'planner unavailable');
@@ -129,7 +141,8 @@ export class SessionBudgets {
       }
       if (rows > budget) {
         log.info({ code: 'scan_budget_exceeded', rows, budget }, 'statement refused');
-        return new ProxyError('scan_budget_exceeded', { message: `the statement would scan about ${rows} rows; the policy allows ${budget}` });
+        // Not the estimate itself: it comes from statistics over every tenant's rows (the log has it).
+        return new ProxyError('scan_budget_exceeded', { message: `the statement would scan more rows than the policy allows (${budget})` });
       }
     }
     return undefined;

@@ -16,6 +16,11 @@ test('a sequential scan reads the whole table, whatever its filter keeps', () =>
   expect(estimateScanRows(plan(seq(10)), catalog)).toBe(50_000);
 });
 
+test("a sequential scan of a tenant-scoped table counts the rows the node keeps: the table's size counts every tenant's rows", () => {
+  expect(estimateScanRows(plan(seq(10)), catalog, new Set(['public.events']))).toBe(10);
+  expect(estimateScanRows(plan(seq(10)), catalog, new Set(['public.other']))).toBe(50_000);
+});
+
 test('an index scan reads its estimated rows', () => {
   expect(estimateScanRows(plan({ 'Node Type': 'Index Scan', 'Relation Name': 'events', 'Plan Rows': 3 }), catalog)).toBe(3);
 });
