@@ -23,7 +23,9 @@ const OBJECT_FIELDS = new Set([0x63 /* c */, 0x6e /* n */, 0x74 /* t */, 0x73 /*
 
 /**
  * `hidden`: the write target's columns the agent cannot see; a message naming one is replaced
- * by a generic one (a NOT NULL violation names its column).
+ * by a generic one: a NOT NULL violation names its column, and a constraint or index that
+ * PostgreSQL named after its column (`orders_approval_token_check`, `…_key`, `…_fkey`) carries
+ * the name inside its own, so any occurrence counts, in any case.
  */
 export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = new Set()): Buffer {
   const fields = readErrorFields(frame);
@@ -39,7 +41,8 @@ export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = 
   }
   const kept = fields.filter(([code]) => code !== FIELD.detail && code !== FIELD.hint && !OBJECT_FIELDS.has(code));
   const message = value(FIELD.message) ?? '';
-  if ([...hidden].some((name) => message.includes(`"${name}"`))) {
+  const lower = message.toLowerCase();
+  if ([...hidden].some((name) => lower.includes(name.toLowerCase()))) {
     const generic = value(FIELD.code) === '23502' ? 'a column the write does not set needs a value' : 'the write violates a constraint of the table';
     return writeErrorFields(frame[0], kept.map(([code, v]) => (code === FIELD.message ? [code, Buffer.from(generic)] : [code, v])));
   }

@@ -966,6 +966,29 @@ describe('red-team constraint oracles on masked and hidden columns', () => {
   });
 });
 
+describe('a constraint named after a hidden column', () => {
+  let t: Target;
+  beforeAll(async () => {
+    // Named as PostgreSQL names a CHECK on that column alone (<table>_<column>_check); this one reads a visible column too.
+    t = await startTarget(
+      GRANTS_POLICY,
+      ["ALTER TABLE orders ADD COLUMN internal_token text DEFAULT 'tok-new' CONSTRAINT orders_internal_token_check CHECK (internal_token IS NULL OR total_cents < 5000000)"],
+      ['internal_token', 'tok-'],
+    );
+  });
+  afterAll(async () => {
+    await stopTarget(t);
+  });
+
+  test.each(modes)('under the $protocol protocol, its violation gives the generic message', async (mode) => {
+    expect(await t.db.query("SELECT conname FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype = 'c'")).toEqual([{ conname: 'orders_internal_token_check' }]);
+    const sql = `${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, 5000000)`;
+    const o = await run(t, sql, mode);
+    expect({ code: o.error?.code, message: o.error?.message }).toEqual({ code: '23514', message: 'the write violates a constraint of the table' });
+    expectNothingForbidden(t, o.bytes, sql);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // 7. Approvals (rtw-approval-policy: update orders held when status → cancelled, total_cents → 0, or more than
 //    one row; every delete held). The memory store records what is held.

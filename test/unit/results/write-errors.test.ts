@@ -43,6 +43,21 @@ describe('sanitizeWriteError', () => {
     expect(fields(own).H).not.toMatch(/api_secret/);
   });
 
+  test('a hidden column named in the message, quoted or inside a constraint named after it, gives the generic message', () => {
+    const hidden = new Set(['approval_token']);
+    for (const [code, message, generic] of [
+      ['23502', 'null value in column "approval_token" of relation "orders" violates not-null constraint', 'a column the write does not set needs a value'],
+      ['23514', 'new row for relation "orders" violates check constraint "orders_approval_token_check"', 'the write violates a constraint of the table'],
+      ['23505', 'duplicate key value violates unique constraint "orders_APPROVAL_TOKEN_key"', 'the write violates a constraint of the table'],
+    ]) {
+      const out = fields(sanitizeWriteError(errorResponse({ severity: 'ERROR', code, message, constraint: 'x', routine: 'ExecConstraints' }), hidden));
+      expect(out).toEqual({ S: 'ERROR', V: 'ERROR', C: code, M: generic, R: 'ExecConstraints' });
+    }
+    // A constraint of visible columns keeps PostgreSQL's message.
+    const visible = 'new row for relation "orders" violates check constraint "orders_total_cents_check"';
+    expect(fields(sanitizeWriteError(errorResponse({ severity: 'ERROR', code: '23514', message: visible }), hidden)).M).toBe(visible);
+  });
+
   test('a malformed frame is returned as it came', () => {
     const frame = Buffer.from([0x45, 0, 0, 0, 7, 0x43, 0x31, 0x32]);
     expect(sanitizeWriteError(frame)).toBe(frame);
