@@ -399,6 +399,14 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await rows("SELECT ('internal' || '_notes')::regclass IS NULL AS a, ('customers_api' || '_secret_idx')::regclass IS NULL AS b", mode)).toEqual([{ a: true, b: true }]);
   });
 
+  test("pg_class.relnatts counts up to the last visible column (customers' last, api_secret, is hidden)", async () => {
+    expect(await direct(t, "SELECT relnatts FROM pg_class WHERE relname = 'customers'")).toEqual([{ relnatts: 6 }]);
+    expect(await rows("SELECT relname, relnatts FROM pg_class WHERE relname IN ('customers', 'orders') ORDER BY relname", mode)).toEqual([
+      { relname: 'customers', relnatts: 5 },
+      { relname: 'orders', relnatts: 6 },
+    ]);
+  });
+
   test("a hidden schema's types, enum labels, ranges and collations are not served", async () => {
     const [h] = await direct<{ ns: number; range: number }>(
       t,

@@ -200,6 +200,8 @@ const PG_CATALOG: Record<string, ViewSpec> = {
       relallvisible: '0',
       relallfrozen: '0',
       relacl: 'NULL',
+      // The column count names no column, but counts the hidden ones: the last visible attnum instead.
+      ...(c.v.columns.size ? { relnatts: `CASE ${[...c.v.columns].map(([oid, nums]) => `WHEN x.oid = ${oid} THEN ${Math.max(0, ...nums)}`).join(' ')} ELSE x.relnatts END` } : {}),
       ...(c.views.size ? { reltype: `CASE ${[...c.views.keys()].map((oid) => `WHEN x.oid = ${oid} THEN COALESCE(${viewType(c.views.get(oid)!)}, x.reltype)`).join(' ')} ELSE x.reltype END` } : {}),
     }),
   },

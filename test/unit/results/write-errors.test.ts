@@ -50,7 +50,7 @@ describe('sanitizeWriteError', () => {
       ['23514', 'new row for relation "orders" violates check constraint "orders_approval_token_check"', 'the write violates a constraint of the table'],
       ['23505', 'duplicate key value violates unique constraint "orders_APPROVAL_TOKEN_key"', 'the write violates a constraint of the table'],
     ]) {
-      const out = fields(sanitizeWriteError(errorResponse({ severity: 'ERROR', code, message, constraint: 'x', routine: 'ExecConstraints' }), hidden));
+      const out = fields(sanitizeWriteError(errorResponse({ severity: 'ERROR', code, message, routine: 'ExecConstraints' }), hidden));
       expect(out).toEqual({ S: 'ERROR', V: 'ERROR', C: code, M: generic, R: 'ExecConstraints' });
     }
     // A constraint of visible columns keeps PostgreSQL's message.
