@@ -24,6 +24,12 @@ export class ResponseRouter {
   onReady: (status: 'I' | 'T' | 'E') => void = () => undefined;
   /** Called on every ErrorResponse that answers a request: the transaction failed (portals with it). */
   onError: () => void = () => undefined;
+  /**
+   * Called when a COMMIT completes: PostgreSQL has committed by then, whether or not a
+   * ReadyForQuery follows (an extended-protocol COMMIT commits at its Execute, before any Sync).
+   * Its tag names nothing else; ROLLBACK's is also ROLLBACK TO SAVEPOINT's.
+   */
+  onCommitted: () => void = () => undefined;
   /** Set by route() when an audit hook asked to hold the client's output; taken by the session. */
   private gate?: Promise<void>;
   /** DataRows the client received for the result in progress. */
@@ -166,7 +172,9 @@ export class ResponseRouter {
   private endResult(frame: BackendFrame, head: PendingItem | undefined): Buffer {
     this.expect(head, frame, 'query', 'execute');
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
-    this.report(head!, { tag: frame.code === 'C' ? commandCompleteTag(frame) : '' });
+    const tag = frame.code === 'C' ? commandCompleteTag(frame) : '';
+    if (tag === 'COMMIT') this.onCommitted();
+    this.report(head!, { tag });
     this.pending.progressed();
     head!.effects?.[head!.kind === 'query' ? head!.result : 0]?.done();
     if (head!.kind === 'execute') {

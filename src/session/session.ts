@@ -105,6 +105,8 @@ export class Session {
   private readonly upstreamBatch = new ByteBatch();
   private closed = false;
   private terminating = false;
+  /** The client's connection closed while messages it had sent were still being handled. */
+  private clientClosed = false;
   /** The client is gone; the session waits for PostgreSQL's answers to what it sent (release()). */
   private draining = false;
   private drainTimer?: NodeJS.Timeout;
@@ -146,6 +148,10 @@ export class Session {
       }
     };
     this.router.onError = () => this.state.transactionFailed();
+    // The writes before it are committed: only writes after it can still be rolled back (close()).
+    this.router.onCommitted = () => {
+      this.txnWrites = [];
+    };
     this.views = new SessionViews(deps.config.upstream.readScope !== 'fence', deps.principal, deps.log, deps.views);
     this.snap = deps.initial;
     const snap = () => this.snap;
@@ -290,6 +296,10 @@ export class Session {
     } finally {
       this.flushUpstream();
       this.pumping = false;
+    }
+    if (this.clientClosed && !this.ended && !this.terminating) {
+      this.release();
+      return;
     }
     if (this.server.writableLength > UPSTREAM_HIGH_WATER) this.client.pause();
     if (this.stopping) this.stopIfIdle();
@@ -1111,7 +1121,8 @@ export class Session {
 
   /** In order, behind any write whose audit event is still being made durable. */
   private toClient(bytes: Buffer): void {
-    if (this.draining) return; // the client is gone; answers still arriving only complete their audit events
+    // The client is gone; answers still arriving only complete their audit events.
+    if (this.draining || this.clientClosed) return;
     if (!this.output) {
       if (!this.client.write(bytes)) this.server.pause();
       return;
@@ -1140,6 +1151,13 @@ export class Session {
 
   private onClientClose(): void {
     if (this.ended) return;
+    // PostgreSQL runs the messages it had received before the connection closed, in order: so
+    // does the proxy, with what its pump still holds (their answers go nowhere; their events are
+    // recorded). The session is released once the pump has handled them.
+    if (this.pumping || this.inbox.length > 0) {
+      this.clientClosed = true;
+      return;
+    }
     this.release();
   }
 
@@ -1169,6 +1187,14 @@ export class Session {
       return;
     }
     this.draining = true;
+    // Extended-protocol messages sent without a Sync or Flush have run, or are running, but
+    // PostgreSQL keeps their answers until asked: a Flush asks, and changes nothing else (a
+    // COMMIT among them has committed; an implicit transaction stays open until the Terminate).
+    this.flushUpstream();
+    if (!this.server.destroyed) {
+      this.server.write(serialize.flush());
+      this.router.pending.flushed();
+    }
     if (cancel) this.cancel();
     this.drainTimer = setTimeout(() => this.abandonDrain('the session ended before the database answered'), 2 * this.deps.config.session.deadlineMarginMs);
     this.drainTimer.unref();
@@ -1192,8 +1218,9 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    // Writes of a transaction still open (answered, not committed) roll back with the session.
-    if (this.txnWrites.length > 0 && this.router.pending.size === 0 && this.router.txStatus !== 'I') {
+    // Writes of a transaction still open (answered, not committed) roll back with the session: an
+    // explicit block, or the implicit one of extended-protocol messages that no Sync ended.
+    if (this.txnWrites.length > 0 && this.router.pending.size === 0) {
       this.auditor.rolledBack('the session ended inside the transaction of a write: it was rolled back');
     }
     this.guard?.commitHook?.end();

@@ -668,4 +668,52 @@ describe('a client that leaves with a write in flight: the write is audited as w
       await db.query('DELETE FROM orders WHERE tenant_id = 1 AND total_cents BETWEEN 7000 AND 7099');
     });
   }
+
+  /** The session's statement events (every reason, and the proxy's own ROLLBACK), once it has ended. */
+  async function leave(p: TestProxy, send: (c: RawClient) => Promise<void>) {
+    const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+    await send(c);
+    c.send(serialize.end());
+    await new Promise((r) => setImmediate(r));
+    c.socket.destroy();
+    for (let i = 0; i < 100 && p.server.activeSessions > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    return p.auditEvents().filter((e) => e.kind === 'statement');
+  }
+
+  test('Terminate after an extended-protocol COMMIT that no Sync followed: the write committed, and the trail says so', async () => {
+    // PostgreSQL commits at the COMMIT's Execute; its answers wait for a Sync or Flush that never comes.
+    const p = await start(POLICY, { session: { deadline_margin_ms: 2000 } });
+    const events = await leave(p, async (c) => {
+      c.send(serialize.query('BEGIN'));
+      await c.untilReady();
+      c.send(
+        parseMessage('', `/*reason='committed unsynced'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 7201)`),
+        serialize.bind({}),
+        serialize.execute({}),
+        parseMessage('', 'COMMIT'),
+        serialize.bind({}),
+        serialize.execute({}),
+      );
+    });
+    expect(await db.query('SELECT total_cents FROM orders WHERE tenant_id = 1 AND total_cents = 7201')).toHaveLength(1);
+    expect(events.map((e) => [e.sql, e.decision, e.code ?? null])).toEqual([
+      ['BEGIN', 'allowed', null],
+      [expect.stringContaining('INSERT INTO orders'), 'allowed', null],
+      ['COMMIT', 'allowed', null],
+    ]);
+    await db.query('DELETE FROM orders WHERE total_cents = 7201');
+  });
+
+  test('Terminate after an extended-protocol INSERT that no Sync followed: PostgreSQL rolls it back, and the trail says so', async () => {
+    const p = await start(POLICY, { session: { deadline_margin_ms: 2000 } });
+    const events = await leave(p, async (c) => {
+      c.send(parseMessage('', `/*reason='unsynced'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 7202)`), serialize.bind({}), serialize.execute({}));
+    });
+    expect(await db.query('SELECT 1 FROM orders WHERE total_cents = 7202')).toEqual([]);
+    expect(events.map((e) => [e.sql, e.decision, e.rows ?? null])).toEqual([
+      [expect.stringContaining('INSERT INTO orders'), 'allowed', 1],
+      ['ROLLBACK', 'error', 0],
+    ]);
+    expect(events[1].message).toMatch(/rolled back/);
+  });
 });
