@@ -42,6 +42,12 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await setTenantLocally(client, approval.requester.tenantId);
       const result = await client.query({ text: approval.statementSql, values: approval.params, rowMode: 'array', types: TEXT });
       const write = executedWrite(approval, result, log);
+      const unseen = beyondPreview(approval, write);
+      if (unseen) {
+        await client.query('ROLLBACK');
+        log.warn({ approval: approval.id, rows: write.rowsAffected }, 'approved write would change rows the approvers did not see; rolled back');
+        return { error: { code: 'approved_rows_changed', message: unseen } };
+      }
       try {
         await beforeCommit(write);
       } catch (err) {
@@ -76,6 +82,33 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await client.end().catch(() => undefined);
     }
   };
+}
+
+/**
+ * Why the write may not commit: it changes rows the approvers were not shown. They approved the
+ * dry run the proxy read when it held the statement (`preview`: every matching row counted in
+ * `affected_rows`, at most 100 listed with their keys), but the statement is evaluated again when
+ * it runs, and rows written since may match it. More rows than the preview counted, or a changed
+ * row whose key the complete preview did not list, and it does not commit. A write held without a
+ * preview (a shape the dry run cannot show) runs as approved.
+ */
+function beyondPreview(approval: Approval, write: ExecutedWrite): string | undefined {
+  if (!Array.isArray(approval.preview)) return undefined;
+  const rows = approval.preview as Array<Record<string, unknown>>;
+  const seen = rows.length === 0 ? 0 : Number(rows[0].affected_rows);
+  if (!Number.isFinite(seen)) return undefined;
+  const again = 'nothing was changed; ask the agent to send the write again, for a new approval';
+  if (write.rowsAffected > seen) return `the write would now change ${write.rowsAffected} rows; the approvers saw ${seen}: ${again}`;
+  const changed = write.changes?.rows;
+  if (!changed || write.changes?.truncated || rows.length < seen) return undefined;
+  const keyOf = (row: Record<string, unknown>, names: string[]) => JSON.stringify(names.map((n) => (row[n] === null || row[n] === undefined ? null : String(row[n]))));
+  for (const change of changed) {
+    const names = Object.keys(change.key);
+    if (names.length === 0 || !rows.every((r) => names.every((n) => Object.hasOwn(r, n)))) return undefined;
+    const shown = new Set(rows.map((r) => keyOf(r, names)));
+    if (!shown.has(keyOf(change.key, names))) return `the write would now change a row the approvers did not see (${keyOf(change.key, names)}): ${again}`;
+  }
+  return undefined;
 }
 
 /**

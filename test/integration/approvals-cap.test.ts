@@ -79,6 +79,52 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(approved.body.approval.state).toBe('failed');
     expect(approved.body.approval.result.error).toEqual({ code: 'max_affected_rows_exceeded', message: 'the write would change 3 rows; the policy allows at most 2' });
   });
+
+  /** Holds `UPDATE orders SET total_cents = total_cents + 1 WHERE status = <status>` and returns the approval's id and preview. */
+  async function hold(status: string): Promise<{ id: string; preview: unknown }> {
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    try {
+      const out = await send(c, mode, `${R}UPDATE orders SET total_cents = total_cents + 1 WHERE status = '${status}'`);
+      expect(out.error?.routine).toBe('ormai.pending_approval');
+      const id = /approval_id=(\S+)/.exec(out.error?.detail ?? '')![1];
+      return { id, preview: (await api(admin(), 'GET', `/approvals/${id}`)).body.approval.preview };
+    } finally {
+      await c.end();
+    }
+  }
+
+  test('rows that match only after the approvers saw the preview: the write does not commit, and the approval says why', async () => {
+    const ids = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 2')).map((r) => r.id);
+    const totals = async () => (await db.query<{ t: number }>('SELECT total_cents AS t FROM orders WHERE id = ANY($1) ORDER BY id', [ids])).map((r) => r.t);
+    const before = await totals();
+    // Nothing matches when it is held: the approvers see an empty preview. One row matches when it is approved.
+    const none = `pin-none-${mode.protocol}`;
+    const empty = await hold(none);
+    expect(empty.preview).toEqual([]);
+    await db.query('UPDATE orders SET status = $1 WHERE id = $2', [none, ids[0]]);
+    const first = await api(admin(), 'POST', `/approvals/${empty.id}/approve`, { body: { approver: 'alice' } });
+    expect(first.body.approval.state).toBe('failed');
+    expect(first.body.approval.result.error).toEqual({
+      code: 'approved_rows_changed',
+      message: 'the write would now change 1 rows; the approvers saw 0: nothing was changed; ask the agent to send the write again, for a new approval',
+    });
+    // As many rows, but another one: the approvers saw ids[0], ids[1] matches instead.
+    const swap = `pin-swap-${mode.protocol}`;
+    await db.query('UPDATE orders SET status = $1 WHERE id = $2', [swap, ids[0]]);
+    const one = await hold(swap);
+    expect(one.preview).toMatchObject([{ affected_rows: 1, id: ids[0] }]);
+    await db.query('UPDATE orders SET status = (CASE WHEN id = $2 THEN $1 ELSE $3 END) WHERE id = ANY($4)', [swap, ids[1], 'pending', ids]);
+    const second = await api(admin(), 'POST', `/approvals/${one.id}/approve`, { body: { approver: 'alice' } });
+    expect(second.body.approval.state).toBe('failed');
+    expect(second.body.approval.result.error).toMatchObject({ code: 'approved_rows_changed', message: expect.stringContaining(`a row the approvers did not see (["${ids[1]}"])`) });
+    expect(await totals()).toEqual(before);
+    // The rows the approvers saw, still the ones that match: it runs.
+    const same = await hold(swap);
+    const third = await api(admin(), 'POST', `/approvals/${same.id}/approve`, { body: { approver: 'alice' } });
+    expect(third.body.approval).toMatchObject({ state: 'executed', result: { rows_affected: 1 } });
+    expect(await totals()).toEqual([before[0], before[1] + 1]);
+  });
 });
 
 describe.each(modes)('write budget, $protocol protocol', (mode) => {
