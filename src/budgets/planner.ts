@@ -16,12 +16,23 @@ export interface PlanParams {
   formats: number[];
 }
 
+/** PostgreSQL refused a statement on a planner connection: its SQLSTATE and message. */
+export class PlannerStatementError extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PlannerStatementError';
+  }
+}
+
 /** Barrier views a planner connection keeps (one set per tenant a statement came from); past this, they are dropped and made again as needed. */
 const MAX_VIEWS = 2000;
 
 /** One connection that runs EXPLAIN statements, one at a time. */
 class PlannerConnection {
-  private waiting?: { resolve: (v: string) => void; reject: (e: Error) => void; rows: string[]; error?: string };
+  private waiting?: { resolve: (v: string) => void; reject: (e: Error) => void; rows: string[]; error?: PlannerStatementError };
   broken = false;
   /** The barrier views this connection has made (the statements it plans read them as the session does). */
   private readonly views = new Set<string>();
@@ -111,10 +122,12 @@ class PlannerConnection {
     const w = this.waiting;
     if (!w) return;
     if (frame.code === 'D') w.rows.push(String(dataRowValues(frame)[0] ?? ''));
-    else if (frame.code === 'E') w.error = errorFields(frame).message;
-    else if (frame.code === 'Z') {
+    else if (frame.code === 'E') {
+      const fields = errorFields(frame);
+      w.error = new PlannerStatementError(fields.code, fields.message);
+    } else if (frame.code === 'Z') {
       this.waiting = undefined;
-      if (w.error !== undefined) w.reject(new Error(w.error));
+      if (w.error !== undefined) w.reject(w.error);
       else w.resolve(w.rows.join('\n'));
     }
   }
@@ -174,6 +187,14 @@ export class Planner {
     } finally {
       this.release(conn);
     }
+  }
+
+  /**
+   * Has PostgreSQL plan a statement the analysis built (a held write: EXPLAIN does not run it)
+   * as a session of `tenant`; rejects with PlannerStatementError when PostgreSQL refuses it.
+   */
+  async check(sql: string, params: PlanParams, tenant?: string): Promise<void> {
+    await this.rows(`EXPLAIN ${sql}`, params, tenant);
   }
 
   /** Runs a `SELECT count(*) …` the analysis built (never agent text) on a read-only connection. */

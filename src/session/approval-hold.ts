@@ -2,7 +2,7 @@
 import type { ApprovalNeed, WriteInfo } from '../analysis/rewrite/writes';
 import type { ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
-import type { PlanParams, Planner } from '../budgets/planner';
+import { PlannerStatementError, type PlanParams, type Planner } from '../budgets/planner';
 import { conditionHolds, tooManyRows } from '../analysis/rewrite/write-limits';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
@@ -88,6 +88,10 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   if (!deps.approvals) {
     return new ProxyError('statement_not_allowed', { message: 'this write needs an approval, and this proxy has no approval store', hint: 'Ask a human operator to make this change.' });
   }
+  // A statement that names a column the table does not have is refused now, as one that names a
+  // hidden column is, not held: otherwise holding it would tell a hidden column from a missing one.
+  const invalid = await missingColumn(deps, held);
+  if (invalid) return invalid;
   const params = textParams(held.params);
   if (!params) {
     return new ProxyError('statement_not_allowed', {
@@ -118,6 +122,17 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     message: `the write is held for approval ${created.id} (${approval.rule}); it expires at ${created.expiresAt}`,
     detail: `approval_id=${created.id} expires_at=${created.expiresAt} approvers=${approval.approvers}`,
   });
+}
+
+/** column_not_found, worded as PostgreSQL words it, when PostgreSQL cannot find a column the held write names. */
+async function missingColumn(deps: HoldDeps, held: HeldWrite): Promise<ProxyError | undefined> {
+  try {
+    await deps.planner.check(held.statementSql, held.params, deps.principal.tenantId);
+  } catch (err) {
+    // Anything else fails, if it does, when the write runs; the approvers see it held.
+    if (err instanceof PlannerStatementError && err.sqlstate === '42703') return new ProxyError('column_not_found', { message: err.message });
+  }
+  return undefined;
 }
 
 /** The dry-run rows the approvers see; a preview that cannot be read is left out, never guessed. */

@@ -32,6 +32,8 @@ beforeAll(async () => {
     ].join('\n'),
   );
   db = await createTestDatabase();
+  // Denied by the patterns every policy has (*secret*).
+  await db.query('ALTER TABLE orders ADD COLUMN secret_code text');
   proxy = await startTestProxy(db.url, { policies: [path.join(dir, 'policy.yaml')], admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') } });
 });
 afterAll(async () => {
@@ -93,6 +95,22 @@ describe.each(modes)('$protocol protocol', (mode) => {
       await c.end();
     }
   }
+
+  test('a write naming a column the table lacks is refused as one naming a hidden column is, and nothing is held', async () => {
+    const before = (await api(admin(), 'GET', '/approvals')).body.approvals.length;
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    try {
+      const hidden = await send(c, mode, `${R}UPDATE orders SET status = 'x' WHERE id = 1 AND secret_code = 'x'`);
+      const missing = await send(c, mode, `${R}UPDATE orders SET status = 'x' WHERE id = 1 AND no_such_code = 'x'`);
+      expect([hidden.error?.routine, hidden.error?.code, missing.error?.routine, missing.error?.code]).toEqual(['ormai.column_not_found', '42703', 'ormai.column_not_found', '42703']);
+      expect(missing.error?.message).toBe('column_not_found: column "no_such_code" does not exist');
+      expect(hidden.error?.message).toBe('column_not_found: column "secret_code" does not exist');
+    } finally {
+      await c.end();
+    }
+    expect((await api(admin(), 'GET', '/approvals')).body.approvals.length).toBe(before);
+  });
 
   test('rows that match only after the approvers saw the preview: the write does not commit, and the approval says why', async () => {
     const ids = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 2')).map((r) => r.id);
