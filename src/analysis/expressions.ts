@@ -4,9 +4,10 @@ import { ProxyError } from '../errors/catalogue';
 import { checkAttributeNotation } from './attributes';
 import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
-import { checkRegCoercions } from './reg-coercion';
+import { checkConfigArgument, checkRegCoercions, isRegSource } from './reg-coercion';
 import { walk } from './rewrite/nodes';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement } from './types';
+import type { ReadScope } from '../policy/scope';
 
 /**
  * Checks every expression of a read or write (EXPLAIN's statement included) and every query
@@ -74,6 +75,17 @@ function cteNames(tree: Node): Set<string> {
   return names;
 }
 
+const schemaSets = new WeakMap<ReadScope, ReadonlySet<string>>();
+const CATALOG_ONLY: ReadonlySet<string> = new Set(['pg_catalog']);
+
+/** Where a qualified text search configuration may be looked up: pg_catalog and the policy's schemas. */
+function visibleSchemas(scope: ReadScope | undefined): ReadonlySet<string> {
+  if (!scope) return CATALOG_ONLY;
+  let set = schemaSets.get(scope);
+  if (!set) schemaSets.set(scope, (set = new Set(['pg_catalog', ...[...scope.tables.values()].map((t) => t.schema)])));
+  return set;
+}
+
 function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
   if (stmt.kind !== 'read' && stmt.kind !== 'write') return;
   const scope = ctx.scope;
@@ -94,6 +106,8 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
     return kind !== 'catalog' && kind !== 'virtual';
   };
   const maxJoins = policy?.maxJoinDepth;
+  const schemas = visibleSchemas(scope);
+  let regSources = false;
   const stack: unknown[] = [stmt.stmt];
   while (stack.length > 0) {
     const value = stack.pop();
@@ -107,9 +121,11 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
     for (const key in node) {
       const child = node[key];
       if (child === null || typeof child !== 'object') continue;
+      if (!regSources && isRegSource(key, child)) regSources = true;
       switch (key) {
         case 'FuncCall':
           checkFuncCall(child as FuncCall, policy, guarded);
+          checkConfigArgument(child as FuncCall, schemas);
           break;
         case 'TypeCast': {
           // A cast to regclass, regtype, … is confined to visible objects by the read rewrite
@@ -141,9 +157,21 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
         case 'CommonTableExpr':
           reserved((child as CommonTableExpr).ctename);
           break;
+        case 'CollateClause': {
+          // A qualified collation is looked up in its schema, a hidden one included: found or
+          // not would tell. Unqualified, it is looked up along the pinned search_path.
+          const names = ((child as { collname?: Node[] }).collname ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+          if (names.length > 1 && !schemas.has(names[0])) {
+            throw new ProxyError('type_not_allowed', {
+              message: `collation "${names.join('.')}" does not exist`,
+              hint: 'Use a collation of pg_catalog, such as "C", unqualified or qualified with pg_catalog.',
+            });
+          }
+          break;
+        }
       }
       stack.push(child);
     }
   }
-  checkRegCoercions(stmt.stmt);
+  checkRegCoercions(stmt.stmt, regSources);
 }

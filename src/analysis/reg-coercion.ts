@@ -55,6 +55,9 @@ const UNIFYING_FUNCTIONS = new Set([
   'lag', 'lead', 'width_bucket', 'coalesce', 'greatest', 'least', 'nullif',
 ]);
 
+/** Text search functions whose first argument, when they have two or more, is a regconfig. */
+const REGCONFIG_FUNCTIONS = new Set(['to_tsvector', 'to_tsquery', 'plainto_tsquery', 'phraseto_tsquery', 'websearch_to_tsquery', 'ts_headline', 'json_to_tsvector', 'jsonb_to_tsvector']);
+
 /** The names PostgreSQL gives an unnamed select-list entry it cannot name otherwise. */
 const GENERIC_NAMES = ['?column?', 'coalesce', 'case', 'greatest', 'least', 'nullif', 'array', 'row'];
 
@@ -76,12 +79,17 @@ function untyped(node: Node | undefined): boolean {
   return 'A_Const' in node && node.A_Const.sval !== undefined;
 }
 
-/** Whether any reg* value can occur in the tree at all: most statements stop here. */
+/** Whether a node (by its key in its wrapper) gives a reg* value: a statement with none needs no further check. */
+export function isRegSource(key: string, body: unknown): boolean {
+  if (key === 'TypeCast') return isRegType(body as TypeCast);
+  if (key === 'FuncCall') return REG_FUNCTIONS.has(lastName((body as FuncCall).funcname));
+  if (key === 'RangeVar') return Object.hasOwn(REG_COLUMNS, (body as RangeVar).relname ?? '');
+  return false;
+}
+
 function hasRegSource(tree: Node): boolean {
   return walk([tree], (node) => {
-    if ('TypeCast' in node) return isRegType(node.TypeCast as TypeCast);
-    if ('FuncCall' in node) return REG_FUNCTIONS.has(lastName((node.FuncCall as FuncCall).funcname));
-    if ('RangeVar' in node) return Object.hasOwn(REG_COLUMNS, (node.RangeVar as RangeVar).relname ?? '');
+    for (const key in node) if (isRegSource(key, node[key])) return true;
     return false;
   });
 }
@@ -329,11 +337,30 @@ function checkOperands(left: Node | undefined, right: Node | undefined, regs: Re
 }
 
 /**
- * Refuses the statement when PostgreSQL would read an untyped string or parameter as a reg*
- * name. Runs on the agent's own tree.
+ * A text search configuration named by an untyped string (`to_tsvector('english', …)`): read as
+ * a regconfig. Unqualified, it is looked up along the search_path the proxy pins (the policy's
+ * schema, then pg_catalog); qualified, in any schema, hidden ones included. A parameter could be
+ * either, so only a constant is accepted there.
  */
-export function checkRegCoercions(tree: Node): void {
-  if (!hasRegSource(tree)) return;
+export function checkConfigArgument(call: FuncCall, visibleSchemas: ReadonlySet<string>): void {
+  const args = call.args ?? [];
+  if (args.length < 2 || !REGCONFIG_FUNCTIONS.has(lastName(call.funcname)) || !untyped(args[0])) return;
+  const text = 'A_Const' in args[0] ? args[0].A_Const.sval?.sval : undefined;
+  const schema = text === undefined ? undefined : /^\s*"?([^".]*)"?\s*\./.exec(text)?.[1]?.toLowerCase();
+  if (text !== undefined && (schema === undefined ? !text.includes('.') : visibleSchemas.has(schema))) return;
+  throw new ProxyError('function_not_allowed', {
+    message: `text search configuration "${text ?? `$${(args[0] as { ParamRef?: { number?: number } }).ParamRef?.number ?? ''}`}" is not allowed`,
+    hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",
+  });
+}
+
+/**
+ * Refuses the statement when PostgreSQL would read an untyped string or parameter as a reg*
+ * name. Runs on the agent's own tree; `sources` says whether it has a reg* value at all (the
+ * expression walk knows: isRegSource), else the tree is searched.
+ */
+export function checkRegCoercions(tree: Node, sources = hasRegSource(tree)): void {
+  if (!sources) return;
   const regs = regNames(tree);
   walk([tree], (node) => {
     if ('CoalesceExpr' in node) checkGroup((node.CoalesceExpr as { args?: Node[] }).args ?? [], regs);

@@ -421,6 +421,10 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await rows(`SELECT count(*)::int AS n FROM pg_range WHERE rngtypid = ${h.range}`, mode)).toEqual([{ n: 0 }]);
     expect(await rows(`SELECT count(*)::int AS n FROM pg_collation WHERE collnamespace = ${h.ns}`, mode)).toEqual([{ n: 0 }]);
     expect(await rows(`SELECT format_type(${h.range}, NULL) AS f, ${h.range}::regtype AS r`, mode)).toEqual([{ f: null, r: null }]);
+    // Named in that schema, a collation or a text search configuration is refused whether it exists or not.
+    for (const name of ['internal_notes_coll', 'no_such_coll']) await refused(`SELECT 'a' COLLATE internal_notes_schema.${name} AS c`, mode, 'ormai.type_not_allowed');
+    await refused("SELECT to_tsvector('internal_notes_schema.internal_notes_cfg', 'a') AS v", mode, 'ormai.function_not_allowed');
+    expect(await rows(`SELECT 'a' COLLATE "C" AS c, to_tsvector('english', 'cats') AS v`, mode)).toEqual([{ c: 'a', v: "'cat':1" }]);
     // Built-in types, ranges and collations still are.
     expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname IN ('int4', 'int4range', '_int4')", mode)).toEqual([{ n: 3 }]);
     expect(await rows("SELECT count(*)::int AS n FROM pg_range WHERE rngtypid = 'int4range'::regtype", mode)).toEqual([{ n: 1 }]);

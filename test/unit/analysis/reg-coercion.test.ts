@@ -1,5 +1,8 @@
 // Untyped strings and parameters beside reg* values: refused wherever PostgreSQL would read them as a name; everything else passes.
-import { initAnalysis } from '../../../src/analysis/pipeline';
+import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
+import { rewriteReads } from '../../../src/analysis/rewrite';
+import { scopeFor } from './expression-cases';
+import { principal } from './rewrite-scope';
 import { parseStatements } from '../../../src/analysis/parser';
 import { checkRegCoercions } from '../../../src/analysis/reg-coercion';
 import { ProxyError } from '../../../src/errors/catalogue';
@@ -91,6 +94,26 @@ const ALLOWED = [
   // A policy table's column named like a reg* output elsewhere in the statement is its own.
   "SELECT o.status FROM orders o, (SELECT NULL::regclass AS r) s WHERE o.status = 'paid'",
 ];
+
+describe('text search configurations and collations named in a hidden schema', () => {
+  const ctx = { protocol: 'simple' as const, scope: scopeFor(), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false };
+  const code = (sql: string) => {
+    const a = analyze(sql, ctx);
+    return a.ok ? 'allowed' : a.error.code;
+  };
+  test.each([
+    ["SELECT to_tsvector('hidden_schema.cfg', name) FROM customers", 'function_not_allowed'],
+    ["SELECT to_tsquery('\"hidden_schema\".cfg', 'a')", 'function_not_allowed'],
+    ['SELECT plainto_tsquery($1, $2)', 'function_not_allowed'],
+    ['SELECT name COLLATE hidden_schema.secret_coll FROM customers', 'type_not_allowed'],
+  ])('refused: %s', (sql, expected) => expect(code(sql)).toBe(expected));
+  test.each([
+    "SELECT to_tsvector('english', name) FROM customers",
+    "SELECT to_tsvector('pg_catalog.english', name), to_tsvector(name) FROM customers",
+    'SELECT to_tsquery($1)',
+    'SELECT name COLLATE "C", name COLLATE pg_catalog."default" FROM customers',
+  ])('allowed: %s', (sql) => expect(code(sql)).toBe('allowed'));
+});
 
 describe('untyped text beside a reg* value', () => {
   test.each(REFUSED)('refused: %s', (sql) => {
