@@ -1128,7 +1128,7 @@ export class Session {
       return;
     }
     this.output = this.output.then(() => {
-      if (!this.client.destroyed && !this.client.write(bytes)) this.server.pause();
+      if (!this.client.destroyed && !this.clientClosed && !this.draining && !this.client.write(bytes)) this.server.pause();
     });
   }
 
@@ -1156,6 +1156,8 @@ export class Session {
     // recorded). The session is released once the pump has handled them.
     if (this.pumping || this.inbox.length > 0) {
       this.clientClosed = true;
+      // Answers no longer wait for the client to read (toClient paused the upstream for it).
+      this.server.resume();
       return;
     }
     this.release();
@@ -1187,6 +1189,9 @@ export class Session {
       return;
     }
     this.draining = true;
+    // The answers complete the audit events; the client no longer reads them (toClient may have
+    // paused the upstream while its output was full).
+    this.server.resume();
     // Extended-protocol messages sent without a Sync or Flush have run, or are running, but
     // PostgreSQL keeps their answers until asked: a Flush asks, and changes nothing else (a
     // COMMIT among them has committed; an implicit transaction stays open until the Terminate).
