@@ -52,7 +52,7 @@ const REG_FUNCTIONS = new Set([
 /** Functions whose arguments PostgreSQL brings to one common type (polymorphic parameters). */
 const UNIFYING_FUNCTIONS = new Set([
   'array_append', 'array_prepend', 'array_cat', 'array_position', 'array_positions', 'array_remove', 'array_replace',
-  'lag', 'lead', 'width_bucket', 'coalesce', 'greatest', 'least', 'nullif',
+  'lag', 'lead', 'width_bucket',
 ]);
 
 /** Text search functions whose first argument, when they have two or more, is a regconfig. */
@@ -72,10 +72,15 @@ function isRegType(cast: TypeCast): boolean {
   return REG_TYPES.has(lastName(cast.typeName?.names).replace(/^_/, ''));
 }
 
-/** A constant string without a type, or a parameter: PostgreSQL types it from the group it is in. */
+/**
+ * A constant string without a type, or a parameter: PostgreSQL types it from the group it is in.
+ * A COLLATE clause or a cast to `unknown` leaves it untyped.
+ */
 function untyped(node: Node | undefined): boolean {
   if (!node) return false;
   if ('ParamRef' in node) return true;
+  if ('CollateClause' in node) return untyped(node.CollateClause.arg);
+  if ('TypeCast' in node) return lastName(node.TypeCast.typeName?.names) === 'unknown' && untyped(node.TypeCast.arg);
   return 'A_Const' in node && node.A_Const.sval !== undefined;
 }
 

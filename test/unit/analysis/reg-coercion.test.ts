@@ -29,6 +29,12 @@ const REFUSED = [
   "SELECT greatest(NULL::regtype, 'hidden_schema.merger_status')",
   "SELECT ARRAY[NULL::regclass, 'payroll']",
   "SELECT unnest(array[NULL::regclass, '16384', '16385'])",
+  // A COLLATE clause or a cast to unknown leaves the string untyped.
+  "SELECT coalesce(NULL::regclass, 'payroll' COLLATE \"C\")",
+  "SELECT coalesce(NULL::regclass, 'payroll'::unknown)",
+  "SELECT coalesce(NULL::regclass, CAST('payroll' AS pg_catalog.unknown) COLLATE \"C\")",
+  "SELECT (ARRAY[NULL::regclass])[1:1] || '{payroll}'",
+  "SELECT array_cat(ARRAY[NULL::regclass], '{payroll}')",
   // Operators on reg* arrays read an untyped array as names.
   "SELECT ARRAY[NULL::regclass] @> '{payroll}'",
   "SELECT ARRAY[NULL::regclass] || '{payroll}'",
