@@ -157,6 +157,15 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
         case 'CommonTableExpr':
           reserved((child as CommonTableExpr).ctename);
           break;
+        case 'A_Expr': {
+          // OPERATOR(schema.op) looks the operator up in that schema, a hidden one included, and
+          // runs its function, which the allow-list never saw: only pg_catalog's.
+          const name = ((child as { name?: Node[] }).name ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+          if (name.length > 1 && name[0] !== 'pg_catalog') {
+            throw new ProxyError('function_not_allowed', { message: `operator ${name.join('.')} is not allowed`, hint: 'Use the built-in operators, unqualified or qualified with pg_catalog.' });
+          }
+          break;
+        }
         case 'CollateClause': {
           // A qualified collation is looked up in its schema, a hidden one included: found or
           // not would tell. Unqualified, it is looked up along the pinned search_path.

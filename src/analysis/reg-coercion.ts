@@ -132,7 +132,8 @@ class RegNames {
     const fields = (ref.fields ?? []).map((f) => ('String' in f ? (f.String.sval ?? '') : '*'));
     const column = fields[fields.length - 1];
     const found = (name: string) => this.names.has(name) && (!array || this.arrays.has(name));
-    if (fields.length === 1) return found(column);
+    // An unqualified * passes on whatever the FROM items give.
+    if (fields.length === 1) return column === '*' ? (array ? this.arrays.size : this.names.size) > 0 : found(column);
     const relation = fields[fields.length - 2];
     const columns = this.byRelation.get(relation);
     // A qualifier this statement does not give reg* columns (a policy table's alias): its columns are ordinary.
@@ -240,6 +241,13 @@ function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; 
     (leaf.targetList ?? []).forEach((t, i) => {
       const target = (t as { ResTarget?: ResTarget }).ResTarget;
       if (!target?.val) return;
+      // A * passes on every name that may stand for a reg* value (its columns' positions are not known here).
+      const star = starOf(target.val);
+      if (star) {
+        const names = star === '*' ? [...regs.names] : [...(regs.byRelation.get(star) ?? [])];
+        note(target.val, i, names);
+        return;
+      }
       const name = target.name ?? figure(target.val)?.[0];
       note(target.val, i, name !== undefined ? [name] : GENERIC_NAMES);
     });
@@ -248,6 +256,15 @@ function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; 
     }
   }
   return { names, positions, arrays };
+}
+
+/** `*` for an unqualified star target, the qualifier of `x.*`, else undefined. */
+function starOf(node: Node): string | undefined {
+  const fields = 'ColumnRef' in node ? (node.ColumnRef.fields ?? []) : [];
+  const last = fields[fields.length - 1];
+  if (!last || !('A_Star' in last)) return undefined;
+  const qualifier = fields[fields.length - 2];
+  return qualifier && 'String' in qualifier ? (qualifier.String.sval ?? '') : '*';
 }
 
 const aliasColumns = (colnames: Node[] | undefined, positions: Set<number>): string[] =>
@@ -349,7 +366,18 @@ function checkOperands(left: Node | undefined, right: Node | undefined, regs: Re
  */
 export function checkConfigArgument(call: FuncCall, visibleSchemas: ReadonlySet<string>): void {
   const args = call.args ?? [];
-  if (args.length < 2 || !REGCONFIG_FUNCTIONS.has(lastName(call.funcname)) || !untyped(args[0])) return;
+  if (args.length < 2 || !REGCONFIG_FUNCTIONS.has(lastName(call.funcname))) return;
+  // ts_headline(document, query) has no configuration; with three or four arguments it may.
+  if (lastName(call.funcname) === 'ts_headline' && args.length === 2) return;
+  // An integer or oid becomes a regconfig by an implicit cast: a configuration by oid, hidden ones included.
+  const first = args[0];
+  if (('A_Const' in first && (first.A_Const.ival !== undefined || first.A_Const.fval !== undefined)) || ('TypeCast' in first && /^(int[248]|oid|integer|bigint|smallint|numeric)$/.test(lastName(first.TypeCast.typeName?.names)))) {
+    throw new ProxyError('function_not_allowed', {
+      message: 'a text search configuration given by number is not allowed',
+      hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",
+    });
+  }
+  if (!untyped(first)) return;
   const text = 'A_Const' in args[0] ? args[0].A_Const.sval?.sval : undefined;
   const schema = text === undefined ? undefined : /^\s*"?([^".]*)"?\s*\./.exec(text)?.[1]?.toLowerCase();
   if (text !== undefined && (schema === undefined ? !text.includes('.') : visibleSchemas.has(schema))) return;
@@ -401,6 +429,8 @@ export function checkRegCoercions(tree: Node, sources = hasRegSource(tree)): voi
       } else if (select.valuesLists) {
         for (const row of select.valuesLists) rows.push(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]);
       }
+      // A * in a leaf stands for columns at positions not known here: every member counts against it.
+      if (rows.some((r) => r.some((v) => v !== undefined && starOf(v) !== undefined && mayBeReg(v, regs)))) checkGroup(rows.flat(), regs);
       const width = Math.max(0, ...rows.map((r) => r.length));
       for (let i = 0; i < width; i++) checkGroup(rows.map((r) => r[i]), regs);
     }

@@ -190,7 +190,10 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       if (rel) rel.primaryKey = row.columns;
     }
     const typeRows = (await client.query(TYPES)).rows as Array<{ oid: string; name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }>;
-    const types = new Set(typeRows.map((r) => r.name));
+    // The type names a statement may name: not the row types of the system catalogs (and their
+    // arrays), whose fields include reg* and aclitem values: a record of pg_sequences or pg_class
+    // built from the agent's text would look names up in every schema, hidden ones included.
+    const types = new Set(typeRows.filter((r) => r.typtype !== 'c' && r.elem_typtype !== 'c').map((r) => r.name));
     const parameterTypes = new Set(typeRows.filter(parameterType).map((r) => Number(r.oid)));
     const parameterTypeNames = new Map(typeRows.filter(parameterType).map((r) => [r.name, Number(r.oid)]));
     const security = await readRowSecurity(client, [...wanted]);

@@ -367,9 +367,14 @@ describe.each(modes)('$protocol protocol', (mode) => {
       `SELECT unnest(ARRAY[NULL::regclass, '${oid}'])`,
       "SELECT x FROM (SELECT NULL::regclass AS x UNION ALL SELECT 'internal_notes') s",
       "WITH h (r) AS (SELECT NULL::regclass) SELECT coalesce(r, 'internal_notes') FROM h",
+      "SELECT coalesce(y.r, 'internal_notes')::oid FROM (SELECT * FROM (SELECT NULL::regclass AS r) x) y",
+      'SELECT 1 OPERATOR(internal_notes_schema.+) 2',
     ]) {
       await refused(sql, mode, 'ormai.function_not_allowed');
     }
+    // A system catalog's row type has reg* fields, read from the agent's text: not a type the agent may name.
+    expect(await direct(t, `SELECT json_populate_record(NULL::pg_sequences, '{"data_type": "internal_notes"}') IS NULL AS n`)).toEqual([{ n: false }]);
+    await refused(`SELECT json_populate_record(NULL::pg_sequences, '{"data_type": "internal_notes"}') IS NULL AS n`, mode, 'ormai.type_not_allowed');
     const param = await run(t, 'SELECT coalesce(NULL::regclass, $1)::oid AS o', mode, { values: ['internal_notes'] });
     expect(param.error?.routine).toBe('ormai.function_not_allowed');
     expectNothingForbidden(param.bytes, 'SELECT coalesce(NULL::regclass, $1)::oid AS o', FORBIDDEN);

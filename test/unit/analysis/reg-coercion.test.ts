@@ -61,6 +61,12 @@ const REFUSED = [
   "SELECT coalesce(r, 'payroll') FROM unnest(ARRAY[NULL::regclass]) AS u(r)",
   "SELECT coalesce(regclass, 'payroll') FROM (SELECT NULL::regclass) s",
   "SELECT coalesce(m, 'payroll') FROM (SELECT max(NULL::regclass) AS m) s",
+  // A * passes reg* columns on: through a sub-select, a CTE, a set operation's leaf.
+  "SELECT coalesce(y.r, 'payroll')::oid FROM (SELECT * FROM (SELECT NULL::regclass AS r) x) y",
+  'SELECT coalesce(y.r, $1)::oid FROM (SELECT x.* FROM (SELECT NULL::regclass AS r) x) y',
+  "WITH c AS (SELECT * FROM (SELECT NULL::regclass AS r) x) SELECT coalesce(c.r, 'payroll')::oid FROM c",
+  "SELECT r::oid FROM (SELECT * FROM (SELECT NULL::regclass AS r) a UNION ALL SELECT 'payroll') u",
+  "SELECT * FROM (SELECT 1 AS a, NULL::regclass AS r) x UNION ALL SELECT 1, 'payroll'",
   // A whole row of a catalog with reg* columns read from text.
   "SELECT t = '(x,secret_fn)' FROM pg_type t",
 ];
@@ -100,6 +106,32 @@ const ALLOWED = [
   // A policy table's column named like a reg* output elsewhere in the statement is its own.
   "SELECT o.status FROM orders o, (SELECT NULL::regclass AS r) s WHERE o.status = 'paid'",
 ];
+
+describe('other ways into the catalogs by name', () => {
+  const ctx = { protocol: 'simple' as const, scope: scopeFor(), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false };
+  const code = (sql: string) => {
+    const a = analyze(sql, ctx);
+    return a.ok ? 'allowed' : a.error.code;
+  };
+  test.each([
+    // The system catalogs' row types have reg* and aclitem fields, read from the agent's text.
+    ["SELECT json_populate_record(NULL::pg_sequences, '{\"data_type\": \"payroll\"}')", 'type_not_allowed'],
+    ["SELECT '(,,,payroll,,,,,,,)'::pg_catalog.pg_sequences", 'type_not_allowed'],
+    ["SELECT a FROM jsonb_to_record('{}') AS x(a pg_type)", 'type_not_allowed'],
+    ["SELECT NULL::pg_class[]", 'type_not_allowed'],
+    // An operator of another schema runs a function the allow-list never saw.
+    ['SELECT 1 OPERATOR(hidden_schema.###) 2', 'function_not_allowed'],
+    ['SELECT id FROM customers WHERE id OPERATOR(public.=) 1', 'function_not_allowed'],
+    // An integer is a text search configuration by oid.
+    ["SELECT to_tsvector(16437, 'hello')", 'function_not_allowed'],
+    ["SELECT ts_headline(16437::oid, 'hello', 'a'::tsquery)", 'function_not_allowed'],
+  ])('refused: %s', (sql, expected) => expect(code(sql)).toBe(expected));
+  test.each([
+    'SELECT 1 OPERATOR(pg_catalog.+) 2',
+    "SELECT ts_headline(name, 'a'::tsquery), ts_headline(name, 'a'::tsquery, 'MaxWords=5') FROM customers",
+    "SELECT NULL::pg_lsn, NULL::int4range",
+  ])('allowed: %s', (sql) => expect(code(sql)).toBe('allowed'));
+});
 
 describe('text search configurations and collations named in a hidden schema', () => {
   const ctx = { protocol: 'simple' as const, scope: scopeFor(), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false };
