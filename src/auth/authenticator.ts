@@ -143,15 +143,19 @@ export function beginAuth(settings: AuthSettings, startupUser: string): AuthConv
   }
   const record = settings.users?.get(startupUser);
   const verifier = settings.users?.verifierFor(startupUser);
+  const jwt = settings.jwt;
   if (record && verifier) {
     const principal: Principal = {
       user: startupUser,
       subject: startupUser,
       tenantId: record.tenantId,
       roles: record.roles,
-      authMethod: settings.method,
+      authMethod: jwt ? 'password' : settings.method,
     };
-    if (settings.method === 'scram-sha-256') return using(scramConversation(startupUser, verifier, principal), 'scram-sha-256');
+    // With JWTs every name is asked for a cleartext password (a token, or this user's password,
+    // checked against its verifier): SCRAM for some names and cleartext for the rest would tell
+    // which names the users file has.
+    if (settings.method === 'scram-sha-256' && !jwt) return using(scramConversation(startupUser, verifier, principal), 'scram-sha-256');
     return using(
       passwordConversation(async (password) => {
         if (!verifyPassword(password, verifier)) throw authFailed(startupUser, 'wrong password');
@@ -161,10 +165,22 @@ export function beginAuth(settings: AuthSettings, startupUser: string): AuthConv
     );
   }
 
-  const jwt = settings.jwt;
-  if (jwt) return using(passwordConversation((token) => jwt.verify(token.toString('utf8'), startupUser)), 'jwt');
-
   const fake = mockVerifier(settings.mockSecret, startupUser);
+  if (jwt) {
+    return using(
+      passwordConversation(async (token) => {
+        try {
+          return await jwt.verify(token.toString('utf8'), startupUser);
+        } catch (err) {
+          // A refusal takes as long as a wrong password of a users-file user.
+          verifyPassword(token, fake);
+          throw err;
+        }
+      }),
+      'jwt',
+    );
+  }
+
   if (settings.method === 'scram-sha-256') return using(scramConversation(startupUser, fake, null), 'scram-sha-256');
   return using(
     passwordConversation(async (password) => {

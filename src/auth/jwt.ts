@@ -140,13 +140,14 @@ export async function createJwtVerifier(config: JwtConfigInput, baseDir: string)
         const tenantId = tenantClaim(payload, cfg.claims.tenant);
         const roles = rolesClaim(payload, cfg.claims.roles);
         const sub = claimString(payload, cfg.claims.subject);
-        if (startupUser === undefined) {
-          // A bearer token (the tool doors): the subject is the user.
-          if (!sub) throw new Rejected(`a bearer JWT needs the subject claim "${cfg.claims.subject}"`);
-          return { user: sub, subject: sub, tenantId, roles, authMethod: 'jwt' };
+        // The subject is the user, on the wire as at the tool doors: the name a connection sends
+        // is the caller's choice, and approvals (never by the requester), the agent's own
+        // approvals and the audit trail go by the user.
+        if (!sub) throw new Rejected(`a JWT needs the subject claim "${cfg.claims.subject}"`);
+        if (startupUser !== undefined && cfg.require_user_match && sub !== startupUser) {
+          throw new Rejected(`subject claim "${cfg.claims.subject}" does not match the startup user`);
         }
-        if (cfg.require_user_match && sub !== startupUser) throw new Rejected(`subject claim "${cfg.claims.subject}" does not match the startup user`);
-        return { user: startupUser, subject: sub ?? startupUser, tenantId, roles, authMethod: 'jwt' };
+        return { user: sub, subject: sub, tenantId, roles, authMethod: 'jwt' };
       } catch (err) {
         const reason = err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : err instanceof Rejected ? err.message : `unexpected ${(err as Error).name}`;
         throw new ProxyError('authentication_failed', { logMessage: `JWT rejected for user ${JSON.stringify(startupUser)}: ${reason}` });

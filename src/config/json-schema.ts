@@ -140,7 +140,7 @@ const configDescriptions: Record<string, string> = {
   'auth.jwt.claims.tenant': 'The tenant claim (string or integer; required in every token). Default: tenant_id.',
   'auth.jwt.claims.subject': 'The subject claim. Default: sub.',
   'auth.jwt.claims.roles': 'The roles claim: an array of strings or one space-separated string. Default: roles.',
-  'auth.jwt.require_user_match': 'Require the startup user name to equal the subject claim. Default: false.',
+  'auth.jwt.require_user_match': 'Require the startup user name to equal the subject claim too (the subject is the user either way). Default: false.',
   'auth.cleartext_only_secure': 'Cleartext passwords and JWTs only over TLS or loopback. Default: true.',
   policies: 'Policy files, relative to this file; the principal\'s role selects one (see require_principal_role).',
   log_level: 'pino log level; logs go to stderr as JSON lines. Default: info.',

@@ -1,10 +1,12 @@
 // Agent authentication end to end: SCRAM and cleartext against the users file, JWTs, identical failures.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, importPKCS8 } from 'jose';
 import { Client } from 'pg';
+import { serialize } from 'pg-protocol';
 import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
@@ -109,6 +111,38 @@ describe('JWT as the password', () => {
   test('a valid token logs in', async () => {
     const token = await hsToken({ tenant_id: 2, roles: ['agent'] });
     expect(await whoami(jwtProxy.url('agent', token))).toEqual([1]);
+  });
+
+  test('every name is first asked for the same thing: a users-file user, an unknown one', async () => {
+    const firstRequest = (user: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = net.connect(jwtProxy.port, '127.0.0.1', () => socket.write(serialize.startup({ user, database: 'app' })));
+        socket.once('data', (d: Buffer) => {
+          socket.destroy();
+          // 'R' · int32 length · int32 request code (3 cleartext, 10 SASL)
+          resolve(d[0] === 0x52 ? d.readInt32BE(5) : -1);
+        });
+        socket.once('error', reject);
+      });
+    expect([await firstRequest('tenant1-agent'), await firstRequest('no-such-user')]).toEqual([3, 3]);
+    // The users-file password still logs in, checked against the verifier.
+    expect(await whoami(jwtProxy.url('tenant1-agent', 'tenant1-password'))).toEqual([1]);
+  });
+
+  test("the token's subject is the user, whatever name the connection sends; a token without one is refused", async () => {
+    for (const name of ['alice-bot', 'someone-else']) {
+      const c = new Client({ connectionString: jwtProxy.url(name, await hsToken({ tenant_id: 2 })) });
+      await c.connect();
+      try {
+        expect((await c.query('SELECT current_user AS u, session_user AS s')).rows).toEqual([{ u: 'agent-7', s: 'agent-7' }]);
+      } finally {
+        await c.end();
+      }
+    }
+    const logins = jwtProxy.auditEvents().filter((e) => e.kind === 'connection' && e.decision === 'login');
+    expect(logins.slice(-2).map((e) => e.principal?.user)).toEqual(['agent-7', 'agent-7']);
+    const noSubject = await new SignJWT({ tenant_id: 2 }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://issuer.test').setAudience('ormai').setExpirationTime('5m').sign(new TextEncoder().encode(hsSecret));
+    expect((await loginError(jwtProxy.url('agent', noSubject))).code).toBe('28P01');
   });
 
   test('expired, wrongly signed, wrong issuer and tenant-less tokens are refused like a wrong password', async () => {

@@ -191,7 +191,8 @@ describe('unknown user with a JWT verifier configured', () => {
     const c = beginAuth({ ...scramSettings, jwt }, 'agent');
     expect(c.first).toEqual({ kind: 'cleartext' });
     const step = await c.step(passwordMessage(await token({ sub: 'run-9', tenant_id: 7, roles: 'agent', exp: exp() })));
-    expect(step).toEqual({ principal: { user: 'agent', subject: 'run-9', tenantId: '7', roles: ['agent'], authMethod: 'jwt' } });
+    // The token's subject is the user, not the name the connection sent.
+    expect(step).toEqual({ principal: { user: 'run-9', subject: 'run-9', tenantId: '7', roles: ['agent'], authMethod: 'jwt' } });
   });
 
   it('refuses a bad token with the same error as a wrong password, without the token', async () => {
@@ -203,8 +204,11 @@ describe('unknown user with a JWT verifier configured', () => {
     expect(JSON.stringify([err.message, err.logMessage])).not.toContain(bad);
   });
 
-  it('still runs SCRAM for users-file users', async () => {
-    const { final } = await scram(beginAuth({ ...scramSettings, jwt }, 'support-bot'), PASSWORD);
-    expect((await final).principal?.authMethod).toBe('scram-sha-256');
+  it('asks users-file users for a cleartext password too, checked against their verifier: the first message tells no names apart', async () => {
+    const known = beginAuth({ ...scramSettings, jwt }, 'support-bot');
+    const unknown = beginAuth({ ...scramSettings, jwt }, 'nobody-here');
+    expect([known.first, unknown.first]).toEqual([{ kind: 'cleartext' }, { kind: 'cleartext' }]);
+    expect(await known.step(passwordMessage(PASSWORD))).toMatchObject({ principal: { user: 'support-bot', authMethod: 'password' } });
+    await expect(beginAuth({ ...scramSettings, jwt }, 'support-bot').step(passwordMessage('wrong'))).rejects.toMatchObject({ code: 'authentication_failed' });
   });
 });

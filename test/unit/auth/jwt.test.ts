@@ -64,7 +64,8 @@ describe('accepted tokens', () => {
   it('HS256 with the secret from a file', async () => {
     const v = await verifier();
     const principal = await v.verify(await sign(base(), 'HS256', 'hs'), 'bot');
-    expect(principal).toEqual({ user: 'bot', subject: 'agent-7', tenantId: 'acme', roles: [], authMethod: 'jwt' });
+    // The subject is the user, whatever name the connection sent.
+    expect(principal).toEqual({ user: 'agent-7', subject: 'agent-7', tenantId: 'acme', roles: [], authMethod: 'jwt' });
   });
 
   it('RS256 with a PEM public key', async () => {
@@ -92,13 +93,13 @@ describe('accepted tokens', () => {
 
     const custom = await verifier({ ...hsConfig, claims: { tenant: 'org', subject: 'email', roles: 'scope' } });
     const p = await custom.verify(await sign({ exp: now() + 60, org: 'o1', email: 'a@b.c', scope: 'read write' }, 'HS256', 'hs'), 'bot');
-    expect(p).toEqual({ user: 'bot', subject: 'a@b.c', tenantId: 'o1', roles: ['read', 'write'], authMethod: 'jwt' });
+    expect(p).toEqual({ user: 'a@b.c', subject: 'a@b.c', tenantId: 'o1', roles: ['read', 'write'], authMethod: 'jwt' });
   });
 
-  it('uses the startup user as subject when the token has none', async () => {
+  it('refuses a token without a subject: the name a connection sends is not an identity', async () => {
     const v = await verifier();
     const { sub: _sub, ...noSub } = base();
-    expect((await v.verify(await sign(noSub, 'HS256', 'hs'), 'bot')).subject).toBe('bot');
+    await expect(v.verify(await sign(noSub, 'HS256', 'hs'), 'bot')).rejects.toMatchObject({ code: 'authentication_failed', logMessage: expect.stringMatching(/needs the subject claim "sub"/) });
   });
 
   it('tolerates clock skew within clock_tolerance_s', async () => {
@@ -176,7 +177,7 @@ describe('refused tokens (same client error as a wrong password)', () => {
     await expect(v.verify(await sign(base(), 'HS256', 'hs'), 'agent-7')).resolves.toMatchObject({ user: 'agent-7', subject: 'agent-7' });
     await refused(v, await sign(base(), 'HS256', 'hs'), /does not match the startup user/, 'someone-else');
     const { sub: _sub, ...noSub } = base();
-    await refused(v, await sign(noSub, 'HS256', 'hs'), /does not match the startup user/, 'agent-7');
+    await refused(v, await sign(noSub, 'HS256', 'hs'), /needs the subject claim "sub"/, 'agent-7');
   });
 
   it('garbage, empty and oversized tokens', async () => {
