@@ -156,6 +156,7 @@ const configDescriptions: Record<string, string> = {
     'memory (this process only, lost on restart) or postgres (a table in the upstream database, reached with the upstream credentials, shared by every sidecar). Default: memory.',
   'approvals.table': 'The postgres store\'s table, `table` or `schema.table`; created if missing. Do not list it in a policy. Default: ormai_approvals (in public).',
   'approvals.sweep_interval_ms': 'How often pending approvals past their expiry are denied, in ms. Default: 5000.',
+  'approvals.max_pending_per_tenant': 'How many writes of one tenant may wait for approval at once; past it a write a rule would hold is refused with approval_limit_reached (each holds its statement until decided or expired). Default: 100.',
   audit: 'The audit trail: one event per statement, connection and approval step, delivered to every sink.',
   'audit.sinks': 'Where events go, several at once: { type: stdout } (JSON lines), { type: file, path } (hash-chained JSON lines, check with `ormai-proxy audit verify FILE`), { type: postgres, url?, url_file?, table? }. Default: [{ type: stdout }].',
   'audit.sinks[].type': 'stdout, file or postgres.',

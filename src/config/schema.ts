@@ -106,6 +106,8 @@ const approvals = z.strictObject({
     .default('ormai_approvals'),
   /** How often pending approvals past their expiry are denied. */
   sweep_interval_ms: z.number().int().positive().default(5000),
+  /** Writes of one tenant waiting for approval at once; past it a write a rule would hold is refused. */
+  max_pending_per_tenant: z.number().int().positive().default(100),
 });
 
 const qualifiedTable = z
@@ -228,7 +230,7 @@ export const configSchema = z.strictObject({
   policies: z.array(z.string()).min(1),
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
-  approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000 }),
+  approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000, max_pending_per_tenant: 100 }),
   tools: tools.default({ max_body_bytes: 1024 * 1024, max_result_bytes: 16 * 1024 * 1024, max_queued_calls: 32 }),
   audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, sync_interval_ms: 200, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

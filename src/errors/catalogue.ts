@@ -203,6 +203,12 @@ export const catalogue = {
     message: 'the write is held for approval',
     hint: 'Do not send it again: a human must approve it, and the proxy then runs it once. Tell the user the approval id; its state is in SELECT * FROM ormai.approvals.',
   },
+  approval_limit_reached: {
+    sqlstate: '53400',
+    severity: 'ERROR',
+    message: 'as many writes of this tenant wait for approval as the proxy allows',
+    hint: 'Do not send more writes that need approval until the pending ones are decided; their states are in SELECT * FROM ormai.approvals.',
+  },
   write_rate_limited: {
     sqlstate: '53400',
     severity: 'ERROR',

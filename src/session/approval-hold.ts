@@ -10,6 +10,8 @@ import type { PolicySnapshot } from '../policy/load';
 
 export interface HoldDeps {
   approvals?: ApprovalStore;
+  /** approvals.max_pending_per_tenant; absent: no bound. */
+  config?: { raw: { approvals: { max_pending_per_tenant?: number } } };
   planner: Planner;
   principal: Principal;
   policy: PolicySnapshot;
@@ -92,6 +94,11 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   // hidden column is, not held: otherwise holding it would tell a hidden column from a missing one.
   const invalid = await missingColumn(deps, held);
   if (invalid) return invalid;
+  // Each held write keeps its statement until it is decided or expires: one tenant's are bounded.
+  const limit = deps.config?.raw.approvals.max_pending_per_tenant;
+  if (limit !== undefined && (await deps.approvals.list({ state: 'pending', tenantId: deps.principal.tenantId })).length >= limit) {
+    return new ProxyError('approval_limit_reached', { message: `${limit} writes of this tenant already wait for approval, as many as the proxy holds` });
+  }
   const params = textParams(held.params);
   if (!params) {
     return new ProxyError('statement_not_allowed', {

@@ -198,3 +198,35 @@ test('parameters: the count of an UPDATE whose SET value is a parameter the coun
     await c.end();
   }
 });
+
+test("a tenant's writes waiting for approval are bounded (approvals.max_pending_per_tenant); other tenants are not held back", async () => {
+  const p = await startTestProxy(db.url, {
+    policies: [path.join(dir, 'policy.yaml')],
+    admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') },
+    approvals: { max_pending_per_tenant: 2 },
+  });
+  const hold = async (user: string, id: number) => {
+    const c = new Client({ connectionString: p.url(user, user.replace('agent', 'password')) });
+    await c.connect();
+    try {
+      return await c.query(`${R}UPDATE orders SET total_cents = total_cents WHERE id = ${id}`).catch((e: { code?: string; routine?: string; detail?: string }) => e);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    const [own] = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1')).map((r) => r.id);
+    const [other] = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 2 ORDER BY id LIMIT 1')).map((r) => r.id);
+    const first = (await hold('tenant1-agent', own)) as { routine?: string; detail?: string };
+    expect(first.routine).toBe('ormai.pending_approval');
+    expect(((await hold('tenant1-agent', own)) as { routine?: string }).routine).toBe('ormai.pending_approval');
+    expect(await hold('tenant1-agent', own)).toMatchObject({ code: '53400', routine: 'ormai.approval_limit_reached' });
+    expect(((await hold('tenant2-agent', other)) as { routine?: string }).routine).toBe('ormai.pending_approval');
+    // Once one is decided there is room again.
+    const id = /approval_id=(\S+)/.exec(first.detail ?? '')![1];
+    expect((await api({ url: `http://127.0.0.1:${p.admin.port}` }, 'POST', `/approvals/${id}/deny`, { body: { approver: 'alice' } })).status).toBe(200);
+    expect(((await hold('tenant1-agent', own)) as { routine?: string }).routine).toBe('ormai.pending_approval');
+  } finally {
+    await p.close();
+  }
+});
