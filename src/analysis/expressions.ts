@@ -161,7 +161,8 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
           // OPERATOR(schema.op) looks the operator up in that schema, a hidden one included, and
           // runs its function, which the allow-list never saw: only pg_catalog's.
           const name = ((child as { name?: Node[] }).name ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
-          if (name.length > 1 && name[0] !== 'pg_catalog') {
+          // Unqualified, an operator only a schema of the search_path defines (not pg_catalog) is the same.
+          if ((name.length > 1 && name[0] !== 'pg_catalog') || (name.length === 1 && scope?.catalog.userOperators?.has(name[0]))) {
             throw new ProxyError('function_not_allowed', { message: `operator ${name.join('.')} is not allowed`, hint: 'Use the built-in operators, unqualified or qualified with pg_catalog.' });
           }
           break;

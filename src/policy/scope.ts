@@ -68,6 +68,11 @@ export interface CatalogSnapshot {
   parameterTypes: ReadonlySet<number>;
   /** The same types by pg_catalog name (arrays as `_elem`), for the types SQL PREPARE declares by name. */
   parameterTypeNames?: ReadonlyMap<string, number>;
+  /**
+   * Operator names that only schemas of the search_path other than pg_catalog define (an
+   * extension's, a DBA's): an unqualified use of one runs a function no allow-list saw.
+   */
+  userOperators?: ReadonlySet<string>;
   /** Why row-level security never applies to that role ('is a superuser', 'has BYPASSRLS'); absent when it can. */
   roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */

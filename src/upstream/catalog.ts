@@ -14,6 +14,12 @@ const TYPES = `
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
    WHERE n.nspname = 'pg_catalog'`;
 
+/** Operator names of the search_path's schemas that pg_catalog does not have (CatalogSnapshot.userOperators). */
+const USER_OPERATORS = `
+  SELECT DISTINCT o.oprname AS name FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+   WHERE n.nspname = ANY($1::text[])
+     AND NOT EXISTS (SELECT 1 FROM pg_operator b WHERE b.oprname = o.oprname AND b.oprnamespace = 'pg_catalog'::regnamespace)`;
+
 /** Base, enum, range and multirange types (and arrays of them), minus the reg* family; `unknown` is what drivers send for untyped text. */
 function parameterType(row: { name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }): boolean {
   if (row.name === 'unknown') return true;
@@ -202,6 +208,9 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       if (rel) rel.rowSecurity = facts;
     }
     const { roleBypassesRowSecurity } = security;
+    const userOperators = new Set(
+      ((await client.query(USER_OPERATORS, [searchPath])).rows as Array<{ name: string }>).map((r) => r.name),
+    );
     const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
     return {
       database: target.database,
@@ -211,6 +220,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       parameterTypes,
       parameterTypeNames,
       objects,
+      ...(userOperators.size ? { userOperators } : {}),
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
     };
   } finally {

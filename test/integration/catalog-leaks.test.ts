@@ -43,6 +43,9 @@ const SETUP = [
   'CREATE TYPE internal_notes_schema.internal_notes_range AS RANGE (subtype = int4)',
   'CREATE DOMAIN internal_notes_schema.internal_notes_domain AS int CHECK (VALUE > 0)',
   "CREATE COLLATION internal_notes_schema.internal_notes_coll (locale = 'C')",
+  // An operator of the search_path's schema over a function no allow-list has.
+  "CREATE FUNCTION internal_notes_add(a int, b int) RETURNS int LANGUAGE sql AS 'SELECT a + b'",
+  'CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = internal_notes_add)',
   'ANALYZE',
 ];
 
@@ -358,6 +361,7 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(text(await direct(t, `SELECT unnest(ARRAY[NULL::regclass, '${oid}']) AS r`))).toContain('internal_notes');
     expect(await direct(t, 'SELECT coalesce(NULL::regclass, $1)::oid::int AS o', ['internal_notes'])).toEqual([{ o: oid }]);
     expect(await direct(t, "SELECT ARRAY['internal_notes'::regclass] @> '{internal_notes}' AS c")).toEqual([{ c: true }]);
+    expect(await direct(t, 'SELECT 1 ### 2 AS s')).toEqual([{ s: 3 }]);
     for (const sql of [
       "SELECT coalesce(NULL::regclass, 'internal_notes')::oid",
       "SELECT coalesce('customers'::regclass, 'internal_notes')",
@@ -369,6 +373,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
       "WITH h (r) AS (SELECT NULL::regclass) SELECT coalesce(r, 'internal_notes') FROM h",
       "SELECT coalesce(y.r, 'internal_notes')::oid FROM (SELECT * FROM (SELECT NULL::regclass AS r) x) y",
       'SELECT 1 OPERATOR(internal_notes_schema.+) 2',
+      'SELECT 1 OPERATOR(public.###) 2',
+      'SELECT 1 ### 2',
     ]) {
       await refused(sql, mode, 'ormai.function_not_allowed');
     }
