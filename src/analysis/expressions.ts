@@ -75,6 +75,18 @@ function cteNames(tree: Node): Set<string> {
   return names;
 }
 
+/**
+ * OPERATOR(schema.op) looks the operator up in that schema, a hidden one included, and runs its
+ * function, which the allow-list never saw: only pg_catalog's. Unqualified, an operator name
+ * only another schema of the search path defines (CatalogSnapshot.userOperators) is the same.
+ */
+function checkOperator(names: Node[] | undefined, scope: ReadScope | undefined): void {
+  const name = (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+  if ((name.length > 1 && name[0] !== 'pg_catalog') || (name.length === 1 && scope?.catalog.userOperators?.has(name[0]))) {
+    throw new ProxyError('function_not_allowed', { message: `operator ${name.join('.')} is not allowed`, hint: 'Use the built-in operators, unqualified or qualified with pg_catalog.' });
+  }
+}
+
 const schemaSets = new WeakMap<ReadScope, ReadonlySet<string>>();
 const CATALOG_ONLY: ReadonlySet<string> = new Set(['pg_catalog']);
 
@@ -157,16 +169,16 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
         case 'CommonTableExpr':
           reserved((child as CommonTableExpr).ctename);
           break;
-        case 'A_Expr': {
-          // OPERATOR(schema.op) looks the operator up in that schema, a hidden one included, and
-          // runs its function, which the allow-list never saw: only pg_catalog's.
-          const name = ((child as { name?: Node[] }).name ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
-          // Unqualified, an operator only a schema of the search_path defines (not pg_catalog) is the same.
-          if ((name.length > 1 && name[0] !== 'pg_catalog') || (name.length === 1 && scope?.catalog.userOperators?.has(name[0]))) {
-            throw new ProxyError('function_not_allowed', { message: `operator ${name.join('.')} is not allowed`, hint: 'Use the built-in operators, unqualified or qualified with pg_catalog.' });
-          }
+        // Operators, wherever a statement names one: an expression, a sub-select comparison, ORDER BY … USING.
+        case 'A_Expr':
+          checkOperator((child as { name?: Node[] }).name, scope);
           break;
-        }
+        case 'SubLink':
+          checkOperator((child as { operName?: Node[] }).operName, scope);
+          break;
+        case 'SortBy':
+          checkOperator((child as { useOp?: Node[] }).useOp, scope);
+          break;
         case 'CollateClause': {
           // A qualified collation is looked up in its schema, a hidden one included: found or
           // not would tell. Unqualified, it is looked up along the pinned search_path.

@@ -7,11 +7,12 @@
 // functions (parse_coerce.c, select_common_type). Beside a reg* value,
 // `coalesce(NULL::regclass, 'payroll')` runs regclassin('payroll'): the oid of a hidden table,
 // or an error that tells hidden from missing. An operator is different: reg* types have none of
-// their own, so `typinput = 'f'`, IN, BETWEEN, NULLIF, CASE x WHEN and sub-select comparisons
-// read the text as an oid; only operators on reg* arrays (`@>`, `||`, array equality) read it as
-// names. So wherever such a group holds a value that may be of a reg* type (for operators, a reg*
-// array) and an untyped constant or parameter, the statement is refused; the agent can write the
-// explicit cast, which is checked.
+// their own, so `typinput = 'f'`, a one-item IN, BETWEEN, NULLIF, CASE x WHEN and sub-select
+// comparisons read the text as an oid; only operators on reg* arrays (`@>`, `||`, array
+// equality) read it as names, and so does an IN list of two or more constants (one array of the
+// left side's type). So wherever such a group holds a value that may be of a reg* type (for
+// operators, a reg* array) and an untyped constant or parameter, the statement is refused; the
+// agent can write the explicit cast, which is checked.
 //
 // What may be of a reg* type is decided syntactically and fails closed: a cast to a reg* type,
 // a function returning one, a catalog column of one, and any column, alias or whole row that a
@@ -231,11 +232,16 @@ function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; 
   const names: string[] = [];
   const positions = new Set<number>();
   const arrays = new Set<number>();
+  // A set operation's columns take their names from its first branch: every branch's name at a
+  // position counts once any branch gives a reg* value there.
+  const namesAt = new Map<number, string[]>();
   const note = (val: Node, i: number, named: string[]) => {
+    let at = namesAt.get(i);
+    if (!at) namesAt.set(i, (at = []));
+    at.push(...named);
     if (!mayBeReg(val, regs)) return;
     positions.add(i);
     if (mayBeRegArray(val, regs)) arrays.add(i);
-    names.push(...named);
   };
   for (const leaf of leaves(node)) {
     (leaf.targetList ?? []).forEach((t, i) => {
@@ -255,6 +261,7 @@ function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; 
       ((row as { List?: { items?: Node[] } }).List?.items ?? []).forEach((v, i) => note(v as Node, i, [`column${i + 1}`]));
     }
   }
+  for (const i of positions) names.push(...(namesAt.get(i) ?? []));
   return { names, positions, arrays };
 }
 
@@ -286,7 +293,9 @@ function arrayOf(out: Outputs, colnames: Node[] | undefined): (column: string) =
 /** What the statement's FROM items, CTEs and sub-selects give out that may be reg* values, to a fixed point. */
 function regNames(tree: Node): RegNames {
   const regs = new RegNames();
-  for (let round = 0; round < 8; round++) {
+  for (let round = 0; ; round++) {
+    // Names that carry a reg* value through more levels than this are not followed: refused.
+    if (round === 16) refuse();
     let changed = false;
     walk([tree], (node) => {
       if ('RangeVar' in node) {
@@ -311,6 +320,13 @@ function regNames(tree: Node): RegNames {
           const columns = derived(out, cte.aliascolnames);
           changed = regs.add(cte.ctename, columns, arrayOf(out, cte.aliascolnames)) || changed;
           changed = regs.add(`\u0000cte:${cte.ctename ?? ''}`, columns, arrayOf(out, cte.aliascolnames)) || changed;
+        }
+      } else if ('JoinExpr' in node) {
+        // (a JOIN b) AS j: j's columns are a's and b's; every name known so far, fail closed.
+        const join = node.JoinExpr as { alias?: { aliasname?: string; colnames?: Node[] } };
+        if (join.alias?.aliasname && regs.names.size > 0) {
+          const colnames = (join.alias.colnames ?? []).map((c) => ('String' in c ? (c.String.sval ?? '') : ''));
+          changed = regs.add(join.alias.aliasname, [...regs.names, ...colnames], () => regs.arrays.size > 0) || changed;
         }
       } else if ('RangeFunction' in node) {
         // unnest(ARRAY[x::regclass]) AS u(r): every name it gives out, when any argument may be reg*
@@ -408,6 +424,12 @@ export function checkRegCoercions(tree: Node, sources = hasRegSource(tree)): voi
     } else if ('A_Expr' in node) {
       const e = node.A_Expr as A_Expr;
       checkOperands(e.lexpr, e.rexpr, regs);
+      // x IN (a, b, …): two or more items without column references become one array of the
+      // common type of x and those items (parse_expr.c, transformAExprIn), each read with its input.
+      if (e.kind === 'AEXPR_IN' && e.rexpr && 'List' in e.rexpr) {
+        const constants = (e.rexpr.List.items ?? []).filter((item) => !walk([item], (n) => 'ColumnRef' in n));
+        if (constants.length >= 2) checkGroup([e.lexpr, ...constants], regs);
+      }
     } else if ('FuncCall' in node) {
       const call = node.FuncCall as FuncCall;
       if (UNIFYING_FUNCTIONS.has(lastName(call.funcname))) checkGroup(call.args ?? [], regs);

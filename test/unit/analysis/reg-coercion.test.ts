@@ -61,6 +61,16 @@ const REFUSED = [
   "SELECT coalesce(r, 'payroll') FROM unnest(ARRAY[NULL::regclass]) AS u(r)",
   "SELECT coalesce(regclass, 'payroll') FROM (SELECT NULL::regclass) s",
   "SELECT coalesce(m, 'payroll') FROM (SELECT max(NULL::regclass) AS m) s",
+  // Two or more constants in an IN list become one array of the left side's type.
+  "SELECT 1 FROM pg_type t WHERE t.typoutput IN ('a', 'secret_fn')",
+  "SELECT 1 FROM pg_type t WHERE t.typinput NOT IN ('int4in', $1)",
+  "SELECT NULL::regclass IN ('customers', 'hidden.payroll')",
+  // A set operation's column is named by its first branch; a join's alias carries its inputs' columns.
+  "SELECT coalesce(s.a, 'hidden.fn') FROM (SELECT NULL AS a UNION ALL SELECT typinput FROM pg_type) s",
+  "WITH s AS (SELECT NULL AS a UNION ALL SELECT typinput FROM pg_type) SELECT coalesce(a, 'hidden.fn') FROM s",
+  "SELECT coalesce(j.typinput, 'hidden.fn') FROM (pg_type t CROSS JOIN (SELECT 1 AS z) z) AS j",
+  // More levels of renaming than are followed.
+  `SELECT coalesce(r16, 'hidden.fn') FROM ${Array.from({ length: 16 }, (_, i) => `(SELECT r${i} AS r${i + 1} FROM `).join('')}(SELECT typinput AS r0 FROM pg_type) s0${Array.from({ length: 16 }, (_, i) => `) s${i + 1}`).join('')}`,
   // A * passes reg* columns on: through a sub-select, a CTE, a set operation's leaf.
   "SELECT coalesce(y.r, 'payroll')::oid FROM (SELECT * FROM (SELECT NULL::regclass AS r) x) y",
   'SELECT coalesce(y.r, $1)::oid FROM (SELECT x.* FROM (SELECT NULL::regclass AS r) x) y',
@@ -88,11 +98,12 @@ const ALLOWED = [
   "SELECT coalesce(name, 'none') FROM customers WHERE status IN ('a', 'b')",
   // Operators on scalar reg* values read the text as an oid (reg* types have no operators of their own).
   "SELECT 1 FROM pg_type WHERE typinput = 'secret_fn'",
-  "SELECT 1 FROM pg_type t WHERE t.typoutput IN ('a', 'secret_fn')",
   "SELECT NULL::regclass = ANY('{payroll}')",
   "SELECT NULL::regclass BETWEEN 'a' AND 'payroll'",
   "SELECT (NULL::regclass, 1) = ('payroll', 1)",
   "SELECT 'payroll' IN (SELECT NULL::regclass)",
+  "SELECT 1 FROM pg_type t WHERE t.typoutput IN ('secret_fn')",
+  "SELECT 1 FROM pg_type t WHERE t.typoutput IN ('a', t.typinput)",
   "SELECT 'secret_fn' = ANY (SELECT typinput FROM pg_type)",
   "SELECT (SELECT NULL::regclass) = 'payroll'",
   "SELECT CASE NULL::regclass WHEN 'payroll' THEN 1 END",
@@ -122,6 +133,7 @@ describe('other ways into the catalogs by name', () => {
     // An operator of another schema runs a function the allow-list never saw.
     ['SELECT 1 OPERATOR(hidden_schema.###) 2', 'function_not_allowed'],
     ['SELECT id FROM customers WHERE id OPERATOR(public.=) 1', 'function_not_allowed'],
+    ['SELECT 1 WHERE 1 OPERATOR(hidden_schema.=) ANY (SELECT 1)', 'function_not_allowed'],
     // An integer is a text search configuration by oid.
     ["SELECT to_tsvector(16437, 'hello')", 'function_not_allowed'],
     ["SELECT ts_headline(16437::oid, 'hello', 'a'::tsquery)", 'function_not_allowed'],
