@@ -362,6 +362,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await direct(t, 'SELECT coalesce(NULL::regclass, $1)::oid::int AS o', ['internal_notes'])).toEqual([{ o: oid }]);
     expect(await direct(t, "SELECT ARRAY['internal_notes'::regclass] @> '{internal_notes}' AS c")).toEqual([{ c: true }]);
     expect(await direct(t, 'SELECT 1 ### 2 AS s')).toEqual([{ s: 3 }]);
+    // An IN list of two constants is one array of the left side's type: each name is looked up.
+    await expect(direct(t, "SELECT 1 FROM pg_type WHERE typinput NOT IN ('int4in', 'no_such_fn_x')")).rejects.toThrow(/function "no_such_fn_x" does not exist/);
     for (const sql of [
       "SELECT coalesce(NULL::regclass, 'internal_notes')::oid",
       "SELECT coalesce('customers'::regclass, 'internal_notes')",
@@ -375,6 +377,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
       'SELECT 1 OPERATOR(internal_notes_schema.+) 2',
       'SELECT 1 OPERATOR(public.###) 2',
       'SELECT 1 ### 2',
+      "SELECT 1 FROM pg_type WHERE typinput NOT IN ('int4in', 'internal_notes_audit')",
+      'SELECT 1 WHERE 1 OPERATOR(internal_notes_schema.=) ANY (SELECT 1)',
     ]) {
       await refused(sql, mode, 'ormai.function_not_allowed');
     }
