@@ -12,6 +12,8 @@ export type PendingKind = 'query' | 'parse' | 'bind' | 'describe' | 'execute' | 
 
 export interface PendingItem {
   kind: PendingKind;
+  /** query and execute: a transaction statement (BEGIN, COMMIT, ROLLBACK, …) is among what it runs. */
+  transaction?: true;
   /** Set when the proxy refused the request: the upstream error is replaced by this one. */
   refused?: ProxyError;
   /** query: the row limit of each statement, in order; execute: the portal's cap. */
@@ -200,6 +202,12 @@ export class PendingQueue {
 
   get size(): number {
     return this.items.length - this.head;
+  }
+
+  /** Whether an item still pending passes `test`. */
+  some(test: (item: PendingItem) => boolean): boolean {
+    for (let i = this.head; i < this.items.length; i++) if (test(this.items[i] as PendingItem)) return true;
+    return false;
   }
 }
 

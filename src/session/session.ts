@@ -298,7 +298,9 @@ export class Session {
       this.pumping = false;
     }
     if (this.clientClosed && !this.ended && !this.terminating) {
-      this.release();
+      // As PostgreSQL does with a connection that closed: what it received runs to its end
+      // (bounded by statement_timeout), nothing is cancelled.
+      this.release(false);
       return;
     }
     if (this.server.writableLength > UPSTREAM_HIGH_WATER) this.client.pause();
@@ -473,6 +475,7 @@ export class Session {
       const text = strip ? result.statements.slice(0, -1).map((s) => s.sql).join('; ') : result.sql;
       const item: Omit<PendingItem, 'result'> = {
         kind: 'query',
+        ...(statements.some((s) => s.kind === 'transaction') ? { transaction: true as const } : {}),
         rowLimits: statements.map((s) => s.rowLimit),
         texts: texts(text, sql),
         ...(statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(statements) } : {}),
@@ -543,6 +546,7 @@ export class Session {
       this.forward(serialize.query(sql), {
         kind: 'query',
         silent: true,
+        ...(/^\s*(BEGIN|COMMIT|ROLLBACK)\b/i.test(sql) ? { transaction: true as const } : {}),
         answered: (_error, item) => resolve({ status: this.router.txStatus, ...(item?.ownTag ? { tag: item.ownTag } : {}), ...(item?.ownErrorFrame ? { error: { frame: item.ownErrorFrame, code: item.ownErrorCode ?? 'XX000', message: item.ownError ?? '' } } : {}) }),
       });
     });
@@ -816,6 +820,7 @@ export class Session {
       if (statement?.kind === 'transaction') this.batchTxn = true;
       this.forward(raw, {
         kind: 'execute',
+        ...(statement?.kind === 'transaction' ? { transaction: true as const } : {}),
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
         ...(spec ? { captures: [spec] } : {}),
@@ -1215,6 +1220,10 @@ export class Session {
   private abandonDrain(why: string): void {
     if (this.closed) return;
     if (this.drainTimer) clearTimeout(this.drainTimer);
+    // What is still unanswered may have committed the transaction's writes (a COMMIT; outside a
+    // block, a Sync or the end of a Query): their outcome is unknown then, not rolled back.
+    const idle = this.router.txStatus === 'I';
+    if (this.router.pending.some((item) => item.transaction === true || (idle && (item.kind === 'sync' || item.kind === 'query')))) this.txnWrites = [];
     this.router.abandon(new ProxyError('upstream_lost', { message: `${why}: the outcome of the statement is unknown` }), 'error');
     this.server.destroy();
     this.close();
