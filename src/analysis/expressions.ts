@@ -2,7 +2,7 @@
 import type { Alias, ColumnRef, CommonTableExpr, FuncCall, Node, RangeTableSample, RangeVar, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { checkAttributeNotation } from './attributes';
-import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
+import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction, policyAllowsFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
 import { checkConfigArgument, checkRegCoercions, isRegSource } from './reg-coercion';
 import { walk } from './rewrite/nodes';
@@ -78,12 +78,19 @@ function cteNames(tree: Node): Set<string> {
 /**
  * OPERATOR(schema.op) looks the operator up in that schema, a hidden one included, and runs its
  * function, which the allow-list never saw: only pg_catalog's. Unqualified, an operator name
- * only another schema of the search path defines (CatalogSnapshot.userOperators) is the same.
+ * only another schema of the search path defines (CatalogSnapshot.userOperators) is the same,
+ * unless the policy's allow_functions allows the functions behind it.
  */
 function checkOperator(names: Node[] | undefined, scope: ReadScope | undefined): void {
   const name = (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
-  if ((name.length > 1 && name[0] !== 'pg_catalog') || (name.length === 1 && scope?.catalog.userOperators?.has(name[0]))) {
-    throw new ProxyError('function_not_allowed', { message: `operator ${name.join('.')} is not allowed`, hint: 'Use the built-in operators, unqualified or qualified with pg_catalog.' });
+  // pgvector's <=>, pg_trgm's <%: allowed when the policy allows every function the name runs.
+  const functions = name.length === 1 ? scope?.catalog.userOperators?.get(name[0]) : undefined;
+  const refused = functions !== undefined && !functions.every(([schema, fn]) => policyAllowsFunction(schema, fn, scope?.policy));
+  if ((name.length > 1 && name[0] !== 'pg_catalog') || refused) {
+    throw new ProxyError('function_not_allowed', {
+      message: `operator ${name.join('.')} is not allowed`,
+      hint: "Use the built-in operators, unqualified or qualified with pg_catalog; an extension's operator needs its function in the policy's allow_functions.",
+    });
   }
 }
 

@@ -81,6 +81,12 @@ export function isFunctionAllowed(parts: readonly string[], policy: PolicySnapsh
   return BUILTIN.has(name) && !isRefusedByDefault(name);
 }
 
+/** Whether the policy's allow_functions names a function of another schema, qualified or by its name alone. */
+export function policyAllowsFunction(schema: string, name: string, policy: PolicySnapshot | undefined): boolean {
+  const allowed = allowedBy(policy);
+  return allowed.has(`${schema}.${name}`) || allowed.has(name);
+}
+
 const SESSION_HINT =
   'The database session belongs to the proxy: its user and role are not available to queries. current_schema() and current_database() answer the pinned schema and the database you connected to; CURRENT_DATE, CURRENT_TIMESTAMP and the like are free to use.';
 

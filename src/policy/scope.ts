@@ -70,9 +70,10 @@ export interface CatalogSnapshot {
   parameterTypeNames?: ReadonlyMap<string, number>;
   /**
    * Operator names that only schemas of the search_path other than pg_catalog define (an
-   * extension's, a DBA's): an unqualified use of one runs a function no allow-list saw.
+   * extension's, a DBA's), with the functions they run (schema, name): an unqualified use of one
+   * runs a function the built-in allow-list never saw, so only the policy's allow_functions may allow it.
    */
-  userOperators?: ReadonlySet<string>;
+  userOperators?: ReadonlyMap<string, ReadonlyArray<readonly [schema: string, name: string]>>;
   /** Why row-level security never applies to that role ('is a superuser', 'has BYPASSRLS'); absent when it can. */
   roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */

@@ -16,7 +16,9 @@ const TYPES = `
 
 /** Operator names of the search_path's schemas that pg_catalog does not have (CatalogSnapshot.userOperators). */
 const USER_OPERATORS = `
-  SELECT DISTINCT o.oprname AS name FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+  SELECT DISTINCT o.oprname AS name, fn.nspname AS function_schema, p.proname AS function_name
+    FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+    JOIN pg_proc p ON p.oid = o.oprcode JOIN pg_namespace fn ON fn.oid = p.pronamespace
    WHERE n.nspname = ANY($1::text[])
      AND NOT EXISTS (SELECT 1 FROM pg_operator b WHERE b.oprname = o.oprname AND b.oprnamespace = 'pg_catalog'::regnamespace)`;
 
@@ -208,9 +210,12 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       if (rel) rel.rowSecurity = facts;
     }
     const { roleBypassesRowSecurity } = security;
-    const userOperators = new Set(
-      ((await client.query(USER_OPERATORS, [searchPath])).rows as Array<{ name: string }>).map((r) => r.name),
-    );
+    const userOperators = new Map<string, Array<[schema: string, name: string]>>();
+    for (const r of (await client.query(USER_OPERATORS, [searchPath])).rows as Array<{ name: string; function_schema: string; function_name: string }>) {
+      const list = userOperators.get(r.name) ?? [];
+      list.push([r.function_schema, r.function_name]);
+      userOperators.set(r.name, list);
+    }
     const objects = await loadCatalogObjects(client, [...wanted], SERVED_SYSTEM_RELATIONS);
     return {
       database: target.database,

@@ -50,7 +50,7 @@ const catalog: CatalogSnapshot = {
 };
 
 /** A read scope over customers/orders/order_items/products/audit_log with `extra` policy keys. */
-export function scopeFor(extra: Record<string, unknown> = {}): ReadScope {
+export function scopeFor(extra: Record<string, unknown> = {}, catalogExtra: Partial<CatalogSnapshot> = {}): ReadScope {
   const raw = policySchema.parse({
     name: 'test',
     models: ['customers', 'orders', 'order_items', 'products', 'audit_log'],
@@ -58,7 +58,7 @@ export function scopeFor(extra: Record<string, unknown> = {}): ReadScope {
     enable_writes: [{ models: ['orders', 'audit_log'] }],
     ...extra,
   });
-  return compileScope(buildPolicy(raw, 'test.yaml'), catalog);
+  return compileScope(buildPolicy(raw, 'test.yaml'), { ...catalog, ...catalogExtra });
 }
 
 const PROTOCOLS: AnalysisContext['protocol'][] = ['simple', 'extended'];

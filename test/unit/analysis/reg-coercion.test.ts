@@ -145,6 +145,20 @@ describe('other ways into the catalogs by name', () => {
   ])('allowed: %s', (sql) => expect(code(sql)).toBe('allowed'));
 });
 
+describe("operators only an extension's schema defines", () => {
+  const userOperators = new Map([['<=>', [['public', 'cosine_distance'] as const]]]);
+  const code = (sql: string, extra: Record<string, unknown> = {}) => {
+    const a = analyze(sql, { protocol: 'simple', scope: scopeFor(extra, { userOperators }), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false });
+    return a.ok ? 'allowed' : a.error.code;
+  };
+  test('refused unless the policy allows the function behind them; built-in names are PostgreSQL to resolve', () => {
+    expect(code("SELECT id FROM customers ORDER BY name <=> 'x'")).toBe('function_not_allowed');
+    expect(code("SELECT id FROM customers ORDER BY name <=> 'x'", { allow_functions: ['cosine_distance'] })).toBe('allowed');
+    expect(code("SELECT id FROM customers ORDER BY name <=> 'x'", { allow_functions: ['public.cosine_distance'] })).toBe('allowed');
+    expect(code("SELECT id FROM customers WHERE name = 'x'")).toBe('allowed');
+  });
+});
+
 describe('text search configurations and collations named in a hidden schema', () => {
   const ctx = { protocol: 'simple' as const, scope: scopeFor(), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false };
   const code = (sql: string) => {
