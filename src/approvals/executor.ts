@@ -92,7 +92,7 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
  * row whose key the complete preview did not list, and it does not commit. A write held without a
  * preview (a shape the dry run cannot show) runs as approved.
  */
-function beyondPreview(approval: Approval, write: ExecutedWrite): string | undefined {
+export function beyondPreview(approval: Pick<Approval, 'preview'>, write: ExecutedWrite): string | undefined {
   if (!Array.isArray(approval.preview)) return undefined;
   const rows = approval.preview as Array<Record<string, unknown>>;
   const seen = rows.length === 0 ? 0 : Number(rows[0].affected_rows);
@@ -101,13 +101,29 @@ function beyondPreview(approval: Approval, write: ExecutedWrite): string | undef
   if (write.rowsAffected > seen) return `the write would now change ${write.rowsAffected} rows; the approvers saw ${seen}: ${again}`;
   const changed = write.changes?.rows;
   if (!changed || write.changes?.truncated || rows.length < seen) return undefined;
-  const keyOf = (row: Record<string, unknown>, names: string[]) => JSON.stringify(names.map((n) => (row[n] === null || row[n] === undefined ? null : String(row[n]))));
   for (const change of changed) {
     const names = Object.keys(change.key);
     if (names.length === 0 || !rows.every((r) => names.every((n) => Object.hasOwn(r, n)))) return undefined;
-    const shown = new Set(rows.map((r) => keyOf(r, names)));
-    if (!shown.has(keyOf(change.key, names))) return `the write would now change a row the approvers did not see (${keyOf(change.key, names)}): ${again}`;
+    const matches = rows.map((r) => names.map((n) => sameKey(r[n], change.key[n])));
+    // A key whose two forms cannot be compared (a timestamp's JSON and text forms) is not judged.
+    if (matches.some((m) => m.includes(undefined))) return undefined;
+    if (!matches.some((m) => m.every(Boolean))) {
+      return `the write would now change a row the approvers did not see (${JSON.stringify(names.map((n) => change.key[n]))}): ${again}`;
+    }
   }
+  return undefined;
+}
+
+/**
+ * A key value as the preview's JSON shows it against the text the write returned: equal,
+ * different, or undefined when the forms cannot be compared. json_agg writes numbers as JSON
+ * numbers (an int8 past 2^53 and numeric's trailing zeros are lost in JSON.parse), so numbers
+ * compare as numbers; strings compare as they are.
+ */
+function sameKey(shown: unknown, text: unknown): boolean | undefined {
+  if (shown === null || text === null || text === undefined) return shown === null && (text === null || text === undefined);
+  if (typeof shown === 'number') return Number(text) === shown;
+  if (typeof shown === 'string') return shown === String(text) ? true : /^\d{4}-\d\d-\d\d/.test(shown) ? undefined : false;
   return undefined;
 }
 

@@ -1,0 +1,31 @@
+// An approved write against the preview its approvers saw: more rows, or rows it did not list, and it does not commit.
+import { beyondPreview } from '../../../src/approvals/executor';
+import type { ExecutedWrite } from '../../../src/approvals/types';
+
+const write = (keys: Array<Record<string, string | null>>): ExecutedWrite => ({
+  rowsAffected: keys.length,
+  changes: { table: 'public.orders', operation: 'update', rows: keys.map((key) => ({ key })) },
+});
+
+describe('beyondPreview', () => {
+  test('more rows than the preview counted', () => {
+    expect(beyondPreview({ preview: [] }, write([{ id: '1' }]))).toMatch(/would now change 1 rows; the approvers saw 0/);
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1 }] }, write([{ id: '1' }]))).toBeUndefined();
+  });
+
+  test('a row the complete preview did not list, compared as PostgreSQL wrote each form', () => {
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1 }] }, write([{ id: '2' }]))).toMatch(/a row the approvers did not see \(\["2"\]\)/);
+    // json_agg writes an int8 as a JSON number that JSON.parse rounds; numeric loses its trailing zeros.
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1234567890123456800 }] }, write([{ id: '1234567890123456789' }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1.1 }] }, write([{ id: '1.10' }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 'a-1' }] }, write([{ id: 'a-1' }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 'a-1' }] }, write([{ id: 'a-2' }]))).toMatch(/did not see/);
+  });
+
+  test('not judged: no preview, an incomplete one, keys it does not list, forms that cannot be compared', () => {
+    expect(beyondPreview({}, write([{ id: '9' }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 150, id: 1 }] }, write([{ id: '9' }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 1, name: 'x' }] }, write([{ id: '9' }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 1, at: '2024-01-02T03:04:05' }] }, write([{ at: '2024-01-02 03:04:05' }]))).toBeUndefined();
+  });
+});
