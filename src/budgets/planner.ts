@@ -7,7 +7,8 @@ import type { CatalogSnapshot } from '../policy/scope';
 import { dataRowValues, errorFields, type BackendFrame } from '../protocol/backend/framer';
 import { barrierViewsCreation, type BarrierView } from '../analysis/rewrite/derived';
 import { connectUpstream, UpstreamConnectError, type UpstreamHandshake } from '../upstream/connect';
-import { estimateScanRows } from './scan-estimate';
+import { estimateScanRows, sequentialScans } from './scan-estimate';
+import { quoteIdent } from '../analysis/rewrite/nodes';
 import { TENANT_SETTING } from '../policy/row-security';
 
 export interface PlanParams {
@@ -151,6 +152,8 @@ export class Planner {
   // Keyed by whole rewritten texts: bounded by their length, not only their number (10,000 keys
   // of 300 kB statements would hold 3 GB).
   private readonly estimates = new LRUCache<string, number>({ max: 10_000, maxSize: 16 * 1024 * 1024, maxEntrySize: 256 * 1024, sizeCalculation: (_rows, key) => key.length + 32 });
+  /** A tenant's rows per table, for a minute: statistics move slowly. */
+  private readonly shares = new LRUCache<string, number>({ max: 10_000, ttl: 60_000 });
 
   constructor(
     private readonly target: UpstreamTarget,
@@ -167,7 +170,7 @@ export class Planner {
     cacheKey: string,
     views: readonly BarrierView[] = [],
     tenant?: string,
-    tenantTables?: ReadonlySet<string>,
+    tenantTables: ReadonlyMap<string, string> = new Map(),
   ): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
@@ -180,13 +183,32 @@ export class Planner {
       await conn.ensureViews(views).catch((err: Error) => {
         throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
       });
-      const text = await conn.explain(sql, params);
-      const rows = estimateScanRows(JSON.parse(text), catalog, tenantTables);
+      const plan: unknown = JSON.parse(await conn.explain(sql, params));
+      // A tenant-scoped table read whole counts the tenant's share of it, never its size.
+      const shares = new Map<string, number>();
+      for (const table of sequentialScans(plan, catalog)) {
+        const column = tenantTables.get(table);
+        if (column !== undefined && tenant !== undefined) shares.set(table, await this.tenantShare(conn, table, column, tenant));
+      }
+      const rows = estimateScanRows(plan, catalog, shares);
       this.estimates.set(cacheKey, rows);
       return rows;
     } finally {
       this.release(conn);
     }
+  }
+
+  /** The planner's estimate of one tenant's rows in a table (cached): what a sequential scan of it is budgeted at. */
+  private async tenantShare(conn: PlannerConnection, table: string, column: string, tenant: string): Promise<number> {
+    const key = `${table}\u0000${tenant}`;
+    const cached = this.shares.get(key);
+    if (cached !== undefined) return cached;
+    const [schema, name] = table.split('.');
+    const sql = `SELECT 1 FROM ${quoteIdent(schema)}.${quoteIdent(name)} WHERE ${quoteIdent(column)} = $1`;
+    const plan = JSON.parse(await conn.explain(sql, { types: [], values: [Buffer.from(tenant)], formats: [] })) as Array<{ Plan?: { 'Plan Rows'?: number } }>;
+    const rows = plan[0]?.Plan?.['Plan Rows'] ?? 0;
+    this.shares.set(key, rows);
+    return rows;
   }
 
   /**

@@ -26,29 +26,45 @@ const BLOCKING_NODES = new Set(['Sort', 'Incremental Sort', 'Aggregate', 'Hash',
  * Rows the statement is expected to read from tables (the system catalogs do not count):
  * - a sequential scan reads the whole table: the table's size (pg_class.reltuples, or the
  *   node's own estimate when larger or when the table was never analysed), except for a
- *   tenant-scoped table (`tenantTables`, schema.name): its size counts every tenant's rows, so
- *   only the node's own estimate of the rows it keeps counts (the statement_timeout bounds the
- *   rest of the scan);
+ *   tenant-scoped table (`tenantShares`, schema.name → the planner's estimate of the tenant's
+ *   rows): its size counts every tenant's rows, so the tenant's own share counts instead (the
+ *   statement_timeout bounds the rest of the scan);
  * - other scans read their estimated rows;
  * - the inner side of a nested loop runs once per outer row;
  * - a LIMIT shortens the scans below it in proportion, unless a blocking node (sort,
  *   aggregate, hash…) sits in between and reads everything first.
  */
-export function estimateScanRows(explainJson: unknown, catalog: CatalogSnapshot, tenantTables: ReadonlySet<string> = new Set()): number {
-  const root = (Array.isArray(explainJson) ? explainJson[0] : explainJson) as { Plan?: PlanNode } | undefined;
-  if (!root?.Plan) throw new Error('EXPLAIN output has no plan');
-  return Math.round(walk(root.Plan, 1, 1, catalog, tenantTables));
+export function estimateScanRows(explainJson: unknown, catalog: CatalogSnapshot, tenantShares: ReadonlyMap<string, number> = new Map()): number {
+  return Math.round(walk(rootPlan(explainJson), 1, 1, catalog, tenantShares));
 }
 
-function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogSnapshot, tenantTables: ReadonlySet<string>): number {
+function rootPlan(explainJson: unknown): PlanNode {
+  const root = (Array.isArray(explainJson) ? explainJson[0] : explainJson) as { Plan?: PlanNode } | undefined;
+  if (!root?.Plan) throw new Error('EXPLAIN output has no plan');
+  return root.Plan;
+}
+
+/** schema.name of the tables the plan reads with a sequential scan. */
+export function sequentialScans(explainJson: unknown, catalog: CatalogSnapshot): Set<string> {
+  const out = new Set<string>();
+  const stack = [rootPlan(explainJson)];
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    if (node['Node Type'] === 'Seq Scan' && node['Relation Name']) out.add(`${node.Schema ?? catalog.searchPath[0] ?? 'public'}.${node['Relation Name']}`);
+    stack.push(...(node.Plans ?? []));
+  }
+  return out;
+}
+
+function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogSnapshot, tenantShares: ReadonlyMap<string, number>): number {
   const type = node['Node Type'];
   let total = 0;
   if (SCAN_NODES.has(type) && !CATALOG_SCHEMAS.has(node.Schema ?? '')) {
     let rows = node['Plan Rows'] ?? 0;
     if (type === 'Seq Scan' && node['Relation Name']) {
       const name = `${node.Schema ?? catalog.searchPath[0] ?? 'public'}.${node['Relation Name']}`;
-      const rel = tenantTables.has(name) ? undefined : catalog.relations.get(name);
-      if (rel && rel.rowEstimate > rows) rows = rel.rowEstimate;
+      const share = tenantShares.get(name);
+      const size = share ?? catalog.relations.get(name)?.rowEstimate ?? 0;
+      if (size > rows) rows = size;
     }
     total += rows * loops * fraction;
   }
@@ -63,7 +79,7 @@ function walk(node: PlanNode, loops: number, fraction: number, catalog: CatalogS
   const outerRows = nested ? Math.max(1, children.find((c) => c['Parent Relationship'] === 'Outer')?.['Plan Rows'] ?? 1) : 1;
   for (const child of children) {
     const inner = nested && child['Parent Relationship'] === 'Inner';
-    total += walk(child, inner ? loops * outerRows * childFraction : loops, inner ? 1 : childFraction, catalog, tenantTables);
+    total += walk(child, inner ? loops * outerRows * childFraction : loops, inner ? 1 : childFraction, catalog, tenantShares);
   }
   return total;
 }

@@ -13,16 +13,16 @@ import { UpstreamConnectError } from '../upstream/connect';
 
 const MINUTE_MS = 60_000;
 
-const tenantTableSets = new WeakMap<ReadScope, ReadonlySet<string>>();
+const tenantTableMaps = new WeakMap<ReadScope, ReadonlyMap<string, string>>();
 
-/** schema.name of the scope's tenant-scoped tables: their sizes count other tenants' rows. */
-function tenantTables(scope: ReadScope): ReadonlySet<string> {
-  let set = tenantTableSets.get(scope);
-  if (!set) {
-    set = new Set([...scope.tables.values()].filter((t) => t.tenantColumn !== undefined).map((t) => `${t.schema}.${t.name}`));
-    tenantTableSets.set(scope, set);
+/** schema.name → tenant column of the scope's tenant-scoped tables: their sizes count other tenants' rows. */
+function tenantTables(scope: ReadScope): ReadonlyMap<string, string> {
+  let map = tenantTableMaps.get(scope);
+  if (!map) {
+    map = new Map([...scope.tables.values()].flatMap((t) => (t.tenantColumn !== undefined ? [[`${t.schema}.${t.name}`, t.tenantColumn] as const] : [])));
+    tenantTableMaps.set(scope, map);
   }
-  return set;
+  return map;
 }
 
 export interface BudgetDeps {

@@ -80,6 +80,10 @@ describe.each(modes)('under the $protocol protocol', ({ extended }) => {
       );
       expect(err).toMatchObject({ routine: 'ormai.scan_budget_exceeded', message: 'scan_budget_exceeded: the statement would scan more rows than the policy allows (5000)' });
     }, extended);
+    // The scan reads all of the tenant's rows whatever its filter keeps: tenant 2's 40,000 are over the budget.
+    await session(async (q) => {
+      await expect(q("SELECT count(*) FROM events WHERE kind LIKE '%zz%'")).rejects.toMatchObject({ routine: 'ormai.scan_budget_exceeded' });
+    }, extended, 'tenant2-agent');
   });
 
   test('join depth beyond max_join_depth is refused', async () => {

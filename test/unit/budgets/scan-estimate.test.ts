@@ -1,5 +1,5 @@
 // Scan estimates from EXPLAIN plans: whole tables for sequential scans, loops, LIMIT, blocking nodes.
-import { estimateScanRows } from '../../../src/budgets/scan-estimate';
+import { estimateScanRows, sequentialScans } from '../../../src/budgets/scan-estimate';
 import type { CatalogSnapshot } from '../../../src/policy/scope';
 
 const catalog: CatalogSnapshot = {
@@ -16,9 +16,11 @@ test('a sequential scan reads the whole table, whatever its filter keeps', () =>
   expect(estimateScanRows(plan(seq(10)), catalog)).toBe(50_000);
 });
 
-test("a sequential scan of a tenant-scoped table counts the rows the node keeps: the table's size counts every tenant's rows", () => {
-  expect(estimateScanRows(plan(seq(10)), catalog, new Set(['public.events']))).toBe(10);
-  expect(estimateScanRows(plan(seq(10)), catalog, new Set(['public.other']))).toBe(50_000);
+test("a sequential scan of a tenant-scoped table counts the tenant's share of it: the table's size counts every tenant's rows", () => {
+  expect(estimateScanRows(plan(seq(10)), catalog, new Map([['public.events', 300]]))).toBe(300);
+  expect(estimateScanRows(plan(seq(400)), catalog, new Map([['public.events', 300]]))).toBe(400);
+  expect(estimateScanRows(plan(seq(10)), catalog, new Map([['public.other', 300]]))).toBe(50_000);
+  expect([...sequentialScans(plan({ 'Node Type': 'Hash Join', Plans: [seq(1), { 'Node Type': 'Index Scan', 'Relation Name': 'x', Schema: 'public' }] }), catalog)]).toEqual(['public.events']);
 });
 
 test('an index scan reads its estimated rows', () => {
