@@ -71,7 +71,8 @@ export function visibility(scope: ReadScope): Visibility {
       if (visibleType(c) !== c.type) asText.push([rel.oid, c.attnum]);
       if (c.mask === 'null') nulled.push([rel.oid, c.attnum]);
       columnNames.push([t.schema, t.name, c.name]);
-      types.add(c.typeOid);
+      // A masked column reads as text: its real type (an enum's labels) is not the agent's to see.
+      if (visibleType(c) === c.type) types.add(c.typeOid);
       if (c.notNull && nsp !== undefined) notNullNames.push([t.schema, t.name, `${nsp}_${rel.oid}_${c.attnum}_not_null`]);
     }
   }
@@ -129,9 +130,17 @@ const oids = (list: readonly number[]): string => `'{${list.join(',')}}'::pg_cat
 const literal = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 const pairs = (list: ReadonlyArray<readonly [number, number]>): string => list.map(([r, a]) => `(${r}, ${a})`).join(', ');
 
-/** Types of visible namespaces, of visible columns, and the element types of visible columns' arrays (alias t). */
+/**
+ * Types of visible namespaces and of visible columns, with their arrays, the element types of
+ * visible array columns and the base types of visible domains (alias t): what a driver's type
+ * introspection (asyncpg) follows from a column's type.
+ */
 function visibleTypes(v: Visibility, t: string): string {
-  return `(${t}.typnamespace = ANY(${oids(v.namespaces)}) OR ${t}.oid = ANY(${oids(v.types)}) OR ${t}.typarray = ANY(${oids(v.types)}))`;
+  const types = oids(v.types);
+  return (
+    `(${t}.typnamespace = ANY(${oids(v.namespaces)}) OR ${t}.oid = ANY(${types}) OR ${t}.typarray = ANY(${types}) OR ${t}.typelem = ANY(${types})` +
+    ` OR ${t}.oid IN (SELECT d.typbasetype FROM pg_catalog.pg_type d WHERE d.oid = ANY(${types})))`
+  );
 }
 
 /** `(x.a, x.b, x.c) IN ((…), …)` over name triples, or false for none. */
