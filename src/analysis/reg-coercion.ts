@@ -21,6 +21,7 @@ import type { A_Expr, CaseExpr, ColumnRef, CommonTableExpr, FuncCall, Node, Rang
 import { ProxyError } from '../errors/catalogue';
 import { REG_TYPES } from './function-allowlist';
 import { figure } from './range-entries';
+import { qualifiedName } from './rewrite/catalog-functions';
 import { walk } from './rewrite/nodes';
 
 /** Columns of reg* types in system relations (PostgreSQL 15–18), by relation. */
@@ -383,8 +384,9 @@ function checkOperands(left: Node | undefined, right: Node | undefined, regs: Re
 export function checkConfigArgument(call: FuncCall, visibleSchemas: ReadonlySet<string>): void {
   const args = call.args ?? [];
   if (args.length < 2 || !REGCONFIG_FUNCTIONS.has(lastName(call.funcname))) return;
-  // ts_headline(document, query) has no configuration; with three or four arguments it may.
-  if (lastName(call.funcname) === 'ts_headline' && args.length === 2) return;
+  // ts_headline(document, query[, options]) has no configuration: two arguments, or three whose
+  // second is a query (PostgreSQL picks that form then).
+  if (lastName(call.funcname) === 'ts_headline' && (args.length === 2 || (args.length === 3 && isQuery(args[1])))) return;
   // An integer or oid becomes a regconfig by an implicit cast: a configuration by oid, hidden ones included.
   const first = args[0];
   if (('A_Const' in first && (first.A_Const.ival !== undefined || first.A_Const.fval !== undefined)) || ('TypeCast' in first && /^(int[248]|oid|integer|bigint|smallint|numeric)$/.test(lastName(first.TypeCast.typeName?.names)))) {
@@ -395,12 +397,19 @@ export function checkConfigArgument(call: FuncCall, visibleSchemas: ReadonlySet<
   }
   if (!untyped(first)) return;
   const text = 'A_Const' in args[0] ? args[0].A_Const.sval?.sval : undefined;
-  const schema = text === undefined ? undefined : /^\s*"?([^".]*)"?\s*\./.exec(text)?.[1]?.toLowerCase();
-  if (text !== undefined && (schema === undefined ? !text.includes('.') : visibleSchemas.has(schema))) return;
+  // Read as PostgreSQL reads the name: quoted parts as they are, the rest folded, at most two.
+  const parts = text === undefined ? undefined : qualifiedName(text);
+  if (parts && (parts.length === 1 || visibleSchemas.has(parts[0]))) return;
   throw new ProxyError('function_not_allowed', {
     message: `text search configuration "${text ?? `$${(args[0] as { ParamRef?: { number?: number } }).ParamRef?.number ?? ''}`}" is not allowed`,
     hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",
   });
+}
+
+/** A tsquery value by its form: a cast to tsquery or a call of a function that makes one. */
+function isQuery(node: Node): boolean {
+  if ('TypeCast' in node) return lastName(node.TypeCast.typeName?.names) === 'tsquery';
+  return 'FuncCall' in node && /tsquery$/.test(lastName(node.FuncCall.funcname));
 }
 
 /**

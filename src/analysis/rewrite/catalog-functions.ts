@@ -237,7 +237,7 @@ function regCast(cast: TypeCast): { name: string; array: boolean } | undefined {
 }
 
 /** A qualified name as PostgreSQL reads it in reg* input: dots outside quotes split, unquoted parts fold to lower case. */
-function qualifiedName(text: string): string[] | undefined {
+export function qualifiedName(text: string): string[] | undefined {
   const parts: string[] = [];
   let i = 0;
   while (i <= text.length) {

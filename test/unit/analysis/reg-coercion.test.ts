@@ -170,12 +170,18 @@ describe('text search configurations and collations named in a hidden schema', (
     ["SELECT to_tsquery('\"hidden_schema\".cfg', 'a')", 'function_not_allowed'],
     ['SELECT plainto_tsquery($1, $2)', 'function_not_allowed'],
     ['SELECT name COLLATE hidden_schema.secret_coll FROM customers', 'type_not_allowed'],
+    // Quoted parts keep their case; three parts are refused.
+    ["SELECT to_tsvector('\"PUBLIC\".cfg', name) FROM customers", 'function_not_allowed'],
+    ["SELECT to_tsvector('app.hidden.cfg', name) FROM customers", 'function_not_allowed'],
   ])('refused: %s', (sql, expected) => expect(code(sql)).toBe(expected));
   test.each([
     "SELECT to_tsvector('english', name) FROM customers",
     "SELECT to_tsvector('pg_catalog.english', name), to_tsvector(name) FROM customers",
     'SELECT to_tsquery($1)',
     'SELECT name COLLATE "C", name COLLATE pg_catalog."default" FROM customers',
+    "SELECT to_tsvector('Public.english', name) FROM customers",
+    // ts_headline(document, query, options): no configuration there.
+    "SELECT ts_headline('Hello. world', to_tsquery('x'), 'MaxWords=5')",
   ])('allowed: %s', (sql) => expect(code(sql)).toBe('allowed'));
 });
 
