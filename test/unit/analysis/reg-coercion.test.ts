@@ -118,12 +118,14 @@ const ALLOWED = [
   "SELECT o.status FROM orders o, (SELECT NULL::regclass AS r) s WHERE o.status = 'paid'",
 ];
 
+/** The whole analysis under a policy over the expression cases' catalog: 'allowed' or the refusal's code. */
+function analyzed(sql: string, extra: Record<string, unknown> = {}, catalogExtra: Parameters<typeof scopeFor>[1] = {}): string {
+  const a = analyze(sql, { protocol: 'simple', scope: scopeFor(extra, catalogExtra), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false });
+  return a.ok ? 'allowed' : a.error.code;
+}
+const code = (sql: string) => analyzed(sql);
+
 describe('other ways into the catalogs by name', () => {
-  const ctx = { protocol: 'simple' as const, scope: scopeFor(), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false };
-  const code = (sql: string) => {
-    const a = analyze(sql, ctx);
-    return a.ok ? 'allowed' : a.error.code;
-  };
   test.each([
     // The system catalogs' row types have reg* and aclitem fields, read from the agent's text.
     ["SELECT json_populate_record(NULL::pg_sequences, '{\"data_type\": \"payroll\"}')", 'type_not_allowed'],
@@ -147,10 +149,7 @@ describe('other ways into the catalogs by name', () => {
 
 describe("operators only an extension's schema defines", () => {
   const userOperators = new Map([['<=>', [['public', 'cosine_distance'] as const]]]);
-  const code = (sql: string, extra: Record<string, unknown> = {}) => {
-    const a = analyze(sql, { protocol: 'simple', scope: scopeFor(extra, { userOperators }), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false });
-    return a.ok ? 'allowed' : a.error.code;
-  };
+  const code = (sql: string, extra: Record<string, unknown> = {}) => analyzed(sql, extra, { userOperators });
   test('refused unless the policy allows the function behind them; built-in names are PostgreSQL to resolve', () => {
     expect(code("SELECT id FROM customers ORDER BY name <=> 'x'")).toBe('function_not_allowed');
     expect(code("SELECT id FROM customers ORDER BY name <=> 'x'", { allow_functions: ['cosine_distance'] })).toBe('allowed');
@@ -160,11 +159,6 @@ describe("operators only an extension's schema defines", () => {
 });
 
 describe('text search configurations and collations named in a hidden schema', () => {
-  const ctx = { protocol: 'simple' as const, scope: scopeFor(), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false };
-  const code = (sql: string) => {
-    const a = analyze(sql, ctx);
-    return a.ok ? 'allowed' : a.error.code;
-  };
   test.each([
     ["SELECT to_tsvector('hidden_schema.cfg', name) FROM customers", 'function_not_allowed'],
     ["SELECT to_tsquery('\"hidden_schema\".cfg', 'a')", 'function_not_allowed'],
