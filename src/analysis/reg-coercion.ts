@@ -362,6 +362,23 @@ function checkGroup(members: ReadonlyArray<Node | undefined>, regs: RegNames, ty
   if (members.some((m) => typed(m, regs))) refuse();
 }
 
+/** Whether the expression reads a column of its own query level (not only inside sub-selects). */
+function readsColumns(node: Node): boolean {
+  const stack: unknown[] = [node];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      stack.push(...value);
+      continue;
+    }
+    const n = value as Any;
+    if ('ColumnRef' in n) return true;
+    for (const key in n) if (key !== 'subselect') stack.push(n[key]);
+  }
+  return false;
+}
+
 /** The operands of an operator (a row comparison pairs its members by position), as operators read them. */
 function checkOperands(left: Node | undefined, right: Node | undefined, regs: RegNames): void {
   const rowItems = (n: Node | undefined): Node[] | undefined => (n && 'RowExpr' in n ? (n.RowExpr.args ?? []) : undefined);
@@ -369,6 +386,12 @@ function checkOperands(left: Node | undefined, right: Node | undefined, regs: Re
   const r = rowItems(right);
   if (l && r) {
     for (let i = 0; i < Math.max(l.length, r.length); i++) checkGroup([l[i], r[i]], regs, mayBeRegArray);
+    return;
+  }
+  // ROW(…) IN (ROW(…), …): each row against the left one, column by column.
+  const rows = right && 'List' in right ? (right.List.items ?? []).map((item) => rowItems(item)) : [];
+  if (l && rows.length > 0 && rows.every(Boolean)) {
+    for (let i = 0; i < l.length; i++) checkGroup([l[i], ...rows.map((row) => row![i])], regs, mayBeRegArray);
     return;
   }
   const list = (n: Node | undefined): Array<Node | undefined> => (n && 'List' in n ? (n.List.items ?? []) : [n]);
@@ -387,15 +410,15 @@ export function checkConfigArgument(call: FuncCall, visibleSchemas: ReadonlySet<
   // ts_headline(document, query[, options]) has no configuration: two arguments, or three whose
   // second is a query (PostgreSQL picks that form then).
   if (lastName(call.funcname) === 'ts_headline' && (args.length === 2 || (args.length === 3 && isQuery(args[1])))) return;
-  // An integer or oid becomes a regconfig by an implicit cast: a configuration by oid, hidden ones included.
+  // Anything but a string constant may be a number (an implicit cast makes an integer or an oid a
+  // regconfig: a configuration by oid, hidden ones included) or a bound name: refused.
   const first = args[0];
-  if (('A_Const' in first && (first.A_Const.ival !== undefined || first.A_Const.fval !== undefined)) || ('TypeCast' in first && /^(int[248]|oid|integer|bigint|smallint|numeric)$/.test(lastName(first.TypeCast.typeName?.names)))) {
+  if (!('A_Const' in first && first.A_Const.sval !== undefined)) {
     throw new ProxyError('function_not_allowed', {
-      message: 'a text search configuration given by number is not allowed',
+      message: 'a text search configuration must be named by a string constant',
       hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",
     });
   }
-  if (!untyped(first)) return;
   const text = 'A_Const' in args[0] ? args[0].A_Const.sval?.sval : undefined;
   // Read as PostgreSQL reads the name: quoted parts as they are, the rest folded, at most two.
   const parts = text === undefined ? undefined : qualifiedName(text);
@@ -436,7 +459,8 @@ export function checkRegCoercions(tree: Node, sources = hasRegSource(tree)): voi
       // x IN (a, b, …): two or more items without column references become one array of the
       // common type of x and those items (parse_expr.c, transformAExprIn), each read with its input.
       if (e.kind === 'AEXPR_IN' && e.rexpr && 'List' in e.rexpr) {
-        const constants = (e.rexpr.List.items ?? []).filter((item) => !walk([item], (n) => 'ColumnRef' in n));
+        // "Constants" as PostgreSQL counts them: no column of this query level (a sub-select's own do not count).
+        const constants = (e.rexpr.List.items ?? []).filter((item) => !readsColumns(item));
         if (constants.length >= 2) checkGroup([e.lexpr, ...constants], regs);
       }
     } else if ('FuncCall' in node) {

@@ -436,6 +436,11 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await rows(`SELECT count(*)::int AS n FROM pg_range WHERE rngtypid = ${h.range}`, mode)).toEqual([{ n: 0 }]);
     expect(await rows(`SELECT count(*)::int AS n FROM pg_collation WHERE collnamespace = ${h.ns}`, mode)).toEqual([{ n: 0 }]);
     expect(await rows(`SELECT format_type(${h.range}, NULL) AS f, ${h.range}::regtype AS r`, mode)).toEqual([{ f: null, r: null }]);
+    // A type modifier raises an error only for a type that exists: dropped before the lookup.
+    await expect(direct(t, "SELECT to_regtype('internal_notes_schema.internal_notes_status(1)')")).rejects.toThrow(/type modifier is not allowed/);
+    const typmod = "SELECT ('internal_notes_schema.internal_notes_status(1)'::text)::regtype AS a, ('internal_notes_schema.no_such(1)'::text)::regtype AS b, ('lower(internal_notes_schema.internal_notes_status(1))'::text)::regprocedure AS c";
+    expect(await rows(typmod, mode)).toEqual([{ a: null, b: null, c: null }]);
+    await refused("SELECT 'lower(internal_notes_schema.internal_notes_status)'::regprocedure", mode, 'ormai.type_not_allowed');
     // Named in that schema, a collation or a text search configuration is refused whether it exists or not.
     for (const name of ['internal_notes_coll', 'no_such_coll']) await refused(`SELECT 'a' COLLATE internal_notes_schema.${name} AS c`, mode, 'ormai.type_not_allowed');
     await refused("SELECT to_tsvector('internal_notes_schema.internal_notes_cfg', 'a') AS v", mode, 'ormai.function_not_allowed');

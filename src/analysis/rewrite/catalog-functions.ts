@@ -123,6 +123,11 @@ function visibleObject(lookup: Lookup, arg: Node, textual: boolean, database?: s
     name = `pg_catalog.regexp_replace(${name}, '^(?:${forms.replace(/'/g, "''")})\\.(?=.+\\..+)', '')`;
   }
   if (textual && lookup.byName) {
+    // A type modifier makes to_regtype and to_regprocedure raise an error for a type that has
+    // none, and only for a type that exists, hidden or not: a type's is dropped, and a function
+    // signature with one looks nothing up.
+    if (lookup.byName === 'to_regtype') name = `pg_catalog.regexp_replace(${name}, '\\([^()]*\\)', '', 'g')`;
+    if (lookup.byName === 'to_regprocedure') name = `CASE WHEN ${name} ~ '\\([^()]*\\(' THEN NULL ELSE ${name} END`;
     return fill(`(SELECT ormai_g.${lookup.column} FROM (SELECT ormai_arg0 AS ormai_v0) ormai_a, pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = pg_catalog.${lookup.byName}(${name}) LIMIT 1)`, [arg]);
   }
   return guarded([arg], AS_OID, `EXISTS (SELECT 1 FROM pg_catalog.${lookup.catalog} ormai_g WHERE ormai_g.${lookup.column} = ${AS_OID})`);
@@ -282,6 +287,26 @@ function checkTypeText(text: string, scope: ReadScope): void {
   checkTypeName(cast.typeName, scope.catalog.types);
 }
 
+/** A signature's argument types, split at the commas outside parentheses and quotes. */
+function splitArguments(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') quoted = !quoted;
+    else if (!quoted && c === '(') depth++;
+    else if (!quoted && c === ')') depth--;
+    else if (!quoted && depth === 0 && c === ',') {
+      out.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start).trim());
+  return out;
+}
+
 /** The elements of a constant array literal of plain names ('{int,int8}'), or undefined. */
 function arrayElements(text: string): string[] | undefined {
   const m = /^\s*\{(.*)\}\s*$/s.exec(text);
@@ -312,9 +337,12 @@ function checkConstant(kind: string, text: string, scope: ReadScope): Node | und
       throw new ProxyError('model_not_allowed', { message: `schema "${text}" does not exist` });
     }
     default: {
-      // regproc, regprocedure: looked up among the built-in functions only.
+      // regproc, regprocedure: looked up among the built-in functions only, and so are the
+      // argument types of a signature (each is looked up wherever it is named).
       const m = /^\s*(?:pg_catalog\s*\.\s*)?([a-z_][a-z0-9_]*)\s*(\(.*\))?\s*$/s.exec(text);
       if (!m) throw new ProxyError('function_not_allowed', { message: `function "${text}" does not exist` });
+      const args = m[2]?.slice(1, -1).trim();
+      if (args) for (const type of splitArguments(args)) checkTypeText(type, scope);
       return undefined;
     }
   }

@@ -1,6 +1,5 @@
 // Untyped strings and parameters beside reg* values: refused wherever PostgreSQL would read them as a name; everything else passes.
 import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
-import { rewriteReads } from '../../../src/analysis/rewrite';
 import { scopeFor } from './expression-cases';
 import { principal } from './rewrite-scope';
 import { parseStatements } from '../../../src/analysis/parser';
@@ -65,6 +64,10 @@ const REFUSED = [
   "SELECT 1 FROM pg_type t WHERE t.typoutput IN ('a', 'secret_fn')",
   "SELECT 1 FROM pg_type t WHERE t.typinput NOT IN ('int4in', $1)",
   "SELECT NULL::regclass IN ('customers', 'hidden.payroll')",
+  // A sub-select's own columns do not make an item a column of this level; rows pair column by column.
+  "SELECT n FROM generate_series(16000, 17000) n WHERE n IN ('payroll', (SELECT r FROM (SELECT 'customers'::regclass AS r) s))",
+  "SELECT ROW(ARRAY['customers'::regclass]) IN (ROW('{payroll}'))",
+  "SELECT (ARRAY['customers'::regclass], 1) IN (('{payroll}', 1), ('{x}', 2))",
   // A set operation's column is named by its first branch; a join's alias carries its inputs' columns.
   "SELECT coalesce(s.a, 'hidden.fn') FROM (SELECT NULL AS a UNION ALL SELECT typinput FROM pg_type) s",
   "WITH s AS (SELECT NULL AS a UNION ALL SELECT typinput FROM pg_type) SELECT coalesce(a, 'hidden.fn') FROM s",
@@ -120,7 +123,8 @@ const ALLOWED = [
 
 /** The whole analysis under a policy over the expression cases' catalog: 'allowed' or the refusal's code. */
 function analyzed(sql: string, extra: Record<string, unknown> = {}, catalogExtra: Parameters<typeof scopeFor>[1] = {}): string {
-  const a = analyze(sql, { protocol: 'simple', scope: scopeFor(extra, catalogExtra), rewrite: rewriteReads, principal: principal('1'), writeGate: () => false });
+  // No rewrite given: the read rewrite runs, which is what allows reg* casts (it guards them).
+  const a = analyze(sql, { protocol: 'simple', scope: scopeFor(extra, catalogExtra), principal: principal('1'), writeGate: () => false });
   return a.ok ? 'allowed' : a.error.code;
 }
 const code = (sql: string) => analyzed(sql);
@@ -139,9 +143,15 @@ describe('other ways into the catalogs by name', () => {
     // An integer is a text search configuration by oid.
     ["SELECT to_tsvector(16437, 'hello')", 'function_not_allowed'],
     ["SELECT ts_headline(16437::oid, 'hello', 'a'::tsquery)", 'function_not_allowed'],
+    ["SELECT to_tsvector(n, 'x') FROM (SELECT 16437 AS n) s", 'function_not_allowed'],
+    ["SELECT to_tsvector(16437 + 0, 'x')", 'function_not_allowed'],
+    // A signature's argument types are looked up wherever they are named: built-in ones only.
+    ["SELECT 'lower(hidden_schema.henum)'::regprocedure", 'type_not_allowed'],
+    ["SELECT 'lower(text, payroll)'::regprocedure", 'type_not_allowed'],
   ])('refused: %s', (sql, expected) => expect(code(sql)).toBe(expected));
   test.each([
     'SELECT 1 OPERATOR(pg_catalog.+) 2',
+    "SELECT 'lower(text)'::regprocedure, 'pg_catalog.btrim(text, text)'::regprocedure, 'now()'::regprocedure",
     "SELECT ts_headline(name, 'a'::tsquery), ts_headline(name, 'a'::tsquery, 'MaxWords=5') FROM customers",
     "SELECT NULL::pg_lsn, NULL::int4range",
   ])('allowed: %s', (sql) => expect(code(sql)).toBe('allowed'));
