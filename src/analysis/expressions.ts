@@ -85,7 +85,9 @@ function checkOperator(names: Node[] | undefined, scope: ReadScope | undefined):
   const name = (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
   // pgvector's <=>, pg_trgm's <%: allowed when the policy allows every function the name runs.
   const functions = name.length === 1 ? scope?.catalog.userOperators?.get(name[0]) : undefined;
-  const refused = functions !== undefined && !functions.every(([schema, fn]) => policyAllowsFunction(schema, fn, scope?.policy));
+  // A name neither pg_catalog nor the loaded catalog knows: an operator made since it was loaded.
+  const unknown = name.length === 1 && functions === undefined && scope?.catalog.builtinOperators !== undefined && !scope.catalog.builtinOperators.has(name[0]);
+  const refused = unknown || (functions !== undefined && !functions.every(([schema, fn]) => policyAllowsFunction(schema, fn, scope?.policy)));
   if ((name.length > 1 && name[0] !== 'pg_catalog') || refused) {
     throw new ProxyError('function_not_allowed', {
       message: `operator ${name.join('.')} is not allowed`,
@@ -143,7 +145,7 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
       if (!regSources && isRegSource(key, child)) regSources = true;
       switch (key) {
         case 'FuncCall':
-          checkFuncCall(child as FuncCall, policy, guarded);
+          checkFuncCall(child as FuncCall, policy, guarded, scope?.catalog.userFunctions);
           checkConfigArgument(child as FuncCall, schemas);
           break;
         case 'TypeCast': {

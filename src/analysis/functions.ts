@@ -90,12 +90,26 @@ export function policyAllowsFunction(schema: string, name: string, policy: Polic
 const SESSION_HINT =
   'The database session belongs to the proxy: its user and role are not available to queries. current_schema() and current_database() answer the pinned schema and the database you connected to; CURRENT_DATE, CURRENT_TIMESTAMP and the like are free to use.';
 
-/** `catalog`: the read rewrite runs (a scope, the real rewrite), which guards catalog helper calls. */
-export function checkFuncCall(call: FuncCall, policy: PolicySnapshot | undefined, catalog = false): void {
+/**
+ * `catalog`: the read rewrite runs (a scope, the real rewrite), which guards catalog helper calls.
+ * `userFunctions`: names of functions the search path's schemas define besides pg_catalog
+ * (CatalogSnapshot.userFunctions).
+ */
+export function checkFuncCall(call: FuncCall, policy: PolicySnapshot | undefined, catalog = false, userFunctions?: ReadonlySet<string>): void {
   const parts = nameParts(call.funcname);
   // current_database() is answered by the read rewrite, which needs a policy; without one the
   // upstream database's name would reach the agent.
   const upstreamName = !policy && parts[parts.length - 1] === 'current_database';
+  // Unqualified, a built-in's name that a schema of the search path overloads (public.lower(int))
+  // runs whichever PostgreSQL's resolution picks, the overload included: only pg_catalog.f, or
+  // the policy's allow_functions naming it.
+  const name = parts[parts.length - 1];
+  if (parts.length === 1 && userFunctions?.has(name) && !allowedBy(policy).has(name)) {
+    throw new ProxyError('function_not_allowed', {
+      message: `function ${quoteIdent(name)}() is not allowed: a schema of the search path defines a function of that name too`,
+      hint: `Qualify the built-in: pg_catalog.${name}(…).`,
+    });
+  }
   if (!upstreamName && isFunctionAllowed(parts, policy, catalog)) return;
   if (call.funcformat === 'COERCE_SQL_SYNTAX') {
     // Written as SQL syntax (SYSTEM_USER, XMLEXISTS(...)): name it as the agent wrote it.

@@ -69,11 +69,19 @@ export interface CatalogSnapshot {
   /** The same types by pg_catalog name (arrays as `_elem`), for the types SQL PREPARE declares by name. */
   parameterTypeNames?: ReadonlyMap<string, number>;
   /**
-   * Operator names that only schemas of the search_path other than pg_catalog define (an
-   * extension's, a DBA's), with the functions they run (schema, name): an unqualified use of one
-   * runs a function the built-in allow-list never saw, so only the policy's allow_functions may allow it.
+   * Operator names that schemas of the search_path define besides pg_catalog (a DBA's, whatever
+   * its name; an extension's, when pg_catalog has no operator of that name), with the functions
+   * they run (schema, name): an unqualified use of one may run a function the built-in allow-list
+   * never saw, so only the policy's allow_functions may allow it.
    */
   userOperators?: ReadonlyMap<string, ReadonlyArray<readonly [schema: string, name: string]>>;
+  /** pg_catalog's operator names: another one (made since the catalog was loaded) is refused. */
+  builtinOperators?: ReadonlySet<string>;
+  /**
+   * Names of functions that schemas of the search path define, other than an extension's: an
+   * unqualified call of such a name may run one of them (a DBA's public.lower(int)).
+   */
+  userFunctions?: ReadonlySet<string>;
   /** Why row-level security never applies to that role ('is a superuser', 'has BYPASSRLS'); absent when it can. */
   roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */

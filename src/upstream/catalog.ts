@@ -19,8 +19,17 @@ const USER_OPERATORS = `
   SELECT DISTINCT o.oprname AS name, fn.nspname AS function_schema, p.proname AS function_name
     FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
     JOIN pg_proc p ON p.oid = o.oprcode JOIN pg_namespace fn ON fn.oid = p.pronamespace
-   WHERE n.nspname = ANY($1::text[])
-     AND NOT EXISTS (SELECT 1 FROM pg_operator b WHERE b.oprname = o.oprname AND b.oprnamespace = 'pg_catalog'::regnamespace)`;
+   WHERE n.nspname = ANY($1::text[]) AND n.nspname <> 'pg_catalog'
+     AND (NOT EXISTS (SELECT 1 FROM pg_operator b WHERE b.oprname = o.oprname AND b.oprnamespace = 'pg_catalog'::regnamespace)
+          OR NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_operator'::regclass AND d.objid = o.oid AND d.deptype = 'e'))`;
+
+const BUILTIN_OPERATORS = `SELECT DISTINCT oprname AS name FROM pg_operator WHERE oprnamespace = 'pg_catalog'::regnamespace`;
+
+/** Functions of the search_path's schemas that are no extension's (CatalogSnapshot.userFunctions). */
+const USER_FUNCTIONS = `
+  SELECT DISTINCT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = ANY($1::text[]) AND n.nspname <> 'pg_catalog'
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')`;
 
 /** Base, enum, range and multirange types (and arrays of them), minus the reg* family; `unknown` is what drivers send for untyped text. */
 function parameterType(row: { name: string; typtype: string; elem_typtype: string | null; elem_name: string | null }): boolean {
@@ -226,6 +235,8 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       parameterTypeNames,
       objects,
       ...(userOperators.size ? { userOperators } : {}),
+      builtinOperators: new Set(((await client.query(BUILTIN_OPERATORS)).rows as Array<{ name: string }>).map((r) => r.name)),
+      userFunctions: new Set(((await client.query(USER_FUNCTIONS, [searchPath])).rows as Array<{ name: string }>).map((r) => r.name)),
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
     };
   } finally {

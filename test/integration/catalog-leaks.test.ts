@@ -46,6 +46,10 @@ const SETUP = [
   // An operator of the search_path's schema over a function no allow-list has.
   "CREATE FUNCTION internal_notes_add(a int, b int) RETURNS int LANGUAGE sql AS 'SELECT a + b'",
   'CREATE OPERATOR ### (LEFTARG = int, RIGHTARG = int, FUNCTION = internal_notes_add)',
+  // Overloads of a built-in function and a built-in operator: PostgreSQL's resolution picks them for their types.
+  "CREATE FUNCTION md5(n int) RETURNS text LANGUAGE sql AS $$SELECT 'internal_notes md5 ' || n$$",
+  "CREATE FUNCTION internal_notes_concat(a int, b text) RETURNS text LANGUAGE sql AS $$SELECT 'internal_notes ' || a || b$$",
+  'CREATE OPERATOR ## (LEFTARG = int, RIGHTARG = text, FUNCTION = internal_notes_concat)',
   'ANALYZE',
 ];
 
@@ -362,6 +366,7 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await direct(t, 'SELECT coalesce(NULL::regclass, $1)::oid::int AS o', ['internal_notes'])).toEqual([{ o: oid }]);
     expect(await direct(t, "SELECT ARRAY['internal_notes'::regclass] @> '{internal_notes}' AS c")).toEqual([{ c: true }]);
     expect(await direct(t, 'SELECT 1 ### 2 AS s')).toEqual([{ s: 3 }]);
+    expect(text(await direct(t, "SELECT md5(1) AS a, 1 ## 'x'::text AS b"))).toContain('internal_notes');
     // An IN list of two constants is one array of the left side's type: each name is looked up.
     await expect(direct(t, "SELECT 1 FROM pg_type WHERE typinput NOT IN ('int4in', 'no_such_fn_x')")).rejects.toThrow(/function "no_such_fn_x" does not exist/);
     for (const sql of [
@@ -377,6 +382,9 @@ describe.each(modes)('$protocol protocol', (mode) => {
       'SELECT 1 OPERATOR(internal_notes_schema.+) 2',
       'SELECT 1 OPERATOR(public.###) 2',
       'SELECT 1 ### 2',
+      'SELECT md5(1)',
+      "SELECT 1 ## 'x'::text",
+      "SELECT point '(0,0)' ## lseg '((1,1),(2,2))'",
       "SELECT 1 FROM pg_type WHERE typinput NOT IN ('int4in', 'internal_notes_audit')",
       'SELECT 1 WHERE 1 OPERATOR(internal_notes_schema.=) ANY (SELECT 1)',
     ]) {
@@ -390,6 +398,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expectNothingForbidden(param.bytes, 'SELECT coalesce(NULL::regclass, $1)::oid AS o', FORBIDDEN);
     // The checked forms still answer for visible objects.
     expect(await rows("SELECT coalesce(NULL::regclass, 'customers'::regclass)::text AS r, pg_typeof(1)::text = 'integer' AS t", mode)).toEqual([{ r: 'customers', t: true }]);
+    // The built-ins qualified: pg_catalog.md5, OPERATOR(pg_catalog.+).
+    expect(await rows("SELECT pg_catalog.md5('a') AS m, 1 OPERATOR(pg_catalog.+) 1 AS s", mode)).toEqual([{ m: '0cc175b9c0f1b6a831c399e269772661', s: 2 }]);
     expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname = 'int4' AND typinput = 'int4in'::regproc", mode)).toEqual([{ n: 1 }]);
   });
 
