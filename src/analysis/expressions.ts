@@ -1,13 +1,13 @@
-// One walk over a classified read or write: function allow-list (attribute notation too), reg* casts and coercions, session value functions, join depth.
+// One walk over a classified read or write: function allow-list (attribute notation too), reg* casts and coercions, names in schemas, session value functions, join depth.
 import type { Alias, ColumnRef, CommonTableExpr, FuncCall, Node, RangeTableSample, RangeVar, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { checkAttributeNotation } from './attributes';
-import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction, policyAllowsFunction } from './functions';
+import { checkFuncCall, checkSampleMethod, checkTypeName, checkValueFunction } from './functions';
 import { checkJoinDepth } from './join-depth';
-import { checkConfigArgument, checkRegCoercions, isRegSource } from './reg-coercion';
+import { checkRegCoercions, isRegSource } from './reg-coercion';
+import { checkCollation, checkConfigArgument, checkOperator, visibleSchemas } from './schema-names';
 import { walk } from './rewrite/nodes';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement } from './types';
-import type { ReadScope } from '../policy/scope';
 
 /**
  * Checks every expression of a read or write (EXPLAIN's statement included) and every query
@@ -73,38 +73,6 @@ function cteNames(tree: Node): Set<string> {
     if (cte?.ctename) names.add(cte.ctename);
   });
   return names;
-}
-
-/**
- * OPERATOR(schema.op) looks the operator up in that schema, a hidden one included, and runs its
- * function, which the allow-list never saw: only pg_catalog's. Unqualified, an operator name
- * only another schema of the search path defines (CatalogSnapshot.userOperators) is the same,
- * unless the policy's allow_functions allows the functions behind it.
- */
-function checkOperator(names: Node[] | undefined, scope: ReadScope | undefined): void {
-  const name = (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
-  // pgvector's <=>, pg_trgm's <%: allowed when the policy allows every function the name runs.
-  const functions = name.length === 1 ? scope?.catalog.userOperators?.get(name[0]) : undefined;
-  // A name neither pg_catalog nor the loaded catalog knows: an operator made since it was loaded.
-  const unknown = name.length === 1 && functions === undefined && scope?.catalog.builtinOperators !== undefined && !scope.catalog.builtinOperators.has(name[0]);
-  const refused = unknown || (functions !== undefined && !functions.every(([schema, fn]) => policyAllowsFunction(schema, fn, scope?.policy)));
-  if ((name.length > 1 && name[0] !== 'pg_catalog') || refused) {
-    throw new ProxyError('function_not_allowed', {
-      message: `operator ${name.join('.')} is not allowed`,
-      hint: "Use the built-in operators, unqualified or qualified with pg_catalog; an extension's operator needs its function in the policy's allow_functions.",
-    });
-  }
-}
-
-const schemaSets = new WeakMap<ReadScope, ReadonlySet<string>>();
-const CATALOG_ONLY: ReadonlySet<string> = new Set(['pg_catalog']);
-
-/** Where a qualified text search configuration may be looked up: pg_catalog and the policy's schemas. */
-function visibleSchemas(scope: ReadScope | undefined): ReadonlySet<string> {
-  if (!scope) return CATALOG_ONLY;
-  let set = schemaSets.get(scope);
-  if (!set) schemaSets.set(scope, (set = new Set(['pg_catalog', ...[...scope.tables.values()].map((t) => t.schema)])));
-  return set;
 }
 
 function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
@@ -188,18 +156,9 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
         case 'SortBy':
           checkOperator((child as { useOp?: Node[] }).useOp, scope);
           break;
-        case 'CollateClause': {
-          // A qualified collation is looked up in its schema, a hidden one included: found or
-          // not would tell. Unqualified, it is looked up along the pinned search_path.
-          const names = ((child as { collname?: Node[] }).collname ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
-          if (names.length > 1 && !schemas.has(names[0])) {
-            throw new ProxyError('type_not_allowed', {
-              message: `collation "${names.join('.')}" does not exist`,
-              hint: 'Use a collation of pg_catalog, such as "C", unqualified or qualified with pg_catalog.',
-            });
-          }
+        case 'CollateClause':
+          checkCollation((child as { collname?: Node[] }).collname, schemas);
           break;
-        }
       }
       stack.push(child);
     }

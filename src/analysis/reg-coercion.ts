@@ -21,7 +21,6 @@ import type { A_Expr, CaseExpr, ColumnRef, CommonTableExpr, FuncCall, Node, Rang
 import { ProxyError } from '../errors/catalogue';
 import { REG_TYPES } from './function-allowlist';
 import { figure } from './range-entries';
-import { qualifiedName } from './rewrite/catalog-functions';
 import { walk } from './rewrite/nodes';
 
 /** Columns of reg* types in system relations (PostgreSQL 15–18), by relation. */
@@ -57,15 +56,12 @@ const UNIFYING_FUNCTIONS = new Set([
   'lag', 'lead', 'width_bucket',
 ]);
 
-/** Text search functions whose first argument, when they have two or more, is a regconfig. */
-const REGCONFIG_FUNCTIONS = new Set(['to_tsvector', 'to_tsquery', 'plainto_tsquery', 'phraseto_tsquery', 'websearch_to_tsquery', 'ts_headline', 'json_to_tsvector', 'jsonb_to_tsvector']);
-
 /** The names PostgreSQL gives an unnamed select-list entry it cannot name otherwise. */
 const GENERIC_NAMES = ['?column?', 'coalesce', 'case', 'greatest', 'least', 'nullif', 'array', 'row'];
 
 type Any = Record<string, unknown>;
 
-const lastName = (names: Node[] | undefined): string => {
+export const lastName = (names: Node[] | undefined): string => {
   const last = names?.[names.length - 1];
   return last && 'String' in last ? (last.String.sval ?? '') : '';
 };
@@ -396,43 +392,6 @@ function checkOperands(left: Node | undefined, right: Node | undefined, regs: Re
   }
   const list = (n: Node | undefined): Array<Node | undefined> => (n && 'List' in n ? (n.List.items ?? []) : [n]);
   checkGroup([...(l ?? list(left)), ...(r ?? list(right))], regs, mayBeRegArray);
-}
-
-/**
- * A text search configuration named by an untyped string (`to_tsvector('english', …)`): read as
- * a regconfig. Unqualified, it is looked up along the search_path the proxy pins (the policy's
- * schema, then pg_catalog); qualified, in any schema, hidden ones included. A parameter could be
- * either, so only a constant is accepted there.
- */
-export function checkConfigArgument(call: FuncCall, visibleSchemas: ReadonlySet<string>): void {
-  const args = call.args ?? [];
-  if (args.length < 2 || !REGCONFIG_FUNCTIONS.has(lastName(call.funcname))) return;
-  // ts_headline(document, query[, options]) has no configuration: two arguments, or three whose
-  // second is a query (PostgreSQL picks that form then).
-  if (lastName(call.funcname) === 'ts_headline' && (args.length === 2 || (args.length === 3 && isQuery(args[1])))) return;
-  // Anything but a string constant may be a number (an implicit cast makes an integer or an oid a
-  // regconfig: a configuration by oid, hidden ones included) or a bound name: refused.
-  const first = args[0];
-  if (!('A_Const' in first && first.A_Const.sval !== undefined)) {
-    throw new ProxyError('function_not_allowed', {
-      message: 'a text search configuration must be named by a string constant',
-      hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",
-    });
-  }
-  const text = 'A_Const' in args[0] ? args[0].A_Const.sval?.sval : undefined;
-  // Read as PostgreSQL reads the name: quoted parts as they are, the rest folded, at most two.
-  const parts = text === undefined ? undefined : qualifiedName(text);
-  if (parts && (parts.length === 1 || visibleSchemas.has(parts[0]))) return;
-  throw new ProxyError('function_not_allowed', {
-    message: `text search configuration "${text ?? `$${(args[0] as { ParamRef?: { number?: number } }).ParamRef?.number ?? ''}`}" is not allowed`,
-    hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",
-  });
-}
-
-/** A tsquery value by its form: a cast to tsquery or a call of a function that makes one. */
-function isQuery(node: Node): boolean {
-  if ('TypeCast' in node) return lastName(node.TypeCast.typeName?.names) === 'tsquery';
-  return 'FuncCall' in node && /tsquery$/.test(lastName(node.FuncCall.funcname));
 }
 
 /**
