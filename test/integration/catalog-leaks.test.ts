@@ -432,6 +432,15 @@ describe.each(modes)('$protocol protocol', (mode) => {
     ]);
   });
 
+  test("a relation named with another database's name gives NULL, the upstream database's included: its name is not the agent's to learn", async () => {
+    const [{ db }] = await direct<{ db: string }>(t, 'SELECT current_database() AS db');
+    await expect(direct(t, "SELECT to_regclass('no_such_db.public.customers')")).rejects.toThrow(/cross-database references are not implemented/);
+    expect(await direct(t, `SELECT to_regclass('${db}.public.customers')::text AS r`)).toEqual([{ r: 'customers' }]);
+    for (const other of ['no_such_db', db]) {
+      expect(await rows(`SELECT ('${other}.public.customers'::text)::regclass AS a, has_table_privilege('${other}.public.customers', 'select') AS b`, mode)).toEqual([{ a: null, b: null }]);
+    }
+  });
+
   test("a hidden schema's types, enum labels, ranges and collations are not served", async () => {
     const [h] = await direct<{ ns: number; range: number }>(
       t,

@@ -113,7 +113,7 @@ const AS_OID = 'CAST(ormai_a.ormai_v0 AS pg_catalog.oid)';
  * The object argument when the policy's catalog shows it, by oid or by name (then its oid). A
  * relation name may start with the database the agent connected to (`app.public.t`, as TypeORM
  * writes it), which PostgreSQL accepts for its own database: that part is dropped, since the
- * upstream database has another name.
+ * upstream database has another name; a name of three parts left after that gives NULL.
  */
 function visibleObject(lookup: Lookup, arg: Node, textual: boolean, database?: string): Node {
   let name = 'CAST(ormai_a.ormai_v0 AS text)';
@@ -121,6 +121,11 @@ function visibleObject(lookup: Lookup, arg: Node, textual: boolean, database?: s
     const re = database.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const forms = /^[a-z_][a-z0-9_$]*$/.test(database) ? `"${re}"|${re}` : `"${re.replace(/"/g, '""')}"`;
     name = `pg_catalog.regexp_replace(${name}, '^(?:${forms.replace(/'/g, "''")})\\.(?=.+\\..+)', '')`;
+  }
+  if (lookup === CLASS) {
+    // Any other database's name stays: PostgreSQL would refuse it as a cross-database reference
+    // unless it is the upstream database's, whose name is not the agent's to learn. No lookup.
+    name = `CASE WHEN ${name} ~ '^(?:"(?:[^"]|"")*"|[^".])*\\.(?:"(?:[^"]|"")*"|[^".])*\\.' THEN NULL ELSE ${name} END`;
   }
   if (textual && lookup.byName) {
     // A type modifier makes to_regtype and to_regprocedure raise an error for a type that has
