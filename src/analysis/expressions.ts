@@ -147,9 +147,12 @@ function walkExpressions(stmt: AnalyzedStatement, ctx: AnalysisContext): void {
           reserved((child as CommonTableExpr).ctename);
           break;
         // Operators, wherever a statement names one: an expression, a sub-select comparison, ORDER BY … USING.
-        case 'A_Expr':
-          checkOperator((child as { name?: Node[] }).name, scope);
+        case 'A_Expr': {
+          // BETWEEN and its forms carry the keyword as their name; PostgreSQL runs >= and <=.
+          const expr = child as { kind?: string; name?: Node[] };
+          if (!/BETWEEN/.test(expr.kind ?? '')) checkOperator(expr.name, scope);
           break;
+        }
         case 'SubLink':
           checkOperator((child as { operName?: Node[] }).operName, scope);
           break;

@@ -398,6 +398,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expectNothingForbidden(param.bytes, 'SELECT coalesce(NULL::regclass, $1)::oid AS o', FORBIDDEN);
     // The checked forms still answer for visible objects.
     expect(await rows("SELECT coalesce(NULL::regclass, 'customers'::regclass)::text AS r, pg_typeof(1)::text = 'integer' AS t", mode)).toEqual([{ r: 'customers', t: true }]);
+    // Expressions PostgreSQL writes with operator names pass with the loaded catalog (BETWEEN names a keyword).
+    expect(await rows("SELECT count(*)::int AS n FROM orders WHERE total_cents BETWEEN 0 AND 10000000 AND total_cents NOT BETWEEN -2 AND -1 AND status LIKE '%' AND status ILIKE '%' AND id IN (1, 2, 3, 4) AND status IS DISTINCT FROM 'x'", mode)).toEqual([{ n: expect.any(Number) }]);
     // The built-ins qualified: pg_catalog.md5, OPERATOR(pg_catalog.+).
     expect(await rows("SELECT pg_catalog.md5('a') AS m, 1 OPERATOR(pg_catalog.+) 1 AS s", mode)).toEqual([{ m: '0cc175b9c0f1b6a831c399e269772661', s: 2 }]);
     expect(await rows("SELECT count(*)::int AS n FROM pg_type WHERE typname = 'int4' AND typinput = 'int4in'::regproc", mode)).toEqual([{ n: 1 }]);

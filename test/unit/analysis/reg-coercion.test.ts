@@ -160,6 +160,16 @@ describe('other ways into the catalogs by name', () => {
 describe("operators only an extension's schema defines", () => {
   const userOperators = new Map([['<=>', [['public', 'cosine_distance'] as const]]]);
   const code = (sql: string, extra: Record<string, unknown> = {}) => analyzed(sql, extra, { userOperators });
+  test('every form of expression PostgreSQL writes with an operator name passes with a loaded catalog (BETWEEN carries a keyword)', () => {
+    const builtinOperators = new Set(['=', '<>', '<', '>', '<=', '>=', '~~', '~~*', '!~~', '!~~*', '~', '+', '-', '*', '/', '%', '||']);
+    const sql =
+      "SELECT id FROM customers WHERE id BETWEEN 1 AND 3 AND id NOT BETWEEN 5 AND 6 AND id BETWEEN SYMMETRIC 3 AND 1 AND id NOT BETWEEN SYMMETRIC 9 AND 8 " +
+      "AND name LIKE 'a%' AND name ILIKE 'a%' AND name NOT LIKE 'b%' AND name SIMILAR TO 'a%' AND id IN (1, 2) AND id NOT IN (3) " +
+      "AND id IS DISTINCT FROM 4 AND id IS NOT DISTINCT FROM id AND nullif(id, 0) > 0 AND id = ANY(ARRAY[1, 2]) AND id + 1 * 2 - 3 / 1 % 2 < 9 AND name || 'x' <> ''";
+    expect(analyzed(sql, {}, { builtinOperators })).toBe('allowed');
+    expect(analyzed('SELECT 1 ### 2', {}, { builtinOperators })).toBe('function_not_allowed');
+  });
+
   test('refused unless the policy allows the function behind them; built-in names are PostgreSQL to resolve', () => {
     expect(code("SELECT id FROM customers ORDER BY name <=> 'x'")).toBe('function_not_allowed');
     expect(code("SELECT id FROM customers ORDER BY name <=> 'x'", { allow_functions: ['cosine_distance'] })).toBe('allowed');
