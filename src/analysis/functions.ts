@@ -54,7 +54,8 @@ function allowedBy(policy: PolicySnapshot | undefined): ReadonlySet<string> {
 }
 
 /** The name parts of a function or type reference, as PostgreSQL folded them. */
-function nameParts(names: Node[] | undefined): string[] {
+/** A qualified name's parts (a function's, a type's, an operator's, an alias list), as strings. */
+export function nameParts(names: Node[] | undefined): string[] {
   return (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
 }
 

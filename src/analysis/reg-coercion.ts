@@ -20,6 +20,7 @@
 import type { A_Expr, CaseExpr, ColumnRef, CommonTableExpr, FuncCall, Node, RangeFunction, RangeSubselect, RangeVar, ResTarget, SelectStmt, SubLink, TypeCast } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { REG_TYPES } from './function-allowlist';
+import { nameParts } from './functions';
 import { figure } from './range-entries';
 import { walk } from './rewrite/nodes';
 
@@ -61,10 +62,26 @@ const GENERIC_NAMES = ['?column?', 'coalesce', 'case', 'greatest', 'least', 'nul
 
 type Any = Record<string, unknown>;
 
-export const lastName = (names: Node[] | undefined): string => {
-  const last = names?.[names.length - 1];
-  return last && 'String' in last ? (last.String.sval ?? '') : '';
-};
+export const lastName = (names: Node[] | undefined): string => nameParts(names).pop() ?? '';
+
+/**
+ * The members whose common type is the expression's own: COALESCE's and GREATEST/LEAST's
+ * arguments, a CASE's results; undefined for any other node.
+ */
+function resultMembers(n: Any): Array<Node | undefined> | undefined {
+  if ('CoalesceExpr' in n) return (n.CoalesceExpr as { args?: Node[] }).args ?? [];
+  if ('MinMaxExpr' in n) return (n.MinMaxExpr as { args?: Node[] }).args ?? [];
+  if ('CaseExpr' in n) {
+    const c = n.CaseExpr as CaseExpr;
+    return [...(c.args ?? []).map((w) => (w as { CaseWhen?: { result?: Node } }).CaseWhen?.result), c.defresult];
+  }
+  return undefined;
+}
+
+/** The items of each row of a VALUES list. */
+function valuesRows(select: SelectStmt): Node[][] {
+  return (select.valuesLists ?? []).map((row) => ((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]);
+}
 
 function isRegType(cast: TypeCast): boolean {
   return REG_TYPES.has(lastName(cast.typeName?.names).replace(/^_/, ''));
@@ -153,12 +170,8 @@ function mayBeRegArray(node: Node | undefined, regs: RegNames): boolean {
     const s = n.SubLink as SubLink;
     return s.subLinkType === 'ARRAY_SUBLINK' ? outputs(s.subselect).some((t) => mayBeReg(t, regs)) : s.subLinkType === 'EXPR_SUBLINK' && outputs(s.subselect).some((t) => mayBeRegArray(t, regs));
   }
-  if ('CoalesceExpr' in n) return ((n.CoalesceExpr as { args?: Node[] }).args ?? []).some((a) => mayBeRegArray(a, regs));
-  if ('MinMaxExpr' in n) return ((n.MinMaxExpr as { args?: Node[] }).args ?? []).some((a) => mayBeRegArray(a, regs));
-  if ('CaseExpr' in n) {
-    const c = n.CaseExpr as CaseExpr;
-    return mayBeRegArray(c.defresult, regs) || (c.args ?? []).some((w) => mayBeRegArray((w as { CaseWhen?: { result?: Node } }).CaseWhen?.result, regs));
-  }
+  const members = resultMembers(n);
+  if (members) return members.some((a) => mayBeRegArray(a, regs));
   if ('A_Expr' in n) {
     const e = n.A_Expr as A_Expr;
     return e.kind === 'AEXPR_NULLIF' ? mayBeRegArray(e.lexpr, regs) : e.kind === 'AEXPR_OP' && lastName(e.name) === '||' && (mayBeRegArray(e.lexpr, regs) || mayBeRegArray(e.rexpr, regs));
@@ -180,13 +193,9 @@ function mayBeReg(node: Node | undefined, regs: RegNames): boolean {
     // A polymorphic function may give back the type of any argument (array_agg, max, lag, …): fail closed.
     return REG_FUNCTIONS.has(lastName(call.funcname)) || (call.args ?? []).some((a) => mayBeReg(a, regs));
   }
-  if ('CoalesceExpr' in n) return ((n.CoalesceExpr as { args?: Node[] }).args ?? []).some((a) => mayBeReg(a, regs));
-  if ('MinMaxExpr' in n) return ((n.MinMaxExpr as { args?: Node[] }).args ?? []).some((a) => mayBeReg(a, regs));
+  const members = resultMembers(n);
+  if (members) return members.some((a) => mayBeReg(a, regs));
   if ('A_ArrayExpr' in n) return ((n.A_ArrayExpr as { elements?: Node[] }).elements ?? []).some((a) => mayBeReg(a, regs));
-  if ('CaseExpr' in n) {
-    const c = n.CaseExpr as CaseExpr;
-    return mayBeReg(c.defresult, regs) || (c.args ?? []).some((w) => mayBeReg((w as { CaseWhen?: { result?: Node } }).CaseWhen?.result, regs));
-  }
   if ('A_Expr' in n) {
     const e = n.A_Expr as A_Expr;
     // NULLIF gives its first argument's type; || on reg* arrays gives one back (on a scalar, text).
@@ -219,7 +228,7 @@ function outputs(node: Node | undefined): Node[] {
       const val = (t as { ResTarget?: ResTarget }).ResTarget?.val;
       if (val) out.push(val);
     }
-    for (const row of leaf.valuesLists ?? []) out.push(...(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]));
+    for (const row of valuesRows(leaf)) out.push(...row);
   }
   return out;
 }
@@ -254,9 +263,7 @@ function regOutputs(node: Node | undefined, regs: RegNames): { names: string[]; 
       const name = target.name ?? figure(target.val)?.[0];
       note(target.val, i, name !== undefined ? [name] : GENERIC_NAMES);
     });
-    for (const row of leaf.valuesLists ?? []) {
-      ((row as { List?: { items?: Node[] } }).List?.items ?? []).forEach((v, i) => note(v as Node, i, [`column${i + 1}`]));
-    }
+    for (const row of valuesRows(leaf)) row.forEach((v, i) => note(v, i, [`column${i + 1}`]));
   }
   for (const i of positions) names.push(...(namesAt.get(i) ?? []));
   return { names, positions, arrays };
@@ -322,8 +329,7 @@ function regNames(tree: Node): RegNames {
         // (a JOIN b) AS j: j's columns are a's and b's; every name known so far, fail closed.
         const join = node.JoinExpr as { alias?: { aliasname?: string; colnames?: Node[] } };
         if (join.alias?.aliasname && regs.names.size > 0) {
-          const colnames = (join.alias.colnames ?? []).map((c) => ('String' in c ? (c.String.sval ?? '') : ''));
-          changed = regs.add(join.alias.aliasname, [...regs.names, ...colnames], () => regs.arrays.size > 0) || changed;
+          changed = regs.add(join.alias.aliasname, [...regs.names, ...nameParts(join.alias.colnames)], () => regs.arrays.size > 0) || changed;
         }
       } else if ('RangeFunction' in node) {
         // unnest(ARRAY[x::regclass]) AS u(r): every name it gives out, when any argument may be reg*
@@ -332,8 +338,7 @@ function regNames(tree: Node): RegNames {
         const calls = (rf.functions ?? []).flatMap((f) => ((f as { List?: { items?: Node[] } }).List?.items ?? []).slice(0, 1) as Node[]);
         if (calls.some((c) => mayBeReg(c, regs))) {
           const names = calls.map((c) => figure(c)?.[0]).filter((s): s is string => s !== undefined);
-          const colnames = (rf.alias?.colnames ?? []).map((c) => ('String' in c ? (c.String.sval ?? '') : ''));
-          changed = regs.add(rf.alias?.aliasname ?? names[0], [...names, ...colnames], () => true) || changed;
+          changed = regs.add(rf.alias?.aliasname ?? names[0], [...names, ...nameParts(rf.alias?.colnames)], () => true) || changed;
         }
       }
       return false;
@@ -403,16 +408,14 @@ export function checkRegCoercions(tree: Node, sources = hasRegSource(tree)): voi
   if (!sources) return;
   const regs = regNames(tree);
   walk([tree], (node) => {
-    if ('CoalesceExpr' in node) checkGroup((node.CoalesceExpr as { args?: Node[] }).args ?? [], regs);
-    else if ('MinMaxExpr' in node) checkGroup((node.MinMaxExpr as { args?: Node[] }).args ?? [], regs);
-    else if ('A_ArrayExpr' in node) checkGroup((node.A_ArrayExpr as { elements?: Node[] }).elements ?? [], regs);
-    else if ('CaseExpr' in node) {
-      const c = node.CaseExpr as CaseExpr;
-      const whens = (c.args ?? []).map((w) => (w as { CaseWhen?: { expr?: Node; result?: Node } }).CaseWhen);
+    const members = resultMembers(node);
+    if (members) {
+      checkGroup(members, regs);
+      const c = node.CaseExpr as CaseExpr | undefined;
       // CASE x WHEN v compares with =: an operator.
-      if (c.arg) checkGroup([c.arg, ...whens.map((w) => w?.expr)], regs, mayBeRegArray);
-      checkGroup([...whens.map((w) => w?.result), c.defresult], regs);
-    } else if ('A_Expr' in node) {
+      if (c?.arg) checkGroup([c.arg, ...(c.args ?? []).map((w) => (w as { CaseWhen?: { expr?: Node } }).CaseWhen?.expr)], regs, mayBeRegArray);
+    } else if ('A_ArrayExpr' in node) checkGroup((node.A_ArrayExpr as { elements?: Node[] }).elements ?? [], regs);
+    else if ('A_Expr' in node) {
       const e = node.A_Expr as A_Expr;
       checkOperands(e.lexpr, e.rexpr, regs);
       // x IN (a, b, …): two or more items without column references become one array of the
@@ -437,12 +440,10 @@ export function checkRegCoercions(tree: Node, sources = hasRegSource(tree)): voi
       const rows: Node[][] = [];
       if (select.op && select.op !== 'SETOP_NONE') {
         for (const leaf of leaves(node as Node)) {
-          if (leaf.valuesLists) for (const row of leaf.valuesLists) rows.push(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]);
+          if (leaf.valuesLists) rows.push(...valuesRows(leaf));
           else rows.push((leaf.targetList ?? []).map((t) => (t as { ResTarget?: ResTarget }).ResTarget?.val as Node));
         }
-      } else if (select.valuesLists) {
-        for (const row of select.valuesLists) rows.push(((row as { List?: { items?: Node[] } }).List?.items ?? []) as Node[]);
-      }
+      } else rows.push(...valuesRows(select));
       // A * in a leaf stands for columns at positions not known here: every member counts against it.
       if (rows.some((r) => r.some((v) => v !== undefined && starOf(v) !== undefined && mayBeReg(v, regs)))) checkGroup(rows.flat(), regs);
       const width = Math.max(0, ...rows.map((r) => r.length));

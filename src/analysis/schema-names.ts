@@ -6,7 +6,7 @@
 import type { FuncCall, Node } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import type { ReadScope } from '../policy/scope';
-import { policyAllowsFunction } from './functions';
+import { nameParts, policyAllowsFunction } from './functions';
 import { lastName } from './reg-coercion';
 import { qualifiedName } from './rewrite/catalog-functions';
 
@@ -32,7 +32,7 @@ export function visibleSchemas(scope: ReadScope | undefined): ReadonlySet<string
  * loaded catalog knows.
  */
 export function checkOperator(names: Node[] | undefined, scope: ReadScope | undefined): void {
-  const name = (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+  const name = nameParts(names);
   // pgvector's <=>, pg_trgm's <%: allowed when the policy allows every function the name runs.
   const functions = name.length === 1 ? scope?.catalog.userOperators?.get(name[0]) : undefined;
   // A name neither pg_catalog nor the loaded catalog knows: an operator made since it was loaded.
@@ -48,7 +48,7 @@ export function checkOperator(names: Node[] | undefined, scope: ReadScope | unde
 
 /** A qualified collation is looked up in its schema; unqualified, along the pinned search_path. */
 export function checkCollation(collname: Node[] | undefined, schemas: ReadonlySet<string>): void {
-  const names = (collname ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+  const names = nameParts(collname);
   if (names.length > 1 && !schemas.has(names[0])) {
     throw new ProxyError('type_not_allowed', {
       message: `collation "${names.join('.')}" does not exist`,
