@@ -13,6 +13,8 @@ import { startEmbeddedPostgres } from './embedded';
 
 export const QUICKSTART_DIR = path.resolve(__dirname, '..', '..', 'config', 'quickstart');
 export const DEMO_DATABASE = 'app';
+/** In the demo's directory, mode 0600: the embedded server's URL, read by `upstream.url_file`. */
+const UPSTREAM_URL_FILE = 'upstream-url';
 
 /** Creates the demo database on a server and loads the quickstart schema and seed data. */
 export async function seedDatabase(serverUrl: string, database: string): Promise<string> {
@@ -64,6 +66,9 @@ function demoConfig(toolsListen: string): { dir: string; configFile: string; tok
   const config = parseYaml(readFileSync(path.join(QUICKSTART_DIR, 'ormai.yaml'), 'utf8')) as Record<string, unknown>;
   config.admin = { identities_file: 'admin-identities.yaml' };
   config.tools = { listen: toolsListen };
+  // The embedded server's superuser URL stays in a file of the demo's own (written once the
+  // database is seeded), so that no command the demo prints carries it.
+  config.upstream = { ...((config.upstream as object | undefined) ?? {}), url_file: UPSTREAM_URL_FILE };
   const configFile = path.join(dir, 'ormai.yaml');
   writeFileSync(configFile, stringifyYaml(config));
   return { dir, configFile, token, toolTokens };
@@ -98,6 +103,7 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
   process.once('SIGTERM', () => void stop(0));
   try {
     const upstreamUrl = await seedDatabase(pg.url, DEMO_DATABASE);
+    if (demo) writeFileSync(path.join(demo.dir, UPSTREAM_URL_FILE), upstreamUrl, { mode: 0o600 });
     const env = {
       ...process.env,
       ORMAI_UPSTREAM_URL: upstreamUrl,
@@ -128,7 +134,7 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
             `  curl -s -H 'Authorization: Bearer ${toolToken}' -H 'content-type: application/json' -d '{"name":"db.query","arguments":{"model":"orders","limit":5}}' ${toolsUrl}/agent/tool`,
             `  list the tools:   curl -s -H 'Authorization: Bearer ${toolToken}' ${toolsUrl}/agent/tools?format=anthropic`,
             `  MCP over HTTP:    ${toolsUrl}/mcp with the header "Authorization: Bearer ${toolToken}"`,
-            `  MCP over stdio:   ORMAI_UPSTREAM_URL='${upstreamUrl}' node ${path.resolve(__dirname, '..', 'cli.js')} mcp --config ${demo.configFile} --user tenant1-agent`,
+            `  MCP over stdio:   node ${path.resolve(__dirname, '..', 'cli.js')} mcp --config ${demo.configFile} --user tenant1-agent`,
             '',
           ]
         : [];

@@ -108,9 +108,17 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
   try {
     stream.attach(socket);
     let startup;
+    // PostgreSQL answers one SSLRequest and one GSSENCRequest (none after TLS is up); a repeated
+    // one is read as a startup packet of protocol 1234.5679 / 1234.5680 and refused.
+    let sslDone = false;
+    let gssDone = false;
     for (;;) {
       const packet = await stream.next();
+      if ((packet.type === 'SSLRequest' && sslDone) || (packet.type === 'GSSENCRequest' && gssDone)) {
+        throw new ProxyError('unsupported_protocol', { message: `unsupported frontend protocol 1234.${packet.type === 'SSLRequest' ? 5679 : 5680}: server supports 3.0 to 3.0` });
+      }
       if (packet.type === 'SSLRequest') {
+        sslDone = true;
         if (!config.tls || secure) {
           socket.write(backend.sslResponse(false));
           stream.resumeDecoding();
@@ -124,10 +132,12 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
         stream.detach();
         socket = new tls.TLSSocket(socket, { isServer: true, cert: config.tls.cert, key: config.tls.key });
         secure = true;
+        gssDone = true;
         stream.attach(socket);
         continue;
       }
       if (packet.type === 'GSSENCRequest') {
+        gssDone = true;
         socket.write(backend.sslResponse(false));
         stream.resumeDecoding();
         continue;

@@ -83,6 +83,27 @@ test('demo: prints working connection strings for both tenants and stops cleanly
     expect(data.length).toBeGreaterThan(0);
     expect(data.every((o) => o.tenant_id === 1)).toBe(true);
     expect(audit_id).toMatch(/^[0-9A-Z]{26}$/);
+    // The MCP stdio command the demo prints works as printed, and nothing printed carries the
+    // embedded server's superuser URL (the proxy's own credentials).
+    const mcp = /MCP over stdio: +(\S+) (\S+) mcp --config (\S+) --user (\S+)/.exec(demo.output());
+    expect(mcp).not.toBeNull();
+    expect(demo.output()).not.toMatch(/postgres:\/\/postgres|ORMAI_UPSTREAM_URL/);
+    const mcpChild = spawn(mcp![1], [mcp![2], 'mcp', '--config', mcp![3], '--user', mcp![4]], { env: { ...process.env, ORMAI_UPSTREAM_URL: '' }, stdio: ['pipe', 'pipe', 'ignore'] });
+    let mcpOut = '';
+    mcpChild.stdout!.on('data', (d: Buffer) => (mcpOut += d.toString()));
+    mcpChild.stdin!.end(
+      [
+        { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'demo', version: '1' } } },
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'db_query', arguments: { model: 'orders', limit: 2 } } },
+      ]
+        .map((m) => JSON.stringify(m))
+        .join('\n') + '\n',
+    );
+    expect(await new Promise((resolve) => mcpChild.once('exit', resolve))).toBe(0);
+    const mcpAnswers = mcpOut.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; result?: { isError?: boolean } });
+    expect(mcpAnswers.map((a) => a.id)).toEqual([1, 2]);
+    expect(mcpAnswers[1].result?.isError).toBeFalsy();
     // The embedded PostgreSQL is the demo's child process; it and its data directory must go with the demo.
     const [server] = (await processes()).filter((p) => p.ppid === demo.child.pid && / -D /.test(p.args));
     expect(server).toBeDefined();

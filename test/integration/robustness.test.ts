@@ -201,6 +201,26 @@ test('protocol 2 is refused with a clear FATAL', async () => {
   expect(answer.toString('utf8')).toMatch(/unsupported_protocol/);
 });
 
+test('a second SSLRequest or GSSENCRequest is refused as PostgreSQL refuses it, after one answer each', async () => {
+  const request = (code: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeInt32BE(8, 0);
+    b.writeInt32BE(code, 4);
+    return b;
+  };
+  const ssl = request(80877103);
+  const gss = request(80877104);
+  const twice = await rawExchange(Buffer.concat([ssl, ssl]));
+  expect(twice.toString('latin1', 0, 2)).toBe('NE');
+  expect(twice.toString('utf8')).toMatch(/unsupported frontend protocol 1234\.5679/);
+  const gssTwice = await rawExchange(Buffer.concat([gss, ssl, gss]));
+  expect(gssTwice.toString('latin1', 0, 3)).toBe('NNE');
+  expect(gssTwice.toString('utf8')).toMatch(/unsupported frontend protocol 1234\.5680/);
+  // One of each is still answered and the startup behind them proceeds.
+  const once = await rawExchange(Buffer.concat([ssl, gss, startup(3, 0, { user: 'tenant1-agent', database: 'app' })]));
+  expect(once.toString('latin1', 0, 3)).toBe('NNR');
+});
+
 test('GSSENCRequest is answered N', async () => {
   const req = Buffer.alloc(8);
   req.writeInt32BE(8, 0);
