@@ -170,7 +170,7 @@ export function beginAuth(settings: AuthSettings, startupUser: string): AuthConv
     return using(
       passwordConversation(async (token) => {
         try {
-          return await jwt.verify(token.toString('utf8'), startupUser);
+          return await jwt.verify(token.toString('utf8'), startupUser, (user) => settings.users?.get(user) !== undefined);
         } catch (err) {
           // A refusal takes as long as a wrong password of a users-file user.
           verifyPassword(token, fake);

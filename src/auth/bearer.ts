@@ -19,7 +19,7 @@ export async function authenticateBearer(settings: AuthSettings, authorization: 
   if (record) return { user: record.name, subject: record.name, tenantId: record.tenantId, roles: record.roles, authMethod: 'token' };
   if (settings.jwt && JWT_SHAPE.test(token)) {
     try {
-      return await settings.jwt.verify(token, undefined);
+      return await settings.jwt.verify(token, undefined, (user) => settings.users?.get(user) !== undefined);
     } catch {
       return undefined;
     }

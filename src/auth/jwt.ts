@@ -56,8 +56,12 @@ export type JwtConfigInput = z.input<typeof jwtConfigSchema>;
 export type JwtConfig = z.output<typeof jwtConfigSchema>;
 
 export interface JwtVerifier {
-  /** Verifies the token and maps its claims; throws ProxyError('authentication_failed'). */
-  verify(token: string, startupUser: string | undefined): Promise<Principal>;
+  /**
+   * Verifies the token and maps its claims; throws ProxyError('authentication_failed').
+   * `taken`: user names that belong to another namespace (the users file's); a subject among them
+   * is refused, so that a token never acts as, or reads the approvals of, a users-file user.
+   */
+  verify(token: string, startupUser: string | undefined, taken?: (user: string) => boolean): Promise<Principal>;
 }
 
 class Rejected extends Error {}
@@ -127,7 +131,7 @@ export async function createJwtVerifier(config: JwtConfigInput, baseDir: string)
   };
 
   return {
-    async verify(token, startupUser) {
+    async verify(token, startupUser, taken) {
       try {
         if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new Rejected(`token length ${token.length} out of range`);
         const { payload } = await jwtVerify(token, getKey, {
@@ -147,6 +151,7 @@ export async function createJwtVerifier(config: JwtConfigInput, baseDir: string)
         if (startupUser !== undefined && cfg.require_user_match && sub !== startupUser) {
           throw new Rejected(`subject claim "${cfg.claims.subject}" does not match the startup user`);
         }
+        if (taken?.(sub)) throw new Rejected(`subject claim "${cfg.claims.subject}" names a user of the users file`);
         return { user: sub, subject: sub, tenantId, roles, authMethod: 'jwt' };
       } catch (err) {
         const reason = err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : err instanceof Rejected ? err.message : `unexpected ${(err as Error).name}`;

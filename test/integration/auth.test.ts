@@ -148,6 +148,18 @@ describe('JWT as the password', () => {
     expect((await loginError(jwtProxy.url('agent', noSubject))).code).toBe('28P01');
   });
 
+  test("a token whose subject is a users-file user's name is refused like a wrong password: it never acts as that user", async () => {
+    const wrongPassword = await loginError(jwtProxy.url('tenant1-agent', 'nope'));
+    const token = await new SignJWT({ tenant_id: 2 }).setProtectedHeader({ alg: 'HS256' }).setIssuer('https://issuer.test').setAudience('ormai').setSubject('tenant1-agent').setExpirationTime('5m').sign(new TextEncoder().encode(hsSecret));
+    for (const name of ['tenant1-agent', 'agent']) {
+      const err = await loginError(jwtProxy.url(name, token));
+      expect(err.code).toBe('28P01');
+      expect(err.message).toBe(wrongPassword.message);
+    }
+    // The same token with another subject logs in (the refusal is the subject's, not the token's).
+    expect(await whoami(jwtProxy.url('agent', await hsToken({ tenant_id: 2 })))).toEqual([1]);
+  });
+
   test('expired, wrongly signed, wrong issuer and tenant-less tokens are refused like a wrong password', async () => {
     const wrongPassword = await loginError(jwtProxy.url('tenant1-agent', 'nope'));
     const bad = [

@@ -55,6 +55,8 @@ test('a verified JWT is its subject; a bad signature, an expired one or one with
   expect(await authenticateBearer(settings, `Bearer ${await jwt({ sub: 'a', tenant_id: '7', exp: exp - 3600 })}`)).toBeUndefined();
   const forged = await new SignJWT({ sub: 'a', tenant_id: '7', exp }).setProtectedHeader({ alg: 'HS256' }).sign(Buffer.from('another-secret-of-at-least-32-bytes!!'));
   expect(await authenticateBearer(settings, `Bearer ${forged}`)).toBeUndefined();
+  // A subject that names a users-file user is nobody: a token never acts as that user.
+  expect(await authenticateBearer(settings, `Bearer ${await jwt({ sub: 'agent-one', tenant_id: '7', exp })}`)).toBeUndefined();
 });
 
 test('two users with one token are refused at load', () => {
