@@ -11,8 +11,14 @@ export class MemoryApprovalStore implements ApprovalStore {
   private readonly approvals = new Map<string, Approval>();
   private closed = false;
 
-  async create(req: ApprovalRequest, now: Date = new Date()): Promise<Approval> {
+  async create(req: ApprovalRequest, now: Date = new Date(), maxPendingPerTenant?: number): Promise<Approval> {
     this.checkOpen();
+    // Counted and inserted with no await between: one step.
+    if (maxPendingPerTenant !== undefined) {
+      let pending = 0;
+      for (const a of this.approvals.values()) if (a.state === 'pending' && a.requester.tenantId === req.requester.tenantId) pending++;
+      if (pending >= maxPendingPerTenant) throw new ApprovalError('approval_limit_reached');
+    }
     const approval = newApproval(req, now);
     this.approvals.set(approval.id, approval);
     return structuredClone(approval);

@@ -110,16 +110,24 @@ export class PostgresApprovalStore implements ApprovalStore {
     });
   }
 
-  async create(req: ApprovalRequest, now: Date = new Date()): Promise<Approval> {
+  async create(req: ApprovalRequest, now: Date = new Date(), maxPendingPerTenant?: number): Promise<Approval> {
     const a = newApproval(req, now);
     await this.init();
-    await this.transaction((c) =>
-      c.query(
-        `INSERT INTO ${this.name.qualified} (id, state, tenant_id, requester, created_at, expires_at, request, approvals)
+    const t = this.name.qualified;
+    await this.transaction(async (c) => {
+      if (maxPendingPerTenant !== undefined) {
+        // One tenant's creations take turns (every proxy sharing the table): the count each one
+        // reads includes the rows the ones before it committed.
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ormai-proxy approvals ${t} tenant ${a.requester.tenantId}`]);
+        const { rows } = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t} WHERE tenant_id = $1 AND state = 'pending'`, [a.requester.tenantId]);
+        if (rows[0].n >= maxPendingPerTenant) throw new ApprovalError('approval_limit_reached');
+      }
+      await c.query(
+        `INSERT INTO ${t} (id, state, tenant_id, requester, created_at, expires_at, request, approvals)
          VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::jsonb)`,
         [a.id, a.state, a.requester.tenantId, a.requester.user, a.createdAt, a.expiresAt, json(requestOf(a))],
-      ),
-    );
+      );
+    });
     return a;
   }
 

@@ -79,7 +79,12 @@ export interface ApprovalFilter {
 }
 
 export interface ApprovalStore {
-  create(req: ApprovalRequest, now?: Date): Promise<Approval>;
+  /**
+   * Records a pending request. With maxPendingPerTenant, refuses it (ApprovalError
+   * 'approval_limit_reached') when that many of its tenant's requests are pending: counted and
+   * inserted as one step, even across processes sharing the store.
+   */
+  create(req: ApprovalRequest, now?: Date, maxPendingPerTenant?: number): Promise<Approval>;
   get(id: string): Promise<Approval | undefined>;
   /** Oldest first. */
   list(filter?: ApprovalFilter): Promise<Approval[]>;
@@ -149,6 +154,7 @@ export const approvalErrors = {
   approval_by_requester: { status: 403, message: 'the requester cannot approve their own write' },
   approval_expired: { status: 410, message: 'the approval has expired' },
   approval_not_approved: { status: 409, message: 'only an approved request can record an execution result' },
+  approval_limit_reached: { status: 429, message: "as many of the tenant's writes wait for approval as the proxy holds" },
 } as const;
 
 export type ApprovalErrorCode = keyof typeof approvalErrors;

@@ -1,6 +1,6 @@
 // Writes a require_approval rule holds: counted first when the rule is about affected rows, then stored and answered with pending_approval.
 import type { ApprovalNeed, WriteInfo } from '../analysis/rewrite/writes';
-import type { ApprovalStore } from '../approvals/types';
+import { ApprovalError, type ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
 import { PlannerStatementError, type PlanParams, type Planner } from '../budgets/planner';
 import { conditionHolds, tooManyRows } from '../analysis/rewrite/write-limits';
@@ -94,11 +94,9 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   // hidden column is, not held: otherwise holding it would tell a hidden column from a missing one.
   const invalid = await missingColumn(deps, held);
   if (invalid) return invalid;
-  // Each held write keeps its statement until it is decided or expires: one tenant's are bounded.
+  // Each held write keeps its statement until it is decided or expires: one tenant's are bounded
+  // (the store counts and creates as one step).
   const limit = deps.config?.raw.approvals.max_pending_per_tenant;
-  if (limit !== undefined && (await deps.approvals.list({ state: 'pending', tenantId: deps.principal.tenantId })).length >= limit) {
-    return new ProxyError('approval_limit_reached', { message: `${limit} writes of this tenant already wait for approval, as many as the proxy holds` });
-  }
   const params = textParams(held.params);
   if (!params) {
     return new ProxyError('statement_not_allowed', {
@@ -108,7 +106,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   }
   const { principal, policy } = deps;
   const preview = approval.previewSql === undefined ? undefined : await readPreview(deps, approval.previewSql, held.params);
-  const created = await deps.approvals.create({
+  const request = {
     requester: { user: principal.user, tenantId: principal.tenantId, roles: [...principal.roles] },
     policy: { name: policy.name, hash: policy.hash },
     rule: approval.rule,
@@ -123,7 +121,16 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     ...(preview !== undefined ? { preview } : {}),
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,
-  });
+  };
+  let created;
+  try {
+    created = await deps.approvals.create(request, undefined, limit);
+  } catch (err) {
+    if (err instanceof ApprovalError && err.code === 'approval_limit_reached') {
+      return new ProxyError('approval_limit_reached', { message: `${limit} writes of this tenant already wait for approval, as many as the proxy holds` });
+    }
+    throw err;
+  }
   deps.log.info({ code: 'pending_approval', approval: created.id }, 'write held for approval');
   return new ProxyError('pending_approval', {
     message: `the write is held for approval ${created.id} (${approval.rule}); it expires at ${created.expiresAt}`,

@@ -205,11 +205,13 @@ test("a tenant's writes waiting for approval are bounded (approvals.max_pending_
     admin: { token_file: path.join(dir, 'admin-token'), identities_file: path.join(dir, 'admin-identities.yaml') },
     approvals: { max_pending_per_tenant: 2 },
   });
-  const hold = async (user: string, id: number) => {
+  // Under the simple protocol, or the extended one (a parameter).
+  const hold = async (user: string, id: number, extended = false) => {
     const c = new Client({ connectionString: p.url(user, user.replace('agent', 'password')) });
     await c.connect();
     try {
-      return await c.query(`${R}UPDATE orders SET total_cents = total_cents WHERE id = ${id}`).catch((e: { code?: string; routine?: string; detail?: string }) => e);
+      const sql = `${R}UPDATE orders SET total_cents = total_cents WHERE id = `;
+      return await c.query(extended ? { text: `${sql}$1`, values: [id] } : `${sql}${id}`).catch((e: { code?: string; routine?: string; detail?: string }) => e);
     } finally {
       await c.end();
     }
@@ -219,8 +221,9 @@ test("a tenant's writes waiting for approval are bounded (approvals.max_pending_
     const [other] = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 2 ORDER BY id LIMIT 1')).map((r) => r.id);
     const first = (await hold('tenant1-agent', own)) as { routine?: string; detail?: string };
     expect(first.routine).toBe('ormai.pending_approval');
-    expect(((await hold('tenant1-agent', own)) as { routine?: string }).routine).toBe('ormai.pending_approval');
+    expect(((await hold('tenant1-agent', own, true)) as { routine?: string }).routine).toBe('ormai.pending_approval');
     expect(await hold('tenant1-agent', own)).toMatchObject({ code: '53400', routine: 'ormai.approval_limit_reached' });
+    expect(await hold('tenant1-agent', own, true)).toMatchObject({ code: '53400', routine: 'ormai.approval_limit_reached' });
     expect(((await hold('tenant2-agent', other)) as { routine?: string }).routine).toBe('ormai.pending_approval');
     // Once one is decided there is room again.
     const id = /approval_id=(\S+)/.exec(first.detail ?? '')![1];

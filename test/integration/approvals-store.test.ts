@@ -58,6 +58,12 @@ describe('PostgresApprovalStore: shared by two sidecars', () => {
     }
   });
 
+  test("maxPendingPerTenant holds across two pools creating at once", async () => {
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => (i % 2 ? storeA : storeB).create(approvalRequest(), undefined, 5)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+    expect(await storeA.list({ state: 'pending', tenantId: '1' })).toHaveLength(5);
+  });
+
   test('the same approver through both pools at once is counted once', async () => {
     const a = await storeA.create(approvalRequest({ approvers: 3 }));
     const results = await Promise.allSettled([storeA.approve(a.id, 'alice'), storeB.approve(a.id, 'Alice')]);

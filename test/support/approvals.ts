@@ -47,6 +47,22 @@ export function approvalStoreContract(store: () => ApprovalStore): void {
     await expect(store().create(approvalRequest({ expiresInS: 0 }))).rejects.toThrow(RangeError);
   });
 
+  test("maxPendingPerTenant: a tenant's pending requests are bounded, even created all at once; decided ones and other tenants do not count", async () => {
+    const other = { requester: { user: 'agent2', tenantId: '2', roles: [] } };
+    await store().create(approvalRequest(other), T0, 1);
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store().create(approvalRequest(), at(i), 3)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ name: 'ApprovalError', code: 'approval_limit_reached', status: 429 });
+    expect(await store().list({ state: 'pending', tenantId: '1' })).toHaveLength(3);
+    // A decided one makes room; without a bound nothing is refused.
+    const [first] = await store().list({ state: 'pending', tenantId: '1' });
+    await store().deny(first.id, 'alice', undefined, at(20));
+    await store().create(approvalRequest(), at(21), 3);
+    await expect(store().create(approvalRequest(), at(22), 3)).rejects.toMatchObject({ code: 'approval_limit_reached' });
+    await store().create(approvalRequest(), at(23));
+    expect(await store().list({ state: 'pending', tenantId: '1' })).toHaveLength(4);
+  });
+
   test('list filters by state, tenant and requester, oldest first', async () => {
     const a = await store().create(approvalRequest(), T0);
     const b = await store().create(approvalRequest({ requester: { user: 'agent2', tenantId: '2', roles: [] } }), at(1));
