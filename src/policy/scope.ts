@@ -107,7 +107,7 @@ export interface SystemRelation {
 /** Indexes, constraints, defaults and owned sequences of the registered tables, and the served system relations. */
 export interface CatalogObjects {
   /** otherRelations: the index reads a relation other than its table (never shown). */
-  indexes: Array<TableObject & { otherRelations: boolean }>;
+  indexes: Array<TableObject & { name: string; otherRelations: boolean }>;
   /** type: pg_constraint.contype; parent (0 for none) and parentColumns: a foreign key's referenced table. */
   constraints: Array<TableObject & { type: string; name: string; parent: number; parentColumns: number[] }>;
   /** attnum: the column the default belongs to; otherRelations: it names a relation other than a sequence. */

@@ -8,6 +8,7 @@
 // failure (analysis/rewrite/writes.ts) becomes max_affected_rows_exceeded.
 import { NO_PARENT_MARKER } from '../analysis/rewrite/foreign-keys';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/writes';
+import { objectKey } from '../analysis/rewrite/catalog-views';
 import { ProxyError } from '../errors/catalogue';
 import { FIELD, readErrorFields, writeErrorFields } from '../protocol/backend/error-fields';
 import * as backend from '../protocol/backend/serializer';
@@ -18,16 +19,34 @@ const INVALID_TEXT = '22P02';
 const CAPPED = new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`);
 const ORPHAN = new RegExp(`"${NO_PARENT_MARKER}([^"]*)"`);
 
+const SCHEMA = 0x73; // s
+const TABLE = 0x74; // t
+const COLUMN = 0x63; // c
+const CONSTRAINT = 0x6e; // n
 /** Fields that name database objects: the column, constraint, table, schema and type an error is about. */
-const OBJECT_FIELDS = new Set([0x63 /* c */, 0x6e /* n */, 0x74 /* t */, 0x73 /* s */, 0x64 /* d */]);
+const OBJECT_FIELDS = new Set([COLUMN, CONSTRAINT, TABLE, SCHEMA, 0x64 /* d */]);
+
+/** What a write's error may name: see sanitizeWriteError. */
+export interface WriteErrorScope {
+  /** The write target's columns the agent cannot see. */
+  hidden?: ReadonlySet<string>;
+  /** The constraints and indexes the agent can see (catalog-views.ts objectKey); absent without a loaded catalog. */
+  visibleObjects?: ReadonlySet<string>;
+}
 
 /**
- * `hidden`: the write target's columns the agent cannot see; a message naming one is replaced
- * by a generic one: a NOT NULL violation names its column, and a constraint or index that
- * PostgreSQL named after its column (`orders_approval_token_check`, `…_key`, `…_fkey`) carries
- * the name inside its own, so any occurrence counts, in any case.
+ * A message that may name what the agent cannot see is replaced by a generic one. PostgreSQL
+ * names the object an error is about in its fields, and that decides:
+ * - a constraint or index (unique, check, foreign key, exclusion, PostgreSQL 18's not-null): the
+ *   message stays only if it is one the agent can see (every column it reads visible, a foreign
+ *   key's other table too). Its name may carry a hidden column's (`orders_approval_token_check`),
+ *   or a prefix of one that PostgreSQL cut to 63 bytes, or a hidden table's (a foreign key of a
+ *   table outside the policy, raised by an UPDATE or DELETE of its parent); one made since the
+ *   catalog was loaded counts as unseen;
+ * - a column (a not-null violation): the message stays unless it is a hidden one;
+ * - neither, or no catalog: any occurrence of a hidden column's name in the message, in any case.
  */
-export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = new Set()): Buffer {
+export function sanitizeWriteError(frame: Buffer, scope: WriteErrorScope = {}): Buffer {
   const fields = readErrorFields(frame);
   if (!fields) return frame;
   const value = (code: number) => fields.find(([c]) => c === code)?.[1].toString('utf8');
@@ -40,11 +59,21 @@ export function sanitizeWriteError(frame: Buffer, hidden: ReadonlySet<string> = 
     return backend.errorResponse(new ProxyError('column_not_found', { message: value(FIELD.message) ?? 'column does not exist' }).toFields());
   }
   const kept = fields.filter(([code]) => code !== FIELD.detail && code !== FIELD.hint && !OBJECT_FIELDS.has(code));
-  const message = value(FIELD.message) ?? '';
-  const lower = message.toLowerCase();
-  if ([...hidden].some((name) => lower.includes(name.toLowerCase()))) {
+  if (namesUnseen(value, scope)) {
     const generic = value(FIELD.code) === '23502' ? 'a column the write does not set needs a value' : 'the write violates a constraint of the table';
     return writeErrorFields(frame[0], kept.map(([code, v]) => (code === FIELD.message ? [code, Buffer.from(generic)] : [code, v])));
   }
   return writeErrorFields(frame[0], kept);
+}
+
+function namesUnseen(value: (code: number) => string | undefined, { hidden = new Set(), visibleObjects }: WriteErrorScope): boolean {
+  const constraint = value(CONSTRAINT);
+  const column = value(COLUMN);
+  if (constraint !== undefined && visibleObjects) {
+    if (!visibleObjects.has(objectKey(value(SCHEMA) ?? '', value(TABLE) ?? '', constraint))) return true;
+    return column !== undefined && hidden.has(column);
+  }
+  if (column !== undefined) return hidden.has(column);
+  const lower = (value(FIELD.message) ?? '').toLowerCase();
+  return [...hidden].some((name) => lower.includes(name.toLowerCase()));
 }

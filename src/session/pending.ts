@@ -5,6 +5,7 @@
 // statements, row caps per result, and the outcome of each statement for its audit event.
 import type { ProxyError } from '../errors/catalogue';
 import type { CaptureSpec } from '../results/capture-columns';
+import type { WriteErrorScope } from '../results/write-errors';
 import type { RowCap } from '../results/row-cap';
 import type { Effect } from './state';
 
@@ -25,8 +26,8 @@ export interface PendingItem {
   texts?: { sent: string; agent: string };
   /** query, parse and execute of a write: the database's errors are reduced (results/write-errors.ts). */
   write?: boolean;
-  /** The write target's hidden columns, which no error may name. */
-  hidden?: ReadonlySet<string>;
+  /** What the database's errors for a write may name (results/write-errors.ts). */
+  writeErrors?: WriteErrorScope;
   /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
   captures?: Array<CaptureSpec | undefined>;
   /** Sent by the proxy on its own (a re-Parse after a reload, a Query making the barrier views): its answer is not the client's. */

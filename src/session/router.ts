@@ -211,7 +211,7 @@ export class ResponseRouter {
     if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
     else {
       if (head.texts) bytes = withAgentPosition(bytes, head.texts.sent, head.texts.agent);
-      if (head.write) bytes = sanitizeWriteError(bytes, head.hidden);
+      if (head.write) bytes = sanitizeWriteError(bytes, head.writeErrors);
     }
     const fields = head.refused ? undefined : errorFields(frame);
     const outcome = head.refused ? { refused: head.refused } : { error: { code: fields?.code ?? 'XX000', message: fields?.message ?? '' } };

@@ -23,7 +23,7 @@ import * as backend from '../protocol/backend/serializer';
 import type { FrontendDecoder } from '../protocol/frontend/decoder';
 import type { FrontendMessage } from '../protocol/frontend/messages';
 import { RowCap } from '../results/row-cap';
-import { sanitizeWriteError } from '../results/write-errors';
+import { sanitizeWriteError, type WriteErrorScope } from '../results/write-errors';
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
 import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messages';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
@@ -37,7 +37,7 @@ import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
 import { SessionState } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
-import { agentApproval, captureOf, commitShape, heldOf, hiddenOf, isCommit, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
+import { agentApproval, captureOf, commitShape, heldOf, writeErrorsOf, isCommit, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -478,7 +478,7 @@ export class Session {
         ...(statements.some((s) => s.kind === 'transaction') ? { transaction: true as const } : {}),
         rowLimits: statements.map((s) => s.rowLimit),
         texts: texts(text, sql),
-        ...(statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(statements) } : {}),
+        ...(statements.some(touchesWriteTarget) ? { write: true, ...writeErrorsOf(statements, this.snap.scope) } : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...sessionEffects(this.state, result.statements, declared, prepared),
@@ -567,7 +567,7 @@ export class Session {
         this.guard = undefined;
         resolve();
       };
-      const settle = (status: 'I' | 'T' | 'E') => void this.settle(status, text !== '', g, item.hidden, finish);
+      const settle = (status: 'I' | 'T' | 'E') => void this.settle(status, text !== '', g, item.writeErrors, finish);
       if (g.begin) this.forward(serialize.query('BEGIN'), { kind: 'query', silent: true });
       if (text !== '') this.forward(serialize.query(text), { ...item, wrapped: settle });
       else void this.router.pending.whenEmpty().then(() => settle(this.router.txStatus));
@@ -578,7 +578,7 @@ export class Session {
     status: 'I' | 'T' | 'E',
     ran: boolean,
     g: { begin: boolean; commit?: { index: number; hook?: AuditHook } },
-    hidden: ReadonlySet<string> | undefined,
+    writeErrors: WriteErrorScope | undefined,
     finish: (bytes: Buffer[]) => void,
   ): Promise<void> {
     const commit = g.commit;
@@ -607,7 +607,7 @@ export class Session {
     const out: Buffer[] = [];
     if (answer.error) {
       // A deferred constraint or a serialization failure at COMMIT: the agent's to see, reduced like a write's error.
-      out.push(sanitizeWriteError(answer.error.frame, hidden));
+      out.push(sanitizeWriteError(answer.error.frame, writeErrors));
       commit?.hook?.result(commit.index, { rows: 0, error: { code: answer.error.code, message: answer.error.message } });
     } else if (commit) {
       out.push(backend.commandComplete(answer.tag ?? 'COMMIT'));
@@ -698,7 +698,7 @@ export class Session {
       kind: 'parse',
       effect: this.state.parse(prepared),
       texts: texts(result.sql, message.sql),
-      ...(result.statements.some(touchesWriteTarget) ? { write: true, ...hiddenOf(result.statements) } : {}),
+      ...(result.statements.some(touchesWriteTarget) ? { write: true, ...writeErrorsOf(result.statements, this.snap.scope) } : {}),
     });
   }
 
@@ -822,7 +822,7 @@ export class Session {
         kind: 'execute',
         ...(statement?.kind === 'transaction' ? { transaction: true as const } : {}),
         cap: portal?.cap,
-        ...(portal.targets ? { write: true, ...hiddenOf(portal.prepared?.statements ?? []) } : {}),
+        ...(portal.targets ? { write: true, ...writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) } : {}),
         ...(spec ? { captures: [spec] } : {}),
         ...sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined),
         audit: this.auditor.hook(sent, this.trackWrite),

@@ -1,10 +1,13 @@
 // What a session remembers between extended-protocol messages, and how it reads an analysed statement.
 import type { AnalyzedStatement } from '../analysis/pipeline';
+import { visibility } from '../analysis/rewrite/catalog-views';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { Approval } from '../approvals/types';
 import type { PolicyView } from '../policy/provider';
+import type { ReadScope } from '../policy/scope';
 import { captureSpec, type CaptureSpec } from '../results/capture-columns';
 import type { RowBudget, RowCap } from '../results/row-cap';
+import type { WriteErrorScope } from '../results/write-errors';
 import type { HeldWrite } from './approval-hold';
 import type { PendingItem } from './pending';
 
@@ -73,10 +76,15 @@ export function captureOf(statement: AnalyzedStatement, resultFormats: readonly 
   return plan ? captureSpec(plan.width, plan.agentReturning, resultFormats) : undefined;
 }
 
-/** The hidden columns of every write target among `statements`, for the write-error filter. */
-export function hiddenOf(statements: readonly AnalyzedStatement[]): { hidden?: ReadonlySet<string> } {
+/** For the write-error filter: the hidden columns of every write target among `statements`, and the constraints and indexes the scope shows. */
+export function writeErrorsOf(statements: readonly AnalyzedStatement[], scope: ReadScope): { writeErrors: WriteErrorScope } {
   const names = statements.flatMap((s) => (s.body ?? s).write?.hidden ?? []);
-  return names.length > 0 ? { hidden: new Set(names) } : {};
+  return {
+    writeErrors: {
+      ...(names.length > 0 ? { hidden: new Set(names) } : {}),
+      ...(scope.catalog.objects ? { visibleObjects: visibility(scope).objectNames } : {}),
+    },
+  };
 }
 
 /** The TransactionStmt kind of a transaction-control statement, else undefined. */

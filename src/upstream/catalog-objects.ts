@@ -7,7 +7,7 @@ import type { CatalogObjects, SystemRelation } from '../policy/scope';
  * the columns of expressions and partial-index predicates, which PostgreSQL records in pg_depend.
  */
 const INDEXES = `
-  SELECT i.indexrelid::int8 AS oid, i.indrelid::int8 AS rel,
+  SELECT i.indexrelid::int8 AS oid, i.indrelid::int8 AS rel, (SELECT c.relname FROM pg_class c WHERE c.oid = i.indexrelid) AS name,
          ARRAY(SELECT k::int FROM unnest(i.indkey::int2[]) AS k WHERE k > 0
                UNION SELECT d.refobjsubid::int FROM pg_depend d
                 WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
@@ -93,7 +93,7 @@ export async function loadCatalogObjects(client: Client, wanted: readonly number
     systemRelations.set(`${String(r.schema)}.${String(r.name)}`, { oid: num(r.oid), columns: r.columns as string[], types: r.types as string[] });
   }
   return {
-    indexes: indexes.map((r) => ({ oid: num(r.oid), rel: num(r.rel), columns: nums(r.columns), otherRelations: r.other_relations === true })),
+    indexes: indexes.map((r) => ({ oid: num(r.oid), rel: num(r.rel), name: String(r.name), columns: nums(r.columns), otherRelations: r.other_relations === true })),
     constraints: constraints.map((r) => ({
       oid: num(r.oid),
       rel: num(r.rel),

@@ -989,6 +989,45 @@ describe('a constraint named after a hidden column', () => {
   });
 });
 
+describe('constraints the agent cannot see: one named after a long hidden column (cut to 63 bytes), a hidden table\'s foreign key', () => {
+  let t: Target;
+  const LONG = 'internal_reconciliation_reference_token_for_finance';
+  beforeAll(async () => {
+    t = await startTarget(
+      GRANTS_POLICY,
+      [
+        // PostgreSQL names a column's CHECK after the column, cut: orders_internal_reconciliation_reference_token_for_fina_check.
+        `ALTER TABLE orders ADD COLUMN ${LONG} bigint GENERATED ALWAYS AS (total_cents) STORED CHECK (${LONG} < 5000000)`,
+        'CREATE TABLE ledger_links (id int PRIMARY KEY, customer_id int REFERENCES customers (id))',
+        "INSERT INTO customers (id, tenant_id, name, email) VALUES (4242, 1, 'Ledger Co', 'ledger@example.com')",
+        'INSERT INTO ledger_links VALUES (1, 4242)',
+      ],
+      ['internal_reconciliation', 'ledger_links'],
+    );
+  });
+  afterAll(async () => {
+    await stopTarget(t);
+  });
+
+  test.each(modes)('under the $protocol protocol, their violations give the generic message', async (mode) => {
+    const [{ conname }] = await t.db.query<{ conname: string }>(`SELECT conname FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%${LONG}%'`);
+    expect(conname).toMatch(/^orders_internal_reconciliation_\w+_check$/);
+    expect(conname.includes(LONG)).toBe(false);
+    const [{ id }] = await t.db.query<{ id: number }>('SELECT customer_id AS id FROM ledger_links');
+    for (const [sql, code] of [
+      [`${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, 5000000)`, '23514'],
+      [`${R}UPDATE customers SET id = 99999 WHERE id = ${id}`, '23503'],
+    ]) {
+      const o = await run(t, sql, mode);
+      expect({ sql, code: o.error?.code, message: o.error?.message }).toEqual({ sql, code, message: 'the write violates a constraint of the table' });
+      expectNothingForbidden(t, o.bytes, sql);
+    }
+    // A visible constraint keeps PostgreSQL's words.
+    const o = await run(t, `${R}INSERT INTO customers (id, name, email) VALUES (${id}, 'dup', 'dup@example.com')`, mode);
+    expect({ code: o.error?.code, message: o.error?.message }).toEqual({ code: '23505', message: 'duplicate key value violates unique constraint "customers_pkey"' });
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // 7. Approvals (rtw-approval-policy: update orders held when status → cancelled, total_cents → 0, or more than
 //    one row; every delete held). The memory store records what is held.

@@ -42,6 +42,16 @@ export interface Visibility {
   constraintNames: Array<[string, string, string]>;
   /** (schema, table, column) of visible columns. */
   columnNames: Array<[string, string, string]>;
+  /**
+   * The visible constraints and indexes as an error names them (its schema, table and constraint
+   * fields): objectKey(schema, table, name). See results/write-errors.ts.
+   */
+  objectNames: ReadonlySet<string>;
+}
+
+/** The key of a table's constraint or index in Visibility.objectNames. */
+export function objectKey(schema: string, table: string, name: string): string {
+  return `${schema}\0${table}\0${name}`;
 }
 
 const visibilities = new WeakMap<ReadScope, Visibility>();
@@ -80,19 +90,26 @@ export function visibility(scope: ReadScope): Visibility {
     const visible = columns.get(rel);
     return visible !== undefined && cols.every((c) => visible.includes(c));
   };
-  const indexes = (objects?.indexes ?? []).filter((i) => !i.otherRelations && sees(i.rel, i.columns)).map((i) => i.oid);
+  const visibleIndexes = (objects?.indexes ?? []).filter((i) => !i.otherRelations && sees(i.rel, i.columns));
+  const indexes = visibleIndexes.map((i) => i.oid);
   const constraints = (objects?.constraints ?? []).filter((c) => sees(c.rel, c.columns) && (c.parent === 0 || sees(c.parent, c.parentColumns)));
   const defaults = (objects?.defaults ?? []).filter((d) => !d.otherRelations && sees(d.rel, [d.attnum, ...d.columns])).map((d) => d.oid);
   const sequences = (objects?.sequences ?? []).filter((s) => sees(s.rel, [s.attnum])).map((s) => s.oid);
   const schemas = new Set(['pg_catalog', 'information_schema', ...[...scope.tables.values()].map((t) => t.schema)]);
   const namespaces = [...schemas].map((s) => objects?.namespaces.get(s)).filter((o): o is number => o !== undefined);
   const constraintNames: Array<[string, string, string]> = [];
+  const objectNames = new Set<string>();
   for (const c of constraints) {
     const t = oidOf.get(c.rel);
     if (t && c.name) constraintNames.push([t.schema, t.name, c.name]);
+    if (t && c.name) objectNames.add(objectKey(t.schema, t.name, c.name));
+  }
+  for (const i of visibleIndexes) {
+    const t = oidOf.get(i.rel);
+    if (t && i.name) objectNames.add(objectKey(t.schema, t.name, i.name));
   }
   constraintNames.push(...notNullNames);
-  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, types: [...types], asText, nulled, constraintNames, columnNames };
+  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, types: [...types], asText, nulled, constraintNames, columnNames, objectNames };
   visibilities.set(scope, v);
   return v;
 }
