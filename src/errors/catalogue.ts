@@ -83,6 +83,12 @@ export const catalogue = {
     message: 'startup parameter not allowed',
     hint: 'Connect with only user, database, application_name and harmless client settings (DateStyle, TimeZone, extra_float_digits, client_encoding=UTF8). Session settings such as role, search_path or options are controlled by the proxy.',
   },
+  invalid_startup_parameter: {
+    sqlstate: '22023',
+    severity: 'FATAL',
+    message: 'invalid value for a startup parameter',
+    hint: 'Fix or drop that setting in the connection string (options=-c …, TimeZone, DateStyle, IntervalStyle, …) and connect again; the server did not accept its value.',
+  },
   database_not_found: {
     sqlstate: '3D000',
     severity: 'FATAL',

@@ -230,6 +230,11 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
         config.maxMessageSize,
       );
     } catch (err) {
+      // A value of the client's own startup settings that PostgreSQL refuses (TimeZone=Nowhere):
+      // the client's to fix, not an outage. Its message names only the setting and the value sent.
+      if (err instanceof UpstreamConnectError && err.sqlstate?.startsWith('22') && err.serverMessage) {
+        throw new ProxyError('invalid_startup_parameter', { message: err.serverMessage, logMessage: err.message });
+      }
       if (err instanceof UpstreamConnectError) throw new ProxyError('upstream_unavailable', { logMessage: err.message });
       throw err;
     }

@@ -12,6 +12,8 @@ export class UpstreamConnectError extends Error {
   constructor(
     message: string,
     readonly sqlstate?: string,
+    /** The server's own message, when it refused the session with an ErrorResponse. */
+    readonly serverMessage?: string,
   ) {
     super(message);
     this.name = 'UpstreamConnectError';
@@ -201,7 +203,7 @@ function handshake(socket: net.Socket, target: UpstreamTarget, maxMessageSize: n
               break;
             case 'E': {
               const { message, code } = errorFields(frame);
-              throw new UpstreamConnectError(`upstream refused the session: ${message}`, code);
+              throw new UpstreamConnectError(`upstream refused the session: ${message}`, code, message);
             }
             case 'N':
             case 'v':

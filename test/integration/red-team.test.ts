@@ -798,6 +798,18 @@ describe('red-team startup parameters', () => {
     expect((await connectWith('-c application_name=x\\ -c\\ search_path=evil')).applicationName).toBe('x -c search_path=evil');
   });
 
+  test("a value PostgreSQL refuses for an allowed setting is the client's error (22023, its message), not an outage", async () => {
+    for (const [options, setting] of [
+      ['-c TimeZone=Nowhere/Invalid', 'TimeZone'],
+      ['-c DateStyle=sideways', 'DateStyle'],
+      ['-c extra_float_digits=99', 'extra_float_digits'],
+    ]) {
+      const { error } = await connectWith(options);
+      expect({ options, code: error?.code, routine: error?.routine }).toEqual({ options, code: '22023', routine: 'ormai.invalid_startup_parameter' });
+      expect(error?.message).toContain(`"${setting}"`);
+    }
+  });
+
   // Names of Object.prototype members are settings like any other: not on the allow-list.
   test('-c constructor=1 and friends are refused as startup parameters', async () => {
     for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
