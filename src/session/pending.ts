@@ -47,6 +47,11 @@ export interface PendingItem {
    * status instead, and the session answers the client once it has committed or rolled back.
    */
   wrapped?: (status: 'I' | 'T' | 'E') => void;
+  /**
+   * Told when PostgreSQL discards the item unanswered: it was sent while the upstream skipped to
+   * Sync after an extended-protocol error (a Query too is discarded then).
+   */
+  discarded?: () => void;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
   /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */
@@ -119,6 +124,7 @@ export class PendingQueue {
     if (item.kind === 'sync') this.skipping = false;
     else if (this.skipping) {
       skipEffects(item);
+      item.discarded?.();
       return false;
     }
     if (this.size === 0) this.headSince = performance.now();
@@ -191,6 +197,7 @@ export class PendingQueue {
       this.items[this.head++] = undefined;
       const audit = item.audit;
       skipEffects(item);
+      item.discarded?.();
       if (audit && failure) {
         void audit.result(0, failure);
         audit.end();
@@ -203,6 +210,11 @@ export class PendingQueue {
 
   get size(): number {
     return this.items.length - this.head;
+  }
+
+  /** The upstream discards what it is sent until a Sync (an extended-protocol message failed). */
+  get skippingToSync(): boolean {
+    return this.skipping;
   }
 
   /** Whether an item still pending passes `test`. */

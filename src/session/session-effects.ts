@@ -55,7 +55,7 @@ export function declaredCursors(statements: readonly AnalyzedStatement[]): Reado
   statements.forEach((s, i) => {
     if (s.nodeType !== 'DeclareCursorStmt') return;
     const budget = { rows: 0 };
-    declared.set(i, { cursor: { limit: s.rowLimit, budget }, cap: new RowCap(s.rowLimit, budget), resultFormats: [], writes: false, targets: false });
+    declared.set(i, { cursor: { limit: s.rowLimit, budget, declaration: s }, cap: new RowCap(s.rowLimit, budget), resultFormats: [], writes: false, targets: false });
   });
   return declared;
 }

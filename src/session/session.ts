@@ -55,6 +55,13 @@ const REFUSED_NAME = 'ormai_proxy_refused';
 
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
+/**
+ * Pause reading from the client while this much of what it sent waits to be handled (the pump
+ * waits for an answer or a check), and read again once it is down to INBOX_LOW_WATER: a client
+ * that keeps sending meanwhile cannot grow the session's memory without bound.
+ */
+const INBOX_HIGH_WATER = 8 * 1024 * 1024;
+const INBOX_LOW_WATER = 1024 * 1024;
 
 export interface SessionDeps {
   id: string;
@@ -99,6 +106,13 @@ export class Session {
   private readonly budgets: SessionBudgets;
   private readonly auditor: StatementAuditor;
   private readonly inbox: FrontendMessage[] = [];
+  /** Per inbox message, the bytes of the client's that are freed once it is handled (messages are views into the chunks). */
+  private readonly inboxSizes: number[] = [];
+  private inboxBytes = 0;
+  /** Bytes received that made no whole message yet: counted with the next message decoded. */
+  private undecodedBytes = 0;
+  /** Reading from the client is paused because the inbox is full. */
+  private inboxFull = false;
   private pumping = false;
   /** While the pump handles a batch of client messages, what goes upstream is collected and written once. */
   private batching = false;
@@ -218,7 +232,9 @@ export class Session {
     this.server.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
     this.server.on('close', () => this.onUpstreamClose());
     this.server.on('error', (err) => this.deps.log.warn({ err: err.message }, 'upstream socket error'));
-    this.server.on('drain', () => this.client.resume());
+    this.server.on('drain', () => {
+      if (!this.inboxFull) this.client.resume();
+    });
     this.auditor.connection('login', { client: this.client.remoteAddress ?? '' });
     if (this.deps.upstream.leftover.length > 0) this.relay(this.deps.upstream.leftover);
     this.enqueue(initial);
@@ -265,12 +281,36 @@ export class Session {
       this.fatal(toProxyError(err));
       return;
     }
-    this.enqueue(messages);
+    this.enqueue(messages, chunk.length);
   }
 
-  private enqueue(messages: FrontendMessage[]): void {
-    for (const m of messages) this.inbox.push(m);
+  private enqueue(messages: FrontendMessage[], bytes = 0): void {
+    if (messages.length === 0) {
+      this.undecodedBytes += bytes;
+      return;
+    }
+    for (const m of messages) {
+      this.inbox.push(m);
+      this.inboxSizes.push(0);
+    }
+    this.inboxSizes[this.inboxSizes.length - 1] = bytes + this.undecodedBytes;
+    this.inboxBytes += bytes + this.undecodedBytes;
+    this.undecodedBytes = 0;
+    if (this.inboxBytes > INBOX_HIGH_WATER && !this.inboxFull) {
+      this.inboxFull = true;
+      this.client.pause();
+    }
     if (!this.pumping) void this.pump();
+  }
+
+  /** The next message to handle; reading from the client resumes once the inbox has room. */
+  private nextMessage(): FrontendMessage {
+    this.inboxBytes -= this.inboxSizes.shift()!;
+    if (this.inboxFull && this.inboxBytes <= INBOX_LOW_WATER) {
+      this.inboxFull = false;
+      if (this.server.writableLength <= UPSTREAM_HIGH_WATER) this.client.resume();
+    }
+    return this.inbox.shift()!;
   }
 
   /**
@@ -282,7 +322,7 @@ export class Session {
     this.batching = true; // one write upstream per batch of client messages
     try {
       while (this.inbox.length > 0 && !this.ended && !this.terminating) {
-        const pending = this.handle(this.inbox.shift()!);
+        const pending = this.handle(this.nextMessage());
         if (pending) {
           this.flushUpstream();
           await pending;
@@ -568,9 +608,15 @@ export class Session {
         resolve();
       };
       const settle = (status: 'I' | 'T' | 'E') => void this.settle(status, text !== '', g, item.writeErrors, finish);
+      // Sent while PostgreSQL skips to Sync (an extended-protocol message before it failed), the
+      // Query is discarded unanswered, as PostgreSQL discards it: so is its held-back COMMIT.
+      const discarded = () => {
+        g.commit?.hook?.skip();
+        finish([]);
+      };
       if (g.begin) this.forward(serialize.query('BEGIN'), { kind: 'query', silent: true });
-      if (text !== '') this.forward(serialize.query(text), { ...item, wrapped: settle });
-      else void this.router.pending.whenEmpty().then(() => settle(this.router.txStatus));
+      if (text !== '') this.forward(serialize.query(text), { ...item, wrapped: settle, discarded });
+      else void this.router.pending.whenEmpty().then(() => (this.router.pending.skippingToSync ? discarded() : settle(this.router.txStatus)));
     });
   }
 
@@ -798,7 +844,9 @@ export class Session {
   /** Execute of a portal: the query budget, then for a write the write budget and approval rules; its audit event when it ends. */
   private execute(message: Extract<FrontendMessage, { type: 'Execute' }>, portal: Portal | undefined): Promise<void> | undefined {
     const name = message.portal;
-    const sent = this.sentOf(portal?.prepared);
+    // A cursor run by Execute reads what its DECLARE named.
+    const declaration = portal?.prepared ? undefined : portal?.cursor?.declaration;
+    const sent = declaration ? { protocol: 'extended' as const, agentSql: declaration.agentSql ?? declaration.sql, statements: [declaration], tags: {} } : this.sentOf(portal?.prepared);
     if (!portal) {
       this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
@@ -811,9 +859,11 @@ export class Session {
     }
     const writes = portal?.writes ?? true;
     const spec = portal?.prepared?.statements[0] ? captureOf(portal.prepared.statements[0], portal.resultFormats) : undefined;
-    // A write whose rows the agent did not ask for returns its capture rows only: a row limit on the
-    // Execute (JDBC sends 1 for executeUpdate) would suspend it after one row instead of completing it.
-    const raw = spec && !spec.keep && message.maxRows > 0 ? withMaxRows(message.raw, 0) : message.raw;
+    // A write runs to completion at its first Execute whatever the row limit (PostgreSQL's
+    // PORTAL_ONE_RETURNING), and its audit event needs every row it changed and its final tag: so
+    // a write's Execute goes without the limit (JDBC sends 1 for executeUpdate, a fetch size for a
+    // RETURNING in a transaction), and the agent gets its rows, capped as any, and the tag.
+    const raw = writes && portal.prepared && message.maxRows > 0 ? withMaxRows(message.raw, 0) : message.raw;
     const statement = portal.prepared?.statements[0];
     const send = () => {
       if (writes && portal.prepared) this.batchWrites = true;

@@ -41,8 +41,11 @@ export interface Prepared {
 
 /** A bound portal (or a cursor, which is a portal too), until its transaction ends. */
 export interface Portal {
-  /** A cursor the agent declared: the rows of every FETCH from it count against one cap. */
-  cursor?: { limit: number | undefined; budget: RowBudget };
+  /**
+   * A cursor the agent declared: the rows of every FETCH from it count against one cap.
+   * `declaration`: its DECLARE, which names what an Execute of the cursor reads in the audit trail.
+   */
+  cursor?: { limit: number | undefined; budget: RowBudget; declaration?: AnalyzedStatement };
   cap: RowCap;
   /** Bind's result format codes: the capture columns' formats follow from them. */
   resultFormats: number[];

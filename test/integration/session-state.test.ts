@@ -191,6 +191,50 @@ describe('a Parse PostgreSQL refuses leaves the statement it had', () => {
   });
 });
 
+describe('a Query sent while PostgreSQL skips to Sync is discarded, as PostgreSQL discards it', () => {
+  // An extended-protocol error makes PostgreSQL ignore every message up to Sync, a Query too.
+  // A COMMIT (or a write and COMMIT) the proxy would hold back for the audit must not wait for
+  // an answer that never comes: the session answered nothing more, and kept its connection.
+  test.each([
+    ['COMMIT', 'COMMIT'],
+    ['a write and COMMIT', `${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, 1); COMMIT`],
+    ['a read', 'SELECT 1'],
+  ])('%s behind a refused Parse and a Flush: the Sync is answered and the session goes on', async (_label, text) => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(parseMessage('', 'SELECT 1/0x'), serialize.flush(), serialize.query(text), serialize.sync(), serialize.query('SELECT 2 AS n'));
+      return untilReadyN(c, 2);
+    });
+    expect(errors(answers[0]).map((e) => e.code)).toEqual(['42601']);
+    expect(answers[0].filter((m) => m.name !== 'error').map((m) => m.name)).toEqual(['readyForQuery']);
+    expect(rowsOf(answers[1])).toEqual([['2']]);
+    expect(await tenantOrders()).toBe(before);
+  });
+});
+
+describe('a client that keeps sending while the session waits is read no faster than it is handled', () => {
+  test('48 MiB sent behind a Bind that waits for a slow PREPARE stay with the client, then all of it is handled in order', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      // The Bind of q waits for the Query that makes q, and the pump with it.
+      c.send(serialize.query('PREPARE q AS SELECT 1 AS one; SELECT count(*) FROM generate_series(1, 30000000)'), ...runStatement('q'));
+      const mib = 1024 * 1024;
+      const copyData = Buffer.alloc(5 + mib);
+      copyData[0] = 0x64; // CopyData outside COPY: PostgreSQL and the proxy ignore it
+      copyData.writeInt32BE(4 + mib, 1);
+      for (let i = 0; i < 48; i++) c.send(copyData);
+      c.send(serialize.query('SELECT 2 AS n'));
+      await new Promise((r) => setTimeout(r, 700));
+      // The proxy took at most its inbox's bound and what the kernel buffers hold.
+      expect(c.unsentBytes).toBeGreaterThan(16 * mib);
+      return untilReadyN(c, 3);
+    });
+    expect(rowsOf(answers[1])).toEqual([['1']]);
+    expect(rowsOf(answers[2])).toEqual([['2']]);
+  }, 30_000);
+});
+
 describe('names are compared as PostgreSQL compares them', () => {
   const n63 = 'x'.repeat(63);
 
@@ -625,6 +669,13 @@ describe('cursors are portals, and the session follows them too', () => {
     expect(rowsOf(answers[3])).toHaveLength(1);
     expect(answers[3].some((m) => m.name === 'notice')).toBe(true);
     expect(errors(answers[5]).map((e) => e.routine)).toEqual(['ormai.statement_not_allowed']);
+    // The audit trail names what the Execute of the cursor read: its DECLARE.
+    let executed;
+    for (let i = 0; i < 100 && !executed; i++) {
+      executed = p.auditEvents().find((e) => e.kind === 'statement' && e.protocol === 'extended');
+      if (!executed) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(executed).toMatchObject({ sql: 'DECLARE cur CURSOR FOR SELECT id FROM orders ORDER BY id', statement_kind: 'read' });
   });
 });
 
@@ -640,6 +691,27 @@ describe('a row limit on the Execute of a write without RETURNING (JDBC executeU
     expect(tags(answers[0])).toEqual([`UPDATE ${before}`]);
     const [event] = await statementEvents(p, 1);
     expect(event.changes?.rows).toHaveLength(before);
+  });
+
+  test('with RETURNING too: the write is audited with every row it inserted, and the agent gets its rows (capped) and the tag', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const answers = await withClient(p, async (c) => {
+      c.send(
+        parseMessage('', `${R}INSERT INTO orders (customer_id, total_cents) SELECT 1, g FROM generate_series(901, 905) g RETURNING total_cents`),
+        serialize.bind({}),
+        serialize.execute({ rows: 1 }),
+        serialize.sync(),
+      );
+      return untilReadyN(c, 1);
+    });
+    expect(await tenantOrders()).toBe(before + 5);
+    expect(answers[0].map((m) => m.name).filter((n) => n !== 'dataRow' && n !== 'notice')).toEqual(['parseComplete', 'bindComplete', 'commandComplete', 'readyForQuery']);
+    expect(rowsOf(answers[0])).toEqual([['901'], ['902']]);
+    expect(tags(answers[0])).toEqual(['INSERT 0 5']);
+    const [event] = await statementEvents(p, 1);
+    expect(event.rows).toBe(5);
+    expect(event.changes?.rows).toHaveLength(5);
   });
 });
 

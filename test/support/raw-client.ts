@@ -50,6 +50,11 @@ export class RawClient {
     }
   }
 
+  /** Bytes sent but not yet taken by the kernel: they stay here while the other end does not read. */
+  get unsentBytes(): number {
+    return this.socket.writableLength;
+  }
+
   send(...frames: Buffer[]): void {
     this.socket.write(Buffer.concat(frames));
   }
