@@ -500,7 +500,7 @@ export class Session {
     const scans = this.budgets.limitsScans ? [...statements.entries()].filter(([, s]) => readsRows(s)).map(([i, s]) => ({ sql: s.sql, params: paramsOf(i) })) : [];
     // No write commits before its audit event is durable: an autocommit write runs in a block the
     // proxy opens and commits, and a COMMIT waits for the events of the transaction's writes.
-    const shape = this.auditor.durableWrites ? commitShape(statements, writes > 0, this.txnWrites.length > 0 || this.router.pending.size > 0, this.inBlock()) : 'plain';
+    const shape = this.holdsCommits ? commitShape(statements, writes > 0, this.txnWrites.length > 0 || this.router.pending.size > 0, this.inBlock()) : 'plain';
     if (shape === 'refuse') {
       this.refuse('query', new ProxyError('statement_not_allowed', {
         message: 'COMMIT must end the text when the text writes',
@@ -671,7 +671,7 @@ export class Session {
    * (an explicit block fails, and cannot commit either).
    */
   private sync(raw: Buffer): Promise<void> | undefined {
-    const guarded = this.auditor.durableWrites && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
+    const guarded = this.holdsCommits && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
     this.batchWrites = false;
     this.batchTxn = false;
     if (!guarded) {
@@ -880,7 +880,7 @@ export class Session {
     };
     // A COMMIT waits for the audit events of the transaction's writes; when one could not be
     // recorded the block is rolled back instead and the COMMIT fails.
-    if (statement && isCommit(statement) && this.auditor.durableWrites && (this.txnWrites.length > 0 || this.batchWrites)) {
+    if (statement && isCommit(statement) && this.holdsCommits && (this.txnWrites.length > 0 || this.batchWrites)) {
       return this.writesDurable(true).then((durable) => {
         if (this.ended) return;
         if (durable) {
@@ -1125,6 +1125,15 @@ export class Session {
       return;
     }
     this.relay(frames);
+  }
+
+  /**
+   * Writes commit only once PostgreSQL has answered them (and their events are recorded): with
+   * durable audit writes, and in a tool-door session, whose result budget can end the session
+   * while a write's rows arrive; its write must then roll back, not commit unreported.
+   */
+  private get holdsCommits(): boolean {
+    return this.auditor.durableWrites || this.resultLimit !== undefined;
   }
 
   /** A tool-door session's result budget per statement (tools.max_result_bytes); undefined for agents on the wire, whose rows stream. */

@@ -172,6 +172,38 @@ test('no token, a wrong token: 401 and nothing runs', async () => {
   expect(wrong.status).toBe(401);
 });
 
+describe('a write whose result passes tools.max_result_bytes, with write_guarantee: async', () => {
+  // The budget ends the call while the write's rows arrive: the write must roll back, not commit
+  // with a trail that says it failed.
+  let lax: ToolHarness;
+  let auditDir: string;
+  beforeAll(async () => {
+    auditDir = mkdtempSync(path.join(os.tmpdir(), 'ormai-tool-async-'));
+    lax = await startToolHarness(db.url, POLICY, {
+      tools: { listen: '127.0.0.1:0', max_result_bytes: 64 },
+      audit: { sinks: [{ type: 'file', path: path.join(auditDir, 'audit.jsonl') }], write_guarantee: 'async' },
+    });
+  });
+  afterAll(async () => {
+    await lax?.close();
+    rmSync(auditDir, { recursive: true, force: true });
+  });
+
+  test('db.create and db.update: refused with result_too_large, and nothing is written', async () => {
+    const state = () => db.query('SELECT id, status, total_cents FROM orders ORDER BY id');
+    const before = await state();
+    const [own] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    for (const [name, args] of [
+      ['db.create', { model: 'Order', data: { customer_id: 1, total_cents: 7771 }, reason: 'budget probe' }],
+      ['db.update', { model: 'Order', id: own.id, data: { status: 'budget-probe' }, reason: 'budget probe' }],
+    ] as const) {
+      const r = await lax.tool(name, args);
+      expect({ name, status: r.status, code: r.body.error?.code }).toEqual({ name, status: 403, code: 'result_too_large' });
+    }
+    expect(await state()).toEqual(before);
+  });
+});
+
 describe('what the review found', () => {
   test('a result past tools.max_result_bytes is stopped with result_too_large, and the proxy serves the next call', async () => {
     const big = await tool('db.sql', { sql: "SELECT repeat('x', 100000) AS big FROM generate_series(1, 10)" });
