@@ -181,6 +181,8 @@ const configDescriptions: Record<string, string> = {
   'tools.max_body_bytes': 'Largest request body (a tool call, an MCP message), in bytes or with a unit; a larger one is refused with 413 body_too_large. Default: 1MiB.',
   'tools.max_result_bytes': 'Largest result of one tool call (the rows as PostgreSQL sends them), in bytes or with a unit; past it the call is stopped with result_too_large (54000). Default: 16MiB.',
   'tools.max_queued_calls': "Tool calls of one principal that may wait for one of its sessions (4 run at once); more are refused with too_many_connections (53300). Default: 32.",
+  'tools.response_timeout_ms':
+    "How long the answer to a tool call may take to reach the client once it is ready, in ms; a client that has not read it by then loses the connection. Until its answer is out (or its connection gone) a call keeps its caller's session, so the answers of one caller waiting in memory are at most 4 (the calls it runs at once). 100 to 600000. Default: 30000.",
   store:
     'Where budgets (queries_per_minute_per_tenant) are counted. With a Redis URL, every proxy pointing at the same Redis shares one budget per tenant; without one, each proxy counts in its own memory. Default: memory.',
   'store.redis_url': 'redis:// or rediss:// URL (may carry a password); env ORMAI_REDIS_URL overrides. Give redis_url or redis_url_file, or neither for in-memory budgets.',

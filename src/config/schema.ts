@@ -158,6 +158,11 @@ const tools = z.strictObject({
   max_result_bytes: byteSize.default(16 * 1024 * 1024),
   /** Tool calls that may wait for one of a principal's sessions (4 run at once); more are refused. */
   max_queued_calls: z.number().int().positive().default(32),
+  /**
+   * How long a call's answer may take to reach a client that does not read it; past it the
+   * connection is dropped. The call's session (its caller's slot) is held until then.
+   */
+  response_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
 });
 
 /** Work bounds of one statement's analysis (src/analysis/bounds.ts); each refusal is statement_too_large or statement_too_complex. */
@@ -231,7 +236,7 @@ export const configSchema = z.strictObject({
   store: store.default({ key_prefix: 'ormai:', command_timeout_ms: 500, reads_when_unavailable: 'refuse' }),
   admin: admin.default({ metrics_auth: false, memory_high_water: 0.85 }),
   approvals: approvals.default({ store: 'memory', table: 'ormai_approvals', sweep_interval_ms: 5000, max_pending_per_tenant: 100 }),
-  tools: tools.default({ max_body_bytes: 1024 * 1024, max_result_bytes: 16 * 1024 * 1024, max_queued_calls: 32 }),
+  tools: tools.default({ max_body_bytes: 1024 * 1024, max_result_bytes: 16 * 1024 * 1024, max_queued_calls: 32, response_timeout_ms: 30_000 }),
   audit: audit.default({ sinks: [{ type: 'stdout' }], redact_literals: true, queue_size: 10000, reads_when_unavailable: 'allow', write_guarantee: 'durable', durable_timeout_ms: 5000, batch_window_ms: 2, sync_interval_ms: 200, head_interval_ms: 60_000 }),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -5,6 +5,10 @@
 // this process knows, where the login is a one-time ticket. Everything after the login is the
 // proxy's own path (analysis, rewrite, budgets, approvals, upstream, masking, audit), so the
 // tool surface has no policy of its own. Sessions are pooled per principal and closed when idle.
+//
+// A session is its caller's slot, and a door's call keeps it until the answer has left the
+// process (see Delivery): an answer the caller does not read cannot free the slot for the next one.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { Client, type DatabaseError } from 'pg';
 import type { Principal } from '../auth/principal';
@@ -26,6 +30,28 @@ const TICKET_TTL_MS = 10_000;
 const MAX_SESSIONS_PER_PRINCIPAL = 4;
 /** An idle session is closed after this. */
 const IDLE_MS = 30_000;
+
+/**
+ * A door's answer to the call it is handling, as the engine sees it. The call's session stays
+ * taken until `settled`, so one caller's answers held in memory for a client that does not read
+ * them are at most MAX_SESSIONS_PER_PRINCIPAL × tools.max_result_bytes (as JSON).
+ */
+export interface Delivery {
+  /** Settles once the answer is written out or abandoned (its connection closed); never rejects. */
+  readonly settled: Promise<void>;
+  /** The answer is ready: it has `ms` to reach the client, then the door drops the connection. The first deadline set holds. */
+  deadline(ms: number): void;
+}
+
+// The runner interface carries (principal, call) only, and a call reaches the engine through the
+// lazy runner (doors.ts) and, for MCP, the SDK's dispatch: the door's delivery crosses both as
+// async context, set by withDelivery and read where a call takes and gives back its session.
+const deliveries = new AsyncLocalStorage<Delivery>();
+
+/** Runs a door's handling of one request with its delivery; calls made in it hold their session until the delivery settles. */
+export function withDelivery<T>(delivery: Delivery, handle: () => Promise<T>): Promise<T> {
+  return deliveries.run(delivery, handle);
+}
 
 /** One-time logins for the tool door: a ticket names its principal and is consumed at first use. */
 export class TicketBook {
@@ -110,6 +136,19 @@ export class ToolEngine implements ToolRunner {
   }
 
   async call(principal: Principal, call: ToolCall): Promise<ToolResult> {
+    try {
+      return await this.handle(principal, call);
+    } finally {
+      this.startDelivery();
+    }
+  }
+
+  /** The answer is ready: a door's client gets tools.response_timeout_ms to take it. */
+  private startDelivery(): void {
+    deliveries.getStore()?.deadline(this.deps.config.raw.tools.response_timeout_ms);
+  }
+
+  private async handle(principal: Principal, call: ToolCall): Promise<ToolResult> {
     const policy = selectPolicy(this.deps.scopes.policies, principal);
     if (this.closed) return this.refuse(principal, call, new ProxyError('proxy_shutting_down'), policy);
     if (!policy) return this.refuse(principal, call, new ProxyError('principal_has_no_policy'));
@@ -147,6 +186,7 @@ export class ToolEngine implements ToolRunner {
       this.deps.log.warn({ err: (err as Error).message, user: principal.user }, 'tool door: no session');
       return this.refuse(principal, call, err instanceof ProxyError ? err : new ProxyError('upstream_unavailable'), policy);
     }
+    const delivery = deliveries.getStore();
     let event: AuditEvent | undefined;
     conn.session.setToolContext({
       name: call.name,
@@ -171,7 +211,10 @@ export class ToolEngine implements ToolRunner {
       return { ok: false, error: databaseError(e), ...(event ? { audit_id: (event as AuditEvent).id } : {}) };
     } finally {
       conn.session.setToolContext(undefined);
-      this.release(key, conn);
+      // Through a door, the session is given back once the answer is out (or its client gone):
+      // the caller's slot bounds the answers waiting for it, not only the statements running.
+      if (delivery) void delivery.settled.then(() => deliveries.exit(() => this.release(key, conn)));
+      else this.release(key, conn);
     }
   }
 
@@ -187,6 +230,7 @@ export class ToolEngine implements ToolRunner {
       redacted = '(not recorded)';
     }
     const event = this.emit(principal, policy, call, redacted, [], { decision: 'refused', code: err.code });
+    this.startDelivery();
     return { ok: false, error: errorOf(err), ...(event ? { audit_id: event.id } : {}) };
   }
 
@@ -223,7 +267,8 @@ export class ToolEngine implements ToolRunner {
       if ((this.open.get(key) ?? 0) < MAX_SESSIONS_PER_PRINCIPAL) {
         this.open.set(key, (this.open.get(key) ?? 0) + 1);
         try {
-          return await this.connect(principal);
+          // The session outlives this request: nothing of it keeps the request's delivery.
+          return await deliveries.exit(() => this.connect(principal));
         } catch (err) {
           this.open.set(key, (this.open.get(key) ?? 1) - 1);
           this.wake(key);

@@ -4,6 +4,10 @@
 // sessionIdGenerator: undefined): each POST gets a Server for its principal and a transport
 // that answer it and are closed with the response. No MCP session can then outlive, or be
 // taken over from, the token that opened it; server-initiated messages (GET /mcp) are not offered.
+//
+// Every answer has a bounded time to reach its client (ResponseDelivery): a client that stops
+// reading loses the connection, and the call behind the answer keeps its caller's session until
+// then (engine.ts, Delivery), so unread answers cannot pile up in memory.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { z } from 'zod';
@@ -14,6 +18,7 @@ import type { HostPort } from '../config/load';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import { httpStatusOf, internalToolError, refusalBody, retryAfterHeader, successBody } from './answers';
+import { withDelivery, type Delivery } from './engine';
 import { createMcpServer } from './mcp';
 import { canonicalToolName } from './names';
 import { toolSpecsAs, type ToolSpec, type ToolSpecFormat } from './schemas';
@@ -43,13 +48,61 @@ const FORMATS: readonly string[] = ['anthropic', 'openai', 'mcp', 'json-schema']
 
 const WWW_AUTHENTICATE = 'Bearer realm="ormai-proxy tools"';
 
+/**
+ * How long an answer no call is behind (a listing, an HTTP error, MCP's initialize) may take to
+ * reach its client; a call's answer gets tools.response_timeout_ms, which the engine sets.
+ */
+const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
+
+/** JSON-RPC's Invalid Request: MCP 2025-06-18 removed batches, and one POST must not hold a batch of results. */
+const BATCH_REFUSED = {
+  jsonrpc: '2.0',
+  error: { code: -32600, message: 'Invalid Request: JSON-RPC batches are not supported (MCP 2025-06-18 removed them); send one message per POST' },
+  id: null,
+} as const;
+
+/**
+ * One request's answer on its way out. It settles when the response closes: written out, or its
+ * connection gone. Once a deadline is set, a response not written out by then is abandoned: its
+ * connection is destroyed, which also closes the response, so `settled` always comes.
+ */
+class ResponseDelivery implements Delivery {
+  readonly settled: Promise<void>;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly onAbandon: (ms: number) => void,
+  ) {
+    this.settled = new Promise((resolve) => {
+      res.once('close', () => {
+        this.closed = true;
+        clearTimeout(this.timer);
+        resolve();
+      });
+    });
+  }
+
+  deadline(ms: number): void {
+    if (this.timer !== undefined || this.closed) return;
+    this.timer = setTimeout(() => {
+      if (this.closed) return;
+      this.onAbandon(ms);
+      this.res.destroy();
+    }, ms);
+    this.timer.unref();
+  }
+}
+
 export class ToolsHttpServer {
   private readonly server: http.Server;
   private readonly log: Logger;
 
   constructor(private readonly options: ToolsHttpOptions) {
     this.log = options.log.child({ component: 'tools-http' });
-    // The server's timeouts bound receiving a request only; a call then runs as long as the policy's statement_timeout lets it.
+    // The server's timeouts bound receiving a request; a call then runs as long as the policy's
+    // statement_timeout lets it, and its answer has a deadline of its own (ResponseDelivery).
     this.server = createHttpServer((req, res) => this.handle(req, res), this.log, 'tools');
   }
 
@@ -71,8 +124,12 @@ export class ToolsHttpServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const path = (req.url ?? '').split('?')[0];
+    const delivery = new ResponseDelivery(res, (ms) => {
+      // The call's audit event was written when its statement ran; only the answer is dropped.
+      this.log.warn({ method: req.method, path, ms }, 'tools answer abandoned: the client did not read it in time; connection closed');
+    });
     try {
-      await this.dispatch(req, res, path);
+      await withDelivery(delivery, () => this.dispatch(req, res, path));
     } catch (err) {
       if (err instanceof HttpError) sendError(res, err);
       else {
@@ -80,6 +137,8 @@ export class ToolsHttpServer {
         sendError(res, new HttpError(500, 'internal_error', 'the request failed; see the proxy log'));
       }
     } finally {
+      // The answer is handed over (a call's already has its deadline, which holds).
+      delivery.deadline(DEFAULT_RESPONSE_TIMEOUT_MS);
       // The path only: query values and bodies (tool arguments) are never logged.
       this.log.debug({ method: req.method, path, status: res.statusCode, ms: Date.now() - started }, 'tools request');
     }
@@ -159,6 +218,8 @@ export class ToolsHttpServer {
 
   private async serveMcp(req: IncomingMessage, res: ServerResponse, principal: Principal, body: unknown): Promise<void> {
     this.specsOf(principal); // no policy: 403 here, as for the other routes
+    // The SDK would run up to 100 messages of a batch at once and answer them in one response.
+    if (Array.isArray(body)) return sendJson(res, 400, BATCH_REFUSED);
     const server = createMcpServer(this.options.runner, principal, () => this.specsOf(principal), { log: this.log });
     // JSON responses, not SSE: one answer per POST, nothing streams from a stateless server.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
