@@ -289,6 +289,8 @@ const PROBES = [
   'EXPLAIN (VERBOSE, COSTS, SETTINGS, FORMAT JSON) SELECT * FROM customers WHERE name = \'x\'',
   'EXPLAIN (FORMAT XML, VERBOSE) SELECT * FROM orders WHERE tenant_id = 2',
   'EXPLAIN (FORMAT YAML, SETTINGS) SELECT c FROM customers c',
+  'EXPLAIN (COSTS OFF, COSTS ON) SELECT * FROM orders',
+  'EXPLAIN (COSTS false, COSTS, FORMAT JSON) SELECT * FROM orders',
   'EXPLAIN (GENERIC_PLAN) SELECT * FROM customers WHERE id = $1',
   'EXPLAIN (ANALYZE off) SELECT * FROM customers',
   'EXPLAIN ANALYZE SELECT * FROM customers',
@@ -732,8 +734,10 @@ describe('red-team planner-statistics findings', () => {
         expect(text).toMatch(/Seq Scan|Index Scan|Bitmap|Node Type/);
         expect(text).not.toMatch(/rows=|cost=|Plan Rows|Total Cost/);
       }
-      const costs = await run('EXPLAIN (COSTS ON) SELECT * FROM orders WHERE total_cents = 424242', mode, { target: s });
-      expect(costs.error?.routine).toBe('ormai.statement_not_allowed');
+      for (const asked of ['COSTS ON', 'COSTS OFF, COSTS ON', 'COSTS false, COSTS', 'FORMAT JSON, COSTS off, COSTS true']) {
+        const costs = await run(`EXPLAIN (${asked}) SELECT * FROM orders WHERE total_cents = 424242`, mode, { target: s });
+        expect({ asked, routine: costs.error?.routine }).toEqual({ asked, routine: 'ormai.statement_not_allowed' });
+      }
     });
   });
 });

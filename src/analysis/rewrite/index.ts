@@ -305,17 +305,20 @@ function mergedCteWrites(infos: WriteInfo[]): WriteInfo {
  */
 function costsOff(explain: ExplainStmt): void {
   const options = explain.options ?? [];
+  // PostgreSQL applies every option in order (the last COSTS wins): each one must be off.
+  let named = false;
   for (const option of options) {
     const def = 'DefElem' in option ? option.DefElem : undefined;
-    if (def?.defname === 'costs') {
-      if (isFalse(def.arg)) return;
+    if (def?.defname !== 'costs') continue;
+    if (!isFalse(def.arg)) {
       throw new ProxyError('statement_not_allowed', {
         message: 'EXPLAIN with COSTS is not allowed',
         hint: 'Cost and row estimates come from statistics over all tenants; use EXPLAIN (COSTS OFF) to see the plan.',
       });
     }
+    named = true;
   }
-  explain.options = [...options, { DefElem: { defname: 'costs', arg: { String: { sval: 'off' } }, defaction: 'DEFELEM_UNSPEC', location: -1 } } as Node];
+  if (!named) explain.options = [...options, { DefElem: { defname: 'costs', arg: { String: { sval: 'off' } }, defaction: 'DEFELEM_UNSPEC', location: -1 } } as Node];
 }
 
 // The row cap: the outermost LIMIT of a top-level SELECT lets at most max_rows + 1 rows leave the database.

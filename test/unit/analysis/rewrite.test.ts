@@ -151,6 +151,10 @@ const cases: Golden[] = [
   // Estimates come from statistics over every tenant's rows.
   { sql: 'EXPLAIN (COSTS) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
   { sql: 'EXPLAIN (COSTS true) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
+  // PostgreSQL applies repeated options in order: the last COSTS wins.
+  { sql: 'EXPLAIN (COSTS OFF, COSTS ON) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
+  { sql: 'EXPLAIN (COSTS false, COSTS) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
+  { sql: 'EXPLAIN (COSTS OFF, COSTS false) SELECT * FROM orders', out: `EXPLAIN (COSTS OFF, COSTS FALSE) SELECT * FROM ${ORDERS} AS orders` },
   { sql: 'EXPLAIN (COSTS OFF) SELECT * FROM customers c JOIN orders o ON o.customer_id = c.id', out: `EXPLAIN (COSTS OFF) SELECT * FROM ${CUSTOMERS} AS c JOIN ${ORDERS} AS o ON o.customer_id = c.id` },
   { sql: 'EXPLAIN SELECT * FROM pg_class', err: 'catalog_not_allowed', message: 'system catalog "pg_class" is not available' },
 
