@@ -22,6 +22,8 @@ export interface CatalogColumn {
   identity?: 'a' | 'd';
   /** A stored generated column (GENERATED ALWAYS AS (…) STORED). */
   stored?: boolean;
+  /** Its collation is neither the database default nor "C" (pg_attribute.attcollation): see ScopedTable.collated. */
+  collated?: boolean;
 }
 
 export interface CatalogRelation {
@@ -164,6 +166,12 @@ export interface ScopedTable {
    * a plain view, which the planner flattens into the agent's query.
    */
   rowSecurity?: true;
+  /**
+   * A visible column has a collation other than the default and "C": compared with a value of
+   * another such collation, PostgreSQL cannot choose one and raises an error at run time, from a
+   * function it calls leakproof (rewrite/collations.ts).
+   */
+  collated?: true;
 }
 
 export type Resolution =
@@ -338,6 +346,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
       ...(guarded ? { rowSecurity: true as const } : {}),
+      ...(columns.some((c) => relation.columns.find((r) => r.attnum === c.attnum)?.collated) ? { collated: true as const } : {}),
     });
   });
 

@@ -80,7 +80,8 @@ const COLUMNS = `
   SELECT c.oid::int8 AS oid, a.attname AS name, a.attnum::int AS attnum, format_type(a.atttypid, a.atttypmod) AS type,
          a.atttypid::int8 AS type_oid, a.attnotnull AS not_null,
          (a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated,
-         a.attidentity::text AS identity, a.attgenerated::text AS generated_kind, tn.nspname AS udt_schema, t.typname AS udt_name
+         a.attidentity::text AS identity, a.attgenerated::text AS generated_kind, tn.nspname AS udt_schema, t.typname AS udt_name,
+         a.attcollation NOT IN (0, 100, 950) AS collated
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
   JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -183,7 +184,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       }
     }
     const cols = await client.query(COLUMNS, [[...wanted]]);
-    type ColumnRow = { oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean; identity: string; generated_kind: string; udt_schema: string; udt_name: string };
+    type ColumnRow = { oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean; identity: string; generated_kind: string; udt_schema: string; udt_name: string; collated: boolean };
     for (const row of cols.rows as ColumnRow[]) {
       byOid.get(Number(row.oid))?.columns.push({
         name: row.name,
@@ -196,6 +197,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
         udtName: row.udt_name,
         ...(row.identity === 'a' || row.identity === 'd' ? { identity: row.identity } : {}),
         ...(row.generated_kind === 's' ? { stored: true } : {}),
+        ...(row.collated ? { collated: true } : {}),
       });
     }
     for (const row of (await client.query(FOREIGN_KEYS, [[...wanted]])).rows as Array<{ oid: string; column: string; parent_schema: string; parent: string; parent_column: string }>) {

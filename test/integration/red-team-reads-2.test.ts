@@ -87,6 +87,48 @@ describe.each(modes)('attribute notation under the $protocol protocol', (mode) =
 // B. Session facts: the upstream database name, system columns, debug notices.
 // ---------------------------------------------------------------------------------------------------------------
 
+describe('comparisons without a collation', () => {
+  // Two implicit non-default collations make a text comparison raise "could not determine which
+  // collation to use" at run time, from a function PostgreSQL calls leakproof: run on every
+  // tenant's rows before the policy's conditions, its error told whether another tenant had a
+  // matching row. The outcome for tenant 2's id and for an id nobody has must be the same.
+  // Without an index on the tenant column the tenant condition is one filter among the agent's,
+  // which PostgreSQL may order after them.
+  let bare: Target;
+  /** customers has a column of a collation of its own: compared with a name (collation "C"), neither wins. */
+  let collated: Target;
+  beforeAll(async () => {
+    bare = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), ['DROP INDEX customers_tenant_id_idx']);
+    collated = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), ['DROP INDEX customers_tenant_id_idx', `ALTER TABLE customers ADD COLUMN region text COLLATE "POSIX" DEFAULT 'eu'`]);
+  });
+  afterAll(async () => {
+    await stopTarget(bare);
+    await stopTarget(collated);
+  });
+  const probes: Array<(id: number) => string> = [
+    (id) => `SELECT 1 FROM (SELECT id, name COLLATE "POSIX" AS n FROM customers) t, (SELECT 'x' COLLATE "C" AS v) s WHERE t.id >= ${id} AND t.id <= ${id} AND t.n <> s.v`,
+    (id) => `WITH t AS (SELECT id, name COLLATE "POSIX" AS n FROM customers), s AS (SELECT 'x' COLLATE "C" AS v) SELECT count(*) FROM t, s WHERE t.id >= ${id} AND t.id <= ${id} AND t.n <> s.v`,
+    (id) => `SELECT 1 FROM customers c, (VALUES ('x' COLLATE "C", 'y' COLLATE "POSIX")) s(a, b) WHERE c.id >= ${id} AND c.id <= ${id} AND c.name || s.a <> c.name || s.b`,
+    (id) => `SELECT 1 FROM (SELECT id, name COLLATE "POSIX" AS n FROM customers UNION ALL SELECT 0, 'x') t, (SELECT 'x' COLLATE "C" AS v) s WHERE t.id >= ${id} AND t.id <= ${id} AND t.n <> s.v`,
+  ];
+  describe.each(modes)('under the $protocol protocol', (mode) => {
+    test.each(probes.map((p, i) => [i, p] as const))("probe %i: the same answer for tenant 2's id and for an id nobody has", async (_i, probe) => {
+      const [{ id, top }] = await direct<{ id: number; top: number }>(bare, 'SELECT min(id) FILTER (WHERE tenant_id = 2) AS id, max(id) AS top FROM customers');
+      const theirs = await run(bare, probe(id), mode);
+      const nobodys = await run(bare, probe(top + 1000), mode);
+      expect({ code: theirs.error?.code, rows: theirs.rows }).toEqual({ code: nobodys.error?.code, rows: nobodys.rows });
+    });
+
+    test("a column declared with a collation of its own, compared with a name: the same answer for tenant 2's id and for an id nobody has", async () => {
+      const probe = (id: number) => `SELECT 1 FROM customers c WHERE c.id >= ${id} AND c.id <= ${id} AND c.region <> 'x'::name::text`;
+      const [{ id, top }] = await direct<{ id: number; top: number }>(collated, 'SELECT min(id) FILTER (WHERE tenant_id = 2) AS id, max(id) AS top FROM customers');
+      const theirs = await run(collated, probe(id), mode);
+      const nobodys = await run(collated, probe(top + 1000), mode);
+      expect({ code: theirs.error?.code, rows: theirs.rows }).toEqual({ code: nobodys.error?.code, rows: nobodys.rows });
+    });
+  });
+});
+
 describe.each(modes)('session facts under the $protocol protocol', (mode) => {
   test('information_schema names the database the agent connected to', async () => {
     const tables = await run(main, 'SELECT DISTINCT table_catalog FROM information_schema.tables', mode);

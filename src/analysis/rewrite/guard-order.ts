@@ -11,6 +11,7 @@
 // compared with a constant, a parameter or another column, IN lists of those, IS [NOT] NULL —
 // stay outside, where indexes and joins can use them.
 import type { A_Expr, Node } from '@pgsql/types';
+import { collationRisk } from './collations';
 import { andExpr, cloneTree, parseTemplate } from './nodes';
 
 const COMPARISONS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=']);
@@ -34,7 +35,9 @@ export function cannotRaise(node: Node): boolean {
   if (!COMPARISONS.has(op)) return false;
   const lexpr = e.lexpr as Node | undefined;
   const rexpr = e.rexpr as Node | undefined;
-  if (e.kind === 'AEXPR_OP') return (isColumn(lexpr) && (isValue(rexpr) || isColumn(rexpr))) || (isValue(lexpr) && isColumn(rexpr));
+  // Two columns of different non-default collations raise an error when compared (collations.ts).
+  const columns = !collationRisk();
+  if (e.kind === 'AEXPR_OP') return (isColumn(lexpr) && (isValue(rexpr) || (columns && isColumn(rexpr)))) || (isValue(lexpr) && isColumn(rexpr));
   if (e.kind === 'AEXPR_IN' && op === '=') {
     const items = rexpr && 'List' in rexpr ? (rexpr.List.items ?? []) : [];
     return isColumn(lexpr) && items.length > 0 && items.every((i) => isValue(i as Node));

@@ -23,6 +23,7 @@ import { dropSchemaQualifiers } from './qualified';
 import { guardCatalogCalls } from './catalog-functions';
 import { servedRelation } from './catalog-views';
 import { forgesTenant } from './tenant';
+import { collationsMayConflict, withCollationRisk } from './collations';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
 import { approvalsTable, catalogViewColumns, nameLiteral, namespacesTable, rangesTable, typesTable, virtualTable } from './virtual';
@@ -41,7 +42,8 @@ const READING = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt',
  */
 export const rewriteReads: RewriteStep = (stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStatement => {
   try {
-    return withRelationForm(ctx.barrierViews === true, () => rewrite(stmt, ctx));
+    const risk = ctx.scope !== undefined && collationsMayConflict(stmt.stmt, ctx.scope);
+    return withCollationRisk(risk, () => withRelationForm(ctx.barrierViews === true && !risk, () => rewrite(stmt, ctx)));
   } catch (err) {
     // Every walk here is iterative or guarded; this catches what a future change might miss.
     if (err instanceof RangeError) throw tooDeep();

@@ -4,7 +4,9 @@
 import { analyze, initAnalysis, type Analysis } from '../../../src/analysis/pipeline';
 import { barrierViewsOf } from '../../../src/analysis/rewrite/derived';
 import { gate } from './golden';
-import { CUSTOMERS, principal, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+import { CUSTOMERS, principal, quickstartCatalog, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
+import { compileScope } from '../../../src/policy/scope';
+import { loadPolicyFile } from '../../../src/policy/load';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders'), protocol: 'simple' as const };
@@ -47,6 +49,33 @@ test('ONLY keeps the fenced form: a view always includes inheritance children', 
   expect(sql(analyze('SELECT * FROM ONLY customers', { ...base, barrierViews: true }))).toBe(
     `SELECT * FROM ${CUSTOMERS.replace('FROM public', 'FROM ONLY public')} AS customers LIMIT 201`,
   );
+});
+
+test('a COLLATE clause anywhere keeps every table fenced: two non-default collations raise at run time from a leakproof comparison', () => {
+  for (const text of [
+    `SELECT 1 FROM (SELECT name COLLATE "POSIX" AS n FROM customers) t, (SELECT 'x' COLLATE "C" AS v) s WHERE t.n <> s.v`,
+    `SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id ORDER BY c.name COLLATE "C"`,
+  ]) {
+    const out = sql(analyze(text, { ...base, barrierViews: true }));
+    expect(out).not.toContain('pg_temp.');
+    expect(out).toContain('OFFSET 0');
+  }
+  // Without one, the views.
+  expect(sql(analyze('SELECT c.id FROM customers c ORDER BY c.name', { ...base, barrierViews: true }))).toContain('pg_temp.');
+});
+
+test("a table with a column of a collation of its own is read fenced, with every other table of the statement; a write's column comparisons are guarded", () => {
+  const catalog = quickstartCatalog();
+  catalog.relations.get('public.customers')!.columns.find((c) => c.name === 'name')!.collated = true;
+  const collated = compileScope(loadPolicyFile(WITH_COUNTRIES), catalog);
+  expect(collated.tables.get('public.customers')?.collated).toBe(true);
+  const joined = sql(analyze('SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id', { ...base, scope: collated, barrierViews: true }));
+  expect(joined).not.toContain('pg_temp.');
+  expect(sql(analyze('SELECT id FROM orders', { ...base, scope: collated, barrierViews: true }))).toContain('pg_temp.');
+  // A write: a comparison of two columns runs only on the tenant's rows (inside the guard's CASE), unlike without the risk.
+  const update = (text: string) => sql(analyze(`/*reason='r'*/ ${text}`, { ...base, barrierViews: true }));
+  expect(update(`UPDATE orders SET status = 'x' FROM (SELECT 'a' COLLATE "C" AS v) s WHERE orders.status <> s.v`)).toMatch(/CASE WHEN .* THEN orders\.status <> s\.v ELSE false END/);
+  expect(update(`UPDATE orders SET status = 'x' FROM (SELECT 'a' AS v) s WHERE orders.status <> s.v`)).not.toMatch(/THEN orders\.status <> s\.v/);
 });
 
 test('without barrierViews the fenced form is used', () => {

@@ -1,0 +1,46 @@
+// Statements whose comparisons may have no collation: they read policy tables through the fence.
+//
+// A barrier view (and a table under row-level security) lets PostgreSQL run the agent's leakproof
+// conditions before the policy's, on every tenant's rows, so that indexes serve. Text comparison
+// is leakproof, yet it raises "could not determine which collation to use" at run time when its
+// two sides carry different implicit collations, neither of them the default: that error, or its
+// absence, tells whether another tenant has a matching row, and with more conditions what it holds.
+// Such a comparison needs two non-default collations. The built-in types the agent may name give
+// none but "C" (name), so the other one comes from a COLLATE clause (made implicit by a
+// sub-select, a CTE, VALUES or a set operation) or from a column declared with a collation of its
+// own. A statement with either reads every policy table through the fenced form instead (OFFSET 0
+// keeps every condition of the agent's above the policy's), and in a write's WHERE a comparison
+// of two columns is guarded like any condition that can raise (guard-order.ts).
+import type { Node, RangeVar } from '@pgsql/types';
+import type { ReadScope } from '../../policy/scope';
+import { walk } from './nodes';
+
+/** The rewrite in progress is of a statement collationsMayConflict() found (set for its duration only, as derived.ts's form). */
+let conflicting = false;
+
+export function withCollationRisk<T>(risk: boolean, run: () => T): T {
+  const before = conflicting;
+  conflicting = risk;
+  try {
+    return run();
+  } finally {
+    conflicting = before;
+  }
+}
+
+/** Whether the statement being rewritten may compare two different non-default collations. */
+export function collationRisk(): boolean {
+  return conflicting;
+}
+
+/** Could a comparison in `tree` meet two different non-default collations? */
+export function collationsMayConflict(tree: Node, scope: ReadScope): boolean {
+  return walk([tree], (node) => {
+    if ('CollateClause' in node) return true;
+    // Wrapped in a FROM list; bare as a write's target (InsertStmt.relation and the like).
+    const rv = (node as { RangeVar?: RangeVar }).RangeVar ?? (typeof node.relname === 'string' ? (node as RangeVar) : undefined);
+    if (!rv) return false;
+    const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
+    return resolution.kind === 'table' && resolution.table.collated === true;
+  });
+}
