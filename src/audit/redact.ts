@@ -1,7 +1,9 @@
 // Statement text for the audit trail: literals replaced by placeholders, comments dropped, and a keyed hash of the raw text.
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { normalizeText, parseStatements, scanTokens } from '../analysis/parser';
+import type { Node } from '@pgsql/types';
+import { deparseOne } from '../analysis/deparse';
+import { normalizeText, parseStatements, parseWithTexts, scanTokens } from '../analysis/parser';
 import { ProxyError } from '../errors/catalogue';
 import { ConfigError } from '../config/load';
 import type { Logger } from '../log';
@@ -45,6 +47,39 @@ function withoutComments(text: string): string {
   return out.trim();
 }
 
+/** PostgreSQL's normalisation leaves PREPARE bodies and EXECUTE arguments as they are. */
+const PREPARED = /\b(prepare|execute)\b/i;
+
+/**
+ * The text redacted statement by statement when it holds a PREPARE or an EXECUTE (undefined
+ * otherwise): `PREPARE name (types) AS <body, normalised>`, `EXECUTE name($1, …)`. Both are
+ * printed from the tree, so nothing of the agent's text between their parts (a comment) is kept.
+ */
+function withPreparedRedacted(sql: string): string | undefined {
+  const parts = parseWithTexts(sql);
+  if (!parts.some((p) => 'PrepareStmt' in p.node || 'ExecuteStmt' in p.node)) return undefined;
+  return parts
+    .map(({ node, text }) => {
+      if ('ExecuteStmt' in node) {
+        const params = (node.ExecuteStmt.params ?? []).map((_, i) => ({ ParamRef: { number: i + 1, location: -1 } }) as Node);
+        return deparseOne({ ExecuteStmt: { ...node.ExecuteStmt, params } } as Node);
+      }
+      if ('PrepareStmt' in node && node.PrepareStmt.query) {
+        const head = deparseOne({ PrepareStmt: { ...node.PrepareStmt, query: selectOne() } } as Node);
+        return `${head.slice(0, head.length - SELECT_ONE.length)}${withoutComments(normalizeText(deparseOne(node.PrepareStmt.query)))}`;
+      }
+      return withoutComments(normalizeText(text));
+    })
+    .join('; ');
+}
+
+const SELECT_ONE = 'SELECT 1';
+let selectOneNode: Node | undefined;
+function selectOne(): Node {
+  selectOneNode ??= parseStatements(SELECT_ONE)[0];
+  return selectOneNode;
+}
+
 /**
  * The statement with every literal replaced by a `$n` placeholder (numbered after any the text
  * already has), using PostgreSQL's own normalisation as pg_stat_statements does. Requires the
@@ -62,7 +97,7 @@ export function redactSql(sql: string, parsed = false): string {
     // Parsed first: on some errors the normaliser returns the parser's message instead of
     // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
     if (!parsed) parseStatements(sql);
-    return withoutComments(normalizeText(sql));
+    return (PREPARED.test(sql) && withPreparedRedacted(sql)) || withoutComments(normalizeText(sql));
   } catch (err) {
     if (err instanceof ProxyError && (err.code === 'statement_too_large' || err.code === 'statement_too_complex')) return OVER_LIMITS;
     return UNPARSEABLE;

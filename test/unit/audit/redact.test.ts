@@ -21,6 +21,11 @@ describe('redactSql', () => {
     ['a comment that separates two tokens', 'SELECT/**/1', 'SELECT $1'],
     ['identifiers (quoted, non-ASCII) are kept', 'SELECT "Prénom", 42 FROM "Clients" /* ü */ WHERE x = 1', 'SELECT "Prénom", $1 FROM "Clients" WHERE x = $2'],
     ['several statements', "SELECT 1; SELECT 'two'", 'SELECT $1; SELECT $2'],
+    // PostgreSQL's normalisation leaves these two as they are.
+    ["an EXECUTE's arguments", "EXECUTE w('sk_live_AAE1', 2)", 'EXECUTE w ($1, $2)'],
+    ["a PREPARE's body, after its own parameters", "PREPARE u(int) AS /*reason='r'*/ UPDATE customers SET phone = 'sk_live_AAE2' WHERE id = $1", 'PREPARE u (int) AS UPDATE customers SET phone = $2 WHERE id = $1'],
+    ['an EXECUTE among other statements', "SELECT 'a'; EXECUTE r2('sk_live_AAC4')", 'SELECT $1; EXECUTE r2 ($1)'],
+    ['the words in a literal only', "SELECT 'prepare execute'", 'SELECT $1'],
   ])('replaces %s', (_what, sql, expected) => {
     expect(redactSql(sql)).toBe(expected);
   });
