@@ -1,6 +1,6 @@
 // Admin routes for rollback: the inverse of a write from its audit event (GET shows it, POST runs it).
 import { z } from 'zod';
-import { findAuditEvent, executeRollback, RollbackNotRecordedError } from '../audit/rollback-command';
+import { locateAuditEvent, findUndoingEvent, executeRollback, RollbackNotRecordedError } from '../audit/rollback-command';
 import type { AuditLog } from '../audit/log';
 import type { Logger } from '../log';
 import { inverseOf, describeInverse, NotReversibleError } from '../audit/rollback';
@@ -13,8 +13,12 @@ import type { Router } from './router';
 const body = z.strictObject({ by: z.string().trim().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]+$/).optional() });
 
 async function inverseFor(config: ProxyConfig, id: string) {
-  const event = await findAuditEvent(config, id);
-  if (!event) throw new HttpError(404, 'event_not_found', `no audit event ${id} in the file or postgres sinks`);
+  const found = await locateAuditEvent(config, id);
+  if (!found) throw new HttpError(404, 'event_not_found', `no audit event ${id} in the file or postgres sinks`);
+  const { event } = found;
+  // Its transaction did not commit: the changes it records never stayed, and reverting them would write values that were never committed.
+  const undone = await findUndoingEvent(config, id, found.inFile);
+  if (undone) throw new HttpError(409, 'not_reversible', `event ${id}'s transaction was rolled back (event ${undone.id}: ${undone.message ?? undone.code ?? 'ROLLBACK'}): its changes did not stay`);
   try {
     return { event, statements: inverseOf(event) };
   } catch (err) {

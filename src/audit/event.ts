@@ -87,6 +87,11 @@ export interface AuditEvent {
   changes?: AuditChanges;
   /** For a rollback: the id of the write event it reverts. */
   rolls_back?: string;
+  /**
+   * For a transaction that ended without committing: the write events it undid (their changes never
+   * stayed; a rollback of one of them is refused).
+   */
+  undoes?: string[];
   /** The client's address for connection events. */
   client?: string;
 }

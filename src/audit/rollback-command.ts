@@ -16,7 +16,33 @@ const EVENT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /** The event with this id, from a given JSONL file, else from the configured file and postgres sinks. */
 export async function findAuditEvent(config: ProxyConfig, id: string, file?: string): Promise<AuditEvent | undefined> {
+  return (await locateAuditEvent(config, id, file))?.event;
+}
+
+/** The event with this id and whether a file sink held it (findAuditEvent). */
+export async function locateAuditEvent(config: ProxyConfig, id: string, file?: string): Promise<Found | undefined> {
   if (!EVENT_ID.test(id)) return undefined;
+  return findEvent(config, file, false, (line) => line.includes(`"${id}"`), (event) => event.id === id, 'id = $1', [id]);
+}
+
+/**
+ * The event that says the transaction of write `id` did not commit (its `undoes` names the
+ * write: an error or a ROLLBACK ended it, or the proxy rolled it back), if any. Every sink gets
+ * every event: `inFiles`, the write was found in a file sink, which then holds this one too.
+ */
+export async function findUndoingEvent(config: ProxyConfig, id: string, inFiles: boolean, file?: string): Promise<AuditEvent | undefined> {
+  if (!EVENT_ID.test(id)) return undefined;
+  return (await findEvent(config, file, inFiles, (line) => line.includes('"undoes"') && line.includes(`"${id}"`), (event) => event.undoes?.includes(id) === true, "event->'undoes' ? $1", [id]))?.event;
+}
+
+interface Found {
+  event: AuditEvent;
+  /** A file sink held it. */
+  inFile: boolean;
+}
+
+/** The first event that `matches`, from a given JSONL file, else from the configured file and (unless `filesOnly`) postgres sinks (`where`: the same, in SQL). */
+async function findEvent(config: ProxyConfig, file: string | undefined, filesOnly: boolean, maybe: (line: string) => boolean, matches: (event: AuditEvent) => boolean, where: string, params: string[]): Promise<Found | undefined> {
   const files = file ? [file] : config.raw.audit.sinks.flatMap((s) => (s.type === 'file' ? [path.resolve(config.dir, s.path)] : []));
   for (const f of files) {
     let text: string;
@@ -26,18 +52,17 @@ export async function findAuditEvent(config: ProxyConfig, id: string, file?: str
       continue;
     }
     for (const line of text.split('\n')) {
-      // The id is the first field of every line: a cheap filter before parsing.
-      if (line.includes(`"${id}"`)) {
-        const event = JSON.parse(line) as AuditEvent;
-        if (event.id === id) return event;
-      }
+      // A cheap filter on the text before parsing.
+      if (!maybe(line)) continue;
+      const event = JSON.parse(line) as AuditEvent;
+      if (matches(event)) return { event, inFile: true };
     }
   }
-  if (file) return undefined;
+  if (file || filesOnly) return undefined;
   for (const sink of config.raw.audit.sinks) {
     if (sink.type !== 'postgres') continue;
-    const event = await withSinkConnection(sink, config, async (client) => (await client.query(`SELECT event FROM ${auditTableName(sink.table).qualified} WHERE id = $1`, [id])).rows[0]?.event as AuditEvent | undefined);
-    if (event) return event;
+    const event = await withSinkConnection(sink, config, async (client) => (await client.query(`SELECT event FROM ${auditTableName(sink.table).qualified} WHERE ${where} LIMIT 1`, params)).rows[0]?.event as AuditEvent | undefined);
+    if (event) return { event, inFile: false };
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 // The audit hook of one pending item: each of its statements reported once, as it ends; what was not reported when the item ends did not run.
 import { performance } from 'node:perf_hooks';
-import type { SentStatement, StatementAuditor, ToolAuditContext, Who } from './auditing';
+import type { SentStatement, StatementAuditor, ToolAuditContext, Who, WriteReported } from './auditing';
 import type { AuditHook, StatementOutcome } from './pending';
 
 /** What a hook reports on until every statement of its item is reported. */
@@ -27,7 +27,7 @@ export class StatementHook implements AuditHook {
     live: LiveStatement,
     private readonly count: number,
     private readonly tool: ToolAuditContext | undefined,
-    private readonly onWrite?: (durable: Promise<boolean>) => void,
+    private readonly onWrite?: WriteReported,
   ) {
     this.live = live;
     this.left = count;

@@ -62,6 +62,12 @@ export interface ToolAuditContext {
 
 export type Who = Pick<AuditEvent, 'session_id' | 'principal' | 'policy'>;
 
+/**
+ * Told of each write event reported as allowed: its id, and (write_guarantee: durable) whether
+ * it became durable.
+ */
+export type WriteReported = (durable: Promise<boolean> | undefined, eventId: string) => void;
+
 export class StatementAuditor {
   /** Set by the tool engine around each call; bound to a statement when it is sent. */
   tool?: ToolAuditContext;
@@ -134,7 +140,7 @@ export class StatementAuditor {
    * Once every statement is reported the hook lets go of the statement (trees and texts): the
    * session's queue of answered items may keep the hook itself for a while.
    */
-  hook(sent: SentStatement, onWrite?: (durable: Promise<boolean>) => void): AuditHook | undefined {
+  hook(sent: SentStatement, onWrite?: WriteReported): AuditHook | undefined {
     const port = this.port;
     if (!port && !this.metrics) return undefined;
     // One statement (or a text refused whole): its event carries the whole text. Several: each
@@ -146,7 +152,7 @@ export class StatementAuditor {
   }
 
   /** Statement `index` of a hook's item ended (StatementHook.result): its event, and for a write the wait for it to be durable. */
-  reportEnded(live: LiveStatement, index: number, outcome: StatementOutcome, ms: number, tool: ToolAuditContext | undefined, onWrite?: (durable: Promise<boolean>) => void): Promise<void> | undefined {
+  reportEnded(live: LiveStatement, index: number, outcome: StatementOutcome, ms: number, tool: ToolAuditContext | undefined, onWrite?: WriteReported): Promise<void> | undefined {
     const { port, metrics } = this;
     const { sent, text, who } = live;
     const statement = sent.statements[index];
@@ -161,19 +167,21 @@ export class StatementAuditor {
     if (!port) return undefined;
     const event = port.emit(draft);
     tool?.onEvent?.(event);
-    if (statement && isWrite(statement) && event.decision === 'allowed' && port.writeGuarantee !== 'async') {
-      // The write's acknowledgement, and its transaction's COMMIT, wait for its event to be durable (I7).
-      const durable = port.durable(event).then(
-        () => true,
-        (err: unknown) => {
-          this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
-          return false;
-        },
-      );
-      onWrite?.(durable);
-      return durable.then(() => undefined);
+    if (!statement || !isWrite(statement) || event.decision !== 'allowed') return undefined;
+    if (port.writeGuarantee === 'async') {
+      onWrite?.(undefined, event.id);
+      return undefined;
     }
-    return undefined;
+    // The write's acknowledgement, and its transaction's COMMIT, wait for its event to be durable (I7).
+    const durable = port.durable(event).then(
+      () => true,
+      (err: unknown) => {
+        this.log.error({ err: (err as Error).message, event: event.id }, 'audit event of an executed write not confirmed');
+        return false;
+      },
+    );
+    onWrite?.(durable, event.id);
+    return durable.then(() => undefined);
   }
 
   /** Statement `index` of a hook's item did not run (StatementHook.end). */
@@ -185,12 +193,24 @@ export class StatementAuditor {
   }
 
   /**
-   * The proxy rolled back a transaction holding writes whose events it could not make durable
-   * (or whose session ended before its COMMIT): those events say the writes ran; this one says
-   * they did not stay.
+   * A transaction holding writes ended without committing: the proxy rolled it back (their events
+   * could not be made durable, or the session ended before its COMMIT), or PostgreSQL did (an
+   * error in it, its COMMIT failed, a ROLLBACK). Those events say the writes ran; this one, listing
+   * them in `undoes` (`code`: why), says they did not stay.
    */
-  rolledBack(why: string): void {
-    this.port?.emit({ kind: 'statement', decision: 'error', ...this.who(), statement_kind: 'transaction', sql: 'ROLLBACK', rewritten_sql: 'ROLLBACK', code: 'audit_unavailable', message: why, rows: 0 });
+  rolledBack(why: string, undoes: readonly string[] = [], code = 'audit_unavailable'): void {
+    this.port?.emit({
+      kind: 'statement',
+      decision: 'error',
+      ...this.who(),
+      statement_kind: 'transaction',
+      sql: 'ROLLBACK',
+      rewritten_sql: 'ROLLBACK',
+      code,
+      message: why,
+      rows: 0,
+      ...(undoes.length > 0 ? { undoes: [...undoes] } : {}),
+    });
   }
 
   /** A connection event: login, login_failed, disconnect. */

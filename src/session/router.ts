@@ -30,6 +30,13 @@ export class ResponseRouter {
    * Its tag names nothing else; ROLLBACK's is also ROLLBACK TO SAVEPOINT's.
    */
   onCommitted: () => void = () => undefined;
+  /**
+   * For the transaction's outcome, called for the proxy's own statements too: an ErrorResponse
+   * (with its SQLSTATE), and a ROLLBACK tag (a ROLLBACK, a COMMIT of a failed transaction, or
+   * ROLLBACK TO SAVEPOINT: the next ReadyForQuery tells which).
+   */
+  onFailed: (code: string) => void = () => undefined;
+  onRolledBack: () => void = () => undefined;
   /** Set by route() when an audit hook asked to hold the client's output; taken by the session. */
   private gate?: Promise<void>;
   /** DataRows the client received for the result in progress. */
@@ -151,10 +158,13 @@ export class ResponseRouter {
         head.ownError = fields.message ?? '';
         head.ownErrorCode = fields.code ?? 'XX000';
         head.ownErrorFrame = frame.raw;
+        this.onFailed(head.ownErrorCode);
         return undefined;
       }
       case 'C':
         head.ownTag = commandCompleteTag(frame);
+        if (head.ownTag === 'COMMIT') this.onCommitted();
+        if (head.ownTag === 'ROLLBACK') this.onRolledBack();
         return undefined;
       case 'Z':
         this.pending.shift();
@@ -174,6 +184,7 @@ export class ResponseRouter {
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
     const tag = frame.code === 'C' ? commandCompleteTag(frame) : '';
     if (tag === 'COMMIT') this.onCommitted();
+    if (tag === 'ROLLBACK') this.onRolledBack();
     this.report(head!, { tag });
     this.pending.progressed();
     head!.effects?.[head!.kind === 'query' ? head!.result : 0]?.done();
@@ -207,13 +218,15 @@ export class ResponseRouter {
     head.effect?.failed();
     head.effects?.[head.kind === 'query' ? head.result : 0]?.failed();
     this.onError();
+    const failed = head.refused ? undefined : errorFields(frame);
+    this.onFailed(head.refused?.sqlstate ?? failed?.code ?? 'XX000');
     let bytes = frame.raw;
     if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
     else {
       if (head.texts) bytes = withAgentPosition(bytes, head.texts.sent, head.texts.agent);
       if (head.write) bytes = sanitizeWriteError(bytes, head.writeErrors);
     }
-    const fields = head.refused ? undefined : errorFields(frame);
+    const fields = failed;
     const outcome = head.refused ? { refused: head.refused } : { error: { code: fields?.code ?? 'XX000', message: fields?.message ?? '' } };
     if (head.audit) this.report(head, outcome);
     if (head.kind !== 'query' && head.kind !== 'sync') {

@@ -140,6 +140,15 @@ export class Session {
    * Emptied when PostgreSQL reports the session idle again.
    */
   private txnWrites: Array<Promise<boolean>> = [];
+  /** The write events of the transaction in progress, not known to be committed (any write guarantee). */
+  private txnWriteIds: string[] = [];
+  /**
+   * Since the transaction began (or its last COMMIT): the first error's SQLSTATE, and whether a
+   * ROLLBACK completed (ROLLBACK TO SAVEPOINT's tag too: the writes after the savepoint are undone,
+   * those before it are not, so only the end of the transaction, back to idle, decides).
+   */
+  private txnFailure?: string;
+  private txnRolledBack = false;
   /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
   private batchWrites = false;
   private batchTxn = false;
@@ -155,16 +164,32 @@ export class Session {
     // Portals live until the end of their transaction. Those confirmed so far were all bound before
     // the Query or Sync an idle ReadyForQuery answers (answers come in order); later Binds are still in flight.
     this.router.onReady = (status) => {
-      if (status === 'I') {
-        this.state.transactionEnded();
-        this.blockMaybeOpen = false;
-        this.txnWrites = [];
+      if (status !== 'I') return;
+      // Back outside a transaction after an error or a ROLLBACK: its writes did not stay.
+      if (this.txnFailure !== undefined || this.txnRolledBack) {
+        const why = this.txnFailure !== undefined ? `the transaction failed (${this.txnFailure}) and was rolled back` : 'the transaction was rolled back';
+        this.voidWrites(`${why}: its writes did not stay`, this.txnFailure ?? 'rolled_back');
       }
+      this.state.transactionEnded();
+      this.blockMaybeOpen = false;
+      this.txnWrites = [];
+      this.txnWriteIds = [];
+      this.txnFailure = undefined;
+      this.txnRolledBack = false;
     };
     this.router.onError = () => this.state.transactionFailed();
+    this.router.onFailed = (code) => {
+      this.txnFailure ??= code;
+    };
+    this.router.onRolledBack = () => {
+      this.txnRolledBack = true;
+    };
     // The writes before it are committed: only writes after it can still be rolled back (close()).
     this.router.onCommitted = () => {
       this.txnWrites = [];
+      this.txnWriteIds = [];
+      this.txnFailure = undefined;
+      this.txnRolledBack = false;
     };
     this.views = new SessionViews(deps.config.upstream.readScope !== 'fence', deps.principal, deps.log, deps.views);
     this.snap = deps.initial;
@@ -560,9 +585,17 @@ export class Session {
     })();
   }
 
-  private readonly trackWrite = (durable: Promise<boolean>): void => {
-    this.txnWrites.push(durable);
+  private readonly trackWrite = (durable: Promise<boolean> | undefined, eventId: string): void => {
+    if (durable) this.txnWrites.push(durable);
+    this.txnWriteIds.push(eventId);
   };
+
+  /** The transaction's writes are rolled back (`why`, `code`): one event says so and names them. */
+  private voidWrites(why: string, code: string): void {
+    if (this.txnWriteIds.length === 0) return;
+    this.auditor.rolledBack(why, this.txnWriteIds, code);
+    this.txnWriteIds = [];
+  }
 
   /**
    * Waits until PostgreSQL has answered everything sent so far (`flush`: asking it to, in the
@@ -640,8 +673,9 @@ export class Session {
     }
     if (status === 'T' && !(await this.writesDurable(false))) {
       if (this.ended) return finish([]);
+      // Said before the ROLLBACK's answer, which would otherwise tell a plain rollback.
+      this.voidWrites(NOT_RECORDED_ROLLED_BACK, 'audit_unavailable');
       const answer = await this.ownQuery('ROLLBACK');
-      this.auditor.rolledBack(NOT_RECORDED_ROLLED_BACK);
       const error = notRecorded();
       commit?.hook?.result(commit.index, { rows: 0, refused: error });
       commit?.hook?.end();
@@ -682,7 +716,7 @@ export class Session {
       if (this.ended) return;
       if (!durable) {
         this.forward(parseMessage(REFUSED_NAME, REFUSED_SENTINEL), { kind: 'parse', refused: notRecorded() });
-        this.auditor.rolledBack(NOT_RECORDED_ROLLED_BACK);
+        this.voidWrites(NOT_RECORDED_ROLLED_BACK, 'audit_unavailable');
       }
       this.forward(raw, { kind: 'sync' });
     });
@@ -888,8 +922,8 @@ export class Session {
           return;
         }
         // As a COMMIT that fails in PostgreSQL: the block is rolled back, and the batch fails up to its Sync.
+        this.voidWrites(NOT_RECORDED_ROLLED_BACK, 'audit_unavailable');
         void this.ownQuery('ROLLBACK');
-        this.auditor.rolledBack(NOT_RECORDED_ROLLED_BACK);
         this.refuse('execute', notRecorded(), sent);
       });
     }
@@ -1282,7 +1316,10 @@ export class Session {
     // What is still unanswered may have committed the transaction's writes (a COMMIT; outside a
     // block, a Sync or the end of a Query): their outcome is unknown then, not rolled back.
     const idle = this.router.txStatus === 'I';
-    if (this.router.pending.some((item) => item.transaction === true || (idle && (item.kind === 'sync' || item.kind === 'query')))) this.txnWrites = [];
+    if (this.router.pending.some((item) => item.transaction === true || (idle && (item.kind === 'sync' || item.kind === 'query')))) {
+      this.txnWrites = [];
+      this.txnWriteIds = [];
+    }
     this.router.abandon(new ProxyError('upstream_lost', { message: `${why}: the outcome of the statement is unknown` }), 'error');
     this.server.destroy();
     this.close();
@@ -1293,8 +1330,8 @@ export class Session {
     this.closed = true;
     // Writes of a transaction still open (answered, not committed) roll back with the session: an
     // explicit block, or the implicit one of extended-protocol messages that no Sync ended.
-    if (this.txnWrites.length > 0 && this.router.pending.size === 0) {
-      this.auditor.rolledBack('the session ended inside the transaction of a write: it was rolled back');
+    if (this.txnWriteIds.length > 0 && this.router.pending.size === 0) {
+      this.voidWrites('the session ended inside the transaction of a write: it was rolled back', 'audit_unavailable');
     }
     this.guard?.commitHook?.end();
     this.guard?.resolve();

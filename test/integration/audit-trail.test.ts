@@ -10,6 +10,8 @@ import { verifyFile } from '../../src/audit/verify';
 import { api, identityToken, writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
+import { RawClient } from '../support/raw-client';
+import { serialize } from 'pg-protocol';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'write-policy.yaml');
 let db: TestDatabase;
@@ -150,4 +152,85 @@ test('the rollback command goes through the running proxy: recorded under the to
   const down = await cmd(['--admin-url', 'http://127.0.0.1:9', '--token-file', tokenFile, '--yes', write.id]);
   expect(down.status).toBe(1);
   expect(down.stderr).toMatch(/no proxy answers at http:\/\/127\.0\.0\.1:9 .*one writer/);
+});
+
+describe.each([false, true])('writes whose transaction did not commit (extended: %s)', (extended) => {
+  // Their events say the writes ran; one more event names them as undone, and none can be "rolled back" from the trail.
+  const admin = () => ({ url: `http://127.0.0.1:${proxy.admin.port}` });
+  const R = "/*reason='undone'*/ ";
+
+  test.each([
+    ['an error inside a block, then COMMIT (answered ROLLBACK)', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'SELECT 1/0', 'COMMIT'], '22012'],
+    ['ROLLBACK', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'ROLLBACK'], 'rolled_back'],
+  ] as const)('%s: an event undoes the write, and its rollback is refused', async (_how, statements, code) => {
+    const [{ id, status }] = await db.query<{ id: number; status: string }>('SELECT id, status FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    const events = await session([...statements(id)], extended);
+    expect(await db.query('SELECT status FROM orders WHERE id = $1', [id])).toEqual([{ status }]);
+    const write = events.find((e) => e.statement_kind === 'write' && e.decision === 'allowed');
+    expect(write).toBeDefined();
+    const undoing = events.find((e) => e.undoes?.includes(write!.id));
+    expect(undoing).toMatchObject({ decision: 'error', statement_kind: 'transaction', sql: 'ROLLBACK', code });
+    const refused = await api(admin(), 'GET', `/audit/${write!.id}/rollback`);
+    expect({ status: refused.status, code: refused.body?.error?.code ?? refused.body?.code }).toEqual({ status: 409, code: 'not_reversible' });
+  });
+
+  test('an error later in the implicit transaction (one Query, or one batch up to its Sync): an event undoes the write', async () => {
+    const [{ id, status }] = await db.query<{ id: number; status: string }>('SELECT id, status FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    const update = `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`;
+    const before = proxy.auditEvents().length;
+    const c = await RawClient.connect(proxy.port, 'tenant1-agent', 'tenant1-password');
+    try {
+      if (extended) {
+        c.send(serialize.parse({ text: update }), serialize.bind({}), serialize.execute({}), serialize.parse({ text: 'SELECT 1/0' }), serialize.bind({}), serialize.execute({}), serialize.sync());
+      } else c.send(serialize.query(`${update}; SELECT 1/0`));
+      await c.untilReady();
+    } finally {
+      c.end();
+    }
+    expect(await db.query('SELECT status FROM orders WHERE id = $1', [id])).toEqual([{ status }]);
+    let write: AuditEvent | undefined;
+    let undoing: AuditEvent | undefined;
+    for (let i = 0; i < 100 && !undoing; i++) {
+      const events = proxy.auditEvents().slice(before);
+      write = events.find((e) => e.statement_kind === 'write' && e.decision === 'allowed');
+      undoing = write && events.find((e) => e.undoes?.includes(write!.id));
+      if (!undoing) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(undoing).toMatchObject({ decision: 'error', statement_kind: 'transaction', code: '22012' });
+    expect((await api(admin(), 'GET', `/audit/${write!.id}/rollback`)).status).toBe(409);
+  });
+
+  test("the proxy's own COMMIT of an autocommit write fails (a deferred constraint): an event undoes the write", async () => {
+    await db.query("ALTER TABLE orders ADD CONSTRAINT orders_one_dup EXCLUDE (status WITH =) WHERE (status = 'dup-commit') DEFERRABLE INITIALLY DEFERRED");
+    try {
+      const rows = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 2');
+      const events = await session([`${R}UPDATE orders SET status = 'dup-commit' WHERE id IN (${rows.map((r) => r.id).join(', ')})`], extended);
+      expect(await db.query("SELECT count(*)::int AS n FROM orders WHERE status = 'dup-commit'")).toEqual([{ n: 0 }]);
+      const write = events.find((e) => e.statement_kind === 'write' && e.decision === 'allowed')!;
+      expect(events.find((e) => e.undoes?.includes(write.id))).toMatchObject({ decision: 'error', statement_kind: 'transaction', code: '23P01' });
+    } finally {
+      await db.query('ALTER TABLE orders DROP CONSTRAINT orders_one_dup');
+    }
+  });
+
+  test('a committed write is named by no such event', async () => {
+    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    const events = await session(['BEGIN', `${R}UPDATE orders SET status = status WHERE id = ${id}`, 'COMMIT'], extended);
+    const write = events.find((e) => e.statement_kind === 'write' && e.decision === 'allowed')!;
+    expect(proxy.auditEvents().some((e) => e.undoes?.includes(write.id))).toBe(false);
+  });
+});
+
+describe.each([false, true])('literals of PREPARE and EXECUTE (extended: %s)', (extended) => {
+  test('are redacted like any other (PostgreSQL normalisation leaves them)', async () => {
+    const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    const events = await session(
+      [`PREPARE secret_u(text, int) AS /*reason='r'*/ UPDATE orders SET status = 'sk_live_PREP' WHERE id = $2 AND status <> $1`, `EXECUTE secret_u('sk_live_EXEC', ${id})`, 'DEALLOCATE secret_u'],
+      extended,
+    );
+    const statements = events.filter((e) => e.kind === 'statement');
+    expect(statements.map((e) => e.decision)).toEqual(['allowed', 'allowed', 'allowed']);
+    expect(JSON.stringify(statements.map((e) => [e.sql, e.rewritten_sql]))).not.toMatch(/sk_live_/);
+    expect(statements[1].sql).toBe('EXECUTE secret_u ($1, $2)');
+  });
 });
