@@ -424,6 +424,8 @@ const REFUSALS: Array<[string, string]> = [
   ["WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x", 'ormai.reason_required'],
   ["/*reason='probe'*/ WITH x AS (UPDATE orders SET status = status WHERE total_cents = 990000 RETURNING *) SELECT * FROM x", 'ormai.model_writes_disabled'],
   ["/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING id) INSERT INTO orders (customer_id, total_cents) SELECT 1, id FROM x", 'ormai.statement_not_allowed'],
+  // … and, allowed by them, it is still refused: the trail could record neither its rows nor their number.
+  ["/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x", 'ormai.statement_not_allowed'],
   ["INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)", 'ormai.reason_required'],
   // The quickstart lists no writable fields: a key the database numbers is not the agent's to choose.
   ["/*reason='probe'*/ INSERT INTO orders (id, customer_id, total_cents) VALUES (5, 1, 1) ON CONFLICT (id) DO UPDATE SET tenant_id = 2", 'ormai.field_not_writable'],
@@ -443,7 +445,6 @@ const ALLOWED_WRITES = [
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *",
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders WHERE total_cents > 100000 RETURNING *",
   "/*dry_run='true'*/ INSERT INTO orders (customer_id, total_cents) SELECT customer_id, total_cents FROM orders",
-  "/*reason='probe'*/ WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING *) SELECT * FROM x",
   // DEFAULT for the tenant column is the proxy's tenant, as when the column is left out.
   "/*reason='probe'*/ INSERT INTO orders (customer_id, total_cents, tenant_id) VALUES (1, 1, DEFAULT) RETURNING *",
 ];

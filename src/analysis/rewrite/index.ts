@@ -82,7 +82,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
 
   // Writes inside the top-level WITH of a SELECT go through the same write rules; anywhere else a
   // write below the statement would escape them.
-  const cteWrites = top && stmt.nodeType === 'SelectStmt' ? guardCteWrites(top, scope, principal, ctx.tags ?? {}) : [];
+  const cteWrites = top && stmt.nodeType === 'SelectStmt' ? guardCteWrites(top, scope, principal, ctx.tags ?? {}, ctx.captureWrites ?? true) : [];
   if (top && nestedWrites(top, new Set(cteWrites.map((w) => w.body)))) {
     throw new ProxyError('statement_not_allowed', {
       message: 'data-modifying statements inside WITH are not allowed here',
@@ -271,7 +271,7 @@ export function nestedWrites(top: Node, allowed: ReadonlySet<unknown> = new Set(
  * (the proxy holds whole statements), dry runs (the preview would carry the write along), and
  * MERGE. These writes are not captured before/after, so their events cannot be rolled back.
  */
-function guardCteWrites(top: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>): Array<{ body: unknown; info: WriteInfo }> {
+function guardCteWrites(top: Node, scope: ReadScope, principal: Principal, tags: Record<string, string>, captured: boolean): Array<{ body: unknown; info: WriteInfo }> {
   const out: Array<{ body: unknown; info: WriteInfo }> = [];
   const withClause = nodeBody<SelectStmt>(top).withClause;
   const ctes = (withClause?.ctes ?? []) as Array<{ CommonTableExpr?: { ctename?: string; ctequery?: Node } }>;
@@ -288,6 +288,14 @@ function guardCteWrites(top: Node, scope: ReadScope, principal: Principal, tags:
       throw new ProxyError('statement_not_allowed', {
         message: 'a write that may need approval cannot sit inside WITH',
         hint: 'Send the write as its own statement: it can then be held for approval.',
+      });
+    }
+    // The rows it changes reach the statement's result only as the SELECT uses them: the audit
+    // trail could record neither them (before and after) nor their number (the tag is the SELECT's).
+    if (captured) {
+      throw new ProxyError('statement_not_allowed', {
+        message: 'a write inside WITH cannot be audited with the rows it changes',
+        hint: 'Send the write as its own statement; its RETURNING gives back the rows it changed.',
       });
     }
     out.push({ body: nodeBody(query), info: guarded.info });

@@ -242,6 +242,26 @@ describe('require_approval: which writes a rule holds', () => {
   });
 });
 
+describe('before/after capture columns from PostgreSQL 18 (RETURNING old.x)', () => {
+  const pg18 = { ...scope, catalog: { ...scope.catalog, serverVersionNum: 180001 } };
+  runGolden(
+    [
+      {
+        sql: "UPDATE orders SET status = 'paid' WHERE id = 1",
+        out: `UPDATE orders SET status = 'paid' WHERE orders.tenant_id = ${T} AND id = 1 RETURNING orders.id AS ormai_capture_0, old.status AS ormai_capture_1, orders.status AS ormai_capture_2`,
+      },
+      // A relation of the statement named old is what old.x would read: the join on the key then.
+      {
+        sql: "UPDATE orders SET status = 'paid' FROM (SELECT 1 AS id, 'fake' AS status) old WHERE orders.id = old.id",
+        out:
+          `UPDATE orders SET status = 'paid' FROM ( SELECT 1 AS id, 'fake' AS status ) AS old, ( SELECT id AS ormai_key_0, status AS ormai_before_0 FROM public.orders WHERE tenant_id = ${T} ) AS ormai_old ` +
+          `WHERE orders.tenant_id = ${T} AND orders.id = old.id AND orders.id = ormai_old.ormai_key_0 RETURNING orders.id AS ormai_capture_0, ormai_old.ormai_before_0 AS ormai_capture_1, orders.status AS ormai_capture_2`,
+      },
+    ],
+    { ...base, scope: pg18, captureWrites: true },
+  );
+});
+
 describe('before/after capture columns', () => {
   // What the session always runs: the capture columns come last and the router cuts them off.
   runGolden(
@@ -274,6 +294,9 @@ describe('before/after capture columns', () => {
         out: `INSERT INTO orders (id, customer_id, total_cents, tenant_id) VALUES (1, 1, 1, ${T}) ON CONFLICT (id) DO UPDATE SET total_cents = 2 WHERE orders.tenant_id = ${T}`,
         ctx: { scope: IDS },
       },
+      // A write inside the WITH of a SELECT: neither its rows nor their number reach the trail.
+      { sql: 'WITH x AS (INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) RETURNING id) SELECT * FROM x', err: 'statement_not_allowed', message: 'cannot be audited with the rows it changes' },
+      { sql: "/*reason='r'*/ WITH d AS (UPDATE customers SET phone = '000' RETURNING id) SELECT 42 WHERE false", err: 'statement_not_allowed', message: 'cannot be audited with the rows it changes' },
     ],
     { ...base, captureWrites: true },
   );
