@@ -88,6 +88,8 @@ export interface CatalogSnapshot {
   roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */
   objects?: CatalogObjects;
+  /** server_version_num of the upstream (180000 and up: RETURNING old.x, rewrite/capture.ts). */
+  serverVersionNum?: number;
 }
 
 /** An object that hangs off a registered table, with the columns (attnums) of that table it reads. */

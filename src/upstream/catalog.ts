@@ -240,6 +240,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       builtinOperators: new Set(((await client.query(BUILTIN_OPERATORS)).rows as Array<{ name: string }>).map((r) => r.name)),
       userFunctions: new Set(((await client.query(USER_FUNCTIONS, [searchPath])).rows as Array<{ name: string }>).map((r) => r.name)),
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
+      serverVersionNum: Number(((await client.query("SELECT current_setting('server_version_num') AS v")).rows[0] as { v: string }).v),
     };
   } finally {
     await client.end();

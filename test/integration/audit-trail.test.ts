@@ -234,3 +234,37 @@ describe.each([false, true])('literals of PREPARE and EXECUTE (extended: %s)', (
     expect(statements[1].sql).toBe('EXECUTE secret_u ($1, $2)');
   });
 });
+
+test("an UPDATE that waited for another transaction's lock records the values it changed, not its snapshot's (PostgreSQL 18: RETURNING old.x)", async () => {
+  const [{ v }] = await db.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+  if (v < 180000) {
+    // Before 18 the values before come from a join read in the statement's snapshot (README: Writes, Before and after).
+    console.info(`skipped: PostgreSQL ${v} has no RETURNING old.x`);
+    return;
+  }
+  const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+  await db.query("UPDATE orders SET status = 'race-a' WHERE id = $1", [id]);
+  const y = new Client({ connectionString: proxy.url() });
+  const x = new Client({ connectionString: proxy.url() });
+  await y.connect();
+  await x.connect();
+  try {
+    await y.query('BEGIN');
+    await y.query(`/*reason='race'*/ UPDATE orders SET status = 'race-b' WHERE id = ${id}`);
+    const waiting = x.query(`/*reason='race'*/ UPDATE orders SET status = 'race-c' WHERE id = ${id}`);
+    await new Promise((r) => setTimeout(r, 300));
+    await y.query('COMMIT');
+    await waiting;
+  } finally {
+    await y.end();
+    await x.end();
+  }
+  let events: AuditEvent[] = [];
+  for (let i = 0; i < 100 && events.length < 2; i++) {
+    events = proxy.auditEvents().filter((e) => e.reason === 'race' && e.changes);
+    if (events.length < 2) await new Promise((r) => setTimeout(r, 20));
+  }
+  const afterOf = (e: AuditEvent) => e.changes!.rows[0].after?.status;
+  const c = events.find((e) => afterOf(e) === 'race-c')!;
+  expect(c.changes!.rows[0].before).toEqual({ status: 'race-b' });
+});

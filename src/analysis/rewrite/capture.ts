@@ -2,16 +2,17 @@
 //
 // Every executed write records, per changed row, its primary key and the changed columns before
 // and after (DELETE: the row's visible columns before), for the audit trail and for rollback.
-// RETURNING gives the values after; PostgreSQL before 18 has no `RETURNING old.x`, so an UPDATE
-// also joins, on the key, a subquery of the same table (the principal's rows only) that is read
-// in the statement's snapshot: its values are the row's values before the change. The
+// RETURNING gives the values after; from PostgreSQL 18 `RETURNING old.x` the values before.
+// Before 18 an UPDATE also joins, on the key, a subquery of the same table (the principal's rows
+// only) that is read in the statement's snapshot: its values are the row's values before the
+// change, unless a transaction that committed while this one waited for the row changed it. The
 // appended items come last, after whatever the agent asked to return; the router
 // (results/capture-columns.ts) cuts them off RowDescription and every DataRow, and drops
 // both entirely when the agent asked for no RETURNING, so the agent's result is unchanged.
 import type { DeleteStmt, InsertStmt, Node, SelectStmt, UpdateStmt } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
-import { andExpr, parseTemplate, quoteIdent } from './nodes';
+import { andExpr, parseTemplate, quoteIdent, walk } from './nodes';
 import { tenantLiteral, tenantType } from './tenant';
 
 /** Where each captured column lands in the audit record. */
@@ -46,17 +47,31 @@ export function addCapture(
   const before = op === 'delete' ? visible.filter((c) => !key.includes(c)) : op === 'update' ? changed : [];
   const after = op === 'delete' ? [] : op === 'insert' ? [...new Set([...assigned, ...(table.tenantColumn ? [table.tenantColumn] : [])])].filter((c) => !key.includes(c)) : changed;
   const q = (t: string, c: string) => `${quoteIdent(t)}.${quoteIdent(c)}`;
+  // PostgreSQL 18 returns the row as the UPDATE found it (old.x): exact even when the row was
+  // changed by a transaction that committed while this one waited for its lock, where the join
+  // below reads the version of the statement's snapshot.
+  // A relation of the statement named old would be what old.x reads: the join then.
+  const returnsOld = op === 'update' && (scope.catalog.serverVersionNum ?? 0) >= 180000 && !namesOld(stmt);
   const items = [
     ...key.map((c) => q(ref, c)),
-    ...before.map((c, i) => (op === 'update' ? `${OLD}.ormai_before_${i}` : q(ref, c))),
+    ...before.map((c, i) => (op !== 'update' ? q(ref, c) : returnsOld ? `old.${quoteIdent(c)}` : `${OLD}.ormai_before_${i}`)),
     ...after.map((c) => q(ref, c)),
   ].map((expr, i) => `${expr} AS ormai_capture_${i}`);
   const clause = stmt.returningClause as { exprs?: Node[] } | undefined;
   const agentReturning = (clause?.exprs?.length ?? 0) > 0;
   const added = parseTemplate(`SELECT ${items.join(', ')}`, 'write capture').targetList ?? [];
   stmt.returningClause = { ...(clause ?? {}), exprs: [...(clause?.exprs ?? []), ...added] } as UpdateStmt['returningClause'];
-  if (op === 'update' && before.length > 0) joinOldRow(stmt, table, ref, key, before, scope, principal);
+  if (op === 'update' && before.length > 0 && !returnsOld) joinOldRow(stmt, table, ref, key, before, scope, principal);
   return { table: `${table.schema}.${table.name}`, operation: op, key, before, after, width: items.length, agentReturning };
+}
+
+/** Does any relation of the statement (a FROM item, a CTE) go by the name old? */
+function namesOld(stmt: UpdateStmt): boolean {
+  return walk([stmt], (node) => {
+    const alias = (node as { alias?: { aliasname?: string } }).alias?.aliasname;
+    if (alias !== undefined) return alias === 'old';
+    return node.relname === 'old' || node.ctename === 'old';
+  });
 }
 
 /**
