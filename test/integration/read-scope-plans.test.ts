@@ -144,10 +144,12 @@ describe.each(modes)('$protocol protocol', (mode) => {
     // EXPLAIN of a write shows it without the before/after capture (src/analysis/rewrite/capture.ts),
     // which only an executed write has: PostgreSQL's own counters of the table say how it was read.
     const changed = await tableReads('orders', 'n_tup_upd', () => query(writer, `/*reason='plan check'*/ UPDATE orders SET status = 'shipped' WHERE id = ${ids.order}`, mode));
-    // The target, the before-values and the max_affected_rows count, each one row by the key
-    // (behind OFFSET 0 the before-values read the tenant's 40,000 orders).
+    // The target and the max_affected_rows count, and before PostgreSQL 18 the before-values'
+    // join, each one row by the key (behind OFFSET 0 the before-values read the tenant's 40,000
+    // orders); from 18 the before-values are RETURNING old.x, with no join.
     expect(changed).toMatchObject({ outcome: { rowCount: 1 }, counted: 1, fewRowsRead: true });
-    expect(changed.indexScans).toBeGreaterThanOrEqual(2);
+    const [{ v }] = await db.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+    expect(changed.indexScans).toBeGreaterThanOrEqual(v >= 180000 ? 1 : 2);
   });
 
   test("an INSERT's foreign-key check finds the parent by its key, not by reading the tenant's customers", async () => {
