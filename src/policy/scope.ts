@@ -22,8 +22,12 @@ export interface CatalogColumn {
   identity?: 'a' | 'd';
   /** A stored generated column (GENERATED ALWAYS AS (…) STORED). */
   stored?: boolean;
-  /** Its collation is neither the database default nor "C" (pg_attribute.attcollation): see ScopedTable.collated. */
-  collated?: boolean;
+  /**
+   * A leakproof comparison of it may raise: its collation is neither the database default nor
+   * "C", or its type is composite, geometric or a domain with such a collation (see
+   * ScopedTable.comparisonsMayRaise).
+   */
+  comparisonsMayRaise?: boolean;
 }
 
 export interface CatalogRelation {
@@ -169,11 +173,10 @@ export interface ScopedTable {
    */
   rowSecurity?: true;
   /**
-   * A visible column has a collation other than the default and "C": compared with a value of
-   * another such collation, PostgreSQL cannot choose one and raises an error at run time, from a
-   * function it calls leakproof (rewrite/collations.ts).
+   * A visible column's leakproof comparisons may raise (CatalogColumn.comparisonsMayRaise): below
+   * a barrier view, on other tenants' rows, the error would tell of them (rewrite/collations.ts).
    */
-  collated?: true;
+  comparisonsMayRaise?: true;
 }
 
 export type Resolution =
@@ -348,7 +351,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
       ...(guarded ? { rowSecurity: true as const } : {}),
-      ...(columns.some((c) => relation.columns.find((r) => r.attnum === c.attnum)?.collated) ? { collated: true as const } : {}),
+      ...(columns.some((c) => relation.columns.find((r) => r.attnum === c.attnum)?.comparisonsMayRaise) ? { comparisonsMayRaise: true as const } : {}),
     });
   });
 

@@ -88,6 +88,25 @@ const COLUMNS = `
   WHERE c.oid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
   ORDER BY c.oid, a.attnum`;
 
+/**
+ * Column types of the registered tables (through domains and arrays) whose leakproof comparisons
+ * may raise: a composite type (its fields may carry a collation of their own), a geometric type
+ * (circle and lseg comparisons compute areas and lengths, which overflow), or a domain with a
+ * collation other than the default and "C". See rewrite/collations.ts.
+ */
+const RAISING_TYPES = `
+  WITH RECURSIVE chain(col_type, t) AS (
+    SELECT DISTINCT a.atttypid, a.atttypid FROM pg_attribute a
+     WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+    UNION
+    SELECT c.col_type, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END
+      FROM chain c JOIN pg_type ty ON ty.oid = c.t
+     WHERE (ty.typtype = 'd' AND ty.typbasetype <> 0) OR (ty.typcategory = 'A' AND ty.typelem <> 0)
+  )
+  SELECT DISTINCT c.col_type::int8 AS oid FROM chain c JOIN pg_type ty ON ty.oid = c.t
+   WHERE ty.typtype = 'c' OR ty.typcollation NOT IN (0, 100, 950)
+      OR (ty.typnamespace = 'pg_catalog'::regnamespace AND ty.typname IN ('point', 'line', 'lseg', 'box', 'path', 'polygon', 'circle'))`;
+
 const PRIMARY_KEYS = `
   SELECT i.indrelid::int8 AS oid, array_agg(a.attname::text ORDER BY k.ord) AS columns
   FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
@@ -184,6 +203,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       }
     }
     const cols = await client.query(COLUMNS, [[...wanted]]);
+    const raising = new Set(((await client.query(RAISING_TYPES, [[...wanted]])).rows as Array<{ oid: string }>).map((r) => Number(r.oid)));
     type ColumnRow = { oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean; identity: string; generated_kind: string; udt_schema: string; udt_name: string; collated: boolean };
     for (const row of cols.rows as ColumnRow[]) {
       byOid.get(Number(row.oid))?.columns.push({
@@ -197,7 +217,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
         udtName: row.udt_name,
         ...(row.identity === 'a' || row.identity === 'd' ? { identity: row.identity } : {}),
         ...(row.generated_kind === 's' ? { stored: true } : {}),
-        ...(row.collated ? { collated: true } : {}),
+        ...(row.collated || raising.has(Number(row.type_oid)) ? { comparisonsMayRaise: true } : {}),
       });
     }
     for (const row of (await client.query(FOREIGN_KEYS, [[...wanted]])).rows as Array<{ oid: string; column: string; parent_schema: string; parent: string; parent_column: string }>) {

@@ -97,13 +97,21 @@ describe('comparisons without a collation', () => {
   let bare: Target;
   /** customers has a column of a collation of its own: compared with a name (collation "C"), neither wins. */
   let collated: Target;
+  /** customers has a composite column whose field has a collation of its own, and a circle (its comparisons overflow). */
+  let composite: Target;
   beforeAll(async () => {
     bare = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), ['DROP INDEX customers_tenant_id_idx']);
     collated = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), ['DROP INDEX customers_tenant_id_idx', `ALTER TABLE customers ADD COLUMN region text COLLATE "POSIX" DEFAULT 'eu'`]);
+    composite = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), [
+      'DROP INDEX customers_tenant_id_idx',
+      'CREATE TYPE rt_address AS (city text COLLATE "POSIX", street text)',
+      "ALTER TABLE customers ADD COLUMN addr rt_address DEFAULT ROW('x', 'y'), ADD COLUMN zone circle DEFAULT '<(0,0),1>'",
+    ]);
   });
   afterAll(async () => {
     await stopTarget(bare);
     await stopTarget(collated);
+    await stopTarget(composite);
   });
   const probes: Array<(id: number) => string> = [
     (id) => `SELECT 1 FROM (SELECT id, name COLLATE "POSIX" AS n FROM customers) t, (SELECT 'x' COLLATE "C" AS v) s WHERE t.id >= ${id} AND t.id <= ${id} AND t.n <> s.v`,
@@ -116,6 +124,16 @@ describe('comparisons without a collation', () => {
       const [{ id, top }] = await direct<{ id: number; top: number }>(bare, 'SELECT min(id) FILTER (WHERE tenant_id = 2) AS id, max(id) AS top FROM customers');
       const theirs = await run(bare, probe(id), mode);
       const nobodys = await run(bare, probe(top + 1000), mode);
+      expect({ code: theirs.error?.code, rows: theirs.rows }).toEqual({ code: nobodys.error?.code, rows: nobodys.rows });
+    });
+
+    test.each([
+      ["a composite column's field with a collation of its own", (id: number) => `SELECT 1 FROM (SELECT (addr).*, id FROM customers) s WHERE s.id >= ${id} AND s.id <= ${id} AND city <> 'x'::name::text`],
+      ['a circle compared with a constant whose area overflows', (id: number) => `SELECT id FROM customers WHERE id >= ${id} AND id <= ${id} AND zone = '<(0,0),1e200>'`],
+    ])("%s: the same answer for tenant 2's id and for an id nobody has", async (_what, probe) => {
+      const [{ id, top }] = await direct<{ id: number; top: number }>(composite, 'SELECT min(id) FILTER (WHERE tenant_id = 2) AS id, max(id) AS top FROM customers');
+      const theirs = await run(composite, probe(id), mode);
+      const nobodys = await run(composite, probe(top + 1000), mode);
       expect({ code: theirs.error?.code, rows: theirs.rows }).toEqual({ code: nobodys.error?.code, rows: nobodys.rows });
     });
 

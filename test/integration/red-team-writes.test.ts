@@ -989,6 +989,29 @@ describe('a constraint named after a hidden column', () => {
   });
 });
 
+describe("a write's conditions that can raise on a column's kind (a circle's area overflows) never run on other tenants' rows", () => {
+  let t: Target;
+  beforeAll(async () => {
+    // Without an index on the tenant column, the tenant condition is one filter among the agent's.
+    t = await startTarget(WRITE_POLICY, ['DROP INDEX orders_tenant_id_idx', "ALTER TABLE orders ADD COLUMN zone circle DEFAULT '<(0,0),1>'"]);
+  });
+  afterAll(async () => {
+    await stopTarget(t);
+  });
+
+  test.each(modes)("under the $protocol protocol, UPDATE and DELETE answer the same for tenant 2's id and for an id nobody has", async (mode) => {
+    const [{ id, top }] = await t.db.query<{ id: number; top: number }>('SELECT min(id) FILTER (WHERE tenant_id = 2) AS id, max(id) AS top FROM orders');
+    for (const probe of [
+      (n: number) => `${R}UPDATE orders SET status = status WHERE id >= ${n} AND id <= ${n} AND zone = '<(0,0),1e200>'`,
+      (n: number) => `${R}DELETE FROM orders WHERE id >= ${n} AND id <= ${n} AND zone = '<(0,0),1e200>'`,
+    ]) {
+      const theirs = await run(t, probe(id), mode);
+      const nobodys = await run(t, probe(top + 1000), mode);
+      expect({ sql: probe(id), code: theirs.error?.code, rows: theirs.rowCount }).toEqual({ sql: probe(id), code: nobodys.error?.code, rows: nobodys.rowCount });
+    }
+  });
+});
+
 describe('constraints the agent cannot see: one named after a long hidden column (cut to 63 bytes), a hidden table\'s foreign key', () => {
   let t: Target;
   const LONG = 'internal_reconciliation_reference_token_for_finance';

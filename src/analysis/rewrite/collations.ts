@@ -1,4 +1,4 @@
-// Statements whose comparisons may have no collation: they read policy tables through the fence.
+// Statements whose leakproof comparisons may raise: they read policy tables through the fence.
 //
 // A barrier view (and a table under row-level security) lets PostgreSQL run the agent's leakproof
 // conditions before the policy's, on every tenant's rows, so that indexes serve. Text comparison
@@ -7,10 +7,14 @@
 // absence, tells whether another tenant has a matching row, and with more conditions what it holds.
 // Such a comparison needs two non-default collations. The built-in types the agent may name give
 // none but "C" (name), so the other one comes from a COLLATE clause (made implicit by a
-// sub-select, a CTE, VALUES or a set operation) or from a column declared with a collation of its
-// own. A statement with either reads every policy table through the fenced form instead (OFFSET 0
-// keeps every condition of the agent's above the policy's), and in a write's WHERE a comparison
-// of two columns is guarded like any condition that can raise (guard-order.ts).
+// sub-select, a CTE, VALUES or a set operation) or from a column: one declared with a collation
+// of its own, or a composite one whose fields carry one (`(addr).*` in a sub-select). One
+// nondeterministic collation is enough for starts_with to raise. Geometric comparisons, also
+// leakproof, overflow on an agent's constant (circle and lseg compare areas and lengths). So a
+// statement with a COLLATE clause, or that reads a table with such a column
+// (ScopedTable.comparisonsMayRaise), reads every policy table through the fenced form instead
+// (OFFSET 0 keeps every condition of the agent's above the policy's), and in a write's WHERE every
+// comparison is guarded like any condition that can raise (guard-order.ts).
 import type { Node, RangeVar } from '@pgsql/types';
 import type { ReadScope } from '../../policy/scope';
 import { walk } from './nodes';
@@ -28,12 +32,12 @@ export function withCollationRisk<T>(risk: boolean, run: () => T): T {
   }
 }
 
-/** Whether the statement being rewritten may compare two different non-default collations. */
+/** Whether a comparison of the statement being rewritten may raise (collationsMayConflict). */
 export function collationRisk(): boolean {
   return conflicting;
 }
 
-/** Could a comparison in `tree` meet two different non-default collations? */
+/** Could a leakproof comparison in `tree` raise: two different non-default collations meet, or a column of a kind whose comparisons raise? */
 export function collationsMayConflict(tree: Node, scope: ReadScope): boolean {
   return walk([tree], (node) => {
     if ('CollateClause' in node) return true;
@@ -41,6 +45,6 @@ export function collationsMayConflict(tree: Node, scope: ReadScope): boolean {
     const rv = (node as { RangeVar?: RangeVar }).RangeVar ?? (typeof node.relname === 'string' ? (node as RangeVar) : undefined);
     if (!rv) return false;
     const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
-    return resolution.kind === 'table' && resolution.table.collated === true;
+    return resolution.kind === 'table' && resolution.table.comparisonsMayRaise === true;
   });
 }

@@ -35,9 +35,10 @@ export function cannotRaise(node: Node): boolean {
   if (!COMPARISONS.has(op)) return false;
   const lexpr = e.lexpr as Node | undefined;
   const rexpr = e.rexpr as Node | undefined;
-  // Two columns of different non-default collations raise an error when compared (collations.ts).
-  const columns = !collationRisk();
-  if (e.kind === 'AEXPR_OP') return (isColumn(lexpr) && (isValue(rexpr) || (columns && isColumn(rexpr)))) || (isValue(lexpr) && isColumn(rexpr));
+  // A statement whose comparisons may raise (collations, composite and geometric columns:
+  // collations.ts) keeps every one behind the policy.
+  if (collationRisk()) return false;
+  if (e.kind === 'AEXPR_OP') return (isColumn(lexpr) && (isValue(rexpr) || isColumn(rexpr))) || (isValue(lexpr) && isColumn(rexpr));
   if (e.kind === 'AEXPR_IN' && op === '=') {
     const items = rexpr && 'List' in rexpr ? (rexpr.List.items ?? []) : [];
     return isColumn(lexpr) && items.length > 0 && items.every((i) => isValue(i as Node));

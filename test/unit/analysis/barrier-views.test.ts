@@ -66,9 +66,9 @@ test('a COLLATE clause anywhere keeps every table fenced: two non-default collat
 
 test("a table with a column of a collation of its own is read fenced, with every other table of the statement; a write's column comparisons are guarded", () => {
   const catalog = quickstartCatalog();
-  catalog.relations.get('public.customers')!.columns.find((c) => c.name === 'name')!.collated = true;
+  catalog.relations.get('public.customers')!.columns.find((c) => c.name === 'name')!.comparisonsMayRaise = true;
   const collated = compileScope(loadPolicyFile(WITH_COUNTRIES), catalog);
-  expect(collated.tables.get('public.customers')?.collated).toBe(true);
+  expect(collated.tables.get('public.customers')?.comparisonsMayRaise).toBe(true);
   const joined = sql(analyze('SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id', { ...base, scope: collated, barrierViews: true }));
   expect(joined).not.toContain('pg_temp.');
   expect(sql(analyze('SELECT id FROM orders', { ...base, scope: collated, barrierViews: true }))).toContain('pg_temp.');
