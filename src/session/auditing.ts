@@ -201,7 +201,8 @@ export class StatementAuditor {
   rolledBack(why: string, undoes: readonly string[] = [], code = 'audit_unavailable'): void {
     this.port?.emit({
       kind: 'statement',
-      decision: 'error',
+      // The agent's own ROLLBACK is no error; a failure or the proxy's rollback is.
+      decision: code === 'rolled_back' ? 'rolled_back' : 'error',
       ...this.who(),
       statement_kind: 'transaction',
       sql: 'ROLLBACK',

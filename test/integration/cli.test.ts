@@ -43,7 +43,8 @@ async function processes(): Promise<Array<{ pid: number; ppid: number; args: str
 
 test('demo: prints working connection strings for both tenants and stops cleanly on SIGTERM', async () => {
   const port = await freePort();
-  const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--tools-listen', `127.0.0.1:${await freePort()}`]);
+  // Ports of its own for each listener: the defaults (9090 for admin) may be taken on a shared machine.
+  const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${await freePort()}`, '--tools-listen', `127.0.0.1:${await freePort()}`]);
   try {
     await waitForOutput(demo.output, /Press Ctrl-C to stop/, 60_000);
     const urls = [...demo.output().matchAll(/psql "(postgres:\/\/[^"]+)"/g)].map((m) => m[1]);
@@ -165,7 +166,7 @@ describe('serve and check', () => {
       });\n`,
     );
     const port = await freePort();
-    const serve = start(['serve', '--config', path.join(dir, 'ormai.yaml')], { ORMAI_UPSTREAM_URL: db.url, ORMAI_LISTEN: `127.0.0.1:${port}` }, ['--require', probe]);
+    const serve = start(['serve', '--config', path.join(dir, 'ormai.yaml')], { ORMAI_UPSTREAM_URL: db.url, ORMAI_LISTEN: `127.0.0.1:${port}`, ORMAI_ADMIN_LISTEN: `127.0.0.1:${await freePort()}` }, ['--require', probe]);
     try {
       let connected = false;
       for (let i = 0; i < 100 && !connected; i++) {
