@@ -216,22 +216,32 @@ describe('a Query sent while PostgreSQL skips to Sync is discarded, as PostgreSQ
 describe('a client that keeps sending while the session waits is read no faster than it is handled', () => {
   test('48 MiB sent behind a Bind that waits for a slow PREPARE stay with the client, then all of it is handled in order', async () => {
     const p = await start();
-    const answers = await withClient(p, async (c) => {
-      // The Bind of q waits for the Query that makes q, and the pump with it.
-      c.send(serialize.query('PREPARE q AS SELECT 1 AS one; SELECT count(*) FROM generate_series(1, 30000000)'), ...runStatement('q'));
-      const mib = 1024 * 1024;
-      const copyData = Buffer.alloc(5 + mib);
-      copyData[0] = 0x64; // CopyData outside COPY: PostgreSQL and the proxy ignore it
-      copyData.writeInt32BE(4 + mib, 1);
-      for (let i = 0; i < 48; i++) c.send(copyData);
-      c.send(serialize.query('SELECT 2 AS n'));
-      await new Promise((r) => setTimeout(r, 700));
-      // The proxy took at most its inbox's bound and what the kernel buffers hold.
-      expect(c.unsentBytes).toBeGreaterThan(16 * mib);
-      return untilReadyN(c, 3);
-    });
-    expect(rowsOf(answers[1])).toEqual([['1']]);
-    expect(rowsOf(answers[2])).toEqual([['2']]);
+    // The PREPARE's text waits for a lock held here, until the test lets it go.
+    const holder = new Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      const answers = await withClient(p, async (c) => {
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+        // The Bind of q waits for the Query that makes q, and the pump with it.
+        c.send(serialize.query('PREPARE q AS SELECT 1 AS one; SELECT count(*) FROM orders'), ...runStatement('q'));
+        const mib = 1024 * 1024;
+        const copyData = Buffer.alloc(5 + mib);
+        copyData[0] = 0x64; // CopyData outside COPY: PostgreSQL and the proxy ignore it
+        copyData.writeInt32BE(4 + mib, 1);
+        for (let i = 0; i < 48; i++) c.send(copyData);
+        c.send(serialize.query('SELECT 2 AS n'));
+        await new Promise((r) => setTimeout(r, 700));
+        // The proxy took at most its inbox's bound and what the kernel buffers hold.
+        expect(c.unsentBytes).toBeGreaterThan(16 * mib);
+        await holder.query('COMMIT');
+        return untilReadyN(c, 3);
+      });
+      expect(rowsOf(answers[1])).toEqual([['1']]);
+      expect(rowsOf(answers[2])).toEqual([['2']]);
+    } finally {
+      await holder.end();
+    }
   }, 30_000);
 });
 
