@@ -92,6 +92,8 @@ export interface AuditEvent {
    * stayed; a rollback of one of them is refused).
    */
   undoes?: string[];
+  /** Write events of that transaction past the first 1,000, which `undoes` does not list. */
+  undoes_more?: number;
   /** The client's address for connection events. */
   client?: string;
 }

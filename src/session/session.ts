@@ -53,6 +53,9 @@ import { agentApproval, captureOf, commitShape, heldOf, writeErrorsOf, isCommit,
 const REFUSED_SENTINEL = 'ORMAI_PROXY_REFUSED_STATEMENT';
 const REFUSED_NAME = 'ormai_proxy_refused';
 
+/** The write events one ROLLBACK event names (`undoes`); more are counted (`undoes_more`). */
+const MAX_UNDOES = 1000;
+
 /** Pause reading from the client while this much is queued towards the upstream. */
 const UPSTREAM_HIGH_WATER = 4 * 1024 * 1024;
 /**
@@ -140,8 +143,12 @@ export class Session {
    * Emptied when PostgreSQL reports the session idle again.
    */
   private txnWrites: Array<Promise<boolean>> = [];
-  /** The write events of the transaction in progress, not known to be committed (any write guarantee). */
+  /**
+   * The write events of the transaction in progress, not known to be committed (any write
+   * guarantee): the first MAX_UNDOES of them, and how many more.
+   */
   private txnWriteIds: string[] = [];
+  private txnWritesBeyond = 0;
   /**
    * Since the transaction began (or its last COMMIT): the first error's SQLSTATE, and whether a
    * ROLLBACK completed (ROLLBACK TO SAVEPOINT's tag too: the writes after the savepoint are undone,
@@ -172,8 +179,7 @@ export class Session {
       }
       this.state.transactionEnded();
       this.blockMaybeOpen = false;
-      this.txnWrites = [];
-      this.txnWriteIds = [];
+      this.forgetTxnWrites();
       this.txnFailure = undefined;
       this.txnRolledBack = false;
     };
@@ -186,8 +192,7 @@ export class Session {
     };
     // The writes before it are committed: only writes after it can still be rolled back (close()).
     this.router.onCommitted = () => {
-      this.txnWrites = [];
-      this.txnWriteIds = [];
+      this.forgetTxnWrites();
       this.txnFailure = undefined;
       this.txnRolledBack = false;
     };
@@ -587,14 +592,23 @@ export class Session {
 
   private readonly trackWrite = (durable: Promise<boolean> | undefined, eventId: string): void => {
     if (durable) this.txnWrites.push(durable);
-    this.txnWriteIds.push(eventId);
+    if (this.txnWriteIds.length < MAX_UNDOES) this.txnWriteIds.push(eventId);
+    else this.txnWritesBeyond++;
   };
 
   /** The transaction's writes are rolled back (`why`, `code`): one event says so and names them. */
   private voidWrites(why: string, code: string): void {
     if (this.txnWriteIds.length === 0) return;
-    this.auditor.rolledBack(why, this.txnWriteIds, code);
+    this.auditor.rolledBack(why, this.txnWriteIds, code, this.txnWritesBeyond);
     this.txnWriteIds = [];
+    this.txnWritesBeyond = 0;
+  }
+
+  /** The transaction's writes are committed, or their outcome is no longer the session's to tell. */
+  private forgetTxnWrites(): void {
+    this.txnWrites = [];
+    this.txnWriteIds = [];
+    this.txnWritesBeyond = 0;
   }
 
   /**
@@ -1317,8 +1331,7 @@ export class Session {
     // block, a Sync or the end of a Query): their outcome is unknown then, not rolled back.
     const idle = this.router.txStatus === 'I';
     if (this.router.pending.some((item) => item.transaction === true || (idle && (item.kind === 'sync' || item.kind === 'query')))) {
-      this.txnWrites = [];
-      this.txnWriteIds = [];
+      this.forgetTxnWrites();
     }
     this.router.abandon(new ProxyError('upstream_lost', { message: `${why}: the outcome of the statement is unknown` }), 'error');
     this.server.destroy();
