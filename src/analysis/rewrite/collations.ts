@@ -14,31 +14,14 @@
 // statement with a COLLATE clause, or that reads a table with such a column
 // (ScopedTable.comparisonsMayRaise), reads every policy table through the fenced form instead
 // (OFFSET 0 keeps every condition of the agent's above the policy's), and in a write's WHERE every
-// comparison is guarded like any condition that can raise (guard-order.ts).
+// comparison is guarded like any condition that can raise (guard-order.ts). The rewrite carries the
+// answer with its relation form (derived.ts, withRelationForm).
 import type { Node, RangeVar } from '@pgsql/types';
 import type { ReadScope } from '../../policy/scope';
 import { walk } from './nodes';
 
-/** The rewrite in progress is of a statement collationsMayConflict() found (set for its duration only, as derived.ts's form). */
-let conflicting = false;
-
-export function withCollationRisk<T>(risk: boolean, run: () => T): T {
-  const before = conflicting;
-  conflicting = risk;
-  try {
-    return run();
-  } finally {
-    conflicting = before;
-  }
-}
-
-/** Whether a comparison of the statement being rewritten may raise (collationsMayConflict). */
-export function collationRisk(): boolean {
-  return conflicting;
-}
-
 /** Could a leakproof comparison in `tree` raise: two different non-default collations meet, or a column of a kind whose comparisons raise? */
-export function collationsMayConflict(tree: Node, scope: ReadScope): boolean {
+export function comparisonsMayRaiseIn(tree: Node, scope: ReadScope): boolean {
   return walk([tree], (node) => {
     if ('CollateClause' in node) return true;
     // Wrapped in a FROM list; bare as a write's target (InsertStmt.relation and the like).

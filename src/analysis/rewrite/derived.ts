@@ -37,20 +37,29 @@ export interface BarrierView {
 }
 
 /**
- * Which form the rewrite in progress gives policy tables. The rewrite is synchronous and sets it
- * for its own duration only (withRelationForm), so every place that builds a policy relation
- * (reads, foreign-key checks, write sources) agrees without each taking another argument.
+ * Which form the rewrite in progress gives policy tables, and whether the statement's leakproof
+ * comparisons may raise (collations.ts; then it is always the fenced form, and a write guards
+ * every condition). The rewrite is synchronous and sets both for its own duration only
+ * (withRelationForm), so every place that builds a policy relation (reads, foreign-key checks,
+ * write sources) or a write's guard agrees without each taking another argument.
  */
 let barrierViews = false;
+let raises = false;
 
-export function withRelationForm<T>(views: boolean, run: () => T): T {
-  const before = barrierViews;
-  barrierViews = views;
+export function withRelationForm<T>(form: { views: boolean; comparisonsMayRaise: boolean }, run: () => T): T {
+  const before = { barrierViews, raises };
+  barrierViews = form.views && !form.comparisonsMayRaise;
+  raises = form.comparisonsMayRaise;
   try {
     return run();
   } finally {
-    barrierViews = before;
+    ({ barrierViews, raises } = before);
   }
+}
+
+/** The statement being rewritten may raise from a leakproof comparison (withRelationForm). */
+export function comparisonsMayRaise(): boolean {
+  return raises;
 }
 
 /** Does the table need a fence at all? Without a tenant or row filter there is nothing for the agent's predicates to overtake. */

@@ -11,7 +11,7 @@
 // compared with a constant, a parameter or another column, IN lists of those, IS [NOT] NULL —
 // stay outside, where indexes and joins can use them.
 import type { A_Expr, Node } from '@pgsql/types';
-import { collationRisk } from './collations';
+import { comparisonsMayRaise } from './derived';
 import { andExpr, cloneTree, parseTemplate } from './nodes';
 
 const COMPARISONS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=']);
@@ -37,7 +37,7 @@ export function cannotRaise(node: Node): boolean {
   const rexpr = e.rexpr as Node | undefined;
   // A statement whose comparisons may raise (collations, composite and geometric columns:
   // collations.ts) keeps every one behind the policy.
-  if (collationRisk()) return false;
+  if (comparisonsMayRaise()) return false;
   if (e.kind === 'AEXPR_OP') return (isColumn(lexpr) && (isValue(rexpr) || isColumn(rexpr))) || (isValue(lexpr) && isColumn(rexpr));
   if (e.kind === 'AEXPR_IN' && op === '=') {
     const items = rexpr && 'List' in rexpr ? (rexpr.List.items ?? []) : [];

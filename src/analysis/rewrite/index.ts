@@ -23,7 +23,7 @@ import { dropSchemaQualifiers } from './qualified';
 import { guardCatalogCalls } from './catalog-functions';
 import { servedRelation } from './catalog-views';
 import { forgesTenant } from './tenant';
-import { collationsMayConflict, withCollationRisk } from './collations';
+import { comparisonsMayRaiseIn } from './collations';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
 import { approvalsTable, catalogViewColumns, nameLiteral, namespacesTable, rangesTable, typesTable, virtualTable } from './virtual';
@@ -42,8 +42,8 @@ const READING = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt',
  */
 export const rewriteReads: RewriteStep = (stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStatement => {
   try {
-    const risk = ctx.scope !== undefined && collationsMayConflict(stmt.stmt, ctx.scope);
-    return withCollationRisk(risk, () => withRelationForm(ctx.barrierViews === true && !risk, () => rewrite(stmt, ctx)));
+    const risk = ctx.scope !== undefined && comparisonsMayRaiseIn(stmt.stmt, ctx.scope);
+    return withRelationForm({ views: ctx.barrierViews === true, comparisonsMayRaise: risk }, () => rewrite(stmt, ctx));
   } catch (err) {
     // Every walk here is iterative or guarded; this catches what a future change might miss.
     if (err instanceof RangeError) throw tooDeep();
