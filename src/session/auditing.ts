@@ -201,8 +201,8 @@ export class StatementAuditor {
   rolledBack(why: string, undoes: readonly string[] = [], code = 'audit_unavailable', more = 0): void {
     this.port?.emit({
       kind: 'statement',
-      // The agent's own ROLLBACK is no error; a failure or the proxy's rollback is.
-      decision: code === 'rolled_back' ? 'rolled_back' : 'error',
+      // The agent's own ROLLBACK (TO SAVEPOINT) is no error; a failure or the proxy's rollback is.
+      decision: code === 'rolled_back' || code === 'rolled_back_to_savepoint' ? 'rolled_back' : 'error',
       ...this.who(),
       statement_kind: 'transaction',
       sql: 'ROLLBACK',
@@ -210,7 +210,7 @@ export class StatementAuditor {
       code,
       message: why,
       rows: 0,
-      ...(undoes.length > 0 ? { undoes: [...undoes] } : {}),
+      ...(undoes.length > 0 || more > 0 ? { undoes: [...undoes] } : {}),
       ...(more > 0 ? { undoes_more: more } : {}),
     });
   }

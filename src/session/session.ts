@@ -1,6 +1,6 @@
 // One client session: frontend messages in, analysis and budgets, forwarding upstream, responses back in order, one audit event per statement.
 import type net from 'node:net';
-import type { DeclareCursorStmt } from '@pgsql/types';
+import type { DeclareCursorStmt, TransactionStmt } from '@pgsql/types';
 import { serialize } from 'pg-protocol';
 import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
@@ -35,7 +35,7 @@ import { ResponseRouter } from './router';
 import { ByteBatch } from './byte-batch';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
-import { SessionState } from './state';
+import { SessionState, type Effect } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
 import { agentApproval, captureOf, commitShape, heldOf, writeErrorsOf, isCommit, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
@@ -149,6 +149,8 @@ export class Session {
    */
   private txnWriteIds: string[] = [];
   private txnWritesBeyond = 0;
+  /** The transaction's savepoints, innermost last, each with how many of its writes came before it. */
+  private savepoints: Array<{ name: string; writes: number }> = [];
   /**
    * Since the transaction began (or its last COMMIT): the first error's SQLSTATE, and whether a
    * ROLLBACK completed (ROLLBACK TO SAVEPOINT's tag too: the writes after the savepoint are undone,
@@ -551,7 +553,7 @@ export class Session {
         ...(statements.some(touchesWriteTarget) ? { write: true, ...writeErrorsOf(statements, this.snap.scope) } : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
-        ...sessionEffects(this.state, result.statements, declared, prepared),
+        ...this.effectsOf(result.statements, sessionEffects(this.state, result.statements, declared, prepared)),
         // A held-back COMMIT is reported by guardedQuery: the hook ends there.
         audit: strip && hook ? { result: (i, outcome) => hook.result(i, outcome), skip: () => hook.skip(), end: () => undefined } : hook,
       };
@@ -609,6 +611,52 @@ export class Session {
     this.txnWrites = [];
     this.txnWriteIds = [];
     this.txnWritesBeyond = 0;
+    this.savepoints = [];
+  }
+
+  /**
+   * sessionEffects, with what SAVEPOINT, RELEASE and ROLLBACK TO change once they complete: a
+   * ROLLBACK TO undoes the writes since its savepoint, and one event says so and names them.
+   */
+  private effectsOf(statements: readonly AnalyzedStatement[], base: { effects?: Array<Effect | undefined> }): { effects?: Array<Effect | undefined> } {
+    if (!statements.some((s) => s.nodeType === 'TransactionStmt')) return base;
+    return { effects: statements.map((s, i) => this.savepointEffect(s) ?? base.effects?.[i]) };
+  }
+
+  private savepointEffect(s: AnalyzedStatement): Effect | undefined {
+    if (s.nodeType !== 'TransactionStmt') return undefined;
+    const { kind, savepoint_name: name = '' } = nodeBody<TransactionStmt>(s.stmt);
+    const last = () => this.savepoints.map((p) => p.name).lastIndexOf(name);
+    const onDone = (done: () => void): Effect => ({ done, failed: () => undefined, skipped: () => undefined });
+    switch (kind) {
+      case 'TRANS_STMT_SAVEPOINT':
+        return onDone(() => this.savepoints.push({ name, writes: this.txnWriteIds.length + this.txnWritesBeyond }));
+      case 'TRANS_STMT_RELEASE':
+        return onDone(() => {
+          const i = last();
+          if (i >= 0) this.savepoints.length = i;
+        });
+      case 'TRANS_STMT_ROLLBACK_TO':
+        return onDone(() => {
+          const i = last();
+          if (i < 0) return;
+          const since = this.savepoints[i].writes;
+          this.savepoints.length = i + 1;
+          this.undoWritesSince(since, name);
+        });
+      default:
+        return undefined;
+    }
+  }
+
+  /** ROLLBACK TO undid the transaction's writes after the first `since`. */
+  private undoWritesSince(since: number, savepoint: string): void {
+    const total = this.txnWriteIds.length + this.txnWritesBeyond;
+    if (since >= total) return;
+    const listed = this.txnWriteIds.slice(since);
+    this.auditor.rolledBack(`ROLLBACK TO SAVEPOINT ${savepoint} undid these writes`, listed, 'rolled_back_to_savepoint', total - since - listed.length);
+    this.txnWriteIds.length = Math.min(since, this.txnWriteIds.length);
+    this.txnWritesBeyond = since - this.txnWriteIds.length;
   }
 
   /**
@@ -922,7 +970,7 @@ export class Session {
         cap: portal?.cap,
         ...(portal.targets ? { write: true, ...writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) } : {}),
         ...(spec ? { captures: [spec] } : {}),
-        ...sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined),
+        ...this.effectsOf(portal.prepared?.statements ?? [], sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined)),
         audit: this.auditor.hook(sent, this.trackWrite),
       });
     };

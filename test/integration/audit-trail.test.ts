@@ -162,6 +162,7 @@ describe.each([false, true])('writes whose transaction did not commit (extended:
   test.each([
     ['an error inside a block, then COMMIT (answered ROLLBACK)', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'SELECT 1/0', 'COMMIT'], '22012'],
     ['ROLLBACK', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'ROLLBACK'], 'rolled_back'],
+    ['ROLLBACK TO SAVEPOINT, then COMMIT', (id: number) => ['BEGIN', 'SAVEPOINT s1', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'ROLLBACK TO SAVEPOINT s1', 'COMMIT'], 'rolled_back_to_savepoint'],
   ] as const)('%s: an event undoes the write, and its rollback is refused', async (_how, statements, code) => {
     const [{ id, status }] = await db.query<{ id: number; status: string }>('SELECT id, status FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
     const events = await session([...statements(id)], extended);
@@ -169,7 +170,7 @@ describe.each([false, true])('writes whose transaction did not commit (extended:
     const write = events.find((e) => e.statement_kind === 'write' && e.decision === 'allowed');
     expect(write).toBeDefined();
     const undoing = events.find((e) => e.undoes?.includes(write!.id));
-    expect(undoing).toMatchObject({ decision: code === 'rolled_back' ? 'rolled_back' : 'error', statement_kind: 'transaction', sql: 'ROLLBACK', code });
+    expect(undoing).toMatchObject({ decision: code.startsWith('rolled_back') ? 'rolled_back' : 'error', statement_kind: 'transaction', sql: 'ROLLBACK', code });
     const refused = await api(admin(), 'GET', `/audit/${write!.id}/rollback`);
     expect({ status: refused.status, code: refused.body?.error?.code ?? refused.body?.code }).toEqual({ status: 409, code: 'not_reversible' });
   });
@@ -213,11 +214,21 @@ describe.each([false, true])('writes whose transaction did not commit (extended:
     }
   });
 
-  test('a committed write is named by no such event', async () => {
+  test('a committed write is named by no such event, one before a savepoint rolled back to neither', async () => {
     const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
     const events = await session(['BEGIN', `${R}UPDATE orders SET status = status WHERE id = ${id}`, 'COMMIT'], extended);
     const write = events.find((e) => e.statement_kind === 'write' && e.decision === 'allowed')!;
     expect(proxy.auditEvents().some((e) => e.undoes?.includes(write.id))).toBe(false);
+    const saved = await session(
+      ['BEGIN', `${R}UPDATE orders SET status = 'kept-${id}' WHERE id = ${id}`, 'SAVEPOINT a', `${R}UPDATE orders SET status = 'gone-${id}' WHERE id = ${id}`, 'ROLLBACK TO SAVEPOINT a', 'RELEASE SAVEPOINT a', 'COMMIT'],
+      extended,
+    );
+    expect(await db.query('SELECT status FROM orders WHERE id = $1', [id])).toEqual([{ status: `kept-${id}` }]);
+    const [kept, gone] = saved.filter((e) => e.statement_kind === 'write' && e.decision === 'allowed');
+    const undoing = saved.filter((e) => e.undoes);
+    expect(undoing.map((e) => [e.code, e.undoes])).toEqual([['rolled_back_to_savepoint', [gone.id]]]);
+    expect(proxy.auditEvents().some((e) => e.undoes?.includes(kept.id))).toBe(false);
+    await db.query("UPDATE orders SET status = 'pending' WHERE id = $1", [id]);
   });
 });
 
