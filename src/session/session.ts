@@ -37,7 +37,7 @@ import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
 import { SessionState, type Effect } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
-import { agentApproval, captureOf, commitShape, heldOf, writeErrorsOf, isCommit, isWrite, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
+import { agentApproval, captureOf, commitShape, heldOf, writeErrorsOf, isCommit, isWrite, mayRaiseWriteErrors, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -550,7 +550,7 @@ export class Session {
         ...(statements.some((s) => s.kind === 'transaction') ? { transaction: true as const } : {}),
         rowLimits: statements.map((s) => s.rowLimit),
         texts: texts(text, sql),
-        ...(statements.some(touchesWriteTarget) ? { write: true, ...writeErrorsOf(statements, this.snap.scope) } : {}),
+        ...(statements.some(mayRaiseWriteErrors) ? { write: true, ...writeErrorsOf(statements, this.snap.scope) } : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...this.effectsOf(result.statements, sessionEffects(this.state, result.statements, declared, prepared)),
@@ -768,10 +768,12 @@ export class Session {
    */
   private sync(raw: Buffer): Promise<void> | undefined {
     const guarded = this.holdsCommits && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
+    // A Sync commits the batch's implicit transaction: a deferred constraint's error comes here.
+    const item = this.batchWrites ? { kind: 'sync' as const, write: true, ...writeErrorsOf([], this.snap.scope) } : { kind: 'sync' as const };
     this.batchWrites = false;
     this.batchTxn = false;
     if (!guarded) {
-      this.forward(raw, { kind: 'sync' });
+      this.forward(raw, item);
       return undefined;
     }
     return this.writesDurable(true).then((durable) => {
@@ -780,7 +782,7 @@ export class Session {
         this.forward(parseMessage(REFUSED_NAME, REFUSED_SENTINEL), { kind: 'parse', refused: notRecorded() });
         this.voidWrites(NOT_RECORDED_ROLLED_BACK, 'audit_unavailable');
       }
-      this.forward(raw, { kind: 'sync' });
+      this.forward(raw, item);
     });
   }
 
@@ -840,7 +842,7 @@ export class Session {
       kind: 'parse',
       effect: this.state.parse(prepared),
       texts: texts(result.sql, message.sql),
-      ...(result.statements.some(touchesWriteTarget) ? { write: true, ...writeErrorsOf(result.statements, this.snap.scope) } : {}),
+      ...(result.statements.some(mayRaiseWriteErrors) ? { write: true, ...writeErrorsOf(result.statements, this.snap.scope) } : {}),
     });
   }
 
@@ -968,7 +970,7 @@ export class Session {
         kind: 'execute',
         ...(statement?.kind === 'transaction' ? { transaction: true as const } : {}),
         cap: portal?.cap,
-        ...(portal.targets ? { write: true, ...writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) } : {}),
+        ...(portal.targets || (statement !== undefined && isCommit(statement)) ? { write: true, ...writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) } : {}),
         ...(spec ? { captures: [spec] } : {}),
         ...this.effectsOf(portal.prepared?.statements ?? [], sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined)),
         audit: this.auditor.hook(sent, this.trackWrite),

@@ -73,6 +73,11 @@ export function touchesWriteTarget(statement: AnalyzedStatement): boolean {
   return statement.kind === 'write' || statement.writes.length > 0 || (statement.body !== undefined && touchesWriteTarget(statement.body));
 }
 
+/** Its errors may be a write's: it writes, or it is a COMMIT (deferred constraints are checked there). */
+export function mayRaiseWriteErrors(statement: AnalyzedStatement): boolean {
+  return touchesWriteTarget(statement) || isCommit(statement);
+}
+
 /** A fresh capture spec for one execution of a write that appends capture columns. */
 export function captureOf(statement: AnalyzedStatement, resultFormats: readonly number[] = []): CaptureSpec | undefined {
   const plan = statement.write?.capture;

@@ -1024,8 +1024,12 @@ describe('constraints the agent cannot see: one named after a long hidden column
         'CREATE TABLE ledger_links (id int PRIMARY KEY, customer_id int REFERENCES customers (id))',
         "INSERT INTO customers (id, tenant_id, name, email) VALUES (4242, 1, 'Ledger Co', 'ledger@example.com')",
         'INSERT INTO ledger_links VALUES (1, 4242)',
+        // Checked at COMMIT: its error comes from the COMMIT (or the Sync that commits), not the write.
+        'CREATE TABLE ledger_later (id int PRIMARY KEY, customer_id int REFERENCES customers (id) DEFERRABLE INITIALLY DEFERRED)',
+        "INSERT INTO customers (id, tenant_id, name, email) VALUES (4243, 1, 'Later Co', 'later@example.com')",
+        'INSERT INTO ledger_later VALUES (1, 4243)',
       ],
-      ['internal_reconciliation', 'ledger_links'],
+      ['internal_reconciliation', 'ledger_links', 'ledger_later', 'still referenced'],
     );
   });
   afterAll(async () => {
@@ -1045,6 +1049,14 @@ describe('constraints the agent cannot see: one named after a long hidden column
       expect({ sql, code: o.error?.code, message: o.error?.message }).toEqual({ sql, code, message: 'the write violates a constraint of the table' });
       expectNothingForbidden(t, o.bytes, sql);
     }
+    // A deferred one, at a COMMIT of its own and at the end of an autocommit write (the proxy's COMMIT, or the Sync).
+    for (const statements of [['BEGIN', `${R}UPDATE customers SET id = 99998 WHERE id = 4243`, 'COMMIT'], [`${R}UPDATE customers SET id = 99998 WHERE id = 4243`]]) {
+      const { outcomes, bytes } = await session(t, mode, statements);
+      const failed = outcomes.find((o) => o.error)!;
+      expect({ statements, code: failed.error?.code, message: failed.error?.message }).toEqual({ statements, code: '23503', message: 'the write violates a constraint of the table' });
+      expectNothingForbidden(t, bytes, statements.join('; '));
+    }
+    expect(await t.db.query('SELECT id FROM customers WHERE id IN (4243, 99998)')).toEqual([{ id: 4243 }]);
     // A visible constraint keeps PostgreSQL's words.
     const o = await run(t, `${R}INSERT INTO customers (id, name, email) VALUES (${id}, 'dup', 'dup@example.com')`, mode);
     expect({ code: o.error?.code, message: o.error?.message }).toEqual({ code: '23505', message: 'duplicate key value violates unique constraint "customers_pkey"' });
