@@ -30,13 +30,8 @@ export class ResponseRouter {
    * Its tag names nothing else; ROLLBACK's is also ROLLBACK TO SAVEPOINT's.
    */
   onCommitted: () => void = () => undefined;
-  /**
-   * For the transaction's outcome, called for the proxy's own statements too: an ErrorResponse
-   * (with its SQLSTATE), and a ROLLBACK tag (a ROLLBACK, a COMMIT of a failed transaction, or
-   * ROLLBACK TO SAVEPOINT: the next ReadyForQuery tells which).
-   */
+  /** For the transaction's outcome, called for the proxy's own statements too: an ErrorResponse, with its SQLSTATE. */
   onFailed: (code: string) => void = () => undefined;
-  onRolledBack: () => void = () => undefined;
   /** Set by route() when an audit hook asked to hold the client's output; taken by the session. */
   private gate?: Promise<void>;
   /** DataRows the client received for the result in progress. */
@@ -164,7 +159,6 @@ export class ResponseRouter {
       case 'C':
         head.ownTag = commandCompleteTag(frame);
         if (head.ownTag === 'COMMIT') this.onCommitted();
-        if (head.ownTag === 'ROLLBACK') this.onRolledBack();
         return undefined;
       case 'Z':
         this.pending.shift();
@@ -184,7 +178,6 @@ export class ResponseRouter {
     const bytes = frame.code === 'C' && head!.cap ? head!.cap.complete(frame) : frame.raw;
     const tag = frame.code === 'C' ? commandCompleteTag(frame) : '';
     if (tag === 'COMMIT') this.onCommitted();
-    if (tag === 'ROLLBACK') this.onRolledBack();
     this.report(head!, { tag });
     this.pending.progressed();
     head!.effects?.[head!.kind === 'query' ? head!.result : 0]?.done();

@@ -151,13 +151,8 @@ export class Session {
   private txnWritesBeyond = 0;
   /** The transaction's savepoints, innermost last, each with how many of its writes came before it. */
   private savepoints: Array<{ name: string; writes: number }> = [];
-  /**
-   * Since the transaction began (or its last COMMIT): the first error's SQLSTATE, and whether a
-   * ROLLBACK completed (ROLLBACK TO SAVEPOINT's tag too: the writes after the savepoint are undone,
-   * those before it are not, so only the end of the transaction, back to idle, decides).
-   */
+  /** The first error's SQLSTATE since the transaction began (or was last recovered by ROLLBACK TO). */
   private txnFailure?: string;
-  private txnRolledBack = false;
   /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
   private batchWrites = false;
   private batchTxn = false;
@@ -174,30 +169,20 @@ export class Session {
     // the Query or Sync an idle ReadyForQuery answers (answers come in order); later Binds are still in flight.
     this.router.onReady = (status) => {
       if (status !== 'I') return;
-      // Back outside a transaction after an error or a ROLLBACK: its writes did not stay.
-      if (this.txnFailure !== undefined || this.txnRolledBack) {
-        const why = this.txnFailure !== undefined ? `the transaction failed (${this.txnFailure}) and was rolled back` : 'the transaction was rolled back';
-        this.voidWrites(`${why}: its writes did not stay`, this.txnFailure ?? 'rolled_back');
-      }
+      // Back outside a transaction after an error (an implicit transaction's, or the proxy's own
+      // COMMIT's): its writes did not stay. The agent's ROLLBACK and COMMIT say so themselves
+      // (savepointEffect), AND CHAIN included.
+      if (this.txnFailure !== undefined) this.voidWrites(`the transaction failed (${this.txnFailure}) and was rolled back: its writes did not stay`, this.txnFailure);
       this.state.transactionEnded();
       this.blockMaybeOpen = false;
       this.forgetTxnWrites();
-      this.txnFailure = undefined;
-      this.txnRolledBack = false;
     };
     this.router.onError = () => this.state.transactionFailed();
     this.router.onFailed = (code) => {
       this.txnFailure ??= code;
     };
-    this.router.onRolledBack = () => {
-      this.txnRolledBack = true;
-    };
     // The writes before it are committed: only writes after it can still be rolled back (close()).
-    this.router.onCommitted = () => {
-      this.forgetTxnWrites();
-      this.txnFailure = undefined;
-      this.txnRolledBack = false;
-    };
+    this.router.onCommitted = () => this.forgetTxnWrites();
     this.views = new SessionViews(deps.config.upstream.readScope !== 'fence', deps.principal, deps.log, deps.views);
     this.snap = deps.initial;
     const snap = () => this.snap;
@@ -612,11 +597,14 @@ export class Session {
     this.txnWriteIds = [];
     this.txnWritesBeyond = 0;
     this.savepoints = [];
+    this.txnFailure = undefined;
   }
 
   /**
-   * sessionEffects, with what SAVEPOINT, RELEASE and ROLLBACK TO change once they complete: a
-   * ROLLBACK TO undoes the writes since its savepoint, and one event says so and names them.
+   * sessionEffects, with what the agent's transaction statements change once they complete: a
+   * ROLLBACK (AND CHAIN too) undoes the transaction's writes, a COMMIT of a failed transaction
+   * (answered ROLLBACK) too, a ROLLBACK TO those since its savepoint; one event says so and names
+   * them.
    */
   private effectsOf(statements: readonly AnalyzedStatement[], base: { effects?: Array<Effect | undefined> }): { effects?: Array<Effect | undefined> } {
     if (!statements.some((s) => s.nodeType === 'TransactionStmt')) return base;
@@ -629,6 +617,19 @@ export class Session {
     const last = () => this.savepoints.map((p) => p.name).lastIndexOf(name);
     const onDone = (done: () => void): Effect => ({ done, failed: () => undefined, skipped: () => undefined });
     switch (kind) {
+      case 'TRANS_STMT_ROLLBACK':
+        return onDone(() => {
+          const failure = this.txnFailure;
+          this.voidWrites(failure !== undefined ? `the transaction failed (${failure}) and was rolled back: its writes did not stay` : 'the transaction was rolled back: its writes did not stay', failure ?? 'rolled_back');
+          this.forgetTxnWrites();
+        });
+      case 'TRANS_STMT_COMMIT':
+        // Committed: its tag said so (onCommitted). A failed transaction's COMMIT is a ROLLBACK.
+        return onDone(() => {
+          const failure = this.txnFailure;
+          if (failure !== undefined) this.voidWrites(`the transaction failed (${failure}) and its COMMIT rolled it back: its writes did not stay`, failure);
+          this.forgetTxnWrites();
+        });
       case 'TRANS_STMT_SAVEPOINT':
         return onDone(() => this.savepoints.push({ name, writes: this.txnWriteIds.length + this.txnWritesBeyond }));
       case 'TRANS_STMT_RELEASE':
@@ -642,6 +643,8 @@ export class Session {
           if (i < 0) return;
           const since = this.savepoints[i].writes;
           this.savepoints.length = i + 1;
+          // The transaction is usable again: an error before this is no longer its fate.
+          this.txnFailure = undefined;
           this.undoWritesSince(since, name);
         });
       default:

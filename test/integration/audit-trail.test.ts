@@ -162,6 +162,8 @@ describe.each([false, true])('writes whose transaction did not commit (extended:
   test.each([
     ['an error inside a block, then COMMIT (answered ROLLBACK)', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'SELECT 1/0', 'COMMIT'], '22012'],
     ['ROLLBACK', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'ROLLBACK'], 'rolled_back'],
+    ['ROLLBACK AND CHAIN, then COMMIT', (id: number) => ['BEGIN', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'ROLLBACK AND CHAIN', 'COMMIT'], 'rolled_back'],
+    ['an error, ROLLBACK TO SAVEPOINT (recovered), then ROLLBACK', (id: number) => ['BEGIN', 'SAVEPOINT r', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'SELECT 1/0', 'ROLLBACK TO SAVEPOINT r', 'ROLLBACK'], 'rolled_back_to_savepoint'],
     ['ROLLBACK TO SAVEPOINT, then COMMIT', (id: number) => ['BEGIN', 'SAVEPOINT s1', `${R}UPDATE orders SET status = 'never-${id}' WHERE id = ${id}`, 'ROLLBACK TO SAVEPOINT s1', 'COMMIT'], 'rolled_back_to_savepoint'],
   ] as const)('%s: an event undoes the write, and its rollback is refused', async (_how, statements, code) => {
     const [{ id, status }] = await db.query<{ id: number; status: string }>('SELECT id, status FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
