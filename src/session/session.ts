@@ -438,7 +438,8 @@ export class Session {
    */
   private makeViews(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): void {
     const live = this.deps.current();
-    if (!live || this.router.pending.size > 0 || this.router.txStatus !== 'I' || this.blockMaybeOpen) return;
+    // Not while PostgreSQL skips to Sync: it would discard the Query unanswered.
+    if (!live || this.router.pending.size > 0 || this.router.pending.skippingToSync || this.router.txStatus !== 'I' || this.blockMaybeOpen) return;
     if (message.type === 'Parse' && message.name !== '') {
       const unnamed = this.state.statement('');
       if (unnamed.wait || unnamed.value) return;

@@ -12,6 +12,8 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 import { BULK_SETUP, plan, query, TENANT_SCAN } from '../support/plans';
 import { modes } from '../support/red-team';
+import { RawClient, type Message } from '../support/raw-client';
+import { serialize } from 'pg-protocol';
 
 const POLICY = path.resolve(__dirname, '..', '..', 'config', 'quickstart', 'policy.yaml');
 
@@ -187,6 +189,27 @@ describe.each(modes)('$protocol protocol', (mode) => {
       expect((await q(lookup)).rows).toEqual([{ id: ids.order }]);
     } finally {
       await c.end();
+    }
+  });
+
+  test('a Query PostgreSQL would discard (skipping to Sync after an error) does not carry the Query that makes the views: the session makes them after the Sync', async () => {
+    if (mode.extended) return; // one message sequence, written by hand
+    const c = await RawClient.connect(views.port, 'tenant1-agent', 'tenant1-password');
+    const lookup = `EXPLAIN SELECT id FROM orders WHERE id = ${ids.order}`;
+    const planOf = (ms: Message[]) => ms.filter((m) => m.name === 'dataRow').map((m) => (m as unknown as { fields: string[] }).fields[0]).join('\n');
+    try {
+      c.send(serialize.query('DISCARD ALL'), serialize.parse({ text: 'SELECT 1/0x' }), serialize.flush());
+      await c.untilReady();
+      while ((await c.next()).name !== 'error');
+      // PostgreSQL skips this Query; the views may not be made now.
+      c.send(serialize.query('SELECT 1'), serialize.sync());
+      await c.untilReady();
+      c.send(serialize.query(lookup));
+      expect(planOf(await c.untilReady())).toMatch(TENANT_SCAN);
+      c.send(serialize.query(lookup));
+      expect(planOf(await c.untilReady())).toMatch(/orders_pkey/);
+    } finally {
+      c.end();
     }
   });
 
