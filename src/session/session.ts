@@ -1254,12 +1254,13 @@ export class Session {
     const limit = this.resultLimit;
     try {
       for (const frame of frames) {
-        if (limit !== undefined) {
+        if (limit !== undefined && !this.ended) {
           // The tool engine holds a whole result in memory: past the budget the call ends here.
+          // The frames still arriving are routed (their answers complete the audit events; the
+          // client gets none of them).
           if (frame.code === 'D' && (this.resultBytes += frame.length) > limit) {
             send();
             this.fatal(new ProxyError('result_too_large', { message: `the result exceeds ${limit} bytes` }));
-            return;
           }
           if (frame.code === 'Z') this.resultBytes = 0;
         }

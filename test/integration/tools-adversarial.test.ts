@@ -1,10 +1,11 @@
 // The tool-call adversarial family (docs/tools.md), mirroring the SQL one: every case over POST /agent/tool with a
 // bearer token, answered by the same engine as SQL from the wire; the results are compared with the same question in SQL.
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startToolHarness, TOOL_TOKENS, type ToolHarness } from '../support/tools';
+import type { AuditEvent } from '../../src/audit/event';
 
 const POLICY = path.resolve(__dirname, '..', 'fixtures', 'tool-policy.yaml');
 
@@ -201,6 +202,18 @@ describe('a write whose result passes tools.max_result_bytes, with write_guarant
       expect({ name, status: r.status, code: r.body.error?.code }).toEqual({ name, status: 403, code: 'result_too_large' });
     }
     expect(await state()).toEqual(before);
+    // The trail says so: each write's event, then one naming it as undone with its session.
+    let writes: AuditEvent[] = [];
+    let undone: string[] = [];
+    for (let i = 0; i < 150 && (writes.length < 2 || !writes.every((w) => undone.includes(w.id))); i++) {
+      const file = path.join(auditDir, 'audit.jsonl');
+      const events = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent) : [];
+      writes = events.filter((e) => e.kind === 'statement' && e.statement_kind === 'write' && e.decision === 'allowed');
+      undone = events.flatMap((e) => e.undoes ?? []);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(writes.map((w) => w.tool?.name)).toEqual(['db.create', 'db.update']);
+    expect(writes.every((w) => undone.includes(w.id))).toBe(true);
   });
 });
 
