@@ -3,7 +3,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Node } from '@pgsql/types';
 import { deparseOne } from '../analysis/deparse';
+import { statementName } from '../analysis/labels';
 import { normalizeText, parseStatements, parseWithTexts, scanTokens } from '../analysis/parser';
+import { nodeBody, nodeTypeOf } from '../analysis/types';
 import { ProxyError } from '../errors/catalogue';
 import { ConfigError } from '../config/load';
 import type { Logger } from '../log';
@@ -45,6 +47,24 @@ function withoutComments(text: string): string {
   }
   out += bytes.subarray(pos).toString('utf8');
   return out.trim();
+}
+
+/**
+ * A string literal the normalisation left (it leaves those of DDL, COMMENT ON and EXPLAIN
+ * EXECUTE, for one): a quote, or a dollar quote. A quote inside a quoted identifier counts too.
+ */
+const LITERAL_LEFT = /'|\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/;
+
+/** Each statement redacted as far as the normalisation goes, or named by its kind alone where a literal would be left. */
+function byStatementKind(sql: string): string {
+  return parseWithTexts(sql)
+    .map(({ node, text }) => {
+      const one = withoutComments(normalizeText(text));
+      if (!LITERAL_LEFT.test(one)) return one;
+      const type = nodeTypeOf(node);
+      return `${statementName(type, nodeBody(node))} …`;
+    })
+    .join('; ');
 }
 
 /** PostgreSQL's normalisation leaves PREPARE bodies and EXECUTE arguments as they are. */
@@ -97,7 +117,8 @@ export function redactSql(sql: string, parsed = false): string {
     // Parsed first: on some errors the normaliser returns the parser's message instead of
     // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
     if (!parsed) parseStatements(sql);
-    return (PREPARED.test(sql) && withPreparedRedacted(sql)) || withoutComments(normalizeText(sql));
+    const out = (PREPARED.test(sql) && withPreparedRedacted(sql)) || withoutComments(normalizeText(sql));
+    return LITERAL_LEFT.test(out) ? byStatementKind(sql) : out;
   } catch (err) {
     if (err instanceof ProxyError && (err.code === 'statement_too_large' || err.code === 'statement_too_complex')) return OVER_LIMITS;
     return UNPARSEABLE;

@@ -26,6 +26,11 @@ describe('redactSql', () => {
     ["a PREPARE's body, after its own parameters", "PREPARE u(int) AS /*reason='r'*/ UPDATE customers SET phone = 'sk_live_AAE2' WHERE id = $1", 'PREPARE u (int) AS UPDATE customers SET phone = $2 WHERE id = $1'],
     ['an EXECUTE among other statements', "SELECT 'a'; EXECUTE r2('sk_live_AAC4')", 'SELECT $1; EXECUTE r2 ($1)'],
     ['the words in a literal only', "SELECT 'prepare execute'", 'SELECT $1'],
+    // Where the normalisation leaves a string literal, the statement is named by its kind alone.
+    ['EXPLAIN EXECUTE', "EXPLAIN EXECUTE p('secret3')", 'EXPLAIN …'],
+    ['CREATE TABLE AS', "CREATE TABLE t AS SELECT 'secret5'", 'CREATE TABLE AS …'],
+    ['COMMENT ON', "COMMENT ON TABLE orders IS 'secret6'", 'COMMENT ON TABLE …'],
+    ["a column's DEFAULT, beside a statement the normalisation handles", "SELECT 'a'; CREATE TABLE x (a text DEFAULT $$secret7$$)", 'SELECT $1; CREATE TABLE …'],
   ])('replaces %s', (_what, sql, expected) => {
     expect(redactSql(sql)).toBe(expected);
   });
