@@ -213,6 +213,7 @@ export class Session {
       cancel: () => this.cancel(),
       expire: (error) => {
         // Nothing more is read from this upstream session: it is dropped, not ended politely.
+        this.forgetIfCommitUnanswered();
         this.router.abandon(error);
         this.server.destroy();
         this.fatal(error);
@@ -680,13 +681,19 @@ export class Session {
   }
 
   /** A simple Query of the proxy's own, answered to the proxy only. */
-  private ownQuery(sql: string): Promise<{ status: 'I' | 'T' | 'E'; tag?: string; error?: { frame: Buffer; code: string; message: string } }> {
+  /** `lost`: the session gave up on its answer (a deadline, the upstream gone): what it did is not known. */
+  private ownQuery(sql: string): Promise<{ status: 'I' | 'T' | 'E'; tag?: string; error?: { frame: Buffer; code: string; message: string }; lost?: string }> {
     return new Promise((resolve) => {
       this.forward(serialize.query(sql), {
         kind: 'query',
         silent: true,
         ...(/^\s*(BEGIN|COMMIT|ROLLBACK)\b/i.test(sql) ? { transaction: true as const } : {}),
-        answered: (_error, item) => resolve({ status: this.router.txStatus, ...(item?.ownTag ? { tag: item.ownTag } : {}), ...(item?.ownErrorFrame ? { error: { frame: item.ownErrorFrame, code: item.ownErrorCode ?? 'XX000', message: item.ownError ?? '' } } : {}) }),
+        answered: (error, item) =>
+          resolve(
+            item
+              ? { status: this.router.txStatus, ...(item.ownTag ? { tag: item.ownTag } : {}), ...(item.ownErrorFrame ? { error: { frame: item.ownErrorFrame, code: item.ownErrorCode ?? 'XX000', message: item.ownError ?? '' } } : {}) }
+              : { status: 'E', lost: error ?? 'no answer' },
+          ),
       });
     });
   }
@@ -750,6 +757,13 @@ export class Session {
     if (this.ended) return finish([]);
     if (!commit && !g.begin) return finish([backend.readyForQuery(status)]);
     const answer = await this.ownQuery('COMMIT');
+    if (answer.lost !== undefined) {
+      // Abandoned unanswered (forgetIfCommitUnanswered left its writes' outcome unknown): the
+      // agent's COMMIT is recorded as such, neither committed nor rolled back.
+      commit?.hook?.result(commit.index, { rows: 0, error: { code: 'upstream_lost', message: `${answer.lost}: the outcome of the COMMIT is unknown` } });
+      commit?.hook?.end();
+      return finish([]);
+    }
     const out: Buffer[] = [];
     if (answer.error) {
       // A deferred constraint or a serialization failure at COMMIT: the agent's to see, reduced like a write's error.
@@ -1382,15 +1396,19 @@ export class Session {
   private abandonDrain(why: string): void {
     if (this.closed) return;
     if (this.drainTimer) clearTimeout(this.drainTimer);
-    // What is still unanswered may have committed the transaction's writes (a COMMIT; outside a
-    // block, a Sync or the end of a Query): their outcome is unknown then, not rolled back.
-    const idle = this.router.txStatus === 'I';
-    if (this.router.pending.some((item) => item.transaction === true || (idle && (item.kind === 'sync' || item.kind === 'query')))) {
-      this.forgetTxnWrites();
-    }
+    this.forgetIfCommitUnanswered();
     this.router.abandon(new ProxyError('upstream_lost', { message: `${why}: the outcome of the statement is unknown` }), 'error');
     this.server.destroy();
     this.close();
+  }
+
+  /**
+   * What is still unanswered may have committed the transaction's writes (a COMMIT; outside a
+   * block, a Sync or the end of a Query): their outcome is unknown then, not rolled back.
+   */
+  private forgetIfCommitUnanswered(): void {
+    const idle = this.router.txStatus === 'I';
+    if (this.router.pending.some((item) => item.transaction === true || (idle && (item.kind === 'sync' || item.kind === 'query')))) this.forgetTxnWrites();
   }
 
   private close(): void {

@@ -8,6 +8,7 @@
 // portal), the probe mixes both.
 import path from 'node:path';
 import { Client } from 'pg';
+import type { AuditEvent } from '../../src/audit/event';
 import { serialize } from 'pg-protocol';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
@@ -570,6 +571,35 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
       expect(events[0].code === 'statement_deadline_exceeded' || events[0].code === '57014').toBe(true);
     });
   }
+
+  test("a COMMIT the proxy gave up on (it ran past the deadline): the write's outcome is unknown, and no event calls it rolled back", async () => {
+    // A deferred trigger that plans the chain at COMMIT: the proxy's own COMMIT of an autocommit write outlives the deadline.
+    await own.query(`CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN EXECUTE ${"'" + sql.replace(/'/g, "''") + "'"}; RETURN NULL; END $f$`);
+    await own.query('CREATE CONSTRAINT TRIGGER slow_commit AFTER UPDATE ON orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()');
+    try {
+      const p = (proxy = await startTestProxy(own.url, { policies: [path.join(FIXTURES, 'deadline-policy.yaml')], session: { deadline_margin_ms: 300 } }));
+      const c = new Client({ connectionString: p.url() });
+      c.on('error', () => undefined);
+      await c.connect();
+      const err = await c.query(`${R}UPDATE orders SET status = status WHERE id = 1`).then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      await c.end().catch(() => undefined);
+      expect(err).toBeDefined();
+      let events: AuditEvent[] = [];
+      for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        events = p.auditEvents();
+      }
+      const write = events.find((e) => e.kind === 'statement' && e.statement_kind === 'write' && e.decision === 'allowed');
+      expect(write).toBeDefined();
+      expect(events.filter((e) => e.undoes?.includes(write!.id))).toEqual([]);
+    } finally {
+      await own.query('DROP TRIGGER slow_commit ON orders');
+      await own.query('DROP FUNCTION slow_commit()');
+    }
+  }, 60_000);
 });
 
 describe('what drivers send to tidy a session is run, and the session follows it', () => {
