@@ -55,13 +55,22 @@ function withoutComments(text: string): string {
  */
 const LITERAL_LEFT = /'|\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/;
 
+/**
+ * A number the normalisation left, outside an identifier or a placeholder. In a query (SELECT,
+ * INSERT, UPDATE, DELETE) only type modifiers (`varchar(120)`) are left, and kept; elsewhere
+ * (a DDL default, EXPLAIN EXECUTE's arguments, FETCH's count) it may be anything the agent chose.
+ */
+const NUMBER_LEFT = /(?<![\w$.])\d/;
+const QUERY_START = /^\s*(?:select|insert|update|delete|with|values|table)\b/i;
+const QUERIES = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
+
 /** Each statement redacted as far as the normalisation goes, or named by its kind alone where a literal would be left. */
 function byStatementKind(sql: string): string {
   return parseWithTexts(sql)
     .map(({ node, text }) => {
       const one = withoutComments(normalizeText(text));
-      if (!LITERAL_LEFT.test(one)) return one;
       const type = nodeTypeOf(node);
+      if (!LITERAL_LEFT.test(one) && (QUERIES.has(type) || !NUMBER_LEFT.test(one))) return one;
       return `${statementName(type, nodeBody(node))} …`;
     })
     .join('; ');
@@ -118,7 +127,7 @@ export function redactSql(sql: string, parsed = false): string {
     // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
     if (!parsed) parseStatements(sql);
     const out = (PREPARED.test(sql) && withPreparedRedacted(sql)) || withoutComments(normalizeText(sql));
-    return LITERAL_LEFT.test(out) ? byStatementKind(sql) : out;
+    return LITERAL_LEFT.test(out) || (NUMBER_LEFT.test(out) && (!QUERY_START.test(out) || out.includes(';'))) ? byStatementKind(sql) : out;
   } catch (err) {
     if (err instanceof ProxyError && (err.code === 'statement_too_large' || err.code === 'statement_too_complex')) return OVER_LIMITS;
     return UNPARSEABLE;

@@ -31,6 +31,11 @@ describe('redactSql', () => {
     ['CREATE TABLE AS', "CREATE TABLE t AS SELECT 'secret5'", 'CREATE TABLE AS …'],
     ['COMMENT ON', "COMMENT ON TABLE orders IS 'secret6'", 'COMMENT ON TABLE …'],
     ["a column's DEFAULT, beside a statement the normalisation handles", "SELECT 'a'; CREATE TABLE x (a text DEFAULT $$secret7$$)", 'SELECT $1; CREATE TABLE …'],
+    // … and where it leaves a number outside a query's type modifiers.
+    ['a number in DDL', 'CREATE TEMP TABLE t1 (a numeric DEFAULT 4111111111111111)', 'CREATE TABLE …'],
+    ["EXPLAIN EXECUTE's number", 'EXPLAIN EXECUTE p9(6777777)', 'EXPLAIN …'],
+    ["FETCH's count, after a query", 'SELECT 1; FETCH 4555555 FROM cc', 'SELECT $1; FETCH …'],
+    ["a query's type modifier is kept", 'SELECT 1::varchar(120) FROM t1', 'SELECT $1::varchar(120) FROM t1'],
   ])('replaces %s', (_what, sql, expected) => {
     expect(redactSql(sql)).toBe(expected);
   });
