@@ -24,9 +24,10 @@ export interface PendingItem {
   cap?: RowCap;
   /** query and parse: the text sent upstream and the agent's, when they differ (error positions are moved). */
   texts?: { sent: string; agent: string };
-  /** query, parse and execute of a write: the database's errors are reduced (results/write-errors.ts). */
-  write?: boolean;
-  /** What the database's errors for a write may name (results/write-errors.ts). */
+  /**
+   * Set on what may raise a write's errors (a write, a COMMIT, the Sync that ends a batch of
+   * writes): those errors are reduced to what it may name (results/write-errors.ts).
+   */
   writeErrors?: WriteErrorScope;
   /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
   captures?: Array<CaptureSpec | undefined>;

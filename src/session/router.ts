@@ -217,7 +217,7 @@ export class ResponseRouter {
     if (head.refused) bytes = backend.errorResponse(head.refused.toFields());
     else {
       if (head.texts) bytes = withAgentPosition(bytes, head.texts.sent, head.texts.agent);
-      if (head.write) bytes = sanitizeWriteError(bytes, head.writeErrors);
+      if (head.writeErrors) bytes = sanitizeWriteError(bytes, head.writeErrors);
     }
     const fields = failed;
     const outcome = head.refused ? { refused: head.refused } : { error: { code: fields?.code ?? 'XX000', message: fields?.message ?? '' } };

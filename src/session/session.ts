@@ -171,8 +171,8 @@ export class Session {
       if (status !== 'I') return;
       // Back outside a transaction after an error (an implicit transaction's, or the proxy's own
       // COMMIT's): its writes did not stay. The agent's ROLLBACK and COMMIT say so themselves
-      // (savepointEffect), AND CHAIN included.
-      if (this.txnFailure !== undefined) this.voidWrites(`the transaction failed (${this.txnFailure}) and was rolled back: its writes did not stay`, this.txnFailure);
+      // (transactionEffect), AND CHAIN included.
+      this.voidFailedWrites('and was rolled back');
       this.state.transactionEnded();
       this.blockMaybeOpen = false;
       this.forgetTxnWrites();
@@ -537,7 +537,7 @@ export class Session {
         ...(statements.some((s) => s.kind === 'transaction') ? { transaction: true as const } : {}),
         rowLimits: statements.map((s) => s.rowLimit),
         texts: texts(text, sql),
-        ...(statements.some(mayRaiseWriteErrors) ? { write: true, ...writeErrorsOf(statements, this.snap.scope) } : {}),
+        ...(statements.some(mayRaiseWriteErrors) ? writeErrorsOf(statements, this.snap.scope) : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...this.effectsOf(result.statements, sessionEffects(this.state, result.statements, declared, prepared)),
@@ -593,6 +593,12 @@ export class Session {
     this.txnWritesBeyond = 0;
   }
 
+  /** The transaction failed (txnFailure) and `how` it ended: its writes are rolled back. */
+  private voidFailedWrites(how: string): void {
+    const failure = this.txnFailure;
+    if (failure !== undefined) this.voidWrites(`the transaction failed (${failure}) ${how}: its writes did not stay`, failure);
+  }
+
   /** The transaction's writes are committed, or their outcome is no longer the session's to tell. */
   private forgetTxnWrites(): void {
     this.txnWrites = [];
@@ -610,10 +616,10 @@ export class Session {
    */
   private effectsOf(statements: readonly AnalyzedStatement[], base: { effects?: Array<Effect | undefined> }): { effects?: Array<Effect | undefined> } {
     if (!statements.some((s) => s.nodeType === 'TransactionStmt')) return base;
-    return { effects: statements.map((s, i) => this.savepointEffect(s) ?? base.effects?.[i]) };
+    return { effects: statements.map((s, i) => this.transactionEffect(s) ?? base.effects?.[i]) };
   }
 
-  private savepointEffect(s: AnalyzedStatement): Effect | undefined {
+  private transactionEffect(s: AnalyzedStatement): Effect | undefined {
     if (s.nodeType !== 'TransactionStmt') return undefined;
     const { kind, savepoint_name: name = '' } = nodeBody<TransactionStmt>(s.stmt);
     const last = () => this.savepoints.map((p) => p.name).lastIndexOf(name);
@@ -621,15 +627,14 @@ export class Session {
     switch (kind) {
       case 'TRANS_STMT_ROLLBACK':
         return onDone(() => {
-          const failure = this.txnFailure;
-          this.voidWrites(failure !== undefined ? `the transaction failed (${failure}) and was rolled back: its writes did not stay` : 'the transaction was rolled back: its writes did not stay', failure ?? 'rolled_back');
+          if (this.txnFailure === undefined) this.voidWrites('the transaction was rolled back: its writes did not stay', 'rolled_back');
+          else this.voidFailedWrites('and was rolled back');
           this.forgetTxnWrites();
         });
       case 'TRANS_STMT_COMMIT':
         // Committed: its tag said so (onCommitted). A failed transaction's COMMIT is a ROLLBACK.
         return onDone(() => {
-          const failure = this.txnFailure;
-          if (failure !== undefined) this.voidWrites(`the transaction failed (${failure}) and its COMMIT rolled it back: its writes did not stay`, failure);
+          this.voidFailedWrites('and its COMMIT rolled it back');
           this.forgetTxnWrites();
         });
       case 'TRANS_STMT_SAVEPOINT':
@@ -787,7 +792,7 @@ export class Session {
   private sync(raw: Buffer): Promise<void> | undefined {
     const guarded = this.holdsCommits && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
     // A Sync commits the batch's implicit transaction: a deferred constraint's error comes here.
-    const item = this.batchWrites ? { kind: 'sync' as const, write: true, ...writeErrorsOf([], this.snap.scope) } : { kind: 'sync' as const };
+    const item = { kind: 'sync' as const, ...(this.batchWrites ? writeErrorsOf([], this.snap.scope) : {}) };
     this.batchWrites = false;
     this.batchTxn = false;
     if (!guarded) {
@@ -860,7 +865,7 @@ export class Session {
       kind: 'parse',
       effect: this.state.parse(prepared),
       texts: texts(result.sql, message.sql),
-      ...(result.statements.some(mayRaiseWriteErrors) ? { write: true, ...writeErrorsOf(result.statements, this.snap.scope) } : {}),
+      ...(result.statements.some(mayRaiseWriteErrors) ? writeErrorsOf(result.statements, this.snap.scope) : {}),
     });
   }
 
@@ -960,9 +965,7 @@ export class Session {
   /** Execute of a portal: the query budget, then for a write the write budget and approval rules; its audit event when it ends. */
   private execute(message: Extract<FrontendMessage, { type: 'Execute' }>, portal: Portal | undefined): Promise<void> | undefined {
     const name = message.portal;
-    // A cursor run by Execute reads what its DECLARE named.
-    const declaration = portal?.prepared ? undefined : portal?.cursor?.declaration;
-    const sent = declaration ? { protocol: 'extended' as const, agentSql: declaration.agentSql ?? declaration.sql, statements: [declaration], tags: {} } : this.sentOf(portal?.prepared);
+    const sent = this.sentOf(portal?.prepared, portal?.cursor?.declaration);
     if (!portal) {
       this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
@@ -988,7 +991,7 @@ export class Session {
         kind: 'execute',
         ...(statement?.kind === 'transaction' ? { transaction: true as const } : {}),
         cap: portal?.cap,
-        ...(portal.targets || (statement !== undefined && isCommit(statement)) ? { write: true, ...writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) } : {}),
+        ...(portal.targets || (statement !== undefined && isCommit(statement)) ? writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) : {}),
         ...(spec ? { captures: [spec] } : {}),
         ...this.effectsOf(portal.prepared?.statements ?? [], sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined)),
         audit: this.auditor.hook(sent, this.trackWrite),
@@ -1035,10 +1038,11 @@ export class Session {
     })();
   }
 
-  private sentOf(prepared: Prepared | undefined): SentStatement {
-    return prepared
-      ? { protocol: 'extended', agentSql: prepared.agentSql, statements: prepared.statements, tags: prepared.tags }
-      : { protocol: 'extended', agentSql: '', statements: [], tags: {} };
+  /** What an Execute runs, for its audit event: the prepared statement, else a cursor's DECLARE (what the cursor reads). */
+  private sentOf(prepared: Prepared | undefined, declaration?: AnalyzedStatement): SentStatement {
+    if (prepared) return { protocol: 'extended', agentSql: prepared.agentSql, statements: prepared.statements, tags: prepared.tags };
+    if (declaration) return { protocol: 'extended', agentSql: declaration.agentSql ?? declaration.sql, statements: [declaration], tags: {} };
+    return { protocol: 'extended', agentSql: '', statements: [], tags: {} };
   }
 
   // ---- shared ----
