@@ -316,8 +316,10 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
     const relation = findRelation(catalog, model.schema, model.table);
     if (!relation) throw new PolicyCatalogError(`policy ${policy.name}: table "${model.schema ? `${model.schema}.` : ''}${model.table}" does not exist in the database`);
     const columns: VisibleColumn[] = [];
+    let comparisonsMayRaise = false;
     for (const col of relation.columns) {
       if (denied.some((d) => d(relation.schema, relation.name, col.name))) continue;
+      if (col.comparisonsMayRaise) comparisonsMayRaise = true;
       const masker = maskers.find((m) => m.match(relation.schema, relation.name, col.name));
       columns.push({
         name: col.name,
@@ -351,7 +353,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
       ...(relation.primaryKey?.every((k) => columns.some((c) => c.name === k)) ? { primaryKey: relation.primaryKey } : {}),
       ...(relation.foreignKeys?.length ? { foreignKeys: relation.foreignKeys.filter((f) => columns.some((c) => c.name === f.column)) } : {}),
       ...(guarded ? { rowSecurity: true as const } : {}),
-      ...(columns.some((c) => relation.columns.find((r) => r.attnum === c.attnum)?.comparisonsMayRaise) ? { comparisonsMayRaise: true as const } : {}),
+      ...(comparisonsMayRaise ? { comparisonsMayRaise: true as const } : {}),
     });
   });
 
