@@ -64,40 +64,36 @@ const NUMBER_LEFT = /(?<![\w$.])\d/;
 const QUERY_START = /^\s*(?:select|insert|update|delete|with|values|table)\b/i;
 const QUERIES = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
 
-/** Each statement redacted as far as the normalisation goes, or named by its kind alone where a literal would be left. */
-function byStatementKind(sql: string): string {
-  return parseWithTexts(sql)
-    .map(({ node, text }) => {
-      const one = withoutComments(normalizeText(text));
-      const type = nodeTypeOf(node);
-      if (!LITERAL_LEFT.test(one) && (QUERIES.has(type) || !NUMBER_LEFT.test(one))) return one;
-      return `${statementName(type, nodeBody(node))} …`;
-    })
-    .join('; ');
-}
-
 /** PostgreSQL's normalisation leaves PREPARE bodies and EXECUTE arguments as they are. */
 const PREPARED = /\b(prepare|execute)\b/i;
 
+/** A literal the normalisation left in `text`: a string one anywhere, a number outside a query. */
+function literalLeft(text: string, query: boolean): boolean {
+  return LITERAL_LEFT.test(text) || (!query && NUMBER_LEFT.test(text));
+}
+
 /**
- * The text redacted statement by statement when it holds a PREPARE or an EXECUTE (undefined
- * otherwise): `PREPARE name (types) AS <body, normalised>`, `EXECUTE name($1, …)`. Both are
- * printed from the tree, so nothing of the agent's text between their parts (a comment) is kept.
+ * The text statement by statement, when the whole text's normalisation is not enough (it holds
+ * a PREPARE or an EXECUTE, or a literal was left; undefined when neither is so after all):
+ * `PREPARE name (types) AS <body, normalised>` and `EXECUTE name($1, …)` are printed from the
+ * tree (nothing of the agent's text between their parts, a comment, is kept); any other statement
+ * is normalised; one where a literal would still be left is named by its kind alone.
  */
-function withPreparedRedacted(sql: string): string | undefined {
+function byStatement(sql: string, literal: boolean): string | undefined {
   const parts = parseWithTexts(sql);
-  if (!parts.some((p) => 'PrepareStmt' in p.node || 'ExecuteStmt' in p.node)) return undefined;
+  if (!literal && !parts.some((p) => 'PrepareStmt' in p.node || 'ExecuteStmt' in p.node)) return undefined;
   return parts
     .map(({ node, text }) => {
+      const type = nodeTypeOf(node);
+      let one: string;
       if ('ExecuteStmt' in node) {
         const params = (node.ExecuteStmt.params ?? []).map((_, i) => ({ ParamRef: { number: i + 1, location: -1 } }) as Node);
-        return deparseOne({ ExecuteStmt: { ...node.ExecuteStmt, params } } as Node);
-      }
-      if ('PrepareStmt' in node && node.PrepareStmt.query) {
+        one = deparseOne({ ExecuteStmt: { ...node.ExecuteStmt, params } } as Node);
+      } else if ('PrepareStmt' in node && node.PrepareStmt.query) {
         const head = deparseOne({ PrepareStmt: { ...node.PrepareStmt, query: selectOne() } } as Node);
-        return `${head.slice(0, head.length - SELECT_ONE.length)}${withoutComments(normalizeText(deparseOne(node.PrepareStmt.query)))}`;
-      }
-      return withoutComments(normalizeText(text));
+        one = `${head.slice(0, head.length - SELECT_ONE.length)}${withoutComments(normalizeText(deparseOne(node.PrepareStmt.query)))}`;
+      } else one = withoutComments(normalizeText(text));
+      return literalLeft(one, QUERIES.has(type)) ? `${statementName(type, nodeBody(node))} …` : one;
     })
     .join('; ');
 }
@@ -126,8 +122,9 @@ export function redactSql(sql: string, parsed = false): string {
     // Parsed first: on some errors the normaliser returns the parser's message instead of
     // throwing, and that message quotes the text near the error (a literal, perhaps a secret).
     if (!parsed) parseStatements(sql);
-    const out = (PREPARED.test(sql) && withPreparedRedacted(sql)) || withoutComments(normalizeText(sql));
-    return LITERAL_LEFT.test(out) || (NUMBER_LEFT.test(out) && (!QUERY_START.test(out) || out.includes(';'))) ? byStatementKind(sql) : out;
+    const out = withoutComments(normalizeText(sql));
+    const literal = literalLeft(out, QUERY_START.test(out) && !out.includes(';'));
+    return (literal || PREPARED.test(sql) ? byStatement(sql, literal) : undefined) ?? out;
   } catch (err) {
     if (err instanceof ProxyError && (err.code === 'statement_too_large' || err.code === 'statement_too_complex')) return OVER_LIMITS;
     return UNPARSEABLE;
