@@ -88,6 +88,12 @@ export interface CatalogSnapshot {
    * unqualified call of such a name may run one of them (a DBA's public.lower(int)).
    */
   userFunctions?: ReadonlySet<string>;
+  /**
+   * Functions outside pg_catalog whose result is of a type whose leakproof comparisons may raise
+   * (a collation of the DBA's, a composite, a geometric type): `schema.name`, and the name alone
+   * where the schema is on the search path (analysis/rewrite/collations.ts).
+   */
+  raisingFunctions?: ReadonlySet<string>;
   /** Why row-level security never applies to that role ('is a superuser', 'has BYPASSRLS'); absent when it can. */
   roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */

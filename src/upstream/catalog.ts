@@ -94,18 +94,36 @@ const COLUMNS = `
  * (circle and lseg comparisons compute areas and lengths, which overflow), or a domain with a
  * collation other than the default and "C". See rewrite/collations.ts.
  */
-const RAISING_TYPES = `
-  WITH RECURSIVE chain(col_type, t) AS (
-    SELECT DISTINCT a.atttypid, a.atttypid FROM pg_attribute a
-     WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+const RAISING = (seed: string) => `
+  WITH RECURSIVE chain(root, t) AS (
+    ${seed}
     UNION
-    SELECT c.col_type, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END
+    SELECT c.root, CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.typelem END
       FROM chain c JOIN pg_type ty ON ty.oid = c.t
      WHERE (ty.typtype = 'd' AND ty.typbasetype <> 0) OR (ty.typcategory = 'A' AND ty.typelem <> 0)
   )
-  SELECT DISTINCT c.col_type::int8 AS oid FROM chain c JOIN pg_type ty ON ty.oid = c.t
+  SELECT DISTINCT c.root FROM chain c JOIN pg_type ty ON ty.oid = c.t
    WHERE ty.typtype = 'c' OR ty.typcollation NOT IN (0, 100, 950)
       OR (ty.typnamespace = 'pg_catalog'::regnamespace AND ty.typname IN ('point', 'line', 'lseg', 'box', 'path', 'polygon', 'circle'))`;
+
+const RAISING_TYPES = `SELECT root::int8 AS oid FROM (${RAISING(`
+    SELECT DISTINCT a.atttypid, a.atttypid FROM pg_attribute a
+     WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped`)}) r`;
+
+/**
+ * Functions outside pg_catalog whose result (its type, or an OUT parameter's) is of such a type:
+ * called in a sub-select, one puts a collation (or a composite's fields) of the DBA's choosing
+ * next to the agent's leakproof comparisons, where no COLLATE clause shows it
+ * (CatalogSnapshot.raisingFunctions).
+ */
+const RAISING_FUNCTIONS = `
+  SELECT DISTINCT n.nspname AS schema, p.proname AS name
+    FROM (${RAISING(`
+    SELECT p.oid, x.t FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     CROSS JOIN LATERAL (SELECT p.prorettype UNION ALL
+                         SELECT a.t FROM unnest(p.proallargtypes, p.proargmodes) AS a(t, m) WHERE a.m IN ('o', 'b', 't')) AS x(t)
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`)}) r
+    JOIN pg_proc p ON p.oid = r.root JOIN pg_namespace n ON n.oid = p.pronamespace`;
 
 const PRIMARY_KEYS = `
   SELECT i.indrelid::int8 AS oid, array_agg(a.attname::text ORDER BY k.ord) AS columns
@@ -259,10 +277,21 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       ...(userOperators.size ? { userOperators } : {}),
       builtinOperators: new Set(((await client.query(BUILTIN_OPERATORS)).rows as Array<{ name: string }>).map((r) => r.name)),
       userFunctions: new Set(((await client.query(USER_FUNCTIONS, [searchPath])).rows as Array<{ name: string }>).map((r) => r.name)),
+      raisingFunctions: raisingFunctions((await client.query(RAISING_FUNCTIONS)).rows as Array<{ schema: string; name: string }>, searchPath),
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
       serverVersionNum: Number(((await client.query("SELECT current_setting('server_version_num') AS v")).rows[0] as { v: string }).v),
     };
   } finally {
     await client.end();
   }
+}
+
+/** `schema.name` of each function, and its name alone where its schema is on the search path (an unqualified call may resolve to it). */
+function raisingFunctions(rows: ReadonlyArray<{ schema: string; name: string }>, searchPath: readonly string[]): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const { schema, name } of rows) {
+    out.add(`${schema}.${name}`);
+    if (searchPath.includes(schema)) out.add(name);
+  }
+  return out;
 }

@@ -2,6 +2,8 @@
 // session facts (upstream database name, system columns, debug notices), and forms that were refused but are fine
 // (WITH TIES, schema.table.column, information_schema's standard columns). Every case runs under both protocols and
 // checks every byte the client receives.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   direct,
@@ -97,9 +99,21 @@ describe('comparisons without a collation', () => {
   let bare: Target;
   /** customers has a column of a collation of its own: compared with a name (collation "C"), neither wins. */
   let collated: Target;
+  /** customers has a column of collation "C"; the policy admits a function whose result is of a domain with a collation of its own. */
+  let admitted: Target;
   /** customers has a composite column whose field has a collation of its own, and a circle (its comparisons overflow). */
   let composite: Target;
   beforeAll(async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ormai-rt-'));
+    const admitting = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(admitting, `${fs.readFileSync(path.join(FIXTURES, 'red-team-policy.yaml'), 'utf8')}\nallow_functions: [public.rt_label, rt_label]\n`);
+    admitted = await startTarget(admitting, [
+      'DROP INDEX customers_tenant_id_idx',
+      `ALTER TABLE customers ADD COLUMN code text COLLATE "C" DEFAULT 'k'`,
+      `CREATE DOMAIN rt_posix AS text COLLATE "POSIX"`,
+      `CREATE FUNCTION public.rt_label() RETURNS rt_posix LANGUAGE sql IMMUTABLE AS $$ SELECT 'x'::rt_posix $$`,
+    ]);
+    fs.rmSync(dir, { recursive: true, force: true });
     bare = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), ['DROP INDEX customers_tenant_id_idx']);
     collated = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), ['DROP INDEX customers_tenant_id_idx', `ALTER TABLE customers ADD COLUMN region text COLLATE "POSIX" DEFAULT 'eu'`]);
     composite = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), [
@@ -112,6 +126,7 @@ describe('comparisons without a collation', () => {
     await stopTarget(bare);
     await stopTarget(collated);
     await stopTarget(composite);
+    await stopTarget(admitted);
   });
   const probes: Array<(id: number) => string> = [
     (id) => `SELECT 1 FROM (SELECT id, name COLLATE "POSIX" AS n FROM customers) t, (SELECT 'x' COLLATE "C" AS v) s WHERE t.id >= ${id} AND t.id <= ${id} AND t.n <> s.v`,
@@ -135,6 +150,19 @@ describe('comparisons without a collation', () => {
       const theirs = await run(composite, probe(id), mode);
       const nobodys = await run(composite, probe(top + 1000), mode);
       expect({ code: theirs.error?.code, rows: theirs.rows }).toEqual({ code: nobodys.error?.code, rows: nobodys.rows });
+    });
+
+    test.each([
+      ['qualified', (id: number) => `SELECT 1 FROM customers c WHERE c.id >= ${id} AND c.id <= ${id} AND c.code <> (SELECT public.rt_label())`],
+      ['unqualified, in a CTE', (id: number) => `WITH l AS MATERIALIZED (SELECT rt_label() AS v) SELECT 1 FROM customers c WHERE c.id >= ${id} AND c.id <= ${id} AND c.code <> (SELECT v FROM l)`],
+    ])("an admitted function's result of a collation of its own, compared with a column of \"C\" (%s): the same answer for tenant 2's id and for an id nobody has", async (_how, probe) => {
+      const [{ id, top }] = await direct<{ id: number; top: number }>(admitted, 'SELECT min(id) FILTER (WHERE tenant_id = 2) AS id, max(id) AS top FROM customers');
+      const theirs = await run(admitted, probe(id), mode);
+      const nobodys = await run(admitted, probe(top + 1000), mode);
+      expect({ code: theirs.error?.code, rows: theirs.rows }).toEqual({ code: nobodys.error?.code, rows: nobodys.rows });
+      // And the agent's own rows still answer.
+      const mine = await run(admitted, probe(1), mode);
+      expect(mine.error?.message).toMatch(/could not determine which collation/);
     });
 
     test("a column declared with a collation of its own, compared with a name: the same answer for tenant 2's id and for an id nobody has", async () => {

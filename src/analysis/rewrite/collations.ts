@@ -10,24 +10,43 @@
 // sub-select, a CTE, VALUES or a set operation) or from a column: one declared with a collation
 // of its own, or a composite one whose fields carry one (`(addr).*` in a sub-select). One
 // nondeterministic collation is enough for starts_with to raise. Geometric comparisons, also
-// leakproof, overflow on an agent's constant (circle and lseg compare areas and lengths). So a
-// statement with a COLLATE clause, or that reads a table with such a column
-// (ScopedTable.comparisonsMayRaise), reads every policy table through the fenced form instead
+// leakproof, overflow on an agent's constant (circle and lseg compare areas and lengths). A
+// function the policy's allow_functions admits can bring such a collation or type along too (a
+// domain `text COLLATE "POSIX"` as its result, met by a "C" column through an initplan's value):
+// the catalog lists those (CatalogSnapshot.raisingFunctions), and the operators that run them. So
+// a statement with a COLLATE clause, a call of such a function, or that reads a table with such a
+// column (ScopedTable.comparisonsMayRaise), reads every policy table through the fenced form instead
 // (OFFSET 0 keeps every condition of the agent's above the policy's), and in a write's WHERE every
 // comparison is guarded like any condition that can raise (guard-order.ts). The rewrite carries the
 // answer with its relation form (derived.ts, withRelationForm).
 import type { Node, RangeVar } from '@pgsql/types';
 import type { ReadScope } from '../../policy/scope';
+import { nameParts } from '../functions';
 import { walk } from './nodes';
 
 /** Could a leakproof comparison in `tree` raise: two different non-default collations meet, or a column of a kind whose comparisons raise? */
 export function comparisonsMayRaiseIn(tree: Node, scope: ReadScope): boolean {
+  const { raisingFunctions, userOperators } = scope.catalog;
   return walk([tree], (node) => {
     if ('CollateClause' in node) return true;
+    if (raisingFunctions?.size) {
+      if ('FuncCall' in node && raisingFunctions.has(functionKey(nameParts((node.FuncCall as { funcname?: Node[] }).funcname)))) return true;
+      if ('A_Expr' in node) {
+        const parts = nameParts((node.A_Expr as { name?: Node[] }).name);
+        // The operators of the search path's schemas that pg_catalog does not have, by the functions they run.
+        const runs = userOperators?.get(parts[parts.length - 1] ?? '');
+        if (runs?.some(([schema, name]) => raisingFunctions.has(`${schema}.${name}`))) return true;
+      }
+    }
     // Wrapped in a FROM list; bare as a write's target (InsertStmt.relation and the like).
     const rv = (node as { RangeVar?: RangeVar }).RangeVar ?? (typeof node.relname === 'string' ? (node as RangeVar) : undefined);
     if (!rv) return false;
     const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
     return resolution.kind === 'table' && resolution.table.comparisonsMayRaise === true;
   });
+}
+
+/** A call's name as CatalogSnapshot.raisingFunctions keys it: `schema.name`, or the name alone; pg_catalog's are the built-ins. */
+function functionKey(parts: readonly string[]): string {
+  return parts.length === 2 && parts[0] === 'pg_catalog' ? '' : parts.join('.');
 }

@@ -101,10 +101,12 @@ export function derivedTable(table: ScopedTable, rv: RangeVar, scope: ReadScope,
  * agent's value is estimated to, so PostgreSQL would run the value on the tenant's rows the
  * filter hides too, and an expensive value's time (or a statement timeout) would count them
  * (an adversarial review measured it). Behind the fence the value meets visible rows only.
+ * Fenced as well when the statement's leakproof comparisons may raise (collations.ts): the key's
+ * comparison with the value is one, and pulled up, PostgreSQL may run it before the tenant's.
  */
 export function parentKeys(table: ScopedTable, rv: RangeVar, scope: ReadScope, principal: Principal, key: VisibleColumn[]): Node {
   const narrowed = { ...table, columns: key };
-  const select = buildTemplate(narrowed, scope, table.rowFilter !== undefined);
+  const select = buildTemplate(narrowed, scope, table.rowFilter !== undefined || raises);
   (select.targetList![0] as { ResTarget: { name?: string } }).ResTarget.name = 'ormai_key';
   return policyRelation(narrowed, select, rv, scope, principal, []);
 }

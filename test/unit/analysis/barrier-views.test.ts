@@ -6,7 +6,8 @@ import { barrierViewsOf } from '../../../src/analysis/rewrite/derived';
 import { gate } from './golden';
 import { CUSTOMERS, principal, quickstartCatalog, scopeFromFile, scopeVariant, WITH_COUNTRIES } from './rewrite-scope';
 import { compileScope } from '../../../src/policy/scope';
-import { loadPolicyFile } from '../../../src/policy/load';
+import { buildPolicy, loadPolicyFile } from '../../../src/policy/load';
+import { policySchema } from '../../../src/policy/schema';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders'), protocol: 'simple' as const };
@@ -76,6 +77,25 @@ test("a table with a column of a collation of its own is read fenced, with every
   const update = (text: string) => sql(analyze(`/*reason='r'*/ ${text}`, { ...base, barrierViews: true }));
   expect(update(`UPDATE orders SET status = 'x' FROM (SELECT 'a' COLLATE "C" AS v) s WHERE orders.status <> s.v`)).toMatch(/CASE WHEN .* THEN orders\.status <> s\.v ELSE false END/);
   expect(update(`UPDATE orders SET status = 'x' FROM (SELECT 'a' AS v) s WHERE orders.status <> s.v`)).not.toMatch(/THEN orders\.status <> s\.v/);
+});
+
+test("a call of a function whose result may raise in a leakproof comparison (allow_functions admits it) keeps every table fenced, and a foreign key's parent check too", () => {
+  const catalog = { ...quickstartCatalog(), raisingFunctions: new Set(['public.posix_label', 'posix_label']) };
+  catalog.relations.get('public.orders')!.foreignKeys = [{ column: 'customer_id', parent: 'public.customers', parentColumn: 'id' }];
+  const policy = loadPolicyFile(WITH_COUNTRIES);
+  const allowing = buildPolicy(policySchema.parse({ ...policy.raw, allow_functions: ['public.posix_label', 'posix_label', 'public.plain_label'] }), WITH_COUNTRIES);
+  const admitting = { ...base, scope: compileScope(allowing, catalog) };
+  for (const text of ['SELECT id FROM customers WHERE name <> (SELECT public.posix_label())', 'SELECT id FROM customers WHERE name <> (SELECT posix_label())']) {
+    const out = sql(analyze(text, { ...admitting, barrierViews: true }));
+    expect(out).not.toContain('pg_temp.');
+    expect(out).toContain('OFFSET 0');
+  }
+  expect(sql(analyze('SELECT id FROM customers WHERE name <> (SELECT public.plain_label())', { ...admitting, barrierViews: true }))).toContain('pg_temp.');
+  // The parent's key meets the agent's value below the tenant's condition unless fenced.
+  const insert = sql(analyze(`/*reason='r'*/ INSERT INTO orders (customer_id, status) VALUES (length((SELECT public.posix_label())), 'x')`, { ...admitting, barrierViews: true }));
+  expect(insert).toMatch(/SELECT id AS ormai_key FROM public\.customers WHERE tenant_id = '1'::int OFFSET 0 \)/);
+  const plain = sql(analyze(`/*reason='r'*/ INSERT INTO orders (customer_id, status) VALUES (length((SELECT public.plain_label())), 'x')`, { ...admitting, barrierViews: true }));
+  expect(plain).not.toMatch(/ormai_key FROM public\.customers WHERE [^)]*OFFSET 0/);
 });
 
 test('without barrierViews the fenced form is used', () => {
