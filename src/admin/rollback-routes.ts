@@ -17,7 +17,7 @@ async function inverseFor(config: ProxyConfig, id: string) {
   if (!found) throw new HttpError(404, 'event_not_found', `no audit event ${id} in the file or postgres sinks`);
   const { event } = found;
   // Its transaction did not commit: the changes it records never stayed, and reverting them would write values that were never committed.
-  const undone = await findUndoingEvent(config, id, found.inFile);
+  const undone = await findUndoingEvent(config, event, found.inFile);
   if (undone) throw new HttpError(409, 'not_reversible', `event ${id}'s transaction was rolled back (event ${undone.id}: ${undone.message ?? undone.code ?? 'ROLLBACK'}): its changes did not stay`);
   try {
     return { event, statements: inverseOf(event) };

@@ -94,6 +94,11 @@ export interface AuditEvent {
   undoes?: string[];
   /** Write events of that transaction past the first 1,000, which `undoes` does not list. */
   undoes_more?: number;
+  /**
+   * With undoes_more: the first and the last write event undone. Every write event of the same
+   * session whose id lies between them (ids grow with time within a proxy) is one of them.
+   */
+  undoes_range?: [string, string];
   /** The client's address for connection events. */
   client?: string;
 }

@@ -26,13 +26,26 @@ export async function locateAuditEvent(config: ProxyConfig, id: string, file?: s
 }
 
 /**
- * The event that says the transaction of write `id` did not commit (its `undoes` names the
- * write: an error or a ROLLBACK ended it, or the proxy rolled it back), if any. Every sink gets
- * every event: `inFiles`, the write was found in a file sink, which then holds this one too.
+ * The event that says the transaction of `write` did not commit (its `undoes` names the write, or
+ * past the first 1,000 its `undoes_range` spans it in the write's session: an error or a ROLLBACK
+ * ended it, or the proxy rolled it back), if any. Every sink gets every event: `inFiles`, the
+ * write was found in a file sink, which then holds this one too.
  */
-export async function findUndoingEvent(config: ProxyConfig, id: string, inFiles: boolean, file?: string): Promise<AuditEvent | undefined> {
+export async function findUndoingEvent(config: ProxyConfig, write: Pick<AuditEvent, 'id' | 'session_id'>, inFiles: boolean, file?: string): Promise<AuditEvent | undefined> {
+  const { id, session_id: session = '' } = write;
   if (!EVENT_ID.test(id)) return undefined;
-  return (await findEvent(config, file, inFiles, (line) => line.includes('"undoes"') && line.includes(`"${id}"`), (event) => event.undoes?.includes(id) === true, "event->'undoes' ? $1", [id]))?.event;
+  const spans = (event: AuditEvent) => event.session_id === session && event.undoes_range !== undefined && event.undoes_range[0] <= id && id <= event.undoes_range[1];
+  return (
+    await findEvent(
+      config,
+      file,
+      inFiles,
+      (line) => line.includes('"undoes"') && (line.includes(`"${id}"`) || (line.includes('"undoes_range"') && session !== '' && line.includes(session))),
+      (event) => event.undoes?.includes(id) === true || spans(event),
+      `event->'undoes' ? $1 OR (event->>'session_id' = $2 AND (event->'undoes_range'->>0) COLLATE "C" <= $1 AND (event->'undoes_range'->>1) COLLATE "C" >= $1)`,
+      [id, session],
+    )
+  )?.event;
 }
 
 interface Found {

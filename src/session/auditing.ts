@@ -198,7 +198,7 @@ export class StatementAuditor {
    * error in it, its COMMIT failed, a ROLLBACK). Those events say the writes ran; this one, listing
    * them in `undoes` (`code`: why), says they did not stay.
    */
-  rolledBack(why: string, undoes: readonly string[] = [], code = 'audit_unavailable', more = 0): void {
+  rolledBack(why: string, undoes: readonly string[] = [], code = 'audit_unavailable', more = 0, range?: [string, string]): void {
     this.port?.emit({
       kind: 'statement',
       // The agent's own ROLLBACK (TO SAVEPOINT) is no error; a failure or the proxy's rollback is.
@@ -212,6 +212,7 @@ export class StatementAuditor {
       rows: 0,
       ...(undoes.length > 0 || more > 0 ? { undoes: [...undoes] } : {}),
       ...(more > 0 ? { undoes_more: more } : {}),
+      ...(more > 0 && range ? { undoes_range: range } : {}),
     });
   }
 

@@ -149,8 +149,13 @@ export class Session {
    */
   private txnWriteIds: string[] = [];
   private txnWritesBeyond = 0;
-  /** The transaction's savepoints, innermost last, each with how many of its writes came before it. */
-  private savepoints: Array<{ name: string; writes: number }> = [];
+  /** The last write event of the transaction, listed or not (the end of a ROLLBACK event's undoes_range). */
+  private txnLastWriteId: string | undefined;
+  /**
+   * The transaction's savepoints, innermost last, each with how many of its writes came before it
+   * and the id of the first write after it (the start of undoes_range, once there is one).
+   */
+  private savepoints: Array<{ name: string; writes: number; firstAfter?: string }> = [];
   /** The first error's SQLSTATE since the transaction began (or was last recovered by ROLLBACK TO). */
   private txnFailure?: string;
   /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
@@ -583,14 +588,23 @@ export class Session {
     if (durable) this.txnWrites.push(durable);
     if (this.txnWriteIds.length < MAX_UNDOES) this.txnWriteIds.push(eventId);
     else this.txnWritesBeyond++;
+    this.txnLastWriteId = eventId;
+    // The savepoints with no write after them yet are the innermost ones.
+    for (let i = this.savepoints.length - 1; i >= 0 && this.savepoints[i].firstAfter === undefined; i--) this.savepoints[i].firstAfter = eventId;
   };
 
   /** The transaction's writes are rolled back (`why`, `code`): one event says so and names them. */
   private voidWrites(why: string, code: string): void {
     if (this.txnWriteIds.length === 0) return;
-    this.auditor.rolledBack(why, this.txnWriteIds, code, this.txnWritesBeyond);
+    this.auditor.rolledBack(why, this.txnWriteIds, code, this.txnWritesBeyond, this.undoneRange(this.txnWriteIds[0]));
     this.txnWriteIds = [];
     this.txnWritesBeyond = 0;
+    this.txnLastWriteId = undefined;
+  }
+
+  /** undoes_range: from `first` through the transaction's last write. */
+  private undoneRange(first: string | undefined): [string, string] | undefined {
+    return first !== undefined && this.txnLastWriteId !== undefined ? [first, this.txnLastWriteId] : undefined;
   }
 
   /** The transaction failed (txnFailure) and `how` it ended: its writes are rolled back. */
@@ -604,6 +618,7 @@ export class Session {
     this.txnWrites = [];
     this.txnWriteIds = [];
     this.txnWritesBeyond = 0;
+    this.txnLastWriteId = undefined;
     this.savepoints = [];
     this.txnFailure = undefined;
   }
@@ -648,25 +663,28 @@ export class Session {
         return onDone(() => {
           const i = last();
           if (i < 0) return;
-          const since = this.savepoints[i].writes;
+          const savepoint = this.savepoints[i];
           this.savepoints.length = i + 1;
           // The transaction is usable again: an error before this is no longer its fate.
           this.txnFailure = undefined;
-          this.undoWritesSince(since, name);
+          this.undoWritesSince(savepoint);
         });
       default:
         return undefined;
     }
   }
 
-  /** ROLLBACK TO undid the transaction's writes after the first `since`. */
-  private undoWritesSince(since: number, savepoint: string): void {
+  /** ROLLBACK TO undid the transaction's writes since `savepoint` (the first `writes` stay). */
+  private undoWritesSince(savepoint: { name: string; writes: number; firstAfter?: string }): void {
+    const since = savepoint.writes;
     const total = this.txnWriteIds.length + this.txnWritesBeyond;
     if (since >= total) return;
     const listed = this.txnWriteIds.slice(since);
-    this.auditor.rolledBack(`ROLLBACK TO SAVEPOINT ${savepoint} undid these writes`, listed, 'rolled_back_to_savepoint', total - since - listed.length);
+    this.auditor.rolledBack(`ROLLBACK TO SAVEPOINT ${savepoint.name} undid these writes`, listed, 'rolled_back_to_savepoint', total - since - listed.length, this.undoneRange(savepoint.firstAfter));
     this.txnWriteIds.length = Math.min(since, this.txnWriteIds.length);
     this.txnWritesBeyond = since - this.txnWriteIds.length;
+    // txnLastWriteId stays: a later range through it covers these writes again, which did not stay either.
+    savepoint.firstAfter = undefined;
   }
 
   /**

@@ -9,6 +9,11 @@ import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy } from '../support/proxy';
 import { startRelay, type Relay } from '../support/relay';
 import { until } from '../support/audit-sinks';
+import { readFileSync } from 'node:fs';
+import { findUndoingEvent } from '../../src/audit/rollback-command';
+import { resolveConfig } from '../../src/config/load';
+import { parseStructuredFile } from '../../src/policy/load';
+import { QUICKSTART } from '../support/proxy';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -175,5 +180,27 @@ test('the proxy creates the audit log from its config, exposes it, and drains it
     expect(proxy.audit.healthy()).toBe(false);
   } finally {
     if (!closed) await proxy.close();
+  }
+});
+
+test("a write's undoing event is found in a postgres sink by its id in undoes, or within undoes_range in the write's own session", async () => {
+  const doc = { ...(parseStructuredFile(readFileSync(QUICKSTART, 'utf8'), QUICKSTART) as object), audit: { sinks: [{ type: 'postgres', table: 'undoing_audit' }] } };
+  const config = resolveConfig(doc, QUICKSTART, { ORMAI_UPSTREAM_URL: db.url, ORMAI_LISTEN: '127.0.0.1:0', ORMAI_ADMIN_LISTEN: '127.0.0.1:0' });
+  const sink = new PostgresSink({ client: { connectionString: db.url }, table: 'undoing_audit' });
+  await sink.open();
+  try {
+    const write = (n: number, session = 's1') => event(n, { statement_kind: 'write', session_id: session });
+    // Ids grow: another session's write between the range's ends is not spanned.
+    const [listed, first, inside, between, last, after] = [write(0), write(1), write(2), write(5, 's2'), write(3), write(4)];
+    const undoing = event(6, { decision: 'rolled_back', statement_kind: 'transaction', sql: 'ROLLBACK', undoes: [listed.id], undoes_more: 3, undoes_range: [first.id, last.id] });
+    await sink.write([listed, first, inside, between, last, after, undoing]);
+    const found = async (write: AuditEvent) => (await findUndoingEvent(config, write, false))?.id;
+    expect(await found(listed)).toBe(undoing.id);
+    for (const w of [first, inside, last]) expect(await found(w)).toBe(undoing.id);
+    expect(between.id > first.id && between.id < last.id).toBe(true);
+    expect(await found(between)).toBeUndefined();
+    expect(await found(after)).toBeUndefined();
+  } finally {
+    await sink.close();
   }
 });

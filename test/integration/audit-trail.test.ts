@@ -234,6 +234,50 @@ describe.each([false, true])('writes whose transaction did not commit (extended:
   });
 });
 
+test('past the first 1,000 writes of a transaction, a range names the rest: their rollback is refused, a committed write of another session in between is not', async () => {
+  const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+  const write = (n: number) => `/*reason='many'*/ UPDATE orders SET status = 'many-${n}' WHERE id = ${id}`;
+  const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
+  const c = new Client({ connectionString: proxy.url() });
+  const other = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  await other.connect();
+  const start = proxy.auditEvents().length;
+  try {
+    await c.query('BEGIN');
+    for (let n = 1; n <= 1001; n++) {
+      await c.query(write(n));
+      // Another session's committed write, its event id between this transaction's.
+      if (n === 500) await other.query(`/*reason='between'*/ UPDATE orders SET status = 'between' WHERE id = (SELECT max(id) FROM orders)`);
+    }
+    await c.query('SAVEPOINT s');
+    await c.query(write(1002));
+    await c.query(write(1003));
+    await c.query('ROLLBACK TO SAVEPOINT s');
+    await c.query('ROLLBACK');
+  } finally {
+    await c.end();
+    await other.end();
+  }
+  const events = proxy.auditEvents().slice(start);
+  const writes = events.filter((e) => e.statement_kind === 'write' && e.decision === 'allowed');
+  const mine = writes.filter((e) => e.session_id === writes[0].session_id);
+  const [between] = writes.filter((e) => e.session_id !== writes[0].session_id);
+  expect(mine).toHaveLength(1003);
+  const undoing = events.filter((e) => e.undoes);
+  expect(undoing.map((e) => [e.code, e.undoes!.length, e.undoes_more, e.undoes_range])).toEqual([
+    ['rolled_back_to_savepoint', 0, 2, [mine[1001].id, mine[1002].id]],
+    // The range runs through the last write, which the savepoint's event undid already: it did not stay either.
+    ['rolled_back', 1000, 1, [mine[0].id, mine[1002].id]],
+  ]);
+  expect(between.id > mine[0].id && between.id < mine[1000].id).toBe(true);
+  for (const w of [mine[1000], mine[1001], mine[1002], mine[999]]) {
+    const refused = await api(admin, 'GET', `/audit/${w.id}/rollback`);
+    expect([w.id, refused.status]).toEqual([w.id, 409]);
+  }
+  expect((await api(admin, 'GET', `/audit/${between.id}/rollback`)).status).toBe(200);
+}, 60_000);
+
 describe.each([false, true])('literals of PREPARE and EXECUTE (extended: %s)', (extended) => {
   test('are redacted like any other (PostgreSQL normalisation leaves them)', async () => {
     const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
