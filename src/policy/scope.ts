@@ -94,6 +94,11 @@ export interface CatalogSnapshot {
    * where the schema is on the search path (analysis/rewrite/collations.ts).
    */
   raisingFunctions?: ReadonlySet<string>;
+  /**
+   * Functions with a volatile overload (pg_proc.provolatile), keyed as raisingFunctions (pg_catalog's
+   * by their names alone too): a count of the rows they choose says nothing of the write's.
+   */
+  volatileFunctions?: ReadonlySet<string>;
   /** Why row-level security never applies to that role ('is a superuser', 'has BYPASSRLS'); absent when it can. */
   roleBypassesRowSecurity?: string;
   /** What the policy-filtered pg_catalog is built from (absent: no catalog relation is served but pg_type, pg_namespace and pg_range). */

@@ -25,6 +25,11 @@ const USER_OPERATORS = `
 
 const BUILTIN_OPERATORS = `SELECT DISTINCT oprname AS name FROM pg_operator WHERE oprnamespace = 'pg_catalog'::regnamespace`;
 
+/** Functions with a volatile overload, by schema and name (CatalogSnapshot.volatileFunctions). */
+const VOLATILE_FUNCTIONS = `
+  SELECT DISTINCT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE p.provolatile = 'v' AND p.prokind IN ('f', 'w')`;
+
 /** Functions of the search_path's schemas that are no extension's (CatalogSnapshot.userFunctions). */
 const USER_FUNCTIONS = `
   SELECT DISTINCT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -277,7 +282,8 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
       ...(userOperators.size ? { userOperators } : {}),
       builtinOperators: new Set(((await client.query(BUILTIN_OPERATORS)).rows as Array<{ name: string }>).map((r) => r.name)),
       userFunctions: new Set(((await client.query(USER_FUNCTIONS, [searchPath])).rows as Array<{ name: string }>).map((r) => r.name)),
-      raisingFunctions: raisingFunctions((await client.query(RAISING_FUNCTIONS)).rows as Array<{ schema: string; name: string }>, searchPath),
+      raisingFunctions: functionKeys((await client.query(RAISING_FUNCTIONS)).rows as Array<{ schema: string; name: string }>, searchPath),
+      volatileFunctions: functionKeys((await client.query(VOLATILE_FUNCTIONS)).rows as Array<{ schema: string; name: string }>, searchPath),
       ...(roleBypassesRowSecurity ? { roleBypassesRowSecurity } : {}),
       serverVersionNum: Number(((await client.query("SELECT current_setting('server_version_num') AS v")).rows[0] as { v: string }).v),
     };
@@ -286,12 +292,15 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
   }
 }
 
-/** `schema.name` of each function, and its name alone where its schema is on the search path (an unqualified call may resolve to it). */
-function raisingFunctions(rows: ReadonlyArray<{ schema: string; name: string }>, searchPath: readonly string[]): ReadonlySet<string> {
+/**
+ * `schema.name` of each function, and its name alone where its schema is pg_catalog or on the
+ * search path (an unqualified call may resolve to it).
+ */
+function functionKeys(rows: ReadonlyArray<{ schema: string; name: string }>, searchPath: readonly string[]): ReadonlySet<string> {
   const out = new Set<string>();
   for (const { schema, name } of rows) {
     out.add(`${schema}.${name}`);
-    if (searchPath.includes(schema)) out.add(name);
+    if (schema === 'pg_catalog' || searchPath.includes(schema)) out.add(name);
   }
   return out;
 }

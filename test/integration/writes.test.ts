@@ -310,4 +310,19 @@ describe.each(modes)('max_affected_rows under the $protocol protocol', (mode) =>
     const inserted = await withClient((c) => q(c, `${R}INSERT INTO orders (customer_id, total_cents) VALUES (1, 1), (1, 2), (1, 3)`).catch((e: { routine?: string }) => e.routine));
     expect(inserted).toBe('ormai.max_affected_rows_exceeded');
   });
+
+  test("rows chosen by a volatile function (PostgreSQL's own list), in the WHERE or a WITH, are refused: the cap's count and the write would each choose", async () => {
+    const [{ v }] = await db.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
+    const ids = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 3')).map((r) => r.id);
+    const refused = [
+      `${R}UPDATE orders SET status = 'sampled' WHERE id IN (SELECT id FROM s) AND false`.replace('UPDATE', 'WITH s AS (SELECT id FROM orders WHERE random() < 0.5) UPDATE'),
+      // array_sample and array_shuffle (PostgreSQL 16 and later) were missing from a hand-written list.
+      ...(v >= 160000 ? [`${R}UPDATE orders SET status = 'sampled' WHERE id = ANY (array_sample(ARRAY[${ids.join(', ')}], 1))`, `${R}UPDATE orders SET status = 'sampled' WHERE id = (array_shuffle(ARRAY[${ids.join(', ')}]))[1]`] : []),
+    ];
+    for (const sql of refused) {
+      const error = await withClient((c) => q(c, sql).catch((e: { routine?: string; message?: string }) => e));
+      expect([sql, (error as { routine?: string }).routine, (error as { message?: string }).message]).toEqual([sql, 'ormai.statement_not_allowed', expect.stringMatching(/cannot choose the rows of a write under max_affected_rows/)]);
+    }
+    expect(await db.query("SELECT count(*)::int AS n FROM orders WHERE status = 'sampled'")).toEqual([{ n: 0 }]);
+  });
 });

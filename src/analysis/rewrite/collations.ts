@@ -46,7 +46,7 @@ export function comparisonsMayRaiseIn(tree: Node, scope: ReadScope): boolean {
   });
 }
 
-/** A call's name as CatalogSnapshot.raisingFunctions keys it: `schema.name`, or the name alone; pg_catalog's are the built-ins. */
+/** A call's name as CatalogSnapshot.raisingFunctions keys it: `schema.name`, or the name alone. */
 function functionKey(parts: readonly string[]): string {
-  return parts.length === 2 && parts[0] === 'pg_catalog' ? '' : parts.join('.');
+  return parts.join('.');
 }

@@ -5,6 +5,7 @@ import { ProxyError } from '../../errors/catalogue';
 import type { RawPolicy } from '../../policy/schema';
 import type { ReadScope, ScopedTable } from '../../policy/scope';
 import { deparseVerified } from '../deparse';
+import { nameParts } from '../functions';
 import { nodeBody } from '../types';
 import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
 import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
@@ -58,7 +59,7 @@ export const AFFECTED_ROWS_MARKER = 'ormai:max_affected_rows:';
  * transaction block, under either protocol. The failing cast depends on the count, so the
  * planner cannot fold it into an error before the statement runs.
  */
-export function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap: number, table: ScopedTable): void {
+export function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, cap: number, table: ScopedTable, scope: ReadScope): void {
   if (op === 'insert') {
     const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
     const rows = select?.valuesLists?.length;
@@ -71,7 +72,7 @@ export function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: 
     if (rows > cap) throw tooManyRows(rows, cap);
     return;
   }
-  refuseVolatile(stmt, 'max_affected_rows');
+  refuseVolatile(stmt, 'max_affected_rows', scope);
   const guard = parseTemplate(
     `SELECT WHERE (SELECT CASE WHEN ormai_count.n <= ${cap} THEN true ELSE ('${AFFECTED_ROWS_MARKER}' || ormai_count.n || ':${cap}')::int > 0 END ` +
       'FROM (SELECT) AS ormai_count)',
@@ -82,18 +83,31 @@ export function capAffectedRows(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: 
   stmt.whereClause = andExpr(stmt.whereClause, guard as unknown as Node);
 }
 
-/** Functions whose value changes from one call to the next: a count of the rows they select says nothing about the write's. */
-const VOLATILE = new Set(['random', 'random_normal', 'setseed', 'gen_random_uuid', 'uuidv4', 'uuidv7', 'clock_timestamp', 'timeofday', 'nextval']);
+/**
+ * Functions whose value changes from one call to the next, for a catalog that does not list them
+ * (CatalogSnapshot.volatileFunctions, from pg_proc.provolatile, is what a running proxy uses).
+ */
+const VOLATILE = new Set(
+  ['random', 'random_normal', 'setseed', 'gen_random_uuid', 'uuidv4', 'uuidv7', 'clock_timestamp', 'timeofday', 'nextval', 'array_sample', 'array_shuffle'].flatMap((n) => [n, `pg_catalog.${n}`]),
+);
 
-function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string): void {
-  walk([stmt.whereClause, stmt.fromClause, stmt.usingClause], (node) => {
-    const name = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall?.funcname?.at(-1);
-    if (name && 'String' in name && VOLATILE.has(name.String.sval ?? '')) {
-      throw new ProxyError('statement_not_allowed', {
-        message: `${name.String.sval}() cannot choose the rows of a write under ${what}`,
-        hint: 'Choose the rows with a deterministic condition (ids, dates, statuses).',
-      });
-    }
+/**
+ * A count of the rows a volatile function chooses says nothing about the write's: the count and
+ * the write each call it. So is a sample of a table. The WITH too: the count copies it.
+ */
+function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string, scope: ReadScope): void {
+  const volatile = scope.catalog.volatileFunctions ?? VOLATILE;
+  const refuse = (name: string) =>
+    new ProxyError('statement_not_allowed', {
+      message: `${name} cannot choose the rows of a write under ${what}`,
+      hint: 'Choose the rows with a deterministic condition (ids, dates, statuses).',
+    });
+  walk([stmt.whereClause, stmt.fromClause, stmt.usingClause, stmt.withClause], (node) => {
+    if ('RangeTableSample' in node) throw refuse('TABLESAMPLE');
+    const call = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall;
+    if (!call) return;
+    const parts = nameParts(call.funcname);
+    if (volatile.has(parts.join('.'))) throw refuse(`${parts[parts.length - 1]}()`);
   });
 }
 
@@ -157,7 +171,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
         const rows = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt).valuesLists?.length : 1;
         if (rows !== undefined && rows <= when.affected_rows_gt) continue;
       } else {
-        refuseVolatile(stmt, 'an approval rule on affected rows');
+        refuseVolatile(stmt, 'an approval rule on affected rows', scope);
         counted ??= affectedRowsCount(stmt, op, table);
         Object.assign(need, { affectedRowsGt: when.affected_rows_gt, ...counted });
       }

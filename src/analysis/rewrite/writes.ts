@@ -122,7 +122,7 @@ export function guardWrite(
     need && rule.maxAffectedRows !== undefined && op !== 'insert'
       ? { ...need, maxAffectedRows: rule.maxAffectedRows, ...(need.countSql !== undefined ? {} : affectedRowsCount(stmt, op, target.table)) }
       : need;
-  if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows, target.table);
+  if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows, target.table, scope);
   // Before/after for the audit trail; not for ON CONFLICT DO UPDATE, whose rows may be inserted or updated.
   const capture = explain || !captureWrites || stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE' ? undefined : addCapture(stmt, op, target.table, ref, assigned, scope, principal);
 

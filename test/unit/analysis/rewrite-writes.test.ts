@@ -1,7 +1,10 @@
 // Golden cases for writes under the policy: the tenant on every target row, writable columns, hidden and masked references, RETURNING, reasons.
 import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
 import { gate, runGolden, type Golden } from './golden';
-import { CUSTOMERS, ORDERS, principal, scopeFromFile, scopeVariant, scopeWithForeignKeys, WITH_COUNTRIES } from './rewrite-scope';
+import { CUSTOMERS, ORDERS, principal, quickstartCatalog, scopeFromFile, scopeVariant, scopeWithForeignKeys, WITH_COUNTRIES } from './rewrite-scope';
+import { buildPolicy } from '../../../src/policy/load';
+import { policySchema } from '../../../src/policy/schema';
+import { compileScope } from '../../../src/policy/scope';
 
 const scope = scopeFromFile(WITH_COUNTRIES);
 const base = { scope, principal: principal('1'), captureWrites: false, writeGate: gate('insert:orders', 'update:orders', 'delete:orders', 'insert:customers', 'update:customers') };
@@ -14,6 +17,11 @@ const IDS = scopeVariant(WITH_COUNTRIES, {
   enable_writes: [{ models: ['orders'], operations: ['create', 'update', 'delete'], require_reason: false, writable_fields: { orders: ['id', 'customer_id', 'total_cents', 'status'] } }],
 });
 const CAPPED = scopeVariant(WITH_COUNTRIES, { enable_writes: [{ models: ['orders'], operations: ['create', 'update', 'delete'], require_reason: false, max_affected_rows: 5 }] });
+/** CAPPED, with a function of the policy's that the catalog says is volatile. */
+const VOLATILE_PICK = compileScope(
+  buildPolicy(policySchema.parse({ ...CAPPED.policy.raw, allow_functions: ['public.pick'] }), WITH_COUNTRIES),
+  { ...quickstartCatalog(), volatileFunctions: new Set(['public.pick', 'random', 'pg_catalog.random']) },
+);
 
 const cases: Golden[] = [
   // INSERT: the tenant comes from the principal.
@@ -324,6 +332,10 @@ describe('names and shapes the red team found', () => {
       { sql: "/*reason='r'*/ INSERT INTO customers (name) VALUES ('x') ON CONFLICT (email) DO NOTHING", err: 'field_masked', message: 'cannot be a conflict target' },
       // Volatile functions cannot choose rows under a count-based rule.
       { sql: "UPDATE orders SET status = 'x' WHERE random() < 0.5", err: 'statement_not_allowed', message: 'random() cannot choose the rows', ctx: { scope: CAPPED } },
+      { sql: "WITH s AS (SELECT id FROM orders WHERE random() < 0.5) UPDATE orders SET status = 'x' WHERE id IN (SELECT id FROM s)", err: 'statement_not_allowed', message: 'random() cannot choose the rows', ctx: { scope: CAPPED } },
+      { sql: "DELETE FROM orders WHERE id = ANY (array_sample(ARRAY[1, 2, 3], 1))", err: 'statement_not_allowed', message: 'array_sample() cannot choose the rows', ctx: { scope: CAPPED } },
+      // The catalog's volatile functions: a policy's own function too.
+      { sql: "UPDATE orders SET status = 'x' WHERE id = public.pick()", err: 'statement_not_allowed', message: 'pick() cannot choose the rows', ctx: { scope: VOLATILE_PICK } },
     ],
     base,
   );
