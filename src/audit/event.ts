@@ -42,6 +42,8 @@ export interface AuditChanges {
   /** `schema.table` */
   table: string;
   operation: 'insert' | 'update' | 'delete';
+  /** The table's tenant column: the rows are the event principal's tenant's (a rollback touches no other). */
+  tenant_column?: string;
   rows: AuditRowChange[];
   /** True when more rows changed than were captured (the capture is bounded). */
   truncated?: boolean;

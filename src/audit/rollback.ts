@@ -48,6 +48,10 @@ export function inverseOf(event: AuditEvent): InverseStatement[] {
   if (event.decision !== (event.kind === 'approval' ? 'executed' : 'allowed')) throw new NotReversibleError(`event ${event.id} is a ${event.decision} ${event.kind}, not an executed write`);
   if (changes.truncated) throw new NotReversibleError(`event ${event.id} captured only part of the changed rows`);
   const table = qualified(changes.table);
+  // The row by its key, and its tenant's: a key the write's tenant gave up since (a writable key)
+  // may name another tenant's row now.
+  const tenant = changes.tenant_column !== undefined ? { column: changes.tenant_column, value: event.principal?.tenant_id } : undefined;
+  if (tenant && tenant.value === undefined) throw new NotReversibleError(`event ${event.id} names a tenant column but no tenant`);
   return changes.rows.map((row) => {
     const params: Array<string | null> = [];
     const param = (v: unknown) => {
@@ -55,6 +59,7 @@ export function inverseOf(event: AuditEvent): InverseStatement[] {
       return `$${params.length}`;
     };
     const keyMatch = Object.entries(row.key).map(([c, v]) => `${quoteIdent(c)} = ${param(v)}`);
+    if (tenant && changes.operation !== 'delete') keyMatch.push(`${quoteIdent(tenant.column)} = ${param(tenant.value)}`);
     switch (changes.operation) {
       case 'insert': {
         const guard = Object.entries(row.after ?? {}).map(([c, v]) => `${quoteIdent(c)} IS NOT DISTINCT FROM ${param(v)}`);
@@ -68,7 +73,7 @@ export function inverseOf(event: AuditEvent): InverseStatement[] {
       }
       case 'delete': {
         params.length = 0;
-        const values = { ...row.key, ...(row.before ?? {}) };
+        const values = { ...row.key, ...(row.before ?? {}), ...(tenant ? { [tenant.column]: tenant.value } : {}) };
         const cols = Object.keys(values).map(quoteIdent);
         const placeholders = Object.values(values).map((v) => param(v));
         return { sql: `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${placeholders.join(', ')}) ON CONFLICT DO NOTHING`, params, row };

@@ -70,7 +70,7 @@ export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChange
     const after = take(plan.after);
     return { key, ...(plan.before.length ? { before } : {}), ...(plan.after.length ? { after } : {}) };
   });
-  return { table: plan.table, operation: plan.operation, rows, ...(captured.truncated ? { truncated: true } : {}) };
+  return { table: plan.table, operation: plan.operation, ...(plan.tenantColumn ? { tenant_column: plan.tenantColumn } : {}), rows, ...(captured.truncated ? { truncated: true } : {}) };
 }
 
 /** NoData: what a Describe answers for a statement that returns nothing the agent asked for. */

@@ -129,6 +129,7 @@ describe.each(modes)('$protocol protocol', (mode: Mode) => {
     const changes = executed.event.changes as { table: string; operation: string; rows: Array<{ key: { id: string } }> };
     expect({ ...changes, rows: [...changes.rows].sort(byKey) }).toEqual({
       table: 'public.orders',
+      tenant_column: 'tenant_id',
       operation: 'update',
       rows: ids.map((i) => ({ key: { id: String(i) }, before: { status: 'new' }, after: { status } })),
     });

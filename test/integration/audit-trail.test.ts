@@ -112,7 +112,7 @@ test('a write is rolled back from its event, only where the row is still as the 
   const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
   const preview = await api(admin, 'GET', `/audit/${write.id}/rollback`);
   expect(preview.body).toMatchObject({ event: write.id, operation: 'update', rows: 1 });
-  expect(preview.body.sql).toContain(`SET "status" = '${original}' WHERE "id" = '2' AND "status" IS NOT DISTINCT FROM 'mistake'`);
+  expect(preview.body.sql).toContain(`SET "status" = '${original}' WHERE "id" = '2' AND "tenant_id" = '1' AND "status" IS NOT DISTINCT FROM 'mistake'`);
   const done = await api(admin, 'POST', `/audit/${write.id}/rollback`, { body: { by: 'alice' } });
   expect(done.body).toMatchObject({ reverted: 1, skipped: 0 });
   expect(await db.query('SELECT status FROM orders WHERE id = 2')).toEqual([{ status: original }]);
@@ -234,6 +234,28 @@ describe.each([false, true])('writes whose transaction did not commit (extended:
   });
 });
 
+test("a rollback touches only the write's tenant's rows: a key given up since and taken by another tenant is left alone", async () => {
+  const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
+  const [{ id, total }] = await db.query<{ id: number; total: number }>('SELECT id, total_cents AS total FROM orders WHERE tenant_id = 1 ORDER BY id DESC LIMIT 1');
+  const [{ customer }] = await db.query<{ customer: number }>('SELECT min(id) AS customer FROM customers WHERE tenant_id = 2');
+  const [{ free }] = await db.query<{ free: number }>('SELECT max(id) + 1000 AS free FROM orders');
+  const events = await session([`/*reason='r'*/ UPDATE orders SET total_cents = 1 WHERE id = ${id}`, `/*reason='r'*/ UPDATE orders SET id = ${free} WHERE id = ${id}`], false);
+  const [write] = events.filter((e) => e.statement_kind === 'write' && e.decision === 'allowed');
+  expect(write.changes).toMatchObject({ tenant_column: 'tenant_id' });
+  const other = new Client({ connectionString: proxy.url('tenant2-agent', 'tenant2-password') });
+  await other.connect();
+  try {
+    await other.query(`/*reason='r'*/ INSERT INTO orders (id, customer_id, total_cents, status) VALUES (${id}, ${customer}, 1, 'theirs')`);
+  } finally {
+    await other.end();
+  }
+  const run = await api(admin, 'POST', `/audit/${write.id}/rollback`, { body: { by: 'alice' } });
+  expect(run.body).toMatchObject({ reverted: 0, skipped: 1 });
+  expect(await db.query('SELECT tenant_id, total_cents AS total, status FROM orders WHERE id = $1', [id])).toEqual([{ tenant_id: 2, total: 1, status: 'theirs' }]);
+  await db.query('DELETE FROM orders WHERE id = $1', [id]);
+  await db.query('UPDATE orders SET id = $1, total_cents = $2 WHERE id = $3', [id, total, free]);
+});
+
 test('past the first 1,000 writes of a transaction, a range names the rest: their rollback is refused, a committed write of another session in between is not', async () => {
   const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
   const write = (n: number) => `/*reason='many'*/ UPDATE orders SET status = 'many-${n}' WHERE id = ${id}`;
@@ -259,7 +281,12 @@ test('past the first 1,000 writes of a transaction, a range names the rest: thei
     await c.end();
     await other.end();
   }
-  const events = proxy.auditEvents().slice(start);
+  let events = proxy.auditEvents().slice(start);
+  // The file sink writes in batches: wait for the second ROLLBACK event.
+  for (let i = 0; i < 200 && events.filter((e) => e.undoes).length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    events = proxy.auditEvents().slice(start);
+  }
   const writes = events.filter((e) => e.statement_kind === 'write' && e.decision === 'allowed');
   const mine = writes.filter((e) => e.session_id === writes[0].session_id);
   const [between] = writes.filter((e) => e.session_id !== writes[0].session_id);

@@ -26,6 +26,8 @@ export interface CapturePlan {
   width: number;
   /** The agent asked for RETURNING: its columns come first and stay. */
   agentReturning: boolean;
+  /** The table's tenant column: its rows are the principal's tenant's (a rollback names it too). */
+  tenantColumn?: string;
 }
 
 const OLD = 'ormai_old';
@@ -62,7 +64,7 @@ export function addCapture(
   const added = parseTemplate(`SELECT ${items.join(', ')}`, 'write capture').targetList ?? [];
   stmt.returningClause = { ...(clause ?? {}), exprs: [...(clause?.exprs ?? []), ...added] } as UpdateStmt['returningClause'];
   if (op === 'update' && before.length > 0 && !returnsOld) joinOldRow(stmt, table, ref, key, before, scope, principal);
-  return { table: `${table.schema}.${table.name}`, operation: op, key, before, after, width: items.length, agentReturning };
+  return { table: `${table.schema}.${table.name}`, operation: op, key, before, after, width: items.length, agentReturning, ...(table.tenantColumn ? { tenantColumn: table.tenantColumn } : {}) };
 }
 
 /** Does any relation of the statement (a FROM item, a CTE) go by the name old? */

@@ -28,6 +28,20 @@ describe('inverseOf', () => {
     expect(ins.params).toEqual(['9', '1', 'paid']);
   });
 
+  test("a tenant-scoped table's rows are named by their key and the write's tenant: the key may be another tenant's by now", () => {
+    const who = { principal: { user: 'agent', tenant_id: '1', roles: [] } };
+    const update = inverseOf(event({ table: 'public.orders', operation: 'update', tenant_column: 'tenant_id', rows: [{ key: { id: '7' }, before: { status: 'a' }, after: { status: 'b' } }] }, who));
+    expect(update[0].sql).toBe('UPDATE "public"."orders" SET "status" = $3 WHERE "id" = $1 AND "tenant_id" = $2 AND "status" IS NOT DISTINCT FROM $4');
+    expect(update[0].params).toEqual(['7', '1', 'a', 'b']);
+    const [del] = inverseOf(event({ table: 'public.orders', operation: 'insert', tenant_column: 'tenant_id', rows: [{ key: { id: '9' }, after: { status: 'x' } }] }, who));
+    expect(del.sql).toBe('DELETE FROM "public"."orders" WHERE "id" = $1 AND "tenant_id" = $2 AND "status" IS NOT DISTINCT FROM $3');
+    // A deleted row goes back under its tenant, whatever the capture held.
+    const [ins] = inverseOf(event({ table: 'public.orders', operation: 'delete', tenant_column: 'tenant_id', rows: [{ key: { id: '9' }, before: { status: 'paid' } }] }, who));
+    expect(ins.sql).toBe('INSERT INTO "public"."orders" ("id", "status", "tenant_id") VALUES ($1, $2, $3) ON CONFLICT DO NOTHING');
+    expect(ins.params).toEqual(['9', 'paid', '1']);
+    expect(() => inverseOf(event({ table: 'public.orders', operation: 'update', tenant_column: 'tenant_id', rows: [] }))).toThrow(/no tenant/);
+  });
+
   test('identifiers from the event are quoted, never spliced', () => {
     const [s] = inverseOf(event({ table: 'public.t"; DROP TABLE x; --', operation: 'update', rows: [{ key: { 'id"': '1' }, before: { a: 'x' }, after: { a: 'y' } }] }));
     expect(s.sql).toBe('UPDATE "public"."t""; DROP TABLE x; --" SET "a" = $2 WHERE "id""" = $1 AND "a" IS NOT DISTINCT FROM $3');
