@@ -209,6 +209,12 @@ export const catalogue = {
     message: 'the write is held for approval',
     hint: 'Do not send it again: a human must approve it, and the proxy then runs it once. Tell the user the approval id; its state is in SELECT * FROM ormai.approvals.',
   },
+  approval_required: {
+    sqlstate: '55000',
+    severity: 'ERROR',
+    message: 'a require_approval rule holds this write as PostgreSQL runs it, though it did not when the proxy judged it: nothing was written',
+    hint: 'The rows or values it picks depend on the session (DateStyle, TimeZone), the time, or writes running at the same moment. Send it again, choosing rows by their ids and assigning plain values; if it needs approval then, it is held.',
+  },
   approval_limit_reached: {
     sqlstate: '53400',
     severity: 'ERROR',

@@ -8,6 +8,7 @@
 // failure (analysis/rewrite/writes.ts) becomes max_affected_rows_exceeded.
 import { NO_PARENT_MARKER } from '../analysis/rewrite/foreign-keys';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/writes';
+import { APPROVAL_MARKER } from '../analysis/rewrite/write-limits';
 import { objectKey } from '../analysis/rewrite/catalog-views';
 import { ProxyError } from '../errors/catalogue';
 import { FIELD, readErrorFields, writeErrorFields } from '../protocol/backend/error-fields';
@@ -18,6 +19,7 @@ const INVALID_TEXT = '22P02';
 /** The markers the proxy's own guards put in a failing cast (analysis/rewrite/writes.ts, foreign-keys.ts). */
 const CAPPED = new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`);
 const ORPHAN = new RegExp(`"${NO_PARENT_MARKER}([^"]*)"`);
+const UNHELD = new RegExp(`"${APPROVAL_MARKER}(\\d+):(\\d+)"`);
 
 const SCHEMA = 0x73; // s
 const TABLE = 0x74; // t
@@ -52,6 +54,11 @@ export function sanitizeWriteError(frame: Buffer, scope: WriteErrorScope = {}): 
   const value = (code: number) => fields.find(([c]) => c === code)?.[1].toString('utf8');
   const capped = value(FIELD.code) === INVALID_TEXT ? CAPPED.exec(value(FIELD.message) ?? '') : null;
   if (capped) return backend.errorResponse(tooManyRows(Number(capped[1]), Number(capped[2])).toFields());
+  const unheld = value(FIELD.code) === INVALID_TEXT ? UNHELD.exec(value(FIELD.message) ?? '') : null;
+  if (unheld) {
+    const message = `a require_approval rule holds this write as PostgreSQL runs it (it matches ${unheld[2]} rows), though it did not when the proxy judged it before: nothing was written`;
+    return backend.errorResponse(new ProxyError('approval_required', { message }).toFields());
+  }
   const orphan = value(FIELD.code) === INVALID_TEXT ? ORPHAN.exec(value(FIELD.message) ?? '') : null;
   if (orphan) return backend.errorResponse(new ProxyError('reference_not_found', { message: `"${orphan[1]}" refers to a row that does not exist` }).toFields());
   if (value(FIELD.code) === UNDEFINED_COLUMN) {

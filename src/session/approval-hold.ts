@@ -3,7 +3,7 @@ import type { ApprovalNeed, WriteInfo } from '../analysis/rewrite/writes';
 import { ApprovalError, type ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
 import { PlannerStatementError, type PlanParams, type Planner } from '../budgets/planner';
-import { conditionHolds, tooManyRows } from '../analysis/rewrite/write-limits';
+import { tooManyRows } from '../analysis/rewrite/write-limits';
 import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
@@ -30,15 +30,19 @@ const OPERATIONS = { insert: 'create', update: 'update', delete: 'delete' } as c
 
 const TEXT_OID = 25;
 
-/** A rule's field condition against the bound values of the parameters that assign the field: binary ones may be anything. */
-function boundValueMatches(condition: NonNullable<ApprovalNeed['fieldParams']>, params: PlanParams): boolean {
-  return condition.params.some((n) => {
-    const value = params.values[n - 1];
-    if (value === undefined) return true;
-    if (value === null) return false;
-    const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[n - 1];
-    return format !== 0 || conditionHolds(value.toString('utf8'), condition);
-  });
+/**
+ * A rule's field condition for this write's values, as PostgreSQL judges it (fieldCheckSql: each
+ * value converted to the column's type, with the types the client declared for its parameters).
+ * A value it cannot judge may be anything: the rule holds.
+ */
+async function fieldHolds(deps: HoldDeps, need: ApprovalNeed, params: PlanParams): Promise<boolean> {
+  if (need.fieldCheckSql === undefined) return true;
+  try {
+    return (await deps.planner.rows(need.fieldCheckSql, unusedAsText(params, need.fieldCheckParams), deps.principal.tenantId)) !== 'f';
+  } catch (err) {
+    deps.log.warn({ err: (err as Error).message }, "could not judge a write's value against an approval rule; holding it");
+    return true;
+  }
 }
 
 /**
@@ -54,19 +58,22 @@ export function unusedAsText(params: PlanParams, used: readonly number[] | undef
 }
 
 /**
- * Undefined when the write may run now (its rule is about affected rows, and it changes no
- * more than that); otherwise the refusal the agent receives: pending_approval with the
- * approval's id, or why the write could not be held. Never runs the write itself.
+ * Undefined when the write may run now (no rule holds it: too few rows, values the rules do not
+ * name); otherwise the refusal the agent receives: pending_approval with the approval's id, or
+ * why the write could not be held (`cannotHold`: where it was sent). Never runs the write itself.
+ * A write sent unheld carries a guard that judges the rules again as it runs (approvalGuard).
  */
-export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<ProxyError | undefined> {
+export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHold?: ProxyError): Promise<ProxyError | undefined> {
   const first = held.write.approval;
   // One count serves the cap and every rule on affected rows: they are all about this write's rows.
   let counting: Promise<number | undefined> | undefined;
-  const countSql = first.countSql;
+  // The same count for every rule of the chain (the first may be a rule on values, which carries none).
+  let counter: ApprovalNeed | undefined = first;
+  while (counter && counter.countSql === undefined) counter = counter.otherwise;
   const count = (): Promise<number | undefined> =>
-    (counting ??= countSql === undefined
+    (counting ??= counter?.countSql === undefined
       ? Promise.resolve(undefined)
-      : deps.planner.countRows(countSql, unusedAsText(held.params, first.countParams), deps.principal.tenantId).catch((err: unknown) => {
+      : deps.planner.countRows(counter.countSql, unusedAsText(held.params, counter.countParams), deps.principal.tenantId).catch((err: unknown) => {
           // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
           deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
           return undefined;
@@ -79,7 +86,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
   // The rules in the policy's order: the first whose condition holds for this write's values and rows.
   let approval: ApprovalNeed | undefined = first;
   for (; approval; approval = approval.otherwise) {
-    if (approval.fieldParams && !boundValueMatches(approval.fieldParams, held.params)) continue;
+    if (!(await fieldHolds(deps, approval, held.params))) continue;
     if (approval.affectedRowsGt !== undefined) {
       const rows = await count();
       if (rows !== undefined && rows <= approval.affectedRowsGt) continue;
@@ -87,6 +94,8 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     break;
   }
   if (!approval) return undefined;
+  // Sent where it cannot wait (inside a transaction block, in a multi-statement text): refused.
+  if (cannotHold) return cannotHold;
   if (!deps.approvals) {
     return new ProxyError('statement_not_allowed', { message: 'this write needs an approval, and this proxy has no approval store', hint: 'Ask a human operator to make this change.' });
   }
@@ -114,7 +123,8 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite): Promise<
     model: held.write.model,
     ...(held.write.reason ? { reason: held.write.reason } : {}),
     originalSql: held.originalSql,
-    statementSql: held.statementSql,
+    // Without the guard it carries when sent unheld (write-limits.ts, approvalGuard): approved, it runs.
+    statementSql: held.write.approval.statementSql ?? held.statementSql,
     params,
     // The statement appends the capture columns: the executor names them with this plan, as the session would.
     ...(held.write.capture ? { capture: held.write.capture } : {}),

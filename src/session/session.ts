@@ -561,21 +561,21 @@ export class Session {
       this.refuse('query', sync, ran);
       return undefined;
     }
-    if (held && this.inBlock()) {
-      this.refuse('query', heldInBlock(), ran);
-      return undefined;
-    }
     if (statements.some((s) => s.kind === 'transaction')) this.blockMaybeOpen = true;
-    if (held && statements.length > 1) {
-      this.refuse('query', new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' }), ran);
-      return undefined;
-    }
+    // Where a write cannot be held, one that a rule would hold is refused instead (one it would not hold runs).
+    const cannotHold = !held
+      ? undefined
+      : this.inBlock()
+        ? heldInBlock()
+        : statements.length > 1
+          ? new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' })
+          : undefined;
     if (!this.budgets.limitsQueries && !(writes > 0 && this.budgets.limitsWrites) && !held && scans.length === 0) return send();
     return (async () => {
       let refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes > 0 ? 'write' : 'read'))).refused : undefined) ??
         // A held write spends no write budget while it waits: it counts when it runs (app.ts).
-        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: paramsOf(heldAt) }) : undefined) ??
+        (held ? await holdForApproval(this.pinned, { write: held.write as HeldWrite['write'], statementSql: held.sql, originalSql: sql, params: paramsOf(heldAt) }, cannotHold) : undefined) ??
         (writes > 0 && this.budgets.limitsWrites ? await this.budgets.writes(writes) : undefined);
       for (const scan of scans) refused ??= await this.budgets.scans([scan.sql], scan.params, this.plannerViews());
       if (this.ended) return;
@@ -1040,15 +1040,11 @@ export class Session {
       send();
       return undefined;
     }
-    if (portal.held && this.inBlock()) {
-      this.refuse('execute', heldInBlock(), sent);
-      return undefined;
-    }
     return (async () => {
       const refused =
         (this.budgets.limitsQueries ? (await this.budgets.query(() => (writes ? 'write' : 'read'))).refused : undefined) ??
         // A held write spends no write budget while it waits: it counts when it runs (app.ts).
-        (portal?.held ? await holdForApproval(this.pinned, portal.held) : undefined) ??
+        (portal?.held ? await holdForApproval(this.pinned, portal.held, this.inBlock() ? heldInBlock() : undefined) : undefined) ??
         (writeBudget ? await this.budgets.writes(1) : undefined);
       if (this.ended) return;
       if (refused) this.refuse('execute', refused, sent);
@@ -1474,7 +1470,7 @@ function policyRemoved(name: string): ProxyError {
  */
 function heldInBlock(): ProxyError {
   return new ProxyError('statement_not_allowed', {
-    message: 'a write that may need approval cannot be sent inside a transaction block',
+    message: 'a write that needs approval cannot be sent inside a transaction block',
     hint: 'Commit or roll back first, then send the write on its own.',
   });
 }

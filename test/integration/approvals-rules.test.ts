@@ -8,6 +8,8 @@ import { writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { modes, send } from '../support/modes';
 import { startTestProxy, type TestProxy } from '../support/proxy';
+import { RawClient } from '../support/raw-client';
+import { serialize } from 'pg-protocol';
 
 const R = "/*reason='rules test'*/ ";
 let db: TestDatabase;
@@ -27,10 +29,13 @@ beforeAll(async () => {
       'require_approval:',
       '  - { operation: update, model: orders, when: { affected_rows_gt: 10 }, approvers: 1, expires_in_s: 600 }',
       "  - { operation: update, model: orders, when: { field: status, in: [refunded] }, approvers: 1, expires_in_s: 600 }",
+      '  - { operation: update, model: orders, when: { field: total_cents, equals: 0 }, approvers: 1, expires_in_s: 600 }',
       '',
     ].join('\n'),
   );
   db = await createTestDatabase();
+  // More of tenant 1's orders than the rule on affected rows lets through.
+  await db.query("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, (SELECT min(id) FROM customers WHERE tenant_id = 1), 100 + g, 'pending' FROM generate_series(1, 12) g");
   proxy = await startTestProxy(db.url, { policies: [path.join(dir, 'policy.yaml')], admin: writeAdminSecrets(dir) });
 });
 afterAll(async () => {
@@ -76,5 +81,60 @@ describe('a status assigned from a parameter is judged by its bound value', () =
     const ran = await withAgent((c) => send(c, modes[1], `${R}UPDATE orders SET status = $1::text WHERE id = $2`, ['paid-by-param', id]));
     expect(ran.error).toBeUndefined();
     expect((await db.query<{ status: string }>(`SELECT status FROM orders WHERE id = ${id}`))[0].status).toBe('paid-by-param');
+  });
+});
+
+describe.each(modes)('what PostgreSQL would store and count decides, under the $protocol protocol', (mode) => {
+  test('a value that names a rule\'s only once converted to the column type is held: a rounded number, a padded char, a cast that cuts', async () => {
+    const id = await firstOrder();
+    const cases = [
+      `${R}UPDATE orders SET total_cents = 0.4 WHERE id = ${id}`,
+      `${R}UPDATE orders SET status = 'refunded   '::char(12) WHERE id = ${id}`,
+      `${R}UPDATE orders SET status = 'refundedX'::varchar(8) WHERE id = ${id}`,
+    ];
+    for (const sql of cases) {
+      const out = await withAgent((c) => send(c, mode, sql));
+      expect([sql, out.error?.routine]).toEqual([sql, 'ormai.pending_approval']);
+    }
+    if (mode.extended) {
+      // A parameter, with the cast the statement writes or the type the client declares.
+      const cut = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = $1::varchar(8) WHERE id = $2`, ['refundedX', id]));
+      expect(cut.error?.routine).toBe('ormai.pending_approval');
+      // Declared numeric by the client (Parse), '0.3' is stored in the integer column as 0.
+      const raw = await RawClient.connect(proxy.port, 'tenant1-agent', 'tenant1-password');
+      try {
+        raw.send(serialize.parse({ text: `${R}UPDATE orders SET total_cents = $1 WHERE id = $2`, types: [1700, 23] }), serialize.bind({ values: ['0.3', String(id)] }), serialize.execute({}), serialize.sync());
+        const answer = await raw.untilReady();
+        expect(answer.find((m) => m.name === 'error')).toMatchObject({ routine: 'ormai.pending_approval' });
+      } finally {
+        raw.end();
+      }
+    }
+    expect(await db.query('SELECT total_cents, status FROM orders WHERE id = $1', [id])).not.toEqual([{ total_cents: 0, status: 'refunded' }]);
+    expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM orders WHERE status = 'refunded' OR total_cents = 0"))[0].n).toBe(0);
+  });
+
+  test("rows counted under the agent's own settings: a WHERE that depends on TimeZone matches none on the proxy's connection and all as it runs; the write's guard refuses it", async () => {
+    const mine = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE tenant_id = 1');
+    expect(mine[0].n).toBeGreaterThan(10);
+    const out = await withAgent(async (c) => {
+      await c.query("SET TIME ZONE 'Pacific/Kiritimati'");
+      return send(c, mode, `${R}UPDATE orders SET status = 'tz-${mode.protocol}' WHERE to_char(now(), 'TZH') = '+14'`);
+    });
+    expect(out.error?.routine).toBe('ormai.approval_required');
+    expect(out.error?.message).toMatch(/it matches \d+ rows/);
+    expect(await db.query(`SELECT count(*)::int AS n FROM orders WHERE status = 'tz-${mode.protocol}'`)).toEqual([{ n: 0 }]);
+  });
+
+  test('inside a transaction block: a write no rule holds runs, one a rule would hold is refused (it could not wait there)', async () => {
+    const id = await firstOrder();
+    await withAgent(async (c) => {
+      await c.query('BEGIN');
+      const ran = await send(c, mode, `${R}UPDATE orders SET status = 'in-block-${mode.protocol}' WHERE id = ${id}`);
+      expect(ran.error).toBeUndefined();
+      const refused = await send(c, mode, `${R}UPDATE orders SET status = 'refunded' WHERE id = ${id}`);
+      expect(refused.error?.message).toMatch(/needs approval cannot be sent inside a transaction block/);
+      await c.query('ROLLBACK');
+    });
   });
 });

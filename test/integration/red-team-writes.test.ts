@@ -1169,9 +1169,9 @@ describe('red-team approvals', () => {
         `${R}INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 1, 'rtw-m'), (1, 2, 'rtw-m'), (1, 3, 'rtw-m')`,
         `${R}UPDATE orders SET total_cents = 7 WHERE status = 'rtw-m'`,
       ]);
-      // Fixed by refusing, inside a transaction block, any write an approval rule may hold.
+      // Fixed by the write's own guard: counted again as it runs, in the agent's transaction, it meets the rule and fails.
       expect(outcomes[0].rowCount).toBe(3);
-      expect(outcomes[1].error?.routine).toBe('ormai.statement_not_allowed');
+      expect(outcomes[1].error?.routine).toBe('ormai.approval_required');
     });
 
     // Fixed, kept as a regression test. Was: LEAK (critical family, I1 — see "cheap WHERE predicate" above): the approval count runs the agent's WHERE

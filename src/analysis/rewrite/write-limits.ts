@@ -3,12 +3,12 @@ import type { DeleteStmt, InsertStmt, Node, ResTarget, SelectStmt, UpdateStmt } 
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { RawPolicy } from '../../policy/schema';
-import type { ReadScope, ScopedTable } from '../../policy/scope';
+import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { deparseVerified } from '../deparse';
 import { nameParts } from '../functions';
 import { nodeBody } from '../types';
 import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
-import { andExpr, bareConstantText, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
+import { andExpr, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
 import { checkTenantBinding } from './tenant-binding';
 import { refName, type Op } from './write-target';
 
@@ -35,10 +35,20 @@ export interface ApprovalNeed {
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
   previewSql?: string;
   /**
-   * The rule's field condition, when the statement assigns the field only from parameters: it
-   * holds when a bound value is one the rule names (the session has the values).
+   * The rule's field condition, when the statement assigns the field only constants and
+   * parameters (with any casts): `SELECT <condition>`, true when PostgreSQL, converting each value
+   * to the column's type as the write would, finds one the rule names. The session asks it with
+   * the write's parameters (fieldCheckParams, the ones it names).
    */
-  fieldParams?: { params: number[]; equals?: string | number | boolean; in?: Array<string | number | boolean> };
+  fieldCheckSql?: string;
+  fieldCheckParams?: number[];
+  /** fieldCheckSql's condition, for the write's own guard (approvalGuard). */
+  fieldCondition?: Node;
+  /**
+   * The statement as the approvers' executor runs it, without the guard the write carries when
+   * it is sent unheld (approvalGuard): set on the first rule of the chain, when there is a guard.
+   */
+  statementSql?: string;
   /**
    * The next rule that may apply when this one turns out not to at run time (its rows or its
    * parameters do not meet its condition): rules are tried in the policy's order.
@@ -156,7 +166,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
   for (const rule of scope.policy.raw.require_approval) {
     if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
     const when = rule.when;
-    const field = when?.field !== undefined ? fieldMatches(stmt, op, when.field.toLowerCase(), when) : 'yes';
+    const field = when?.field !== undefined ? fieldMatches(stmt, op, table, when.field.toLowerCase(), when) : 'yes';
     if (field === 'no') continue;
     if (preview === null) preview = previewSql(stmt, op, table, scope, principal);
     const need: ApprovalNeed = {
@@ -164,7 +174,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
       approvers: rule.approvers,
       expiresInS: rule.expires_in_s,
       ...(preview ? { previewSql: preview } : {}),
-      ...(field !== 'yes' ? { fieldParams: { params: field.params, ...(when!.equals !== undefined ? { equals: when!.equals } : {}), ...(when!.in !== undefined ? { in: when!.in } : {}) } } : {}),
+      ...(field !== 'yes' ? fieldCheck(field) : {}),
     };
     if (when?.affected_rows_gt !== undefined) {
       if (op === 'insert') {
@@ -177,7 +187,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
       }
     }
     chain.push(need);
-    if (need.fieldParams === undefined && need.affectedRowsGt === undefined) break;
+    if (need.fieldCondition === undefined && need.affectedRowsGt === undefined) break;
   }
   for (let i = chain.length - 2; i >= 0; i--) chain[i].otherwise = chain[i + 1];
   return chain[0];
@@ -205,28 +215,23 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
 
 type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;
 
-/** A parameter, bare or cast (`$1`, `$1::text`): its number. */
-function paramNumber(node: Node | undefined): number | undefined {
-  if (!node) return undefined;
-  if ('ParamRef' in node) return (node.ParamRef as { number?: number }).number;
-  if ('TypeCast' in node) return paramNumber((node.TypeCast as { arg?: Node }).arg);
-  return undefined;
-}
-
-/** A bound value against a rule's `equals`/`in`, compared as the rule compares constants. */
-export function conditionHolds(text: string, when: { equals?: string | number | boolean; in?: Array<string | number | boolean> }): boolean {
-  const same = (x: string | number | boolean) => (typeof x === 'number' && text.trim() !== '' && !Number.isNaN(Number(text)) ? Number(text) === x : String(x) === text);
-  if (when.equals !== undefined && !same(when.equals)) return false;
-  if (when.in !== undefined && !when.in.some(same)) return false;
-  return true;
+/** A value PostgreSQL can judge before the write runs: a constant or a parameter, under any casts the agent wrote. */
+function judgeable(node: Node | undefined): boolean {
+  if (!node) return false;
+  if ('A_Const' in node || 'ParamRef' in node) return true;
+  if ('TypeCast' in node) return judgeable((node.TypeCast as { arg?: Node }).arg);
+  return false;
 }
 
 /**
- * Whether the statement assigns `field` a value the rule names: 'no', 'yes' (a constant that
- * matches, or a value that may be anything), or the parameters it is assigned from, for the
- * session to compare with their bound values.
+ * Whether the statement assigns `field` a value the rule may name: 'no' (it does not assign the
+ * field), 'yes' (a value that may be anything: an expression, a query, a column), or the
+ * constants and parameters it assigns, for PostgreSQL to judge (fieldCheck). Values are never
+ * compared here: PostgreSQL converts them to the column's type (`0.4` stored in an integer
+ * column is 0, `'cancelled   '` in a char(n) is 'cancelled', a parameter declared varchar(9)
+ * loses its tenth character), so only it can say what the write would store.
  */
-function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when: Condition): 'yes' | 'no' | { params: number[] } {
+function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, table: ScopedTable, field: string, when: Condition): 'yes' | 'no' | { column: VisibleColumn; values: Node[]; when: Condition } {
   const values: Array<Node | undefined> = [];
   const setValues = (items: Node[] | undefined) => {
     for (const item of items ?? []) {
@@ -246,19 +251,83 @@ function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, field: string, when
     setValues(stmt.targetList);
   }
   setValues(stmt.onConflictClause?.targetList);
-  const params: number[] = [];
-  for (const v of values) {
-    const text = bareConstantText(v);
-    if (text !== undefined) {
-      if (conditionHolds(text, when)) return 'yes';
-      continue;
-    }
-    const n = paramNumber(v);
-    // Anything else (an expression, a query) may be any value.
-    if (n === undefined) return 'yes';
-    params.push(n);
+  if (values.length === 0) return 'no';
+  const column = table.columns.find((c) => c.name === field);
+  if (!column || !values.every(judgeable)) return 'yes';
+  return { column, values: values as Node[], when };
+}
+
+/** A rule value as SQL text of the column's type. */
+function ruleValue(value: string | number | boolean, type: string): string {
+  return `CAST('${String(value).replace(/'/g, "''")}' AS ${type})`;
+}
+
+/**
+ * `(CAST(<value> AS <column type>) IN (<the rule's values>)) IS TRUE OR …` over every value the
+ * statement assigns the field: the condition, as SQL for the session and as a tree for the guard.
+ */
+function fieldCheck(field: { column: VisibleColumn; values: Node[]; when: Condition }): Pick<ApprovalNeed, 'fieldCheckSql' | 'fieldCheckParams' | 'fieldCondition'> {
+  const { column, values, when } = field;
+  const tests: string[] = [];
+  if (when.equals !== undefined) tests.push(`CAST(NULL AS ${column.type}) IN (${ruleValue(when.equals, column.type)})`);
+  if (when.in !== undefined) tests.push(`CAST(NULL AS ${column.type}) IN (${when.in.map((v) => ruleValue(v, column.type)).join(', ')})`);
+  const one = `(${tests.join(' AND ')}) IS TRUE`;
+  const select = parseTemplate(`SELECT ${values.map(() => `(${one})`).join(' OR ')}`, 'approval rule condition');
+  // Each NULL placeholder takes the value, as the agent wrote it.
+  let at = 0;
+  walk([select.targetList], (node) => {
+    const cast = (node as { TypeCast?: { arg?: Node } }).TypeCast;
+    const arg = cast?.arg as { A_Const?: { isnull?: boolean } } | undefined;
+    if (cast && arg?.A_Const?.isnull) cast.arg = cloneTree(values[Math.floor(at++ / tests.length)]);
+  });
+  const condition = (select.targetList![0] as { ResTarget: ResTarget }).ResTarget.val!;
+  const used = new Set<number>();
+  walk([condition], (node) => {
+    if ('ParamRef' in node) used.add((node.ParamRef as { number?: number }).number ?? 0);
+  });
+  return { fieldCheckSql: deparseVerified([{ SelectStmt: select }])[0], fieldCheckParams: [...used].sort((a, b) => a - b), fieldCondition: cloneTree(condition) };
+}
+
+/** The marker the database's error carries when a write sent unheld meets a require_approval rule as it runs (approvalGuard). */
+export const APPROVAL_MARKER = 'ormai:approval_required:';
+
+/**
+ * The guard a write carries when the session sends it without holding it (an UPDATE or DELETE
+ * whose rules the session judged before it ran): as it runs, in its own snapshot and the agent's
+ * session settings, PostgreSQL counts the rows again (as max_affected_rows does) and judges the
+ * assigned values again; when a rule of the chain holds after all (rows inserted meanwhile, a
+ * value that reads differently under the session's DateStyle, a time that moved), the write
+ * fails with the marker and nothing is written. Undefined when no rule of the chain can turn.
+ */
+export function approvalGuard(stmt: UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, first: ApprovalNeed): Node | undefined {
+  const whens: string[] = [];
+  const conditions: Node[] = [];
+  let counts = false;
+  let index = 0;
+  for (let need: ApprovalNeed | undefined = first; need; need = need.otherwise, index++) {
+    if (need.affectedRowsGt === undefined && need.fieldCondition === undefined) break;
+    const parts = [...(need.affectedRowsGt !== undefined ? [`ormai_count.n > ${need.affectedRowsGt}`] : []), ...(need.fieldCondition ? ['true'] : [])];
+    whens.push(`WHEN ${parts.join(' AND ')} THEN ('${APPROVAL_MARKER}${index}:' || ormai_count.n)::int > 0`);
+    if (need.fieldCondition) conditions.push(need.fieldCondition);
+    if (need.affectedRowsGt !== undefined) counts = true;
   }
-  return params.length > 0 ? { params } : 'no';
+  if (whens.length === 0) return undefined;
+  const guard = parseTemplate(`SELECT WHERE (SELECT CASE ${whens.join(' ')} ELSE true END FROM (SELECT) AS ormai_count)`, 'approval guard').whereClause as {
+    SubLink: { subselect: { SelectStmt: SelectStmt } };
+  };
+  const sub = guard.SubLink.subselect.SelectStmt;
+  // Rules on values alone need no count.
+  (sub.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: counts ? countRows(stmt, op, table) : parseTemplate('SELECT 0 AS n', 'approval guard') };
+  // Each `true` placeholder of a WHEN with a field condition takes that condition.
+  const target = (sub.targetList![0] as { ResTarget: ResTarget }).ResTarget.val as { CaseExpr: { args: Array<{ CaseWhen: { expr: Node } }> } };
+  let c = 0;
+  for (const arm of target.CaseExpr.args) {
+    const expr = arm.CaseWhen.expr as { BoolExpr?: { args: Node[] } } & { A_Const?: { boolval?: unknown } };
+    const swap = (n: Node): Node => ('A_Const' in n && (n.A_Const as { boolval?: unknown }).boolval !== undefined ? conditions[c++] : n);
+    if (expr.BoolExpr) expr.BoolExpr.args = expr.BoolExpr.args.map(swap);
+    else arm.CaseWhen.expr = swap(arm.CaseWhen.expr);
+  }
+  return guard as unknown as Node;
 }
 
 function describeRule(rule: RawPolicy['require_approval'][number]): string {

@@ -14,15 +14,16 @@ import type { WriteRule } from '../../policy/load';
 import { UNREADABLE_DRY_RUN } from '../comments';
 import type { ReadScope } from '../../policy/scope';
 import { nodeBody, nodeTypeOf } from '../types';
+import { deparseVerified } from '../deparse';
 import { addCapture, type CapturePlan } from './capture';
 import { checkedReferences, checkedValue } from './foreign-keys';
 import { guardedWhere } from './guard-order';
 import { previewDelete, previewInsert, previewUpdate } from './dry-run';
 import { bindTenant, checkInsert, checkRowReferences } from './insert-rows';
-import { cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
+import { andExpr, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
 import { NO_CTES, type CteScope } from './source-arity';
 import { tenantLiteral } from './tenant';
-import { affectedRowsCount, approvalNeed, capAffectedRows, type ApprovalNeed } from './write-limits';
+import { affectedRowsCount, approvalGuard, approvalNeed, capAffectedRows, type ApprovalNeed } from './write-limits';
 import { checkReferences, checkWritable, refName, resolveTarget, returningItems, rewriteReturning, type Op, type Target } from './write-target';
 
 export { AFFECTED_ROWS_MARKER, tooManyRows, type ApprovalNeed } from './write-limits';
@@ -122,9 +123,18 @@ export function guardWrite(
     need && rule.maxAffectedRows !== undefined && op !== 'insert'
       ? { ...need, maxAffectedRows: rule.maxAffectedRows, ...(need.countSql !== undefined ? {} : affectedRowsCount(stmt, op, target.table)) }
       : need;
+  // Counted on the write's own rows, before the cap's guard and the capture's join join them.
+  const guard = approval && op !== 'insert' ? approvalGuard(stmt, op, target.table, approval) : undefined;
   if (rule.maxAffectedRows !== undefined && !explain) capAffectedRows(stmt, op, rule.maxAffectedRows, target.table, scope);
   // Before/after for the audit trail; not for ON CONFLICT DO UPDATE, whose rows may be inserted or updated.
   const capture = explain || !captureWrites || stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE' ? undefined : addCapture(stmt, op, target.table, ref, assigned, scope, principal);
+  if (guard && approval) {
+    // Held, it runs as it is now; sent unheld, PostgreSQL judges the rules again as it runs.
+    approval.statementSql = deparseVerified([{ [op === 'update' ? 'UpdateStmt' : 'DeleteStmt']: stmt } as Node])[0];
+    stmt.whereClause = andExpr(stmt.whereClause, guard);
+  }
+  // The conditions' trees served the guard; the session needs their SQL only.
+  for (let need = approval; need; need = need.otherwise) delete need.fieldCondition;
 
   return {
     info: {

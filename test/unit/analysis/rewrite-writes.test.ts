@@ -216,21 +216,41 @@ describe('require_approval: which writes a rule holds', () => {
     return result.statements[0].write?.approval;
   };
 
-  test('a condition on an assigned constant', () => {
+  const sqlOf = (sql: string) => {
+    const result = analyze(sql, { ...base, scope: rules, protocol: 'simple' });
+    if (!result.ok) throw new Error(`${result.error.code}: ${result.error.message}`);
+    return result.sql;
+  };
+  const VARCHAR = (v: string) => `CAST('${v}' AS varchar(20))`;
+
+  test('a condition on an assigned constant or parameter is for PostgreSQL to judge, converting the value to the column type as the write would', () => {
+    const judged = `${VARCHAR('refunded')} IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`;
+    const preview = `SELECT COALESCE(json_agg(ormai_preview), '[]') FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id LIMIT 100 ) AS ormai_preview`;
     expect(need("UPDATE orders SET status = 'refunded' WHERE id = 1")).toEqual({
       rule: 'update orders when status in ["refunded","void"]',
       approvers: 2,
       expiresInS: 600,
       // What the approvers see: the dry run of the write, as JSON.
-      previewSql: `SELECT COALESCE(json_agg(ormai_preview), '[]') FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id LIMIT 100 ) AS ormai_preview`,
+      previewSql: preview,
+      fieldCheckSql: `SELECT ${judged}`,
+      fieldCheckParams: [],
+      // Held, the write runs as it was analysed; sent unheld, it carries the guard below.
+      statementSql: `UPDATE orders SET status = 'refunded' WHERE orders.tenant_id = ${T} AND id = 1`,
     });
-    expect(need("UPDATE orders SET status = 'paid' WHERE id = 1")).toBeUndefined();
+    // The guard: PostgreSQL judges the value again as the write runs (no count: the rule is on values alone).
+    expect(sqlOf("UPDATE orders SET status = 'refunded' WHERE id = 1")).toBe(
+      `UPDATE orders SET status = 'refunded' WHERE orders.tenant_id = ${T} AND id = 1 AND (SELECT CASE WHEN ${judged} THEN CAST('ormai:approval_required:0:' || ormai_count.n AS int) > 0 ELSE true END FROM ( SELECT 0 AS n ) AS ormai_count)`,
+    );
+    // A value that reads as one of the rule's only once converted: PostgreSQL's to say.
+    expect(need("UPDATE orders SET status = 'refunded   '::char(12) WHERE id = 1")?.fieldCheckSql).toBe(`SELECT CAST(CAST('refunded   ' AS char(12)) AS varchar(20)) IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`);
+    expect(need('UPDATE orders SET status = $1::varchar(8) WHERE id = 1')).toMatchObject({ fieldCheckSql: `SELECT CAST(CAST($1 AS varchar(8)) AS varchar(20)) IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`, fieldCheckParams: [1] });
     expect(need('UPDATE orders SET total_cents = 1 WHERE id = 1')).toBeUndefined();
   });
 
-  test('a field assigned from anything but a constant may hold any value: the rule applies', () => {
-    expect(need('UPDATE orders SET status = $1 WHERE id = 1')?.approvers).toBe(2);
-    expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")?.approvers).toBe(2);
+  test('a field assigned from anything but a constant or a parameter may hold any value: the rule applies', () => {
+    expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")).toMatchObject({ approvers: 2 });
+    expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")?.fieldCheckSql).toBeUndefined();
+    expect(need('UPDATE orders SET status = customer_id::text WHERE id = 1')?.fieldCheckSql).toBeUndefined();
   });
 
   test('a condition on affected rows carries the count the session runs first', () => {
