@@ -85,12 +85,15 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
 }
 
 /**
- * Why the write may not commit: it changes rows the approvers were not shown. They approved the
- * dry run the proxy read when it held the statement (`preview`: every matching row counted in
- * `affected_rows`, at most 100 listed with their keys), but the statement is evaluated again when
- * it runs, and rows written since may match it. More rows than the preview counted, or a changed
- * row whose key the complete preview did not list, and it does not commit. A write held without a
- * preview (a shape the dry run cannot show) runs as approved.
+ * Why the write may not commit: it changes rows the approvers were not shown, or gives them values
+ * they were not shown. They approved the dry run the proxy read when it held the statement
+ * (`preview`: every matching row counted in `affected_rows`, at most 100 listed with their keys
+ * and, per assigned column, `<col>_after`), but the statement is evaluated again when it runs:
+ * rows written since may match it, and a value computed from other rows (a sub-select) may have
+ * changed. More rows than the preview counted, a changed row whose key the complete preview did
+ * not list, or a value other than the one it showed for that row (an inserted row: than any row
+ * it showed), and it does not commit. Values whose JSON and text forms cannot be compared (a
+ * timestamp) are not judged. Every held write has a preview: one the dry run cannot show is not held.
  */
 export function beyondPreview(approval: Pick<Approval, 'preview'>, write: ExecutedWrite): string | undefined {
   if (!Array.isArray(approval.preview)) return undefined;
@@ -101,14 +104,28 @@ export function beyondPreview(approval: Pick<Approval, 'preview'>, write: Execut
   if (write.rowsAffected > seen) return `the write would now change ${write.rowsAffected} rows; the approvers saw ${seen}: ${again}`;
   const changed = write.changes?.rows;
   if (!changed || write.changes?.truncated || rows.length < seen) return undefined;
+  const operation = write.changes?.operation;
   for (const change of changed) {
+    if (operation === 'insert') {
+      // Inserted rows have no key yet in the preview: each must be one of the rows it showed.
+      const after = Object.entries(change.after ?? {});
+      if (!rows.some((r) => after.every(([c, v]) => !Object.hasOwn(r, c) || sameKey(r[c], v) !== false))) {
+        return `the write would now insert a row the approvers did not see (${JSON.stringify(Object.fromEntries(after))}): ${again}`;
+      }
+      continue;
+    }
     const names = Object.keys(change.key);
     if (names.length === 0 || !rows.every((r) => names.every((n) => Object.hasOwn(r, n)))) return undefined;
     const matches = rows.map((r) => names.map((n) => sameKey(r[n], change.key[n])));
     // A key whose two forms cannot be compared (a timestamp's JSON and text forms) is not judged.
     if (matches.some((m) => m.includes(undefined))) return undefined;
-    if (!matches.some((m) => m.every(Boolean))) {
-      return `the write would now change a row the approvers did not see (${JSON.stringify(names.map((n) => change.key[n]))}): ${again}`;
+    const shown = rows.find((_, i) => matches[i].every(Boolean));
+    if (!shown) return `the write would now change a row the approvers did not see (${JSON.stringify(names.map((n) => change.key[n]))}): ${again}`;
+    for (const [column, value] of Object.entries(change.after ?? {})) {
+      const field = `${column}_after`;
+      if (Object.hasOwn(shown, field) && sameKey(shown[field], value) === false) {
+        return `the write would now set ${column} of row ${JSON.stringify(names.map((n) => change.key[n]))} to a value the approvers did not see: ${again}`;
+      }
     }
   }
   return undefined;

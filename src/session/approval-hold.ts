@@ -114,7 +114,15 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
     });
   }
   const { principal, policy } = deps;
+  // The approvers approve what they see, and the executor checks the write against it: a write
+  // without one is not held.
   const preview = approval.previewSql === undefined ? undefined : await readPreview(deps, approval.previewSql, held.params);
+  if (preview === undefined) {
+    return new ProxyError('statement_not_allowed', {
+      message: `this write needs approval (${approval.rule}), and its dry run ${approval.previewSql === undefined ? 'cannot show its rows' : 'could not be read'}: approvers would see nothing, so it is not held`,
+      hint: "Write it so that /*dry_run='true'*/ shows its rows (plain SET col = value, INSERT … VALUES, no ON CONFLICT), then send it again.",
+    });
+  }
   const request = {
     requester: { user: principal.user, tenantId: principal.tenantId, roles: [...principal.roles] },
     policy: { name: policy.name, hash: policy.hash },
@@ -128,7 +136,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
     params,
     // The statement appends the capture columns: the executor names them with this plan, as the session would.
     ...(held.write.capture ? { capture: held.write.capture } : {}),
-    ...(preview !== undefined ? { preview } : {}),
+    preview,
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,
   };

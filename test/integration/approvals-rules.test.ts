@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { writeAdminSecrets } from '../support/admin';
+import { api, writeAdminSecrets } from '../support/admin';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { modes, send } from '../support/modes';
 import { startTestProxy, type TestProxy } from '../support/proxy';
@@ -136,5 +136,37 @@ describe.each(modes)('what PostgreSQL would store and count decides, under the $
       expect(refused.error?.message).toMatch(/needs approval cannot be sent inside a transaction block/);
       await c.query('ROLLBACK');
     });
+  });
+});
+
+describe.each(modes)('an approved write does what its approvers saw, under the $protocol protocol', (mode) => {
+  const admin = () => ({ url: `http://127.0.0.1:${proxy.admin.port}` });
+  const approvalId = (message: string | undefined) => /approval (appr_\S+)/.exec(message ?? '')?.[1];
+
+  test("a value read from another row that changed after the preview: the approval fails, nothing is written", async () => {
+    const id = await firstOrder();
+    const [{ customer, name }] = await db.query<{ customer: number; name: string }>('SELECT id AS customer, name FROM customers WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    const held = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = (SELECT left(name, 20) FROM customers WHERE id = ${customer}) WHERE id = ${id}`));
+    const approval = approvalId(held.error?.message);
+    expect(approval).toBeDefined();
+    const shown = await api(admin(), 'GET', `/approvals/${approval}`);
+    expect(shown.body.approval.preview).toMatchObject([{ id, status_after: name.slice(0, 20) }]);
+    const [{ status }] = await db.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [id]);
+    await db.query('UPDATE customers SET name = $1 WHERE id = $2', [`swapped-${mode.protocol}`, customer]);
+    try {
+      const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+      expect(decided.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'approved_rows_changed' } } });
+      expect(decided.body.approval.result.error.message).toMatch(/set status of row .* to a value the approvers did not see/);
+      expect(await db.query('SELECT status FROM orders WHERE id = $1', [id])).toEqual([{ status }]);
+    } finally {
+      await db.query('UPDATE customers SET name = $1 WHERE id = $2', [name, customer]);
+    }
+  });
+
+  test('a write whose dry run fails is refused, not held without a preview', async () => {
+    const id = await firstOrder();
+    const out = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'refunded' WHERE id = ${id} OR 1 / (SELECT count(*) FROM orders WHERE status = 'magic-${mode.protocol}') = 1`));
+    expect(out.error?.routine).toBe('ormai.statement_not_allowed');
+    expect(out.error?.message).toMatch(/its dry run could not be read: approvers would see nothing, so it is not held/);
   });
 });

@@ -29,3 +29,25 @@ describe('beyondPreview', () => {
     expect(beyondPreview({ preview: [{ affected_rows: 1, at: '2024-01-02T03:04:05' }] }, write([{ at: '2024-01-02 03:04:05' }]))).toBeUndefined();
   });
 });
+
+describe('beyondPreview: the values the approvers saw', () => {
+  const changed = (operation: 'update' | 'insert', rows: Array<{ key: Record<string, string>; after: Record<string, string | null> }>): ExecutedWrite => ({
+    rowsAffected: rows.length,
+    changes: { table: 'public.orders', operation, rows },
+  });
+
+  test("an updated row's new value other than the one shown for it: a sub-select's answer changed since", () => {
+    const preview = [{ affected_rows: 1, id: 1, status_before: 'new', status_after: 'Acme Retail' }];
+    expect(beyondPreview({ preview }, changed('update', [{ key: { id: '1' }, after: { status: 'Acme Retail' } }]))).toBeUndefined();
+    expect(beyondPreview({ preview }, changed('update', [{ key: { id: '1' }, after: { status: 'refunded-in-full' } }]))).toMatch(/set status of row \["1"\] to a value the approvers did not see/);
+    // Numbers as numbers; a timestamp's two forms are not judged.
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1, total_after: 150 }] }, changed('update', [{ key: { id: '1' }, after: { total: '150.00' } }]))).toBeUndefined();
+    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1, at_after: '2026-01-02T03:04:05.1' }] }, changed('update', [{ key: { id: '1' }, after: { at: '2026-01-02 03:04:05.2' } }]))).toBeUndefined();
+  });
+
+  test('an inserted row must be one of the rows shown', () => {
+    const preview = [{ affected_rows: 2, customer_id: 1, status: 'a' }, { affected_rows: 2, customer_id: 2, status: 'b' }];
+    expect(beyondPreview({ preview }, changed('insert', [{ key: { id: '10' }, after: { customer_id: '2', status: 'b', tenant_id: '1' } }]))).toBeUndefined();
+    expect(beyondPreview({ preview }, changed('insert', [{ key: { id: '10' }, after: { customer_id: '2', status: 'a', tenant_id: '1' } }]))).toMatch(/insert a row the approvers did not see/);
+  });
+});
