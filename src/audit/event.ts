@@ -44,6 +44,11 @@ export interface AuditChanges {
   operation: 'insert' | 'update' | 'delete';
   /** The table's tenant column: the rows are the event principal's tenant's (a rollback touches no other). */
   tenant_column?: string;
+  /**
+   * The session's DateStyle, IntervalStyle and TimeZone when the values were captured: their text
+   * reads back as the same values only under the same settings (a rollback sets them).
+   */
+  settings?: Record<string, string>;
   rows: AuditRowChange[];
   /** True when more rows changed than were captured (the capture is bounded). */
   truncated?: boolean;

@@ -133,7 +133,7 @@ export async function executeRollback(
         );
       }
     };
-    return await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id, record);
+    return await runInverse(client, statements, policy?.statementTimeoutMs ?? 30_000, event.principal?.tenant_id, record, event.changes?.settings);
   } catch (err) {
     // Reported as done, then not committed (its event not durable, COMMIT refused) or not known to
     // be (the connection failed during COMMIT): the trail says which.

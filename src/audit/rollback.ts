@@ -92,6 +92,9 @@ export function describeInverse(statements: InverseStatement[]): string {
     .join(';\n');
 }
 
+/** The settings an event's changes may carry (AuditChanges.settings): nothing else is set from a trail. */
+const ROLLBACK_SETTINGS = new Set(['DateStyle', 'IntervalStyle', 'TimeZone']);
+
 export interface RollbackResult {
   /** Rows put back. */
   reverted: number;
@@ -109,12 +112,17 @@ export async function runInverse(
   statementTimeoutMs: number,
   tenant?: string,
   beforeCommit: (result: RollbackResult) => Promise<void> = async () => undefined,
+  settings: Record<string, string> = {},
 ): Promise<RollbackResult> {
   let reverted = 0;
   await client.query('BEGIN');
   let result: RollbackResult;
   try {
     await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}`);
+    // The values' text reads back as what was captured only under the settings it was written in.
+    for (const [name, value] of Object.entries(settings)) {
+      if (ROLLBACK_SETTINGS.has(name)) await client.query('SELECT set_config($1, $2, true)', [name, value]);
+    }
     if (tenant !== undefined) await setTenantLocally(client, tenant);
     for (const s of statements) reverted += (await client.query(s.sql, s.params)).rowCount ?? 0;
     result = { reverted, skipped: statements.length - reverted };

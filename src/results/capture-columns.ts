@@ -61,7 +61,7 @@ export function keepCaptured(spec: CaptureSpec, values: () => Array<string | nul
 }
 
 /** The captured columns of each changed row, named: key, then before, then after (analysis/rewrite/capture.ts). */
-export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChanges {
+export function changesOf(plan: CapturePlan, captured: CaptureSpec, settings?: Record<string, string>): AuditChanges {
   const rows = captured.rows.map((values) => {
     let i = 0;
     const take = (names: string[]) => Object.fromEntries(names.map((n) => [n, values[i++] ?? null]));
@@ -70,7 +70,14 @@ export function changesOf(plan: CapturePlan, captured: CaptureSpec): AuditChange
     const after = take(plan.after);
     return { key, ...(plan.before.length ? { before } : {}), ...(plan.after.length ? { after } : {}) };
   });
-  return { table: plan.table, operation: plan.operation, ...(plan.tenantColumn ? { tenant_column: plan.tenantColumn } : {}), rows, ...(captured.truncated ? { truncated: true } : {}) };
+  return {
+    table: plan.table,
+    operation: plan.operation,
+    ...(plan.tenantColumn ? { tenant_column: plan.tenantColumn } : {}),
+    ...(settings ? { settings } : {}),
+    rows,
+    ...(captured.truncated ? { truncated: true } : {}),
+  };
 }
 
 /** NoData: what a Describe answers for a statement that returns nothing the agent asked for. */

@@ -76,7 +76,7 @@ export class StatementAuditor {
   constructor(
     private readonly port: AuditPort | undefined,
     private readonly metrics: ProxyMetrics | undefined,
-    private readonly base: { sessionId: string; principal: Principal; policy: PolicySnapshot },
+    private readonly base: { sessionId: string; principal: Principal; policy: PolicySnapshot; parameters?: ReadonlyMap<string, string> },
     private readonly log: Logger,
   ) {}
 
@@ -274,7 +274,7 @@ export class StatementAuditor {
     if (sent.tags.tool_call_id) event.tool_call_id = sent.tags.tool_call_id;
     if (statement?.flags?.length) event.flags = [...statement.flags];
     if (held) event.approval_id = /approval_id=(\S+)/.exec(refused?.detail ?? '')?.[1];
-    if (write?.capture && outcome.captured && decision === 'allowed') event.changes = changesOf(write.capture, outcome.captured);
+    if (write?.capture && outcome.captured && decision === 'allowed') event.changes = changesOf(write.capture, outcome.captured, textSettings(this.base.parameters));
     return event;
   }
 }
@@ -297,3 +297,19 @@ function withTool(draft: Omit<AuditEvent, 'id' | 'time'>, tool: ToolAuditContext
   if (tool.name === 'db.sql') delete event.reason;
   return event;
 }
+
+/**
+ * The session's settings that a captured value's text depends on (DateStyle's field order,
+ * IntervalStyle, TimeZone): a rollback reads the values back under the same ones.
+ */
+function textSettings(parameters: ReadonlyMap<string, string> | undefined): Record<string, string> | undefined {
+  if (!parameters) return undefined;
+  const out: Record<string, string> = {};
+  for (const name of TEXT_SETTINGS) {
+    const value = parameters.get(name);
+    if (value !== undefined) out[name] = value;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+const TEXT_SETTINGS = ['DateStyle', 'IntervalStyle', 'TimeZone'] as const;

@@ -56,7 +56,14 @@ export class ResponseRouter {
     if (held) this.gate = this.gate ? this.gate.then(() => held) : held;
   }
 
-  constructor(private readonly principal: Principal) {}
+  /**
+   * `parameters`: the upstream session's reported settings (its handshake's), kept as PostgreSQL
+   * reports changes (the audit records the ones a captured value's text depends on).
+   */
+  constructor(
+    private readonly principal: Principal,
+    private readonly parameters?: Map<string, string>,
+  ) {}
 
   /** Returns the bytes to send to the client for this upstream message (possibly none). */
   route(frame: BackendFrame): Buffer | undefined {
@@ -261,6 +268,7 @@ export class ResponseRouter {
 
   private parameterStatus(frame: BackendFrame): Buffer {
     const { name, value } = parameterStatusOf(frame);
+    this.parameters?.set(name, value);
     const shown = clientParameterValue(name, value, this.principal);
     return shown === value ? frame.raw : backend.parameterStatus(name, shown);
   }

@@ -169,7 +169,7 @@ export class Session {
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
     this.server = deps.upstream.socket;
-    this.router = new ResponseRouter(deps.principal);
+    this.router = new ResponseRouter(deps.principal, deps.upstream.parameters);
     // Portals live until the end of their transaction. Those confirmed so far were all bound before
     // the Query or Sync an idle ReadyForQuery answers (answers come in order); later Binds are still in flight.
     this.router.onReady = (status) => {
@@ -207,6 +207,7 @@ export class Session {
     const base = {
       sessionId: deps.id,
       principal: deps.principal,
+      parameters: deps.upstream.parameters,
       get policy() {
         return snap().policy;
       },

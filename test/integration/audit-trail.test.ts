@@ -256,6 +256,30 @@ test("a rollback touches only the write's tenant's rows: a key given up since an
   await db.query('UPDATE orders SET id = $1, total_cents = $2 WHERE id = $3', [id, total, free]);
 });
 
+test("values captured under the agent's DateStyle are read back under it (IntervalStyle and TimeZone likewise): the rollback restores the exact value", async () => {
+  const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
+  const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+  await db.query("UPDATE orders SET created_at = '2026-02-01 00:00' WHERE id = $1", [id]);
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    await c.query("SET DateStyle = 'SQL, DMY'");
+    await c.query(`/*reason='r'*/ UPDATE orders SET created_at = '05/06/2026 00:00' WHERE id = ${id}`);
+  } finally {
+    await c.end();
+  }
+  expect(await db.query('SELECT created_at::text AS at FROM orders WHERE id = $1', [id])).toEqual([{ at: '2026-06-05 00:00:00' }]);
+  let write: AuditEvent | undefined;
+  for (let i = 0; i < 100 && !write; i++) {
+    write = proxy.auditEvents().find((e) => e.statement_kind === 'write' && e.decision === 'allowed' && e.changes?.rows[0]?.after?.created_at === '05/06/2026 00:00:00');
+    if (!write) await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(write?.changes).toMatchObject({ settings: { DateStyle: 'SQL, DMY' }, rows: [{ before: { created_at: '01/02/2026 00:00:00' } }] });
+  const run = await api(admin, 'POST', `/audit/${write!.id}/rollback`, { body: { by: 'alice' } });
+  expect(run.body).toMatchObject({ reverted: 1, skipped: 0 });
+  expect(await db.query('SELECT created_at::text AS at FROM orders WHERE id = $1', [id])).toEqual([{ at: '2026-02-01 00:00:00' }]);
+});
+
 test('past the first 1,000 writes of a transaction, a range names the rest: their rollback is refused, a committed write of another session in between is not', async () => {
   const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
   const write = (n: number) => `/*reason='many'*/ UPDATE orders SET status = 'many-${n}' WHERE id = ${id}`;
