@@ -5,7 +5,6 @@ import { notAllowed, statementName } from './labels';
 import { checkExecuteArguments, parameterTypeOids } from './prepared-sql';
 import { checkSet, checkShow, checkTransactionOptions } from './settings';
 import { nodeBody, nodeTypeOf, type AnalysisContext, type AnalyzedStatement, type WriteTarget } from './types';
-import { rowSecurityApplies } from '../policy/row-security';
 
 /**
  * Classifies one top-level statement, or throws the ProxyError that refuses it. Fail closed:
@@ -170,15 +169,18 @@ function checkExplain(explain: ExplainStmt, ctx: AnalysisContext): void {
     if (!EXPLAIN_OPTIONS.has(name)) {
       throw new ProxyError('statement_not_understood', { message: `EXPLAIN option ${name} is not understood` });
     }
-    if (name === 'verbose' && !isFalse(def?.arg) && underRowSecurity(ctx)) {
-      // Over a table with row-level security, the policy's condition and the proxy's tenant
-      // literal meet in one equivalence class, and PostgreSQL checks the setting in a gating
-      // Result above the scan; the scan below it then emits the table's whole row, and VERBOSE
-      // lists every column by name, denied ones too.
+    if (name === 'verbose' && !isFalse(def?.arg)) {
+      // VERBOSE prints what the plan computes, which is more than the agent's statement names:
+      // an INSERT's row with every column's default (a hidden column's too), a generated
+      // column's expression, and over row-level security a scan's whole row below a gating Result.
       throw new ProxyError('statement_not_allowed', {
-        message: 'EXPLAIN VERBOSE is not allowed here',
+        message: 'EXPLAIN VERBOSE is not allowed',
         hint: 'Use EXPLAIN without VERBOSE: it shows the same plan.',
       });
+    }
+    if (name === 'settings' && !isFalse(def?.arg)) {
+      // The server's configuration is the proxy's business.
+      throw new ProxyError('statement_not_allowed', { message: 'EXPLAIN (SETTINGS) is not allowed', hint: 'Use EXPLAIN without SETTINGS: it shows the same plan.' });
     }
   }
   const inner = explain.query;
@@ -193,17 +195,6 @@ function checkExplain(explain: ExplainStmt, ctx: AnalysisContext): void {
       hint: innerType === 'ExecuteStmt' ? "EXPLAIN works for SELECT, INSERT, UPDATE and DELETE: explain the prepared statement's query itself, with the values written in." : 'EXPLAIN works for SELECT, INSERT, UPDATE and DELETE.',
     });
   }
-}
-
-/** Does the policy read a table whose row-level security is on (policy/row-security.ts)? */
-function underRowSecurity(ctx: AnalysisContext): boolean {
-  const scope = ctx.scope;
-  if (!scope) return false;
-  for (const key of scope.tables.keys()) {
-    const relation = scope.catalog.relations.get(key);
-    if (relation && rowSecurityApplies(relation, scope.catalog)) return true;
-  }
-  return false;
 }
 
 /** CURSOR_OPT_HOLD in PostgreSQL's parsenodes.h. */

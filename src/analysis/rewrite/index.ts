@@ -68,7 +68,19 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
     const explain = nodeBody<ExplainStmt>(tree);
     costsOff(explain);
-    if (explain.query) explain.query = replaceRelations(explain.query, replace);
+    // The plan of a catalog read shows how the proxy serves it: its filters name the upstream
+    // role, the database and the objects' oids. The agent reads the catalog, it does not plan it.
+    const tablesOnly = (rv: RangeVar, sampled: boolean): Node => {
+      const kind = scope.resolve(rv.schemaname, rv.relname ?? '').kind;
+      if ((rv.schemaname === 'ormai' && rv.relname === 'approvals') || kind === 'catalog' || kind === 'virtual') {
+        throw new ProxyError('statement_not_allowed', {
+          message: 'EXPLAIN of a catalog read is not allowed',
+          hint: 'EXPLAIN works for statements over the tables information_schema.tables lists; run the catalog query itself.',
+        });
+      }
+      return replace(rv, sampled);
+    };
+    if (explain.query) explain.query = replaceRelations(explain.query, tablesOnly);
     top = explain.query;
   } else if (stmt.nodeType === 'DeclareCursorStmt') {
     // A cursor's query is a read like any other; its rows reach the agent through FETCH, capped below.

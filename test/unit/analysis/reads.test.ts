@@ -44,7 +44,10 @@ const cases: Golden[] = [
 
   // EXPLAIN without ANALYZE is a read; its statement is checked with the same rules.
   { sql: 'EXPLAIN SELECT * FROM orders', out: 'EXPLAIN SELECT * FROM orders', kinds: ['read'] },
-  { sql: 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT 1', out: 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT 1' },
+  { sql: 'EXPLAIN (VERBOSE FALSE, COSTS OFF, FORMAT JSON) SELECT 1', out: 'EXPLAIN (VERBOSE FALSE, COSTS OFF, FORMAT JSON) SELECT 1' },
+  // VERBOSE prints more than the statement names (an INSERT's defaults, a generated column's expression); SETTINGS the server's configuration.
+  { sql: 'EXPLAIN (VERBOSE, COSTS OFF, FORMAT JSON) SELECT 1', err: 'statement_not_allowed', message: 'EXPLAIN VERBOSE is not allowed' },
+  { sql: 'EXPLAIN (SETTINGS) SELECT 1', err: 'statement_not_allowed', message: 'EXPLAIN (SETTINGS) is not allowed' },
   { sql: 'EXPLAIN (ANALYZE false) SELECT 1', out: 'EXPLAIN (ANALYZE FALSE) SELECT 1' },
   { sql: 'EXPLAIN (ANALYZE 0) SELECT 1', out: 'EXPLAIN (ANALYZE 0) SELECT 1' },
   { sql: 'EXPLAIN ANALYZE SELECT 1', err: 'statement_not_allowed', message: 'EXPLAIN ANALYZE is not allowed' },

@@ -147,7 +147,7 @@ const cases: Golden[] = [
 
   // EXPLAIN: the inner statement rewritten, no row cap.
   { sql: 'EXPLAIN SELECT * FROM orders', out: `EXPLAIN (COSTS OFF) SELECT * FROM ${ORDERS} AS orders` },
-  { sql: 'EXPLAIN (VERBOSE) SELECT * FROM orders', out: `EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM ${ORDERS} AS orders` },
+  { sql: 'EXPLAIN (FORMAT JSON) SELECT * FROM orders', out: `EXPLAIN (FORMAT JSON, COSTS OFF) SELECT * FROM ${ORDERS} AS orders` },
   // Estimates come from statistics over every tenant's rows.
   { sql: 'EXPLAIN (COSTS) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
   { sql: 'EXPLAIN (COSTS true) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
@@ -156,7 +156,10 @@ const cases: Golden[] = [
   { sql: 'EXPLAIN (COSTS false, COSTS) SELECT * FROM orders', err: 'statement_not_allowed', message: 'EXPLAIN with COSTS is not allowed' },
   { sql: 'EXPLAIN (COSTS OFF, COSTS false) SELECT * FROM orders', out: `EXPLAIN (COSTS OFF, COSTS FALSE) SELECT * FROM ${ORDERS} AS orders` },
   { sql: 'EXPLAIN (COSTS OFF) SELECT * FROM customers c JOIN orders o ON o.customer_id = c.id', out: `EXPLAIN (COSTS OFF) SELECT * FROM ${CUSTOMERS} AS c JOIN ${ORDERS} AS o ON o.customer_id = c.id` },
-  { sql: 'EXPLAIN SELECT * FROM pg_class', err: 'catalog_not_allowed', message: 'system catalog "pg_class" is not available' },
+  // The plan of a catalog read would show how the proxy serves it (the upstream role, oids).
+  { sql: 'EXPLAIN SELECT * FROM pg_class', err: 'statement_not_allowed', message: 'EXPLAIN of a catalog read is not allowed' },
+  { sql: 'EXPLAIN SELECT * FROM information_schema.tables', err: 'statement_not_allowed', message: 'EXPLAIN of a catalog read is not allowed' },
+  { sql: 'EXPLAIN SELECT o.id FROM orders o JOIN pg_namespace n ON true', err: 'statement_not_allowed', message: 'EXPLAIN of a catalog read is not allowed' },
 
   // Statements without relations are unchanged except for the cap.
   { sql: 'SELECT 1', out: 'SELECT 1 LIMIT 201' },
