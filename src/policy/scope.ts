@@ -28,6 +28,8 @@ export interface CatalogColumn {
    * ScopedTable.comparisonsMayRaise).
    */
   comparisonsMayRaise?: boolean;
+  /** A generated column's (stored or virtual): the table's columns its expression reads. */
+  generatedFrom?: string[];
 }
 
 export interface CatalogRelation {
@@ -330,6 +332,9 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
     let comparisonsMayRaise = false;
     for (const col of relation.columns) {
       if (denied.some((d) => d(relation.schema, relation.name, col.name))) continue;
+      // A generated column computed from a denied or masked column would serve it (its length,
+      // its lower-case copy, a search vector over it): hidden with it.
+      if (col.generatedFrom?.some((from) => denied.some((d) => d(relation.schema, relation.name, from)) || maskers.some((m) => m.match(relation.schema, relation.name, from)))) continue;
       if (col.comparisonsMayRaise) comparisonsMayRaise = true;
       const masker = maskers.find((m) => m.match(relation.schema, relation.name, col.name));
       columns.push({

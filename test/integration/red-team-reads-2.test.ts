@@ -175,6 +175,38 @@ describe('comparisons without a collation', () => {
   });
 });
 
+describe('generated columns computed from denied or masked columns', () => {
+  // A stored (or, from PostgreSQL 18, virtual) generated column serves what it is computed from:
+  // the length of a denied secret, a lower-case copy of a masked email. Hidden with its sources.
+  let generated: Target;
+  beforeAll(async () => {
+    generated = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), [
+      'ALTER TABLE customers ADD COLUMN secret_len int GENERATED ALWAYS AS (length(api_secret)) STORED',
+      'ALTER TABLE customers ADD COLUMN email_lc text GENERATED ALWAYS AS (lower(email)) STORED',
+      'ALTER TABLE customers ADD COLUMN name_lc text GENERATED ALWAYS AS (lower(name)) STORED',
+    ]);
+  });
+  afterAll(async () => {
+    await stopTarget(generated);
+  });
+
+  test.each(modes)('under the $protocol protocol: they do not exist for the agent; one computed from visible columns does', async (mode) => {
+    for (const sql of ['SELECT secret_len FROM customers', 'SELECT email_lc FROM customers', 'SELECT id FROM customers WHERE email_lc LIKE \'%@%\'']) {
+      const o = await run(generated, sql, mode);
+      expect([sql, o.error?.code]).toEqual([sql, '42703']);
+    }
+    const star = await run(generated, 'SELECT * FROM customers WHERE id = 1', mode);
+    expect(Object.keys(star.rows![0])).not.toEqual(expect.arrayContaining(['secret_len']));
+    expect(Object.keys(star.rows![0])).not.toContain('email_lc');
+    expect(star.rows![0]).toMatchObject({ name_lc: 'acme corp' });
+    const columns = await run(generated, "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers'", mode);
+    expect(columns.rows!.map((r) => r.column_name)).toEqual(expect.arrayContaining(['name_lc']));
+    expect(columns.rows!.map((r) => r.column_name)).not.toEqual(expect.arrayContaining(['secret_len']));
+    expect(columns.rows!.map((r) => r.column_name)).not.toEqual(expect.arrayContaining(['email_lc']));
+    expectNothingForbidden(star.bytes, '', forbidden);
+  });
+});
+
 describe.each(modes)('session facts under the $protocol protocol', (mode) => {
   test('information_schema names the database the agent connected to', async () => {
     const tables = await run(main, 'SELECT DISTINCT table_catalog FROM information_schema.tables', mode);
