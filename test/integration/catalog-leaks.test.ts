@@ -327,6 +327,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
   test('obj_description, pg_description, pg_stat_user_tables, pg_sequences: nothing of internal_notes', async () => {
     expect((await rows('SELECT relname FROM pg_stat_user_tables ORDER BY 1', mode)).map((r) => r.relname)).toEqual(['customers', 'orders']);
     expect((await rows('SELECT sequencename FROM pg_sequences ORDER BY 1', mode)).map((r) => r.sequencename)).toEqual(['customers_id_seq', 'orders_id_seq']);
+    // Owned, as pg_tables and pg_views say, by the agent's name: not the upstream role's.
+    expect(await rows('SELECT DISTINCT sequenceowner FROM pg_sequences', mode)).toEqual([{ sequenceowner: 'tenant1-agent' }]);
     expect(await rows('SELECT count(*)::int AS n FROM pg_sequence', mode)).toEqual([{ n: 2 }]);
     const [{ max }] = await rows("SELECT max(oid)::int AS max FROM pg_class WHERE relnamespace = 'public'::regnamespace", mode);
     // internal_notes and its objects have oids near the visible ones: the agent asks about each.

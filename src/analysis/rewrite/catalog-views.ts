@@ -252,7 +252,7 @@ const PG_CATALOG: Record<string, ViewSpec> = {
   },
   pg_sequence: { filter: ({ v }) => `x.seqrelid = ANY(${oids(v.sequences)})` },
   // last_value moves with every tenant's inserts.
-  pg_sequences: { filter: ({ v }) => `${regclassOf('schemaname', 'sequencename')} = ANY(${oids(v.sequences)})`, overrides: () => ({ last_value: 'NULL' }) },
+  pg_sequences: { filter: ({ v }) => `${regclassOf('schemaname', 'sequencename')} = ANY(${oids(v.sequences)})`, overrides: ({ principal }) => ({ sequenceowner: literal(principal.user), last_value: 'NULL' }) },
   pg_inherits: { filter: ({ v }) => `x.inhrelid = ANY(${oids(v.tables)}) AND x.inhparent = ANY(${oids(v.tables)})` },
   pg_namespace: { filter: ({ v }) => `x.oid = ANY(${oids(v.namespaces)})`, overrides: () => ({ nspacl: 'NULL' }) },
   // Row types of relations (and their arrays) would name every table, hidden ones included: only
