@@ -266,6 +266,20 @@ describe.each(modes)('$protocol protocol', (mode) => {
     }
   });
 
+  test("referential_constraints: a hidden table's foreign key under a visible one's name is not listed", async () => {
+    await t.db.query(`CREATE SCHEMA IF NOT EXISTS rc_hidden_${mode.protocol}`);
+    await t.db.query(`CREATE TABLE rc_hidden_${mode.protocol}.keys (k text CONSTRAINT hidden_keys_secret_pk PRIMARY KEY)`);
+    await t.db.query(`CREATE TABLE rc_payroll_${mode.protocol} (k text CONSTRAINT orders_customer_id_fkey REFERENCES rc_hidden_${mode.protocol}.keys (k) ON DELETE CASCADE)`);
+    try {
+      const listed = await run(t, "SELECT constraint_name, unique_constraint_schema, unique_constraint_name, delete_rule FROM information_schema.referential_constraints WHERE constraint_name = 'orders_customer_id_fkey'", mode);
+      expect(listed.rows).toEqual([{ constraint_name: 'orders_customer_id_fkey', unique_constraint_schema: 'public', unique_constraint_name: 'customers_pkey', delete_rule: 'NO ACTION' }]);
+      expectNothingForbidden(listed.bytes, 'referential_constraints', [...FORBIDDEN, 'hidden_keys_secret_pk', `rc_hidden_${mode.protocol}`, 'CASCADE']);
+    } finally {
+      await t.db.query(`DROP TABLE rc_payroll_${mode.protocol}`);
+      await t.db.query(`DROP SCHEMA rc_hidden_${mode.protocol} CASCADE`);
+    }
+  });
+
   test('psql \\d customers, query by query, names neither', async () => {
     const [{ oid }] = await rows("SELECT c.oid FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname OPERATOR(pg_catalog.~) '^(customers)$' COLLATE pg_catalog.default AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1", mode);
     const cols = await rows(

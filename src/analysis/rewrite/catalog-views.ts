@@ -349,11 +349,13 @@ const INFORMATION_SCHEMA: Record<string, ViewSpec> = {
         v.constraintNames.length ? v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ') : "(NULL::text, NULL::text)"
       }) AS k(s, n))`,
   ),
-  referential_constraints: connectedCatalog(({ v }) =>
-    v.constraintNames.length
-      ? `(x.constraint_schema::text, x.constraint_name::text) IN (${v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ')})`
-      : 'false',
-  ),
+  // Names a constraint by schema and name only, which PostgreSQL does not make unique (two
+  // tables may each have an fk_customer): the key it references must be a visible one too.
+  referential_constraints: connectedCatalog(({ v }) => {
+    if (!v.constraintNames.length) return 'false';
+    const pairs = v.constraintNames.map(([s, , n]) => `(${literal(s)}, ${literal(n)})`).join(', ');
+    return `(x.constraint_schema::text, x.constraint_name::text) IN (${pairs}) AND (x.unique_constraint_schema::text, x.unique_constraint_name::text) IN (${pairs})`;
+  }),
 };
 
 /** `schema.name` of every system relation served through the policy (what the catalog loader reads the columns of). */
