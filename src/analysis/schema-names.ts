@@ -11,7 +11,7 @@ import { lastName } from './reg-coercion';
 import { qualifiedName } from './rewrite/catalog-functions';
 
 /** Text search functions whose first argument, when they have two or more, is a regconfig. */
-const REGCONFIG_FUNCTIONS = new Set(['to_tsvector', 'to_tsquery', 'plainto_tsquery', 'phraseto_tsquery', 'websearch_to_tsquery', 'ts_headline', 'json_to_tsvector', 'jsonb_to_tsvector']);
+export const REGCONFIG_FUNCTIONS = new Set(['to_tsvector', 'to_tsquery', 'plainto_tsquery', 'phraseto_tsquery', 'websearch_to_tsquery', 'ts_headline', 'json_to_tsvector', 'jsonb_to_tsvector']);
 
 const schemaSets = new WeakMap<ReadScope, ReadonlySet<string>>();
 const CATALOG_ONLY: ReadonlySet<string> = new Set(['pg_catalog']);
@@ -81,7 +81,8 @@ export function checkConfigArgument(call: FuncCall, schemas: ReadonlySet<string>
   const text = 'A_Const' in args[0] ? args[0].A_Const.sval?.sval : undefined;
   // Read as PostgreSQL reads the name: quoted parts as they are, the rest folded, at most two.
   const parts = text === undefined ? undefined : qualifiedName(text);
-  if (parts && (parts.length === 1 || schemas.has(parts[0]))) return;
+  // All digits is an oid to PostgreSQL's regconfig input: any configuration, hidden ones included.
+  if (parts && !/^\s*\d+\s*$/.test(text ?? '') && (parts.length === 1 || schemas.has(parts[0]))) return;
   throw new ProxyError('function_not_allowed', {
     message: `text search configuration "${text ?? `$${(args[0] as { ParamRef?: { number?: number } }).ParamRef?.number ?? ''}`}" is not allowed`,
     hint: "Name a built-in configuration as a constant, e.g. to_tsvector('english', body).",

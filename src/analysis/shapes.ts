@@ -31,6 +31,7 @@ import { deparseOne } from './deparse';
 import { isBuiltinFunction } from './functions';
 import { CATALOG_FUNCTIONS, REG_TYPES } from './function-allowlist';
 import { normalizeText, parseStatements } from './parser';
+import { REGCONFIG_FUNCTIONS } from './schema-names';
 import type { Analysis, AnalyzedStatement } from './types';
 
 /** The lexical class of a literal: lifted ones (int, num, str) or `other` (kept in the key as written). */
@@ -157,7 +158,8 @@ function pinnedLocations(stmt: Node, tenantColumns: ReadonlySet<string>): Set<nu
         const names = ((body as { funcname?: Node[] }).funcname ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
         const name = names[names.length - 1] ?? '';
         const system = names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog');
-        if (!system || !isBuiltinFunction(name) || CATALOG_FUNCTIONS.includes(name)) inner = true;
+        // A text search function's configuration is checked by its value (schema-names.ts, checkConfigArgument).
+        if (!system || !isBuiltinFunction(name) || CATALOG_FUNCTIONS.includes(name) || REGCONFIG_FUNCTIONS.has(name)) inner = true;
       } else if (type === 'A_Expr' && (names(body).some((n) => tenantColumns.has(n)))) {
         inner = true;
       } else if (type === 'RangeTableSample') {

@@ -204,6 +204,19 @@ describe('literals the analysis reads stay part of the key', () => {
     expect(hidden.ok).toBe(false);
   });
 
+  test("a text search configuration: another schema's is refused whatever configurations came before", () => {
+    const shapes = new ShapeCache();
+    run(shapes, "SELECT to_tsvector('english', 'a')");
+    run(shapes, "SELECT to_tsvector('simple', 'b')");
+    const other = run(shapes, "SELECT to_tsvector('hidden_schema.foo', 'c')");
+    expect(other.ok ? 'ran' : other.error.code).toBe('function_not_allowed');
+    // A configuration by oid (regconfig reads digits as one), cached or not.
+    const byOid = run(shapes, "SELECT to_tsvector('3748', 'c')");
+    expect(byOid.ok ? 'ran' : byOid.error.code).toBe('function_not_allowed');
+    const fresh = analyze("SELECT to_tsvector(' 3748', 'c')", ctx);
+    expect(fresh.ok ? 'ran' : fresh.error.code).toBe('function_not_allowed');
+  });
+
   test('a row limit above the cap is capped like any other', () => {
     const shapes = new ShapeCache();
     run(shapes, 'SELECT * FROM orders LIMIT 5');
