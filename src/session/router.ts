@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal';
 import { ProxyError } from '../errors/catalogue';
 import { withAgentPosition } from '../results/error-position';
 import { sanitizeWriteError } from '../results/write-errors';
+import { scrubExplainRow } from '../results/explain';
 import { commandCompleteTag, errorFields, parameterStatusOf, readyForQueryStatus, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 import { cutDataRow, cutRowDescription, noData } from '../results/capture-columns';
@@ -117,6 +118,12 @@ export class ResponseRouter {
         return this.complete(head, frame, 'describe');
       case 'D': {
         this.expect(head, frame, 'query', 'execute');
+        const hidden = head!.explains?.[head!.kind === 'query' ? head!.result : 0];
+        if (hidden) {
+          if (head!.cap && !head!.cap.admit()) return undefined;
+          this.rowsSent++;
+          return scrubExplainRow(frame, hidden);
+        }
         const spec = head!.captures?.[head!.kind === 'query' ? head!.result : 0];
         if (spec) {
           // The capture values are kept for every row; the agent's part of the row counts against its cap.

@@ -37,7 +37,7 @@ import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
 import { SessionState, type Effect } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
-import { agentApproval, captureOf, commitShape, heldOf, writeErrorsOf, isCommit, isWrite, mayRaiseWriteErrors, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
+import { agentApproval, captureOf, commitShape, explainsOf, heldOf, writeErrorsOf, isCommit, isWrite, mayRaiseWriteErrors, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
 /**
  * Sent upstream in place of a refused statement. It fails in the parser, so the
@@ -545,6 +545,7 @@ export class Session {
         texts: texts(text, sql),
         ...(statements.some(mayRaiseWriteErrors) ? writeErrorsOf(statements, this.snap.scope) : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
+        ...explainsOf(statements, this.snap.scope),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...this.effectsOf(result.statements, sessionEffects(this.state, result.statements, declared, prepared)),
         // A held-back COMMIT is reported by guardedQuery: the hook ends there.
@@ -1012,6 +1013,7 @@ export class Session {
         cap: portal?.cap,
         ...(portal.targets || (statement !== undefined && isCommit(statement)) ? writeErrorsOf(portal.prepared?.statements ?? [], this.snap.scope) : {}),
         ...(spec ? { captures: [spec] } : {}),
+        ...explainsOf(statement ? [statement] : [], this.snap.scope),
         ...this.effectsOf(portal.prepared?.statements ?? [], sessionEffects(this.state, portal.prepared?.statements ?? [], declaredCursors(portal.prepared?.statements ?? []), portal.prepared ? sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap) : undefined)),
         audit: this.auditor.hook(sent, this.trackWrite),
       });

@@ -6,6 +6,7 @@ import type { Approval } from '../approvals/types';
 import type { PolicyView } from '../policy/provider';
 import type { ReadScope } from '../policy/scope';
 import { captureSpec, type CaptureSpec } from '../results/capture-columns';
+import { explainScrubber } from '../results/explain';
 import type { RowBudget, RowCap } from '../results/row-cap';
 import type { WriteErrorScope } from '../results/write-errors';
 import type { HeldWrite } from './approval-hold';
@@ -152,4 +153,22 @@ export function agentApproval(a: Approval): AgentApproval {
     ...(a.result?.rowsAffected !== undefined ? { rowsAffected: a.result.rowsAffected } : {}),
     ...(a.result?.error ? { error: `${a.result.error.code}: ${a.result.error.message}` } : {}),
   };
+}
+
+/** The hidden index names an EXPLAIN's plan must not show (results/explain.ts), per statement; undefined when no statement is one. */
+export function explainsOf(statements: readonly AnalyzedStatement[], scope: ReadScope | undefined): { explains?: Array<RegExp | undefined> } {
+  if (!scope?.catalog.objects || !statements.some((s) => s.nodeType === 'ExplainStmt')) return {};
+  const pattern = explainPattern(scope);
+  return pattern ? { explains: statements.map((s) => (s.nodeType === 'ExplainStmt' ? pattern : undefined)) } : {};
+}
+
+const explainPatterns = new WeakMap<ReadScope, RegExp | null>();
+
+function explainPattern(scope: ReadScope): RegExp | undefined {
+  let pattern = explainPatterns.get(scope);
+  if (pattern === undefined) {
+    pattern = explainScrubber(visibility(scope).hiddenIndexNames) ?? null;
+    explainPatterns.set(scope, pattern);
+  }
+  return pattern ?? undefined;
 }

@@ -207,6 +207,35 @@ describe('generated columns computed from denied or masked columns', () => {
   });
 });
 
+describe("EXPLAIN names no index the agent cannot see", () => {
+  // An index on a hidden column serves reads of visible ones (its leading tenant column): the
+  // plan would name it, and its name names the column.
+  let indexed: Target;
+  beforeAll(async () => {
+    indexed = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), [
+      'DROP INDEX customers_tenant_id_idx',
+      'CREATE INDEX customers_tenant_api_secret_idx ON customers (tenant_id, api_secret)',
+      "INSERT INTO customers (tenant_id, name, email, api_secret) SELECT 2, 'n' || g, 'e' || g || '@x.test', 'sk_' || g FROM generate_series(1, 20000) g",
+      'ANALYZE customers',
+    ]);
+  });
+  afterAll(async () => {
+    await stopTarget(indexed);
+  });
+
+  test.each(modes)('under the $protocol protocol, in text and JSON', async (mode) => {
+    const direct_ = await direct<{ 'QUERY PLAN': string }>(indexed, 'EXPLAIN SELECT count(*) FROM customers WHERE tenant_id = 1');
+    expect(JSON.stringify(direct_)).toContain('customers_tenant_api_secret_idx');
+    for (const sql of ['EXPLAIN SELECT count(*) FROM customers', 'EXPLAIN (FORMAT JSON) SELECT count(*) FROM customers', 'EXPLAIN SELECT id FROM customers WHERE tenant_id = 1']) {
+      const o = await run(indexed, sql, mode);
+      expect(o.error).toBeUndefined();
+      const text = JSON.stringify(o.rows);
+      expect([sql, text]).toEqual([sql, expect.stringContaining('hidden index')]);
+      expectNothingForbidden(o.bytes, sql, [...forbidden, 'api_secret']);
+    }
+  });
+});
+
 describe.each(modes)('session facts under the $protocol protocol', (mode) => {
   test('information_schema names the database the agent connected to', async () => {
     const tables = await run(main, 'SELECT DISTINCT table_catalog FROM information_schema.tables', mode);

@@ -47,6 +47,8 @@ export interface Visibility {
    * fields): objectKey(schema, table, name). See results/write-errors.ts.
    */
   objectNames: ReadonlySet<string>;
+  /** Names of the policy tables' indexes the agent cannot see (an EXPLAIN's plan may name one: results/explain.ts). */
+  hiddenIndexNames: readonly string[];
 }
 
 /** The key of a table's constraint or index in Visibility.objectNames. */
@@ -109,7 +111,9 @@ export function visibility(scope: ReadScope): Visibility {
     if (t && i.name) objectNames.add(objectKey(t.schema, t.name, i.name));
   }
   constraintNames.push(...notNullNames);
-  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, types: [...types], asText, nulled, constraintNames, columnNames, objectNames };
+  const shown = new Set(indexes);
+  const hiddenIndexNames = [...new Set((objects?.indexes ?? []).filter((i) => oidOf.has(i.rel) && !shown.has(i.oid) && i.name).map((i) => i.name))];
+  v = { tables, columns, indexes, constraints: constraints.map((c) => c.oid), defaults, sequences, namespaces, types: [...types], asText, nulled, constraintNames, columnNames, objectNames, hiddenIndexNames };
   visibilities.set(scope, v);
   return v;
 }
