@@ -514,6 +514,11 @@ describe.each(modes)('$protocol protocol', (mode) => {
       { relname: 'orders', reltuples: -1, relpages: 0, relallvisible: 0 },
       { relname: 'orders_pkey', reltuples: -1, relpages: 0, relallvisible: 0 },
     ]);
+    // customers has two CHECK constraints, one on api_secret: the agent's count is of the one it sees.
+    expect(await direct(t, "SELECT relchecks FROM pg_class WHERE relname = 'customers'")).toEqual([{ relchecks: 2 }]);
+    expect(await rows("SELECT relchecks FROM pg_class WHERE relname = 'customers'", mode)).toEqual([{ relchecks: 1 }]);
+    // The transaction counters move with every tenant's writes.
+    expect(await rows('SELECT datfrozenxid, datminmxid, age(datfrozenxid) AS a FROM pg_database', mode)).toEqual([{ datfrozenxid: null, datminmxid: null, a: null }]);
     const stats = await rows('SELECT * FROM pg_stat_user_tables ORDER BY relname', mode);
     expect(stats).toHaveLength(2);
     for (const s of stats) for (const [k, v] of Object.entries(s)) if (!['relid', 'schemaname', 'relname'].includes(k)) expect({ k, v }).toEqual({ k, v: null });

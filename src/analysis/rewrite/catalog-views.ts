@@ -230,6 +230,8 @@ const PG_CATALOG: Record<string, ViewSpec> = {
       relallvisible: '0',
       relallfrozen: '0',
       relacl: 'NULL',
+      // Counts hidden CHECK constraints too: the visible ones instead.
+      relchecks: `(SELECT count(*) FROM pg_catalog.pg_constraint ormai_k WHERE ormai_k.conrelid = x.oid AND ormai_k.contype = 'c' AND ormai_k.oid = ANY(${oids(c.v.constraints)}))`,
       // The column count names no column, but counts the hidden ones: the last visible attnum instead.
       ...(c.v.columns.size ? { relnatts: `CASE ${[...c.v.columns].map(([oid, nums]) => `WHEN x.oid = ${oid} THEN ${Math.max(0, ...nums)}`).join(' ')} ELSE x.relnatts END` } : {}),
       ...(c.views.size ? { reltype: `CASE ${[...c.views.keys()].map((oid) => `WHEN x.oid = ${oid} THEN COALESCE(${viewType(c.views.get(oid)!)}, x.reltype)`).join(' ')} ELSE x.reltype END` } : {}),
@@ -292,7 +294,8 @@ const PG_CATALOG: Record<string, ViewSpec> = {
   // Only the agent's own database, under the name it connected with.
   pg_database: {
     filter: ({ scope }) => `x.datname = ${literal(scope.catalog.database)}`,
-    overrides: ({ principal }) => ({ datname: principal.database === undefined ? 'NULL' : literal(principal.database), datacl: 'NULL' }),
+    // The transaction counters (age(datfrozenxid)) move with every tenant's writes.
+    overrides: ({ principal }) => ({ datname: principal.database === undefined ? 'NULL' : literal(principal.database), datacl: 'NULL', datfrozenxid: 'NULL', datminmxid: 'NULL' }),
   },
   // The proxy's role, under the agent's name and with no power of its own to show.
   pg_roles: {
