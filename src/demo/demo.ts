@@ -101,6 +101,12 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
   process.removeAllListeners('SIGTERM');
   process.once('SIGINT', () => void stop(0));
   process.once('SIGTERM', () => void stop(0));
+  // As `serve` does: reload the policy and users files (a terminal closing sends it too; it must not end the demo).
+  process.on('SIGHUP', () => {
+    if (!proxy || stopping) return;
+    process.stderr.write('SIGHUP: reloading the policy and users files\n');
+    void proxy.reload();
+  });
   try {
     const upstreamUrl = await seedDatabase(pg.url, DEMO_DATABASE);
     if (demo) writeFileSync(path.join(demo.dir, UPSTREAM_URL_FILE), upstreamUrl, { mode: 0o600 });

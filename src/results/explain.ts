@@ -2,29 +2,51 @@
 //
 // The plan of a statement over policy tables names the indexes PostgreSQL chose, and an index
 // on a hidden column (`customers_tenant_api_secret_idx`) serves plain reads of visible ones too
-// (an index-only scan on its leading tenant column). Each such name, as a whole identifier, reads
-// `hidden index` in every output format (text, JSON, XML, YAML).
+// (an index-only scan on its leading tenant column). Such a name reads `hidden index`, but only
+// where the plan itself names an index, never in text the agent wrote (a literal in a Filter):
+// replacing it there would tell the agent that the string it chose is a hidden index's name.
+//   text  a row that is a scan node: `[->  ]Index [Only ]Scan [Backward ]using <name> on …`,
+//         `Bitmap Index Scan on <name>`. A row is one line of the plan, and a statement whose
+//         strings or names hold a line break is not explained (classify.ts), so no literal
+//         starts a row;
+//   JSON, YAML, XML  the `Index Name` property, which a literal cannot imitate: its quotes and
+//         angle brackets are escaped in those formats.
 import { dataRowValues, type BackendFrame } from '../protocol/backend/framer';
 import * as backend from '../protocol/backend/serializer';
 
 export const HIDDEN_INDEX = 'hidden index';
 
-/** The names to replace, longest first (one may contain another), as one pattern; undefined with none. */
-export function explainScrubber(hiddenIndexNames: readonly string[]): RegExp | undefined {
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** How each format prints a name: as quote_identifier does in text, escaped in JSON and YAML, in XML. */
+const quoteIdentifier = (n: string) => (/^[a-z_][a-z0-9_$]*$/.test(n) ? n : `"${n.replace(/"/g, '""')}"`);
+const inJson = (n: string) => JSON.stringify(n).slice(1, -1);
+const inXml = (n: string) => n.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Replaces the hidden index names a plan names; undefined when there are none to hide. */
+export function explainScrubber(hiddenIndexNames: readonly string[]): ((text: string) => string) | undefined {
   if (hiddenIndexNames.length === 0) return undefined;
-  const names = [...hiddenIndexNames].sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  // Not inside a longer identifier; a quoted name keeps its quotes.
-  return new RegExp(`(?<![\\w$])(?:${names.join('|')})(?![\\w$])`, 'g');
+  const names = [...hiddenIndexNames].sort((a, b) => b.length - a.length);
+  const alternatives = (form: (n: string) => string) => [...new Set(names.map(form))].map(escape).join('|');
+  const text = new RegExp(`^(\\s*(?:->\\s+)?(?:Index Scan|Index Only Scan)(?: Backward)? using |^\\s*(?:->\\s+)?Bitmap Index Scan on )(?:${alternatives(quoteIdentifier)})(?= |$)`, 'gm');
+  const json = new RegExp(`^(\\s*"Index Name": ")(?:${alternatives(inJson)})(")`, 'gm');
+  const yaml = new RegExp(`^(\\s*Index Name: ")(?:${alternatives(inJson)})(")`, 'gm');
+  const xml = new RegExp(`(<Index-Name>)(?:${alternatives(inXml)})(</Index-Name>)`, 'g');
+  return (value) =>
+    value
+      .replace(text, `$1${HIDDEN_INDEX}`)
+      .replace(json, `$1${HIDDEN_INDEX}$2`)
+      .replace(yaml, `$1${HIDDEN_INDEX}$2`)
+      .replace(xml, `$1${HIDDEN_INDEX}$2`);
 }
 
 /** A DataRow of an EXPLAIN's output with hidden index names replaced; the same frame when none occurs. */
-export function scrubExplainRow(frame: BackendFrame, pattern: RegExp): Buffer {
+export function scrubExplainRow(frame: BackendFrame, scrub: (text: string) => string): Buffer {
   const values = dataRowValues(frame);
   let changed = false;
   const out = values.map((v) => {
     if (v === null) return null;
     const text = v.toString('utf8');
-    const scrubbed = text.replace(pattern, HIDDEN_INDEX);
+    const scrubbed = scrub(text);
     if (scrubbed === text) return v;
     changed = true;
     return Buffer.from(scrubbed, 'utf8');

@@ -19,7 +19,7 @@ const INVALID_TEXT = '22P02';
 /** The markers the proxy's own guards put in a failing cast (analysis/rewrite/writes.ts, foreign-keys.ts). */
 const CAPPED = new RegExp(`"${AFFECTED_ROWS_MARKER}(\\d+):(\\d+)"`);
 const ORPHAN = new RegExp(`"${NO_PARENT_MARKER}([^"]*)"`);
-const UNHELD = new RegExp(`"${APPROVAL_MARKER}(\\d+):(\\d+)"`);
+const UNHELD = new RegExp(`"${APPROVAL_MARKER}(\\d+):(\\d+|value)"`);
 
 const SCHEMA = 0x73; // s
 const TABLE = 0x74; // t
@@ -56,7 +56,8 @@ export function sanitizeWriteError(frame: Buffer, scope: WriteErrorScope = {}): 
   if (capped) return backend.errorResponse(tooManyRows(Number(capped[1]), Number(capped[2])).toFields());
   const unheld = value(FIELD.code) === INVALID_TEXT ? UNHELD.exec(value(FIELD.message) ?? '') : null;
   if (unheld) {
-    const message = `a require_approval rule holds this write as PostgreSQL runs it (it matches ${unheld[2]} rows), though it did not when the proxy judged it before: nothing was written`;
+    const what = unheld[2] === 'value' ? 'a value it assigns' : `it matches ${unheld[2]} rows`;
+    const message = `a require_approval rule holds this write as PostgreSQL runs it (${what}), though it did not when the proxy judged it before: nothing was written`;
     return backend.errorResponse(new ProxyError('approval_required', { message }).toFields());
   }
   const orphan = value(FIELD.code) === INVALID_TEXT ? ORPHAN.exec(value(FIELD.message) ?? '') : null;

@@ -32,7 +32,7 @@ export interface PendingItem {
   /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
   captures?: Array<CaptureSpec | undefined>;
   /** Per statement (query) or for the statement (execute): an EXPLAIN's hidden index names (results/explain.ts). */
-  explains?: Array<RegExp | undefined>;
+  explains?: Array<((text: string) => string) | undefined>;
   /** Sent by the proxy on its own (a re-Parse after a reload, a Query making the barrier views): its answer is not the client's. */
   silent?: boolean;
   /** A silent Query's error message, kept until its ReadyForQuery. */

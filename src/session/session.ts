@@ -564,14 +564,14 @@ export class Session {
       return undefined;
     }
     if (statements.some((s) => s.kind === 'transaction')) this.blockMaybeOpen = true;
-    // Where a write cannot be held, one that a rule would hold is refused instead (one it would not hold runs).
-    const cannotHold = !held
-      ? undefined
-      : this.inBlock()
-        ? heldInBlock()
-        : statements.length > 1
-          ? new ProxyError('statement_not_allowed', { message: 'a write that needs approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' })
-          : undefined;
+    // A text of several statements is refused whole when one of them is a write a rule may hold:
+    // each would need judging, and none of them could wait for approval.
+    if (held && statements.length > 1) {
+      this.refuse('query', new ProxyError('statement_not_allowed', { message: 'a write that may need approval must be sent on its own', hint: 'Send it as a single statement, outside a multi-statement string.' }), ran);
+      return undefined;
+    }
+    // Inside a transaction block, one that a rule holds is refused instead (one it does not hold runs).
+    const cannotHold = held && this.inBlock() ? heldInBlock() : undefined;
     if (!this.budgets.limitsQueries && !(writes > 0 && this.budgets.limitsWrites) && !held && scans.length === 0) return send();
     return (async () => {
       let refused =

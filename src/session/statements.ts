@@ -156,15 +156,15 @@ export function agentApproval(a: Approval): AgentApproval {
 }
 
 /** The hidden index names an EXPLAIN's plan must not show (results/explain.ts), per statement; undefined when no statement is one. */
-export function explainsOf(statements: readonly AnalyzedStatement[], scope: ReadScope | undefined): { explains?: Array<RegExp | undefined> } {
+export function explainsOf(statements: readonly AnalyzedStatement[], scope: ReadScope | undefined): { explains?: Array<((text: string) => string) | undefined> } {
   if (!scope?.catalog.objects || !statements.some((s) => s.nodeType === 'ExplainStmt')) return {};
   const pattern = explainPattern(scope);
   return pattern ? { explains: statements.map((s) => (s.nodeType === 'ExplainStmt' ? pattern : undefined)) } : {};
 }
 
-const explainPatterns = new WeakMap<ReadScope, RegExp | null>();
+const explainPatterns = new WeakMap<ReadScope, ((text: string) => string) | null>();
 
-function explainPattern(scope: ReadScope): RegExp | undefined {
+function explainPattern(scope: ReadScope): ((text: string) => string) | undefined {
   let pattern = explainPatterns.get(scope);
   if (pattern === undefined) {
     pattern = explainScrubber(visibility(scope).hiddenIndexNames) ?? null;

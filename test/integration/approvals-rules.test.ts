@@ -25,11 +25,13 @@ beforeAll(async () => {
       'models: [customers, orders]',
       'tenant_scope: { column: tenant_id, type: integer }',
       'enable_writes:',
-      '  - { models: [orders], operations: [update], require_reason: true }',
+      '  - { models: [orders], operations: [create, update, delete], require_reason: true }',
       'require_approval:',
       '  - { operation: update, model: orders, when: { affected_rows_gt: 10 }, approvers: 1, expires_in_s: 600 }',
       "  - { operation: update, model: orders, when: { field: status, in: [refunded] }, approvers: 1, expires_in_s: 600 }",
       '  - { operation: update, model: orders, when: { field: total_cents, equals: 0 }, approvers: 1, expires_in_s: 600 }',
+      '  - { operation: create, model: orders, when: { field: status, equals: voided }, approvers: 1, expires_in_s: 600 }',
+      '  - { operation: delete, model: orders, approvers: 1, expires_in_s: 600 }',
       '',
     ].join('\n'),
   );
@@ -168,5 +170,48 @@ describe.each(modes)('an approved write does what its approvers saw, under the $
     const out = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'refunded' WHERE id = ${id} OR 1 / (SELECT count(*) FROM orders WHERE status = 'magic-${mode.protocol}') = 1`));
     expect(out.error?.routine).toBe('ormai.statement_not_allowed');
     expect(out.error?.message).toMatch(/its dry run could not be read: approvers would see nothing, so it is not held/);
+  });
+});
+
+describe('writes a rule may hold, in the forms that escaped it', () => {
+  const customer = async () => (await db.query<{ id: number }>('SELECT min(id) AS id FROM customers WHERE tenant_id = 1'))[0].id;
+  const voided = async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM orders WHERE status = 'voided'"))[0].n;
+
+  test('a multi-statement text with a write a rule may hold is refused whole, whatever comes first', async () => {
+    const [a, b] = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 2')).map((r) => r.id);
+    const out = await withAgent((c) => send(c, modes[0], `${R}UPDATE orders SET status = 'shipped' WHERE id = ${a}; ${R}DELETE FROM orders WHERE id = ${b}`));
+    expect(out.error?.message).toMatch(/may need approval must be sent on its own/);
+    expect(await db.query('SELECT count(*)::int AS n FROM orders WHERE id = $1', [b])).toEqual([{ n: 1 }]);
+    const two = await withAgent((c) => send(c, modes[0], `${R}INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 1, 'pending'); ${R}INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 1, 'voided')`));
+    expect(two.error?.routine).toBe('ormai.statement_not_allowed');
+    expect(await voided()).toBe(0);
+  });
+
+  test("an INSERT's parameter typed by its other use (bpchar) stores a rule's value: its guard refuses it as it runs", async () => {
+    const out = await withAgent((c) => send(c, modes[1], `${R}INSERT INTO orders (customer_id, total_cents, status) VALUES ($1, length($2::bpchar), $2)`, [1, 'voided    ']));
+    expect(out.error?.routine).toBe('ormai.approval_required');
+    expect(out.error?.message).toMatch(/a value it assigns/);
+    expect(await voided()).toBe(0);
+    // Plainly written, the same value is held.
+    const held = await withAgent((c) => send(c, modes[1], `${R}INSERT INTO orders (customer_id, total_cents, status) VALUES ($1, 1, $2)`, [1, 'voided']));
+    expect(held.error?.routine).toBe('ormai.pending_approval');
+    expect(await voided()).toBe(0);
+  });
+
+  test('SQL EXECUTE with a cast argument: never stored unheld', async () => {
+    const c1 = await customer();
+    const out = await withAgent(async (c) => {
+      await c.query(`PREPARE pi (int, int, text) AS ${R}INSERT INTO orders (customer_id, total_cents, status) VALUES ($1, $2, $3)`);
+      return send(c, modes[0], `EXECUTE pi(${c1}, 91, 'voided    '::char(10))`);
+    });
+    expect(['ormai.pending_approval', 'ormai.approval_required']).toContain(out.error?.routine);
+    expect(await voided()).toBe(0);
+  });
+
+  test.each(modes)('a NULL of a type is judged like any value ($protocol)', async (mode) => {
+    const id = await firstOrder();
+    // status is NOT NULL: PostgreSQL's own error, not the proxy's failure to print the statement.
+    const out = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = NULL::text WHERE id = ${id}`));
+    expect(out.error?.code).toBe('23502');
   });
 });

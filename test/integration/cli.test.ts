@@ -41,7 +41,7 @@ async function processes(): Promise<Array<{ pid: number; ppid: number; args: str
     .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3] }));
 }
 
-test('demo: prints working connection strings for both tenants and stops cleanly on SIGTERM', async () => {
+test('demo: prints working connection strings for both tenants, reloads on SIGHUP and stops cleanly on SIGTERM', async () => {
   const port = await freePort();
   // Ports of its own for each listener: the defaults (9090 for admin) may be taken on a shared machine.
   const demo = start(['demo', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${await freePort()}`, '--tools-listen', `127.0.0.1:${await freePort()}`]);
@@ -110,6 +110,14 @@ test('demo: prints working connection strings for both tenants and stops cleanly
     expect(server).toBeDefined();
     const dataDir = / -D (\S+)/.exec(server.args)![1];
     expect(existsSync(dataDir)).toBe(true);
+
+    // SIGHUP (a closed terminal sends it) reloads, as for serve: the demo keeps serving.
+    demo.child.kill('SIGHUP');
+    await waitForOutput(demo.output, /SIGHUP: reloading the policy and users files/, 10_000);
+    const after = new Client({ connectionString: urls[0] });
+    await after.connect();
+    expect((await after.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBeGreaterThan(0);
+    await after.end();
 
     demo.child.kill('SIGTERM');
     expect(await demo.exited).toBe(0);

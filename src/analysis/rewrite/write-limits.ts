@@ -44,6 +44,8 @@ export interface ApprovalNeed {
   fieldCheckParams?: number[];
   /** fieldCheckSql's condition, for the write's own guard (approvalGuard). */
   fieldCondition?: Node;
+  /** The field the rule's condition is on, for an INSERT's guard of each value (guardInsertValues). */
+  field?: { column: VisibleColumn; when: Condition };
   /**
    * The statement as the approvers' executor runs it, without the guard the write carries when
    * it is sent unheld (approvalGuard): set on the first rule of the chain, when there is a guard.
@@ -262,30 +264,37 @@ function ruleValue(value: string | number | boolean, type: string): string {
   return `CAST('${String(value).replace(/'/g, "''")}' AS ${type})`;
 }
 
-/**
- * `(CAST(<value> AS <column type>) IN (<the rule's values>)) IS TRUE OR …` over every value the
- * statement assigns the field: the condition, as SQL for the session and as a tree for the guard.
- */
-function fieldCheck(field: { column: VisibleColumn; values: Node[]; when: Condition }): Pick<ApprovalNeed, 'fieldCheckSql' | 'fieldCheckParams' | 'fieldCondition'> {
-  const { column, values, when } = field;
+/** `(CAST(<value> AS <column type>) IN (<the rule's values>)) IS TRUE`: does PostgreSQL store one of the rule's values? */
+function valueCondition(value: Node, column: VisibleColumn, when: Condition): Node {
   const tests: string[] = [];
   if (when.equals !== undefined) tests.push(`CAST(NULL AS ${column.type}) IN (${ruleValue(when.equals, column.type)})`);
   if (when.in !== undefined) tests.push(`CAST(NULL AS ${column.type}) IN (${when.in.map((v) => ruleValue(v, column.type)).join(', ')})`);
-  const one = `(${tests.join(' AND ')}) IS TRUE`;
-  const select = parseTemplate(`SELECT ${values.map(() => `(${one})`).join(' OR ')}`, 'approval rule condition');
-  // Each NULL placeholder takes the value, as the agent wrote it.
-  let at = 0;
-  walk([select.targetList], (node) => {
-    const cast = (node as { TypeCast?: { arg?: Node } }).TypeCast;
-    const arg = cast?.arg as { A_Const?: { isnull?: boolean } } | undefined;
-    if (cast && arg?.A_Const?.isnull) cast.arg = cloneTree(values[Math.floor(at++ / tests.length)]);
-  });
+  const select = parseTemplate(`SELECT (${tests.join(' AND ')}) IS TRUE`, 'approval rule condition');
   const condition = (select.targetList![0] as { ResTarget: ResTarget }).ResTarget.val!;
+  // The NULL placeholders, found before any is filled: the value may itself be a cast of NULL.
+  const placeholders: Array<{ arg?: Node }> = [];
+  walk([condition], (node) => {
+    const cast = (node as { TypeCast?: { arg?: Node } }).TypeCast;
+    if (cast && (cast.arg as { A_Const?: { isnull?: boolean } } | undefined)?.A_Const?.isnull) placeholders.push(cast);
+  });
+  for (const cast of placeholders) cast.arg = cloneTree(value);
+  return condition;
+}
+
+/**
+ * The rule's condition over every value the statement assigns the field (any of them), as SQL
+ * for the session and as a tree for the guard.
+ */
+function fieldCheck(field: { column: VisibleColumn; values: Node[]; when: Condition }): Pick<ApprovalNeed, 'fieldCheckSql' | 'fieldCheckParams' | 'fieldCondition' | 'field'> {
+  const { column, values, when } = field;
+  const conditions = values.map((v) => valueCondition(v, column, when));
+  const condition = conditions.length === 1 ? conditions[0] : ({ BoolExpr: { boolop: 'OR_EXPR', args: conditions } } as Node);
   const used = new Set<number>();
   walk([condition], (node) => {
     if ('ParamRef' in node) used.add((node.ParamRef as { number?: number }).number ?? 0);
   });
-  return { fieldCheckSql: deparseVerified([{ SelectStmt: select }])[0], fieldCheckParams: [...used].sort((a, b) => a - b), fieldCondition: cloneTree(condition) };
+  const select: SelectStmt = { targetList: [{ ResTarget: { val: cloneTree(condition) } }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' };
+  return { fieldCheckSql: deparseVerified([{ SelectStmt: select }])[0], fieldCheckParams: [...used].sort((a, b) => a - b), fieldCondition: condition, field: { column, when } };
 }
 
 /** The marker the database's error carries when a write sent unheld meets a require_approval rule as it runs (approvalGuard). */
@@ -307,7 +316,9 @@ export function approvalGuard(stmt: UpdateStmt & DeleteStmt, op: Op, table: Scop
   for (let need: ApprovalNeed | undefined = first; need; need = need.otherwise, index++) {
     if (need.affectedRowsGt === undefined && need.fieldCondition === undefined) break;
     const parts = [...(need.affectedRowsGt !== undefined ? [`ormai_count.n > ${need.affectedRowsGt}`] : []), ...(need.fieldCondition ? ['true'] : [])];
-    whens.push(`WHEN ${parts.join(' AND ')} THEN ('${APPROVAL_MARKER}${index}:' || ormai_count.n)::int > 0`);
+    // The marker is a sub-select's, so that the planner cannot fold the failing cast before it runs.
+    const marker = need.affectedRowsGt !== undefined ? `(SELECT '${APPROVAL_MARKER}${index}:' || ormai_count.n)` : `(SELECT '${APPROVAL_MARKER}${index}:value')`;
+    whens.push(`WHEN ${parts.join(' AND ')} THEN CAST(${marker} AS int) > 0`);
     if (need.fieldCondition) conditions.push(need.fieldCondition);
     if (need.affectedRowsGt !== undefined) counts = true;
   }
@@ -328,6 +339,46 @@ export function approvalGuard(stmt: UpdateStmt & DeleteStmt, op: Op, table: Scop
     else arm.CaseWhen.expr = swap(arm.CaseWhen.expr);
   }
   return guard as unknown as Node;
+}
+
+/**
+ * An INSERT sent unheld: each value a rule on a field judged (a constant or a parameter) becomes
+ * `CASE WHEN <the rule's condition on it> THEN <the marker's failing cast> ELSE <value> END`, in
+ * every row and in ON CONFLICT's SET, so that PostgreSQL judges it again as it runs, with the
+ * types it gives the parameters there and the session's settings (approvalGuard for the rest).
+ */
+export function guardInsertValues(stmt: InsertStmt, first: ApprovalNeed): boolean {
+  let guarded = false;
+  let index = 0;
+  for (let need: ApprovalNeed | undefined = first; need; need = need.otherwise, index++) {
+    if (need.affectedRowsGt === undefined && need.fieldCondition === undefined) break;
+    const field = need.field;
+    if (!field) continue;
+    const wrap = (value: Node): Node => {
+      const template = parseTemplate(
+        `SELECT CASE WHEN true THEN CAST(CAST(CAST((SELECT '${APPROVAL_MARKER}${index}:value') AS int) AS text) AS ${field.column.type}) ELSE NULL END`,
+        'approval guard',
+      );
+      const expr = (template.targetList![0] as { ResTarget: ResTarget }).ResTarget.val as { CaseExpr: { args: Array<{ CaseWhen: { expr: Node } }>; defresult: Node } };
+      expr.CaseExpr.args[0].CaseWhen.expr = valueCondition(value, field.column, field.when);
+      expr.CaseExpr.defresult = value;
+      guarded = true;
+      return expr as unknown as Node;
+    };
+    const at = (stmt.cols ?? []).findIndex((c) => (c as { ResTarget: ResTarget }).ResTarget.name === field.column.name);
+    const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
+    if (at >= 0) {
+      for (const row of select?.valuesLists ?? []) {
+        const items = (row as { List: { items: Node[] } }).List.items;
+        if (items[at] && judgeable(items[at])) items[at] = wrap(items[at]);
+      }
+    }
+    for (const item of stmt.onConflictClause?.targetList ?? []) {
+      const res = (item as { ResTarget: ResTarget }).ResTarget;
+      if (res.name === field.column.name && res.val && judgeable(res.val)) res.val = wrap(res.val);
+    }
+  }
+  return guarded;
 }
 
 function describeRule(rule: RawPolicy['require_approval'][number]): string {

@@ -239,12 +239,25 @@ describe('require_approval: which writes a rule holds', () => {
     });
     // The guard: PostgreSQL judges the value again as the write runs (no count: the rule is on values alone).
     expect(sqlOf("UPDATE orders SET status = 'refunded' WHERE id = 1")).toBe(
-      `UPDATE orders SET status = 'refunded' WHERE orders.tenant_id = ${T} AND id = 1 AND (SELECT CASE WHEN ${judged} THEN CAST('ormai:approval_required:0:' || ormai_count.n AS int) > 0 ELSE true END FROM ( SELECT 0 AS n ) AS ormai_count)`,
+      `UPDATE orders SET status = 'refunded' WHERE orders.tenant_id = ${T} AND id = 1 AND (SELECT CASE WHEN ${judged} THEN CAST((SELECT 'ormai:approval_required:0:value') AS int) > 0 ELSE true END FROM ( SELECT 0 AS n ) AS ormai_count)`,
     );
+    // A NULL of a type is a value like any other (it is also what the condition's placeholders are made of).
+    expect(need('UPDATE orders SET status = NULL::text WHERE id = 1')?.fieldCheckSql).toBe(`SELECT CAST(NULL::text AS varchar(20)) IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`);
     // A value that reads as one of the rule's only once converted: PostgreSQL's to say.
     expect(need("UPDATE orders SET status = 'refunded   '::char(12) WHERE id = 1")?.fieldCheckSql).toBe(`SELECT CAST(CAST('refunded   ' AS char(12)) AS varchar(20)) IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`);
     expect(need('UPDATE orders SET status = $1::varchar(8) WHERE id = 1')).toMatchObject({ fieldCheckSql: `SELECT CAST(CAST($1 AS varchar(8)) AS varchar(20)) IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`, fieldCheckParams: [1] });
     expect(need('UPDATE orders SET total_cents = 1 WHERE id = 1')).toBeUndefined();
+  });
+
+  test('an INSERT sent unheld judges each value again as it runs; held, it runs without that guard', () => {
+    const creating = scopeVariant(WITH_COUNTRIES, {
+      require_approval: [{ operation: 'create', model: 'orders', when: { field: 'status', equals: 'void' }, approvers: 1, expires_in_s: 60 }],
+    });
+    const result = analyze("INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 1, $1), (1, 2, NULL::text)", { ...base, scope: creating, protocol: 'extended' });
+    if (!result.ok) throw new Error(result.error.message);
+    const guard = (v: string) => `CASE WHEN CAST(${v} AS varchar(20)) IN (${VARCHAR('void')}) IS TRUE THEN CAST(CAST(CAST((SELECT 'ormai:approval_required:0:value') AS int) AS text) AS varchar(20)) ELSE ${v} END`;
+    expect(result.sql).toBe(`INSERT INTO orders (customer_id, total_cents, status, tenant_id) VALUES (1, 1, ${guard('$1')}, ${T}), (1, 2, ${guard('NULL::text')}, ${T})`);
+    expect(result.statements[0].write?.approval?.statementSql).toBe(`INSERT INTO orders (customer_id, total_cents, status, tenant_id) VALUES (1, 1, $1, ${T}), (1, 2, NULL::text, ${T})`);
   });
 
   test('a field assigned from anything but a constant or a parameter may hold any value: the rule applies', () => {
