@@ -28,7 +28,7 @@ const BUILTIN_OPERATORS = `SELECT DISTINCT oprname AS name FROM pg_operator WHER
 /** Functions with a volatile overload, by schema and name (CatalogSnapshot.volatileFunctions). */
 const VOLATILE_FUNCTIONS = `
   SELECT DISTINCT n.nspname AS schema, p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE p.provolatile = 'v' AND p.prokind IN ('f', 'w')`;
+   WHERE p.provolatile = 'v' AND p.prokind IN ('f', 'w', 'a')`;
 
 /** Functions of the search_path's schemas that are no extension's (CatalogSnapshot.userFunctions). */
 const USER_FUNCTIONS = `

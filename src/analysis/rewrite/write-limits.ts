@@ -116,6 +116,13 @@ function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string, scope: Read
     });
   walk([stmt.whereClause, stmt.fromClause, stmt.usingClause, stmt.withClause], (node) => {
     if ('RangeTableSample' in node) throw refuse('TABLESAMPLE');
+    // An operator of the search path's schemas, by the functions it runs.
+    const op = (node as { A_Expr?: { name?: Node[] } }).A_Expr;
+    if (op) {
+      const parts = nameParts(op.name);
+      const runs = scope.catalog.userOperators?.get(parts[parts.length - 1] ?? '');
+      if (runs?.some(([schema, name]) => volatile.has(`${schema}.${name}`))) throw refuse(`the operator ${parts.join('.')}`);
+    }
     const call = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall;
     if (!call) return;
     const parts = nameParts(call.funcname);

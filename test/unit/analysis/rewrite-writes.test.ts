@@ -20,7 +20,7 @@ const CAPPED = scopeVariant(WITH_COUNTRIES, { enable_writes: [{ models: ['orders
 /** CAPPED, with a function of the policy's that the catalog says is volatile. */
 const VOLATILE_PICK = compileScope(
   buildPolicy(policySchema.parse({ ...CAPPED.policy.raw, allow_functions: ['public.pick'] }), WITH_COUNTRIES),
-  { ...quickstartCatalog(), volatileFunctions: new Set(['public.pick', 'random', 'pg_catalog.random']) },
+  { ...quickstartCatalog(), volatileFunctions: new Set(['public.pick', 'random', 'pg_catalog.random']), userOperators: new Map([['<~>', [['public', 'pick']] as const]]) },
 );
 
 const cases: Golden[] = [
@@ -369,6 +369,7 @@ describe('names and shapes the red team found', () => {
       { sql: "DELETE FROM orders WHERE id = ANY (array_sample(ARRAY[1, 2, 3], 1))", err: 'statement_not_allowed', message: 'array_sample() cannot choose the rows', ctx: { scope: CAPPED } },
       // The catalog's volatile functions: a policy's own function too.
       { sql: "UPDATE orders SET status = 'x' WHERE id = public.pick()", err: 'statement_not_allowed', message: 'pick() cannot choose the rows', ctx: { scope: VOLATILE_PICK } },
+      { sql: "UPDATE orders SET status = 'x' WHERE id <~> 3", err: 'statement_not_allowed', message: 'the operator <~> cannot choose the rows', ctx: { scope: VOLATILE_PICK } },
     ],
     base,
   );
