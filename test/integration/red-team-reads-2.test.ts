@@ -233,11 +233,23 @@ describe("EXPLAIN names no index the agent cannot see", () => {
       expect([sql, text]).toEqual([sql, expect.stringContaining('hidden index')]);
       expectNothingForbidden(o.bytes, sql, [...forbidden, 'api_secret']);
     }
-    // A guess in the agent's own text comes back as written, right or wrong: no oracle.
+    // A guess in the agent's own text comes back as written, right or wrong: no oracle, also
+    // where the statement computes a line break that would start a text plan's row of its own.
     for (const guess of ['customers_tenant_api_secret_idx', 'customers_tenant_nothing_idx']) {
       const o = await run(indexed, `EXPLAIN SELECT id FROM customers WHERE name = '${guess}'`, mode);
       expect(JSON.stringify(o.rows)).toContain(guess);
+      const forged = await run(indexed, `EXPLAIN SELECT id FROM customers WHERE name = 'x' || chr(10) || 'Index Scan using ${guess} on customers'`, mode);
+      expect(JSON.stringify(forged.rows)).toContain(guess);
     }
+    // The plan lists arbiter indexes, hidden ones too: not explained.
+    const upsert = await run(indexed, "EXPLAIN INSERT INTO orders (customer_id, total_cents) VALUES (1, 1) ON CONFLICT DO NOTHING", mode);
+    expect(upsert.error?.message).toMatch(/EXPLAIN of INSERT … ON CONFLICT is not allowed/);
+  });
+
+  test.each(modes)('where no index is hidden, a text EXPLAIN stays text ($protocol)', async (mode) => {
+    const o = await run(main, 'EXPLAIN SELECT count(*) FROM customers', mode);
+    expect(typeof o.rows![0]['QUERY PLAN']).toBe('string');
+    expect(String(o.rows![0]['QUERY PLAN'])).toMatch(/Aggregate/);
   });
 });
 

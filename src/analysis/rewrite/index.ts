@@ -21,7 +21,7 @@ import {
 } from './refusals';
 import { dropSchemaQualifiers } from './qualified';
 import { guardCatalogCalls } from './catalog-functions';
-import { servedRelation } from './catalog-views';
+import { servedRelation, visibility } from './catalog-views';
 import { forgesTenant } from './tenant';
 import { comparisonsMayRaiseIn } from './collations';
 import { NO_CTES, withScope } from './source-arity';
@@ -68,6 +68,7 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     // EXPLAIN shows the plan of what would run: the rewritten statement, without the row cap.
     const explain = nodeBody<ExplainStmt>(tree);
     costsOff(explain);
+    structuredWhereIndexesHide(explain, scope);
     // The plan of a catalog read shows how the proxy serves it: its filters name the upstream
     // role, the database and the objects' oids. The agent reads the catalog, it does not plan it.
     const tablesOnly = (rv: RangeVar, sampled: boolean): Node => {
@@ -341,6 +342,23 @@ function costsOff(explain: ExplainStmt): void {
     named = true;
   }
   if (!named) explain.options = [...options, { DefElem: { defname: 'costs', arg: { String: { sval: 'off' } }, defaction: 'DEFELEM_UNSPEC', location: -1 } } as Node];
+}
+
+/**
+ * A plan names the indexes it uses, and the proxy replaces those the agent cannot see
+ * (results/explain.ts). In JSON, YAML and XML it knows where a plan names one: the Index Name
+ * property, which no text of the agent's can imitate (those formats escape it). The text format
+ * has no such place: a string the statement computes (`'x' || chr(10) || 'Index Scan using …'`)
+ * prints as rows of its own. So where the policy's tables have indexes the agent cannot see, a
+ * text EXPLAIN runs as FORMAT JSON.
+ */
+function structuredWhereIndexesHide(explain: ExplainStmt, scope: ReadScope): void {
+  if (!scope.catalog.objects || visibility(scope).hiddenIndexNames.length === 0) return;
+  const options = explain.options ?? [];
+  const format = options.map((o) => ('DefElem' in o ? o.DefElem : undefined)).filter((d) => d?.defname === 'format').pop();
+  const value = format ? ((format.arg as { String?: { sval?: string } } | undefined)?.String?.sval ?? '').toLowerCase() : 'text';
+  if (value !== 'text') return;
+  explain.options = [...options.filter((o) => !('DefElem' in o && o.DefElem.defname === 'format')), { DefElem: { defname: 'format', arg: { String: { sval: 'json' } }, defaction: 'DEFELEM_UNSPEC', location: -1 } } as Node];
 }
 
 // The row cap: the outermost LIMIT of a top-level SELECT lets at most max_rows + 1 rows leave the database.
