@@ -89,31 +89,36 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
  * they were not shown. They approved the dry run the proxy read when it held the statement
  * (`preview`: every matching row counted in `affected_rows`, at most 100 listed with their keys
  * and, per assigned column, `<col>_after`), but the statement is evaluated again when it runs:
- * rows written since may match it, and a value computed from other rows (a sub-select) may have
- * changed. More rows than the preview counted, a changed row whose key the complete preview did
- * not list, or a value other than the one it showed for that row (an inserted row: than any row
- * it showed), and it does not commit. Values whose JSON and text forms cannot be compared (a
- * timestamp) are not judged. Every held write has a preview: one the dry run cannot show is not held.
+ * rows written since may match it, and a value read from the database (a sub-select, a column;
+ * `compared`) may have changed. More rows than the preview counted, a changed row whose key the
+ * complete preview did not list, or a compared value other than the one shown for that row (the
+ * inserted rows: other than the rows shown, one for one), and it does not commit. Values the
+ * statement itself gives (constants, parameters, now()) are not compared.
  */
-export function beyondPreview(approval: Pick<Approval, 'preview'>, write: ExecutedWrite): string | undefined {
+export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared'>, write: ExecutedWrite): string | undefined {
   if (!Array.isArray(approval.preview)) return undefined;
   const rows = approval.preview as Array<Record<string, unknown>>;
   const seen = rows.length === 0 ? 0 : Number(rows[0].affected_rows);
   if (!Number.isFinite(seen)) return undefined;
   const again = 'nothing was changed; ask the agent to send the write again, for a new approval';
   if (write.rowsAffected > seen) return `the write would now change ${write.rowsAffected} rows; the approvers saw ${seen}: ${again}`;
+  const compared = approval.compared ?? [];
   const changed = write.changes?.rows;
-  if (!changed || write.changes?.truncated || rows.length < seen) return undefined;
-  const operation = write.changes?.operation;
-  for (const change of changed) {
-    if (operation === 'insert') {
-      // Inserted rows have no key yet in the preview: each must be one of the rows it showed.
-      const after = Object.entries(change.after ?? {});
-      if (!rows.some((r) => after.every(([c, v]) => !Object.hasOwn(r, c) || sameKey(r[c], v) !== false))) {
-        return `the write would now insert a row the approvers did not see (${JSON.stringify(Object.fromEntries(after))}): ${again}`;
-      }
-      continue;
+  if (!changed) return undefined;
+  // Values the approvers could not all see (past the 100 rows listed, or a capture cut short) cannot be checked: not run.
+  if (compared.length > 0 && (write.changes?.truncated || rows.length < seen)) return `the write's values cannot all be checked against the preview the approvers saw: ${again}`;
+  if (write.changes?.truncated || rows.length < seen) return undefined;
+  if (write.changes?.operation === 'insert') {
+    // Each inserted row is one the approvers saw, one for one.
+    const left = [...rows];
+    for (const change of changed) {
+      const at = left.findIndex((r) => compared.every((c) => sameValue(r[c], change.after?.[c])));
+      if (at < 0) return `the write would now insert a row the approvers did not see (${JSON.stringify(Object.fromEntries(compared.map((c) => [c, change.after?.[c] ?? null])))}): ${again}`;
+      left.splice(at, 1);
     }
+    return undefined;
+  }
+  for (const change of changed) {
     const names = Object.keys(change.key);
     if (names.length === 0 || !rows.every((r) => names.every((n) => Object.hasOwn(r, n)))) return undefined;
     const matches = rows.map((r) => names.map((n) => sameKey(r[n], change.key[n])));
@@ -121,14 +126,39 @@ export function beyondPreview(approval: Pick<Approval, 'preview'>, write: Execut
     if (matches.some((m) => m.includes(undefined))) return undefined;
     const shown = rows.find((_, i) => matches[i].every(Boolean));
     if (!shown) return `the write would now change a row the approvers did not see (${JSON.stringify(names.map((n) => change.key[n]))}): ${again}`;
-    for (const [column, value] of Object.entries(change.after ?? {})) {
-      const field = `${column}_after`;
-      if (Object.hasOwn(shown, field) && sameKey(shown[field], value) === false) {
+    for (const column of compared) {
+      if (!sameValue(shown[`${column}_after`], change.after?.[column])) {
         return `the write would now set ${column} of row ${JSON.stringify(names.map((n) => change.key[n]))} to a value the approvers did not see: ${again}`;
       }
     }
   }
   return undefined;
+}
+
+/**
+ * A value as the preview's JSON shows it against the text the write returned, strictly: anything
+ * the two forms cannot be shown equal in is a difference. Numbers compare as numbers (JSON keeps
+ * no trailing zeros), booleans as t/f, a timestamp's JSON form (…T…, +hh:mm) against its text
+ * form (… …, +hh), JSON values as JSON.
+ */
+function sameValue(shown: unknown, text: unknown): boolean {
+  if (shown === null || shown === undefined || text === null || text === undefined) return (shown ?? null) === (text ?? null);
+  const t = String(text);
+  if (typeof shown === 'number') return t.trim() !== '' && Number(t) === shown;
+  if (typeof shown === 'boolean') return t === (shown ? 't' : 'f');
+  if (typeof shown === 'string') return shown === t || (TIMESTAMP.test(shown) && shown === timestampJson(t));
+  try {
+    return JSON.stringify(shown) === JSON.stringify(JSON.parse(t));
+  } catch {
+    return false;
+  }
+}
+
+const TIMESTAMP = /^\d{4}-\d\d-\d\dT/;
+
+/** A timestamp's text form as json_agg writes it: `T` between date and time, an offset with its minutes. */
+function timestampJson(text: string): string {
+  return text.replace(/^(\d{4}-\d\d-\d\d) /, '$1T').replace(/([+-]\d\d)$/, '$1:00');
 }
 
 /**

@@ -35,6 +35,8 @@ export interface ApprovalRequest {
   capture?: CapturePlan;
   /** Dry-run result (rows before/after); must be JSON-serialisable. */
   preview?: unknown;
+  /** The assigned columns whose values read the database: the executor compares them with the preview (ApprovalNeed.comparedColumns). */
+  compared?: string[];
   /** Distinct approvers needed (at least 1). */
   approvers: number;
   /** Seconds until an unanswered request expires (> 0). */

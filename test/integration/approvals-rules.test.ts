@@ -165,6 +165,23 @@ describe.each(modes)('an approved write does what its approvers saw, under the $
     }
   });
 
+  test('an approved INSERT whose rows changed since the preview (a value from a sub-select): not run, even when the count stays', async () => {
+    const c1 = (await db.query<{ id: number }>('SELECT min(id) AS id FROM customers WHERE tenant_id = 1'))[0].id;
+    const held = await withAgent((c) =>
+      send(c, mode, `${R}INSERT INTO orders (customer_id, total_cents, status) VALUES (${c1}, (SELECT count(*) FROM orders WHERE total_cents = 77)::int + 5, 'voided'), (${c1}, 10, 'voided')`),
+    );
+    const approval = approvalId(held.error?.message);
+    expect(approval).toBeDefined();
+    await db.query(`INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, $1, 77, 'x-${mode.protocol}' FROM generate_series(1, 5)`, [c1]);
+    try {
+      const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+      expect(decided.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'approved_rows_changed' } } });
+      expect(await db.query("SELECT count(*)::int AS n FROM orders WHERE status = 'voided'")).toEqual([{ n: 0 }]);
+    } finally {
+      await db.query(`DELETE FROM orders WHERE status = 'x-${mode.protocol}'`);
+    }
+  });
+
   test('a write whose dry run fails is refused, not held without a preview', async () => {
     const id = await firstOrder();
     const out = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'refunded' WHERE id = ${id} OR 1 / (SELECT count(*) FROM orders WHERE status = 'magic-${mode.protocol}') = 1`));

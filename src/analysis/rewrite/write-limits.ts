@@ -35,6 +35,12 @@ export interface ApprovalNeed {
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
   previewSql?: string;
   /**
+   * The assigned columns whose values read the database (a sub-select, another column): they may
+   * change between the preview and the approved run, and the executor compares them with what
+   * the approvers saw. The others (constants, parameters, now()) are the statement's own.
+   */
+  comparedColumns?: string[];
+  /**
    * The rule's field condition, when the statement assigns the field only constants and
    * parameters (with any casts): `SELECT <condition>`, true when PostgreSQL, converting each value
    * to the column's type as the write would, finds one the rule names. The session asks it with
@@ -171,6 +177,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
   const chain: ApprovalNeed[] = [];
   let preview: string | undefined | null = null;
+  let compared: string[] | undefined;
   let counted: { countSql: string; countParams: number[] } | undefined;
   for (const rule of scope.policy.raw.require_approval) {
     if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
@@ -182,7 +189,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
       rule: describeRule(rule),
       approvers: rule.approvers,
       expiresInS: rule.expires_in_s,
-      ...(preview ? { previewSql: preview } : {}),
+      ...(preview ? { previewSql: preview, comparedColumns: (compared ??= readingColumns(stmt, op)) } : {}),
       ...(field !== 'yes' ? fieldCheck(field) : {}),
     };
     if (when?.affected_rows_gt !== undefined) {
@@ -200,6 +207,27 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
   }
   for (let i = chain.length - 2; i >= 0; i--) chain[i].otherwise = chain[i + 1];
   return chain[0];
+}
+
+/** The columns an UPDATE or INSERT assigns from a value that reads the database (a sub-select, a column), or from a query. */
+function readingColumns(stmt: InsertStmt & UpdateStmt, op: Op): string[] {
+  const reads = (value: Node | undefined) => value !== undefined && walk([value], (node) => 'SubLink' in node || 'ColumnRef' in node);
+  const out = new Set<string>();
+  if (op === 'update') {
+    for (const item of stmt.targetList ?? []) {
+      const res = (item as { ResTarget: ResTarget }).ResTarget;
+      if (res.name && reads(res.val)) out.add(res.name);
+    }
+  } else if (op === 'insert') {
+    const cols = (stmt.cols ?? []).map((c) => (c as { ResTarget: ResTarget }).ResTarget.name ?? '');
+    const select = stmt.selectStmt ? nodeBody<SelectStmt>(stmt.selectStmt) : undefined;
+    const rows = select?.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items);
+    // INSERT … SELECT: every value comes from the query.
+    cols.forEach((c, i) => {
+      if (!rows || rows.some((row) => reads(row[i]))) out.add(c);
+    });
+  }
+  return [...out];
 }
 
 const PREVIEW_ROWS = 100;

@@ -230,8 +230,9 @@ describe('require_approval: which writes a rule holds', () => {
       rule: 'update orders when status in ["refunded","void"]',
       approvers: 2,
       expiresInS: 600,
-      // What the approvers see: the dry run of the write, as JSON.
+      // What the approvers see: the dry run of the write, as JSON; no assigned value reads the database.
       previewSql: preview,
+      comparedColumns: [],
       fieldCheckSql: `SELECT ${judged}`,
       fieldCheckParams: [],
       // Held, the write runs as it was analysed; sent unheld, it carries the guard below.
@@ -264,6 +265,8 @@ describe('require_approval: which writes a rule holds', () => {
     expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")).toMatchObject({ approvers: 2 });
     expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")?.fieldCheckSql).toBeUndefined();
     expect(need('UPDATE orders SET status = customer_id::text WHERE id = 1')?.fieldCheckSql).toBeUndefined();
+    // Values read from the database are compared with the preview when the approved write runs.
+    expect(need("UPDATE orders SET status = (SELECT name FROM customers WHERE id = 3), total_cents = 1 WHERE id = 1")?.comparedColumns).toEqual(['status']);
   });
 
   test('a condition on affected rows carries the count the session runs first', () => {

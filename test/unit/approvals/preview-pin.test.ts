@@ -30,7 +30,7 @@ describe('beyondPreview', () => {
   });
 });
 
-describe('beyondPreview: the values the approvers saw', () => {
+describe('beyondPreview: the values the approvers saw, where they read the database', () => {
   const changed = (operation: 'update' | 'insert', rows: Array<{ key: Record<string, string>; after: Record<string, string | null> }>): ExecutedWrite => ({
     rowsAffected: rows.length,
     changes: { table: 'public.orders', operation, rows },
@@ -38,16 +38,37 @@ describe('beyondPreview: the values the approvers saw', () => {
 
   test("an updated row's new value other than the one shown for it: a sub-select's answer changed since", () => {
     const preview = [{ affected_rows: 1, id: 1, status_before: 'new', status_after: 'Acme Retail' }];
-    expect(beyondPreview({ preview }, changed('update', [{ key: { id: '1' }, after: { status: 'Acme Retail' } }]))).toBeUndefined();
-    expect(beyondPreview({ preview }, changed('update', [{ key: { id: '1' }, after: { status: 'refunded-in-full' } }]))).toMatch(/set status of row \["1"\] to a value the approvers did not see/);
-    // Numbers as numbers; a timestamp's two forms are not judged.
-    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1, total_after: 150 }] }, changed('update', [{ key: { id: '1' }, after: { total: '150.00' } }]))).toBeUndefined();
-    expect(beyondPreview({ preview: [{ affected_rows: 1, id: 1, at_after: '2026-01-02T03:04:05.1' }] }, changed('update', [{ key: { id: '1' }, after: { at: '2026-01-02 03:04:05.2' } }]))).toBeUndefined();
+    expect(beyondPreview({ preview, compared: ['status'] }, changed('update', [{ key: { id: '1' }, after: { status: 'Acme Retail' } }]))).toBeUndefined();
+    expect(beyondPreview({ preview, compared: ['status'] }, changed('update', [{ key: { id: '1' }, after: { status: 'refunded-in-full' } }]))).toMatch(/set status of row \["1"\] to a value the approvers did not see/);
+    // A value of the statement's own (not compared) is not judged: now() moves.
+    expect(beyondPreview({ preview, compared: [] }, changed('update', [{ key: { id: '1' }, after: { status: 'x' } }]))).toBeUndefined();
   });
 
-  test('an inserted row must be one of the rows shown', () => {
-    const preview = [{ affected_rows: 2, customer_id: 1, status: 'a' }, { affected_rows: 2, customer_id: 2, status: 'b' }];
-    expect(beyondPreview({ preview }, changed('insert', [{ key: { id: '10' }, after: { customer_id: '2', status: 'b', tenant_id: '1' } }]))).toBeUndefined();
-    expect(beyondPreview({ preview }, changed('insert', [{ key: { id: '10' }, after: { customer_id: '2', status: 'a', tenant_id: '1' } }]))).toMatch(/insert a row the approvers did not see/);
+  test('every form is compared strictly: text that looks like a date, booleans, numbers, timestamps, JSON', () => {
+    const one = (shown: unknown, text: string | null) => beyondPreview({ preview: [{ affected_rows: 1, id: 1, v_after: shown }], compared: ['v'] }, changed('update', [{ key: { id: '1' }, after: { v: text } }]));
+    expect(one('2024-01-01', '2024-01-01')).toBeUndefined();
+    expect(one('2024-01-01', 'refunded_UNSEEN')).toMatch(/did not see/);
+    expect(one(false, 'f')).toBeUndefined();
+    expect(one(false, 't')).toMatch(/did not see/);
+    expect(one(150, '150.00')).toBeUndefined();
+    expect(one(150, '151')).toMatch(/did not see/);
+    expect(one('2026-01-02T03:04:05.1', '2026-01-02 03:04:05.1')).toBeUndefined();
+    expect(one('2026-01-02T03:04:05+00:00', '2026-01-02 03:04:05+00')).toBeUndefined();
+    expect(one('2026-01-02T03:04:05', '2026-01-02 03:04:06')).toMatch(/did not see/);
+    expect(one({ a: 1 }, '{"a": 1}')).toBeUndefined();
+    expect(one({ a: 1 }, '{"a": 2}')).toMatch(/did not see/);
+    expect(one(null, null)).toBeUndefined();
+    expect(one(null, 'x')).toMatch(/did not see/);
+  });
+
+  test('inserted rows are the rows shown, one for one', () => {
+    const preview = [{ affected_rows: 2, customer_id: 1, total_cents: 5 }, { affected_rows: 2, customer_id: 1, total_cents: 10 }];
+    const rows = (a: string, b: string) => changed('insert', [{ key: { id: '10' }, after: { customer_id: '1', total_cents: a } }, { key: { id: '11' }, after: { customer_id: '1', total_cents: b } }]);
+    expect(beyondPreview({ preview, compared: ['total_cents'] }, rows('10', '5'))).toBeUndefined();
+    expect(beyondPreview({ preview, compared: ['total_cents'] }, rows('10', '10'))).toMatch(/insert a row the approvers did not see/);
+  });
+
+  test('past the 100 rows listed, compared values cannot be checked: not run', () => {
+    expect(beyondPreview({ preview: [{ affected_rows: 150, id: 1, v_after: 'x' }], compared: ['v'] }, changed('update', [{ key: { id: '1' }, after: { v: 'x' } }]))).toMatch(/cannot all be checked/);
   });
 });
