@@ -46,7 +46,8 @@ export interface AuditChanges {
   tenant_column?: string;
   /**
    * The session's DateStyle, IntervalStyle and TimeZone when the values were captured: their text
-   * reads back as the same values only under the same settings (a rollback sets them).
+   * reads back as the same values only under the same settings (a rollback sets them). `unknown`:
+   * captured while a change of them was not yet reported (in the same batch); not reversible.
    */
   settings?: Record<string, string>;
   rows: AuditRowChange[];

@@ -47,6 +47,9 @@ export function inverseOf(event: AuditEvent): InverseStatement[] {
   if ((event.kind !== 'statement' && event.kind !== 'approval') || !changes) throw new NotReversibleError(`event ${event.id} records no changed rows`);
   if (event.decision !== (event.kind === 'approval' ? 'executed' : 'allowed')) throw new NotReversibleError(`event ${event.id} is a ${event.decision} ${event.kind}, not an executed write`);
   if (changes.truncated) throw new NotReversibleError(`event ${event.id} captured only part of the changed rows`);
+  if (changes.settings?.unknown !== undefined) {
+    throw new NotReversibleError(`event ${event.id} captured its values while the session's DateStyle, IntervalStyle or TimeZone was changing in the same batch: they cannot be read back for sure`);
+  }
   const table = qualified(changes.table);
   // The row by its key, and its tenant's: a key the write's tenant gave up since (a writable key)
   // may name another tenant's row now.

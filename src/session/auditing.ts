@@ -76,7 +76,7 @@ export class StatementAuditor {
   constructor(
     private readonly port: AuditPort | undefined,
     private readonly metrics: ProxyMetrics | undefined,
-    private readonly base: { sessionId: string; principal: Principal; policy: PolicySnapshot; parameters?: ReadonlyMap<string, string> },
+    private readonly base: { sessionId: string; principal: Principal; policy: PolicySnapshot; parameters?: ReadonlyMap<string, string>; settingsUnsettled?: () => boolean },
     private readonly log: Logger,
   ) {}
 
@@ -274,7 +274,11 @@ export class StatementAuditor {
     if (sent.tags.tool_call_id) event.tool_call_id = sent.tags.tool_call_id;
     if (statement?.flags?.length) event.flags = [...statement.flags];
     if (held) event.approval_id = /approval_id=(\S+)/.exec(refused?.detail ?? '')?.[1];
-    if (write?.capture && outcome.captured && decision === 'allowed') event.changes = changesOf(write.capture, outcome.captured, textSettings(this.base.parameters));
+    if (write?.capture && outcome.captured && decision === 'allowed') {
+      // Written while a change of those settings was not yet reported: their text cannot be read back for sure.
+      const unsettled = this.base.settingsUnsettled?.() === true;
+      event.changes = changesOf(write.capture, outcome.captured, unsettled ? { unknown: 'true' } : textSettings(this.base.parameters));
+    }
     return event;
   }
 }

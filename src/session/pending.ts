@@ -31,6 +31,12 @@ export interface PendingItem {
   writeErrors?: WriteErrorScope;
   /** Per statement (query) or for the statement (execute, describe): the write capture columns to cut off. */
   captures?: Array<CaptureSpec | undefined>;
+  /**
+   * A query or sync whose batch changes DateStyle, IntervalStyle or TimeZone: PostgreSQL reports
+   * the new values just before its ReadyForQuery, so values captured before then may be written
+   * under settings the proxy does not know yet (auditing.ts).
+   */
+  unsettles?: true;
   /** Per statement (query) or for the statement (execute): an EXPLAIN's hidden index names (results/explain.ts). */
   explains?: Array<((text: string) => string) | undefined>;
   /** Sent by the proxy on its own (a re-Parse after a reload, a Query making the barrier views): its answer is not the client's. */

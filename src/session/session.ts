@@ -160,6 +160,10 @@ export class Session {
   private txnFailure?: string;
   /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
   private batchWrites = false;
+  /** The Execute batch in flight changes a setting captured values depend on: its Sync says so (PendingItem.unsettles). */
+  private batchUnsettles = false;
+  /** The transaction has a SET LOCAL of such a setting: its end reverts it. */
+  private localTextSettings = false;
   private batchTxn = false;
   /** The proxy is shutting down: the session ends at its next idle point (shutdown()). */
   private stopping?: ProxyError;
@@ -208,6 +212,8 @@ export class Session {
       sessionId: deps.id,
       principal: deps.principal,
       parameters: deps.upstream.parameters,
+      // Settings a statement of a batch still in flight changes are reported at its end only.
+      settingsUnsettled: () => this.batchUnsettles || this.router.pending.some((i) => i.unsettles === true),
       get policy() {
         return snap().policy;
       },
@@ -546,6 +552,8 @@ export class Session {
         ...(statements.some(mayRaiseWriteErrors) ? writeErrorsOf(statements, this.snap.scope) : {}),
         ...(statements.some((s) => s.write?.capture) ? { captures: statements.map((s) => captureOf(s)) } : {}),
         ...explainsOf(statements, this.snap.scope),
+        // Every statement looked at (a SET LOCAL among them is remembered for the transaction's end).
+        ...(statements.map((s) => this.unsettles(s)).includes(true) ? { unsettles: true as const } : {}),
         ...(fetches.some(Boolean) ? { caps: fetches } : {}),
         ...this.effectsOf(result.statements, sessionEffects(this.state, result.statements, declared, prepared)),
         // A held-back COMMIT is reported by guardedQuery: the hook ends there.
@@ -1006,6 +1014,7 @@ export class Session {
     const statement = portal.prepared?.statements[0];
     const send = () => {
       if (writes && portal.prepared) this.batchWrites = true;
+      if (statement && this.unsettles(statement)) this.batchUnsettles = true;
       if (statement?.kind === 'transaction') this.batchTxn = true;
       this.forward(raw, {
         kind: 'execute',
@@ -1053,6 +1062,30 @@ export class Session {
       if (refused) this.refuse('execute', refused, sent);
       else send();
     })();
+  }
+
+  /**
+   * Does the statement change a setting the text of captured values depends on (DateStyle,
+   * IntervalStyle, TimeZone): SET or RESET of one, RESET ALL, DISCARD, or the end of a
+   * transaction that SET LOCAL one? PostgreSQL reports the change at the batch's end only.
+   */
+  private unsettles(s: AnalyzedStatement): boolean {
+    if (s.nodeType === 'DiscardStmt') return true;
+    if (s.nodeType === 'VariableSetStmt') {
+      const set = nodeBody<{ kind?: string; name?: string; is_local?: boolean }>(s.stmt);
+      if (set.kind === 'VAR_RESET_ALL') return true;
+      if (!TEXT_SETTINGS.has((set.name ?? '').toLowerCase())) return false;
+      if (set.is_local) this.localTextSettings = true;
+      return true;
+    }
+    if (s.nodeType === 'TransactionStmt' && this.localTextSettings) {
+      const kind = nodeBody<TransactionStmt>(s.stmt).kind;
+      if (kind === 'TRANS_STMT_COMMIT' || kind === 'TRANS_STMT_ROLLBACK' || kind === 'TRANS_STMT_ROLLBACK_TO' || kind === 'TRANS_STMT_PREPARE') {
+        if (kind !== 'TRANS_STMT_ROLLBACK_TO') this.localTextSettings = false;
+        return true;
+      }
+    }
+    return false;
   }
 
   /** What an Execute runs, for its audit event: the prepared statement, else a cursor's DECLARE (what the cursor reads). */
@@ -1228,6 +1261,10 @@ export class Session {
   private forward(bytes: Buffer, item: Omit<PendingItem, 'result'>): void {
     // Every simple Query, refused ones included, replaces the unnamed statement and portal.
     if (item.kind === 'query') item.effect = this.state.query();
+    if (item.kind === 'sync' && this.batchUnsettles) {
+      item.unsettles = true;
+      this.batchUnsettles = false;
+    }
     this.router.pending.push(item);
     if (item.kind === 'query' || item.kind === 'sync') {
       this.state.endBatch();
@@ -1477,3 +1514,6 @@ function heldInBlock(): ProxyError {
     hint: 'Commit or roll back first, then send the write on its own.',
   });
 }
+
+/** The settings a captured value's text depends on (auditing.ts records them), as SET names them. */
+const TEXT_SETTINGS = new Set(['datestyle', 'intervalstyle', 'timezone']);

@@ -280,6 +280,36 @@ test("values captured under the agent's DateStyle are read back under it (Interv
   expect(await db.query('SELECT created_at::text AS at FROM orders WHERE id = $1', [id])).toEqual([{ at: '2026-02-01 00:00:00' }]);
 });
 
+test.each([false, true])('values captured in the same batch as a change of DateStyle (reported only at its end) are recorded as written under unknown settings, and not rolled back (extended: %s)', async (extended) => {
+  const admin = { url: `http://127.0.0.1:${proxy.admin.port}` };
+  const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+  await db.query("UPDATE orders SET created_at = '2025-02-03 00:00' WHERE id = $1", [id]);
+  const marker = `batch-${extended}`;
+  const update = `/*reason='r'*/ UPDATE orders SET created_at = '01/01/2025 00:00', status = '${marker}' WHERE id = ${id}`;
+  const c = await RawClient.connect(proxy.port, 'tenant1-agent', 'tenant1-password');
+  try {
+    if (extended) {
+      c.send(
+        serialize.parse({ text: "SET DateStyle = 'SQL, DMY'" }), serialize.bind({}), serialize.execute({}),
+        serialize.parse({ text: update }), serialize.bind({}), serialize.execute({}),
+        serialize.sync(),
+      );
+    } else c.send(serialize.query(`SET DateStyle = 'SQL, DMY'; ${update}`));
+    await c.untilReady();
+  } finally {
+    c.end();
+  }
+  let write: AuditEvent | undefined;
+  for (let i = 0; i < 100 && !write; i++) {
+    write = proxy.auditEvents().find((e) => e.statement_kind === 'write' && e.decision === 'allowed' && e.changes?.rows[0]?.after?.status === marker);
+    if (!write) await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(write?.changes?.settings).toEqual({ unknown: 'true' });
+  const refused = await api(admin, 'GET', `/audit/${write!.id}/rollback`);
+  expect({ status: refused.status, code: refused.body?.error?.code ?? refused.body?.code }).toEqual({ status: 409, code: 'not_reversible' });
+  expect(await db.query('SELECT created_at::text AS at FROM orders WHERE id = $1', [id])).toEqual([{ at: '2025-01-01 00:00:00' }]);
+});
+
 test('past the first 1,000 writes of a transaction, a range names the rest: their rollback is refused, a committed write of another session in between is not', async () => {
   const [{ id }] = await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1');
   const write = (n: number) => `/*reason='many'*/ UPDATE orders SET status = 'many-${n}' WHERE id = ${id}`;
