@@ -30,6 +30,8 @@ export interface CatalogColumn {
   comparisonsMayRaise?: boolean;
   /** A generated column's (stored or virtual): the table's columns its expression reads. */
   generatedFrom?: string[];
+  /** The column has a default (pg_attribute.atthasdef): an INSERT that leaves it out stores that. */
+  hasDefault?: boolean;
 }
 
 export interface CatalogRelation {
@@ -160,6 +162,8 @@ export interface VisibleColumn {
   identity?: 'a' | 'd';
   stored?: boolean;
   mask?: MaskStrategy;
+  /** CatalogColumn.hasDefault. */
+  hasDefault?: true;
 }
 
 /** A registered model as the agent sees it. */
@@ -347,6 +351,7 @@ export function compileScope(policy: PolicySnapshot, catalog: CatalogSnapshot): 
         ...(col.udtName !== undefined ? { udtSchema: col.udtSchema, udtName: col.udtName } : {}),
         ...(col.identity ? { identity: col.identity } : {}),
         ...(col.stored ? { stored: true } : {}),
+        ...(col.hasDefault ? { hasDefault: true as const } : {}),
         ...(masker ? { mask: masker.strategy ?? defaultMaskStrategy(col.name) } : {}),
       });
     }

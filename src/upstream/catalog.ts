@@ -86,7 +86,7 @@ const COLUMNS = `
          a.atttypid::int8 AS type_oid, a.attnotnull AS not_null,
          (a.attidentity <> '' OR a.attgenerated <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated,
          a.attidentity::text AS identity, a.attgenerated::text AS generated_kind, tn.nspname AS udt_schema, t.typname AS udt_name,
-         a.attcollation NOT IN (0, 100, 950) AS collated,
+         a.attcollation NOT IN (0, 100, 950) AS collated, a.atthasdef AS has_default,
          CASE WHEN a.attgenerated <> '' THEN
            (SELECT array_agg(ra.attname::text ORDER BY ra.attnum) FROM pg_depend dep
               JOIN pg_attribute ra ON ra.attrelid = dep.refobjid AND ra.attnum = dep.refobjsubid
@@ -233,7 +233,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
     }
     const cols = await client.query(COLUMNS, [[...wanted]]);
     const raising = new Set(((await client.query(RAISING_TYPES, [[...wanted]])).rows as Array<{ oid: string }>).map((r) => Number(r.oid)));
-    type ColumnRow = { oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean; identity: string; generated_kind: string; udt_schema: string; udt_name: string; collated: boolean; generated_from: string[] | null };
+    type ColumnRow = { oid: string; name: string; attnum: number; type: string; type_oid: string; not_null: boolean; generated: boolean; identity: string; generated_kind: string; udt_schema: string; udt_name: string; collated: boolean; has_default: boolean; generated_from: string[] | null };
     for (const row of cols.rows as ColumnRow[]) {
       byOid.get(Number(row.oid))?.columns.push({
         name: row.name,
@@ -248,6 +248,7 @@ export async function loadCatalog(target: UpstreamTarget, policies: readonly Pol
         ...(row.generated_kind === 's' ? { stored: true } : {}),
         ...(row.collated || raising.has(Number(row.type_oid)) ? { comparisonsMayRaise: true } : {}),
         ...(row.generated_from ? { generatedFrom: row.generated_from } : {}),
+        ...(row.has_default ? { hasDefault: true } : {}),
       });
     }
     for (const row of (await client.query(FOREIGN_KEYS, [[...wanted]])).rows as Array<{ oid: string; column: string; parent_schema: string; parent: string; parent_column: string }>) {

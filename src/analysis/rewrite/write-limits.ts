@@ -182,7 +182,8 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
   for (const rule of scope.policy.raw.require_approval) {
     if (!operations.has(rule.operation) || rule.model.toLowerCase().split('.').pop() !== table.name) continue;
     const when = rule.when;
-    const field = when?.field !== undefined ? fieldMatches(stmt, op, table, when.field.toLowerCase(), when) : 'yes';
+    // A DELETE assigns nothing: a rule on a field holds every one it names (the rows may hold the value).
+    const field = when?.field !== undefined && op !== 'delete' ? fieldMatches(stmt, op, table, when.field.toLowerCase(), when) : 'yes';
     if (field === 'no') continue;
     if (preview === null) preview = previewSql(stmt, op, table, scope, principal);
     const need: ApprovalNeed = {
@@ -283,6 +284,9 @@ function fieldMatches(stmt: InsertStmt & UpdateStmt, op: Op, table: ScopedTable,
       const rows = select?.valuesLists?.map((l) => (l as { List: { items: Node[] } }).List.items);
       if (!rows) return 'yes'; // INSERT … SELECT: any value
       for (const row of rows) values.push(row[at]);
+    } else if (table.columns.find((c) => c.name === field)?.hasDefault) {
+      // Left out, the column takes its default, which may be a value the rule names.
+      return 'yes';
     }
   } else {
     setValues(stmt.targetList);

@@ -261,6 +261,31 @@ describe('require_approval: which writes a rule holds', () => {
     expect(result.statements[0].write?.approval?.statementSql).toBe(`INSERT INTO orders (customer_id, total_cents, status, tenant_id) VALUES (1, 1, $1, ${T}), (1, 2, NULL::text, ${T})`);
   });
 
+  test("a field an INSERT leaves out takes its default, which may be the rule's value: the rule applies; a DELETE's rule on a field holds every DELETE", () => {
+    const catalog = quickstartCatalog();
+    catalog.relations.get('public.orders')!.columns.find((c) => c.name === 'status')!.hasDefault = true;
+    const policy = buildPolicy(
+      policySchema.parse({
+        ...scopeFromFile(WITH_COUNTRIES).policy.raw,
+        require_approval: [
+          { operation: 'create', model: 'orders', when: { field: 'status', equals: 'pending' }, approvers: 1, expires_in_s: 60 },
+          { operation: 'delete', model: 'orders', when: { field: 'status', equals: 'cancelled' }, approvers: 1, expires_in_s: 60 },
+        ],
+      }),
+      WITH_COUNTRIES,
+    );
+    const defaulted = { ...base, scope: compileScope(policy, catalog), protocol: 'simple' as const };
+    const approval = (sql: string) => {
+      const result = analyze(sql, defaulted);
+      if (!result.ok) throw new Error(result.error.message);
+      return result.statements[0].write?.approval;
+    };
+    expect(approval('INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)')).toMatchObject({ rule: 'create orders when status = "pending"' });
+    expect(approval('INSERT INTO orders (customer_id, total_cents) VALUES (1, 1)')?.fieldCheckSql).toBeUndefined();
+    expect(approval("INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 1, 'paid')")?.fieldCheckSql).toBeDefined();
+    expect(approval('DELETE FROM orders WHERE id = 1')).toMatchObject({ rule: 'delete orders when status = "cancelled"' });
+  });
+
   test('a field assigned from anything but a constant or a parameter may hold any value: the rule applies', () => {
     expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")).toMatchObject({ approvers: 2 });
     expect(need("UPDATE orders SET status = lower('VOID') WHERE id = 1")?.fieldCheckSql).toBeUndefined();
