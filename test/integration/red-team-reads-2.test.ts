@@ -35,6 +35,18 @@ afterAll(async () => {
   await stopTarget(optIn);
 });
 
+/** A target of the red-team policy with `setup` run first: started before the enclosing block's tests, stopped after. */
+function targetFor(setup: string[]): () => Target {
+  let target: Target | undefined;
+  beforeAll(async () => {
+    target = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), setup);
+  });
+  afterAll(async () => {
+    await stopTarget(target);
+  });
+  return () => target!;
+}
+
 function expectRefused(o: Outcome, routine: string, code?: string): void {
   expect(o.rows).toBeUndefined();
   expect(o.error?.routine).toBe(routine);
@@ -178,19 +190,14 @@ describe('comparisons without a collation', () => {
 describe('generated columns computed from denied or masked columns', () => {
   // A stored (or, from PostgreSQL 18, virtual) generated column serves what it is computed from:
   // the length of a denied secret, a lower-case copy of a masked email. Hidden with its sources.
-  let generated: Target;
-  beforeAll(async () => {
-    generated = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), [
-      'ALTER TABLE customers ADD COLUMN secret_len int GENERATED ALWAYS AS (length(api_secret)) STORED',
-      'ALTER TABLE customers ADD COLUMN email_lc text GENERATED ALWAYS AS (lower(email)) STORED',
-      'ALTER TABLE customers ADD COLUMN name_lc text GENERATED ALWAYS AS (lower(name)) STORED',
-    ]);
-  });
-  afterAll(async () => {
-    await stopTarget(generated);
-  });
+  const target = targetFor([
+    'ALTER TABLE customers ADD COLUMN secret_len int GENERATED ALWAYS AS (length(api_secret)) STORED',
+    'ALTER TABLE customers ADD COLUMN email_lc text GENERATED ALWAYS AS (lower(email)) STORED',
+    'ALTER TABLE customers ADD COLUMN name_lc text GENERATED ALWAYS AS (lower(name)) STORED',
+  ]);
 
   test.each(modes)('under the $protocol protocol: they do not exist for the agent; one computed from visible columns does', async (mode) => {
+    const generated = target();
     for (const sql of ['SELECT secret_len FROM customers', 'SELECT email_lc FROM customers', 'SELECT id FROM customers WHERE email_lc LIKE \'%@%\'']) {
       const o = await run(generated, sql, mode);
       expect([sql, o.error?.code]).toEqual([sql, '42703']);
@@ -210,20 +217,15 @@ describe('generated columns computed from denied or masked columns', () => {
 describe("EXPLAIN names no index the agent cannot see", () => {
   // An index on a hidden column serves reads of visible ones (its leading tenant column): the
   // plan would name it, and its name names the column.
-  let indexed: Target;
-  beforeAll(async () => {
-    indexed = await startTarget(path.join(FIXTURES, 'red-team-policy.yaml'), [
-      'DROP INDEX customers_tenant_id_idx',
-      'CREATE INDEX customers_tenant_api_secret_idx ON customers (tenant_id, api_secret)',
-      "INSERT INTO customers (tenant_id, name, email, api_secret) SELECT 2, 'n' || g, 'e' || g || '@x.test', 'sk_' || g FROM generate_series(1, 20000) g",
-      'ANALYZE customers',
-    ]);
-  });
-  afterAll(async () => {
-    await stopTarget(indexed);
-  });
+  const target = targetFor([
+    'DROP INDEX customers_tenant_id_idx',
+    'CREATE INDEX customers_tenant_api_secret_idx ON customers (tenant_id, api_secret)',
+    "INSERT INTO customers (tenant_id, name, email, api_secret) SELECT 2, 'n' || g, 'e' || g || '@x.test', 'sk_' || g FROM generate_series(1, 20000) g",
+    'ANALYZE customers',
+  ]);
 
   test.each(modes)('under the $protocol protocol, in text and JSON', async (mode) => {
+    const indexed = target();
     const direct_ = await direct<{ 'QUERY PLAN': string }>(indexed, 'EXPLAIN SELECT count(*) FROM customers WHERE tenant_id = 1');
     expect(JSON.stringify(direct_)).toContain('customers_tenant_api_secret_idx');
     for (const sql of ['EXPLAIN SELECT count(*) FROM customers', 'EXPLAIN (FORMAT JSON) SELECT count(*) FROM customers', 'EXPLAIN SELECT id FROM customers WHERE tenant_id = 1']) {
