@@ -184,6 +184,7 @@ export class Session {
       this.voidFailedWrites('and was rolled back');
       this.state.transactionEnded();
       this.blockMaybeOpen = false;
+      this.localTextSettings = false;
       this.forgetTxnWrites();
     };
     this.router.onError = () => this.state.transactionFailed();
