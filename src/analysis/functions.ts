@@ -2,7 +2,7 @@
 import type { FuncCall, Node, RangeTableSample, SQLValueFunction, TypeName } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import type { PolicySnapshot } from '../policy/load';
-import { globToRegExp } from '../policy/scope';
+import { globToRegExp, type CatalogSnapshot } from '../policy/scope';
 import {
   BUILTIN_FUNCTIONS,
   BUILTIN_SAMPLE_METHODS,
@@ -57,6 +57,25 @@ function allowedBy(policy: PolicySnapshot | undefined): ReadonlySet<string> {
 /** A qualified name's parts (a function's, a type's, an operator's, an alias list), as strings. */
 export function nameParts(names: Node[] | undefined): string[] {
   return (names ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+}
+
+/**
+ * What `node` calls when it is one of `functions` (keyed `schema.name`, or the name alone as an
+ * unqualified call may resolve to it: CatalogSnapshot.raisingFunctions, volatileFunctions): a
+ * function call, or an operator of the search path's schemas by the functions it runs
+ * (CatalogSnapshot.userOperators). Its name as the agent wrote it, else undefined.
+ */
+export function callsOneOf(node: Record<string, unknown>, functions: ReadonlySet<string>, userOperators: CatalogSnapshot['userOperators']): string | undefined {
+  const call = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall;
+  if (call) {
+    const parts = nameParts(call.funcname);
+    return functions.has(parts.join('.')) ? `${parts[parts.length - 1]}()` : undefined;
+  }
+  const op = (node as { A_Expr?: { name?: Node[] } }).A_Expr;
+  if (!op) return undefined;
+  const parts = nameParts(op.name);
+  const runs = userOperators?.get(parts[parts.length - 1] ?? '');
+  return runs?.some(([schema, name]) => functions.has(`${schema}.${name}`)) ? `the operator ${parts.join('.')}` : undefined;
 }
 
 /** An identifier as the agent would have to write it to mean this name. */

@@ -21,7 +21,7 @@
 // answer with its relation form (derived.ts, withRelationForm).
 import type { Node, RangeVar } from '@pgsql/types';
 import type { ReadScope } from '../../policy/scope';
-import { nameParts } from '../functions';
+import { callsOneOf } from '../functions';
 import { walk } from './nodes';
 
 /** Could a leakproof comparison in `tree` raise: two different non-default collations meet, or a column of a kind whose comparisons raise? */
@@ -29,24 +29,11 @@ export function comparisonsMayRaiseIn(tree: Node, scope: ReadScope): boolean {
   const { raisingFunctions, userOperators } = scope.catalog;
   return walk([tree], (node) => {
     if ('CollateClause' in node) return true;
-    if (raisingFunctions?.size) {
-      if ('FuncCall' in node && raisingFunctions.has(functionKey(nameParts((node.FuncCall as { funcname?: Node[] }).funcname)))) return true;
-      if ('A_Expr' in node) {
-        const parts = nameParts((node.A_Expr as { name?: Node[] }).name);
-        // The operators of the search path's schemas that pg_catalog does not have, by the functions they run.
-        const runs = userOperators?.get(parts[parts.length - 1] ?? '');
-        if (runs?.some(([schema, name]) => raisingFunctions.has(`${schema}.${name}`))) return true;
-      }
-    }
+    if (raisingFunctions?.size && callsOneOf(node, raisingFunctions, userOperators) !== undefined) return true;
     // Wrapped in a FROM list; bare as a write's target (InsertStmt.relation and the like).
     const rv = (node as { RangeVar?: RangeVar }).RangeVar ?? (typeof node.relname === 'string' ? (node as RangeVar) : undefined);
     if (!rv) return false;
     const resolution = scope.resolve(rv.schemaname, rv.relname ?? '');
     return resolution.kind === 'table' && resolution.table.comparisonsMayRaise === true;
   });
-}
-
-/** A call's name as CatalogSnapshot.raisingFunctions keys it: `schema.name`, or the name alone. */
-function functionKey(parts: readonly string[]): string {
-  return parts.join('.');
 }

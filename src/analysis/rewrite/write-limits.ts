@@ -5,7 +5,7 @@ import { ProxyError } from '../../errors/catalogue';
 import type { RawPolicy } from '../../policy/schema';
 import type { ReadScope, ScopedTable, VisibleColumn } from '../../policy/scope';
 import { deparseVerified } from '../deparse';
-import { nameParts } from '../functions';
+import { callsOneOf } from '../functions';
 import { nodeBody } from '../types';
 import { previewDelete, previewInsert, previewUpdate, targetOf } from './dry-run';
 import { andExpr, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
@@ -122,17 +122,8 @@ function refuseVolatile(stmt: UpdateStmt & DeleteStmt, what: string, scope: Read
     });
   walk([stmt.whereClause, stmt.fromClause, stmt.usingClause, stmt.withClause], (node) => {
     if ('RangeTableSample' in node) throw refuse('TABLESAMPLE');
-    // An operator of the search path's schemas, by the functions it runs.
-    const op = (node as { A_Expr?: { name?: Node[] } }).A_Expr;
-    if (op) {
-      const parts = nameParts(op.name);
-      const runs = scope.catalog.userOperators?.get(parts[parts.length - 1] ?? '');
-      if (runs?.some(([schema, name]) => volatile.has(`${schema}.${name}`))) throw refuse(`the operator ${parts.join('.')}`);
-    }
-    const call = (node as { FuncCall?: { funcname?: Node[] } }).FuncCall;
-    if (!call) return;
-    const parts = nameParts(call.funcname);
-    if (volatile.has(parts.join('.'))) throw refuse(`${parts[parts.length - 1]}()`);
+    const called = callsOneOf(node, volatile, scope.catalog.userOperators);
+    if (called !== undefined) throw refuse(called);
   });
 }
 
