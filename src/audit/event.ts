@@ -110,3 +110,6 @@ export interface AuditEvent {
   /** The client's address for connection events. */
   client?: string;
 }
+
+/** The session settings a captured value's text depends on, as ParameterStatus names them (AuditChanges.settings). */
+export const CAPTURE_SETTINGS: readonly string[] = ['DateStyle', 'IntervalStyle', 'TimeZone'];

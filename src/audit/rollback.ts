@@ -8,7 +8,7 @@
 // PostgreSQL converts them to the column types; nothing from the event is spliced into SQL
 // except identifiers, which are quoted.
 import type { Client } from 'pg';
-import type { AuditEvent, AuditRowChange } from './event';
+import { CAPTURE_SETTINGS, type AuditEvent, type AuditRowChange } from './event';
 import { commit } from '../upstream/commit';
 import { setTenantLocally } from '../policy/row-security';
 
@@ -95,9 +95,6 @@ export function describeInverse(statements: InverseStatement[]): string {
     .join(';\n');
 }
 
-/** The settings an event's changes may carry (AuditChanges.settings): nothing else is set from a trail. */
-const ROLLBACK_SETTINGS = new Set(['DateStyle', 'IntervalStyle', 'TimeZone']);
-
 export interface RollbackResult {
   /** Rows put back. */
   reverted: number;
@@ -124,7 +121,8 @@ export async function runInverse(
     await client.query(`SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}`);
     // The values' text reads back as what was captured only under the settings it was written in.
     for (const [name, value] of Object.entries(settings)) {
-      if (ROLLBACK_SETTINGS.has(name)) await client.query('SELECT set_config($1, $2, true)', [name, value]);
+      // Nothing else is set from a trail.
+      if (CAPTURE_SETTINGS.includes(name)) await client.query('SELECT set_config($1, $2, true)', [name, value]);
     }
     if (tenant !== undefined) await setTenantLocally(client, tenant);
     for (const s of statements) reverted += (await client.query(s.sql, s.params)).rowCount ?? 0;

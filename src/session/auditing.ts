@@ -1,7 +1,7 @@
 // One audit event per statement the agent sends: built from what the session knew when it sent it and how the database answered.
 import { LRUCache } from 'lru-cache';
 import type { AnalyzedStatement } from '../analysis/pipeline';
-import type { AuditEvent } from '../audit/event';
+import { CAPTURE_SETTINGS, type AuditEvent } from '../audit/event';
 import type { AuditPort } from '../audit/port';
 import type { ProxyMetrics, StatementObservation } from '../admin/metrics';
 import { changesOf } from '../results/capture-columns';
@@ -309,11 +309,9 @@ function withTool(draft: Omit<AuditEvent, 'id' | 'time'>, tool: ToolAuditContext
 function textSettings(parameters: ReadonlyMap<string, string> | undefined): Record<string, string> | undefined {
   if (!parameters) return undefined;
   const out: Record<string, string> = {};
-  for (const name of TEXT_SETTINGS) {
+  for (const name of CAPTURE_SETTINGS) {
     const value = parameters.get(name);
     if (value !== undefined) out[name] = value;
   }
   return Object.keys(out).length > 0 ? out : undefined;
 }
-
-const TEXT_SETTINGS = ['DateStyle', 'IntervalStyle', 'TimeZone'] as const;

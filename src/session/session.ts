@@ -10,6 +10,7 @@ import { barrierViewsCreation, barrierViewsOf } from '../analysis/rewrite/derive
 import { tenantColumnNames } from '../analysis/rewrite/tenant';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
+import { CAPTURE_SETTINGS } from '../audit/event';
 import type { ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
 import type { PlanParams, Planner } from '../budgets/planner';
@@ -1517,4 +1518,4 @@ function heldInBlock(): ProxyError {
 }
 
 /** The settings a captured value's text depends on (auditing.ts records them), as SET names them. */
-const TEXT_SETTINGS = new Set(['datestyle', 'intervalstyle', 'timezone']);
+const TEXT_SETTINGS = new Set(CAPTURE_SETTINGS.map((s) => s.toLowerCase()));
