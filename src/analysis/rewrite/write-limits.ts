@@ -342,9 +342,7 @@ export function approvalGuard(stmt: UpdateStmt & DeleteStmt, op: Op, table: Scop
   const whens: string[] = [];
   const conditions: Node[] = [];
   let counts = false;
-  let index = 0;
-  for (let need: ApprovalNeed | undefined = first; need; need = need.otherwise, index++) {
-    if (need.affectedRowsGt === undefined && need.fieldCondition === undefined) break;
+  for (const [need, index] of turnableRules(first)) {
     const parts = [...(need.affectedRowsGt !== undefined ? [`ormai_count.n > ${need.affectedRowsGt}`] : []), ...(need.fieldCondition ? ['true'] : [])];
     // The marker is a sub-select's, so that the planner cannot fold the failing cast before it runs.
     const marker = need.affectedRowsGt !== undefined ? `(SELECT '${APPROVAL_MARKER}${index}:' || ormai_count.n)` : `(SELECT '${APPROVAL_MARKER}${index}:value')`;
@@ -377,11 +375,8 @@ export function approvalGuard(stmt: UpdateStmt & DeleteStmt, op: Op, table: Scop
  * every row and in ON CONFLICT's SET, so that PostgreSQL judges it again as it runs, with the
  * types it gives the parameters there and the session's settings (approvalGuard for the rest).
  */
-export function guardInsertValues(stmt: InsertStmt, first: ApprovalNeed): boolean {
-  let guarded = false;
-  let index = 0;
-  for (let need: ApprovalNeed | undefined = first; need; need = need.otherwise, index++) {
-    if (need.affectedRowsGt === undefined && need.fieldCondition === undefined) break;
+export function guardInsertValues(stmt: InsertStmt, first: ApprovalNeed): void {
+  for (const [need, index] of turnableRules(first)) {
     const field = need.field;
     if (!field) continue;
     const wrap = (value: Node): Node => {
@@ -392,7 +387,6 @@ export function guardInsertValues(stmt: InsertStmt, first: ApprovalNeed): boolea
       const expr = (template.targetList![0] as { ResTarget: ResTarget }).ResTarget.val as { CaseExpr: { args: Array<{ CaseWhen: { expr: Node } }>; defresult: Node } };
       expr.CaseExpr.args[0].CaseWhen.expr = valueCondition(value, field.column, field.when);
       expr.CaseExpr.defresult = value;
-      guarded = true;
       return expr as unknown as Node;
     };
     const at = (stmt.cols ?? []).findIndex((c) => (c as { ResTarget: ResTarget }).ResTarget.name === field.column.name);
@@ -408,7 +402,24 @@ export function guardInsertValues(stmt: InsertStmt, first: ApprovalNeed): boolea
       if (res.name === field.column.name && res.val && judgeable(res.val)) res.val = wrap(res.val);
     }
   }
-  return guarded;
+}
+
+/** Does an INSERT's chain have a rule on a field its guard judges again (guardInsertValues has values to wrap)? */
+export function judgesInsertValues(first: ApprovalNeed): boolean {
+  for (const [need] of turnableRules(first)) if (need.field) return true;
+  return false;
+}
+
+/**
+ * The rules of a chain a write's guard judges again as it runs, with their places in the chain:
+ * up to the first that holds whatever the write (approvalNeed ends the chain there).
+ */
+function* turnableRules(first: ApprovalNeed): Generator<[ApprovalNeed, number]> {
+  let index = 0;
+  for (let need: ApprovalNeed | undefined = first; need; need = need.otherwise, index++) {
+    if (need.affectedRowsGt === undefined && need.fieldCondition === undefined) return;
+    yield [need, index];
+  }
 }
 
 function describeRule(rule: RawPolicy['require_approval'][number]): string {

@@ -23,7 +23,7 @@ import { bindTenant, checkInsert, checkRowReferences } from './insert-rows';
 import { andExpr, cloneTree, parseTemplate, quoteIdent, walk } from './nodes';
 import { NO_CTES, type CteScope } from './source-arity';
 import { tenantLiteral } from './tenant';
-import { affectedRowsCount, approvalGuard, approvalNeed, capAffectedRows, guardInsertValues, type ApprovalNeed } from './write-limits';
+import { affectedRowsCount, approvalGuard, approvalNeed, capAffectedRows, guardInsertValues, judgesInsertValues, type ApprovalNeed } from './write-limits';
 import { checkReferences, checkWritable, refName, resolveTarget, returningItems, rewriteReturning, type Op, type Target } from './write-target';
 
 export { AFFECTED_ROWS_MARKER, tooManyRows, type ApprovalNeed } from './write-limits';
@@ -132,9 +132,9 @@ export function guardWrite(
     // Held, it runs as it is now; sent unheld, PostgreSQL judges the rules again as it runs.
     approval.statementSql = deparseVerified([{ [op === 'update' ? 'UpdateStmt' : 'DeleteStmt']: stmt } as Node])[0];
     stmt.whereClause = andExpr(stmt.whereClause, guard);
-  } else if (approval && op === 'insert') {
-    const held = deparseVerified([{ InsertStmt: stmt } as Node])[0];
-    if (guardInsertValues(stmt, approval)) approval.statementSql = held;
+  } else if (approval && op === 'insert' && judgesInsertValues(approval)) {
+    approval.statementSql = deparseVerified([{ InsertStmt: stmt } as Node])[0];
+    guardInsertValues(stmt, approval);
   }
   // The conditions' trees served the guard; the session needs their SQL only.
   for (let need = approval; need; need = need.otherwise) {
