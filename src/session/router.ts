@@ -118,13 +118,15 @@ export class ResponseRouter {
         return this.complete(head, frame, 'describe');
       case 'D': {
         this.expect(head, frame, 'query', 'execute');
-        const hidden = head!.explains?.[head!.kind === 'query' ? head!.result : 0];
+        // The statement whose rows these are: a query's result in progress, or the execute's one.
+        const at = head!.kind === 'query' ? head!.result : 0;
+        const hidden = head!.explains?.[at];
         if (hidden) {
           if (head!.cap && !head!.cap.admit()) return undefined;
           this.rowsSent++;
           return scrubExplainRow(frame, hidden);
         }
-        const spec = head!.captures?.[head!.kind === 'query' ? head!.result : 0];
+        const spec = head!.captures?.[at];
         if (spec) {
           // The capture values are kept for every row; the agent's part of the row counts against its cap.
           const row = cutDataRow(frame, spec);
