@@ -87,6 +87,20 @@ class ProxyDeparser extends Deparser {
     return undefined;
   }
 
+  /**
+   * `CAST(x AS pg_catalog.text)` (psql's `\dT+` and `\dp`) came out as `x::text`: the base printer
+   * drops the schema of a pg_catalog type in the `::` form, and an unqualified name is resolved by
+   * search_path, so it parses back to another tree. A type the printer keeps qualified is printed
+   * with CAST(… AS …), which takes any type name; the grammar's own type names (int, numeric…)
+   * come out unqualified and are not touched.
+   */
+  override TypeCast(node: TypeCast, context: DeparserContext): string {
+    const text = super.TypeCast(node, context);
+    if (text.startsWith('CAST(') || !node.typeName) return text;
+    const type = this.TypeName(node.typeName, context);
+    return type.startsWith('pg_catalog.') ? `CAST(${this.visit(node.arg!, context)} AS ${type})` : text;
+  }
+
   // SHOW "TimeZone" came out unquoted, which folds to another name in the tree (PostgreSQL
   // compares setting names case-insensitively, the tree does not).
   override VariableShowStmt(node: VariableShowStmt, context: DeparserContext): string {

@@ -230,7 +230,9 @@ export class Entries {
       case 'catalog':
         {
         const columns = catalogViewColumns(this.scope, resolution.schema, resolution.name);
-        return columns ? [renamed(columns, rv.alias)] : [];
+        // A catalog table's view carries tableoid in a statement that names it (catalog-views.ts, servedRelation).
+        const table = this.scope.catalog.objects?.systemRelations.get(`${resolution.schema}.${resolution.name}`)?.table === true;
+        return columns ? [renamed(table && !columns.includes('tableoid') ? [...columns, 'tableoid'] : columns, rv.alias)] : [];
       }
       case 'unknown':
         return [];

@@ -122,6 +122,8 @@ export interface TableObject {
 /** A system relation the proxy serves: its oid and its columns in the upstream's version. */
 export interface SystemRelation {
   oid: number;
+  /** A table (relkind 'r'), which has system columns; the rest are views. */
+  table: boolean;
   columns: string[];
   /** format_type() of each column, in the same order. */
   types: string[];

@@ -51,13 +51,13 @@ const NAMESPACES = `SELECT n.oid::int8 AS oid, n.nspname AS name FROM pg_namespa
 
 /** The columns (name and type) of the system relations the proxy serves, in the upstream's own version. */
 const SYSTEM_RELATIONS = `
-  SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid,
+  SELECT n.nspname AS schema, c.relname AS name, c.oid::int8 AS oid, c.relkind::text AS kind,
          array_agg(a.attname::text ORDER BY a.attnum) AS columns,
          array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS types
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
    WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relname = ANY($1::text[])
      AND a.attnum > 0 AND NOT a.attisdropped
-   GROUP BY n.nspname, c.relname, c.oid`;
+   GROUP BY n.nspname, c.relname, c.oid, c.relkind`;
 
 /**
  * Names of functions that could take a row as their only argument (a record, polymorphic or
@@ -90,7 +90,7 @@ export async function loadCatalogObjects(client: Client, wanted: readonly number
   const rowFunctions = await q(ROW_FUNCTIONS);
   const systemRelations = new Map<string, SystemRelation>();
   for (const r of systems) {
-    systemRelations.set(`${String(r.schema)}.${String(r.name)}`, { oid: num(r.oid), columns: r.columns as string[], types: r.types as string[] });
+    systemRelations.set(`${String(r.schema)}.${String(r.name)}`, { oid: num(r.oid), table: r.kind === 'r', columns: r.columns as string[], types: r.types as string[] });
   }
   return {
     indexes: indexes.map((r) => ({ oid: num(r.oid), rel: num(r.rel), name: String(r.name), columns: nums(r.columns), otherRelations: r.other_relations === true })),

@@ -43,6 +43,18 @@ describe.each(modes)('$protocol protocol', ({ extended }) => {
     expect(await query("SELECT count(*)::int AS n FROM pg_catalog.pg_namespace WHERE nspname = 'internal_secrets'")).toEqual([{ n: 0 }]);
   });
 
+  test("a catalog table's tableoid reads as in PostgreSQL where a statement names it (psql's \\dL joins pg_description on it); views have none", async () => {
+    const [{ oid }] = await db.query<{ oid: number }>("SELECT 'pg_catalog.pg_language'::regclass::oid::int AS oid");
+    expect(await query("SELECT l.lanname, l.tableoid::int AS t FROM pg_catalog.pg_language l WHERE l.lanname = 'plpgsql'")).toEqual([{ lanname: 'plpgsql', t: oid }]);
+    const described = await query('SELECT l.lanname, d.description FROM pg_catalog.pg_language l LEFT JOIN pg_catalog.pg_description d ON d.classoid = l.tableoid AND d.objoid = l.oid AND d.objsubid = 0 WHERE l.lanplcallfoid != 0 ORDER BY 1');
+    expect(described.map((r) => r.lanname)).toContain('plpgsql');
+    // SELECT * of a statement that does not name it lists the catalog's own columns only.
+    const [row] = await query('SELECT * FROM pg_catalog.pg_namespace LIMIT 1');
+    expect(Object.keys(row)).toEqual(['oid', 'nspname', 'nspowner', 'nspacl']);
+    // A catalog view has no system columns, through the proxy as directly.
+    await expect(query('SELECT tableoid FROM pg_catalog.pg_roles')).rejects.toThrow(/column "tableoid" does not exist/);
+  });
+
   test("SQLAlchemy's type lookup at connect (pg_type joined to pg_namespace) runs", async () => {
     const rows = await query("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'int4'");
     expect(rows).toHaveLength(1);

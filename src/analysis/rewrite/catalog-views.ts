@@ -381,19 +381,26 @@ export function servedColumns(scope: ReadScope, schema: string, name: string): r
 
 const views = new WeakMap<ReadScope, Map<string, Node>>();
 
-/** The policy view that replaces a served system relation; undefined when the relation is not served. */
-export function servedRelation(rv: RangeVar, schema: string, name: string, scope: ReadScope, principal: Principal): Node | undefined {
+/**
+ * The policy view that replaces a served system relation; undefined when the relation is not served.
+ * `tableoid`: the statement names that system column (psql joins pg_description on
+ * `d.classoid = l.tableoid`); a catalog table's view then carries it as a column, as a policy
+ * table's view carries its system columns. It is the catalog's own oid, the same for every row
+ * and every database. A catalog view (pg_roles, pg_tables…) has none, in PostgreSQL as here.
+ */
+export function servedRelation(rv: RangeVar, schema: string, name: string, scope: ReadScope, principal: Principal, tableoid = false): Node | undefined {
   const spec = specOf(schema, name);
   const objects = scope.catalog.objects;
   const relation = objects?.systemRelations.get(`${schema}.${name}`);
   if (!spec || !objects || !relation) return undefined;
+  const withOid = tableoid && relation.table && !relation.columns.includes('tableoid');
   let byKey = views.get(scope);
   if (!byKey) {
     byKey = new Map();
     views.set(scope, byKey);
   }
   // The tenant names the session's barrier views (row types).
-  const key = `${schema}.${name}\u0000${principal.user}\u0000${principal.database ?? ''}\u0000${principal.tenantId}`;
+  const key = `${schema}.${name}\u0000${principal.user}\u0000${principal.database ?? ''}\u0000${principal.tenantId}${withOid ? '\u0000tableoid' : ''}`;
   let view = byKey.get(key);
   if (!view) {
     const views = new Map<number, string>();
@@ -409,7 +416,7 @@ export function servedRelation(rv: RangeVar, schema: string, name: string, scope
         return Object.hasOwn(overrides, col) ? `CAST(${overrides[col]} AS ${relation.types[i]}) AS ${quoted}` : `x.${quoted}`;
       })
       .join(', ');
-    const sql = `SELECT * FROM (SELECT ${list} FROM ${schema}.${name} x WHERE ${spec.filter(c)} OFFSET 0) AS v`;
+    const sql = `SELECT * FROM (SELECT ${list}${withOid ? ', x.tableoid' : ''} FROM ${schema}.${name} x WHERE ${spec.filter(c)} OFFSET 0) AS v`;
     view = parseTemplate(sql, `${schema}.${name} view`).fromClause?.[0] as Node;
     byKey.set(key, view);
   }

@@ -143,7 +143,7 @@ function policyRelation(rv: RangeVar, sampled: boolean, scope: ReadScope, princi
     case 'catalog': {
       if (!catalogViewColumns(scope, resolution.schema, resolution.name) || sampled || rv.alias?.colnames?.length) throw catalogNotAllowed(rv);
       if (scope.catalog.objects) {
-        const view = servedRelation(rv, resolution.schema, resolution.name, scope, principal);
+        const view = servedRelation(rv, resolution.schema, resolution.name, scope, principal, system.includes('tableoid'));
         if (!view) throw catalogNotAllowed(rv);
         return view;
       }

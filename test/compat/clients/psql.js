@@ -61,7 +61,7 @@ async function main() {
     return 'public listed';
   });
   await t.check('psql.df', async () => `${psql('\\df').stdout.split('\n').length} lines`);
-  for (const cmd of ['\\dt+', '\\di', '\\dv', '\\ds', '\\dT', '\\dx', '\\conninfo']) {
+  for (const cmd of ['\\dt+', '\\di', '\\dv', '\\ds', '\\dT', '\\dT+', '\\dx', '\\dp', '\\dL', '\\conninfo']) {
     await t.check(`psql.${cmd.slice(1).replace('+', '_plus')}`, async () => `${psql(cmd).stdout.trim().split('\n').length} lines`);
   }
   await t.check('psql.x', async () => {

@@ -163,6 +163,22 @@ describe('SET TIME ZONE in every grammatical form', () => {
   runGolden(cases);
 });
 
+describe('casts to pg_catalog types keep their schema (psql \\dT+, \\dp)', () => {
+  const cases: Golden[] = [
+    // An unqualified name is resolved by search_path: a type "text" of another schema would be another cast.
+    { sql: "SELECT CAST('tuple' AS pg_catalog.text) AS x", out: "SELECT CAST('tuple' AS pg_catalog.text) AS x", kinds: ['read'] },
+    { sql: 'SELECT CAST(t.typlen AS pg_catalog.text) FROM t', out: 'SELECT CAST(t.typlen AS pg_catalog.text) FROM t' },
+    { sql: 'SELECT polcmd::pg_catalog.text FROM p', out: 'SELECT CAST(polcmd AS pg_catalog.text) FROM p' },
+    { sql: 'SELECT x::pg_catalog.text[] FROM t', out: 'SELECT CAST(x AS pg_catalog.text[]) FROM t' },
+    { sql: 'SELECT now()::pg_catalog.date', out: 'SELECT CAST(now() AS pg_catalog.date)' },
+    // The grammar's own type names carry pg_catalog in the tree whichever way they are written.
+    { sql: "SELECT CAST('1' AS pg_catalog.int4)", out: "SELECT '1'::int" },
+    { sql: "SELECT '1'::pg_catalog.varchar(3)", out: "SELECT CAST('1' AS varchar(3))" },
+    { sql: "SELECT 'a'::text", out: "SELECT 'a'::text" },
+  ];
+  runGolden(cases);
+});
+
 describe('isolation levels, never READ WRITE', () => {
   const cases: Golden[] = [
     // JDBC's setTransactionIsolation; SQLAlchemy's isolation_level.
