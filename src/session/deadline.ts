@@ -15,6 +15,8 @@ export interface DeadlineDeps {
   marginMs: number;
   /** Asks PostgreSQL to cancel what it runs (a CancelRequest). */
   cancel: () => void;
+  /** Asks PostgreSQL for the answers of what it has run (a Flush: it changes nothing else). */
+  flush: () => void;
   /** The statement did not stop when cancelled: the session ends with this error. */
   expire: (error: ProxyError) => void;
   log: Logger;
@@ -28,7 +30,7 @@ export class StatementDeadline {
 
   constructor(private readonly deps: DeadlineDeps) {}
 
-  /** A request that PostgreSQL answers went upstream (Sync, Query, Flush): make sure the timer runs. */
+  /** A request went upstream that PostgreSQL runs (Execute) or answers (Sync, Query, Flush): make sure the timer runs. */
   arm(): void {
     const limit = this.deps.limitMs();
     if (this.timer || !limit || this.stopped) return;
@@ -51,7 +53,17 @@ export class StatementDeadline {
     const { pending, marginMs, log } = this.deps;
     const limit = this.deps.limitMs();
     const busy = pending.busyFor(performance.now());
-    if (this.stopped || busy === undefined || !limit) return;
+    if (this.stopped || !limit) return;
+    if (busy === undefined) {
+      // An Execute with no Sync or Flush behind it: PostgreSQL has run it, or runs it still (and
+      // may be stuck sending rows a client does not read), and keeps its answer until asked. A
+      // Flush asks; answered, it is gone from the queue, otherwise the time runs since it was sent.
+      if (pending.unasked()) {
+        this.deps.flush();
+        this.schedule(marginMs);
+      }
+      return;
+    }
     const head = pending.peek();
     const due = limit + (this.cancelled === head ? 2 : 1) * marginMs;
     if (busy < due) return this.schedule(due - busy);

@@ -145,6 +145,11 @@ export class PendingQueue {
     return true;
   }
 
+  /** Requests are pending that PostgreSQL has not been asked to answer (no Sync, Query or Flush behind them). */
+  unasked(): boolean {
+    return this.size > 0 && this.shifted >= this.answerable;
+  }
+
   /** A Flush went upstream: PostgreSQL answers everything sent so far. */
   flushed(): void {
     this.answerable = this.pushed;

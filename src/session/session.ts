@@ -161,6 +161,8 @@ export class Session {
   private txnFailure?: string;
   /** A write's Execute, or a transaction statement's, was forwarded since the last Sync. */
   private batchWrites = false;
+  /** The client has sent an Execute since its last Sync: PostgreSQL runs it in the batch's implicit transaction until that Sync. */
+  private extendedBatch = false;
   /** The Execute batch in flight changes a setting captured values depend on: its Sync says so (PendingItem.unsettles). */
   private batchUnsettles = false;
   /** The transaction has a SET LOCAL of such a setting: its end reverts it. */
@@ -225,6 +227,10 @@ export class Session {
       limitMs: () => this.snap.policy.statementTimeoutMs,
       marginMs: deps.config.session.deadlineMarginMs,
       cancel: () => this.cancel(),
+      flush: () => {
+        this.toServer(serialize.flush());
+        this.router.pending.flushed();
+      },
       expire: (error) => {
         // Nothing more is read from this upstream session: it is dropped, not ended politely.
         this.forgetIfCommitUnanswered();
@@ -381,8 +387,10 @@ export class Session {
 
   /** Handles one message; returns a promise only when it had to wait for I/O. */
   private handle(message: FrontendMessage): Promise<void> | undefined {
+    if (message.type === 'Execute') this.extendedBatch = true;
     switch (message.type) {
       case 'Query':
+        if (this.extendedBatch) throw this.queryInBatch(message.sql);
         this.makeViews(message);
         return this.query(message.sql);
       case 'Parse': {
@@ -442,6 +450,25 @@ export class Session {
       case 'AuthResponse':
         throw new ProxyError('protocol_violation', { message: 'unexpected authentication message after startup' });
     }
+  }
+
+  /**
+   * A simple Query inside an extended-protocol batch (no Sync since its Execute) would run in
+   * that batch's implicit transaction and commit it at its end, before the proxy has
+   * waited for the batch's write events at the Sync; PostgreSQL 18 loses the batch's writes
+   * instead (the next statement fails with "unexpected state STARTED") while their events say they
+   * ran. No driver sends it. The session ends as for any protocol violation: what the batch ran
+   * rolls back with it, and its events and this refusal are recorded.
+   */
+  private queryInBatch(sql: string): ProxyError {
+    const error = new ProxyError('protocol_violation', {
+      message: 'a simple Query was sent inside an extended-protocol batch, before its Sync',
+      hint: 'Send Sync after Parse/Bind/Execute before a simple Query (every PostgreSQL driver does); the batch was rolled back.',
+    });
+    const hook = this.auditor.hook({ protocol: 'simple', agentSql: sql, statements: [], tags: {} });
+    void hook?.result(0, { rows: 0, refused: error });
+    hook?.end();
+    return error;
   }
 
   /**
@@ -757,7 +784,14 @@ export class Session {
       };
       if (g.begin) this.forward(serialize.query('BEGIN'), { kind: 'query', silent: true });
       if (text !== '') this.forward(serialize.query(text), { ...item, wrapped: settle, discarded });
-      else void this.router.pending.whenEmpty().then(() => (this.router.pending.skippingToSync ? discarded() : settle(this.router.txStatus)));
+      else {
+        // What is pending may be extended-protocol messages no Sync or Flush asked PostgreSQL to answer yet.
+        if (this.router.pending.size > 0) {
+          this.toServer(serialize.flush());
+          this.router.pending.flushed();
+        }
+        void this.router.pending.whenEmpty().then(() => (this.router.pending.skippingToSync ? discarded() : settle(this.router.txStatus)));
+      }
     });
   }
 
@@ -820,6 +854,7 @@ export class Session {
    * (an explicit block fails, and cannot commit either).
    */
   private sync(raw: Buffer): Promise<void> | undefined {
+    this.extendedBatch = false;
     const guarded = this.holdsCommits && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
     // A Sync commits the batch's implicit transaction: a deferred constraint's error comes here.
     const item = { kind: 'sync' as const, ...(this.batchWrites ? writeErrorsOf([], this.snap.scope) : {}) };
@@ -1270,6 +1305,9 @@ export class Session {
     this.router.pending.push(item);
     if (item.kind === 'query' || item.kind === 'sync') {
       this.state.endBatch();
+      this.deadline.arm();
+    } else if (item.kind === 'execute') {
+      // PostgreSQL runs an Execute as it arrives, Sync or not (StatementDeadline asks for its answer).
       this.deadline.arm();
     }
     this.toServer(bytes);

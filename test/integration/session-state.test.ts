@@ -80,6 +80,120 @@ async function statementEvents(p: TestProxy, count: number) {
 
 const runStatement = (statement: string, portal = '') => [serialize.bind({ portal, statement }), serialize.execute({ portal }), serialize.sync()];
 
+/** Every message until the connection closes (a FATAL ends the session). */
+async function untilClosed(c: RawClient): Promise<Message[]> {
+  const out: Message[] = [];
+  for (;;) {
+    try {
+      out.push(await c.next(10_000));
+    } catch (err) {
+      if (c.closed) return out;
+      throw err;
+    }
+  }
+}
+
+describe('a simple Query inside an extended-protocol batch (no Sync after its Execute)', () => {
+  // PostgreSQL would run the Query in the batch's implicit transaction and commit the write at its
+  // end, before the proxy waits for the write's event at the Sync (PostgreSQL 18 instead loses the
+  // write while its event says it ran); a held-back COMMIT waited for answers PostgreSQL kept.
+  for (const query of ['COMMIT', 'SELECT 1', 'END']) {
+    test(`Query ${query}: the session ends (protocol_violation), the write does not stay, and the trail says so`, async () => {
+      const p = await start();
+      const before = await tenantOrders();
+      const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+      try {
+        c.send(parseMessage('', INSERT), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.query(query), serialize.sync());
+        const answers = await untilClosed(c);
+        expect(errors(answers).map((e) => [e.code, e.routine, (e as unknown as { severity: string }).severity])).toEqual([['08P01', 'ormai.protocol_violation', 'FATAL']]);
+      } finally {
+        c.end();
+      }
+      expect(await tenantOrders()).toBe(before);
+      let events: AuditEvent[] = [];
+      for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        events = p.auditEvents();
+      }
+      const refused = events.filter((e) => e.kind === 'statement' && e.code === 'protocol_violation');
+      expect(refused).toHaveLength(1);
+      // The Execute ran before the session ended: its event, and one that says it was rolled back.
+      const write = events.find((e) => e.kind === 'statement' && e.statement_kind === 'write');
+      expect(write?.decision).toBe('allowed');
+      expect(events.filter((e) => e.undoes?.includes(write!.id))).toHaveLength(1);
+    });
+  }
+
+  test('after a Sync the same Query runs, and a batch answered by a Flush still needs its Sync first', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    await withClient(p, async (c) => {
+      c.send(parseMessage('', INSERT), ...runStatement(''), serialize.query('SELECT 1 AS one'));
+      const [ran, queried] = await untilReadyN(c, 2);
+      expect(tags(ran)).toEqual(['INSERT 0 1']);
+      expect(rowsOf(queried)).toEqual([['1']]);
+      c.send(parseMessage('', 'SELECT 2 AS two'), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.flush());
+      expect((await c.next()).name).toBe('parseComplete');
+      c.send(serialize.query('SELECT 3'));
+      const answers = await untilClosed(c);
+      expect(errors(answers).map((e) => e.routine)).toEqual(['ormai.protocol_violation']);
+    });
+    expect(await tenantOrders()).toBe(before + 1);
+  });
+
+  test('Parse and Bind with no Execute, then Query COMMIT: answered (it used to wait for answers PostgreSQL kept)', async () => {
+    const p = await start();
+    await withClient(p, async (c) => {
+      c.send(parseMessage('', 'SELECT 1 AS one'), serialize.bind({ portal: '', statement: '' }), serialize.query('COMMIT'), serialize.sync());
+      const [committed, synced] = await untilReadyN(c, 2);
+      expect(committed.map((m) => m.name)).toEqual(['parseComplete', 'bindComplete', 'commandComplete', 'readyForQuery']);
+      expect(synced.map((m) => m.name)).toEqual(['readyForQuery']);
+    });
+  });
+});
+
+describe('an Execute with no Sync or Flush behind it is bounded by the deadline (statement_timeout_ms 500, margin 300 ms)', () => {
+  test('a statement PostgreSQL cannot interrupt, sent with no Sync: the proxy asks for the answer, cancels, then ends the session', async () => {
+    // A chain of CTEs PostgreSQL plans for seconds without checking for interrupts (as below); a
+    // client that never sends Sync or Flush. Before, the proxy's deadline was armed by those only.
+    const CHAIN = 400;
+    const sql = 'WITH ' + Array.from({ length: CHAIN }, (_, i) => (i === 0 ? 'c0 AS (SELECT 1 AS x)' : `c${i} AS (SELECT x + 1 AS x FROM c${i - 1})`)).join(', ') + ` SELECT * FROM c${CHAIN - 1}`;
+    const p = await start(path.join(FIXTURES, 'deadline-policy.yaml'), { analysis: { max_ctes: 1000 }, session: { deadline_margin_ms: 300 } });
+    const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+    const started = Date.now();
+    let answers: Message[];
+    try {
+      c.send(parseMessage('', sql), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }));
+      answers = await untilClosed(c);
+    } finally {
+      c.end();
+    }
+    // 500 ms + 300 ms, a Flush, 300 ms, a cancel, 300 ms: the session ends. PostgreSQL alone plans for seconds more.
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(errors(answers).map((e) => [e.code, e.routine])).toEqual([['57014', 'ormai.statement_deadline_exceeded']]);
+  });
+
+  test('a client that sends no Sync but reads: the statement ends, its answer arrives, the session goes on', async () => {
+    const p = await start(path.join(FIXTURES, 'deadline-policy.yaml'), { session: { deadline_margin_ms: 300 } });
+    await withClient(p, async (c) => {
+      c.send(parseMessage('', 'SELECT 41 + 1 AS n'), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }));
+      // The proxy's Flush at the deadline brings the answer without the client asking for it.
+      const got: string[] = [];
+      for (;;) {
+        const m = await c.next(5000);
+        got.push(m.name);
+        if (m.name === 'commandComplete') break;
+      }
+      expect(got).toEqual(['parseComplete', 'bindComplete', 'dataRow', 'commandComplete']);
+      await new Promise((r) => setTimeout(r, 1500));
+      c.send(serialize.sync());
+      expect((await c.untilReady()).map((m) => m.name)).toEqual(['readyForQuery']);
+      c.send(serialize.query('SELECT 1 AS one'));
+      expect(rowsOf(await c.untilReady())).toEqual([['1']]);
+    });
+  });
+});
+
 describe('a Parse PostgreSQL refuses leaves the statement it had', () => {
   test('re-Parse of an existing name as a read, pipelined ahead of its Executes: the write budget and the audit follow the write PostgreSQL keeps', async () => {
     const p = await start();
