@@ -91,14 +91,15 @@ class ProxyDeparser extends Deparser {
    * `CAST(x AS pg_catalog.text)` (psql's `\dT+` and `\dp`) came out as `x::text`: the base printer
    * drops the schema of a pg_catalog type in the `::` form, and an unqualified name is resolved by
    * search_path, so it parses back to another tree. A type the printer keeps qualified is printed
-   * with CAST(… AS …), which takes any type name; the grammar's own type names (int, numeric…)
-   * come out unqualified and are not touched.
+   * with CAST(… AS …), which takes any type name (the base printer's own choice for such a type
+   * when it does not drop the schema); the grammar's own type names (int, numeric…) come out
+   * unqualified and are left to it. The argument is printed once: printing it for the base printer
+   * and again here doubled the work at every level of nested casts.
    */
   override TypeCast(node: TypeCast, context: DeparserContext): string {
-    const text = super.TypeCast(node, context);
-    if (text.startsWith('CAST(') || !node.typeName) return text;
-    const type = this.TypeName(node.typeName, context);
-    return type.startsWith('pg_catalog.') ? `CAST(${this.visit(node.arg!, context)} AS ${type})` : text;
+    const type = node.typeName && node.arg ? this.TypeName(node.typeName, context) : '';
+    if (!type.startsWith('pg_catalog.')) return super.TypeCast(node, context);
+    return `CAST(${this.visit(node.arg!, context)} AS ${type})`;
   }
 
   // SHOW "TimeZone" came out unquoted, which folds to another name in the tree (PostgreSQL

@@ -141,8 +141,18 @@ export class PendingQueue {
     queued.result = 0;
     this.items.push(queued);
     this.pushed++;
-    if (item.kind === 'sync' || item.kind === 'query') this.answerable = this.pushed;
+    if (item.kind === 'sync' || item.kind === 'query') this.asked();
     return true;
+  }
+
+  /**
+   * PostgreSQL is asked to answer everything sent so far. A head it had not been asked to answer
+   * may have waited on the client, not on the server (a batch whose Sync came late): its time runs
+   * from now.
+   */
+  private asked(): void {
+    if (this.unasked()) this.headSince = performance.now();
+    this.answerable = this.pushed;
   }
 
   /** Requests are pending that PostgreSQL has not been asked to answer (no Sync, Query or Flush behind them). */
@@ -152,7 +162,7 @@ export class PendingQueue {
 
   /** A Flush went upstream: PostgreSQL answers everything sent so far. */
   flushed(): void {
-    this.answerable = this.pushed;
+    this.asked();
   }
 
   /** A statement of the head item ended: the next one has the full time again. */

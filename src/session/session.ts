@@ -163,6 +163,8 @@ export class Session {
   private batchWrites = false;
   /** The client has sent an Execute since its last Sync: PostgreSQL runs it in the batch's implicit transaction until that Sync. */
   private extendedBatch = false;
+  /** The client has sent an extended-protocol message since its last Sync (the batch's implicit transaction may be open). */
+  private extendedOpen = false;
   /** The Execute batch in flight changes a setting captured values depend on: its Sync says so (PendingItem.unsettles). */
   private batchUnsettles = false;
   /** The transaction has a SET LOCAL of such a setting: its end reverts it. */
@@ -388,13 +390,16 @@ export class Session {
   /** Handles one message; returns a promise only when it had to wait for I/O. */
   private handle(message: FrontendMessage): Promise<void> | undefined {
     if (message.type === 'Execute') this.extendedBatch = true;
+    if (message.type === 'Bind' || message.type === 'Describe' || message.type === 'Execute' || message.type === 'Close') this.extendedOpen = true;
     switch (message.type) {
       case 'Query':
-        if (this.extendedBatch) throw this.queryInBatch(message.sql);
+        // Not when PostgreSQL skips to Sync: it discards the Query, as the proxy then does.
+        if (this.extendedBatch && !this.router.pending.skippingToSync) throw this.queryInBatch(message.sql);
         this.makeViews(message);
         return this.query(message.sql);
       case 'Parse': {
         this.makeViews(message);
+        this.extendedOpen = true;
         const removed = this.pin();
         if (!removed && this.readsApprovals(message.sql)) return this.withApprovals((rows) => this.parse(message, rows));
         this.parse(message, undefined, removed);
@@ -480,8 +485,9 @@ export class Session {
    */
   private makeViews(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): void {
     const live = this.deps.current();
-    // Not while PostgreSQL skips to Sync: it would discard the Query unanswered.
-    if (!live || this.router.pending.size > 0 || this.router.pending.skippingToSync || this.router.txStatus !== 'I' || this.blockMaybeOpen) return;
+    // Not while PostgreSQL skips to Sync: it would discard the Query unanswered. Not inside an
+    // extended-protocol batch: the Query would commit its implicit transaction before the Sync.
+    if (!live || this.extendedOpen || this.router.pending.size > 0 || this.router.pending.skippingToSync || this.router.txStatus !== 'I' || this.blockMaybeOpen) return;
     if (message.type === 'Parse' && message.name !== '') {
       const unnamed = this.state.statement('');
       if (unnamed.wait || unnamed.value) return;
@@ -855,6 +861,7 @@ export class Session {
    */
   private sync(raw: Buffer): Promise<void> | undefined {
     this.extendedBatch = false;
+    this.extendedOpen = false;
     const guarded = this.holdsCommits && this.batchWrites && (this.router.txStatus === 'I' || this.batchTxn);
     // A Sync commits the batch's implicit transaction: a deferred constraint's error comes here.
     const item = { kind: 'sync' as const, ...(this.batchWrites ? writeErrorsOf([], this.snap.scope) : {}) };

@@ -98,12 +98,17 @@ describe('a simple Query inside an extended-protocol batch (no Sync after its Ex
   // end, before the proxy waits for the write's event at the Sync (PostgreSQL 18 instead loses the
   // write while its event says it ran); a held-back COMMIT waited for answers PostgreSQL kept.
   for (const query of ['COMMIT', 'SELECT 1', 'END']) {
-    test(`Query ${query}: the session ends (protocol_violation), the write does not stay, and the trail says so`, async () => {
+    test(`Query ${query} after the write has run: the session ends (protocol_violation), the write does not stay, and the trail says so`, async () => {
       const p = await start();
       const before = await tenantOrders();
       const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
       try {
-        c.send(parseMessage('', INSERT), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.query(query), serialize.sync());
+        // The write's answer first (a Flush asks for it), so that it has certainly run.
+        c.send(parseMessage('', INSERT), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.flush());
+        const ran: string[] = [];
+        while (ran[ran.length - 1] !== 'commandComplete') ran.push((await c.next()).name);
+        expect(ran).toEqual(['parseComplete', 'bindComplete', 'commandComplete']);
+        c.send(serialize.query(query), serialize.sync());
         const answers = await untilClosed(c);
         expect(errors(answers).map((e) => [e.code, e.routine, (e as unknown as { severity: string }).severity])).toEqual([['08P01', 'ormai.protocol_violation', 'FATAL']]);
       } finally {
@@ -115,14 +120,54 @@ describe('a simple Query inside an extended-protocol batch (no Sync after its Ex
         await new Promise((r) => setTimeout(r, 20));
         events = p.auditEvents();
       }
-      const refused = events.filter((e) => e.kind === 'statement' && e.code === 'protocol_violation');
-      expect(refused).toHaveLength(1);
+      expect(events.filter((e) => e.kind === 'statement' && e.code === 'protocol_violation')).toHaveLength(1);
       // The Execute ran before the session ended: its event, and one that says it was rolled back.
       const write = events.find((e) => e.kind === 'statement' && e.statement_kind === 'write');
       expect(write?.decision).toBe('allowed');
       expect(events.filter((e) => e.undoes?.includes(write!.id))).toHaveLength(1);
     });
   }
+
+  test('the write, Query COMMIT and Sync in one go: the session ends at once instead of waiting forever, and the write does not stay', async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+    try {
+      c.send(parseMessage('', INSERT), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.query('COMMIT'), serialize.sync());
+      const answers = await untilClosed(c);
+      expect(errors(answers).map((e) => e.routine)).toEqual(['ormai.protocol_violation']);
+    } finally {
+      c.end();
+    }
+    expect(await tenantOrders()).toBe(before);
+    let events: AuditEvent[] = [];
+    for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      events = p.auditEvents();
+    }
+    expect(events.filter((e) => e.kind === 'statement' && e.code === 'protocol_violation')).toHaveLength(1);
+  });
+
+  test("the proxy's own Query (its session views, dropped by DISCARD TEMP) waits for the batch's Sync: it would commit the batch's write early", async () => {
+    const p = await start();
+    const before = await tenantOrders();
+    await withClient(p, async (c) => {
+      c.send(parseMessage('', INSERT), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }));
+      c.send(parseMessage('', 'DISCARD TEMP'), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.flush());
+      const names: string[] = [];
+      while (names.filter((n) => n === 'commandComplete').length < 2) names.push((await c.next()).name);
+      // A Parse of a read: the views are missing, and making them would be a Query of the proxy's.
+      c.send(parseMessage('', 'SELECT count(*) AS n FROM orders'), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '' }), serialize.flush());
+      const read: string[] = [];
+      while (read[read.length - 1] !== 'commandComplete') read.push((await c.next()).name);
+      expect(read).toEqual(['parseComplete', 'bindComplete', 'dataRow', 'commandComplete']);
+      // Still the batch's implicit transaction: nothing committed before the Sync.
+      expect(await tenantOrders()).toBe(before);
+      c.send(serialize.sync());
+      await c.untilReady();
+    });
+    expect(await tenantOrders()).toBe(before + 1);
+  });
 
   test('after a Sync the same Query runs, and a batch answered by a Flush still needs its Sync first', async () => {
     const p = await start();
@@ -168,8 +213,8 @@ describe('an Execute with no Sync or Flush behind it is bounded by the deadline 
     } finally {
       c.end();
     }
-    // 500 ms + 300 ms, a Flush, 300 ms, a cancel, 300 ms: the session ends. PostgreSQL alone plans for seconds more.
-    expect(Date.now() - started).toBeLessThan(3000);
+    // 500 ms + 300 ms, a Flush; from it 500 ms + 300 ms, a cancel; 300 ms: the session ends. PostgreSQL alone plans for seconds more.
+    expect(Date.now() - started).toBeLessThan(4000);
     expect(errors(answers).map((e) => [e.code, e.routine])).toEqual([['57014', 'ormai.statement_deadline_exceeded']]);
   });
 

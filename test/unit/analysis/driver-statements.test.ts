@@ -1,5 +1,7 @@
 // Golden cases for what drivers, ORMs and pools send on their own: connect-time functions, RESET ALL,
 // SHOW of what they read, every spelling of SET TIME ZONE, isolation levels; and what stays refused.
+import { deparseVerified } from '../../../src/analysis/deparse';
+import { parseStatements } from '../../../src/analysis/parser';
 import { runGolden, type Golden } from './golden';
 import { scopeFor } from './expression-cases';
 
@@ -177,6 +179,15 @@ describe('casts to pg_catalog types keep their schema (psql \\dT+, \\dp)', () =>
     { sql: "SELECT 'a'::text", out: "SELECT 'a'::text" },
   ];
   runGolden(cases);
+
+  test('nested casts are printed once each: 60 levels of lower(…)::pg_catalog.text', () => {
+    // Each level's argument printed twice (for the base printer, then again) made this 2^60 prints.
+    let sql = 'x';
+    for (let i = 0; i < 60; i++) sql = `lower(${sql})::pg_catalog.text`;
+    const [printed] = deparseVerified(parseStatements(`SELECT ${sql} FROM t`));
+    expect(printed.match(/CAST\(/g)).toHaveLength(60);
+    expect(printed).toContain('CAST(lower(x) AS pg_catalog.text)');
+  });
 });
 
 describe('isolation levels, never READ WRITE', () => {
