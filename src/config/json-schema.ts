@@ -104,6 +104,8 @@ const configDescriptions: Record<string, string> = {
   session: 'Bounds of one logged-in session.',
   'session.max_prepared_statements': 'Named prepared statements one session may hold (Parse, SQL PREPARE); one more is refused with 54000 session_limit_exceeded. PostgreSQL has no bound; pgx caches 512, JDBC 256. Default: 1000.',
   'session.max_portals': 'Named portals (and cursors) one session may hold at once; one more is refused with 54000 session_limit_exceeded. Default: 1000.',
+  'session.max_prepared_size': 'Text of the named prepared statements one session may hold (the agent\'s text and the forwarded one together), in bytes or with a unit; a Parse or PREPARE beyond it is refused with 54000 session_limit_exceeded. A statement\'s heap is about 1.5 times its two texts. Default: 16MiB.',
+  'session.max_prepared_size_total': 'The same over every session of the process, which holds them all in one heap; a Parse or PREPARE beyond it is refused with 54000 session_limit_exceeded. Default: 64MiB.',
   'session.shutdown_grace_ms':
     'On SIGTERM the proxy stops accepting connections; sessions that are idle end at once, busy ones (a statement running, a transaction open) may go on this long to finish, then what still runs is cancelled. Every statement gets its audit event either way. Default: 10000.',
   'session.deadline_margin_ms': 'A statement still running this long past the policy\'s statement_timeout (PostgreSQL does not check the timeout while it plans) is cancelled upstream; this long after that its session ends with FATAL 57014 statement_deadline_exceeded. Default: 2000.',

@@ -174,6 +174,8 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
     session: {
       statements: raw.session.max_prepared_statements,
       portals: raw.session.max_portals,
+      preparedSize: raw.session.max_prepared_size,
+      preparedSizeTotal: raw.session.max_prepared_size_total,
       deadlineMarginMs: raw.session.deadline_margin_ms,
       shutdownGraceMs: raw.session.shutdown_grace_ms,
     },

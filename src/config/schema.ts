@@ -202,6 +202,10 @@ const session = z.strictObject({
   max_prepared_statements: z.number().int().positive().default(1000),
   /** Named portals (and cursors) one session may hold. */
   max_portals: z.number().int().positive().default(1000),
+  /** Text (the agent's and the forwarded) of the named prepared statements one session may hold. */
+  max_prepared_size: byteSize.default(16 * 1024 * 1024),
+  /** The same over every session of the process: the process holds them all in one heap. */
+  max_prepared_size_total: byteSize.default(64 * 1024 * 1024),
   /** A statement still running this long past the policy's statement_timeout is cancelled, and this long after that its session ends. */
   deadline_margin_ms: z.number().int().positive().default(2000),
   /** On SIGTERM, how long busy sessions (and open transactions) may go on to finish before they are cancelled. */
@@ -227,7 +231,14 @@ export const configSchema = z.strictObject({
     cache_size: 64 * 1024 * 1024,
   }),
   startup: startup.default({ max_message_size: 10_000, timeout_ms: 10_000, max_connections: 32 }),
-  session: session.default({ max_prepared_statements: 1000, max_portals: 1000, deadline_margin_ms: 2000, shutdown_grace_ms: 10000 }),
+  session: session.default({
+    max_prepared_statements: 1000,
+    max_portals: 1000,
+    max_prepared_size: 16 * 1024 * 1024,
+    max_prepared_size_total: 64 * 1024 * 1024,
+    deadline_margin_ms: 2000,
+    shutdown_grace_ms: 10000,
+  }),
   tls: tlsServer.optional(),
   upstream: upstream.default({ connect_timeout_ms: 5000, search_path: 'public', read_scope: 'barrier_views', jit: false }),
   auth: auth.default({ method: 'scram-sha-256', cleartext_only_secure: true }),

@@ -23,6 +23,7 @@ import { Session } from '../session/session';
 import { connectUpstream, ownStartupQuery, UpstreamConnectError } from '../upstream/connect';
 import { barrierViewsCreation, barrierViewsOf } from '../analysis/rewrite/derived';
 import type { SessionViewsAtStart } from '../session/barrier-views';
+import type { PreparedTextBudget } from '../session/state';
 import type { CancelRegistry } from './cancel';
 import { ClientGone, PacketStream } from './packet-stream';
 import { filterStartupParams } from './startup-params';
@@ -32,6 +33,8 @@ export interface ListenerContext {
   config: ProxyConfig;
   scopes: ScopeProvider;
   cache: StatementCache;
+  /** What every session's prepared statements hold together (session.max_prepared_size_total). */
+  preparedText?: PreparedTextBudget;
   rateLimits: RateLimitStore;
   approvals?: ApprovalStore | undefined;
   audit?: AuditPort | undefined;
@@ -279,6 +282,7 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       initial: view,
       current: () => ctx.scopes.current(view.policy.name),
       cache: ctx.cache,
+      ...(ctx.preparedText ? { preparedText: ctx.preparedText } : {}),
       rateLimits: ctx.rateLimits,
       ...(ctx.approvals ? { approvals: ctx.approvals } : {}),
       ...(ctx.audit ? { audit: ctx.audit } : {}),

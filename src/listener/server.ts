@@ -15,6 +15,7 @@ import { ProxyError } from '../errors/catalogue';
 import type { Logger } from '../log';
 import { errorResponse } from '../protocol/backend/serializer';
 import type { Session } from '../session/session';
+import { PreparedTextBudget } from '../session/state';
 import { CancelRegistry } from './cancel';
 import { handshake } from './handshake';
 
@@ -38,6 +39,8 @@ export class ProxyServer {
   private readonly cancels = new CancelRegistry();
 
   readonly cache: StatementCache;
+  /** The text of every session's named prepared statements (session.max_prepared_size_total). */
+  readonly preparedText: PreparedTextBudget;
   readonly planner: Planner;
 
   readonly rateLimits: RateLimitStore;
@@ -55,6 +58,7 @@ export class ProxyServer {
     // The analysis bounds are the process's: one proxy per process.
     setAnalysisLimits(config.analysis);
     this.cache = new StatementCache(config.analysis.cacheBytes);
+    this.preparedText = new PreparedTextBudget(config.session.preparedSizeTotal);
     this.rateLimits = services.rateLimits ?? new MemoryRateLimitStore();
     if (services.approvals) this.approvals = services.approvals;
     if (services.audit) this.audit = services.audit;
@@ -170,6 +174,7 @@ export class ProxyServer {
       auth,
       scopes: this.scopes,
       cache: this.cache,
+      preparedText: this.preparedText,
       rateLimits: this.rateLimits,
       approvals: this.approvals,
       audit: this.audit,

@@ -8,6 +8,13 @@ export interface SessionLimits {
   statements: number;
   portals: number;
   /**
+   * Text of the named prepared statements (the agent's and the forwarded, UTF-16 code units) one
+   * session may hold, and all sessions of the process together: a 1 MB statement keeps about 3 MB
+   * of heap, and one process holds every session's.
+   */
+  preparedSize: number;
+  preparedSizeTotal: number;
+  /**
    * PostgreSQL checks statement_timeout only where it checks for interrupts, which planning may
    * not do for a long time (a chain of a thousand CTEs plans for minutes under a 3 s timeout, and
    * a cancel request waits just the same). A statement gets the policy's timeout plus this margin,

@@ -36,7 +36,7 @@ import { ResponseRouter } from './router';
 import { ByteBatch } from './byte-batch';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
-import { SessionState, type Effect } from './state';
+import { preparedText, SessionState, type Effect, type PreparedTextBudget } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
 import { agentApproval, captureOf, commitShape, explainsOf, heldOf, writeErrorsOf, isCommit, isWrite, mayRaiseWriteErrors, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
@@ -91,6 +91,8 @@ export interface SessionDeps {
   /** The barrier views the session's start made (listener/handshake.ts); absent with read_scope: fence. */
   views?: SessionViewsAtStart;
   config: ProxyConfig;
+  /** The text every session's prepared statements hold together (session.max_prepared_size_total). */
+  preparedText?: PreparedTextBudget;
   log: Logger;
   onClose: () => void;
 }
@@ -131,7 +133,7 @@ export class Session {
   /** Output to the client waits behind this while a write's audit event is made durable. */
   private output?: Promise<void>;
   /** Prepared statements and portals, as PostgreSQL has confirmed them. */
-  private readonly state = new SessionState();
+  private readonly state: SessionState;
   /** A BEGIN may have opened a transaction block whose ReadyForQuery has not arrived yet. */
   private blockMaybeOpen = false;
   /** Checks that no statement runs past the policy's timeout while requests are pending upstream. */
@@ -178,6 +180,7 @@ export class Session {
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
     this.server = deps.upstream.socket;
+    this.state = new SessionState(deps.preparedText);
     this.router = new ResponseRouter(deps.principal, deps.upstream.parameters);
     // Portals live until the end of their transaction. Those confirmed so far were all bound before
     // the Query or Sync an idle ReadyForQuery answers (answers come in order); later Binds are still in flight.
@@ -544,6 +547,11 @@ export class Session {
         this.refuse('query', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
         return undefined;
       }
+    }
+    const tooLarge = this.preparedTooLarge([...prepared.values()].map((p) => ({ name: p.name, text: preparedText(p) })));
+    if (tooLarge) {
+      this.refuse('query', tooLarge, sent);
+      return undefined;
     }
     const targets = executeTargets(this.state, result.statements, prepared);
     if (targets instanceof Promise) return targets.then(() => (this.ended ? undefined : this.queryAnalyzed(sql, result)));
@@ -912,9 +920,16 @@ export class Session {
       this.refuse('parse', result.error, refused, message.name);
       return;
     }
-    const named = [...sqlPrepared(result.statements, result.tags, this.snap).values()].map((p) => p.name);
+    const inner = [...sqlPrepared(result.statements, result.tags, this.snap).values()];
+    const named = inner.map((p) => p.name);
     if ([message.name, ...named].some((name) => this.state.full('S', name, this.deps.config.session.statements))) {
       this.refuse('parse', sessionLimit('prepared statements', this.deps.config.session.statements), refused, message.name);
+      return;
+    }
+    // A Parse'd PREPARE holds its body under its own name too.
+    const tooLarge = this.preparedTooLarge([{ name: message.name, text: message.sql.length + result.sql.length }, ...inner.map((p) => ({ name: p.name, text: preparedText(p) }))]);
+    if (tooLarge) {
+      this.refuse('parse', tooLarge, refused, message.name);
       return;
     }
     const first = result.statements[0];
@@ -1163,6 +1178,26 @@ export class Session {
         : parseMessage(kind === 'parse' ? name : REFUSED_NAME, REFUSED_SENTINEL);
     const effect = kind === 'parse' ? this.state.refusedParse(name) : undefined;
     this.forward(bytes, { kind, refused, audit: this.auditor.hook(sent), ...(effect ? { effect } : {}) });
+  }
+
+  /**
+   * The refusal for named statements whose text would take this session, or the process, past
+   * session.max_prepared_size or max_prepared_size_total; undefined when they fit.
+   */
+  private preparedTooLarge(statements: ReadonlyArray<{ name: string; text: number }>): ProxyError | undefined {
+    const { preparedSize, preparedSizeTotal } = this.deps.config.session;
+    const named = statements.filter((s) => s.name !== '');
+    const text = named.reduce((n, s) => n + s.text, 0);
+    const full = named.length > 0 ? this.state.textFull(named[0].name, text, preparedSize) : undefined;
+    if (!full) return undefined;
+    const mib = (n: number) => `${Math.round((n / (1024 * 1024)) * 10) / 10} MiB`;
+    return new ProxyError('session_limit_exceeded', {
+      message:
+        full === 'session'
+          ? `the session's prepared statements would hold more than ${mib(preparedSize)} of text, as much as the proxy allows`
+          : `the prepared statements of all sessions would hold more than ${mib(preparedSizeTotal)} of text, as much as the proxy allows`,
+      hint: 'Close (DEALLOCATE) prepared statements no longer used, or send a large statement unnamed or as a simple Query.',
+    });
   }
 
   /** A statement that may read ormai.approvals is analysed with the principal's approvals as of now (never cached). */
@@ -1519,6 +1554,7 @@ export class Session {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.state.dispose();
     // Writes of a transaction still open (answered, not committed) roll back with the session: an
     // explicit block, or the implicit one of extended-protocol messages that no Sync ended.
     if (this.txnWriteIds.length > 0 && this.router.pending.size === 0) {

@@ -107,6 +107,23 @@ class Both implements Effect {
   }
 }
 
+/**
+ * The text of the named prepared statements every session of the process holds (the agent's and
+ * the forwarded one, in UTF-16 code units): one process holds them all, and a statement's heap is
+ * about 1.5 times its two texts (a 1 MB statement, parsed and analysed, kept 3 MB), so a few
+ * sessions of large statements would otherwise exhaust the heap of every session.
+ */
+export class PreparedTextBudget {
+  /** Held by confirmed statements and by Parses in flight. */
+  used = 0;
+  constructor(readonly limit: number) {}
+}
+
+/** What a prepared statement counts against the session's and the process's text budgets. */
+export function preparedText(prepared: Prepared): number {
+  return prepared.agentSql.length + prepared.sql.length;
+}
+
 /** What a message sees under a name now, or the answer it has to wait for first. */
 export type Lookup<T> = { value: T | undefined; wait?: undefined } | { wait: Promise<void> };
 
@@ -117,6 +134,36 @@ export class SessionState {
   /** Syncs and Queries sent: the messages between two of them run, or are skipped, together. */
   private batch = 0;
   private seq = 0;
+  /** Text of the named statements held and being added (preparedText), this session's part of `budget`. */
+  private text = 0;
+  private disposed = false;
+
+  constructor(private readonly budget = new PreparedTextBudget(Number.POSITIVE_INFINITY)) {}
+
+  /**
+   * Would a named statement of `text` units make this session hold more than `limit`, or the
+   * process more than its budget? Which of the two, or undefined when it fits.
+   */
+  textFull(name: string, text: number, limit: number): 'session' | 'process' | undefined {
+    if (name === '') return undefined;
+    if (this.text + text > limit) return 'session';
+    if (this.budget.used + text > this.budget.limit) return 'process';
+    return undefined;
+  }
+
+  /** The session ended: what its statements held goes back to the process. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.budget.used -= this.text;
+    this.text = 0;
+  }
+
+  private count(units: number): void {
+    if (this.disposed) return;
+    this.text += units;
+    this.budget.used += units;
+  }
   /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
   private readonly adding = { S: 0, P: 0 };
 
@@ -240,6 +287,7 @@ export class SessionState {
       else this.inFlight[table].set(key, [change]);
     }
     if (adds) this.adding[table]++;
+    if (adds && table === 'S') this.count(preparedText(value as Prepared));
     return change;
   }
 
@@ -249,6 +297,8 @@ export class SessionState {
     change.open = false;
     const { table, key } = change;
     if (change.adds) this.adding[table]--;
+    // The in-flight addition's text is released; what the name holds from now on is counted below.
+    if (change.adds && table === 'S') this.count(-preparedText(change.value as Prepared));
     const changes = this.inFlight[table].get(key);
     const at = changes ? changes.indexOf(change) : -1;
     if (at >= 0) {
@@ -258,6 +308,11 @@ export class SessionState {
     if (outcome !== KEEP) {
       // Answers come in order: every entry confirmed so far was created before a removal of all.
       const map = this.confirmed[table] as Map<string, Prepared | Portal>;
+      if (table === 'S') {
+        const held = (k: string) => (k !== '' && map.has(k) ? preparedText(map.get(k) as Prepared) : 0);
+        if (key === ALL) for (const k of map.keys()) this.count(-held(k));
+        else this.count(-held(key) + (outcome !== undefined && key !== '' ? preparedText(outcome as Prepared) : 0));
+      }
       if (key === ALL) map.clear();
       else if (outcome === undefined) map.delete(key);
       else map.set(key, outcome);

@@ -642,6 +642,55 @@ describe("a write's RETURNING is capped like a read (max_rows 2)", () => {
 describe('a session holds a bounded number of statements and portals', () => {
   const SESSION_LIMITS = { statements: 50, portals: 40 };
 
+  // A statement of about 10 kB text: the agent's and the forwarded text count, about 20 kB.
+  const big = (i: number) => `SELECT id FROM orders WHERE status = '${String(i).padStart(4, '0')}${'x'.repeat(10_000)}'`;
+
+  test('past session.max_prepared_size (100 kB of text) a named Parse or PREPARE is refused; a Close makes room; unnamed ones always work', async () => {
+    const p = await start(POLICY, { session: { max_prepared_size: '100kB', max_prepared_size_total: '1MB' } });
+    await withClient(p, async (c) => {
+      c.send(...Array.from({ length: 4 }, (_, i) => parseMessage(`s${i}`, big(i))), serialize.sync());
+      expect(errors(await c.untilReady())).toEqual([]);
+      // Extended protocol: a named Parse.
+      c.send(parseMessage('s4', big(4)), serialize.sync());
+      expect(errors(await c.untilReady()).map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
+      // Simple protocol: SQL PREPARE.
+      c.send(serialize.query(`PREPARE s5 AS ${big(5)}`));
+      const prepared = errors(await c.untilReady());
+      expect(prepared.map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
+      expect(prepared[0].message).toMatch(/more than 0\.1 MiB of text/);
+      // Unnamed: not held past the next one.
+      c.send(parseMessage('', big(6)), ...runStatement(''));
+      expect(errors(await c.untilReady())).toEqual([]);
+      c.send(serialize.close({ type: 'S', name: 's0' }), serialize.sync());
+      await c.untilReady();
+      c.send(parseMessage('s4', big(4)), serialize.sync());
+      expect(errors(await c.untilReady())).toEqual([]);
+    });
+  });
+
+  test('past session.max_prepared_size_total the sessions together are refused; a session that ends gives its part back', async () => {
+    const p = await start(POLICY, { session: { max_prepared_size: '1MB', max_prepared_size_total: '100kB' } });
+    const one = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
+    try {
+      one.send(...Array.from({ length: 4 }, (_, i) => parseMessage(`s${i}`, big(i))), serialize.sync());
+      expect(errors(await one.untilReady())).toEqual([]);
+      await withClient(p, async (two) => {
+        two.send(parseMessage('t0', big(10)), serialize.sync());
+        const refused = errors(await two.untilReady());
+        expect(refused.map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
+        expect(refused[0].message).toMatch(/all sessions/);
+      });
+    } finally {
+      one.end();
+    }
+    for (let i = 0; i < 100 && !one.closed; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    await withClient(p, async (three) => {
+      three.send(parseMessage('t0', big(10)), serialize.sync());
+      expect(errors(await three.untilReady())).toEqual([]);
+    });
+  });
+
   test('past session.max_prepared_statements (50) and max_portals (40) a new named Parse or Bind is refused; closing one makes room; unnamed ones always work', async () => {
     const p = await start(POLICY, { session: { max_prepared_statements: SESSION_LIMITS.statements, max_portals: SESSION_LIMITS.portals } });
     await withClient(p, async (c) => {

@@ -1,15 +1,59 @@
 // The session's statements and portals change only on PostgreSQL's answers; names are keyed as PostgreSQL keys them.
 import { serialize } from 'pg-protocol';
-import { nameKey, SessionState } from '../../../src/session/state';
+import { nameKey, PreparedTextBudget, SessionState } from '../../../src/session/state';
 import type { Portal, Prepared } from '../../../src/session/statements';
 import { parseMessage, withResultFormats } from '../../../src/upstream/messages';
 
-const prepared = (name: string, sql: string) => ({ name, sql }) as unknown as Prepared;
+const prepared = (name: string, sql: string) => ({ name, sql, agentSql: sql }) as unknown as Prepared;
 const portal = (sql: string) => ({ prepared: prepared('', sql) }) as unknown as Portal;
 const value = <T>(l: { value?: T; wait?: Promise<void> }) => {
   if (l.wait) throw new Error('expected a value, got a wait');
   return l.value;
 };
+
+describe('the text prepared statements hold (session.max_prepared_size, max_prepared_size_total)', () => {
+  test('named statements count from their Parse; a failed or skipped one, a Close, DEALLOCATE ALL and the session end give it back', () => {
+    const budget = new PreparedTextBudget(100);
+    const s = new SessionState(budget);
+    const a = s.parse(prepared('a', 'x'.repeat(10))); // 10 + 10
+    expect(budget.used).toBe(20);
+    expect(s.textFull('b', 30, 45)).toBe('session');
+    expect(s.textFull('b', 30, 60)).toBeUndefined();
+    expect(s.textFull('', 1000, 10)).toBeUndefined(); // the unnamed statement is not counted
+    a.done();
+    expect(budget.used).toBe(20);
+    s.endBatch();
+    s.parse(prepared('b', 'y'.repeat(5))).failed();
+    s.parse(prepared('c', 'z'.repeat(5))).skipped();
+    expect(budget.used).toBe(20);
+    s.parse(prepared('', 'w'.repeat(50))).done();
+    expect(budget.used).toBe(20);
+    s.endBatch();
+    s.close('S', 'a').done();
+    expect(budget.used).toBe(0);
+    s.parse(prepared('d', 'v'.repeat(20))).done();
+    s.parse(prepared('e', 'u'.repeat(5))).done();
+    expect(budget.used).toBe(50);
+    s.endBatch();
+    s.removeAll('S').done();
+    expect(budget.used).toBe(0);
+    s.parse(prepared('f', 't'.repeat(10))).done();
+    s.dispose();
+    s.dispose();
+    expect(budget.used).toBe(0);
+  });
+
+  test('the process budget is shared by the sessions', () => {
+    const budget = new PreparedTextBudget(100);
+    const one = new SessionState(budget);
+    const two = new SessionState(budget);
+    one.parse(prepared('a', 'x'.repeat(30))).done();
+    expect(two.textFull('a', 50, 1000)).toBe('process');
+    expect(two.textFull('a', 40, 1000)).toBeUndefined();
+    one.dispose();
+    expect(two.textFull('a', 90, 1000)).toBeUndefined();
+  });
+});
 
 describe('nameKey', () => {
   test.each([
