@@ -26,6 +26,8 @@ export interface SentStatement {
 }
 
 const TAG_ROWS = /(\d+)$/;
+/** Tags of results whose rows went to the agent (capped by max_rows on the wire). */
+const READ_TAG = /^(SELECT|FETCH) /;
 
 /** Redacted texts per audit trail (see textOf). */
 const TEXTS = new WeakMap<AuditPort, LRUCache<string, { sql: string; sql_hmac: string }>>();
@@ -266,8 +268,9 @@ export class StatementAuditor {
     if (statement?.sql && this.port) event.rewritten_sql = this.rewrittenOf(this.port, statement);
     if (refused) event.code = refused.code;
     else if (outcome.error) event.code = outcome.error.code;
-    // The row count of an INSERT/UPDATE/DELETE/SELECT tag; else the rows the client received.
-    event.rows = tagRows !== undefined ? Number(tagRows) : outcome.rows;
+    // A write's rows are PostgreSQL's count (its tag); a read's (SELECT, FETCH) are the rows the
+    // agent received: past max_rows the database sent one more, which the proxy kept back.
+    event.rows = tagRows !== undefined && !READ_TAG.test(outcome.tag!) ? Number(tagRows) : outcome.rows;
     event.duration_ms = Math.round(ms * 1000) / 1000;
     if (reason) event.reason = reason;
     if (sent.tags.traceparent) event.trace_id = sent.tags.traceparent;

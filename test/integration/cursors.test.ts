@@ -72,6 +72,28 @@ describe.each(modes)('$protocol protocol', ({ extended }) => {
     expect(notices.join('\n')).toMatch(/at most 2 rows per cursor/);
   });
 
+  test("a read's audit event counts the rows the agent received, not the one more the database sent past max_rows", async () => {
+    const marker = `m${Date.now()}${extended ? 'x' : 's'}`;
+    await session(capped, async (q) => {
+      await q(`SELECT id, '${marker}' AS m FROM orders ORDER BY id`);
+      await q('BEGIN');
+      await q(`DECLARE ${marker} CURSOR FOR SELECT id FROM orders ORDER BY id`);
+      await q(`FETCH 1 FROM ${marker}`);
+      await q(`FETCH ALL FROM ${marker}`);
+      await q('ROLLBACK');
+    }, extended);
+    let events = capped.auditEvents();
+    for (let i = 0; i < 100 && events.filter((e) => e.sql?.includes(marker) || e.sql?.startsWith('FETCH')).length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      events = capped.auditEvents();
+    }
+    const select = events.filter((e) => e.kind === 'statement' && e.sql?.startsWith('SELECT id, $1 AS m') && e.protocol === (extended ? 'extended' : 'simple'));
+    // Three rows of tenant 1; max_rows 2: the database sends 3 (LIMIT 3), the agent gets 2.
+    expect(select.at(-1)?.rows).toBe(2);
+    const fetches = events.filter((e) => e.kind === 'statement' && e.sql?.startsWith('FETCH') && e.protocol === (extended ? 'extended' : 'simple')).slice(-2);
+    expect(fetches.map((e) => e.rows)).toEqual([1, 1]);
+  });
+
   test('a cursor over a hidden column, a catalog or a refused function is refused, or fails as PostgreSQL fails', async () => {
     await session(open, async (q) => {
       await q('BEGIN');
