@@ -35,7 +35,11 @@ export class RowCap {
    * count actually sent, a write's unchanged (its count is of rows written, which all were).
    */
   complete(frame: BackendFrame): Buffer {
-    if (!this.truncated) return frame.raw;
+    // The cut is told once, with the result it ended: an Execute of the portal again (done, no
+    // rows) makes none.
+    const truncated = this.truncated;
+    this.truncated = false;
+    if (!truncated) return frame.raw;
     const tag = commandCompleteTag(frame);
     const words = tag.split(' ');
     const read = words[0] === 'SELECT' || words[0] === 'FETCH';

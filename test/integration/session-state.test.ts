@@ -637,6 +637,25 @@ describe("a write's RETURNING is capped like a read (max_rows 2)", () => {
       }
     });
   }
+
+  test('an Execute of the portal again, once it is done: no rows, and no notice of a cut it did not make', async () => {
+    const p = await start();
+    const answers = await withClient(p, async (c) => {
+      c.send(serialize.query('BEGIN'));
+      await c.untilReady();
+      c.send(parseMessage('', `${R}UPDATE orders SET status = status RETURNING id`), serialize.bind({ portal: 'w', statement: '' }), serialize.execute({ portal: 'w' }), serialize.execute({ portal: 'w' }), serialize.sync());
+      const answers = await c.untilReady();
+      c.send(serialize.query('ROLLBACK'));
+      await c.untilReady();
+      return answers;
+    });
+    const names = answers.map((m) => (m.name === 'commandComplete' ? `complete:${(m as unknown as { text: string }).text}` : m.name));
+    const first = names.indexOf(names.find((n) => n.startsWith('complete:'))!);
+    expect(names.slice(0, first + 1).filter((n) => n === 'dataRow')).toHaveLength(2);
+    expect(names.slice(0, first)).toContain('notice');
+    // The second Execute: PostgreSQL's answer for a finished portal, as it is.
+    expect(names.slice(first + 1)).toEqual(['complete:UPDATE 0', 'readyForQuery']);
+  });
 });
 
 describe('a session holds a bounded number of statements and portals', () => {
