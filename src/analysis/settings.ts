@@ -85,6 +85,7 @@ export function checkSet(stmt: VariableSetStmt, ctx: AnalysisContext): 'session'
       }
       // SET ... TO DEFAULT and RESET return to the session's own value, which the proxy set.
       if (name === 'statement_timeout' && stmt.kind === 'VAR_SET_VALUE') checkStatementTimeout(stmt.args, ctx);
+      if (name === 'idle_in_transaction_session_timeout' && stmt.kind === 'VAR_SET_VALUE') checkIdleTimeout(stmt.args, ctx);
       if (name === 'client_min_messages' && stmt.kind === 'VAR_SET_VALUE') checkMessageLevel(stmt.args);
       if (name === 'default_transaction_isolation' && stmt.kind === 'VAR_SET_VALUE') checkIsolationLevel(stmt.args);
       return 'session';
@@ -177,6 +178,30 @@ function checkStatementTimeout(args: Node[] | undefined, ctx: AnalysisContext): 
   if (ms > max) {
     throw new ProxyError('statement_timeout_raise', {
       message: `statement_timeout may only be lowered: ${ms} ms is above the limit of ${max} ms`,
+    });
+  }
+}
+
+/**
+ * idle_in_transaction_session_timeout ends a session that holds a transaction open and idle (its
+ * snapshot holds back vacuum, its locks stay). The database's own value, or the policy's
+ * idle_in_transaction_timeout_ms, may only be lowered: 0 would disable it.
+ */
+function checkIdleTimeout(args: Node[] | undefined, ctx: AnalysisContext): void {
+  const max = ctx.idleInTransactionMaxMs;
+  if (max === undefined) {
+    throw new ProxyError('setting_not_allowed', {
+      message: "idle_in_transaction_session_timeout is the database's: the policy sets no idle_in_transaction_timeout_ms the agent may lower",
+      hint: 'Keep transactions short instead; RESET idle_in_transaction_session_timeout returns to the database value.',
+    });
+  }
+  const text = args?.length === 1 ? settingText(args[0]) : undefined;
+  const ms = text === undefined ? undefined : parseTimeoutMs(text);
+  if (ms === undefined || ms <= 0 || ms > max) {
+    const why = ms === undefined || ms < 0 ? 'the value is not a time it takes' : ms === 0 ? '0 would disable it' : `${ms} ms is above the limit`;
+    throw new ProxyError('setting_not_allowed', {
+      message: `idle_in_transaction_session_timeout may only be lowered: ${why} (the limit is ${max} ms)`,
+      hint: `Give a number of milliseconds (e.g. 1000) or a value with a unit (us, ms, s, min, h, d), from 1 ms to ${max} ms.`,
     });
   }
 }

@@ -57,6 +57,11 @@ export interface AnalysisContext {
   protocol: 'simple' | 'extended';
   /** The policy's statement_timeout in ms: the agent may SET a lower value, never a higher one, nor 0. Undefined = no bound. */
   statementTimeoutMaxMs?: number;
+  /**
+   * The policy's idle_in_transaction_timeout_ms: SET idle_in_transaction_session_timeout may only
+   * lower it. Unset: the database's own value stands, and SET of it is refused.
+   */
+  idleInTransactionMaxMs?: number;
   /** Is this write allowed? Absent → every write is refused (fail closed). Refusal → ProxyError('model_writes_disabled'). */
   writeGate?: (target: WriteTarget) => boolean;
   /** The rewrite step; absent = identity. */

@@ -64,6 +64,7 @@ const policyDescriptions: Record<string, string> = {
   max_scan_rows:
     'Before each read the planner is asked (EXPLAIN) how many rows it would scan; above this the statement is refused with scan_budget_exceeded. Default: no check.',
   statement_timeout_ms: `statement_timeout of the upstream session, in ms; the agent may lower it, never raise it. Default from the profile: ${byProfile('statement_timeout_ms')}.`,
+  idle_in_transaction_timeout_ms: "idle_in_transaction_session_timeout of the upstream session, in ms: PostgreSQL ends a session that holds a transaction open and idle this long. The agent may lower it, never raise or disable it. Unset: the database's own value stands, and the agent may not change it.",
   max_join_depth: `Joins allowed in one FROM clause: relations joined at one query level minus one (subqueries and CTEs count at their own level). Default from the profile: ${byProfile('max_join_depth')}.`,
   queries_per_minute_per_tenant:
     'Statements (Query and Execute messages) per tenant per minute; beyond it they are refused with query_rate_limited. Default: no limit.',

@@ -27,7 +27,7 @@ export const catalogue = {
     sqlstate: '42501',
     severity: 'ERROR',
     message: 'this setting cannot be changed or read through the proxy',
-    hint: 'Allowed settings: application_name, DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output, client_min_messages, lock_timeout, idle_in_transaction_session_timeout, default_transaction_isolation, and statement_timeout (lower only); RESET ALL returns to the values the proxy sets. The session role, search_path, encoding and read-only mode belong to the proxy.',
+    hint: 'Allowed settings: application_name, DateStyle, IntervalStyle, TimeZone, extra_float_digits, bytea_output, client_min_messages, lock_timeout, default_transaction_isolation, statement_timeout (lower only) and idle_in_transaction_session_timeout (lower only, when the policy sets idle_in_transaction_timeout_ms); RESET ALL returns to the values the proxy sets. The session role, search_path, encoding and read-only mode belong to the proxy.',
   },
   statement_timeout_raise: {
     sqlstate: '42501',

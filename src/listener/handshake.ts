@@ -222,6 +222,8 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
           // The analyser reads string literals as PostgreSQL does with this on (the default).
           standard_conforming_strings: 'on',
           statement_timeout: String(policy.statementTimeoutMs),
+          // A startup parameter is the session default: RESET, RESET ALL and DISCARD ALL return to it.
+          ...(policy.raw.idle_in_transaction_timeout_ms !== undefined ? { idle_in_transaction_session_timeout: String(policy.raw.idle_in_transaction_timeout_ms) } : {}),
           // JIT compile time counts against that timeout (upstream.jit).
           ...(config.upstream.jit ? {} : { jit: 'off' }),
           ...(policy.raw.enable_writes.length === 0 ? { default_transaction_read_only: 'on' } : {}),

@@ -1309,7 +1309,11 @@ export class Session {
     const { cache, principal } = this.deps;
     const { policy, scope, scopeKey } = this.snap;
     const views = this.views.ready(scope);
-    const context: AnalysisContext = { protocol, statementTimeoutMaxMs: policy.statementTimeoutMs, writeGate: (target) => policy.isWriteAllowed(target), scope, principal, barrierViews: views };
+    const context: AnalysisContext = {
+      protocol,
+      statementTimeoutMaxMs: policy.statementTimeoutMs,
+      ...(policy.raw.idle_in_transaction_timeout_ms !== undefined ? { idleInTransactionMaxMs: policy.raw.idle_in_transaction_timeout_ms } : {}),
+      writeGate: (target) => policy.isWriteAllowed(target), scope, principal, barrierViews: views };
     const run = (ctx: AnalysisContext): Analysis => {
       const first = analyze(sql, ctx);
       // A write held for approval runs later on another connection, which has no session views.

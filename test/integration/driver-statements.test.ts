@@ -10,6 +10,7 @@ import { startTestProxy, type TestProxy } from '../support/proxy';
 let db: TestDatabase;
 let proxy: TestProxy;
 let readOnly: TestProxy;
+let idle: TestProxy;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -20,10 +21,12 @@ beforeAll(async () => {
   await db.query(`ALTER DATABASE "${db.name}" SET default_transaction_read_only = off`);
   proxy = await startTestProxy(db.url);
   readOnly = await startTestProxy(db.url, { policies: [path.resolve(__dirname, '..', 'fixtures', 'read-only-policy.yaml')] });
+  idle = await startTestProxy(db.url, { policies: [path.resolve(__dirname, '..', 'fixtures', 'idle-policy.yaml')] });
 });
 afterAll(async () => {
   await proxy?.close();
   await readOnly?.close();
+  await idle?.close();
   await db?.drop();
 });
 
@@ -115,6 +118,38 @@ describe.each(modes)('driver statements under the $protocol protocol', (mode) =>
       expect(await rows(c, mode, 'SELECT current_schema() AS s')).toEqual([{ s: 'public' }]);
     } finally {
       await c.end();
+    }
+  });
+
+  test("idle_in_transaction_session_timeout: the database's unless the policy bounds it, then lower only; a transaction left idle past it ends the session", async () => {
+    const [{ dbValue }] = await db.query<{ dbValue: string }>('SHOW idle_in_transaction_session_timeout').then((r) => r.map((x) => ({ dbValue: Object.values(x)[0] as string })));
+    const c = await connect();
+    try {
+      expect(await refusedAs(c, mode, 'SET idle_in_transaction_session_timeout = 0')).toBe('ormai.setting_not_allowed');
+      expect(await refusedAs(c, mode, 'SET idle_in_transaction_session_timeout = 60000')).toBe('ormai.setting_not_allowed');
+      expect(await show(c, mode, 'idle_in_transaction_session_timeout')).toBe(dbValue);
+    } finally {
+      await c.end();
+    }
+    const b = await connect(idle);
+    const ended: Array<{ code?: string }> = [];
+    b.on('error', (e: Error & { code?: string }) => ended.push(e));
+    try {
+      expect(await show(b, mode, 'idle_in_transaction_session_timeout')).toBe('1500ms');
+      expect(await refusedAs(b, mode, 'SET idle_in_transaction_session_timeout = 0')).toBe('ormai.setting_not_allowed');
+      expect(await refusedAs(b, mode, "SET idle_in_transaction_session_timeout = '2s'")).toBe('ormai.setting_not_allowed');
+      expect(await rows(b, mode, "SET idle_in_transaction_session_timeout = '1s'")).toEqual([]);
+      expect(await show(b, mode, 'idle_in_transaction_session_timeout')).toBe('1s');
+      expect(await rows(b, mode, 'RESET ALL')).toEqual([]);
+      expect(await show(b, mode, 'idle_in_transaction_session_timeout')).toBe('1500ms');
+      // PostgreSQL ends a session that holds its transaction idle longer than that.
+      await rows(b, mode, 'BEGIN');
+      await rows(b, mode, 'SELECT 1 AS one');
+      for (let i = 0; i < 50 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(ended.map((e) => e.code)[0]).toBe('25P03');
+      expect((await send(b, mode, 'SELECT 1 AS one')).error).toBeDefined();
+    } finally {
+      await b.end().catch(() => undefined);
     }
   });
 

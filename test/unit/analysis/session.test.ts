@@ -48,7 +48,11 @@ const cases: Golden[] = [
   { sql: 'SET client_min_messages = info', err: 'setting_not_allowed' },
   { sql: 'SET client_min_messages = 1', err: 'setting_not_allowed' },
   { sql: "SET LOCAL lock_timeout = '5s'", out: "SET LOCAL lock_timeout TO '5s'" },
-  { sql: 'SET idle_in_transaction_session_timeout = 60000', out: 'SET idle_in_transaction_session_timeout TO 60000' },
+  // idle_in_transaction_session_timeout: the database's own unless the policy sets a bound (below).
+  { sql: 'SET idle_in_transaction_session_timeout = 60000', err: 'setting_not_allowed', message: "idle_in_transaction_session_timeout is the database's" },
+  { sql: 'SET idle_in_transaction_session_timeout = 0', err: 'setting_not_allowed' },
+  { sql: 'RESET idle_in_transaction_session_timeout', out: 'RESET idle_in_transaction_session_timeout' },
+  { sql: 'SET idle_in_transaction_session_timeout TO DEFAULT', out: 'SET idle_in_transaction_session_timeout TO DEFAULT' },
   { sql: 'RESET timezone', out: 'RESET timezone' },
   { sql: 'SET datestyle TO DEFAULT', out: 'SET datestyle TO DEFAULT' },
 
@@ -113,3 +117,21 @@ const cases: Golden[] = [
 ];
 
 runGolden(cases, { statementTimeoutMaxMs: 3000 });
+
+describe('idle_in_transaction_session_timeout under a policy bound of 60 s: lower only, never 0', () => {
+  runGolden(
+    [
+      { sql: 'SET idle_in_transaction_session_timeout = 60000', out: 'SET idle_in_transaction_session_timeout TO 60000', kinds: ['session'] },
+      { sql: "SET LOCAL idle_in_transaction_session_timeout = '10s'", out: "SET LOCAL idle_in_transaction_session_timeout TO '10s'" },
+      { sql: "SET idle_in_transaction_session_timeout = '1min'", out: "SET idle_in_transaction_session_timeout TO '1min'" },
+      { sql: "SET idle_in_transaction_session_timeout = '1.5min'", err: 'setting_not_allowed', message: '90000 ms is above the limit' },
+      { sql: 'SET idle_in_transaction_session_timeout = 0', err: 'setting_not_allowed', message: '0 would disable it' },
+      { sql: "SET idle_in_transaction_session_timeout = '0x7fffffff'", err: 'setting_not_allowed' },
+      { sql: "SET idle_in_transaction_session_timeout = '-1'", err: 'setting_not_allowed' },
+      { sql: "SET idle_in_transaction_session_timeout = 'forever'", err: 'setting_not_allowed' },
+      { sql: 'SET idle_in_transaction_session_timeout = 100, 200', err: 'setting_not_allowed' },
+      { sql: 'RESET idle_in_transaction_session_timeout', out: 'RESET idle_in_transaction_session_timeout' },
+    ],
+    { statementTimeoutMaxMs: 3000, idleInTransactionMaxMs: 60_000 },
+  );
+});
