@@ -359,6 +359,12 @@ export const catalogue = {
     hint: 'Ask for less: select only the fields you need, add a where filter or a smaller limit, or use db.aggregate to summarise.',
     severity: 'ERROR',
   },
+  call_abandoned: {
+    sqlstate: '57014',
+    message: 'the caller left while the call waited for a session: it was not run',
+    hint: 'Wait for the answer of each call before giving up on it; a call sent again after its caller left runs once, not twice.',
+    severity: 'ERROR',
+  },
   row_not_found: {
     sqlstate: 'P0002',
     message: 'no row with this id',

@@ -280,10 +280,25 @@ export class ToolEngine implements ToolRunner {
       if (queue.length >= this.deps.config.raw.tools.max_queued_calls) {
         throw new ProxyError('too_many_connections', { message: `more than ${this.deps.config.raw.tools.max_queued_calls} tool calls of this caller are waiting for a session` });
       }
-      await new Promise<void>((resolve) => {
-        queue.push(resolve);
+      // The caller may leave while it waits (its HTTP request closed): its call then never runs,
+      // as PostgreSQL never runs what a closed connection had not sent. A call that already runs
+      // goes on, and its event says what it did.
+      const delivery = deliveries.getStore();
+      let waiting!: () => void;
+      const turn = new Promise<'turn'>((resolve) => {
+        waiting = () => resolve('turn');
+        queue.push(waiting);
         this.queued.set(key, queue);
       });
+      const outcome = delivery ? await Promise.race([turn, delivery.settled.then(() => 'gone' as const)]) : await turn;
+      if (outcome === 'gone') {
+        const list = this.queued.get(key);
+        const at = list?.indexOf(waiting) ?? -1;
+        if (list && at >= 0) list.splice(at, 1);
+        // Woken in the same turn as the caller left: the wake goes to the next in line.
+        else this.wake(key);
+        throw new ProxyError('call_abandoned');
+      }
     }
   }
 

@@ -175,6 +175,29 @@ describe('a client that goes away (tools.response_timeout_ms: 600000)', () => {
     expect(after.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
   });
 
+  test('a call whose client leaves while it waits for a session never runs, through both doors; its event says so', async () => {
+    const unread = await holdAllSessions(h, 'busy');
+    const port = h.proxy.tools.http!.port;
+    // Both wait: the caller's four sessions are held by unread answers.
+    const waiting = [sendUnread(port, '/agent/tool', agentCall('left-tool', SMALL)), sendUnread(port, '/mcp', mcpCall('left-mcp', SMALL))];
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.proxy.auditEvents().filter((e) => e.tool_call_id?.startsWith('left-'))).toEqual([]);
+    for (const w of waiting) w.socket.destroy();
+    const events = await eventsOf(h, ['left-tool', 'left-mcp']);
+    expect(events.map((e) => [e.tool_call_id, e.decision, e.code]).sort()).toEqual([
+      ['left-mcp', 'refused', 'call_abandoned'],
+      ['left-tool', 'refused', 'call_abandoned'],
+    ]);
+    // The sessions come back; the calls of the callers that left do not run then.
+    for (const u of unread) u.socket.destroy();
+    const after = await Promise.all([1, 2, 3, 4].map((n) => post(h, '/agent/tool', agentCall(`after-left-${n}`, SMALL))));
+    expect(after.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    await new Promise((r) => setTimeout(r, 300));
+    const left = h.proxy.auditEvents().filter((e) => e.tool_call_id?.startsWith('left-'));
+    expect(left).toHaveLength(2);
+    expect(h.proxy.auditEvents().filter((e) => e.kind === 'statement' && e.tool_call_id?.startsWith('left-'))).toEqual([]);
+  });
+
   test('/mcp refuses a JSON-RPC batch with Invalid Request and runs none of it; one message per POST still works', async () => {
     const batch = await post(h, '/mcp', [mcpCall('batch-1', SMALL, 1), mcpCall('batch-2', SMALL, 2)]);
     expect(batch.status).toBe(400);
