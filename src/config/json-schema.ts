@@ -105,7 +105,7 @@ const configDescriptions: Record<string, string> = {
   session: 'Bounds of one logged-in session.',
   'session.max_prepared_statements': 'Named prepared statements one session may hold (Parse, SQL PREPARE); one more is refused with 54000 session_limit_exceeded. PostgreSQL has no bound; pgx caches 512, JDBC 256. Default: 1000.',
   'session.max_portals': 'Named portals (and cursors) one session may hold at once; one more is refused with 54000 session_limit_exceeded. Default: 1000.',
-  'session.max_prepared_size': 'Text of the named prepared statements one session may hold (the agent\'s text and the forwarded one together), in bytes or with a unit; a Parse or PREPARE beyond it is refused with 54000 session_limit_exceeded. A statement\'s heap is about 1.5 times its two texts. Default: 16MiB.',
+  'session.max_prepared_size': 'Text of the named prepared statements one session may hold (the agent\'s text and the forwarded one together), and the parameters its portals keep for writes an approval rule may hold, in bytes or with a unit; a Parse, PREPARE or Bind beyond it is refused with 54000 session_limit_exceeded. A statement\'s heap is about 1.5 times its two texts. Default: 16MiB.',
   'session.max_prepared_size_total': 'The same over every session of the process, which holds them all in one heap; a Parse or PREPARE beyond it is refused with 54000 session_limit_exceeded. Default: 64MiB.',
   'session.shutdown_grace_ms':
     'On SIGTERM the proxy stops accepting connections; sessions that are idle end at once, busy ones (a statement running, a transaction open) may go on this long to finish, then what still runs is cancelled. Every statement gets its audit event either way. Default: 10000.',

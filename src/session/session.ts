@@ -36,7 +36,7 @@ import { ResponseRouter } from './router';
 import { ByteBatch } from './byte-batch';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
-import { preparedText, SessionState, type Effect, type PreparedTextBudget } from './state';
+import { portalText, preparedText, SessionState, type Effect, type PreparedTextBudget } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
 import { agentApproval, captureOf, commitShape, explainsOf, heldOf, writeErrorsOf, isCommit, isWrite, mayRaiseWriteErrors, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
@@ -991,8 +991,15 @@ export class Session {
       writes: prepared.writes,
       targets: prepared.targets,
       prepared,
-      ...(prepared.held ? { held: { ...prepared.held, statementSql: prepared.sql, params } } : {}),
+      // Its own copy of the values: a view would keep the whole chunk they arrived in.
+      ...(prepared.held ? { held: { ...prepared.held, statementSql: prepared.sql, params: { ...params, values: params.values.map((v) => (v ? Buffer.from(v) : v)) } } } : {}),
     };
+    // The parameters a held write's portal keeps count against the statements' text budgets.
+    const tooLarge = portal.held ? this.preparedTooLarge([{ name: message.portal, text: portalText(portal) }], 'P') : undefined;
+    if (tooLarge) {
+      this.refuse('bind', tooLarge, this.sentOf(prepared));
+      return undefined;
+    }
     const send = () => this.forward(this.bindBytes(message, formats), { kind: 'bind', effect: this.state.bind(message.portal, portal) });
     if (!prepared.reads || !this.budgets.limitsScans) {
       send();
@@ -1061,6 +1068,17 @@ export class Session {
     const removed = portal.prepared && this.resume(portal.prepared.executes ?? portal.prepared, false);
     if (removed instanceof ProxyError) {
       this.refuse('execute', removed, sent);
+      return undefined;
+    }
+    // A Parse'd SQL PREPARE makes its statement when it runs: it is bounded here, as a PREPARE in a Query is.
+    const made = portal.prepared ? [...sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap).values()] : [];
+    if (made.some((p) => this.state.full('S', p.name, this.deps.config.session.statements))) {
+      this.refuse('execute', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
+      return undefined;
+    }
+    const tooLarge = made.length > 0 ? this.preparedTooLarge(made.map((p) => ({ name: p.name, text: preparedText(p) }))) : undefined;
+    if (tooLarge) {
+      this.refuse('execute', tooLarge, sent);
       return undefined;
     }
     const writes = portal?.writes ?? true;
@@ -1184,18 +1202,18 @@ export class Session {
    * The refusal for named statements whose text would take this session, or the process, past
    * session.max_prepared_size or max_prepared_size_total; undefined when they fit.
    */
-  private preparedTooLarge(statements: ReadonlyArray<{ name: string; text: number }>): ProxyError | undefined {
+  private preparedTooLarge(statements: ReadonlyArray<{ name: string; text: number }>, table: 'S' | 'P' = 'S'): ProxyError | undefined {
     const { preparedSize, preparedSizeTotal } = this.deps.config.session;
     const named = statements.filter((s) => s.name !== '');
     const text = named.reduce((n, s) => n + s.text, 0);
-    const full = named.length > 0 ? this.state.textFull(named[0].name, text, preparedSize) : undefined;
+    const full = named.length > 0 ? this.state.textFull(named[0].name, text, preparedSize, table) : undefined;
     if (!full) return undefined;
     const mib = (n: number) => `${Math.round((n / (1024 * 1024)) * 10) / 10} MiB`;
     return new ProxyError('session_limit_exceeded', {
       message:
         full === 'session'
-          ? `the session's prepared statements would hold more than ${mib(preparedSize)} of text, as much as the proxy allows`
-          : `the prepared statements of all sessions would hold more than ${mib(preparedSizeTotal)} of text, as much as the proxy allows`,
+          ? `the session's prepared statements (and held writes' parameters) would hold more than ${mib(preparedSize)}, as much as the proxy allows`
+          : `the prepared statements (and held writes' parameters) of all sessions would hold more than ${mib(preparedSizeTotal)}, as much as the proxy allows`,
       hint: 'Close (DEALLOCATE) prepared statements no longer used, or send a large statement unnamed or as a simple Query.',
     });
   }

@@ -124,6 +124,21 @@ export function preparedText(prepared: Prepared): number {
   return prepared.agentSql.length + prepared.sql.length;
 }
 
+/**
+ * What a portal counts against the same budgets: the parameters it keeps for a write an approval
+ * rule may hold (checked at its Execute); other portals keep none (PostgreSQL holds them).
+ */
+export function portalText(portal: Portal): number {
+  let bytes = 0;
+  for (const v of portal.held?.params.values ?? []) bytes += v?.length ?? 0;
+  return bytes;
+}
+
+function weight(table: Table, value: Value): number {
+  if (value === undefined) return 0;
+  return table === 'S' ? preparedText(value as Prepared) : portalText(value as Portal);
+}
+
 /** What a message sees under a name now, or the answer it has to wait for first. */
 export type Lookup<T> = { value: T | undefined; wait?: undefined } | { wait: Promise<void> };
 
@@ -141,11 +156,12 @@ export class SessionState {
   constructor(private readonly budget = new PreparedTextBudget(Number.POSITIVE_INFINITY)) {}
 
   /**
-   * Would a named statement of `text` units make this session hold more than `limit`, or the
-   * process more than its budget? Which of the two, or undefined when it fits.
+   * Would a named statement (or a held write's portal) of `text` units make this session hold more
+   * than `limit`, or the process more than its budget? Which of the two, or undefined when it fits.
    */
-  textFull(name: string, text: number, limit: number): 'session' | 'process' | undefined {
-    if (name === '') return undefined;
+  textFull(name: string, text: number, limit: number, table: Table = 'S'): 'session' | 'process' | undefined {
+    // A name already held: PostgreSQL refuses the new one itself (42P05, 42P03), and it adds nothing.
+    if (name === '' || this.confirmed[table].has(nameKey(name))) return undefined;
     if (this.text + text > limit) return 'session';
     if (this.budget.used + text > this.budget.limit) return 'process';
     return undefined;
@@ -252,11 +268,16 @@ export class SessionState {
    * survive in PostgreSQL; the proxy forgets them too, so their Execute is refused, never run.)
    */
   transactionFailed(): void {
-    this.confirmed.P.clear();
+    this.clearPortals();
   }
 
   /** A ReadyForQuery with status idle: the transaction ended, and its portals with it. */
   transactionEnded(): void {
+    this.clearPortals();
+  }
+
+  private clearPortals(): void {
+    for (const [key, portal] of this.confirmed.P) if (key !== '') this.count(-portalText(portal));
     this.confirmed.P.clear();
   }
 
@@ -287,7 +308,7 @@ export class SessionState {
       else this.inFlight[table].set(key, [change]);
     }
     if (adds) this.adding[table]++;
-    if (adds && table === 'S') this.count(preparedText(value as Prepared));
+    if (adds) this.count(weight(table, value));
     return change;
   }
 
@@ -298,7 +319,7 @@ export class SessionState {
     const { table, key } = change;
     if (change.adds) this.adding[table]--;
     // The in-flight addition's text is released; what the name holds from now on is counted below.
-    if (change.adds && table === 'S') this.count(-preparedText(change.value as Prepared));
+    if (change.adds) this.count(-weight(table, change.value));
     const changes = this.inFlight[table].get(key);
     const at = changes ? changes.indexOf(change) : -1;
     if (at >= 0) {
@@ -308,11 +329,9 @@ export class SessionState {
     if (outcome !== KEEP) {
       // Answers come in order: every entry confirmed so far was created before a removal of all.
       const map = this.confirmed[table] as Map<string, Prepared | Portal>;
-      if (table === 'S') {
-        const held = (k: string) => (k !== '' && map.has(k) ? preparedText(map.get(k) as Prepared) : 0);
-        if (key === ALL) for (const k of map.keys()) this.count(-held(k));
-        else this.count(-held(key) + (outcome !== undefined && key !== '' ? preparedText(outcome as Prepared) : 0));
-      }
+      const held = (k: string) => (k !== '' && map.has(k) ? weight(table, map.get(k)) : 0);
+      if (key === ALL) for (const k of map.keys()) this.count(-held(k));
+      else this.count(-held(key) + (key !== '' ? weight(table, outcome) : 0));
       if (key === ALL) map.clear();
       else if (outcome === undefined) map.delete(key);
       else map.set(key, outcome);

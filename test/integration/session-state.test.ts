@@ -676,7 +676,7 @@ describe('a session holds a bounded number of statements and portals', () => {
       c.send(serialize.query(`PREPARE s5 AS ${big(5)}`));
       const prepared = errors(await c.untilReady());
       expect(prepared.map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
-      expect(prepared[0].message).toMatch(/more than 0\.1 MiB of text/);
+      expect(prepared[0].message).toMatch(/more than 0\.1 MiB/);
       // Unnamed: not held past the next one.
       c.send(parseMessage('', big(6)), ...runStatement(''));
       expect(errors(await c.untilReady())).toEqual([]);
@@ -684,6 +684,49 @@ describe('a session holds a bounded number of statements and portals', () => {
       await c.untilReady();
       c.send(parseMessage('s4', big(4)), serialize.sync());
       expect(errors(await c.untilReady())).toEqual([]);
+    });
+  });
+
+  test('a Parse\'d PREPARE counts when it runs: Executes held back behind portals are refused past the bound, not made', async () => {
+    const p = await start(POLICY, { session: { max_prepared_size: '100kB', max_prepared_size_total: '1MB' } });
+    await withClient(p, async (c) => {
+      c.send(serialize.query('BEGIN'));
+      await c.untilReady();
+      // Six unnamed Parses of PREPARE bigN, each bound to a portal: no statement exists yet.
+      for (let i = 0; i < 6; i++) c.send(parseMessage('', `PREPARE big${i} AS ${big(i)}`), serialize.bind({ portal: `p${i}`, statement: '' }), serialize.sync());
+      const bound = await untilReadyN(c, 6);
+      expect(bound.flatMap(errors)).toEqual([]);
+      // Each PREPARE holds about 20 kB of text once it runs: four fit in 100 kB, the fifth is refused (and PostgreSQL skips the sixth).
+      c.send(...Array.from({ length: 6 }, (_, i) => serialize.execute({ portal: `p${i}` })), serialize.sync());
+      expect(errors(await c.untilReady()).map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
+      c.send(serialize.query('ROLLBACK'));
+      await c.untilReady();
+      // PREPARE is not undone by ROLLBACK: the four that ran are there, the fifth was never made.
+      c.send(serialize.query('EXECUTE big3'), serialize.query('EXECUTE big4'));
+      const [ran, missing] = await untilReadyN(c, 2);
+      expect(errors(ran)).toEqual([]);
+      expect(errors(missing).map((e) => e.code)).toEqual(['26000']);
+    });
+  });
+
+  test("a held write's portals keep their parameters within the same bound", async () => {
+    const p = await start(APPROVAL_POLICY, { session: { max_prepared_size: '100kB', max_prepared_size_total: '1MB' } });
+    await withClient(p, async (c) => {
+      c.send(serialize.query('BEGIN'));
+      await c.untilReady();
+      c.send(parseMessage('u', `${R}UPDATE orders SET status = 'paid' WHERE id = 1 AND length($1::text) > 0`), serialize.sync());
+      expect(errors(await c.untilReady())).toEqual([]);
+      const value = 'x'.repeat(30_000);
+      for (let i = 0; i < 4; i++) c.send(serialize.bind({ portal: `h${i}`, statement: 'u', values: [value] }), serialize.sync());
+      const bound = await untilReadyN(c, 4);
+      // 30 kB each: three fit in 100 kB with the statement's text, the fourth is refused.
+      expect(bound.map((ms) => errors(ms).map((e) => e.routine))).toEqual([[], [], [], ['ormai.session_limit_exceeded']]);
+      c.send(serialize.query('ROLLBACK'));
+      await c.untilReady();
+      // The transaction's end dropped the portals: there is room again.
+      c.send(serialize.query('BEGIN'), serialize.bind({ portal: 'h9', statement: 'u', values: [value] }), serialize.sync(), serialize.query('ROLLBACK'));
+      const again = await untilReadyN(c, 3);
+      expect(again.flatMap(errors)).toEqual([]);
     });
   });
 

@@ -43,6 +43,24 @@ describe('the text prepared statements hold (session.max_prepared_size, max_prep
     expect(budget.used).toBe(0);
   });
 
+  test("a held write's portal counts its parameters until its transaction ends; an existing name adds nothing", () => {
+    const budget = new PreparedTextBudget(1000);
+    const s = new SessionState(budget);
+    const held = (bytes: number) => ({ prepared: prepared('', 'x'), held: { params: { values: [Buffer.alloc(bytes), null] } } }) as unknown as Portal;
+    s.bind('h1', held(100)).done();
+    s.bind('h2', held(50)).done();
+    s.bind('plain', portal('SELECT 1')).done();
+    expect(budget.used).toBe(150);
+    expect(s.textFull('h1', 10_000, 10, 'P')).toBeUndefined(); // PostgreSQL refuses it (42P03)
+    s.parse(prepared('a', 'y'.repeat(10))).done();
+    expect(s.textFull('a', 10_000, 10)).toBeUndefined(); // PostgreSQL refuses it (42P05)
+    s.transactionEnded();
+    expect(budget.used).toBe(20);
+    s.bind('h3', held(70)).done();
+    s.transactionFailed();
+    expect(budget.used).toBe(20);
+  });
+
   test('the process budget is shared by the sessions', () => {
     const budget = new PreparedTextBudget(100);
     const one = new SessionState(budget);
