@@ -57,8 +57,8 @@ export class StatementDeadline {
     if (busy === undefined) {
       // An Execute with no Sync or Flush behind it: PostgreSQL has run it, or runs it still (and
       // may be stuck sending rows a client does not read), and keeps its answer until asked. A
-      // Flush asks; answered, it is gone from the queue, otherwise the time runs from the Flush
-      // (PendingQueue.flushed): at most twice the limit and margin in all, never less than once.
+      // Flush asks; answered, it is gone from the queue, otherwise the time runs from the last
+      // request sent before it (PendingQueue.flushed), which PostgreSQL may have been running since.
       if (pending.unasked()) {
         this.deps.flush();
         this.schedule(marginMs);

@@ -108,6 +108,8 @@ export class PendingQueue {
   /** Items pushed, and the count as of the last request that makes PostgreSQL answer (Sync, Query, Flush). */
   private pushed = 0;
   private answerable = 0;
+  /** When the last item was pushed (sent upstream). */
+  private lastPushedAt = 0;
   private shifted = 0;
   /** whenEmpty() callers. */
   private emptyWaiters: Array<() => void> = [];
@@ -136,7 +138,8 @@ export class PendingQueue {
       item.discarded?.();
       return false;
     }
-    if (this.size === 0) this.headSince = performance.now();
+    this.lastPushedAt = performance.now();
+    if (this.size === 0) this.headSince = this.lastPushedAt;
     const queued = item as PendingItem;
     queued.result = 0;
     this.items.push(queued);
@@ -147,11 +150,12 @@ export class PendingQueue {
 
   /**
    * PostgreSQL is asked to answer everything sent so far. A head it had not been asked to answer
-   * may have waited on the client, not on the server (a batch whose Sync came late): its time runs
-   * from now.
+   * may have waited on the client, not on the server (a batch whose Sync came late, or whose later
+   * Execute came late): its time runs from the last request sent, which PostgreSQL may have been
+   * working on since (a Sync: from now).
    */
   private asked(): void {
-    if (this.unasked()) this.headSince = performance.now();
+    if (this.unasked()) this.headSince = Math.max(this.headSince, this.lastPushedAt);
     this.answerable = this.pushed;
   }
 

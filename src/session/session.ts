@@ -1580,7 +1580,7 @@ export class Session {
     // Writes of a transaction still open (answered, not committed) roll back with the session: an
     // explicit block, or the implicit one of extended-protocol messages that no Sync ended.
     if (this.txnWriteIds.length > 0 && this.router.pending.size === 0) {
-      this.voidWrites('the session ended inside the transaction of a write: it was rolled back', 'audit_unavailable');
+      this.voidWrites('the session ended inside the transaction of a write: it was rolled back', 'session_ended');
     }
     this.guard?.commitHook?.end();
     this.guard?.resolve();

@@ -81,7 +81,7 @@ test('an open transaction may commit within the grace period; one still open aft
   expect(await settle(slow.query('COMMIT'))).toMatchObject({ error: expect.anything() });
   const rows = await db.query<{ t: number }>('SELECT total_cents AS t FROM orders WHERE total_cents BETWEEN 81001 AND 81003 ORDER BY 1');
   expect(rows.map((r) => r.t)).toEqual([81001, 81003]);
-  const rolledBack = await db.query(`SELECT 1 FROM ${audit} WHERE statement_kind = 'transaction' AND code = 'audit_unavailable' AND event->>'message' LIKE '%session ended%'`);
+  const rolledBack = await db.query(`SELECT 1 FROM ${audit} WHERE statement_kind = 'transaction' AND code = 'session_ended' AND event->>'message' LIKE '%session ended%'`);
   expect(rolledBack).toHaveLength(1);
   await Promise.all([quick.end().catch(() => undefined), slow.end().catch(() => undefined)]);
 });

@@ -16,13 +16,30 @@ describe('PendingQueue.busyFor', () => {
   });
 
   test('time a batch waited for its client (no Sync, no Flush) is not counted once PostgreSQL is asked', async () => {
-    for (const ask of [(q: PendingQueue) => q.flushed(), (q: PendingQueue) => q.push({ kind: 'sync' })]) {
-      const q = new PendingQueue();
-      q.push({ kind: 'execute' });
-      await sleep(60);
-      ask(q);
-      expect(q.busyFor(performance.now())).toBeLessThan(50);
-    }
+    // A late Sync: from the Sync.
+    const synced = new PendingQueue();
+    synced.push({ kind: 'execute' });
+    await sleep(60);
+    synced.push({ kind: 'sync' });
+    expect(synced.busyFor(performance.now())).toBeLessThan(50);
+    // A Flush after a late Execute: from that Execute, which PostgreSQL may be running.
+    const flushed = new PendingQueue();
+    flushed.push({ kind: 'execute' });
+    await sleep(60);
+    flushed.push({ kind: 'execute' });
+    await sleep(30);
+    flushed.flushed();
+    const busy = flushed.busyFor(performance.now())!;
+    expect(busy).toBeGreaterThanOrEqual(25);
+    expect(busy).toBeLessThan(60);
+  });
+
+  test('a Flush after a lone Execute counts from that Execute: PostgreSQL may have been running it all along', async () => {
+    const q = new PendingQueue();
+    q.push({ kind: 'execute' });
+    await sleep(60);
+    q.flushed();
+    expect(q.busyFor(performance.now())).toBeGreaterThanOrEqual(55);
   });
 
   test('an answered batch asked again keeps its clock: only an unasked head restarts it', async () => {
