@@ -149,9 +149,11 @@ export class SessionState {
   /** Syncs and Queries sent: the messages between two of them run, or are skipped, together. */
   private batch = 0;
   private seq = 0;
-  /** Text of the named statements held and being added (preparedText), this session's part of `budget`. */
+  /** What the named statements (preparedText) and held writes' portals (portalText) hold and are adding: this session's part of `budget`. */
   private text = 0;
   private disposed = false;
+  /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
+  private readonly adding = { S: 0, P: 0 };
 
   constructor(private readonly budget = new PreparedTextBudget(Number.POSITIVE_INFINITY)) {}
 
@@ -180,8 +182,6 @@ export class SessionState {
     this.text += units;
     this.budget.used += units;
   }
-  /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
-  private readonly adding = { S: 0, P: 0 };
 
   statement(name: string): Lookup<Prepared> {
     return this.lookup('S', name);
