@@ -113,7 +113,7 @@ export const policySchema = z.strictObject({
    * idle_in_transaction_session_timeout of the upstream session; the agent may lower it, never
    * raise or disable it. Unset, the database's own setting stands and the agent may not change it.
    */
-  idle_in_transaction_timeout_ms: z.number().int().positive().optional(),
+  idle_in_transaction_timeout_ms: z.number().int().positive().max(2147483647).optional(),
   max_join_depth: z.number().int().positive().optional(),
   queries_per_minute_per_tenant: z.number().int().positive().optional(),
   /** Extra functions the agent may call, beyond the curated safe built-ins. */

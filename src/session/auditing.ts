@@ -268,9 +268,10 @@ export class StatementAuditor {
     if (statement?.sql && this.port) event.rewritten_sql = this.rewrittenOf(this.port, statement);
     if (refused) event.code = refused.code;
     else if (outcome.error) event.code = outcome.error.code;
-    // A write's rows are PostgreSQL's count (its tag); a read's (SELECT, FETCH) are the rows the
-    // agent received: past max_rows the database sent one more, which the proxy kept back.
-    event.rows = tagRows !== undefined && !READ_TAG.test(outcome.tag!) ? Number(tagRows) : outcome.rows;
+    // A write's rows are PostgreSQL's count (its tag, a write in a SELECT's WITH too); a read's
+    // (SELECT, FETCH) are the rows the agent received: past max_rows the database sent one more,
+    // which the proxy kept back.
+    event.rows = tagRows !== undefined && (write !== undefined || !READ_TAG.test(outcome.tag!)) ? Number(tagRows) : outcome.rows;
     event.duration_ms = Math.round(ms * 1000) / 1000;
     if (reason) event.reason = reason;
     if (sent.tags.traceparent) event.trace_id = sent.tags.traceparent;

@@ -58,7 +58,7 @@ export class StatementDeadline {
       // An Execute with no Sync or Flush behind it: PostgreSQL has run it, or runs it still (and
       // may be stuck sending rows a client does not read), and keeps its answer until asked. A
       // Flush asks; answered, it is gone from the queue, otherwise the time runs from the last
-      // request sent before it (PendingQueue.flushed), which PostgreSQL may have been running since.
+      // Execute sent before it (PendingQueue.flushed), which PostgreSQL may have been running since.
       if (pending.unasked()) {
         this.deps.flush();
         this.schedule(marginMs);

@@ -108,8 +108,8 @@ export class PendingQueue {
   /** Items pushed, and the count as of the last request that makes PostgreSQL answer (Sync, Query, Flush). */
   private pushed = 0;
   private answerable = 0;
-  /** When the last item was pushed (sent upstream). */
-  private lastPushedAt = 0;
+  /** When the last Execute was pushed (sent upstream): what PostgreSQL may be running since. */
+  private lastExecuteAt = 0;
   private shifted = 0;
   /** whenEmpty() callers. */
   private emptyWaiters: Array<() => void> = [];
@@ -138,24 +138,25 @@ export class PendingQueue {
       item.discarded?.();
       return false;
     }
-    this.lastPushedAt = performance.now();
-    if (this.size === 0) this.headSince = this.lastPushedAt;
+    const now = performance.now();
+    if (item.kind === 'execute') this.lastExecuteAt = now;
+    if (this.size === 0) this.headSince = now;
     const queued = item as PendingItem;
     queued.result = 0;
     this.items.push(queued);
     this.pushed++;
-    if (item.kind === 'sync' || item.kind === 'query') this.asked();
+    if (item.kind === 'sync' || item.kind === 'query') this.asked(now);
     return true;
   }
 
   /**
    * PostgreSQL is asked to answer everything sent so far. A head it had not been asked to answer
    * may have waited on the client, not on the server (a batch whose Sync came late, or whose later
-   * Execute came late): its time runs from the last request sent, which PostgreSQL may have been
-   * working on since (a Sync: from now).
+   * Execute did): its time runs from `since`, no earlier than the head's own. A Sync or Query asks
+   * now; a Flush asks for what PostgreSQL may have been running since the last Execute.
    */
-  private asked(): void {
-    if (this.unasked()) this.headSince = Math.max(this.headSince, this.lastPushedAt);
+  private asked(since: number): void {
+    if (this.unasked()) this.headSince = Math.max(this.headSince, since);
     this.answerable = this.pushed;
   }
 
@@ -166,7 +167,7 @@ export class PendingQueue {
 
   /** A Flush went upstream: PostgreSQL answers everything sent so far. */
   flushed(): void {
-    this.asked();
+    this.asked(this.lastExecuteAt);
   }
 
   /** A statement of the head item ended: the next one has the full time again. */

@@ -36,7 +36,7 @@ import { ResponseRouter } from './router';
 import { ByteBatch } from './byte-batch';
 import { StatementDeadline } from './deadline';
 import { declaredCursors, fetchCaps, readsRows, sessionEffects } from './session-effects';
-import { portalText, preparedText, SessionState, type Effect, type PreparedTextBudget } from './state';
+import { preparedText, SessionState, type Effect, type PreparedTextBudget } from './state';
 import { executedStatement, executeParams, executeTargets, sqlPrepared } from './sql-prepare';
 import { agentApproval, captureOf, commitShape, explainsOf, heldOf, writeErrorsOf, isCommit, isWrite, mayRaiseWriteErrors, texts, touchesWriteTarget, type Portal, type Prepared } from './statements';
 
@@ -548,7 +548,7 @@ export class Session {
         return undefined;
       }
     }
-    const tooLarge = this.preparedTooLarge([...prepared.values()].map((p) => ({ name: p.name, text: preparedText(p) })));
+    const tooLarge = this.preparedTooLarge([...prepared.values()].filter((p) => p.name !== '').reduce((n, p) => n + preparedText(p), 0));
     if (tooLarge) {
       this.refuse('query', tooLarge, sent);
       return undefined;
@@ -927,7 +927,7 @@ export class Session {
       return;
     }
     // A Parse'd PREPARE holds its body under its own name too.
-    const tooLarge = this.preparedTooLarge([{ name: message.name, text: message.sql.length + result.sql.length }, ...inner.map((p) => ({ name: p.name, text: preparedText(p) }))]);
+    const tooLarge = this.preparedTooLarge((message.name !== '' ? message.sql.length + result.sql.length : 0) + inner.filter((p) => p.name !== '').reduce((n, p) => n + preparedText(p), 0));
     if (tooLarge) {
       this.refuse('parse', tooLarge, refused, message.name);
       return;
@@ -994,8 +994,8 @@ export class Session {
       // Its own copy of the values: a view would keep the whole chunk they arrived in.
       ...(prepared.held ? { held: { ...prepared.held, statementSql: prepared.sql, params: { ...params, values: params.values.map((v) => (v ? Buffer.from(v) : v)) } } } : {}),
     };
-    // The parameters a held write's portal keeps count against the statements' text budgets.
-    const tooLarge = portal.held ? this.preparedTooLarge([{ name: message.portal, text: portalText(portal) }], 'P') : undefined;
+    // What a named portal keeps (its statement, when no name counts it; a held write's parameters) counts against the text budgets.
+    const tooLarge = message.portal !== '' ? this.preparedTooLarge(this.state.textOf('P', portal)) : undefined;
     if (tooLarge) {
       this.refuse('bind', tooLarge, this.sentOf(prepared));
       return undefined;
@@ -1076,7 +1076,7 @@ export class Session {
       this.refuse('execute', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
       return undefined;
     }
-    const tooLarge = made.length > 0 ? this.preparedTooLarge(made.map((p) => ({ name: p.name, text: preparedText(p) }))) : undefined;
+    const tooLarge = made.length > 0 ? this.preparedTooLarge(made.filter((p) => p.name !== '').reduce((n, p) => n + preparedText(p), 0)) : undefined;
     if (tooLarge) {
       this.refuse('execute', tooLarge, sent);
       return undefined;
@@ -1199,22 +1199,20 @@ export class Session {
   }
 
   /**
-   * The refusal for named statements whose text would take this session, or the process, past
-   * session.max_prepared_size or max_prepared_size_total; undefined when they fit.
+   * The refusal when `text` more units (named statements' texts, what named portals keep) would
+   * take this session past session.max_prepared_size or the process past max_prepared_size_total.
    */
-  private preparedTooLarge(statements: ReadonlyArray<{ name: string; text: number }>, table: 'S' | 'P' = 'S'): ProxyError | undefined {
+  private preparedTooLarge(text: number): ProxyError | undefined {
     const { preparedSize, preparedSizeTotal } = this.deps.config.session;
-    const named = statements.filter((s) => s.name !== '');
-    const text = named.reduce((n, s) => n + s.text, 0);
-    const full = named.length > 0 ? this.state.textFull(named[0].name, text, preparedSize, table) : undefined;
+    const full = this.state.textFull(text, preparedSize);
     if (!full) return undefined;
     const mib = (n: number) => `${Math.round((n / (1024 * 1024)) * 10) / 10} MiB`;
     return new ProxyError('session_limit_exceeded', {
       message:
         full === 'session'
-          ? `the session's prepared statements (and held writes' parameters) would hold more than ${mib(preparedSize)}, as much as the proxy allows`
-          : `the prepared statements (and held writes' parameters) of all sessions would hold more than ${mib(preparedSizeTotal)}, as much as the proxy allows`,
-      hint: 'Close (DEALLOCATE) prepared statements no longer used, or send a large statement unnamed or as a simple Query.',
+          ? `the session's prepared statements and portals would hold more than ${mib(preparedSize)} of text, as much as the proxy allows`
+          : `the prepared statements and portals of all sessions would hold more than ${mib(preparedSizeTotal)} of text, as much as the proxy allows`,
+      hint: 'Close (DEALLOCATE) prepared statements and portals no longer used, or send a large statement unnamed or as a simple Query.',
     });
   }
 

@@ -124,19 +124,30 @@ export function preparedText(prepared: Prepared): number {
   return prepared.agentSql.length + prepared.sql.length;
 }
 
-/**
- * What a portal counts against the same budgets: the parameters it keeps for a write an approval
- * rule may hold (checked at its Execute); other portals keep none (PostgreSQL holds them).
- */
+/** The parameters a portal keeps for a write an approval rule may hold (checked at its Execute); other portals keep none. */
 export function portalText(portal: Portal): number {
   let bytes = 0;
   for (const v of portal.held?.params.values ?? []) bytes += v?.length ?? 0;
   return bytes;
 }
 
-function weight(table: Table, value: Value): number {
-  if (value === undefined) return 0;
-  return table === 'S' ? preparedText(value as Prepared) : portalText(value as Portal);
+/**
+ * What a named entry keeps in the proxy's memory, each part with its own text: a statement its
+ * texts and trees; a portal the statement it was bound from (the unnamed one, or one since
+ * closed, which no name counts), a cursor's declaration, and a held write's parameters. A part
+ * that several entries keep counts once (SessionState.refs).
+ */
+function holdings(table: Table, value: Value): Array<[object, number]> {
+  if (value === undefined) return [];
+  if (table === 'S') return [[value, preparedText(value as Prepared)]];
+  const portal = value as Portal;
+  const out: Array<[object, number]> = [];
+  if (portal.prepared) out.push([portal.prepared, preparedText(portal.prepared)]);
+  const declaration = portal.cursor?.declaration;
+  if (declaration) out.push([declaration, declaration.sql.length + (declaration.agentSql?.length ?? 0)]);
+  const held = portalText(portal);
+  if (held > 0) out.push([portal, held]);
+  return out;
 }
 
 /** What a message sees under a name now, or the answer it has to wait for first. */
@@ -152,21 +163,40 @@ export class SessionState {
   /** What the named statements (preparedText) and held writes' portals (portalText) hold and are adding: this session's part of `budget`. */
   private text = 0;
   private disposed = false;
+  /** How many named entries (confirmed or in flight) keep each part (holdings). */
+  private readonly refs = new Map<object, number>();
   /** In-flight changes that may add a name, per table: with the confirmed entries, an upper bound of what PostgreSQL will hold. */
   private readonly adding = { S: 0, P: 0 };
 
   constructor(private readonly budget = new PreparedTextBudget(Number.POSITIVE_INFINITY)) {}
 
   /**
-   * Would a named statement (or a held write's portal) of `text` units make this session hold more
-   * than `limit`, or the process more than its budget? Which of the two, or undefined when it fits.
+   * Would `text` more units make this session hold more than `limit`, or the process more than its
+   * budget? Which of the two, or undefined when it fits.
    */
-  textFull(name: string, text: number, limit: number, table: Table = 'S'): 'session' | 'process' | undefined {
-    // A name already held: PostgreSQL refuses the new one itself (42P05, 42P03), and it adds nothing.
-    if (name === '' || this.confirmed[table].has(nameKey(name))) return undefined;
+  textFull(text: number, limit: number): 'session' | 'process' | undefined {
+    if (text === 0) return undefined;
     if (this.text + text > limit) return 'session';
     if (this.budget.used + text > this.budget.limit) return 'process';
     return undefined;
+  }
+
+  /** The units a named statement or portal would add: its parts no other entry keeps yet. */
+  textOf(table: Table, value: Prepared | Portal): number {
+    let units = 0;
+    for (const [part, n] of holdings(table, value)) if (!this.refs.has(part)) units += n;
+    return units;
+  }
+
+  /** Takes (+1) or gives back (-1) what a named entry keeps: a part counts while anything keeps it. */
+  private hold(table: Table, value: Value, delta: 1 | -1): void {
+    for (const [part, n] of holdings(table, value)) {
+      const refs = (this.refs.get(part) ?? 0) + delta;
+      if (refs > 0) this.refs.set(part, refs);
+      else this.refs.delete(part);
+      if (delta === 1 && refs === 1) this.count(n);
+      else if (delta === -1 && refs === 0) this.count(-n);
+    }
   }
 
   /** The session ended: what its statements held goes back to the process. */
@@ -277,7 +307,7 @@ export class SessionState {
   }
 
   private clearPortals(): void {
-    for (const [key, portal] of this.confirmed.P) if (key !== '') this.count(-portalText(portal));
+    for (const [key, portal] of this.confirmed.P) if (key !== '') this.hold('P', portal, -1);
     this.confirmed.P.clear();
   }
 
@@ -308,7 +338,7 @@ export class SessionState {
       else this.inFlight[table].set(key, [change]);
     }
     if (adds) this.adding[table]++;
-    if (adds) this.count(weight(table, value));
+    if (adds) this.hold(table, value, 1);
     return change;
   }
 
@@ -318,8 +348,8 @@ export class SessionState {
     change.open = false;
     const { table, key } = change;
     if (change.adds) this.adding[table]--;
-    // The in-flight addition's text is released; what the name holds from now on is counted below.
-    if (change.adds) this.count(-weight(table, change.value));
+    // The in-flight addition's hold is given back; what the name keeps from now on is held below.
+    if (change.adds) this.hold(table, change.value, -1);
     const changes = this.inFlight[table].get(key);
     const at = changes ? changes.indexOf(change) : -1;
     if (at >= 0) {
@@ -329,9 +359,10 @@ export class SessionState {
     if (outcome !== KEEP) {
       // Answers come in order: every entry confirmed so far was created before a removal of all.
       const map = this.confirmed[table] as Map<string, Prepared | Portal>;
-      const held = (k: string) => (k !== '' && map.has(k) ? weight(table, map.get(k)) : 0);
-      if (key === ALL) for (const k of map.keys()) this.count(-held(k));
-      else this.count(-held(key) + (key !== '' ? weight(table, outcome) : 0));
+      // The new value is held before the old one is given back: a part both keep stays counted once.
+      if (key !== ALL && key !== '') this.hold(table, outcome, 1);
+      if (key === ALL) for (const [k, v] of map) this.hold(table, k === '' ? undefined : v, -1);
+      else if (key !== '') this.hold(table, map.get(key), -1);
       if (key === ALL) map.clear();
       else if (outcome === undefined) map.delete(key);
       else map.set(key, outcome);

@@ -39,6 +39,8 @@ const IDLE_MS = 30_000;
 export interface Delivery {
   /** Settles once the answer is written out or abandoned (its connection closed); never rejects. */
   readonly settled: Promise<void>;
+  /** Settled already: before an answer is written, its caller has left. */
+  readonly gone: boolean;
   /** The answer is ready: it has `ms` to reach the client, then the door drops the connection. The first deadline set holds. */
   deadline(ms: number): void;
 }
@@ -187,6 +189,11 @@ export class ToolEngine implements ToolRunner {
       return this.refuse(principal, call, err instanceof ProxyError ? err : new ProxyError('upstream_unavailable'), policy);
     }
     const delivery = deliveries.getStore();
+    // The caller left while the call waited (for a session, or for one to open): it is not run.
+    if (delivery?.gone) {
+      this.release(key, conn);
+      return this.refuse(principal, call, new ProxyError('call_abandoned'), policy);
+    }
     let event: AuditEvent | undefined;
     conn.session.setToolContext({
       name: call.name,

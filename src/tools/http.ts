@@ -71,6 +71,10 @@ class ResponseDelivery implements Delivery {
   private timer?: NodeJS.Timeout;
   private closed = false;
 
+  get gone(): boolean {
+    return this.closed;
+  }
+
   constructor(
     private readonly res: ServerResponse,
     private readonly onAbandon: (ms: number) => void,

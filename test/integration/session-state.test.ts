@@ -692,17 +692,18 @@ describe('a session holds a bounded number of statements and portals', () => {
     await withClient(p, async (c) => {
       c.send(serialize.query('BEGIN'));
       await c.untilReady();
-      // Six unnamed Parses of PREPARE bigN, each bound to a portal: no statement exists yet.
-      for (let i = 0; i < 6; i++) c.send(parseMessage('', `PREPARE big${i} AS ${big(i)}`), serialize.bind({ portal: `p${i}`, statement: '' }), serialize.sync());
-      const bound = await untilReadyN(c, 6);
+      // Three unnamed Parses of PREPARE bigN, each bound to a portal (which keeps it: about 20 kB
+      // each); no statement bigN exists yet.
+      for (let i = 0; i < 3; i++) c.send(parseMessage('', `PREPARE big${i} AS ${big(i)}`), serialize.bind({ portal: `p${i}`, statement: '' }), serialize.sync());
+      const bound = await untilReadyN(c, 3);
       expect(bound.flatMap(errors)).toEqual([]);
-      // Each PREPARE holds about 20 kB of text once it runs: four fit in 100 kB, the fifth is refused (and PostgreSQL skips the sixth).
-      c.send(...Array.from({ length: 6 }, (_, i) => serialize.execute({ portal: `p${i}` })), serialize.sync());
+      // Each PREPARE makes a statement of about 20 kB more when it runs: not all three fit in 100 kB.
+      c.send(...Array.from({ length: 3 }, (_, i) => serialize.execute({ portal: `p${i}` })), serialize.sync());
       expect(errors(await c.untilReady()).map((e) => [e.code, e.routine])).toEqual([['54000', 'ormai.session_limit_exceeded']]);
       c.send(serialize.query('ROLLBACK'));
       await c.untilReady();
-      // PREPARE is not undone by ROLLBACK: the four that ran are there, the fifth was never made.
-      c.send(serialize.query('EXECUTE big3'), serialize.query('EXECUTE big4'));
+      // PREPARE is not undone by ROLLBACK: the first is there, the third was never made.
+      c.send(serialize.query('EXECUTE big0'), serialize.query('EXECUTE big2'));
       const [ran, missing] = await untilReadyN(c, 2);
       expect(errors(ran)).toEqual([]);
       expect(errors(missing).map((e) => e.code)).toEqual(['26000']);
@@ -727,6 +728,33 @@ describe('a session holds a bounded number of statements and portals', () => {
       c.send(serialize.query('BEGIN'), serialize.bind({ portal: 'h9', statement: 'u', values: [value] }), serialize.sync(), serialize.query('ROLLBACK'));
       const again = await untilReadyN(c, 3);
       expect(again.flatMap(errors)).toEqual([]);
+    });
+  });
+
+  test('named portals bound from unnamed statements keep them, and count: past the bound a Bind is refused; the transaction\'s end gives them back', async () => {
+    const p = await start(POLICY, { session: { max_prepared_size: '100kB', max_prepared_size_total: '1MB' } });
+    await withClient(p, async (c) => {
+      c.send(serialize.query('BEGIN'));
+      await c.untilReady();
+      for (let i = 0; i < 5; i++) c.send(parseMessage('', big(i)), serialize.bind({ portal: `q${i}`, statement: '' }), serialize.sync());
+      const bound = await untilReadyN(c, 5);
+      // About 20 kB each: four fit in 100 kB, the fifth is refused (and fails the transaction).
+      expect(bound.map((ms) => errors(ms).map((e) => e.routine))).toEqual([[], [], [], [], ['ormai.session_limit_exceeded']]);
+      c.send(serialize.query('ROLLBACK'));
+      await c.untilReady();
+      c.send(parseMessage('s0', big(0)), serialize.sync());
+      expect(errors(await c.untilReady())).toEqual([]);
+    });
+  });
+
+  test('a name closed and made again in one batch is counted again: Close and Parse of one name cannot grow past the bound', async () => {
+    const p = await start(POLICY, { session: { max_prepared_size: '100kB', max_prepared_size_total: '1MB' } });
+    await withClient(p, async (c) => {
+      c.send(...Array.from({ length: 4 }, (_, i) => parseMessage(`r${i}`, 'SELECT 1')), serialize.sync());
+      await c.untilReady();
+      for (let i = 0; i < 6; i++) c.send(serialize.close({ type: 'S', name: `r${i % 4}` }), parseMessage(`r${i % 4}`, big(i)), serialize.sync());
+      const answers = await untilReadyN(c, 6);
+      expect(answers.map((ms) => errors(ms).map((e) => e.routine)).filter((r) => r.length > 0).length).toBeGreaterThan(0);
     });
   });
 

@@ -17,9 +17,8 @@ describe('the text prepared statements hold (session.max_prepared_size, max_prep
     const s = new SessionState(budget);
     const a = s.parse(prepared('a', 'x'.repeat(10))); // 10 + 10
     expect(budget.used).toBe(20);
-    expect(s.textFull('b', 30, 45)).toBe('session');
-    expect(s.textFull('b', 30, 60)).toBeUndefined();
-    expect(s.textFull('', 1000, 10)).toBeUndefined(); // the unnamed statement is not counted
+    expect(s.textFull(30, 45)).toBe('session');
+    expect(s.textFull(30, 60)).toBeUndefined();
     a.done();
     expect(budget.used).toBe(20);
     s.endBatch();
@@ -43,22 +42,52 @@ describe('the text prepared statements hold (session.max_prepared_size, max_prep
     expect(budget.used).toBe(0);
   });
 
-  test("a held write's portal counts its parameters until its transaction ends; an existing name adds nothing", () => {
+  test('a named portal keeps its statement (counted once, however many keep it), a cursor its declaration, a held write its parameters; until its transaction ends', () => {
     const budget = new PreparedTextBudget(1000);
     const s = new SessionState(budget);
-    const held = (bytes: number) => ({ prepared: prepared('', 'x'), held: { params: { values: [Buffer.alloc(bytes), null] } } }) as unknown as Portal;
-    s.bind('h1', held(100)).done();
-    s.bind('h2', held(50)).done();
-    s.bind('plain', portal('SELECT 1')).done();
-    expect(budget.used).toBe(150);
-    expect(s.textFull('h1', 10_000, 10, 'P')).toBeUndefined(); // PostgreSQL refuses it (42P03)
-    s.parse(prepared('a', 'y'.repeat(10))).done();
-    expect(s.textFull('a', 10_000, 10)).toBeUndefined(); // PostgreSQL refuses it (42P05)
+    const st = prepared('st', 'x'.repeat(10)); // 20
+    s.parse(st).done();
+    expect(budget.used).toBe(20);
+    const bound = (p: Prepared, held = 0) => ({ prepared: p, ...(held ? { held: { params: { values: [Buffer.alloc(held), null] } } } : {}) }) as unknown as Portal;
+    expect(s.textOf('P', bound(st))).toBe(0);
+    s.bind('p1', bound(st)).done();
+    expect(budget.used).toBe(20);
+    // The unnamed statement, which no name counts: a portal bound from it keeps it.
+    const unnamed = prepared('', 'y'.repeat(5)); // 10
+    s.parse(unnamed).done();
+    expect(budget.used).toBe(20);
+    s.bind('p2', bound(unnamed)).done();
+    s.bind('p3', bound(unnamed)).done();
+    expect(budget.used).toBe(30);
+    s.bind('h1', bound(st, 100)).done();
+    expect(budget.used).toBe(130);
+    s.bind('c1', { cursor: { declaration: { sql: 'abc', agentSql: 'de' } } } as unknown as Portal).done();
+    expect(budget.used).toBe(135);
+    // Closed, the statement stays counted while portals keep it; their transaction's end gives it all back.
+    s.endBatch();
+    s.close('S', 'st').done();
+    expect(budget.used).toBe(135);
     s.transactionEnded();
-    expect(budget.used).toBe(20);
-    s.bind('h3', held(70)).done();
+    expect(budget.used).toBe(0);
+    s.bind('h3', bound(unnamed, 70)).done();
+    expect(budget.used).toBe(80);
     s.transactionFailed();
-    expect(budget.used).toBe(20);
+    expect(budget.used).toBe(0);
+  });
+
+  test('a name replaced in the same batch (Close, then Parse of the name) counts the new statement, and gives the old one back once closed', () => {
+    const budget = new PreparedTextBudget(1000);
+    const s = new SessionState(budget);
+    s.parse(prepared('a', 'x'.repeat(10))).done();
+    s.endBatch();
+    const close = s.close('S', 'a');
+    const again = s.parse(prepared('a', 'y'.repeat(100)));
+    expect(budget.used).toBe(220);
+    close.done();
+    again.done();
+    expect(budget.used).toBe(200);
+    s.dispose();
+    expect(budget.used).toBe(0);
   });
 
   test('the process budget is shared by the sessions', () => {
@@ -66,10 +95,10 @@ describe('the text prepared statements hold (session.max_prepared_size, max_prep
     const one = new SessionState(budget);
     const two = new SessionState(budget);
     one.parse(prepared('a', 'x'.repeat(30))).done();
-    expect(two.textFull('a', 50, 1000)).toBe('process');
-    expect(two.textFull('a', 40, 1000)).toBeUndefined();
+    expect(two.textFull(50, 1000)).toBe('process');
+    expect(two.textFull(40, 1000)).toBeUndefined();
     one.dispose();
-    expect(two.textFull('a', 90, 1000)).toBeUndefined();
+    expect(two.textFull(90, 1000)).toBeUndefined();
   });
 });
 
