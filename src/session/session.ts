@@ -548,7 +548,7 @@ export class Session {
         return undefined;
       }
     }
-    const tooLarge = this.preparedTooLarge([...prepared.values()].filter((p) => p.name !== '').reduce((n, p) => n + preparedText(p), 0));
+    const tooLarge = this.preparedTooLarge(namedText(prepared.values()));
     if (tooLarge) {
       this.refuse('query', tooLarge, sent);
       return undefined;
@@ -927,7 +927,7 @@ export class Session {
       return;
     }
     // A Parse'd PREPARE holds its body under its own name too.
-    const tooLarge = this.preparedTooLarge((message.name !== '' ? message.sql.length + result.sql.length : 0) + inner.filter((p) => p.name !== '').reduce((n, p) => n + preparedText(p), 0));
+    const tooLarge = this.preparedTooLarge((message.name !== '' ? message.sql.length + result.sql.length : 0) + namedText(inner));
     if (tooLarge) {
       this.refuse('parse', tooLarge, refused, message.name);
       return;
@@ -1076,7 +1076,7 @@ export class Session {
       this.refuse('execute', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
       return undefined;
     }
-    const tooLarge = made.length > 0 ? this.preparedTooLarge(made.filter((p) => p.name !== '').reduce((n, p) => n + preparedText(p), 0)) : undefined;
+    const tooLarge = made.length > 0 ? this.preparedTooLarge(namedText(made)) : undefined;
     if (tooLarge) {
       this.refuse('execute', tooLarge, sent);
       return undefined;
@@ -1329,7 +1329,11 @@ export class Session {
       protocol,
       statementTimeoutMaxMs: policy.statementTimeoutMs,
       ...(policy.raw.idle_in_transaction_timeout_ms !== undefined ? { idleInTransactionMaxMs: policy.raw.idle_in_transaction_timeout_ms } : {}),
-      writeGate: (target) => policy.isWriteAllowed(target), scope, principal, barrierViews: views };
+      writeGate: (target) => policy.isWriteAllowed(target),
+      scope,
+      principal,
+      barrierViews: views,
+    };
     const run = (ctx: AnalysisContext): Analysis => {
       const first = analyze(sql, ctx);
       // A write held for approval runs later on another connection, which has no session views.
@@ -1597,6 +1601,13 @@ function notRecorded(): ProxyError {
   return new ProxyError('audit_unavailable', {
     message: 'the audit event of a write could not be recorded: the transaction was not committed',
   });
+}
+
+/** The text named statements hold (the unnamed one is replaced by the next, and not counted). */
+function namedText(prepared: Iterable<Prepared>): number {
+  let units = 0;
+  for (const p of prepared) if (p.name !== '') units += preparedText(p);
+  return units;
 }
 
 function sessionLimit(what: string, limit: number): ProxyError {
