@@ -80,6 +80,16 @@ async function statementEvents(p: TestProxy, count: number) {
 
 const runStatement = (statement: string, portal = '') => [serialize.bind({ portal, statement }), serialize.execute({ portal }), serialize.sync()];
 
+/** The audit events, once the session's disconnect event is among them. */
+async function untilDisconnected(p: TestProxy): Promise<AuditEvent[]> {
+  let events: AuditEvent[] = [];
+  for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    events = p.auditEvents();
+  }
+  return events;
+}
+
 /** Every message until the connection closes (a FATAL ends the session). */
 async function untilClosed(c: RawClient): Promise<Message[]> {
   const out: Message[] = [];
@@ -115,11 +125,7 @@ describe('a simple Query inside an extended-protocol batch (no Sync after its Ex
         c.end();
       }
       expect(await tenantOrders()).toBe(before);
-      let events: AuditEvent[] = [];
-      for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-        events = p.auditEvents();
-      }
+      const events = await untilDisconnected(p);
       expect(events.filter((e) => e.kind === 'statement' && e.code === 'protocol_violation')).toHaveLength(1);
       // The Execute ran before the session ended: its event, and one that says it was rolled back.
       const write = events.find((e) => e.kind === 'statement' && e.statement_kind === 'write');
@@ -140,11 +146,7 @@ describe('a simple Query inside an extended-protocol batch (no Sync after its Ex
       c.end();
     }
     expect(await tenantOrders()).toBe(before);
-    let events: AuditEvent[] = [];
-    for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-      events = p.auditEvents();
-    }
+    const events = await untilDisconnected(p);
     expect(events.filter((e) => e.kind === 'statement' && e.code === 'protocol_violation')).toHaveLength(1);
   });
 
@@ -885,11 +887,7 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
       );
       await c.end().catch(() => undefined);
       expect(err).toBeDefined();
-      let events: AuditEvent[] = [];
-      for (let i = 0; i < 150 && !events.some((e) => e.kind === 'connection' && e.decision === 'disconnect'); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-        events = p.auditEvents();
-      }
+      const events = await untilDisconnected(p);
       const write = events.find((e) => e.kind === 'statement' && e.statement_kind === 'write' && e.decision === 'allowed');
       expect(write).toBeDefined();
       expect(events.filter((e) => e.undoes?.includes(write!.id))).toEqual([]);
