@@ -232,10 +232,7 @@ export class Session {
       limitMs: () => this.snap.policy.statementTimeoutMs,
       marginMs: deps.config.session.deadlineMarginMs,
       cancel: () => this.cancel(),
-      flush: () => {
-        this.toServer(serialize.flush());
-        this.router.pending.flushed();
-      },
+      flush: () => this.askForAnswers(),
       expire: (error) => {
         // Nothing more is read from this upstream session: it is dropped, not ended politely.
         this.forgetIfCommitUnanswered();
@@ -542,15 +539,9 @@ export class Session {
       }
     }
     const prepared = sqlPrepared(result.statements, result.tags, this.snap);
-    for (const p of prepared.values()) {
-      if (this.state.full('S', p.name, this.deps.config.session.statements)) {
-        this.refuse('query', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
-        return undefined;
-      }
-    }
-    const tooLarge = this.preparedTooLarge(namedText(prepared.values()));
-    if (tooLarge) {
-      this.refuse('query', tooLarge, sent);
+    const beyond = this.preparedLimit([...prepared.values()]);
+    if (beyond) {
+      this.refuse('query', beyond, sent);
       return undefined;
     }
     const targets = executeTargets(this.state, result.statements, prepared);
@@ -746,14 +737,20 @@ export class Session {
    * one is durable.
    */
   private async writesDurable(flush: boolean): Promise<boolean> {
-    if (this.router.pending.size > 0) {
-      if (flush) {
-        this.toServer(serialize.flush());
-        this.router.pending.flushed();
-      }
-      await this.router.pending.whenEmpty();
-    }
+    if (this.router.pending.size > 0) await (flush ? this.allAnswered() : this.router.pending.whenEmpty());
     return (await Promise.all(this.txnWrites)).every(Boolean);
+  }
+
+  /** A Flush: PostgreSQL sends the answers of what it has run (extended-protocol messages no Sync or Flush asked for yet). */
+  private askForAnswers(): void {
+    this.toServer(serialize.flush());
+    this.router.pending.flushed();
+  }
+
+  /** Resolves once PostgreSQL has answered everything sent so far, asking it to when anything is pending. */
+  private allAnswered(): Promise<void> {
+    if (this.router.pending.size > 0) this.askForAnswers();
+    return this.router.pending.whenEmpty();
   }
 
   /** A simple Query of the proxy's own, answered to the proxy only. */
@@ -798,14 +795,8 @@ export class Session {
       };
       if (g.begin) this.forward(serialize.query('BEGIN'), { kind: 'query', silent: true });
       if (text !== '') this.forward(serialize.query(text), { ...item, wrapped: settle, discarded });
-      else {
-        // What is pending may be extended-protocol messages no Sync or Flush asked PostgreSQL to answer yet.
-        if (this.router.pending.size > 0) {
-          this.toServer(serialize.flush());
-          this.router.pending.flushed();
-        }
-        void this.router.pending.whenEmpty().then(() => (this.router.pending.skippingToSync ? discarded() : settle(this.router.txStatus)));
-      }
+      // What is pending may be extended-protocol messages no Sync or Flush asked PostgreSQL to answer yet.
+      else void this.allAnswered().then(() => (this.router.pending.skippingToSync ? discarded() : settle(this.router.txStatus)));
     });
   }
 
@@ -920,18 +911,6 @@ export class Session {
       this.refuse('parse', result.error, refused, message.name);
       return;
     }
-    const inner = [...sqlPrepared(result.statements, result.tags, this.snap).values()];
-    const named = inner.map((p) => p.name);
-    if ([message.name, ...named].some((name) => this.state.full('S', name, this.deps.config.session.statements))) {
-      this.refuse('parse', sessionLimit('prepared statements', this.deps.config.session.statements), refused, message.name);
-      return;
-    }
-    // A Parse'd PREPARE holds its body under its own name too.
-    const tooLarge = this.preparedTooLarge((message.name !== '' ? message.sql.length + result.sql.length : 0) + namedText(inner));
-    if (tooLarge) {
-      this.refuse('parse', tooLarge, refused, message.name);
-      return;
-    }
     const first = result.statements[0];
     const prepared: Prepared = {
       name: message.name,
@@ -947,6 +926,12 @@ export class Session {
       held: heldOf(first, message.sql),
       snap: this.snap,
     };
+    // A Parse'd PREPARE holds its body under its own name too.
+    const beyond = this.preparedLimit([prepared, ...sqlPrepared(result.statements, result.tags, this.snap).values()]);
+    if (beyond) {
+      this.refuse('parse', beyond, refused, message.name);
+      return;
+    }
     if (dropsViews(result.statements)) this.views.discarded();
     this.forward(parseMessage(message.name, result.sql, message.paramTypes), {
       kind: 'parse',
@@ -1071,14 +1056,9 @@ export class Session {
       return undefined;
     }
     // A Parse'd SQL PREPARE makes its statement when it runs: it is bounded here, as a PREPARE in a Query is.
-    const made = portal.prepared ? [...sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap).values()] : [];
-    if (made.some((p) => this.state.full('S', p.name, this.deps.config.session.statements))) {
-      this.refuse('execute', sessionLimit('prepared statements', this.deps.config.session.statements), sent);
-      return undefined;
-    }
-    const tooLarge = made.length > 0 ? this.preparedTooLarge(namedText(made)) : undefined;
-    if (tooLarge) {
-      this.refuse('execute', tooLarge, sent);
+    const beyond = portal.prepared ? this.preparedLimit([...sqlPrepared(portal.prepared.statements, portal.prepared.tags, portal.prepared.snap).values()]) : undefined;
+    if (beyond) {
+      this.refuse('execute', beyond, sent);
       return undefined;
     }
     const writes = portal?.writes ?? true;
@@ -1196,6 +1176,16 @@ export class Session {
         : parseMessage(kind === 'parse' ? name : REFUSED_NAME, REFUSED_SENTINEL);
     const effect = kind === 'parse' ? this.state.refusedParse(name) : undefined;
     this.forward(bytes, { kind, refused, audit: this.auditor.hook(sent), ...(effect ? { effect } : {}) });
+  }
+
+  /**
+   * The refusal for named statements that would take the session past its bounds: their number
+   * (session.max_prepared_statements) or their text (preparedTooLarge).
+   */
+  private preparedLimit(statements: readonly Prepared[]): ProxyError | undefined {
+    const most = this.deps.config.session.statements;
+    if (statements.some((p) => this.state.full('S', p.name, most))) return sessionLimit('prepared statements', most);
+    return this.preparedTooLarge(namedText(statements));
   }
 
   /**

@@ -125,7 +125,7 @@ export function preparedText(prepared: Prepared): number {
 }
 
 /** The parameters a portal keeps for a write an approval rule may hold (checked at its Execute); other portals keep none. */
-export function portalText(portal: Portal): number {
+function portalText(portal: Portal): number {
   let bytes = 0;
   for (const v of portal.held?.params.values ?? []) bytes += v?.length ?? 0;
   return bytes;
