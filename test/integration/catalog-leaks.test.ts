@@ -519,6 +519,8 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await rows("SELECT relchecks FROM pg_class WHERE relname = 'customers'", mode)).toEqual([{ relchecks: 1 }]);
     // The transaction counters move with every tenant's writes.
     expect(await rows('SELECT datfrozenxid, datminmxid, age(datfrozenxid) AS a FROM pg_database', mode)).toEqual([{ datfrozenxid: null, datminmxid: null, a: null }]);
+    // So do a table's: age(relfrozenxid) counted every tenant's write transactions.
+    expect(await rows("SELECT relfrozenxid, relminmxid, age(relfrozenxid) AS a FROM pg_class WHERE relname = 'orders'", mode)).toEqual([{ relfrozenxid: null, relminmxid: null, a: null }]);
     const stats = await rows('SELECT * FROM pg_stat_user_tables ORDER BY relname', mode);
     expect(stats).toHaveLength(2);
     for (const s of stats) for (const [k, v] of Object.entries(s)) if (!['relid', 'schemaname', 'relname'].includes(k)) expect({ k, v }).toEqual({ k, v: null });

@@ -229,6 +229,9 @@ const PG_CATALOG: Record<string, ViewSpec> = {
       relpages: '0',
       relallvisible: '0',
       relallfrozen: '0',
+      // The transaction counters (age(relfrozenxid)) move with every tenant's writes, as pg_database's do.
+      relfrozenxid: 'NULL',
+      relminmxid: 'NULL',
       relacl: 'NULL',
       // Counts hidden CHECK constraints too: the visible ones instead.
       relchecks: `(SELECT count(*) FROM pg_catalog.pg_constraint ormai_k WHERE ormai_k.conrelid = x.oid AND ormai_k.contype = 'c' AND ormai_k.oid = ANY(${oids(c.v.constraints)}))`,
