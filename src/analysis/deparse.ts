@@ -11,7 +11,8 @@ import type { Node, SelectStmt as SelectStmtNode, TransactionStmt, TypeCast, Var
 import { Deparser, QuoteUtils } from 'pgsql-deparser';
 import { ProxyError } from '../errors/catalogue';
 import { statementName } from './labels';
-import { parseStatements } from './parser';
+import { normalizedFromTree } from './normal-form';
+import { parseStatements, rememberNormalized } from './parser';
 import { nodeBody, nodeTypeOf } from './types';
 
 type DeparserContext = Parameters<Deparser['TransactionStmt']>[1];
@@ -155,6 +156,14 @@ export function deparseVerified(stmts: Node[]): string[] {
       throw notReproduced(stmts[i], `comparison failed: ${String(err)}`);
     }
     if (!same) throw notReproduced(stmts[i], 'parsed back to a different tree');
+  }
+  // The audit trail keeps each forwarded text normalised: the tree just parsed gives that without
+  // another parse (normal-form.ts).
+  let base = 0;
+  for (let i = 0; i < texts.length; i++) {
+    const normal = normalizedFromTree(texts[i], reparsed[i], base);
+    if (normal !== undefined) rememberNormalized(texts[i], normal);
+    base += Buffer.byteLength(texts[i], 'utf8') + 2;
   }
   return texts;
 }

@@ -152,6 +152,17 @@ export function normalizeText(sql: string): string {
   return text;
 }
 
+/**
+ * Records `text` as the normal form of `sql`, found without the normaliser (normal-form.ts: the
+ * forwarded text's, from the verifying re-parse's tree): the audit trail's normalizeText of the
+ * forwarded text then finds it here.
+ */
+export function rememberNormalized(sql: string, text: string): void {
+  if (sql.length > NORMALIZED_MAX_CHARS) return;
+  if (normalized.size >= NORMALIZED_ENTRIES) normalized.delete(normalized.keys().next().value as string);
+  normalized.set(sql, { text, limits: analysisLimits() });
+}
+
 const CONTROL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/;
 const CONTROL_ALL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/g;
 
