@@ -16,6 +16,8 @@ import { PrekeyedHmac } from './hmac';
 export const UNPARSEABLE = '<unparseable statement>';
 /** Stands for text over the analysis bounds (size, depth, terms): it was never parsed, so none of it is kept. */
 export const OVER_LIMITS = '<statement over the analysis limits>';
+/** Stands for a fast-path FunctionCall message (always refused): it has no statement text. */
+export const FAST_PATH_CALL = '<fast-path function call>';
 
 const CONTROL_ALL = /[\x01-\x08\x0b\x0c\x0e-\x1f]/g;
 const SPACE = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0b, 0x0c]);
@@ -116,6 +118,7 @@ function selectOne(): Node {
  */
 export function redactSql(sql: string, parsed = false): string {
   if (sql.trim() === '') return '';
+  if (sql === FAST_PATH_CALL) return sql;
   // The parser reads a C string: text after a zero byte would silently vanish from the result.
   if (sql.includes('\0')) return UNPARSEABLE;
   try {

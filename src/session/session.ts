@@ -11,6 +11,7 @@ import { tenantColumnNames } from '../analysis/rewrite/tenant';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
 import { CAPTURE_SETTINGS } from '../audit/event';
+import { FAST_PATH_CALL } from '../audit/redact';
 import type { ApprovalStore } from '../approvals/types';
 import type { Principal } from '../auth/principal';
 import type { PlanParams, Planner } from '../budgets/planner';
@@ -449,7 +450,7 @@ export class Session {
         return undefined;
       case 'FunctionCall': {
         const refused = new ProxyError('statement_not_allowed', { message: 'the fast-path function call interface is not allowed' });
-        this.refuse('query', refused, { protocol: 'extended', agentSql: '<fast-path function call>', statements: [], tags: {} });
+        this.refuse('query', refused, { protocol: 'extended', agentSql: FAST_PATH_CALL, statements: [], tags: {} });
         return undefined;
       }
       case 'AuthResponse':

@@ -144,4 +144,11 @@ test('the fast-path function call interface is refused', async () => {
   c.send(msg('F', int32(1598), int16(0), int16(0), int16(0)));
   const ms = await c.untilReady();
   expect(ms[0]).toMatchObject({ name: 'error', routine: 'ormai.statement_not_allowed' });
+  // Its event says what was refused (it has no statement text to redact).
+  let event;
+  for (let i = 0; i < 50 && !event; i++) {
+    event = proxy.auditEvents().find((e) => e.sql === '<fast-path function call>');
+    if (!event) await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(event).toMatchObject({ decision: 'refused', code: 'statement_not_allowed' });
 });
