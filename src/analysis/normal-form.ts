@@ -11,13 +11,16 @@
 //   walk records constants (not their order in the text): a SELECT's DISTINCT, target list, FROM,
 //   WHERE, GROUP BY, ORDER BY, HAVING, WINDOW, VALUES, OFFSET, LIMIT, locking, WITH, then a set
 //   operation's two sides; every other node its fields in order;
+// - a GROUP BY item takes the numbers of the first target of its shape (constants' values aside)
+//   that no earlier item took;
 // - constants inside a type name (typmods) are left, and so are `GROUP BY 1` and `ORDER BY 1`;
-// - a negative number is one constant with its sign.
-// Anything this does not model (a GROUP BY item with a constant, which normalize numbers after
-// the matching target, an option list, SQL/JSON and XML nodes, a non-ASCII text, a literal form
-// other than numbers, '…' strings, TRUE, FALSE and NULL) gives undefined, and the caller keeps
-// normalize. test/unit/analysis/normal-form.test.ts compares the two on every read of the
-// shape-cache corpus and the bench's first-seen generator.
+// - a negative number is one constant with its sign; a keyword the grammar makes a constant of
+//   (EXTRACT's field, LIMIT ALL) is one token.
+// Anything this does not model (a statement other than a SELECT, a GROUP BY item with a constant
+// and no target to take its numbers from, an option list, SQL/JSON and XML nodes, a non-ASCII
+// text, a prefixed string such as E'…') gives undefined, and the caller keeps normalize.
+// test/unit/analysis/normal-form.test.ts compares the two on the read corpus of the shape cache's
+// tests, analysed and printed, and on the bench's 2,000 first-seen statements.
 import type { Node } from '@pgsql/types';
 import { lexLiteral } from './literals';
 
@@ -135,8 +138,9 @@ function selectStmt(s: Record<string, unknown>, w: Walk, base: number, depth: nu
       const match = index >= 0 ? targets.splice(index, 1)[0] : undefined;
       const { before, count } = added[i];
       if (count === 0) continue;
-      if (!match?.refs) throw new Unmodelled();
-      if (match.refs.length !== count) continue;
+      // No such target, or one whose numbers do not fit: normalize numbers the item afresh, after
+      // the items before it gave theirs back; not modelled.
+      if (!match?.refs || match.refs.length !== count) throw new Unmodelled();
       for (let k = 0; k < count; k++) w.consts[before + k] = { at: w.consts[before + k].at, given: match.refs[k] };
       w.next -= count;
     }
