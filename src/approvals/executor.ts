@@ -5,6 +5,7 @@ import type { Logger } from '../log';
 import type { PolicySnapshot } from '../policy/load';
 import { AFFECTED_ROWS_MARKER, tooManyRows } from '../analysis/rewrite/write-limits';
 import { captureSpec, changesOf, keepCaptured } from '../results/capture-columns';
+import { canonicalJsonReference } from '../audit/canonical';
 import { adminClient } from '../upstream/catalog';
 import { setTenantLocally } from '../policy/row-security';
 import { commit, CommitFailedError } from '../upstream/commit';
@@ -36,13 +37,18 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
     const client = adminClient(config.upstream, 'ormai-proxy approvals');
     try {
       await client.connect();
-      await client.query('BEGIN');
+      // One snapshot for the dry run read again and for the write: a row another transaction
+      // changes in between makes the write fail (40001) instead of running on what nobody saw.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await client.query(`SET LOCAL statement_timeout = ${Math.trunc(policy.statementTimeoutMs)}`);
       // The requester's tenant, for tables whose row-level security reads it (policy/row-security.ts).
       await setTenantLocally(client, approval.requester.tenantId);
+      // Read before the write (in the same snapshot), judged after it: a cap it runs into, or a
+      // row it changes that the approvers did not see, is the more precise refusal.
+      const changed = await rowsChangedSincePreview(client, approval);
       const result = await client.query({ text: approval.statementSql, values: approval.params, rowMode: 'array', types: TEXT });
       const write = executedWrite(approval, result, log);
-      const unseen = beyondPreview(approval, write);
+      const unseen = beyondPreview(approval, write) ?? changed;
       if (unseen) {
         await client.query('ROLLBACK');
         log.warn({ approval: approval.id, rows: write.rowsAffected }, 'approved write would change rows the approvers did not see; rolled back');
@@ -82,6 +88,37 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       await client.end().catch(() => undefined);
     }
   };
+}
+
+/**
+ * Why an UPDATE or DELETE may not run: the rows its dry run shows now are not the rows the
+ * approvers saw (another write, one no rule holds, changed or removed them, or made another row
+ * match). Read again in the write's snapshot and compared row for row, each with its count, key
+ * and values before; the values after (`<col>_after`) are left out, as the statement computes them
+ * again (now(), a parameter) and beyondPreview judges those it reads from the database.
+ */
+async function rowsChangedSincePreview(client: { query(q: { text: string; values: unknown[]; rowMode: 'array'; types: CustomTypesConfig }): Promise<QueryArrayResult<Array<string | null>>> }, approval: Approval): Promise<string | undefined> {
+  if (approval.previewSql === undefined || !Array.isArray(approval.preview) || approval.operation === 'create') return undefined;
+  const result = await client.query({ text: approval.previewSql, values: approval.params, rowMode: 'array', types: TEXT });
+  const now = JSON.parse(result.rows[0]?.[0] ?? '[]') as unknown;
+  // As stored: a store may keep the preview as jsonb, which orders an object's keys its own way.
+  const shown = approval.preview as unknown[];
+  if (!Array.isArray(now)) return 'the rows the write would change cannot be read again: nothing was changed; ask the agent to send the write again, for a new approval';
+  const same = now.length === shown.length && now.every((row, i) => canonicalJsonReference(withoutAfter(row)) === canonicalJsonReference(withoutAfter(shown[i])));
+  if (same) return undefined;
+  return `the rows this write would change have changed since the approvers saw them (${now.length === 0 ? 'none matches now' : `it would now change ${Number((now[0] as Record<string, unknown>).affected_rows)} rows`}): nothing was changed; ask the agent to send the write again, for a new approval`;
+}
+
+/** A preview row without the values after: `<col>_after` next to `<col>_before`. */
+function withoutAfter(row: unknown): unknown {
+  if (row === null || typeof row !== 'object') return row;
+  const r = row as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(r)) {
+    if (k.endsWith('_after') && Object.hasOwn(r, `${k.slice(0, -'_after'.length)}_before`)) continue;
+    out[k] = r[k];
+  }
+  return out;
 }
 
 /**

@@ -35,6 +35,12 @@ export interface ApprovalRequest {
   capture?: CapturePlan;
   /** Dry-run result (rows before/after); must be JSON-serialisable. */
   preview?: unknown;
+  /**
+   * The dry run's statement (one JSON value, with the write's parameters): the executor reads it
+   * again in the write's own snapshot, and an UPDATE or DELETE whose rows are no longer the ones
+   * shown does not run.
+   */
+  previewSql?: string;
   /** The assigned columns whose values read the database: the executor compares them with the preview (ApprovalNeed.comparedColumns). */
   compared?: string[];
   /** Distinct approvers needed (at least 1). */

@@ -137,6 +137,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
     // The statement appends the capture columns: the executor names them with this plan, as the session would.
     ...(held.write.capture ? { capture: held.write.capture } : {}),
     preview,
+    previewSql: approval.previewSql,
     ...(approval.comparedColumns ? { compared: approval.comparedColumns } : {}),
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,

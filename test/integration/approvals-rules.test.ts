@@ -182,6 +182,42 @@ describe.each(modes)('an approved write does what its approvers saw, under the $
     }
   });
 
+  test('an approved DELETE of a row changed since the preview (by a write no rule holds): not run', async () => {
+    const [{ id }] = await db.query<{ id: number }>("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, min(id), 1, 'pending' FROM customers WHERE tenant_id = 1 RETURNING id");
+    const held = await withAgent((c) => send(c, mode, `${R}DELETE FROM orders WHERE id = ${id}`));
+    const approval = approvalId(held.error?.message);
+    expect(approval).toBeDefined();
+    expect((await api(admin(), 'GET', `/approvals/${approval}`)).body.approval.preview).toMatchObject([{ id, total_cents: 1, status: 'pending' }]);
+    const edited = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET total_cents = 990000, status = 'paid' WHERE id = ${id}`));
+    expect(edited.error).toBeUndefined();
+    const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+    expect(decided.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'approved_rows_changed' } } });
+    expect(decided.body.approval.result.error.message).toMatch(/changed since the approvers saw/);
+    expect(await db.query('SELECT total_cents, status FROM orders WHERE id = $1', [id])).toEqual([{ total_cents: 990000, status: 'paid' }]);
+  });
+
+  test("an approved UPDATE of a row whose values changed since the preview (its before values): not run", async () => {
+    const [{ id }] = await db.query<{ id: number }>("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, min(id), 1, 'pending' FROM customers WHERE tenant_id = 1 RETURNING id");
+    const held = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET total_cents = 0 WHERE id = ${id}`));
+    const approval = approvalId(held.error?.message);
+    expect(approval).toBeDefined();
+    expect((await api(admin(), 'GET', `/approvals/${approval}`)).body.approval.preview).toMatchObject([{ id, total_cents_before: 1 }]);
+    expect((await withAgent((c) => send(c, mode, `${R}UPDATE orders SET total_cents = 500000 WHERE id = ${id}`))).error).toBeUndefined();
+    const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+    expect(decided.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'approved_rows_changed' } } });
+    expect(await db.query('SELECT total_cents FROM orders WHERE id = $1', [id])).toEqual([{ total_cents: 500000 }]);
+  });
+
+  test('an approved UPDATE whose rows did not change runs, though its new value is computed again (now())', async () => {
+    const [{ id }] = await db.query<{ id: number }>("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, min(id), 1, 'pending' FROM customers WHERE tenant_id = 1 RETURNING id");
+    const held = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET total_cents = 0, created_at = now() WHERE id = ${id}`));
+    const approval = approvalId(held.error?.message);
+    expect(approval).toBeDefined();
+    const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+    expect(decided.body.approval).toMatchObject({ state: 'executed' });
+    expect(await db.query('SELECT total_cents FROM orders WHERE id = $1', [id])).toEqual([{ total_cents: 0 }]);
+  });
+
   test('a write whose dry run fails is refused, not held without a preview', async () => {
     const id = await firstOrder();
     const out = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'refunded' WHERE id = ${id} OR 1 / (SELECT count(*) FROM orders WHERE status = 'magic-${mode.protocol}') = 1`));
