@@ -28,6 +28,9 @@ export class PlannerStatementError extends Error {
   }
 }
 
+/** statement_timeout on a planner connection: an EXPLAIN plans, it does not run. */
+const PLANNER_TIMEOUT_MS = 5000;
+
 /** Barrier views a planner connection keeps (one set per tenant a statement came from); past this, they are dropped and made again as needed. */
 const MAX_VIEWS = 2000;
 
@@ -39,6 +42,8 @@ class PlannerConnection {
   private readonly views = new Set<string>();
   /** The tenant in TENANT_SETTING on this connection, as the last statement's session had it. */
   private tenant?: string;
+  /** Its statement_timeout, in ms (the startup value until a statement asks for another). */
+  private timeoutMs = PLANNER_TIMEOUT_MS;
 
   constructor(private readonly upstream: UpstreamHandshake) {
     upstream.socket.on('data', (chunk: Buffer) => {
@@ -103,6 +108,13 @@ class PlannerConnection {
     this.tenant = tenant;
   }
 
+  /** Sets statement_timeout for the statements that follow, when it is not already `ms`. */
+  async useTimeout(ms: number): Promise<void> {
+    if (ms === this.timeoutMs) return;
+    await this.run('SELECT set_config($1, $2, false)', { types: [], values: [Buffer.from('statement_timeout'), Buffer.from(String(Math.trunc(ms)))], formats: [] });
+    this.timeoutMs = ms;
+  }
+
   private simple(sql: string): Promise<string> {
     return new Promise((resolve, reject) => {
       if (this.broken || this.upstream.socket.destroyed) {
@@ -141,101 +153,30 @@ class PlannerConnection {
   }
 }
 
-/**
- * A small pool of planner connections and a cache of estimates per statement shape (the
- * rewritten text). Estimates come from the first parameter values seen for a shape.
- */
-export class Planner {
+/** A few read-only connections, opened as needed, each running one statement at a time; callers queue for them. */
+class PlannerPool {
   private readonly idle: PlannerConnection[] = [];
   private open = 0;
   private readonly queue: Array<(c: PlannerConnection) => void> = [];
-  // Keyed by whole rewritten texts: bounded by their length, not only their number (10,000 keys
-  // of 300 kB statements would hold 3 GB).
-  private readonly estimates = new LRUCache<string, number>({ max: 10_000, maxSize: 16 * 1024 * 1024, maxEntrySize: 256 * 1024, sizeCalculation: (_rows, key) => key.length + 32 });
-  /** A tenant's rows per table, for a minute: statistics move slowly. */
-  private readonly shares = new LRUCache<string, number>({ max: 10_000, ttl: 60_000 });
 
   constructor(
     private readonly target: UpstreamTarget,
     private readonly maxMessageSize: number,
     private readonly log: Logger,
-    private readonly size = 2,
+    private readonly size: number,
   ) {}
 
-  /** Estimated rows scanned; throws when the planner cannot be asked (the caller decides). */
-  async scanRows(
-    sql: string,
-    params: PlanParams,
-    catalog: CatalogSnapshot,
-    cacheKey: string,
-    views: readonly BarrierView[] = [],
-    tenant?: string,
-    tenantTables: ReadonlyMap<string, string> = new Map(),
-  ): Promise<number> {
-    const cached = this.estimates.get(cacheKey);
-    if (cached !== undefined) return cached;
+  /** Runs fn on a connection of the pool, which goes back to it after. */
+  async with<T>(fn: (conn: PlannerConnection) => Promise<T>): Promise<T> {
     const conn = await this.acquire();
     try {
-      // Without the tenant or the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
-      await conn.useTenant(tenant).catch((err: Error) => {
-        throw new UpstreamConnectError(`the planner could not set the tenant: ${err.message}`);
-      });
-      await conn.ensureViews(views).catch((err: Error) => {
-        throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
-      });
-      const plan: unknown = JSON.parse(await conn.explain(sql, params));
-      // A tenant-scoped table read whole counts the tenant's share of it, never its size.
-      const shares = new Map<string, number>();
-      for (const table of sequentialScans(plan, catalog)) {
-        const column = tenantTables.get(table);
-        if (column !== undefined && tenant !== undefined) shares.set(table, await this.tenantShare(conn, table, column, tenant));
-      }
-      const rows = estimateScanRows(plan, catalog, shares);
-      this.estimates.set(cacheKey, rows);
-      return rows;
+      return await fn(conn);
     } finally {
       this.release(conn);
     }
   }
 
-  /** The planner's estimate of one tenant's rows in a table (cached): what a sequential scan of it is budgeted at. */
-  private async tenantShare(conn: PlannerConnection, table: string, column: string, tenant: string): Promise<number> {
-    const key = `${table}\u0000${tenant}`;
-    const cached = this.shares.get(key);
-    if (cached !== undefined) return cached;
-    const [schema, name] = table.split('.');
-    const sql = `SELECT 1 FROM ${quoteIdent(schema)}.${quoteIdent(name)} WHERE ${quoteIdent(column)} = $1`;
-    const plan = JSON.parse(await conn.explain(sql, { types: [], values: [Buffer.from(tenant)], formats: [] })) as Array<{ Plan?: { 'Plan Rows'?: number } }>;
-    const rows = plan[0]?.Plan?.['Plan Rows'] ?? 0;
-    this.shares.set(key, rows);
-    return rows;
-  }
-
-  /**
-   * Has PostgreSQL plan a statement the analysis built (a held write: EXPLAIN does not run it)
-   * as a session of `tenant`; rejects with PlannerStatementError when PostgreSQL refuses it.
-   */
-  async check(sql: string, params: PlanParams, tenant?: string): Promise<void> {
-    await this.rows(`EXPLAIN ${sql}`, params, tenant);
-  }
-
-  /** Runs a `SELECT count(*) …` the analysis built (never agent text) on a read-only connection. */
-  async countRows(sql: string, params: PlanParams, tenant?: string): Promise<number> {
-    return Number(await this.rows(sql, params, tenant));
-  }
-
-  /** Runs a one-column SELECT the analysis built (never agent text) on a read-only connection; its rows joined by newlines. */
-  async rows(sql: string, params: PlanParams, tenant?: string): Promise<string> {
-    const conn = await this.acquire();
-    try {
-      await conn.useTenant(tenant);
-      return await conn.run(sql, params);
-    } finally {
-      this.release(conn);
-    }
-  }
-
-  async close(): Promise<void> {
+  close(): void {
     for (const c of this.idle.splice(0)) c.close();
   }
 
@@ -251,7 +192,7 @@ export class Planner {
       try {
         const upstream = await connectUpstream(
           this.target,
-          { application_name: 'ormai-proxy planner', search_path: this.target.searchPath, statement_timeout: '5000', default_transaction_read_only: 'on' },
+          { application_name: 'ormai-proxy planner', search_path: this.target.searchPath, statement_timeout: String(PLANNER_TIMEOUT_MS), default_transaction_read_only: 'on' },
           this.maxMessageSize,
         );
         return new PlannerConnection(upstream);
@@ -274,5 +215,104 @@ export class Planner {
     const next = this.queue.shift();
     if (next) next(conn);
     else this.idle.push(conn);
+  }
+}
+
+/**
+ * Two small pools of planner connections, and a cache of estimates per statement shape (the
+ * rewritten text; estimates come from the first parameter values seen for a shape). The EXPLAINs
+ * of the scan budget and the statements of held writes (their counts, value checks and dry runs)
+ * have a pool each: a held write's dry run runs its WHERE on the rows, as long as the policy's
+ * statement_timeout lets it, and reads of every tenant must not queue behind it.
+ */
+export class Planner {
+  private readonly plans: PlannerPool;
+  private readonly held: PlannerPool;
+  // Keyed by whole rewritten texts: bounded by their length, not only their number (10,000 keys
+  // of 300 kB statements would hold 3 GB).
+  private readonly estimates = new LRUCache<string, number>({ max: 10_000, maxSize: 16 * 1024 * 1024, maxEntrySize: 256 * 1024, sizeCalculation: (_rows, key) => key.length + 32 });
+  /** A tenant's rows per table, for a minute: statistics move slowly. */
+  private readonly shares = new LRUCache<string, number>({ max: 10_000, ttl: 60_000 });
+
+  constructor(target: UpstreamTarget, maxMessageSize: number, log: Logger, size = 2) {
+    this.plans = new PlannerPool(target, maxMessageSize, log, size);
+    this.held = new PlannerPool(target, maxMessageSize, log, size);
+  }
+
+  /** Estimated rows scanned; throws when the planner cannot be asked (the caller decides). */
+  async scanRows(
+    sql: string,
+    params: PlanParams,
+    catalog: CatalogSnapshot,
+    cacheKey: string,
+    views: readonly BarrierView[] = [],
+    tenant?: string,
+    tenantTables: ReadonlyMap<string, string> = new Map(),
+  ): Promise<number> {
+    const cached = this.estimates.get(cacheKey);
+    if (cached !== undefined) return cached;
+    return this.plans.with(async (conn) => {
+      // Without the tenant or the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
+      await conn.useTenant(tenant).catch((err: Error) => {
+        throw new UpstreamConnectError(`the planner could not set the tenant: ${err.message}`);
+      });
+      await conn.ensureViews(views).catch((err: Error) => {
+        throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
+      });
+      const plan: unknown = JSON.parse(await conn.explain(sql, params));
+      // A tenant-scoped table read whole counts the tenant's share of it, never its size.
+      const shares = new Map<string, number>();
+      for (const table of sequentialScans(plan, catalog)) {
+        const column = tenantTables.get(table);
+        if (column !== undefined && tenant !== undefined) shares.set(table, await this.tenantShare(conn, table, column, tenant));
+      }
+      const rows = estimateScanRows(plan, catalog, shares);
+      this.estimates.set(cacheKey, rows);
+      return rows;
+    });
+  }
+
+  /** The planner's estimate of one tenant's rows in a table (cached): what a sequential scan of it is budgeted at. */
+  private async tenantShare(conn: PlannerConnection, table: string, column: string, tenant: string): Promise<number> {
+    const key = `${table}\u0000${tenant}`;
+    const cached = this.shares.get(key);
+    if (cached !== undefined) return cached;
+    const [schema, name] = table.split('.');
+    const sql = `SELECT 1 FROM ${quoteIdent(schema)}.${quoteIdent(name)} WHERE ${quoteIdent(column)} = $1`;
+    const plan = JSON.parse(await conn.explain(sql, { types: [], values: [Buffer.from(tenant)], formats: [] })) as Array<{ Plan?: { 'Plan Rows'?: number } }>;
+    const rows = plan[0]?.Plan?.['Plan Rows'] ?? 0;
+    this.shares.set(key, rows);
+    return rows;
+  }
+
+  /**
+   * Has PostgreSQL plan a statement the analysis built (a held write: EXPLAIN does not run it)
+   * as a session of `tenant`; rejects with PlannerStatementError when PostgreSQL refuses it.
+   */
+  async check(sql: string, params: PlanParams, tenant: string | undefined, timeoutMs: number): Promise<void> {
+    await this.rows(`EXPLAIN ${sql}`, params, tenant, timeoutMs);
+  }
+
+  /** Runs a `SELECT count(*) …` the analysis built (never agent text) on a read-only connection. */
+  async countRows(sql: string, params: PlanParams, tenant: string | undefined, timeoutMs: number): Promise<number> {
+    return Number(await this.rows(sql, params, tenant, timeoutMs));
+  }
+
+  /**
+   * Runs a one-column SELECT the analysis built for a held write (never agent text, though its
+   * WHERE is the agent's) on a read-only connection, under `timeoutMs` (the policy's
+   * statement_timeout, as the agent's own statements); its rows joined by newlines.
+   */
+  async rows(sql: string, params: PlanParams, tenant: string | undefined, timeoutMs: number): Promise<string> {
+    return this.held.with(async (conn) => {
+      await conn.useTenant(tenant);
+      await conn.useTimeout(timeoutMs);
+      return await conn.run(sql, params);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.plans.close();
+    this.held.close();
   }
 }

@@ -38,7 +38,7 @@ const TEXT_OID = 25;
 async function fieldHolds(deps: HoldDeps, need: ApprovalNeed, params: PlanParams): Promise<boolean> {
   if (need.fieldCheckSql === undefined) return true;
   try {
-    return (await deps.planner.rows(need.fieldCheckSql, unusedAsText(params, need.fieldCheckParams), deps.principal.tenantId)) !== 'f';
+    return (await deps.planner.rows(need.fieldCheckSql, unusedAsText(params, need.fieldCheckParams), deps.principal.tenantId, deps.policy.statementTimeoutMs)) !== 'f';
   } catch (err) {
     deps.log.warn({ err: (err as Error).message }, "could not judge a write's value against an approval rule; holding it");
     return true;
@@ -73,7 +73,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
   const count = (): Promise<number | undefined> =>
     (counting ??= counter?.countSql === undefined
       ? Promise.resolve(undefined)
-      : deps.planner.countRows(counter.countSql, unusedAsText(held.params, counter.countParams), deps.principal.tenantId).catch((err: unknown) => {
+      : deps.planner.countRows(counter.countSql, unusedAsText(held.params, counter.countParams), deps.principal.tenantId, deps.policy.statementTimeoutMs).catch((err: unknown) => {
           // Rows that cannot be counted may be any number: the rule holds (fail closed); the cap is checked when it runs.
           deps.log.warn({ err: (err as Error).message }, 'could not count the rows of a write; holding it for approval');
           return undefined;
@@ -161,7 +161,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
 /** column_not_found, worded as PostgreSQL words it, when PostgreSQL cannot find a column the held write names. */
 async function missingColumn(deps: HoldDeps, held: HeldWrite): Promise<ProxyError | undefined> {
   try {
-    await deps.planner.check(held.statementSql, held.params, deps.principal.tenantId);
+    await deps.planner.check(held.statementSql, held.params, deps.principal.tenantId, deps.policy.statementTimeoutMs);
   } catch (err) {
     // Anything else fails, if it does, when the write runs; the approvers see it held.
     if (err instanceof PlannerStatementError && err.sqlstate === '42703') return new ProxyError('column_not_found', { message: err.message });
@@ -172,7 +172,7 @@ async function missingColumn(deps: HoldDeps, held: HeldWrite): Promise<ProxyErro
 /** The dry-run rows the approvers see; a preview that cannot be read is left out, never guessed. */
 async function readPreview(deps: HoldDeps, sql: string, params: PlanParams): Promise<unknown> {
   try {
-    return JSON.parse(await deps.planner.rows(sql, params, deps.principal.tenantId));
+    return JSON.parse(await deps.planner.rows(sql, params, deps.principal.tenantId, deps.policy.statementTimeoutMs));
   } catch (err) {
     deps.log.warn({ err: (err as Error).message }, 'could not read the preview of a held write');
     return undefined;
