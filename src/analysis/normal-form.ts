@@ -26,6 +26,8 @@ import { lexLiteral } from './literals';
 
 /** Nodes whose constants the walk below does not number as libpg-query does (a node's key starts with a capital). */
 const UNMODELLED = /^(?:DefElem|Json|Xml|CTESearchClause|CTECycleClause|OnConflictClause|IntoClause)/;
+/** The same as fields of their parent, unwrapped: libpg-query's walk does not enter a CTE's SEARCH or CYCLE clause. */
+const UNMODELLED_FIELDS = new Set(['search_clause', 'cycle_clause', 'intoClause', 'onConflictClause']);
 
 class Unmodelled extends Error {}
 
@@ -56,12 +58,33 @@ const isIntegerConst = (node: unknown): boolean => {
 };
 
 /** Fields that say where a node was written, not what it is. */
-const POSITIONS = new Set(['location', 'stmt_location', 'stmt_len']);
+const POSITIONS = new Set(['location', 'stmt_location', 'stmt_len', 'list_start', 'list_end', 'name_location', 'rexpr_list_start', 'rexpr_list_end']);
 
 /** An expression's shape for matching a GROUP BY item with a target: its tree without positions and constants' values. */
 function shapeOf(node: unknown): string {
   return JSON.stringify(node, (key, value: unknown) => (POSITIONS.has(key) ? undefined : key === 'A_Const' ? 0 : value));
 }
+
+/**
+ * A looser shape, at least as loose as libpg-query's fingerprint where it matters here: a
+ * constant, a parameter and a cast constant are one thing, and they drop out of lists (the
+ * fingerprint takes `coalesce(a, 1, 2)` for `coalesce(a, 1)`, `a + '1'::int` for `a + 1`).
+ */
+function coarseShapeOf(node: unknown): string {
+  const coarse = (value: unknown): unknown => {
+    if (value === null || typeof value !== 'object') return value;
+    if (Array.isArray(value)) return value.map(coarse).filter((i) => i !== CONSTANT);
+    const node = value as Record<string, unknown>;
+    if ('A_Const' in node || 'ParamRef' in node) return CONSTANT;
+    const cast = node.TypeCast as { arg?: unknown } | undefined;
+    if (cast && coarse(cast.arg) === CONSTANT) return CONSTANT;
+    const out: Record<string, unknown> = {};
+    for (const key in node) if (!POSITIONS.has(key)) out[key] = coarse(node[key]);
+    return out;
+  };
+  return JSON.stringify(coarse(node));
+}
+const CONSTANT = '\u0000constant';
 
 function visit(value: unknown, w: Walk, base: number, depth: number): void {
   if (value === null || typeof value !== 'object') return;
@@ -75,7 +98,7 @@ function visit(value: unknown, w: Walk, base: number, depth: number): void {
     const body = node[key];
     if (body === null || typeof body !== 'object') continue;
     const first = key.charCodeAt(0);
-    if (first >= 65 && first <= 90 && UNMODELLED.test(key)) throw new Unmodelled();
+    if (first >= 65 && first <= 90 ? UNMODELLED.test(key) : UNMODELLED_FIELDS.has(key)) throw new Unmodelled();
     switch (key) {
       case 'A_Const': {
         const location = (body as { location?: number }).location;
@@ -112,7 +135,7 @@ function selectStmt(s: Record<string, unknown>, w: Walk, base: number, depth: nu
   visit(s.distinctClause, w, base, depth);
   visit(s.intoClause, w, base, depth);
   // Each target's numbers, for a GROUP BY item of the same shape.
-  const targets: { val: unknown; refs?: Reference[]; shape?: string }[] = [];
+  const targets: { val: unknown; refs?: Reference[]; shape?: string; coarse?: string }[] = [];
   for (const target of (s.targetList as unknown[] | undefined) ?? []) {
     w.refs = [];
     w.refsLost = false;
@@ -130,11 +153,15 @@ function selectStmt(s: Record<string, unknown>, w: Walk, base: number, depth: nu
     return { before, count: w.consts.length - before };
   });
   // An item with constants takes the numbers of the first target of its shape that no earlier
-  // item took (every item takes one, constants or not), when they are as many.
+  // item took (every item takes one, constants or not), when they are as many. libpg-query
+  // compares fingerprints, which are looser than the shape: where the first target of the
+  // looser shape is not the first of the shape, the two could pick different targets.
   if (added.some((a) => a.count > 0)) {
     for (let i = 0; i < items.length; i++) {
       const shape = shapeOf(items[i]);
+      const coarse = coarseShapeOf(items[i]);
       const index = targets.findIndex((t) => (t.shape ??= shapeOf(t.val)) === shape);
+      if (targets.findIndex((t) => (t.coarse ??= coarseShapeOf(t.val)) === coarse) !== index) throw new Unmodelled();
       const match = index >= 0 ? targets.splice(index, 1)[0] : undefined;
       const { before, count } = added[i];
       if (count === 0) continue;
@@ -156,8 +183,9 @@ function selectStmt(s: Record<string, unknown>, w: Walk, base: number, depth: nu
   visit(s.limitCount, w, base, depth);
   visit(s.lockingClause, w, base, depth);
   visit(s.withClause, w, base, depth);
-  visit(s.larg, w, base, depth);
-  visit(s.rarg, w, base, depth);
+  // A set operation's two sides are SELECTs as fields of their own (no SelectStmt key to meet).
+  if (s.larg) selectStmt(s.larg as Record<string, unknown>, w, base, depth + 1);
+  if (s.rarg) selectStmt(s.rarg as Record<string, unknown>, w, base, depth + 1);
 }
 
 /**

@@ -93,7 +93,7 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
 /**
  * Why an UPDATE or DELETE may not run: the rows its dry run shows now are not the rows the
  * approvers saw (another write, one no rule holds, changed or removed them, or made another row
- * match). Read again in the write's snapshot and compared row for row, each with its count, key
+ * match). Read again in the write's snapshot and compared as a set of rows, each with its count, key
  * and values before; the values after (`<col>_after`) are left out, as the statement computes them
  * again (now(), a parameter) and beyondPreview judges those it reads from the database.
  */
@@ -104,12 +104,16 @@ async function rowsChangedSincePreview(client: { query(q: { text: string; values
   // As stored: a store may keep the preview as jsonb, which orders an object's keys its own way.
   const shown = approval.preview as unknown[];
   if (!Array.isArray(now)) return 'the rows the write would change cannot be read again: nothing was changed; ask the agent to send the write again, for a new approval';
-  const same = now.length === shown.length && now.every((row, i) => canonicalJsonReference(withoutAfter(row)) === canonicalJsonReference(withoutAfter(shown[i])));
-  if (same) return undefined;
+  // Compared as sets of rows: a table without a primary key has no order for its preview. One
+  // whose preview lists only some of its rows (the first 100, in no order) is judged by its count.
+  const texts = (rows: unknown[]) => rows.map((r) => canonicalJsonReference(approval.operation === 'update' ? withoutAfter(r) : r)).sort().join('\n');
+  const count = (rows: unknown[]) => Number((rows[0] as Record<string, unknown> | undefined)?.affected_rows ?? 0);
+  const partial = !approval.capture && shown.length < count(shown);
+  if (partial ? count(now) === count(shown) : texts(now) === texts(shown)) return undefined;
   return `the rows this write would change have changed since the approvers saw them (${now.length === 0 ? 'none matches now' : `it would now change ${Number((now[0] as Record<string, unknown>).affected_rows)} rows`}): nothing was changed; ask the agent to send the write again, for a new approval`;
 }
 
-/** A preview row without the values after: `<col>_after` next to `<col>_before`. */
+/** An UPDATE's preview row without the values after: `<col>_after` next to `<col>_before`. */
 function withoutAfter(row: unknown): unknown {
   if (row === null || typeof row !== 'object') return row;
   const r = row as Record<string, unknown>;
