@@ -63,8 +63,10 @@ export function declaredCursors(statements: readonly AnalyzedStatement[]): Reado
 /**
  * The cap of each FETCH among `statements`: its cursor's, shared by every FETCH from it. The
  * cursor is one declared earlier in the same text, or one PostgreSQL holds for the session (a
- * promise when its DECLARE is still unanswered from an earlier batch). FETCH from a name that
- * is no cursor is refused.
+ * promise when its DECLARE is still unanswered from an earlier batch). FETCH or MOVE in a name
+ * that is no cursor is refused: a portal bound with Bind runs its statement, whole, under either
+ * (a write with RETURNING, which the proxy adds to every write it captures, runs to completion),
+ * and only its Execute is checked and audited as the statement it is.
  */
 export function fetchCaps(state: SessionState, statements: readonly AnalyzedStatement[], declared: ReadonlyMap<number, Portal>): Array<RowCap | undefined> | Promise<void> | ProxyError {
   const caps: Array<RowCap | undefined> = [];
@@ -72,7 +74,8 @@ export function fetchCaps(state: SessionState, statements: readonly AnalyzedStat
   const here = new Map<string, Portal>();
   for (const [i, s] of statements.entries()) {
     if (s.nodeType === 'DeclareCursorStmt') here.set(nameKey(nodeBody<DeclareCursorStmt>(s.stmt).portalname ?? ''), declared.get(i)!);
-    if (s.nodeType !== 'FetchStmt' || nodeBody<FetchStmt>(s.stmt).ismove) continue;
+    if (s.nodeType !== 'FetchStmt') continue;
+    const move = nodeBody<FetchStmt>(s.stmt).ismove === true;
     const name = nodeBody<FetchStmt>(s.stmt).portalname ?? '';
     let portal = here.get(nameKey(name));
     if (!portal) {
@@ -82,9 +85,13 @@ export function fetchCaps(state: SessionState, statements: readonly AnalyzedStat
     }
     if (!portal) return new ProxyError('portal_not_found', { message: `cursor "${name}" does not exist` });
     if (!portal.cursor) {
-      return new ProxyError('statement_not_allowed', { message: `FETCH from portal "${name}" is not allowed`, hint: 'FETCH reads cursors declared with DECLARE … CURSOR FOR SELECT; run a bound portal with Execute.' });
+      return new ProxyError('statement_not_allowed', {
+        message: `${move ? 'MOVE in' : 'FETCH from'} portal "${name}" is not allowed`,
+        hint: `${move ? 'MOVE' : 'FETCH'} works on cursors declared with DECLARE … CURSOR FOR SELECT; run a bound portal with Execute.`,
+      });
     }
-    caps[i] = new RowCap(portal.cursor.limit, portal.cursor.budget);
+    // MOVE sends no rows: nothing to cap.
+    if (!move) caps[i] = new RowCap(portal.cursor.limit, portal.cursor.budget);
   }
   return caps;
 }

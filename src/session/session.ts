@@ -599,7 +599,10 @@ export class Session {
         return undefined;
       }
       const begin = shape === 'wrap' || (!this.inBlock() && statements[0]?.kind !== 'transaction');
-      return this.guardedQuery(text, item, { begin, ...(strip ? { commit: { index: statements.length - 1, hook } } : {}) });
+      const last = statements[statements.length - 1];
+      // The text's own COMMIT, held back: AND CHAIN goes with it (a new block opens as it commits).
+      const chain = last?.nodeType === 'TransactionStmt' && nodeBody<TransactionStmt>(last.stmt).chain === true;
+      return this.guardedQuery(text, item, { begin, ...(strip ? { commit: { index: statements.length - 1, hook, chain } } : {}) });
     };
     const sync = this.firstRefusal(writes > 0);
     if (sync) {
@@ -779,7 +782,7 @@ export class Session {
    * has answered the text the proxy commits, or rolls back when an event could not be recorded,
    * and only then does the client get its ReadyForQuery. Later messages wait until then.
    */
-  private guardedQuery(text: string, item: Omit<PendingItem, 'result'>, g: { begin: boolean; commit?: { index: number; hook?: AuditHook } }): Promise<void> {
+  private guardedQuery(text: string, item: Omit<PendingItem, 'result'>, g: { begin: boolean; commit?: { index: number; hook?: AuditHook; chain?: boolean } }): Promise<void> {
     return new Promise<void>((resolve) => {
       this.guard = { resolve, ...(g.commit?.hook ? { commitHook: g.commit.hook } : {}) };
       const finish = (bytes: Buffer[]): void => {
@@ -804,7 +807,7 @@ export class Session {
   private async settle(
     status: 'I' | 'T' | 'E',
     ran: boolean,
-    g: { begin: boolean; commit?: { index: number; hook?: AuditHook } },
+    g: { begin: boolean; commit?: { index: number; hook?: AuditHook; chain?: boolean } },
     writeErrors: WriteErrorScope | undefined,
     finish: (bytes: Buffer[]) => void,
   ): Promise<void> {
@@ -831,7 +834,7 @@ export class Session {
     }
     if (this.ended) return finish([]);
     if (!commit && !g.begin) return finish([backend.readyForQuery(status)]);
-    const answer = await this.ownQuery('COMMIT');
+    const answer = await this.ownQuery(commit?.chain ? 'COMMIT AND CHAIN' : 'COMMIT');
     if (answer.lost !== undefined) {
       // Abandoned unanswered (forgetIfCommitUnanswered left its writes' outcome unknown): the
       // agent's COMMIT is recorded as such, neither committed nor rolled back.
@@ -1050,6 +1053,16 @@ export class Session {
       this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
     }
+    // A portal of `EXECUTE p` runs what p holds when it runs: the statement checked at Bind, or refused.
+    const executes = portal.prepared?.executes;
+    if (executes) {
+      const now = this.state.statement(executes.name);
+      if (now.wait) return this.after(now.wait, message);
+      if (now.value !== executes) {
+        this.refuse('execute', new ProxyError('statement_not_allowed', { message: `prepared statement "${executes.name}" has changed since portal "${name}" was bound`, hint: 'Bind the portal again after PREPARE or DEALLOCATE of the statement it executes.' }), sent);
+        return undefined;
+      }
+    }
     // The portal runs the text it was bound with: a reload that changed that text refuses it.
     const removed = portal.prepared && this.resume(portal.prepared.executes ?? portal.prepared, false);
     if (removed instanceof ProxyError) {
@@ -1071,6 +1084,8 @@ export class Session {
     const raw = writes && portal.prepared && message.maxRows > 0 ? withMaxRows(message.raw, 0) : message.raw;
     const statement = portal.prepared?.statements[0];
     const send = () => {
+      // A DISCARD parsed earlier drops the views now, whatever was made since its Parse.
+      if (portal.prepared && dropsViews(portal.prepared.statements)) this.views.discarded();
       if (writes && portal.prepared) this.batchWrites = true;
       if (statement && this.unsettles(statement)) this.batchUnsettles = true;
       if (statement?.kind === 'transaction') this.batchTxn = true;
