@@ -157,7 +157,7 @@ class PlannerConnection {
 class PlannerPool {
   private readonly idle: PlannerConnection[] = [];
   private open = 0;
-  private readonly queue: Array<(c: PlannerConnection) => void> = [];
+  private readonly queue: Array<{ resolve: (c: PlannerConnection) => void; reject: (err: unknown) => void }> = [];
 
   constructor(
     private readonly target: UpstreamTarget,
@@ -201,19 +201,20 @@ class PlannerPool {
         throw err;
       }
     }
-    return new Promise((resolve) => this.queue.push(resolve));
+    return new Promise((resolve, reject) => this.queue.push({ resolve, reject }));
   }
 
   private release(conn: PlannerConnection): void {
     if (conn.broken) {
       this.open--;
       this.log.warn('planner connection lost');
+      // The next caller gets a new connection, or the error of making one (it would otherwise wait for good).
       const next = this.queue.shift();
-      if (next) void this.acquire().then(next, () => undefined);
+      if (next) void this.acquire().then(next.resolve, next.reject);
       return;
     }
     const next = this.queue.shift();
-    if (next) next(conn);
+    if (next) next.resolve(conn);
     else this.idle.push(conn);
   }
 }
