@@ -1,6 +1,6 @@
 // One client session: frontend messages in, analysis and budgets, forwarding upstream, responses back in order, one audit event per statement.
 import type net from 'node:net';
-import type { DeclareCursorStmt, TransactionStmt } from '@pgsql/types';
+import type { DeclareCursorStmt, FetchStmt, TransactionStmt } from '@pgsql/types';
 import { serialize } from 'pg-protocol';
 import { StatementCache } from '../analysis/cache';
 import { checkParameterTypes } from '../analysis/functions';
@@ -974,7 +974,12 @@ export class Session {
       return undefined;
     }
     const formats = this.resultFormats(message, prepared);
+    // fetchCaps found the cursor a FETCH or MOVE names among the confirmed portals.
+    const first = prepared.statements[0];
+    const fetchName = first?.nodeType === 'FetchStmt' ? (nodeBody<FetchStmt>(first.stmt).portalname ?? '') : undefined;
+    const named = fetchName !== undefined ? this.state.portal(fetchName) : undefined;
     const portal: Portal = {
+      ...(fetchName !== undefined ? { fetches: { name: fetchName, cursor: named && !named.wait ? named.value : undefined } } : {}),
       cap: fetches[0] ?? new RowCap(prepared.rowLimit),
       resultFormats: formats,
       writes: prepared.writes,
@@ -1052,6 +1057,15 @@ export class Session {
     if (!portal) {
       this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
+    }
+    // A portal of FETCH or MOVE runs the portal its cursor's name holds when it runs: the cursor checked at Bind, or refused.
+    if (portal.fetches) {
+      const now = this.state.portal(portal.fetches.name);
+      if (now.wait) return this.after(now.wait, message);
+      if (now.value !== portal.fetches.cursor) {
+        this.refuse('execute', new ProxyError('statement_not_allowed', { message: `cursor "${portal.fetches.name}" has changed since portal "${name}" was bound`, hint: 'Bind the FETCH again after the cursor is declared again.' }), sent);
+        return undefined;
+      }
     }
     // A portal of `EXECUTE p` runs what p holds when it runs: the statement checked at Bind, or refused.
     const executes = portal.prepared?.executes;

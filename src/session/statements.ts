@@ -54,6 +54,11 @@ export interface Portal {
   writes: boolean;
   targets: boolean;
   prepared?: Prepared;
+  /**
+   * A portal of a Parse'd FETCH or MOVE: the cursor it named at Bind. PostgreSQL looks the name
+   * up again at Execute, so the Execute runs only while the name still holds this cursor.
+   */
+  fetches?: { name: string; cursor: Portal | undefined };
   /** A write a require_approval rule may hold: checked at Execute, with these parameters. */
   held?: HeldWrite;
 }

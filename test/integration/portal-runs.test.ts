@@ -76,6 +76,58 @@ describe.each(modes)('$protocol protocol', (mode) => {
     expect(await db.query("SELECT count(*)::int AS n FROM orders WHERE status LIKE 'moved-%'")).toEqual([{ n: 0 }]);
   });
 
+  test.each(['FETCH ALL FROM c', 'MOVE ALL IN c'])("a Parse'd %s bound while c was a cursor is refused at Execute once c is a portal of a write", async (fetch) => {
+    const order = await firstOrder();
+    await statement(mode, 'BEGIN');
+    await statement(mode, 'DECLARE c CURSOR FOR SELECT id FROM orders');
+    c.send(serialize.parse({ name: 'sf', text: fetch }), serialize.bind({ portal: 'f', statement: 'sf' }), serialize.sync());
+    expect(names(await c.untilReady())).toEqual(['parseComplete', 'bindComplete', 'readyForQuery']);
+    expect(errorOf(await statement(mode, 'CLOSE c'))).toBeUndefined();
+    c.send(
+      serialize.parse({ name: 'su', text: `/*reason='swap'*/ UPDATE orders SET status = 'swapped-${mode.protocol}' WHERE id = ${order.id}` }),
+      serialize.bind({ portal: 'c', statement: 'su' }),
+      serialize.sync(),
+    );
+    expect(names(await c.untilReady())).toEqual(['parseComplete', 'bindComplete', 'readyForQuery']);
+    c.send(serialize.execute({ portal: 'f' }), serialize.sync());
+    const ran = await c.untilReady();
+    expect(errorOf(ran)?.routine).toBe('ormai.statement_not_allowed');
+    expect(errorOf(ran)?.message).toMatch(/cursor "c" has changed since portal "f" was bound/);
+    await statement(mode, 'ROLLBACK');
+    expect(await db.query('SELECT status FROM orders WHERE id = $1', [order.id])).toEqual([{ status: order.status }]);
+  });
+
+  test('the same swap pipelined in one batch (Close and Bind of c unanswered when f runs) is refused too', async () => {
+    const order = await firstOrder();
+    await statement(mode, 'BEGIN');
+    await statement(mode, 'DECLARE c CURSOR FOR SELECT id FROM orders');
+    c.send(
+      serialize.parse({ name: 'sm', text: 'MOVE ALL IN c' }),
+      serialize.bind({ portal: 'm', statement: 'sm' }),
+      serialize.close({ type: 'P', name: 'c' }),
+      serialize.parse({ name: 'su', text: `/*reason='swap'*/ UPDATE orders SET status = 'piped-${mode.protocol}' WHERE id = ${order.id}` }),
+      serialize.bind({ portal: 'c', statement: 'su' }),
+      serialize.execute({ portal: 'm' }),
+      serialize.sync(),
+    );
+    const ran = await c.untilReady();
+    expect(errorOf(ran)?.routine).toBe('ormai.statement_not_allowed');
+    await statement(mode, 'ROLLBACK');
+    expect(await db.query('SELECT status FROM orders WHERE id = $1', [order.id])).toEqual([{ status: order.status }]);
+  });
+
+  test('a Parse\'d FETCH of a cursor that is still the one it was bound with runs', async () => {
+    await statement(mode, 'BEGIN');
+    await statement(mode, 'DECLARE k2 CURSOR FOR SELECT id FROM orders ORDER BY id');
+    c.send(serialize.parse({ name: 'sk', text: 'FETCH 2 FROM k2' }), serialize.bind({ portal: 'g', statement: 'sk' }), serialize.sync());
+    await c.untilReady();
+    c.send(serialize.execute({ portal: 'g' }), serialize.sync());
+    const ran = await c.untilReady();
+    expect(errorOf(ran)).toBeUndefined();
+    expect(ran.filter((m) => m.name === 'dataRow')).toHaveLength(2);
+    await statement(mode, 'ROLLBACK');
+  });
+
   test('MOVE in a cursor still moves it', async () => {
     await statement(mode, 'BEGIN');
     await statement(mode, 'DECLARE k CURSOR FOR SELECT id FROM orders ORDER BY id');
