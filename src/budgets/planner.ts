@@ -30,6 +30,8 @@ export class PlannerStatementError extends Error {
 
 /** statement_timeout on a planner connection: an EXPLAIN plans, it does not run. */
 const PLANNER_TIMEOUT_MS = 5000;
+/** How long past its statement_timeout a planner connection may take to answer before it is dropped. */
+const ANSWER_MARGIN_MS = 1000;
 
 /** Barrier views a planner connection keeps (one set per tenant a statement came from); past this, they are dropped and made again as needed. */
 const MAX_VIEWS = 2000;
@@ -63,6 +65,22 @@ class PlannerConnection {
 
   /** Runs one read-only statement; resolves with the first column of its rows, joined by newlines. */
   run(sql: string, params: PlanParams): Promise<string> {
+    const values = params.values.map((v, i) => {
+      const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[i];
+      return v === null ? null : format === 1 ? v : v.toString('utf8');
+    });
+    return this.send(
+      Buffer.concat([serialize.parse({ name: '', text: sql, types: params.types }), serialize.bind({ statement: '', values }), serialize.execute({}), serialize.sync()]),
+    );
+  }
+
+  /**
+   * Sends one request and waits for its ReadyForQuery, at most the connection's
+   * statement_timeout and a margin: PostgreSQL does not look at its timeout everywhere (a
+   * statement can plan for many seconds past it), and a connection stuck there is dropped,
+   * not waited for, so that the callers queued behind it get another.
+   */
+  private send(bytes: Buffer): Promise<string> {
     return new Promise((resolve, reject) => {
       // A connection lost while idle has no 'close' left to fire: nothing would ever answer.
       if (this.broken || this.upstream.socket.destroyed) {
@@ -70,19 +88,18 @@ class PlannerConnection {
         reject(new UpstreamConnectError('planner connection lost'));
         return;
       }
-      this.waiting = { resolve, reject, rows: [] };
-      const values = params.values.map((v, i) => {
-        const format = params.formats.length === 0 ? 0 : params.formats.length === 1 ? params.formats[0] : params.formats[i];
-        return v === null ? null : format === 1 ? v : v.toString('utf8');
-      });
-      this.upstream.socket.write(
-        Buffer.concat([
-          serialize.parse({ name: '', text: sql, types: params.types }),
-          serialize.bind({ statement: '', values }),
-          serialize.execute({}),
-          serialize.sync(),
-        ]),
-      );
+      const limit = this.timeoutMs + ANSWER_MARGIN_MS;
+      const timer = setTimeout(() => {
+        this.fail(new UpstreamConnectError(`the planner did not answer within ${limit} ms`));
+        this.upstream.socket.destroy();
+      }, limit);
+      timer.unref();
+      const done = <T>(fn: (v: T) => void) => (v: T) => {
+        clearTimeout(timer);
+        fn(v);
+      };
+      this.waiting = { resolve: done(resolve), reject: done(reject), rows: [] };
+      this.upstream.socket.write(bytes);
     });
   }
 
@@ -116,15 +133,7 @@ class PlannerConnection {
   }
 
   private simple(sql: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      if (this.broken || this.upstream.socket.destroyed) {
-        this.broken = true;
-        reject(new UpstreamConnectError('planner connection lost'));
-        return;
-      }
-      this.waiting = { resolve, reject, rows: [] };
-      this.upstream.socket.write(serialize.query(sql));
-    });
+    return this.send(serialize.query(sql));
   }
 
   close(): void {
@@ -249,10 +258,15 @@ export class Planner {
     views: readonly BarrierView[] = [],
     tenant?: string,
     tenantTables: ReadonlyMap<string, string> = new Map(),
+    timeoutMs = PLANNER_TIMEOUT_MS,
   ): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
     return this.plans.with(async (conn) => {
+      // The statement's own timeout (the policy's), never more than the planner's.
+      await conn.useTimeout(Math.min(timeoutMs, PLANNER_TIMEOUT_MS)).catch((err: Error) => {
+        throw new UpstreamConnectError(`the planner could not set its timeout: ${err.message}`);
+      });
       // Without the tenant or the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
       await conn.useTenant(tenant).catch((err: Error) => {
         throw new UpstreamConnectError(`the planner could not set the tenant: ${err.message}`);

@@ -130,7 +130,7 @@ export class SessionBudgets {
     for (const sql of sqls) {
       let rows: number;
       try {
-        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views, principal.tenantId, tenantTables(scope));
+        rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views, principal.tenantId, tenantTables(scope), policy.statementTimeoutMs);
       } catch (err) {
         if (err instanceof UpstreamConnectError) {
           log.warn({ err: err.message }, 'planner unavailable');

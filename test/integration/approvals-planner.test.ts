@@ -1,5 +1,6 @@
 // A held write's own statements (its dry run, its count, its check) run on the proxy's connections: under the policy's
 // statement_timeout, as the agent's statements do, and on connections of their own, so that no tenant's reads queue behind them.
+// The scan budget's EXPLAIN is bounded likewise: a connection that does not answer in time is dropped, not waited for.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,6 +61,37 @@ const slowUpdate = (id: number, millions: number) =>
   `${R}UPDATE orders SET status = 'slow' WHERE id = ${id} AND (SELECT count(*) FROM generate_series(1, ${millions * 1_000_000})) > 0`;
 
 const firstOrder = async () => (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id LIMIT 1'))[0].id;
+
+/** A read whose plan takes seconds to make: each level doubles the expression the planner flattens (2^21 terms). */
+function slowToPlan(levels: number): string {
+  let q = 'SELECT total_cents AS x FROM orders';
+  for (let i = 0; i < levels; i++) q = `SELECT x + x AS x FROM (${q}) s${i}`;
+  return `${q} LIMIT 1`;
+}
+
+/** PostgreSQL plans on after the proxy dropped the connection: wait for those backends before the next test. */
+async function plannersIdle(): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    const [{ n }] = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%x + x AS x%' AND pid <> pg_backend_pid()");
+    if (n === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe.each(modes)('a read under the $protocol protocol whose plan outlasts the policy\'s statement_timeout', (mode) => {
+  test('its scan-budget EXPLAIN is dropped once past that timeout (and a margin), and the read refused as unbudgeted', async () => {
+    const c = await agent(short, 'tenant1-agent', 'tenant1-password');
+    try {
+      const out = await send(c, mode, slowToPlan(21));
+      expect(out.error?.routine).toBe('ormai.budget_unavailable');
+      // The planner's connections are whole again: a read of another shape is budgeted and answered.
+      expect((await send(c, mode, `SELECT id FROM orders WHERE total_cents > 7 AND status <> 'planner-${mode.protocol}'`)).error).toBeUndefined();
+    } finally {
+      await c.end();
+      await plannersIdle();
+    }
+  });
+});
 
 describe.each(modes)('a held write under the $protocol protocol', (mode) => {
   test("its dry run runs under the policy's statement_timeout (400 ms), not the planner's 5 s: one that takes about a second is not held", async () => {
