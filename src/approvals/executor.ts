@@ -99,6 +99,12 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
  */
 async function rowsChangedSincePreview(client: { query(q: { text: string; values: unknown[]; rowMode: 'array'; types: CustomTypesConfig }): Promise<QueryArrayResult<Array<string | null>>> }, approval: Approval): Promise<string | undefined> {
   if (approval.previewSql === undefined || !Array.isArray(approval.preview) || approval.operation === 'create') return undefined;
+  const again = 'nothing was changed; ask the agent to send the write again, for a new approval';
+  if (approval.previewDigestSql !== undefined && approval.previewDigest !== undefined) {
+    // Every row, hashed: the rows past the 100 the preview lists are judged too.
+    const digest = await client.query({ text: approval.previewDigestSql, values: approval.params, rowMode: 'array', types: TEXT });
+    if (digest.rows[0]?.[0] !== approval.previewDigest) return `the rows this write would change, or their values, have changed since the approvers saw them: ${again}`;
+  }
   const result = await client.query({ text: approval.previewSql, values: approval.params, rowMode: 'array', types: TEXT });
   const now = JSON.parse(result.rows[0]?.[0] ?? '[]') as unknown;
   // As stored: a store may keep the preview as jsonb, which orders an object's keys its own way.

@@ -41,6 +41,13 @@ export interface ApprovalRequest {
    * shown does not run.
    */
   previewSql?: string;
+  /**
+   * An UPDATE's or DELETE's rows as the approvers agreed to them, every one and not only the 100
+   * the preview lists: the hash `previewDigestSql` gave (ApprovalNeed.previewDigestSql), which the
+   * executor reads again in the write's snapshot.
+   */
+  previewDigestSql?: string;
+  previewDigest?: string;
   /** The assigned columns whose values read the database: the executor compares them with the preview (ApprovalNeed.comparedColumns). */
   compared?: string[];
   /** Distinct approvers needed (at least 1). */

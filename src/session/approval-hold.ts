@@ -117,7 +117,9 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
   // The approvers approve what they see, and the executor checks the write against it: a write
   // without one is not held.
   const preview = approval.previewSql === undefined ? undefined : await readPreview(deps, approval.previewSql, held.params);
-  if (preview === undefined) {
+  // Every row the write matches, hashed: what the executor checks past the 100 the preview lists.
+  const digest = preview === undefined || approval.previewDigestSql === undefined ? undefined : await readDigest(deps, approval.previewDigestSql, held.params);
+  if (preview === undefined || (approval.previewDigestSql !== undefined && digest === undefined)) {
     return new ProxyError('statement_not_allowed', {
       message: `this write needs approval (${approval.rule}), and its dry run ${approval.previewSql === undefined ? 'cannot show its rows' : 'could not be read'}: approvers would see nothing, so it is not held`,
       hint: "Write it so that /*dry_run='true'*/ shows its rows (plain SET col = value, INSERT … VALUES, no ON CONFLICT), then send it again.",
@@ -138,6 +140,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
     ...(held.write.capture ? { capture: held.write.capture } : {}),
     preview,
     previewSql: approval.previewSql,
+    ...(approval.previewDigestSql !== undefined ? { previewDigestSql: approval.previewDigestSql, previewDigest: digest } : {}),
     ...(approval.comparedColumns ? { compared: approval.comparedColumns } : {}),
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,
@@ -175,6 +178,16 @@ async function readPreview(deps: HoldDeps, sql: string, params: PlanParams): Pro
     return JSON.parse(await deps.planner.rows(sql, params, deps.principal.tenantId, deps.policy.statementTimeoutMs));
   } catch (err) {
     deps.log.warn({ err: (err as Error).message }, 'could not read the preview of a held write');
+    return undefined;
+  }
+}
+
+/** The hash of the write's rows (ApprovalNeed.previewDigestSql); undefined when it cannot be read. */
+async function readDigest(deps: HoldDeps, sql: string, params: PlanParams): Promise<string | undefined> {
+  try {
+    return await deps.planner.rows(sql, params, deps.principal.tenantId, deps.policy.statementTimeoutMs);
+  } catch (err) {
+    deps.log.warn({ err: (err as Error).message }, 'could not read the rows of a held write');
     return undefined;
   }
 }

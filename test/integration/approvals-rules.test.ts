@@ -218,6 +218,48 @@ describe.each(modes)('an approved write does what its approvers saw, under the $
     expect(await db.query('SELECT total_cents FROM orders WHERE id = $1', [id])).toEqual([{ total_cents: 0 }]);
   });
 
+  /** 150 of tenant 1's orders with this status, and one more of another status with a higher id than all of them. */
+  async function bulk(status: string): Promise<{ ids: number[]; outsider: number }> {
+    const rows = await db.query<{ id: number }>(`INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, (SELECT min(id) FROM customers WHERE tenant_id = 1), g, $1 FROM generate_series(1, 150) g RETURNING id`, [status]);
+    const [{ id: outsider }] = await db.query<{ id: number }>("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, min(id), 7, 'outside' FROM customers WHERE tenant_id = 1 RETURNING id");
+    return { ids: rows.map((r) => r.id).sort((a, b) => a - b), outsider };
+  }
+
+  test('an approved UPDATE of 150 rows whose rows past the 100 the preview lists changed (as many as before): not run', async () => {
+    const status = `bulk-${mode.protocol}`;
+    const { ids, outsider } = await bulk(status);
+    try {
+      const held = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'done-${mode.protocol}' WHERE status = '${status}'`));
+      const approval = approvalId(held.error?.message);
+      expect(approval).toBeDefined();
+      const preview = (await api(admin(), 'GET', `/approvals/${approval}`)).body.approval.preview as Array<{ id: number; affected_rows: number }>;
+      expect(preview).toHaveLength(100);
+      expect(preview[0].affected_rows).toBe(150);
+      // The last of the 150 leaves, the outsider comes in: still 150 rows, the first 100 the same.
+      await db.query("UPDATE orders SET status = 'left' WHERE id = $1", [ids[149]]);
+      await db.query('UPDATE orders SET status = $1 WHERE id = $2', [status, outsider]);
+      const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+      expect(decided.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'approved_rows_changed' } } });
+      expect(await db.query('SELECT status FROM orders WHERE id = $1', [outsider])).toEqual([{ status }]);
+    } finally {
+      await db.query("DELETE FROM orders WHERE status IN ($1, 'left', 'outside')", [status]);
+    }
+  });
+
+  test('an approved UPDATE of 150 rows that did not change runs', async () => {
+    const status = `bulk-ok-${mode.protocol}`;
+    await bulk(status);
+    try {
+      const held = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'done-ok-${mode.protocol}', created_at = now() WHERE status = '${status}'`));
+      const approval = approvalId(held.error?.message);
+      expect(approval).toBeDefined();
+      const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+      expect(decided.body.approval).toMatchObject({ state: 'executed', result: { rows_affected: 150 } });
+    } finally {
+      await db.query("DELETE FROM orders WHERE status IN ($1, $2, 'outside')", [status, `done-ok-${mode.protocol}`]);
+    }
+  });
+
   test('a write whose dry run fails is refused, not held without a preview', async () => {
     const id = await firstOrder();
     const out = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = 'refunded' WHERE id = ${id} OR 1 / (SELECT count(*) FROM orders WHERE status = 'magic-${mode.protocol}') = 1`));

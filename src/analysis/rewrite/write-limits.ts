@@ -35,6 +35,13 @@ export interface ApprovalNeed {
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
   previewSql?: string;
   /**
+   * An UPDATE's or DELETE's dry run over every row it matches, as one hash of each row's count,
+   * key and values before (not the values after, which the statement computes again): the
+   * executor reads it again in the write's snapshot, and a write whose rows are not those the
+   * approvers agreed to, past the 100 the preview lists too, does not run.
+   */
+  previewDigestSql?: string;
+  /**
    * The assigned columns whose values read the database (a sub-select, another column): they may
    * change between the preview and the approved run, and the executor compares them with what
    * the approvers saw. The others (constants, parameters, now()) are the statement's own.
@@ -167,7 +174,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
   const operations = new Set<string>([op === 'insert' ? 'create' : op]);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
   const chain: ApprovalNeed[] = [];
-  let preview: string | undefined | null = null;
+  let preview: { sql: string; digestSql?: string } | undefined | null = null;
   let compared: string[] | undefined;
   let counted: { countSql: string; countParams: number[] } | undefined;
   for (const rule of scope.policy.raw.require_approval) {
@@ -181,7 +188,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
       rule: describeRule(rule),
       approvers: rule.approvers,
       expiresInS: rule.expires_in_s,
-      ...(preview ? { previewSql: preview, comparedColumns: (compared ??= readingColumns(stmt, op)) } : {}),
+      ...(preview ? { previewSql: preview.sql, comparedColumns: (compared ??= readingColumns(stmt, op)), ...(preview.digestSql ? { previewDigestSql: preview.digestSql } : {}) } : {}),
       ...(field !== 'yes' ? fieldCheck(field) : {}),
     };
     if (when?.affected_rows_gt !== undefined) {
@@ -224,8 +231,11 @@ function readingColumns(stmt: InsertStmt & UpdateStmt, op: Op): string[] {
 
 const PREVIEW_ROWS = 100;
 
-/** The dry run of the write, as one JSON value; undefined for the shapes a dry run cannot show. */
-function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): string | undefined {
+/**
+ * The dry run of the write, as one JSON value, and for an UPDATE or DELETE the hash of all its
+ * rows (ApprovalNeed.previewDigestSql); undefined for the shapes a dry run cannot show.
+ */
+function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): { sql: string; digestSql?: string } | undefined {
   let preview: SelectStmt;
   try {
     const ref = refName(stmt.relation!);
@@ -233,13 +243,32 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
   } catch {
     return undefined;
   }
+  // Every row it matches, before the preview's cap, each as the text of its columns but the values after.
+  let digestSql: string | undefined;
+  if (op !== 'insert') {
+    // A column's output name: its alias, or the column it names (a key column, a DELETE's column).
+    const names = (preview.targetList ?? []).map((t) => {
+      const res = (t as { ResTarget: ResTarget }).ResTarget;
+      const fields = res.val && 'ColumnRef' in res.val ? (res.val.ColumnRef.fields ?? []) : [];
+      const last = fields[fields.length - 1];
+      return res.name ?? (last && 'String' in last ? last.String.sval : undefined);
+    });
+    if (names.every((n): n is string => n !== undefined)) {
+      const hashed = names.filter((n) => !(op === 'update' && n.endsWith('_after') && names.includes(`${n.slice(0, -'_after'.length)}_before`)));
+      const row = `md5(ROW(${hashed.map((n) => `ormai_digest.${quoteIdent(n)}`).join(', ')})::text)`;
+      const digest = parseTemplate(`SELECT md5(coalesce(string_agg(${row}, '' ORDER BY ${row}), '')) FROM (SELECT) AS ormai_digest`, 'approval preview digest');
+      (digest.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: cloneTree(preview) };
+      checkTenantBinding({ SelectStmt: digest }, scope, principal);
+      digestSql = deparseVerified([{ SelectStmt: digest }])[0];
+    }
+  }
   preview.limitCount = { A_Const: { ival: { ival: PREVIEW_ROWS } } };
   preview.limitOption = 'LIMIT_OPTION_COUNT';
   const outer = parseTemplate("SELECT coalesce(json_agg(ormai_preview), '[]') FROM (SELECT) AS ormai_preview", 'approval preview');
   (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: preview };
   // The approvers' preview is forwarded too: its rows meet the same check as the write's.
   checkTenantBinding({ SelectStmt: outer }, scope, principal);
-  return deparseVerified([{ SelectStmt: outer }])[0];
+  return { sql: deparseVerified([{ SelectStmt: outer }])[0], ...(digestSql ? { digestSql } : {}) };
 }
 
 type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;
