@@ -1356,8 +1356,9 @@ export class Session {
     };
     const run = (ctx: AnalysisContext): Analysis => {
       const first = analyze(sql, ctx);
-      // A write held for approval runs later on another connection, which has no session views.
-      if (views && first.ok && first.statements.some((s) => s.write?.approval)) return analyze(sql, { ...ctx, barrierViews: false });
+      // A write held for approval runs later on another connection, which has no session views;
+      // the statements after a DISCARD in the same text run once the views are gone.
+      if (views && first.ok && (first.statements.some((s) => s.write?.approval) || (first.statements.length > 1 && dropsViews(first.statements)))) return analyze(sql, { ...ctx, barrierViews: false });
       return first;
     };
     // The rewrite names the principal (current_user, pg_roles, the database it connected to): a

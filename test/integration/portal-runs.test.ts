@@ -170,6 +170,18 @@ describe.each(modes)('$protocol protocol', (mode) => {
   });
 });
 
+describe('a DISCARD in a Query text before a read', () => {
+  // (DISCARD ALL cannot run in a text of several statements: PostgreSQL refuses it in a transaction block.)
+  test.each(['DISCARD TEMP'])("%s; SELECT … reads the tenant's rows through the fence (the views are gone when the SELECT runs)", async (discard) => {
+    const out = await statement(modes[0], `${discard}; SELECT id FROM orders ORDER BY id`);
+    expect(errorOf(out)).toBeUndefined();
+    const ids = (await db.query<{ id: number }>('SELECT id FROM orders WHERE tenant_id = 1 ORDER BY id')).map((r) => String(r.id));
+    expect(out.filter((m) => m.name === 'dataRow').map((m) => (m as unknown as { fields: string[] }).fields[0])).toEqual(ids);
+    // And after it, the views again.
+    expect(errorOf(await statement(modes[1], 'SELECT id FROM orders'))).toBeUndefined();
+  });
+});
+
 describe('a DISCARD TEMP parsed early and executed later', () => {
   test("drops the session's views when it runs: later reads make them again, or read through the fence, and still answer", async () => {
     c.send(serialize.parse({ name: 'd', text: 'DISCARD TEMP' }), serialize.sync());
