@@ -7,7 +7,7 @@
 // So every printed statement is parsed again with PostgreSQL's grammar and compared with
 // the tree that was meant, node for node except source positions. Any difference, and any
 // deparser exception, refuses the statement: the proxy never forwards a guess.
-import type { Node, SelectStmt as SelectStmtNode, TransactionStmt, TypeCast, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
+import type { DeallocateStmt, ExecuteStmt, Node, PrepareStmt, SelectStmt as SelectStmtNode, TransactionStmt, TypeCast, VariableSetStmt, VariableShowStmt } from '@pgsql/types';
 import { Deparser, QuoteUtils } from 'pgsql-deparser';
 import { ProxyError } from '../errors/catalogue';
 import { statementName } from './labels';
@@ -111,11 +111,35 @@ class ProxyDeparser extends Deparser {
     return `SHOW "${name.replace(/"/g, '""')}"`;
   }
 
+  // A prepared statement's name came out unquoted: "P" folds to p, "a b" does not parse. The base
+  // printer is given a plain placeholder name, which is then replaced by the name as an identifier.
+  override PrepareStmt(node: PrepareStmt, context: DeparserContext): string {
+    return withName(node.name, (name) => super.PrepareStmt({ ...node, name }, context));
+  }
+
+  override ExecuteStmt(node: ExecuteStmt, context: DeparserContext): string {
+    return withName(node.name, (name) => super.ExecuteStmt({ ...node, name }, context));
+  }
+
+  override DeallocateStmt(node: DeallocateStmt, context: DeparserContext): string {
+    return withName(node.name, (name) => super.DeallocateStmt({ ...node, name }, context));
+  }
+
   // COMMIT AND CHAIN / ROLLBACK AND CHAIN come out without AND CHAIN.
   override TransactionStmt(node: TransactionStmt, context: DeparserContext): string {
     const text = super.TransactionStmt(node, context);
     return node.chain && !/ AND CHAIN$/.test(text) ? `${text} AND CHAIN` : text;
   }
+}
+
+const NAME_PLACEHOLDER = 'ormai_statement_name';
+
+/** Prints with `print`, given a placeholder for `name` (one the base printer leaves bare), then puts the name in, quoted where it must be. */
+function withName(name: string | undefined, print: (name: string | undefined) => string): string {
+  if (name === undefined || QuoteUtils.quoteIdentifier(name) === name) return print(name);
+  const text = print(NAME_PLACEHOLDER);
+  const at = text.indexOf(NAME_PLACEHOLDER);
+  return at < 0 ? text : `${text.slice(0, at)}${QuoteUtils.quoteIdentifier(name)}${text.slice(at + NAME_PLACEHOLDER.length)}`;
 }
 
 /** Fields that record where a node was in the source text, not what it means. */

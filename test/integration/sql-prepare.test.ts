@@ -75,6 +75,21 @@ describe.each(modes)('SQL PREPARE / EXECUTE ($protocol)', (mode) => {
     });
   });
 
+  test('quoted names keep their case and spaces ("P" is not p), as in PostgreSQL', async () => {
+    await withAgent(async (c) => {
+      await ok(c, mode, 'PREPARE "P" AS SELECT 1 AS upper');
+      await ok(c, mode, 'PREPARE p AS SELECT 2 AS lower');
+      await ok(c, mode, 'PREPARE "a b" (int) AS SELECT $1 + 1 AS next');
+      expect((await ok(c, mode, 'EXECUTE "P"')).rows).toEqual([{ upper: 1 }]);
+      expect((await ok(c, mode, 'EXECUTE p')).rows).toEqual([{ lower: 2 }]);
+      expect((await ok(c, mode, 'EXECUTE "a b"(41)')).rows).toEqual([{ next: 42 }]);
+      await ok(c, mode, 'DEALLOCATE "P"');
+      expect((await ok(c, mode, 'EXECUTE p')).rows).toEqual([{ lower: 2 }]);
+      expect((await fails(c, mode, 'EXECUTE "P"')).code).toBe('26000');
+      await ok(c, mode, 'DEALLOCATE ALL');
+    });
+  });
+
   test('the row cap applies to what EXECUTE returns', async () => {
     await withAgent(async (c) => {
       await ok(c, mode, 'PREPARE ids AS SELECT id FROM orders ORDER BY id');
