@@ -112,20 +112,24 @@ async function rowsChangedSincePreview(client: { query(q: { text: string; values
   if (!Array.isArray(now)) return 'the rows the write would change cannot be read again: nothing was changed; ask the agent to send the write again, for a new approval';
   // Compared as sets of rows: a table without a primary key has no order for its preview. One
   // whose preview lists only some of its rows (the first 100, in no order) is judged by its count.
-  const texts = (rows: unknown[]) => rows.map((r) => canonicalJsonReference(approval.operation === 'update' ? withoutAfter(r) : r)).sort().join('\n');
+  const texts = (rows: unknown[]) => rows.map((r) => canonicalJsonReference(approval.operation === 'update' ? withoutAfter(r, approval.timeColumns) : r)).sort().join('\n');
   const count = (rows: unknown[]) => Number((rows[0] as Record<string, unknown> | undefined)?.affected_rows ?? 0);
   const partial = !approval.capture && shown.length < count(shown);
   if (partial ? count(now) === count(shown) : texts(now) === texts(shown)) return undefined;
   return `the rows this write would change have changed since the approvers saw them (${now.length === 0 ? 'none matches now' : `it would now change ${Number((now[0] as Record<string, unknown>).affected_rows)} rows`}): nothing was changed; ask the agent to send the write again, for a new approval`;
 }
 
-/** An UPDATE's preview row without the values after: `<col>_after` next to `<col>_before`. */
-function withoutAfter(row: unknown): unknown {
+/**
+ * An UPDATE's preview row without the values after of its time columns (`<col>_after`); an
+ * approval held before those were named (no `timeColumns`) without every value after.
+ */
+function withoutAfter(row: unknown, timeColumns: readonly string[] | undefined): unknown {
   if (row === null || typeof row !== 'object') return row;
   const r = row as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(r)) {
-    if (k.endsWith('_after') && Object.hasOwn(r, `${k.slice(0, -'_after'.length)}_before`)) continue;
+    const column = k.endsWith('_after') && Object.hasOwn(r, `${k.slice(0, -'_after'.length)}_before`) ? k.slice(0, -'_after'.length) : undefined;
+    if (column !== undefined && (timeColumns === undefined || timeColumns.includes(column))) continue;
     out[k] = r[k];
   }
   return out;
@@ -142,7 +146,7 @@ function withoutAfter(row: unknown): unknown {
  * inserted rows: other than the rows shown, one for one), and it does not commit. Values the
  * statement itself gives (constants, parameters, now()) are not compared.
  */
-export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared'>, write: ExecutedWrite): string | undefined {
+export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared' | 'timeColumns' | 'capture'>, write: ExecutedWrite): string | undefined {
   if (!Array.isArray(approval.preview)) return undefined;
   const rows = approval.preview as Array<Record<string, unknown>>;
   const seen = rows.length === 0 ? 0 : Number(rows[0].affected_rows);
@@ -155,6 +159,9 @@ export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared'>, 
   // Values the approvers could not all see (past the 100 rows listed, or a capture cut short) cannot be checked: not run.
   if (compared.length > 0 && (write.changes?.truncated || rows.length < seen)) return `the write's values cannot all be checked against the preview the approvers saw: ${again}`;
   if (write.changes?.truncated || rows.length < seen) return undefined;
+  // An UPDATE stores what the approvers were shown for each row: every value after but its time
+  // columns' (a value from a clock that moved, say, is not the one they saw).
+  const stored = approval.timeColumns === undefined ? compared : [...new Set([...compared, ...(approval.capture?.after ?? []).filter((c) => !approval.timeColumns!.includes(c))])];
   if (write.changes?.operation === 'insert') {
     // Each inserted row is one the approvers saw, one for one.
     const left = [...rows];
@@ -173,7 +180,7 @@ export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared'>, 
     if (matches.some((m) => m.includes(undefined))) return undefined;
     const shown = rows.find((_, i) => matches[i].every(Boolean));
     if (!shown) return `the write would now change a row the approvers did not see (${JSON.stringify(names.map((n) => change.key[n]))}): ${again}`;
-    for (const column of compared) {
+    for (const column of stored) {
       if (!sameValue(shown[`${column}_after`], change.after?.[column])) {
         return `the write would now set ${column} of row ${JSON.stringify(names.map((n) => change.key[n]))} to a value the approvers did not see: ${again}`;
       }

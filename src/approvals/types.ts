@@ -48,6 +48,8 @@ export interface ApprovalRequest {
    */
   previewDigestSql?: string;
   previewDigest?: string;
+  /** An UPDATE's assigned columns of a date or time type: their values after are not compared (ApprovalNeed.timeColumns). */
+  timeColumns?: string[];
   /** The assigned columns whose values read the database: the executor compares them with the preview (ApprovalNeed.comparedColumns). */
   compared?: string[];
   /** Distinct approvers needed (at least 1). */

@@ -140,7 +140,7 @@ export async function holdForApproval(deps: HoldDeps, held: HeldWrite, cannotHol
     ...(held.write.capture ? { capture: held.write.capture } : {}),
     preview,
     previewSql: approval.previewSql,
-    ...(approval.previewDigestSql !== undefined ? { previewDigestSql: approval.previewDigestSql, previewDigest: digest } : {}),
+    ...(approval.previewDigestSql !== undefined ? { previewDigestSql: approval.previewDigestSql, previewDigest: digest, timeColumns: approval.timeColumns ?? [] } : {}),
     ...(approval.comparedColumns ? { compared: approval.comparedColumns } : {}),
     approvers: approval.approvers,
     expiresInS: approval.expiresInS,

@@ -218,6 +218,19 @@ describe.each(modes)('an approved write does what its approvers saw, under the $
     expect(await db.query('SELECT total_cents FROM orders WHERE id = $1', [id])).toEqual([{ total_cents: 0 }]);
   });
 
+  test("an approved UPDATE whose value after would now differ from the one shown (the statement's own clock moved): not run", async () => {
+    const [{ id }] = await db.query<{ id: number }>("INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, min(id), 1, 'pending' FROM customers WHERE tenant_id = 1 RETURNING id");
+    const [{ soon }] = await db.query<{ soon: string }>("SELECT (clock_timestamp() + interval '1 second')::text AS soon");
+    const held = await withAgent((c) => send(c, mode, `${R}UPDATE orders SET status = CASE WHEN clock_timestamp() > '${soon}'::timestamptz THEN 'refunded' ELSE 'kept' END WHERE id = ${id}`));
+    const approval = approvalId(held.error?.message);
+    expect(approval).toBeDefined();
+    expect((await api(admin(), 'GET', `/approvals/${approval}`)).body.approval.preview).toMatchObject([{ id, status_after: 'kept' }]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const decided = await api(admin(), 'POST', `/approvals/${approval}/approve`, { body: { approver: 'alice' } });
+    expect(decided.body.approval).toMatchObject({ state: 'failed', result: { error: { code: 'approved_rows_changed' } } });
+    expect(await db.query('SELECT status FROM orders WHERE id = $1', [id])).toEqual([{ status: 'pending' }]);
+  });
+
   /** 150 of tenant 1's orders with this status, and one more of another status with a higher id than all of them. */
   async function bulk(status: string): Promise<{ ids: number[]; outsider: number }> {
     const rows = await db.query<{ id: number }>(`INSERT INTO orders (tenant_id, customer_id, total_cents, status) SELECT 1, (SELECT min(id) FROM customers WHERE tenant_id = 1), g, $1 FROM generate_series(1, 150) g RETURNING id`, [status]);

@@ -42,6 +42,13 @@ export interface ApprovalNeed {
    */
   previewDigestSql?: string;
   /**
+   * An UPDATE's assigned columns of a date or time type: the statement gives them the time it
+   * runs (now(), its date), so their values after are not compared with the preview's. Every
+   * other value after is (in the hash, and for the rows the preview lists): the approved write
+   * must store what the approvers were shown.
+   */
+  timeColumns?: string[];
+  /**
    * The assigned columns whose values read the database (a sub-select, another column): they may
    * change between the preview and the approved run, and the executor compares them with what
    * the approvers saw. The others (constants, parameters, now()) are the statement's own.
@@ -174,7 +181,7 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
   const operations = new Set<string>([op === 'insert' ? 'create' : op]);
   if (stmt.onConflictClause?.action === 'ONCONFLICT_UPDATE') operations.add('update');
   const chain: ApprovalNeed[] = [];
-  let preview: { sql: string; digestSql?: string } | undefined | null = null;
+  let preview: { sql: string; digestSql?: string; timeColumns: string[] } | undefined | null = null;
   let compared: string[] | undefined;
   let counted: { countSql: string; countParams: number[] } | undefined;
   for (const rule of scope.policy.raw.require_approval) {
@@ -188,7 +195,9 @@ export function approvalNeed(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op,
       rule: describeRule(rule),
       approvers: rule.approvers,
       expiresInS: rule.expires_in_s,
-      ...(preview ? { previewSql: preview.sql, comparedColumns: (compared ??= readingColumns(stmt, op)), ...(preview.digestSql ? { previewDigestSql: preview.digestSql } : {}) } : {}),
+      ...(preview
+        ? { previewSql: preview.sql, comparedColumns: (compared ??= readingColumns(stmt, op)), ...(preview.digestSql ? { previewDigestSql: preview.digestSql, timeColumns: preview.timeColumns } : {}) }
+        : {}),
       ...(field !== 'yes' ? fieldCheck(field) : {}),
     };
     if (when?.affected_rows_gt !== undefined) {
@@ -235,7 +244,7 @@ const PREVIEW_ROWS = 100;
  * The dry run of the write, as one JSON value, and for an UPDATE or DELETE the hash of all its
  * rows (ApprovalNeed.previewDigestSql); undefined for the shapes a dry run cannot show.
  */
-function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): { sql: string; digestSql?: string } | undefined {
+function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: ScopedTable, scope: ReadScope, principal: Principal): { sql: string; digestSql?: string; timeColumns: string[] } | undefined {
   let preview: SelectStmt;
   try {
     const ref = refName(stmt.relation!);
@@ -243,7 +252,10 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
   } catch {
     return undefined;
   }
-  // Every row it matches, before the preview's cap, each as the text of its columns but the values after.
+  // Every row it matches, before the preview's cap, each as the text of its columns but the
+  // values after of its time columns.
+  const assigned = op === 'update' ? (stmt.targetList ?? []).map((t) => (t as { ResTarget: ResTarget }).ResTarget.name ?? '') : [];
+  const timeColumns = assigned.filter((name) => TIME_TYPES.has(table.columns.find((c) => c.name === name)?.typeOid ?? 0));
   let digestSql: string | undefined;
   if (op !== 'insert') {
     // A column's output name: its alias, or the column it names (a key column, a DELETE's column).
@@ -254,7 +266,7 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
       return res.name ?? (last && 'String' in last ? last.String.sval : undefined);
     });
     if (names.every((n): n is string => n !== undefined)) {
-      const hashed = names.filter((n) => !(op === 'update' && n.endsWith('_after') && names.includes(`${n.slice(0, -'_after'.length)}_before`)));
+      const hashed = names.filter((n) => !timeColumns.some((c) => n === `${c}_after`));
       const row = `md5(ROW(${hashed.map((n) => `ormai_digest.${quoteIdent(n)}`).join(', ')})::text)`;
       const digest = parseTemplate(`SELECT md5(coalesce(string_agg(${row}, '' ORDER BY ${row}), '')) FROM (SELECT) AS ormai_digest`, 'approval preview digest');
       (digest.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: cloneTree(preview) };
@@ -268,8 +280,11 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
   (outer.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: preview };
   // The approvers' preview is forwarded too: its rows meet the same check as the write's.
   checkTenantBinding({ SelectStmt: outer }, scope, principal);
-  return { sql: deparseVerified([{ SelectStmt: outer }])[0], ...(digestSql ? { digestSql } : {}) };
+  return { sql: deparseVerified([{ SelectStmt: outer }])[0], ...(digestSql ? { digestSql } : {}), timeColumns };
 }
+
+/** date, time, timetz, timestamp, timestamptz, interval. */
+const TIME_TYPES = new Set([1082, 1083, 1266, 1114, 1184, 1186]);
 
 type Condition = NonNullable<RawPolicy['require_approval'][number]['when']>;
 
