@@ -243,6 +243,12 @@ export class Planner {
   private readonly estimates = new LRUCache<string, number>({ max: 10_000, maxSize: 16 * 1024 * 1024, maxEntrySize: 256 * 1024, sizeCalculation: (_rows, key) => key.length + 32 });
   /** A tenant's rows per table, for a minute: statistics move slowly. */
   private readonly shares = new LRUCache<string, number>({ max: 10_000, ttl: 60_000 });
+  /**
+   * Each tenant's last EXPLAIN, queued or running: a tenant's EXPLAINs run one at a time, so one
+   * tenant's statements that take long to plan hold at most one of the connections every
+   * tenant's reads are budgeted on.
+   */
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(target: UpstreamTarget, maxMessageSize: number, log: Logger, size = 2) {
     this.plans = new PlannerPool(target, maxMessageSize, log, size);
@@ -260,6 +266,32 @@ export class Planner {
     tenantTables: ReadonlyMap<string, string> = new Map(),
     timeoutMs = PLANNER_TIMEOUT_MS,
   ): Promise<number> {
+    const cached = this.estimates.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const key = tenant ?? '';
+    const mine = (this.turns.get(key) ?? Promise.resolve()).then(() => this.explainRows(sql, params, catalog, cacheKey, views, tenant, tenantTables, timeoutMs));
+    const done = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.turns.set(key, done);
+    void done.then(() => {
+      if (this.turns.get(key) === done) this.turns.delete(key);
+    });
+    return mine;
+  }
+
+  private async explainRows(
+    sql: string,
+    params: PlanParams,
+    catalog: CatalogSnapshot,
+    cacheKey: string,
+    views: readonly BarrierView[],
+    tenant: string | undefined,
+    tenantTables: ReadonlyMap<string, string>,
+    timeoutMs: number,
+  ): Promise<number> {
+    // The same statement may have been estimated while this one waited its turn.
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
     return this.plans.with(async (conn) => {

@@ -91,6 +91,24 @@ describe.each(modes)('a read under the $protocol protocol whose plan outlasts th
       await plannersIdle();
     }
   });
+
+  test("one tenant's reads that take long to plan hold one planner connection at most: another tenant's read is answered first", async () => {
+    const slow = await Promise.all([0, 1].map(() => agent(short, 'tenant2-agent', 'tenant2-password')));
+    const reader = await agent(short, 'tenant1-agent', 'tenant1-password');
+    const order: string[] = [];
+    try {
+      const held = slow.map((c, i) => send(c, mode, `${slowToPlan(21)} OFFSET ${i}`).then((o: Outcome) => (order.push(`slow ${i}`), o)));
+      await new Promise((r) => setTimeout(r, 200));
+      const read = await send(reader, mode, `SELECT id FROM orders WHERE total_cents > 3 AND status <> 'fair-${mode.protocol}'`);
+      order.push('read');
+      expect(read.error).toBeUndefined();
+      for (const o of await Promise.all(held)) expect(o.error?.routine).toBe('ormai.budget_unavailable');
+      expect(order[0]).toBe('read');
+    } finally {
+      await Promise.all([...slow, reader].map((c) => c.end()));
+      await plannersIdle();
+    }
+  });
 });
 
 describe.each(modes)('a held write under the $protocol protocol', (mode) => {
