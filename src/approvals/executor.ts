@@ -41,6 +41,8 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
       // changes in between makes the write fail (40001) instead of running on what nobody saw.
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await client.query(`SET LOCAL statement_timeout = ${Math.trunc(policy.statementTimeoutMs)}`);
+      // The search_path the dry run was read under (the planner's): a value's text (a regclass) depends on it.
+      await client.query("SELECT set_config('search_path', $1, true)", [config.upstream.searchPath]);
       // The requester's tenant, for tables whose row-level security reads it (policy/row-security.ts).
       await setTenantLocally(client, approval.requester.tenantId);
       // Read before the write (in the same snapshot), judged after it: a cap it runs into, or a
@@ -146,7 +148,7 @@ function withoutAfter(row: unknown, timeColumns: readonly string[] | undefined):
  * inserted rows: other than the rows shown, one for one), and it does not commit. Values the
  * statement itself gives (constants, parameters, now()) are not compared.
  */
-export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared' | 'timeColumns' | 'capture'>, write: ExecutedWrite): string | undefined {
+export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared'>, write: ExecutedWrite): string | undefined {
   if (!Array.isArray(approval.preview)) return undefined;
   const rows = approval.preview as Array<Record<string, unknown>>;
   const seen = rows.length === 0 ? 0 : Number(rows[0].affected_rows);
@@ -159,9 +161,6 @@ export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared' | 
   // Values the approvers could not all see (past the 100 rows listed, or a capture cut short) cannot be checked: not run.
   if (compared.length > 0 && (write.changes?.truncated || rows.length < seen)) return `the write's values cannot all be checked against the preview the approvers saw: ${again}`;
   if (write.changes?.truncated || rows.length < seen) return undefined;
-  // An UPDATE stores what the approvers were shown for each row: every value after but its time
-  // columns' (a value from a clock that moved, say, is not the one they saw).
-  const stored = approval.timeColumns === undefined ? compared : [...new Set([...compared, ...(approval.capture?.after ?? []).filter((c) => !approval.timeColumns!.includes(c))])];
   if (write.changes?.operation === 'insert') {
     // Each inserted row is one the approvers saw, one for one.
     const left = [...rows];
@@ -180,7 +179,7 @@ export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared' | 
     if (matches.some((m) => m.includes(undefined))) return undefined;
     const shown = rows.find((_, i) => matches[i].every(Boolean));
     if (!shown) return `the write would now change a row the approvers did not see (${JSON.stringify(names.map((n) => change.key[n]))}): ${again}`;
-    for (const column of stored) {
+    for (const column of compared) {
       if (!sameValue(shown[`${column}_after`], change.after?.[column])) {
         return `the write would now set ${column} of row ${JSON.stringify(names.map((n) => change.key[n]))} to a value the approvers did not see: ${again}`;
       }

@@ -107,6 +107,11 @@ class PlannerConnection {
    * Makes the views a statement reads, as its session has them, in a READ WRITE transaction of
    * its own (the connection is read-only by default). Rejects when PostgreSQL refuses them.
    */
+  /** Does a statement read views this connection has not made? */
+  lacksViews(views: readonly BarrierView[]): boolean {
+    return views.some((v) => !this.views.has(v.name));
+  }
+
   async ensureViews(views: readonly BarrierView[]): Promise<void> {
     const missing = views.filter((v) => !this.views.has(v.name));
     if (missing.length === 0) return;
@@ -268,7 +273,9 @@ export class Planner {
   ): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
-    const key = tenant ?? '';
+    // Sessions without a tenant (a policy with no tenant scope) are not queued together.
+    if (tenant === undefined) return this.explainRows(sql, params, catalog, cacheKey, views, tenant, tenantTables, timeoutMs);
+    const key = tenant;
     const mine = (this.turns.get(key) ?? Promise.resolve()).then(() => this.explainRows(sql, params, catalog, cacheKey, views, tenant, tenantTables, timeoutMs));
     const done = mine.then(
       () => undefined,
@@ -295,16 +302,22 @@ export class Planner {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
     return this.plans.with(async (conn) => {
-      // The statement's own timeout (the policy's), never more than the planner's.
-      await conn.useTimeout(Math.min(timeoutMs, PLANNER_TIMEOUT_MS)).catch((err: Error) => {
-        throw new UpstreamConnectError(`the planner could not set its timeout: ${err.message}`);
-      });
       // Without the tenant or the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
       await conn.useTenant(tenant).catch((err: Error) => {
         throw new UpstreamConnectError(`the planner could not set the tenant: ${err.message}`);
       });
-      await conn.ensureViews(views).catch((err: Error) => {
-        throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
+      // The views are the proxy's own statements: under the planner's timeout, not a policy's shorter one.
+      if (conn.lacksViews(views)) {
+        await conn.useTimeout(PLANNER_TIMEOUT_MS).catch((err: Error) => {
+          throw new UpstreamConnectError(`the planner could not set its timeout: ${err.message}`);
+        });
+        await conn.ensureViews(views).catch((err: Error) => {
+          throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
+        });
+      }
+      // The statement's own timeout (the policy's), never more than the planner's.
+      await conn.useTimeout(Math.min(timeoutMs, PLANNER_TIMEOUT_MS)).catch((err: Error) => {
+        throw new UpstreamConnectError(`the planner could not set its timeout: ${err.message}`);
       });
       const plan: unknown = JSON.parse(await conn.explain(sql, params));
       // A tenant-scoped table read whole counts the tenant's share of it, never its size.

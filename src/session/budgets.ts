@@ -1,6 +1,6 @@
 // A session's budgets: the tenant's statements per minute, the agent's and tenant's writes per minute, the planner's scan estimate.
 import type { BarrierView } from '../analysis/rewrite/derived';
-import type { PlanParams, Planner } from '../budgets/planner';
+import { PlannerStatementError, type PlanParams, type Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
 import type { Principal } from '../auth/principal';
@@ -132,7 +132,10 @@ export class SessionBudgets {
       try {
         rows = await planner.scanRows(sql, params, scope.catalog, `${scopeKey}\u0000${sql}`, views, principal.tenantId, tenantTables(scope), policy.statementTimeoutMs);
       } catch (err) {
-        if (err instanceof UpstreamConnectError) {
+        // A planner that did not answer in time, or PostgreSQL that cancelled the EXPLAIN at its
+        // timeout or ran out of a resource planning it: no estimate, and the statement does not go
+        // ahead unbudgeted (it would plan as long again in the session).
+        if (err instanceof UpstreamConnectError || (err instanceof PlannerStatementError && (err.sqlstate === '57014' || err.sqlstate.startsWith('53')))) {
           log.warn({ err: err.message }, 'planner unavailable');
           return new ProxyError('budget_unavailable');
         }

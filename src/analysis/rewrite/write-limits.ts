@@ -258,21 +258,22 @@ function previewSql(stmt: InsertStmt & UpdateStmt & DeleteStmt, op: Op, table: S
   const timeColumns = assigned.filter((name) => TIME_TYPES.has(table.columns.find((c) => c.name === name)?.typeOid ?? 0));
   let digestSql: string | undefined;
   if (op !== 'insert') {
-    // A column's output name: its alias, or the column it names (a key column, a DELETE's column).
-    const names = (preview.targetList ?? []).map((t) => {
+    // The whole row as text (no column named: a table's own affected_rows column cannot clash),
+    // with its time columns' values after left out; sha256, which FIPS builds keep.
+    const rows = cloneTree(preview);
+    for (const t of rows.targetList ?? []) {
       const res = (t as { ResTarget: ResTarget }).ResTarget;
-      const fields = res.val && 'ColumnRef' in res.val ? (res.val.ColumnRef.fields ?? []) : [];
-      const last = fields[fields.length - 1];
-      return res.name ?? (last && 'String' in last ? last.String.sval : undefined);
-    });
-    if (names.every((n): n is string => n !== undefined)) {
-      const hashed = names.filter((n) => !timeColumns.some((c) => n === `${c}_after`));
-      const row = `md5(ROW(${hashed.map((n) => `ormai_digest.${quoteIdent(n)}`).join(', ')})::text)`;
-      const digest = parseTemplate(`SELECT md5(coalesce(string_agg(${row}, '' ORDER BY ${row}), '')) FROM (SELECT) AS ormai_digest`, 'approval preview digest');
-      (digest.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: cloneTree(preview) };
-      checkTenantBinding({ SelectStmt: digest }, scope, principal);
-      digestSql = deparseVerified([{ SelectStmt: digest }])[0];
+      if (timeColumns.some((c) => res.name === `${c}_after`)) res.val = { A_Const: { isnull: true, location: -1 } } as Node;
     }
+    const hash = (text: string) => `encode(sha256(convert_to(${text}, 'UTF8')), 'hex')`;
+    const digest = parseTemplate(
+      `SELECT ${hash("coalesce(string_agg(ormai_rows.h, '' ORDER BY ormai_rows.h), '')")} FROM (SELECT ${hash('CAST(ormai_digest AS text)')} AS h FROM (SELECT) AS ormai_digest) AS ormai_rows`,
+      'approval preview digest',
+    );
+    const inner = ((digest.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery as { SelectStmt: SelectStmt }).SelectStmt;
+    (inner.fromClause![0] as { RangeSubselect: { subquery: Node } }).RangeSubselect.subquery = { SelectStmt: rows };
+    checkTenantBinding({ SelectStmt: digest }, scope, principal);
+    digestSql = deparseVerified([{ SelectStmt: digest }])[0];
   }
   preview.limitCount = { A_Const: { ival: { ival: PREVIEW_ROWS } } };
   preview.limitOption = 'LIMIT_OPTION_COUNT';

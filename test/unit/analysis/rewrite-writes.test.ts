@@ -222,7 +222,6 @@ describe('require_approval: which writes a rule holds', () => {
     return result.sql;
   };
   const VARCHAR = (v: string) => `CAST('${v}' AS varchar(20))`;
-  const ROW = 'md5(CAST(ROW(ormai_digest.affected_rows, ormai_digest.id, ormai_digest.status_before, ormai_digest.status_after) AS text))';
 
   test('a condition on an assigned constant or parameter is for PostgreSQL to judge, converting the value to the column type as the write would', () => {
     const judged = `${VARCHAR('refunded')} IN (${VARCHAR('refunded')}, ${VARCHAR('void')}) IS TRUE`;
@@ -233,9 +232,9 @@ describe('require_approval: which writes a rule holds', () => {
       expiresInS: 600,
       // What the approvers see: the dry run of the write, as JSON; no assigned value reads the database.
       previewSql: preview,
-      // And every row it matches, hashed (count, key, values before and after): what the executor checks again.
+      // And every row it matches, each hashed whole (count, key, values before and after): what the executor checks again.
       // No time column is assigned (a timestamp set to now() would be left out of the hash).
-      previewDigestSql: `SELECT md5(COALESCE(string_agg(${ROW}, '' ORDER BY ${ROW}), '')) FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id ) AS ormai_digest`,
+      previewDigestSql: `SELECT encode(sha256(convert_to(COALESCE(string_agg(ormai_rows.h, '' ORDER BY ormai_rows.h), ''), 'UTF8')), 'hex') FROM ( SELECT encode(sha256(convert_to(ormai_digest::text, 'UTF8')), 'hex') AS h FROM ( SELECT count(*) OVER () AS affected_rows, orders.id, orders.status AS status_before, 'refunded' AS status_after FROM public.orders AS orders WHERE orders.tenant_id = ${T} AND id = 1 ORDER BY orders.id ) AS ormai_digest ) AS ormai_rows`,
       timeColumns: [],
       comparedColumns: [],
       fieldCheckSql: `SELECT ${judged}`,
