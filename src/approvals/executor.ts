@@ -95,9 +95,10 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
 /**
  * Why an UPDATE or DELETE may not run: the rows its dry run shows now are not the rows the
  * approvers saw (another write, one no rule holds, changed or removed them, or made another row
- * match). Read again in the write's snapshot and compared as a set of rows, each with its count, key
- * and values before; the values after (`<col>_after`) are left out, as the statement computes them
- * again (now(), a parameter) and beyondPreview judges those it reads from the database.
+ * match), or their values after are not (a clock the statement reads moved). Read again in the
+ * write's snapshot: the hash of every row, then the listed rows, compared as a set, each with its
+ * count, key, values before and values after, but those of its date and time columns
+ * (`timeColumns`: now(), as the statement runs).
  */
 async function rowsChangedSincePreview(client: { query(q: { text: string; values: unknown[]; rowMode: 'array'; types: CustomTypesConfig }): Promise<QueryArrayResult<Array<string | null>>> }, approval: Approval): Promise<string | undefined> {
   if (approval.previewSql === undefined || !Array.isArray(approval.preview) || approval.operation === 'create') return undefined;
