@@ -35,8 +35,8 @@ export interface ApprovalNeed {
   /** One JSON array of the write's dry-run rows (at most 100), for the approvers to see. */
   previewSql?: string;
   /**
-   * An UPDATE's or DELETE's dry run over every row it matches, as one hash of each row's count,
-   * key and values before (not the values after, which the statement computes again): the
+   * An UPDATE's or DELETE's dry run over every row it matches, as one hash of each row whole
+   * (count, key, values before and after, but the values after of its time columns): the
    * executor reads it again in the write's snapshot, and a write whose rows are not those the
    * approvers agreed to, past the 100 the preview lists too, does not run.
    */
