@@ -13,7 +13,7 @@ import { ProxyError } from '../errors/catalogue';
 import { statementName } from './labels';
 import { normalizedFromTree } from './normal-form';
 import { parseStatements, rememberNormalized } from './parser';
-import { nodeBody, nodeTypeOf } from './types';
+import { nodeBody, nodeTypeOf, POSITION_FIELDS } from './types';
 
 type DeparserContext = Parameters<Deparser['TransactionStmt']>[1];
 
@@ -141,18 +141,6 @@ function withName(name: string | undefined, print: (name: string | undefined) =>
   const at = text.indexOf(NAME_PLACEHOLDER);
   return at < 0 ? text : `${text.slice(0, at)}${QuoteUtils.quoteIdentifier(name)}${text.slice(at + NAME_PLACEHOLDER.length)}`;
 }
-
-/** Fields that record where a node was in the source text, not what it means. */
-const POSITION_FIELDS = new Set([
-  'location',
-  'stmt_location',
-  'stmt_len',
-  'list_start',
-  'list_end',
-  'name_location',
-  'rexpr_list_start',
-  'rexpr_list_end',
-]);
 
 /**
  * Prints each statement, then parses all printed statements together (exactly as they will be

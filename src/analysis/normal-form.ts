@@ -23,6 +23,7 @@
 // tests, analysed and printed, and on the bench's 2,000 first-seen statements.
 import type { Node } from '@pgsql/types';
 import { lexLiteral } from './literals';
+import { POSITION_FIELDS } from './types';
 
 /** Nodes whose constants the walk below does not number as libpg-query does (a node's key starts with a capital). */
 const UNMODELLED = /^(?:DefElem|Json|Xml|CTESearchClause|CTECycleClause|OnConflictClause|IntoClause)/;
@@ -57,12 +58,9 @@ const isIntegerConst = (node: unknown): boolean => {
   return c !== undefined && 'ival' in c;
 };
 
-/** Fields that say where a node was written, not what it is. */
-const POSITIONS = new Set(['location', 'stmt_location', 'stmt_len', 'list_start', 'list_end', 'name_location', 'rexpr_list_start', 'rexpr_list_end']);
-
 /** An expression's shape for matching a GROUP BY item with a target: its tree without positions and constants' values. */
 function shapeOf(node: unknown): string {
-  return JSON.stringify(node, (key, value: unknown) => (POSITIONS.has(key) ? undefined : key === 'A_Const' ? 0 : value));
+  return JSON.stringify(node, (key, value: unknown) => (POSITION_FIELDS.has(key) ? undefined : key === 'A_Const' ? 0 : value));
 }
 
 /**
@@ -79,7 +77,7 @@ function coarseShapeOf(node: unknown): string {
     const cast = node.TypeCast as { arg?: unknown } | undefined;
     if (cast && coarse(cast.arg) === CONSTANT) return CONSTANT;
     const out: Record<string, unknown> = {};
-    for (const key in node) if (!POSITIONS.has(key)) out[key] = coarse(node[key]);
+    for (const key in node) if (!POSITION_FIELDS.has(key)) out[key] = coarse(node[key]);
     return out;
   };
   return JSON.stringify(coarse(node));

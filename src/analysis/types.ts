@@ -92,6 +92,18 @@ export type Analysis =
   | { ok: true; sql: string; statements: AnalyzedStatement[]; tags: Record<string, string> }
   | { ok: false; error: ProxyError; tags: Record<string, string>; /** The refused text's first statement, as its node type tells (metrics), when it parsed. */ kind?: StatementKind };
 
+/** Fields that record where a node was in the source text, not what it means. */
+export const POSITION_FIELDS: ReadonlySet<string> = new Set([
+  'location',
+  'stmt_location',
+  'stmt_len',
+  'list_start',
+  'list_end',
+  'name_location',
+  'rexpr_list_start',
+  'rexpr_list_end',
+]);
+
 /** libpg-query wraps every node as `{ TypeName: body }`; these two read that shape. */
 export function nodeTypeOf(node: Node): string {
   for (const key in node) return key;
