@@ -92,6 +92,9 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
   };
 }
 
+/** What every refusal of an approved write that no longer matches its preview tells the agent to do. */
+const again = 'nothing was changed; ask the agent to send the write again, for a new approval';
+
 /**
  * Why an UPDATE or DELETE may not run: the rows its dry run shows now are not the rows the
  * approvers saw (another write, one no rule holds, changed or removed them, or made another row
@@ -102,7 +105,6 @@ export function upstreamExecutor(config: ProxyConfig, log: Logger, policies: () 
  */
 async function rowsChangedSincePreview(client: { query(q: { text: string; values: unknown[]; rowMode: 'array'; types: CustomTypesConfig }): Promise<QueryArrayResult<Array<string | null>>> }, approval: Approval): Promise<string | undefined> {
   if (approval.previewSql === undefined || !Array.isArray(approval.preview) || approval.operation === 'create') return undefined;
-  const again = 'nothing was changed; ask the agent to send the write again, for a new approval';
   if (approval.previewDigestSql !== undefined && approval.previewDigest !== undefined) {
     // Every row, hashed: the rows past the 100 the preview lists are judged too.
     const digest = await client.query({ text: approval.previewDigestSql, values: approval.params, rowMode: 'array', types: TEXT });
@@ -112,14 +114,14 @@ async function rowsChangedSincePreview(client: { query(q: { text: string; values
   const now = JSON.parse(result.rows[0]?.[0] ?? '[]') as unknown;
   // As stored: a store may keep the preview as jsonb, which orders an object's keys its own way.
   const shown = approval.preview as unknown[];
-  if (!Array.isArray(now)) return 'the rows the write would change cannot be read again: nothing was changed; ask the agent to send the write again, for a new approval';
+  if (!Array.isArray(now)) return `the rows the write would change cannot be read again: ${again}`;
   // Compared as sets of rows: a table without a primary key has no order for its preview. One
   // whose preview lists only some of its rows (the first 100, in no order) is judged by its count.
   const texts = (rows: unknown[]) => rows.map((r) => canonicalJsonReference(approval.operation === 'update' ? withoutAfter(r, approval.timeColumns) : r)).sort().join('\n');
   const count = (rows: unknown[]) => Number((rows[0] as Record<string, unknown> | undefined)?.affected_rows ?? 0);
   const partial = !approval.capture && shown.length < count(shown);
   if (partial ? count(now) === count(shown) : texts(now) === texts(shown)) return undefined;
-  return `the rows this write would change have changed since the approvers saw them (${now.length === 0 ? 'none matches now' : `it would now change ${Number((now[0] as Record<string, unknown>).affected_rows)} rows`}): nothing was changed; ask the agent to send the write again, for a new approval`;
+  return `the rows this write would change have changed since the approvers saw them (${now.length === 0 ? 'none matches now' : `it would now change ${Number((now[0] as Record<string, unknown>).affected_rows)} rows`}): ${again}`;
 }
 
 /**
@@ -154,7 +156,6 @@ export function beyondPreview(approval: Pick<Approval, 'preview' | 'compared'>, 
   const rows = approval.preview as Array<Record<string, unknown>>;
   const seen = rows.length === 0 ? 0 : Number(rows[0].affected_rows);
   if (!Number.isFinite(seen)) return undefined;
-  const again = 'nothing was changed; ask the agent to send the write again, for a new approval';
   if (write.rowsAffected > seen) return `the write would now change ${write.rowsAffected} rows; the approvers saw ${seen}: ${again}`;
   const compared = approval.compared ?? [];
   const changed = write.changes?.rows;

@@ -174,20 +174,20 @@ async function missingColumn(deps: HoldDeps, held: HeldWrite): Promise<ProxyErro
 
 /** The dry-run rows the approvers see; a preview that cannot be read is left out, never guessed. */
 async function readPreview(deps: HoldDeps, sql: string, params: PlanParams): Promise<unknown> {
-  try {
-    return JSON.parse(await deps.planner.rows(sql, params, deps.principal.tenantId, deps.policy.statementTimeoutMs));
-  } catch (err) {
-    deps.log.warn({ err: (err as Error).message }, 'could not read the preview of a held write');
-    return undefined;
-  }
+  return readHeld(deps, sql, params, 'the preview', (text) => JSON.parse(text) as unknown);
 }
 
 /** The hash of the write's rows (ApprovalNeed.previewDigestSql); undefined when it cannot be read. */
 async function readDigest(deps: HoldDeps, sql: string, params: PlanParams): Promise<string | undefined> {
+  return readHeld(deps, sql, params, 'the rows', (text) => text);
+}
+
+/** A held write's statement read on the planner, as `read` takes its text; undefined (with a warning) when it cannot be. */
+async function readHeld<T>(deps: HoldDeps, sql: string, params: PlanParams, what: string, read: (text: string) => T): Promise<T | undefined> {
   try {
-    return await deps.planner.rows(sql, params, deps.principal.tenantId, deps.policy.statementTimeoutMs);
+    return read(await deps.planner.rows(sql, params, deps.principal.tenantId, deps.policy.statementTimeoutMs));
   } catch (err) {
-    deps.log.warn({ err: (err as Error).message }, 'could not read the rows of a held write');
+    deps.log.warn({ err: (err as Error).message }, `could not read ${what} of a held write`);
     return undefined;
   }
 }
