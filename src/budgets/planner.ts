@@ -33,6 +33,13 @@ const PLANNER_TIMEOUT_MS = 5000;
 /** How long past its statement_timeout a planner connection may take to answer before it is dropped. */
 const ANSWER_MARGIN_MS = 1000;
 
+/** A failure of the planner's own set-up: the planner counts as unavailable (not as an EXPLAIN that failed). */
+function unavailable(what: string): (err: Error) => never {
+  return (err) => {
+    throw new UpstreamConnectError(`the planner could not ${what}: ${err.message}`);
+  };
+}
+
 /** Barrier views a planner connection keeps (one set per tenant a statement came from); past this, they are dropped and made again as needed. */
 const MAX_VIEWS = 2000;
 
@@ -273,17 +280,21 @@ export class Planner {
   ): Promise<number> {
     const cached = this.estimates.get(cacheKey);
     if (cached !== undefined) return cached;
+    const explain = () => this.explainRows(sql, params, catalog, cacheKey, views, tenant, tenantTables, timeoutMs);
     // Sessions without a tenant (a policy with no tenant scope) are not queued together.
-    if (tenant === undefined) return this.explainRows(sql, params, catalog, cacheKey, views, tenant, tenantTables, timeoutMs);
-    const key = tenant;
-    const mine = (this.turns.get(key) ?? Promise.resolve()).then(() => this.explainRows(sql, params, catalog, cacheKey, views, tenant, tenantTables, timeoutMs));
+    return tenant === undefined ? explain() : this.inTurn(tenant, explain);
+  }
+
+  /** Runs fn once the tenant's EXPLAIN before it has settled (see `turns`). */
+  private inTurn<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
+    const mine = (this.turns.get(tenant) ?? Promise.resolve()).then(fn);
     const done = mine.then(
       () => undefined,
       () => undefined,
     );
-    this.turns.set(key, done);
+    this.turns.set(tenant, done);
     void done.then(() => {
-      if (this.turns.get(key) === done) this.turns.delete(key);
+      if (this.turns.get(tenant) === done) this.turns.delete(tenant);
     });
     return mine;
   }
@@ -303,22 +314,14 @@ export class Planner {
     if (cached !== undefined) return cached;
     return this.plans.with(async (conn) => {
       // Without the tenant or the views the EXPLAIN would fail and the statement go ahead unbudgeted: the planner counts as unavailable.
-      await conn.useTenant(tenant).catch((err: Error) => {
-        throw new UpstreamConnectError(`the planner could not set the tenant: ${err.message}`);
-      });
+      await conn.useTenant(tenant).catch(unavailable('set the tenant'));
       // The views are the proxy's own statements: under the planner's timeout, not a policy's shorter one.
       if (conn.lacksViews(views)) {
-        await conn.useTimeout(PLANNER_TIMEOUT_MS).catch((err: Error) => {
-          throw new UpstreamConnectError(`the planner could not set its timeout: ${err.message}`);
-        });
-        await conn.ensureViews(views).catch((err: Error) => {
-          throw new UpstreamConnectError(`the planner could not make the barrier views: ${err.message}`);
-        });
+        await conn.useTimeout(PLANNER_TIMEOUT_MS).catch(unavailable('set its timeout'));
+        await conn.ensureViews(views).catch(unavailable('make the barrier views'));
       }
       // The statement's own timeout (the policy's), never more than the planner's.
-      await conn.useTimeout(Math.min(timeoutMs, PLANNER_TIMEOUT_MS)).catch((err: Error) => {
-        throw new UpstreamConnectError(`the planner could not set its timeout: ${err.message}`);
-      });
+      await conn.useTimeout(Math.min(timeoutMs, PLANNER_TIMEOUT_MS)).catch(unavailable('set its timeout'));
       const plan: unknown = JSON.parse(await conn.explain(sql, params));
       // A tenant-scoped table read whole counts the tenant's share of it, never its size.
       const shares = new Map<string, number>();
