@@ -1058,22 +1058,18 @@ export class Session {
       this.refuse('execute', new ProxyError('portal_not_found', { message: `portal "${name}" does not exist` }), sent);
       return undefined;
     }
-    // A portal of FETCH or MOVE runs the portal its cursor's name holds when it runs: the cursor checked at Bind, or refused.
-    if (portal.fetches) {
-      const now = this.state.portal(portal.fetches.name);
-      if (now.wait) return this.after(now.wait, message);
-      if (now.value !== portal.fetches.cursor) {
-        this.refuse('execute', new ProxyError('statement_not_allowed', { message: `cursor "${portal.fetches.name}" has changed since portal "${name}" was bound`, hint: 'Bind the FETCH again after the cursor is declared again.' }), sent);
-        return undefined;
-      }
-    }
-    // A portal of `EXECUTE p` runs what p holds when it runs: the statement checked at Bind, or refused.
+    // PostgreSQL looks a name up again when the portal runs: a portal of FETCH or MOVE runs the
+    // portal its cursor's name holds then, one of `EXECUTE p` what p holds then. Either is the one
+    // checked at Bind, or the Execute is refused.
     const executes = portal.prepared?.executes;
-    if (executes) {
-      const now = this.state.statement(executes.name);
+    const names = [
+      ...(portal.fetches ? [{ now: this.state.portal(portal.fetches.name), bound: portal.fetches.cursor, what: `cursor "${portal.fetches.name}"`, hint: 'Bind the FETCH again after the cursor is declared again.' }] : []),
+      ...(executes ? [{ now: this.state.statement(executes.name), bound: executes, what: `prepared statement "${executes.name}"`, hint: 'Bind the portal again after PREPARE or DEALLOCATE of the statement it executes.' }] : []),
+    ];
+    for (const { now, bound, what, hint } of names) {
       if (now.wait) return this.after(now.wait, message);
-      if (now.value !== executes) {
-        this.refuse('execute', new ProxyError('statement_not_allowed', { message: `prepared statement "${executes.name}" has changed since portal "${name}" was bound`, hint: 'Bind the portal again after PREPARE or DEALLOCATE of the statement it executes.' }), sent);
+      if (now.value !== bound) {
+        this.refuse('execute', new ProxyError('statement_not_allowed', { message: `${what} has changed since portal "${name}" was bound`, hint }), sent);
         return undefined;
       }
     }
