@@ -16,6 +16,8 @@ export interface AnalysisLimits {
   maxTerms: number;
   /** Nodes of the parsed tree. */
   maxParseNodes: number;
+  /** Nodes of the tree PostgreSQL plans once derived tables and CTEs are pulled up (expanded-size.ts). */
+  maxExpandedNodes: number;
   /** Common table expressions in one statement, and how deeply WITH may nest inside a CTE. */
   maxCtes: number;
   maxCteDepth: number;
@@ -35,6 +37,7 @@ export const DEFAULT_ANALYSIS_LIMITS: AnalysisLimits = Object.freeze({
   maxNestingDepth: 400,
   maxTerms: 100_000,
   maxParseNodes: 100_000,
+  maxExpandedNodes: 200_000,
   maxCtes: 100,
   maxCteDepth: 16,
   maxStatementsPerQuery: 1_000,

@@ -165,6 +165,7 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
       maxNestingDepth: raw.analysis.max_nesting_depth,
       maxTerms: raw.analysis.max_terms,
       maxParseNodes: raw.analysis.max_parse_nodes,
+      maxExpandedNodes: raw.analysis.max_expanded_nodes,
       maxCtes: raw.analysis.max_ctes,
       maxCteDepth: raw.analysis.max_cte_depth,
       maxStatementsPerQuery: raw.analysis.max_statements_per_query,

@@ -175,6 +175,8 @@ const analysis = z.strictObject({
   max_terms: z.number().int().positive().default(100_000),
   /** Nodes of the parsed tree. */
   max_parse_nodes: z.number().int().positive().default(100_000),
+  /** Nodes of the statement PostgreSQL plans, once derived tables and CTEs are expanded into the references to their columns. */
+  max_expanded_nodes: z.number().int().positive().default(200_000),
   max_ctes: z.number().int().positive().default(100),
   /** How deeply a WITH may nest inside a CTE. */
   max_cte_depth: z.number().int().positive().default(16),
@@ -224,6 +226,7 @@ export const configSchema = z.strictObject({
     max_nesting_depth: 400,
     max_terms: 100_000,
     max_parse_nodes: 100_000,
+    max_expanded_nodes: 200_000,
     max_ctes: 100,
     max_cte_depth: 16,
     max_statements_per_query: 1000,

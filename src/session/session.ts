@@ -1062,7 +1062,7 @@ export class Session {
     // portal its cursor's name holds then, one of `EXECUTE p` what p holds then. Either is the one
     // checked at Bind, or the Execute is refused.
     const executes = portal.prepared?.executes;
-    const names = [
+    const names = !portal.fetches && !executes ? [] : [
       ...(portal.fetches ? [{ now: this.state.portal(portal.fetches.name), bound: portal.fetches.cursor, what: `cursor "${portal.fetches.name}"`, hint: 'Bind the FETCH again after the cursor is declared again.' }] : []),
       ...(executes ? [{ now: this.state.statement(executes.name), bound: executes, what: `prepared statement "${executes.name}"`, hint: 'Bind the portal again after PREPARE or DEALLOCATE of the statement it executes.' }] : []),
     ];

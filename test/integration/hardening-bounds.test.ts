@@ -58,6 +58,38 @@ test('the bounds apply under the extended protocol too', async () => {
   expect((await c.query({ text: 'SELECT $1::int AS n', values: [7] })).rows[0].n).toBe(7);
 });
 
+/** `levels` derived tables, each using its inner column twice: PostgreSQL's pull-up doubles the expression at each. */
+function doubling(levels: number, wrap = (inner: string, i: number) => `SELECT x + x AS x FROM (${inner}) s${i}`): string {
+  let sql = 'SELECT id AS x FROM orders';
+  for (let i = 0; i < levels; i++) sql = wrap(sql, i);
+  return sql;
+}
+
+test('a statement that grows past the node bound once PostgreSQL pulls its derived tables up is refused before it runs', async () => {
+  // PostgreSQL plans 16 such levels for seconds without checking statement_timeout; 13 are refused here.
+  const refused = /^54001 statement_too_complex: the statement grows past 200000 nodes once its derived tables and CTEs are expanded/;
+  const ctes = (levels: number): string => `WITH c0 AS (SELECT id AS x FROM orders), ${Array.from({ length: levels }, (_, i) => `c${i + 1} AS (SELECT x * x AS x FROM c${i})`).join(', ')} SELECT x FROM c${levels}`;
+  const shapes = [
+    doubling(16),
+    doubling(13),
+    doubling(13, (inner, i) => `SELECT t${i}.y + t${i}.y AS x FROM (${inner}) t${i}(y)`),
+    doubling(13, (inner, i) => `SELECT * FROM (SELECT x + x AS x FROM (${inner}) s${i}) t${i}`),
+    doubling(13, (inner, i) => `SELECT (SELECT s${i}.x + s${i}.x) AS x FROM (${inner}) s${i}`),
+    ctes(13),
+    `UPDATE orders SET status = q.x::text FROM (${doubling(13)}) q WHERE orders.id = q.x`,
+  ];
+  for (const [i, sql] of shapes.entries()) {
+    expect(await outcome(c, sql)).toMatch(refused);
+    await expect(c.query({ name: `deep${i}`, text: sql })).rejects.toMatchObject({ code: '54001', message: expect.stringMatching(/expanded/) });
+  }
+  // Ten levels run, under both protocols, and give what PostgreSQL gives.
+  const { rows } = await c.query(`SELECT min(x)::int AS x FROM (${doubling(10)}) q WHERE x > 0`);
+  const { rows: extended } = await c.query({ text: `SELECT min(x)::int AS x FROM (${doubling(10)}) q WHERE x > $1`, values: [0] });
+  const smallest = (await c.query('SELECT min(id)::int AS id FROM orders WHERE id > 0')).rows[0].id as number;
+  expect(rows[0].x).toBe(smallest * 1024);
+  expect(extended[0].x).toBe(smallest * 1024);
+});
+
 // The bounds are the process's (one proxy per process): each proxy below sets them as it starts.
 async function withProxy(analysis: Record<string, unknown>, fn: (s: Client) => Promise<void>): Promise<void> {
   const other = await startTestProxy(db.url, { analysis });
@@ -76,6 +108,10 @@ test('configured bounds are read from the config: size and tree nodes', async ()
     expect(await outcome(s, `SELECT id FROM orders WHERE id IN (${ids(2000)})`)).toMatch(/^54000 statement_too_large: the statement text is \d+ bytes; the limit is 4000/);
     expect(await outcome(s, `SELECT id FROM orders WHERE id IN (${ids(600)})`)).toMatch(/^54001 statement_too_complex: the statement's tree has more than 1000 nodes/);
     expect(await outcome(s, 'SELECT 1 AS n')).toBe('ok');
+  });
+  await withProxy({ max_expanded_nodes: 1000 }, async (s) => {
+    expect(await outcome(s, doubling(6))).toMatch(/^54001 statement_too_complex: the statement grows past 1000 nodes/);
+    expect(await outcome(s, doubling(2))).toBe('ok');
   });
 });
 

@@ -1,0 +1,275 @@
+// The size of a statement as PostgreSQL plans it, once derived tables and CTEs are pulled up.
+//
+// The planner pulls a simple subquery in FROM (and a CTE referenced once) up into its parent,
+// replacing every reference to one of its columns by a copy of that column's expression
+// (prepjointree.c, pull_up_simple_subquery). A column used twice at each of n nested levels is
+// copied 2^n times, and planning does not check for cancellation: over a table, 16 levels of
+// `SELECT x + x AS x FROM (…)` planned for 1.6–2.4 s on PostgreSQL 15 whatever the
+// statement_timeout, and 17 levels under `WHERE x > 0` for 13–18 s.
+// So a statement is refused when its expanded size passes a bound, counted in the parse tree's
+// objects as the node bound is. The count assumes every derived table and CTE is pulled up
+// (what stops PostgreSQL — OFFSET 0, aggregates, several references — only makes it smaller)
+// and takes, where a name could mean several columns, the largest.
+import type { Node } from '@pgsql/types';
+
+/** Objects of a column reference to a table's own column (wrapper, body, fields, one String): its expansion is itself. */
+const OWN_COLUMN = 5;
+
+/** The columns a FROM item gives its query: those with an expression of their own, by name and by position. */
+interface Columns {
+  named: Map<string, number>;
+  ordered: { name: string | undefined; size: number }[];
+}
+
+interface Relation {
+  alias: string | undefined;
+  /** undefined: a table (or function) whose every column is itself. */
+  columns: Columns | undefined;
+}
+
+interface Scope {
+  relations: Relation[];
+  ctes: Map<string, Columns>;
+  outer: Scope | undefined;
+}
+
+/** Thrown inside the walk once the bound is passed, so that the rest is not counted. */
+class Beyond extends Error {}
+
+/**
+ * The expanded size of a statement's tree, or `undefined` once it passes `bound` (the walk stops there).
+ * A tree without derived tables or CTEs is its own size; the caller skips those.
+ */
+export function expandedSize(root: Node, bound: number): number | undefined {
+  const walker = new Walker(bound);
+  try {
+    walker.size(root, undefined);
+    return walker.total;
+  } catch (err) {
+    if (err instanceof Beyond) return undefined;
+    throw err;
+  }
+}
+
+class Walker {
+  /** Every object counted, expansions included: what the planner holds at once, at most. */
+  total = 0;
+
+  constructor(private readonly bound: number) {}
+
+  private count(n: number): void {
+    this.total += n;
+    if (this.total > this.bound) throw new Beyond();
+  }
+
+  /** The expanded size of any value: a node, a node body, a list. */
+  size(value: unknown, scope: Scope | undefined): number {
+    if (value === null || typeof value !== 'object') return 0;
+    if (Array.isArray(value)) {
+      let n = 1;
+      for (const item of value) n += this.size(item, scope);
+      this.count(1);
+      return n;
+    }
+    const record = value as Record<string, unknown>;
+    if (record.ColumnRef !== undefined) return this.columnRef(record.ColumnRef as { fields?: Node[] }, scope);
+    if (record.SelectStmt !== undefined) return this.select(record.SelectStmt as Record<string, unknown>, scope).size + 1;
+    const write = record.InsertStmt ?? record.UpdateStmt ?? record.DeleteStmt ?? record.MergeStmt;
+    if (write !== undefined) return this.level(write as Record<string, unknown>, scope).size + 1;
+    let n = 1;
+    this.count(1);
+    for (const key in record) {
+      const child = record[key];
+      if (child !== null && typeof child === 'object') n += this.size(child, scope);
+    }
+    return n;
+  }
+
+  /** A column reference costs what the column it names expands to. */
+  private columnRef(ref: { fields?: Node[] }, scope: Scope | undefined): number {
+    const fields = ref.fields ?? [];
+    const names = fields.map((f) => ('String' in f ? (f.String as { sval?: string }).sval : undefined));
+    const star = fields.length > 0 && 'A_Star' in fields[fields.length - 1];
+    let n = OWN_COLUMN;
+    if (star && fields.length === 1) n = Math.max(n, sumOf(innermost(scope)));
+    else if (star && fields.length === 2 && names[0] !== undefined) n = Math.max(n, sumOf(relationsNamed(scope, names[0])));
+    else if (fields.length === 1 && names[0] !== undefined) {
+      // A column of any visible relation, or the whole row of a relation of that name.
+      n = Math.max(n, columnAnywhere(scope, names[0]), sumOf(relationsNamed(scope, names[0])));
+    } else if (fields.length === 2 && names[0] !== undefined && names[1] !== undefined) {
+      for (const relation of relationsNamed(scope, names[0])) n = Math.max(n, relation.columns?.named.get(names[1]) ?? 0);
+    }
+    this.count(n);
+    return n;
+  }
+
+  /** A SELECT: its size and the columns it gives whoever reads it. */
+  private select(body: Record<string, unknown>, outer: Scope | undefined): { size: number; columns: Columns } {
+    if (body.op !== undefined && body.op !== 'SETOP_NONE') {
+      const scope = this.withCtes(body, outer);
+      // The two sides are SelectStmt bodies, without the node wrapper.
+      const left = this.select((body.larg ?? {}) as Record<string, unknown>, scope);
+      const right = this.select((body.rarg ?? {}) as Record<string, unknown>, scope);
+      let size = left.size + right.size;
+      for (const key of ['sortClause', 'limitCount', 'limitOffset', 'lockingClause']) size += this.size(body[key], scope);
+      // A set operation's column is either side's: the larger counts.
+      const ordered = left.columns.ordered.map((c, i) => ({ name: c.name, size: Math.max(c.size, right.columns.ordered[i]?.size ?? 0) }));
+      return { size, columns: columnsOf(ordered) };
+    }
+    const { size, scope } = this.levelWithScope(body, outer, ['targetList', 'valuesLists']);
+    let total = size;
+    const ordered: Columns['ordered'] = [];
+    for (const target of (body.targetList as Node[] | undefined) ?? []) {
+      const res = nodeBody(target) as { name?: string; val?: Node };
+      const val = res.val as Record<string, unknown> | undefined;
+      const ref = val && 'ColumnRef' in val ? (val.ColumnRef as { fields?: Node[] }).fields ?? [] : undefined;
+      if (ref && ref.length > 0 && 'A_Star' in ref[ref.length - 1]) {
+        // `*` and `s.*` give the columns of what they name, one each.
+        const from = ref.length === 1 ? innermost(scope) : relationsNamed(scope, stringOf(ref[0]) ?? '');
+        for (const relation of from) ordered.push(...(relation.columns?.ordered ?? []));
+        total += this.size(target, scope);
+        continue;
+      }
+      const n = this.size(target, scope);
+      total += n;
+      ordered.push({ name: res.name ?? (ref ? stringOf(ref[ref.length - 1]) : undefined), size: n });
+    }
+    for (const row of (body.valuesLists as Node[] | undefined) ?? []) {
+      const items = (nodeBody(row) as { items?: Node[] }).items ?? [];
+      items.forEach((item, i) => {
+        const n = this.size(item, scope);
+        total += n;
+        ordered[i] = { name: `column${i + 1}`, size: Math.max(ordered[i]?.size ?? 0, n) };
+      });
+    }
+    return { size: total, columns: columnsOf(ordered) };
+  }
+
+  /** An INSERT, UPDATE, DELETE or MERGE: its CTEs, its FROM/USING, then the rest. */
+  private level(body: Record<string, unknown>, outer: Scope | undefined): { size: number } {
+    return this.levelWithScope(body, outer, []);
+  }
+
+  /** A statement's CTEs and FROM items make its scope; every other field (but `skip`) is counted in it. */
+  private levelWithScope(body: Record<string, unknown>, outer: Scope | undefined, skip: readonly string[]): { size: number; scope: Scope } {
+    const scope = this.withCtes(body, outer);
+    let size = 0;
+    for (const key of FROM_KEYS) {
+      const items = body[key];
+      for (const item of Array.isArray(items) ? items : items ? [items] : []) size += this.fromItem(item as Node, scope);
+    }
+    for (const key in body) {
+      if (key === 'withClause' || FROM_KEYS.includes(key) || skip.includes(key)) continue;
+      size += this.size(body[key], scope);
+    }
+    return { size, scope };
+  }
+
+  /** The scope of a statement's WITH: each CTE sees the ones before it (and, when recursive, itself as a table). */
+  private withCtes(body: Record<string, unknown>, outer: Scope | undefined): Scope {
+    const scope: Scope = { relations: [], ctes: new Map(), outer };
+    const clause = body.withClause as { ctes?: Node[] } | undefined;
+    for (const cte of clause?.ctes ?? []) {
+      const c = nodeBody(cte) as { ctename?: string; aliascolnames?: Node[]; ctequery?: Node };
+      const query = c.ctequery as Record<string, unknown> | undefined;
+      let columns: Columns = columnsOf([]);
+      if (query && 'SelectStmt' in query) columns = this.select(query.SelectStmt as Record<string, unknown>, scope).columns;
+      else this.size(query, scope);
+      if (c.ctename !== undefined) scope.ctes.set(c.ctename, renamed(columns, c.aliascolnames));
+    }
+    return scope;
+  }
+
+  /** One FROM item: adds the relations it names to the scope and returns the size of what it holds. */
+  private fromItem(item: Node, scope: Scope): number {
+    const record = item as Record<string, unknown>;
+    if ('RangeVar' in record) {
+      const rv = record.RangeVar as { relname?: string; schemaname?: string; alias?: { aliasname?: string; colnames?: Node[] } };
+      const cte = rv.schemaname === undefined && rv.relname !== undefined ? cteNamed(scope, rv.relname) : undefined;
+      scope.relations.push({ alias: rv.alias?.aliasname ?? rv.relname, columns: cte ? renamed(cte, rv.alias?.colnames) : undefined });
+      return this.size(item, undefined);
+    }
+    if ('RangeSubselect' in record) {
+      const rs = record.RangeSubselect as { subquery?: Node; alias?: { aliasname?: string; colnames?: Node[] } };
+      const query = rs.subquery as Record<string, unknown> | undefined;
+      // A LATERAL subquery sees the items before it; counting them visible to any subquery only makes names match more.
+      const inner: Scope = { relations: [...scope.relations], ctes: new Map(), outer: scope };
+      const result = query && 'SelectStmt' in query ? this.select(query.SelectStmt as Record<string, unknown>, inner) : { size: this.size(query, inner), columns: columnsOf([]) };
+      scope.relations.push({ alias: rs.alias?.aliasname, columns: renamed(result.columns, rs.alias?.colnames) });
+      return result.size + 1;
+    }
+    if ('JoinExpr' in record) {
+      const join = record.JoinExpr as { larg?: Node; rarg?: Node; quals?: Node; usingClause?: Node[]; alias?: { aliasname?: string } };
+      const before = scope.relations.length;
+      let size = 1 + (join.larg ? this.fromItem(join.larg, scope) : 0) + (join.rarg ? this.fromItem(join.rarg, scope) : 0);
+      size += this.size(join.quals, scope) + this.size(join.usingClause, scope);
+      if (join.alias?.aliasname !== undefined) {
+        // `(a JOIN b) AS j` names the columns of both sides.
+        const sides = scope.relations.slice(before);
+        scope.relations.push({ alias: join.alias.aliasname, columns: columnsOf(sides.flatMap((r) => r.columns?.ordered ?? [])) });
+      }
+      return size;
+    }
+    // A function, a table sample, XMLTABLE: counted as written, its columns are its own.
+    const alias = (Object.values(record)[0] as { alias?: { aliasname?: string } } | undefined)?.alias?.aliasname;
+    scope.relations.push({ alias, columns: undefined });
+    return this.size(item, scope);
+  }
+}
+
+/** The fields of a statement body that are FROM items. */
+const FROM_KEYS = ['fromClause', 'usingClause', 'relation', 'sourceRelation'];
+
+function nodeBody(node: unknown): Record<string, unknown> {
+  const record = (node ?? {}) as Record<string, unknown>;
+  return (Object.values(record)[0] ?? {}) as Record<string, unknown>;
+}
+
+function stringOf(node: Node | undefined): string | undefined {
+  return node && 'String' in node ? (node.String as { sval?: string }).sval : undefined;
+}
+
+function columnsOf(ordered: Columns['ordered']): Columns {
+  const named = new Map<string, number>();
+  for (const c of ordered) if (c.name !== undefined) named.set(c.name, Math.max(named.get(c.name) ?? 0, c.size));
+  return { named, ordered };
+}
+
+/** Column aliases (`AS s(a, b)`, `WITH c(a, b)`) rename the first columns by position. */
+function renamed(columns: Columns, names: Node[] | undefined): Columns {
+  if (!names || names.length === 0) return columns;
+  return columnsOf(columns.ordered.map((c, i) => (i < names.length ? { name: stringOf(names[i]), size: c.size } : c)));
+}
+
+function cteNamed(scope: Scope | undefined, name: string): Columns | undefined {
+  for (let s = scope; s; s = s.outer) {
+    const cte = s.ctes.get(name);
+    if (cte) return cte;
+  }
+  return undefined;
+}
+
+function relationsNamed(scope: Scope | undefined, alias: string): Relation[] {
+  const found: Relation[] = [];
+  for (let s = scope; s; s = s.outer) for (const r of s.relations) if (r.alias === alias) found.push(r);
+  return found;
+}
+
+/** The relations of the nearest scope that has any: what `*` expands. */
+function innermost(scope: Scope | undefined): Relation[] {
+  for (let s = scope; s; s = s.outer) if (s.relations.length > 0) return s.relations;
+  return [];
+}
+
+/** The largest column of that name in any scope (an outer one is what a correlated reference reaches). */
+function columnAnywhere(scope: Scope | undefined, name: string): number {
+  let n = 0;
+  for (let s = scope; s; s = s.outer) for (const r of s.relations) n = Math.max(n, r.columns?.named.get(name) ?? 0);
+  return n;
+}
+
+function sumOf(relations: readonly Relation[]): number {
+  let n = 0;
+  for (const r of relations) for (const c of r.columns?.ordered ?? []) n += c.size;
+  return n;
+}
