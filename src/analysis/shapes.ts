@@ -13,7 +13,7 @@
 //   next line) is not cached by shape at all.
 // - Literals whose value the analysis reads are part of the key too ("pinned"): the argument of a
 //   reg* cast or of a function outside the curated pure built-ins (a catalog helper, say), and any
-//   literal of a comparison with a tenant column (tenant_forged is decided on its value).
+//   literal of a comparison with a tenant column, through any alias (tenant_forged is decided on it).
 // - A template is made only from the second statement of a shape whose pinned literals are the
 //   same: its analysed tree is printed with a marker where each lifted literal was (by the
 //   literal's source location, which the rewrite keeps on the nodes it copies), and the template
@@ -32,6 +32,7 @@ import { isBuiltinFunction } from './functions';
 import { CATALOG_FUNCTIONS, REG_TYPES } from './function-allowlist';
 import { normalizeText, parseStatements } from './parser';
 import { lexLiteral, type LiteralKind } from './literals';
+import { tenantComparisons } from './tenant-compare';
 import { REGCONFIG_FUNCTIONS } from './schema-names';
 import type { Analysis, AnalyzedStatement } from './types';
 
@@ -91,7 +92,8 @@ function rendered(slot: LiteralSlot): string {
  * reg* cast, an argument of a function outside the pure built-ins, or a comparison with a tenant column.
  */
 function pinnedLocations(stmt: Node, tenantColumns: ReadonlySet<string>): Set<number> {
-  const pinned = new Set<number>();
+  // Every constant of a comparison with a tenant column: tenant_forged reads them (tenant-compare.ts).
+  const pinned = new Set<number>(tenantComparisons(stmt, tenantColumns).flatMap((c) => c.locations));
   const visit = (value: unknown, pin: boolean): void => {
     if (value === null || typeof value !== 'object') return;
     if (Array.isArray(value)) {
@@ -115,8 +117,6 @@ function pinnedLocations(stmt: Node, tenantColumns: ReadonlySet<string>): Set<nu
         const system = names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog');
         // A text search function's configuration is checked by its value (schema-names.ts, checkConfigArgument).
         if (!system || !isBuiltinFunction(name) || CATALOG_FUNCTIONS.includes(name) || REGCONFIG_FUNCTIONS.has(name)) inner = true;
-      } else if (type === 'A_Expr' && (names(body).some((n) => tenantColumns.has(n)))) {
-        inner = true;
       } else if (type === 'RangeTableSample') {
         inner = true;
       }
@@ -125,21 +125,6 @@ function pinnedLocations(stmt: Node, tenantColumns: ReadonlySet<string>): Set<nu
   };
   visit(stmt, false);
   return pinned;
-}
-
-/** Column names an A_Expr compares directly (either side, through casts). */
-function names(expr: unknown): string[] {
-  const e = expr as { lexpr?: Node; rexpr?: Node };
-  const out: string[] = [];
-  for (let side of [e.lexpr, e.rexpr]) {
-    while (side && 'TypeCast' in side) side = side.TypeCast.arg;
-    if (side && 'ColumnRef' in side) {
-      const fields = side.ColumnRef.fields ?? [];
-      const last = fields[fields.length - 1];
-      if (last && 'String' in last) out.push(last.String.sval ?? '');
-    }
-  }
-  return out;
 }
 
 interface Template {

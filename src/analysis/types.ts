@@ -29,6 +29,8 @@ export interface AnalyzedStatement {
   agentSql?: string;
   /** Audit flags the rewrite raised, e.g. 'tenant_forged' (a predicate naming another tenant). */
   flags?: string[];
+  /** Parameters compared with a tenant column: a Bind whose values name another tenant raises tenant_forged (rewrite/tenant.ts). */
+  tenantParams?: { numbers: number[]; arrays: number[] };
   /** Rows the agent may receive from this statement; the wire path enforces it as a backstop. */
   rowLimit?: number;
   /** Set for INSERT, UPDATE and DELETE under a policy: what is written, and why. */

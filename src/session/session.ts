@@ -7,7 +7,7 @@ import { checkParameterTypes } from '../analysis/functions';
 import { analyze, type Analysis, type AnalysisContext, type AnalyzedStatement } from '../analysis/pipeline';
 import { nodeBody } from '../analysis/types';
 import { barrierViewsCreation, barrierViewsOf } from '../analysis/rewrite/derived';
-import { tenantColumnNames } from '../analysis/rewrite/tenant';
+import { forgedParams, tenantColumnNames, tenantType } from '../analysis/rewrite/tenant';
 import type { AgentApproval } from '../analysis/rewrite/virtual';
 import type { ProxyMetrics } from '../admin/metrics';
 import { CAPTURE_SETTINGS } from '../audit/event';
@@ -898,8 +898,9 @@ export class Session {
       if (target instanceof ProxyError) return target;
       const executed = executedStatement(statements[i], target, tags);
       if (executed instanceof ProxyError) return executed;
-      out[i] = executed;
-      params.set(i, executeParams(statements[i], target, outer));
+      const values = executeParams(statements[i], target, outer);
+      out[i] = this.asBound(executed, values);
+      params.set(i, values);
     }
     return { statements: out, params };
   }
@@ -962,7 +963,8 @@ export class Session {
       this.refuse('bind', running, this.sentOf(resumed));
       return undefined;
     }
-    const { prepared, params } = running;
+    const { params } = running;
+    const prepared = this.boundPrepared(running.prepared, params);
     const fetches = fetchCaps(this.state, prepared.statements, declaredCursors(prepared.statements));
     if (fetches instanceof Promise) return this.after(fetches, message);
     if (fetches instanceof ProxyError) {
@@ -1004,6 +1006,23 @@ export class Session {
       if (refused) this.refuse('bind', refused, this.sentOf(prepared));
       else send();
     });
+  }
+
+  /**
+   * The statement as it runs with these values: flagged tenant_forged when a parameter compared
+   * with a tenant column names another tenant (the text alone could not say).
+   */
+  private asBound(statement: AnalyzedStatement, params: PlanParams): AnalyzedStatement {
+    if (!statement.tenantParams || statement.flags?.includes('tenant_forged')) return statement;
+    if (!forgedParams(statement.tenantParams, params, tenantType(this.snap.scope), this.deps.principal.tenantId)) return statement;
+    return { ...statement, flags: [...(statement.flags ?? []), 'tenant_forged'] };
+  }
+
+  /** A prepared statement as a Bind runs it (asBound): a copy for the portal when its flags differ. */
+  private boundPrepared(prepared: Prepared, params: PlanParams): Prepared {
+    const first = prepared.statements[0];
+    const bound = first ? this.asBound(first, params) : first;
+    return bound === first ? prepared : { ...prepared, statements: [bound!, ...prepared.statements.slice(1)] };
   }
 
   /**

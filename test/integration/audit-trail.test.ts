@@ -373,6 +373,31 @@ describe.each([false, true])('literals of PREPARE and EXECUTE (extended: %s)', (
   });
 });
 
+test('a tenant named by a parameter is flagged tenant_forged by the values bound to it: a Bind, and the arguments of EXECUTE under both protocols', async () => {
+  const before = new Set(proxy.auditEvents().map((e) => e.session_id));
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  const bound: [string, unknown[]][] = [
+    ['SELECT count(*) FROM orders WHERE tenant_id = $1', [1]],
+    ['SELECT count(*) FROM orders WHERE tenant_id = $1', [2]],
+    ['SELECT count(*) FROM orders WHERE tenant_id = $1', ['2']],
+    ['SELECT count(*) FROM orders WHERE $1::int = tenant_id AND id > $2', [3, 0]],
+    ['SELECT count(*) FROM orders WHERE tenant_id = ANY ($1)', [[1]]],
+    ['SELECT count(*) FROM orders WHERE tenant_id = ANY ($1)', [[1, 2]]],
+  ];
+  for (const [text, values] of bound) expect((await c.query({ text, values })).rows[0].count).toBeDefined();
+  await c.query('PREPARE forge(int) AS SELECT count(*) FROM orders WHERE tenant_id = $1');
+  await c.query('EXECUTE forge(1)');
+  await c.query('EXECUTE forge(2)');
+  await c.query({ text: 'EXECUTE forge(2)', values: [], queryMode: 'extended' } as never);
+  await c.end();
+  let id: string | undefined;
+  const events = await eventsOf(() => (id ??= proxy.auditEvents().find((e) => e.kind === 'connection' && e.decision === 'login' && !before.has(e.session_id))?.session_id));
+  const flags = events.filter((e) => e.kind === 'statement').map((e) => e.flags ?? []);
+  const forged = ['tenant_forged'];
+  expect(flags).toEqual([[], forged, forged, forged, [], forged, [], [], forged, forged]);
+});
+
 test("an UPDATE that waited for another transaction's lock records the values it changed, not its snapshot's (PostgreSQL 18: RETURNING old.x)", async () => {
   const [{ v }] = await db.query<{ v: number }>("SELECT current_setting('server_version_num')::int AS v");
   if (v < 180000) {

@@ -22,7 +22,7 @@ import {
 import { dropSchemaQualifiers } from './qualified';
 import { guardCatalogCalls } from './catalog-functions';
 import { servedRelation, visibility } from './catalog-views';
-import { forgesTenant } from './tenant';
+import { tenantForgery } from './tenant';
 import { comparisonsMayRaiseIn } from './collations';
 import { NO_CTES, withScope } from './source-arity';
 import { checkTenantBinding } from './tenant-binding';
@@ -122,9 +122,11 @@ function rewrite(stmt: AnalyzedStatement, ctx: AnalysisContext): AnalyzedStateme
     // A write's RETURNING reaches the agent under the same cap, on the wire (every row is still written).
     out.rowLimit = scope.policy.maxRows;
   }
-  if (forgesTenant(stmt.stmt, scope, principal.tenantId) && !stmt.flags?.includes('tenant_forged')) {
+  const forgery = tenantForgery(stmt.stmt, scope, principal.tenantId);
+  if (forgery.forged && !stmt.flags?.includes('tenant_forged')) {
     out.flags = [...(stmt.flags ?? []), 'tenant_forged'];
   }
+  if (forgery.params) out.tenantParams = forgery.params;
   // Last, on the tree that is forwarded: every inserted row carries the proxy's tenant (tenant-binding.ts).
   checkTenantBinding(out.stmt, scope, principal);
   return out;

@@ -1,11 +1,12 @@
 // The principal's tenant: as a typed SQL constant in every predicate, and the tenant_forged flag when the agent's text names another.
-import type { A_Expr, ColumnRef, Node, ResTarget, TypeCast } from '@pgsql/types';
+import type { Node, ResTarget, TypeCast } from '@pgsql/types';
 import type { Principal } from '../../auth/principal';
 import { ProxyError } from '../../errors/catalogue';
 import type { ReadScope } from '../../policy/scope';
 import type { TenantType } from '../../policy/schema';
 import { tenantFitsType } from '../../policy/tenant';
-import { cloneTree, constantText, parseTemplate, walk } from './nodes';
+import { tenantComparisons } from '../tenant-compare';
+import { cloneTree, constantText, parseTemplate } from './nodes';
 
 const casts = new Map<TenantType, TypeCast>();
 
@@ -80,51 +81,70 @@ export function tenantColumnNames(scope: ReadScope): ReadonlySet<string> {
   return columns;
 }
 
-// tenant_forged: the agent's own text compares a tenant column with a constant naming another tenant.
+// tenant_forged: the agent's own text compares a tenant column with a tenant other than its own.
+
+/** What the agent's text says about tenants: forged already, or parameters whose values decide it at Bind. */
+export interface TenantForgery {
+  forged: boolean;
+  /** Parameters compared with a tenant column by equality: `arrays` hold a list of tenants (`= ANY($n)`). */
+  params?: { numbers: number[]; arrays: number[] };
+}
 
 /**
- * True when some comparison `<tenant column> = <constant>` (also `IN (...)`, `= ANY(ARRAY[...])`,
- * `IS NOT DISTINCT FROM`, either side) names a tenant other than the principal's. The query
- * still runs: the injected tenant predicate makes it match nothing foreign; the flag is for
- * the audit trail. A column counts as a tenant column by name, through any alias: with a read
- * scope every relation is a policy table, and a table having the tenant column is tenant-scoped.
- * Parameters ($n) are not constants here; their values arrive only at Bind.
+ * Forged when a comparison with a tenant column (tenant-compare.ts) names a tenant other than the
+ * principal's: an equality (`=`, IN, `= ANY`, IS NOT DISTINCT FROM, a row's element, through
+ * casts) whose constants name another tenant, or any other comparison with a constant or a
+ * parameter in it (`<>`, `>=`, BETWEEN, `tenant_id + 0 = 2`): one tenant has no use for those.
+ * The query still runs: the injected tenant predicate makes it match nothing foreign; the flag is
+ * for the audit trail. The parameters of an equality are judged at Bind, on their values.
  */
-export function forgesTenant(root: Node, scope: ReadScope, tenantId: string): boolean {
-  const columns = tenantColumnNames(scope);
-  if (columns.size === 0) return false;
+export function tenantForgery(root: Node, scope: ReadScope, tenantId: string): TenantForgery {
+  const comparisons = tenantComparisons(root, tenantColumnNames(scope));
+  if (comparisons.length === 0) return NOT_FORGED;
   const type = tenantType(scope);
-  const foreign = (node: Node | undefined): boolean => {
+  const foreign = (node: Node): boolean => {
     const text = constantText(node);
     return text !== undefined && !isPrincipalTenant(text, type, tenantId);
   };
-
-  return walk([root], (node) => {
-    const expr = (node as { A_Expr?: A_Expr }).A_Expr;
-    if (!expr || !isEquality(expr)) return false;
-    if (isTenantColumn(expr.lexpr, columns) && constantsOf(expr).some(foreign)) return true;
-    return isTenantColumn(expr.rexpr, columns) && expr.kind !== 'AEXPR_IN' && expr.kind !== 'AEXPR_OP_ANY' && foreign(expr.lexpr);
-  });
+  const forged = comparisons.some((c) => (c.equality ? c.constants.some(foreign) : c.constants.length + c.params.length > 0));
+  const numbers = [...new Set(comparisons.flatMap((c) => (c.equality ? c.params : [])))];
+  if (numbers.length === 0) return { forged };
+  return { forged, params: { numbers, arrays: [...new Set(comparisons.flatMap((c) => (c.equality ? c.arrays : [])))] } };
 }
 
-function isEquality(expr: A_Expr): boolean {
-  const op = expr.name?.length === 1 && 'String' in expr.name[0] ? expr.name[0].String.sval : undefined;
-  if (op !== '=') return false;
-  return expr.kind === 'AEXPR_OP' || expr.kind === 'AEXPR_IN' || expr.kind === 'AEXPR_OP_ANY' || expr.kind === 'AEXPR_NOT_DISTINCT';
+const NOT_FORGED: TenantForgery = Object.freeze({ forged: false });
+
+/**
+ * Do a Bind's values for the parameters compared with a tenant column name another tenant? Text
+ * values are read as SQL reads the constant; binary ones of the integer, uuid and text types by
+ * their layout. A value of any other type or format is not judged.
+ */
+export function forgedParams(params: NonNullable<TenantForgery['params']>, bound: { types: readonly number[]; values: readonly (Buffer | null)[]; formats: readonly number[] }, type: TenantType, tenantId: string): boolean {
+  for (const n of params.numbers) {
+    const value = bound.values[n - 1];
+    if (!value) continue;
+    const format = bound.formats.length === 1 ? bound.formats[0] : (bound.formats[n - 1] ?? 0);
+    const text = format === 0 ? value.toString('utf8') : binaryText(value, bound.types[n - 1] ?? 0);
+    if (text === undefined) continue;
+    const items = params.arrays.includes(n) && format === 0 ? arrayItems(text) : [text];
+    if (items?.some((item) => !isPrincipalTenant(item, type, tenantId))) return true;
+  }
+  return false;
 }
 
-function isTenantColumn(node: Node | undefined, columns: ReadonlySet<string>): boolean {
-  if (!node || !('ColumnRef' in node)) return false;
-  const fields = (node.ColumnRef as ColumnRef).fields ?? [];
-  const last = fields[fields.length - 1];
-  return last !== undefined && 'String' in last && columns.has(last.String.sval ?? '');
+/** A binary parameter of int2, int4, int8, uuid, text or varchar as text; undefined for any other type. */
+function binaryText(value: Buffer, oid: number): string | undefined {
+  if (oid === 21 && value.length === 2) return String(value.readInt16BE(0));
+  if (oid === 23 && value.length === 4) return String(value.readInt32BE(0));
+  if (oid === 20 && value.length === 8) return String(value.readBigInt64BE(0));
+  if (oid === 2950 && value.length === 16) return value.toString('hex');
+  if (oid === 25 || oid === 1043) return value.toString('utf8');
+  return undefined;
 }
 
-/** The constants a tenant column is compared with: the right side, an IN list, or an ARRAY[...] under ANY. */
-function constantsOf(expr: A_Expr): Array<Node | undefined> {
-  const r = expr.rexpr;
-  if (!r) return [];
-  if (expr.kind === 'AEXPR_IN' && 'List' in r) return r.List.items ?? [];
-  if (expr.kind === 'AEXPR_OP_ANY' && 'A_ArrayExpr' in r) return r.A_ArrayExpr.elements ?? [];
-  return [r];
+/** The elements of a one-dimensional array literal `{1,2,"3"}`; undefined for anything else. */
+function arrayItems(text: string): string[] | undefined {
+  const inner = /^\s*\{(.*)\}\s*$/s.exec(text)?.[1];
+  if (inner === undefined || /[{}\\]/.test(inner)) return undefined;
+  return inner.trim() === '' ? [] : inner.split(',').map((item) => item.trim().replace(/^"(.*)"$/s, '$1')).filter((item) => item.toUpperCase() !== 'NULL');
 }

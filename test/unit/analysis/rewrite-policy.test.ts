@@ -4,6 +4,7 @@ import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
 import { classify } from '../../../src/analysis/classify';
 import { parseStatements } from '../../../src/analysis/parser';
 import { rewriteReads } from '../../../src/analysis/rewrite';
+import { forgedParams } from '../../../src/analysis/rewrite/tenant';
 import type { AnalysisContext } from '../../../src/analysis/types';
 import { loadPolicyFile } from '../../../src/policy/load';
 import { compileScope, type ReadScope } from '../../../src/policy/scope';
@@ -91,12 +92,88 @@ describe('tenant_forged', () => {
       { sql: 'SELECT * FROM orders WHERE tenant_id = 1', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = 1 LIMIT 201`, flags: [] },
       { sql: "SELECT * FROM orders WHERE tenant_id IN (1, '1')", out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id IN (1, '1') LIMIT 201`, flags: [] },
       { sql: 'SELECT * FROM orders WHERE tenant_id = $1', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id = $1 LIMIT 201`, flags: [] },
-      { sql: 'SELECT * FROM orders WHERE tenant_id > 1', out: `SELECT * FROM ${ORDERS} AS orders WHERE tenant_id > 1 LIMIT 201`, flags: [] },
       { sql: 'SELECT * FROM orders WHERE customer_id = 2', out: `SELECT * FROM ${ORDERS} AS orders WHERE customer_id = 2 LIMIT 201`, flags: [] },
       { sql: "SELECT * FROM countries WHERE code = '2'", out: `SELECT * FROM ${COUNTRIES} AS countries WHERE code = '2' LIMIT 201`, flags: [] },
     ],
     base,
   );
+});
+
+describe('tenant_forged through casts, expressions, ranges, subqueries, rows and aliases', () => {
+  beforeAll(() => initAnalysis());
+  // Each asks about another tenant: a value other than tenant 1, or a shape only another tenant could match.
+  const FORGED = [
+    'SELECT id FROM orders WHERE tenant_id::int = 2',
+    'SELECT id FROM orders WHERE (tenant_id)::bigint = 2',
+    'SELECT id FROM orders WHERE tenant_id + 0 = 2',
+    'SELECT id FROM orders WHERE tenant_id BETWEEN 2 AND 2',
+    'SELECT id FROM orders WHERE tenant_id IN (SELECT 2)',
+    'SELECT id FROM orders WHERE tenant_id = ANY (SELECT 2)',
+    'SELECT id FROM orders WHERE 2 = ANY (ARRAY[tenant_id])',
+    'SELECT id FROM orders WHERE tenant_id >= 2',
+    'SELECT id FROM orders WHERE tenant_id > 1',
+    'SELECT id FROM orders WHERE tenant_id <> 1',
+    'SELECT id FROM orders WHERE tenant_id IS DISTINCT FROM 1',
+    'SELECT id FROM orders o WHERE (o.tenant_id, 1) = (2, 1)',
+    'SELECT id FROM orders WHERE coalesce(tenant_id, 0) = 2',
+    'SELECT id FROM (SELECT tenant_id AS t, id FROM orders) s WHERE t = 2',
+    'SELECT id FROM (SELECT tenant_id, id FROM orders) s(t, id) WHERE s.t = 2',
+    'WITH w(t) AS (SELECT tenant_id FROM orders) SELECT t FROM w WHERE t = 2',
+    'SELECT id FROM orders WHERE tenant_id <> $1',
+    'SELECT CASE WHEN tenant_id = 2 THEN 1 END FROM orders',
+  ];
+  // Tenant 1's own rows, joins on the tenant column, and parameters (judged at Bind) are not flagged.
+  const NOT_FORGED = [
+    'SELECT id FROM orders WHERE tenant_id::int = 1',
+    'SELECT id FROM orders o WHERE (o.tenant_id, o.id) = (1, 5)',
+    'SELECT id FROM orders WHERE tenant_id IN (SELECT 1)',
+    'SELECT o.id FROM orders o JOIN customers c ON c.tenant_id = o.tenant_id AND c.id = o.customer_id',
+    'SELECT id FROM orders WHERE tenant_id = $1',
+    'SELECT id FROM orders WHERE tenant_id = ANY ($1)',
+    'SELECT id FROM orders WHERE tenant_id IS NULL OR id = 2',
+    'SELECT id FROM (SELECT tenant_id AS t, id FROM orders) s WHERE id = 2',
+  ];
+  for (const protocol of ['simple', 'extended'] as const) {
+    test.each(FORGED)(`${protocol}: %s`, (sql) => {
+      const result = analyze(sql, { ...base, protocol });
+      expect(result.ok && result.statements[0].flags).toEqual(['tenant_forged']);
+    });
+    test.each(NOT_FORGED)(`${protocol}, not forged: %s`, (sql) => {
+      const result = analyze(sql, { ...base, protocol });
+      expect(result.ok && (result.statements[0].flags ?? [])).toEqual([]);
+    });
+  }
+  test('parameters compared with the tenant column are named for Bind to judge', () => {
+    const params = (sql: string) => {
+      const result = analyze(sql, { ...base, protocol: 'extended' });
+      return result.ok ? result.statements[0].tenantParams : 'refused';
+    };
+    expect(params('SELECT id FROM orders WHERE tenant_id = $1 AND id = $2')).toEqual({ numbers: [1], arrays: [] });
+    expect(params('SELECT id FROM orders WHERE id = $1 AND $2::int = tenant_id')).toEqual({ numbers: [2], arrays: [] });
+    expect(params('SELECT id FROM orders WHERE tenant_id = ANY ($1)')).toEqual({ numbers: [1], arrays: [1] });
+    expect(params('SELECT id FROM orders WHERE id = $1')).toBeUndefined();
+  });
+  test('bound values are read in text and in binary, lists under = ANY element by element', () => {
+    const one = { numbers: [1], arrays: [] };
+    const text = (value: string) => ({ types: [0], values: [Buffer.from(value)], formats: [0] });
+    const int4 = (n: number) => ({ types: [23], values: [Buffer.from([0, 0, 0, n])], formats: [1] });
+    expect([text('1'), text(' 1 '), text('1.0'), int4(1)].map((b) => forgedParams(one, b, 'integer', '1'))).toEqual([false, false, false, false]);
+    expect([text('2'), text('01x'), int4(2)].map((b) => forgedParams(one, b, 'integer', '1'))).toEqual([true, true, true]);
+    const int8 = Buffer.alloc(8);
+    int8.writeBigInt64BE(9007199254740993n);
+    expect(forgedParams(one, { types: [20], values: [int8], formats: [1] }, 'bigint', '9007199254740993')).toBe(false);
+    expect(forgedParams(one, { types: [20], values: [int8], formats: [1] }, 'bigint', '9007199254740992')).toBe(true);
+    const uuid = '2b1e7c1e-0f5a-4c3e-9d2b-7a1f3e5c9d01';
+    expect(forgedParams(one, { types: [2950], values: [Buffer.from(uuid.replace(/-/g, ''), 'hex')], formats: [1] }, 'uuid', uuid)).toBe(false);
+    // A NULL, and a binary value of a type it does not read, are not judged.
+    expect(forgedParams(one, { types: [23], values: [null], formats: [1] }, 'integer', '1')).toBe(false);
+    expect(forgedParams(one, { types: [1700], values: [Buffer.from([0, 1])], formats: [1] }, 'integer', '1')).toBe(false);
+    const list = { numbers: [1], arrays: [1] };
+    expect(['{1}', '{1,"1",NULL}', '{}', '{1,2}', '{2}'].map((v) => forgedParams(list, text(v), 'integer', '1'))).toEqual([false, false, false, true, true]);
+    // One format code for every parameter, or one each.
+    const two = { numbers: [2], arrays: [] };
+    expect(forgedParams(two, { types: [23, 23], values: [Buffer.from('1'), Buffer.from([0, 0, 0, 2])], formats: [0, 1] }, 'integer', '1')).toBe(true);
+  });
 });
 
 describe('the tenant literal follows the tenant type', () => {

@@ -139,6 +139,27 @@ describe('literals the analysis reads stay part of the key', () => {
     expect(foreign.ok && foreign.statements[0].flags).toEqual(['tenant_forged']);
   });
 
+  test('the same through a cast, an expression and an alias of the tenant column: the flag is decided on each text', () => {
+    for (const template of [
+      'SELECT id FROM orders WHERE tenant_id::int = #',
+      'SELECT id FROM orders WHERE coalesce(tenant_id, 0) + # > 0',
+      'SELECT id FROM (SELECT tenant_id AS t, id FROM orders) s WHERE t = #',
+      'SELECT id FROM orders WHERE tenant_id IN (SELECT #)',
+    ]) {
+      const shapes = new ShapeCache();
+      const at = (n: number) => run(shapes, template.replace('#', String(n)));
+      at(1);
+      at(1);
+      const own = at(1);
+      const foreign = at(2);
+      expect({ template, own: own.ok && (own.statements[0].flags ?? []), foreign: foreign.ok && foreign.statements[0].flags }).toEqual({
+        template,
+        own: template.includes('coalesce') ? ['tenant_forged'] : [],
+        foreign: ['tenant_forged'],
+      });
+    }
+  });
+
   test('a reg* cast: a hidden table is refused whatever names came before', () => {
     const shapes = new ShapeCache();
     run(shapes, "SELECT 'customers'::regclass");

@@ -1,0 +1,183 @@
+// Comparisons with a tenant column in the agent's own text: what the tenant_forged flag is decided on,
+// and the literals the shape cache keeps in its key because that decision reads their values.
+import type { A_Expr, Node, SubLink } from '@pgsql/types';
+
+export interface TenantComparison {
+  /**
+   * `<tenant column> = <values>` (IN, `= ANY`, IS NOT DISTINCT FROM, a row's element), the column
+   * bare or cast: only whether its values name the principal's tenant matters. Anything else
+   * (`<>`, a range, BETWEEN, the column inside an expression) asks about other tenants by its shape.
+   */
+  equality: boolean;
+  /** Constants on the other side (A_Const, NULL excluded), and their source locations. */
+  constants: Node[];
+  /** Parameters ($n) on the other side; `arrays` are those compared under `= ANY`, holding a list of tenants. */
+  params: number[];
+  arrays: number[];
+  /** Source locations of every constant in the comparison, both sides. */
+  locations: number[];
+}
+
+/**
+ * The comparisons that involve a tenant column, by name through any alias: a target list or a
+ * column alias list that renames an expression of a tenant column gives its name too (so
+ * `(SELECT tenant_id AS t FROM orders) s WHERE t = 2` compares a tenant column).
+ */
+export function tenantComparisons(root: Node, columns: ReadonlySet<string>): TenantComparison[] {
+  if (columns.size === 0) return [];
+  const names = aliasesOf(root, columns);
+  const out: TenantComparison[] = [];
+  const visit = (value: unknown): void => {
+    if (value === null || typeof value !== 'object') return;
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item);
+      return;
+    }
+    const node = value as Record<string, unknown>;
+    if (node.A_Expr !== undefined) compareExpr(node.A_Expr as A_Expr, names, out);
+    else if (node.SubLink !== undefined) compareSubLink(node.SubLink as SubLink, names, out);
+    for (const key in node) {
+      const child = node[key];
+      if (child !== null && typeof child === 'object') visit(child);
+    }
+  };
+  visit(root);
+  return out;
+}
+
+function compareExpr(expr: A_Expr, names: ReadonlySet<string>, out: TenantComparison[]): void {
+  const op = expr.name?.length === 1 && 'String' in expr.name[0] ? expr.name[0].String.sval : undefined;
+  const left = rowItems(expr.lexpr);
+  const right = rowItems(expr.rexpr);
+  if (op === '=' && expr.kind === 'AEXPR_OP' && left && right && left.length === right.length) {
+    // (tenant_id, id) = (2, 5): each element is a comparison of its own.
+    left.forEach((l, i) => compareSides(l, right[i], true, names, out));
+    return;
+  }
+  const equality = op === '=' && (expr.kind === 'AEXPR_OP' || expr.kind === 'AEXPR_IN' || expr.kind === 'AEXPR_OP_ANY' || expr.kind === 'AEXPR_NOT_DISTINCT');
+  compareSides(expr.lexpr, expr.rexpr, equality, names, out, expr.kind === 'AEXPR_OP_ANY');
+}
+
+function compareSubLink(link: SubLink, names: ReadonlySet<string>, out: TenantComparison[]): void {
+  if (!link.testexpr) return;
+  const op = link.operName?.length === 1 && 'String' in link.operName[0] ? link.operName[0].String.sval : undefined;
+  const equality = link.subLinkType === 'ANY_SUBLINK' && (op === undefined || op === '=');
+  // What the subquery yields: its targets' constants.
+  const select = (link.subselect as { SelectStmt?: { targetList?: Node[] } } | undefined)?.SelectStmt;
+  compareSides(link.testexpr, { List: { items: select?.targetList ?? [] } } as Node, equality, names, out);
+}
+
+/** One comparison when one side involves a tenant column; `equality` holds only for the bare column against values. */
+function compareSides(left: Node | undefined, right: Node | undefined, equality: boolean, names: ReadonlySet<string>, out: TenantComparison[], underAny = false): void {
+  const l = involves(left, names);
+  const r = involves(right, names);
+  if (!l && !r) return;
+  const other = l && !r ? right : r && !l ? left : undefined;
+  const direct = l && !r ? isColumn(left, names) : r && !l ? isColumn(right, names) && !underAny : false;
+  const found = { constants: [] as Node[], params: [] as number[], locations: [] as number[] };
+  collect(other, found);
+  const all = { constants: [] as Node[], params: [] as number[], locations: [] as number[] };
+  collect(left, all);
+  collect(right, all);
+  const arrays = underAny && other === right ? found.params.filter((n) => isParam(right)?.number === n) : [];
+  out.push({
+    equality: equality && direct && other !== undefined,
+    constants: other === undefined ? all.constants : found.constants,
+    params: other === undefined ? all.params : found.params,
+    arrays,
+    locations: all.locations,
+  });
+}
+
+/** The elements of a ROW(...) or (a, b) on one side of a comparison. */
+function rowItems(node: Node | undefined): Node[] | undefined {
+  if (node && 'RowExpr' in node) return node.RowExpr.args ?? [];
+  return undefined;
+}
+
+function isParam(node: Node | undefined): { number: number } | undefined {
+  while (node && 'TypeCast' in node) node = node.TypeCast.arg;
+  return node && 'ParamRef' in node ? { number: node.ParamRef.number ?? 0 } : undefined;
+}
+
+/** A tenant column, bare or under casts. */
+function isColumn(node: Node | undefined, names: ReadonlySet<string>): boolean {
+  while (node && 'TypeCast' in node) node = node.TypeCast.arg;
+  return node !== undefined && 'ColumnRef' in node && names.has(lastField(node.ColumnRef.fields));
+}
+
+function lastField(fields: Node[] | undefined): string {
+  const last = fields?.[fields.length - 1];
+  return last && 'String' in last ? (last.String.sval ?? '') : '';
+}
+
+/** Does the value mention a tenant column anywhere (an operand, a function argument, a subquery)? */
+function involves(value: unknown, names: ReadonlySet<string>): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some((item) => involves(item, names));
+  const node = value as Record<string, unknown>;
+  if (node.ColumnRef !== undefined) return names.has(lastField((node.ColumnRef as { fields?: Node[] }).fields));
+  for (const key in node) if (involves(node[key], names)) return true;
+  return false;
+}
+
+function collect(value: unknown, into: { constants: Node[]; params: number[]; locations: number[] }): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const item of value) collect(item, into);
+    return;
+  }
+  const node = value as Record<string, unknown>;
+  if (node.A_Const !== undefined) {
+    const c = node.A_Const as { isnull?: boolean; location?: number };
+    if (c.location !== undefined) into.locations.push(c.location);
+    if (!c.isnull) into.constants.push(node as Node);
+    return;
+  }
+  if (node.ParamRef !== undefined) into.params.push((node.ParamRef as { number?: number }).number ?? 0);
+  for (const key in node) collect(node[key], into);
+}
+
+/** The tenant columns' names and every name given to an expression of one (targets and column alias lists), to a fixed point. */
+function aliasesOf(root: Node, columns: ReadonlySet<string>): ReadonlySet<string> {
+  const names = new Set(columns);
+  for (let pass = 0; pass < 8; pass++) {
+    const before = names.size;
+    const visit = (value: unknown): void => {
+      if (value === null || typeof value !== 'object') return;
+      if (Array.isArray(value)) {
+        for (const item of value) visit(item);
+        return;
+      }
+      const node = value as Record<string, unknown>;
+      const select = node.SelectStmt as { targetList?: Node[] } | undefined;
+      if (select) aliasTargets(select.targetList, undefined, names);
+      const sub = node.RangeSubselect as { subquery?: Node; alias?: { colnames?: Node[] } } | undefined;
+      if (sub?.alias?.colnames) aliasTargets(selectTargets(sub.subquery), sub.alias.colnames, names);
+      const cte = node.CommonTableExpr as { ctequery?: Node; aliascolnames?: Node[] } | undefined;
+      if (cte?.aliascolnames) aliasTargets(selectTargets(cte.ctequery), cte.aliascolnames, names);
+      for (const key in node) visit(node[key]);
+    };
+    visit(root);
+    if (names.size === before) break;
+  }
+  return names;
+}
+
+function selectTargets(node: Node | undefined): Node[] | undefined {
+  let select = (node as { SelectStmt?: { targetList?: Node[]; op?: string; larg?: { targetList?: Node[] } } } | undefined)?.SelectStmt;
+  // A set operation's columns are named by its first SELECT.
+  while (select && select.op !== undefined && select.op !== 'SETOP_NONE' && select.larg) select = select.larg as typeof select;
+  return select?.targetList;
+}
+
+/** Adds the name (its own, or the alias list's at its position) of each target that involves a tenant column. */
+function aliasTargets(targets: Node[] | undefined, aliases: Node[] | undefined, names: Set<string>): void {
+  (targets ?? []).forEach((target, i) => {
+    const res = (target as { ResTarget?: { name?: string; val?: Node } }).ResTarget;
+    if (!res || !involves(res.val, names)) return;
+    const alias = aliases?.[i];
+    const name = alias && 'String' in alias ? alias.String.sval : res.name;
+    if (name) names.add(name);
+  });
+}
