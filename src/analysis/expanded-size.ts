@@ -1,4 +1,5 @@
-// The size of a statement as PostgreSQL plans it, once derived tables and CTEs are pulled up.
+// The size of a statement as PostgreSQL plans it, once derived tables and CTEs are pulled up
+// and the operators that repeat an operand are expanded.
 //
 // The planner pulls a simple subquery in FROM (and a CTE referenced once) up into its parent,
 // replacing every reference to one of its columns by a copy of that column's expression
@@ -76,11 +77,30 @@ class Walker {
     if (record.SelectStmt !== undefined) return this.select(record.SelectStmt as Record<string, unknown>, scope).size + 1;
     const write = record.InsertStmt ?? record.UpdateStmt ?? record.DeleteStmt ?? record.MergeStmt;
     if (write !== undefined) return this.level(write as Record<string, unknown>, scope).size + 1;
+    if (record.A_Expr !== undefined) return this.aExpr(record.A_Expr as Record<string, unknown>, scope);
     let n = 1;
     this.count(1);
     for (const key in record) {
       const child = record[key];
       if (child !== null && typeof child === 'object') n += this.size(child, scope);
+    }
+    return n;
+  }
+
+  /** An operator expression, its left operand counted as often as PostgreSQL's parse analysis copies it. */
+  private aExpr(expr: Record<string, unknown>, scope: Scope | undefined): number {
+    const copies = lexprCopies(expr);
+    let n = 2;
+    this.count(2);
+    for (const key in expr) {
+      const child = expr[key];
+      if (child === null || typeof child !== 'object') continue;
+      const size = this.size(child, scope);
+      n += size;
+      if (key === 'lexpr' && copies > 1) {
+        this.count(size * (copies - 1));
+        n += size * (copies - 1);
+      }
     }
     return n;
   }
@@ -215,6 +235,37 @@ class Walker {
     scope.relations.push({ alias, columns: undefined });
     return this.size(item, scope);
   }
+}
+
+/**
+ * How many copies of its left operand PostgreSQL's parse analysis makes (parse_expr.c):
+ * `a BETWEEN x AND y` is `a >= x AND a <= y`, twice; SYMMETRIC is that for both orders, four
+ * times; `a IN (b, c, …)` compares `a` once with the constants (one array) and once with each
+ * other entry (`a = b OR a = c …`). Nested, they multiply: `((id BETWEEN SYMMETRIC 1 AND 2)::int
+ * BETWEEN SYMMETRIC 1 AND 2)…` ten levels deep, 377 bytes, held 1.2 GB in a backend that had
+ * been planning for 5 s past its statement_timeout.
+ */
+export function lexprCopies(expr: Record<string, unknown>): number {
+  switch (expr.kind) {
+    case 'AEXPR_BETWEEN':
+    case 'AEXPR_NOT_BETWEEN':
+      return 2;
+    case 'AEXPR_BETWEEN_SYM':
+    case 'AEXPR_NOT_BETWEEN_SYM':
+      return 4;
+    case 'AEXPR_IN': {
+      const items = (expr.rexpr as { List?: { items?: Node[] } } | undefined)?.List?.items ?? [];
+      return 1 + items.filter((item) => !isConstant(item)).length;
+    }
+    default:
+      return 1;
+  }
+}
+
+/** A constant or a parameter, under casts: what an IN list gathers into one array. */
+function isConstant(node: Node): boolean {
+  while ('TypeCast' in node && node.TypeCast.arg) node = node.TypeCast.arg;
+  return 'A_Const' in node || 'ParamRef' in node;
 }
 
 /** The fields of a statement body that are FROM items. */

@@ -2,7 +2,7 @@
 import type { Node } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { analysisLimits, type AnalysisLimits } from './bounds';
-import { expandedSize } from './expanded-size';
+import { expandedSize, lexprCopies } from './expanded-size';
 
 export interface TreeShape {
   nodes: number;
@@ -10,11 +10,13 @@ export interface TreeShape {
   cteDepth: number;
   /** Derived tables (subqueries in FROM): with the CTEs, what PostgreSQL may pull up. */
   subselects: number;
+  /** Operators whose left operand PostgreSQL copies (BETWEEN, IN with non-constant entries). */
+  copies: number;
 }
 
 /** Counts objects (every node and node body) and CTEs; stops counting once a bound is passed. */
 export function treeShape(roots: readonly Node[], stopAt: Pick<AnalysisLimits, 'maxParseNodes' | 'maxCtes' | 'maxCteDepth'>): TreeShape {
-  const shape: TreeShape = { nodes: 0, ctes: 0, cteDepth: 0, subselects: 0 };
+  const shape: TreeShape = { nodes: 0, ctes: 0, cteDepth: 0, subselects: 0, copies: 0 };
   // Values and the number of CommonTableExpr nodes above each: an explicit stack, since the
   // trees this bounds are the ones deep enough to matter.
   const values: unknown[] = [...roots];
@@ -39,6 +41,7 @@ export function treeShape(roots: readonly Node[], stopAt: Pick<AnalysisLimits, '
       if (depth > shape.cteDepth) shape.cteDepth = depth;
     }
     if ('RangeSubselect' in record) shape.subselects++;
+    else if ('A_Expr' in record && lexprCopies(record.A_Expr as Record<string, unknown>) > 1) shape.copies++;
     for (const key in record) {
       const child = record[key];
       if (child !== null && typeof child === 'object') {
@@ -67,12 +70,12 @@ export function checkTree(roots: readonly Node[], protocol: 'simple' | 'extended
   if (shape.cteDepth > limits.maxCteDepth) {
     throw new ProxyError('statement_too_complex', { message: `WITH nests more than ${limits.maxCteDepth} levels deep` });
   }
-  if (shape.ctes + shape.subselects === 0) return;
+  if (shape.ctes + shape.subselects + shape.copies === 0) return;
   for (const root of roots) {
     if (expandedSize(root, limits.maxExpandedNodes) === undefined) {
       throw new ProxyError('statement_too_complex', {
-        message: `the statement grows past ${limits.maxExpandedNodes} nodes once its derived tables and CTEs are expanded into the references to their columns`,
-        hint: 'Nothing was run. Each reference to a column of a subquery in FROM or of a CTE copies that column\'s expression, so nesting levels that use a column twice double the statement: compute the value once at the innermost level, or use fewer levels.',
+        message: `the statement grows past ${limits.maxExpandedNodes} nodes as PostgreSQL expands it: derived tables and CTEs into each reference to their columns, BETWEEN and IN into a comparison per bound or entry`,
+        hint: 'Nothing was run. Each reference to a column of a subquery in FROM or of a CTE copies that column\'s expression, as BETWEEN and IN copy their left operand, so nesting levels that use a value twice double the statement: compute the value once at the innermost level, or use fewer levels.',
       });
     }
   }

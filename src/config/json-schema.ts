@@ -95,7 +95,7 @@ const configDescriptions: Record<string, string> = {
   'analysis.max_nesting_depth': 'Levels of parentheses, brackets, CASE and chained operators (1+1+…, JOIN … JOIN, UNION … UNION) in one text, estimated before parsing; at most 1000 (deeper trees overflow the parser\'s stack). Default: 400.',
   'analysis.max_terms': 'Names, keywords, literals and parameters in one text. Default: 100000.',
   'analysis.max_parse_nodes': 'Objects in the parsed tree; analysis costs ~8 µs per object, so this bounds one statement to about a second of CPU. Default: 100000.',
-  'analysis.max_expanded_nodes': 'Objects in the statement PostgreSQL plans: each reference to a column of a subquery in FROM or of a CTE counts that column\'s expression, as the planner copies it there when it pulls the subquery up (and plans without checking statement_timeout). Default: 200000.',
+  'analysis.max_expanded_nodes': 'Objects in the statement PostgreSQL plans: each reference to a column of a subquery in FROM or of a CTE counts that column\'s expression, as the planner copies it there when it pulls the subquery up, and BETWEEN and IN count their left operand once per copy PostgreSQL makes (it plans without checking statement_timeout). Default: 200000.',
   'analysis.max_ctes': 'Common table expressions in one text. Default: 100.',
   'analysis.max_cte_depth': 'How deeply a WITH may nest inside a common table expression. Default: 16.',
   'analysis.max_statements_per_query': 'Statements in one simple-protocol Query message. Default: 1000.',

@@ -1,5 +1,6 @@
-// The size of a statement once PostgreSQL pulls its derived tables and CTEs up (src/analysis/expanded-size.ts):
-// every way of reaching a subquery's column copies its expression, and statements that copy nothing stay their own size.
+// The size of a statement once PostgreSQL pulls its derived tables and CTEs up and expands BETWEEN and IN
+// (src/analysis/expanded-size.ts): every way of reaching a subquery's column copies its expression, and
+// statements that copy nothing stay their own size.
 import { analyze, initAnalysis } from '../../../src/analysis/pipeline';
 import { expandedSize } from '../../../src/analysis/expanded-size';
 import { parseStatements } from '../../../src/analysis/parser';
@@ -55,6 +56,33 @@ test('CTEs are counted as the derived tables they are inlined as', () => {
   expect(size(aliased(8))).toBeGreaterThanOrEqual(16 * size(aliased(4)) * 0.9);
 });
 
+describe('operators whose left operand PostgreSQL copies are counted with their copies', () => {
+  const chain = (levels: number, op: (inner: string) => string): string => {
+    let expr = 'id';
+    for (let i = 0; i < levels; i++) expr = `(${op(expr)})::int`;
+    return `SELECT ${expr} AS v FROM orders`;
+  };
+  test.each([
+    ['BETWEEN SYMMETRIC', (e: string) => `${e} BETWEEN SYMMETRIC 1 AND 2`, 16],
+    ['NOT BETWEEN', (e: string) => `${e} NOT BETWEEN 1 AND 2`, 4],
+    ['IN with columns', (e: string) => `${e} IN (customer_id, total_cents, 7)`, 9],
+    ['NOT IN with expressions', (e: string) => `${e} NOT IN (id + 1, 2, 3)`, 4],
+  ])('%s: two levels more weigh that many times more', (_name, op, factor) => {
+    expect(size(chain(6, op))).toBeGreaterThanOrEqual(factor * size(chain(4, op)) * 0.9);
+  });
+  test('IN with constants and parameters only, and a plain comparison, copy nothing', () => {
+    for (const op of [(e: string) => `${e} IN (1, 2, $1, '3'::int)`, (e: string) => `${e} = 2`]) {
+      expect(size(chain(6, op))).toBeLessThan(2 * size(chain(4, op)));
+    }
+  });
+  test('ten levels of BETWEEN SYMMETRIC, 377 bytes, are refused', () => {
+    const sql = chain(10, (e) => `${e} BETWEEN SYMMETRIC 1 AND 2`);
+    expect(sql.length).toBeLessThan(450);
+    const refused = analyze(sql, { protocol: 'simple' });
+    expect(!refused.ok && refused.error.code).toBe('statement_too_complex');
+  });
+});
+
 test('writes count the derived tables of their FROM, USING, source and SELECT', () => {
   const deep = nested(8, DOUBLING[0][1]);
   for (const sql of [
@@ -88,7 +116,7 @@ test('the analysis refuses a statement past the bound, under both protocols, and
     const refused = analyze(nested(13, DOUBLING[0][1]), { protocol });
     expect(refused.ok).toBe(false);
     expect(!refused.ok && refused.error.code).toBe('statement_too_complex');
-    expect(!refused.ok && refused.error.message).toMatch(/grows past 200000 nodes once its derived tables and CTEs are expanded/);
+    expect(!refused.ok && refused.error.message).toMatch(/grows past 200000 nodes as PostgreSQL expands it: derived tables and CTEs into each reference/);
     expect(analyze(nested(10, DOUBLING[0][1]), { protocol }).ok).toBe(true);
   }
 });
