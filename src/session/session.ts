@@ -29,6 +29,7 @@ import { sanitizeWriteError, type WriteErrorScope } from '../results/write-error
 import { cancelUpstream, type UpstreamHandshake } from '../upstream/connect';
 import { parseMessage, withMaxRows, withResultFormats } from '../upstream/messages';
 import { holdForApproval, type HeldWrite, type HoldDeps } from './approval-hold';
+import { analysisTurns, LONG_TEXT } from './analysis-turns';
 import { StatementAuditor, type AuditPort, type SentStatement, type ToolAuditContext } from './auditing';
 import { SessionBudgets, type BudgetDeps } from './budgets';
 import { dropsViews, SessionViews, type SessionViewsAtStart } from './barrier-views';
@@ -108,6 +109,8 @@ export class Session {
   private readonly server: net.Socket;
   /** The snapshot of the statement being handled: pinned per message, steady while the pump waits on it. */
   private snap: PolicyView;
+  /** The long text whose turn at the analysis has come (analysisTurn). */
+  private turned: FrontendMessage | undefined;
   /** The deps as budgets and approval holds read them: policy, scope and scopeKey of the pinned snapshot. */
   private readonly pinned: BudgetDeps & HoldDeps;
   private readonly budgets: SessionBudgets;
@@ -393,12 +396,15 @@ export class Session {
     if (message.type === 'Execute') this.extendedBatch = true;
     if (message.type === 'Bind' || message.type === 'Describe' || message.type === 'Execute' || message.type === 'Close') this.extendedOpen = true;
     switch (message.type) {
-      case 'Query':
+      case 'Query': {
         // Not when PostgreSQL skips to Sync: it discards the Query, as the proxy then does.
         if (this.extendedBatch && !this.router.pending.skippingToSync) throw this.queryInBatch(message.sql);
+        if (this.waitsTurn(message)) return this.inTurn(message);
         this.makeViews(message);
         return this.query(message.sql);
+      }
       case 'Parse': {
+        if (this.waitsTurn(message)) return this.inTurn(message);
         this.makeViews(message);
         this.extendedOpen = true;
         const removed = this.pin();
@@ -507,6 +513,25 @@ export class Session {
    * The message depends on a statement or portal whose Parse, Bind or Close, sent in an earlier
    * batch, PostgreSQL has not answered yet: it is handled once that answer is in.
    */
+  /** A long text is analysed in its tenant's turn (analysis-turns.ts): does this one still wait for it? */
+  private waitsTurn(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): boolean {
+    if (message.sql.length < LONG_TEXT) return false;
+    if (this.turned !== message) return true;
+    this.turned = undefined;
+    return false;
+  }
+
+  /** Handles the message in its tenant's turn, the time its handling takes counted to the tenant. */
+  private inTurn(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): Promise<void> {
+    return analysisTurns
+      .run(this.deps.principal.tenantId, () => {
+        if (this.ended) return undefined;
+        this.turned = message;
+        return this.handle(message);
+      })
+      .then(() => undefined);
+  }
+
   private after(answered: Promise<void>, message: FrontendMessage): Promise<void> {
     return answered.then(() => (this.ended ? undefined : this.handle(message)));
   }

@@ -58,6 +58,37 @@ test('the bounds apply under the extended protocol too', async () => {
   expect((await c.query({ text: 'SELECT $1::int AS n', values: [7] })).rows[0].n).toBe(7);
 });
 
+test("one tenant's long statements wait their turns (session/analysis-turns.ts) and are each answered as if they had not, under both protocols", async () => {
+  const long = await Promise.all([0, 1, 2, 3].map(async () => {
+    const k = new Client({ connectionString: proxy.url() });
+    await k.connect();
+    return k;
+  }));
+  const other = new Client({ connectionString: proxy.url('tenant2-agent', 'tenant2-password') });
+  await other.connect();
+  try {
+    const count = async (k: Client, n: number, extended: boolean) => {
+      const text = `SELECT count(*)::int AS n FROM orders WHERE id IN (${ids(n, 1)})${extended ? ' AND id > $1' : ''}`;
+      return (await k.query(extended ? { text, values: [0] } : text)).rows[0].n as number;
+    };
+    const direct = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE tenant_id = 1 AND id <= 5000'))[0].n;
+    const answers = await Promise.all([
+      ...long.map((k, i) => count(k, 5_000, i % 2 === 1)),
+      count(long[0], 5_000, false),
+      // Another tenant's long statements take their own turns.
+      count(other, 5_000, false).then((n) => -n),
+      (async () => {
+        await long[0].query(`SELECT count(*) FROM customers WHERE id IN (${ids(2_000)}) AND api_secret IS NULL`).catch((e: Error) => e);
+        return 'refused';
+      })(),
+    ]);
+    const theirs = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE tenant_id = 2 AND id <= 5000'))[0].n;
+    expect(answers).toEqual([direct, direct, direct, direct, direct, -theirs, 'refused']);
+  } finally {
+    await Promise.all([...long, other].map((k) => k.end()));
+  }
+});
+
 /** `levels` derived tables, each using its inner column twice: PostgreSQL's pull-up doubles the expression at each. */
 function doubling(levels: number, wrap = (inner: string, i: number) => `SELECT x + x AS x FROM (${inner}) s${i}`): string {
   let sql = 'SELECT id AS x FROM orders';
