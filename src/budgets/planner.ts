@@ -17,6 +17,18 @@ export interface PlanParams {
   formats: number[];
 }
 
+/**
+ * The largest EXPLAIN answer the scan budget reads. A plan prints the statement's conditions with
+ * their constants folded: `status::text <> repeat('ab', 30000000)` (59 bytes) made a 60 MB plan,
+ * which held 140 MB of the proxy's memory for one statement, where a sidecar's limit is 512 MiB.
+ * A statement's plan repeats its text a few times at most: eight times the largest text, at
+ * least 8 MiB. A larger answer ends the planner connection (the framer refuses it unread) and
+ * the statement is refused (session/budgets.ts).
+ */
+export function planAnswerBytes(maxStatementBytes: number): number {
+  return Math.max(8 * 1024 * 1024, 8 * maxStatementBytes);
+}
+
 /** PostgreSQL refused a statement on a planner connection: its SQLSTATE and message. */
 export class PlannerStatementError extends Error {
   constructor(
@@ -262,8 +274,9 @@ export class Planner {
    */
   private readonly turns = new Map<string, Promise<void>>();
 
-  constructor(target: UpstreamTarget, maxMessageSize: number, log: Logger, size = 2) {
-    this.plans = new PlannerPool(target, maxMessageSize, log, size);
+  /** `planBytes`: the largest EXPLAIN answer read (planAnswerBytes); the held statements' answers are bounded by `maxMessageSize`. */
+  constructor(target: UpstreamTarget, maxMessageSize: number, log: Logger, size = 2, planBytes = maxMessageSize) {
+    this.plans = new PlannerPool(target, Math.min(planBytes, maxMessageSize), log, size);
     this.held = new PlannerPool(target, maxMessageSize, log, size);
   }
 

@@ -7,7 +7,7 @@ import type { AuditPort } from '../audit/port';
 import { setAnalysisLimits } from '../analysis/bounds';
 import { StatementCache } from '../analysis/cache';
 import type { AuthSettings } from '../auth/authenticator';
-import { Planner } from '../budgets/planner';
+import { Planner, planAnswerBytes } from '../budgets/planner';
 import { MemoryRateLimitStore, type RateLimitStore } from '../budgets/rate-limit';
 import type { ScopeProvider } from '../policy/provider';
 import type { ProxyConfig } from '../config/load';
@@ -63,7 +63,7 @@ export class ProxyServer {
     if (services.approvals) this.approvals = services.approvals;
     if (services.audit) this.audit = services.audit;
     if (services.metrics) this.metrics = services.metrics;
-    this.planner = new Planner(config.upstream, config.maxMessageSize, log);
+    this.planner = new Planner(config.upstream, config.maxMessageSize, log, 2, planAnswerBytes(config.analysis.maxStatementBytes));
     this.server = net.createServer((socket) => this.accept(socket));
     this.server.on('error', (err) => log.error({ err: err.message }, 'listener error'));
   }

@@ -139,6 +139,14 @@ export class SessionBudgets {
           log.warn({ err: err.message }, 'planner unavailable');
           return new ProxyError('budget_unavailable');
         }
+        // A plan too large to read (a constant of many megabytes, folded into it): refused, not let through unbudgeted.
+        if (err instanceof ProxyError && err.code === 'message_too_large') {
+          log.warn({ err: err.logMessage ?? err.message }, 'plan too large');
+          return new ProxyError('statement_too_complex', {
+            message: 'the plan PostgreSQL prints for the statement is too large to check against the scan budget',
+            hint: 'Nothing was run. The plan holds the statement\'s constants once computed, so a value of millions of characters (repeat(), lpad(), a long literal or parameter) makes it too large: compare with or compute smaller values.',
+          });
+        }
         log.debug({ err: (err as Error).message }, 'EXPLAIN failed; the statement goes ahead');
         continue;
       }

@@ -89,6 +89,16 @@ test("one tenant's long statements wait their turns (session/analysis-turns.ts) 
   }
 });
 
+test('a plan too large to read for the scan budget (a constant of megabytes, folded into it) is refused, not let through unbudgeted', async () => {
+  // 10 MB once computed: over the 8 MiB the scan budget reads of a plan; 1 MB is not.
+  const huge = "SELECT count(*) FROM orders WHERE status::text <> repeat('ab', 5000000)";
+  expect(await outcome(c, huge)).toMatch(/^54001 statement_too_complex: the plan PostgreSQL prints for the statement is too large to check against the scan budget/);
+  await expect(c.query({ text: huge.replace("'ab'", '$1::text'), values: ['ab'] })).rejects.toMatchObject({ code: '54001' });
+  expect(await outcome(c, "SELECT count(*) FROM orders WHERE status::text <> repeat('ab', 500000)")).toBe('ok');
+  // The planner connection the answer ended was replaced.
+  expect(await outcome(c, 'SELECT count(*) FROM orders WHERE id = 1')).toBe('ok');
+});
+
 /** `levels` derived tables, each using its inner column twice: PostgreSQL's pull-up doubles the expression at each. */
 function doubling(levels: number, wrap = (inner: string, i: number) => `SELECT x + x AS x FROM (${inner}) s${i}`): string {
   let sql = 'SELECT id AS x FROM orders';
