@@ -25,6 +25,17 @@ export interface TenantComparison {
  */
 export function tenantComparisons(root: Node, columns: ReadonlySet<string>): TenantComparison[] {
   if (columns.size === 0) return [];
+  // The rewrite (tenant_forged) and the shape cache (its pinned literals) ask of the same parsed tree.
+  const known = FOUND.get(root);
+  if (known?.columns === columns) return known.comparisons;
+  const comparisons = compareAll(root, columns);
+  FOUND.set(root, { columns, comparisons });
+  return comparisons;
+}
+
+const FOUND = new WeakMap<object, { columns: ReadonlySet<string>; comparisons: TenantComparison[] }>();
+
+function compareAll(root: Node, columns: ReadonlySet<string>): TenantComparison[] {
   const names = aliasesOf(root, columns);
   const out: TenantComparison[] = [];
   const visit = (value: unknown): void => {

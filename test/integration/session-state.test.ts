@@ -205,7 +205,7 @@ describe('an Execute with no Sync or Flush behind it is bounded by the deadline 
     // client that never sends Sync or Flush. Before, the proxy's deadline was armed by those only.
     const CHAIN = 400;
     const sql = 'WITH ' + Array.from({ length: CHAIN }, (_, i) => (i === 0 ? 'c0 AS (SELECT 1 AS x)' : `c${i} AS (SELECT x + 1 AS x FROM c${i - 1})`)).join(', ') + ` SELECT * FROM c${CHAIN - 1}`;
-    const p = await start(path.join(FIXTURES, 'deadline-policy.yaml'), { analysis: { max_ctes: 1000 }, session: { deadline_margin_ms: 300 } });
+    const p = await start(path.join(FIXTURES, 'deadline-policy.yaml'), { analysis: { max_ctes: 1000, max_expanded_nodes: 1_000_000_000 }, session: { deadline_margin_ms: 300 } });
     const c = await RawClient.connect(p.port, 'tenant1-agent', 'tenant1-password');
     const started = Date.now();
     let answers: Message[];
@@ -836,11 +836,12 @@ describe('a statement PostgreSQL cannot interrupt is bounded by the proxy (state
 
   for (const extended of [false, true]) {
     test(`${extended ? 'extended' : 'simple'} protocol: the agent gets 57014 within the deadline, the session ends, a new one works`, async () => {
-      // The proxy's own bound on CTEs (analysis.max_ctes, 100 by default) would refuse the chain before it runs. A
+      // The proxy's own bounds on CTEs (analysis.max_ctes, 100 by default) and on the statement as PostgreSQL
+      // expands it (analysis.max_expanded_nodes) would refuse the chain before it runs. A
       // short margin (cancel at 0.8 s, end at 1.1 s) keeps the test well inside the planning time on any machine.
       const p = (proxy = await startTestProxy(own.url, {
         policies: [path.join(FIXTURES, 'deadline-policy.yaml')],
-        analysis: { max_ctes: 1000 },
+        analysis: { max_ctes: 1000, max_expanded_nodes: 1_000_000_000 },
         session: { deadline_margin_ms: 300 },
       }));
       const c = new Client({ connectionString: p.url() });
