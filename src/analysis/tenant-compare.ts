@@ -1,6 +1,7 @@
 // Comparisons with a tenant column in the agent's own text: what the tenant_forged flag is decided on,
 // and the literals the shape cache keeps in its key because that decision reads their values.
 import type { A_Expr, Node, SubLink } from '@pgsql/types';
+import { walk } from './rewrite/nodes';
 
 export interface TenantComparison {
   /**
@@ -38,21 +39,10 @@ const FOUND = new WeakMap<object, { columns: ReadonlySet<string>; comparisons: T
 function compareAll(root: Node, columns: ReadonlySet<string>): TenantComparison[] {
   const names = aliasesOf(root, columns);
   const out: TenantComparison[] = [];
-  const visit = (value: unknown): void => {
-    if (value === null || typeof value !== 'object') return;
-    if (Array.isArray(value)) {
-      for (const item of value) visit(item);
-      return;
-    }
-    const node = value as Record<string, unknown>;
+  walk([root], (node) => {
     if (node.A_Expr !== undefined) compareExpr(node.A_Expr as A_Expr, names, out);
     else if (node.SubLink !== undefined) compareSubLink(node.SubLink as SubLink, names, out);
-    for (const key in node) {
-      const child = node[key];
-      if (child !== null && typeof child === 'object') visit(child);
-    }
-  };
-  visit(root);
+  });
   return out;
 }
 
@@ -154,22 +144,14 @@ function aliasesOf(root: Node, columns: ReadonlySet<string>): ReadonlySet<string
   const names = new Set(columns);
   for (let pass = 0; pass < 8; pass++) {
     const before = names.size;
-    const visit = (value: unknown): void => {
-      if (value === null || typeof value !== 'object') return;
-      if (Array.isArray(value)) {
-        for (const item of value) visit(item);
-        return;
-      }
-      const node = value as Record<string, unknown>;
+    walk([root], (node) => {
       const select = node.SelectStmt as { targetList?: Node[] } | undefined;
       if (select) aliasTargets(select.targetList, undefined, names);
       const sub = node.RangeSubselect as { subquery?: Node; alias?: { colnames?: Node[] } } | undefined;
       if (sub?.alias?.colnames) aliasTargets(selectTargets(sub.subquery), sub.alias.colnames, names);
       const cte = node.CommonTableExpr as { ctequery?: Node; aliascolnames?: Node[] } | undefined;
       if (cte?.aliascolnames) aliasTargets(selectTargets(cte.ctequery), cte.aliascolnames, names);
-      for (const key in node) visit(node[key]);
-    };
-    visit(root);
+    });
     if (names.size === before) break;
   }
   return names;
