@@ -109,7 +109,7 @@ export class Session {
   private readonly server: net.Socket;
   /** The snapshot of the statement being handled: pinned per message, steady while the pump waits on it. */
   private snap: PolicyView;
-  /** The long text whose turn at the analysis has come (analysisTurn). */
+  /** The long text whose turn at the analysis has come (waitsTurn, inTurn). */
   private turned: FrontendMessage | undefined;
   /** The deps as budgets and approval holds read them: policy, scope and scopeKey of the pinned snapshot. */
   private readonly pinned: BudgetDeps & HoldDeps;
@@ -509,10 +509,6 @@ export class Session {
     });
   }
 
-  /**
-   * The message depends on a statement or portal whose Parse, Bind or Close, sent in an earlier
-   * batch, PostgreSQL has not answered yet: it is handled once that answer is in.
-   */
   /** A long text is analysed in its tenant's turn (analysis-turns.ts): does this one still wait for it? */
   private waitsTurn(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): boolean {
     if (message.sql.length < LONG_TEXT) return false;
@@ -532,6 +528,10 @@ export class Session {
       .then(() => undefined);
   }
 
+  /**
+   * The message depends on a statement or portal whose Parse, Bind or Close, sent in an earlier
+   * batch, PostgreSQL has not answered yet: it is handled once that answer is in.
+   */
   private after(answered: Promise<void>, message: FrontendMessage): Promise<void> {
     return answered.then(() => (this.ended ? undefined : this.handle(message)));
   }
