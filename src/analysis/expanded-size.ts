@@ -20,6 +20,13 @@ const OWN_COLUMN = 5;
 interface Columns {
   named: Map<string, number>;
   ordered: { name: string | undefined; size: number }[];
+  /** The largest column whose name is not known here: it may be the one any name means. */
+  wild: number;
+}
+
+/** The size of the column a name means in these columns (the largest, when several could be). */
+function columnSize(columns: Columns | undefined, name: string): number {
+  return columns ? Math.max(columns.named.get(name) ?? 0, columns.wild) : 0;
 }
 
 interface Relation {
@@ -28,9 +35,16 @@ interface Relation {
   columns: Columns | undefined;
 }
 
+interface Cte {
+  columns: Columns;
+  /** Its body's size, which every reference copies when the CTE is NOT MATERIALIZED. */
+  size: number;
+  inlined: boolean;
+}
+
 interface Scope {
   relations: Relation[];
-  ctes: Map<string, Columns>;
+  ctes: Map<string, Cte>;
   outer: Scope | undefined;
 }
 
@@ -87,7 +101,7 @@ class Walker {
     return n;
   }
 
-  /** An operator expression, its left operand counted as often as PostgreSQL's parse analysis copies it. */
+  /** An operator expression, its operands counted as often as PostgreSQL's parse analysis copies them. */
   private aExpr(expr: Record<string, unknown>, scope: Scope | undefined): number {
     const copies = lexprCopies(expr);
     let n = 2;
@@ -97,9 +111,10 @@ class Walker {
       if (child === null || typeof child !== 'object') continue;
       const size = this.size(child, scope);
       n += size;
-      if (key === 'lexpr' && copies > 1) {
-        this.count(size * (copies - 1));
-        n += size * (copies - 1);
+      const times = key === 'lexpr' ? copies : key === 'rexpr' ? rexprCopies(expr) : 1;
+      if (times > 1) {
+        this.count(size * (times - 1));
+        n += size * (times - 1);
       }
     }
     return n;
@@ -117,7 +132,7 @@ class Walker {
       // A column of any visible relation, or the whole row of a relation of that name.
       n = Math.max(n, columnAnywhere(scope, names[0]), sumOf(relationsNamed(scope, names[0])));
     } else if (fields.length === 2 && names[0] !== undefined && names[1] !== undefined) {
-      for (const relation of relationsNamed(scope, names[0])) n = Math.max(n, relation.columns?.named.get(names[1]) ?? 0);
+      for (const relation of relationsNamed(scope, names[0])) n = Math.max(n, columnSize(relation.columns, names[1]));
     }
     this.count(n);
     return n;
@@ -152,7 +167,7 @@ class Walker {
       }
       const n = this.size(target, scope);
       total += n;
-      ordered.push({ name: res.name ?? (ref ? stringOf(ref[ref.length - 1]) : undefined), size: n });
+      ordered.push({ name: res.name ?? figureName(res.val), size: n });
     }
     for (const row of (body.valuesLists as Node[] | undefined) ?? []) {
       const items = (nodeBody(row) as { items?: Node[] }).items ?? [];
@@ -188,14 +203,16 @@ class Walker {
   /** The scope of a statement's WITH: each CTE sees the ones before it (and, when recursive, itself as a table). */
   private withCtes(body: Record<string, unknown>, outer: Scope | undefined): Scope {
     const scope: Scope = { relations: [], ctes: new Map(), outer };
-    const clause = body.withClause as { ctes?: Node[] } | undefined;
+    const clause = body.withClause as { ctes?: Node[]; recursive?: boolean } | undefined;
     for (const cte of clause?.ctes ?? []) {
-      const c = nodeBody(cte) as { ctename?: string; aliascolnames?: Node[]; ctequery?: Node };
+      const c = nodeBody(cte) as { ctename?: string; aliascolnames?: Node[]; ctequery?: Node; ctematerialized?: string };
       const query = c.ctequery as Record<string, unknown> | undefined;
-      let columns: Columns = columnsOf([]);
-      if (query && 'SelectStmt' in query) columns = this.select(query.SelectStmt as Record<string, unknown>, scope).columns;
-      else this.size(query, scope);
-      if (c.ctename !== undefined) scope.ctes.set(c.ctename, renamed(columns, c.aliascolnames));
+      let result = { size: 0, columns: columnsOf([]) };
+      if (query && 'SelectStmt' in query) result = this.select(query.SelectStmt as Record<string, unknown>, scope);
+      else result.size = this.size(query, scope);
+      // A recursive CTE is never inlined; NOT MATERIALIZED is, at every reference.
+      const inlined = c.ctematerialized === 'CTEMaterializeNever' && !clause?.recursive;
+      if (c.ctename !== undefined) scope.ctes.set(c.ctename, { columns: renamed(result.columns, c.aliascolnames), size: result.size, inlined });
     }
     return scope;
   }
@@ -206,8 +223,9 @@ class Walker {
     if ('RangeVar' in record) {
       const rv = record.RangeVar as { relname?: string; schemaname?: string; alias?: { aliasname?: string; colnames?: Node[] } };
       const cte = rv.schemaname === undefined && rv.relname !== undefined ? cteNamed(scope, rv.relname) : undefined;
-      scope.relations.push({ alias: rv.alias?.aliasname ?? rv.relname, columns: cte ? renamed(cte, rv.alias?.colnames) : undefined });
-      return this.size(item, undefined);
+      scope.relations.push({ alias: rv.alias?.aliasname ?? rv.relname, columns: cte ? renamed(cte.columns, rv.alias?.colnames) : undefined });
+      if (cte?.inlined) this.count(cte.size);
+      return this.size(item, undefined) + (cte?.inlined ? cte.size : 0);
     }
     if ('RangeSubselect' in record) {
       const rs = record.RangeSubselect as { subquery?: Node; alias?: { aliasname?: string; colnames?: Node[] } };
@@ -219,14 +237,23 @@ class Walker {
       return result.size + 1;
     }
     if ('JoinExpr' in record) {
-      const join = record.JoinExpr as { larg?: Node; rarg?: Node; quals?: Node; usingClause?: Node[]; alias?: { aliasname?: string } };
+      type Alias = { aliasname?: string; colnames?: Node[] };
+      const join = record.JoinExpr as { larg?: Node; rarg?: Node; quals?: Node; usingClause?: Node[]; alias?: Alias; join_using_alias?: Alias };
       const before = scope.relations.length;
       let size = 1 + (join.larg ? this.fromItem(join.larg, scope) : 0) + (join.rarg ? this.fromItem(join.rarg, scope) : 0);
       size += this.size(join.quals, scope) + this.size(join.usingClause, scope);
+      const sides = scope.relations.slice(before);
       if (join.alias?.aliasname !== undefined) {
-        // `(a JOIN b) AS j` names the columns of both sides.
-        const sides = scope.relations.slice(before);
-        scope.relations.push({ alias: join.alias.aliasname, columns: columnsOf(sides.flatMap((r) => r.columns?.ordered ?? [])) });
+        // `(a JOIN b) AS j(p, q)` names the columns of both sides, renamed by position.
+        scope.relations.push({ alias: join.alias.aliasname, columns: renamed(columnsOf(sides.flatMap((r) => r.columns?.ordered ?? [])), join.alias.colnames) });
+      }
+      if (join.join_using_alias?.aliasname !== undefined) {
+        // `JOIN … USING (x) AS j`: j.x is the merged column, either side's.
+        const merged = (join.usingClause ?? []).map((n) => {
+          const name = stringOf(n);
+          return { name, size: name === undefined ? 0 : Math.max(0, ...sides.map((r) => columnSize(r.columns, name))) };
+        });
+        scope.relations.push({ alias: join.join_using_alias.aliasname, columns: columnsOf(merged) });
       }
       return size;
     }
@@ -262,6 +289,11 @@ export function lexprCopies(expr: Record<string, unknown>): number {
   }
 }
 
+/** SYMMETRIC compares both orders: each bound is copied once more. */
+function rexprCopies(expr: Record<string, unknown>): number {
+  return expr.kind === 'AEXPR_BETWEEN_SYM' || expr.kind === 'AEXPR_NOT_BETWEEN_SYM' ? 2 : 1;
+}
+
 /** A constant or a parameter, under casts: what an IN list gathers into one array. */
 function isConstant(node: Node): boolean {
   while ('TypeCast' in node && node.TypeCast.arg) node = node.TypeCast.arg;
@@ -282,8 +314,72 @@ function stringOf(node: Node | undefined): string | undefined {
 
 function columnsOf(ordered: Columns['ordered']): Columns {
   const named = new Map<string, number>();
-  for (const c of ordered) if (c.name !== undefined) named.set(c.name, Math.max(named.get(c.name) ?? 0, c.size));
-  return { named, ordered };
+  let wild = 0;
+  for (const c of ordered) {
+    if (c.name !== undefined) named.set(c.name, Math.max(named.get(c.name) ?? 0, c.size));
+    else if (c.size > wild) wild = c.size;
+  }
+  return { named, ordered, wild };
+}
+
+/**
+ * The name PostgreSQL gives a target without AS (FigureColname in parse_target.c): a column's or
+ * field's own, a function's, a cast's argument's (else its type's), a keyword for CASE, ARRAY,
+ * ROW and the like, `?column?` for an operator or a constant. undefined where this does not know:
+ * such a column may then be the one any name means.
+ */
+function figureName(node: Node | undefined): string | undefined {
+  if (!node) return undefined;
+  const [type, body] = Object.entries(node)[0] ?? [];
+  const b = body as Record<string, unknown> | undefined;
+  switch (type) {
+    case 'ColumnRef':
+    case 'A_Indirection': {
+      const fields = ((type === 'ColumnRef' ? b?.fields : b?.indirection) ?? []) as Node[];
+      for (let i = fields.length - 1; i >= 0; i--) {
+        const name = stringOf(fields[i]);
+        if (name !== undefined) return name;
+        if (!('A_Star' in fields[i]) || type === 'ColumnRef') break;
+      }
+      return type === 'A_Indirection' ? figureName(b?.arg as Node | undefined) : undefined;
+    }
+    case 'FuncCall':
+      return stringOf(((b?.funcname ?? []) as Node[]).at(-1));
+    case 'TypeCast': {
+      const inner = figureName(b?.arg as Node | undefined);
+      if (inner !== undefined && inner !== '?column?') return inner;
+      return stringOf((((b?.typeName as { names?: Node[] } | undefined)?.names ?? []) as Node[]).at(-1));
+    }
+    case 'CollateClause':
+      return figureName(b?.arg as Node | undefined);
+    case 'SubLink': {
+      if (b?.subLinkType === 'EXISTS_SUBLINK') return 'exists';
+      if (b?.subLinkType === 'ARRAY_SUBLINK') return 'array';
+      if (b?.subLinkType !== 'EXPR_SUBLINK') return '?column?';
+      const target = ((b?.subselect as { SelectStmt?: { targetList?: Node[] } } | undefined)?.SelectStmt?.targetList ?? [])[0];
+      const res = (target as { ResTarget?: { name?: string; val?: Node } } | undefined)?.ResTarget;
+      return res?.name ?? figureName(res?.val) ?? '?column?';
+    }
+    case 'CaseExpr':
+      return 'case';
+    case 'A_ArrayExpr':
+      return 'array';
+    case 'RowExpr':
+      return 'row';
+    case 'CoalesceExpr':
+      return 'coalesce';
+    case 'MinMaxExpr':
+      return b?.op === 'IS_GREATEST' ? 'greatest' : 'least';
+    case 'A_Expr':
+    case 'A_Const':
+    case 'BoolExpr':
+    case 'ParamRef':
+    case 'NullTest':
+    case 'BooleanTest':
+      return b?.kind === 'AEXPR_NULLIF' ? 'nullif' : '?column?';
+    default:
+      return undefined;
+  }
 }
 
 /** Column aliases (`AS s(a, b)`, `WITH c(a, b)`) rename the first columns by position. */
@@ -292,7 +388,7 @@ function renamed(columns: Columns, names: Node[] | undefined): Columns {
   return columnsOf(columns.ordered.map((c, i) => (i < names.length ? { name: stringOf(names[i]), size: c.size } : c)));
 }
 
-function cteNamed(scope: Scope | undefined, name: string): Columns | undefined {
+function cteNamed(scope: Scope | undefined, name: string): Cte | undefined {
   for (let s = scope; s; s = s.outer) {
     const cte = s.ctes.get(name);
     if (cte) return cte;
@@ -315,7 +411,7 @@ function innermost(scope: Scope | undefined): Relation[] {
 /** The largest column of that name in any scope (an outer one is what a correlated reference reaches). */
 function columnAnywhere(scope: Scope | undefined, name: string): number {
   let n = 0;
-  for (let s = scope; s; s = s.outer) for (const r of s.relations) n = Math.max(n, r.columns?.named.get(name) ?? 0);
+  for (let s = scope; s; s = s.outer) for (const r of s.relations) n = Math.max(n, columnSize(r.columns, name));
   return n;
 }
 

@@ -36,6 +36,14 @@ const DOUBLING: [string, (inner: string, i: number) => string][] = [
   ['UNION ALL', (inner, i) => `SELECT x + x AS x FROM (${inner} UNION ALL SELECT 1) s${i}`],
   ['VALUES', (inner, i) => `SELECT v.a + v.a AS x FROM (${inner}) s${i}, LATERAL (VALUES (s${i}.x)) v(a)`],
   ['a whole-row reference', (inner, i) => `SELECT s${i} IS NULL AND s${i} IS NULL AS x FROM (${inner}) s${i}`],
+  // Targets without AS take the name PostgreSQL gives them (FigureColname).
+  ['the name of a function', (inner, i) => `SELECT abs(abs + abs) FROM (${inner}) s${i}`],
+  ['the name of an operator', (inner, i) => `SELECT "?column?" + "?column?" FROM (${inner}) s${i}`],
+  ['the name of a field', (inner, i) => `SELECT (t${i}).x FROM (SELECT x + x AS x FROM (${inner}) s${i}) t${i}`],
+  ['the name of a cast', (inner, i) => `SELECT (x + x)::int8 AS x FROM (SELECT x::int8 FROM (${inner}) a${i}) s${i}`],
+  ['a name it does not know', (inner, i) => `SELECT x + x AS x FROM (SELECT current_date, x FROM (${inner}) a${i}) s${i}`],
+  ['a USING alias', (inner, i) => `SELECT j${i}.x + j${i}.x AS x FROM (${inner}) s${i} JOIN (SELECT 1 AS x) o${i} USING (x) AS j${i}`],
+  ['the column aliases of a join', (inner, i) => `SELECT p + p AS x FROM ((${inner}) s${i} CROSS JOIN (SELECT 1 AS y) o${i}) AS j${i}(p, q)`],
 ];
 
 describe.each(DOUBLING)('a derived table reached through %s is copied at each reference', (_name, wrap) => {
@@ -67,6 +75,7 @@ describe('operators whose left operand PostgreSQL copies are counted with their 
     ['NOT BETWEEN', (e: string) => `${e} NOT BETWEEN 1 AND 2`, 4],
     ['IN with columns', (e: string) => `${e} IN (customer_id, total_cents, 7)`, 9],
     ['NOT IN with expressions', (e: string) => `${e} NOT IN (id + 1, 2, 3)`, 4],
+    ['the bounds of BETWEEN SYMMETRIC', (e: string) => `id BETWEEN SYMMETRIC (${e}) AND customer_id`, 4],
   ])('%s: two levels more weigh that many times more', (_name, op, factor) => {
     expect(size(chain(6, op))).toBeGreaterThanOrEqual(factor * size(chain(4, op)) * 0.9);
   });
@@ -81,6 +90,14 @@ describe('operators whose left operand PostgreSQL copies are counted with their 
     const refused = analyze(sql, { protocol: 'simple' });
     expect(!refused.ok && refused.error.code).toBe('statement_too_complex');
   });
+});
+
+test('a NOT MATERIALIZED CTE is copied at each reference; one PostgreSQL materializes is not', () => {
+  const chain = (levels: number, how: string): string =>
+    `WITH c0 AS (SELECT id AS x FROM orders), ${Array.from({ length: levels }, (_, i) => `c${i + 1} AS ${how}(SELECT x FROM c${i} UNION ALL SELECT x FROM c${i})`).join(', ')} SELECT count(*) FROM c${levels}`;
+  expect(size(chain(8, 'NOT MATERIALIZED '))).toBeGreaterThanOrEqual(16 * size(chain(4, 'NOT MATERIALIZED ')) * 0.9);
+  expect(size(chain(8, ''))).toBeLessThan(4 * size(chain(4, '')));
+  expect(size(chain(8, 'MATERIALIZED '))).toBeLessThan(4 * size(chain(4, 'MATERIALIZED ')));
 });
 
 test('writes count the derived tables of their FROM, USING, source and SELECT', () => {
