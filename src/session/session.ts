@@ -509,15 +509,16 @@ export class Session {
     });
   }
 
-  /** A long text is analysed in its tenant's turn (analysis-turns.ts): does this one still wait for it? */
+  /** A long text, or any text of a tenant whose last analysis was costly, waits for its turn (analysis-turns.ts). */
   private waitsTurn(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): boolean {
-    if (message.sql.length < LONG_TEXT) return false;
-    if (this.turned !== message) return true;
-    this.turned = undefined;
-    return false;
+    if (this.turned === message) {
+      this.turned = undefined;
+      return false;
+    }
+    return message.sql.length >= LONG_TEXT || analysisTurns.owes(this.deps.principal.tenantId);
   }
 
-  /** Handles the message in its tenant's turn, the time its handling takes counted to the tenant. */
+  /** Handles the message in its tenant's turn. */
   private inTurn(message: Extract<FrontendMessage, { type: 'Query' | 'Parse' }>): Promise<void> {
     return analysisTurns
       .run(this.deps.principal.tenantId, () => {
@@ -1412,7 +1413,10 @@ export class Session {
     else if (protocol === 'extended') result = cache.get(key, () => run(context));
     // A simple Query: the same text again, else the same shape with new literals (analysis/shapes.ts).
     else result = cache.lookup(key) ?? cache.shapes.analyze(sql, prefix, scope ? tenantColumnNames(scope) : new Set(), (onParsed) => cache.get(key, () => run({ ...context, onParsed })));
-    this.deps.metrics?.analysis((performance.now() - started) / 1000);
+    const ms = performance.now() - started;
+    this.deps.metrics?.analysis(ms / 1000);
+    // A costly analysis holds the tenant's next statement back as long (analysis-turns.ts).
+    analysisTurns.charge(principal.tenantId, ms);
     if (!result.ok) this.deps.log.info({ code: result.error.code, protocol }, 'statement refused');
     return result;
   }

@@ -123,6 +123,8 @@ export function forgedParams(params: NonNullable<TenantForgery['params']>, bound
   for (const n of params.numbers) {
     const value = bound.values[n - 1];
     if (!value) continue;
+    // Not read: a list of thousands is no tenant's (and splitting megabytes would hold the thread).
+    if (value.length > MAX_JUDGED_BYTES) return true;
     const format = bound.formats.length === 1 ? bound.formats[0] : (bound.formats[n - 1] ?? 0);
     const text = format === 0 ? value.toString('utf8') : binaryText(value, bound.types[n - 1] ?? 0);
     if (text === undefined) continue;
@@ -131,6 +133,9 @@ export function forgedParams(params: NonNullable<TenantForgery['params']>, bound
   }
   return false;
 }
+
+/** The longest parameter value read: longer ones count as naming another tenant. */
+const MAX_JUDGED_BYTES = 64 * 1024;
 
 /** A binary parameter of int2, int4, int8, uuid, text or varchar as text; undefined for any other type. */
 function binaryText(value: Buffer, oid: number): string | undefined {

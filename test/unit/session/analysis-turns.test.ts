@@ -1,5 +1,5 @@
-// Turns at the analysis (src/session/analysis-turns.ts): a tenant's long texts one at a time, each followed by
-// a pause as long as its work, in which the event loop serves everything else; tenants do not wait for each other.
+// Turns at the analysis (src/session/analysis-turns.ts): a tenant's statements one at a time, a costly analysis
+// followed by a pause as long, in which the event loop serves everything else; tenants do not wait for each other.
 import { AnalysisTurns } from '../../../src/session/analysis-turns';
 
 /** Keeps the thread busy for `ms`, as an analysis does. */
@@ -39,6 +39,8 @@ test('the pause after a work is as long as the work, and only for its tenant', a
       at[`a${i} start`] = performance.now();
       busy(30);
       at[`a${i} end`] = performance.now();
+      // As the session does with every analysis it measures.
+      turns.charge('a', at[`a${i} end`] - at[`a${i} start`]);
     }),
   );
   const b = turns.run('b', () => {
@@ -56,6 +58,20 @@ test('work that fails still ends its turn, and its error reaches the caller', as
   const turns = new AnalysisTurns();
   await expect(turns.run('a', () => { throw new Error('refused'); })).rejects.toThrow('refused');
   expect(await turns.run('a', () => 'next')).toBe('next');
+});
+
+test("a costly analysis outside a turn holds the tenant's next statement back for as long; a cheap one does not", async () => {
+  const turns = new AnalysisTurns();
+  turns.charge('a', 2);
+  expect(turns.owes('a')).toBe(false);
+  turns.charge('a', 30);
+  expect(turns.owes('a')).toBe(true);
+  expect(turns.owes('b')).toBe(false);
+  const charged = performance.now();
+  const started = await turns.run('a', () => performance.now());
+  expect(started - charged).toBeGreaterThanOrEqual(29);
+  expect(turns.owes('a')).toBe(false);
+  expect(turns.active).toBe(0);
 });
 
 test('cheap work leaves no pause', async () => {
