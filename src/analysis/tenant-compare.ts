@@ -1,6 +1,6 @@
 // Comparisons with a tenant column in the agent's own text: what the tenant_forged flag is decided on,
 // and the literals the shape cache keeps in its key because that decision reads their values.
-import type { A_Expr, Node, SubLink } from '@pgsql/types';
+import type { A_Expr, CaseExpr, Node, SelectStmt, SubLink } from '@pgsql/types';
 import { walk } from './rewrite/nodes';
 
 export interface TenantComparison {
@@ -15,6 +15,8 @@ export interface TenantComparison {
   /** Parameters ($n) on the other side; `arrays` are those compared under `= ANY`, holding a list of tenants. */
   params: number[];
   arrays: number[];
+  /** The other side is one array literal under `= ANY` (`'{1,2}'`): its constant holds a list of tenants. */
+  listLiteral: boolean;
   /** Source locations of every constant in the comparison, both sides. */
   locations: number[];
 }
@@ -42,6 +44,7 @@ function compareAll(root: Node, columns: ReadonlySet<string>): TenantComparison[
   walk([root], (node) => {
     if (node.A_Expr !== undefined) compareExpr(node.A_Expr as A_Expr, names, out);
     else if (node.SubLink !== undefined) compareSubLink(node.SubLink as SubLink, names, out);
+    else if (node.CaseExpr !== undefined) compareCase(node.CaseExpr as CaseExpr, names, out);
   });
   return out;
 }
@@ -55,6 +58,12 @@ function compareExpr(expr: A_Expr, names: ReadonlySet<string>, out: TenantCompar
     left.forEach((l, i) => compareSides(l, right[i], true, names, out));
     return;
   }
+  const rows = expr.kind === 'AEXPR_IN' && left && expr.rexpr && 'List' in expr.rexpr ? (expr.rexpr.List.items ?? []).map(rowItems) : undefined;
+  if (op === '=' && left && rows?.every((row) => row?.length === left.length)) {
+    // (tenant_id, id) IN ((1, 1), (1, 2)): element by element, row by row.
+    for (const row of rows) left.forEach((l, i) => compareSides(l, row![i], true, names, out));
+    return;
+  }
   const equality = op === '=' && (expr.kind === 'AEXPR_OP' || expr.kind === 'AEXPR_IN' || expr.kind === 'AEXPR_OP_ANY' || expr.kind === 'AEXPR_NOT_DISTINCT');
   compareSides(expr.lexpr, expr.rexpr, equality, names, out, expr.kind === 'AEXPR_OP_ANY');
 }
@@ -63,9 +72,23 @@ function compareSubLink(link: SubLink, names: ReadonlySet<string>, out: TenantCo
   if (!link.testexpr) return;
   const op = link.operName?.length === 1 && 'String' in link.operName[0] ? link.operName[0].String.sval : undefined;
   const equality = link.subLinkType === 'ANY_SUBLINK' && (op === undefined || op === '=');
-  // What the subquery yields: its targets' constants.
-  const select = (link.subselect as { SelectStmt?: { targetList?: Node[] } } | undefined)?.SelectStmt;
-  compareSides(link.testexpr, { List: { items: select?.targetList ?? [] } } as Node, equality, names, out);
+  // What the subquery yields: the values of its targets, its VALUES rows, both sides of a set operation.
+  compareSides(link.testexpr, { List: { items: yielded(link.subselect) } } as Node, equality, names, out);
+}
+
+/** `CASE tenant_id WHEN 2 THEN …`: the argument compared with each WHEN's value. */
+function compareCase(expr: CaseExpr, names: ReadonlySet<string>, out: TenantComparison[]): void {
+  if (!expr.arg) return;
+  for (const when of expr.args ?? []) compareSides(expr.arg, (when as { CaseWhen?: { expr?: Node } }).CaseWhen?.expr, true, names, out);
+}
+
+/** The expressions a subquery yields as its first column's values. */
+function yielded(node: Node | undefined): Node[] {
+  const select = (node as { SelectStmt?: SelectStmt } | undefined)?.SelectStmt ?? (node as SelectStmt | undefined);
+  if (!select) return [];
+  if (select.op !== undefined && select.op !== 'SETOP_NONE') return [...yielded(select.larg as Node), ...yielded(select.rarg as Node)];
+  if (select.valuesLists) return select.valuesLists.map((row) => (row as { List?: { items?: Node[] } }).List?.items?.[0]).filter((n): n is Node => n !== undefined);
+  return (select.targetList ?? []).map((t) => (t as { ResTarget?: { val?: Node } }).ResTarget?.val).filter((n): n is Node => n !== undefined);
 }
 
 /** One comparison when one side involves a tenant column; `equality` holds only for the bare column against values. */
@@ -82,7 +105,9 @@ function compareSides(left: Node | undefined, right: Node | undefined, equality:
   collect(right, all);
   const arrays = underAny && other === right ? found.params.filter((n) => isParam(right)?.number === n) : [];
   out.push({
-    equality: equality && direct && other !== undefined,
+    // Against values only: `tenant_id = 1 + 1` is judged by its shape, not by 1 and 1.
+    equality: equality && direct && other !== undefined && valuesOnly(other),
+    listLiteral: underAny && other === right && isConstant(right),
     constants: other === undefined ? all.constants : found.constants,
     params: other === undefined ? all.params : found.params,
     arrays,
@@ -96,14 +121,30 @@ function rowItems(node: Node | undefined): Node[] | undefined {
   return undefined;
 }
 
+/** Constants and parameters (under casts), lists and arrays of them: what an equality's other side holds to be judged by value. */
+function valuesOnly(node: Node | undefined): boolean {
+  while (node && 'TypeCast' in node) node = node.TypeCast.arg;
+  if (!node) return false;
+  if ('A_Const' in node || 'ParamRef' in node) return true;
+  if ('List' in node) return (node.List.items ?? []).every(valuesOnly);
+  if ('A_ArrayExpr' in node) return (node.A_ArrayExpr.elements ?? []).every(valuesOnly);
+  return false;
+}
+
+function isConstant(node: Node | undefined): boolean {
+  while (node && 'TypeCast' in node) node = node.TypeCast.arg;
+  return node !== undefined && 'A_Const' in node;
+}
+
 function isParam(node: Node | undefined): { number: number } | undefined {
   while (node && 'TypeCast' in node) node = node.TypeCast.arg;
   return node && 'ParamRef' in node ? { number: node.ParamRef.number ?? 0 } : undefined;
 }
 
-/** A tenant column, bare or under casts. */
+/** A tenant column, bare or under casts, or a row's field of that name (`(o).tenant_id`). */
 function isColumn(node: Node | undefined, names: ReadonlySet<string>): boolean {
   while (node && 'TypeCast' in node) node = node.TypeCast.arg;
+  if (node && 'A_Indirection' in node) return names.has(lastField(node.A_Indirection.indirection));
   return node !== undefined && 'ColumnRef' in node && names.has(lastField(node.ColumnRef.fields));
 }
 
@@ -118,6 +159,7 @@ function involves(value: unknown, names: ReadonlySet<string>): boolean {
   if (Array.isArray(value)) return value.some((item) => involves(item, names));
   const node = value as Record<string, unknown>;
   if (node.ColumnRef !== undefined) return names.has(lastField((node.ColumnRef as { fields?: Node[] }).fields));
+  if (node.A_Indirection !== undefined && names.has(lastField((node.A_Indirection as { indirection?: Node[] }).indirection))) return true;
   for (const key in node) if (involves(node[key], names)) return true;
   return false;
 }

@@ -106,7 +106,11 @@ export function tenantForgery(root: Node, scope: ReadScope, tenantId: string): T
     const text = constantText(node);
     return text !== undefined && !isPrincipalTenant(text, type, tenantId);
   };
-  const forged = comparisons.some((c) => (c.equality ? c.constants.some(foreign) : c.constants.length + c.params.length > 0));
+  const foreignList = (node: Node): boolean => {
+    const text = constantText(node);
+    return text !== undefined && listForeign(text, type, tenantId);
+  };
+  const forged = comparisons.some((c) => (c.equality ? c.constants.some(c.listLiteral ? foreignList : foreign) : c.constants.length + c.params.length > 0));
   const numbers = [...new Set(comparisons.flatMap((c) => (c.equality ? c.params : [])))];
   if (numbers.length === 0) return { forged };
   return { forged, params: { numbers, arrays: [...new Set(comparisons.flatMap((c) => (c.equality ? c.arrays : [])))] } };
@@ -116,8 +120,10 @@ const NOT_FORGED: TenantForgery = Object.freeze({ forged: false });
 
 /**
  * Do a Bind's values for the parameters compared with a tenant column name another tenant? Text
- * values are read as SQL reads the constant; binary ones of the integer, uuid and text types by
- * their layout. A value of any other type or format is not judged.
+ * values are read as SQL reads the constant; binary ones of the integer, uuid and text types (and
+ * one-dimensional arrays of them) by their layout, an untyped one as the tenant column's type. A
+ * value it cannot read (another type, an array of another shape, over 64 KiB) counts as naming
+ * another tenant: the flag is raised rather than missed.
  */
 export function forgedParams(params: NonNullable<TenantForgery['params']>, bound: { types: readonly number[]; values: readonly (Buffer | null)[]; formats: readonly number[] }, type: TenantType, tenantId: string): boolean {
   for (const n of params.numbers) {
@@ -126,19 +132,62 @@ export function forgedParams(params: NonNullable<TenantForgery['params']>, bound
     // Not read: a list of thousands is no tenant's (and splitting megabytes would hold the thread).
     if (value.length > MAX_JUDGED_BYTES) return true;
     const format = bound.formats.length === 1 ? bound.formats[0] : (bound.formats[n - 1] ?? 0);
-    const text = format === 0 ? value.toString('utf8') : binaryText(value, bound.types[n - 1] ?? 0);
-    if (text === undefined) continue;
-    const items = params.arrays.includes(n) && format === 0 ? arrayItems(text) : [text];
-    if (items?.some((item) => !isPrincipalTenant(item, type, tenantId))) return true;
+    const oid = bound.types[n - 1] ?? 0;
+    const list = params.arrays.includes(n);
+    // A value it cannot read is not the principal's tenant as far as it can tell.
+    const items = format === 0 ? (list ? arrayItems(value.toString('utf8')) : [value.toString('utf8')]) : list ? binaryArrayItems(value, type) : oneItem(binaryText(value, oid, type));
+    if (!items || items.some((item) => !isPrincipalTenant(item, type, tenantId))) return true;
   }
   return false;
+}
+
+/** Does an array literal (`'{1,2}'`) name a tenant other than the principal's? One it cannot read does. */
+function listForeign(text: string, type: TenantType, tenantId: string): boolean {
+  const items = arrayItems(text);
+  return !items || items.some((item) => !isPrincipalTenant(item, type, tenantId));
+}
+
+function oneItem(text: string | undefined): string[] | undefined {
+  return text === undefined ? undefined : [text];
+}
+
+/** The OIDs of the tenant types, for a binary parameter Parse gave no type (PostgreSQL infers the column's). */
+const TENANT_OIDS: Record<TenantType, number> = { integer: 23, bigint: 20, uuid: 2950, text: 25 };
+
+/**
+ * The elements of a one-dimensional binary array (array_send: dimensions, has-nulls, element type,
+ * then length and lower bound per dimension, then each element's length and bytes), as text;
+ * undefined for any other shape or element type.
+ */
+function binaryArrayItems(value: Buffer, type: TenantType): string[] | undefined {
+  if (value.length < 12) return undefined;
+  const dims = value.readInt32BE(0);
+  if (dims === 0) return [];
+  if (dims !== 1 || value.length < 20) return undefined;
+  const elementType = value.readInt32BE(8);
+  const count = value.readInt32BE(12);
+  const out: string[] = [];
+  let at = 20;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > value.length) return undefined;
+    const length = value.readInt32BE(at);
+    at += 4;
+    if (length === -1) continue;
+    if (length < 0 || at + length > value.length) return undefined;
+    const text = binaryText(value.subarray(at, at + length), elementType, type);
+    if (text === undefined) return undefined;
+    out.push(text);
+    at += length;
+  }
+  return out;
 }
 
 /** The longest parameter value read: longer ones count as naming another tenant. */
 const MAX_JUDGED_BYTES = 64 * 1024;
 
-/** A binary parameter of int2, int4, int8, uuid, text or varchar as text; undefined for any other type. */
-function binaryText(value: Buffer, oid: number): string | undefined {
+/** A binary parameter of int2, int4, int8, uuid, text or varchar as text (untyped: as the tenant column's type); undefined for any other type. */
+function binaryText(value: Buffer, declared: number, type: TenantType): string | undefined {
+  const oid = declared === 0 ? TENANT_OIDS[type] : declared;
   if (oid === 21 && value.length === 2) return String(value.readInt16BE(0));
   if (oid === 23 && value.length === 4) return String(value.readInt32BE(0));
   if (oid === 20 && value.length === 8) return String(value.readBigInt64BE(0));

@@ -121,6 +121,14 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     'WITH w(t) AS (SELECT tenant_id FROM orders) SELECT t FROM w WHERE t = 2',
     'SELECT id FROM orders WHERE tenant_id <> $1',
     'SELECT CASE WHEN tenant_id = 2 THEN 1 END FROM orders',
+    'SELECT CASE tenant_id WHEN 2 THEN true END FROM orders',
+    'SELECT id FROM orders WHERE tenant_id = 1 + 1',
+    'SELECT id FROM orders o WHERE (o).tenant_id = 2',
+    'SELECT id FROM orders WHERE tenant_id IN (VALUES (2))',
+    'SELECT id FROM orders WHERE tenant_id IN (SELECT 1 UNION SELECT 2)',
+    "SELECT id FROM orders WHERE tenant_id = ANY ('{1,2}')",
+    'SELECT id FROM orders WHERE tenant_id = $1 + 1',
+    'SELECT id FROM orders WHERE (tenant_id, id) IN ((1, 1), (2, 2))',
   ];
   // Tenant 1's own rows, joins on the tenant column, and parameters (judged at Bind) are not flagged.
   const NOT_FORGED = [
@@ -132,6 +140,10 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     'SELECT id FROM orders WHERE tenant_id = ANY ($1)',
     'SELECT id FROM orders WHERE tenant_id IS NULL OR id = 2',
     'SELECT id FROM (SELECT tenant_id AS t, id FROM orders) s WHERE id = 2',
+    'SELECT id FROM orders WHERE (tenant_id, id) IN ((1, 1), (1, 2))',
+    "SELECT id FROM orders WHERE tenant_id = ANY ('{1}')",
+    'SELECT id FROM orders WHERE tenant_id IN (SELECT tenant_id FROM customers WHERE id = 5)',
+    'SELECT CASE tenant_id WHEN 1 THEN true END FROM orders',
   ];
   for (const protocol of ['simple', 'extended'] as const) {
     test.each(FORGED)(`${protocol}: %s`, (sql) => {
@@ -165,11 +177,30 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     expect(forgedParams(one, { types: [20], values: [int8], formats: [1] }, 'bigint', '9007199254740992')).toBe(true);
     const uuid = '2b1e7c1e-0f5a-4c3e-9d2b-7a1f3e5c9d01';
     expect(forgedParams(one, { types: [2950], values: [Buffer.from(uuid.replace(/-/g, ''), 'hex')], formats: [1] }, 'uuid', uuid)).toBe(false);
-    // A NULL, and a binary value of a type it does not read, are not judged.
+    // A NULL names no tenant; a value it cannot read counts as naming another.
     expect(forgedParams(one, { types: [23], values: [null], formats: [1] }, 'integer', '1')).toBe(false);
-    expect(forgedParams(one, { types: [1700], values: [Buffer.from([0, 1])], formats: [1] }, 'integer', '1')).toBe(false);
+    expect(forgedParams(one, { types: [1700], values: [Buffer.from([0, 1])], formats: [1] }, 'integer', '1')).toBe(true);
+    // Untyped binary: read as the tenant column's type, as PostgreSQL infers it.
+    expect(forgedParams(one, { types: [0], values: [Buffer.from([0, 0, 0, 1])], formats: [1] }, 'integer', '1')).toBe(false);
+    expect(forgedParams(one, { types: [0], values: [Buffer.from([0, 0, 0, 2])], formats: [1] }, 'integer', '1')).toBe(true);
+    expect(forgedParams(one, text('1'.padStart(70_000, '0')), 'integer', '1')).toBe(true);
     const list = { numbers: [1], arrays: [1] };
-    expect(['{1}', '{1,"1",NULL}', '{}', '{1,2}', '{2}'].map((v) => forgedParams(list, text(v), 'integer', '1'))).toEqual([false, false, false, true, true]);
+    expect(['{1}', '{1,"1",NULL}', '{}', '{1,2}', '{2}', '{{2}}', '[1:1]={2}'].map((v) => forgedParams(list, text(v), 'integer', '1'))).toEqual([false, false, false, true, true, true, true]);
+    // Binary one-dimensional arrays (pgx, JDBC): int4[] of 1, 1 and of 1, 2.
+    const int4s = (...ns: number[]) => {
+      const b = Buffer.alloc(20 + ns.length * 8);
+      b.writeInt32BE(1, 0);
+      b.writeInt32BE(0, 4);
+      b.writeInt32BE(23, 8);
+      b.writeInt32BE(ns.length, 12);
+      b.writeInt32BE(1, 16);
+      ns.forEach((n, i) => {
+        b.writeInt32BE(4, 20 + i * 8);
+        b.writeInt32BE(n, 24 + i * 8);
+      });
+      return { types: [1007], values: [b], formats: [1] };
+    };
+    expect([int4s(1, 1), int4s(1, 2), int4s()].map((b) => forgedParams(list, b, 'integer', '1'))).toEqual([false, true, false]);
     // One format code for every parameter, or one each.
     const two = { numbers: [2], arrays: [] };
     expect(forgedParams(two, { types: [23, 23], values: [Buffer.from('1'), Buffer.from([0, 0, 0, 2])], formats: [0, 1] }, 'integer', '1')).toBe(true);
