@@ -63,6 +63,12 @@ export interface PendingItem {
   discarded?: () => void;
   /** Told how each statement of the item ended (query: one per statement; parse, bind, execute: one). */
   audit?: AuditHook;
+  /**
+   * parse: the hook that records the statement's failure when PostgreSQL refuses the Parse and
+   * no Execute of the batch reports it (a Parse and Sync alone, or a Bind and Execute sent after
+   * the error): made only then.
+   */
+  failedAudit?: () => AuditHook | undefined;
   /** The change to the session's statements and portals this message makes once PostgreSQL has run it. */
   effect?: Effect;
   /** query: per statement, execute: for its statement, the change a DEALLOCATE, CLOSE or DISCARD makes when it completes. */
@@ -111,6 +117,8 @@ export class PendingQueue {
   /** When the last Execute was pushed (sent upstream): what PostgreSQL may be running since. */
   private lastExecuteAt = 0;
   private shifted = 0;
+  /** A Parse's failure waiting for the batch's Sync to be recorded (skipToSync). */
+  private orphan: { failure: StatementOutcome; own: () => AuditHook | undefined } | undefined;
   /** whenEmpty() callers. */
   private emptyWaiters: Array<() => void> = [];
 
@@ -132,8 +140,10 @@ export class PendingQueue {
    * is returned. The item itself is queued (made for this one request), not a copy of it.
    */
   push(item: Omit<PendingItem, 'result'>): boolean {
-    if (item.kind === 'sync') this.skipping = false;
-    else if (this.skipping) {
+    if (item.kind === 'sync') {
+      this.skipping = false;
+      this.reportOrphan();
+    } else if (this.skipping) {
       skipEffects(item);
       item.discarded?.();
       return false;
@@ -187,6 +197,7 @@ export class PendingQueue {
 
   /** Every pending item, oldest first, leaving the queue empty (the session is ending). */
   drain(): PendingItem[] {
+    this.reportOrphan();
     const rest = this.items.slice(this.head) as PendingItem[];
     this.items = [];
     this.head = 0;
@@ -219,7 +230,7 @@ export class PendingQueue {
    * `failure` is an error no event has reported yet (one at Parse or Bind of an allowed
    * statement): the first skipped item with an audit hook (its Execute) reports it.
    */
-  skipToSync(failure?: StatementOutcome): void {
+  skipToSync(failure?: StatementOutcome, own?: () => AuditHook | undefined): void {
     while (this.head < this.items.length && this.items[this.head]!.kind !== 'sync') {
       this.shifted++;
       const item = this.items[this.head]!;
@@ -233,8 +244,25 @@ export class PendingQueue {
         failure = undefined;
       } else audit?.skip();
     }
+    if (failure && own) {
+      // No Execute of the batch took the failure: the Parse's own event, at the batch's Sync (what
+      // is sent before it is discarded, an Execute of this statement included).
+      this.orphan = { failure, own };
+      if (this.head < this.items.length) this.reportOrphan();
+    }
     if (this.head >= this.items.length) this.skipping = true;
     this.settleEmpty();
+  }
+
+  /** A Parse's failure that no Execute reported: its own event. */
+  private reportOrphan(): void {
+    const orphan = this.orphan;
+    if (!orphan) return;
+    this.orphan = undefined;
+    const hook = orphan.own();
+    if (!hook) return;
+    void hook.result(0, orphan.failure);
+    hook.end();
   }
 
   get size(): number {

@@ -242,7 +242,7 @@ export class ResponseRouter {
       this.pending.shift();
       head.audit?.end();
       // An error at Parse or Bind of an allowed statement belongs to its Execute, skipped below.
-      this.pending.skipToSync(head.audit ? undefined : { ...outcome, rows: 0 });
+      this.pending.skipToSync(head.audit ? undefined : { ...outcome, rows: 0 }, head.failedAudit);
     }
     return bytes;
   }

@@ -968,6 +968,7 @@ export class Session {
       kind: 'parse',
       effect: this.state.parse(prepared),
       texts: texts(result.sql, message.sql),
+      failedAudit: () => this.auditor.hook({ protocol: 'extended', agentSql: message.sql, statements: result.statements, tags: result.tags }),
       ...(result.statements.some(mayRaiseWriteErrors) ? writeErrorsOf(result.statements, this.snap.scope) : {}),
     });
   }

@@ -152,3 +152,43 @@ test('the fast-path function call interface is refused', async () => {
   }
   expect(event).toMatchObject({ decision: 'refused', code: 'statement_not_allowed' });
 });
+
+describe('a Parse PostgreSQL refuses is recorded once, whatever follows it and whenever it arrives (I7)', () => {
+  /** The statement events written since `before` (an index into the trail), once at least one is in and a moment has passed. */
+  async function statementsSince(before: number) {
+    const since = () => proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement');
+    for (let i = 0; i < 100 && since().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 150));
+    return since().map((e) => `${e.decision} ${e.code ?? ''} ${e.sql}`);
+  }
+
+  test('Parse, Bind, Execute and Sync in one write: one error event', async () => {
+    const before = proxy.auditEvents().length;
+    c.send(serialize.parse({ name: '', text: 'SELECT missing_col_a FROM orders' }), serialize.bind({}), serialize.execute({}), serialize.sync());
+    expect(names(await c.untilReady())).toEqual(['error', 'readyForQuery']);
+    expect(await statementsSince(before)).toEqual(['error 42703 SELECT missing_col_a FROM orders']);
+  });
+
+  test('Parse and Sync alone: one error event', async () => {
+    const before = proxy.auditEvents().length;
+    c.send(serialize.parse({ name: 'pb', text: 'SELECT missing_col_b FROM orders' }), serialize.sync());
+    expect(names(await c.untilReady())).toEqual(['error', 'readyForQuery']);
+    expect(await statementsSince(before)).toEqual(['error 42703 SELECT missing_col_b FROM orders']);
+  });
+
+  test('Parse, then Bind, Execute and Sync once its error is in: one error event', async () => {
+    const before = proxy.auditEvents().length;
+    c.send(serialize.parse({ name: '', text: 'SELECT missing_col_c FROM orders' }), serialize.flush());
+    expect((await c.next()).name).toBe('error');
+    c.send(serialize.bind({}), serialize.execute({}), serialize.sync());
+    expect(names(await c.untilReady())).toEqual(['readyForQuery']);
+    expect(await statementsSince(before)).toEqual(['error 42703 SELECT missing_col_c FROM orders']);
+  });
+
+  test('a Parse that succeeds records nothing of its own: its Execute does', async () => {
+    const before = proxy.auditEvents().length;
+    c.send(serialize.parse({ name: '', text: 'SELECT 1 AS fine_col' }), serialize.bind({}), serialize.execute({}), serialize.sync());
+    expect(names(await c.untilReady())).toEqual(['parseComplete', 'bindComplete', 'dataRow', 'commandComplete', 'readyForQuery']);
+    expect(await statementsSince(before)).toEqual(['allowed  SELECT $1 AS fine_col']);
+  });
+});
