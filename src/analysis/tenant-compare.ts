@@ -39,13 +39,23 @@ export function tenantComparisons(root: Node, columns: ReadonlySet<string>): Ten
 const FOUND = new WeakMap<object, { columns: ReadonlySet<string>; comparisons: TenantComparison[] }>();
 
 function compareAll(root: Node, columns: ReadonlySet<string>): TenantComparison[] {
-  const names = aliasesOf(root, columns);
-  const out: TenantComparison[] = [];
+  // One walk: what may compare, what may name a column, and whether a tenant column is named at all (most statements: not).
+  const compares: Record<string, unknown>[] = [];
+  const namers: Record<string, unknown>[] = [];
+  let named = false;
   walk([root], (node) => {
+    if (node.A_Expr !== undefined || node.SubLink !== undefined || node.CaseExpr !== undefined) compares.push(node);
+    else if (node.SelectStmt !== undefined || node.RangeSubselect !== undefined || node.CommonTableExpr !== undefined) namers.push(node);
+    else if (!named && (node.ColumnRef !== undefined || node.A_Indirection !== undefined)) named = isColumn(node as Node, columns);
+  });
+  if (!named) return [];
+  const names = aliasesOf(namers, columns);
+  const out: TenantComparison[] = [];
+  for (const node of compares) {
     if (node.A_Expr !== undefined) compareExpr(node.A_Expr as A_Expr, names, out);
     else if (node.SubLink !== undefined) compareSubLink(node.SubLink as SubLink, names, out);
-    else if (node.CaseExpr !== undefined) compareCase(node.CaseExpr as CaseExpr, names, out);
-  });
+    else compareCase(node.CaseExpr as CaseExpr, names, out);
+  }
   return out;
 }
 
@@ -182,18 +192,18 @@ function collect(value: unknown, into: { constants: Node[]; params: number[]; lo
 }
 
 /** The tenant columns' names and every name given to an expression of one (targets and column alias lists), to a fixed point. */
-function aliasesOf(root: Node, columns: ReadonlySet<string>): ReadonlySet<string> {
+function aliasesOf(namers: readonly Record<string, unknown>[], columns: ReadonlySet<string>): ReadonlySet<string> {
   const names = new Set(columns);
   for (let pass = 0; pass < 8; pass++) {
     const before = names.size;
-    walk([root], (node) => {
+    for (const node of namers) {
       const select = node.SelectStmt as { targetList?: Node[] } | undefined;
       if (select) aliasTargets(select.targetList, undefined, names);
       const sub = node.RangeSubselect as { subquery?: Node; alias?: { colnames?: Node[] } } | undefined;
       if (sub?.alias?.colnames) aliasTargets(selectTargets(sub.subquery), sub.alias.colnames, names);
       const cte = node.CommonTableExpr as { ctequery?: Node; aliascolnames?: Node[] } | undefined;
       if (cte?.aliascolnames) aliasTargets(selectTargets(cte.ctequery), cte.aliascolnames, names);
-    });
+    }
     if (names.size === before) break;
   }
   return names;
