@@ -18,6 +18,8 @@ async function main() {
   // The agents' policy only (pgbench's needs its tables, which an idle-only run does not make).
   doc.policies = ['tenant-policy.yaml'];
   doc.max_client_connections = connections;
+  // The idle agents are one tenant's.
+  doc.max_connections_per_tenant = connections;
   // Logins come in batches (bench/idle.js): each batch must fit in the startup slots.
   doc.startup = { max_connections: Number(process.env.BENCH_IDLE_STARTUP) };
   doc.audit = { sinks: [{ type: 'file', path: '../.tmp/bench-idle-audit.jsonl' }] };

@@ -89,6 +89,7 @@ const configDescriptions: Record<string, string> = {
   admin_listen: 'host:port of the admin HTTP listener (health, approvals); env ORMAI_ADMIN_LISTEN overrides. Default: 127.0.0.1:9090.',
   database: 'The database name agents put in their connection string. Default: the upstream database\'s name.',
   max_client_connections: 'Further clients are refused with 53300 too_many_connections. Default: 100.',
+  max_connections_per_tenant: 'Logged-in sessions of one tenant (all its users; tool-call sessions included); one more is refused at login with 53300 too_many_connections, so that one tenant cannot take every connection. Default: 50.',
   max_message_size: 'Largest protocol message from a client, in bytes or with a unit (kB, KiB, MB, MiB, GB, GiB); larger ones end the connection. Default: 64MiB.',
   analysis: 'Work bounds of one statement\'s analysis; a statement over one is refused with 54000 statement_too_large or 54001 statement_too_complex before anything runs.',
   'analysis.max_statement_size': 'Bytes of one statement text (UTF-8), in bytes or with a unit. Default: 1MiB.',

@@ -53,6 +53,7 @@ export interface ProxyConfig {
   adminListen: HostPort;
   database: string;
   maxClientConnections: number;
+  maxConnectionsPerTenant: number;
   maxMessageSize: number;
   analysis: AnalysisLimits & { cacheBytes: number };
   startup: { maxMessageSize: number; timeoutMs: number; maxConnections: number };
@@ -159,6 +160,7 @@ export function resolveConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv
     adminListen: parseHostPort(raw.admin_listen),
     database: raw.database ?? upstream.database,
     maxClientConnections: raw.max_client_connections,
+    maxConnectionsPerTenant: raw.max_connections_per_tenant,
     maxMessageSize: raw.max_message_size,
     analysis: {
       maxStatementBytes: raw.analysis.max_statement_size,

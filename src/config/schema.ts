@@ -220,6 +220,8 @@ export const configSchema = z.strictObject({
   /** The database name agents connect to; defaults to the upstream database's name. */
   database: z.string().min(1).optional(),
   max_client_connections: z.number().int().positive().default(100),
+  /** Logged-in sessions of one tenant, so that one tenant's agents cannot take every connection. */
+  max_connections_per_tenant: z.number().int().positive().default(50),
   max_message_size: byteSize.default(64 * 1024 * 1024),
   analysis: analysis.default({
     max_statement_size: 1024 * 1024,

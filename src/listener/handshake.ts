@@ -45,6 +45,8 @@ export interface ListenerContext {
   log: Logger;
   /** Agent sessions past authentication right now, this one included. */
   openConnections: () => number;
+  /** Logged-in sessions of a tenant. */
+  tenantSessions: (tenantId: string) => number;
   onSession: (session: Session) => void;
   onSessionClosed: (session: Session) => void;
 }
@@ -189,6 +191,9 @@ export async function handshake(raw: net.Socket, ctx: ListenerContext): Promise<
       ({ next, principal } = await conversation.step(packet.data));
     }
 
+    if (ctx.tenantSessions(principal.tenantId) >= config.maxConnectionsPerTenant) {
+      throw new ProxyError('too_many_connections', { message: `this tenant already has ${config.maxConnectionsPerTenant} sessions, the most one tenant may hold` });
+    }
     ctx.metrics?.login(principal.authMethod, true);
     // The policies in force now: after a hot reload, new logins select among the new ones.
     let policy = selectPolicy(ctx.scopes.policies, principal);

@@ -183,6 +183,11 @@ export class ProxyServer {
       cancels: this.cancels,
       log: this.log,
       openConnections: () => this.sessions.size + 1,
+      tenantSessions: (tenantId) => {
+        let n = 0;
+        for (const s of this.sessions) if (s.principal.tenantId === tenantId) n++;
+        return n;
+      },
       onSession: (s) => {
         done();
         this.sessions.add(s);

@@ -139,3 +139,32 @@ test('max_client_connections counts logged-in sessions only', async () => {
     await other.close();
   }
 });
+
+test('max_connections_per_tenant: one tenant cannot take every connection; another still logs in', async () => {
+  const other = await startTestProxy(db.url, { max_connections_per_tenant: 2 });
+  const open: Client[] = [];
+  const connect = async (user: string, password: string) => {
+    const c = new Client({ connectionString: other.url(user, password) });
+    c.on('error', () => undefined);
+    await c.connect();
+    open.push(c);
+    return c;
+  };
+  try {
+    const first = await connect('tenant1-agent', 'tenant1-password');
+    await connect('tenant1-agent', 'tenant1-password');
+    await expect(connect('tenant1-agent', 'tenant1-password')).rejects.toMatchObject({ code: '53300', message: expect.stringMatching(/this tenant already has 2 sessions/) });
+    // Another tenant's agent is not held back by tenant 1's sessions.
+    expect((await (await connect('tenant2-agent', 'tenant2-password')).query('SELECT 1 AS n')).rows[0].n).toBe(1);
+    // A session of tenant 1 ends: its place is free again (once the proxy has seen it close).
+    await first.end();
+    open.splice(open.indexOf(first), 1);
+    let again: Client | undefined;
+    for (let i = 0; i < 50 && !again; i++) again = await connect('tenant1-agent', 'tenant1-password').catch(() => new Promise<undefined>((r) => setTimeout(() => r(undefined), 20)));
+    expect(again).toBeDefined();
+    expect(await metric(other, 'ormai_connections_refused_total', { reason: 'too_many_connections' })).toBeGreaterThanOrEqual(1);
+  } finally {
+    await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+    await other.close();
+  }
+});
