@@ -42,6 +42,9 @@ const DOUBLING: [string, (inner: string, i: number) => string][] = [
   ['the name of a field', (inner, i) => `SELECT (t${i}).x FROM (SELECT x + x AS x FROM (${inner}) s${i}) t${i}`],
   ['the name of a cast', (inner, i) => `SELECT (x + x)::int8 AS x FROM (SELECT x::int8 FROM (${inner}) a${i}) s${i}`],
   ['a name it does not know', (inner, i) => `SELECT x + x AS x FROM (SELECT current_date, x FROM (${inner}) a${i}) s${i}`],
+  ['the name of a CASE, its ELSE\'s', (inner, i) => `SELECT CASE WHEN x > 0 THEN x + x ELSE x END FROM (${inner}) s${i}`],
+  ['the name of a field past a subscript', (inner, i) => `SELECT (p${i}).x[:] FROM (SELECT ARRAY[x[1] + x[1]] AS x FROM (${inner}) r${i}) p${i}`],
+  ['the name of a scalar subquery of *', (inner, i) => `SELECT (SELECT * FROM (SELECT x + x AS x) z${i}) FROM (${inner}) s${i}`],
   ['a USING alias', (inner, i) => `SELECT j${i}.x + j${i}.x AS x FROM (${inner}) s${i} JOIN (SELECT 1 AS x) o${i} USING (x) AS j${i}`],
   ['the column aliases of a join', (inner, i) => `SELECT p + p AS x FROM ((${inner}) s${i} CROSS JOIN (SELECT 1 AS y) o${i}) AS j${i}(p, q)`],
 ];
