@@ -1,6 +1,6 @@
 // Comparisons with a tenant column in the agent's own text: what the tenant_forged flag is decided on,
 // and the literals the shape cache keeps in its key because that decision reads their values.
-import type { A_Expr, CaseExpr, Node, SelectStmt, SubLink } from '@pgsql/types';
+import type { A_Expr, CaseExpr, JoinExpr, Node, SelectStmt, SubLink } from '@pgsql/types';
 import { walk } from './rewrite/nodes';
 
 export interface TenantComparison {
@@ -45,51 +45,141 @@ function compareAll(root: Node, columns: ReadonlySet<string>): TenantComparison[
   let named = false;
   walk([root], (node) => {
     if (node.A_Expr !== undefined || node.SubLink !== undefined || node.CaseExpr !== undefined) compares.push(node);
+    else if (node.JoinExpr !== undefined) {
+      compares.push(node);
+      const join = node.JoinExpr as JoinExpr;
+      named ||= join.isNatural === true || (join.usingClause ?? []).some((n) => 'String' in n && columns.has(n.String.sval ?? ''));
+    }
     else if (node.SelectStmt !== undefined || node.RangeSubselect !== undefined || node.CommonTableExpr !== undefined) namers.push(node);
     else if (!named && (node.ColumnRef !== undefined || node.A_Indirection !== undefined)) named = isColumn(node as Node, columns);
   });
   if (!named) return [];
-  const names = aliasesOf(namers, columns);
+  const known: Known = { names: aliasesOf(namers, columns), constants: constantColumns(namers) };
   const out: TenantComparison[] = [];
   for (const node of compares) {
-    if (node.A_Expr !== undefined) compareExpr(node.A_Expr as A_Expr, names, out);
-    else if (node.SubLink !== undefined) compareSubLink(node.SubLink as SubLink, names, out);
-    else compareCase(node.CaseExpr as CaseExpr, names, out);
+    if (node.A_Expr !== undefined) compareExpr(node.A_Expr as A_Expr, known, out);
+    else if (node.SubLink !== undefined) compareSubLink(node.SubLink as SubLink, known, out);
+    else if (node.CaseExpr !== undefined) compareCase(node.CaseExpr as CaseExpr, known, out);
+    else compareJoin(node.JoinExpr as JoinExpr, known, out);
   }
   return out;
 }
 
-function compareExpr(expr: A_Expr, names: ReadonlySet<string>, out: TenantComparison[]): void {
-  const op = expr.name?.length === 1 && 'String' in expr.name[0] ? expr.name[0].String.sval : undefined;
+function compareExpr(expr: A_Expr, known: Known, out: TenantComparison[]): void {
+  const op = operatorName(expr.name);
   const left = rowItems(expr.lexpr);
   const right = rowItems(expr.rexpr);
   if (op === '=' && expr.kind === 'AEXPR_OP' && left && right && left.length === right.length) {
     // (tenant_id, id) = (2, 5): each element is a comparison of its own.
-    left.forEach((l, i) => compareSides(l, right[i], true, names, out));
+    left.forEach((l, i) => compareSides(l, right[i], true, known, out));
     return;
   }
   const rows = expr.kind === 'AEXPR_IN' && left && expr.rexpr && 'List' in expr.rexpr ? (expr.rexpr.List.items ?? []).map(rowItems) : undefined;
   if (op === '=' && left && rows?.every((row) => row?.length === left.length)) {
     // (tenant_id, id) IN ((1, 1), (1, 2)): element by element, row by row.
-    for (const row of rows) left.forEach((l, i) => compareSides(l, row![i], true, names, out));
+    for (const row of rows) left.forEach((l, i) => compareSides(l, row![i], true, known, out));
     return;
   }
   const equality = op === '=' && (expr.kind === 'AEXPR_OP' || expr.kind === 'AEXPR_IN' || expr.kind === 'AEXPR_OP_ANY' || expr.kind === 'AEXPR_NOT_DISTINCT');
-  compareSides(expr.lexpr, expr.rexpr, equality, names, out, expr.kind === 'AEXPR_OP_ANY');
+  compareSides(expr.lexpr, expr.rexpr, equality, known, out, expr.kind === 'AEXPR_OP_ANY');
 }
 
-function compareSubLink(link: SubLink, names: ReadonlySet<string>, out: TenantComparison[]): void {
+function compareSubLink(link: SubLink, known: Known, out: TenantComparison[]): void {
   if (!link.testexpr) return;
-  const op = link.operName?.length === 1 && 'String' in link.operName[0] ? link.operName[0].String.sval : undefined;
+  const op = operatorName(link.operName);
   const equality = link.subLinkType === 'ANY_SUBLINK' && (op === undefined || op === '=');
+  const left = rowItems(link.testexpr);
+  const rows = left ? yieldedRows(link.subselect) : undefined;
+  if (equality && left && rows && rows.every((row) => row.length === left.length)) {
+    // (tenant_id, id) IN (VALUES (1, 5)): element by element, row by row.
+    for (const row of rows) left.forEach((l, i) => compareSides(l, row[i], true, known, out));
+    return;
+  }
   // What the subquery yields: the values of its targets, its VALUES rows, both sides of a set operation.
-  compareSides(link.testexpr, { List: { items: yielded(link.subselect) } } as Node, equality, names, out);
+  compareSides(link.testexpr, { List: { items: yielded(link.subselect) } } as Node, equality, known, out);
+}
+
+/** `JOIN … USING (tenant_id)` or NATURAL JOIN with a derived table whose tenant_id holds constants: an equality with them. */
+function compareJoin(join: JoinExpr, known: Known, out: TenantComparison[]): void {
+  const using = join.isNatural ? [...known.constants.keys()] : (join.usingClause ?? []).map((n) => ('String' in n ? (n.String.sval ?? '') : ''));
+  for (const name of using) {
+    const constants = known.constants.get(name);
+    if (!known.names.has(name) || !constants) continue;
+    compareSides({ ColumnRef: { fields: [{ String: { sval: name } }] } } as Node, { List: { items: constants } } as Node, true, known, out);
+  }
+}
+
+/** The operator's name, bare or qualified with pg_catalog (`OPERATOR(pg_catalog.=)`). */
+function operatorName(name: Node[] | undefined): string | undefined {
+  const parts = (name ?? []).map((n) => ('String' in n ? n.String.sval : undefined));
+  if (parts.length === 1) return parts[0];
+  return parts.length === 2 && parts[0] === 'pg_catalog' ? parts[1] : undefined;
+}
+
+/** The rows a subquery yields, each as its expressions, when it is VALUES or a SELECT of expressions (set operations: both sides). */
+function yieldedRows(node: Node | undefined): Node[][] | undefined {
+  const select = (node as { SelectStmt?: SelectStmt } | undefined)?.SelectStmt ?? (node as SelectStmt | undefined);
+  if (!select) return undefined;
+  if (select.op !== undefined && select.op !== 'SETOP_NONE') {
+    const l = yieldedRows(select.larg as Node);
+    const r = yieldedRows(select.rarg as Node);
+    return l && r ? [...l, ...r] : undefined;
+  }
+  if (select.valuesLists) return select.valuesLists.map((row) => (row as { List?: { items?: Node[] } }).List?.items ?? []);
+  return [(select.targetList ?? []).map((t) => (t as { ResTarget?: { val?: Node } }).ResTarget?.val).filter((n): n is Node => n !== undefined)];
+}
+
+interface Known {
+  /** The tenant columns' names and their aliases. */
+  names: ReadonlySet<string>;
+  /** Columns of derived tables and CTEs that hold only constants or parameters: by name, those values. */
+  constants: ReadonlyMap<string, Node[]>;
+}
+
+/** A bare column (under casts) that stands for constants becomes the list of them; a list, item by item. */
+function valued(node: Node | undefined, known: Known): Node | undefined {
+  let inner = node;
+  while (inner && 'TypeCast' in inner) inner = inner.TypeCast.arg;
+  if (inner && 'ColumnRef' in inner) {
+    const name = lastField(inner.ColumnRef.fields);
+    const constants = known.names.has(name) ? undefined : known.constants.get(name);
+    return constants ? ({ List: { items: constants } } as Node) : node;
+  }
+  if (inner && 'List' in inner) return { List: { items: (inner.List.items ?? []).map((item) => valued(item, known) ?? item) } } as Node;
+  return node;
+}
+
+/** Columns that hold only constants or parameters: targets `SELECT 2 AS t`, and VALUES or targets renamed by a column alias list. */
+function constantColumns(namers: readonly Record<string, unknown>[]): Map<string, Node[]> {
+  const out = new Map<string, Node[]>();
+  const add = (name: string | undefined, value: Node | undefined): void => {
+    if (name === undefined || value === undefined || !valuesOnly(value)) return;
+    const list = out.get(name);
+    if (list) list.push(value);
+    else out.set(name, [value]);
+  };
+  const byPosition = (query: Node | undefined, aliases: Node[] | undefined): void => {
+    if (!aliases) return;
+    for (const row of yieldedRows(query) ?? []) row.forEach((value, i) => add(aliases[i] && 'String' in aliases[i] ? aliases[i].String.sval : undefined, value));
+  };
+  for (const node of namers) {
+    const select = node.SelectStmt as { targetList?: Node[] } | undefined;
+    for (const target of select?.targetList ?? []) {
+      const res = (target as { ResTarget?: { name?: string; val?: Node } }).ResTarget;
+      add(res?.name, res?.val);
+    }
+    const sub = node.RangeSubselect as { subquery?: Node; alias?: { colnames?: Node[] } } | undefined;
+    byPosition(sub?.subquery, sub?.alias?.colnames);
+    const cte = node.CommonTableExpr as { ctequery?: Node; aliascolnames?: Node[] } | undefined;
+    byPosition(cte?.ctequery, cte?.aliascolnames);
+  }
+  return out;
 }
 
 /** `CASE tenant_id WHEN 2 THEN …`: the argument compared with each WHEN's value. */
-function compareCase(expr: CaseExpr, names: ReadonlySet<string>, out: TenantComparison[]): void {
+function compareCase(expr: CaseExpr, known: Known, out: TenantComparison[]): void {
   if (!expr.arg) return;
-  for (const when of expr.args ?? []) compareSides(expr.arg, (when as { CaseWhen?: { expr?: Node } }).CaseWhen?.expr, true, names, out);
+  for (const when of expr.args ?? []) compareSides(expr.arg, (when as { CaseWhen?: { expr?: Node } }).CaseWhen?.expr, true, known, out);
 }
 
 /** The expressions a subquery yields as its first column's values. */
@@ -102,7 +192,11 @@ function yielded(node: Node | undefined): Node[] {
 }
 
 /** One comparison when one side involves a tenant column; `equality` holds only for the bare column against values. */
-function compareSides(left: Node | undefined, right: Node | undefined, equality: boolean, names: ReadonlySet<string>, out: TenantComparison[], underAny = false): void {
+function compareSides(left: Node | undefined, right: Node | undefined, equality: boolean, known: Known, out: TenantComparison[], underAny = false): void {
+  const { names } = known;
+  // A column of a derived table or CTE that holds constants stands for them (`JOIN (SELECT 2 AS t) v ON tenant_id = v.t`).
+  left = valued(left, known);
+  right = valued(right, known);
   const l = involves(left, names);
   const r = involves(right, names);
   if (!l && !r) return;

@@ -129,6 +129,14 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     "SELECT id FROM orders WHERE tenant_id = ANY ('{1,2}')",
     'SELECT id FROM orders WHERE tenant_id = $1 + 1',
     'SELECT id FROM orders WHERE (tenant_id, id) IN ((1, 1), (2, 2))',
+    'SELECT o.id FROM orders o JOIN (SELECT 2 AS t) v ON o.tenant_id = v.t',
+    'SELECT id FROM orders JOIN (SELECT 2 AS tenant_id) t USING (tenant_id)',
+    'SELECT id FROM orders NATURAL JOIN (SELECT 2 AS tenant_id) t',
+    'SELECT id FROM orders WHERE tenant_id IN (SELECT x FROM (SELECT 2 AS x) s)',
+    'WITH t AS (SELECT 2 AS k) SELECT id FROM orders, t WHERE orders.tenant_id = t.k',
+    'SELECT id FROM orders, (VALUES (2)) v(x) WHERE tenant_id = x',
+    'SELECT id FROM orders WHERE tenant_id = ANY (SELECT x FROM (VALUES (2)) v(x))',
+    'SELECT id FROM orders WHERE (tenant_id, id) IN (VALUES (2, 5))',
   ];
   // Tenant 1's own rows, joins on the tenant column, and parameters (judged at Bind) are not flagged.
   const NOT_FORGED = [
@@ -144,6 +152,10 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     "SELECT id FROM orders WHERE tenant_id = ANY ('{1}')",
     'SELECT id FROM orders WHERE tenant_id IN (SELECT tenant_id FROM customers WHERE id = 5)',
     'SELECT CASE tenant_id WHEN 1 THEN true END FROM orders',
+    'SELECT id FROM orders WHERE (tenant_id, id) IN (VALUES (1, 5))',
+    'SELECT id FROM orders WHERE tenant_id OPERATOR(pg_catalog.=) 1',
+    'SELECT o.id FROM orders o JOIN (SELECT 1 AS t) v ON o.tenant_id = v.t',
+    'SELECT id FROM orders JOIN (SELECT 1 AS tenant_id, 5 AS k) t USING (tenant_id)',
   ];
   for (const protocol of ['simple', 'extended'] as const) {
     test.each(FORGED)(`${protocol}: %s`, (sql) => {
