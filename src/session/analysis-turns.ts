@@ -6,10 +6,11 @@
 // they ran back to back, and another tenant's one-row read, which needs a few round trips of its
 // own (the scan budget's EXPLAIN, the statement, the audit), waited behind one of them at each:
 // 1.1 s. Here every analysis that took long is followed by a pause as long, for its tenant: its
-// next statement waits for its turn until then, and meanwhile every other session runs. A long
-// text waits for its turn in any case, since its cost is known only once it is analysed: one at a
-// time per tenant. A tenant's costly statements then take at most half the thread while they
-// last, however many connections send them, and another tenant waits for at most one of them.
+// statements then wait for their turns, one a turn of the event loop once the pause is over, and
+// meanwhile every other session runs. A long text waits for its turn in any case, since its cost
+// is known only once it is analysed. A tenant's costly statements then take at most about half
+// the thread while they last, however many connections send them, and another tenant waits for
+// at most one of them; a tenant whose analyses are cheap never waits.
 
 /** Texts shorter than this (in UTF-16 units) are analysed at once: their analysis takes a few milliseconds at most. */
 export const LONG_TEXT = 4096;
@@ -18,12 +19,12 @@ export const LONG_TEXT = 4096;
 const PAUSE_FROM_MS = 5;
 
 interface TenantTurns {
-  waiting: Array<() => void>;
-  /** When the tenant's next statement may be analysed (performance.now()). */
+  /** When the tenant's pause ends (performance.now()). */
   readyAt: number;
-  /** A turn has been given and its work is not over. */
-  busy: boolean;
+  /** Statements waiting for their turn, oldest first. */
+  queue: Array<() => void>;
   timer: NodeJS.Timeout | undefined;
+  immediate: NodeJS.Immediate | undefined;
 }
 
 export class AnalysisTurns {
@@ -33,70 +34,66 @@ export class AnalysisTurns {
   run<T>(tenant: string, work: () => T): Promise<T> {
     return new Promise<void>((resolve) => {
       const turns = this.entry(tenant);
-      turns.waiting.push(resolve);
-      turns.timer?.ref();
-      this.next(tenant, turns);
-    }).then(() => {
-      try {
-        return work();
-      } finally {
-        const turns = this.entry(tenant);
-        turns.busy = false;
-        this.next(tenant, turns);
-      }
-    });
+      turns.queue.push(resolve);
+      this.schedule(tenant, turns);
+    }).then(work);
   }
 
-  /** An analysis of the tenant's took `ms`: its next statement waits as long, when that is long enough to matter. */
+  /** An analysis of the tenant's took `ms`: its next statements wait as long, when that is long enough to matter. */
   charge(tenant: string, ms: number): void {
     if (ms < PAUSE_FROM_MS) return;
     const turns = this.entry(tenant);
     turns.readyAt = Math.max(turns.readyAt, performance.now() + ms);
-    this.next(tenant, turns);
+    this.schedule(tenant, turns);
   }
 
-  /** Must the tenant's next statement wait for its turn: one at work, one waiting, or a pause not over? */
-  owes(tenant: string): boolean {
+  /**
+   * Must a statement of the tenant wait for a turn: a long text always; another while the
+   * tenant's pause lasts or others wait before it.
+   */
+  waits(tenant: string, long: boolean): boolean {
+    if (long) return true;
     const turns = this.tenants.get(tenant);
-    return turns !== undefined && (turns.busy || turns.waiting.length > 0 || turns.readyAt > performance.now());
+    return turns !== undefined && (turns.queue.length > 0 || turns.readyAt > performance.now());
   }
 
-  /** Tenants with a statement waiting, at work, or in a pause. */
+  /** Tenants with a statement waiting or in a pause. */
   get active(): number {
     return this.tenants.size;
   }
 
   private entry(tenant: string): TenantTurns {
     let turns = this.tenants.get(tenant);
-    if (!turns) this.tenants.set(tenant, (turns = { waiting: [], readyAt: 0, busy: false, timer: undefined }));
+    if (!turns) this.tenants.set(tenant, (turns = { readyAt: 0, queue: [], timer: undefined, immediate: undefined }));
     return turns;
   }
 
-  /** Gives the next turn once the pause is over; forgets the tenant when nothing waits and the pause is over. */
-  private next(tenant: string, turns: TenantTurns): void {
-    if (turns.busy || turns.timer) return;
-    const delay = Math.max(0, turns.readyAt - performance.now());
-    if (turns.waiting.length === 0 && delay === 0) {
-      this.tenants.delete(tenant);
+  /**
+   * One statement a turn of the event loop once the pause is over (setImmediate: after the loop
+   * has read every socket): its work runs before the next turn, so a costly one's pause holds
+   * back the rest. Forgets a tenant with nothing waiting once its pause is over.
+   */
+  private schedule(tenant: string, turns: TenantTurns): void {
+    if (turns.timer || turns.immediate) return;
+    const delay = turns.readyAt - performance.now();
+    if (turns.queue.length === 0) {
+      if (delay <= 0) this.tenants.delete(tenant);
+      else (turns.timer = setTimeout(() => this.woken(tenant, turns), delay)).unref();
       return;
     }
-    // A timer, even of 0 ms, lets the event loop read every socket before the turn is given.
-    turns.timer = setTimeout(() => {
-      turns.timer = undefined;
-      if (turns.readyAt > performance.now()) {
-        this.next(tenant, turns);
-        return;
-      }
-      const resolve = turns.waiting.shift();
-      if (!resolve) {
-        this.next(tenant, turns);
-        return;
-      }
-      turns.busy = true;
-      resolve();
-    }, delay);
-    // Only a pause with nothing waiting: no reason to keep the process up.
-    if (turns.waiting.length === 0) turns.timer.unref();
+    if (delay > 0) turns.timer = setTimeout(() => this.woken(tenant, turns), delay);
+    else {
+      turns.immediate = setImmediate(() => {
+        turns.immediate = undefined;
+        if (turns.readyAt <= performance.now()) turns.queue.shift()?.();
+        this.schedule(tenant, turns);
+      });
+    }
+  }
+
+  private woken(tenant: string, turns: TenantTurns): void {
+    turns.timer = undefined;
+    this.schedule(tenant, turns);
   }
 }
 

@@ -515,7 +515,7 @@ export class Session {
       this.turned = undefined;
       return false;
     }
-    return message.sql.length >= LONG_TEXT || analysisTurns.owes(this.deps.principal.tenantId);
+    return analysisTurns.waits(this.deps.principal.tenantId, message.sql.length >= LONG_TEXT);
   }
 
   /** Handles the message in its tenant's turn. */

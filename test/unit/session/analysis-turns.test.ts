@@ -1,5 +1,5 @@
-// Turns at the analysis (src/session/analysis-turns.ts): a tenant's statements one at a time, a costly analysis
-// followed by a pause as long, in which the event loop serves everything else; tenants do not wait for each other.
+// Turns at the analysis (src/session/analysis-turns.ts): a costly analysis holds its tenant's next statements back
+// as long (all released together when the pause ends), long texts go one at a time, and tenants never wait for each other.
 import { AnalysisTurns } from '../../../src/session/analysis-turns';
 
 /** Keeps the thread busy for `ms`, as an analysis does. */
@@ -10,7 +10,7 @@ function busy(ms: number): void {
   }
 }
 
-test("a tenant's works run one at a time, and a timer set during one runs before the next starts", async () => {
+test("a tenant's long texts run one at a time, and a timer set during one runs before the next starts", async () => {
   const turns = new AnalysisTurns();
   const log: string[] = [];
   const works = [0, 1, 2].map((i) =>
@@ -26,12 +26,10 @@ test("a tenant's works run one at a time, and a timer set during one runs before
   expect(await Promise.all(works)).toEqual([0, 1, 2]);
   await new Promise((r) => setTimeout(r, 0));
   expect(log).toEqual(['start 0', 'end 0', 'other after 0', 'start 1', 'end 1', 'other after 1', 'start 2', 'end 2', 'other after 2']);
-  // The tenant is forgotten once the pause after its last work is over.
-  await new Promise((r) => setTimeout(r, 40));
   expect(turns.active).toBe(0);
 });
 
-test('the pause after a work is as long as the work, and only for its tenant', async () => {
+test('the pause after a costly analysis is as long as it, and only for its tenant', async () => {
   const turns = new AnalysisTurns();
   const at: Record<string, number> = {};
   const a = [0, 1].map((i) =>
@@ -60,24 +58,48 @@ test('work that fails still ends its turn, and its error reaches the caller', as
   expect(await turns.run('a', () => 'next')).toBe('next');
 });
 
-test("a costly analysis outside a turn holds the tenant's next statement back for as long; a cheap one does not", async () => {
+test("short statements wait while their tenant's pause lasts or others wait, then take their turns one a turn of the event loop", async () => {
   const turns = new AnalysisTurns();
+  expect(turns.waits('a', false)).toBe(false);
+  expect(turns.waits('a', true)).toBe(true);
   turns.charge('a', 2);
-  expect(turns.owes('a')).toBe(false);
+  expect(turns.waits('a', false)).toBe(false);
   turns.charge('a', 30);
-  expect(turns.owes('a')).toBe(true);
-  expect(turns.owes('b')).toBe(false);
+  expect(turns.waits('a', false)).toBe(true);
+  expect(turns.waits('b', false)).toBe(false);
+  // A counter the event loop advances once per turn (a macrotask each).
+  let tick = 0;
+  let ticking = true;
+  const advance = (): void => {
+    tick++;
+    if (ticking) setImmediate(advance);
+  };
+  setImmediate(advance);
   const charged = performance.now();
-  const started = await turns.run('a', () => performance.now());
-  expect(started - charged).toBeGreaterThanOrEqual(29);
-  expect(turns.owes('a')).toBe(false);
-  expect(turns.active).toBe(0);
+  const ran = await Promise.all(Array.from({ length: 20 }, () => turns.run('a', () => ({ tick, at: performance.now() }))));
+  ticking = false;
+  // One a turn: a costly one among them would hold back the rest with its own pause.
+  expect(new Set(ran.map((r) => r.tick)).size).toBe(20);
+  expect(Math.min(...ran.map((r) => r.at)) - charged).toBeGreaterThanOrEqual(29);
+  expect(turns.waits('a', false)).toBe(false);
 });
 
-test('cheap work leaves no pause', async () => {
+test('a costly statement among the waiting ones holds back the rest for its own pause', async () => {
   const turns = new AnalysisTurns();
-  const order: number[] = [];
-  await Promise.all([0, 1, 2].map((i) => turns.run('a', () => order.push(i))));
-  expect(order).toEqual([0, 1, 2]);
+  const costly = turns.run('a', () => {
+    busy(20);
+    turns.charge('a', 20);
+    return performance.now();
+  });
+  const cheap = turns.run('a', () => performance.now());
+  const [ended, next] = await Promise.all([costly, cheap]);
+  expect(next - ended).toBeGreaterThanOrEqual(19);
+});
+
+test('a tenant with nothing waiting is forgotten once its pause is over', async () => {
+  const turns = new AnalysisTurns();
+  turns.charge('a', 10);
+  expect(turns.active).toBe(1);
+  await new Promise((r) => setTimeout(r, 30));
   expect(turns.active).toBe(0);
 });
