@@ -7,10 +7,11 @@
 // copied 2^n times, and planning does not check for cancellation: over a table, 16 levels of
 // `SELECT x + x AS x FROM (…)` planned for 1.6–2.4 s on PostgreSQL 15 whatever the
 // statement_timeout, and 17 levels under `WHERE x > 0` for 13–18 s.
-// So a statement is refused when its expanded size passes a bound, counted in the parse tree's
-// objects as the node bound is. The count assumes every derived table and CTE is pulled up
-// (what stops PostgreSQL — OFFSET 0, aggregates, several references — only makes it smaller)
-// and takes, where a name could mean several columns, the largest.
+// Parse analysis copies operands too (lexprCopies). So a statement is refused when its expanded
+// size passes a bound, counted in the parse tree's objects as the node bound is. The count assumes
+// every derived table and CTE is pulled up (what stops PostgreSQL — OFFSET 0, aggregates, several
+// references to a CTE — only makes it smaller), names targets as PostgreSQL does (figure), and
+// takes, where a name could mean several columns (or one it cannot name), the largest.
 import type { Node } from '@pgsql/types';
 
 /** Objects of a column reference to a table's own column (wrapper, body, fields, one String): its expansion is itself. */
@@ -53,7 +54,7 @@ class Beyond extends Error {}
 
 /**
  * The expanded size of a statement's tree, or `undefined` once it passes `bound` (the walk stops there).
- * A tree without derived tables or CTEs is its own size; the caller skips those.
+ * A tree without derived tables, CTEs or operators that copy an operand is its own size; the caller skips those.
  */
 export function expandedSize(root: Node, bound: number): number | undefined {
   const walker = new Walker(bound);
