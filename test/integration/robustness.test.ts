@@ -249,3 +249,19 @@ test('an SSLRequest without TLS configured is answered N, and a startup sent rig
   const answer = await rawExchange(Buffer.concat([ssl, startup(3, 0, { user: 'tenant1-agent', database: 'app' })]));
   expect(answer.toString('latin1', 0, 2)).toBe('NR');
 });
+
+test('a 12.8 MB result arrives whole under both protocols, read from the upstream a turn of the event loop at a time', async () => {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    const sql = 'SELECT g, repeat(md5(g::text), 20000) AS v FROM generate_series(1, 20) g ORDER BY g';
+    const direct = await db.query<{ v: string }>(sql);
+    expect(direct.reduce((n, r) => n + r.v.length, 0)).toBe(12_800_000);
+    for (const extended of [false, true]) {
+      const { rows } = await c.query(extended ? { text: sql.replace('1, 20)', '1, $1::int)'), values: [20] } : sql);
+      expect(rows.map((r: { v: string }) => r.v)).toEqual(direct.map((r) => r.v));
+    }
+  } finally {
+    await c.end();
+  }
+});
