@@ -162,12 +162,24 @@ function constantColumns(namers: readonly Record<string, unknown>[]): Map<string
     if (!aliases) return;
     for (const row of yieldedRows(query) ?? []) row.forEach((value, i) => add(aliases[i] && 'String' in aliases[i] ? aliases[i].String.sval : undefined, value));
   };
-  for (const node of namers) {
-    const select = node.SelectStmt as { targetList?: Node[] } | undefined;
-    for (const target of select?.targetList ?? []) {
+  // Each SELECT's targets, and a set operation's arms (bodies without a node wrapper, which the walk does not list).
+  const targets = (select: SelectStmt | undefined): void => {
+    if (!select) return;
+    if (select.op !== undefined && select.op !== 'SETOP_NONE') {
+      // Named by its first arm, valued by every arm's row.
+      let first: SelectStmt | undefined = select;
+      while (first?.op !== undefined && first.op !== 'SETOP_NONE') first = first.larg;
+      const names = (first?.targetList ?? []).map((t) => (t as { ResTarget?: { name?: string } }).ResTarget?.name);
+      for (const row of yieldedRows({ SelectStmt: select } as Node) ?? []) row.forEach((value, i) => add(names[i], value));
+      return;
+    }
+    for (const target of select.targetList ?? []) {
       const res = (target as { ResTarget?: { name?: string; val?: Node } }).ResTarget;
       add(res?.name, res?.val);
     }
+  };
+  for (const node of namers) {
+    targets(node.SelectStmt as SelectStmt | undefined);
     const sub = node.RangeSubselect as { subquery?: Node; alias?: { colnames?: Node[] } } | undefined;
     byPosition(sub?.subquery, sub?.alias?.colnames);
     const cte = node.CommonTableExpr as { ctequery?: Node; aliascolnames?: Node[] } | undefined;
@@ -200,6 +212,13 @@ function compareSides(left: Node | undefined, right: Node | undefined, equality:
   const l = involves(left, names);
   const r = involves(right, names);
   if (!l && !r) return;
+  if (l && r && equality && !underAny) {
+    // `o.tenant_id = v.tenant_id` where v holds constants under the tenant column's own name
+    // (`(VALUES (2, 5)) v(tenant_id, id)`): without scopes, the other side may be those constants.
+    const name = isColumn(left, names) && isColumn(right, names) ? columnName(right) : undefined;
+    const constants = name === undefined ? undefined : known.constants.get(name);
+    if (constants) compareSides(left, { List: { items: constants } } as Node, true, known, out);
+  }
   const other = l && !r ? right : r && !l ? left : undefined;
   const direct = l && !r ? isColumn(left, names) : r && !l ? isColumn(right, names) && !underAny : false;
   const found = { constants: [] as Node[], params: [] as number[], locations: [] as number[] };
@@ -250,6 +269,13 @@ function isColumn(node: Node | undefined, names: ReadonlySet<string>): boolean {
   while (node && 'TypeCast' in node) node = node.TypeCast.arg;
   if (node && 'A_Indirection' in node) return names.has(lastField(node.A_Indirection.indirection));
   return node !== undefined && 'ColumnRef' in node && names.has(lastField(node.ColumnRef.fields));
+}
+
+/** The name of a column reference or a row's field (under casts). */
+function columnName(node: Node | undefined): string | undefined {
+  while (node && 'TypeCast' in node) node = node.TypeCast.arg;
+  if (node && 'A_Indirection' in node) return lastField(node.A_Indirection.indirection);
+  return node && 'ColumnRef' in node ? lastField(node.ColumnRef.fields) : undefined;
 }
 
 function lastField(fields: Node[] | undefined): string {

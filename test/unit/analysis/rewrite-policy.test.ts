@@ -137,6 +137,10 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     'SELECT id FROM orders, (VALUES (2)) v(x) WHERE tenant_id = x',
     'SELECT id FROM orders WHERE tenant_id = ANY (SELECT x FROM (VALUES (2)) v(x))',
     'SELECT id FROM orders WHERE (tenant_id, id) IN (VALUES (2, 5))',
+    'SELECT o.id FROM orders o JOIN (VALUES (2, 5)) AS v(tenant_id, id) ON o.tenant_id = v.tenant_id AND o.id = v.id',
+    'SELECT orders.id FROM orders, (SELECT 2 AS tenant_id) s WHERE orders.tenant_id = s.tenant_id',
+    'SELECT o.id FROM orders o JOIN (SELECT 1 AS t UNION SELECT 2) v ON o.tenant_id = v.t',
+    'SELECT id FROM orders NATURAL JOIN (SELECT 2 AS tenant_id UNION SELECT 3) v',
   ];
   // Tenant 1's own rows, joins on the tenant column, and parameters (judged at Bind) are not flagged.
   const NOT_FORGED = [
@@ -156,6 +160,8 @@ describe('tenant_forged through casts, expressions, ranges, subqueries, rows and
     'SELECT id FROM orders WHERE tenant_id OPERATOR(pg_catalog.=) 1',
     'SELECT o.id FROM orders o JOIN (SELECT 1 AS t) v ON o.tenant_id = v.t',
     'SELECT id FROM orders JOIN (SELECT 1 AS tenant_id, 5 AS k) t USING (tenant_id)',
+    'SELECT o.id FROM orders o JOIN (VALUES (1, 5), (1, 6)) AS v(tenant_id, id) ON o.tenant_id = v.tenant_id AND o.id = v.id',
+    'SELECT o.id FROM orders o JOIN customers c ON c.tenant_id = o.tenant_id',
   ];
   for (const protocol of ['simple', 'extended'] as const) {
     test.each(FORGED)(`${protocol}: %s`, (sql) => {
