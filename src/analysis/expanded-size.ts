@@ -14,6 +14,7 @@
 // takes, where a name could mean several columns (or one it cannot name), the largest.
 import type { Node } from '@pgsql/types';
 import { figureName, stringOf } from './column-names';
+import { nodeBody } from './types';
 
 /** Objects of a column reference to a table's own column (wrapper, body, fields, one String): its expansion is itself. */
 const OWN_COLUMN = 5;
@@ -304,11 +305,6 @@ function isConstant(node: Node): boolean {
 
 /** The fields of a statement body that are FROM items. */
 const FROM_KEYS = ['fromClause', 'usingClause', 'relation', 'sourceRelation'];
-
-function nodeBody(node: unknown): Record<string, unknown> {
-  const record = (node ?? {}) as Record<string, unknown>;
-  return (Object.values(record)[0] ?? {}) as Record<string, unknown>;
-}
 
 function columnsOf(ordered: Columns['ordered']): Columns {
   const named = new Map<string, number>();

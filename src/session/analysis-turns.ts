@@ -1,5 +1,4 @@
-// Turns at the analysis for long statement texts, per tenant: one tenant's costly statements cannot
-// stall every other tenant's.
+// Turns at the analysis, per tenant: one tenant's costly statements cannot stall every other tenant's.
 //
 // Analysis runs on the process's one thread: a 20,000-value IN list passes every bound and takes
 // 0.25 s, a 30,000-value one 0.4 s. Sent on four connections at once and again as each finished,
