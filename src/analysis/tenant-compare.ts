@@ -194,13 +194,9 @@ function compareCase(expr: CaseExpr, known: Known, out: TenantComparison[]): voi
   for (const when of expr.args ?? []) compareSides(expr.arg, (when as { CaseWhen?: { expr?: Node } }).CaseWhen?.expr, true, known, out);
 }
 
-/** The expressions a subquery yields as its first column's values. */
+/** The expressions a subquery yields as its first column's values (yieldedRows, first of each row). */
 function yielded(node: Node | undefined): Node[] {
-  const select = (node as { SelectStmt?: SelectStmt } | undefined)?.SelectStmt ?? (node as SelectStmt | undefined);
-  if (!select) return [];
-  if (select.op !== undefined && select.op !== 'SETOP_NONE') return [...yielded(select.larg as Node), ...yielded(select.rarg as Node)];
-  if (select.valuesLists) return select.valuesLists.map((row) => (row as { List?: { items?: Node[] } }).List?.items?.[0]).filter((n): n is Node => n !== undefined);
-  return (select.targetList ?? []).map((t) => (t as { ResTarget?: { val?: Node } }).ResTarget?.val).filter((n): n is Node => n !== undefined);
+  return (yieldedRows(node) ?? []).flatMap((row) => (row[0] ? [row[0]] : []));
 }
 
 /** One comparison when one side involves a tenant column; `equality` holds only for the bare column against values. */
