@@ -194,6 +194,8 @@ export class Session {
   constructor(private readonly deps: SessionDeps) {
     this.client = deps.client;
     this.server = deps.upstream.socket;
+    // A message past max_message_size ends the session (tooLarge), and the answers after it are still read.
+    deps.upstream.framer.skipOversized = true;
     this.state = new SessionState(deps.preparedText);
     this.router = new ResponseRouter(deps.principal, deps.upstream.parameters);
     // Portals live until the end of their transaction. Those confirmed so far were all bound before
@@ -1471,13 +1473,17 @@ export class Session {
   // ---- upstream → client ----
 
   private onUpstreamData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.unreadable) return;
     let frames: BackendFrame[];
     try {
       frames = this.deps.upstream.framer.push(chunk);
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message }, 'invalid data from upstream');
+      // Nothing after a message that cannot be read can be: the session ends, and what it was
+      // waiting for has an unknown outcome.
+      this.unreadable = true;
+      this.deps.log.error({ err: toProxyError(err).logMessage ?? (err as Error).message }, 'invalid data from upstream');
       this.fatal(new ProxyError('upstream_lost'));
+      this.abandonDrain('the database sent a message the proxy cannot read');
       return;
     }
     this.relay(frames);
@@ -1513,6 +1519,8 @@ export class Session {
   }
 
   private resultBytes = 0;
+  /** The database sent a message the framer could not read: nothing after it is. */
+  private unreadable = false;
 
   private relay(frames: BackendFrame[]): void {
     const out = new ByteBatch();
@@ -1523,6 +1531,11 @@ export class Session {
     const limit = this.resultLimit;
     try {
       for (const frame of frames) {
+        if (frame.oversized) {
+          send();
+          this.tooLarge(frame);
+          continue;
+        }
         if (limit !== undefined && !this.ended) {
           // The tool engine holds a whole result in memory: past the budget the call ends here.
           // The frames still arriving are routed (their answers complete the audit events; the
@@ -1553,6 +1566,27 @@ export class Session {
     send();
     if (this.draining && this.router.pending.size === 0) this.endDrained();
     else if (this.stopping) this.stopIfIdle();
+  }
+
+  /**
+   * A message from the database past max_message_size (a row with a value of hundreds of
+   * megabytes): its bytes are skipped, never held, and the session ends with the reason, as it
+   * cannot go on with an answer the client did not get. The statement is cancelled; its event
+   * records what PostgreSQL did, with the rows the client received.
+   */
+  private tooLarge(frame: BackendFrame): void {
+    if (this.ended) return;
+    const limit = this.deps.config.maxMessageSize;
+    this.deps.log.warn({ code: frame.code, bytes: frame.length + 1, limit }, 'message from the database past max_message_size: session ended');
+    this.fatal(
+      new ProxyError('result_too_large', {
+        message:
+          frame.code === 'D'
+            ? `a row of the result is ${frame.length + 1} bytes; one message from the database may be at most ${limit} bytes`
+            : `a message from the database is ${frame.length + 1} bytes; one message may be at most ${limit} bytes`,
+        hint: 'The statement was cancelled and the session ended; reconnect and ask for smaller values in each row: left(col, 1000), length(col) or a part of an array or JSON value instead of the whole.',
+      }),
+    );
   }
 
   /** In order, behind any write whose audit event is still being made durable. */

@@ -55,6 +55,43 @@ test('a message over max_message_size ends that connection with 08P01, and only 
   await stillServes();
 });
 
+test('a row from the database over max_message_size ends that session with the reason, never held whole, under both protocols; the statement has its event and the proxy keeps serving', async () => {
+  // A value of 2 MB from the table (nothing the planner folds): over the 1 MiB limit.
+  const sql = (n: string) => `SELECT id, repeat(name, ${n}) AS big FROM customers ORDER BY id LIMIT 1`;
+  const [{ name }] = await db.query<{ name: string }>('SELECT name FROM customers WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+  const times = Math.ceil(2_000_000 / name.length);
+  const rowBytes = 1 + 4 + 2 + (4 + 1) + 4 + name.length * times;
+  const before = proxy.auditEvents().length;
+  for (const extended of [false, true]) {
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    const ended = new Promise<void>((resolve) => c.on('end', () => resolve()));
+    c.on('error', () => undefined);
+    const err = (await c.query(extended ? { text: sql('$1::int'), values: [times] } : sql(String(times))).catch((e: unknown) => e)) as Error & { code?: string; severity?: string; hint?: string };
+    expect({ code: err.code, severity: err.severity, message: err.message }).toEqual({
+      code: '54000',
+      severity: 'FATAL',
+      message: `result_too_large: a row of the result is ${rowBytes} bytes; one message from the database may be at most 1048576 bytes`,
+    });
+    expect(err.hint).toMatch(/left\(col, 1000\)/);
+    await ended;
+    await c.end().catch(() => undefined);
+  }
+  // Each statement's event says what PostgreSQL did with it (its rows, or the cancel), with the rows the client got: none.
+  await waitFor(async () => proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement').length >= 2, 5000);
+  const events = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement');
+  expect(events.map((e) => [e.protocol, e.rows])).toEqual([['simple', 0], ['extended', 0]]);
+  await stillServes();
+  // Below the limit, the same statement answers as PostgreSQL does.
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    expect((await c.query(sql('100'))).rows[0].big).toBe(name.repeat(100));
+  } finally {
+    await c.end();
+  }
+});
+
 test.each([
   ['unknown message type', frame('!', Buffer.from('x'))],
   ['length shorter than its own header', frame('Q', Buffer.alloc(0), 2)],

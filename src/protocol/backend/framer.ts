@@ -16,6 +16,11 @@ export interface BackendFrame {
   length: number;
   /** The whole frame, code byte included, to forward untouched. */
   raw: Buffer;
+  /**
+   * A message past maxMessageSize, read while skipOversized is set: `raw` is its 5-byte header
+   * only (its body is discarded as it arrives). Never forward it.
+   */
+  oversized?: true;
 }
 
 export interface BackendFramerOptions {
@@ -42,6 +47,15 @@ export class BackendFramer {
   private frame: Buffer = EMPTY;
   private frameFill = 0;
   private frameSize = 0;
+  /** Bytes of an oversized message's body still to discard. */
+  private skip = 0;
+  /**
+   * Off: a message past maxMessageSize is refused (push throws), and nothing after it can be
+   * read. On (a session, once connected): it comes out as a header-only frame marked
+   * `oversized` and its body is discarded as it arrives, without being held, so the messages
+   * after it are read as they should be.
+   */
+  skipOversized = false;
 
   constructor(opts: BackendFramerOptions) {
     this.maxMessageSize = opts.maxMessageSize;
@@ -64,6 +78,12 @@ export class BackendFramer {
         this.frameFill = this.frameSize = 0;
       }
       if (off >= chunk.length) return out;
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - off);
+        this.skip -= n;
+        off += n;
+        continue;
+      }
       if (this.frameSize > 0) {
         off = this.assemble(chunk, off);
         continue;
@@ -75,10 +95,17 @@ export class BackendFramer {
         off += n;
         if (this.headFill < HEADER) return out;
         this.headFill = 0;
-        this.startAssembly(this.frameSizeAt(this.head, 0), this.head, HEADER);
+        const size = this.frameSizeAt(this.head, 0);
+        if (size > this.maxMessageSize + 1) out.push(this.skipped(this.head, 0, size));
+        else this.startAssembly(size, this.head, HEADER);
         continue;
       }
       const size = this.frameSizeAt(chunk, off);
+      if (size > this.maxMessageSize + 1) {
+        out.push(this.skipped(chunk, off, size));
+        off += HEADER;
+        continue;
+      }
       if (chunk.length - off >= size) {
         out.push({ code: String.fromCharCode(chunk[off]), length: size - 1, raw: chunk.subarray(off, off + size) });
         off += size;
@@ -95,7 +122,7 @@ export class BackendFramer {
     if (!BACKEND_CODES.has(code)) throw malformed(`unknown message type ${code}`);
     const len = buf.readInt32BE(off + 1);
     if (len < 4) throw malformed(`invalid length ${len}`);
-    if (len > this.maxMessageSize) {
+    if (len > this.maxMessageSize && !this.skipOversized) {
       throw new ProxyError('message_too_large', {
         message: 'a message from the database exceeds the maximum size',
         hint: 'Ask for less data at once: select fewer or smaller columns, or fewer rows.',
@@ -103,6 +130,12 @@ export class BackendFramer {
       });
     }
     return len + 1;
+  }
+
+  /** The header-only frame of an oversized message at buf[at]; its body is skipped. */
+  private skipped(buf: Buffer, at: number, size: number): BackendFrame {
+    this.skip = size - HEADER;
+    return { code: String.fromCharCode(buf[at]), length: size - 1, raw: Buffer.from(buf.subarray(at, at + HEADER)), oversized: true };
   }
 
   private startAssembly(size: number, first: Buffer, firstLen: number): void {

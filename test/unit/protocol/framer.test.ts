@@ -84,6 +84,31 @@ describe('BackendFramer', () => {
     }
   });
 
+  it('with skipOversized, gives an oversized message as its header alone, discards its body unheld, and reads what follows, at every split', () => {
+    const small = 4096;
+    const big = msg('D', int16(1), int32(20_000), Buffer.alloc(20_000, 0x41));
+    const after = [msg('C', cstr('SELECT 1')), msg('Z', text('I'))];
+    const bytes = concat(upstream[6], big, ...after);
+    const expected = [frameOf(upstream[6]), { code: 'D', length: big.length - 1, raw: big.subarray(0, 5), oversized: true }, ...after.map(frameOf)];
+    for (const { name, chunks } of chunkings(bytes)) {
+      const f = new BackendFramer({ maxMessageSize: small });
+      f.skipOversized = true;
+      let held = 0;
+      const got = chunks.flatMap((c) => {
+        const out = f.push(c);
+        held = Math.max(held, f.bufferedBytes());
+        return out;
+      });
+      expect([name, got]).toEqual([name, expected]);
+      // Never more than a header of it is held.
+      expect(held).toBeLessThan(small);
+    }
+    // A message of exactly the limit is read as usual.
+    const f = new BackendFramer({ maxMessageSize: big.length - 1 });
+    f.skipOversized = true;
+    expect(f.push(big)).toEqual([frameOf(big)]);
+  });
+
   it.each([
     ['unknown type', msg('Q', cstr('x'))],
     ['length 3', msgWithLength('Z', 3)],
