@@ -66,8 +66,28 @@ export class ResponseRouter {
     private readonly parameters?: Map<string, string>,
   ) {}
 
+  /**
+   * A row given in pieces (BackendFrame.piece) that must be read whole instead: one whose
+   * columns are cut for a capture or an EXPLAIN line that is scrubbed. The session then has the
+   * framer hold it (assembleCurrent) and routes it once complete.
+   */
+  needsWhole(frame: BackendFrame): boolean {
+    const head = this.pending.peek();
+    if (frame.piece !== 'first' || !head || head.silent) return false;
+    const at = head.kind === 'query' ? head.result : 0;
+    return head.explains?.[at] !== undefined || head.captures?.[at] !== undefined;
+  }
+
+  /** The row being given in pieces goes to the client (it was admitted under the row cap). */
+  private pieces = false;
+
   /** Returns the bytes to send to the client for this upstream message (possibly none). */
   route(frame: BackendFrame): Buffer | undefined {
+    if (frame.piece === 'more') {
+      const send = this.pieces;
+      if (frame.end) this.pieces = false;
+      return send ? frame.raw : undefined;
+    }
     const head = this.pending.peek();
     if (head?.silent && head.kind === 'query') return this.ownQuery(frame, head);
     switch (frame.code) {
@@ -136,6 +156,8 @@ export class ResponseRouter {
         }
         if (head!.cap && !head!.cap.admit()) return undefined;
         this.rowsSent++;
+        // The rest of a row given in pieces follows it (needsWhole kept the others whole).
+        if (frame.piece === 'first') this.pieces = true;
         return frame.raw;
       }
       case 'C': // CommandComplete

@@ -21,6 +21,15 @@ export interface BackendFrame {
    * only (its body is discarded as it arrives). Never forward it.
    */
   oversized?: true;
+  /**
+   * A DataRow longer than streamRowsAbove that did not arrive in one chunk comes in pieces:
+   * 'first' (its header and the bytes of the chunk it started in; `length` is the whole row's),
+   * then 'more' for each chunk after, the last with `end`. The pieces, in order, are the row's
+   * bytes exactly. The first ends its push(); the caller may then ask for the row whole instead
+   * (assembleCurrent).
+   */
+  piece?: 'first' | 'more';
+  end?: boolean;
 }
 
 export interface BackendFramerOptions {
@@ -32,6 +41,7 @@ export interface BackendFramerOptions {
 const BACKEND_CODES = new Set('123ACDEGHIKNRSTVWZcdnstv'.split('').map((c) => c.charCodeAt(0)));
 
 const EMPTY = Buffer.alloc(0);
+const DATA_ROW = 'D'.charCodeAt(0);
 const FIRST_ASSEMBLY_SIZE = 16 * 1024;
 const HEADER = 5;
 
@@ -56,6 +66,16 @@ export class BackendFramer {
    * after it are read as they should be.
    */
   skipOversized = false;
+  /**
+   * Set (a session, once connected): DataRows longer than this that span chunks are given in
+   * pieces as they arrive (BackendFrame.piece) instead of being held whole, so a row of many
+   * megabytes costs a session no more memory than a chunk.
+   */
+  streamRowsAbove?: number;
+  /** Bytes still to come of the row being given in pieces, its length field, and its first piece until the next push. */
+  private streamLeft = 0;
+  private streamLength = 0;
+  private streamFirst?: Buffer;
 
   constructor(opts: BackendFramerOptions) {
     this.maxMessageSize = opts.maxMessageSize;
@@ -66,10 +86,23 @@ export class BackendFramer {
     return this.headFill + this.frameFill;
   }
 
+  /**
+   * After a 'first' piece, before the next push: the row is held and given whole once complete,
+   * as a row below streamRowsAbove is (its first piece is copied, the rest not given in pieces).
+   */
+  assembleCurrent(): void {
+    const first = this.streamFirst;
+    if (!first) throw new Error('framer: assembleCurrent() without a first piece');
+    this.streamFirst = undefined;
+    this.startAssembly(first.length + this.streamLeft, first, first.length);
+    this.streamLeft = 0;
+  }
+
   /** Every frame completed by this chunk, in order. Throws ProxyError on a bad header. */
   push(chunk: Buffer): BackendFrame[] {
     const out: BackendFrame[] = [];
     let off = 0;
+    this.streamFirst = undefined;
     for (;;) {
       if (this.frameSize > 0 && this.frameFill === this.frameSize) {
         const raw = this.frame;
@@ -81,6 +114,13 @@ export class BackendFramer {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - off);
         this.skip -= n;
+        off += n;
+        continue;
+      }
+      if (this.streamLeft > 0) {
+        const n = Math.min(this.streamLeft, chunk.length - off);
+        this.streamLeft -= n;
+        out.push({ code: 'D', length: this.streamLength, raw: chunk.subarray(off, off + n), piece: 'more', end: this.streamLeft === 0 });
         off += n;
         continue;
       }
@@ -97,7 +137,10 @@ export class BackendFramer {
         this.headFill = 0;
         const size = this.frameSizeAt(this.head, 0);
         if (size > this.maxMessageSize + 1) out.push(this.skipped(this.head, 0, size));
-        else this.startAssembly(size, this.head, HEADER);
+        else if (this.streams(this.head[0], size, chunk.length - off + HEADER)) {
+          out.push(this.firstPiece(Buffer.concat([this.head, chunk.subarray(off)]), size));
+          return out;
+        } else this.startAssembly(size, this.head, HEADER);
         continue;
       }
       const size = this.frameSizeAt(chunk, off);
@@ -105,6 +148,10 @@ export class BackendFramer {
         out.push(this.skipped(chunk, off, size));
         off += HEADER;
         continue;
+      }
+      if (this.streams(chunk[off], size, chunk.length - off)) {
+        out.push(this.firstPiece(chunk.subarray(off), size));
+        return out;
       }
       if (chunk.length - off >= size) {
         out.push({ code: String.fromCharCode(chunk[off]), length: size - 1, raw: chunk.subarray(off, off + size) });
@@ -130,6 +177,18 @@ export class BackendFramer {
       });
     }
     return len + 1;
+  }
+
+  /** Is a frame of `size` bytes with `here` of them in this chunk a row given in pieces? */
+  private streams(code: number, size: number, here: number): boolean {
+    return this.streamRowsAbove !== undefined && code === DATA_ROW && size > this.streamRowsAbove && here < size;
+  }
+
+  private firstPiece(raw: Buffer, size: number): BackendFrame {
+    this.streamLeft = size - raw.length;
+    this.streamLength = size - 1;
+    this.streamFirst = raw;
+    return { code: 'D', length: size - 1, raw, piece: 'first' };
   }
 
   /** The header-only frame of an oversized message at buf[at]; its body is skipped. */

@@ -109,6 +109,48 @@ describe('BackendFramer', () => {
     expect(f.push(big)).toEqual([frameOf(big)]);
   });
 
+  it('with streamRowsAbove, gives a long row that spans chunks in pieces as they arrive (its bytes exactly), and everything else whole, at every split', () => {
+    const long = msg('D', int16(1), int32(3000), Buffer.alloc(3000, 0x42));
+    const short = msg('D', int16(1), int32(10), Buffer.alloc(10, 0x43));
+    const after = [short, msg('C', cstr('SELECT 2')), msg('Z', text('I'))];
+    const bytes = concat(upstream[6], long, ...after);
+    for (const { name, chunks } of chunkings(bytes)) {
+      const f = new BackendFramer({ maxMessageSize: MAX });
+      f.streamRowsAbove = 1000;
+      const got = chunks.flatMap((c) => f.push(c));
+      const pieces = got.filter((g) => g.piece !== undefined);
+      const isLong = (g: BackendFrame) => g.code === 'D' && g.length === long.length - 1;
+      const whole = got.filter((g) => g.piece === undefined && !isLong(g));
+      expect([name, whole]).toEqual([name, [upstream[6], ...after].map(frameOf)]);
+      // Given whole when it came in one chunk; else in pieces, the first ending its push, the last marked.
+      const rows = pieces.length > 0 ? concat(...pieces.map((p) => p.raw)) : got.find(isLong)!.raw;
+      expect([name, rows.equals(long)]).toEqual([name, true]);
+      if (pieces.length > 0) {
+        expect(pieces.map((p) => [p.piece, p.length])).toEqual(pieces.map((_, i) => [i === 0 ? 'first' : 'more', long.length - 1]));
+        expect(pieces.map((p) => p.end ?? false)).toEqual(pieces.map((_, i) => i > 0 && i === pieces.length - 1));
+      }
+      expect(f.bufferedBytes()).toBe(0);
+    }
+  });
+
+  it('after a first piece, assembleCurrent has the row held and given whole', () => {
+    const long = msg('D', int16(1), int32(3000), Buffer.alloc(3000, 0x42));
+    const bytes = concat(long, msg('Z', text('I')));
+    for (const size of [1, 7, 100, 2999]) {
+      const f = new BackendFramer({ maxMessageSize: MAX });
+      f.streamRowsAbove = 1000;
+      const got: BackendFrame[] = [];
+      for (let i = 0; i < bytes.length; i += size) {
+        const out = f.push(bytes.subarray(i, i + size));
+        got.push(...out);
+        if (out.at(-1)?.piece === 'first') f.assembleCurrent();
+      }
+      expect(got.map((g) => g.piece)).toEqual(['first', undefined, undefined]);
+      expect(got.slice(1)).toEqual([frameOf(long), frameOf(msg('Z', text('I')))]);
+    }
+    expect(() => new BackendFramer({ maxMessageSize: MAX }).assembleCurrent()).toThrow(/without a first piece/);
+  });
+
   it.each([
     ['unknown type', msg('Q', cstr('x'))],
     ['length 3', msgWithLength('Z', 3)],

@@ -1,0 +1,108 @@
+// Rows of many megabytes: relayed in pieces as they arrive (backend/framer.ts streamRowsAbove),
+// their bytes exact and under the row cap, held whole only where a capture cuts their columns;
+// several sessions reading them at once cost the proxy no more than a chunk each.
+import { spawn } from 'node:child_process';
+import { Client } from 'pg';
+import { createTestDatabase, type TestDatabase } from '../support/db';
+import { startTestProxy, type TestProxy } from '../support/proxy';
+
+let db: TestDatabase;
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  proxy = await startTestProxy(db.url);
+});
+afterAll(async () => {
+  await proxy?.close();
+  await db?.drop();
+});
+
+async function connected<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+test('long rows arrive whole and exact, under both protocols', async () => {
+  const direct = await db.query<{ id: number; name: string }>('SELECT id, name FROM customers WHERE tenant_id = 1 ORDER BY id');
+  // 600 kB a row: a few chunks each.
+  const times = 60_000;
+  const sql = (n: string) => `SELECT id, repeat(name, ${n}) AS big, md5(repeat(name, ${n})) AS h FROM customers ORDER BY id`;
+  await connected(async (c) => {
+    for (const { rows } of [await c.query(sql(String(times))), await c.query({ text: sql('$1::int'), values: [times] })]) {
+      expect(rows.map((r) => r.id)).toEqual(direct.map((r) => r.id));
+      for (const [i, r] of rows.entries()) {
+        expect(r.big).toBe(direct[i].name.repeat(times));
+        expect(r.h).toMatch(/^[0-9a-f]{32}$/);
+      }
+    }
+    // The session goes on as usual.
+    expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+  });
+});
+
+test('long rows count against max_rows like any other: the cap cuts the 201st and says so', async () => {
+  await connected(async (c) => {
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    const sql = 'SELECT g, repeat(name, 30000) AS big FROM customers, generate_series(1, 250) g ORDER BY g, customers.id';
+    const simple = await c.query(sql);
+    const extended = await c.query({ text: sql.replace('250', '$1::int'), values: [250] });
+    for (const { rows } of [simple, extended]) {
+      expect(rows).toHaveLength(200);
+      expect(rows.every((r) => typeof r.big === 'string' && r.big.length >= 30000)).toBe(true);
+    }
+    expect(notices.filter((n) => /200/.test(n)).length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+test('a long row whose columns are cut for a write capture is held whole and cut as before', async () => {
+  await connected(async (c) => {
+    const [{ id: customer }] = await db.query<{ id: number }>('SELECT id FROM customers WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+    const sql = `/*reason='long returning'*/ INSERT INTO orders (customer_id, total_cents, status) VALUES ($1, 1, 'long') RETURNING id, repeat(status, 200000) AS big`;
+    const { rows, fields } = await c.query({ text: sql, values: [customer] });
+    expect(fields.map((f) => f.name)).toEqual(['id', 'big']);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].big).toBe('long'.repeat(200000));
+    const [written] = await db.query<{ tenant_id: number; status: string }>('SELECT tenant_id, status FROM orders WHERE id = $1', [rows[0].id]);
+    expect(written).toEqual({ tenant_id: 1, status: 'long' });
+  });
+});
+
+/** A client in a process of its own (its memory is not this process's): the length of the value it read. */
+function readInChild(url: string, sql: string): Promise<number> {
+  const code = `const { Client } = require('pg'); const c = new Client({ connectionString: process.argv[1] });
+    c.connect().then(() => c.query(process.argv[2])).then((r) => { process.stdout.write(String(r.rows[0].big.length)); return c.end(); })
+      .catch((e) => { process.stdout.write('error ' + e.message); process.exit(1); });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code, url, sql], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => (status === 0 ? resolve(Number(out)) : reject(new Error(out))));
+  });
+}
+
+test('four sessions reading 30 MB rows at once cost the proxy a few chunks each, not the rows', async () => {
+  const [{ name }] = await db.query<{ name: string }>('SELECT name FROM customers WHERE tenant_id = 1 ORDER BY id LIMIT 1');
+  const times = Math.ceil(30_000_000 / name.length);
+  const sql = `SELECT repeat(name, ${times}) AS big FROM customers ORDER BY id LIMIT 1`;
+  // Buffers live outside the JavaScript heap: arrayBuffers is what rows held whole would show in.
+  const held = () => process.memoryUsage().arrayBuffers;
+  const before = held();
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, held())), 2);
+  try {
+    const lengths = await Promise.all([0, 1, 2, 3].map(() => readInChild(proxy.url(), sql)));
+    expect(lengths).toEqual([0, 1, 2, 3].map(() => name.length * times));
+  } finally {
+    clearInterval(sampler);
+  }
+  // Held whole, the four rows alone would be 120 MB (and their buffers grow by doubling).
+  expect((peak - before) / 1024 / 1024).toBeLessThan(40);
+});
