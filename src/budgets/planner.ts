@@ -40,6 +40,14 @@ export class PlannerStatementError extends Error {
   }
 }
 
+/** The planner connection gave no answer within the statement's timeout and a margin: dropped. */
+export class PlannerTimeoutError extends UpstreamConnectError {
+  constructor(readonly limitMs: number) {
+    super(`the planner did not answer within ${limitMs} ms`);
+    this.name = 'PlannerTimeoutError';
+  }
+}
+
 /** statement_timeout on a planner connection: an EXPLAIN plans, it does not run. */
 const PLANNER_TIMEOUT_MS = 5000;
 /** How long past its statement_timeout a planner connection may take to answer before it is dropped. */
@@ -109,7 +117,7 @@ class PlannerConnection {
       }
       const limit = this.timeoutMs + ANSWER_MARGIN_MS;
       const timer = setTimeout(() => {
-        this.fail(new UpstreamConnectError(`the planner did not answer within ${limit} ms`));
+        this.fail(new PlannerTimeoutError(limit));
         this.upstream.socket.destroy();
       }, limit);
       timer.unref();

@@ -1,6 +1,6 @@
 // A session's budgets: the tenant's statements per minute, the agent's and tenant's writes per minute, the planner's scan estimate.
 import type { BarrierView } from '../analysis/rewrite/derived';
-import { PlannerStatementError, type PlanParams, type Planner } from '../budgets/planner';
+import { PlannerStatementError, PlannerTimeoutError, type PlanParams, type Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
 import type { Principal } from '../auth/principal';
@@ -137,7 +137,7 @@ export class SessionBudgets {
         // ahead unbudgeted (it would plan as long again in the session).
         if (err instanceof UpstreamConnectError || (err instanceof PlannerStatementError && (err.sqlstate === '57014' || err.sqlstate.startsWith('53')))) {
           log.warn({ err: err.message }, 'planner unavailable');
-          return new ProxyError('budget_unavailable');
+          return unplanned(err, policy.statementTimeoutMs);
         }
         // A plan too large to read (a constant of many megabytes, folded into it): refused, not let through unbudgeted.
         if (err instanceof ProxyError && err.code === 'message_too_large') {
@@ -163,4 +163,26 @@ export class SessionBudgets {
 /** The rate-limit keys of max_writes_per_minute: per agent, and per tenant. */
 export function writeBudgetKeys(policy: string, user: string, tenantId: string): [agent: string, tenant: string] {
   return [`w:${policy}:u:${user}`, `w:${policy}:t:${tenantId}`];
+}
+
+/**
+ * The refusal of a read whose scans the planner could not estimate. When PostgreSQL did not plan
+ * it within its statement_timeout, retrying the same statement ends the same way (it would not
+ * plan in time when run either): the agent is told so, not only to retry.
+ */
+function unplanned(err: Error, timeoutMs: number): ProxyError {
+  const slow = 'Nothing was run. Deeply nested subqueries, expressions repeated at each level and computed constants of millions of characters (repeat(), lpad()) are what PostgreSQL takes long to plan';
+  if (err instanceof PlannerStatementError && err.sqlstate === '57014') {
+    return new ProxyError('budget_unavailable', {
+      message: `PostgreSQL stopped planning the statement at its statement_timeout (${timeoutMs} ms), so its scans could not be checked`,
+      hint: `${slow}: make the statement cheaper to plan instead of sending it again as it is; it would be cancelled the same way when run.`,
+    });
+  }
+  if (err instanceof PlannerTimeoutError) {
+    return new ProxyError('budget_unavailable', {
+      message: `the database did not finish planning the statement within ${err.limitMs} ms, so its scans could not be checked`,
+      hint: `${slow}: if this statement ends this way again, make it cheaper to plan; otherwise retry in a few seconds.`,
+    });
+  }
+  return new ProxyError('budget_unavailable');
 }
