@@ -81,11 +81,23 @@ export class ResponseRouter {
   /** The row being given in pieces goes to the client (it was admitted under the row cap). */
   private pieces = false;
 
+  /**
+   * Part of a row has gone to the client and the rest not yet: nothing else may be written to the
+   * client before the rest (a message there would be read as the row's bytes).
+   */
+  get rowHalfSent(): boolean {
+    return this.pieces;
+  }
+
   /** Returns the bytes to send to the client for this upstream message (possibly none). */
   route(frame: BackendFrame): Buffer | undefined {
     if (frame.piece === 'more') {
       const send = this.pieces;
-      if (frame.end) this.pieces = false;
+      if (frame.end && send) {
+        this.pieces = false;
+        // A row counts once the client has all of it.
+        this.rowsSent++;
+      }
       return send ? frame.raw : undefined;
     }
     const head = this.pending.peek();
@@ -155,9 +167,9 @@ export class ResponseRouter {
           return row;
         }
         if (head!.cap && !head!.cap.admit()) return undefined;
-        this.rowsSent++;
         // The rest of a row given in pieces follows it (needsWhole kept the others whole).
         if (frame.piece === 'first') this.pieces = true;
+        else this.rowsSent++;
         return frame.raw;
       }
       case 'C': // CommandComplete

@@ -1542,6 +1542,12 @@ export class Session {
         if (frame.oversized) {
           send();
           this.tooLarge(frame);
+          // An error PostgreSQL answered with still ends its statement (and its event): read as a
+          // 54000 of the proxy's, its own fields unread. A notice changes nothing; a row was never sent.
+          if (frame.code === 'E') {
+            const raw = backend.errorResponse({ severity: 'ERROR', code: '54000', message: `the database answered with an error message of ${frame.length + 1} bytes, too large to read` });
+            this.router.route({ code: 'E', length: raw.length - 1, raw });
+          }
           continue;
         }
         if (frame.piece === 'first' && this.router.needsWhole(frame)) {
@@ -1628,7 +1634,12 @@ export class Session {
   private fatal(error: ProxyError): void {
     if (this.ended) return;
     const fields = { ...error.toFields(), severity: 'FATAL' };
-    this.client.end(backend.errorResponse(fields));
+    if (this.router.rowHalfSent) {
+      // The client is in the middle of a row relayed in pieces: an ErrorResponse now would be
+      // read as the row's bytes. The connection closes without one; the log has the reason.
+      this.deps.log.warn({ code: error.code }, 'session ended in the middle of a row: closed without an error message');
+      this.client.end();
+    } else this.client.end(backend.errorResponse(fields));
     this.release();
   }
 

@@ -106,3 +106,63 @@ test('four sessions reading 30 MB rows at once cost the proxy a few chunks each,
   // Held whole, the four rows alone would be 120 MB (and their buffers grow by doubling).
   expect((peak - before) / 1024 / 1024).toBeLessThan(40);
 });
+
+test('a session that ends while a row is half relayed closes without writing an error into the row; the event counts only whole rows', async () => {
+  const c = new Client({ connectionString: proxy.url() });
+  await c.connect();
+  // The driver's socket, read from here on as raw bytes.
+  const socket = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  socket.removeAllListeners('close');
+  socket.removeAllListeners('error');
+  c.removeAllListeners('error');
+  c.on('error', () => undefined);
+  socket.on('error', () => undefined);
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  let first!: () => void;
+  const started = new Promise<void>((resolve) => (first = resolve));
+  socket.on('data', (d: Buffer) => {
+    chunks.push(d);
+    received += d.length;
+    if (received > 1_000_000) first();
+  });
+  const before = proxy.auditEvents().length;
+  const sql = 'SELECT repeat(name, 3000000) AS half_row_marker FROM customers ORDER BY id LIMIT 1';
+  const body = Buffer.from(`${sql}\0`);
+  const query = Buffer.alloc(5 + body.length);
+  query.write('Q', 0);
+  query.writeInt32BE(4 + body.length, 1);
+  body.copy(query, 5);
+  socket.write(query);
+  await started;
+  socket.pause();
+  // The database ends the session's connection while the client holds part of the row.
+  const [{ n }] = await db.query<{ n: number }>("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT repeat(name, 3000000) AS half_row_marker%' AND pid <> pg_backend_pid()");
+  expect(n).toBe(1);
+  await new Promise((r) => setTimeout(r, 300));
+  socket.resume();
+  await closed;
+  const bytes = Buffer.concat(chunks);
+  // Whole messages up to a DataRow, then that row's bytes only: no ErrorResponse inside it.
+  let at = 0;
+  const codes: string[] = [];
+  while (at + 5 <= bytes.length && at + 1 + bytes.readInt32BE(at + 1) <= bytes.length) {
+    codes.push(String.fromCharCode(bytes[at]));
+    at += 1 + bytes.readInt32BE(at + 1);
+  }
+  expect(codes).toEqual(['T']);
+  expect(String.fromCharCode(bytes[at])).toBe('D');
+  const value = bytes.subarray(at + 11);
+  expect(value.includes('SFATAL')).toBe(false);
+  expect(value.includes('upstream_lost')).toBe(false);
+  await waitForEvent(before);
+  const [event] = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement');
+  expect(event.rows).toBe(0);
+});
+
+async function waitForEvent(before: number): Promise<void> {
+  for (let i = 0; i < 50 && proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement').length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+}

@@ -92,6 +92,28 @@ test('a row from the database over max_message_size ends that session with the r
   }
 });
 
+test('an error message from the database over max_message_size ends that session with the reason, and the statement\'s event says it failed, under both protocols', async () => {
+  // PostgreSQL quotes the 2 MB value it cannot cast in its error message.
+  const sql = (n: string) => `SELECT (name || repeat('x', ${n} + id))::int AS n FROM customers ORDER BY id LIMIT 1`;
+  const before = proxy.auditEvents().length;
+  for (const extended of [false, true]) {
+    const c = new Client({ connectionString: proxy.url() });
+    await c.connect();
+    c.on('error', () => undefined);
+    const err = (await c.query(extended ? { text: sql('$1::int'), values: [2_000_000] } : sql('2000000')).catch((e: unknown) => e)) as Error & { code?: string; severity?: string };
+    expect({ code: err.code, severity: err.severity }).toEqual({ code: '54000', severity: 'FATAL' });
+    expect(err.message).toMatch(/^result_too_large: a message from the database is \d+ bytes; one message may be at most 1048576 bytes$/);
+    await c.end().catch(() => undefined);
+  }
+  await waitFor(async () => proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement').length >= 2, 5000);
+  const events = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement');
+  expect(events.map((e) => [e.protocol, e.decision, e.code])).toEqual([
+    ['simple', 'error', '54000'],
+    ['extended', 'error', '54000'],
+  ]);
+  await stillServes();
+});
+
 test.each([
   ['unknown message type', frame('!', Buffer.from('x'))],
   ['length shorter than its own header', frame('Q', Buffer.alloc(0), 2)],
