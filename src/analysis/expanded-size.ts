@@ -9,11 +9,14 @@
 // statement_timeout, and 17 levels under `WHERE x > 0` for 13–18 s.
 // Parse analysis copies operands too (lexprCopies). So a statement is refused when its expanded
 // size passes a bound, counted in the parse tree's objects as the node bound is. The count assumes
-// every derived table and CTE is pulled up (what stops PostgreSQL — OFFSET 0, aggregates, several
-// references to a CTE — only makes it smaller), names targets as PostgreSQL does (figure), and
-// takes, where a name could mean several columns (or one it cannot name), the largest.
+// every derived table is pulled up and every CTE PostgreSQL may inline is (NOT MATERIALIZED, or
+// a SELECT referenced once: what stops PostgreSQL — OFFSET 0, aggregates, volatile functions —
+// only makes it smaller), names targets as PostgreSQL does (figure), and takes, where a name could
+// mean several columns (or one it cannot name), the largest. A query level's grouping sets
+// (ROLLUP, CUBE, GROUPING SETS) weigh what grouping-sets.ts says, at every copy of the level.
 import type { Node } from '@pgsql/types';
 import { figureName, stringOf } from './column-names';
+import { groupingWeight } from './grouping-sets';
 import { nodeBody } from './types';
 
 /** Objects of a column reference to a table's own column (wrapper, body, fields, one String): its expansion is itself. */
@@ -40,9 +43,11 @@ interface Relation {
 
 interface Cte {
   columns: Columns;
-  /** Its body's size, which every reference copies when the CTE is NOT MATERIALIZED. */
+  /** Its body's size, which every reference copies when the CTE is inlined. */
   size: number;
   inlined: boolean;
+  /** Its node in the tree: what its references are counted by. */
+  node: object;
 }
 
 interface Scope {
@@ -59,8 +64,12 @@ class Beyond extends Error {}
  * A tree without derived tables, CTEs or operators that copy an operand is its own size; the caller skips those.
  */
 export function expandedSize(root: Node, bound: number): number | undefined {
-  const walker = new Walker(bound);
   try {
+    // PostgreSQL inlines a CTE referenced once: the first walk counts each CTE's references
+    // (inlining none but NOT MATERIALIZED ones, so it is the smaller), the second inlines.
+    const references = new Map<object, number>();
+    new Walker(bound, references, undefined).size(root, undefined);
+    const walker = new Walker(bound, new Map(), references);
     walker.size(root, undefined);
     return walker.total;
   } catch (err) {
@@ -73,7 +82,15 @@ class Walker {
   /** Every object counted, expansions included: what the planner holds at once, at most. */
   total = 0;
 
-  constructor(private readonly bound: number) {}
+  /**
+   * `references`: filled with how often each CTE (by its node) is referenced; `known`: those
+   * counts from an earlier walk, when CTEs referenced once are to be inlined.
+   */
+  constructor(
+    private readonly bound: number,
+    private readonly references: Map<object, number>,
+    private readonly known: ReadonlyMap<object, number> | undefined,
+  ) {}
 
   private count(n: number): void {
     this.total += n;
@@ -156,6 +173,12 @@ class Walker {
     }
     const { size, scope } = this.levelWithScope(body, outer, ['targetList', 'valuesLists']);
     let total = size;
+    // Its grouping sets, planned with it wherever it is copied.
+    const grouping = groupingWeight(body.groupClause as Node[] | undefined);
+    if (grouping > 0) {
+      this.count(grouping);
+      total += grouping;
+    }
     const ordered: Columns['ordered'] = [];
     for (const target of (body.targetList as Node[] | undefined) ?? []) {
       const res = nodeBody(target) as { name?: string; val?: Node };
@@ -210,12 +233,18 @@ class Walker {
     for (const cte of clause?.ctes ?? []) {
       const c = nodeBody(cte) as { ctename?: string; aliascolnames?: Node[]; ctequery?: Node; ctematerialized?: string };
       const query = c.ctequery as Record<string, unknown> | undefined;
+      // A recursive CTE is never inlined; NOT MATERIALIZED is, at every reference, and a SELECT
+      // referenced once is unless MATERIALIZED (subselect.c, SS_process_ctes).
+      const node = cte as object;
+      const once = this.known !== undefined && this.known.get(node) === 1 && c.ctematerialized !== 'CTEMaterializeAlways' && query !== undefined && 'SelectStmt' in query;
+      const inlined = !clause?.recursive && (c.ctematerialized === 'CTEMaterializeNever' || once);
+      // An inlined CTE counts where it is referenced, as often as it is, not where it is defined.
+      const before = this.total;
       let result = { size: 0, columns: columnsOf([]) };
       if (query && 'SelectStmt' in query) result = this.select(query.SelectStmt as Record<string, unknown>, scope);
       else result.size = this.size(query, scope);
-      // A recursive CTE is never inlined; NOT MATERIALIZED is, at every reference.
-      const inlined = c.ctematerialized === 'CTEMaterializeNever' && !clause?.recursive;
-      if (c.ctename !== undefined) scope.ctes.set(c.ctename, { columns: renamed(result.columns, c.aliascolnames), size: result.size, inlined });
+      if (inlined) this.total = before;
+      if (c.ctename !== undefined) scope.ctes.set(c.ctename, { columns: renamed(result.columns, c.aliascolnames), size: result.size, inlined, node });
     }
     return scope;
   }
@@ -226,6 +255,7 @@ class Walker {
     if ('RangeVar' in record) {
       const rv = record.RangeVar as { relname?: string; schemaname?: string; alias?: { aliasname?: string; colnames?: Node[] } };
       const cte = rv.schemaname === undefined && rv.relname !== undefined ? cteNamed(scope, rv.relname) : undefined;
+      if (cte) this.references.set(cte.node, (this.references.get(cte.node) ?? 0) + 1);
       scope.relations.push({ alias: rv.alias?.aliasname ?? rv.relname, columns: cte ? renamed(cte.columns, rv.alias?.colnames) : undefined });
       if (cte?.inlined) this.count(cte.size);
       return this.size(item, undefined) + (cte?.inlined ? cte.size : 0);

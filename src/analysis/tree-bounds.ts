@@ -3,7 +3,7 @@ import type { Node } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { analysisLimits, type AnalysisLimits } from './bounds';
 import { expandedSize, lexprCopies } from './expanded-size';
-import { groupingSetsOf } from './grouping-sets';
+import { GROUPING_SET_COLUMN_WEIGHT, GROUPING_SET_WEIGHT, groupingSetsOf } from './grouping-sets';
 
 export interface TreeShape {
   nodes: number;
@@ -75,26 +75,16 @@ export function checkTree(roots: readonly Node[], protocol: 'simple' | 'extended
     throw new ProxyError('statement_too_complex', { message: `WITH nests more than ${limits.maxCteDepth} levels deep` });
   }
   if (shape.groupingSets > 0) checkGroupingSets(roots, limits.maxExpandedNodes);
-  if (shape.ctes + shape.subselects + shape.copies === 0) return;
+  if (shape.ctes + shape.subselects + shape.copies + shape.groupingSets === 0) return;
   for (const root of roots) {
     if (expandedSize(root, limits.maxExpandedNodes) === undefined) {
       throw new ProxyError('statement_too_complex', {
-        message: `the statement grows past ${limits.maxExpandedNodes} nodes as PostgreSQL expands it: derived tables and CTEs into each reference to their columns, BETWEEN and IN into a comparison per bound or entry`,
-        hint: 'Nothing was run. Each reference to a column of a subquery in FROM or of a CTE copies that column\'s expression, as BETWEEN and IN copy their left operand, so nesting levels that use a value twice double the statement: compute the value once at the innermost level, or use fewer levels.',
+        message: `the statement grows past ${limits.maxExpandedNodes} nodes as PostgreSQL expands it: derived tables and CTEs into each reference to their columns, BETWEEN and IN into a comparison per bound or entry, ROLLUP, CUBE and GROUPING SETS into their grouping sets`,
+        hint: 'Nothing was run. Each reference to a column of a subquery in FROM or of a CTE copies that column\'s expression, as BETWEEN and IN copy their left operand, so nesting levels that use a value twice double the statement: compute the value once at the innermost level, or use fewer levels. A CTE PostgreSQL inlines, or a subquery IN or BETWEEN copies, is planned again with its grouping sets at every copy: write it AS MATERIALIZED, or read it once.',
       });
     }
   }
 }
-
-/**
- * What a grouping set and one of its columns count for against analysis.max_expanded_nodes
- * (grouping-sets.ts has the measurements). The default bound then allows 77 single-column
- * sets, ROLLUP of 45 columns, CUBE of 6, or 2,400 columns in a few sets: at most about 32 MB of
- * a backend (1,200 columns and ROLLUP of one, 0.17 s; ROLLUP of 45 took 6 MB), where ROLLUP of
- * 140 took 189 MB and CUBE of 12 467 MB.
- */
-export const GROUPING_SET_WEIGHT = 2500;
-export const GROUPING_SET_COLUMN_WEIGHT = 80;
 
 function checkGroupingSets(roots: readonly Node[], bound: number): void {
   let sets = 0;

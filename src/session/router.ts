@@ -37,6 +37,11 @@ export class ResponseRouter {
   private gate?: Promise<void>;
   /** DataRows the client received for the result in progress. */
   private rowsSent = 0;
+  /**
+   * Whether answers still reach the client. Once it is gone (or the session is ending), rows are
+   * still routed, to complete the audit events, but not counted as received.
+   */
+  delivering = true;
 
   /** A promise the client's output from the last routed frame on must wait for, once. */
   takeGate(): Promise<void> | undefined {
@@ -96,7 +101,7 @@ export class ResponseRouter {
       if (frame.end && send) {
         this.pieces = false;
         // A row counts once the client has all of it.
-        this.rowsSent++;
+        if (this.delivering) this.rowsSent++;
       }
       return send ? frame.raw : undefined;
     }
@@ -155,7 +160,7 @@ export class ResponseRouter {
         const hidden = head!.explains?.[at];
         if (hidden) {
           if (head!.cap && !head!.cap.admit()) return undefined;
-          this.rowsSent++;
+          if (this.delivering) this.rowsSent++;
           return scrubExplainRow(frame, hidden);
         }
         const spec = head!.captures?.[at];
@@ -163,13 +168,13 @@ export class ResponseRouter {
           // The capture values are kept for every row; the agent's part of the row counts against its cap.
           const row = cutDataRow(frame, spec);
           if (!row || (head!.cap && !head!.cap.admit())) return undefined;
-          this.rowsSent++;
+          if (this.delivering) this.rowsSent++;
           return row;
         }
         if (head!.cap && !head!.cap.admit()) return undefined;
         // The rest of a row given in pieces follows it (needsWhole kept the others whole).
         if (frame.piece === 'first') this.pieces = true;
-        else this.rowsSent++;
+        else if (this.delivering) this.rowsSent++;
         return frame.raw;
       }
       case 'C': // CommandComplete

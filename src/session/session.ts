@@ -1650,6 +1650,7 @@ export class Session {
     // recorded). The session is released once the pump has handled them.
     if (this.pumping || this.inbox.length > 0) {
       this.clientClosed = true;
+      this.router.delivering = false;
       // Answers no longer wait for the client to read (toClient paused the upstream for it).
       this.server.resume();
       return;
@@ -1683,6 +1684,7 @@ export class Session {
       return;
     }
     this.draining = true;
+    this.router.delivering = false;
     // The answers complete the audit events; the client no longer reads them (toClient may have
     // paused the upstream while its output was full).
     this.server.resume();
