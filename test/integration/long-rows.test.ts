@@ -2,6 +2,7 @@
 // their bytes exact and under the row cap, held whole only where a capture cuts their columns;
 // several sessions reading them at once cost the proxy no more than a chunk each.
 import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
@@ -107,18 +108,46 @@ test('four sessions reading 30 MB rows at once cost the proxy a few chunks each,
   expect((peak - before) / 1024 / 1024).toBeLessThan(40);
 });
 
-test('a session that ends while a row is half relayed closes without writing an error into the row; the event counts only whole rows', async () => {
+/** A session logged in by the driver whose socket is then read as raw bytes; `query` sends a simple Query on it. */
+async function rawSession(): Promise<{ socket: Socket; query(sql: string): void }> {
   const c = new Client({ connectionString: proxy.url() });
   await c.connect();
-  // The driver's socket, read from here on as raw bytes.
-  const socket = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  socket.removeAllListeners('end');
-  socket.removeAllListeners('close');
-  socket.removeAllListeners('error');
+  const socket = (c as unknown as { connection: { stream: Socket } }).connection.stream;
+  for (const event of ['data', 'end', 'close', 'error']) socket.removeAllListeners(event);
   c.removeAllListeners('error');
   c.on('error', () => undefined);
   socket.on('error', () => undefined);
+  return {
+    socket,
+    query: (sql) => {
+      const body = Buffer.from(`${sql}\0`);
+      const message = Buffer.alloc(5 + body.length);
+      message.write('Q', 0);
+      message.writeInt32BE(4 + body.length, 1);
+      body.copy(message, 5);
+      socket.write(message);
+    },
+  };
+}
+
+/** The whole messages at the start of `bytes` (their type letters) and where the first incomplete one starts. */
+function wholeMessages(bytes: Buffer): { codes: string[]; end: number } {
+  let at = 0;
+  const codes: string[] = [];
+  while (at + 5 <= bytes.length && at + 1 + bytes.readInt32BE(at + 1) <= bytes.length) {
+    codes.push(String.fromCharCode(bytes[at]));
+    at += 1 + bytes.readInt32BE(at + 1);
+  }
+  return { codes, end: at };
+}
+
+async function statementEvent(before: number) {
+  for (let i = 0; i < 50 && proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement').length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  return proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement')[0];
+}
+
+test('a session that ends while a row is half relayed closes without writing an error into the row; the event counts only whole rows', async () => {
+  const { socket, query } = await rawSession();
   const chunks: Buffer[] = [];
   let received = 0;
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
@@ -130,13 +159,7 @@ test('a session that ends while a row is half relayed closes without writing an 
     if (received > 1_000_000) first();
   });
   const before = proxy.auditEvents().length;
-  const sql = 'SELECT repeat(name, 3000000) AS half_row_marker FROM customers ORDER BY id LIMIT 1';
-  const body = Buffer.from(`${sql}\0`);
-  const query = Buffer.alloc(5 + body.length);
-  query.write('Q', 0);
-  query.writeInt32BE(4 + body.length, 1);
-  body.copy(query, 5);
-  socket.write(query);
+  query('SELECT repeat(name, 3000000) AS half_row_marker FROM customers ORDER BY id LIMIT 1');
   await started;
   socket.pause();
   // The database ends the session's connection while the client holds part of the row.
@@ -147,34 +170,17 @@ test('a session that ends while a row is half relayed closes without writing an 
   await closed;
   const bytes = Buffer.concat(chunks);
   // Whole messages up to a DataRow, then that row's bytes only: no ErrorResponse inside it.
-  let at = 0;
-  const codes: string[] = [];
-  while (at + 5 <= bytes.length && at + 1 + bytes.readInt32BE(at + 1) <= bytes.length) {
-    codes.push(String.fromCharCode(bytes[at]));
-    at += 1 + bytes.readInt32BE(at + 1);
-  }
+  const { codes, end } = wholeMessages(bytes);
   expect(codes).toEqual(['T']);
-  expect(String.fromCharCode(bytes[at])).toBe('D');
-  const value = bytes.subarray(at + 11);
+  expect(String.fromCharCode(bytes[end])).toBe('D');
+  const value = bytes.subarray(end + 11);
   expect(value.includes('SFATAL')).toBe(false);
   expect(value.includes('upstream_lost')).toBe(false);
-  await waitForEvent(before);
-  const [event] = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement');
-  expect(event.rows).toBe(0);
+  expect((await statementEvent(before)).rows).toBe(0);
 });
 
-async function waitForEvent(before: number): Promise<void> {
-  for (let i = 0; i < 50 && proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement').length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-}
-
 test('a client that leaves in the middle of a result: the rows routed after it left are not counted as received', async () => {
-  const c = new Client({ connectionString: proxy.url() });
-  await c.connect();
-  const socket = (c as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;
-  socket.removeAllListeners('data');
-  c.removeAllListeners('error');
-  c.on('error', () => undefined);
-  socket.on('error', () => undefined);
+  const { socket, query } = await rawSession();
   let received = Buffer.alloc(0);
   let left!: () => void;
   const gone = new Promise<void>((resolve) => (left = resolve));
@@ -186,24 +192,11 @@ test('a client that leaves in the middle of a result: the rows routed after it l
     }
   });
   const before = proxy.auditEvents().length;
-  const sql = 'SELECT g, repeat(name, 100000) AS big FROM customers, generate_series(1, 50) g ORDER BY g, customers.id';
-  const body = Buffer.from(`${sql}\0`);
-  const query = Buffer.alloc(5 + body.length);
-  query.write('Q', 0);
-  query.writeInt32BE(4 + body.length, 1);
-  body.copy(query, 5);
-  socket.write(query);
+  query('SELECT g, repeat(name, 100000) AS big FROM customers, generate_series(1, 50) g ORDER BY g, customers.id');
   await gone;
   // Whole rows the client had when it left.
-  let at = 0;
-  let rows = 0;
-  while (at + 5 <= received.length && at + 1 + received.readInt32BE(at + 1) <= received.length) {
-    if (received[at] === 'D'.charCodeAt(0)) rows++;
-    at += 1 + received.readInt32BE(at + 1);
-  }
-  await waitForEvent(before);
-  const [event] = proxy.auditEvents().slice(before).filter((e) => e.kind === 'statement');
-  // What the socket took before the proxy saw it close may count (the kernel's buffers hold a few rows of 1 MB); not the rest.
+  const rows = wholeMessages(received).codes.filter((c) => c === 'D').length;
   expect(rows).toBeGreaterThanOrEqual(1);
-  expect(event.rows).toBeLessThanOrEqual(rows + 4);
+  // What the socket took before the proxy saw it close may count (the kernel's buffers hold a few rows of 1 MB); not the rest.
+  expect((await statementEvent(before)).rows).toBeLessThanOrEqual(rows + 4);
 });
