@@ -49,7 +49,7 @@ export class PlannerTimeoutError extends UpstreamConnectError {
 }
 
 /** statement_timeout on a planner connection: an EXPLAIN plans, it does not run. */
-const PLANNER_TIMEOUT_MS = 5000;
+export const PLANNER_TIMEOUT_MS = 5000;
 /** How long past its statement_timeout a planner connection may take to answer before it is dropped. */
 const ANSWER_MARGIN_MS = 1000;
 

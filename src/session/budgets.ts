@@ -1,6 +1,6 @@
 // A session's budgets: the tenant's statements per minute, the agent's and tenant's writes per minute, the planner's scan estimate.
 import type { BarrierView } from '../analysis/rewrite/derived';
-import { PlannerStatementError, PlannerTimeoutError, type PlanParams, type Planner } from '../budgets/planner';
+import { PLANNER_TIMEOUT_MS, PlannerStatementError, PlannerTimeoutError, type PlanParams, type Planner } from '../budgets/planner';
 import type { RateLimitStore } from '../budgets/rate-limit';
 import { RateStoreUnavailableError, refusalWhenStoreUnavailable, type StoreAccess } from '../budgets/redis-store';
 import type { Principal } from '../auth/principal';
@@ -173,9 +173,11 @@ export function writeBudgetKeys(policy: string, user: string, tenantId: string):
 function unplanned(err: Error, timeoutMs: number): ProxyError {
   const slow = 'Nothing was run. Deeply nested subqueries, expressions repeated at each level and computed constants of millions of characters (repeat(), lpad()) are what PostgreSQL takes long to plan';
   if (err instanceof PlannerStatementError && err.sqlstate === '57014') {
+    // The EXPLAIN runs under the policy's timeout, at most PLANNER_TIMEOUT_MS.
+    const planMs = Math.min(timeoutMs, PLANNER_TIMEOUT_MS);
     return new ProxyError('budget_unavailable', {
-      message: `PostgreSQL stopped planning the statement at its statement_timeout (${timeoutMs} ms), so its scans could not be checked`,
-      hint: `${slow}: make the statement cheaper to plan instead of sending it again as it is; it would be cancelled the same way when run.`,
+      message: `PostgreSQL stopped planning the statement after ${planMs} ms, so its scans could not be checked`,
+      hint: `${slow}: make the statement cheaper to plan instead of sending it again as it is${timeoutMs <= planMs ? '; it would be cancelled the same way when run' : ''}.`,
     });
   }
   if (err instanceof PlannerTimeoutError) {
