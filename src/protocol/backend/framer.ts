@@ -4,6 +4,8 @@
 // a pushed chunk is returned as a view of that chunk; one split across chunks is assembled in
 // a buffer owned by that frame alone, grown by doubling up to the declared length, so the
 // views handed out are never overwritten and a big declared length costs nothing up front.
+// A session's framer also gives long DataRows in pieces as they arrive (streamRowsAbove) and
+// skips messages past the size limit instead of refusing them (skipOversized).
 
 import { BackendMessage } from 'pg-protocol/dist/messages';
 import { Parser } from 'pg-protocol/dist/parser';
