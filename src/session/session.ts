@@ -1529,6 +1529,8 @@ export class Session {
   private resultBytes = 0;
   /** The database sent a message the framer could not read: nothing after it is. */
   private unreadable = false;
+  /** The code of the FATAL error the proxy ended the session with, for its disconnect event. */
+  private endedWith?: string;
 
   private relay(frames: BackendFrame[]): void {
     const out = new ByteBatch();
@@ -1633,6 +1635,7 @@ export class Session {
   /** Sends a FATAL error to the client and ends the session. */
   private fatal(error: ProxyError): void {
     if (this.ended) return;
+    this.endedWith = error.code;
     const fields = { ...error.toFields(), severity: 'FATAL' };
     if (this.router.rowHalfSent) {
       // The client is in the middle of a row relayed in pieces: an ErrorResponse now would be
@@ -1739,7 +1742,8 @@ export class Session {
     this.guard?.resolve();
     this.guard = undefined;
     this.deadline.stop();
-    this.auditor.connection('disconnect');
+    // Why the proxy ended the session, when it did (the client's own Terminate or close has no code).
+    this.auditor.connection('disconnect', this.endedWith ? { code: this.endedWith } : {});
     this.deps.onClose();
   }
 }
