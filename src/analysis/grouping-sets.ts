@@ -108,11 +108,19 @@ export function groupByExpansion(clause: readonly Node[]): Expansion {
 export const GROUPING_SET_WEIGHT = 2500;
 export const GROUPING_SET_COLUMN_WEIGHT = 80;
 
+/** What grouping sets weigh against analysis.max_expanded_nodes. */
+export function weightOf(e: Expansion): number {
+  return e.sets * GROUPING_SET_WEIGHT + e.columns * GROUPING_SET_COLUMN_WEIGHT;
+}
+
+/** Does a GROUP BY clause hold grouping sets (ROLLUP, CUBE, GROUPING SETS, `()`)? */
+function hasGroupingSets(clause: readonly Node[] | undefined): clause is readonly Node[] {
+  return Array.isArray(clause) && clause.some((n) => 'GroupingSet' in n);
+}
+
 /** The weight of a GROUP BY clause's grouping sets (0 for a GROUP BY without any: one set, planned as any). */
 export function groupingWeight(clause: readonly Node[] | undefined): number {
-  if (!clause?.some((n) => 'GroupingSet' in n)) return 0;
-  const e = groupByExpansion(clause);
-  return e.sets * GROUPING_SET_WEIGHT + e.columns * GROUPING_SET_COLUMN_WEIGHT;
+  return hasGroupingSets(clause) ? weightOf(groupByExpansion(clause)) : 0;
 }
 
 /**
@@ -132,7 +140,7 @@ export function groupingSetsOf(root: Node): Expansion {
     const record = value as Record<string, unknown>;
     // A SELECT's body, wrapped in a node or not (the sides of a set operation are bare bodies).
     const clause = record.groupClause as Node[] | undefined;
-    if (Array.isArray(clause) && clause.some((n) => 'GroupingSet' in n)) {
+    if (hasGroupingSets(clause)) {
       const e = groupByExpansion(clause);
       total.sets += e.sets;
       total.columns += e.columns;

@@ -3,7 +3,7 @@ import type { Node } from '@pgsql/types';
 import { ProxyError } from '../errors/catalogue';
 import { analysisLimits, type AnalysisLimits } from './bounds';
 import { expandedSize, lexprCopies } from './expanded-size';
-import { GROUPING_SET_COLUMN_WEIGHT, GROUPING_SET_WEIGHT, groupingSetsOf } from './grouping-sets';
+import { GROUPING_SET_COLUMN_WEIGHT, GROUPING_SET_WEIGHT, groupingSetsOf, weightOf } from './grouping-sets';
 
 export interface TreeShape {
   nodes: number;
@@ -94,7 +94,7 @@ function checkGroupingSets(roots: readonly Node[], bound: number): void {
     sets += e.sets;
     columns += e.columns;
   }
-  if (sets * GROUPING_SET_WEIGHT + columns * GROUPING_SET_COLUMN_WEIGHT <= bound) return;
+  if (weightOf({ sets, columns }) <= bound) return;
   throw new ProxyError('statement_too_complex', {
     message: `GROUP BY expands to ${count(sets)} grouping sets of ${count(columns)} columns in all, more than the proxy lets PostgreSQL plan (each set counts ${GROUPING_SET_WEIGHT} and each column ${GROUPING_SET_COLUMN_WEIGHT} against ${bound})`,
     hint: 'Nothing was run. ROLLUP of n columns is n + 1 grouping sets and CUBE 2^n, and the sets of several ROLLUP, CUBE or GROUPING SETS items in one GROUP BY multiply. Group by fewer columns, or ask for the grouping sets you need, each as its own query.',

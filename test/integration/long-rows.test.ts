@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { Client } from 'pg';
+import { withClient } from '../support/clients';
 import { createTestDatabase, type TestDatabase } from '../support/db';
 import { startTestProxy, type TestProxy } from '../support/proxy';
 
@@ -19,15 +20,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function connected<T>(fn: (c: Client) => Promise<T>): Promise<T> {
-  const c = new Client({ connectionString: proxy.url() });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const connected = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(proxy.url(), fn);
 
 test('long rows arrive whole and exact, under both protocols', async () => {
   const direct = await db.query<{ id: number; name: string }>('SELECT id, name FROM customers WHERE tenant_id = 1 ORDER BY id');
