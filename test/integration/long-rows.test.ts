@@ -101,8 +101,23 @@ test('four sessions reading 30 MB rows at once cost the proxy a few chunks each,
   expect((peak - before) / 1024 / 1024).toBeLessThan(40);
 });
 
-/** A session logged in by the driver whose socket is then read as raw bytes; `query` sends a simple Query on it. */
-async function rawSession(): Promise<{ socket: Socket; query(sql: string): void }> {
+/** A frontend message: type letter, length, body. */
+function message(type: string, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const out = Buffer.alloc(5 + body.length);
+  out.write(type, 0);
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+const cstring = (s: string): Buffer => Buffer.from(`${s}\0`);
+
+/**
+ * A session logged in by the driver whose socket is then read as raw bytes; `send` runs a
+ * statement on it as a simple Query, or as Parse, Bind, Execute and Sync of the unnamed statement.
+ */
+async function rawSession(): Promise<{ socket: Socket; send(sql: string, protocol: 'simple' | 'extended'): void }> {
   const c = new Client({ connectionString: proxy.url() });
   await c.connect();
   const socket = (c as unknown as { connection: { stream: Socket } }).connection.stream;
@@ -110,16 +125,15 @@ async function rawSession(): Promise<{ socket: Socket; query(sql: string): void 
   c.removeAllListeners('error');
   c.on('error', () => undefined);
   socket.on('error', () => undefined);
+  const none = Buffer.alloc(2);
   return {
     socket,
-    query: (sql) => {
-      const body = Buffer.from(`${sql}\0`);
-      const message = Buffer.alloc(5 + body.length);
-      message.write('Q', 0);
-      message.writeInt32BE(4 + body.length, 1);
-      body.copy(message, 5);
-      socket.write(message);
-    },
+    send: (sql, protocol) =>
+      socket.write(
+        protocol === 'simple'
+          ? message('Q', cstring(sql))
+          : Buffer.concat([message('P', cstring(''), cstring(sql), none), message('B', cstring(''), cstring(''), none, none, none), message('E', cstring(''), Buffer.alloc(4)), message('S')]),
+      ),
   };
 }
 
@@ -141,8 +155,11 @@ async function statementEvent(before: number, marker: string) {
   return ours()[0];
 }
 
-test('a session that ends while a row is half relayed closes without writing an error into the row; the event counts only whole rows', async () => {
-  const { socket, query } = await rawSession();
+test.each([
+  ['simple', ['T']],
+  ['extended', ['1', '2']],
+] as const)('under the %s protocol, a session that ends while a row is half relayed closes without writing an error into the row; the event counts only whole rows', async (protocol, beforeRow) => {
+  const { socket, send } = await rawSession();
   const chunks: Buffer[] = [];
   let received = 0;
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
@@ -154,7 +171,7 @@ test('a session that ends while a row is half relayed closes without writing an 
     if (received > 1_000_000) first();
   });
   const before = proxy.auditEvents().length;
-  query('SELECT repeat(name, 3000000) AS half_row_marker FROM customers ORDER BY id LIMIT 1');
+  send('SELECT repeat(name, 3000000) AS half_row_marker FROM customers ORDER BY id LIMIT 1', protocol);
   await started;
   socket.pause();
   // The database ends the session's connection while the client holds part of the row.
@@ -166,7 +183,7 @@ test('a session that ends while a row is half relayed closes without writing an 
   const bytes = Buffer.concat(chunks);
   // Whole messages up to a DataRow, then that row's bytes only: no ErrorResponse inside it.
   const { codes, end } = wholeMessages(bytes);
-  expect(codes).toEqual(['T']);
+  expect(codes).toEqual(beforeRow);
   expect(String.fromCharCode(bytes[end])).toBe('D');
   const value = bytes.subarray(end + 11);
   expect(value.includes('SFATAL')).toBe(false);
@@ -174,8 +191,8 @@ test('a session that ends while a row is half relayed closes without writing an 
   expect((await statementEvent(before, 'half_row_marker')).rows).toBe(0);
 });
 
-test('a client that leaves in the middle of a result: the rows routed after it left are not counted as received', async () => {
-  const { socket, query } = await rawSession();
+test.each(['simple', 'extended'] as const)('under the %s protocol, a client that leaves in the middle of a result: the rows routed after it left are not counted as received', async (protocol) => {
+  const { socket, send } = await rawSession();
   let received = Buffer.alloc(0);
   let left!: () => void;
   const gone = new Promise<void>((resolve) => (left = resolve));
@@ -187,7 +204,7 @@ test('a client that leaves in the middle of a result: the rows routed after it l
     }
   });
   const before = proxy.auditEvents().length;
-  query('SELECT g, repeat(name, 100000) AS leaving_marker FROM customers, generate_series(1, 50) g ORDER BY g, customers.id');
+  send('SELECT g, repeat(name, 100000) AS leaving_marker FROM customers, generate_series(1, 50) g ORDER BY g, customers.id', protocol);
   await gone;
   // Whole rows the client had when it left.
   const rows = wholeMessages(received).codes.filter((c) => c === 'D').length;
